@@ -1,0 +1,1 @@
+"""Businesses, tracking sources with write keys, and admin API tokens."""

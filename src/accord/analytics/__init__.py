@@ -1,0 +1,1 @@
+"""Reports over the lake: volumes, funnels, journey analytics."""

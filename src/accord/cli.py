@@ -1,0 +1,297 @@
+"""The `accord` command: serve, work the inbox, bootstrap, seed the demo, import, report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from accord.accounts.service import bootstrap as bootstrap_business
+from accord.accounts.service import source_for_write_key
+from accord.analytics.service import volume
+from accord.collect.consent_gate import KeepEverything
+from accord.collect.importer import RawRow, read_events
+from accord.collect.service import import_rows, limits_from
+from accord.collect.worker import drain, pending_count, purge_processed
+from accord.core.settings import Settings
+from accord.store.db import Store, open_store
+from accord.store.migrate import upgrade
+
+app = typer.Typer(
+    help="Accord: consent-first customer data platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+report_app = typer.Typer(help="Reports computed on the engine.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+console = Console(stderr=True)
+
+DEMO_BUSINESS = "Accord Demo Outfitters"
+
+
+def _store(settings: Settings) -> Store:
+    url = settings.resolved_database_url()
+    upgrade(url)
+    return open_store(url, sqlite_synchronous=settings.sqlite_synchronous)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the state store's schema up to date."""
+    settings = Settings()
+    upgrade(settings.resolved_database_url())
+    console.print("schema is up to date")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+    worker: Annotated[bool, typer.Option(help="Process the inbox in this process")] = True,
+) -> None:
+    """Serve the API (and, unless --no-worker, process the inbox in the same process)."""
+    import uvicorn
+
+    from accord.web.app import create_app
+
+    settings = Settings()
+    settings.worker_inline = worker
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level="info",
+        access_log=False,
+    )
+
+
+@app.command("worker")
+def run_worker(
+    once: Annotated[bool, typer.Option(help="Drain the inbox once and exit")] = False,
+) -> None:
+    """Process the inbox; run several on PostgreSQL to share the work."""
+    logging.basicConfig(level=logging.INFO)
+    settings = Settings()
+    store = _store(settings)
+    lease = timedelta(seconds=settings.worker_lease_seconds)
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    take_over = store.dialect == "sqlite"
+    last_purge = 0.0
+    while not stopping:
+        done = drain(
+            store,
+            lake_url=settings.resolved_lake_url(),
+            batch_size=settings.worker_batch_size,
+            lease=lease,
+            take_over_all=take_over,
+        )
+        take_over = False
+        if done:
+            console.print(f"processed {done} events")
+        if time.monotonic() - last_purge > 3600:
+            purge_processed(store, older_than=timedelta(days=settings.inbox_retention_days))
+            last_purge = time.monotonic()
+        if once:
+            break
+        time.sleep(settings.worker_idle_seconds)
+    store.dispose()
+
+
+@app.command()
+def bootstrap(
+    name: Annotated[str, typer.Option(help="Business name")] = DEMO_BUSINESS,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Create (or find again) a business with one source; print its keys and a new admin token."""
+    store = _store(Settings())
+    result = bootstrap_business(store, name=name)
+    store.dispose()
+    if as_json:
+        typer.echo(result.model_dump_json())
+    else:
+        for key, value in result.model_dump().items():
+            typer.echo(f"{key}: {value}")
+
+
+def _import(
+    store: Store,
+    settings: Settings,
+    write_key: str,
+    rows: list[RawRow] | object,
+    total: int | None,
+    label: str,
+) -> dict[str, object]:
+    source = source_for_write_key(store, write_key)
+    with _progress() as progress:
+        task = progress.add_task(label, total=total)
+        report = import_rows(
+            store,
+            source=source,
+            rows=rows,  # type: ignore[arg-type]
+            gate=KeepEverything(),
+            limits=limits_from(settings),
+            on_progress=lambda n: progress.advance(task, n),
+        )
+    return {
+        "read": report.read,
+        "stored": report.stored,
+        "duplicates": report.duplicates,
+        "rejected": report.rejected,
+    }
+
+
+def _drain_with_progress(store: Store, settings: Settings) -> int:
+    total = pending_count(store)
+    if not total:
+        return 0
+    done = 0
+    lease = timedelta(seconds=settings.worker_lease_seconds)
+    with _progress() as progress:
+        task = progress.add_task("processing", total=total)
+        while True:
+            step = drain(
+                store,
+                lake_url=settings.resolved_lake_url(),
+                batch_size=settings.worker_batch_size,
+                lease=lease,
+                take_over_all=store.dialect == "sqlite",
+            )
+            done += step
+            progress.update(task, completed=min(done, total))
+            if step == 0:
+                break
+    return done
+
+
+@app.command("import")
+def import_file(
+    path: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help=".jsonl/.ndjson/.csv (.gz)")
+    ],
+    write_key: Annotated[str, typer.Option(help="Write key of the source the events come from")],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="jsonl or csv (default: by name)")
+    ] = None,
+    errors: Annotated[
+        Path | None, typer.Option(help="Write rejected rows here as JSON Lines")
+    ] = None,
+    process: Annotated[bool, typer.Option(help="Process the inbox after importing")] = True,
+) -> None:
+    """Import Segment-shaped events; bad rows are reported, good rows are stored exactly once."""
+    settings = Settings()
+    store = _store(settings)
+    with path.open("rb") as handle:
+        total = sum(1 for _ in handle) if not path.name.endswith(".gz") else None
+    if total is not None and (fmt == "csv" or path.name.endswith(".csv")):
+        total -= 1
+    summary = _import(store, settings, write_key, read_events(path, fmt), total, "importing")
+    if process:
+        _drain_with_progress(store, settings)
+    store.dispose()
+    rejected = summary["rejected"]
+    assert isinstance(rejected, list)
+    if errors is not None:
+        errors.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rejected))
+    table = Table("read", "stored", "duplicates", "rejected rows")
+    table.add_row(
+        str(summary["read"]),
+        str(summary["stored"]),
+        str(summary["duplicates"]),
+        str(len({r["line"] for r in rejected})),
+    )
+    console.print(table)
+    for problem in rejected[:20]:
+        console.print(f"line {problem['line']}: {problem['field']}: {problem['reason']}")
+    if len(rejected) > 20:
+        console.print(f"… {len(rejected) - 20} more" + (f" in {errors}" if errors else ""))
+    if rejected:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def demo(
+    events: Annotated[int, typer.Option(help="How many demo events to generate")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Seed of the generator")] = 42,
+    days: Annotated[int, typer.Option(help="Days of history, ending today")] = 30,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the keys as JSON")] = False,
+) -> None:
+    """Seed the demo business with generated behaviour (idempotent for the same seed)."""
+    from accord.demo.generator import generate_n_events
+
+    settings = Settings()
+    store = _store(settings)
+    keys = bootstrap_business(store, name=DEMO_BUSINESS)
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = today - timedelta(days=days)
+    rows = (
+        RawRow(line=i, event=e)
+        for i, e in enumerate(generate_n_events(events, seed=seed, start=start, days=days), start=1)
+    )
+    summary = _import(store, settings, keys.write_key, rows, events, "seeding demo")
+    _drain_with_progress(store, settings)
+    store.dispose()
+    console.print(
+        f"demo events stored: {summary['stored']} (already there: {summary['duplicates']})"
+    )
+    if as_json:
+        typer.echo(keys.model_dump_json())
+    else:
+        for key, value in keys.model_dump().items():
+            typer.echo(f"{key}: {value}")
+
+
+@report_app.command("volume")
+def report_volume(
+    business_id: Annotated[str | None, typer.Option(help="Only this business")] = None,
+    engine: Annotated[
+        str | None, typer.Option(help="Engine URL (default ACCORD_ENGINE_URL)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Events per day, source and type, computed on DuckDB or Spark."""
+    settings = Settings()
+    rows = volume(
+        engine_url=engine or settings.engine_url,
+        lake_url=settings.resolved_lake_url(),
+        business_id=business_id,
+    )
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table("business", "day", "source", "type", "events")
+    for row in rows:
+        table.add_row(
+            row["business_id"], row["day"], row["source_id"], row["type"], str(row["events"])
+        )
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    app()

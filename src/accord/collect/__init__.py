@@ -1,0 +1,1 @@
+"""Segment-compatible collection: validation, consent gate, durable inbox, importers."""

@@ -1,0 +1,85 @@
+"""Reads files of Segment-shaped events (JSON Lines or CSV) into raw event dicts."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+# CSV columns named like `properties.revenue` or `context.page.url` become nested fields.
+NESTED_SECTIONS = ("properties", "traits", "context", "integrations")
+
+
+@dataclass(frozen=True)
+class RawRow:
+    line: int
+    event: Any | None
+    error: str | None = None
+
+
+def _open(path: Path) -> IO[bytes]:
+    raw = path.open("rb")
+    if raw.read(2) == b"\x1f\x8b":
+        raw.seek(0)
+        return gzip.open(raw, "rb")  # type: ignore[return-value]
+    raw.seek(0)
+    return raw
+
+
+def _coerce(text: str) -> Any:
+    """CSV cells are text; numbers, booleans and JSON objects are given their type back."""
+    if text == "":
+        return None
+    if text[0] in "{[" or text in ("true", "false", "null"):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return text
+    try:
+        return int(text) if text.lstrip("-").isdigit() else float(text)
+    except ValueError:
+        return text
+
+
+def csv_event(record: dict[str, str]) -> dict[str, Any]:
+    event: dict[str, Any] = {}
+    for column, cell in record.items():
+        if column is None or cell is None or cell == "":
+            continue
+        head, _, rest = column.partition(".")
+        if head in NESTED_SECTIONS and rest:
+            target = event.setdefault(head, {})
+            *parents, leaf = rest.split(".")
+            for parent in parents:
+                target = target.setdefault(parent, {})
+            target[leaf] = _coerce(cell)
+        elif head in ("userId", "anonymousId", "messageId", "groupId", "previousId"):
+            event[column] = cell
+        else:
+            event[column] = _coerce(cell) if head in NESTED_SECTIONS else cell
+    return event
+
+
+def read_events(path: Path, fmt: str | None = None) -> Iterator[RawRow]:
+    """Rows of a .jsonl / .ndjson / .csv file (optionally gzipped), numbered from 1."""
+    name = path.name.removesuffix(".gz")
+    fmt = fmt or ("csv" if name.endswith(".csv") else "jsonl")
+    with _open(path) as handle:
+        if fmt == "csv":
+            text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+            for number, record in enumerate(csv.DictReader(text), start=2):
+                yield RawRow(line=number, event=csv_event(record))
+            return
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield RawRow(line=number, event=orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                yield RawRow(line=number, event=None, error=f"malformed JSON: {exc}")

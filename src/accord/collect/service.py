@@ -1,0 +1,271 @@
+"""Collection: decode a request, check every event, pass the consent gate, append durably."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, select
+
+from accord.accounts.models import SourceRef
+from accord.collect.consent_gate import ConsentGate, apply_decision
+from accord.collect.importer import RawRow
+from accord.collect.models import inbox
+from accord.collect.validation import EventProblems, Limits, normalise_event
+from accord.core.clock import parse_instant, utcnow
+from accord.core.errors import (
+    FieldProblem,
+    InvalidInput,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+from accord.core.settings import Settings
+from accord.store.db import Store
+
+JSON_MEDIA_TYPES = ("application/json", "text/plain")
+
+
+@dataclass
+class Accepted:
+    received: int
+    stored: int
+    dropped_by_consent: int
+    message_ids: list[str] = field(default_factory=list)
+
+
+def limits_from(settings: Settings) -> Limits:
+    return Limits(
+        max_event_bytes=settings.max_event_bytes,
+        max_future=timedelta(seconds=settings.max_future_seconds),
+        max_age=timedelta(days=settings.max_event_age_days),
+    )
+
+
+def decode_body(
+    body: bytes, *, content_type: str | None, content_encoding: str | None, max_bytes: int
+) -> Any:
+    """Bytes of a request to JSON, refusing wrong media types and oversized payloads."""
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if media_type not in JSON_MEDIA_TYPES:
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json, got {media_type or 'nothing'}"
+        )
+    if len(body) > max_bytes:
+        raise PayloadTooLarge("body", f"request is {len(body)} bytes; the limit is {max_bytes}")
+    encoding = (content_encoding or "").strip().lower()
+    if encoding == "gzip":
+        body = _gunzip(body, max_bytes)
+    elif encoding not in ("", "identity"):
+        raise UnsupportedMediaType(f"Content-Encoding {encoding} is not supported; use gzip")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput([FieldProblem("body", f"malformed JSON: {exc}")]) from exc
+
+
+def _gunzip(body: bytes, max_bytes: int) -> bytes:
+    # Inflate in bounded steps so a small bomb cannot allocate gigabytes.
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, max_bytes + 1)
+    except zlib.error as exc:
+        raise InvalidInput([FieldProblem("body", f"invalid gzip data: {exc}")]) from exc
+    if len(out) > max_bytes or inflater.unconsumed_tail:
+        raise PayloadTooLarge("body", f"decompressed request exceeds {max_bytes} bytes")
+    return out
+
+
+def write_key_from(authorization: str | None, body: Any) -> str | None:
+    """The write key: HTTP Basic user (Segment's way), else `writeKey` in the body."""
+    if authorization and authorization[:6].lower() == "basic ":
+        try:
+            decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.split(":", 1)[0] or None
+    if isinstance(body, dict) and isinstance(body.get("writeKey"), str):
+        return str(body["writeKey"])
+    return None
+
+
+def _sent_at(body: dict[str, Any]) -> datetime | None:
+    value = body.get("sentAt")
+    if not isinstance(value, str):
+        if value is not None:
+            raise InvalidInput([FieldProblem("sentAt", "must be an ISO-8601 date-time string")])
+        return None
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise InvalidInput([FieldProblem("sentAt", "is not a valid ISO-8601 date-time")]) from exc
+
+
+def normalise_request(
+    body: Any, *, kind: str, received_at: datetime, limits: Limits, max_batch_events: int
+) -> list[dict[str, Any]]:
+    """Every event of a single call (`kind` = its type) or of a batch (`kind` = "batch")."""
+    if not isinstance(body, dict):
+        raise InvalidInput([FieldProblem("body", "must be a JSON object")])
+    if kind != "batch":
+        try:
+            return [
+                normalise_event(
+                    body,
+                    path="",
+                    implied_type=kind,
+                    received_at=received_at,
+                    batch_sent_at=None,
+                    limits=limits,
+                )
+            ]
+        except EventProblems as exc:
+            raise InvalidInput(exc.problems) from exc
+    items = body.get("batch")
+    if not isinstance(items, list):
+        raise InvalidInput([FieldProblem("batch", "is required and must be a list of events")])
+    if not items:
+        raise InvalidInput([FieldProblem("batch", "must hold at least one event")])
+    if len(items) > max_batch_events:
+        raise PayloadTooLarge(
+            "batch", f"holds {len(items)} events; the limit is {max_batch_events}"
+        )
+    sent_at = _sent_at(body)
+    events: list[dict[str, Any]] = []
+    problems: list[FieldProblem] = []
+    for index, item in enumerate(items):
+        try:
+            events.append(
+                normalise_event(
+                    item,
+                    path=f"batch[{index}]",
+                    implied_type=None,
+                    received_at=received_at,
+                    batch_sent_at=sent_at,
+                    limits=limits,
+                )
+            )
+        except EventProblems as exc:
+            problems.extend(exc.problems)
+    if problems:
+        # All or nothing: a batch is stored whole or not at all, so a client can
+        # fix and resend it without creating partial duplicates.
+        raise InvalidInput(problems)
+    return events
+
+
+def append(
+    store: Store,
+    *,
+    source: SourceRef,
+    events: list[dict[str, Any]],
+    gate: ConsentGate,
+    received_at: datetime,
+) -> Accepted:
+    """Store events in the inbox in one transaction; a messageId already stored is skipped."""
+    rows = []
+    dropped = 0
+    for event in events:
+        decision = gate.decide(event, business_id=source.business_id)
+        if not decision.keep:
+            dropped += 1
+            continue
+        event = apply_decision(event, decision)
+        rows.append(
+            {
+                "business_id": source.business_id,
+                "source_id": source.source_id,
+                "message_id": event["messageId"],
+                "type": event["type"],
+                "received_at": received_at,
+                "payload": orjson.dumps(event).decode(),
+            }
+        )
+    stored = 0
+    if rows:
+        with store.write() as conn:
+            result = conn.execute(store.insert_ignoring_conflicts(inbox), rows)
+            stored = max(result.rowcount, 0)
+    return Accepted(
+        received=len(events),
+        stored=stored,
+        dropped_by_consent=dropped,
+        message_ids=[e["messageId"] for e in events],
+    )
+
+
+def recent_payloads(conn: Connection, *, profile_id: str, limit: int) -> list[str]:
+    """The newest processed events of a profile still held in the inbox, newest first."""
+    return list(
+        conn.execute(
+            select(inbox.c.payload)
+            .where(inbox.c.profile_id == profile_id)
+            .order_by(inbox.c.seq.desc())
+            .limit(limit)
+        ).scalars()
+    )
+
+
+@dataclass
+class ImportReport:
+    read: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+
+def import_rows(
+    store: Store,
+    *,
+    source: SourceRef,
+    rows: Iterable[RawRow],
+    gate: ConsentGate,
+    limits: Limits,
+    chunk_size: int = 1000,
+    on_progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Validate each row on its own (a bad row is reported, not fatal) and store in chunks."""
+    report = ImportReport()
+    chunk: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if not chunk:
+            return
+        received_at = utcnow()
+        accepted = append(store, source=source, events=chunk, gate=gate, received_at=received_at)
+        report.stored += accepted.stored
+        report.duplicates += accepted.received - accepted.dropped_by_consent - accepted.stored
+        if on_progress is not None:
+            on_progress(len(chunk))
+        chunk.clear()
+
+    for row in rows:
+        report.read += 1
+        if row.error is not None:
+            report.rejected.append({"line": row.line, "field": "line", "reason": row.error})
+            continue
+        try:
+            chunk.append(
+                normalise_event(
+                    row.event,
+                    path="",
+                    implied_type=None,
+                    received_at=utcnow(),
+                    batch_sent_at=None,
+                    limits=limits,
+                )
+            )
+        except EventProblems as exc:
+            report.rejected.extend(
+                {"line": row.line, "field": p.field or "event", "reason": p.reason}
+                for p in exc.problems
+            )
+        if len(chunk) >= chunk_size:
+            flush()
+    flush()
+    return report

@@ -1,0 +1,1 @@
+"""Cross-cutting basics: settings, identifiers, clock and typed errors."""

@@ -1,0 +1,1 @@
+"""The event lake: immutable Parquet history partitioned by business and day."""

@@ -1,0 +1,135 @@
+"""The lake's columns: the Segment envelope and common fields typed, the rest as JSON text."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from accord.core.clock import parse_instant
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+# Partition columns live in folder names (business_id=…/day=…), not inside files.
+PARTITIONS = ("business_id", "day")
+
+EVENT_SCHEMA = pa.schema(
+    [
+        ("inbox_seq", pa.int64()),
+        ("message_id", pa.string()),
+        ("source_id", pa.string()),
+        ("type", pa.string()),
+        ("event", pa.string()),
+        ("name", pa.string()),
+        ("user_id", pa.string()),
+        ("anonymous_id", pa.string()),
+        ("group_id", pa.string()),
+        ("previous_id", pa.string()),
+        ("timestamp", TIMESTAMP),
+        ("original_timestamp", TIMESTAMP),
+        ("sent_at", TIMESTAMP),
+        ("received_at", TIMESTAMP),
+        ("page_url", pa.string()),
+        ("page_path", pa.string()),
+        ("page_referrer", pa.string()),
+        ("revenue", pa.float64()),
+        ("currency", pa.string()),
+        ("order_id", pa.string()),
+        ("product_id", pa.string()),
+        ("category", pa.string()),
+        ("channel", pa.string()),
+        ("utm_source", pa.string()),
+        ("utm_medium", pa.string()),
+        ("utm_campaign", pa.string()),
+        ("utm_term", pa.string()),
+        ("utm_content", pa.string()),
+        ("properties", pa.string()),
+        ("traits", pa.string()),
+        ("context", pa.string()),
+    ]
+)
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, dict | list):
+        return None
+    return str(value)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _instant(value: Any) -> datetime | None:
+    return parse_instant(value) if isinstance(value, str) else None
+
+
+def _json(value: Any) -> str | None:
+    return orjson.dumps(value).decode() if value else None
+
+
+def _dig(source: dict[str, Any], *path: str) -> Any:
+    value: Any = source
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def lake_row(seq: int, source_id: str, event: dict[str, Any]) -> dict[str, Any]:
+    """One inbox event as one lake row (without the partition columns)."""
+    properties = event.get("properties") or {}
+    context = event.get("context") or {}
+    campaign = context.get("campaign") if isinstance(context.get("campaign"), dict) else {}
+    page = context.get("page") if isinstance(context.get("page"), dict) else {}
+    first_product = _dig(properties, "products")
+    product = first_product[0] if isinstance(first_product, list) and first_product else {}
+    if not isinstance(product, dict):
+        product = {}
+    pick: Callable[[str], Any] = lambda key: properties.get(key, page.get(key))  # noqa: E731
+    return {
+        "inbox_seq": seq,
+        "message_id": event["messageId"],
+        "source_id": source_id,
+        "type": event["type"],
+        "event": _text(event.get("event")),
+        "name": _text(event.get("name")),
+        "user_id": _text(event.get("userId")),
+        "anonymous_id": _text(event.get("anonymousId")),
+        "group_id": _text(event.get("groupId")),
+        "previous_id": _text(event.get("previousId")),
+        "timestamp": _instant(event.get("timestamp")),
+        "original_timestamp": _instant(event.get("originalTimestamp")),
+        "sent_at": _instant(event.get("sentAt")),
+        "received_at": _instant(event.get("receivedAt")),
+        "page_url": _text(pick("url")),
+        "page_path": _text(pick("path")),
+        "page_referrer": _text(pick("referrer")),
+        "revenue": _number(properties.get("revenue", properties.get("total"))),
+        "currency": _text(properties.get("currency")),
+        "order_id": _text(properties.get("order_id")),
+        "product_id": _text(properties.get("product_id", product.get("product_id"))),
+        "category": _text(properties.get("category", product.get("category"))),
+        "channel": _text(context.get("channel")),
+        "utm_source": _text(campaign.get("source")),
+        "utm_medium": _text(campaign.get("medium")),
+        "utm_campaign": _text(campaign.get("name")),
+        "utm_term": _text(campaign.get("term")),
+        "utm_content": _text(campaign.get("content")),
+        "properties": _json(event.get("properties")),
+        "traits": _json(event.get("traits")),
+        "context": _json(event.get("context")),
+    }

@@ -1,0 +1,65 @@
+"""Writes batches of events to the lake and finds the lake's files for readers."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyarrow import fs
+
+from accord.lake.schema import EVENT_SCHEMA
+
+
+def _filesystem(lake_url: str) -> tuple[fs.FileSystem, str]:
+    if "://" not in lake_url:
+        local = fs.LocalFileSystem()
+        return local, lake_url
+    filesystem, path = fs.FileSystem.from_uri(lake_url)
+    return filesystem, path
+
+
+def partition_dir(base: str, business_id: str, day: str) -> str:
+    return f"{base.rstrip('/')}/business_id={business_id}/day={day}"
+
+
+def write_batch(
+    lake_url: str, *, batch_id: str, rows: list[tuple[str, dict[str, Any]]]
+) -> list[str]:
+    """Write (business_id, row) pairs as one file per business and day, named by the batch.
+
+    Writing the same batch again replaces its files, so a batch retried after a
+    crash never appears twice in the lake.
+    """
+    filesystem, base = _filesystem(lake_url)
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for business_id, row in rows:
+        groups[(business_id, row["timestamp"].date().isoformat())].append(row)
+    written = []
+    local = isinstance(filesystem, fs.LocalFileSystem)
+    for (business_id, day), group in sorted(groups.items()):
+        directory = partition_dir(base, business_id, day)
+        filesystem.create_dir(directory, recursive=True)
+        target = f"{directory}/part-{batch_id}.parquet"
+        table = pa.Table.from_pylist(group, schema=EVENT_SCHEMA)
+        if local:
+            # Readers must never see half a file: write aside, then rename.
+            temporary = f"{directory}/.part-{batch_id}.parquet.tmp"
+            pq.write_table(table, temporary, filesystem=filesystem, compression="zstd")
+            filesystem.move(temporary, target)
+        else:
+            # Object stores publish an object only when its upload completes.
+            pq.write_table(table, target, filesystem=filesystem, compression="zstd")
+        written.append(target)
+    return written
+
+
+def parquet_glob(lake_url: str) -> str:
+    return f"{lake_url.rstrip('/')}/business_id=*/day=*/*.parquet"
+
+
+def has_files(lake_url: str) -> bool:
+    filesystem, base = _filesystem(lake_url)
+    selector = fs.FileSelector(base, recursive=True, allow_not_found=True)
+    return any(info.path.endswith(".parquet") for info in filesystem.get_file_info(selector))

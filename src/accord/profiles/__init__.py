@@ -1,0 +1,1 @@
+"""Profiles: identifiers, traits and the events that built them."""

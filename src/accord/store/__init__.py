@@ -1,0 +1,1 @@
+"""State store: SQLAlchemy metadata, connections and Alembic migrations."""

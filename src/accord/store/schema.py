@@ -1,0 +1,10 @@
+"""Imports every context's tables so the metadata is complete (for Alembic and tests)."""
+
+from __future__ import annotations
+
+from accord.accounts import models as _accounts
+from accord.collect import models as _collect
+from accord.profiles import models as _profiles
+from accord.store.metadata import metadata
+
+__all__ = ["_accounts", "_collect", "_profiles", "metadata"]

@@ -1,0 +1,80 @@
+"""The FastAPI application factory: opens the store, runs migrations, mounts routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+from starlette.concurrency import run_in_threadpool
+
+from accord import __version__
+from accord.accounts.service import WriteKeyCache
+from accord.analytics.api import router as analytics_router
+from accord.collect.api import router as collect_router
+from accord.collect.consent_gate import KeepEverything
+from accord.collect.service import limits_from
+from accord.collect.worker import Worker, pending_count
+from accord.core.settings import Settings
+from accord.profiles.api import router as profiles_router
+from accord.store.db import open_store
+from accord.store.migrate import upgrade
+from accord.web import errors
+from accord.web.state import AppState
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = settings.resolved_database_url()
+        await run_in_threadpool(upgrade, url)
+        store = open_store(url, sqlite_synchronous=settings.sqlite_synchronous)
+        app.state.accord = AppState(
+            settings=settings,
+            store=store,
+            write_keys=WriteKeyCache(store=store, ttl_seconds=settings.write_key_cache_seconds),
+            gate=KeepEverything(),
+            limits=limits_from(settings),
+        )
+        worker = None
+        if settings.worker_inline:
+            worker = Worker(
+                store,
+                lake_url=settings.resolved_lake_url(),
+                batch_size=settings.worker_batch_size,
+                lease=timedelta(seconds=settings.worker_lease_seconds),
+                idle_seconds=settings.worker_idle_seconds,
+                # One process owns an SQLite store, so any unfinished claim is ours.
+                take_over_all=store.dialect == "sqlite",
+            )
+            worker.start()
+            app.state.wake_worker = worker.wake.set
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+            store.dispose()
+
+    app = FastAPIOffline(
+        title="Accord",
+        version=__version__,
+        description="Consent-first customer data platform. Collection is Segment-compatible.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(collect_router)
+    app.include_router(profiles_router)
+    app.include_router(analytics_router)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness and inbox backlog")
+    async def healthz() -> dict[str, object]:
+        state: AppState = app.state.accord
+        pending = await run_in_threadpool(pending_count, state.store)
+        return {"status": "ok", "version": __version__, "pending_events": pending}
+
+    return app

@@ -1,0 +1,31 @@
+"""What one running app holds: settings, the store and shared caches (no globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from accord.accounts.service import WriteKeyCache
+from accord.collect.consent_gate import ConsentGate
+from accord.collect.validation import Limits
+from accord.core.settings import Settings
+from accord.store.db import Store
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    store: Store
+    write_keys: WriteKeyCache
+    gate: ConsentGate
+    limits: Limits
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.accord
+    return state
+
+
+State = Annotated[AppState, Depends(app_state)]
