@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
 import orjson
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from accord.core.errors import (
@@ -56,7 +56,7 @@ def to_response(exc: AccordError) -> Response:
         status, code = 404, "not_found"
     else:
         status, code = 400, "bad_request"
-    return ORJSONResponse(error_body(code, str(exc), problems), status_code=status, headers=headers)
+    return json_response(error_body(code, str(exc), problems), status_code=status, headers=headers)
 
 
 def install(app: FastAPI) -> None:
