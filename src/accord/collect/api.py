@@ -113,7 +113,7 @@ def _route(kind: str, path: str, summary: str) -> None:
         openapi_extra={
             "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}
         },
-        include_in_schema=not path.startswith("/v1/b") and not path.startswith("/v1/import"),
+        include_in_schema=path not in ("/v1/b", "/v1/import"),
     )
 
 

@@ -189,8 +189,10 @@ def append(
     stored = 0
     if rows:
         with store.write() as conn:
-            result = conn.execute(store.insert_ignoring_conflicts(inbox), rows)
-            stored = max(result.rowcount, 0)
+            # RETURNING counts what was really inserted, skipping known messageIds,
+            # the same way on every backend (rowcount is not reliable for executemany).
+            statement = store.insert_ignoring_conflicts(inbox).returning(inbox.c.seq)
+            stored = len(conn.execute(statement, rows).all())
     return Accepted(
         received=len(events),
         stored=stored,

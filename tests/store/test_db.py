@@ -1,0 +1,49 @@
+"""Store connections: URL normalisation, SQLite durability settings, UTC datetimes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+
+from accord.accounts.models import businesses
+from accord.store.db import normalise_url, open_store
+from accord.store.migrate import upgrade
+
+
+def test_postgres_urls_get_the_psycopg_driver() -> None:
+    assert normalise_url("postgresql://u:p@h/db") == "postgresql+psycopg://u:p@h/db"
+    assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'nested' / 'state.db'}"
+    upgrade(url)
+    store = open_store(url)
+    with store.read() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA synchronous")).scalar() == 2
+    store.dispose()
+
+
+def test_datetimes_come_back_aware_in_utc(database_url: str) -> None:
+    store = open_store(database_url)
+    moment = datetime(2026, 11, 23, 12, 30, 15, 123000, tzinfo=UTC)
+    with store.write() as conn:
+        conn.execute(businesses.insert().values(id="b1", name="B", slug="b", created_at=moment))
+    with store.read() as conn:
+        assert conn.execute(select(businesses.c.created_at)).scalar() == moment
+    store.dispose()
+
+
+def test_naive_datetimes_are_refused(database_url: str) -> None:
+    store = open_store(database_url)
+    with pytest.raises(Exception, match="naive"), store.write() as conn:
+        conn.execute(
+            businesses.insert().values(
+                id="b2", name="B", slug="b2", created_at=datetime(2026, 1, 1)
+            )
+        )
+    store.dispose()
