@@ -13,7 +13,7 @@ def volume(*, engine_url: str, lake_url: str, business_id: str | None) -> list[d
     """Events per day, source and type, as plain rows."""
     backend = connect(engine_url)
     table = events_per_type_per_day(events(backend, lake_url), business_id=business_id)
-    rows = table.to_pyarrow().to_pylist()
+    rows: list[dict[str, Any]] = table.to_pyarrow().to_pylist()
     for row in rows:
         if isinstance(row["day"], date):
             row["day"] = row["day"].isoformat()

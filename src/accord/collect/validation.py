@@ -89,7 +89,11 @@ def normalise_event(
     problems: list[FieldProblem] = []
     prefix = f"{path}." if path else ""
 
-    size = len(orjson.dumps(raw))
+    try:
+        size = len(orjson.dumps(raw))
+    except TypeError as exc:
+        # Only reachable from Python callers: HTTP bodies were parsed by orjson already.
+        raise EventProblems([FieldProblem(path or "body", f"cannot be stored: {exc}")]) from exc
     if size > limits.max_event_bytes:
         raise EventProblems(
             [
@@ -127,16 +131,16 @@ def normalise_event(
 
     out: dict[str, Any] = {"type": event_type}
     if event_type == "track":
-        name = raw.get("event")
-        if not isinstance(name, str) or not name.strip():
+        event_name = raw.get("event")
+        if not isinstance(event_name, str) or not event_name.strip():
             problems.append(
                 FieldProblem(f"{prefix}event", "is required for track and must be a string")
             )
-        elif len(name) > ID_MAX_LENGTH:
+        elif len(event_name) > ID_MAX_LENGTH:
             problems.append(
                 FieldProblem(f"{prefix}event", f"must be at most {ID_MAX_LENGTH} characters")
             )
-        out["event"] = name
+        out["event"] = event_name
     elif event_type in ("page", "screen"):
         for key in ("name", "category"):
             value = raw.get(key)

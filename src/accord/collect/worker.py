@@ -77,7 +77,7 @@ def claim(
             .where(inbox.c.batch_id == batch_id, inbox.c.processed_at.is_(None))
             .order_by(inbox.c.seq)
         ).all()
-    return Claim(batch_id=batch_id, rows=rows)
+    return Claim(batch_id=batch_id, rows=list(rows))
 
 
 def _apply_profiles(store: Store, claim: Claim, events: list[dict[str, Any]]) -> bool:

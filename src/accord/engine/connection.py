@@ -57,6 +57,12 @@ def events(backend: BaseBackend, lake_url: str) -> Any:
         empty = EVENT_SCHEMA.append(pa.field("business_id", pa.string())).append(
             pa.field("day", pa.date32())
         )
+        if backend.name == "pyspark":
+            # A Spark table would be written under ./spark-warehouse, whose leftover
+            # folder makes the next process fail; a temporary view writes nothing.
+            return backend.create_view(
+                "accord_events_empty", ibis.memtable(empty.empty_table()), overwrite=True
+            )
         return backend.create_table("accord_events_empty", empty.empty_table(), overwrite=True)
     if backend.name == "pyspark":
         return backend.read_parquet(lake_url)

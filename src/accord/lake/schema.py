@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -80,26 +79,22 @@ def _json(value: Any) -> str | None:
     return orjson.dumps(value).decode() if value else None
 
 
-def _dig(source: dict[str, Any], *path: str) -> Any:
-    value: Any = source
-    for key in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def lake_row(seq: int, source_id: str, event: dict[str, Any]) -> dict[str, Any]:
     """One inbox event as one lake row (without the partition columns)."""
-    properties = event.get("properties") or {}
-    context = event.get("context") or {}
-    campaign = context.get("campaign") if isinstance(context.get("campaign"), dict) else {}
-    page = context.get("page") if isinstance(context.get("page"), dict) else {}
-    first_product = _dig(properties, "products")
-    product = first_product[0] if isinstance(first_product, list) and first_product else {}
-    if not isinstance(product, dict):
-        product = {}
-    pick: Callable[[str], Any] = lambda key: properties.get(key, page.get(key))  # noqa: E731
+    properties = _mapping(event.get("properties"))
+    context = _mapping(event.get("context"))
+    campaign = _mapping(context.get("campaign"))
+    page = _mapping(context.get("page"))
+    products = properties.get("products")
+    product = _mapping(products[0]) if isinstance(products, list) and products else {}
+
+    def pick(key: str) -> Any:
+        return properties.get(key, page.get(key))
+
     return {
         "inbox_seq": seq,
         "message_id": event["messageId"],
@@ -122,7 +117,10 @@ def lake_row(seq: int, source_id: str, event: dict[str, Any]) -> dict[str, Any]:
         "currency": _text(properties.get("currency")),
         "order_id": _text(properties.get("order_id")),
         "product_id": _text(properties.get("product_id", product.get("product_id"))),
-        "category": _text(properties.get("category", product.get("category"))),
+        # A page or screen call's own category, when properties do not name one.
+        "category": _text(
+            properties.get("category", product.get("category", event.get("category")))
+        ),
         "channel": _text(context.get("channel")),
         "utm_source": _text(campaign.get("source")),
         "utm_medium": _text(campaign.get("medium")),

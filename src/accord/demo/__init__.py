@@ -1,0 +1,1 @@
+"""Synthetic, deterministic demo data for trying Accord without real customers."""
