@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs or starts what the test suite needs outside Python: a Java runtime for
-# Spark, and PostgreSQL at 127.0.0.1:5432. It never hides a missing service: the
+# Spark, Debian's Chromium for the browser tests, and PostgreSQL at 127.0.0.1:5432. It never hides a missing service: the
 # suite itself fails if PostgreSQL is still unreachable.
 set -euo pipefail
 
@@ -14,6 +14,11 @@ apt_install() {
 if ! command -v java >/dev/null 2>&1; then
   echo "system-deps: installing a Java runtime for PySpark"
   apt_install default-jre-headless
+fi
+
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "system-deps: installing Debian's Chromium for the browser tests"
+  apt_install chromium
 fi
 
 pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
