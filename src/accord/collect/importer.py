@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ import orjson
 
 # CSV columns named like `properties.revenue` or `context.page.url` become nested fields.
 NESTED_SECTIONS = ("properties", "traits", "context", "integrations")
+JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -33,18 +35,18 @@ def _open(path: Path) -> IO[bytes]:
 
 
 def _coerce(text: str) -> Any:
-    """CSV cells are text; numbers, booleans and JSON objects are given their type back."""
+    """CSV cells are text; numbers, booleans and JSON objects are given their type back.
+
+    Only numbers written as JSON writes them count: `+4477…`, `02139`, `nan` stay text.
+    """
     if text == "":
         return None
-    if text[0] in "{[" or text in ("true", "false", "null"):
+    if text[0] in "{[" or text in ("true", "false", "null") or JSON_NUMBER.fullmatch(text):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
             return text
-    try:
-        return int(text) if text.lstrip("-").isdigit() else float(text)
-    except ValueError:
-        return text
+    return text
 
 
 def csv_event(record: dict[str, str]) -> dict[str, Any]:
@@ -73,10 +75,14 @@ def read_events(path: Path, fmt: str | None = None) -> Iterator[RawRow]:
     with _open(path) as handle:
         if fmt == "csv":
             text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
-            for number, record in enumerate(csv.DictReader(text), start=2):
-                yield RawRow(line=number, event=csv_event(record))
+            reader = csv.DictReader(text)
+            # The reader's own count: blank lines and quoted line breaks are lines too.
+            for record in reader:
+                yield RawRow(line=reader.line_num, event=csv_event(record))
             return
         for number, line in enumerate(handle, start=1):
+            if number == 1:
+                line = line.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark
             if not line.strip():
                 continue
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -65,9 +66,11 @@ def _number(value: Any) -> float | None:
         return float(value)
     if isinstance(value, str):
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
             return None
+        # "NaN" and "Infinity" parse, but would poison every sum of revenue.
+        return number if math.isfinite(number) else None
     return None
 
 
