@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -221,6 +222,27 @@ class ImportReport:
     rejected: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _imported_event(row: RawRow) -> Any:
+    """The row's event as collection should see it.
+
+    A row without messageId gets one from its line and content, so importing the same
+    file again finds it stored, while equal rows on two lines stay two events.
+    """
+    event = row.event
+    if isinstance(event, dict) and "sentAt" in event:
+        # Clock-skew correction needs the time the device's send was received, which the
+        # import is not: the timestamp of an imported event is taken as it is.
+        event = {key: value for key, value in event.items() if key != "sentAt"}
+    if not isinstance(event, dict) or event.get("messageId") is not None:
+        return event
+    try:
+        content = orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return event  # normalise_event reports why it cannot be stored
+    digest = hashlib.sha256(b"%d:%s" % (row.line, content)).hexdigest()[:32]
+    return {**event, "messageId": f"import-{digest}"}
+
+
 def import_rows(
     store: Store,
     *,
@@ -254,7 +276,7 @@ def import_rows(
         try:
             chunk.append(
                 normalise_event(
-                    row.event,
+                    _imported_event(row),
                     path="",
                     implied_type=None,
                     received_at=utcnow(),

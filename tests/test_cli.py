@@ -1,0 +1,240 @@
+"""The `accord` command on SQLite and PostgreSQL: bootstrap, import, demo and the volume report."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from accord.cli import DEMO_BUSINESS, app
+from accord.collect.models import inbox
+from accord.core.clock import iso, utcnow
+from accord.lake.service import parquet_glob
+from accord.store.db import open_store
+
+BOOTSTRAP_KEYS = {"business_id", "source_id", "write_key", "admin_token"}
+
+
+class Cli:
+    """Runs `accord …` in-process against one data folder and state store."""
+
+    def __init__(self, tmp_path: Path, database_url: str) -> None:
+        self.runner = CliRunner()
+        self.database_url = database_url
+        self.lake = tmp_path / "lake"
+        self.env = {
+            "ACCORD_DATA_DIR": str(tmp_path / "data"),
+            "ACCORD_DATABASE_URL": database_url,
+            "ACCORD_LAKE_URL": str(self.lake),
+            "ACCORD_ENGINE_URL": "duckdb://",
+            "ACCORD_SQLITE_SYNCHRONOUS": "NORMAL",
+            # Wide enough that rich prints whole ids in its tables.
+            "COLUMNS": "200",
+        }
+
+    def __call__(self, *args: str, code: int = 0) -> Any:
+        result = self.runner.invoke(app, list(args), env=self.env)
+        assert result.exit_code == code, (result.output, result.exception)
+        return result
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self(*args).stdout)
+
+    def inbox(self) -> list[Any]:
+        store = open_store(self.database_url)
+        try:
+            with store.read() as conn:
+                return list(conn.execute(select(inbox)).all())
+        finally:
+            store.dispose()
+
+    def lake_ids(self) -> list[str]:
+        if not self.lake.exists():
+            return []
+        glob = parquet_glob(str(self.lake))
+        rows = duckdb.sql(f"SELECT message_id FROM read_parquet('{glob}')").fetchall()
+        return sorted(r[0] for r in rows)
+
+
+@pytest.fixture
+def cli(tmp_path: Path, database_url: str) -> Cli:
+    return Cli(tmp_path, database_url)
+
+
+def test_bootstrap_prints_keys_and_is_idempotent(cli: Cli) -> None:
+    first = cli.json("bootstrap", "--json")
+    assert set(first) == BOOTSTRAP_KEYS
+    assert first["write_key"].startswith("wk_")
+    assert first["admin_token"].startswith("adm_")
+    second = cli.json("bootstrap", "--json")
+    assert {k: second[k] for k in ("business_id", "source_id", "write_key")} == {
+        k: first[k] for k in ("business_id", "source_id", "write_key")
+    }
+    assert second["admin_token"] != first["admin_token"]
+
+
+def test_bootstrap_names_the_business(cli: Cli) -> None:
+    demo = cli.json("bootstrap", "--json")
+    other = cli.json("bootstrap", "--name", "Corner Café", "--json")
+    assert other["business_id"] != demo["business_id"]
+    assert other["write_key"] != demo["write_key"]
+
+
+def test_bootstrap_prints_plain_lines_without_json(cli: Cli) -> None:
+    lines = cli("bootstrap").stdout.strip().splitlines()
+    assert sorted(line.split(": ")[0] for line in lines) == sorted(BOOTSTRAP_KEYS)
+
+
+def jsonl(events: list[Any]) -> str:
+    return "".join((e if isinstance(e, str) else orjson.dumps(e).decode()) + "\n" for e in events)
+
+
+def track(n: int) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "event": "Product Viewed",
+        "userId": f"u{n % 2}",
+        "messageId": f"cli-{n}",
+        "timestamp": iso(utcnow() - timedelta(hours=n)),
+        "properties": {"product_id": f"p-{n}"},
+    }
+
+
+def test_import_with_a_bad_line(cli: Cli, tmp_path: Path) -> None:
+    keys = cli.json("bootstrap", "--json")
+    path = tmp_path / "events.jsonl"
+    path.write_text(jsonl([track(1), track(2), '{"type": "track",', track(4), track(5)]))
+    errors = tmp_path / "rejected.jsonl"
+    result = cli(
+        "import", str(path), "--write-key", keys["write_key"], "--errors", str(errors), code=1
+    )
+    assert "line 3" in result.output
+    rejected = [orjson.loads(line) for line in errors.read_text().splitlines()]
+    assert len(rejected) == 1
+    assert rejected[0]["line"] == 3
+    assert rejected[0]["field"] == "line"
+    assert rejected[0]["reason"].startswith("malformed JSON")
+    # The good rows are stored, once, and processed into the lake.
+    stored = cli.inbox()
+    assert sorted(r.message_id for r in stored) == ["cli-1", "cli-2", "cli-4", "cli-5"]
+    assert all(r.processed_at is not None for r in stored)
+    assert all(r.business_id == keys["business_id"] for r in stored)
+    assert cli.lake_ids() == ["cli-1", "cli-2", "cli-4", "cli-5"]
+    report = cli.json("report", "volume", "--json")
+    assert sum(r["events"] for r in report) == 4
+    assert {(r["business_id"], r["source_id"], r["type"]) for r in report} == {
+        (keys["business_id"], keys["source_id"], "track")
+    }
+
+    # Importing the file again stores nothing twice and still reports the bad line.
+    cli("import", str(path), "--write-key", keys["write_key"], "--errors", str(errors), code=1)
+    assert len(cli.inbox()) == 4
+    assert cli.lake_ids() == ["cli-1", "cli-2", "cli-4", "cli-5"]
+    assert [orjson.loads(line)["line"] for line in errors.read_text().splitlines()] == [3]
+
+
+def test_import_of_a_clean_csv_exits_zero(cli: Cli, tmp_path: Path) -> None:
+    keys = cli.json("bootstrap", "--json")
+    when = iso(utcnow() - timedelta(days=2))
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "type,event,userId,timestamp,properties.revenue,properties.order_id\n"
+        f"track,Order Completed,u1,{when},19.99,o-1\n"
+        f"track,Order Completed,u2,{when},5,o-2\n"
+        f"identify,,u3,{when},,\n"
+    )
+    errors = tmp_path / "rejected.jsonl"
+    cli("import", str(path), "--write-key", keys["write_key"], "--errors", str(errors))
+    assert errors.read_text() == ""
+    assert len(cli.inbox()) == 3
+    assert len(cli.lake_ids()) == 3
+    day = when[:10]
+    assert cli.json("report", "volume", "--json") == [
+        {
+            "business_id": keys["business_id"],
+            "day": day,
+            "source_id": keys["source_id"],
+            "type": "identify",
+            "events": 1,
+        },
+        {
+            "business_id": keys["business_id"],
+            "day": day,
+            "source_id": keys["source_id"],
+            "type": "track",
+            "events": 2,
+        },
+    ]
+    # Rows without messageId are found again on a second import.
+    cli("import", str(path), "--write-key", keys["write_key"])
+    assert len(cli.inbox()) == 3
+
+
+def test_import_without_processing_leaves_the_inbox_pending(cli: Cli, tmp_path: Path) -> None:
+    keys = cli.json("bootstrap", "--json")
+    path = tmp_path / "events.jsonl.gz"
+    path.write_bytes(gzip.compress(jsonl([track(1), track(2)]).encode()))
+    cli("import", str(path), "--write-key", keys["write_key"], "--no-process")
+    assert [r.processed_at for r in cli.inbox()] == [None, None]
+    assert cli.lake_ids() == []
+    assert cli.json("report", "volume", "--json") == []
+
+
+def test_import_with_an_unknown_write_key_stores_nothing(cli: Cli, tmp_path: Path) -> None:
+    cli.json("bootstrap", "--json")
+    path = tmp_path / "events.jsonl"
+    path.write_text(jsonl([track(1)]))
+    result = cli.runner.invoke(app, ["import", str(path), "--write-key", "wk_nope"], env=cli.env)
+    assert result.exit_code != 0
+    assert cli.inbox() == []
+
+
+def test_demo_is_idempotent_and_reported(cli: Cli) -> None:
+    keys = cli.json("demo", "--events", "2000", "--json")
+    assert set(keys) == BOOTSTRAP_KEYS
+    assert len(cli.inbox()) == 2000
+    assert len(cli.lake_ids()) == 2000
+
+    again = cli.json("demo", "--events", "2000", "--json")
+    assert again["business_id"] == keys["business_id"]
+    assert again["write_key"] == keys["write_key"]
+    assert len(cli.inbox()) == 2000
+    assert len(cli.lake_ids()) == 2000
+
+    report = cli.json("report", "volume", "--json")
+    assert sum(r["events"] for r in report) == 2000
+    assert {r["business_id"] for r in report} == {keys["business_id"]}
+    assert all(r["events"] > 0 for r in report)
+    days = sorted({r["day"] for r in report})
+    assert len(days) > 1
+    assert {r["type"] for r in report} <= {"track", "identify", "page", "screen", "group", "alias"}
+    only = cli.json("report", "volume", "--business-id", keys["business_id"], "--json")
+    assert only == report
+    assert cli.json("report", "volume", "--business-id", "biz_other", "--json") == []
+    # The demo business is the one `bootstrap` finds by its default name.
+    assert (
+        cli.json("bootstrap", "--name", DEMO_BUSINESS, "--json")["business_id"]
+        == (keys["business_id"])
+    )
+
+
+def test_report_volume_table(cli: Cli, tmp_path: Path) -> None:
+    keys = cli.json("bootstrap", "--json")
+    path = tmp_path / "events.jsonl"
+    path.write_text(jsonl([track(1)]))
+    cli("import", str(path), "--write-key", keys["write_key"])
+    output = cli("report", "volume").stdout
+    assert keys["source_id"] in output
+    assert "track" in output
+
+
+def test_report_volume_on_an_empty_lake(cli: Cli) -> None:
+    assert cli.json("report", "volume", "--json") == []
