@@ -108,6 +108,14 @@ def track(n: int) -> dict[str, Any]:
     }
 
 
+def test_import_with_an_unknown_write_key_says_so(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(jsonl([track(1)]))
+    result = cli("import", str(path), "--write-key", "wk_nobody", code=2)
+    assert "no enabled source has that write key" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_import_with_a_bad_line(cli: Cli, tmp_path: Path) -> None:
     keys = cli.json("bootstrap", "--json")
     path = tmp_path / "events.jsonl"

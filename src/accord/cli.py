@@ -23,6 +23,7 @@ from accord.collect.consent_gate import KeepEverything
 from accord.collect.importer import RawRow, read_events
 from accord.collect.service import import_rows, limits_from
 from accord.collect.worker import drain, pending_count, purge_processed
+from accord.core.errors import UnknownWriteKey
 from accord.core.settings import Settings
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
@@ -148,7 +149,11 @@ def _import(
     total: int | None,
     label: str,
 ) -> dict[str, object]:
-    source = source_for_write_key(store, write_key)
+    try:
+        source = source_for_write_key(store, write_key)
+    except UnknownWriteKey:
+        console.print("[red]error:[/red] no enabled source has that write key")
+        raise typer.Exit(code=2) from None
     with _progress() as progress:
         task = progress.add_task(label, total=total)
         report = import_rows(

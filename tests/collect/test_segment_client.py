@@ -448,6 +448,8 @@ def test_wrong_write_key_is_reported_not_retried(
     error, batch = errors[0]
     assert isinstance(error, APIError)
     assert error.status == 401
+    # The library reads the error's name from `code`.
+    assert error.code == "unknown_write_key"
     assert [m["messageId"] for m in batch] == ["msg-lost"]
     # 401 is not retryable for the library: one request only.
     assert [r["status"] for r in sent.requests] == [401]

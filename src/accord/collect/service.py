@@ -256,17 +256,19 @@ def import_rows(
     """Validate each row on its own (a bad row is reported, not fatal) and store in chunks."""
     report = ImportReport()
     chunk: list[dict[str, Any]] = []
+    reported = 0
 
     def flush() -> None:
-        if not chunk:
-            return
-        received_at = utcnow()
-        accepted = append(store, source=source, events=chunk, gate=gate, received_at=received_at)
-        report.stored += accepted.stored
-        report.duplicates += accepted.received - accepted.dropped_by_consent - accepted.stored
+        nonlocal reported
+        if chunk:
+            accepted = append(store, source=source, events=chunk, gate=gate, received_at=utcnow())
+            report.stored += accepted.stored
+            report.duplicates += accepted.received - accepted.dropped_by_consent - accepted.stored
+            chunk.clear()
+        # Progress counts rows read, rejected ones included, so a bar ends full.
         if on_progress is not None:
-            on_progress(len(chunk))
-        chunk.clear()
+            on_progress(report.read - reported)
+        reported = report.read
 
     for row in rows:
         report.read += 1

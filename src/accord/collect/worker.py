@@ -12,11 +12,11 @@ import logging
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from accord.collect.models import inbox
@@ -38,6 +38,16 @@ class Claim:
     rows: list[Any]
 
 
+def _take_over(
+    conn: Connection, batch_id: str, now: datetime, lease: timedelta, take_over_all: bool
+) -> bool:
+    """Renew a stale claim's lease only if it is still stale, so one worker wins a race."""
+    takeover = update(inbox).where(inbox.c.batch_id == batch_id, inbox.c.processed_at.is_(None))
+    if not take_over_all:
+        takeover = takeover.where(inbox.c.claimed_at < now - lease)
+    return bool(conn.execute(takeover.values(claimed_at=now)).rowcount)
+
+
 def claim(
     store: Store, *, batch_size: int, lease: timedelta, take_over_all: bool = False
 ) -> Claim | None:
@@ -53,9 +63,9 @@ def claim(
         if store.dialect == "postgresql":
             stale = stale.with_for_update(skip_locked=True)
         batch_id = conn.execute(stale).scalar()
-        if batch_id is not None:
-            conn.execute(update(inbox).where(inbox.c.batch_id == batch_id).values(claimed_at=now))
-        else:
+        if batch_id is not None and not _take_over(conn, batch_id, now, lease, take_over_all):
+            batch_id = None
+        if batch_id is None:
             pending = (
                 select(inbox.c.seq)
                 .where(inbox.c.processed_at.is_(None), inbox.c.batch_id.is_(None))
@@ -90,25 +100,23 @@ def _apply_profiles(store: Store, claim: Claim, events: list[dict[str, Any]]) ->
         ).rowcount
         if marked == 0:
             return False
-        per_business: dict[str, ProfileBatch] = {}
-        profile_of: dict[int, str] = {}
+        by_business: dict[str, list[tuple[Any, dict[str, Any]]]] = defaultdict(list)
         for row, event in zip(claim.rows, events, strict=True):
-            batch = per_business.get(row.business_id)
-            if batch is None:
-                batch = ProfileBatch(
-                    conn=conn,
-                    business_id=row.business_id,
-                    lock_rows=store.dialect == "postgresql",
-                )
-                per_business[row.business_id] = batch
-            profile_of[row.seq] = batch.apply(event)
-        for batch in per_business.values():
+            by_business[row.business_id].append((row, event))
+        links: list[dict[str, Any]] = []
+        for business_id, pairs in by_business.items():
+            batch = ProfileBatch(
+                conn=conn, business_id=business_id, lock_rows=store.dialect == "postgresql"
+            )
+            batch.preload([event for _, event in pairs])
+            links += [{"row": row.seq, "profile": batch.apply(event)} for row, event in pairs]
             batch.flush()
-        by_profile: dict[str, list[int]] = defaultdict(list)
-        for seq, profile_id in profile_of.items():
-            by_profile[profile_id].append(seq)
-        for profile_id, seqs in by_profile.items():
-            conn.execute(update(inbox).where(inbox.c.seq.in_(seqs)).values(profile_id=profile_id))
+        conn.execute(
+            update(inbox)
+            .where(inbox.c.seq == bindparam("row"))
+            .values(profile_id=bindparam("profile")),
+            links,
+        )
     return True
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from typing import Any
 
@@ -45,7 +46,8 @@ def write_batch(
         table = pa.Table.from_pylist(group, schema=EVENT_SCHEMA)
         if local:
             # Readers must never see half a file: write aside, then rename.
-            temporary = f"{directory}/.part-{batch_id}.parquet.tmp"
+            # The random part keeps two workers redoing one batch off each other's file.
+            temporary = f"{directory}/.part-{batch_id}-{uuid.uuid4().hex[:8]}.parquet.tmp"
             pq.write_table(table, temporary, filesystem=filesystem, compression="zstd")
             filesystem.move(temporary, target)
         else:

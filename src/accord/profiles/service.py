@@ -27,6 +27,37 @@ def normalise_email(value: str) -> str:
     return value.strip().lower()
 
 
+_PROFILE_VALUES = ("traits", "trait_times", "first_seen", "last_seen", "updated_at")
+_CHUNK = 500
+
+
+def _chunks(values: list[str]) -> list[list[str]]:
+    return [values[i : i + _CHUNK] for i in range(0, len(values), _CHUNK)]
+
+
+def _direct_keys(event: dict[str, Any]) -> list[tuple[str, str]]:
+    """The identifiers an event names itself, in the order that decides its profile."""
+    keys: list[tuple[str, str]] = []
+    if event.get("userId"):
+        keys.append(("user_id", str(event["userId"])))
+    if event.get("anonymousId"):
+        keys.append(("anonymous_id", str(event["anonymousId"])))
+    traits = event.get("traits") if event["type"] == "identify" else None
+    email = traits.get("email") if isinstance(traits, dict) else None
+    if isinstance(email, str) and "@" in email:
+        keys.append(("email", normalise_email(email)))
+    return keys
+
+
+def _candidate_keys(event: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every identifier an event could be linked by, for prefetching."""
+    keys = _direct_keys(event)
+    if event["type"] == "alias" and event.get("previousId"):
+        previous = str(event["previousId"])
+        keys += [("user_id", previous), ("anonymous_id", previous)]
+    return keys
+
+
 @dataclass
 class _Profile:
     id: str
@@ -48,6 +79,19 @@ class ProfileBatch:
     _profiles: dict[str, _Profile] = field(default_factory=dict)
     _identifiers: dict[tuple[str, str], str] = field(default_factory=dict)
     _new_identifiers: list[dict[str, Any]] = field(default_factory=list)
+    # After `preload`, an identifier missing from `_identifiers` is known not to exist.
+    _complete: bool = False
+
+    def _remember(self, row: Any) -> _Profile:
+        profile = _Profile(
+            id=row.id,
+            traits=orjson.loads(row.traits),
+            trait_times=orjson.loads(row.trait_times),
+            first_seen=row.first_seen,
+            last_seen=row.last_seen,
+        )
+        self._profiles[profile.id] = profile
+        return profile
 
     def _load(self, profile_id: str) -> _Profile:
         cached = self._profiles.get(profile_id)
@@ -56,31 +100,47 @@ class ProfileBatch:
         query = select(profiles).where(profiles.c.id == profile_id)
         if self.lock_rows:
             query = query.with_for_update()
-        row = self.conn.execute(query).one()
-        profile = _Profile(
-            id=row.id,
-            traits=orjson.loads(row.traits),
-            trait_times=orjson.loads(row.trait_times),
-            first_seen=row.first_seen,
-            last_seen=row.last_seen,
-        )
-        self._profiles[profile_id] = profile
-        return profile
+        return self._remember(self.conn.execute(query).one())
+
+    def preload(self, events: list[dict[str, Any]]) -> None:
+        """Fetch every identifier and profile the events can touch in a few queries."""
+        values = sorted({value for event in events for _, value in _candidate_keys(event)})
+        for chunk in _chunks(values):
+            found = self.conn.execute(
+                select(
+                    profile_identifiers.c.kind,
+                    profile_identifiers.c.value,
+                    profile_identifiers.c.profile_id,
+                ).where(
+                    profile_identifiers.c.business_id == self.business_id,
+                    profile_identifiers.c.value.in_(chunk),
+                )
+            )
+            for row in found:
+                self._identifiers[(row.kind, row.value)] = row.profile_id
+        # Locks are taken in id order so concurrent workers cannot deadlock on them.
+        for chunk in _chunks(sorted(set(self._identifiers.values()))):
+            query = select(profiles).where(profiles.c.id.in_(chunk)).order_by(profiles.c.id)
+            if self.lock_rows:
+                query = query.with_for_update()
+            for row in self.conn.execute(query):
+                self._remember(row)
+        self._complete = True
 
     def _find(self, kind: str, value: str) -> str | None:
         key = (kind, value)
-        if key not in self._identifiers:
-            found = self.conn.execute(
-                select(profile_identifiers.c.profile_id).where(
-                    profile_identifiers.c.business_id == self.business_id,
-                    profile_identifiers.c.kind == kind,
-                    profile_identifiers.c.value == value,
-                )
-            ).scalar()
-            if found is None:
-                return None
+        if key in self._identifiers or self._complete:
+            return self._identifiers.get(key)
+        found = self.conn.execute(
+            select(profile_identifiers.c.profile_id).where(
+                profile_identifiers.c.business_id == self.business_id,
+                profile_identifiers.c.kind == kind,
+                profile_identifiers.c.value == value,
+            )
+        ).scalar()
+        if found is not None:
             self._identifiers[key] = found
-        return self._identifiers[key]
+        return found
 
     def _attach(self, profile: _Profile, kind: str, value: str, when: datetime) -> None:
         if self._find(kind, value) is not None:
@@ -112,19 +172,12 @@ class ProfileBatch:
     def apply(self, event: dict[str, Any]) -> str:
         """Link the event to a profile (creating one if needed); returns the profile id."""
         when = parse_instant(event["timestamp"])
-        keys: list[tuple[str, str]] = []
-        if event.get("userId"):
-            keys.append(("user_id", str(event["userId"])))
-        if event.get("anonymousId"):
-            keys.append(("anonymous_id", str(event["anonymousId"])))
+        keys = _direct_keys(event)
         if event["type"] == "alias" and event.get("previousId"):
             previous = str(event["previousId"])
             kind = "user_id" if self._find("user_id", previous) else "anonymous_id"
             keys.append((kind, previous))
         traits = event.get("traits") if event["type"] == "identify" else None
-        email = traits.get("email") if isinstance(traits, dict) else None
-        if isinstance(email, str) and "@" in email:
-            keys.append(("email", normalise_email(email)))
 
         # A userId decides the profile; otherwise the first known identifier does.
         # Two different known profiles are not merged here: that needs the

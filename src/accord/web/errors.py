@@ -18,7 +18,8 @@ from accord.core.errors import (
 
 
 def error_body(code: str, message: str, problems: list[dict[str, str]]) -> dict[str, object]:
-    return {"success": False, "error": code, "message": message, "problems": problems}
+    # `code` is where Segment's client libraries look for the error's name.
+    return {"success": False, "error": code, "code": code, "message": message, "problems": problems}
 
 
 def json_response(
