@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import time
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -22,7 +22,8 @@ from accord.analytics.service import volume
 from accord.collect.consent_gate import KeepEverything
 from accord.collect.importer import RawRow, read_events
 from accord.collect.service import import_rows, limits_from
-from accord.collect.worker import drain, pending_count, purge_processed
+from accord.collect.worker import drain, pending_count
+from accord.collect.worker import run as run_worker_loop
 from accord.core.errors import UnknownWriteKey
 from accord.core.settings import Settings
 from accord.store.db import Store, open_store
@@ -93,36 +94,16 @@ def run_worker(
     """Process the inbox; run several on PostgreSQL to share the work."""
     logging.basicConfig(level=logging.INFO)
     settings = Settings()
-    store = _store(settings)
-    lease = timedelta(seconds=settings.worker_lease_seconds)
-    stopping = False
-
-    def stop(_signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    take_over = store.dialect == "sqlite"
-    last_purge = 0.0
-    while not stopping:
-        done = drain(
-            store,
-            lake_url=settings.resolved_lake_url(),
-            batch_size=settings.worker_batch_size,
-            lease=lease,
-            take_over_all=take_over,
-        )
-        take_over = False
-        if done:
-            console.print(f"processed {done} events")
-        if time.monotonic() - last_purge > 3600:
-            purge_processed(store, older_than=timedelta(days=settings.inbox_retention_days))
-            last_purge = time.monotonic()
-        if once:
-            break
-        time.sleep(settings.worker_idle_seconds)
-    store.dispose()
+    upgrade(settings.resolved_database_url())
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
+    signal.signal(signal.SIGINT, lambda _signum, _frame: stopping.set())
+    run_worker_loop(
+        settings,
+        should_stop=stopping.is_set,
+        on_processed=lambda n: console.print(f"processed {n} events"),
+        once=once,
+    )
 
 
 @app.command()

@@ -211,3 +211,26 @@ def test_the_consent_gate_drops_and_strips_before_storage(store: Store, keys: Bo
     with store.read() as conn:
         payload = conn.execute(select(inbox.c.payload)).scalar_one()
     assert '"ip"' not in payload and '"locale":"it"' in payload
+
+
+def test_a_batch_interrupted_between_profile_chunks_is_finished_whole(
+    store: Store, keys: Bootstrap, settings: Settings
+) -> None:
+    from accord.collect.worker import PROFILE_CHUNK, _apply_profiles
+
+    total = PROFILE_CHUNK * 2 + 10
+    store_events(store, keys, [event(n, userId=f"u{n % 3}") for n in range(total)])
+    lake = settings.resolved_lake_url()
+    first = claim(store, batch_size=total, lease=LEASE)
+    assert first is not None
+    events = [orjson.loads(r.payload) for r in first.rows]
+    # The worker committed its first chunk of profile changes, then died.
+    pairs = list(zip(first.rows, events, strict=True))
+    assert _apply_profiles(store, pairs[:PROFILE_CHUNK]) == PROFILE_CHUNK
+    again = claim(store, batch_size=total, lease=LEASE, take_over_all=True)
+    assert again is not None and again.batch_id == first.batch_id
+    assert len(again.rows) == total
+    assert process(store, again, lake_url=lake) == total - PROFILE_CHUNK
+    ids = lake_ids(settings)
+    assert len(ids) == len(set(ids)) == total
+    assert pending_count(store) == 0

@@ -85,9 +85,6 @@ async def _collect(request: Request, state: AppState, kind: str) -> Response:
         )
 
     accepted = await run_in_threadpool(work)
-    wake = getattr(request.app.state, "wake_worker", None)
-    if wake is not None:
-        wake()
     return json_response(
         {
             "success": True,

@@ -8,9 +8,17 @@ the same files and changes profiles once.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
+import multiprocessing
+import multiprocessing.process
+import os
+import signal
 import threading
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,14 +30,18 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from accord.collect.models import inbox
 from accord.core.clock import utcnow
 from accord.core.ids import new_id
+from accord.core.settings import Settings
 from accord.lake.schema import lake_row
 from accord.lake.service import write_batch
 from accord.profiles.service import ProfileBatch
-from accord.store.db import Store
+from accord.store.db import Store, open_store
 
 log = logging.getLogger(__name__)
 
 PROFILE_RETRIES = 5
+PROFILE_CHUNK = 250
+PURGE_EVERY_SECONDS = 3600
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -84,32 +96,44 @@ def claim(
     with store.read() as conn:
         rows = conn.execute(
             select(inbox.c.seq, inbox.c.business_id, inbox.c.source_id, inbox.c.payload)
-            .where(inbox.c.batch_id == batch_id, inbox.c.processed_at.is_(None))
+            # Every row of the batch, processed ones too: the lake files are rewritten
+            # whole, and only unprocessed rows reach the profiles again.
+            .where(inbox.c.batch_id == batch_id)
             .order_by(inbox.c.seq)
         ).all()
     return Claim(batch_id=batch_id, rows=list(rows))
 
 
-def _apply_profiles(store: Store, claim: Claim, events: list[dict[str, Any]]) -> bool:
-    """Profile changes and the processed mark in one transaction; False if already done."""
+def _apply_profiles(store: Store, pairs: list[tuple[Any, dict[str, Any]]]) -> int:
+    """Profile changes and the processed mark of some events in one transaction.
+
+    Only events this transaction marks processed are applied, so a chunk already done
+    by an earlier attempt (or another worker) changes nothing again.
+    """
     with store.write() as conn:
-        marked = conn.execute(
-            update(inbox)
-            .where(inbox.c.batch_id == claim.batch_id, inbox.c.processed_at.is_(None))
-            .values(processed_at=utcnow())
-        ).rowcount
-        if marked == 0:
-            return False
+        marked = set(
+            conn.execute(
+                update(inbox)
+                .where(
+                    inbox.c.seq.in_([row.seq for row, _ in pairs]), inbox.c.processed_at.is_(None)
+                )
+                .values(processed_at=utcnow())
+                .returning(inbox.c.seq)
+            ).scalars()
+        )
+        if not marked:
+            return 0
         by_business: dict[str, list[tuple[Any, dict[str, Any]]]] = defaultdict(list)
-        for row, event in zip(claim.rows, events, strict=True):
-            by_business[row.business_id].append((row, event))
+        for row, event in pairs:
+            if row.seq in marked:
+                by_business[row.business_id].append((row, event))
         links: list[dict[str, Any]] = []
-        for business_id, pairs in by_business.items():
+        for business_id, todo in by_business.items():
             batch = ProfileBatch(
                 conn=conn, business_id=business_id, lock_rows=store.dialect == "postgresql"
             )
-            batch.preload([event for _, event in pairs])
-            links += [{"row": row.seq, "profile": batch.apply(event)} for row, event in pairs]
+            batch.preload([event for _, event in todo])
+            links += [{"row": row.seq, "profile": batch.apply(event)} for row, event in todo]
             batch.flush()
         conn.execute(
             update(inbox)
@@ -117,7 +141,7 @@ def _apply_profiles(store: Store, claim: Claim, events: list[dict[str, Any]]) ->
             .values(profile_id=bindparam("profile")),
             links,
         )
-    return True
+    return len(marked)
 
 
 def process(store: Store, claim: Claim, *, lake_url: str) -> int:
@@ -131,29 +155,43 @@ def process(store: Store, claim: Claim, *, lake_url: str) -> int:
             for row, event in zip(claim.rows, events, strict=True)
         ],
     )
-    for attempt in range(PROFILE_RETRIES):
-        try:
-            return len(events) if _apply_profiles(store, claim, events) else 0
-        except (IntegrityError, OperationalError) as exc:
-            # Another worker created one of the same identifiers first, or the
-            # database chose this transaction as a deadlock victim: read again.
-            if attempt == PROFILE_RETRIES - 1:
-                raise
-            log.info("retrying batch %s after %s", claim.batch_id, type(exc).__name__)
-    return 0
+    pairs = list(zip(claim.rows, events, strict=True))
+    done = 0
+    # Short transactions: on SQLite the write lock is held for one chunk at a time,
+    # so collection is never kept waiting behind a whole batch.
+    for start in range(0, len(pairs), PROFILE_CHUNK):
+        chunk = pairs[start : start + PROFILE_CHUNK]
+        for attempt in range(PROFILE_RETRIES):
+            try:
+                done += _apply_profiles(store, chunk)
+                break
+            except (IntegrityError, OperationalError) as exc:
+                # Another worker created one of the same identifiers first, or the
+                # database chose this transaction as a deadlock victim: read again.
+                if attempt == PROFILE_RETRIES - 1:
+                    raise
+                log.info("retrying batch %s after %s", claim.batch_id, type(exc).__name__)
+    return done
 
 
 def drain(
-    store: Store, *, lake_url: str, batch_size: int, lease: timedelta, take_over_all: bool = False
+    store: Store,
+    *,
+    lake_url: str,
+    batch_size: int,
+    lease: timedelta,
+    take_over_all: bool = False,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Process until the inbox has nothing pending; returns the number of events processed."""
+    """Process until nothing is pending or `should_stop`; returns how many events were done."""
     done = 0
     first = True
-    while (
-        batch := claim(
+    while not should_stop():
+        batch = claim(
             store, batch_size=batch_size, lease=lease, take_over_all=take_over_all and first
         )
-    ) is not None:
+        if batch is None:
+            break
         first = False
         done += process(store, batch, lake_url=lake_url)
     return done
@@ -181,48 +219,87 @@ def pending_count(store: Store) -> int:
         )
 
 
-class Worker(threading.Thread):
-    """Runs `drain` in a loop until stopped; used inside `accord serve`."""
-
-    def __init__(
-        self,
-        store: Store,
-        *,
-        lake_url: str,
-        batch_size: int,
-        lease: timedelta,
-        idle_seconds: float,
-        take_over_all: bool,
-    ) -> None:
-        super().__init__(name="accord-worker", daemon=True)
-        self.store = store
-        self.lake_url = lake_url
-        self.batch_size = batch_size
-        self.lease = lease
-        self.idle_seconds = idle_seconds
-        self.take_over_all = take_over_all
-        self.stopping = threading.Event()
-        self.wake = threading.Event()
-
-    def run(self) -> None:
-        take_over = self.take_over_all
-        while not self.stopping.is_set():
+def run(
+    settings: Settings,
+    *,
+    should_stop: Callable[[], bool],
+    on_processed: Callable[[int], None] | None = None,
+    once: bool = False,
+) -> None:
+    """The worker loop: drain, purge old rows hourly, sleep while idle, until told to stop."""
+    store = open_store(
+        settings.resolved_database_url(), sqlite_synchronous=settings.sqlite_synchronous
+    )
+    lease = timedelta(seconds=settings.worker_lease_seconds)
+    retention = timedelta(days=settings.inbox_retention_days)
+    # One worker owns an SQLite store, so a claim left unfinished is its own.
+    take_over = store.dialect == "sqlite"
+    last_purge = 0.0
+    try:
+        while not should_stop():
             try:
-                drain(
-                    self.store,
-                    lake_url=self.lake_url,
-                    batch_size=self.batch_size,
-                    lease=self.lease,
+                done = drain(
+                    store,
+                    lake_url=settings.resolved_lake_url(),
+                    batch_size=settings.worker_batch_size,
+                    lease=lease,
                     take_over_all=take_over,
+                    should_stop=should_stop,
                 )
                 take_over = False
+                if done and on_processed is not None:
+                    on_processed(done)
+                if time.monotonic() - last_purge > PURGE_EVERY_SECONDS:
+                    purge_processed(store, older_than=retention)
+                    last_purge = time.monotonic()
             except Exception:
+                if once:
+                    raise
                 log.exception("inbox processing failed; retrying")
-                self.stopping.wait(1.0)
-            self.wake.wait(self.idle_seconds)
-            self.wake.clear()
+            if once:
+                break
+            time.sleep(settings.worker_idle_seconds)
+    finally:
+        store.dispose()
 
-    def stop(self) -> None:
-        self.stopping.set()
-        self.wake.set()
-        self.join(timeout=30)
+
+def _die_with_parent() -> None:
+    """Ask Linux to end this process when its parent dies, however it dies."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # SIGKILL: a server killed outright takes its worker with it, as one process would.
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        log.info("no prctl here; the worker watches its parent instead")
+
+
+def process_main(settings: Settings, parent_pid: int) -> None:
+    """Entry point of the worker process that `accord serve` starts beside the server.
+
+    A separate process keeps the worker's CPU work off the server's interpreter, so
+    acknowledgements are not delayed behind processing.
+    """
+    logging.basicConfig(level=logging.INFO)
+    _die_with_parent()
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    run(settings, should_stop=lambda: stopping.is_set() or os.getppid() != parent_pid)
+
+
+def start_process(settings: Settings) -> multiprocessing.process.BaseProcess:
+    context = multiprocessing.get_context("spawn")
+    worker = context.Process(
+        target=process_main, args=(settings, os.getpid()), name="accord-worker", daemon=True
+    )
+    worker.start()
+    return worker
+
+
+def stop_process(worker: multiprocessing.process.BaseProcess, timeout: float = 30) -> None:
+    """Let the worker finish its batch, then make sure it is gone."""
+    worker.terminate()
+    worker.join(timeout)
+    if worker.is_alive():
+        worker.kill()
+        worker.join(5)

@@ -50,11 +50,22 @@ def write_batch(
             temporary = f"{directory}/.part-{batch_id}-{uuid.uuid4().hex[:8]}.parquet.tmp"
             pq.write_table(table, temporary, filesystem=filesystem, compression="zstd")
             filesystem.move(temporary, target)
+            _remove_leftovers(filesystem, directory, batch_id)
         else:
             # Object stores publish an object only when its upload completes.
             pq.write_table(table, target, filesystem=filesystem, compression="zstd")
         written.append(target)
     return written
+
+
+def _remove_leftovers(filesystem: fs.FileSystem, directory: str, batch_id: str) -> None:
+    """Delete temporary files that a dead attempt at the same batch left behind."""
+    prefix = f".part-{batch_id}-"
+    for info in filesystem.get_file_info(fs.FileSelector(directory)):
+        if info.base_name.startswith(prefix) and info.base_name.endswith(".tmp"):
+            # A live attempt racing this one loses its file and retries; the
+            # processed mark keeps its profile changes from happening twice.
+            filesystem.delete_file(info.path)
 
 
 def parquet_glob(lake_url: str) -> str:

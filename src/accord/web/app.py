@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -16,7 +15,7 @@ from accord.analytics.api import router as analytics_router
 from accord.collect.api import router as collect_router
 from accord.collect.consent_gate import KeepEverything
 from accord.collect.service import limits_from
-from accord.collect.worker import Worker, pending_count
+from accord.collect.worker import pending_count, start_process, stop_process
 from accord.core.settings import Settings
 from accord.profiles.api import router as profiles_router
 from accord.store.db import open_store
@@ -40,24 +39,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gate=KeepEverything(),
             limits=limits_from(settings),
         )
-        worker = None
-        if settings.worker_inline:
-            worker = Worker(
-                store,
-                lake_url=settings.resolved_lake_url(),
-                batch_size=settings.worker_batch_size,
-                lease=timedelta(seconds=settings.worker_lease_seconds),
-                idle_seconds=settings.worker_idle_seconds,
-                # One process owns an SQLite store, so any unfinished claim is ours.
-                take_over_all=store.dialect == "sqlite",
-            )
-            worker.start()
-            app.state.wake_worker = worker.wake.set
+        worker = start_process(settings) if settings.worker_inline else None
         try:
             yield
         finally:
             if worker is not None:
-                worker.stop()
+                await run_in_threadpool(stop_process, worker)
             store.dispose()
 
     app = FastAPIOffline(
