@@ -69,22 +69,42 @@ def migrate() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
-    worker: Annotated[bool, typer.Option(help="Process the inbox in this process")] = True,
+    worker: Annotated[bool, typer.Option(help="Run an inbox worker process beside")] = True,
+    workers: Annotated[int, typer.Option(min=1, help="HTTP server processes")] = 1,
 ) -> None:
-    """Serve the API (and, unless --no-worker, process the inbox in the same process)."""
+    """Serve the API, with one inbox worker process beside it unless --no-worker."""
     import uvicorn
 
+    from accord.collect.worker import start_process, stop_process
     from accord.web.app import create_app
 
     settings = Settings()
-    settings.worker_inline = worker
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level="info",
-        access_log=False,
-    )
+    upgrade(settings.resolved_database_url())
+    inbox_worker = start_process(settings) if worker and settings.worker_inline else None
+    try:
+        bind_host, bind_port = host or settings.host, port or settings.port
+        if workers == 1:
+            uvicorn.run(
+                create_app(settings),
+                host=bind_host,
+                port=bind_port,
+                log_level="info",
+                access_log=False,
+            )
+        else:
+            # Each process builds its app from the same ACCORD_* environment.
+            uvicorn.run(
+                "accord.web.app:create_app",
+                factory=True,
+                workers=workers,
+                host=bind_host,
+                port=bind_port,
+                log_level="info",
+                access_log=False,
+            )
+    finally:
+        if inbox_worker is not None:
+            stop_process(inbox_worker)
 
 
 @app.command("worker")

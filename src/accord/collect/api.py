@@ -81,7 +81,11 @@ async def _collect(request: Request, state: AppState, kind: str) -> Response:
             max_batch_events=settings.max_batch_events,
         )
         return service.append(
-            state.store, source=source, events=events, gate=state.gate, received_at=received_at
+            state.inbox_writer,
+            source=source,
+            events=events,
+            gate=state.gate,
+            received_at=received_at,
         )
 
     accepted = await run_in_threadpool(work)

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, select
 from accord.accounts.models import SourceRef
 from accord.collect.consent_gate import ConsentGate, apply_decision
 from accord.collect.importer import RawRow
+from accord.collect.inbox import InboxWriter, insert_rows
 from accord.collect.models import inbox
 from accord.collect.validation import EventProblems, Limits, normalise_event
 from accord.core.clock import parse_instant, utcnow
@@ -161,14 +162,18 @@ def normalise_request(
 
 
 def append(
-    store: Store,
+    target: Store | InboxWriter,
     *,
     source: SourceRef,
     events: list[dict[str, Any]],
     gate: ConsentGate,
     received_at: datetime,
 ) -> Accepted:
-    """Store events in the inbox in one transaction; a messageId already stored is skipped."""
+    """Store events in the inbox in one transaction; a messageId already stored is skipped.
+
+    `target` is the store itself, or the server's `InboxWriter` that shares commits
+    between concurrent requests.
+    """
     rows = []
     dropped = 0
     for event in events:
@@ -187,13 +192,10 @@ def append(
                 "payload": orjson.dumps(event).decode(),
             }
         )
-    stored = 0
-    if rows:
-        with store.write() as conn:
-            # RETURNING counts what was really inserted, skipping known messageIds,
-            # the same way on every backend (rowcount is not reliable for executemany).
-            statement = store.insert_ignoring_conflicts(inbox).returning(inbox.c.seq)
-            stored = len(conn.execute(statement, rows).all())
+    if isinstance(target, InboxWriter):
+        stored = target.insert(rows)
+    else:
+        stored = len(insert_rows(target, rows))
     return Accepted(
         received=len(events),
         stored=stored,

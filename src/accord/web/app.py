@@ -14,8 +14,9 @@ from accord.accounts.service import WriteKeyCache
 from accord.analytics.api import router as analytics_router
 from accord.collect.api import router as collect_router
 from accord.collect.consent_gate import KeepEverything
+from accord.collect.inbox import InboxWriter
 from accord.collect.service import limits_from
-from accord.collect.worker import pending_count, start_process, stop_process
+from accord.collect.worker import pending_count
 from accord.core.settings import Settings
 from accord.profiles.api import router as profiles_router
 from accord.store.db import open_store
@@ -32,19 +33,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         url = settings.resolved_database_url()
         await run_in_threadpool(upgrade, url)
         store = open_store(url, sqlite_synchronous=settings.sqlite_synchronous)
+        inbox_writer = InboxWriter(store=store)
+        inbox_writer.start()
         app.state.accord = AppState(
             settings=settings,
             store=store,
+            inbox_writer=inbox_writer,
             write_keys=WriteKeyCache(store=store, ttl_seconds=settings.write_key_cache_seconds),
             gate=KeepEverything(),
             limits=limits_from(settings),
         )
-        worker = start_process(settings) if settings.worker_inline else None
         try:
             yield
         finally:
-            if worker is not None:
-                await run_in_threadpool(stop_process, worker)
+            await run_in_threadpool(inbox_writer.stop)
             store.dispose()
 
     app = FastAPIOffline(

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from accord.accounts.service import WriteKeyCache
 from accord.collect.consent_gate import ConsentGate
+from accord.collect.inbox import InboxWriter
 from accord.collect.validation import Limits
 from accord.core.settings import Settings
 from accord.store.db import Store
@@ -18,6 +19,7 @@ from accord.store.db import Store
 class AppState:
     settings: Settings
     store: Store
+    inbox_writer: InboxWriter
     write_keys: WriteKeyCache
     gate: ConsentGate
     limits: Limits
