@@ -70,6 +70,7 @@ RUDDERSTACK_EVENTS_PER_S = 1_700
 class Target:
     backend: str
     worker: bool
+    http_workers: int
     env: dict[str, str]
     database_url: str | None  # None: SQLite file in the data directory
     data_dir: Path
@@ -94,7 +95,7 @@ def _pg_database() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def target(backend: str, *, worker: bool) -> Iterator[Target]:
+def target(backend: str, *, worker: bool, http_workers: int = 1) -> Iterator[Target]:
     """A fresh data directory (and database) with one bootstrapped business."""
     data_dir = Path(tempfile.mkdtemp(prefix=f"accord-bench-{backend}-"))
     try:
@@ -114,7 +115,9 @@ def target(backend: str, *, worker: bool) -> Iterator[Target]:
                 check=True,
             )
             keys = json.loads(out.stdout.strip().splitlines()[-1])
-            yield Target(backend, worker, env, database_url, data_dir, keys["write_key"])
+            yield Target(
+                backend, worker, http_workers, env, database_url, data_dir, keys["write_key"]
+            )
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 
@@ -158,6 +161,7 @@ def server(t: Target) -> Iterator[Server]:
     command = [sys.executable, "-m", "accord.cli", "serve", "--host", HOST, "--port", str(port)]
     if not t.worker:
         command.append("--no-worker")
+    command += ["--workers", str(t.http_workers)]
     with log.open("wb") as log_file:
         process = subprocess.Popen(command, env=t.env, stdout=log_file, stderr=subprocess.STDOUT)
     srv = Server(process, port, log)
@@ -759,6 +763,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=True,
         help="also measure `accord serve --no-worker` (collection alone)",
     )
+    parser.add_argument(
+        "--http-workers", type=int, default=1, help="`accord serve --workers N` (HTTP processes)"
+    )
     parser.add_argument("--drain-timeout", type=float, default=600, help="max wait for worker")
     parser.add_argument("--seed", type=int, default=None, help="base seed (default: random)")
     parser.add_argument(
@@ -790,7 +797,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
     for backend in backends:
         for worker in modes:
-            with target(backend, worker=worker) as t:
+            with target(backend, worker=worker, http_workers=args.http_workers) as t:
                 runs = bench_target(t, args, seed_base + len(results) * 100)
             results.append(
                 {"backend": backend, "worker": worker, "runs": runs, "summary": summarise(runs)}

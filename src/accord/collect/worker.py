@@ -48,6 +48,8 @@ PR_SET_PDEATHSIG = 1
 class Claim:
     batch_id: str
     rows: list[Any]
+    # A claim taken over from a worker that stopped may have left temporary lake files.
+    resumed: bool = False
 
 
 def _take_over(
@@ -77,6 +79,7 @@ def claim(
         batch_id = conn.execute(stale).scalar()
         if batch_id is not None and not _take_over(conn, batch_id, now, lease, take_over_all):
             batch_id = None
+        resumed = batch_id is not None
         if batch_id is None:
             pending = (
                 select(inbox.c.seq)
@@ -101,7 +104,7 @@ def claim(
             .where(inbox.c.batch_id == batch_id)
             .order_by(inbox.c.seq)
         ).all()
-    return Claim(batch_id=batch_id, rows=list(rows))
+    return Claim(batch_id=batch_id, rows=list(rows), resumed=resumed)
 
 
 def _apply_profiles(store: Store, pairs: list[tuple[Any, dict[str, Any]]]) -> int:
@@ -150,6 +153,7 @@ def process(store: Store, claim: Claim, *, lake_url: str) -> int:
     write_batch(
         lake_url,
         batch_id=claim.batch_id,
+        clean_leftovers=claim.resumed,
         rows=[
             (row.business_id, lake_row(row.seq, row.source_id, event))
             for row, event in zip(claim.rows, events, strict=True)

@@ -39,7 +39,9 @@ class Settings(BaseSettings):
 
     worker_inline: bool = Field(default=True, description="Process the inbox inside `serve`")
     worker_batch_size: int = 5000
-    worker_idle_seconds: float = 0.2
+    # How long an idle worker waits before looking again: longer waits make fewer,
+    # larger lake files; profiles lag the collection by at most about this much.
+    worker_idle_seconds: float = 1.0
     worker_lease_seconds: int = 120
     inbox_retention_days: int = 30
     write_key_cache_seconds: float = 30.0

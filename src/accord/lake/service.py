@@ -26,7 +26,11 @@ def partition_dir(base: str, business_id: str, day: str) -> str:
 
 
 def write_batch(
-    lake_url: str, *, batch_id: str, rows: list[tuple[str, dict[str, Any]]]
+    lake_url: str,
+    *,
+    batch_id: str,
+    rows: list[tuple[str, dict[str, Any]]],
+    clean_leftovers: bool = True,
 ) -> list[str]:
     """Write (business_id, row) pairs as one file per business and day, named by the batch.
 
@@ -50,7 +54,10 @@ def write_batch(
             temporary = f"{directory}/.part-{batch_id}-{uuid.uuid4().hex[:8]}.parquet.tmp"
             pq.write_table(table, temporary, filesystem=filesystem, compression="zstd")
             filesystem.move(temporary, target)
-            _remove_leftovers(filesystem, directory, batch_id)
+            if clean_leftovers:
+                # Listing a partition costs more the more files it has: only a batch
+                # redone after a crash can have leftovers.
+                _remove_leftovers(filesystem, directory, batch_id)
         else:
             # Object stores publish an object only when its upload completes.
             pq.write_table(table, target, filesystem=filesystem, compression="zstd")
