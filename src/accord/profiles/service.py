@@ -104,20 +104,23 @@ class ProfileBatch:
 
     def preload(self, events: list[dict[str, Any]]) -> None:
         """Fetch every identifier and profile the events can touch in a few queries."""
-        values = sorted({value for event in events for _, value in _candidate_keys(event)})
-        for chunk in _chunks(values):
-            found = self.conn.execute(
-                select(
-                    profile_identifiers.c.kind,
-                    profile_identifiers.c.value,
-                    profile_identifiers.c.profile_id,
-                ).where(
-                    profile_identifiers.c.business_id == self.business_id,
-                    profile_identifiers.c.value.in_(chunk),
+        by_kind: dict[str, set[str]] = {}
+        for event in events:
+            for kind, value in _candidate_keys(event):
+                by_kind.setdefault(kind, set()).add(value)
+        for kind, values in sorted(by_kind.items()):
+            # (business, kind, value) is the primary key: naming the kind lets every
+            # lookup use it, however many identifiers the business has.
+            for chunk in _chunks(sorted(values)):
+                found = self.conn.execute(
+                    select(profile_identifiers.c.value, profile_identifiers.c.profile_id).where(
+                        profile_identifiers.c.business_id == self.business_id,
+                        profile_identifiers.c.kind == kind,
+                        profile_identifiers.c.value.in_(chunk),
+                    )
                 )
-            )
-            for row in found:
-                self._identifiers[(row.kind, row.value)] = row.profile_id
+                for row in found:
+                    self._identifiers[(kind, row.value)] = row.profile_id
         # Locks are taken in id order so concurrent workers cannot deadlock on them.
         for chunk in _chunks(sorted(set(self._identifiers.values()))):
             query = select(profiles).where(profiles.c.id.in_(chunk)).order_by(profiles.c.id)
