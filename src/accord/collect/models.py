@@ -30,5 +30,7 @@ inbox = Table(
         sqlite_where=text("processed_at IS NULL"),
     ),
     Index("ix_inbox_profile", "profile_id", "seq"),
+    # A worker reads and marks its claim by batch id.
+    Index("ix_inbox_batch_id", "batch_id"),
     Index("ix_inbox_processed_at", "processed_at"),
 )
