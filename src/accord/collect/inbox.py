@@ -10,6 +10,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Connection
+
 from accord.collect.models import inbox
 from accord.store.db import Store
 
@@ -22,13 +24,17 @@ def insert_rows(store: Store, rows: list[Row]) -> list[tuple[str, str]]:
     """Insert in one transaction; returns the (source, messageId) pairs really inserted."""
     if not rows:
         return []
-    with store.write() as conn:
-        # RETURNING tells what was inserted, skipping known messageIds, the same way on
-        # every backend (rowcount is not reliable for executemany).
-        statement = store.insert_ignoring_conflicts(inbox).returning(
-            inbox.c.source_id, inbox.c.message_id
-        )
+    # RETURNING tells what was inserted, skipping known messageIds, the same way on
+    # every backend (rowcount is not reliable for executemany).
+    statement = store.insert_ignoring_conflicts(inbox).returning(
+        inbox.c.source_id, inbox.c.message_id
+    )
+
+    def work(conn: Connection) -> list[tuple[str, str]]:
         return [(r.source_id, r.message_id) for r in conn.execute(statement, rows)]
+
+    # Acknowledgements wait on this commit: poll for the lock rather than sleep.
+    return store.write_soon(work)
 
 
 @dataclass

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.dml import Insert
+
+T = TypeVar("T")
 
 
 def normalise_url(url: str) -> str:
@@ -28,9 +32,13 @@ def ensure_sqlite_folder(url: str) -> None:
         Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _sqlite_engine(url: str, *, synchronous: str, immediate: bool) -> Engine:
+def _sqlite_engine(
+    url: str, *, synchronous: str, immediate: bool, busy_timeout_ms: int = 60_000
+) -> Engine:
     ensure_sqlite_folder(url)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000}
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -39,7 +47,7 @@ def _sqlite_engine(url: str, *, synchronous: str, immediate: bool) -> Engine:
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -59,6 +67,9 @@ class Store:
     url: str
     writer: Engine
     reader: Engine
+    # On SQLite, a writer that fails at once when the lock is taken, for callers that
+    # retry on their own with short waits (SQLite's own waits grow to 100 ms).
+    eager_writer: Engine | None = None
 
     @property
     def dialect(self) -> str:
@@ -68,6 +79,25 @@ class Store:
     def write(self) -> Iterator[Connection]:
         with self.writer.begin() as conn:
             yield conn
+
+    def write_soon(self, work: Callable[[Connection], T], *, timeout: float = 60.0) -> T:
+        """Run `work` in a write transaction, retrying every half millisecond while locked.
+
+        A waiter that polls this often starts within a millisecond of the lock's release,
+        where SQLite's busy handler may still be asleep for tens of milliseconds.
+        """
+        if self.eager_writer is None:
+            with self.write() as conn:
+                return work(conn)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with self.eager_writer.begin() as conn:
+                    return work(conn)
+            except OperationalError as exc:
+                if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.0005)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -81,6 +111,8 @@ class Store:
         return sqlite.insert(table).on_conflict_do_nothing()
 
     def dispose(self) -> None:
+        if self.eager_writer is not None:
+            self.eager_writer.dispose()
         self.writer.dispose()
         if self.reader is not self.writer:
             self.reader.dispose()
@@ -91,6 +123,9 @@ def open_store(url: str, *, sqlite_synchronous: str = "FULL") -> Store:
     if make_url(url).get_backend_name() == "sqlite":
         writer = _sqlite_engine(url, synchronous=sqlite_synchronous, immediate=True)
         reader = _sqlite_engine(url, synchronous=sqlite_synchronous, immediate=False)
-        return Store(url=url, writer=writer, reader=reader)
+        eager = _sqlite_engine(
+            url, synchronous=sqlite_synchronous, immediate=True, busy_timeout_ms=0
+        )
+        return Store(url=url, writer=writer, reader=reader, eager_writer=eager)
     engine = create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
     return Store(url=url, writer=engine, reader=engine)
