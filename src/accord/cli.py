@@ -6,6 +6,7 @@ import json
 import logging
 import signal
 import threading
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -21,7 +22,7 @@ from accord.accounts.service import source_for_write_key
 from accord.analytics.service import volume
 from accord.collect.consent_gate import KeepEverything
 from accord.collect.importer import RawRow, read_events
-from accord.collect.service import import_rows, limits_from
+from accord.collect.service import ImportReport, import_rows, limits_from
 from accord.collect.worker import drain, pending_count
 from accord.collect.worker import run as run_worker_loop
 from accord.core.errors import UnknownWriteKey
@@ -146,10 +147,10 @@ def _import(
     store: Store,
     settings: Settings,
     write_key: str,
-    rows: list[RawRow] | object,
+    rows: Iterable[RawRow],
     total: int | None,
     label: str,
-) -> dict[str, object]:
+) -> ImportReport:
     try:
         source = source_for_write_key(store, write_key)
     except UnknownWriteKey:
@@ -157,43 +158,30 @@ def _import(
         raise typer.Exit(code=2) from None
     with _progress() as progress:
         task = progress.add_task(label, total=total)
-        report = import_rows(
+        return import_rows(
             store,
             source=source,
-            rows=rows,  # type: ignore[arg-type]
+            rows=rows,
             gate=KeepEverything(),
             limits=limits_from(settings),
             on_progress=lambda n: progress.advance(task, n),
         )
-    return {
-        "read": report.read,
-        "stored": report.stored,
-        "duplicates": report.duplicates,
-        "rejected": report.rejected,
-    }
 
 
 def _drain_with_progress(store: Store, settings: Settings) -> int:
     total = pending_count(store)
     if not total:
         return 0
-    done = 0
-    lease = timedelta(seconds=settings.worker_lease_seconds)
     with _progress() as progress:
         task = progress.add_task("processing", total=total)
-        while True:
-            step = drain(
-                store,
-                lake_url=settings.resolved_lake_url(),
-                batch_size=settings.worker_batch_size,
-                lease=lease,
-                take_over_all=store.dialect == "sqlite",
-            )
-            done += step
-            progress.update(task, completed=min(done, total))
-            if step == 0:
-                break
-    return done
+        return drain(
+            store,
+            lake_url=settings.resolved_lake_url(),
+            batch_size=settings.worker_batch_size,
+            lease=timedelta(seconds=settings.worker_lease_seconds),
+            take_over_all=store.dialect == "sqlite",
+            on_batch=lambda n: progress.advance(task, n),
+        )
 
 
 @app.command("import")
@@ -221,15 +209,14 @@ def import_file(
     if process:
         _drain_with_progress(store, settings)
     store.dispose()
-    rejected = summary["rejected"]
-    assert isinstance(rejected, list)
+    rejected = summary.rejected
     if errors is not None:
         errors.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rejected))
     table = Table("read", "stored", "duplicates", "rejected rows")
     table.add_row(
-        str(summary["read"]),
-        str(summary["stored"]),
-        str(summary["duplicates"]),
+        str(summary.read),
+        str(summary.stored),
+        str(summary.duplicates),
         str(len({r["line"] for r in rejected})),
     )
     console.print(table)
@@ -263,9 +250,7 @@ def demo(
     summary = _import(store, settings, keys.write_key, rows, events, "seeding demo")
     _drain_with_progress(store, settings)
     store.dispose()
-    console.print(
-        f"demo events stored: {summary['stored']} (already there: {summary['duplicates']})"
-    )
+    console.print(f"demo events stored: {summary.stored} (already there: {summary.duplicates})")
     if as_json:
         typer.echo(keys.model_dump_json())
     else:

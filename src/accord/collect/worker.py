@@ -186,8 +186,12 @@ def drain(
     lease: timedelta,
     take_over_all: bool = False,
     should_stop: Callable[[], bool] = lambda: False,
+    on_batch: Callable[[int], None] | None = None,
 ) -> int:
-    """Process until nothing is pending or `should_stop`; returns how many events were done."""
+    """Process until nothing is pending or `should_stop`; returns how many events were done.
+
+    `on_batch` hears how many events each batch finished (for progress bars).
+    """
     done = 0
     first = True
     while not should_stop():
@@ -197,7 +201,10 @@ def drain(
         if batch is None:
             break
         first = False
-        done += process(store, batch, lake_url=lake_url)
+        finished = process(store, batch, lake_url=lake_url)
+        done += finished
+        if on_batch is not None:
+            on_batch(finished)
     return done
 
 
