@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Header, Query
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
-from accord.accounts.service import business_for_token
 from accord.core.errors import FieldProblem, InvalidInput
 from accord.profiles import service
 from accord.profiles.models import ProfileView
+from accord.web.auth import Caller, requires
 from accord.web.state import State
 
 router = APIRouter(prefix="/api", tags=["profiles"])
@@ -17,10 +19,10 @@ router = APIRouter(prefix="/api", tags=["profiles"])
 @router.get("/profiles", response_model=ProfileView, summary="Find a profile by an identifier")
 async def get_profile(
     state: State,
+    caller: Annotated[Caller, Depends(requires("profiles.read"))],
     user_id: str | None = Query(default=None),
     anonymous_id: str | None = Query(default=None),
     email: str | None = Query(default=None),
-    authorization: str | None = Header(default=None, description="Bearer <admin token>"),
 ) -> ProfileView:
     """The profile with its identifiers, traits and most recent events (newest first)."""
     given = {
@@ -35,8 +37,9 @@ async def get_profile(
     ((kind, value),) = given.items()
 
     def work() -> ProfileView:
-        business_id = business_for_token(state.store, authorization)
         with state.store.read() as conn:
-            return service.find_profile(conn, business_id=business_id, kind=kind, value=value)
+            return service.find_profile(
+                conn, business_id=caller.business_id, kind=kind, value=value
+            )
 
     return await run_in_threadpool(work)
