@@ -1,21 +1,60 @@
-"""Businesses, sources and admin tokens: bootstrap, write-key lookup, token checks."""
+"""Businesses, assets, tokens, access checks and the audit log: what other contexts call.
+
+Other contexts reach accounts only through this module: `audit` to record a change,
+`register_asset` to make a new kind of asset (lead form, audience, journey, ...)
+subject to the same permissions, and `check_asset` (through `Caller.require_asset`)
+to act on one asset.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, and_, func, or_, select, update
 
-from accord.accounts.models import Bootstrap, SourceRef, api_tokens, businesses, sources
+from accord.accounts import permissions
+from accord.accounts.models import (
+    Actor,
+    AuditEntry,
+    Bootstrap,
+    BusinessIn,
+    BusinessView,
+    NewToken,
+    SourceRef,
+    TokenView,
+    api_tokens,
+    asset_grants,
+    assets,
+    audit_log,
+    businesses,
+    memberships,
+    partner_shares,
+    people,
+    sources,
+)
 from accord.core.clock import utcnow
-from accord.core.errors import InvalidToken, UnknownWriteKey
+from accord.core.errors import (
+    FieldProblem,
+    Forbidden,
+    InvalidInput,
+    InvalidToken,
+    NotFound,
+    UnknownWriteKey,
+)
 from accord.core.ids import hash_token, new_id, new_secret
 from accord.store.db import Store
 
 DEFAULT_SOURCE_NAME = "Website"
+BUSINESS_KINDS = ("advertiser", "agency")
+TWO_FACTOR_POLICIES = ("none", "admins", "everyone")
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def slugify(name: str) -> str:
@@ -23,12 +62,362 @@ def slugify(name: str) -> str:
     return slug[:100] or "business"
 
 
-def create_business(conn: Connection, *, name: str, slug: str) -> str:
-    business_id = new_id("biz")
+def valid_email(value: str) -> bool:
+    return len(value) <= 254 and EMAIL_PATTERN.match(value) is not None
+
+
+# -- audit log -------------------------------------------------------------------------
+
+
+def as_json(value: object) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, default=str, sort_keys=True)
+
+
+def audit(
+    conn: Connection,
+    *,
+    business_id: str,
+    actor: Actor,
+    action: str,
+    asset: tuple[str, str] | None = None,
+    before: object = None,
+    after: object = None,
+    ip: str | None = None,
+) -> None:
+    """Append one change to the business's audit log (in the caller's transaction)."""
     conn.execute(
-        businesses.insert().values(id=business_id, name=name, slug=slug, created_at=utcnow())
+        audit_log.insert().values(
+            business_id=business_id,
+            at=utcnow(),
+            actor_kind=actor.kind,
+            actor_id=actor.id,
+            actor_label=actor.label,
+            action=action,
+            asset_kind=asset[0] if asset else None,
+            asset_id=asset[1] if asset else None,
+            before=as_json(before),
+            after=as_json(after),
+            ip=ip,
+        )
+    )
+
+
+def audit_entries(
+    conn: Connection,
+    *,
+    business_id: str,
+    action: str | None = None,
+    actor_id: str | None = None,
+    asset_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 200,
+) -> list[AuditEntry]:
+    query = select(audit_log).where(audit_log.c.business_id == business_id)
+    if action:
+        query = query.where(audit_log.c.action.startswith(action))
+    if actor_id:
+        query = query.where(audit_log.c.actor_id == actor_id)
+    if asset_id:
+        query = query.where(audit_log.c.asset_id == asset_id)
+    if since:
+        query = query.where(audit_log.c.at >= since)
+    if until:
+        query = query.where(audit_log.c.at < until)
+    rows = conn.execute(query.order_by(audit_log.c.id.desc()).limit(limit)).all()
+    return [
+        AuditEntry(
+            id=r.id,
+            at=r.at,
+            actor_kind=r.actor_kind,
+            actor_id=r.actor_id,
+            actor_label=r.actor_label,
+            action=r.action,
+            asset_kind=r.asset_kind,
+            asset_id=r.asset_id,
+            before=json.loads(r.before) if r.before else None,
+            after=json.loads(r.after) if r.after else None,
+            ip=r.ip,
+        )
+        for r in rows
+    ]
+
+
+# -- businesses ------------------------------------------------------------------------
+
+
+def create_business(
+    conn: Connection, *, name: str, slug: str, details: BusinessIn | None = None
+) -> str:
+    business_id = new_id("biz")
+    values: dict[str, Any] = {"id": business_id, "name": name, "slug": slug, "created_at": utcnow()}
+    if details is not None:
+        values.update(
+            contact_email=details.contact_email,
+            address=details.address,
+            phone=details.phone,
+            website=details.website,
+            kind=details.kind,
+        )
+    conn.execute(businesses.insert().values(**values))
+    return business_id
+
+
+def check_business(details: BusinessIn) -> None:
+    problems: list[FieldProblem] = []
+    if not details.name.strip():
+        problems.append(FieldProblem("name", "give the business a name"))
+    if not valid_email(details.contact_email):
+        problems.append(FieldProblem("contact_email", "not an email address"))
+    if details.kind not in BUSINESS_KINDS:
+        problems.append(FieldProblem("kind", "must be advertiser or agency"))
+    if details.website and not details.website.startswith(("http://", "https://")):
+        problems.append(FieldProblem("website", "must start with http:// or https://"))
+    if problems:
+        raise InvalidInput(problems)
+
+
+def new_business(
+    conn: Connection, *, details: BusinessIn, person_id: str, actor: Actor, ip: str | None
+) -> str:
+    """A business made by a person, who becomes its first admin."""
+    check_business(details)
+    slug = f"{slugify(details.name)[:80]}-{new_secret('', 4)[1:].lower()}"
+    business_id = create_business(conn, name=details.name.strip(), slug=slug, details=details)
+    conn.execute(
+        memberships.insert().values(
+            business_id=business_id, person_id=person_id, role="admin", created_at=utcnow()
+        )
+    )
+    audit(
+        conn,
+        business_id=business_id,
+        actor=actor,
+        action="business.create",
+        asset=("business", business_id),
+        after=details.model_dump(),
+        ip=ip,
     )
     return business_id
+
+
+def _business_view(row: Any) -> BusinessView:
+    return BusinessView(
+        id=row.id,
+        name=row.name,
+        contact_email=row.contact_email,
+        address=row.address,
+        phone=row.phone,
+        website=row.website,
+        kind=row.kind,
+        email_verified=row.email_verified_at is not None,
+        two_factor_policy=row.two_factor_policy,
+        created_at=row.created_at,
+    )
+
+
+def get_business(conn: Connection, *, business_id: str) -> BusinessView:
+    row = conn.execute(select(businesses).where(businesses.c.id == business_id)).first()
+    if row is None:
+        raise NotFound("business")
+    return _business_view(row)
+
+
+def update_business(
+    conn: Connection, *, business_id: str, details: BusinessIn, actor: Actor, ip: str | None
+) -> BusinessView:
+    check_business(details)
+    before = get_business(conn, business_id=business_id)
+    changes: dict[str, Any] = details.model_dump()
+    if before.contact_email != details.contact_email:
+        # A new address has to be confirmed again.
+        changes["email_verified_at"] = None
+    conn.execute(update(businesses).where(businesses.c.id == business_id).values(**changes))
+    audit(
+        conn,
+        business_id=business_id,
+        actor=actor,
+        action="business.update",
+        asset=("business", business_id),
+        before=before.model_dump(mode="json"),
+        after=details.model_dump(),
+        ip=ip,
+    )
+    return get_business(conn, business_id=business_id)
+
+
+def mark_email_verified(conn: Connection, *, business_id: str, email: str) -> bool:
+    """Confirm the contact email if it is still the one the link was sent for."""
+    result = conn.execute(
+        update(businesses)
+        .where(businesses.c.id == business_id, businesses.c.contact_email == email)
+        .values(email_verified_at=utcnow())
+    )
+    if result.rowcount:
+        audit(
+            conn,
+            business_id=business_id,
+            actor=Actor(kind="system", label="email confirmation link"),
+            action="business.email_verified",
+            asset=("business", business_id),
+            after={"contact_email": email},
+        )
+    return bool(result.rowcount)
+
+
+def businesses_of(conn: Connection, *, person_id: str) -> list[tuple[BusinessView, str]]:
+    rows = conn.execute(
+        select(businesses, memberships.c.role)
+        .join(memberships, memberships.c.business_id == businesses.c.id)
+        .where(memberships.c.person_id == person_id)
+        .order_by(businesses.c.name)
+    ).all()
+    return [(_business_view(r), r.role) for r in rows]
+
+
+def role_of(conn: Connection, *, business_id: str, person_id: str) -> str | None:
+    return conn.execute(
+        select(memberships.c.role).where(
+            memberships.c.business_id == business_id, memberships.c.person_id == person_id
+        )
+    ).scalar()
+
+
+# -- assets (every kind) ---------------------------------------------------------------
+
+
+def register_asset(
+    conn: Connection, *, business_id: str, kind: str, name: str, asset_id: str | None = None
+) -> str:
+    """Make an asset of any kind known to permissions, partner shares and the audit log.
+
+    A context that owns a new kind of asset (a lead form, an audience, a journey, ...)
+    calls this in the transaction that creates it, with the id of its own row, and
+    keeps its details in its own table keyed by that id.
+    """
+    asset_id = asset_id or new_id(kind[:8])
+    conn.execute(
+        assets.insert().values(
+            id=asset_id, business_id=business_id, kind=kind, name=name, created_at=utcnow()
+        )
+    )
+    return asset_id
+
+
+def rename_asset(conn: Connection, *, business_id: str, asset_id: str, name: str) -> None:
+    conn.execute(
+        update(assets)
+        .where(assets.c.id == asset_id, assets.c.business_id == business_id)
+        .values(name=name)
+    )
+
+
+def close_asset(conn: Connection, *, business_id: str, asset_id: str) -> None:
+    conn.execute(
+        update(assets)
+        .where(
+            assets.c.id == asset_id,
+            assets.c.business_id == business_id,
+            assets.c.closed_at.is_(None),
+        )
+        .values(closed_at=utcnow())
+    )
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who acts, for which business, with which role: what access checks need."""
+
+    business_id: str
+    role: str
+    person_id: str | None = None
+    token_id: str | None = None
+    # A token may be limited to fewer permissions than its role grants.
+    scope: frozenset[str] | None = None
+
+
+def _grants_of(conn: Connection, *, access: Access) -> dict[str, set[str]]:
+    if access.person_id is None:
+        return {}
+    rows = conn.execute(
+        select(asset_grants.c.asset_id, asset_grants.c.tasks).where(
+            asset_grants.c.business_id == access.business_id,
+            asset_grants.c.person_id == access.person_id,
+        )
+    ).all()
+    return {r.asset_id: set(r.tasks.split()) for r in rows}
+
+
+def permitted(conn: Connection, *, access: Access, permission: str) -> bool:
+    """The one permission check: role, tasks held on any asset, and the token's scope."""
+    if access.scope is not None and permission not in access.scope:
+        return False
+    tasks: set[str] = set()
+    if not permissions.role_grants(access.role, permission):
+        for held in _grants_of(conn, access=access).values():
+            tasks |= held
+    return permissions.allowed(access.role, tasks, permission)
+
+
+def check_asset(
+    conn: Connection, *, access: Access, asset_id: str, kind: str | None, task: str
+) -> str:
+    """The owner business of an asset the caller may do `task` on; NotFound otherwise.
+
+    An asset is reachable when the caller's business owns it or a partner share gives
+    the caller's business that task on it; then the caller needs the task from their
+    role (admins: all) or from a grant. Not reachable and not allowed look the same,
+    so nobody learns that another business's asset exists.
+    """
+    row = conn.execute(select(assets).where(assets.c.id == asset_id)).first()
+    if row is None or (kind is not None and row.kind != kind):
+        raise NotFound(kind or "asset")
+    if row.business_id != access.business_id:
+        shared = conn.execute(
+            select(partner_shares.c.tasks).where(
+                partner_shares.c.business_id == row.business_id,
+                partner_shares.c.partner_business_id == access.business_id,
+                partner_shares.c.asset_id == asset_id,
+                partner_shares.c.revoked_at.is_(None),
+            )
+        ).scalar()
+        if shared is None or not permissions.holds(shared.split(), task):
+            raise NotFound(row.kind if kind else "asset")
+    if permissions.role_task_on(access.role, row.kind, task):
+        return str(row.business_id)
+    grant = _grants_of(conn, access=access).get(asset_id, set())
+    if permissions.holds(grant, task):
+        return str(row.business_id)
+    raise NotFound(row.kind if kind else "asset")
+
+
+def visible_assets(
+    conn: Connection, *, access: Access, kind: str | None = None, task: str = "analyse"
+) -> list[dict[str, Any]]:
+    """Assets of (or shared with) the caller's business that the caller holds `task` on."""
+    shared = select(partner_shares.c.asset_id).where(
+        partner_shares.c.partner_business_id == access.business_id,
+        partner_shares.c.revoked_at.is_(None),
+    )
+    query = select(assets).where(
+        or_(assets.c.business_id == access.business_id, assets.c.id.in_(shared))
+    )
+    if kind:
+        query = query.where(assets.c.kind == kind)
+    rows = conn.execute(query.order_by(assets.c.kind, assets.c.name)).all()
+    found = []
+    for row in rows:
+        try:
+            check_asset(conn, access=access, asset_id=row.id, kind=row.kind, task=task)
+        except NotFound:
+            continue
+        found.append(dict(row._mapping))
+    return found
+
+
+# -- pixels (tracking sources with write keys) -----------------------------------------
 
 
 def create_source(conn: Connection, *, business_id: str, name: str, kind: str = "web") -> SourceRef:
@@ -44,7 +433,11 @@ def create_source(conn: Connection, *, business_id: str, name: str, kind: str = 
             created_at=utcnow(),
         )
     )
+    register_asset(conn, business_id=business_id, kind="pixel", name=name, asset_id=source_id)
     return SourceRef(business_id=business_id, source_id=source_id)
+
+
+# -- API tokens ------------------------------------------------------------------------
 
 
 def issue_admin_token(conn: Connection, *, business_id: str, name: str) -> str:
@@ -57,9 +450,162 @@ def issue_admin_token(conn: Connection, *, business_id: str, name: str) -> str:
             name=name,
             token_hash=hash_token(token),
             created_at=utcnow(),
+            role="admin",
+            permissions="",
         )
     )
     return token
+
+
+def _token_view(row: Any) -> TokenView:
+    return TokenView(
+        id=row.id,
+        name=row.name,
+        role=row.role,
+        permissions=sorted(row.permissions.split()) or sorted(permissions.ROLES[row.role]),
+        person_id=row.person_id,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def create_token(
+    conn: Connection,
+    *,
+    access: Access,
+    name: str,
+    scope: Iterable[str],
+    actor: Actor,
+    ip: str | None,
+    two_factor_ok: bool,
+) -> NewToken:
+    """A token for machines, limited to permissions its creator holds; shown once."""
+    wanted = sorted(set(scope))
+    problems = [
+        FieldProblem("permissions", f"unknown permission {p!r}")
+        for p in wanted
+        if not permissions.known(p)
+    ]
+    if not name.strip() or len(name) > 100:
+        problems.append(FieldProblem("name", "give the token a name of 1 to 100 characters"))
+    if not wanted:
+        problems.append(FieldProblem("permissions", "choose at least one permission"))
+    if problems:
+        raise InvalidInput(problems)
+    beyond = [p for p in wanted if not permitted(conn, access=access, permission=p)]
+    if beyond:
+        raise Forbidden(f"you cannot give a token permissions you do not hold: {', '.join(beyond)}")
+    if not two_factor_ok:
+        raise Forbidden(
+            "this business requires two-factor authentication: turn it on before making tokens"
+        )
+    token = new_secret("tok", 24)
+    token_id = new_id("tok")
+    conn.execute(
+        api_tokens.insert().values(
+            id=token_id,
+            business_id=access.business_id,
+            name=name.strip(),
+            token_hash=hash_token(token),
+            created_at=utcnow(),
+            person_id=access.person_id,
+            role=access.role,
+            permissions=" ".join(wanted),
+        )
+    )
+    audit(
+        conn,
+        business_id=access.business_id,
+        actor=actor,
+        action="token.create",
+        asset=("token", token_id),
+        after={"name": name, "permissions": wanted},
+        ip=ip,
+    )
+    row = conn.execute(select(api_tokens).where(api_tokens.c.id == token_id)).one()
+    return NewToken(**_token_view(row).model_dump(), token=token)
+
+
+def list_tokens(conn: Connection, *, business_id: str) -> list[TokenView]:
+    rows = conn.execute(
+        select(api_tokens)
+        .where(api_tokens.c.business_id == business_id)
+        .order_by(api_tokens.c.created_at.desc())
+    ).all()
+    return [_token_view(r) for r in rows]
+
+
+def revoke_token(
+    conn: Connection, *, business_id: str, token_id: str, actor: Actor, ip: str | None
+) -> None:
+    result = conn.execute(
+        update(api_tokens)
+        .where(
+            api_tokens.c.id == token_id,
+            api_tokens.c.business_id == business_id,
+            api_tokens.c.revoked_at.is_(None),
+        )
+        .values(revoked_at=utcnow())
+    )
+    if not result.rowcount:
+        raise NotFound("token")
+    audit(
+        conn,
+        business_id=business_id,
+        actor=actor,
+        action="token.revoke",
+        asset=("token", token_id),
+        ip=ip,
+    )
+
+
+@dataclass(frozen=True)
+class TokenAccess:
+    access: Access
+    label: str
+
+
+def access_for_token(store: Store, authorization: str | None) -> TokenAccess:
+    """Who an `Authorization: Bearer <token>` header is, for which business and role."""
+    if not authorization or authorization[:7].lower() != "bearer ":
+        raise InvalidToken()
+    token_hash = hash_token(authorization[7:].strip())
+    with store.read() as conn:
+        row = conn.execute(
+            select(api_tokens).where(
+                api_tokens.c.token_hash == token_hash, api_tokens.c.revoked_at.is_(None)
+            )
+        ).first()
+        role = row.role if row is not None else None
+        if row is not None and row.person_id is not None:
+            # A person's token acts with the person's current role, never more.
+            role = role_of(conn, business_id=row.business_id, person_id=row.person_id)
+    if row is None or role is None:
+        raise InvalidToken()
+    with store.write() as conn:
+        conn.execute(
+            update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=utcnow())
+        )
+    scope = frozenset(row.permissions.split()) if row.permissions else None
+    return TokenAccess(
+        access=Access(
+            business_id=row.business_id,
+            role=role,
+            person_id=row.person_id,
+            token_id=row.id,
+            scope=scope,
+        ),
+        label=f"token {row.name}",
+    )
+
+
+def business_for_token(store: Store, authorization: str | None) -> str:
+    """The business an `Authorization: Bearer <token>` header acts for."""
+    return access_for_token(store, authorization).access.business_id
+
+
+# -- bootstrap and write keys ------------------------------------------------------------
 
 
 def bootstrap(store: Store, *, name: str) -> Bootstrap:
@@ -128,21 +674,15 @@ class WriteKeyCache:
         return source
 
 
-def business_for_token(store: Store, authorization: str | None) -> str:
-    """The business an `Authorization: Bearer <admin token>` header acts for."""
-    if not authorization or authorization[:7].lower() != "bearer ":
-        raise InvalidToken()
-    token_hash = hash_token(authorization[7:].strip())
-    with store.read() as conn:
-        row = conn.execute(
-            select(api_tokens.c.id, api_tokens.c.business_id).where(
-                api_tokens.c.token_hash == token_hash, api_tokens.c.revoked_at.is_(None)
-            )
-        ).first()
-    if row is None:
-        raise InvalidToken()
-    with store.write() as conn:
+def person_label(conn: Connection, *, person_id: str) -> str:
+    return str(conn.execute(select(people.c.email).where(people.c.id == person_id)).scalar())
+
+
+def count_admins(conn: Connection, *, business_id: str) -> int:
+    return int(
         conn.execute(
-            update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=utcnow())
-        )
-    return str(row.business_id)
+            select(func.count()).where(
+                and_(memberships.c.business_id == business_id, memberships.c.role == "admin")
+            )
+        ).scalar_one()
+    )

@@ -56,3 +56,35 @@ class NotFound(AccordError):
 
     def __str__(self) -> str:
         return f"{self.what} not found"
+
+
+@dataclass
+class Forbidden(AccordError):
+    """Authenticated, but the caller's role and tasks do not allow this."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+class CsrfRejected(AccordError):
+    def __str__(self) -> str:
+        return "the form's security token is missing or wrong; reload the page and try again"
+
+
+@dataclass
+class SignInFailed(AccordError):
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+@dataclass
+class TooManyAttempts(AccordError):
+    reason: str
+    retry_after_seconds: int
+
+    def __str__(self) -> str:
+        return self.reason

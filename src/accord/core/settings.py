@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Literal
 
@@ -46,10 +47,46 @@ class Settings(BaseSettings):
     inbox_retention_days: int = 30
     write_key_cache_seconds: float = 30.0
 
+    # Accounts: signing links, sessions, sign-in throttling, limits, outgoing mail.
+    secret_key: str | None = Field(
+        default=None,
+        description="Signs confirmation links; default: a random key kept in the data directory",
+    )
+    public_url: str | None = Field(
+        default=None, description="Base URL put in emailed links; default: the request's own"
+    )
+    session_hours: float = 12.0
+    # Failed sign-ins counted over this window; past a limit sign-in is refused until
+    # the oldest failure leaves the window (at most `login_lockout_seconds`).
+    login_window_seconds: int = 900
+    login_max_failures_per_account: int = 5
+    login_max_failures_per_ip: int = 30
+    login_lockout_seconds: int = 900
+    max_pixels_per_business: int = 10
+    max_admins_per_business: int = 5
+    invitation_days: int = 7
+    email_link_hours: int = 48
+    smtp_host: str | None = Field(default=None, description="Outgoing mail server; none: no mail")
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "Accord <accord@localhost>"
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'accord.db').resolve()}"
+
+    def resolved_secret_key(self) -> str:
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
 
     def resolved_lake_url(self) -> str:
         if self.lake_url:

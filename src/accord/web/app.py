@@ -10,6 +10,8 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from accord import __version__
+from accord.accounts import pages as accounts_pages
+from accord.accounts.api import router as accounts_router
 from accord.accounts.service import WriteKeyCache
 from accord.analytics.api import router as analytics_router
 from accord.collect.api import router as collect_router
@@ -21,7 +23,7 @@ from accord.core.settings import Settings
 from accord.profiles.api import router as profiles_router
 from accord.store.db import open_store
 from accord.store.migrate import upgrade
-from accord.web import errors
+from accord.web import errors, ui
 from accord.web.state import AppState
 
 
@@ -59,6 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(collect_router)
     app.include_router(profiles_router)
     app.include_router(analytics_router)
+    app.include_router(accounts_router)
+    ui.install(app, [accounts_pages])
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and inbox backlog")
     async def healthz() -> dict[str, object]:

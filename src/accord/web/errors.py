@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 
 from accord.core.errors import (
     AccordError,
+    CsrfRejected,
+    Forbidden,
     InvalidInput,
     InvalidToken,
     NotFound,
     PayloadTooLarge,
+    SignInFailed,
+    TooManyAttempts,
     UnknownWriteKey,
     UnsupportedMediaType,
 )
@@ -55,6 +61,16 @@ def to_response(exc: AccordError) -> Response:
         problems = [{"field": "Authorization", "reason": str(exc)}]
     elif isinstance(exc, NotFound):
         status, code = 404, "not_found"
+    elif isinstance(exc, Forbidden):
+        status, code = 403, "forbidden"
+    elif isinstance(exc, CsrfRejected):
+        status, code = 403, "csrf_rejected"
+        problems = [{"field": "csrf_token", "reason": str(exc)}]
+    elif isinstance(exc, SignInFailed):
+        status, code = 401, "sign_in_failed"
+    elif isinstance(exc, TooManyAttempts):
+        status, code = 429, "too_many_attempts"
+        headers["Retry-After"] = str(exc.retry_after_seconds)
     else:
         status, code = 400, "bad_request"
     return json_response(error_body(code, str(exc), problems), status_code=status, headers=headers)
@@ -62,5 +78,31 @@ def to_response(exc: AccordError) -> Response:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(AccordError)
-    async def _handle(_request: Request, exc: AccordError) -> Response:
+    async def _handle(request: Request, exc: AccordError) -> Response:
+        if isinstance(exc, InvalidToken) and _wants_page(request):
+            # A page asked for without a session sends the browser to sign in.
+            return RedirectResponse(f"/sign-in?next={quote(request.url.path)}", status_code=303)
+        if _wants_page(request):
+            from accord.web.auth import NO_BUSINESS, TwoFactorEnrolmentRequired
+
+            if isinstance(exc, TwoFactorEnrolmentRequired):
+                return RedirectResponse("/account/two-factor", status_code=303)
+            if isinstance(exc, Forbidden) and exc.reason == NO_BUSINESS:
+                return RedirectResponse("/businesses", status_code=303)
+            return _error_page(request, exc, to_response(exc).status_code)
         return to_response(exc)
+
+
+def _wants_page(request: Request) -> bool:
+    # Browsers ask for HTML when they navigate or post a form; API clients do not.
+    path = request.url.path
+    return not path.startswith(("/api/", "/v1/")) and "text/html" in request.headers.get(
+        "accept", ""
+    )
+
+
+def _error_page(request: Request, exc: AccordError, status: int) -> Response:
+    # Imported here: the UI module imports this one for its error shape.
+    from accord.web.ui import render_error
+
+    return render_error(request, status=status, message=str(exc))

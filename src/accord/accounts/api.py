@@ -1,0 +1,511 @@
+"""Admin API of accounts: the business, people, invitations, assets, tokens, partners, audit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, TypeVar
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
+
+from accord.accounts import assets as asset_service
+from accord.accounts import service, team
+from accord.accounts.models import (
+    AdAccountIn,
+    AssetView,
+    AuditEntry,
+    BusinessIn,
+    BusinessView,
+    CampaignIn,
+    CampaignView,
+    InvitationIn,
+    InvitationView,
+    MemberView,
+    NewToken,
+    PartnerShareIn,
+    PartnerShareView,
+    PixelIn,
+    PixelView,
+    PropertyIn,
+    SocialAccountIn,
+    TokenIn,
+    TokenView,
+)
+from accord.accounts.pages import audit_csv, send_invitation, two_factor_ok
+from accord.core.errors import Forbidden
+from accord.web.auth import Caller, requires
+from accord.web.state import State
+
+router = APIRouter(prefix="/api/accounts", tags=["accounts"])
+
+T = TypeVar("T")
+
+
+async def _write(state: State, work: Callable[[Connection], T]) -> T:
+    def run() -> T:
+        with state.store.write() as conn:
+            return work(conn)
+
+    return await run_in_threadpool(run)
+
+
+async def _read(state: State, work: Callable[[Connection], T]) -> T:
+    def run() -> T:
+        with state.store.read() as conn:
+            return work(conn)
+
+    return await run_in_threadpool(run)
+
+
+Read = Annotated[Caller, Depends(requires("accounts.read"))]
+Manage = Annotated[Caller, Depends(requires("accounts.manage"))]
+
+
+# -- business --------------------------------------------------------------------------
+
+
+@router.get("/business", response_model=BusinessView, summary="The caller's business")
+async def get_business(state: State, caller: Read) -> BusinessView:
+    return await _read(state, lambda c: service.get_business(c, business_id=caller.business_id))
+
+
+@router.put("/business", response_model=BusinessView, summary="Change the business's details")
+async def update_business(state: State, caller: Manage, body: BusinessIn) -> BusinessView:
+    return await _write(
+        state,
+        lambda c: service.update_business(
+            c, business_id=caller.business_id, details=body, actor=caller.actor, ip=caller.ip
+        ),
+    )
+
+
+# -- people and invitations ------------------------------------------------------------
+
+
+@router.get("/people", response_model=list[MemberView], summary="People of the business")
+async def list_people(state: State, caller: Read) -> list[MemberView]:
+    return await _read(state, lambda c: team.members(c, business_id=caller.business_id))
+
+
+class RoleIn(BaseModel):
+    role: str
+
+
+class GrantsIn(BaseModel):
+    grants: dict[str, list[str]]
+
+
+@router.put("/people/{person_id}/role", response_model=MemberView, summary="Set a role")
+async def set_role(state: State, caller: Manage, person_id: str, body: RoleIn) -> MemberView:
+    return await _write(
+        state,
+        lambda c: team.set_role(
+            c,
+            business_id=caller.business_id,
+            person_id=person_id,
+            role=body.role,
+            actor=caller.actor,
+            ip=caller.ip,
+        ),
+    )
+
+
+@router.put("/people/{person_id}/grants", response_model=MemberView, summary="Set tasks on assets")
+async def set_grants(state: State, caller: Manage, person_id: str, body: GrantsIn) -> MemberView:
+    return await _write(
+        state,
+        lambda c: team.set_grants(
+            c,
+            business_id=caller.business_id,
+            person_id=person_id,
+            grants=body.grants,
+            actor=caller.actor,
+            ip=caller.ip,
+        ),
+    )
+
+
+@router.delete("/people/{person_id}", status_code=204, summary="Remove a person")
+async def remove_person(state: State, caller: Manage, person_id: str) -> Response:
+    await _write(
+        state,
+        lambda c: team.remove_person(
+            c, business_id=caller.business_id, person_id=person_id, actor=caller.actor, ip=caller.ip
+        ),
+    )
+    return Response(status_code=204)
+
+
+@router.get("/invitations", response_model=list[InvitationView], summary="Invitations")
+async def list_invitations(state: State, caller: Read) -> list[InvitationView]:
+    return await _read(state, lambda c: team.list_invitations(c, business_id=caller.business_id))
+
+
+@router.post(
+    "/invitations", response_model=InvitationView, status_code=201, summary="Invite a person"
+)
+async def invite(
+    request: Request, state: State, caller: Manage, body: InvitationIn
+) -> InvitationView:
+    settings = state.settings
+
+    def work(c: Connection) -> tuple[team.NewInvitation, str]:
+        created = team.invite(
+            c,
+            business_id=caller.business_id,
+            data=body,
+            invited_by=caller.person_id,
+            days=settings.invitation_days,
+            actor=caller.actor,
+            ip=caller.ip,
+        )
+        return created, service.get_business(c, business_id=caller.business_id).name
+
+    created, name = await _write(state, work)
+    outcome = await run_in_threadpool(
+        send_invitation, request, settings, invitation=created, business_name=name
+    )
+    if outcome == "sent":
+        await _write(state, lambda c: team.mark_sent(c, invitation_id=created.invitation.id))
+    return await _read(
+        state,
+        lambda c: team.get_invitation(
+            c, business_id=caller.business_id, invitation_id=created.invitation.id
+        ),
+    )
+
+
+@router.delete("/invitations/{invitation_id}", response_model=InvitationView, summary="Withdraw")
+async def revoke_invitation(state: State, caller: Manage, invitation_id: str) -> InvitationView:
+    return await _write(
+        state,
+        lambda c: team.revoke_invitation(
+            c,
+            business_id=caller.business_id,
+            invitation_id=invitation_id,
+            actor=caller.actor,
+            ip=caller.ip,
+        ),
+    )
+
+
+# -- assets ----------------------------------------------------------------------------
+
+
+@router.get("/assets", response_model=list[AssetView], summary="Assets the caller can see")
+async def list_assets(
+    state: State,
+    caller: Annotated[Caller, Depends(requires("assets.read"))],
+    kind: str | None = Query(default=None),
+) -> list[AssetView]:
+    return await _read(
+        state,
+        lambda c: asset_service.asset_views(
+            c, rows=service.visible_assets(c, access=caller.access, kind=kind)
+        ),
+    )
+
+
+@router.get("/assets/{asset_id}", response_model=AssetView, summary="One asset")
+async def get_asset(
+    state: State, caller: Annotated[Caller, Depends(requires("assets.read"))], asset_id: str
+) -> AssetView:
+    owner = await run_in_threadpool(caller.require_asset, None, asset_id, "analyse")
+    return await _read(
+        state, lambda c: asset_service.get_asset(c, business_id=owner, asset_id=asset_id)
+    )
+
+
+AdminAssets = Annotated[Caller, Depends(requires("assets.manage"))]
+
+
+def _admin_only(caller: Caller) -> None:
+    # Creating assets is the business's own decision: admins only (finance for ad accounts).
+    if caller.role != "admin":
+        raise Forbidden("only admins create assets")
+
+
+@router.post("/pixels", response_model=PixelView, status_code=201, summary="Create a pixel")
+async def create_pixel(state: State, caller: AdminAssets, body: PixelIn) -> PixelView:
+    _admin_only(caller)
+    return await _write(
+        state,
+        lambda c: asset_service.create_pixel(
+            c,
+            business_id=caller.business_id,
+            name=body.name,
+            kind=body.kind,
+            max_pixels=state.settings.max_pixels_per_business,
+            actor=caller.actor,
+            ip=caller.ip,
+        ),
+    )
+
+
+@router.get("/pixels/{pixel_id}", response_model=PixelView, summary="A pixel and its write key")
+async def get_pixel(
+    state: State, caller: Annotated[Caller, Depends(requires("assets.read"))], pixel_id: str
+) -> PixelView:
+    owner = await run_in_threadpool(caller.require_asset, "pixel", pixel_id, "analyse")
+    return await _read(
+        state, lambda c: asset_service.get_pixel(c, business_id=owner, pixel_id=pixel_id)
+    )
+
+
+@router.post("/properties", response_model=AssetView, status_code=201, summary="Add a property")
+async def create_property(state: State, caller: AdminAssets, body: PropertyIn) -> AssetView:
+    _admin_only(caller)
+    return await _write(
+        state,
+        lambda c: asset_service.create_property(
+            c, business_id=caller.business_id, data=body, actor=caller.actor, ip=caller.ip
+        ),
+    )
+
+
+@router.post(
+    "/social-accounts", response_model=AssetView, status_code=201, summary="Connect a page"
+)
+async def connect_social_account(
+    state: State, caller: AdminAssets, body: SocialAccountIn
+) -> AssetView:
+    _admin_only(caller)
+    return await _write(
+        state,
+        lambda c: asset_service.connect_social_account(
+            c, business_id=caller.business_id, data=body, actor=caller.actor, ip=caller.ip
+        ),
+    )
+
+
+Ads = Annotated[Caller, Depends(requires("ads.manage"))]
+
+
+@router.post("/ad-accounts", response_model=AssetView, status_code=201, summary="Add an ad account")
+async def create_ad_account(state: State, caller: Ads, body: AdAccountIn) -> AssetView:
+    if caller.role not in ("admin", "finance"):
+        raise Forbidden("only admins and finance add ad accounts")
+    return await _write(
+        state,
+        lambda c: asset_service.create_ad_account(
+            c, business_id=caller.business_id, data=body, actor=caller.actor, ip=caller.ip
+        ),
+    )
+
+
+@router.post(
+    "/ad-accounts/{ad_account_id}/close", response_model=AssetView, summary="Close an ad account"
+)
+async def close_ad_account(state: State, caller: Ads, ad_account_id: str) -> AssetView:
+    owner = await run_in_threadpool(caller.require_asset, "ad_account", ad_account_id, "manage")
+    return await _write(
+        state,
+        lambda c: asset_service.close_ad_account(
+            c, business_id=owner, ad_account_id=ad_account_id, actor=caller.actor, ip=caller.ip
+        ),
+    )
+
+
+@router.get(
+    "/ad-accounts/{ad_account_id}/campaigns",
+    response_model=list[CampaignView],
+    summary="Campaigns of an ad account",
+)
+async def list_campaigns(
+    state: State,
+    caller: Annotated[Caller, Depends(requires("ads.read"))],
+    ad_account_id: str,
+) -> list[CampaignView]:
+    owner = await run_in_threadpool(caller.require_asset, "ad_account", ad_account_id, "analyse")
+    return await _read(
+        state,
+        lambda c: asset_service.list_campaigns(c, business_id=owner, ad_account_id=ad_account_id),
+    )
+
+
+@router.post(
+    "/ad-accounts/{ad_account_id}/campaigns",
+    response_model=CampaignView,
+    status_code=201,
+    summary="Create a campaign",
+)
+async def create_campaign(
+    state: State, caller: Ads, ad_account_id: str, body: CampaignIn
+) -> CampaignView:
+    owner = await run_in_threadpool(caller.require_asset, "ad_account", ad_account_id, "advertise")
+    return await _write(
+        state,
+        lambda c: asset_service.create_campaign(
+            c,
+            business_id=owner,
+            ad_account_id=ad_account_id,
+            data=body,
+            actor=caller.actor,
+            ip=caller.ip,
+        ),
+    )
+
+
+# -- tokens ----------------------------------------------------------------------------
+
+
+@router.get("/tokens", response_model=list[TokenView], summary="API tokens of the business")
+async def list_tokens(state: State, caller: Manage) -> list[TokenView]:
+    return await _read(state, lambda c: service.list_tokens(c, business_id=caller.business_id))
+
+
+@router.post("/tokens", response_model=NewToken, status_code=201, summary="Make an API token")
+async def create_token(state: State, caller: Manage, body: TokenIn) -> NewToken:
+    """The token's plain text is in this answer only; Accord keeps its hash."""
+    return await _write(
+        state,
+        lambda c: service.create_token(
+            c,
+            access=caller.access,
+            name=body.name,
+            scope=body.permissions,
+            actor=caller.actor,
+            ip=caller.ip,
+            two_factor_ok=two_factor_ok(c, caller),
+        ),
+    )
+
+
+@router.delete("/tokens/{token_id}", status_code=204, summary="Revoke an API token")
+async def revoke_token(state: State, caller: Manage, token_id: str) -> Response:
+    await _write(
+        state,
+        lambda c: service.revoke_token(
+            c, business_id=caller.business_id, token_id=token_id, actor=caller.actor, ip=caller.ip
+        ),
+    )
+    return Response(status_code=204)
+
+
+# -- partners --------------------------------------------------------------------------
+
+
+class SharesView(BaseModel):
+    given: list[PartnerShareView]
+    received: list[PartnerShareView]
+
+
+@router.get("/partners", response_model=SharesView, summary="Assets shared with and by partners")
+async def list_shares(state: State, caller: Read) -> SharesView:
+    given, received = await _read(state, lambda c: team.shares(c, business_id=caller.business_id))
+    return SharesView(given=given, received=received)
+
+
+@router.post(
+    "/partners", response_model=PartnerShareView, status_code=201, summary="Share an asset"
+)
+async def share(state: State, caller: Manage, body: PartnerShareIn) -> PartnerShareView:
+    return await _write(
+        state,
+        lambda c: team.share_with_partner(
+            c, business_id=caller.business_id, data=body, actor=caller.actor, ip=caller.ip
+        ),
+    )
+
+
+@router.delete("/partners/{share_id}", status_code=204, summary="Revoke a share")
+async def revoke_share(state: State, caller: Manage, share_id: str) -> Response:
+    await _write(
+        state,
+        lambda c: team.revoke_share(
+            c, business_id=caller.business_id, share_id=share_id, actor=caller.actor, ip=caller.ip
+        ),
+    )
+    return Response(status_code=204)
+
+
+# -- security and audit ------------------------------------------------------------------
+
+
+class SecurityView(BaseModel):
+    two_factor_policy: str
+    without_two_factor: list[MemberView]
+    admins: int
+    max_admins: int
+    too_many_admins: bool
+
+
+class PolicyIn(BaseModel):
+    policy: str
+
+
+@router.get("/security", response_model=SecurityView, summary="The security centre")
+async def security(state: State, caller: Manage) -> SecurityView:
+    report = await _read(
+        state,
+        lambda c: team.security_report(
+            c, business_id=caller.business_id, max_admins=state.settings.max_admins_per_business
+        ),
+    )
+    return SecurityView(
+        two_factor_policy=report.policy,
+        without_two_factor=report.without_two_factor,
+        admins=report.admins,
+        max_admins=report.max_admins,
+        too_many_admins=report.too_many_admins,
+    )
+
+
+@router.put("/security/two-factor-policy", status_code=204, summary="Set the two-factor policy")
+async def set_policy(state: State, caller: Manage, body: PolicyIn) -> Response:
+    await _write(
+        state,
+        lambda c: team.set_two_factor_policy(
+            c, business_id=caller.business_id, policy=body.policy, actor=caller.actor, ip=caller.ip
+        ),
+    )
+    return Response(status_code=204)
+
+
+AuditReader = Annotated[Caller, Depends(requires("audit.read"))]
+
+
+@router.get("/audit", response_model=list[AuditEntry], summary="The audit log, newest first")
+async def audit(
+    state: State,
+    caller: AuditReader,
+    action: str | None = Query(default=None, description="prefix, e.g. pixel."),
+    actor_id: str | None = None,
+    asset_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = Query(default=200, ge=1, le=10_000),
+) -> list[AuditEntry]:
+    return await _read(
+        state,
+        lambda c: service.audit_entries(
+            c,
+            business_id=caller.business_id,
+            action=action,
+            actor_id=actor_id,
+            asset_id=asset_id,
+            since=since,
+            until=until,
+            limit=limit,
+        ),
+    )
+
+
+@router.get("/audit.csv", summary="The audit log as CSV", response_class=Response)
+async def audit_export(
+    state: State,
+    caller: AuditReader,
+    action: str | None = None,
+    asset_id: str | None = None,
+) -> Response:
+    entries = await _read(
+        state,
+        lambda c: service.audit_entries(
+            c, business_id=caller.business_id, action=action, asset_id=asset_id, limit=1_000_000
+        ),
+    )
+    return Response(audit_csv(entries), media_type="text/csv")

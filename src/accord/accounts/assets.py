@@ -1,0 +1,461 @@
+"""The assets a business owns: properties, pixels, ad accounts with campaigns, social accounts.
+
+Each kind keeps its details in its own table keyed by the id of its `assets` row, which
+`service.register_asset` makes; permissions, partner shares and the audit log work on
+that row, so every kind, including those later contexts add, is handled alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import Connection, func, select, update
+
+from accord.accounts.models import (
+    Actor,
+    AdAccountIn,
+    AssetView,
+    CampaignIn,
+    CampaignView,
+    PixelView,
+    PropertyIn,
+    SocialAccountIn,
+    ad_accounts,
+    assets,
+    campaigns,
+    properties,
+    social_accounts,
+    sources,
+)
+from accord.accounts.service import audit, close_asset, create_source, register_asset
+from accord.core.clock import utcnow
+from accord.core.errors import FieldProblem, InvalidInput, NotFound
+from accord.core.ids import new_id
+
+MAX_PIXEL_NAME = 50
+MAX_ASSET_NAME = 200
+PIXEL_KINDS = ("web", "app", "server")
+PLATFORMS = ("site", "app")
+OBJECTIVES = ("awareness", "consideration", "leads", "conversions")
+PRICING = ("CPM", "CPC", "CPL")
+CAMPAIGN_STATUSES = ("draft", "active", "paused", "ended")
+NETWORKS = ("facebook", "instagram", "linkedin", "tiktok", "x", "youtube")
+# ISO 4217 codes advertisers use most; others are refused rather than guessed.
+CURRENCIES = frozenset(
+    {
+        "AED",
+        "ARS",
+        "AUD",
+        "BRL",
+        "CAD",
+        "CHF",
+        "CLP",
+        "CNY",
+        "COP",
+        "CZK",
+        "DKK",
+        "EGP",
+        "EUR",
+        "GBP",
+        "HKD",
+        "HUF",
+        "IDR",
+        "ILS",
+        "INR",
+        "JPY",
+        "KRW",
+        "MXN",
+        "MYR",
+        "NGN",
+        "NOK",
+        "NZD",
+        "PEN",
+        "PHP",
+        "PKR",
+        "PLN",
+        "RON",
+        "SAR",
+        "SEK",
+        "SGD",
+        "THB",
+        "TRY",
+        "TWD",
+        "UAH",
+        "USD",
+        "VND",
+        "ZAR",
+    }
+)
+
+
+def _name_problems(name: str, limit: int = MAX_ASSET_NAME) -> list[FieldProblem]:
+    if not name.strip():
+        return [FieldProblem("name", "give it a name")]
+    if len(name.strip()) > limit:
+        return [
+            FieldProblem("name", f"at most {limit} characters (this one has {len(name.strip())})")
+        ]
+    return []
+
+
+def _asset(conn: Connection, *, business_id: str, asset_id: str, kind: str) -> Any:
+    row = conn.execute(
+        select(assets).where(
+            assets.c.id == asset_id, assets.c.business_id == business_id, assets.c.kind == kind
+        )
+    ).first()
+    if row is None:
+        raise NotFound(kind.replace("_", " "))
+    return row
+
+
+# -- pixels ----------------------------------------------------------------------------
+
+
+def create_pixel(
+    conn: Connection,
+    *,
+    business_id: str,
+    name: str,
+    kind: str,
+    max_pixels: int,
+    actor: Actor,
+    ip: str | None,
+) -> PixelView:
+    problems = _name_problems(name, MAX_PIXEL_NAME)
+    if kind not in PIXEL_KINDS:
+        problems.append(FieldProblem("kind", f"one of {', '.join(PIXEL_KINDS)}"))
+    if problems:
+        raise InvalidInput(problems)
+    count = conn.execute(
+        select(func.count()).where(sources.c.business_id == business_id)
+    ).scalar_one()
+    if count >= max_pixels:
+        raise InvalidInput(
+            [
+                FieldProblem(
+                    "pixels",
+                    f"a business can have at most {max_pixels} pixels and this one has "
+                    f"{count}; disable or reuse one, or ask the operator to raise "
+                    "ACCORD_MAX_PIXELS_PER_BUSINESS",
+                )
+            ]
+        )
+    ref = create_source(conn, business_id=business_id, name=name.strip(), kind=kind)
+    audit(
+        conn,
+        business_id=business_id,
+        actor=actor,
+        action="pixel.create",
+        asset=("pixel", ref.source_id),
+        after={"name": name.strip(), "kind": kind},
+        ip=ip,
+    )
+    return get_pixel(conn, business_id=business_id, pixel_id=ref.source_id)
+
+
+def get_pixel(conn: Connection, *, business_id: str, pixel_id: str) -> PixelView:
+    row = conn.execute(
+        select(sources).where(sources.c.id == pixel_id, sources.c.business_id == business_id)
+    ).first()
+    if row is None:
+        raise NotFound("pixel")
+    return PixelView(
+        id=row.id,
+        name=row.name,
+        kind=row.kind,
+        write_key=row.write_key,
+        enabled=row.enabled,
+        created_at=row.created_at,
+    )
+
+
+def set_pixel_enabled(
+    conn: Connection,
+    *,
+    business_id: str,
+    pixel_id: str,
+    enabled: bool,
+    actor: Actor,
+    ip: str | None,
+) -> PixelView:
+    before = get_pixel(conn, business_id=business_id, pixel_id=pixel_id)
+    conn.execute(
+        update(sources)
+        .where(sources.c.id == pixel_id, sources.c.business_id == business_id)
+        .values(enabled=enabled)
+    )
+    audit(
+        conn,
+        business_id=business_id,
+        actor=actor,
+        action="pixel.enable" if enabled else "pixel.disable",
+        asset=("pixel", pixel_id),
+        before={"enabled": before.enabled},
+        after={"enabled": enabled},
+        ip=ip,
+    )
+    return get_pixel(conn, business_id=business_id, pixel_id=pixel_id)
+
+
+def install_snippet(*, base_url: str, write_key: str) -> str:
+    """The HTML a site owner pastes into their pages to send events to this pixel."""
+    return (
+        "<script>\n"
+        "  window.accordConfig = {\n"
+        f'    writeKey: "{write_key}",\n'
+        f'    endpoint: "{base_url.rstrip("/")}"\n'
+        "  };\n"
+        "</script>\n"
+        f'<script async src="{base_url.rstrip("/")}/accord.js"></script>'
+    )
+
+
+# -- properties ------------------------------------------------------------------------
+
+
+def create_property(
+    conn: Connection, *, business_id: str, data: PropertyIn, actor: Actor, ip: str | None
+) -> AssetView:
+    problems = _name_problems(data.name)
+    if data.platform not in PLATFORMS:
+        problems.append(FieldProblem("platform", "site or app"))
+    address = data.address.strip()
+    if not address or len(address) > 300:
+        problems.append(FieldProblem("address", "the site's URL or the app's bundle id"))
+    elif data.platform == "site" and not address.startswith(("http://", "https://")):
+        problems.append(FieldProblem("address", "a site's address starts with https://"))
+    if problems:
+        raise InvalidInput(problems)
+    asset_id = register_asset(
+        conn, business_id=business_id, kind="property", name=data.name.strip()
+    )
+    conn.execute(
+        properties.insert().values(
+            asset_id=asset_id, business_id=business_id, platform=data.platform, address=address
+        )
+    )
+    audit(
+        conn,
+        business_id=business_id,
+        actor=actor,
+        action="property.create",
+        asset=("property", asset_id),
+        after=data.model_dump(),
+        ip=ip,
+    )
+    return get_asset(conn, business_id=business_id, asset_id=asset_id)
+
+
+# -- ad accounts and campaigns ---------------------------------------------------------
+
+
+def create_ad_account(
+    conn: Connection, *, business_id: str, data: AdAccountIn, actor: Actor, ip: str | None
+) -> AssetView:
+    problems = _name_problems(data.name)
+    currency = data.currency.strip().upper()
+    if currency not in CURRENCIES:
+        problems.append(FieldProblem("currency", "an ISO 4217 currency code such as EUR or USD"))
+    try:
+        ZoneInfo(data.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(FieldProblem("timezone", "an IANA time zone such as Europe/Paris"))
+    if problems:
+        raise InvalidInput(problems)
+    asset_id = register_asset(
+        conn, business_id=business_id, kind="ad_account", name=data.name.strip()
+    )
+    conn.execute(
+        ad_accounts.insert().values(
+            asset_id=asset_id,
+            business_id=business_id,
+            currency=currency,
+            timezone=data.timezone,
+            spend_limit_minor=data.spend_limit_minor,
+        )
+    )
+    audit(
+        conn,
+        business_id=business_id,
+        actor=actor,
+        action="ad_account.create",
+        asset=("ad_account", asset_id),
+        after=data.model_dump(),
+        ip=ip,
+    )
+    return get_asset(conn, business_id=business_id, asset_id=asset_id)
+
+
+def close_ad_account(
+    conn: Connection, *, business_id: str, ad_account_id: str, actor: Actor, ip: str | None
+) -> AssetView:
+    """Ad accounts are never removed, only closed; a closed one takes no new campaigns."""
+    row = _asset(conn, business_id=business_id, asset_id=ad_account_id, kind="ad_account")
+    if row.closed_at is not None:
+        raise InvalidInput([FieldProblem("ad_account", "this ad account is already closed")])
+    close_asset(conn, business_id=business_id, asset_id=ad_account_id)
+    conn.execute(
+        update(campaigns)
+        .where(campaigns.c.ad_account_id == ad_account_id, campaigns.c.status == "active")
+        .values(status="paused")
+    )
+    audit(
+        conn,
+        business_id=business_id,
+        actor=actor,
+        action="ad_account.close",
+        asset=("ad_account", ad_account_id),
+        before={"closed": False},
+        after={"closed": True},
+        ip=ip,
+    )
+    return get_asset(conn, business_id=business_id, asset_id=ad_account_id)
+
+
+def create_campaign(
+    conn: Connection,
+    *,
+    business_id: str,
+    ad_account_id: str,
+    data: CampaignIn,
+    actor: Actor,
+    ip: str | None,
+) -> CampaignView:
+    account = _asset(conn, business_id=business_id, asset_id=ad_account_id, kind="ad_account")
+    problems = _name_problems(data.name)
+    if account.closed_at is not None:
+        problems.append(FieldProblem("ad_account", "this ad account is closed"))
+    if data.objective not in OBJECTIVES:
+        problems.append(FieldProblem("objective", f"one of {', '.join(OBJECTIVES)}"))
+    if data.pricing not in PRICING:
+        problems.append(FieldProblem("pricing", f"one of {', '.join(PRICING)}"))
+    if data.status not in CAMPAIGN_STATUSES:
+        problems.append(FieldProblem("status", f"one of {', '.join(CAMPAIGN_STATUSES)}"))
+    if data.starts_at and data.ends_at and data.ends_at <= data.starts_at:
+        problems.append(FieldProblem("ends_at", "must be after starts_at"))
+    limit = conn.execute(
+        select(ad_accounts.c.spend_limit_minor).where(ad_accounts.c.asset_id == ad_account_id)
+    ).scalar()
+    if limit is not None and data.budget_minor > limit:
+        problems.append(
+            FieldProblem("budget_minor", f"above the ad account's spend limit of {limit}")
+        )
+    if problems:
+        raise InvalidInput(problems)
+    campaign_id = new_id("cmp")
+    conn.execute(
+        campaigns.insert().values(
+            id=campaign_id,
+            business_id=business_id,
+            ad_account_id=ad_account_id,
+            name=data.name.strip(),
+            objective=data.objective,
+            pricing=data.pricing,
+            budget_minor=data.budget_minor,
+            starts_at=data.starts_at,
+            ends_at=data.ends_at,
+            status=data.status,
+            created_at=utcnow(),
+        )
+    )
+    audit(
+        conn,
+        business_id=business_id,
+        actor=actor,
+        action="campaign.create",
+        asset=("ad_account", ad_account_id),
+        after={"campaign_id": campaign_id, **data.model_dump(mode="json")},
+        ip=ip,
+    )
+    return list_campaigns(conn, business_id=business_id, ad_account_id=ad_account_id)[0]
+
+
+def list_campaigns(conn: Connection, *, business_id: str, ad_account_id: str) -> list[CampaignView]:
+    rows = conn.execute(
+        select(campaigns)
+        .where(campaigns.c.business_id == business_id, campaigns.c.ad_account_id == ad_account_id)
+        .order_by(campaigns.c.created_at.desc())
+    ).all()
+    return [
+        CampaignView(**{k: v for k, v in r._mapping.items() if k != "business_id"}) for r in rows
+    ]
+
+
+# -- social accounts -------------------------------------------------------------------
+
+
+def connect_social_account(
+    conn: Connection, *, business_id: str, data: SocialAccountIn, actor: Actor, ip: str | None
+) -> AssetView:
+    problems = _name_problems(data.name)
+    if data.network not in NETWORKS:
+        problems.append(FieldProblem("network", f"one of {', '.join(NETWORKS)}"))
+    if not data.page_reference.strip() or len(data.page_reference) > 200:
+        problems.append(FieldProblem("page_reference", "the page's id or address"))
+    if problems:
+        raise InvalidInput(problems)
+    asset_id = register_asset(
+        conn, business_id=business_id, kind="social_account", name=data.name.strip()
+    )
+    conn.execute(
+        social_accounts.insert().values(
+            asset_id=asset_id,
+            business_id=business_id,
+            network=data.network,
+            page_reference=data.page_reference.strip(),
+        )
+    )
+    audit(
+        conn,
+        business_id=business_id,
+        actor=actor,
+        action="social_account.connect",
+        asset=("social_account", asset_id),
+        after=data.model_dump(),
+        ip=ip,
+    )
+    return get_asset(conn, business_id=business_id, asset_id=asset_id)
+
+
+# -- any asset -------------------------------------------------------------------------
+
+_DETAILS = {
+    "property": properties,
+    "ad_account": ad_accounts,
+    "social_account": social_accounts,
+}
+
+
+def get_asset(conn: Connection, *, business_id: str, asset_id: str) -> AssetView:
+    """One asset with its kind's details; `business_id` is the owner."""
+    row = conn.execute(
+        select(assets).where(assets.c.id == asset_id, assets.c.business_id == business_id)
+    ).first()
+    if row is None:
+        raise NotFound("asset")
+    details: dict[str, object] = {}
+    table = _DETAILS.get(row.kind)
+    if table is not None:
+        extra = conn.execute(select(table).where(table.c.asset_id == asset_id)).first()
+        if extra is not None:
+            details = {
+                k: v for k, v in extra._mapping.items() if k not in ("asset_id", "business_id")
+            }
+    elif row.kind == "pixel":
+        pixel = get_pixel(conn, business_id=business_id, pixel_id=asset_id)
+        details = {"kind": pixel.kind, "write_key": pixel.write_key, "enabled": pixel.enabled}
+    return AssetView(
+        id=row.id,
+        business_id=row.business_id,
+        kind=row.kind,
+        name=row.name,
+        created_at=row.created_at,
+        closed_at=row.closed_at,
+        details=details,
+    )
+
+
+def asset_views(conn: Connection, *, rows: list[dict[str, Any]]) -> list[AssetView]:
+    return [get_asset(conn, business_id=r["business_id"], asset_id=r["id"]) for r in rows]

@@ -1,0 +1,151 @@
+"""Which roles and asset tasks grant which permissions: the one table, as data.
+
+A permission is `<area>.<action>`. A route names the one it needs through
+`web.auth.requires`; `allowed` answers from this table, and anything not in it is
+denied. Add a new area by adding its permissions here and to the roles and tasks
+that should grant them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+# Every permission a route may require, with what it lets the caller do.
+PERMISSIONS: dict[str, str] = {
+    "profiles.read": "see profiles, their identifiers, traits and events",
+    "profiles.manage": "change or erase profiles (subject-rights requests)",
+    "identity.read": "see the identity graph and merge evidence",
+    "identity.manage": "merge and unmerge identities, change identity rules",
+    "reports.read": "see reports and dashboards",
+    "consent.read": "see purposes, banners and consent records",
+    "consent.manage": "change purposes, vendors, banners and geo rules",
+    "audiences.read": "see audiences and their members",
+    "audiences.manage": "create, change and export audiences",
+    "leads.read": "see lead forms and leads",
+    "leads.manage": "create forms and landing pages, change leads",
+    "email.read": "see email templates, sends and outcomes",
+    "email.manage": "write templates and send email",
+    "experiments.read": "see experiments and their results",
+    "experiments.manage": "design, start and stop experiments",
+    "journeys.read": "see journeys and their runs",
+    "journeys.manage": "build, start and stop journeys",
+    "ads.read": "see ad accounts and campaigns",
+    "ads.manage": "create campaigns, change budgets, spend limits and ad accounts",
+    "assets.read": "see the business's assets (only the assigned ones for employees)",
+    "assets.manage": "create assets and change their settings",
+    "accounts.read": "see the business, its people and partners",
+    "accounts.manage": "change the business, people, roles, partners, tokens and security",
+    "audit.read": "read and export the audit log",
+}
+
+READS = frozenset(p for p in PERMISSIONS if p.endswith(".read"))
+
+# What each business role grants on its own, whatever the assets.
+ROLES: dict[str, frozenset[str]] = {
+    "admin": frozenset(PERMISSIONS),
+    "finance": frozenset(
+        {"ads.read", "ads.manage", "reports.read", "assets.read", "accounts.read", "audit.read"}
+    ),
+    "analyst": READS - {"accounts.read", "audit.read"},
+    # Employees get only what the tasks on their assigned assets grant.
+    "employee": frozenset({"assets.read"}),
+}
+
+ROLE_LABELS: dict[str, str] = {
+    "admin": "Admin — full control of the business",
+    "employee": "Employee — only the assets assigned",
+    "finance": "Finance — ad accounts, spend and reports",
+    "analyst": "Analyst — read-only access to everything but people",
+}
+
+# What a task on one asset grants, on that asset.
+TASKS: dict[str, frozenset[str]] = {
+    "manage": frozenset(PERMISSIONS) - {"accounts.manage", "accounts.read", "audit.read"},
+    "advertise": frozenset(
+        {
+            "ads.read",
+            "ads.manage",
+            "audiences.read",
+            "audiences.manage",
+            "experiments.read",
+            "experiments.manage",
+            "reports.read",
+            "assets.read",
+        }
+    ),
+    "analyse": frozenset(
+        {
+            "reports.read",
+            "profiles.read",
+            "audiences.read",
+            "experiments.read",
+            "ads.read",
+            "journeys.read",
+            "leads.read",
+            "email.read",
+            "consent.read",
+            "assets.read",
+        }
+    ),
+    "edit_content": frozenset(
+        {
+            "email.read",
+            "email.manage",
+            "journeys.read",
+            "journeys.manage",
+            "consent.read",
+            "consent.manage",
+            "leads.read",
+            "assets.read",
+        }
+    ),
+    "manage_leads": frozenset({"leads.read", "leads.manage", "profiles.read", "assets.read"}),
+}
+
+TASK_LABELS: dict[str, str] = {
+    "manage": "Manage (full control of the asset)",
+    "advertise": "Advertise",
+    "analyse": "Analyse",
+    "edit_content": "Edit content",
+    "manage_leads": "Manage leads",
+}
+
+# The tasks a role holds on every asset of the business without a grant.
+ROLE_ASSET_TASKS: dict[str, dict[str, frozenset[str]]] = {
+    "admin": {"*": frozenset(TASKS)},
+    "analyst": {"*": frozenset({"analyse"})},
+    "finance": {"ad_account": frozenset({"analyse", "advertise"})},
+    "employee": {},
+}
+
+
+def known(permission: str) -> bool:
+    return permission in PERMISSIONS
+
+
+def role_grants(role: str, permission: str) -> bool:
+    return permission in ROLES.get(role, frozenset())
+
+
+def tasks_grant(tasks: Iterable[str], permission: str) -> bool:
+    return any(permission in TASKS.get(task, frozenset()) for task in tasks)
+
+
+def allowed(role: str, granted_tasks: Iterable[str], permission: str) -> bool:
+    """Whether a role plus the tasks held on any asset allow `permission` (unknown: no)."""
+    if not known(permission):
+        return False
+    return role_grants(role, permission) or tasks_grant(granted_tasks, permission)
+
+
+def role_task_on(role: str, asset_kind: str, task: str) -> bool:
+    """Whether a role holds `task` on every asset of `asset_kind` without a grant."""
+    by_kind = ROLE_ASSET_TASKS.get(role, {})
+    held = by_kind.get("*", frozenset()) | by_kind.get(asset_kind, frozenset())
+    return task in held
+
+
+def holds(tasks: Iterable[str], task: str) -> bool:
+    """`manage` on an asset includes every other task on it."""
+    given = set(tasks)
+    return task in given or "manage" in given
