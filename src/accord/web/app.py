@@ -22,6 +22,7 @@ from accord.profiles.api import router as profiles_router
 from accord.store.db import open_store
 from accord.store.migrate import upgrade
 from accord.web import errors
+from accord.web.cmp import router as cmp_router
 from accord.web.state import AppState
 
 
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(collect_router)
     app.include_router(profiles_router)
     app.include_router(analytics_router)
+    app.include_router(cmp_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and inbox backlog")
     async def healthz() -> dict[str, object]:

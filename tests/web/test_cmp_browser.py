@@ -1,0 +1,499 @@
+"""cmp.js in headless Chromium against a live Accord server that also serves a test site."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from playwright.sync_api import Browser, BrowserContext, Page
+
+from accord.consent.tcf import decode
+from accord.core.settings import Settings
+from accord.web.app import create_app
+from accord.web.cmp import default_texts
+from tests.web.conftest import _free_port
+
+pytestmark = pytest.mark.browser
+
+NONCE = "r4nd0mN0nce"
+WRITE_KEY = "wk_test"
+PROPERTY = "shop-web"
+SEVEN = {
+    "ad_storage",
+    "ad_user_data",
+    "ad_personalization",
+    "analytics_storage",
+    "functionality_storage",
+    "personalization_storage",
+    "security_storage",
+}
+MARKETING_SCRIPT = (
+    '<script type="text/plain" data-accord-purpose="marketing" nonce="{nonce}">'
+    'document.cookie = "_mkt=1; path=/"; window.mktRuns = (window.mktRuns || 0) + 1;'
+    "</script>"
+)
+
+
+def site_page(*, nonce: str = "") -> str:
+    attr = f' nonce="{nonce}"' if nonce else ""
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Shop</title>
+<script src="/cmp.js" data-write-key="{WRITE_KEY}" data-property="{PROPERTY}"{attr}></script>
+</head><body><h1>Shop</h1><a href="/site/other" id="first-link">Other page</a>
+{MARKETING_SCRIPT.format(nonce=nonce)}
+<iframe data-accord-purpose="marketing" data-src="/site/embed" title="Product video"></iframe>
+<footer><a href="#" data-accord-open id="settings-link">Cookie settings</a></footer>
+</body></html>"""
+
+
+def contract_config(language: str, *, cmp_id: int | None, regime: str) -> dict[str, Any]:
+    """The `GET /v1/consent/config` answer exactly as the contract between helpers shapes it."""
+    texts = {**default_texts(language), "privacy_policy_url": "https://shop.example/privacy"}
+    opt_in = regime in ("gdpr", "uk_gdpr", "lgpd")
+    return {
+        "property": PROPERTY,
+        "regime": regime,
+        "country": "DE" if opt_in else "US",
+        "gpc": False,
+        "requires_opt_in": opt_in,
+        "show_do_not_sell": regime == "ccpa",
+        "notice": {
+            "id": "notice-1",
+            "version": 3,
+            "variant": "A",
+            "language": language,
+            "languages": ["en", "de", "fr"],
+            "text_hash": "ab" * 32,
+            "layout": "bar",
+            "colours": {"background": "#ffffff", "text": "#111111", "accent": "#0b57d0"},
+            "logo_url": None,
+            "texts": texts,
+        },
+        "purposes": [
+            {
+                "key": "necessary",
+                "name": "Necessary",
+                "description": "Needed for the site to work.",
+                "legal_basis": "consent",
+                "required": True,
+                "tcf_purposes": [],
+                "consent_mode": ["security_storage", "functionality_storage"],
+                "cookies": [],
+            },
+            {
+                "key": "statistics",
+                "name": "Statistics",
+                "description": "Counting visits.",
+                "legal_basis": "consent",
+                "required": False,
+                "tcf_purposes": [7, 8, 9, 10],
+                "consent_mode": ["analytics_storage"],
+                "cookies": ["^_ga"],
+            },
+            {
+                "key": "marketing",
+                "name": "Marketing",
+                "description": "Advertising.",
+                "legal_basis": "consent",
+                "required": False,
+                "tcf_purposes": [1, 2, 3, 4],
+                "consent_mode": ["ad_storage", "ad_user_data", "ad_personalization"],
+                "cookies": ["_mkt", "^_fb"],
+            },
+        ],
+        "vendors": [
+            {
+                "id": "755",
+                "name": "Google Advertising Products",
+                "purposes": ["marketing"],
+                "tcf_id": 755,
+                "policy_url": "https://policies.google.com/privacy",
+            },
+            {
+                "id": "77",
+                "name": "Comscore",
+                "purposes": ["statistics"],
+                "tcf_id": 77,
+                "policy_url": "https://www.comscore.com/privacy",
+            },
+        ],
+        "cmp": {
+            "cmp_id": cmp_id,
+            "cmp_version": 1,
+            "tcf_policy_version": 5,
+            "gvl_version": 150 if cmp_id else None,
+            "publisher_cc": "DE",
+            "tcf_enabled": cmp_id is not None,
+        },
+        "cookie": {"name": "accord_consent", "max_age_days": 180, "domain": None},
+        "endpoint": "/v1/consent",
+    }
+
+
+@dataclass
+class Site:
+    """The live server, and what the consent endpoints were asked."""
+
+    base: str
+    cmp_id: int | None = None
+    regime: str = "gdpr"
+    recorded: list[dict[str, Any]] = field(default_factory=list)
+
+    def ledger(self, anonymous_id: str) -> list[dict[str, Any]]:
+        return [r for r in self.recorded if r["anonymousId"] == anonymous_id]
+
+
+def _site_routes(app: FastAPI, site: Site) -> None:
+    @app.get("/site/page")
+    async def page() -> HTMLResponse:
+        return HTMLResponse(site_page())
+
+    @app.get("/site/strict")
+    async def strict() -> HTMLResponse:
+        csp = (
+            f"default-src 'self'; script-src 'nonce-{NONCE}'; style-src 'nonce-{NONCE}'; "
+            "frame-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'"
+        )
+        return HTMLResponse(site_page(nonce=NONCE), headers={"Content-Security-Policy": csp})
+
+    @app.get("/site/embed")
+    async def embed() -> HTMLResponse:
+        return HTMLResponse("<p id=video>video</p>")
+
+    @app.get("/v1/consent/config")
+    async def config(request: Request) -> JSONResponse:
+        assert request.query_params["writeKey"] == WRITE_KEY
+        wanted = request.query_params.get("lang") or request.headers.get("accept-language", "en")
+        language = wanted[:2].lower() if wanted[:2].lower() in ("en", "de", "fr") else "en"
+        return JSONResponse(contract_config(language, cmp_id=site.cmp_id, regime=site.regime))
+
+    @app.post("/v1/consent")
+    async def record(request: Request) -> JSONResponse:
+        body = await request.json()
+        site.recorded.append(body)
+        return JSONResponse({"record_id": str(len(site.recorded)), "hash": "0" * 64})
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    app = create_app(Settings(data_dir=tmp_path, sqlite_synchronous="NORMAL"))
+    port = _free_port()
+    served = Site(base=f"http://127.0.0.1:{port}")
+    _site_routes(app, served)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{served.base}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    else:
+        pytest.fail("the server did not start within 30 s")
+    yield served
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(locale="en-GB")
+    yield ctx
+    ctx.close()
+
+
+def open_site(context: BrowserContext, site: Site, path: str = "/site/page") -> Page:
+    page = context.new_page()
+    page.goto(site.base + path)
+    page.locator("[role=dialog]").wait_for(timeout=15_000)
+    return page
+
+
+def cookie_names(context: BrowserContext) -> set[str]:
+    return {c["name"] for c in context.cookies()}
+
+
+def consent_calls(page: Page) -> list[list[Any]]:
+    calls: list[list[Any]] = page.evaluate(
+        "() => Array.from(window.dataLayer, a => Array.from(a)).filter(a => a[0] === 'consent')"
+    )
+    return calls
+
+
+def stored_choice(context: BrowserContext) -> dict[str, Any]:
+    (value,) = [c["value"] for c in context.cookies() if c["name"] == "accord_consent"]
+    choice: dict[str, Any] = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+    return choice
+
+
+def wait_recorded(page: Page) -> None:
+    assert page.evaluate("() => window.accord.consent.lastPost") is not None
+
+
+def test_banner_speaks_the_browser_language_and_rejecting_is_as_easy(
+    browser: Browser, site: Site
+) -> None:
+    context = browser.new_context(locale="de-DE")
+    page = open_site(context, site)
+    german = default_texts("de")
+    dialog = page.get_by_role("dialog")
+    assert dialog.get_attribute("aria-modal") == "true"
+    assert (
+        page.locator("#" + str(dialog.get_attribute("aria-labelledby"))).inner_text()
+        == (german["title"])
+    )
+    reject = page.get_by_role("button", name=german["reject_all"])
+    accept = page.get_by_role("button", name=german["accept_all"])
+    assert reject.get_attribute("class") == accept.get_attribute("class")
+    reject_box, accept_box = reject.bounding_box(), accept.bounding_box()
+    assert reject_box and accept_box
+    assert reject_box["width"] == pytest.approx(accept_box["width"], abs=1)
+    assert reject_box["height"] == pytest.approx(accept_box["height"], abs=1)
+    # Nothing is pre-ticked in the preference centre; necessary is on and cannot be changed.
+    page.get_by_role("button", name=german["customise"]).click()
+    switches = page.get_by_role("switch")
+    assert [s.is_checked() for s in switches.all()] == [True, False, False]
+    assert switches.first.is_disabled()
+    assert page.get_by_text("Google Advertising Products").count() == 1
+    context.close()
+
+
+def test_reject_keeps_the_marketing_script_from_running(
+    context: BrowserContext, site: Site
+) -> None:
+    page = open_site(context, site)
+    default = consent_calls(page)[0]
+    assert default[1] == "default" and set(default[2]) == SEVEN | {"wait_for_update"}
+    assert default[2]["ad_storage"] == "denied"
+    page.get_by_role("button", name="Reject all").click()
+    wait_recorded(page)
+    assert page.evaluate("() => window.mktRuns") is None
+    assert "_mkt" not in cookie_names(context)
+    assert page.locator("iframe[title='Product video']").get_attribute("src") is None
+    assert page.get_by_role("button", name="Allow and show").is_visible()
+    update = consent_calls(page)[-1]
+    assert update[1] == "update" and update[2]["ad_storage"] == "denied"
+    assert stored_choice(context)["p"] == ["necessary"]
+    # The choice survives a reload: no banner, still blocked.
+    page.reload()
+    page.wait_for_function("() => window.accord.consent.get().ready")
+    assert page.locator("[role=dialog]").count() == 0
+    assert page.evaluate("() => window.mktRuns") is None
+
+
+def test_accept_runs_it_and_sends_the_consent_mode_update(
+    context: BrowserContext, site: Site
+) -> None:
+    page = open_site(context, site)
+    page.get_by_role("button", name="Accept all").click()
+    wait_recorded(page)
+    assert page.evaluate("() => window.mktRuns") == 1
+    assert "_mkt" in cookie_names(context)
+    update = consent_calls(page)[-1]
+    assert update[1] == "update"
+    # No purpose of this property maps to personalization_storage, so it stays denied.
+    assert update[2] == {
+        signal: "denied" if signal == "personalization_storage" else "granted" for signal in SEVEN
+    }
+    page.frame_locator("iframe[title='Product video']").locator("#video").wait_for()
+    # A marked script added after load runs at once now that marketing is granted.
+    page.evaluate(
+        """() => { const s = document.createElement('script'); s.type = 'text/plain';
+        s.dataset.accordPurpose = 'marketing'; s.text = 'window.lateRun = true';
+        document.body.appendChild(s); }"""
+    )
+    page.wait_for_function("() => window.lateRun === true")
+    (decision,) = site.ledger(stored_choice(context)["id"])
+    assert decision["source"] == "banner"
+    assert decision["purposes"] == {"necessary": True, "statistics": True, "marketing": True}
+    assert decision["vendors"] == {"755": True, "77": True}
+
+
+def test_withdrawal_deletes_the_configured_cookies(context: BrowserContext, site: Site) -> None:
+    page = open_site(context, site)
+    page.get_by_role("button", name="Accept all").click()
+    wait_recorded(page)
+    page.evaluate(
+        "() => { document.cookie = '_ga_X1=1; path=/'; document.cookie = '_fbp=1; path=/'; }"
+    )
+    assert {"_mkt", "_ga_X1", "_fbp"} <= cookie_names(context)
+    page.get_by_role("button", name="Privacy choices").click()
+    page.get_by_role("dialog").get_by_role("button", name="Reject all").click()
+    wait_recorded(page)
+    assert {"_mkt", "_ga_X1", "_fbp"} & cookie_names(context) == set()
+    assert "accord_consent" in cookie_names(context)
+    decisions = site.ledger(stored_choice(context)["id"])
+    assert [d["purposes"]["marketing"] for d in decisions] == [True, False]
+    assert [d["source"] for d in decisions] == ["banner", "preference_centre"]
+    update = consent_calls(page)[-1]
+    assert update[2]["ad_storage"] == "denied" and update[2]["analytics_storage"] == "denied"
+
+
+def test_placeholder_gives_one_click_consent_for_an_embed(
+    context: BrowserContext, site: Site
+) -> None:
+    page = open_site(context, site)
+    page.get_by_role("button", name="Reject all").click()
+    wait_recorded(page)
+    page.get_by_role("button", name="Allow and show").click()
+    wait_recorded(page)
+    page.frame_locator("iframe[title='Product video']").locator("#video").wait_for()
+    assert page.evaluate("() => window.mktRuns") == 1
+    state = page.evaluate("() => window.accord.consent.get().purposes")
+    assert state == {"necessary": True, "statistics": False, "marketing": True}
+
+
+def test_tc_string_from_tcfapi_decodes_in_python_to_the_same_choices(
+    context: BrowserContext, site: Site
+) -> None:
+    site.cmp_id = 300
+    page = open_site(context, site)
+    page.get_by_role("button", name="Customise").click()
+    page.get_by_role("switch", name="Marketing").check()
+    page.get_by_role("button", name="Save my choices").click()
+    wait_recorded(page)
+    data = page.evaluate(
+        "() => new Promise(ok => window.__tcfapi('getTCData', 2, (d, success) => ok([d, success])))"
+    )
+    tc_data, success = data
+    assert success is True
+    assert tc_data["cmpId"] == 300 and tc_data["gdprApplies"] is True
+    tc = decode(tc_data["tcString"])
+    assert tc.cmp_id == 300 and tc.consent_language == "EN" and tc.publisher_cc == "DE"
+    assert tc.purposes_consent == {1, 2, 3, 4}
+    assert tc.vendor_consents == {755}
+    assert tc.disclosed_vendors == {77, 755}
+    assert tc.vendor_list_version == 150 and tc.is_service_specific
+    assert {int(k) for k, v in tc_data["purpose"]["consents"].items() if v} == {1, 2, 3, 4}
+    (decision,) = site.ledger(stored_choice(context)["id"])
+    assert decision["tcString"] == tc_data["tcString"]
+    assert decision["source"] == "preference_centre"
+    # Listeners hear later choices; rejecting everything empties the string's consents.
+    page.evaluate(
+        """() => { window.tcEvents = [];
+        window.__tcfapi('addEventListener', 2, (d) => window.tcEvents.push(d)); }"""
+    )
+    page.evaluate("() => window.accord.consent.rejectAll()")
+    wait_recorded(page)
+    last = page.evaluate("() => window.tcEvents[window.tcEvents.length - 1]")
+    assert last["eventStatus"] == "useractioncomplete"
+    rejected = decode(last["tcString"])
+    assert rejected.purposes_consent == frozenset() and rejected.vendor_consents == frozenset()
+    ping = page.evaluate("() => new Promise(ok => window.__tcfapi('ping', 2, ok))")
+    assert ping["cmpLoaded"] is True and ping["cmpId"] == 300
+
+
+def test_no_tcf_api_without_a_registered_cmp_id(context: BrowserContext, site: Site) -> None:
+    page = open_site(context, site)
+    page.get_by_role("button", name="Accept all").click()
+    wait_recorded(page)
+    assert page.evaluate("() => typeof window.__tcfapi") == "undefined"
+    assert page.evaluate("() => window.accord.consent.get().tcString") is None
+    (decision,) = site.ledger(stored_choice(context)["id"])
+    assert decision["tcString"] is None
+
+
+def test_gpp_api_and_gpc_under_ccpa(browser: Browser, site: Site) -> None:
+    site.regime = "ccpa"
+    context = browser.new_context(locale="en-US")
+    context.add_init_script(
+        "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true})"
+    )
+    page = open_site(context, site)
+    # Opt-out regime with GPC: sale and sharing are refused before any choice.
+    assert page.evaluate("() => window.accord.consent.get().purposes") == {
+        "necessary": True,
+        "statistics": True,
+        "marketing": False,
+    }
+    assert page.evaluate("() => window.mktRuns") is None
+    section = page.evaluate(
+        "() => new Promise(ok => window.__gpp('getSection', (v, s) => ok(v), 'usnat'))"
+    )
+    assert section["SaleOptOut"] == 1 and section["Gpc"] is True
+    ping = page.evaluate("() => new Promise(ok => window.__gpp('ping', ok))")
+    assert ping["applicableSections"] == [7] and ping["gppString"].startswith("DBABLA~")
+    field_value = page.evaluate(
+        "() => new Promise(ok => window.__gpp('getField', ok, 'usnat.TargetedAdvertisingOptOut'))"
+    )
+    assert field_value == 1
+    # The postMessage interface answers a frame that cannot call __gpp directly.
+    answer = page.evaluate(
+        """() => new Promise(ok => {
+          window.addEventListener('message', e => {
+            if (e.data.__gppReturn) ok(e.data.__gppReturn); });
+          window.frames['__gppLocator'].parent.postMessage({__gppCall:
+            {command: 'hasSection', parameter: 'usnat', version: '1.1', callId: 7}}, '*');
+        })"""
+    )
+    assert answer == {"returnValue": True, "success": True, "callId": 7}
+    context.close()
+
+
+def test_strict_csp_with_nonces(context: BrowserContext, site: Site) -> None:
+    page = context.new_page()
+    violations: list[str] = []
+    page.on(
+        "console", lambda m: violations.append(m.text) if "Content Security" in m.text else None
+    )
+    page.add_init_script(
+        "document.addEventListener('securitypolicyviolation', e => "
+        "(window.cspViolations = window.cspViolations || []).push(e.violatedDirective))"
+    )
+    page.goto(site.base + "/site/strict")
+    page.locator("[role=dialog]").wait_for(timeout=15_000)
+    assert page.evaluate("() => document.getElementById('accord-cmp-style').nonce") == NONCE
+    # The banner is styled, so the nonce-bearing <style> was applied.
+    position = page.evaluate("() => getComputedStyle(document.querySelector('.acc')).position")
+    assert position == "fixed"
+    page.get_by_role("button", name="Accept all").click()
+    wait_recorded(page)
+    assert page.evaluate("() => window.mktRuns") == 1
+    assert page.evaluate("() => window.cspViolations || []") == []
+    assert violations == []
+
+
+def test_keyboard_only(context: BrowserContext, site: Site) -> None:
+    page = open_site(context, site)
+    focused = (
+        "() => document.activeElement.dataset.accord || document.activeElement.getAttribute('role')"
+    )
+    assert page.evaluate(focused) == "dialog"
+    for _ in range(5):
+        page.keyboard.press("Tab")
+        if page.evaluate(focused) == "reject":
+            break
+    assert page.evaluate(focused) == "reject"
+    # Focus stays inside the dialog.
+    for _ in range(8):
+        page.keyboard.press("Tab")
+        assert page.evaluate("() => !!document.activeElement.closest('[role=dialog]')")
+    # Escape without a choice does not dismiss the banner.
+    page.keyboard.press("Escape")
+    assert page.locator("[role=dialog]").count() == 1
+    page.get_by_role("button", name="Reject all").focus()
+    page.keyboard.press("Enter")
+    wait_recorded(page)
+    assert page.locator("[role=dialog]").count() == 0
+    assert stored_choice(context)["d"] == ["statistics", "marketing"]
+    # The footer link reopens the preference centre; Escape closes it and focus returns.
+    page.locator("#settings-link").focus()
+    page.keyboard.press("Enter")
+    page.locator("[role=dialog]").wait_for()
+    page.keyboard.press("Escape")
+    assert page.locator("[role=dialog]").count() == 0
+    assert page.evaluate("() => document.activeElement.id") == "settings-link"
