@@ -10,7 +10,7 @@ DisclosedVendors (1, mandatory in TC strings created from TCF v2.3 on), AllowedV
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
@@ -66,6 +66,10 @@ class MalformedTCString(InvalidInput):
 
     def __str__(self) -> str:
         return self.problems[0].reason
+
+
+# Builds the error a reader raises: (field, bit offset, reason, segment index).
+ErrorFactory = Callable[[str, int, str, int], InvalidInput]
 
 
 class RestrictionType(IntEnum):
@@ -157,15 +161,13 @@ class BitReader:
 
     __slots__ = ("bits", "errors", "pos", "segment")
 
-    def __init__(
-        self, bits: str, segment: int = 0, errors: type[MalformedTCString] = MalformedTCString
-    ) -> None:
+    def __init__(self, bits: str, segment: int = 0, errors: ErrorFactory | None = None) -> None:
         self.bits = bits
         self.pos = 0
         self.segment = segment
-        self.errors = errors
+        self.errors: ErrorFactory = errors or MalformedTCString
 
-    def fail(self, name: str, reason: str, offset: int | None = None) -> MalformedTCString:
+    def fail(self, name: str, reason: str, offset: int | None = None) -> InvalidInput:
         return self.errors(name, self.pos if offset is None else offset, reason, self.segment)
 
     def _take(self, width: int, name: str) -> str:
