@@ -284,5 +284,57 @@ def report_volume(
     Console().print(table)
 
 
+consent_app = typer.Typer(help="Consent: ledger, proofs, cookie scanner.", no_args_is_help=True)
+app.add_typer(consent_app, name="consent")
+
+
+@consent_app.command("scan")
+def consent_scan(
+    url: Annotated[str, typer.Argument(help="First page of the site, http(s)")],
+    pages: Annotated[int, typer.Option(min=1, max=200, help="Same-origin pages to visit")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+    accept_selector: Annotated[
+        str | None, typer.Option(help="CSS selector of the site's accept-all control")
+    ] = None,
+    fetch_third_party: Annotated[
+        bool, typer.Option(help="Let third-party requests through (else record and abort)")
+    ] = True,
+    chromium: Annotated[str | None, typer.Option(help="Chromium binary")] = None,
+) -> None:
+    """Crawl a site before and after accept-all; list and classify cookies, storage, requests.
+
+    Exits 1 when something is set or called before consent (see docs/cmp.md).
+    """
+    from accord.consent.scanner import scan
+
+    report = scan(
+        url,
+        pages=pages,
+        chromium=chromium,
+        accept_selector=accept_selector,
+        fetch_third_party=fetch_third_party,
+    )
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        table = Table(title=f"{url}: {len(report.pages)} pages, accept: {report.consent_action}")
+        for column in ("", "when", "kind", "name", "domain", "vendor", "purpose", "note"):
+            table.add_column(column)
+        for f in report.findings:
+            table.add_row(
+                "FLAG" if f.flagged else "",
+                f.phase.replace("_", " "),
+                f.kind,
+                f.name,
+                f.domain,
+                f.vendor or "",
+                f.purpose or "",
+                f.reason,
+            )
+        Console(width=200).print(table)
+    if report.flagged:
+        raise typer.Exit(code=1)
+
+
 if __name__ == "__main__":
     app()
