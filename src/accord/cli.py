@@ -20,11 +20,11 @@ from rich.table import Table
 from accord.accounts.service import bootstrap as bootstrap_business
 from accord.accounts.service import source_for_write_key
 from accord.analytics.service import volume
-from accord.collect.consent_gate import KeepEverything
 from accord.collect.importer import RawRow, read_events
 from accord.collect.service import ImportReport, import_rows, limits_from
 from accord.collect.worker import drain, pending_count
 from accord.collect.worker import run as run_worker_loop
+from accord.consent.gate import LedgerGate
 from accord.core.errors import UnknownWriteKey
 from accord.core.settings import Settings
 from accord.store.db import Store, open_store
@@ -162,7 +162,7 @@ def _import(
             store,
             source=source,
             rows=rows,
-            gate=KeepEverything(),
+            gate=LedgerGate(store=store),
             limits=limits_from(settings),
             on_progress=lambda n: progress.advance(task, n),
         )

@@ -427,7 +427,7 @@ def text_hash(texts: Mapping[str, str], purposes: list[dict[str, str]]) -> str:
     return hashlib.sha256(canonical_json({"purposes": purposes, "texts": dict(texts)})).hexdigest()
 
 
-def _purpose_in(purpose: dict[str, Any], language: str, fallback: str) -> dict[str, str]:
+def purpose_text(purpose: dict[str, Any], language: str, fallback: str) -> dict[str, str]:
     texts = purpose["texts"]
     chosen = texts.get(language) or texts.get(fallback) or next(iter(texts.values()))
     return {
@@ -485,7 +485,7 @@ def publish_notice(
         hashes = {
             language: text_hash(
                 language_texts,
-                [_purpose_in(p, language, variant.default_language) for p in purposes],
+                [purpose_text(p, language, variant.default_language) for p in purposes],
             )
             for language, language_texts in texts.items()
         }
@@ -729,7 +729,7 @@ def public_config(
     regime = regime_for(visitor.country, visitor.region, geo_rules(conn, business_id=business_id))
     purposes = []
     for purpose in notice["purposes"]:
-        shown = _purpose_in(purpose, language, notice["default_language"])
+        shown = purpose_text(purpose, language, notice["default_language"])
         purposes.append(
             {
                 "key": purpose["key"],

@@ -60,7 +60,7 @@ def canonical_json(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
-def _instant_text(value: datetime) -> str:
+def instant_text(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -70,7 +70,7 @@ def record_hash(fields: dict[str, Any]) -> str:
     for name in HASHED_FIELDS:
         value = fields.get(name)
         if isinstance(value, datetime):
-            value = _instant_text(value)
+            value = instant_text(value)
         canonical[name] = value
     return hashlib.sha256(canonical_json(canonical)).hexdigest()
 
@@ -254,6 +254,6 @@ def record_json(row: Row[Any]) -> dict[str, Any]:
     fields = _stored_fields(row)
     out = {name: fields[name] for name in HASHED_FIELDS}
     for name in ("recorded_at", "received_at"):
-        out[name] = _instant_text(fields[name])
+        out[name] = instant_text(fields[name])
     out["hash"] = fields["hash"]
     return out

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     inbox_retention_days: int = 30
     write_key_cache_seconds: float = 30.0
 
+    # Consent: the proxy headers that carry the visitor's country and region (they win
+    # over the offline IP table), and the largest consent decision accepted.
+    consent_country_header: str = "CF-IPCountry"
+    consent_region_header: str = "CF-Region-Code"
+    max_consent_bytes: int = 32 * 1024
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -13,10 +13,12 @@ from accord import __version__
 from accord.accounts.service import WriteKeyCache
 from accord.analytics.api import router as analytics_router
 from accord.collect.api import router as collect_router
-from accord.collect.consent_gate import KeepEverything
 from accord.collect.inbox import InboxWriter
 from accord.collect.service import limits_from
 from accord.collect.worker import pending_count
+from accord.consent.api import admin_router as consent_admin_router
+from accord.consent.api import public_router as consent_router
+from accord.consent.gate import LedgerGate
 from accord.core.settings import Settings
 from accord.profiles.api import router as profiles_router
 from accord.store.db import open_store
@@ -41,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store=store,
             inbox_writer=inbox_writer,
             write_keys=WriteKeyCache(store=store, ttl_seconds=settings.write_key_cache_seconds),
-            gate=KeepEverything(),
+            gate=LedgerGate(store=store, ttl_seconds=settings.write_key_cache_seconds),
             limits=limits_from(settings),
         )
         try:
@@ -61,6 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(profiles_router)
     app.include_router(analytics_router)
     app.include_router(cmp_router)
+    app.include_router(consent_router)
+    app.include_router(consent_admin_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and inbox backlog")
     async def healthz() -> dict[str, object]:
