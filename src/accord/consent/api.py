@@ -392,8 +392,10 @@ async def subject_proof(
     subject: str,
     state: State,
     caller: Read,
-    fmt: Annotated[str, Query(alias="format", pattern="^(json|html)$")] = "json",
+    fmt: Annotated[str, Query(alias="format", description="json or html")] = "json",
 ) -> Response:
+    if fmt not in ("json", "html"):
+        raise InvalidInput([FieldProblem("format", "must be json or html")])
     built = await _read(
         state, lambda c: proof.build(c, business_id=caller.business_id, subject=subject)
     )
@@ -423,10 +425,14 @@ async def export_csv(
 async def opt_in_rates(
     state: State,
     caller: Read,
-    by: Annotated[str, Query(pattern=analytics.DIMENSION_PATTERN)] = "purpose",
+    by: Annotated[str, Query(description=" | ".join(analytics.DIMENSIONS))] = "purpose",
 ) -> Any:
     """Decisions, grants and opt-in rate per purpose and `by` (notice_version, variant,
     country, device, day, regime, source, or choice: first decision vs later change)."""
+    if by not in analytics.DIMENSIONS:
+        raise InvalidInput(
+            [FieldProblem("by", f"must be one of {', '.join(analytics.DIMENSIONS)}")]
+        )
 
     def work() -> Any:
         with state.store.read() as conn:
