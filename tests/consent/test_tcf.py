@@ -298,7 +298,7 @@ _models = st.builds(
     vendor_consents=_vendor_ids,
     vendor_legitimate_interests=_vendor_ids,
     publisher_restrictions=_restrictions,
-    disclosed_vendors=_vendor_ids,
+    disclosed_vendors=st.none() | _vendor_ids,
     allowed_vendors=st.none() | _vendor_ids,
     publisher_tc=st.none() | _publisher_tc(),
 )
@@ -309,14 +309,14 @@ _models = st.builds(
 def test_decode_of_encode_is_identity(tc: TCString) -> None:
     text = encode(tc)
     assert "=" not in text
-    assert decode(text) == tc
+    assert decode(text, require_disclosed_vendors=False) == tc
 
 
 @settings(max_examples=200, deadline=None)
 @given(_models)
 def test_encode_of_decode_is_identity_for_canonical_strings(tc: TCString) -> None:
     text = encode(tc)
-    assert encode(decode(text)) == text
+    assert encode(decode(text, require_disclosed_vendors=False)) == text
 
 
 @settings(max_examples=100, deadline=None)

@@ -1,4 +1,8 @@
-"""The IAB CCPA US Privacy string (`1YNN`): version, notice, opted out of sale, LSPA covered."""
+"""The IAB CCPA US Privacy string (`1YNN`): version, notice, opted out of sale, LSPA covered.
+
+The IAB deprecated the US Privacy string on 31 January 2024 in favour of GPP; Accord still
+decodes it from partners and emits it for vendors that have not moved on.
+"""
 
 from __future__ import annotations
 
@@ -62,13 +66,15 @@ def _flag(value: bool | None) -> str:
 def encode(value: USPrivacy) -> str:
     if value.version != VERSION:
         raise ValueError(f"US Privacy version {value.version} is not supported (only 1)")
+    if value.opted_out_of_sale is None and value.applies:
+        raise ValueError("opted_out_of_sale may be unknown only when the CCPA does not apply")
     return (
         "1" + _flag(value.notice_given) + _flag(value.opted_out_of_sale) + _flag(value.lspa_covered)
     )
 
 
 def decode(text: str) -> USPrivacy:
-    """Decode a US Privacy string; flags are read case-insensitively as the spec's examples vary."""
+    """Decode a US Privacy string; flags are read case-insensitively (senders vary)."""
     if not isinstance(text, str) or len(text) != 4:
         raise MalformedUSPrivacyString("usPrivacy", 0, "must be exactly 4 characters")
     if text[0] != "1":
@@ -81,7 +87,13 @@ def decode(text: str) -> USPrivacy:
                 _NAMES[position], position, f"{text[position]!r} is not Y, N or -"
             )
         flags.append(_FLAGS[char])
-    return USPrivacy(notice_given=flags[0], opted_out_of_sale=flags[1], lspa_covered=flags[2])
+    result = USPrivacy(notice_given=flags[0], opted_out_of_sale=flags[1], lspa_covered=flags[2])
+    if result.opted_out_of_sale is None and result.applies:
+        # The specification: "Opt-Out of Sale may never be unknown" (except in 1---).
+        raise MalformedUSPrivacyString(
+            "opted_out_of_sale", 2, "may be '-' only when the CCPA does not apply (1---)"
+        )
+    return result
 
 
 def is_valid(text: str) -> bool:
