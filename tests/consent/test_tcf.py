@@ -192,6 +192,29 @@ def test_encoder_picks_bit_field_when_shorter() -> None:
     assert decode(text).vendor_consents == scattered
 
 
+@given(st.frozensets(st.integers(1, 3000), max_size=300))
+def test_vendor_sections_take_the_shorter_encoding(ids: frozenset[int]) -> None:
+    from accord.consent.tcf import _vendors
+
+    max_id = max(ids, default=0)
+    runs = sorted(ids)
+    entries = []
+    for i in runs:
+        if entries and entries[-1][1] + 1 == i:
+            entries[-1][1] = i
+        else:
+            entries.append([i, i])
+    as_range = 12 + sum(17 if a == b else 33 for a, b in entries)
+    # MaxVendorId (16) and the encoding bit (1), then the shorter body; a tie is a bit field.
+    assert len(_vendors(ids, "v")) == 17 + min(max_id, as_range)
+
+
+def test_deciseconds_are_the_finest_time_a_tc_string_keeps() -> None:
+    moment = datetime(2026, 3, 2, 10, 0, 0, 123456, tzinfo=UTC)
+    tc = decode(encode(_model(created=moment, last_updated=moment)))
+    assert tc.created == datetime(2026, 3, 2, 10, 0, 0, 100000, tzinfo=UTC)
+
+
 def test_encoder_rejects_what_no_tc_string_can_carry() -> None:
     with pytest.raises(ValueError, match="purposes_consent"):
         encode(_model(purposes_consent=frozenset({25})))

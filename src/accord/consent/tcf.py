@@ -458,6 +458,7 @@ def _encode_publisher_tc(ptc: PublisherTC) -> str:
 def encode(tc: TCString) -> str:
     """The canonical TC string of a model: core, DisclosedVendors, AllowedVendors, PublisherTC.
 
+    Created and LastUpdated are stored in deciseconds: finer parts of a second are dropped.
     Raises ValueError for a model no TC string can carry (ids or numbers out of range).
     """
     segments = [_encode_core(tc)]
