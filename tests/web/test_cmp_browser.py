@@ -7,19 +7,24 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 from playwright.sync_api import Browser, BrowserContext, Page
 
+from accord.accounts.service import bootstrap
+from accord.consent import config, gpp, service
+from accord.consent.config import GvlSummary, GvlVendor
+from accord.consent.models import NOTICE_TEXT_KEYS, NoticeIn, PropertyIn, PurposeIn, PurposeText
 from accord.consent.tcf import decode
 from accord.core.settings import Settings
+from accord.store.db import Store, open_store
 from accord.web.app import create_app
 from accord.web.cmp import default_texts
 from tests.web.conftest import _free_port
@@ -27,7 +32,6 @@ from tests.web.conftest import _free_port
 pytestmark = pytest.mark.browser
 
 NONCE = "r4nd0mN0nce"
-WRITE_KEY = "wk_test"
 PROPERTY = "shop-web"
 SEVEN = {
     "ad_storage",
@@ -45,10 +49,10 @@ MARKETING_SCRIPT = (
 )
 
 
-def site_page(*, nonce: str = "") -> str:
+def site_page(write_key: str, *, nonce: str = "") -> str:
     attr = f' nonce="{nonce}"' if nonce else ""
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Shop</title>
-<script src="/cmp.js" data-write-key="{WRITE_KEY}" data-property="{PROPERTY}"{attr}></script>
+<script src="/cmp.js" data-write-key="{write_key}" data-property="{PROPERTY}"{attr}></script>
 </head><body><h1>Shop</h1><a href="/site/other" id="first-link">Other page</a>
 {MARKETING_SCRIPT.format(nonce=nonce)}
 <iframe data-accord-purpose="marketing" data-src="/site/embed" title="Product video"></iframe>
@@ -56,107 +60,84 @@ def site_page(*, nonce: str = "") -> str:
 </body></html>"""
 
 
-def contract_config(language: str, *, cmp_id: int | None, regime: str) -> dict[str, Any]:
-    """The `GET /v1/consent/config` answer exactly as the contract between helpers shapes it."""
-    texts = {**default_texts(language), "privacy_policy_url": "https://shop.example/privacy"}
-    opt_in = regime in ("gdpr", "uk_gdpr", "lgpd")
-    return {
-        "property": PROPERTY,
-        "regime": regime,
-        "country": "DE" if opt_in else "US",
-        "gpc": False,
-        "requires_opt_in": opt_in,
-        "show_do_not_sell": regime == "ccpa",
-        "notice": {
-            "id": "notice-1",
-            "version": 3,
-            "variant": "A",
-            "language": language,
-            "languages": ["en", "de", "fr"],
-            "text_hash": "ab" * 32,
-            "layout": "bar",
-            "colours": {"background": "#ffffff", "text": "#111111", "accent": "#0b57d0"},
-            "logo_url": None,
-            "texts": texts,
-        },
-        "purposes": [
-            {
-                "key": "necessary",
-                "name": "Necessary",
-                "description": "Needed for the site to work.",
-                "legal_basis": "consent",
-                "required": True,
-                "tcf_purposes": [],
-                "consent_mode": ["security_storage", "functionality_storage"],
-                "cookies": [],
-            },
-            {
-                "key": "statistics",
-                "name": "Statistics",
-                "description": "Counting visits.",
-                "legal_basis": "consent",
-                "required": False,
-                "tcf_purposes": [7, 8, 9, 10],
-                "consent_mode": ["analytics_storage"],
-                "cookies": ["^_ga"],
-            },
-            {
-                "key": "marketing",
-                "name": "Marketing",
-                "description": "Advertising.",
-                "legal_basis": "consent",
-                "required": False,
-                "tcf_purposes": [1, 2, 3, 4],
-                "consent_mode": ["ad_storage", "ad_user_data", "ad_personalization"],
-                "cookies": ["_mkt", "^_fb"],
-            },
-        ],
-        "vendors": [
-            {
-                "id": "755",
-                "name": "Google Advertising Products",
-                "purposes": ["marketing"],
-                "tcf_id": 755,
-                "policy_url": "https://policies.google.com/privacy",
-            },
-            {
-                "id": "77",
-                "name": "Comscore",
-                "purposes": ["statistics"],
-                "tcf_id": 77,
-                "policy_url": "https://www.comscore.com/privacy",
-            },
-        ],
-        "cmp": {
-            "cmp_id": cmp_id,
-            "cmp_version": 1,
-            "tcf_policy_version": 5,
-            "gvl_version": 150 if cmp_id else None,
-            "publisher_cc": "DE",
-            "tcf_enabled": cmp_id is not None,
-        },
-        "cookie": {"name": "accord_consent", "max_age_days": 180, "domain": None},
-        "endpoint": "/v1/consent",
-    }
+def _purpose(key: str, names: dict[str, str], **fields: Any) -> PurposeIn:
+    texts = {lang: PurposeText(name=name, description=f"{name}.") for lang, name in names.items()}
+    return PurposeIn(key=key, texts=texts, **fields)
+
+
+# The property's configuration, made through the consent context's own service.
+PURPOSES = (
+    _purpose(
+        "preferences",
+        {"en": "Preferences", "de": "Präferenzen", "fr": "Préférences"},
+        tcf_purposes=[5, 6],
+        consent_mode=["personalization_storage"],
+        position=1,
+    ),
+    _purpose(
+        "statistics",
+        {"en": "Statistics", "de": "Statistik", "fr": "Statistiques"},
+        tcf_purposes=[7, 8, 9, 10],
+        consent_mode=["analytics_storage"],
+        cookies=["^_ga"],
+        position=2,
+    ),
+    _purpose(
+        "marketing",
+        {"en": "Marketing", "de": "Marketing", "fr": "Marketing"},
+        tcf_purposes=[1, 2, 3, 4],
+        consent_mode=["ad_storage", "ad_user_data", "ad_personalization"],
+        cookies=["_mkt", "^_fb"],
+        position=3,
+    ),
+)
+GVL = GvlSummary(
+    version=150,
+    vendors=(
+        GvlVendor(
+            755,
+            "Google Advertising Products",
+            (1, 2, 3, 4),
+            (),
+            "https://policies.google.com/privacy",
+        ),
+        GvlVendor(77, "Comscore", (7, 8, 9, 10), (), "https://www.comscore.com/privacy"),
+    ),
+)
+
+
+def notice_texts(language: str) -> dict[str, str]:
+    texts = {k: v for k, v in default_texts(language).items() if k in NOTICE_TEXT_KEYS}
+    return {**texts, "privacy_policy_url": "https://shop.example/privacy"}
 
 
 @dataclass
 class Site:
-    """The live server, and what the consent endpoints were asked."""
+    """The live Accord server (which also serves the test site) and the business behind it."""
 
     base: str
-    cmp_id: int | None = None
-    regime: str = "gdpr"
-    recorded: list[dict[str, Any]] = field(default_factory=list)
+    store: Store
+    business_id: str
+    write_key: str
+
+    def configure(self, *, regime: str = "gdpr", cmp_id: int | None = None) -> None:
+        with self.store.write() as conn:
+            config.update_property(
+                conn,
+                business_id=self.business_id,
+                spec=PropertyIn(key=PROPERTY, name="Shop", cmp_id=cmp_id, publisher_cc="DE"),
+            )
+            config.set_geo_rule(conn, business_id=self.business_id, region="*", regime=regime)
 
     def ledger(self, anonymous_id: str) -> list[dict[str, Any]]:
-        return [r for r in self.recorded if r["anonymousId"] == anonymous_id]
+        with self.store.read() as conn:
+            return service.history(conn, business_id=self.business_id, subject=anonymous_id)
 
 
-def _site_routes(app: FastAPI, site: Site) -> None:
+def _site_routes(app: FastAPI, site: list[Site]) -> None:
     @app.get("/site/page")
     async def page() -> HTMLResponse:
-        return HTMLResponse(site_page())
+        return HTMLResponse(site_page(site[0].write_key))
 
     @app.get("/site/strict")
     async def strict() -> HTMLResponse:
@@ -164,49 +145,57 @@ def _site_routes(app: FastAPI, site: Site) -> None:
             f"default-src 'self'; script-src 'nonce-{NONCE}'; style-src 'nonce-{NONCE}'; "
             "frame-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'"
         )
-        return HTMLResponse(site_page(nonce=NONCE), headers={"Content-Security-Policy": csp})
+        page = site_page(site[0].write_key, nonce=NONCE)
+        return HTMLResponse(page, headers={"Content-Security-Policy": csp})
 
     @app.get("/site/embed")
     async def embed() -> HTMLResponse:
         return HTMLResponse("<p id=video>video</p>")
 
-    @app.get("/v1/consent/config")
-    async def config(request: Request) -> JSONResponse:
-        assert request.query_params["writeKey"] == WRITE_KEY
-        wanted = request.query_params.get("lang") or request.headers.get("accept-language", "en")
-        language = wanted[:2].lower() if wanted[:2].lower() in ("en", "de", "fr") else "en"
-        return JSONResponse(contract_config(language, cmp_id=site.cmp_id, regime=site.regime))
-
-    @app.post("/v1/consent")
-    async def record(request: Request) -> JSONResponse:
-        body = await request.json()
-        site.recorded.append(body)
-        return JSONResponse({"record_id": str(len(site.recorded)), "hash": "0" * 64})
-
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
-    app = create_app(Settings(data_dir=tmp_path, sqlite_synchronous="NORMAL"))
+    settings = Settings(data_dir=tmp_path, sqlite_synchronous="NORMAL")
+    app = create_app(settings)
+    holder: list[Site] = []
+    _site_routes(app, holder)
     port = _free_port()
-    served = Site(base=f"http://127.0.0.1:{port}")
-    _site_routes(app, served)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
+    base = f"http://127.0.0.1:{port}"
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{served.base}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                 break
         except httpx.TransportError:
             time.sleep(0.05)
     else:
         pytest.fail("the server did not start within 30 s")
-    yield served
+    store = open_store(settings.resolved_database_url(), sqlite_synchronous="NORMAL")
+    keys = bootstrap(store, name="Shop")
+    with store.write() as conn:
+        business_id = keys.business_id
+        config.create_property(
+            conn, business_id=business_id, spec=PropertyIn(key=PROPERTY, name="Shop")
+        )
+        for purpose in PURPOSES:
+            config.save_purpose(conn, business_id=business_id, spec=purpose)
+        config.import_gvl(conn, business_id=business_id, gvl=GVL)
+        texts = {lang: notice_texts(lang) for lang in ("en", "de", "fr")}
+        config.publish_notice(
+            conn,
+            business_id=business_id,
+            property_key=PROPERTY,
+            spec=NoticeIn.model_validate({"variants": [{"texts": texts}]}),
+        )
+    holder.append(Site(base=base, store=store, business_id=business_id, write_key=keys.write_key))
+    holder[0].configure()
+    yield holder[0]
     server.should_exit = True
     thread.join(timeout=10)
+    store.dispose()
 
 
 @pytest.fixture
@@ -264,11 +253,17 @@ def test_banner_speaks_the_browser_language_and_rejecting_is_as_easy(
     assert reject_box["width"] == pytest.approx(accept_box["width"], abs=1)
     assert reject_box["height"] == pytest.approx(accept_box["height"], abs=1)
     # Nothing is pre-ticked in the preference centre; necessary is on and cannot be changed.
+    page.wait_for_function(
+        "() => performance.getEntriesByType('resource').some(e => e.name.endsWith('/de.json'))"
+    )
     page.get_by_role("button", name=german["customise"]).click()
     switches = page.get_by_role("switch")
-    assert [s.is_checked() for s in switches.all()] == [True, False, False]
+    assert [s.is_checked() for s in switches.all()] == [True, False, False, False]
     assert switches.first.is_disabled()
     assert page.get_by_text("Google Advertising Products").count() == 1
+    # Labels the notice does not define come from Accord's German default texts.
+    assert page.get_by_text(f"{german['vendors_label']} (1)").count() == 2
+    assert page.get_by_text(f"({german['always_on']})").count() == 1
     context.close()
 
 
@@ -305,10 +300,7 @@ def test_accept_runs_it_and_sends_the_consent_mode_update(
     assert "_mkt" in cookie_names(context)
     update = consent_calls(page)[-1]
     assert update[1] == "update"
-    # No purpose of this property maps to personalization_storage, so it stays denied.
-    assert update[2] == {
-        signal: "denied" if signal == "personalization_storage" else "granted" for signal in SEVEN
-    }
+    assert update[2] == {signal: "granted" for signal in SEVEN}
     page.frame_locator("iframe[title='Product video']").locator("#video").wait_for()
     # A marked script added after load runs at once now that marketing is granted.
     page.evaluate(
@@ -319,7 +311,12 @@ def test_accept_runs_it_and_sends_the_consent_mode_update(
     page.wait_for_function("() => window.lateRun === true")
     (decision,) = site.ledger(stored_choice(context)["id"])
     assert decision["source"] == "banner"
-    assert decision["purposes"] == {"necessary": True, "statistics": True, "marketing": True}
+    assert decision["purposes"] == {
+        "necessary": True,
+        "preferences": True,
+        "statistics": True,
+        "marketing": True,
+    }
     assert decision["vendors"] == {"755": True, "77": True}
 
 
@@ -354,13 +351,18 @@ def test_placeholder_gives_one_click_consent_for_an_embed(
     page.frame_locator("iframe[title='Product video']").locator("#video").wait_for()
     assert page.evaluate("() => window.mktRuns") == 1
     state = page.evaluate("() => window.accord.consent.get().purposes")
-    assert state == {"necessary": True, "statistics": False, "marketing": True}
+    assert state == {
+        "necessary": True,
+        "preferences": False,
+        "statistics": False,
+        "marketing": True,
+    }
 
 
 def test_tc_string_from_tcfapi_decodes_in_python_to_the_same_choices(
     context: BrowserContext, site: Site
 ) -> None:
-    site.cmp_id = 300
+    site.configure(cmp_id=300)
     page = open_site(context, site)
     page.get_by_role("button", name="Customise").click()
     page.get_by_role("switch", name="Marketing").check()
@@ -380,7 +382,7 @@ def test_tc_string_from_tcfapi_decodes_in_python_to_the_same_choices(
     assert tc.vendor_list_version == 150 and tc.is_service_specific
     assert {int(k) for k, v in tc_data["purpose"]["consents"].items() if v} == {1, 2, 3, 4}
     (decision,) = site.ledger(stored_choice(context)["id"])
-    assert decision["tcString"] == tc_data["tcString"]
+    assert decision["tc_string"] == tc_data["tcString"]
     assert decision["source"] == "preference_centre"
     # Listeners hear later choices; rejecting everything empties the string's consents.
     page.evaluate(
@@ -404,11 +406,11 @@ def test_no_tcf_api_without_a_registered_cmp_id(context: BrowserContext, site: S
     assert page.evaluate("() => typeof window.__tcfapi") == "undefined"
     assert page.evaluate("() => window.accord.consent.get().tcString") is None
     (decision,) = site.ledger(stored_choice(context)["id"])
-    assert decision["tcString"] is None
+    assert decision["tc_string"] is None
 
 
 def test_gpp_api_and_gpc_under_ccpa(browser: Browser, site: Site) -> None:
-    site.regime = "ccpa"
+    site.configure(regime="ccpa")
     context = browser.new_context(locale="en-US")
     context.add_init_script(
         "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true})"
@@ -417,6 +419,7 @@ def test_gpp_api_and_gpc_under_ccpa(browser: Browser, site: Site) -> None:
     # Opt-out regime with GPC: sale and sharing are refused before any choice.
     assert page.evaluate("() => window.accord.consent.get().purposes") == {
         "necessary": True,
+        "preferences": True,
         "statistics": True,
         "marketing": False,
     }
@@ -427,6 +430,11 @@ def test_gpp_api_and_gpc_under_ccpa(browser: Browser, site: Site) -> None:
     assert section["SaleOptOut"] == 1 and section["Gpc"] is True
     ping = page.evaluate("() => new Promise(ok => window.__gpp('ping', ok))")
     assert ping["applicableSections"] == [7] and ping["gppString"].startswith("DBABLA~")
+    section_in_python = gpp.decode(ping["gppString"]).usnat
+    assert section_in_python is not None
+    assert section_in_python.sale_opt_out == 1
+    assert section_in_python.targeted_advertising_opt_out == 1
+    assert section_in_python.gpc is True and section_in_python.version == 2
     field_value = page.evaluate(
         "() => new Promise(ok => window.__gpp('getField', ok, 'usnat.TargetedAdvertisingOptOut'))"
     )
@@ -441,6 +449,13 @@ def test_gpp_api_and_gpc_under_ccpa(browser: Browser, site: Site) -> None:
         })"""
     )
     assert answer == {"returnValue": True, "success": True, "callId": 7}
+    # "Do Not Sell or Share" sits in the banner and opts out in one click.
+    page.get_by_role("button", name="Do Not Sell or Share My Personal Information").click()
+    wait_recorded(page)
+    (decision,) = site.ledger(stored_choice(context)["id"])
+    assert decision["regime"] == "ccpa" and decision["gpc"] is True
+    assert decision["purposes"]["marketing"] is False and decision["sale_opt_out"] is True
+    assert decision["purposes"]["statistics"] is True
     context.close()
 
 
@@ -489,7 +504,7 @@ def test_keyboard_only(context: BrowserContext, site: Site) -> None:
     page.keyboard.press("Enter")
     wait_recorded(page)
     assert page.locator("[role=dialog]").count() == 0
-    assert stored_choice(context)["d"] == ["statistics", "marketing"]
+    assert stored_choice(context)["d"] == ["preferences", "statistics", "marketing"]
     # The footer link reopens the preference centre; Escape closes it and focus returns.
     page.locator("#settings-link").focus()
     page.keyboard.press("Enter")

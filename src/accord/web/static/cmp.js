@@ -205,15 +205,15 @@
   function usnat() {
     var granted = state(), out = purposes().some(function (p) { return saleSignals(p) && !granted[p.key]; });
     var v = out ? 1 : 2;
-    return {Version: 1, SharingNotice: 1, SaleOptOutNotice: 1, SharingOptOutNotice: 1,
+    return {Version: 2, SharingNotice: 1, SaleOptOutNotice: 1, SharingOptOutNotice: 1,
       TargetedAdvertisingOptOutNotice: 1, SensitiveDataProcessingOptOutNotice: 0,
       SensitiveDataLimitUseNotice: 0, SaleOptOut: v, SharingOptOut: v, TargetedAdvertisingOptOut: v,
-      SensitiveDataProcessing: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], KnownChildSensitiveDataConsents: [0, 0],
+      SensitiveDataProcessing: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], KnownChildSensitiveDataConsents: [0, 0, 0],
       PersonalDataConsents: 0, MspaCoveredTransaction: 2, MspaOptOutOptionMode: 0,
       MspaServiceProviderMode: 0, GpcSegmentType: 1, Gpc: gpc || !!(cfg && cfg.gpc)};
   }
   function gppString() {
-    var u = usnat(), b = new Bits().int(1, 6);
+    var u = usnat(), b = new Bits().int(u.Version, 6);
     ['SharingNotice', 'SaleOptOutNotice', 'SharingOptOutNotice', 'TargetedAdvertisingOptOutNotice',
       'SensitiveDataProcessingOptOutNotice', 'SensitiveDataLimitUseNotice', 'SaleOptOut', 'SharingOptOut',
       'TargetedAdvertisingOptOut'].forEach(function (k) { b.int(u[k], 2); });
@@ -421,7 +421,7 @@
     var refused = [];
     purposes().forEach(function (x) { if (!after[x.key]) refused = refused.concat(x.cookies || []); });
     if (refused.length) deleteCookies(refused);
-    apply('useractioncomplete');
+    apply('useractioncomplete', true);
     var body = {writeKey: ds.writeKey, anonymousId: choice.id, userId: ds.userId || null, property: ds.property,
       notice: {id: cfg.notice.id, version: cfg.notice.version, variant: cfg.notice.variant || null,
         text_hash: cfg.notice.text_hash},
@@ -439,12 +439,13 @@
     purposes().forEach(function (x) { g[x.key] = on; });
     return g;
   }
-  function apply(status) {
+  function apply(status, changed) {
     var granted = state();
     w.gtag('consent', 'update', signalsFor(granted, purposes()));
     scan(d.documentElement);
     notifyStandards(status);
     showReopen();
+    if (!changed) return;
     var snapshot = api.get();
     handlers.change.forEach(function (fn) { try { fn(snapshot); } catch (e) { setTimeout(function () { throw e; }); } });
   }
@@ -459,6 +460,15 @@
       button(texts.accept_all, 'acc-main', function () { decide(all(true), source); }, {'data-accord': 'accept'})
     ];
   }
+  // CCPA: one click opts out of every purpose that feeds advertising (sale and sharing).
+  function doNotSell(source) {
+    if (!cfg.show_do_not_sell) return null;
+    return button(texts.do_not_sell_label, 'acc-alt', function () {
+      var g = {};
+      purposes().forEach(function (p) { if (saleSignals(p)) g[p.key] = false; });
+      decide(g, source, true);
+    }, {'data-accord': 'do-not-sell'});
+  }
   function policyLink() {
     return texts.privacy_policy_url ? el('a', {href: texts.privacy_policy_url, class: 'acc-l', text: texts.privacy_policy_label || texts.privacy_policy_url}) : null;
   }
@@ -469,7 +479,8 @@
       el('h2', {id: t, class: 'acc-h', text: texts.title}),
       el('p', {id: ds2, class: 'acc-p'}, [d.createTextNode(texts.description + ' '), policyLink()]),
       el('div', {class: 'acc-row'}, choiceButtons('banner').concat([
-        button(texts.customise, 'acc-alt', function () { render('prefs'); }, {'data-accord': 'customise'})
+        button(texts.customise, 'acc-alt', function () { render('prefs'); }, {'data-accord': 'customise'}),
+        doNotSell('banner')
       ]))
     ]};
   }
@@ -564,15 +575,8 @@
     if (!cfg || !choice || ui) return;
     if (!reopen) {
       styleOnce();
-      var kids = [button(texts.reopen_label, 'acc-alt', function () { api.open(); }, {'data-accord': 'reopen'})];
-      if (cfg.show_do_not_sell) {
-        kids.push(button(texts.do_not_sell_label, 'acc-alt', function () {
-          var g = {};
-          purposes().forEach(function (p) { if (saleSignals(p)) g[p.key] = false; });
-          decide(g, 'preference_centre', true);
-          api.open();
-        }, {'data-accord': 'do-not-sell'}));
-      }
+      var kids = [button(texts.reopen_label, 'acc-alt', function () { api.open(); }, {'data-accord': 'reopen'}),
+        doNotSell('preference_centre')];
       reopen = el('div', {class: 'acc acc-re', role: 'region', 'aria-label': texts.reopen_label}, kids);
       d.body.appendChild(reopen);
     }
@@ -599,7 +603,15 @@
   }
   function start(config) {
     cfg = config;
-    texts = cfg.notice.texts || {};
+    texts = Object.assign({}, cfg.notice.texts);
+    // Labels a notice may not define (always_on, vendors_label) come from Accord's default
+    // texts of the same language, fetched in the background: only the preference centre uses them.
+    if (!texts.always_on || !texts.vendors_label) {
+      fetch(base + '/cmp/i18n/' + encodeURIComponent(cfg.notice.language) + '.json', {credentials: 'omit'})
+        .then(function (r) { return r.ok ? r.json() : {}; })
+        .then(function (t) { Object.keys(t).forEach(function (k) { if (!texts[k]) texts[k] = t[k]; }); })
+        .catch(function () {});
+    }
     var stored = readCookie((cfg.cookie && cfg.cookie.name) || 'accord_consent');
     if (stored && Array.isArray(stored.p)) choice = stored;
     installStandards();
