@@ -318,3 +318,20 @@ def test_tc_string_round_trips_every_choice(
     assert vendors_from_tc_string(tc) == {
         k: v for k, v in sorted(vendors.items(), key=lambda kv: int(kv[0]))
     }
+
+
+def test_cmp_settings_from_the_config_block() -> None:
+    block = {
+        "cmp_id": 300,
+        "cmp_version": 2,
+        "tcf_policy_version": 5,
+        "gvl_version": 150,
+        "publisher_cc": "de",
+        "tcf_enabled": True,
+    }
+    cmp = CmpSettings.from_config(block)
+    assert cmp == CmpSettings(cmp_id=300, cmp_version=2, gvl_version=150, publisher_cc="DE")
+    text = tc_string(state(purposes={"marketing": True}), cmp)
+    assert text is not None and tcf.decode(text).vendor_list_version == 150
+    unregistered = CmpSettings.from_config({**block, "cmp_id": None, "tcf_enabled": False})
+    assert tc_string(state(purposes={"marketing": True}), unregistered) is None
