@@ -18,11 +18,13 @@ from accord.consent.models import (
     ConsentState,
     LegitimateInterest,
     Subject,
+    consent_properties,
     consent_records,
     consent_vendors,
 )
 from accord.core.clock import utcnow
 from accord.core.errors import FieldProblem, InvalidInput, NotFound
+from accord.store.db import Store
 
 # Raises `InvalidInput` (naming field `tcString`) when a TC string is malformed.
 TcValidator = Callable[[str], None]
@@ -282,3 +284,56 @@ def history(conn: Connection, *, business_id: str, subject: str) -> list[dict[st
     """Every ledger record of a subject (as anonymousId or userId), in chain order."""
     rows = _records_of(conn, business_id, [subject], [subject])
     return [ledger.record_json(row) for row in sorted(rows, key=lambda r: r.position)]
+
+
+# --- Whole-store entry points for the CLI ------------------------------------------------
+
+
+def businesses(store: Store) -> list[str]:
+    """Businesses that have consent configuration or records."""
+    with store.read() as conn:
+        configured = set(conn.execute(select(consent_properties.c.business_id)).scalars())
+        return sorted(configured | set(ledger.businesses_with_records(conn)))
+
+
+def verify_ledger(store: Store, *, business_id: str) -> ledger.Verification:
+    with store.read() as conn:
+        return ledger.verify(conn, business_id=business_id)
+
+
+def proof_of(store: Store, *, business_id: str, subject: str, html: bool) -> str | None:
+    """A subject's proof as JSON text or an HTML page; None without any record."""
+    from accord.consent import proof
+
+    with store.read() as conn:
+        built = proof.build(conn, business_id=business_id, subject=subject)
+    if not built["records"]:
+        return None
+    if html:
+        return proof.render_html(built)
+    return orjson.dumps(built, option=orjson.OPT_INDENT_2).decode()
+
+
+def export_granted(store: Store, *, business_id: str, purpose: str) -> list[str]:
+    """CSV lines (header first) of the identifiers whose choice grants `purpose`."""
+    from accord.consent import export
+
+    with store.read() as conn:
+        rows = export.subjects_granting(conn, business_id=business_id, purpose=purpose)
+    return list(export.to_csv(rows))
+
+
+def opt_in_report(
+    store: Store, *, business_id: str, by: str, engine_url: str
+) -> list[dict[str, Any]]:
+    """Opt-in rates per purpose and `by`, computed on the engine at `engine_url`."""
+    from accord.consent import analytics
+    from accord.engine.connection import connect
+
+    if by not in analytics.DIMENSIONS:
+        raise InvalidInput(
+            [FieldProblem("by", f"must be one of {', '.join(analytics.DIMENSIONS)}")]
+        )
+    with store.read() as conn:
+        table = analytics.decisions(conn, business_id=business_id)
+    return analytics.opt_in_rates(connect(engine_url), table, by=by)
