@@ -320,7 +320,7 @@ def test_proof_export_and_analytics(shop: TestClient, keys: Bootstrap) -> None:
     assert shop.get("/api/consent/subjects/zz/proof", headers=h).status_code == 404
 
     rates = shop.get("/api/consent/analytics", params={"by": "choice"}, headers=h).json()
-    marketing = {r["choice"]: r for r in rates if r["purpose"] == "marketing"}
-    assert marketing["first"]["decisions"] == 3 and marketing["first"]["granted"] == 2
-    assert marketing["change"]["decisions"] == 1 and marketing["change"]["granted"] == 0
+    by_choice = {r["choice"]: r for r in rates if r["purpose"] == "marketing"}
+    assert by_choice["first"]["decisions"] == 3 and by_choice["first"]["granted"] == 2
+    assert by_choice["change"]["decisions"] == 1 and by_choice["change"]["granted"] == 0
     assert shop.get("/api/consent/analytics?by=shoe_size", headers=h).status_code == 400
