@@ -245,6 +245,13 @@ def test_admin_configuration_routes(shop: TestClient, keys: Bootstrap) -> None:
         == 400
     )
     gvl = {
+        "gvlSpecificationVersion": 3,
+        "tcfPolicyVersion": 5,
+        "lastUpdated": "2026-01-01T00:00:00Z",
+        "purposes": {},
+        "specialPurposes": {},
+        "features": {},
+        "specialFeatures": {},
         "vendorListVersion": 123,
         "vendors": {
             "755": {
@@ -254,7 +261,7 @@ def test_admin_configuration_routes(shop: TestClient, keys: Bootstrap) -> None:
                 "legIntPurposes": [7],
                 "urls": [{"langId": "en", "privacy": "https://policies.example/privacy"}],
             },
-            "1": {"id": 1, "name": "Gone", "purposes": [1], "deletedDate": "2020-01-01"},
+            "1": {"id": 1, "name": "Gone", "purposes": [1], "deletedDate": "2020-01-01T00:00:00Z"},
             "2": {"id": 2, "name": "Other", "purposes": [9]},
         },
     }
@@ -265,6 +272,8 @@ def test_admin_configuration_routes(shop: TestClient, keys: Bootstrap) -> None:
     vendors = {v["id"]: v for v in shop.get("/api/consent/vendors", headers=h).json()}
     assert vendors["755"]["purposes"] == ["statistics", "marketing"]
     assert vendors["755"]["policy_url"] == "https://policies.example/privacy"
+    broken = shop.post("/api/consent/vendors/gvl", content=b'{"vendors": 1}', headers=h)
+    assert broken.status_code == 400 and broken.json()["problems"]
     assert (
         shop.put("/api/consent/geo-rules/ZZ-1", json={"regime": "gdpr"}, headers=h).status_code
         == 200

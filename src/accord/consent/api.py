@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from accord.collect.service import decode_body, write_key_from
-from accord.consent import abtest, analytics, config, export, ledger, proof, service
+from accord.consent import abtest, analytics, config, export, gvl, ledger, proof, service
 from accord.consent.geo import country_from, region_from
 from accord.consent.models import (
     ConsentIn,
@@ -302,12 +302,14 @@ async def import_gvl(
             wanted = {int(part) for part in tcf_ids.split(",") if part.strip()}
         except ValueError as exc:
             raise InvalidInput([FieldProblem("tcf_ids", "must be integers")]) from exc
-    gvl = config.parse_gvl(body)
+    vendor_list = gvl.parse(body)
     count = await _write(
         state,
-        lambda c: config.import_gvl(c, business_id=caller.business_id, gvl=gvl, tcf_ids=wanted),
+        lambda c: config.import_gvl(
+            c, business_id=caller.business_id, gvl=vendor_list, tcf_ids=wanted
+        ),
     )
-    return {"imported": count, "gvl_version": gvl.version}
+    return {"imported": count, "gvl_version": vendor_list.vendor_list_version}
 
 
 @admin_router.get("/properties/{key}/notices", summary="Every published notice version")

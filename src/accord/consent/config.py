@@ -11,6 +11,7 @@ import orjson
 from sqlalchemy import Connection, Row, delete, func, select, update
 
 from accord.consent.geo import DEFAULT_RULES, regime_for
+from accord.consent.gvl import GlobalVendorList
 from accord.consent.ledger import canonical_json
 from accord.consent.models import (
     CONSENT_MODE_SIGNALS,
@@ -322,98 +323,46 @@ def list_vendors(conn: Connection, *, business_id: str) -> list[dict[str, Any]]:
     ]
 
 
-@dataclass(frozen=True)
-class GvlVendor:
-    tcf_id: int
-    name: str
-    purposes: tuple[int, ...]
-    legitimate_interest_purposes: tuple[int, ...]
-    policy_url: str | None
-
-
-@dataclass(frozen=True)
-class GvlSummary:
-    version: int | None
-    vendors: tuple[GvlVendor, ...]
-
-
-def parse_gvl(data: bytes) -> GvlSummary:
-    """The few fields of an IAB Global Vendor List (v2/v3 JSON) that vendor import needs.
-
-    Used when the codecs' full parser (`accord.consent.gvl`) is not wired in.
-    """
-    try:
-        document = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput([FieldProblem("gvl", f"not JSON: {exc}")]) from exc
-    if not isinstance(document, dict) or not isinstance(document.get("vendors"), dict):
-        raise InvalidInput([FieldProblem("gvl", "has no 'vendors' object")])
-    version = document.get("vendorListVersion")
-    vendors = []
-    problems = []
-    for key, raw in document["vendors"].items():
-        if not isinstance(raw, dict) or not isinstance(raw.get("id"), int):
-            problems.append(FieldProblem(f"vendors.{key}", "has no integer 'id'"))
-            continue
-        if raw.get("deletedDate"):
-            continue
-        policy = raw.get("policyUrl")
-        urls = raw.get("urls")
-        if not policy and isinstance(urls, list) and urls and isinstance(urls[0], dict):
-            policy = urls[0].get("privacy")
-        vendors.append(
-            GvlVendor(
-                tcf_id=raw["id"],
-                name=str(raw.get("name") or f"Vendor {raw['id']}"),
-                purposes=tuple(p for p in raw.get("purposes") or [] if isinstance(p, int)),
-                legitimate_interest_purposes=tuple(
-                    p for p in raw.get("legIntPurposes") or [] if isinstance(p, int)
-                ),
-                policy_url=str(policy) if policy else None,
-            )
-        )
-    if problems:
-        raise InvalidInput(problems)
-    return GvlSummary(version=version if isinstance(version, int) else None, vendors=tuple(vendors))
-
-
 def import_gvl(
     conn: Connection,
     *,
     business_id: str,
-    gvl: GvlSummary,
+    gvl: GlobalVendorList,
     tcf_ids: set[int] | None = None,
 ) -> int:
     """Add or update vendors from a Global Vendor List; their TCF purposes become ours.
 
     A vendor gets each of our purposes whose TCF purposes it declares (by consent or
-    legitimate interest). `tcf_ids` limits the import to the vendors a site uses.
+    legitimate interest); vendors deleted from the list are skipped. `tcf_ids` limits
+    the import to the vendors a site uses.
     """
     purposes = list_purposes(conn, business_id=business_id)
     count = 0
-    for vendor in gvl.vendors:
-        if tcf_ids is not None and vendor.tcf_id not in tcf_ids:
+    for vendor in gvl.active_vendors():
+        if tcf_ids is not None and vendor.id not in tcf_ids:
             continue
-        declared = set(vendor.purposes) | set(vendor.legitimate_interest_purposes)
+        declared = set(vendor.purposes) | set(vendor.leg_int_purposes)
         ours = [p["key"] for p in purposes if declared & set(p["tcf_purposes"])]
+        policy_url = vendor.policy_url or next(
+            (url.privacy for url in vendor.urls if url.privacy), None
+        )
         save_vendor(
             conn,
             business_id=business_id,
             spec=VendorIn(
-                key=str(vendor.tcf_id),
+                key=str(vendor.id),
                 name=vendor.name[:255],
                 purposes=ours,
-                tcf_id=vendor.tcf_id,
-                policy_url=(vendor.policy_url or "")[:1000] or None,
+                tcf_id=vendor.id,
+                policy_url=(policy_url or "")[:1000] or None,
             ),
         )
         count += 1
-    if gvl.version is not None:
-        conn.execute(
-            update(consent_properties)
-            .where(consent_properties.c.business_id == business_id)
-            .values(gvl_version=gvl.version)
-        )
+    conn.execute(
+        update(consent_properties)
+        .where(consent_properties.c.business_id == business_id)
+        .values(gvl_version=gvl.vendor_list_version)
+    )
     return count
 
 
