@@ -5,9 +5,11 @@ from __future__ import annotations
 import functools
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import given
@@ -26,12 +28,20 @@ from accord.consent.scanner import (
 from tests.web.conftest import CHROMIUM
 
 FIXTURE_SITE = Path(__file__).parent / "fixtures_site"
+T = TypeVar("T")
 OFFLINE = ["--chromium", CHROMIUM, "--no-fetch-third-party"]
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+def in_own_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Playwright's sync API refuses a thread where another sync Playwright already runs
+    (the browser tests' session fixture may): give each scan a thread of its own."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn, *args, **kwargs).result()
 
 
 @pytest.fixture
@@ -119,7 +129,9 @@ def test_same_origin_links_drop_fragments_and_other_origins() -> None:
 
 @pytest.mark.browser
 def test_scan_of_the_fixture_site(fixture_site: str) -> None:
-    report = scan(f"{fixture_site}/", pages=5, chromium=CHROMIUM, fetch_third_party=False)
+    report = in_own_thread(
+        scan, f"{fixture_site}/", pages=5, chromium=CHROMIUM, fetch_third_party=False
+    )
     assert sorted(report.pages) == sorted(
         [f"{fixture_site}/", f"{fixture_site}/good.html", f"{fixture_site}/bad.html"]
     )
@@ -147,14 +159,16 @@ def test_scan_of_the_fixture_site(fixture_site: str) -> None:
 @pytest.mark.browser
 def test_cli_scan_prints_json_and_fails_when_something_is_flagged(fixture_site: str) -> None:
     runner = CliRunner()
-    result = runner.invoke(
+    result = in_own_thread(
+        runner.invoke,
         app,
         ["consent", "scan", f"{fixture_site}/good.html", "--pages", "1", "--json", *OFFLINE],
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["flagged"] == 0 and report["pages"] == [f"{fixture_site}/good.html"]
-    result = runner.invoke(
+    result = in_own_thread(
+        runner.invoke,
         app,
         ["consent", "scan", f"{fixture_site}/bad.html", "--pages", "1", *OFFLINE],
     )

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +23,14 @@ from playwright.sync_api import Browser, BrowserContext, Page
 
 from accord.accounts.service import bootstrap
 from accord.consent import config, gpp, service
-from accord.consent.config import GvlSummary, GvlVendor
 from accord.consent.models import NOTICE_TEXT_KEYS, NoticeIn, PropertyIn, PurposeIn, PurposeText
+from accord.consent.scanner import scan
 from accord.consent.tcf import decode
 from accord.core.settings import Settings
 from accord.store.db import Store, open_store
 from accord.web.app import create_app
 from accord.web.cmp import default_texts
-from tests.web.conftest import _free_port
+from tests.web.conftest import CHROMIUM, _free_port
 
 pytestmark = pytest.mark.browser
 
@@ -91,19 +94,34 @@ PURPOSES = (
         position=3,
     ),
 )
-GVL = GvlSummary(
-    version=150,
-    vendors=(
-        GvlVendor(
-            755,
-            "Google Advertising Products",
-            (1, 2, 3, 4),
-            (),
-            "https://policies.google.com/privacy",
+
+
+def _gvl_vendor(vendor_id: int, name: str, purposes: list[int], policy: str) -> dict[str, Any]:
+    lists = ("legIntPurposes", "flexiblePurposes", "specialPurposes", "features")
+    return {
+        "id": vendor_id,
+        "name": name,
+        "purposes": purposes,
+        **{key: [] for key in lists},
+        "specialFeatures": [],
+        "urls": [{"langId": "en", "privacy": policy}],
+    }
+
+
+# A Global Vendor List (v3 format) with the two vendors the site uses.
+GVL = {
+    "gvlSpecificationVersion": 3,
+    "vendorListVersion": 150,
+    "tcfPolicyVersion": 5,
+    "lastUpdated": "2026-11-19T16:00:00Z",
+    **{key: {} for key in ("purposes", "specialPurposes", "features", "specialFeatures")},
+    "vendors": {
+        "755": _gvl_vendor(
+            755, "Google Advertising Products", [1, 2, 3, 4], "https://policies.google.com/privacy"
         ),
-        GvlVendor(77, "Comscore", (7, 8, 9, 10), (), "https://www.comscore.com/privacy"),
-    ),
-)
+        "77": _gvl_vendor(77, "Comscore", [7, 8, 9, 10], "https://www.comscore.com/privacy"),
+    },
+}
 
 
 def notice_texts(language: str) -> dict[str, str]:
@@ -182,7 +200,6 @@ def site(tmp_path: Path) -> Iterator[Site]:
         )
         for purpose in PURPOSES:
             config.save_purpose(conn, business_id=business_id, spec=purpose)
-        config.import_gvl(conn, business_id=business_id, gvl=GVL)
         texts = {lang: notice_texts(lang) for lang in ("en", "de", "fr")}
         config.publish_notice(
             conn,
@@ -190,6 +207,12 @@ def site(tmp_path: Path) -> Iterator[Site]:
             property_key=PROPERTY,
             spec=NoticeIn.model_validate({"variants": [{"texts": texts}]}),
         )
+    imported = httpx.post(
+        f"{base}/api/consent/vendors/gvl",
+        json=GVL,
+        headers={"Authorization": f"Bearer {keys.admin_token}"},
+    )
+    assert imported.status_code == 200, imported.text
     holder.append(Site(base=base, store=store, business_id=business_id, write_key=keys.write_key))
     holder[0].configure()
     yield holder[0]
@@ -380,6 +403,8 @@ def test_tc_string_from_tcfapi_decodes_in_python_to_the_same_choices(
     assert tc.vendor_consents == {755}
     assert tc.disclosed_vendors == {77, 755}
     assert tc.vendor_list_version == 150 and tc.is_service_specific
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert tc.created == tc.last_updated == today  # dated to the day, as the TCF policy asks
     assert {int(k) for k, v in tc_data["purpose"]["consents"].items() if v} == {1, 2, 3, 4}
     (decision,) = site.ledger(stored_choice(context)["id"])
     assert decision["tc_string"] == tc_data["tcString"]
@@ -397,6 +422,29 @@ def test_tc_string_from_tcfapi_decodes_in_python_to_the_same_choices(
     assert rejected.purposes_consent == frozenset() and rejected.vendor_consents == frozenset()
     ping = page.evaluate("() => new Promise(ok => window.__tcfapi('ping', 2, ok))")
     assert ping["cmpLoaded"] is True and ping["cmpId"] == 300
+
+
+def test_every_combination_of_choices_round_trips_through_the_tc_string(
+    context: BrowserContext, site: Site
+) -> None:
+    site.configure(cmp_id=300)
+    page = open_site(context, site)
+    tcf_of = {"preferences": {5, 6}, "statistics": {7, 8, 9, 10}, "marketing": {1, 2, 3, 4}}
+    vendor_of = {"statistics": 77, "marketing": 755}
+    for combination in itertools.product([False, True], repeat=3):
+        choices = dict(zip(tcf_of, combination, strict=True))
+        page.evaluate("(choices) => window.accord.consent.set(choices)", choices)
+        wait_recorded(page)
+        tc_string = page.evaluate("() => window.accord.consent.get().tcString")
+        tc = decode(tc_string)
+        granted = {p for p, on in choices.items() if on}
+        expected = set().union(*(tcf_of[p] for p in granted)) | ({1} if granted else set())
+        assert tc.purposes_consent == expected, choices
+        assert tc.vendor_consents == {vendor_of[p] for p in granted if p in vendor_of}, choices
+        assert tc.purposes_li_transparency == frozenset()
+        (last, *_) = reversed(site.ledger(stored_choice(context)["id"]))
+        assert last["tc_string"] == tc_string
+        assert {k: v for k, v in last["purposes"].items() if k != "necessary"} == choices
 
 
 def test_no_tcf_api_without_a_registered_cmp_id(context: BrowserContext, site: Site) -> None:
@@ -512,3 +560,36 @@ def test_keyboard_only(context: BrowserContext, site: Site) -> None:
     page.keyboard.press("Escape")
     assert page.locator("[role=dialog]").count() == 0
     assert page.evaluate("() => document.activeElement.id") == "settings-link"
+
+
+def test_the_scanner_finds_nothing_before_consent_on_a_site_using_the_banner(site: Site) -> None:
+    # Its own Playwright runs in another thread: this one already drives the session browser.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        report = pool.submit(
+            scan, f"{site.base}/site/page", pages=1, chromium=CHROMIUM, fetch_third_party=False
+        ).result()
+    assert report.consent_action == "accord.consent.acceptAll()"
+    assert report.flagged == []
+    found = {(f.kind, f.name): f for f in report.findings}
+    assert found[("cookie", "_mkt")].phase == "after_accept"
+    banner_cookie = found[("cookie", "accord_consent")]
+    assert banner_cookie.phase == "after_accept" and banner_cookie.purpose == "necessary"
+
+
+def test_embeds_added_after_load_get_a_placeholder_then_load(
+    context: BrowserContext, site: Site
+) -> None:
+    page = open_site(context, site)
+    page.get_by_role("button", name="Reject all").click()
+    wait_recorded(page)
+    page.evaluate(
+        """() => { const f = document.createElement('iframe'); f.title = 'Map';
+        f.dataset.accordPurpose = 'marketing'; f.dataset.src = '/site/embed';
+        document.body.appendChild(f); }"""
+    )
+    assert page.get_by_role("button", name="Allow and show").count() == 2
+    assert page.locator("iframe[title=Map]").get_attribute("src") is None
+    page.evaluate("() => window.accord.consent.set({marketing: true})")
+    wait_recorded(page)
+    page.frame_locator("iframe[title=Map]").locator("#video").wait_for()
+    assert page.get_by_role("button", name="Allow and show").count() == 0

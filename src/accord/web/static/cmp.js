@@ -146,11 +146,23 @@
     for (var i = 0; i < s.length; i += 6) o += A[parseInt(s.slice(i, i + 6), 2)];
     return o;
   };
+  // A vendor section: MaxVendorId, then a bit field or ranges, whichever is shorter.
   function vendorBits(b, set) {
-    var ids = Object.keys(set).filter(function (k) { return set[k]; }).map(Number);
-    var max = ids.length ? Math.max.apply(null, ids) : 0;
-    b.int(max, 16).flag(0);
-    return b.field(set, max);
+    var ids = Object.keys(set).filter(function (k) { return set[k]; }).map(Number).sort(function (x, y) { return x - y; });
+    var max = ids.length ? ids[ids.length - 1] : 0, runs = [];
+    ids.forEach(function (v) {
+      var last = runs[runs.length - 1];
+      if (last && last[1] === v - 1) last[1] = v; else runs.push([v, v]);
+    });
+    var rangeBits = 12 + runs.reduce(function (n, r) { return n + (r[0] === r[1] ? 17 : 33); }, 0);
+    b.int(max, 16);
+    if (rangeBits >= max) return b.flag(0).field(set, max);
+    b.flag(1).int(runs.length, 12);
+    runs.forEach(function (r) {
+      b.flag(r[0] !== r[1]).int(r[0], 16);
+      if (r[0] !== r[1]) b.int(r[1], 16);
+    });
+    return b;
   }
 
   // ---------- IAB TCF v2.2 TC string (only with a registered CMP id) ----------
@@ -172,7 +184,7 @@
   function tcString() {
     if (!cfg || !cfg.cmp || typeof cfg.cmp.cmp_id !== 'number' || !choice) return null;
     var c = cfg.cmp, ch = tcfChoices(), disclosed = {};
-    var day = Math.floor(choice.t / 86400) * 8640;  // deciseconds, rounded to the day (TCF policy)
+    var day = Math.floor(choice.t / 86400) * 864000;  // deciseconds, rounded to the day (TCF policy)
     var b = new Bits().int(2, 6).int(day, 36).int(day, 36).int(c.cmp_id, 12).int(c.cmp_version || 1, 12)
       .int(1, 6).chars(cfg.notice.language).int(c.gvl_version || 0, 12).int(c.tcf_policy_version || 5, 6)
       .flag(1).flag(0).int(0, 12).field(ch.purposes, 24).field(ch.li, 24).flag(0).chars(c.publisher_cc);
