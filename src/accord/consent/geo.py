@@ -2,8 +2,8 @@
 
 Country: the proxy's header (`ACCORD_CONSENT_COUNTRY_HEADER`, default `CF-IPCountry`)
 wins; without it, the connecting IP is looked up offline in the regional-registry
-table that the `iptocc` package ships. Regime: the business's own rule for
-"CC-REGION", then "CC", then "*" wins; without one, the defaults below apply.
+table that the `iptocc` package ships. Regime: the most specific rule wins ("CC-REGION",
+then "CC", then "*"), the business's own rule before the default at each level.
 """
 
 from __future__ import annotations
@@ -76,14 +76,15 @@ def region_from(headers: Mapping[str, str], *, region_header: str) -> str | None
 
 
 def regime_for(country: str | None, region: str | None, rules: Mapping[str, str]) -> str:
-    """The regime of the most specific rule: business rules first, then the defaults."""
+    """The regime of the most specific rule ("US-CA" before "US" before "*"); at the same
+    level the business's rule beats the default one."""
     candidates = []
     if country and region:
         candidates.append(f"{country}-{region}")
     if country:
         candidates.append(country)
-    for table in (rules, DEFAULT_RULES):
-        for key in candidates:
+    for key in candidates:
+        for table in (rules, DEFAULT_RULES):
             if key in table:
                 return table[key]
     return rules.get("*", DEFAULT_RULES["*"])
