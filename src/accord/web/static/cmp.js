@@ -438,7 +438,7 @@
       notice: {id: cfg.notice.id, version: cfg.notice.version, variant: cfg.notice.variant || null,
         text_hash: cfg.notice.text_hash},
       language: cfg.notice.language, regime: cfg.regime, source: source, purposes: {}, vendors: vendors,
-      gpc: gpc || !!cfg.gpc, tcString: tcString(), timestamp: new Date(choice.t * 1000).toISOString()};
+      gpc: gpc || !!cfg.gpc, tcString: tcString()};  // no timestamp: the server's clock, not the visitor's
     purposes().forEach(function (x) { body.purposes[x.key] = after[x.key]; });
     var url = cfg.endpoint ? new URL(cfg.endpoint, base + '/').href : base + '/v1/consent';
     api.lastPost = fetch(url, {method: 'POST', headers: {'Content-Type': 'application/json'},
