@@ -111,13 +111,16 @@ def append(conn: Connection, *, business_id: str, fields: dict[str, Any]) -> App
     IMMEDIATE, which already serialises writers), so concurrent appends queue.
     """
     now = fields["received_at"]
-    _ensure_head(conn, business_id, now)
     head_query = select(consent_chain_heads.c.length, consent_chain_heads.c.head_hash).where(
         consent_chain_heads.c.business_id == business_id
     )
     if conn.dialect.name == "postgresql":
         head_query = head_query.with_for_update()
-    head = conn.execute(head_query).one()
+    head = conn.execute(head_query).first()
+    if head is None:
+        # The business's first record: create its head (once, even when two race).
+        _ensure_head(conn, business_id, now)
+        head = conn.execute(head_query).one()
     record = dict(fields)
     record.update(
         id=new_id("cr"),

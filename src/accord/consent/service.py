@@ -109,10 +109,14 @@ def record_consent(
         elif key == "necessary" and granted is not True:
             problems.append(FieldProblem("purposes.necessary", "cannot be refused"))
     vendors = dict(vendors or {})
-    configured_vendors = set(
-        conn.execute(
-            select(consent_vendors.c.key).where(consent_vendors.c.business_id == business_id)
-        ).scalars()
+    configured_vendors = (
+        set(
+            conn.execute(
+                select(consent_vendors.c.key).where(consent_vendors.c.business_id == business_id)
+            ).scalars()
+        )
+        if vendors
+        else set()
     )
     for key in vendors:
         if key not in configured_vendors and not (key.isdigit() and 0 < int(key) < 65536):
