@@ -305,15 +305,19 @@ def consent_scan(
 
     Exits 1 when something is set or called before consent (see docs/cmp.md).
     """
-    from accord.consent.scanner import scan
+    from accord.consent.scanner import ScanFailed, scan
 
-    report = scan(
-        url,
-        pages=pages,
-        chromium=chromium,
-        accept_selector=accept_selector,
-        fetch_third_party=fetch_third_party,
-    )
+    try:
+        report = scan(
+            url,
+            pages=pages,
+            chromium=chromium,
+            accept_selector=accept_selector,
+            fetch_third_party=fetch_third_party,
+        )
+    except ScanFailed as exc:
+        console.print(f"[red]scan failed:[/red] {exc}")
+        raise typer.Exit(code=2) from None
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:

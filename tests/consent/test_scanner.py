@@ -33,6 +33,16 @@ OFFLINE = ["--chromium", CHROMIUM, "--no-fetch-third-party"]
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
+    def do_GET(self) -> None:
+        # localhost redirects to 127.0.0.1, as a site's http:// redirects to https://www.
+        host, _, port = self.headers.get("Host", "").partition(":")
+        if host == "localhost":
+            self.send_response(301)
+            self.send_header("Location", f"http://127.0.0.1:{port}{self.path}")
+            self.end_headers()
+            return
+        super().do_GET()
+
     def log_message(self, format: str, *args: object) -> None:
         pass
 
@@ -119,6 +129,31 @@ def test_classify_flags_only_what_comes_before_consent() -> None:
     assert findings["bat.bing.com"].flagged
 
 
+_sightings = st.builds(
+    Sighting,
+    kind=st.sampled_from(["cookie", "local_storage", "request"]),
+    name=st.sampled_from(["_ga", "_fbp", "PHPSESSID", "accord_consent", "x", "bat.bing.com"]),
+    domain=st.sampled_from(["shop.example", "www.shop.example", "bat.bing.com", "cdn.example.net"]),
+    page=st.just("https://shop.example/"),
+    phase=st.sampled_from(["before_consent", "after_accept"]),
+)
+
+
+@given(st.lists(_sightings, max_size=30))
+def test_only_first_sightings_before_consent_are_ever_flagged(sightings: list[Sighting]) -> None:
+    findings = classify(sightings, site="shop.example", catalogue=load_catalogue())
+    firsts: dict[tuple[str, str, str], Sighting] = {}
+    for s in sightings:
+        firsts.setdefault((s.kind, s.name, s.domain), s)
+    assert [(f.kind, f.name, f.domain) for f in findings] == list(firsts)
+    for f in findings:
+        assert f.phase == firsts[(f.kind, f.name, f.domain)].phase
+        if f.flagged:
+            assert f.phase == "before_consent" and f.purpose != "necessary"
+        elif f.phase == "before_consent" and f.kind != "request":
+            assert f.purpose == "necessary"
+
+
 def test_same_origin_links_drop_fragments_and_other_origins() -> None:
     links = same_origin_links(
         ["https://a.test/x#top", "https://b.test/", "mailto:me@a.test", "https://a.test:8443/"],
@@ -129,12 +164,10 @@ def test_same_origin_links_drop_fragments_and_other_origins() -> None:
 
 @pytest.mark.browser
 def test_scan_of_the_fixture_site(fixture_site: str) -> None:
-    report = in_own_thread(
-        scan, f"{fixture_site}/", pages=5, chromium=CHROMIUM, fetch_third_party=False
-    )
-    assert sorted(report.pages) == sorted(
-        [f"{fixture_site}/", f"{fixture_site}/good.html", f"{fixture_site}/bad.html"]
-    )
+    start = fixture_site.replace("127.0.0.1", "localhost")
+    report = in_own_thread(scan, f"{start}/", pages=5, chromium=CHROMIUM, fetch_third_party=False)
+    assert report.pages[0] == f"{fixture_site}/"  # where it landed
+    assert sorted(report.pages[1:]) == [f"{fixture_site}/bad.html", f"{fixture_site}/good.html"]
     assert report.consent_action == "clicked the button 'Accept all'"
     by_name = {(f.kind, f.name): f for f in report.findings}
     ga = by_name[("cookie", "_ga")]
@@ -174,3 +207,5 @@ def test_cli_scan_prints_json_and_fails_when_something_is_flagged(fixture_site: 
     )
     assert result.exit_code == 1
     assert "_ga" in result.stdout and "Google Analytics" in result.stdout
+    result = CliRunner().invoke(app, ["consent", "scan", "ftp://example.com/"])
+    assert result.exit_code == 2 and "not an http(s) URL" in result.output

@@ -57,6 +57,8 @@ def test_script_is_served_gzipped_with_etag_and_cache_headers(client: TestClient
     etag = response.headers["etag"]
     again = client.get("/cmp.js", headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.content == b""
+    head = client.head("/cmp.js")
+    assert head.status_code == 200 and head.headers["etag"] == etag
     plain = client.get("/cmp.js", headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in plain.headers
     assert plain.content == script_asset().body

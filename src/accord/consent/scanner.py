@@ -206,6 +206,10 @@ def same_origin_links(hrefs: Iterable[str], origin: str) -> list[str]:
     return out
 
 
+class ScanFailed(Exception):
+    """The scan could not be carried out as asked (the message says why)."""
+
+
 def default_chromium() -> str:
     return shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 
@@ -226,32 +230,37 @@ def scan(
     scan never contacts the trackers it lists (their own cookies then never appear).
     """
     if not 1 <= pages <= MAX_PAGES:
-        raise ValueError(f"pages must be between 1 and {MAX_PAGES}")
+        raise ScanFailed(f"pages must be between 1 and {MAX_PAGES}")
     try:
         from playwright.sync_api import Error as PlaywrightError
         from playwright.sync_api import Page, Request, Route, sync_playwright
     except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise RuntimeError("the cookie scanner needs Playwright: install accord[scan]") from exc
+        raise ScanFailed("the cookie scanner needs Playwright: install accord[scan]") from exc
 
     start = urlsplit(url)
     if start.scheme not in ("http", "https") or not start.netloc:
-        raise ValueError(f"not an http(s) URL: {url!r}")
-    origin = f"{start.scheme}://{start.netloc}"
-    site = site_of(start.hostname or "")
+        raise ScanFailed(f"not an http(s) URL: {url!r}")
+    # The site is where the first page lands (http:// often redirects to https://www.).
+    where = {
+        "origin": f"{start.scheme}://{start.netloc}",
+        "site": site_of(start.hostname or ""),
+        "start": url,
+    }
     sightings: list[Sighting] = []
     phase: list[Phase] = ["before_consent"]
     current = [url]
 
     def on_request(request: Request) -> None:
         host = urlsplit(request.url).hostname or ""
-        if request.url.startswith(("http://", "https://")) and is_third_party(host, site):
+        third_party = is_third_party(host, where["site"])
+        if request.url.startswith(("http://", "https://")) and third_party:
             sightings.append(
                 Sighting("request", host, host, current[0], phase[0], example=request.url[:300])
             )
 
     def guard(route: Route) -> None:
         host = urlsplit(route.request.url).hostname or ""
-        if is_third_party(host, site):
+        if is_third_party(host, where["site"]):
             route.abort()
         else:
             route.continue_()
@@ -263,6 +272,12 @@ def scan(
             page.wait_for_load_state("networkidle", timeout=min(timeout_ms, 5_000))
         except PlaywrightError:
             pass  # a slow or broken page still shows what it set so far
+        if target == url and phase[0] == "before_consent":
+            landed = urlsplit(page.url)
+            if landed.scheme in ("http", "https") and landed.hostname:
+                where["origin"] = f"{landed.scheme}://{landed.netloc}"
+                where["site"] = site_of(landed.hostname)
+                where["start"] = urldefrag(page.url)[0]
         for cookie in page.context.cookies():
             sightings.append(
                 Sighting("cookie", cookie["name"], cookie["domain"].lstrip("."), target, phase[0])
@@ -273,11 +288,11 @@ def scan(
         except PlaywrightError:
             keys, hrefs = [], []
         for key in keys:
-            sightings.append(Sighting("local_storage", key, origin, target, phase[0]))
-        return same_origin_links(hrefs, origin)
+            sightings.append(Sighting("local_storage", key, where["origin"], target, phase[0]))
+        return same_origin_links(hrefs, where["origin"])
 
     def accept(page: Page) -> str | None:
-        page.goto(url, wait_until="load", timeout=timeout_ms)
+        page.goto(where["start"], wait_until="load", timeout=timeout_ms)
         has_accord = page.evaluate(
             """async () => {
               const c = window.accord && window.accord.consent;
@@ -292,7 +307,10 @@ def scan(
         if has_accord:
             return "accord.consent.acceptAll()"
         if accept_selector:
-            page.click(accept_selector, timeout=timeout_ms)
+            try:
+                page.click(accept_selector, timeout=timeout_ms)
+            except PlaywrightError as exc:
+                raise ScanFailed(f"no clickable {accept_selector!r} on {url}") from exc
             return f"clicked {accept_selector}"
         for role in ("button", "link"):
             control = page.get_by_role(role, name=ACCEPT_LABELS)
@@ -303,10 +321,14 @@ def scan(
         return None
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium or default_chromium(),
-            args=["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run"],
-        )
+        executable = chromium or default_chromium()
+        try:
+            browser = playwright.chromium.launch(
+                executable_path=executable,
+                args=["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run"],
+            )
+        except PlaywrightError as exc:
+            raise ScanFailed(f"cannot start Chromium at {executable}: {exc}") from exc
         try:
             context = browser.new_context()
             context.on("request", on_request)
@@ -319,15 +341,17 @@ def scan(
                 target = queue.pop(0)
                 if target in visited:
                     continue
-                visited.append(target)
-                queue.extend(link for link in visit(page, target) if link not in visited)
+                links = visit(page, target)
+                visited.append(where["start"] if target == url else target)
+                queue.extend(link for link in links if link not in visited)
             phase[0] = "after_accept"
-            current[0] = url
+            current[0] = where["start"]
             action = accept(page)
             page.wait_for_timeout(500)
             for target in visited:
                 visit(page, target)
         finally:
             browser.close()
+    site = where["site"]
     findings = classify(sightings, site=site, catalogue=catalogue or load_catalogue())
     return ScanReport(url=url, pages=visited, consent_action=action, findings=findings)

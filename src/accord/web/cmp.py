@@ -102,10 +102,12 @@ def _serve(request: Request, asset: Asset) -> Response:
 
 
 @router.get("/cmp.js", summary="The consent banner script for websites (docs/cmp.md)")
+@router.head("/cmp.js", include_in_schema=False)
 async def cmp_script(request: Request) -> Response:
     return _serve(request, script_asset())
 
 
 @router.get("/cmp/i18n/{language}.json", summary="Default banner texts of one language")
+@router.head("/cmp/i18n/{language}.json", include_in_schema=False)
 async def cmp_translation(language: str, request: Request) -> Response:
     return _serve(request, translation_asset(language.lower()))
