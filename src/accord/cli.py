@@ -20,12 +20,12 @@ from rich.table import Table
 from accord.accounts.service import bootstrap as bootstrap_business
 from accord.accounts.service import source_for_write_key
 from accord.analytics.service import volume
-from accord.collect.consent_gate import KeepEverything
 from accord.collect.importer import RawRow, read_events
 from accord.collect.service import ImportReport, import_rows, limits_from
 from accord.collect.worker import drain, pending_count
 from accord.collect.worker import run as run_worker_loop
-from accord.core.errors import UnknownWriteKey
+from accord.consent.gate import LedgerGate
+from accord.core.errors import InvalidInput, UnknownWriteKey
 from accord.core.settings import Settings
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
@@ -162,7 +162,7 @@ def _import(
             store,
             source=source,
             rows=rows,
-            gate=KeepEverything(),
+            gate=LedgerGate(store=store),
             limits=limits_from(settings),
             on_progress=lambda n: progress.advance(task, n),
         )
@@ -280,6 +280,190 @@ def report_volume(
     for row in rows:
         table.add_row(
             row["business_id"], row["day"], row["source_id"], row["type"], str(row["events"])
+        )
+    Console().print(table)
+
+
+consent_app = typer.Typer(help="Consent: ledger, proofs, cookie scanner.", no_args_is_help=True)
+app.add_typer(consent_app, name="consent")
+
+
+@consent_app.command("scan")
+def consent_scan(
+    url: Annotated[str, typer.Argument(help="First page of the site, http(s)")],
+    pages: Annotated[int, typer.Option(min=1, max=200, help="Same-origin pages to visit")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+    accept_selector: Annotated[
+        str | None, typer.Option(help="CSS selector of the site's accept-all control")
+    ] = None,
+    fetch_third_party: Annotated[
+        bool, typer.Option(help="Let third-party requests through (else record and abort)")
+    ] = True,
+    chromium: Annotated[str | None, typer.Option(help="Chromium binary")] = None,
+) -> None:
+    """Crawl a site before and after accept-all; list and classify cookies, storage, requests.
+
+    Exits 1 when something is set or called before consent (see docs/cmp.md).
+    """
+    from accord.consent.scanner import ScanFailed, scan
+
+    try:
+        report = scan(
+            url,
+            pages=pages,
+            chromium=chromium,
+            accept_selector=accept_selector,
+            fetch_third_party=fetch_third_party,
+        )
+    except ScanFailed as exc:
+        console.print(f"[red]scan failed:[/red] {exc}")
+        raise typer.Exit(code=2) from None
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        table = Table(title=f"{url}: {len(report.pages)} pages, accept: {report.consent_action}")
+        for column in ("", "when", "kind", "name", "domain", "vendor", "purpose", "note"):
+            table.add_column(column)
+        for f in report.findings:
+            table.add_row(
+                "FLAG" if f.flagged else "",
+                f.phase.replace("_", " "),
+                f.kind,
+                f.name,
+                f.domain,
+                f.vendor or "",
+                f.purpose or "",
+                f.reason,
+            )
+        Console(width=200).print(table)
+    if report.flagged:
+        raise typer.Exit(code=1)
+
+
+def _consent_business(store: Store, business: str | None) -> str:
+    """The business a consent command acts on: the one given, or the only one there is."""
+    from accord.consent.service import businesses
+
+    if business:
+        return business
+    known = businesses(store)
+    if len(known) != 1:
+        console.print("[red]error:[/red] several businesses: name one with --business")
+        raise typer.Exit(code=2)
+    return known[0]
+
+
+@consent_app.command("verify")
+def consent_verify(
+    business: Annotated[str | None, typer.Option(help="Only this business id")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Check every business's ledger hash chain; exit 1 naming the first bad record."""
+    from accord.consent.service import businesses, verify_ledger
+
+    store = _store(Settings())
+    results = [verify_ledger(store, business_id=b) for b in [business] if b] or [
+        verify_ledger(store, business_id=b) for b in businesses(store)
+    ]
+    store.dispose()
+    if as_json:
+        typer.echo(json.dumps([r.to_json() for r in results]))
+    for result in results:
+        if as_json:
+            continue
+        if result.problem is None:
+            console.print(
+                f"{result.business_id}: ok, {result.records} records, head {result.head_hash}"
+            )
+        else:
+            console.print(
+                f"[red]{result.business_id}: FAILED at record {result.problem.position}"
+                f" ({result.problem.record_id or 'missing'}): {result.problem.reason}[/red]"
+            )
+    if any(r.problem is not None for r in results):
+        raise typer.Exit(code=1)
+
+
+@consent_app.command("proof")
+def consent_proof(
+    subject: Annotated[str, typer.Argument(help="anonymousId or userId")],
+    business: Annotated[str | None, typer.Option(help="Business id")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="json or html")] = "json",
+    out: Annotated[Path | None, typer.Option(help="Write to this file")] = None,
+) -> None:
+    """Export a subject's consent history with the texts shown, as JSON or an HTML page."""
+    from accord.consent.service import proof_of
+
+    if fmt not in ("json", "html"):
+        console.print("[red]error:[/red] --format is json or html")
+        raise typer.Exit(code=2)
+    store = _store(Settings())
+    business_id = _consent_business(store, business)
+    document = proof_of(store, business_id=business_id, subject=subject, html=fmt == "html")
+    store.dispose()
+    if document is None:
+        console.print(f"[red]error:[/red] no consent record of {subject!r}")
+        raise typer.Exit(code=1)
+    if out is not None:
+        out.write_text(document, encoding="utf-8")
+    else:
+        typer.echo(document)
+
+
+@consent_app.command("export")
+def consent_export(
+    purpose: Annotated[str, typer.Option(help="Purpose key, e.g. marketing")],
+    business: Annotated[str | None, typer.Option(help="Business id")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the CSV here")] = None,
+) -> None:
+    """CSV of the identifiers whose current choice grants a purpose."""
+    from accord.consent.service import export_granted
+
+    store = _store(Settings())
+    business_id = _consent_business(store, business)
+    lines = export_granted(store, business_id=business_id, purpose=purpose)
+    store.dispose()
+    if out is not None:
+        out.write_text("".join(lines), encoding="utf-8")
+    else:
+        typer.echo("".join(lines), nl=False)
+
+
+@consent_app.command("report")
+def consent_report(
+    by: Annotated[
+        str,
+        typer.Option(
+            help="purpose, notice_version, variant, country, device, day, regime, source or choice"
+        ),
+    ] = "purpose",
+    business: Annotated[str | None, typer.Option(help="Business id")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Opt-in rate per purpose and a dimension, computed on the engine."""
+    from accord.consent.service import opt_in_report
+
+    settings = Settings()
+    store = _store(settings)
+    business_id = _consent_business(store, business)
+    try:
+        rows = opt_in_report(store, business_id=business_id, by=by, engine_url=settings.engine_url)
+    except InvalidInput as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=2) from None
+    finally:
+        store.dispose()
+    if as_json:
+        typer.echo(json.dumps(rows, default=str))
+        return
+    keys = ["purpose"] if by == "purpose" else ["purpose", by]
+    table = Table(*keys, "decisions", "granted", "opt-in rate")
+    for row in rows:
+        table.add_row(
+            *(str(row[k]) for k in keys),
+            str(row["decisions"]),
+            str(row["granted"]),
+            f"{row['opt_in_rate']:.1%}",
         )
     Console().print(table)
 

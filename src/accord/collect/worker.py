@@ -136,14 +136,20 @@ def _apply_profiles(store: Store, pairs: list[tuple[Any, dict[str, Any]]]) -> in
                 conn=conn, business_id=business_id, lock_rows=store.dialect == "postgresql"
             )
             batch.preload([event for _, event in todo])
-            links += [{"row": row.seq, "profile": batch.apply(event)} for row, event in todo]
+            # An anonymous count (consent refused) names nobody, so it joins no profile.
+            links += [
+                {"row": row.seq, "profile": batch.apply(event)}
+                for row, event in todo
+                if event.get("userId") or event.get("anonymousId")
+            ]
             batch.flush()
-        conn.execute(
-            update(inbox)
-            .where(inbox.c.seq == bindparam("row"))
-            .values(profile_id=bindparam("profile")),
-            links,
-        )
+        if links:
+            conn.execute(
+                update(inbox)
+                .where(inbox.c.seq == bindparam("row"))
+                .values(profile_id=bindparam("profile")),
+                links,
+            )
     return len(marked)
 
 

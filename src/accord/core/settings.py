@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     mail_from: str = "Accord <accord@localhost>"
+    # Consent: the proxy headers that carry the visitor's country and region (they win
+    # over the offline IP table), and the largest consent decision accepted.
+    consent_country_header: str = "CF-IPCountry"
+    consent_region_header: str = "CF-Region-Code"
+    max_consent_bytes: int = 32 * 1024
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -15,15 +15,19 @@ from accord.accounts.api import router as accounts_router
 from accord.accounts.service import WriteKeyCache
 from accord.analytics.api import router as analytics_router
 from accord.collect.api import router as collect_router
-from accord.collect.consent_gate import KeepEverything
 from accord.collect.inbox import InboxWriter
 from accord.collect.service import limits_from
 from accord.collect.worker import pending_count
+from accord.consent.api import admin_router as consent_admin_router
+from accord.consent.api import public_router as consent_router
+from accord.consent.gate import LedgerGate
 from accord.core.settings import Settings
 from accord.profiles.api import router as profiles_router
 from accord.store.db import open_store
 from accord.store.migrate import upgrade
 from accord.web import errors, ui
+from accord.web import errors
+from accord.web.cmp import router as cmp_router
 from accord.web.state import AppState
 
 
@@ -42,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store=store,
             inbox_writer=inbox_writer,
             write_keys=WriteKeyCache(store=store, ttl_seconds=settings.write_key_cache_seconds),
-            gate=KeepEverything(),
+            gate=LedgerGate(store=store, ttl_seconds=settings.write_key_cache_seconds),
             limits=limits_from(settings),
         )
         try:
@@ -63,6 +67,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(analytics_router)
     app.include_router(accounts_router)
     ui.install(app, [accounts_pages])
+    app.include_router(cmp_router)
+    app.include_router(consent_router)
+    app.include_router(consent_admin_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and inbox backlog")
     async def healthz() -> dict[str, object]:

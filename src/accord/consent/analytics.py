@@ -1,0 +1,133 @@
+"""Consent analytics on the engine: opt-in rates per purpose and dimension, first choices.
+
+The ledger lives in the state store; for analysis its decisions are exported into the
+engine as one table with a row per (record, purpose) (`decisions`), and the reports
+are Ibis expressions over it, so they run on DuckDB and Spark alike.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import ibis
+import orjson
+import pyarrow as pa
+from ibis.backends import BaseBackend
+from sqlalchemy import Connection, select
+
+from accord.consent.models import consent_records
+
+DIMENSIONS = (
+    "purpose",
+    "notice_version",
+    "variant",
+    "country",
+    "device",
+    "day",
+    "regime",
+    "source",
+    "choice",
+)
+DIMENSION_PATTERN = "^(" + "|".join(DIMENSIONS) + ")$"
+
+DECISIONS_SCHEMA = pa.schema(
+    [
+        ("record_id", pa.string()),
+        ("position", pa.int64()),
+        ("subject", pa.string()),
+        ("property_id", pa.string()),
+        ("recorded_at", pa.timestamp("us", tz="UTC")),
+        ("day", pa.date32()),
+        ("purpose", pa.string()),
+        ("granted", pa.bool_()),
+        ("notice_version", pa.int64()),
+        ("variant", pa.string()),
+        ("country", pa.string()),
+        ("device", pa.string()),
+        ("regime", pa.string()),
+        ("source", pa.string()),
+    ]
+)
+
+
+def decisions(conn: Connection, *, business_id: str) -> pa.Table:
+    """The ledger's decisions, one row per (record, purpose); `necessary` is left out.
+
+    A subject is its userId when the record has one, else its anonymousId.
+    """
+    columns: dict[str, list[Any]] = {name: [] for name in DECISIONS_SCHEMA.names}
+    rows = conn.execute(
+        select(consent_records)
+        .where(consent_records.c.business_id == business_id)
+        .order_by(consent_records.c.position)
+    )
+    for row in rows:
+        for purpose, granted in orjson.loads(row.purposes).items():
+            if purpose == "necessary":
+                continue
+            columns["record_id"].append(row.id)
+            columns["position"].append(row.position)
+            columns["subject"].append(row.user_id or row.anonymous_id)
+            columns["property_id"].append(row.property_id)
+            columns["recorded_at"].append(row.recorded_at)
+            columns["day"].append(row.recorded_at.date())
+            columns["purpose"].append(purpose)
+            columns["granted"].append(bool(granted))
+            columns["notice_version"].append(row.notice_version)
+            columns["variant"].append(row.variant)
+            columns["country"].append(row.country)
+            columns["device"].append(row.device)
+            columns["regime"].append(row.regime)
+            columns["source"].append(row.source)
+    return pa.table(columns, schema=DECISIONS_SCHEMA)
+
+
+def load(backend: BaseBackend, table: pa.Table, name: str = "consent_decisions") -> Any:
+    """The decisions as an Ibis table on the backend (a temporary view on Spark)."""
+    if backend.name == "pyspark":
+        return backend.create_view(name, ibis.memtable(table), overwrite=True)
+    return backend.create_table(name, table, overwrite=True)
+
+
+def with_choice(decisions_table: Any) -> Any:
+    """Adds `choice`: "first" for a subject's first decision on a purpose, else "change"."""
+    order = ibis.window(
+        group_by=[decisions_table.subject, decisions_table.property_id, decisions_table.purpose],
+        order_by=[decisions_table.recorded_at, decisions_table.position],
+    )
+    rank = ibis.row_number().over(order)
+    return decisions_table.mutate(
+        choice=ibis.cases((rank == 0, "first"), else_="change"),
+    )
+
+
+def opt_in_rates_expr(decisions_table: Any, *, by: str) -> Any:
+    """Decisions, grants and opt-in rate per purpose (and per `by`, when not "purpose")."""
+    if by not in DIMENSIONS:
+        raise ValueError(f"unknown dimension {by!r}")
+    table = with_choice(decisions_table)
+    keys = ["purpose"] if by == "purpose" else ["purpose", by]
+    return (
+        table.group_by(keys)
+        .aggregate(
+            decisions=table.count(),
+            granted=table.granted.cast("int64").sum(),
+        )
+        .mutate(opt_in_rate=ibis._.granted.cast("float64") / ibis._.decisions)
+        .order_by(keys)
+    )
+
+
+def opt_in_rates(
+    backend: BaseBackend, table: pa.Table, *, by: str = "purpose"
+) -> list[dict[str, Any]]:
+    """Plain rows of `opt_in_rates_expr` computed on the backend."""
+    rows: list[dict[str, Any]] = (
+        opt_in_rates_expr(load(backend, table), by=by).to_pyarrow().to_pylist()
+    )
+    for row in rows:
+        for key, value in row.items():
+            if isinstance(value, date):
+                row[key] = value.isoformat()
+    return rows

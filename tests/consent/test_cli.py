@@ -1,0 +1,100 @@
+"""`accord consent verify | proof | export | report` on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from accord.accounts.models import Bootstrap
+from accord.cli import app
+from accord.consent import config
+from accord.consent.models import PropertyIn
+from accord.consent.service import record_consent
+from accord.core.settings import Settings
+from accord.store.db import Store
+
+
+@pytest.fixture
+def env(store: Store, keys: Bootstrap, settings: Settings, tmp_path: Path) -> dict[str, str]:
+    with store.write() as conn:
+        config.create_property(
+            conn, business_id=keys.business_id, spec=PropertyIn(key="web", name="Web")
+        )
+        for subject, marketing in (("a1", True), ("a2", False), ("a1", False), ("a3", True)):
+            record_consent(
+                conn,
+                business_id=keys.business_id,
+                property_key="web",
+                anonymous_id=subject,
+                purposes={"marketing": marketing, "statistics": True},
+                source="banner",
+                country="DE",
+            )
+    return {
+        "ACCORD_DATA_DIR": str(tmp_path / "data"),
+        "ACCORD_DATABASE_URL": settings.resolved_database_url(),
+        "ACCORD_LAKE_URL": settings.resolved_lake_url(),
+        "ACCORD_ENGINE_URL": "duckdb://",
+        "COLUMNS": "200",
+    }
+
+
+def run(env: dict[str, str], *args: str, code: int = 0) -> Any:
+    result = CliRunner().invoke(app, ["consent", *args], env=env)
+    assert result.exit_code == code, (result.output, result.exception)
+    return result
+
+
+def test_verify_passes_then_names_the_altered_record(
+    env: dict[str, str], store: Store, keys: Bootstrap
+) -> None:
+    ok = json.loads(run(env, "verify", "--json").stdout)
+    assert ok == [
+        {
+            "business_id": keys.business_id,
+            "ok": True,
+            "records": 4,
+            "head_hash": ok[0]["head_hash"],
+            "first_bad_record": None,
+        }
+    ]
+    with store.write() as conn:
+        conn.execute(text("UPDATE consent_records SET regime = 'ccpa' WHERE position = 2"))
+    failed = run(env, "verify", "--business", keys.business_id, code=1)
+    assert "FAILED at record 2" in failed.output and "altered" in failed.output
+
+
+def test_proof_as_json_and_html(env: dict[str, str], tmp_path: Path) -> None:
+    proof = json.loads(run(env, "proof", "a1").stdout)
+    assert [r["record"]["purposes"]["marketing"] for r in proof["records"]] == [True, False]
+    assert proof["chain"]["ok"]
+    page = tmp_path / "a1.html"
+    run(env, "proof", "a1", "--format", "html", "--out", str(page))
+    assert "Proof of consent" in page.read_text()
+    run(env, "proof", "nobody", code=1)
+
+
+def test_export_lists_current_grants(env: dict[str, str]) -> None:
+    lines = run(env, "export", "--purpose", "marketing").stdout.strip().splitlines()
+    assert lines[0].startswith("identifier_kind,identifier")
+    assert [line.split(",")[1] for line in lines[1:]] == ["a3"]
+    statistics = run(env, "export", "--purpose", "statistics").stdout.strip().splitlines()
+    assert len(statistics) == 4
+
+
+def test_report_by_country(env: dict[str, str]) -> None:
+    rows = json.loads(run(env, "report", "--by", "country", "--json").stdout)
+    marketing = next(r for r in rows if r["purpose"] == "marketing")
+    assert marketing == {
+        "purpose": "marketing",
+        "country": "DE",
+        "decisions": 4,
+        "granted": 2,
+        "opt_in_rate": 0.5,
+    }
+    run(env, "report", "--by", "nonsense", code=2)
