@@ -31,9 +31,9 @@ from accord.collect.models import inbox
 from accord.core.clock import utcnow
 from accord.core.ids import new_id
 from accord.core.settings import Settings
+from accord.identity.service import resolve_events
 from accord.lake.schema import lake_row
 from accord.lake.service import write_batch
-from accord.profiles.service import ProfileBatch
 from accord.store.db import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -132,12 +132,13 @@ def _apply_profiles(store: Store, pairs: list[tuple[Any, dict[str, Any]]]) -> in
                 by_business[row.business_id].append((row, event))
         links: list[dict[str, Any]] = []
         for business_id, todo in by_business.items():
-            batch = ProfileBatch(
-                conn=conn, business_id=business_id, lock_rows=store.dialect == "postgresql"
+            resolved = resolve_events(
+                conn,
+                business_id=business_id,
+                events=[(row.seq, row.source_id, event, row.payload) for row, event in todo],
+                lock_rows=store.dialect == "postgresql",
             )
-            batch.preload([event for _, event in todo])
-            links += [{"row": row.seq, "profile": batch.apply(event)} for row, event in todo]
-            batch.flush()
+            links += [{"row": seq, "profile": profile_id} for seq, profile_id in resolved]
         conn.execute(
             update(inbox)
             .where(inbox.c.seq == bindparam("row"))

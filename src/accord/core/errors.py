@@ -56,3 +56,13 @@ class NotFound(AccordError):
 
     def __str__(self) -> str:
         return f"{self.what} not found"
+
+
+@dataclass
+class Conflict(AccordError):
+    """The request contradicts the current state (a decided review, a removed edge...)."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason

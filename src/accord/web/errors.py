@@ -8,6 +8,7 @@ from fastapi.responses import Response
 
 from accord.core.errors import (
     AccordError,
+    Conflict,
     InvalidInput,
     InvalidToken,
     NotFound,
@@ -55,6 +56,8 @@ def to_response(exc: AccordError) -> Response:
         problems = [{"field": "Authorization", "reason": str(exc)}]
     elif isinstance(exc, NotFound):
         status, code = 404, "not_found"
+    elif isinstance(exc, Conflict):
+        status, code = 409, "conflict"
     else:
         status, code = 400, "bad_request"
     return json_response(error_body(code, str(exc), problems), status_code=status, headers=headers)

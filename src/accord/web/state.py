@@ -12,6 +12,7 @@ from accord.collect.consent_gate import ConsentGate
 from accord.collect.inbox import InboxWriter
 from accord.collect.validation import Limits
 from accord.core.settings import Settings
+from accord.profiles.consent import ConsentLookup
 from accord.store.db import Store
 
 
@@ -23,6 +24,8 @@ class AppState:
     write_keys: WriteKeyCache
     gate: ConsentGate
     limits: Limits
+    # The consent context's `granted_purposes`; profiles show no consent state without it.
+    consent_lookup: ConsentLookup | None = None
 
 
 def app_state(request: Request) -> AppState:
