@@ -470,9 +470,10 @@ def unmerge(conn: Connection, *, business_id: str, edge_id: int, reason: str | N
 def rederive_all(conn: Connection, *, business_id: str) -> int:
     """Derive every profile of a business again from its events; returns how many."""
     rules = get_rules(conn, business_id=business_id)
-    ids = profiles.profile_ids(conn, business_id=business_id)
-    for pid in ids:
-        profiles.rederive(
+    done = 0
+    for pid in profiles.profile_ids(conn, business_id=business_id):
+        state = profiles.rederive(
             conn, business_id=business_id, profile_id=pid, policies=rules.trait_policies
         )
-    return len(ids)
+        done += state is not None
+    return done

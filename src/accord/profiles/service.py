@@ -280,11 +280,16 @@ def rederive(
     profile_id: str,
     policies: dict[str, TraitPolicy],
     new: bool = False,
-) -> ProfileState:
-    """Compute a profile again from its events and store the result."""
-    state = derive(
-        [orjson.loads(e.payload) for e in events_of(conn, profile_id=profile_id)], policies
-    )
+) -> ProfileState | None:
+    """Compute a profile again from its events and store the result.
+
+    A profile without recorded events (built before events were recorded per profile)
+    is left as it is.
+    """
+    events = events_of(conn, profile_id=profile_id)
+    if not events:
+        return None
+    state = derive([orjson.loads(e.payload) for e in events], policies)
     save_states(
         conn,
         business_id=business_id,
