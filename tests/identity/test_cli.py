@@ -58,3 +58,27 @@ def test_review_and_unmerge_from_the_command_line(
     assert len(split["profiles"]) == 2
     assert len(groups(store, biz)) == 2
     assert "profiles derived again: 2" in cli("identity", "rederive", "--business-id", biz).output
+
+
+def test_verify_compares_profiles_with_batch_components(
+    tmp_path: Path, database_url: str, store: Store, keys: Bootstrap, settings: Settings
+) -> None:
+    cli = Cli(tmp_path, database_url)
+    process(
+        store,
+        keys,
+        settings.resolved_lake_url(),
+        [
+            ev("identify", 1, anonymousId="a1", userId="u1", traits={"email": "x@example.org"}),
+            ev(minute=2, anonymousId="a2"),
+        ],
+    )
+    report = cli.json("identity", "verify", "--business-id", keys.business_id, "--json")
+    assert report == {
+        "identifiers": 4,
+        "edges": 2,
+        "profiles": 2,
+        "components": 2,
+        "mismatched": [],
+        "violations": [],
+    }

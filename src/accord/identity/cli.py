@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -198,3 +198,41 @@ def rederive(business_id: Business) -> None:
         count = service.rederive_all(conn, business_id=business_id)
     store.dispose()
     console.print(f"profiles derived again: {count}")
+
+
+@identity_app.command("verify")
+def verify(
+    business_id: Business,
+    engine: Annotated[
+        str | None, typer.Option(help="Engine URL (default ACCORD_ENGINE_URL)")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Recompute the graph's connected components on the engine and compare with profiles.
+
+    Exits with 1 when a component differs from a profile or breaks a guardrail.
+    """
+    from accord.identity.batch import check_graph
+
+    store = _store()
+    with store.read() as conn:
+        rules = service.get_rules(conn, business_id=business_id)
+        report = check_graph(
+            conn, business_id=business_id, rules=rules, engine_url=engine or Settings().engine_url
+        )
+    store.dispose()
+    summary: dict[str, int | list[Any]] = {
+        "identifiers": report.identifiers,
+        "edges": report.edges,
+        "profiles": report.profiles,
+        "components": report.components,
+        "mismatched": report.mismatched,
+        "violations": report.violations,
+    }
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        for key, value in summary.items():
+            typer.echo(f"{key}: {value if isinstance(value, int) else len(value)}")
+    if not report.consistent:
+        raise typer.Exit(code=1)
