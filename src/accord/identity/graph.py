@@ -18,6 +18,8 @@ queries. The rules it applies, in order, for each event:
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import combinations
@@ -28,12 +30,53 @@ from sqlalchemy import Connection, and_, or_, select
 
 from accord.core.clock import parse_instant, utcnow
 from accord.core.ids import new_id
-from accord.identity.models import identity_edges, identity_merges, identity_reviews
+from accord.identity.models import (
+    identity_edges,
+    identity_merges,
+    identity_reviews,
+    identity_tombstones,
+)
 from accord.identity.rules import IdentityRules, clean, counts_towards_limit, identifiers_of
 from accord.profiles import service as profiles
 from accord.profiles.derive import ProfileState, combine, contribution
 
 Key = tuple[str, str]
+
+
+def value_hash(business_id: str, key: Key) -> str:
+    """How a tombstone names an identifier without keeping it."""
+    kind, value = key
+    return hashlib.sha256(f"{business_id}\x1f{kind}\x1f{value}".encode()).hexdigest()
+
+
+def tombstoned(conn: Connection, *, business_id: str, keys: Iterable[Key]) -> set[Key]:
+    """Which of these identifiers belong to an erased person."""
+    by_hash = {value_hash(business_id, key): key for key in keys}
+    found: set[Key] = set()
+    for chunk in profiles.chunks(sorted(by_hash)):
+        rows = conn.execute(
+            select(identity_tombstones.c.kind, identity_tombstones.c.value_hash).where(
+                identity_tombstones.c.business_id == business_id,
+                identity_tombstones.c.value_hash.in_(chunk),
+            )
+        )
+        for row in rows:
+            key = by_hash[row.value_hash]
+            if key[0] == row.kind:
+                found.add(key)
+    return found
+
+
+def alias_candidates(event: dict[str, Any], rules: IdentityRules) -> list[Key]:
+    """What an alias call's previousId may be: a user id or an anonymous id."""
+    if event.get("type") != "alias":
+        return []
+    out = []
+    for kind in ("user_id", "anonymous_id"):
+        value = clean(kind, event.get("previousId"), rules)
+        if value is not None:
+            out.append((kind, value))
+    return out
 
 
 def pair(a: Key, b: Key) -> tuple[Key, Key]:
@@ -92,6 +135,7 @@ class Resolver:
     _merges: list[dict[str, Any]] = field(default_factory=list)
     _reviews: list[dict[str, Any]] = field(default_factory=list)
     _links: list[tuple[profiles.EventLink, str]] = field(default_factory=list)
+    _erased: set[Key] = field(default_factory=set)
 
     # -- reading -----------------------------------------------------------------
 
@@ -100,6 +144,7 @@ class Resolver:
         if not todo:
             return
         found = profiles.owners(self.conn, business_id=self.business_id, keys=todo)
+        self._erased |= tombstoned(self.conn, business_id=self.business_id, keys=todo)
         self._looked_up.update(todo)
         for key, pid in found.items():
             self._owner.setdefault(key, pid)
@@ -155,14 +200,7 @@ class Resolver:
         self._lookup(sorted(keys))
 
     def _alias_candidates(self, event: dict[str, Any]) -> list[Key]:
-        if event.get("type") != "alias":
-            return []
-        out = []
-        for kind in ("user_id", "anonymous_id"):
-            value = clean(kind, event.get("previousId"), self.rules)
-            if value is not None:
-                out.append((kind, value))
-        return out
+        return alias_candidates(event, self.rules)
 
     def profile_of(self, key: Key) -> str | None:
         self._lookup([key])
@@ -364,6 +402,10 @@ class Resolver:
     ) -> str | None:
         """Resolve one event and add it to its profile; returns the profile id, if any."""
         when = parse_instant(event["timestamp"])
+        keys = self.event_keys(event)
+        self._lookup(keys)
+        if self.erased(keys):
+            return None
         evidence = Evidence(
             rule="alias" if event.get("type") == "alias" else "same_event",
             occurred_at=when,
@@ -371,7 +413,7 @@ class Resolver:
             message_id=str(event.get("messageId")),
             inbox_seq=inbox_seq,
         )
-        outcome = self.link(self.event_keys(event), evidence)
+        outcome = self.link(keys, evidence)
         if outcome.profile_id is None:
             return None
         pid = outcome.profile_id
@@ -392,6 +434,10 @@ class Resolver:
             )
         )
         return pid
+
+    def erased(self, keys: list[Key]) -> bool:
+        """An event naming an erased person's identifier is not taken in at all."""
+        return any(key in self._erased for key in keys)
 
     def final(self, pid: str) -> str:
         while pid in self._redirect:

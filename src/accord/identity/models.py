@@ -77,6 +77,18 @@ identity_reviews = Table(
     Index("ix_identity_reviews_status", "business_id", "status"),
 )
 
+# Identifiers of erased people, hashed: an event naming one is dropped before it
+# reaches a profile or the lake, so a replay or a late event cannot bring them back.
+identity_tombstones = Table(
+    "identity_tombstones",
+    metadata,
+    Column("business_id", id_column_type(), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("value_hash", String(64), primary_key=True),
+    Column("erasure_id", id_column_type(), nullable=False),
+    Column("erased_at", instant(), nullable=False),
+)
+
 
 class IdentifierRef(BaseModel):
     kind: str

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, and_, delete, or_, select, update
 
 from accord.core.clock import utcnow
 from accord.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
-from accord.identity.graph import Evidence, Key, Resolver
+from accord.identity.graph import (
+    Evidence,
+    Key,
+    Resolver,
+    alias_candidates,
+    tombstoned,
+    value_hash,
+)
 from accord.identity.models import (
     Edge,
     IdentifierRef,
@@ -24,6 +32,7 @@ from accord.identity.models import (
     identity_merges,
     identity_reviews,
     identity_rules,
+    identity_tombstones,
 )
 from accord.identity.rules import IdentityRules, clean, identifiers_of
 from accord.profiles import service as profiles
@@ -78,8 +87,12 @@ def resolve_events(
     business_id: str,
     events: list[tuple[int, str, dict[str, Any], str]],
     lock_rows: bool,
-) -> list[tuple[int, str | None]]:
-    """Resolve (inbox seq, source id, event, payload) in order; returns each seq's profile."""
+) -> list[tuple[int, str | None, bool]]:
+    """Resolve (inbox seq, source id, event, payload) in order.
+
+    Returns each seq's profile (None when the event names no usable identifier) and
+    whether the event names an erased person (it is then linked to nothing).
+    """
     resolver = Resolver(
         conn=conn,
         business_id=business_id,
@@ -87,12 +100,24 @@ def resolve_events(
         lock_rows=lock_rows,
     )
     resolver.preload([event for _, _, event, _ in events])
-    linked = [
-        (seq, resolver.apply(event, inbox_seq=seq, source_id=source_id, payload=payload))
-        for seq, source_id, event, payload in events
-    ]
+    linked = []
+    for seq, source_id, event, payload in events:
+        pid = resolver.apply(event, inbox_seq=seq, source_id=source_id, payload=payload)
+        linked.append((seq, pid, pid is None and resolver.erased(resolver.event_keys(event))))
     resolver.flush()
-    return [(seq, resolver.final(pid) if pid else None) for seq, pid in linked]
+    return [(seq, resolver.final(pid) if pid else None, erased) for seq, pid, erased in linked]
+
+
+def erased_events(
+    conn: Connection, *, business_id: str, events: list[tuple[int, dict[str, Any]]]
+) -> set[int]:
+    """The seqs of events that name an erased person's identifier."""
+    rules = get_rules(conn, business_id=business_id)
+    keys = {
+        seq: identifiers_of(event, rules) + alias_candidates(event, rules) for seq, event in events
+    }
+    erased = tombstoned(conn, business_id=business_id, keys={k for ks in keys.values() for k in ks})
+    return {seq for seq, ks in keys.items() if any(k in erased for k in ks)}
 
 
 # -- merge history -------------------------------------------------------------------
@@ -477,3 +502,59 @@ def rederive_all(conn: Connection, *, business_id: str) -> int:
         )
         done += state is not None
     return done
+
+
+# -- erasure -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    tombstones: int
+    edges: int
+    merges: int
+    reviews: int
+
+
+def add_tombstones(
+    conn: Connection, *, business_id: str, keys: list[Key], erasure_id: str
+) -> list[str]:
+    """Remember erased identifiers by hash only; returns the hashes."""
+    known = tombstoned(conn, business_id=business_id, keys=keys)
+    now = utcnow()
+    rows = [
+        {
+            "business_id": business_id,
+            "kind": key[0],
+            "value_hash": value_hash(business_id, key),
+            "erasure_id": erasure_id,
+            "erased_at": now,
+        }
+        for key in sorted(set(keys) - known)
+    ]
+    if rows:
+        conn.execute(identity_tombstones.insert(), rows)
+    return sorted(value_hash(business_id, key) for key in keys)
+
+
+def forget_graph(
+    conn: Connection, *, business_id: str, profile_id: str, keys: list[Key]
+) -> Forgotten:
+    """Delete the edges, merge history and review items that name an erased person."""
+    edge_ids = [row.id for row in _edge_rows(conn, business_id, keys)]
+    for chunk in profiles.chunks(edge_ids):
+        conn.execute(delete(identity_edges).where(identity_edges.c.id.in_(chunk)))
+    merge_ids = [m.id for m in merge_history(conn, business_id=business_id, profile_id=profile_id)]
+    for chunk in profiles.chunks(merge_ids):
+        conn.execute(delete(identity_merges).where(identity_merges.c.id.in_(chunk)))
+    wanted = set(keys)
+    review_ids = [
+        item.id
+        for item in list_reviews(conn, business_id=business_id, status=None)
+        if profile_id in item.profile_ids
+        or any((i.kind, i.value) in wanted for i in item.identifiers)
+    ]
+    for chunk in profiles.chunks(review_ids):
+        conn.execute(delete(identity_reviews).where(identity_reviews.c.id.in_(chunk)))
+    return Forgotten(
+        tombstones=len(keys), edges=len(edge_ids), merges=len(merge_ids), reviews=len(review_ids)
+    )

@@ -10,8 +10,9 @@ from starlette.concurrency import run_in_threadpool
 
 from accord.core.errors import FieldProblem, InvalidInput
 from accord.identity import service as identity
-from accord.profiles import service
+from accord.profiles import rights, service
 from accord.profiles.models import ProfileDetail, ProfileView
+from accord.profiles.rights import ErasureReport, SubjectExport
 from accord.web.auth import Caller, requires
 from accord.web.state import State
 
@@ -94,5 +95,52 @@ async def get_timeline(
                 before=before,
                 limit=limit,
             )
+
+    return await run_in_threadpool(work)
+
+
+@router.get(
+    "/profiles/{profile_id}/export",
+    response_model=SubjectExport,
+    summary="Everything held about a person (subject access request)",
+)
+async def export_profile(
+    profile_id: str,
+    state: State,
+    caller: Annotated[Caller, Depends(requires("profiles.manage"))],
+) -> SubjectExport:
+    def work() -> SubjectExport:
+        with state.store.read() as conn:
+            return rights.export_subject(
+                conn,
+                business_id=caller.business_id,
+                profile_id=profile_id,
+                consent_records=state.consent_records,
+            )
+
+    return await run_in_threadpool(work)
+
+
+@router.delete(
+    "/profiles/{profile_id}",
+    response_model=ErasureReport,
+    summary="Erase a person: profile, identifiers, events in the inbox and the lake",
+)
+async def erase_profile(
+    profile_id: str,
+    state: State,
+    caller: Annotated[Caller, Depends(requires("profiles.manage"))],
+) -> ErasureReport:
+    """Keeps only hashed identifiers (tombstones), so no late or replayed event of the
+    person is taken in again. Returns what was erased."""
+
+    def work() -> ErasureReport:
+        return rights.erase_subject(
+            state.store,
+            business_id=caller.business_id,
+            profile_id=profile_id,
+            lake_url=state.settings.resolved_lake_url(),
+            on_erased=state.on_erased,
+        )
 
     return await run_in_threadpool(work)

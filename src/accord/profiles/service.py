@@ -389,3 +389,21 @@ def timeline(
 
 def event_time(event: dict[str, Any]) -> datetime:
     return parse_instant(event["timestamp"])
+
+
+def delete_profile(conn: Connection, *, business_id: str, profile_id: str) -> tuple[int, int]:
+    """Delete a profile with its identifiers and events; returns (identifiers, events)."""
+    events = conn.execute(
+        delete(profile_events).where(
+            profile_events.c.business_id == business_id,
+            profile_events.c.profile_id == profile_id,
+        )
+    ).rowcount
+    identifiers = conn.execute(
+        delete(profile_identifiers).where(
+            profile_identifiers.c.business_id == business_id,
+            profile_identifiers.c.profile_id == profile_id,
+        )
+    ).rowcount
+    delete_profile_rows(conn, profile_id=profile_id)
+    return max(identifiers, 0), max(events, 0)

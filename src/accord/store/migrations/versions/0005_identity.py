@@ -18,6 +18,17 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
+        "identity_tombstones",
+        sa.Column("business_id", sa.String(length=40), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("value_hash", sa.String(length=64), nullable=False),
+        sa.Column("erasure_id", sa.String(length=40), nullable=False),
+        sa.Column("erased_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "business_id", "kind", "value_hash", name=op.f("pk_identity_tombstones")
+        ),
+    )
+    op.create_table(
         "identity_edges",
         sa.Column(
             "id",
@@ -145,6 +156,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("identity_tombstones")
     with op.batch_alter_table("profile_computed", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_profile_computed_business_id"))
 
