@@ -27,6 +27,8 @@ from accord.collect.worker import run as run_worker_loop
 from accord.consent.gate import LedgerGate
 from accord.core.errors import InvalidInput, UnknownWriteKey
 from accord.core.settings import Settings
+from accord.identity.cli import identity_app
+from accord.profiles.cli import profiles_app
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
 
@@ -37,6 +39,8 @@ app = typer.Typer(
 )
 report_app = typer.Typer(help="Reports computed on the engine.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
+app.add_typer(identity_app, name="identity")
+app.add_typer(profiles_app, name="profiles")
 console = Console(stderr=True)
 
 DEMO_BUSINESS = "Accord Demo Outfitters"

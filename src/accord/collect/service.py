@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, delete, or_, select
 
 from accord.accounts.models import SourceRef
 from accord.collect.consent_gate import ConsentGate, apply_decision
@@ -297,3 +297,18 @@ def import_rows(
             flush()
     flush()
     return report
+
+
+def forget_events(conn: Connection, *, business_id: str, seqs: list[int], profile_id: str) -> int:
+    """Delete a person's events from the inbox (for erasure); returns how many rows went."""
+    deleted = 0
+    for start in range(0, max(len(seqs), 1), 500):
+        chunk = seqs[start : start + 500]
+        result = conn.execute(
+            delete(inbox).where(
+                inbox.c.business_id == business_id,
+                or_(inbox.c.seq.in_(chunk), inbox.c.profile_id == profile_id),
+            )
+        )
+        deleted += max(result.rowcount, 0)
+    return deleted

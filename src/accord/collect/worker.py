@@ -31,9 +31,9 @@ from accord.collect.models import inbox
 from accord.core.clock import utcnow
 from accord.core.ids import new_id
 from accord.core.settings import Settings
+from accord.identity.service import erased_events, resolve_events
 from accord.lake.schema import lake_row
 from accord.lake.service import write_batch
-from accord.profiles.service import ProfileBatch
 from accord.store.db import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -131,9 +131,13 @@ def _apply_profiles(store: Store, pairs: list[tuple[Any, dict[str, Any]]]) -> in
             if row.seq in marked:
                 by_business[row.business_id].append((row, event))
         links: list[dict[str, Any]] = []
+        erased: list[int] = []
         for business_id, todo in by_business.items():
-            batch = ProfileBatch(
-                conn=conn, business_id=business_id, lock_rows=store.dialect == "postgresql"
+            resolved = resolve_events(
+                conn,
+                business_id=business_id,
+                events=[(row.seq, row.source_id, event, row.payload) for row, event in todo],
+                lock_rows=store.dialect == "postgresql",
             )
             batch.preload([event for _, event in todo])
             # An anonymous count (consent refused) names nobody, so it joins no profile.
@@ -150,12 +154,39 @@ def _apply_profiles(store: Store, pairs: list[tuple[Any, dict[str, Any]]]) -> in
                 .values(profile_id=bindparam("profile")),
                 links,
             )
+            links += [{"row": seq, "profile": pid} for seq, pid, gone in resolved if not gone]
+            erased += [seq for seq, _, gone in resolved if gone]
+        if erased:
+            # An erased person's late or replayed event is not kept anywhere.
+            conn.execute(delete(inbox).where(inbox.c.seq.in_(erased)))
+        if not links:
+            return len(marked)
+        conn.execute(
+            update(inbox)
+            .where(inbox.c.seq == bindparam("row"))
+            .values(profile_id=bindparam("profile")),
+            links,
+        )
     return len(marked)
+
+
+def _erased(store: Store, rows: list[Any], events: list[dict[str, Any]]) -> set[int]:
+    """Events naming an erased person: they never reach the lake."""
+    by_business: dict[str, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+    for row, event in zip(rows, events, strict=True):
+        by_business[row.business_id].append((row.seq, event))
+    with store.read() as conn:
+        return {
+            seq
+            for business_id, todo in by_business.items()
+            for seq in erased_events(conn, business_id=business_id, events=todo)
+        }
 
 
 def process(store: Store, claim: Claim, *, lake_url: str) -> int:
     """Process one claimed batch; returns how many events it finished."""
     events = [orjson.loads(row.payload) for row in claim.rows]
+    erased = _erased(store, claim.rows, events)
     write_batch(
         lake_url,
         batch_id=claim.batch_id,
@@ -163,6 +194,7 @@ def process(store: Store, claim: Claim, *, lake_url: str) -> int:
         rows=[
             (row.business_id, lake_row(row.seq, row.source_id, event))
             for row, event in zip(claim.rows, events, strict=True)
+            if row.seq not in erased
         ],
     )
     pairs = list(zip(claim.rows, events, strict=True))

@@ -61,6 +61,8 @@ class NotFound(AccordError):
 @dataclass
 class Forbidden(AccordError):
     """Authenticated, but the caller's role and tasks do not allow this."""
+class Conflict(AccordError):
+    """The request contradicts the current state (a decided review, a removed edge...)."""
 
     reason: str
 

@@ -7,6 +7,7 @@ from collections import defaultdict
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyarrow import fs
 
@@ -83,3 +84,40 @@ def has_files(lake_url: str) -> bool:
     filesystem, base = _filesystem(lake_url)
     selector = fs.FileSelector(base, recursive=True, allow_not_found=True)
     return any(info.path.endswith(".parquet") for info in filesystem.get_file_info(selector))
+
+
+def remove_events(
+    lake_url: str, *, business_id: str, days: set[str], message_ids: set[str]
+) -> list[str]:
+    """Rewrite a business's partitions of these days without the given events.
+
+    Each affected file is replaced whole (written aside, then renamed over) or deleted
+    when nothing is left in it; returns the files changed.
+    """
+    if not message_ids:
+        return []
+    filesystem, base = _filesystem(lake_url)
+    unwanted = pa.array(sorted(message_ids), pa.string())
+    changed = []
+    for day in sorted(days):
+        directory = partition_dir(base, business_id, day)
+        selector = fs.FileSelector(directory, allow_not_found=True)
+        for info in filesystem.get_file_info(selector):
+            if not info.base_name.endswith(".parquet"):
+                continue
+            with filesystem.open_input_file(info.path) as handle:
+                table = pq.ParquetFile(handle).read()
+            drop = pc.is_in(table["message_id"], value_set=unwanted)
+            if not pc.any(drop).as_py():
+                continue
+            kept = table.filter(pc.invert(drop))
+            if kept.num_rows == 0:
+                filesystem.delete_file(info.path)
+            elif isinstance(filesystem, fs.LocalFileSystem):
+                temporary = f"{directory}/.rewrite-{uuid.uuid4().hex[:8]}.parquet.tmp"
+                pq.write_table(kept, temporary, filesystem=filesystem, compression="zstd")
+                filesystem.move(temporary, info.path)
+            else:
+                pq.write_table(kept, info.path, filesystem=filesystem, compression="zstd")
+            changed.append(info.path)
+    return changed

@@ -1,45 +1,146 @@
-"""Admin API for profiles: look one up by an identifier."""
+"""Admin API for profiles: look one up by any identifier, read it, its timeline."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from accord.core.errors import FieldProblem, InvalidInput
-from accord.profiles import service
-from accord.profiles.models import ProfileView
+from accord.identity import service as identity
+from accord.profiles import rights, service
+from accord.profiles.models import ProfileDetail, ProfileView
+from accord.profiles.rights import ErasureReport, SubjectExport
 from accord.web.auth import Caller, requires
 from accord.web.state import State
 
 router = APIRouter(prefix="/api", tags=["profiles"])
+MAX_TIMELINE = 500
 
 
 @router.get("/profiles", response_model=ProfileView, summary="Find a profile by an identifier")
 async def get_profile(
+    request: Request,
     state: State,
     caller: Annotated[Caller, Depends(requires("profiles.read"))],
     user_id: str | None = Query(default=None),
     anonymous_id: str | None = Query(default=None),
     email: str | None = Query(default=None),
+    phone: str | None = Query(default=None),
+    device_id: str | None = Query(default=None),
 ) -> ProfileView:
-    """The profile with its identifiers, traits and most recent events (newest first)."""
-    given = {
-        k: v
-        for k, v in {"user_id": user_id, "anonymous_id": anonymous_id, "email": email}.items()
-        if v
-    }
+    """The profile holding an identifier, with its traits and most recent events.
+
+    Give exactly one identifier: any built-in type above, or a custom type of the
+    business by its name (`?crm_id=…`). Values are normalised as at collection
+    (emails lower-cased, phone numbers to E.164).
+    """
+    given = {k: v for k, v in request.query_params.items() if v}
     if len(given) != 1:
-        raise InvalidInput(
-            [FieldProblem("query", "give exactly one of user_id, anonymous_id, email")]
-        )
+        raise InvalidInput([FieldProblem("query", "give exactly one identifier, e.g. ?email=…")])
     ((kind, value),) = given.items()
 
     def work() -> ProfileView:
         with state.store.read() as conn:
+            key = identity.lookup_key(conn, business_id=caller.business_id, kind=kind, value=value)
             return service.find_profile(
-                conn, business_id=caller.business_id, kind=kind, value=value
+                conn, business_id=caller.business_id, kind=key[0], value=key[1]
             )
+
+    return await run_in_threadpool(work)
+
+
+@router.get("/profiles/{profile_id}", response_model=ProfileDetail, summary="One profile")
+async def get_profile_by_id(
+    profile_id: str,
+    state: State,
+    caller: Annotated[Caller, Depends(requires("profiles.read"))],
+) -> ProfileDetail:
+    """Traits (with the time each was set), computed traits, identifiers, consent state
+    and the most recent events."""
+
+    def work() -> ProfileDetail:
+        with state.store.read() as conn:
+            view = service.profile_view(conn, business_id=caller.business_id, profile_id=profile_id)
+            consent = None
+            if state.consent_lookup is not None:
+                consent = state.consent_lookup(
+                    conn,
+                    business_id=caller.business_id,
+                    anonymous_ids=[i.value for i in view.identifiers if i.kind == "anonymous_id"],
+                    user_ids=[i.value for i in view.identifiers if i.kind == "user_id"],
+                )
+            return ProfileDetail(**view.model_dump(), consent=consent)
+
+    return await run_in_threadpool(work)
+
+
+@router.get("/profiles/{profile_id}/timeline", summary="A profile's events, newest first")
+async def get_timeline(
+    profile_id: str,
+    state: State,
+    caller: Annotated[Caller, Depends(requires("profiles.read"))],
+    before: Annotated[datetime | None, Query(description="Only events before this instant")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_TIMELINE)] = 100,
+) -> list[dict[str, Any]]:
+    def work() -> list[dict[str, Any]]:
+        with state.store.read() as conn:
+            service.profile_view(conn, business_id=caller.business_id, profile_id=profile_id)
+            return service.timeline(
+                conn,
+                business_id=caller.business_id,
+                profile_id=profile_id,
+                before=before,
+                limit=limit,
+            )
+
+    return await run_in_threadpool(work)
+
+
+@router.get(
+    "/profiles/{profile_id}/export",
+    response_model=SubjectExport,
+    summary="Everything held about a person (subject access request)",
+)
+async def export_profile(
+    profile_id: str,
+    state: State,
+    caller: Annotated[Caller, Depends(requires("profiles.manage"))],
+) -> SubjectExport:
+    def work() -> SubjectExport:
+        with state.store.read() as conn:
+            return rights.export_subject(
+                conn,
+                business_id=caller.business_id,
+                profile_id=profile_id,
+                consent_records=state.consent_records,
+            )
+
+    return await run_in_threadpool(work)
+
+
+@router.delete(
+    "/profiles/{profile_id}",
+    response_model=ErasureReport,
+    summary="Erase a person: profile, identifiers, events in the inbox and the lake",
+)
+async def erase_profile(
+    profile_id: str,
+    state: State,
+    caller: Annotated[Caller, Depends(requires("profiles.manage"))],
+) -> ErasureReport:
+    """Keeps only hashed identifiers (tombstones), so no late or replayed event of the
+    person is taken in again. Returns what was erased."""
+
+    def work() -> ErasureReport:
+        return rights.erase_subject(
+            state.store,
+            business_id=caller.business_id,
+            profile_id=profile_id,
+            lake_url=state.settings.resolved_lake_url(),
+            on_erased=state.on_erased,
+        )
 
     return await run_in_threadpool(work)

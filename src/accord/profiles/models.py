@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Column, ForeignKey, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Index, Integer, String, Table, Text
 
 from accord.store.metadata import id_column_type, instant, metadata
 
@@ -35,6 +35,39 @@ profile_identifiers = Table(
     Column("first_seen", instant(), nullable=False),
 )
 
+# Every event linked to a profile, kept so that a split profile can be derived again
+# from the events of each part, and for the timeline and subject-rights exports
+# (the inbox forgets processed events after its retention window).
+profile_events = Table(
+    "profile_events",
+    metadata,
+    Column("inbox_seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("business_id", id_column_type(), nullable=False),
+    Column("profile_id", id_column_type(), nullable=False),
+    Column("message_id", String(255), nullable=False),
+    Column("occurred_at", instant(), nullable=False),
+    # The identifiers the event was resolved by, most trusted first (JSON).
+    Column("identifiers", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Index("ix_profile_events_profile", "profile_id", "occurred_at"),
+)
+
+# Traits computed from a profile's events; typed columns for what audiences filter on,
+# `details` (JSON) for the lists and per-event counts.
+profile_computed = Table(
+    "profile_computed",
+    metadata,
+    Column("profile_id", id_column_type(), ForeignKey("profiles.id"), primary_key=True),
+    Column("business_id", id_column_type(), nullable=False, index=True),
+    Column("event_count", Integer, nullable=False),
+    Column("order_count", Integer, nullable=False),
+    Column("spend_cents", BigInteger, nullable=False),
+    Column("last_order_at", instant(), nullable=True),
+    Column("last_cart_at", instant(), nullable=True),
+    Column("cart_abandoned", Boolean, nullable=False),
+    Column("details", Text, nullable=False),
+)
+
 
 class Identifier(BaseModel):
     kind: str
@@ -46,6 +79,15 @@ class ProfileView(BaseModel):
     business_id: str
     identifiers: list[Identifier]
     traits: dict[str, Any]
+    # When each trait was last set (event time), ISO-8601.
+    trait_times: dict[str, str]
+    # Traits derived from events: see `ProfileState.computed` in profiles/derive.py.
+    computed: dict[str, Any]
     first_seen: datetime
     last_seen: datetime
     recent_events: list[dict[str, Any]]
+
+
+class ProfileDetail(ProfileView):
+    # Granted purposes by name; null when no consent ledger is wired into the app.
+    consent: dict[str, bool] | None

@@ -1,238 +1,323 @@
-"""Minimal profiles: events keyed by userId / anonymousId / email, with identify traits.
+"""Profiles: storage of their state, identifiers and events, and the read views.
 
-The identity context replaces the linking rules here with a real identity graph;
-the tables and the read API stay.
+Which identifiers belong together is decided by the identity context
+(`accord.identity.service`); this module stores and shows the result.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, delete, func, select, tuple_, update
 
-from accord.collect.service import recent_payloads
 from accord.core.clock import parse_instant, utcnow
 from accord.core.errors import NotFound
 from accord.core.ids import new_id
-from accord.profiles.models import Identifier, ProfileView, profile_identifiers, profiles
+from accord.profiles.derive import ProfileState, TraitPolicy, derive, from_details
+from accord.profiles.models import (
+    Identifier,
+    ProfileView,
+    profile_computed,
+    profile_events,
+    profile_identifiers,
+    profiles,
+)
 
-LOOKUP_KINDS = ("user_id", "anonymous_id", "email")
 RECENT_EVENTS = 50
-
-
-def normalise_email(value: str) -> str:
-    return value.strip().lower()
-
-
-_PROFILE_VALUES = ("traits", "trait_times", "first_seen", "last_seen", "updated_at")
 _CHUNK = 500
 
-
-def _chunks(values: list[str]) -> list[list[str]]:
-    return [values[i : i + _CHUNK] for i in range(0, len(values), _CHUNK)]
+Key = tuple[str, str]
 
 
-def _direct_keys(event: dict[str, Any]) -> list[tuple[str, str]]:
-    """The identifiers an event names itself, in the order that decides its profile."""
-    keys: list[tuple[str, str]] = []
-    if event.get("userId"):
-        keys.append(("user_id", str(event["userId"])))
-    if event.get("anonymousId"):
-        keys.append(("anonymous_id", str(event["anonymousId"])))
-    traits = event.get("traits") if event["type"] == "identify" else None
-    email = traits.get("email") if isinstance(traits, dict) else None
-    if isinstance(email, str) and "@" in email:
-        keys.append(("email", normalise_email(email)))
-    return keys
+def chunks(values: list[Any], size: int = _CHUNK) -> list[list[Any]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
 
 
-def _candidate_keys(event: dict[str, Any]) -> list[tuple[str, str]]:
-    """Every identifier an event could be linked by, for prefetching."""
-    keys = _direct_keys(event)
-    if event["type"] == "alias" and event.get("previousId"):
-        previous = str(event["previousId"])
-        keys += [("user_id", previous), ("anonymous_id", previous)]
-    return keys
+def new_profile_id() -> str:
+    return new_id("prof")
 
 
-@dataclass
-class _Profile:
-    id: str
-    traits: dict[str, Any]
-    trait_times: dict[str, str]
-    first_seen: datetime
-    last_seen: datetime
-    new: bool = False
-    changed: bool = False
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
-@dataclass
-class ProfileBatch:
-    """Applies a run of one business's events to profiles inside one transaction."""
-
-    conn: Connection
-    business_id: str
-    lock_rows: bool
-    _profiles: dict[str, _Profile] = field(default_factory=dict)
-    _identifiers: dict[tuple[str, str], str] = field(default_factory=dict)
-    _new_identifiers: list[dict[str, Any]] = field(default_factory=list)
-    # After `preload`, an identifier missing from `_identifiers` is known not to exist.
-    _complete: bool = False
-
-    def _remember(self, row: Any) -> _Profile:
-        profile = _Profile(
-            id=row.id,
-            traits=orjson.loads(row.traits),
-            trait_times=orjson.loads(row.trait_times),
-            first_seen=row.first_seen,
-            last_seen=row.last_seen,
-        )
-        self._profiles[profile.id] = profile
-        return profile
-
-    def _load(self, profile_id: str) -> _Profile:
-        cached = self._profiles.get(profile_id)
-        if cached is not None:
-            return cached
-        query = select(profiles).where(profiles.c.id == profile_id)
-        if self.lock_rows:
-            query = query.with_for_update()
-        return self._remember(self.conn.execute(query).one())
-
-    def preload(self, events: list[dict[str, Any]]) -> None:
-        """Fetch every identifier and profile the events can touch in a few queries."""
-        by_kind: dict[str, set[str]] = {}
-        for event in events:
-            for kind, value in _candidate_keys(event):
-                by_kind.setdefault(kind, set()).add(value)
-        for kind, values in sorted(by_kind.items()):
-            # (business, kind, value) is the primary key: naming the kind lets every
-            # lookup use it, however many identifiers the business has.
-            for chunk in _chunks(sorted(values)):
-                found = self.conn.execute(
-                    select(profile_identifiers.c.value, profile_identifiers.c.profile_id).where(
-                        profile_identifiers.c.business_id == self.business_id,
-                        profile_identifiers.c.kind == kind,
-                        profile_identifiers.c.value.in_(chunk),
-                    )
+def owners(conn: Connection, *, business_id: str, keys: Iterable[Key]) -> dict[Key, str]:
+    """The profile holding each identifier that has one."""
+    by_kind: dict[str, set[str]] = {}
+    for kind, value in keys:
+        by_kind.setdefault(kind, set()).add(value)
+    found: dict[Key, str] = {}
+    for kind, values in sorted(by_kind.items()):
+        # (business, kind, value) is the primary key: naming the kind lets every
+        # lookup use it, however many identifiers the business has.
+        for chunk in chunks(sorted(values)):
+            rows = conn.execute(
+                select(profile_identifiers.c.value, profile_identifiers.c.profile_id).where(
+                    profile_identifiers.c.business_id == business_id,
+                    profile_identifiers.c.kind == kind,
+                    profile_identifiers.c.value.in_(chunk),
                 )
-                for row in found:
-                    self._identifiers[(kind, row.value)] = row.profile_id
-        # Locks are taken in id order so concurrent workers cannot deadlock on them.
-        for chunk in _chunks(sorted(set(self._identifiers.values()))):
-            query = select(profiles).where(profiles.c.id.in_(chunk)).order_by(profiles.c.id)
-            if self.lock_rows:
-                query = query.with_for_update()
-            for row in self.conn.execute(query):
-                self._remember(row)
-        self._complete = True
-
-    def _find(self, kind: str, value: str) -> str | None:
-        key = (kind, value)
-        if key in self._identifiers or self._complete:
-            return self._identifiers.get(key)
-        found = self.conn.execute(
-            select(profile_identifiers.c.profile_id).where(
-                profile_identifiers.c.business_id == self.business_id,
-                profile_identifiers.c.kind == kind,
-                profile_identifiers.c.value == value,
             )
-        ).scalar()
-        if found is not None:
-            self._identifiers[key] = found
-        return found
+            for row in rows:
+                found[(kind, row.value)] = row.profile_id
+    return found
 
-    def _attach(self, profile: _Profile, kind: str, value: str, when: datetime) -> None:
-        if self._find(kind, value) is not None:
-            return
-        self._identifiers[(kind, value)] = profile.id
-        self._new_identifiers.append(
-            {
-                "business_id": self.business_id,
-                "kind": kind,
-                "value": value,
-                "profile_id": profile.id,
-                "first_seen": when,
-            }
+
+def members(conn: Connection, *, profile_ids: Iterable[str]) -> dict[str, dict[Key, datetime]]:
+    """Each profile's identifiers with the time each was first seen in it."""
+    out: dict[str, dict[Key, datetime]] = {}
+    for chunk in chunks(sorted(set(profile_ids))):
+        for pid in chunk:
+            out[pid] = {}
+        rows = conn.execute(
+            select(
+                profile_identifiers.c.profile_id,
+                profile_identifiers.c.kind,
+                profile_identifiers.c.value,
+                profile_identifiers.c.first_seen,
+            ).where(profile_identifiers.c.profile_id.in_(chunk))
         )
+        for row in rows:
+            out[row.profile_id][(row.kind, row.value)] = row.first_seen
+    return out
 
-    def _create(self, when: datetime) -> _Profile:
-        profile = _Profile(
-            id=new_id("prof"),
-            traits={},
-            trait_times={},
-            first_seen=when,
-            last_seen=when,
-            new=True,
-            changed=True,
+
+def load_states(
+    conn: Connection, *, profile_ids: Iterable[str], lock_rows: bool = False
+) -> dict[str, ProfileState]:
+    """The stored state of profiles; rows are locked in id order when asked."""
+    out: dict[str, ProfileState] = {}
+    for chunk in chunks(sorted(set(profile_ids))):
+        query = (
+            select(profiles, profile_computed)
+            .join(profile_computed, profile_computed.c.profile_id == profiles.c.id, isouter=True)
+            .where(profiles.c.id.in_(chunk))
+            .order_by(profiles.c.id)
         )
-        self._profiles[profile.id] = profile
-        return profile
+        if lock_rows:
+            query = query.with_for_update(of=profiles)
+        for row in conn.execute(query):
+            details = from_details(orjson.loads(row.details)) if row.details else {}
+            out[row.id] = ProfileState(
+                traits=orjson.loads(row.traits),
+                trait_times=orjson.loads(row.trait_times),
+                first_seen=row.first_seen,
+                last_seen=row.last_seen,
+                event_count=row.event_count or 0,
+                order_count=row.order_count or 0,
+                spend_cents=row.spend_cents or 0,
+                last_order_at=row.last_order_at,
+                last_cart_at=row.last_cart_at,
+                **details,
+            )
+    return out
 
-    def apply(self, event: dict[str, Any]) -> str:
-        """Link the event to a profile (creating one if needed); returns the profile id."""
-        when = parse_instant(event["timestamp"])
-        keys = _direct_keys(event)
-        if event["type"] == "alias" and event.get("previousId"):
-            previous = str(event["previousId"])
-            kind = "user_id" if self._find("user_id", previous) else "anonymous_id"
-            keys.append((kind, previous))
-        traits = event.get("traits") if event["type"] == "identify" else None
 
-        # A userId decides the profile; otherwise the first known identifier does.
-        # Two different known profiles are not merged here: that needs the
-        # guardrails of the identity graph.
-        profile_id = next((pid for kind, value in keys if (pid := self._find(kind, value))), None)
-        profile = self._load(profile_id) if profile_id else self._create(when)
-        for kind, value in keys:
-            self._attach(profile, kind, value, when)
-
-        if when < profile.first_seen:
-            profile.first_seen, profile.changed = when, True
-        if when > profile.last_seen:
-            profile.last_seen, profile.changed = when, True
-        if isinstance(traits, dict):
-            stamp = event["timestamp"]
-            for key, value in traits.items():
-                previous_stamp = profile.trait_times.get(key)
-                if previous_stamp is None or parse_instant(previous_stamp) <= when:
-                    profile.traits[key] = value
-                    profile.trait_times[key] = stamp
-                    profile.changed = True
-        return profile.id
-
-    def flush(self) -> None:
-        now = utcnow()
-        for profile in self._profiles.values():
-            if not profile.changed:
-                continue
-            values = {
-                "traits": orjson.dumps(profile.traits).decode(),
-                "trait_times": orjson.dumps(profile.trait_times).decode(),
-                "first_seen": profile.first_seen,
-                "last_seen": profile.last_seen,
-                "updated_at": now,
-            }
-            if profile.new:
-                self.conn.execute(
-                    profiles.insert().values(
-                        id=profile.id, business_id=self.business_id, created_at=now, **values
+def save_states(
+    conn: Connection, *, business_id: str, states: dict[str, ProfileState], new: set[str]
+) -> None:
+    """Insert the new profiles and update the others."""
+    now = utcnow()
+    for pid, state in states.items():
+        if state.first_seen is None or state.last_seen is None:
+            raise ValueError(f"profile {pid} has no event")
+        values = {
+            "traits": _dumps(state.traits),
+            "trait_times": _dumps(state.trait_times),
+            "first_seen": state.first_seen,
+            "last_seen": state.last_seen,
+            "updated_at": now,
+        }
+        computed = {
+            "event_count": state.event_count,
+            "order_count": state.order_count,
+            "spend_cents": state.spend_cents,
+            "last_order_at": state.last_order_at,
+            "last_cart_at": state.last_cart_at,
+            "cart_abandoned": state.cart_abandoned,
+            "details": _dumps(state.details()),
+        }
+        if pid in new:
+            conn.execute(
+                profiles.insert().values(id=pid, business_id=business_id, created_at=now, **values)
+            )
+            conn.execute(
+                profile_computed.insert().values(
+                    profile_id=pid, business_id=business_id, **computed
+                )
+            )
+        else:
+            conn.execute(update(profiles).where(profiles.c.id == pid).values(**values))
+            updated = conn.execute(
+                update(profile_computed)
+                .where(profile_computed.c.profile_id == pid)
+                .values(**computed)
+            )
+            if updated.rowcount == 0:
+                conn.execute(
+                    profile_computed.insert().values(
+                        profile_id=pid, business_id=business_id, **computed
                     )
                 )
-            else:
-                self.conn.execute(
-                    update(profiles).where(profiles.c.id == profile.id).values(**values)
-                )
-        if self._new_identifiers:
-            self.conn.execute(profile_identifiers.insert(), self._new_identifiers)
 
 
-def find_profile(conn: Connection, *, business_id: str, kind: str, value: str) -> ProfileView:
-    if kind == "email":
-        value = normalise_email(value)
+def add_identifiers(
+    conn: Connection, *, business_id: str, rows: list[tuple[Key, str, datetime]]
+) -> None:
+    """Attach identifiers ((kind, value), profile id, first seen) to profiles."""
+    if rows:
+        conn.execute(
+            profile_identifiers.insert(),
+            [
+                {
+                    "business_id": business_id,
+                    "kind": kind,
+                    "value": value,
+                    "profile_id": pid,
+                    "first_seen": first_seen,
+                }
+                for (kind, value), pid, first_seen in rows
+            ],
+        )
+
+
+def move_identifiers(
+    conn: Connection, *, business_id: str, keys: list[Key], profile_id: str
+) -> None:
+    for chunk in chunks(keys):
+        conn.execute(
+            update(profile_identifiers)
+            .where(
+                profile_identifiers.c.business_id == business_id,
+                tuple_(profile_identifiers.c.kind, profile_identifiers.c.value).in_(chunk),
+            )
+            .values(profile_id=profile_id)
+        )
+
+
+def absorb(conn: Connection, *, into: str, merged: str) -> None:
+    """Move a merged profile's identifiers and events to the surviving one, then drop it."""
+    conn.execute(
+        update(profile_identifiers)
+        .where(profile_identifiers.c.profile_id == merged)
+        .values(profile_id=into)
+    )
+    conn.execute(
+        update(profile_events).where(profile_events.c.profile_id == merged).values(profile_id=into)
+    )
+    delete_profile_rows(conn, profile_id=merged)
+
+
+def delete_profile_rows(conn: Connection, *, profile_id: str) -> None:
+    conn.execute(delete(profile_computed).where(profile_computed.c.profile_id == profile_id))
+    conn.execute(delete(profiles).where(profiles.c.id == profile_id))
+
+
+@dataclass(frozen=True)
+class EventLink:
+    inbox_seq: int
+    message_id: str
+    occurred_at: datetime
+    identifiers: list[Key]
+    payload: str
+
+
+def link_events(conn: Connection, *, business_id: str, links: list[tuple[EventLink, str]]) -> None:
+    if links:
+        conn.execute(
+            profile_events.insert(),
+            [
+                {
+                    "inbox_seq": link.inbox_seq,
+                    "business_id": business_id,
+                    "profile_id": pid,
+                    "message_id": link.message_id,
+                    "occurred_at": link.occurred_at,
+                    "identifiers": _dumps([list(k) for k in link.identifiers]),
+                    "payload": link.payload,
+                }
+                for link, pid in links
+            ],
+        )
+
+
+def events_of(conn: Connection, *, profile_id: str) -> list[EventLink]:
+    """A profile's events, oldest first."""
+    rows = conn.execute(
+        select(profile_events)
+        .where(profile_events.c.profile_id == profile_id)
+        .order_by(profile_events.c.occurred_at, profile_events.c.inbox_seq)
+    )
+    return [
+        EventLink(
+            inbox_seq=row.inbox_seq,
+            message_id=row.message_id,
+            occurred_at=row.occurred_at,
+            identifiers=[(k, v) for k, v in orjson.loads(row.identifiers)],
+            payload=row.payload,
+        )
+        for row in rows
+    ]
+
+
+def move_events(conn: Connection, *, seqs: list[int], profile_id: str) -> None:
+    for chunk in chunks(seqs):
+        conn.execute(
+            update(profile_events)
+            .where(profile_events.c.inbox_seq.in_(chunk))
+            .values(profile_id=profile_id)
+        )
+
+
+def rederive(
+    conn: Connection,
+    *,
+    business_id: str,
+    profile_id: str,
+    policies: dict[str, TraitPolicy],
+    new: bool = False,
+) -> ProfileState | None:
+    """Compute a profile again from its events and store the result.
+
+    A profile without recorded events (built before events were recorded per profile)
+    is left as it is.
+    """
+    events = events_of(conn, profile_id=profile_id)
+    if not events:
+        return None
+    state = derive([orjson.loads(e.payload) for e in events], policies)
+    save_states(
+        conn,
+        business_id=business_id,
+        states={profile_id: state},
+        new={profile_id} if new else set(),
+    )
+    return state
+
+
+def profile_ids(conn: Connection, *, business_id: str) -> list[str]:
+    return list(
+        conn.execute(
+            select(profiles.c.id)
+            .where(profiles.c.business_id == business_id)
+            .order_by(profiles.c.id)
+        ).scalars()
+    )
+
+
+def count_profiles(conn: Connection, *, business_id: str) -> int:
+    return int(
+        conn.execute(
+            select(func.count()).select_from(profiles).where(profiles.c.business_id == business_id)
+        ).scalar_one()
+    )
+
+
+def find_profile_id(conn: Connection, *, business_id: str, kind: str, value: str) -> str:
     profile_id = conn.execute(
         select(profile_identifiers.c.profile_id).where(
             profile_identifiers.c.business_id == business_id,
@@ -242,19 +327,83 @@ def find_profile(conn: Connection, *, business_id: str, kind: str, value: str) -
     ).scalar()
     if profile_id is None:
         raise NotFound(f"profile with {kind} {value!r}")
-    row = conn.execute(select(profiles).where(profiles.c.id == profile_id)).one()
+    return str(profile_id)
+
+
+def profile_view(conn: Connection, *, business_id: str, profile_id: str) -> ProfileView:
+    row = conn.execute(
+        select(profiles).where(profiles.c.id == profile_id, profiles.c.business_id == business_id)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"profile {profile_id!r}")
     identifiers = conn.execute(
         select(profile_identifiers.c.kind, profile_identifiers.c.value)
         .where(profile_identifiers.c.profile_id == profile_id)
         .order_by(profile_identifiers.c.kind, profile_identifiers.c.value)
     ).all()
-    recent = recent_payloads(conn, profile_id=profile_id, limit=RECENT_EVENTS)
+    state = load_states(conn, profile_ids=[profile_id])[profile_id]
+    recent = conn.execute(
+        select(profile_events.c.payload)
+        .where(profile_events.c.profile_id == profile_id)
+        # Newest arrivals first, as the inbox had them.
+        .order_by(profile_events.c.inbox_seq.desc())
+        .limit(RECENT_EVENTS)
+    ).scalars()
     return ProfileView(
         id=row.id,
         business_id=row.business_id,
         identifiers=[Identifier(kind=i.kind, value=i.value) for i in identifiers],
         traits=orjson.loads(row.traits),
+        trait_times=orjson.loads(row.trait_times),
+        computed=state.computed(),
         first_seen=row.first_seen,
         last_seen=row.last_seen,
         recent_events=[orjson.loads(payload) for payload in recent],
     )
+
+
+def find_profile(conn: Connection, *, business_id: str, kind: str, value: str) -> ProfileView:
+    """The profile holding an identifier (already in its canonical form)."""
+    profile_id = find_profile_id(conn, business_id=business_id, kind=kind, value=value)
+    return profile_view(conn, business_id=business_id, profile_id=profile_id)
+
+
+def timeline(
+    conn: Connection, *, business_id: str, profile_id: str, before: datetime | None, limit: int
+) -> list[dict[str, Any]]:
+    """A profile's events, newest first, optionally those before an instant."""
+    query = select(profile_events.c.payload).where(
+        profile_events.c.business_id == business_id, profile_events.c.profile_id == profile_id
+    )
+    if before is not None:
+        if before.tzinfo is None:
+            before = before.replace(tzinfo=UTC)
+        query = query.where(profile_events.c.occurred_at < before)
+    rows = conn.execute(
+        query.order_by(
+            profile_events.c.occurred_at.desc(), profile_events.c.inbox_seq.desc()
+        ).limit(limit)
+    ).scalars()
+    return [orjson.loads(payload) for payload in rows]
+
+
+def event_time(event: dict[str, Any]) -> datetime:
+    return parse_instant(event["timestamp"])
+
+
+def delete_profile(conn: Connection, *, business_id: str, profile_id: str) -> tuple[int, int]:
+    """Delete a profile with its identifiers and events; returns (identifiers, events)."""
+    events = conn.execute(
+        delete(profile_events).where(
+            profile_events.c.business_id == business_id,
+            profile_events.c.profile_id == profile_id,
+        )
+    ).rowcount
+    identifiers = conn.execute(
+        delete(profile_identifiers).where(
+            profile_identifiers.c.business_id == business_id,
+            profile_identifiers.c.profile_id == profile_id,
+        )
+    ).rowcount
+    delete_profile_rows(conn, profile_id=profile_id)
+    return max(identifiers, 0), max(events, 0)

@@ -9,3 +9,8 @@ from accord.profiles import models as _profiles
 from accord.store.metadata import metadata
 
 __all__ = ["_accounts", "_collect", "_consent", "_profiles", "metadata"]
+from accord.identity import models as _identity
+from accord.profiles import models as _profiles
+from accord.store.metadata import metadata
+
+__all__ = ["_accounts", "_collect", "_identity", "_profiles", "metadata"]

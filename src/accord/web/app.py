@@ -22,6 +22,7 @@ from accord.consent.api import admin_router as consent_admin_router
 from accord.consent.api import public_router as consent_router
 from accord.consent.gate import LedgerGate
 from accord.core.settings import Settings
+from accord.identity.api import router as identity_router
 from accord.profiles.api import router as profiles_router
 from accord.store.db import open_store
 from accord.store.migrate import upgrade
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(cmp_router)
     app.include_router(consent_router)
     app.include_router(consent_admin_router)
+    app.include_router(identity_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and inbox backlog")
     async def healthz() -> dict[str, object]:

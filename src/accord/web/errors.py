@@ -12,6 +12,7 @@ from accord.core.errors import (
     AccordError,
     CsrfRejected,
     Forbidden,
+    Conflict,
     InvalidInput,
     InvalidToken,
     NotFound,
@@ -71,6 +72,8 @@ def to_response(exc: AccordError) -> Response:
     elif isinstance(exc, TooManyAttempts):
         status, code = 429, "too_many_attempts"
         headers["Retry-After"] = str(exc.retry_after_seconds)
+    elif isinstance(exc, Conflict):
+        status, code = 409, "conflict"
     else:
         status, code = 400, "bad_request"
     return json_response(error_body(code, str(exc), problems), status_code=status, headers=headers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -12,6 +13,8 @@ from accord.collect.consent_gate import ConsentGate
 from accord.collect.inbox import InboxWriter
 from accord.collect.validation import Limits
 from accord.core.settings import Settings
+from accord.profiles.consent import ConsentLookup
+from accord.profiles.rights import ConsentRecords, ErasureReport
 from accord.store.db import Store
 
 
@@ -23,6 +26,12 @@ class AppState:
     write_keys: WriteKeyCache
     gate: ConsentGate
     limits: Limits
+    # The consent context's `granted_purposes`; profiles show no consent state without it.
+    consent_lookup: ConsentLookup | None = None
+    # The consent context's records of a person, for subject-rights exports.
+    consent_records: ConsentRecords | None = None
+    # Told of every erasure, so destinations can erase the person too.
+    on_erased: Callable[[ErasureReport], None] | None = None
 
 
 def app_state(request: Request) -> AppState:

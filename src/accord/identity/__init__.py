@@ -1,0 +1,1 @@
+"""Identity resolution: identifiers, rules, the identity graph, merges and unmerges."""

@@ -1,0 +1,186 @@
+"""Admin API of the identity graph: rules, merge history, edges, review queue, unmerge."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from accord.identity import service
+from accord.identity.models import Edge, MergeRecord, ReviewDiff, ReviewItem, SplitReport
+from accord.identity.rules import IdentityRules
+from accord.profiles import service as profiles
+from accord.web.auth import Caller, requires
+from accord.web.state import State
+
+router = APIRouter(prefix="/api", tags=["identity"])
+
+
+class Decision(BaseModel):
+    note: str | None = None
+
+
+class UnmergeRequest(BaseModel):
+    reason: str | None = None
+
+
+@router.get("/identity/rules", response_model=IdentityRules, summary="The identity rules")
+async def get_rules(
+    state: State, caller: Annotated[Caller, Depends(requires("profiles.read"))]
+) -> IdentityRules:
+    def work() -> IdentityRules:
+        with state.store.read() as conn:
+            return service.get_rules(conn, business_id=caller.business_id)
+
+    return await run_in_threadpool(work)
+
+
+@router.put("/identity/rules", response_model=IdentityRules, summary="Change the identity rules")
+async def put_rules(
+    state: State,
+    caller: Annotated[Caller, Depends(requires("profiles.manage"))],
+    rules: Annotated[dict[str, Any], Body()],
+) -> IdentityRules:
+    """Replace the rules; fields left out take their defaults. Applies to events
+    processed from now on; existing profiles are not re-linked."""
+
+    def work() -> IdentityRules:
+        with state.store.write() as conn:
+            return service.set_rules(conn, business_id=caller.business_id, rules=rules)
+
+    return await run_in_threadpool(work)
+
+
+@router.get(
+    "/profiles/{profile_id}/merges",
+    response_model=list[MergeRecord],
+    summary="Merges and splits that shaped a profile",
+)
+async def get_merges(
+    profile_id: str, state: State, caller: Annotated[Caller, Depends(requires("profiles.read"))]
+) -> list[MergeRecord]:
+    def work() -> list[MergeRecord]:
+        with state.store.read() as conn:
+            return service.merge_history(
+                conn, business_id=caller.business_id, profile_id=profile_id
+            )
+
+    return await run_in_threadpool(work)
+
+
+@router.get(
+    "/profiles/{profile_id}/edges",
+    response_model=list[Edge],
+    summary="The identity graph of a profile, with the evidence of each edge",
+)
+async def get_edges(
+    profile_id: str, state: State, caller: Annotated[Caller, Depends(requires("profiles.read"))]
+) -> list[Edge]:
+    def work() -> list[Edge]:
+        with state.store.read() as conn:
+            profiles.profile_view(conn, business_id=caller.business_id, profile_id=profile_id)
+            return service.edges_of(conn, business_id=caller.business_id, profile_id=profile_id)
+
+    return await run_in_threadpool(work)
+
+
+@router.post(
+    "/identity/edges/{edge_id}/unmerge",
+    response_model=SplitReport,
+    summary="Remove an edge and split its profile",
+)
+async def post_unmerge(
+    edge_id: int,
+    state: State,
+    caller: Annotated[Caller, Depends(requires("profiles.manage"))],
+    body: UnmergeRequest | None = None,
+) -> SplitReport:
+    def work() -> SplitReport:
+        with state.store.write() as conn:
+            return service.unmerge(
+                conn,
+                business_id=caller.business_id,
+                edge_id=edge_id,
+                reason=body.reason if body else None,
+            )
+
+    return await run_in_threadpool(work)
+
+
+@router.get("/identity/reviews", response_model=list[ReviewItem], summary="The review queue")
+async def get_reviews(
+    state: State,
+    caller: Annotated[Caller, Depends(requires("profiles.read"))],
+    status: Literal["pending", "accepted", "rejected", "all"] = Query(default="pending"),
+) -> list[ReviewItem]:
+    def work() -> list[ReviewItem]:
+        with state.store.read() as conn:
+            return service.list_reviews(
+                conn, business_id=caller.business_id, status=None if status == "all" else status
+            )
+
+    return await run_in_threadpool(work)
+
+
+@router.get(
+    "/identity/reviews/{review_id}/diff",
+    response_model=ReviewDiff,
+    summary="What accepting a proposed merge would change (dry run)",
+)
+async def get_review_diff(
+    review_id: str, state: State, caller: Annotated[Caller, Depends(requires("profiles.read"))]
+) -> ReviewDiff:
+    def work() -> ReviewDiff:
+        with state.store.read() as conn:
+            return service.review_diff(conn, business_id=caller.business_id, review_id=review_id)
+
+    return await run_in_threadpool(work)
+
+
+@router.post(
+    "/identity/reviews/{review_id}/accept",
+    response_model=ReviewDiff,
+    summary="Make the proposed merge",
+)
+async def post_accept(
+    review_id: str,
+    state: State,
+    caller: Annotated[Caller, Depends(requires("profiles.manage"))],
+    body: Decision | None = None,
+) -> ReviewDiff:
+    def work() -> ReviewDiff:
+        with state.store.write() as conn:
+            return service.accept_review(
+                conn,
+                business_id=caller.business_id,
+                review_id=review_id,
+                note=body.note if body else None,
+                lock_rows=state.store.dialect == "postgresql",
+            )
+
+    return await run_in_threadpool(work)
+
+
+@router.post(
+    "/identity/reviews/{review_id}/reject",
+    response_model=ReviewItem,
+    summary="Refuse the proposed merge",
+)
+async def post_reject(
+    review_id: str,
+    state: State,
+    caller: Annotated[Caller, Depends(requires("profiles.manage"))],
+    body: Decision | None = None,
+) -> ReviewItem:
+    def work() -> ReviewItem:
+        with state.store.write() as conn:
+            return service.reject_review(
+                conn,
+                business_id=caller.business_id,
+                review_id=review_id,
+                note=body.note if body else None,
+            )
+
+    return await run_in_threadpool(work)
