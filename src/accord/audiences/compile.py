@@ -10,6 +10,7 @@ boolean over those columns, every leaf made two-valued with `fill_null(False)`).
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -272,7 +273,18 @@ def profiles_table(rows: Any, traits: dict[str, TraitType]) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=profile_schema(traits))
 
 
+def _table(backend: Any, table: pa.Table) -> Any:
+    if backend.name == "pyspark":
+        # Spark takes Arrow directly; Ibis's memtable goes through pandas, which turns
+        # missing strings into NaN and NaN into the text 'NaN' on Spark.
+        name = f"accord_{uuid.uuid4().hex}"
+        backend._session.createDataFrame(table).createOrReplaceTempView(name)
+        return backend.table(name)
+    return ibis.memtable(table)
+
+
 def tables_on(
+    backend: Any,
     *,
     profiles: pa.Table,
     events: Any,
@@ -282,9 +294,9 @@ def tables_on(
 ) -> EngineTables:
     """Arrow tables from the state store as Ibis tables beside the lake's events."""
     return EngineTables(
-        profiles=ibis.memtable(profiles),
+        profiles=_table(backend, profiles),
         events=events,
-        identifiers=ibis.memtable(identifiers),
-        consents=ibis.memtable(consents),
-        memberships=ibis.memtable(memberships),
+        identifiers=_table(backend, identifiers),
+        consents=_table(backend, consents),
+        memberships=_table(backend, memberships),
     )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from accord.accounts import models as _accounts
+from accord.audiences import models as _audiences
 from accord.collect import models as _collect
 from accord.profiles import models as _profiles
 from accord.store.metadata import metadata
 
 __all__ = ["_accounts", "_collect", "_profiles", "metadata"]
+__all__ += ["_audiences"]
