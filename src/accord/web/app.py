@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from accord import __version__
 from accord.accounts.service import WriteKeyCache
 from accord.analytics.api import router as analytics_router
+from accord.audiences.api import router as audiences_router
 from accord.collect.api import router as collect_router
 from accord.collect.consent_gate import KeepEverything
 from accord.collect.inbox import InboxWriter
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(collect_router)
     app.include_router(profiles_router)
     app.include_router(analytics_router)
+    app.include_router(audiences_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and inbox backlog")
     async def healthz() -> dict[str, object]:
