@@ -312,3 +312,16 @@ def forget_events(conn: Connection, *, business_id: str, seqs: list[int], profil
         )
         deleted += max(result.rowcount, 0)
     return deleted
+def payloads_of_profiles(conn: Connection, *, profile_ids: list[str]) -> dict[str, list[str]]:
+    """Every processed event of these profiles still held in the inbox, oldest first."""
+    out: dict[str, list[str]] = {}
+    for start in range(0, len(profile_ids), 500):
+        chunk = profile_ids[start : start + 500]
+        rows = conn.execute(
+            select(inbox.c.profile_id, inbox.c.payload)
+            .where(inbox.c.profile_id.in_(chunk))
+            .order_by(inbox.c.seq)
+        )
+        for row in rows:
+            out.setdefault(row.profile_id, []).append(row.payload)
+    return out

@@ -27,6 +27,7 @@ import orjson
 from sqlalchemy import Connection, and_, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from accord.audiences.service import apply_realtime
 from accord.collect.models import inbox
 from accord.core.clock import utcnow
 from accord.core.ids import new_id
@@ -167,6 +168,13 @@ def _apply_profiles(store: Store, pairs: list[tuple[Any, dict[str, Any]]]) -> in
             .values(profile_id=bindparam("profile")),
             links,
         )
+        # Real-time audiences: entries and exits of the profiles these events touched.
+        touched: dict[str, set[str]] = defaultdict(set)
+        for business_id, todo in by_business.items():
+            seqs = {row.seq for row, _ in todo}
+            touched[business_id] |= {link["profile"] for link in links if link["row"] in seqs}
+        for business_id, profile_ids in touched.items():
+            apply_realtime(conn, business_id=business_id, profile_ids=sorted(profile_ids))
     return len(marked)
 
 

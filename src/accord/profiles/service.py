@@ -407,3 +407,67 @@ def delete_profile(conn: Connection, *, business_id: str, profile_id: str) -> tu
     ).rowcount
     delete_profile_rows(conn, profile_id=profile_id)
     return max(identifiers, 0), max(events, 0)
+@dataclass(frozen=True)
+class ProfileRow:
+    """A profile's traits and times, for contexts that evaluate profiles (audiences)."""
+
+    id: str
+    traits: dict[str, Any]
+    first_seen: datetime
+    last_seen: datetime
+
+
+def profile_rows(
+    conn: Connection,
+    *,
+    business_id: str,
+    profile_ids: list[str] | None = None,
+    latest: int | None = None,
+) -> list[ProfileRow]:
+    """Every profile of a business, the ones named, or the `latest` updated."""
+    query = select(profiles.c.id, profiles.c.traits, profiles.c.first_seen, profiles.c.last_seen)
+    query = query.where(profiles.c.business_id == business_id)
+    if latest is not None:
+        query = query.order_by(profiles.c.updated_at.desc()).limit(latest)
+    out: list[ProfileRow] = []
+    for chunk in _chunks(sorted(profile_ids)) if profile_ids is not None else [None]:
+        scoped = query if chunk is None else query.where(profiles.c.id.in_(chunk))
+        out += [
+            ProfileRow(r.id, orjson.loads(r.traits), r.first_seen, r.last_seen)
+            for r in conn.execute(scoped)
+        ]
+    return out
+
+
+def identifier_rows(
+    conn: Connection, *, business_id: str, profile_ids: list[str] | None = None
+) -> list[tuple[str, str, str]]:
+    """(profile_id, kind, value) of every identifier of a business, or of the profiles named."""
+    query = select(
+        profile_identifiers.c.profile_id, profile_identifiers.c.kind, profile_identifiers.c.value
+    ).where(profile_identifiers.c.business_id == business_id)
+    out: list[tuple[str, str, str]] = []
+    for chunk in _chunks(sorted(profile_ids)) if profile_ids is not None else [None]:
+        scoped = query if chunk is None else query.where(profile_identifiers.c.profile_id.in_(chunk))
+        out += [(r.profile_id, r.kind, r.value) for r in conn.execute(scoped)]
+    return out
+
+
+def profile_ids_for(
+    conn: Connection, *, business_id: str, identifiers: list[tuple[str, str]]
+) -> set[str]:
+    """The profiles these (kind, value) identifiers belong to."""
+    found: set[str] = set()
+    for kind, value in identifiers:
+        if kind == "email":
+            value = normalise_email(value)
+        profile_id = conn.execute(
+            select(profile_identifiers.c.profile_id).where(
+                profile_identifiers.c.business_id == business_id,
+                profile_identifiers.c.kind == kind,
+                profile_identifiers.c.value == value,
+            )
+        ).scalar()
+        if profile_id is not None:
+            found.add(profile_id)
+    return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from accord.accounts import models as _accounts
+from accord.audiences import models as _audiences
 from accord.collect import models as _collect
 from accord.consent import models as _consent
 from accord.profiles import models as _profiles
@@ -14,3 +15,5 @@ from accord.profiles import models as _profiles
 from accord.store.metadata import metadata
 
 __all__ = ["_accounts", "_collect", "_identity", "_profiles", "metadata"]
+__all__ = ["_accounts", "_collect", "_profiles", "metadata"]
+__all__ += ["_audiences"]

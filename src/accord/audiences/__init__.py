@@ -1,0 +1,1 @@
+"""Audiences: condition trees, their two evaluators, suppression and activation."""

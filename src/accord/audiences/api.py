@@ -1,0 +1,302 @@
+"""Admin API for audiences: define, validate, preview, refresh, sizes, overlap, exports,
+webhooks, and the suppression list."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Response
+from starlette.concurrency import run_in_threadpool
+
+from accord.audiences import service
+from accord.audiences.exports import Destination, InterestGroupOptions
+from accord.audiences.models import (
+    AudienceIn,
+    AudienceView,
+    Change,
+    DefinitionIn,
+    Overlap,
+    Preview,
+    RefreshResult,
+    SizePoint,
+    SuppressionIn,
+    Validated,
+    WebhookIn,
+)
+from accord.audiences.service import ConsentSource
+from accord.core.errors import FieldProblem, InvalidInput
+from accord.engine.connection import connect
+from accord.profiles.models import Identifier
+from accord.web.auth import Caller, requires
+from accord.web.state import AppState, State
+
+router = APIRouter(prefix="/api", tags=["audiences"])
+
+T = TypeVar("T")
+Reader = Annotated[Caller, Depends(requires("audiences.read"))]
+Manager = Annotated[Caller, Depends(requires("audiences.manage"))]
+
+
+def consent_source() -> ConsentSource:
+    """The consent context's answers; until it is wired, no one has consented to anything."""
+    return service.NO_CONSENT_RECORDED
+
+
+Consent = Annotated[ConsentSource, Depends(consent_source)]
+
+
+async def _read(state: AppState, work: Callable[[Any], T]) -> T:
+    def run() -> T:
+        with state.store.read() as conn:
+            return work(conn)
+
+    return await run_in_threadpool(run)
+
+
+async def _write(state: AppState, work: Callable[[Any], T]) -> T:
+    def run() -> T:
+        with state.store.write() as conn:
+            return work(conn)
+
+    return await run_in_threadpool(run)
+
+
+@router.get("/audiences", summary="Every audience, predefined ones included")
+async def list_audiences(state: State, caller: Reader) -> list[AudienceView]:
+    def work(conn: Any) -> list[AudienceView]:
+        service.ensure_predefined(conn, business_id=caller.business_id)
+        return service.list_audiences(conn, business_id=caller.business_id)
+
+    return await _write(state, work)
+
+
+@router.post("/audiences", status_code=201, summary="Define an audience (JSON or text form)")
+async def create_audience(
+    state: State, caller: Manager, consent: Consent, audience: AudienceIn
+) -> AudienceView:
+    return await _write(
+        state,
+        lambda conn: service.create_audience(
+            conn, business_id=caller.business_id, audience=audience, consent=consent
+        ),
+    )
+
+
+@router.post("/audiences/validate", summary="Check a definition; get both of its forms")
+async def validate(
+    state: State, caller: Reader, consent: Consent, body: DefinitionIn
+) -> Validated:
+    return await _read(
+        state,
+        lambda conn: service.validate_definition(
+            conn,
+            business_id=caller.business_id,
+            definition=body.definition,
+            text=body.text,
+            consent=consent,
+        ),
+    )
+
+
+@router.post("/audiences/preview", summary="Size of a definition now, with a sample of members")
+async def preview(state: State, caller: Reader, consent: Consent, body: DefinitionIn) -> Preview:
+    definition = service.definition_from(body.definition, body.text)
+
+    def work() -> Preview:
+        return service.preview(
+            state.store,
+            business_id=caller.business_id,
+            definition=definition,
+            backend=connect(state.settings.engine_url),
+            lake_url=state.settings.resolved_lake_url(),
+            consent=consent,
+        )
+
+    return await run_in_threadpool(work)
+
+
+@router.post("/audiences/refresh", summary="Recompute every audience on the engine")
+async def refresh_all(state: State, caller: Manager, consent: Consent) -> list[RefreshResult]:
+    return await run_in_threadpool(_refresh, state, caller, consent, None)
+
+
+def _refresh(
+    state: AppState, caller: Caller, consent: ConsentSource, only: list[str] | None
+) -> list[RefreshResult]:
+    return service.refresh(
+        state.store,
+        business_id=caller.business_id,
+        backend=connect(state.settings.engine_url),
+        lake_url=state.settings.resolved_lake_url(),
+        consent=consent,
+        only=only,
+    )
+
+
+@router.get("/audiences/{audience}", summary="One audience, by id or slug")
+async def get_audience(state: State, caller: Reader, audience: str) -> AudienceView:
+    return await _read(
+        state,
+        lambda conn: service.get_audience(conn, business_id=caller.business_id, audience=audience),
+    )
+
+
+@router.delete("/audiences/{audience}", status_code=204, summary="Delete an audience")
+async def delete_audience(state: State, caller: Manager, audience: str) -> Response:
+    await _write(
+        state,
+        lambda conn: service.delete_audience(
+            conn, business_id=caller.business_id, audience=audience
+        ),
+    )
+    return Response(status_code=204)
+
+
+@router.post("/audiences/{audience}/refresh", summary="Recompute one audience on the engine")
+async def refresh_one(
+    state: State, caller: Manager, consent: Consent, audience: str
+) -> RefreshResult:
+    [result] = await run_in_threadpool(_refresh, state, caller, consent, [audience])
+    return result
+
+
+@router.get("/audiences/{audience}/sizes", summary="Size after each refresh")
+async def sizes(state: State, caller: Reader, audience: str) -> list[SizePoint]:
+    return await _read(
+        state,
+        lambda conn: service.sizes(conn, business_id=caller.business_id, audience=audience),
+    )
+
+
+@router.get("/audiences/{audience}/members", summary="Profile ids of the current members")
+async def members(
+    state: State,
+    caller: Reader,
+    audience: str,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> list[str]:
+    ids = await _read(
+        state,
+        lambda conn: service.member_ids(conn, business_id=caller.business_id, audience=audience),
+    )
+    return ids[:limit]
+
+
+@router.get("/audiences/{audience}/changes", summary="Entries and exits after a sequence number")
+async def changes(
+    state: State,
+    caller: Reader,
+    audience: str,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> list[Change]:
+    return await _read(
+        state,
+        lambda conn: service.changes(
+            conn, business_id=caller.business_id, audience=audience, after=after, limit=limit
+        ),
+    )
+
+
+@router.get("/audiences/{first}/overlap/{second}", summary="How many people two audiences share")
+async def overlap(state: State, caller: Reader, first: str, second: str) -> Overlap:
+    return await _read(
+        state,
+        lambda conn: service.overlap(
+            conn, business_id=caller.business_id, first=first, second=second
+        ),
+    )
+
+
+@router.get(
+    "/audiences/{audience}/export/{destination}",
+    summary="Members for a destination, only with consent and not suppressed",
+    response_class=Response,
+)
+async def export(
+    state: State,
+    caller: Manager,
+    consent: Consent,
+    audience: str,
+    destination: Destination,
+    purpose: str | None = None,
+    owner: str | None = None,
+    bidding_logic_url: str | None = None,
+) -> Response:
+    """The file, with `X-Accord-Included` and `X-Accord-Left-Out` (JSON: reason -> count)."""
+    options = None
+    if destination == "interest_groups":
+        if not owner or not bidding_logic_url:
+            raise InvalidInput(
+                [FieldProblem("owner", "interest groups need `owner` and `bidding_logic_url`")]
+            )
+        options = InterestGroupOptions(owner=owner, bidding_logic_url=bidding_logic_url)
+    result = await _read(
+        state,
+        lambda conn: service.export_audience(
+            conn,
+            business_id=caller.business_id,
+            audience=audience,
+            destination=destination,
+            consent=consent,
+            purpose=purpose,
+            interest_groups=options,
+        ),
+    )
+    extension = "json" if destination == "interest_groups" else "csv"
+    return Response(
+        result.body,
+        media_type=result.media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{audience}-{destination}.{extension}"',
+            "X-Accord-Included": str(result.included),
+            "X-Accord-Left-Out": orjson.dumps(result.left_out).decode(),
+        },
+    )
+
+
+@router.post("/audiences/{audience}/webhooks", status_code=201, summary="Send entries and exits")
+async def add_webhook(
+    state: State, caller: Manager, audience: str, body: WebhookIn
+) -> dict[str, str]:
+    """The signing secret is in this answer only."""
+    return await _write(
+        state,
+        lambda conn: service.add_webhook(
+            conn, business_id=caller.business_id, audience=audience, webhook_in=body
+        ),
+    )
+
+
+@router.get("/suppressions", summary="The suppression list")
+async def list_suppressions(state: State, caller: Reader) -> list[dict[str, Any]]:
+    return await _read(
+        state, lambda conn: service.list_suppressions(conn, business_id=caller.business_id)
+    )
+
+
+@router.post("/suppressions", status_code=204, summary="Suppress an identifier everywhere")
+async def suppress(state: State, caller: Manager, body: SuppressionIn) -> Response:
+    await _write(
+        state,
+        lambda conn: service.suppress(
+            conn,
+            business_id=caller.business_id,
+            identifier=Identifier(kind=body.kind, value=body.value),
+            reason=body.reason,
+        ),
+    )
+    return Response(status_code=204)
+
+
+@router.delete("/suppressions/{kind}/{value}", status_code=204, summary="Lift a suppression")
+async def unsuppress(state: State, caller: Manager, kind: str, value: str) -> Response:
+    await _write(
+        state,
+        lambda conn: service.unsuppress(
+            conn, business_id=caller.business_id, identifier=Identifier(kind=kind, value=value)
+        ),
+    )
+    return Response(status_code=204)

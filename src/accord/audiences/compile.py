@@ -1,0 +1,302 @@
+"""The compiler: an audience definition as one Ibis expression over the whole base.
+
+Steps, each a plain Ibis expression that runs on DuckDB and Spark alike:
+`event_counts` (one pass over the events, one count column per event condition,
+grouped by identifier pair before the join to profiles so the join is small),
+`consent_flags`, `membership_flags`, then `members` (the condition tree as a
+boolean over those columns, every leaf made two-valued with `fill_null(False)`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import ibis
+import pyarrow as pa
+
+from accord.audiences.conditions import (
+    EVENT_PROPERTIES,
+    And,
+    Catalog,
+    ConsentCondition,
+    Definition,
+    EventCondition,
+    Everyone,
+    MemberCondition,
+    Not,
+    Or,
+    SeenCondition,
+    TraitCondition,
+    TraitType,
+    event_conditions,
+    coerce,
+    literal,
+    referenced_audiences,
+    referenced_purposes,
+    referenced_traits,
+    window_bounds,
+)
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+ARROW_TYPES: dict[TraitType, pa.DataType] = {
+    "string": pa.string(),
+    "number": pa.float64(),
+    "boolean": pa.bool_(),
+    "datetime": TIMESTAMP,
+}
+IDENTIFIER_SCHEMA = pa.schema(
+    [("kind", pa.string()), ("value", pa.string()), ("profile_id", pa.string())]
+)
+CONSENT_SCHEMA = pa.schema([("profile_id", pa.string()), ("purpose", pa.string())])
+MEMBERSHIP_SCHEMA = pa.schema([("profile_id", pa.string()), ("audience_id", pa.string())])
+
+
+def trait_column(name: str) -> str:
+    """The engine column holding a trait (trait names may hold any character)."""
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    return f"trait_{digest}_{''.join(c for c in name if c.isascii() and c.isalnum())[:40]}"
+
+
+def profile_schema(traits: dict[str, TraitType]) -> pa.Schema:
+    fields = [
+        ("profile_id", pa.string()),
+        ("first_seen", TIMESTAMP),
+        ("last_seen", TIMESTAMP),
+    ]
+    fields += [(trait_column(name), ARROW_TYPES[kind]) for name, kind in sorted(traits.items())]
+    return pa.schema(fields)
+
+
+@dataclass(frozen=True)
+class EngineTables:
+    """What the compiled expression reads, as Ibis tables on one backend."""
+
+    # profile_id, first_seen, last_seen and a `trait_column` per referenced trait
+    profiles: Any
+    # the lake's events, already limited to the business
+    events: Any
+    # kind ('user_id' | 'anonymous_id'), value, profile_id
+    identifiers: Any
+    # profile_id, purpose: one row per granted purpose
+    consents: Any
+    # profile_id, audience_id: current members of other audiences
+    memberships: Any
+
+
+def _bounded(column: Any, window: Any, now: datetime) -> Any:
+    start, end = window_bounds(window, now)
+    predicate = ibis.literal(True)
+    if start is not None:
+        predicate = predicate & (column >= ibis.literal(start, type="timestamp('UTC')"))
+    if end is not None:
+        predicate = predicate & (column < ibis.literal(end, type="timestamp('UTC')"))
+    return predicate
+
+
+def _literal(value: Any, kind: TraitType) -> Any:
+    if kind == "datetime":
+        return ibis.literal(literal(value, kind), type="timestamp('UTC')")
+    if kind == "number":
+        return ibis.literal(literal(value, kind), type="float64")
+    return ibis.literal(value)
+
+
+def _compare(column: Any, op: str, value: Any, kind: TraitType) -> Any:
+    if op == "exists":
+        return column.notnull()
+    if op == "missing":
+        return column.isnull()
+    if op == "in":
+        return column.isin([_literal(v, kind) for v in value])
+    if op == "contains":
+        return column.contains(ibis.literal(value))
+    right = _literal(value, kind)
+    return {
+        "=": column == right,
+        "!=": column != right,
+        "<": column < right,
+        "<=": column <= right,
+        ">": column > right,
+        ">=": column >= right,
+    }[op]
+
+
+def _event_predicate(events: Any, condition: EventCondition, now: datetime) -> Any:
+    predicate = events.event == condition.event
+    for where in condition.where:
+        kind = EVENT_PROPERTIES[where.property]
+        predicate = predicate & _compare(events[where.property], where.op, where.value, kind)
+    if condition.window is not None:
+        predicate = predicate & _bounded(events.timestamp, condition.window, now)
+    return predicate.fill_null(False)
+
+
+def event_counts(tables: EngineTables, conditions: list[EventCondition], now: datetime) -> Any:
+    """profile_id and `event_<i>`: how many events satisfy condition i, per profile."""
+    events = tables.events.filter(tables.events.event.isin([c.event for c in conditions]))
+    per_pair = events.group_by(["user_id", "anonymous_id"]).aggregate(
+        **{
+            f"event_{i}": _event_predicate(events, c, now).ifelse(1, 0).sum()
+            for i, c in enumerate(conditions)
+        }
+    )
+    ids = tables.identifiers
+    by_user = ids.filter(ids.kind == "user_id").select(
+        user_value=ids.value, user_profile=ids.profile_id
+    )
+    by_anonymous = ids.filter(ids.kind == "anonymous_id").select(
+        anonymous_value=ids.value, anonymous_profile=ids.profile_id
+    )
+    joined = per_pair.left_join(by_user, per_pair.user_id == by_user.user_value).left_join(
+        by_anonymous, per_pair.anonymous_id == by_anonymous.anonymous_value
+    )
+    # An event belongs to the profile of its userId, else of its anonymousId, as the
+    # worker links it.
+    resolved = joined.select(
+        profile_id=ibis.coalesce(joined.user_profile, joined.anonymous_profile),
+        **{f"event_{i}": joined[f"event_{i}"] for i in range(len(conditions))},
+    )
+    return (
+        resolved.filter(resolved.profile_id.notnull())
+        .group_by("profile_id")
+        .aggregate(**{f"event_{i}": resolved[f"event_{i}"].sum() for i in range(len(conditions))})
+    )
+
+
+def _flags(table: Any, column: str, values: list[str], prefix: str) -> Any:
+    rows = table.filter(table[column].isin(values))
+    return rows.group_by("profile_id").aggregate(
+        **{
+            f"{prefix}_{i}": (rows[column] == value).ifelse(1, 0).max()
+            for i, value in enumerate(values)
+        }
+    )
+
+
+@dataclass(frozen=True)
+class _Columns:
+    events: list[str]
+    purposes: list[str]
+    audiences: list[str]
+
+
+def _boolean(node: Any, base: Any, columns: _Columns, catalog: Catalog, now: datetime) -> Any:
+    def leaf(expression: Any) -> Any:
+        return expression.fill_null(False)
+
+    if isinstance(node, Everyone):
+        return ibis.literal(True)
+    if isinstance(node, And | Or):
+        parts = [
+            _boolean(c, base, columns, catalog, now)
+            for c in (node.all if isinstance(node, And) else node.any)
+        ]
+        result = parts[0]
+        for part in parts[1:]:
+            result = (result & part) if isinstance(node, And) else (result | part)
+        return result
+    if isinstance(node, Not):
+        return ~_boolean(node.condition, base, columns, catalog, now)
+    if isinstance(node, TraitCondition):
+        kind = catalog.traits[node.trait]
+        return leaf(_compare(base[trait_column(node.trait)], node.op, node.value, kind))
+    if isinstance(node, SeenCondition):
+        column = base.first_seen if node.which == "first" else base.last_seen
+        return leaf(_bounded(column, node.window, now))
+    if isinstance(node, EventCondition):
+        index = columns.events.index(node.model_dump_json())
+        n = base[f"event_{index}"].fill_null(0)
+        right = ibis.literal(node.count.value)
+        compared = {
+            "=": n == right,
+            "<": n < right,
+            "<=": n <= right,
+            ">": n > right,
+            ">=": n >= right,
+        }[node.count.op]
+        return leaf(compared)
+    if isinstance(node, ConsentCondition):
+        return leaf(base[f"purpose_{columns.purposes.index(node.purpose)}"] == 1)
+    if isinstance(node, MemberCondition):
+        audience_id = catalog.audiences[node.audience]
+        return leaf(base[f"audience_{columns.audiences.index(audience_id)}"] == 1)
+    raise TypeError(f"not a condition: {node!r}")
+
+
+def members(
+    definition: Definition, *, tables: EngineTables, catalog: Catalog, now: datetime
+) -> Any:
+    """An Ibis table of `profile_id`: the profiles the definition selects at `now`."""
+    conditions = event_conditions(definition)
+    purposes = sorted(referenced_purposes(definition))
+    audiences = sorted(catalog.audiences[slug] for slug in referenced_audiences(definition))
+    base = tables.profiles
+    steps: list[Any] = []
+    if conditions:
+        steps.append(event_counts(tables, conditions, now))
+    if purposes:
+        steps.append(_flags(tables.consents, "purpose", purposes, "purpose"))
+    if audiences:
+        steps.append(_flags(tables.memberships, "audience_id", audiences, "audience"))
+    for step in steps:
+        renamed = step.rename(step_profile_id="profile_id")
+        joined = base.left_join(renamed, base.profile_id == renamed.step_profile_id)
+        base = joined.drop("step_profile_id")
+    columns = _Columns(
+        events=[c.model_dump_json() for c in conditions], purposes=purposes, audiences=audiences
+    )
+    missing = referenced_traits(definition) - set(catalog.traits)
+    if missing:
+        raise KeyError(f"traits without a type: {sorted(missing)}")
+    selected = base.filter(_boolean(definition.condition, base, columns, catalog, now))
+    return selected.select("profile_id")
+
+
+def profiles_table(rows: Any, traits: dict[str, TraitType]) -> pa.Table:
+    """Profiles as the compiler reads them: (id, traits, first_seen, last_seen) rows, with
+    each referenced trait typed by `coerce`, the same function the in-memory evaluator uses.
+    """
+    names = sorted(traits)
+    columns: dict[str, list[Any]] = {"profile_id": [], "first_seen": [], "last_seen": []}
+    for name in names:
+        columns[trait_column(name)] = []
+    for profile_id, values, first_seen, last_seen in rows:
+        columns["profile_id"].append(profile_id)
+        columns["first_seen"].append(first_seen)
+        columns["last_seen"].append(last_seen)
+        for name in names:
+            columns[trait_column(name)].append(coerce(values.get(name), traits[name]))
+    return pa.Table.from_pydict(columns, schema=profile_schema(traits))
+
+
+def _table(backend: Any, table: pa.Table) -> Any:
+    if backend.name == "pyspark":
+        # Spark takes Arrow directly; Ibis's memtable goes through pandas, which turns
+        # missing strings into NaN and NaN into the text 'NaN' on Spark.
+        name = f"accord_{uuid.uuid4().hex}"
+        backend._session.createDataFrame(table).createOrReplaceTempView(name)
+        return backend.table(name)
+    return ibis.memtable(table)
+
+
+def tables_on(
+    backend: Any,
+    *,
+    profiles: pa.Table,
+    events: Any,
+    identifiers: pa.Table,
+    consents: pa.Table,
+    memberships: pa.Table,
+) -> EngineTables:
+    """Arrow tables from the state store as Ibis tables beside the lake's events."""
+    return EngineTables(
+        profiles=_table(backend, profiles),
+        events=events,
+        identifiers=_table(backend, identifiers),
+        consents=_table(backend, consents),
+        memberships=_table(backend, memberships),
+    )

@@ -1,0 +1,192 @@
+"""Tables of audiences, their members, entries and exits, sizes, suppressions and webhooks;
+the API's schemas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from accord.store.metadata import SequenceInt, id_column_type, instant, metadata
+
+audiences = Table(
+    "audiences",
+    metadata,
+    Column("id", id_column_type(), primary_key=True),
+    Column("business_id", id_column_type(), nullable=False),
+    Column("slug", String(100), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    # The JSON form of the definition; the text form is rendered from it.
+    Column("definition", Text, nullable=False),
+    Column("predefined", Boolean, nullable=False),
+    # Members of a suppression audience are left out of every activation.
+    Column("suppression", Boolean, nullable=False),
+    Column("size", Integer, nullable=True),
+    Column("refreshed_at", instant(), nullable=True),
+    Column("created_at", instant(), nullable=False),
+    Column("updated_at", instant(), nullable=False),
+    UniqueConstraint("business_id", "slug"),
+)
+
+audience_members = Table(
+    "audience_members",
+    metadata,
+    Column("audience_id", id_column_type(), ForeignKey("audiences.id"), primary_key=True),
+    Column("profile_id", id_column_type(), primary_key=True),
+    Column("business_id", id_column_type(), nullable=False),
+    Column("entered_at", instant(), nullable=False),
+    Index("ix_audience_members_business_profile", "business_id", "profile_id"),
+)
+
+# Entries and exits, in order: what journeys and webhook destinations consume.
+audience_changes = Table(
+    "audience_changes",
+    metadata,
+    Column("seq", SequenceInt, primary_key=True, autoincrement=True),
+    Column("business_id", id_column_type(), nullable=False),
+    Column("audience_id", id_column_type(), ForeignKey("audiences.id"), nullable=False),
+    Column("profile_id", id_column_type(), nullable=False),
+    Column("change", String(8), nullable=False),
+    Column("origin", String(8), nullable=False),
+    Column("at", instant(), nullable=False),
+    Index("ix_audience_changes_audience_seq", "audience_id", "seq"),
+)
+
+audience_sizes = Table(
+    "audience_sizes",
+    metadata,
+    Column("audience_id", id_column_type(), ForeignKey("audiences.id"), primary_key=True),
+    Column("at", instant(), primary_key=True),
+    Column("business_id", id_column_type(), nullable=False),
+    Column("size", Integer, nullable=False),
+)
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("business_id", id_column_type(), primary_key=True),
+    # email, phone, user_id, anonymous_id or profile
+    Column("kind", String(32), primary_key=True),
+    Column("value", String(255), primary_key=True),
+    # manual, unsubscribe, complaint, bounce, ...
+    Column("reason", String(32), nullable=False),
+    Column("created_at", instant(), nullable=False),
+)
+
+audience_webhooks = Table(
+    "audience_webhooks",
+    metadata,
+    Column("id", id_column_type(), primary_key=True),
+    Column("business_id", id_column_type(), nullable=False),
+    Column("audience_id", id_column_type(), ForeignKey("audiences.id"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("purpose", String(100), nullable=False),
+    # The last audience change delivered (seq of audience_changes).
+    Column("delivered_seq", SequenceInt, nullable=False),
+    Column("created_at", instant(), nullable=False),
+    Index("ix_audience_webhooks_audience", "audience_id"),
+)
+
+
+# API schemas ----------------------------------------------------------------------
+
+
+class AudienceIn(BaseModel):
+    """A new audience: the definition as JSON (`definition`) or as text (`text`)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    slug: str = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9\-]*$")
+    description: str = Field(default="", max_length=2000)
+    definition: dict[str, Any] | None = None
+    text: str | None = Field(default=None, max_length=20_000)
+    suppression: bool = False
+
+
+class DefinitionIn(BaseModel):
+    definition: dict[str, Any] | None = None
+    text: str | None = Field(default=None, max_length=20_000)
+
+
+class AudienceView(BaseModel):
+    id: str
+    slug: str
+    name: str
+    description: str
+    definition: dict[str, Any]
+    text: str
+    predefined: bool
+    suppression: bool
+    realtime: bool
+    size: int | None
+    refreshed_at: datetime | None
+
+
+class Validated(BaseModel):
+    definition: dict[str, Any]
+    text: str
+    realtime: bool
+
+
+class Member(BaseModel):
+    profile_id: str
+    traits: dict[str, Any]
+
+
+class Preview(BaseModel):
+    size: int
+    sample: list[Member]
+
+
+class SizePoint(BaseModel):
+    at: datetime
+    size: int
+
+
+class Overlap(BaseModel):
+    first: str
+    second: str
+    first_size: int
+    second_size: int
+    both: int
+    jaccard: float
+
+
+class Change(BaseModel):
+    seq: int
+    audience_id: str
+    profile_id: str
+    change: Literal["entered", "exited"]
+    origin: Literal["realtime", "refresh"]
+    at: datetime
+
+
+class RefreshResult(BaseModel):
+    audience_id: str
+    size: int
+    entered: int
+    exited: int
+
+
+class SuppressionIn(BaseModel):
+    kind: Literal["email", "phone", "user_id", "anonymous_id", "profile"]
+    value: str = Field(min_length=1, max_length=255)
+    reason: str = Field(default="manual", min_length=1, max_length=32)
+
+
+class WebhookIn(BaseModel):
+    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://")
+    purpose: str = Field(default="marketing", min_length=1, max_length=100)

@@ -1,0 +1,1199 @@
+"""Audiences: definitions, refresh on the engine, real-time entries and exits,
+suppression lists, and activation exports that respect consent and suppression."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import httpx
+import orjson
+import pyarrow as pa
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
+
+from accord.audiences import exports, webhook
+from accord.audiences.compile import (
+    CONSENT_SCHEMA,
+    IDENTIFIER_SCHEMA,
+    MEMBERSHIP_SCHEMA,
+    members,
+    profiles_table,
+    tables_on,
+)
+from accord.audiences.conditions import (
+    Catalog,
+    Definition,
+    EventCondition,
+    LastDays,
+    TraitType,
+    event_conditions,
+    parse_definition,
+    referenced_audiences,
+    referenced_purposes,
+    referenced_traits,
+    validate,
+    walk,
+)
+from accord.audiences.evaluate import ProfileFacts, event_facts, matches
+from accord.audiences.exports import Destination, InterestGroupOptions, Person
+from accord.audiences.models import (
+    AudienceIn,
+    AudienceView,
+    Change,
+    Member,
+    Overlap,
+    Preview,
+    RefreshResult,
+    SizePoint,
+    Validated,
+    WebhookIn,
+    audience_changes,
+    audience_members,
+    audience_sizes,
+    audience_webhooks,
+    audiences,
+    suppressions,
+)
+from accord.audiences.predefined import BUILTIN_TRAITS, PREDEFINED
+from accord.audiences.text import parse, render
+from accord.collect.service import payloads_of_profiles
+from accord.core.clock import utcnow
+from accord.core.errors import FieldProblem, InvalidInput, NotFound
+from accord.core.ids import new_id
+from accord.engine.connection import events as lake_events
+from accord.lake.schema import lake_row
+from accord.profiles.models import Identifier
+from accord.profiles.service import identifier_rows, profile_ids_for, profile_rows
+from accord.store.db import Store
+
+STANDARD_PURPOSES = frozenset({"marketing", "advertising", "analytics", "personalisation"})
+# Real-time decisions read the profile's events still held in the inbox; only
+# definitions whose event windows fit inside this many days are decided in real time
+# (the inbox must keep events at least this long: ACCORD_INBOX_RETENTION_DAYS).
+REALTIME_HISTORY_DAYS = 30
+# The purpose a destination's consent must cover.
+DESTINATION_PURPOSES: dict[str, str] = {
+    "csv": "marketing",
+    "meta": "advertising",
+    "google": "advertising",
+    "interest_groups": "advertising",
+}
+CATALOG_SAMPLE = 5000
+SAMPLE_SIZE = 10
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}.*)?$")
+
+
+# Consent, as the consent context will offer it ---------------------------------------
+
+
+class ConsentSource(Protocol):
+    """What audiences need from the consent context."""
+
+    def purposes(self, conn: Connection, *, business_id: str) -> frozenset[str]: ...
+
+    def granted_purposes(
+        self,
+        conn: Connection,
+        *,
+        business_id: str,
+        anonymous_ids: list[str],
+        user_ids: list[str],
+    ) -> dict[str, bool]: ...
+
+
+@dataclass(frozen=True)
+class NoConsentRecorded:
+    """Consent-first default while no consent ledger is connected: no one has granted any
+    purpose, so consent conditions select no one and exports leave everyone out."""
+
+    known: frozenset[str] = STANDARD_PURPOSES
+
+    def purposes(self, conn: Connection, *, business_id: str) -> frozenset[str]:
+        return self.known
+
+    def granted_purposes(
+        self,
+        conn: Connection,
+        *,
+        business_id: str,
+        anonymous_ids: list[str],
+        user_ids: list[str],
+    ) -> dict[str, bool]:
+        return {}
+
+
+NO_CONSENT_RECORDED = NoConsentRecorded()
+
+
+def granted(
+    conn: Connection, *, business_id: str, people: Iterable[Person], consent: ConsentSource
+) -> dict[str, frozenset[str]]:
+    """The purposes each person has granted."""
+    out = {}
+    for person in people:
+        answer = consent.granted_purposes(
+            conn,
+            business_id=business_id,
+            anonymous_ids=list(person.anonymous_ids),
+            user_ids=list(person.user_ids),
+        )
+        out[person.profile_id] = frozenset(p for p, yes in answer.items() if yes)
+    return out
+
+
+# Stored audiences -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredAudience:
+    id: str
+    slug: str
+    name: str
+    description: str
+    definition: Definition
+    # The type of each trait the definition names, fixed when it was validated.
+    trait_types: dict[str, TraitType]
+    predefined: bool
+    suppression: bool
+    size: int | None
+    refreshed_at: datetime | None
+
+
+def _stored(row: Any) -> StoredAudience:
+    data = orjson.loads(row.definition)
+    return StoredAudience(
+        id=row.id,
+        slug=row.slug,
+        name=row.name,
+        description=row.description,
+        definition=Definition.model_validate({"condition": data["condition"]}),
+        trait_types=data["trait_types"],
+        predefined=row.predefined,
+        suppression=row.suppression,
+        size=row.size,
+        refreshed_at=row.refreshed_at,
+    )
+
+
+def is_realtime(definition: Definition, *, history_days: int = REALTIME_HISTORY_DAYS) -> bool:
+    """Whether the events a real-time decision can read are enough to decide it."""
+    for condition in event_conditions(definition):
+        window = condition.window
+        if not (isinstance(window, LastDays) and window.days <= history_days):
+            return False
+    return True
+
+
+def _view(audience: StoredAudience) -> AudienceView:
+    return AudienceView(
+        id=audience.id,
+        slug=audience.slug,
+        name=audience.name,
+        description=audience.description,
+        definition=audience.definition.model_dump(mode="json")["condition"],
+        text=render(audience.definition),
+        predefined=audience.predefined,
+        suppression=audience.suppression,
+        realtime=is_realtime(audience.definition),
+        size=audience.size,
+        refreshed_at=audience.refreshed_at,
+    )
+
+
+def _all(conn: Connection, business_id: str) -> list[StoredAudience]:
+    rows = conn.execute(
+        select(audiences).where(audiences.c.business_id == business_id).order_by(audiences.c.slug)
+    )
+    return [_stored(row) for row in rows]
+
+
+def _in_dependency_order(items: list[StoredAudience]) -> list[StoredAudience]:
+    """Audiences after the audiences their definitions name (definitions have no cycles)."""
+    by_slug = {a.slug: a for a in items}
+    done: dict[str, StoredAudience] = {}
+
+    def visit(audience: StoredAudience) -> None:
+        if audience.slug in done:
+            return
+        for slug in sorted(referenced_audiences(audience.definition)):
+            if slug in by_slug:
+                visit(by_slug[slug])
+        done[audience.slug] = audience
+
+    for audience in items:
+        visit(audience)
+    return list(done.values())
+
+
+def _infer(value: Any) -> TraitType | None:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "datetime" if _ISO_DATE.match(value) else "string"
+    return None
+
+
+def catalog(conn: Connection, *, business_id: str, consent: ConsentSource) -> Catalog:
+    """The traits (typed by the values recent profiles hold), purposes and audiences."""
+    votes: dict[str, Counter[TraitType]] = {}
+    for row in profile_rows(conn, business_id=business_id, latest=CATALOG_SAMPLE):
+        for name, value in row.traits.items():
+            kind = _infer(value)
+            if kind is not None:
+                votes.setdefault(name, Counter())[kind] += 1
+    traits: dict[str, TraitType] = {name: c.most_common(1)[0][0] for name, c in votes.items()}
+    traits.update(BUILTIN_TRAITS)
+    slugs = conn.execute(
+        select(audiences.c.slug, audiences.c.id).where(audiences.c.business_id == business_id)
+    )
+    return Catalog(
+        traits=traits,
+        purposes=consent.purposes(conn, business_id=business_id),
+        audiences={row.slug: row.id for row in slugs},
+    )
+
+
+def definition_from(
+    definition: dict[str, Any] | None, text: str | None, *, prefix: str = "definition"
+) -> Definition:
+    """The definition given as JSON or as text (exactly one of them)."""
+    if (definition is None) == (text is None):
+        raise InvalidInput([FieldProblem(prefix, "give either `definition` (JSON) or `text`")])
+    if text is not None:
+        return parse(text, field="text")
+    return parse_definition(definition, prefix=prefix)
+
+
+def check_definition(
+    conn: Connection, *, business_id: str, definition: Definition, consent: ConsentSource
+) -> tuple[Catalog, dict[str, TraitType]]:
+    known = catalog(conn, business_id=business_id, consent=consent)
+    validate(definition, known)
+    types = {name: known.traits[name] for name in referenced_traits(definition)}
+    return known, types
+
+
+def validate_definition(
+    conn: Connection,
+    *,
+    business_id: str,
+    definition: dict[str, Any] | None,
+    text: str | None,
+    consent: ConsentSource,
+) -> Validated:
+    parsed = definition_from(definition, text)
+    check_definition(conn, business_id=business_id, definition=parsed, consent=consent)
+    return Validated(
+        definition=parsed.model_dump(mode="json")["condition"],
+        text=render(parsed),
+        realtime=is_realtime(parsed),
+    )
+
+
+def _insert(
+    conn: Connection,
+    *,
+    business_id: str,
+    slug: str,
+    name: str,
+    description: str,
+    definition: Definition,
+    trait_types: dict[str, TraitType],
+    predefined: bool,
+    suppression: bool,
+) -> str:
+    now = utcnow()
+    audience_id = new_id("aud")
+    stored = {"condition": definition.model_dump(mode="json")["condition"], "trait_types": trait_types}
+    conn.execute(
+        insert(audiences).values(
+            id=audience_id,
+            business_id=business_id,
+            slug=slug,
+            name=name,
+            description=description,
+            definition=orjson.dumps(stored).decode(),
+            predefined=predefined,
+            suppression=suppression,
+            size=None,
+            refreshed_at=None,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return audience_id
+
+
+def ensure_predefined(conn: Connection, *, business_id: str) -> None:
+    """Create the predefined audiences this business does not have yet."""
+    present = set(
+        conn.execute(
+            select(audiences.c.slug).where(audiences.c.business_id == business_id)
+        ).scalars()
+    )
+    for item in PREDEFINED:
+        if item.slug in present:
+            continue
+        definition = parse(item.text)
+        validate(definition, Catalog(traits=BUILTIN_TRAITS))
+        _insert(
+            conn,
+            business_id=business_id,
+            slug=item.slug,
+            name=item.name,
+            description=item.description,
+            definition=definition,
+            trait_types={n: BUILTIN_TRAITS[n] for n in referenced_traits(definition)},
+            predefined=True,
+            suppression=item.suppression,
+        )
+
+
+def create_audience(
+    conn: Connection, *, business_id: str, audience: AudienceIn, consent: ConsentSource
+) -> AudienceView:
+    ensure_predefined(conn, business_id=business_id)
+    definition = definition_from(audience.definition, audience.text)
+    known, types = check_definition(
+        conn, business_id=business_id, definition=definition, consent=consent
+    )
+    if audience.slug in known.audiences:
+        raise InvalidInput([FieldProblem("slug", f"an audience {audience.slug!r} exists already")])
+    # A definition names only audiences that exist already and definitions never change,
+    # so audiences cannot name each other in a cycle.
+    audience_id = _insert(
+        conn,
+        business_id=business_id,
+        slug=audience.slug,
+        name=audience.name,
+        description=audience.description,
+        definition=definition,
+        trait_types=types,
+        predefined=False,
+        suppression=audience.suppression,
+    )
+    return get_audience(conn, business_id=business_id, audience=audience_id)
+
+
+def _find(conn: Connection, business_id: str, audience: str) -> StoredAudience:
+    row = conn.execute(
+        select(audiences).where(
+            audiences.c.business_id == business_id,
+            (audiences.c.id == audience) | (audiences.c.slug == audience),
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"audience {audience!r}")
+    return _stored(row)
+
+
+def get_audience(conn: Connection, *, business_id: str, audience: str) -> AudienceView:
+    """By id or slug."""
+    return _view(_find(conn, business_id, audience))
+
+
+def list_audiences(conn: Connection, *, business_id: str) -> list[AudienceView]:
+    return [_view(a) for a in _all(conn, business_id)]
+
+
+def delete_audience(conn: Connection, *, business_id: str, audience: str) -> None:
+    found = _find(conn, business_id, audience)
+    if found.predefined:
+        raise InvalidInput([FieldProblem("audience", f"{found.slug!r} is predefined")])
+    users = [a.slug for a in _all(conn, business_id) if found.slug in referenced_audiences(a.definition)]
+    if users:
+        raise InvalidInput(
+            [FieldProblem("audience", f"{found.slug!r} is named by {', '.join(users)}")]
+        )
+    for table in (audience_members, audience_changes, audience_sizes, audience_webhooks):
+        conn.execute(delete(table).where(table.c.audience_id == found.id))
+    conn.execute(delete(audiences).where(audiences.c.id == found.id))
+
+
+# Whole-base evaluation on the engine ----------------------------------------------------
+
+
+def people(
+    conn: Connection, *, business_id: str, profile_ids: list[str] | None = None
+) -> dict[str, Person]:
+    """Who each profile is: its identifiers and traits."""
+    ids: dict[str, dict[str, list[str]]] = {}
+    for profile_id, kind, value in identifier_rows(
+        conn, business_id=business_id, profile_ids=profile_ids
+    ):
+        ids.setdefault(profile_id, {}).setdefault(kind, []).append(value)
+    out = {}
+    for row in profile_rows(conn, business_id=business_id, profile_ids=profile_ids):
+        known = ids.get(row.id, {})
+        out[row.id] = Person(
+            profile_id=row.id,
+            user_ids=tuple(sorted(known.get("user_id", []))),
+            anonymous_ids=tuple(sorted(known.get("anonymous_id", []))),
+            emails=tuple(sorted(known.get("email", []))),
+            traits=row.traits,
+        )
+    return out
+
+
+def _memberships(conn: Connection, business_id: str) -> dict[str, set[str]]:
+    """audience id -> its current members."""
+    out: dict[str, set[str]] = {}
+    rows = conn.execute(
+        select(audience_members.c.audience_id, audience_members.c.profile_id).where(
+            audience_members.c.business_id == business_id
+        )
+    )
+    for row in rows:
+        out.setdefault(row.audience_id, set()).add(row.profile_id)
+    return out
+
+
+@dataclass
+class Snapshot:
+    """The state-store side of a whole-base evaluation, loaded once per refresh."""
+
+    profiles: pa.Table
+    identifiers: pa.Table
+    consents: pa.Table
+    memberships: dict[str, set[str]]
+    rows: dict[str, Any] = field(default_factory=dict)
+
+
+def snapshot(
+    conn: Connection,
+    *,
+    business_id: str,
+    trait_types: dict[str, TraitType],
+    with_consent: bool,
+    consent: ConsentSource,
+) -> Snapshot:
+    rows = profile_rows(conn, business_id=business_id)
+    identifiers = identifier_rows(conn, business_id=business_id)
+    consents: list[dict[str, str]] = []
+    if with_consent:
+        everyone = people(conn, business_id=business_id)
+        for profile_id, purposes in granted(
+            conn, business_id=business_id, people=everyone.values(), consent=consent
+        ).items():
+            consents += [{"profile_id": profile_id, "purpose": p} for p in sorted(purposes)]
+    return Snapshot(
+        profiles=profiles_table(
+            ((r.id, r.traits, r.first_seen, r.last_seen) for r in rows), trait_types
+        ),
+        identifiers=pa.Table.from_pydict(
+            {
+                "kind": [kind for _, kind, _ in identifiers],
+                "value": [value for _, _, value in identifiers],
+                "profile_id": [pid for pid, _, _ in identifiers],
+            },
+            schema=IDENTIFIER_SCHEMA,
+        ),
+        consents=pa.Table.from_pylist(consents, schema=CONSENT_SCHEMA),
+        memberships=_memberships(conn, business_id),
+        rows={r.id: r for r in rows},
+    )
+
+
+def _membership_table(memberships: dict[str, set[str]]) -> pa.Table:
+    pairs = [(p, a) for a, members_ in memberships.items() for p in members_]
+    return pa.Table.from_pydict(
+        {"profile_id": [p for p, _ in pairs], "audience_id": [a for _, a in pairs]},
+        schema=MEMBERSHIP_SCHEMA,
+    )
+
+
+def evaluate_on_engine(
+    definition: Definition,
+    *,
+    backend: Any,
+    lake_url: str,
+    business_id: str,
+    state: Snapshot,
+    catalog: Catalog,
+    now: datetime,
+) -> set[str]:
+    """The profile ids the definition selects, computed on the engine."""
+    events = lake_events(backend, lake_url)
+    tables = tables_on(
+        backend,
+        profiles=state.profiles,
+        events=events.filter(events.business_id == business_id),
+        identifiers=state.identifiers,
+        consents=state.consents,
+        memberships=_membership_table(state.memberships),
+    )
+    expression = members(definition, tables=tables, catalog=catalog, now=now)
+    return set(backend.to_pyarrow(expression).column("profile_id").to_pylist())
+
+
+def _record(
+    conn: Connection,
+    *,
+    business_id: str,
+    audience_id: str,
+    entered: Iterable[str],
+    exited: Iterable[str],
+    origin: str,
+    now: datetime,
+) -> list[Change]:
+    entered, exited = sorted(entered), sorted(exited)
+    for start in range(0, len(exited), 500):
+        conn.execute(
+            delete(audience_members).where(
+                audience_members.c.audience_id == audience_id,
+                audience_members.c.profile_id.in_(exited[start : start + 500]),
+            )
+        )
+    if entered:
+        conn.execute(
+            insert(audience_members),
+            [
+                {"audience_id": audience_id, "profile_id": p, "business_id": business_id, "entered_at": now}
+                for p in entered
+            ],
+        )
+    changes = [(p, "entered") for p in entered] + [(p, "exited") for p in exited]
+    if not changes:
+        return []
+    rows = [
+        {
+            "business_id": business_id,
+            "audience_id": audience_id,
+            "profile_id": p,
+            "change": change,
+            "origin": origin,
+            "at": now,
+        }
+        for p, change in changes
+    ]
+    conn.execute(insert(audience_changes), rows)
+    return [
+        Change(seq=0, audience_id=audience_id, profile_id=p, change=c, origin=origin, at=now)  # type: ignore[arg-type]
+        for p, c in changes
+    ]
+
+
+def refresh(
+    store: Store,
+    *,
+    business_id: str,
+    backend: Any,
+    lake_url: str,
+    consent: ConsentSource,
+    only: list[str] | None = None,
+    now: datetime | None = None,
+) -> list[RefreshResult]:
+    """Recompute audiences on the engine and record who entered and who left."""
+    now = now or utcnow()
+    with store.write() as conn:
+        ensure_predefined(conn, business_id=business_id)
+    with store.read() as conn:
+        everything = _in_dependency_order(_all(conn, business_id))
+        wanted = {_find(conn, business_id, a).id for a in only} if only else None
+        targets = [a for a in everything if wanted is None or a.id in wanted]
+        trait_types: dict[str, TraitType] = {}
+        for audience in targets:
+            trait_types.update(audience.trait_types)
+        with_consent = any(referenced_purposes(a.definition) for a in targets)
+        state = snapshot(
+            conn,
+            business_id=business_id,
+            trait_types=trait_types,
+            with_consent=with_consent,
+            consent=consent,
+        )
+    slugs = {a.slug: a.id for a in everything}
+    results = []
+    for audience in targets:
+        known = Catalog(traits=audience.trait_types, audiences=slugs)
+        selected = evaluate_on_engine(
+            audience.definition,
+            backend=backend,
+            lake_url=lake_url,
+            business_id=business_id,
+            state=state,
+            catalog=known,
+            now=now,
+        )
+        before = state.memberships.get(audience.id, set())
+        entered, exited = selected - before, before - selected
+        with store.write() as conn:
+            _record(
+                conn,
+                business_id=business_id,
+                audience_id=audience.id,
+                entered=entered,
+                exited=exited,
+                origin="refresh",
+                now=now,
+            )
+            conn.execute(
+                insert(audience_sizes).values(
+                    audience_id=audience.id, at=now, business_id=business_id, size=len(selected)
+                )
+            )
+            conn.execute(
+                update(audiences)
+                .where(audiences.c.id == audience.id)
+                .values(size=len(selected), refreshed_at=now)
+            )
+        state.memberships[audience.id] = selected
+        results.append(
+            RefreshResult(
+                audience_id=audience.id, size=len(selected), entered=len(entered), exited=len(exited)
+            )
+        )
+    return results
+
+
+def preview(
+    store: Store,
+    *,
+    business_id: str,
+    definition: Definition,
+    backend: Any,
+    lake_url: str,
+    consent: ConsentSource,
+    sample: int = SAMPLE_SIZE,
+    now: datetime | None = None,
+) -> Preview:
+    """How many people a definition selects now, with a few of them."""
+    with store.read() as conn:
+        known, types = check_definition(
+            conn, business_id=business_id, definition=definition, consent=consent
+        )
+        state = snapshot(
+            conn,
+            business_id=business_id,
+            trait_types=types,
+            with_consent=bool(referenced_purposes(definition)),
+            consent=consent,
+        )
+    selected = evaluate_on_engine(
+        definition,
+        backend=backend,
+        lake_url=lake_url,
+        business_id=business_id,
+        state=state,
+        catalog=known,
+        now=now or utcnow(),
+    )
+    chosen = sorted(selected)[:sample]
+    return Preview(
+        size=len(selected),
+        sample=[Member(profile_id=p, traits=state.rows[p].traits) for p in chosen],
+    )
+
+
+def sizes(conn: Connection, *, business_id: str, audience: str) -> list[SizePoint]:
+    found = _find(conn, business_id, audience)
+    rows = conn.execute(
+        select(audience_sizes.c.at, audience_sizes.c.size)
+        .where(audience_sizes.c.audience_id == found.id)
+        .order_by(audience_sizes.c.at)
+    )
+    return [SizePoint(at=r.at, size=r.size) for r in rows]
+
+
+def overlap(conn: Connection, *, business_id: str, first: str, second: str) -> Overlap:
+    a, b = _find(conn, business_id, first), _find(conn, business_id, second)
+
+    def count(audience_id: str) -> int:
+        return int(
+            conn.execute(
+                select(func.count()).where(audience_members.c.audience_id == audience_id)
+            ).scalar_one()
+        )
+
+    other = audience_members.alias("other")
+    both = int(
+        conn.execute(
+            select(func.count())
+            .select_from(audience_members)
+            .join(
+                other,
+                and_(
+                    other.c.profile_id == audience_members.c.profile_id,
+                    other.c.audience_id == b.id,
+                ),
+            )
+            .where(audience_members.c.audience_id == a.id)
+        ).scalar_one()
+    )
+    size_a, size_b = count(a.id), count(b.id)
+    union = size_a + size_b - both
+    return Overlap(
+        first=a.slug,
+        second=b.slug,
+        first_size=size_a,
+        second_size=size_b,
+        both=both,
+        jaccard=both / union if union else 0.0,
+    )
+
+
+def member_ids(conn: Connection, *, business_id: str, audience: str) -> list[str]:
+    found = _find(conn, business_id, audience)
+    return list(
+        conn.execute(
+            select(audience_members.c.profile_id)
+            .where(audience_members.c.audience_id == found.id)
+            .order_by(audience_members.c.profile_id)
+        ).scalars()
+    )
+
+
+def changes(
+    conn: Connection, *, business_id: str, audience: str, after: int = 0, limit: int = 1000
+) -> list[Change]:
+    """Entries and exits in order, after a sequence number (for journeys and webhooks)."""
+    found = _find(conn, business_id, audience)
+    rows = conn.execute(
+        select(audience_changes)
+        .where(audience_changes.c.audience_id == found.id, audience_changes.c.seq > after)
+        .order_by(audience_changes.c.seq)
+        .limit(limit)
+    )
+    return [
+        Change(
+            seq=r.seq,
+            audience_id=r.audience_id,
+            profile_id=r.profile_id,
+            change=r.change,
+            origin=r.origin,
+            at=r.at,
+        )
+        for r in rows
+    ]
+
+
+# Real time ---------------------------------------------------------------------------------
+
+
+def apply_realtime(
+    conn: Connection,
+    *,
+    business_id: str,
+    profile_ids: list[str],
+    consent: ConsentSource = NO_CONSENT_RECORDED,
+    now: datetime | None = None,
+    history_days: int = REALTIME_HISTORY_DAYS,
+) -> list[Change]:
+    """Decide again, for the profiles a batch of events touched, their membership of every
+    real-time audience; record and return who entered and who left.
+
+    The worker calls it inside the transaction that applied the batch to profiles.
+    """
+    if not profile_ids:
+        return []
+    every = _all(conn, business_id)
+    live = [a for a in _in_dependency_order(every) if is_realtime(a.definition, history_days=history_days)]
+    if not live:
+        return []
+    now = now or utcnow()
+    ids = sorted(set(profile_ids))
+    rows = {r.id: r for r in profile_rows(conn, business_id=business_id, profile_ids=ids)}
+    current: dict[str, set[str]] = {}
+    for start in range(0, len(ids), 500):
+        found = conn.execute(
+            select(audience_members.c.audience_id, audience_members.c.profile_id).where(
+                audience_members.c.business_id == business_id,
+                audience_members.c.profile_id.in_(ids[start : start + 500]),
+            )
+        )
+        for row in found:
+            current.setdefault(row.profile_id, set()).add(row.audience_id)
+    purposes: dict[str, frozenset[str]] = {}
+    if any(referenced_purposes(a.definition) for a in live):
+        purposes = granted(
+            conn,
+            business_id=business_id,
+            people=people(conn, business_id=business_id, profile_ids=ids).values(),
+            consent=consent,
+        )
+    history: dict[str, list[Any]] = {}
+    if any(isinstance(n, EventCondition) for a in live for _, n in walk(a.definition.condition)):
+        for profile_id, payloads in payloads_of_profiles(conn, profile_ids=ids).items():
+            history[profile_id] = [
+                event_facts(lake_row(0, "", orjson.loads(payload))) for payload in payloads
+            ]
+    slugs = {a.slug: a.id for a in every}
+    recorded: list[Change] = []
+    for audience in live:
+        known = Catalog(traits=audience.trait_types, audiences=slugs)
+        entered, exited = [], []
+        for profile_id, row in rows.items():
+            facts = ProfileFacts(
+                profile_id=profile_id,
+                traits=row.traits,
+                first_seen=row.first_seen,
+                last_seen=row.last_seen,
+                events=history.get(profile_id, ()),
+                purposes=purposes.get(profile_id, frozenset()),
+                audiences=frozenset(current.get(profile_id, ())),
+            )
+            member = audience.id in facts.audiences
+            if matches(audience.definition, facts, catalog=known, now=now) != member:
+                (exited if member else entered).append(profile_id)
+                if member:
+                    current[profile_id].discard(audience.id)
+                else:
+                    current.setdefault(profile_id, set()).add(audience.id)
+        recorded += _record(
+            conn,
+            business_id=business_id,
+            audience_id=audience.id,
+            entered=entered,
+            exited=exited,
+            origin="realtime",
+            now=now,
+        )
+        if entered or exited:
+            conn.execute(
+                update(audiences)
+                .where(audiences.c.id == audience.id, audiences.c.size.is_not(None))
+                .values(size=audiences.c.size + len(entered) - len(exited))
+            )
+    return recorded
+
+
+# Suppression -----------------------------------------------------------------------------
+
+
+def normalise_identifier(kind: str, value: str) -> str:
+    if kind == "email":
+        return value.strip().lower()
+    if kind == "phone":
+        return exports.e164(value) or re.sub(r"\D", "", value)
+    return value.strip()
+
+
+def suppress(
+    conn: Connection, *, business_id: str, identifier: Identifier, reason: str = "manual"
+) -> None:
+    """Leave this identifier out of every activation from now on (unsubscribes, complaints…)."""
+    value = normalise_identifier(identifier.kind, identifier.value)
+    key = and_(
+        suppressions.c.business_id == business_id,
+        suppressions.c.kind == identifier.kind,
+        suppressions.c.value == value,
+    )
+    if conn.execute(select(suppressions.c.reason).where(key)).first() is not None:
+        return
+    conn.execute(
+        insert(suppressions).values(
+            business_id=business_id,
+            kind=identifier.kind,
+            value=value,
+            reason=reason,
+            created_at=utcnow(),
+        )
+    )
+
+
+def unsuppress(conn: Connection, *, business_id: str, identifier: Identifier) -> bool:
+    value = normalise_identifier(identifier.kind, identifier.value)
+    result = conn.execute(
+        delete(suppressions).where(
+            suppressions.c.business_id == business_id,
+            suppressions.c.kind == identifier.kind,
+            suppressions.c.value == value,
+        )
+    )
+    return bool(result.rowcount)
+
+
+def list_suppressions(conn: Connection, *, business_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(suppressions)
+        .where(suppressions.c.business_id == business_id)
+        .order_by(suppressions.c.kind, suppressions.c.value)
+    )
+    return [
+        {"kind": r.kind, "value": r.value, "reason": r.reason, "created_at": r.created_at}
+        for r in rows
+    ]
+
+
+def _keys(person: Person) -> set[tuple[str, str]]:
+    keys = {("profile", person.profile_id)}
+    keys |= {("user_id", v) for v in person.user_ids}
+    keys |= {("anonymous_id", v) for v in person.anonymous_ids}
+    emails = set(person.emails)
+    if isinstance(person.traits.get("email"), str):
+        emails.add(person.traits["email"])
+    keys |= {("email", normalise_identifier("email", e)) for e in emails}
+    if isinstance(person.traits.get("phone"), str):
+        keys.add(("phone", normalise_identifier("phone", person.traits["phone"])))
+    return keys
+
+
+def suppression_reasons(
+    conn: Connection, *, business_id: str, people: Iterable[Person]
+) -> dict[str, str]:
+    """profile id -> why that person is suppressed, for the suppressed ones only."""
+    people = list(people)
+    if not people:
+        return {}
+    wanted: dict[tuple[str, str], list[str]] = {}
+    for person in people:
+        for key in _keys(person):
+            wanted.setdefault(key, []).append(person.profile_id)
+    reasons: dict[str, str] = {}
+    by_kind: dict[str, list[str]] = {}
+    for kind, value in wanted:
+        by_kind.setdefault(kind, []).append(value)
+    for kind, values in by_kind.items():
+        values.sort()
+        for start in range(0, len(values), 500):
+            rows = conn.execute(
+                select(suppressions.c.value, suppressions.c.reason).where(
+                    suppressions.c.business_id == business_id,
+                    suppressions.c.kind == kind,
+                    suppressions.c.value.in_(values[start : start + 500]),
+                )
+            )
+            for row in rows:
+                for profile_id in wanted[(kind, row.value)]:
+                    reasons.setdefault(profile_id, f"suppressed: {row.reason}")
+    lists = conn.execute(
+        select(audiences.c.id, audiences.c.slug).where(
+            audiences.c.business_id == business_id, audiences.c.suppression.is_(True)
+        )
+    ).all()
+    ids = sorted({p.profile_id for p in people} - set(reasons))
+    for audience_id, slug in lists:
+        for start in range(0, len(ids), 500):
+            found = conn.execute(
+                select(audience_members.c.profile_id).where(
+                    audience_members.c.audience_id == audience_id,
+                    audience_members.c.profile_id.in_(ids[start : start + 500]),
+                )
+            ).scalars()
+            for profile_id in found:
+                reasons.setdefault(profile_id, f"suppressed: in audience {slug}")
+    return reasons
+
+
+def is_suppressed(conn: Connection, *, business_id: str, identifiers: list[Identifier]) -> bool:
+    """Whether any of these identifiers, or the profile they belong to, is suppressed."""
+    direct = [
+        Person(profile_id=f"{i.kind}:{i.value}", **_person_fields(i)) for i in identifiers
+    ]
+    if suppression_reasons(conn, business_id=business_id, people=direct):
+        return True
+    profile_ids = {i.value for i in identifiers if i.kind == "profile"}
+    profile_ids |= profile_ids_for(
+        conn,
+        business_id=business_id,
+        identifiers=[(i.kind, i.value) for i in identifiers if i.kind != "profile"],
+    )
+    found = people(conn, business_id=business_id, profile_ids=sorted(profile_ids))
+    return bool(suppression_reasons(conn, business_id=business_id, people=found.values()))
+
+
+def _person_fields(identifier: Identifier) -> dict[str, Any]:
+    if identifier.kind == "email":
+        return {"emails": (identifier.value,)}
+    if identifier.kind == "user_id":
+        return {"user_ids": (identifier.value,)}
+    if identifier.kind == "anonymous_id":
+        return {"anonymous_ids": (identifier.value,)}
+    if identifier.kind == "phone":
+        return {"traits": {"phone": identifier.value}}
+    return {}
+
+
+def filter_suppressed(
+    conn: Connection, *, business_id: str, people: list[Person]
+) -> tuple[list[Person], dict[str, int]]:
+    """The people who may be contacted, and how many were left out for each reason."""
+    reasons = suppression_reasons(conn, business_id=business_id, people=people)
+    kept = [p for p in people if p.profile_id not in reasons]
+    return kept, dict(Counter(reasons.values()))
+
+
+# Activation ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Export:
+    body: bytes
+    media_type: str
+    included: int
+    left_out: dict[str, int]
+
+
+def _reachable(
+    conn: Connection,
+    *,
+    business_id: str,
+    profile_ids: list[str],
+    purpose: str,
+    consent: ConsentSource,
+) -> tuple[list[Person], Counter[str]]:
+    """Members whose consent covers the purpose and who are not suppressed."""
+    found = people(conn, business_id=business_id, profile_ids=profile_ids)
+    left_out: Counter[str] = Counter()
+    left_out["profile no longer exists"] += len(set(profile_ids) - set(found))
+    purposes = granted(conn, business_id=business_id, people=found.values(), consent=consent)
+    allowed = []
+    for profile_id in sorted(found):
+        if purpose in purposes.get(profile_id, frozenset()):
+            allowed.append(found[profile_id])
+        else:
+            left_out[f"no consent for {purpose}"] += 1
+    kept, suppressed = filter_suppressed(conn, business_id=business_id, people=allowed)
+    left_out.update(suppressed)
+    return kept, +left_out
+
+
+def export_audience(
+    conn: Connection,
+    *,
+    business_id: str,
+    audience: str,
+    destination: Destination,
+    consent: ConsentSource,
+    purpose: str | None = None,
+    interest_groups: InterestGroupOptions | None = None,
+) -> Export:
+    """The audience's members in the destination's format, consent and suppression applied."""
+    found = _find(conn, business_id, audience)
+    purpose = purpose or DESTINATION_PURPOSES[destination]
+    if destination == "interest_groups" and interest_groups is None:
+        raise InvalidInput(
+            [FieldProblem("owner", "interest groups need the buyer's owner and bidding logic URL")]
+        )
+    kept, left_out = _reachable(
+        conn,
+        business_id=business_id,
+        profile_ids=member_ids(conn, business_id=business_id, audience=found.id),
+        purpose=purpose,
+        consent=consent,
+    )
+    rendered = exports.render(
+        destination, kept, audience=found.slug, interest_groups=interest_groups
+    )
+    if rendered.unmatchable:
+        left_out[f"nothing {destination} can match on"] += rendered.unmatchable
+    return Export(
+        body=rendered.body,
+        media_type=rendered.media_type,
+        included=len(kept) - rendered.unmatchable,
+        left_out=dict(sorted(left_out.items())),
+    )
+
+
+def add_webhook(
+    conn: Connection, *, business_id: str, audience: str, webhook_in: WebhookIn
+) -> dict[str, str]:
+    """A destination that receives the audience's entries and exits; the secret is shown once."""
+    found = _find(conn, business_id, audience)
+    webhook_id = new_id("whk")
+    secret = "whsec_" + secrets.token_urlsafe(24)
+    last = conn.execute(
+        select(func.max(audience_changes.c.seq)).where(audience_changes.c.audience_id == found.id)
+    ).scalar()
+    conn.execute(
+        insert(audience_webhooks).values(
+            id=webhook_id,
+            business_id=business_id,
+            audience_id=found.id,
+            url=webhook_in.url,
+            secret=secret,
+            purpose=webhook_in.purpose,
+            # Changes from now on: a new destination does not replay history.
+            delivered_seq=last or 0,
+            created_at=utcnow(),
+        )
+    )
+    return {"id": webhook_id, "secret": secret}
+
+
+@dataclass
+class WebhookRun:
+    webhook_id: str
+    sent: int
+    left_out: dict[str, int]
+    delivery: webhook.Delivery | None
+
+
+def deliver_webhooks(
+    store: Store,
+    *,
+    business_id: str,
+    client: httpx.Client,
+    consent: ConsentSource,
+    batch: int = 500,
+    sleep: Any = None,
+) -> list[WebhookRun]:
+    """Send each webhook destination the entries and exits it has not received yet.
+
+    A batch is marked delivered only after the receiver accepted it, so a failure is
+    retried on the next run (receivers dedupe by `webhook-id`).
+    """
+    with store.read() as conn:
+        hooks = conn.execute(
+            select(audience_webhooks, audiences.c.slug)
+            .join(audiences, audiences.c.id == audience_webhooks.c.audience_id)
+            .where(audience_webhooks.c.business_id == business_id)
+            .order_by(audience_webhooks.c.id)
+        ).all()
+    runs = []
+    for hook in hooks:
+        with store.read() as conn:
+            pending = changes(
+                conn, business_id=business_id, audience=hook.audience_id, after=hook.delivered_seq, limit=batch
+            )
+            if not pending:
+                runs.append(WebhookRun(hook.id, 0, {}, None))
+                continue
+            kept, left_out = _reachable(
+                conn,
+                business_id=business_id,
+                profile_ids=sorted({c.profile_id for c in pending}),
+                purpose=hook.purpose,
+                consent=consent,
+            )
+        allowed = {p.profile_id: p for p in kept}
+        body = {
+            "audience": hook.slug,
+            "changes": [
+                {
+                    "seq": c.seq,
+                    "change": c.change,
+                    "at": c.at.isoformat(),
+                    "profile_id": c.profile_id,
+                    "user_id": allowed[c.profile_id].user_ids[0] if allowed[c.profile_id].user_ids else None,
+                    "email": allowed[c.profile_id].emails[0] if allowed[c.profile_id].emails else None,
+                }
+                for c in pending
+                if c.profile_id in allowed
+            ],
+        }
+        last = pending[-1].seq
+        delivery = webhook.deliver(
+            client,
+            url=hook.url,
+            secret=hook.secret,
+            message_id=f"{hook.id}-{last}",
+            body=orjson.dumps(body),
+            **({"sleep": sleep} if sleep is not None else {}),
+        )
+        if delivery.delivered:
+            with store.write() as conn:
+                conn.execute(
+                    update(audience_webhooks)
+                    .where(audience_webhooks.c.id == hook.id)
+                    .values(delivered_seq=last)
+                )
+        runs.append(WebhookRun(hook.id, len(body["changes"]), dict(left_out), delivery))
+    return runs

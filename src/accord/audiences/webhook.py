@@ -1,0 +1,82 @@
+"""Webhook destinations: entries and exits POSTed as signed JSON, with retries.
+
+The signature follows the Standard Webhooks scheme: header `webhook-signature` holds
+`v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">` keyed by the destination's
+secret, with `webhook-id` and `webhook-timestamp` beside it, so receivers can check
+origin and freshness and drop replays.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes, *, tolerance: int = 300) -> bool:
+    """What a receiver does: recompute the signature and check the timestamp is fresh."""
+    try:
+        timestamp = int(headers["webhook-timestamp"])
+        expected = signature(secret, headers["webhook-id"], timestamp, body)
+    except (KeyError, ValueError):
+        return False
+    fresh = abs(time.time() - timestamp) <= tolerance
+    offered = headers.get("webhook-signature", "").split()
+    return fresh and any(hmac.compare_digest(expected, s) for s in offered)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    delivered: bool
+    attempts: int
+    status: int | None
+    error: str | None = None
+
+
+def deliver(
+    client: httpx.Client,
+    *,
+    url: str,
+    secret: str,
+    message_id: str,
+    body: bytes,
+    attempts: int = 5,
+    backoff: float = 0.5,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Delivery:
+    """POST once, and again with exponential backoff on timeouts, 429 and 5xx."""
+    status: int | None = None
+    error: str | None = None
+    for attempt in range(1, attempts + 1):
+        timestamp = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": message_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature(secret, message_id, timestamp, body),
+        }
+        try:
+            response = client.post(url, content=body, headers=headers)
+            status, error = response.status_code, None
+            if response.is_success:
+                return Delivery(True, attempt, status)
+            if status not in RETRY_STATUSES:
+                return Delivery(False, attempt, status, f"refused with HTTP {status}")
+        except httpx.TransportError as exc:
+            status, error = None, f"{type(exc).__name__}: {exc}"
+        if attempt < attempts:
+            sleep(backoff * 2 ** (attempt - 1))
+    return Delivery(False, attempts, status, error or f"HTTP {status} after {attempts} attempts")

@@ -1,0 +1,110 @@
+"""The audience API: define, validate, preview, refresh, sizes, overlap, export, suppress."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+from datetime import timedelta
+from typing import Any
+
+import orjson
+from fastapi.testclient import TestClient
+
+from accord.accounts.models import Bootstrap
+from accord.audiences.api import consent_source
+from accord.collect.worker import drain
+from accord.core.settings import Settings
+from accord.store.db import Store
+from tests.audiences.test_service import Grants, ago
+
+
+def _collect(client: TestClient, keys: Bootstrap, store: Store, settings: Settings) -> None:
+    auth = "Basic " + base64.b64encode(f"{keys.write_key}:".encode()).decode()
+    headers = {"Authorization": auth}
+    batch = [
+        {"type": "identify", "userId": "u1", "traits": {"email": "one@example.com", "plan": "pro"}},
+        {"type": "identify", "userId": "u2", "traits": {"email": "two@example.com", "plan": "free"}},
+        {"type": "track", "userId": "u1", "event": "Order Completed", "timestamp": ago(1)},
+        {"type": "track", "userId": "u2", "event": "Product Viewed", "timestamp": ago(1)},
+    ]
+    assert client.post("/v1/batch", headers=headers, json={"batch": batch}).status_code == 200
+    drain(store, lake_url=settings.resolved_lake_url(), batch_size=100, lease=timedelta(seconds=60))
+
+
+def test_audience_lifecycle(
+    client: TestClient, keys: Bootstrap, store: Store, settings: Settings
+) -> None:
+    _collect(client, keys, store, settings)
+    admin = {"Authorization": f"Bearer {keys.admin_token}"}
+    client.app.dependency_overrides[consent_source] = lambda: Grants(  # type: ignore[attr-defined]
+        {"u1": {"advertising"}, "u2": {"advertising"}}
+    )
+
+    listed = client.get("/api/audiences", headers=admin).json()
+    assert {"purchased-30d", "low-nps", "cart-abandoners"} <= {a["slug"] for a in listed}
+
+    bad = client.post("/api/audiences/validate", headers=admin, json={"text": 'trait plan > "a"'})
+    assert bad.status_code == 400
+    assert bad.json()["problems"] == [
+        {"field": "definition.condition.op", "reason": "'>' cannot order a string (trait 'plan')"}
+    ]
+    syntax = client.post("/api/audiences/validate", headers=admin, json={"text": "did"})
+    assert syntax.json()["problems"][0]["field"] == "text"
+    ok = client.post(
+        "/api/audiences/validate", headers=admin, json={"text": 'trait plan = "pro" or did "Product Viewed"'}
+    ).json()
+    assert ok["text"] == 'trait plan = "pro" or did "Product Viewed"'
+    assert ok["definition"]["kind"] == "or" and ok["realtime"] is False
+
+    created = client.post(
+        "/api/audiences",
+        headers=admin,
+        json={"name": "Pros", "slug": "pros", "definition": {"kind": "trait", "trait": "plan", "op": "=", "value": "pro"}},
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["text"] == 'trait plan = "pro"'
+    assert created.json()["realtime"] is True
+
+    preview = client.post("/api/audiences/preview", headers=admin, json={"text": 'did "Product Viewed"'}).json()
+    assert preview["size"] == 1 and preview["sample"][0]["traits"]["email"] == "two@example.com"
+
+    refreshed = client.post("/api/audiences/pros/refresh", headers=admin).json()
+    assert refreshed["size"] == 1
+    assert len(client.post("/api/audiences/refresh", headers=admin).json()) == len(listed) + 1
+    assert [p["size"] for p in client.get("/api/audiences/pros/sizes", headers=admin).json()] == [1, 1]
+    assert len(client.get("/api/audiences/pros/members", headers=admin).json()) == 1
+    assert [c["change"] for c in client.get("/api/audiences/pros/changes", headers=admin).json()] == ["entered"]
+    overlap = client.get("/api/audiences/pros/overlap/purchased-7d", headers=admin).json()
+    assert (overlap["both"], overlap["jaccard"]) == (1, 1.0)
+
+    exported = client.get("/api/audiences/new-visitors/export/meta", headers=admin)
+    assert exported.status_code == 200
+    assert exported.headers["x-accord-included"] == "2"
+    assert len(list(csv.DictReader(io.StringIO(exported.text)))) == 2
+    assert client.post("/api/suppressions", headers=admin, json={"kind": "email", "value": "TWO@example.com", "reason": "complaint"}).status_code == 204
+    assert client.get("/api/suppressions", headers=admin).json()[0]["value"] == "two@example.com"
+    exported = client.get("/api/audiences/new-visitors/export/meta", headers=admin)
+    assert exported.headers["x-accord-included"] == "1"
+    assert orjson.loads(exported.headers["x-accord-left-out"]) == {"suppressed: complaint": 1}
+    csv_export = client.get("/api/audiences/new-visitors/export/csv", headers=admin)
+    assert orjson.loads(csv_export.headers["x-accord-left-out"]) == {"no consent for marketing": 2}
+    groups = client.get("/api/audiences/new-visitors/export/interest_groups", headers=admin)
+    assert groups.status_code == 400
+    groups = client.get(
+        "/api/audiences/new-visitors/export/interest_groups?owner=https://dsp.example&bidding_logic_url=https://dsp.example/b.js",
+        headers=admin,
+    )
+    assert groups.json()["interestGroup"]["owner"] == "https://dsp.example"
+    assert client.delete("/api/suppressions/email/two@example.com", headers=admin).status_code == 204
+
+    hook = client.post("/api/audiences/pros/webhooks", headers=admin, json={"url": "https://hooks.example/x"})
+    assert hook.status_code == 201 and hook.json()["secret"].startswith("whsec_")
+    assert client.delete("/api/audiences/low-nps", headers=admin).status_code == 400
+    assert client.get("/api/audiences/nope", headers=admin).status_code == 404
+
+
+def test_audiences_need_an_admin_token(client: TestClient) -> None:
+    assert client.get("/api/audiences").status_code == 401
+    response: Any = client.post("/api/audiences", json={})
+    assert response.status_code == 401

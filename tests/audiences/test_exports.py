@@ -1,0 +1,184 @@
+"""Normalisation and hashing as Meta and Google Ads document them; interest groups; signing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+
+import httpx
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from accord.audiences import exports
+from accord.audiences.exports import InterestGroupOptions, Person, sha256
+from accord.audiences.webhook import deliver, signature, verify
+
+
+def test_published_hash_of_a_normalised_email() -> None:
+    # The example the ad platforms give: Person@Example.com -> person@example.com.
+    assert exports.email_for_meta("  Person@Example.com ") == "person@example.com"
+    assert (
+        sha256("person@example.com")
+        == "542d240129883c019e106e3b1b2d3f3cb3537c43c425364de8e951d5a3083345"
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "google", "meta"),
+    [
+        ("Jane.Doe@Gmail.com", "janedoe@gmail.com", "jane.doe@gmail.com"),
+        (" j.d.o.e@googlemail.com", "jdoe@googlemail.com", "j.d.o.e@googlemail.com"),
+        ("jane.doe@example.com", "jane.doe@example.com", "jane.doe@example.com"),
+        ("not an email", None, None),
+    ],
+)
+def test_gmail_dots_only_for_google(raw: str, google: str | None, meta: str | None) -> None:
+    assert exports.email_for_google(raw) == google
+    assert exports.email_for_meta(raw) == meta
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164", "meta"),
+    [
+        ("+44 844 412 4653", "+448444124653", "448444124653"),
+        ("0044 (844) 412-4653", "+448444124653", "448444124653"),
+        ("+1 650-555-1212", "+16505551212", "16505551212"),
+        ("06 12 34 56 78", None, None),  # national: no country, not guessed
+        ("+12", None, None),
+    ],
+)
+def test_phone_numbers(raw: str, e164: str | None, meta: str | None) -> None:
+    assert exports.e164(raw) == e164
+    assert exports.phone_for_meta(raw) == meta
+
+
+def test_names_zip_and_country() -> None:
+    assert exports.name_for_meta(" Mary-Ann O'Neil ") == "maryannoneil"
+    assert exports.name_for_meta("Émile") == "émile"
+    assert exports.name_for_google(" Mary-Ann ") == "mary-ann"
+    assert exports.zip_for_meta("94025-1234", "us") == "94025"
+    assert exports.zip_for_meta("SW1A 1AA", "gb") == "sw1a1aa"
+    assert exports.country_code("FR") == "fr"
+    assert exports.country_code("France") is None
+
+
+ANN = Person(
+    profile_id="prof_1",
+    user_ids=("u1",),
+    anonymous_ids=("a1", "a2"),
+    emails=("ann.lee@gmail.com",),
+    traits={"first_name": "Ann", "last_name": "Lee", "phone": "+33 6 12 34 56 78", "country": "FR", "zip": "75011"},
+)
+NOBODY = Person(profile_id="prof_2", anonymous_ids=("a3",))
+
+
+def test_meta_and_google_rows() -> None:
+    meta = exports.meta_row(ANN)
+    assert meta == {
+        "email": sha256("ann.lee@gmail.com"),
+        "phone": sha256("33612345678"),
+        "fn": sha256("ann"),
+        "ln": sha256("lee"),
+        "zip": sha256("75011"),
+        "country": sha256("fr"),
+    }
+    google = exports.google_row(ANN)
+    assert google == {
+        "Email": sha256("annlee@gmail.com"),
+        "Phone": sha256("+33612345678"),
+        "First Name": sha256("ann"),
+        "Last Name": sha256("lee"),
+        "Country": "FR",
+        "Zip": "75011",
+    }
+    assert exports.meta_row(NOBODY) is None and exports.google_row(NOBODY) is None
+
+
+def test_rendered_files_count_the_unmatchable() -> None:
+    rendered = exports.render("google", [ANN, NOBODY], audience="vip")
+    rows = list(csv.DictReader(io.StringIO(rendered.body.decode())))
+    assert list(rows[0]) == exports.GOOGLE_COLUMNS
+    assert (rendered.rows, rendered.unmatchable) == (1, 1)
+    plain = exports.render("csv", [ANN, NOBODY], audience="vip")
+    assert plain.body.decode().splitlines() == [
+        "profile_id,email,user_id,anonymous_id,first_name,last_name",
+        "prof_1,ann.lee@gmail.com,u1,a1,Ann,Lee",
+        "prof_2,,,a3,,",
+    ]
+
+
+def test_interest_group_has_the_protected_audience_fields() -> None:
+    options = InterestGroupOptions(
+        owner="https://dsp.example",
+        bidding_logic_url="https://dsp.example/bid.js",
+        trusted_bidding_signals_url="https://dsp.example/signals",
+        update_url="https://dsp.example/update",
+        ads=("https://dsp.example/ad?1",),
+        lifetime_days=7,
+    )
+    rendered = exports.render("interest_groups", [ANN, NOBODY], audience="vip", interest_groups=options)
+    body = orjson.loads(rendered.body)
+    assert body["anonymousIds"] == ["a1", "a2", "a3"]
+    assert body["interestGroup"] == {
+        "owner": "https://dsp.example",
+        "name": "vip",
+        "lifetimeMs": 7 * 86_400_000,
+        "biddingLogicURL": "https://dsp.example/bid.js",
+        "trustedBiddingSignalsURL": "https://dsp.example/signals",
+        "trustedBiddingSignalsKeys": ["vip"],
+        "updateURL": "https://dsp.example/update",
+        "ads": [{"renderURL": "https://dsp.example/ad?1", "metadata": {"audience": "vip"}}],
+    }
+    with pytest.raises(ValueError, match="owner"):
+        exports.render("interest_groups", [ANN], audience="vip")
+
+
+@given(email=st.emails())
+def test_google_email_normalisation_is_idempotent(email: str) -> None:
+    once = exports.email_for_google(email)
+    assert once is not None and exports.email_for_google(once) == once
+    assert once == once.strip().lower()
+
+
+# Webhook signing and retries ------------------------------------------------------------
+
+
+def test_signature_round_trip_and_tamper() -> None:
+    body = b'{"changes":[]}'
+    now = int(time.time())
+    headers = {
+        "webhook-id": "whk_1-9",
+        "webhook-timestamp": str(now),
+        "webhook-signature": signature("whsec_s", "whk_1-9", now, body),
+    }
+    assert verify("whsec_s", headers, body)
+    assert not verify("whsec_s", headers, body + b" ")
+    assert not verify("whsec_s", {**headers, "webhook-timestamp": str(now - 3600)}, body)
+    assert not verify("whsec_s", {}, body)
+
+
+def test_delivery_stops_on_a_refusal_and_gives_up_after_retries() -> None:
+    calls: list[int] = []
+    waits: list[float] = []
+
+    def answer(status: int) -> httpx.Client:
+        def handler(request: httpx.Request) -> httpx.Response:
+            calls.append(status)
+            return httpx.Response(status)
+
+        return httpx.Client(transport=httpx.MockTransport(handler))
+
+    refused = deliver(answer(400), url="https://x.example", secret="s", message_id="m", body=b"{}", sleep=waits.append)
+    assert (refused.delivered, refused.attempts, refused.status) == (False, 1, 400)
+    failing = deliver(answer(503), url="https://x.example", secret="s", message_id="m", body=b"{}", attempts=4, sleep=waits.append)
+    assert (failing.delivered, failing.attempts) == (False, 4)
+    assert waits == [0.5, 1.0, 2.0]
+
+    def broken(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused")
+
+    down = deliver(httpx.Client(transport=httpx.MockTransport(broken)), url="https://x.example", secret="s", message_id="m", body=b"{}", attempts=2, sleep=waits.append)
+    assert not down.delivered and down.error is not None and "ConnectError" in down.error

@@ -1,0 +1,383 @@
+"""Audiences end to end on SQLite and PostgreSQL: events through the worker, refresh on
+DuckDB, real-time entries and exits, suppression, and exports that respect consent."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy import Connection
+
+from accord.accounts.models import Bootstrap, SourceRef
+from accord.audiences import service
+from accord.audiences.exports import InterestGroupOptions, sha256
+from accord.audiences.models import AudienceIn, WebhookIn
+from accord.audiences.predefined import PREDEFINED
+from accord.audiences.service import STANDARD_PURPOSES
+from accord.audiences.text import parse
+from accord.audiences.webhook import verify
+from accord.collect.consent_gate import KeepEverything
+from accord.collect.service import append
+from accord.collect.worker import drain
+from accord.core.clock import iso, utcnow
+from accord.core.errors import InvalidInput, NotFound
+from accord.core.settings import Settings
+from accord.engine.connection import connect
+from accord.profiles.models import Identifier
+from accord.store.db import Store
+
+LEASE = timedelta(seconds=60)
+
+
+@dataclass
+class Grants:
+    """Consent by user id, as the consent context will answer it."""
+
+    by_user: dict[str, set[str]] = field(default_factory=dict)
+
+    def purposes(self, conn: Connection, *, business_id: str) -> frozenset[str]:
+        return STANDARD_PURPOSES
+
+    def granted_purposes(
+        self, conn: Connection, *, business_id: str, anonymous_ids: list[str], user_ids: list[str]
+    ) -> dict[str, bool]:
+        return {p: True for u in user_ids for p in self.by_user.get(u, ())}
+
+
+def ago(days: float) -> str:
+    return iso(utcnow() - timedelta(days=days))
+
+
+def track(n: int, user: str, name: str, days: float, **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "event": name,
+        "messageId": f"m{n}",
+        "userId": user,
+        "timestamp": ago(days),
+        "properties": properties,
+    }
+
+
+def identify(n: int, user: str, days: float, **traits: Any) -> dict[str, Any]:
+    return {
+        "type": "identify",
+        "messageId": f"m{n}",
+        "userId": user,
+        "timestamp": ago(days),
+        "traits": traits,
+    }
+
+
+def ingest(store: Store, keys: Bootstrap, settings: Settings, events: list[dict[str, Any]]) -> None:
+    source = SourceRef(business_id=keys.business_id, source_id=keys.source_id)
+    append(store, source=source, events=events, gate=KeepEverything(), received_at=utcnow())
+    drain(store, lake_url=settings.resolved_lake_url(), batch_size=1000, lease=LEASE)
+
+
+SHOP = [
+    identify(1, "ann", 20, email="Ann@Example.com", first_name="Ann", plan="pro", ltv=320, phone="+44 844 412 4653"),
+    identify(2, "bob", 20, email="bob@example.com", plan="free", ltv=20),
+    identify(3, "cyd", 20, email="cyd@example.com", plan="pro", ltv=80, nps_score=3),
+    track(4, "ann", "Product Viewed", 2, category="shoes"),
+    track(5, "ann", "Product Viewed", 3, category="shoes"),
+    track(6, "ann", "Product Viewed", 4, category="shoes"),
+    track(7, "bob", "Product Viewed", 1, category="shoes"),
+    track(8, "bob", "Product Added", 1, category="shoes"),
+    track(9, "cyd", "Order Completed", 5, revenue=250),
+]  # fmt: skip
+
+
+@pytest.fixture
+def shop(store: Store, keys: Bootstrap, settings: Settings) -> Bootstrap:
+    ingest(store, keys, settings, SHOP)
+    return keys
+
+
+def create(store: Store, business_id: str, slug: str, text: str, **extra: Any) -> str:
+    with store.write() as conn:
+        view = service.create_audience(
+            conn,
+            business_id=business_id,
+            audience=AudienceIn(name=slug, slug=slug, text=text, **extra),
+            consent=Grants(),
+        )
+    return view.id
+
+
+def refresh(store: Store, settings: Settings, business_id: str, consent: Any = None, **kw: Any) -> Any:
+    return service.refresh(
+        store,
+        business_id=business_id,
+        backend=connect("duckdb://"),
+        lake_url=settings.resolved_lake_url(),
+        consent=consent or Grants(),
+        **kw,
+    )
+
+
+def members(store: Store, business_id: str, audience: str) -> set[str]:
+    with store.read() as conn:
+        ids = service.member_ids(conn, business_id=business_id, audience=audience)
+        everyone = service.people(conn, business_id=business_id, profile_ids=ids)
+    return {p.user_ids[0] for p in everyone.values()}
+
+
+def test_predefined_audiences_exist_and_validate(store: Store, keys: Bootstrap) -> None:
+    with store.write() as conn:
+        service.ensure_predefined(conn, business_id=keys.business_id)
+        service.ensure_predefined(conn, business_id=keys.business_id)
+        listed = service.list_audiences(conn, business_id=keys.business_id)
+    assert sorted(a.slug for a in listed) == sorted(p.slug for p in PREDEFINED)
+    assert [a.slug for a in listed if a.suppression] == ["low-nps"]
+    for audience in listed:
+        assert parse(audience.text).model_dump(mode="json")["condition"] == audience.definition
+
+
+def test_create_refuses_what_it_cannot_evaluate(store: Store, shop: Bootstrap) -> None:
+    business = shop.business_id
+    with pytest.raises(InvalidInput) as caught:
+        create(store, business, "x", 'trait plann = "pro"')
+    assert caught.value.problems[0].field == "definition.condition.trait"
+    assert "unknown trait 'plann'" in caught.value.problems[0].reason
+    with pytest.raises(InvalidInput) as caught:
+        create(store, business, "x", 'trait plan = "pro" and trait ltv > "a lot"')
+    assert caught.value.problems[0].field == "definition.condition.all[1].value"
+    with pytest.raises(InvalidInput, match="exists already"):
+        create(store, business, "purchased-30d", "everyone")
+    create(store, business, "a", "in audience purchased-30d")
+    with pytest.raises(InvalidInput, match="unknown audience 'b'"):
+        create(store, business, "b", "in audience b")
+    with pytest.raises(InvalidInput, match="is predefined"), store.write() as conn:
+        service.delete_audience(conn, business_id=business, audience="purchased-30d")
+    create(store, business, "c", "in audience a")
+    with pytest.raises(InvalidInput, match="'a' is named by c"), store.write() as conn:
+        service.delete_audience(conn, business_id=business, audience="a")
+    with store.write() as conn:
+        service.delete_audience(conn, business_id=business, audience="c")
+        service.delete_audience(conn, business_id=business, audience="a")
+    with pytest.raises(NotFound), store.read() as conn:
+        service.get_audience(conn, business_id=business, audience="a")
+
+
+def test_refresh_on_duckdb_sizes_history_and_overlap(
+    store: Store, shop: Bootstrap, settings: Settings
+) -> None:
+    business = shop.business_id
+    shoes = create(
+        store,
+        business,
+        "shoe-fans",
+        'did "Product Viewed" where category = "shoes" at least 3 times in the last 30 days',
+    )
+    pros = create(store, business, "pros", 'trait plan = "pro" and trait ltv >= 100')
+    results = {r.audience_id: r for r in refresh(store, settings, business)}
+    assert members(store, business, shoes) == {"ann"}
+    assert members(store, business, pros) == {"ann"}
+    assert members(store, business, "cart-abandoners") == {"bob"}
+    assert members(store, business, "high-value") == {"cyd"}
+    assert members(store, business, "low-nps") == {"cyd"}
+    assert members(store, business, "new-visitors") == {"ann", "bob", "cyd"}
+    assert results[shoes].entered == 1 and results[shoes].size == 1
+
+    ingest(store, shop, settings, [track(20, "bob", "Product Viewed", 1, category="shoes"), track(21, "bob", "Product Viewed", 1, category="shoes"), identify(22, "ann", 0, plan="free")])  # fmt: skip
+    refresh(store, settings, business, only=["shoe-fans", "pros"])
+    assert members(store, business, shoes) == {"ann", "bob"}
+    assert members(store, business, pros) == set()
+    with store.read() as conn:
+        history = service.sizes(conn, business_id=business, audience="pros")
+        both = service.overlap(conn, business_id=business, first="shoe-fans", second="cart-abandoners")
+        feed = service.changes(conn, business_id=business, audience="pros")
+    assert [p.size for p in history] == [1, 0]
+    assert (both.first_size, both.second_size, both.both) == (2, 1, 1)
+    assert both.jaccard == pytest.approx(1 / 2)
+    # pros has no event condition: ann left it in real time, when her identify was processed.
+    assert [(c.change, c.origin) for c in feed] == [("entered", "refresh"), ("exited", "realtime")]
+
+
+def test_preview_counts_and_samples(store: Store, shop: Bootstrap, settings: Settings) -> None:
+    result = service.preview(
+        store,
+        business_id=shop.business_id,
+        definition=parse('did "Product Viewed" in the last 7 days'),
+        backend=connect("duckdb://"),
+        lake_url=settings.resolved_lake_url(),
+        consent=Grants(),
+        sample=1,
+    )
+    assert result.size == 2
+    assert len(result.sample) == 1 and "email" in result.sample[0].traits
+
+
+def test_realtime_entries_and_exits_from_the_worker(
+    store: Store, keys: Bootstrap, settings: Settings
+) -> None:
+    business = keys.business_id
+    with store.write() as conn:
+        service.ensure_predefined(conn, business_id=business)
+    ingest(store, keys, settings, [identify(1, "dan", 1), track(2, "dan", "Product Added", 0.5)])
+    assert members(store, business, "cart-abandoners") == {"dan"}
+    ingest(store, keys, settings, [track(3, "dan", "Order Completed", 0.1, revenue=10)])
+    assert members(store, business, "cart-abandoners") == set()
+    assert members(store, business, "purchased-7d") == {"dan"}
+    with store.read() as conn:
+        feed = service.changes(conn, business_id=business, audience="cart-abandoners")
+        # Not decided in real time: its window is longer than the inbox keeps events.
+        assert members(store, business, "purchased-90d") == set()
+    assert [(c.change, c.origin) for c in feed] == [("entered", "realtime"), ("exited", "realtime")]
+    # The engine agrees with what real time decided.
+    refresh(store, settings, business)
+    assert members(store, business, "cart-abandoners") == set()
+    assert members(store, business, "purchased-90d") == {"dan"}
+    with store.read() as conn:
+        refreshed = [c for c in service.changes(conn, business_id=business, audience="purchased-7d") if c.origin == "refresh"]
+    assert refreshed == []
+
+
+def test_suppression_by_identifier_and_by_audience(
+    store: Store, shop: Bootstrap, settings: Settings
+) -> None:
+    business = shop.business_id
+    refresh(store, settings, business)
+    with store.write() as conn:
+        service.suppress(conn, business_id=business, identifier=Identifier(kind="email", value=" ANN@example.com"), reason="unsubscribe")
+        service.suppress(conn, business_id=business, identifier=Identifier(kind="email", value="ann@example.com"), reason="complaint")
+    with store.read() as conn:
+        assert service.is_suppressed(conn, business_id=business, identifiers=[Identifier(kind="user_id", value="ann")])
+        assert service.is_suppressed(conn, business_id=business, identifiers=[Identifier(kind="email", value="Ann@example.com")])
+        # cyd answered the NPS survey with 3: the low-NPS audience suppresses her.
+        assert service.is_suppressed(conn, business_id=business, identifiers=[Identifier(kind="user_id", value="cyd")])
+        assert not service.is_suppressed(conn, business_id=business, identifiers=[Identifier(kind="user_id", value="bob")])
+        assert not service.is_suppressed(conn, business_id=business, identifiers=[Identifier(kind="email", value="nobody@example.com")])
+        everyone = list(service.people(conn, business_id=business).values())
+        kept, left_out = service.filter_suppressed(conn, business_id=business, people=everyone)
+        listed = service.list_suppressions(conn, business_id=business)
+    assert [p.user_ids for p in kept] == [("bob",)]
+    assert left_out == {"suppressed: unsubscribe": 1, "suppressed: in audience low-nps": 1}
+    assert [(s["kind"], s["value"], s["reason"]) for s in listed] == [("email", "ann@example.com", "unsubscribe")]
+    with store.write() as conn:
+        assert service.unsuppress(conn, business_id=business, identifier=Identifier(kind="email", value="ann@example.com"))
+    with store.read() as conn:
+        assert not service.is_suppressed(conn, business_id=business, identifiers=[Identifier(kind="user_id", value="ann")])
+
+
+# Exports: never a person without consent or on a suppression list ----------------------
+
+# Every combination of (purposes granted, how suppressed) gets one person.
+COMBINATIONS = [
+    (granted, suppressed)
+    for granted in ([], ["marketing"], ["advertising"], ["marketing", "advertising"])
+    for suppressed in (None, "email", "user_id", "phone", "low-nps")
+]
+
+
+def _population() -> list[dict[str, Any]]:
+    events = []
+    for i, (_, suppressed) in enumerate(COMBINATIONS):
+        traits: dict[str, Any] = {
+            "email": f"p{i}@example.com",
+            "phone": f"+33 6 12 34 56 {i:02d}",
+            "first_name": f"Émile-{i}",
+            "plan": "pro",
+        }
+        if suppressed == "low-nps":
+            traits["nps_score"] = 2
+        events.append(identify(100 + i, f"user{i}", 3, **traits))
+        events.append({**track(200 + i, f"user{i}", "Order Completed", 1, revenue=30), "anonymousId": f"anon{i}"})
+    return events
+
+
+@pytest.mark.parametrize("destination", ["csv", "meta", "google", "interest_groups"])
+def test_exports_never_contain_anyone_without_consent_or_suppressed(
+    store: Store, keys: Bootstrap, settings: Settings, destination: Any
+) -> None:
+    business = keys.business_id
+    ingest(store, keys, settings, _population())
+    consent = Grants({f"user{i}": set(g) for i, (g, _) in enumerate(COMBINATIONS)})
+    refresh(store, settings, business, consent=consent)
+    with store.write() as conn:
+        for i, (_, suppressed) in enumerate(COMBINATIONS):
+            if suppressed in ("email", "phone"):
+                value = f"p{i}@example.com" if suppressed == "email" else f"+33612345 6{i:02d}"
+                service.suppress(conn, business_id=business, identifier=Identifier(kind=suppressed, value=value), reason="complaint")
+            elif suppressed == "user_id":
+                service.suppress(conn, business_id=business, identifier=Identifier(kind="user_id", value=f"user{i}"))
+    purpose = "marketing" if destination == "csv" else "advertising"
+    allowed = {i for i, (g, s) in enumerate(COMBINATIONS) if purpose in g and s is None}
+    options = InterestGroupOptions(owner="https://dsp.example", bidding_logic_url="https://dsp.example/bid.js", ads=("https://dsp.example/ad/1",))
+    with store.read() as conn:
+        export = service.export_audience(conn, business_id=business, audience="purchased-7d", destination=destination, consent=consent, interest_groups=options)
+
+    if destination == "interest_groups":
+        body = orjson.loads(export.body)
+        found = {int(a.removeprefix("anon")) for a in body["anonymousIds"]}
+        assert body["interestGroup"]["name"] == "purchased-7d"
+        assert body["interestGroup"]["lifetimeMs"] == 30 * 86_400_000
+    else:
+        rows = list(csv.DictReader(io.StringIO(export.body.decode())))
+        column = {"csv": "email", "meta": "email", "google": "Email"}[destination]
+        index = {
+            (f"p{i}@example.com" if destination == "csv" else sha256(f"p{i}@example.com")): i
+            for i in range(len(COMBINATIONS))
+        }
+        found = {index[row[column]] for row in rows}
+    assert found == allowed
+    assert export.included == len(allowed)
+    without = sum(1 for g, _ in COMBINATIONS if purpose not in g)
+    assert export.left_out[f"no consent for {purpose}"] == without
+    assert sum(export.left_out.values()) == len(COMBINATIONS) - len(allowed)
+
+
+def test_no_consent_source_means_nobody_leaves(store: Store, shop: Bootstrap, settings: Settings) -> None:
+    refresh(store, settings, shop.business_id)
+    with store.read() as conn:
+        export = service.export_audience(conn, business_id=shop.business_id, audience="new-visitors", destination="meta", consent=service.NO_CONSENT_RECORDED)
+    assert export.included == 0
+    assert export.left_out == {"no consent for advertising": 3}
+    assert export.body.decode().strip() == "email,phone,fn,ln,zip,country"
+
+
+def test_webhook_receives_signed_entries_and_exits_with_retries(
+    store: Store, keys: Bootstrap, settings: Settings
+) -> None:
+    business = keys.business_id
+    with store.write() as conn:
+        service.ensure_predefined(conn, business_id=business)
+        hook = service.add_webhook(conn, business_id=business, audience="cart-abandoners", webhook_in=WebhookIn(url="https://hooks.example/accord"))
+    ingest(store, keys, settings, [identify(1, "eve", 1, email="eve@example.com"), identify(2, "fay", 1), track(3, "eve", "Product Added", 0.5), track(4, "fay", "Product Added", 0.5)])
+    ingest(store, keys, settings, [track(5, "eve", "Order Completed", 0.2)])
+    received: list[httpx.Request] = []
+    answers = iter([503, 200, 200])
+
+    def receiver(request: httpx.Request) -> httpx.Response:
+        received.append(request)
+        return httpx.Response(next(answers))
+
+    consent = Grants({"eve": {"marketing"}})
+    client = httpx.Client(transport=httpx.MockTransport(receiver))
+    [run] = service.deliver_webhooks(store, business_id=business, client=client, consent=consent, sleep=lambda _s: None)
+    assert run.delivery is not None and run.delivery.delivered and run.delivery.attempts == 2
+    assert run.left_out == {"no consent for marketing": 1}
+    body = orjson.loads(received[-1].content)
+    assert [(c["change"], c["user_id"], c["email"]) for c in body["changes"]] == [("entered", "eve", "eve@example.com"), ("exited", "eve", "eve@example.com")]
+    headers = {k: v for k, v in received[-1].headers.items()}
+    assert verify(hook["secret"], headers, received[-1].content)
+    assert not verify("whsec_other", headers, received[-1].content)
+    # Delivered once: the next run has nothing to send.
+    [again] = service.deliver_webhooks(store, business_id=business, client=client, consent=consent)
+    assert again.sent == 0 and again.delivery is None
+    with store.read() as conn:
+        feed = service.changes(conn, business_id=business, audience="cart-abandoners")
+    # fay's entry was withheld (no consent), not lost: it stays in the feed.
+    assert [c.change for c in feed] == ["entered", "entered", "exited"]
+
+
+def test_unknown_audience(store: Store, keys: Bootstrap) -> None:
+    with pytest.raises(NotFound), store.read() as conn:
+        service.get_audience(conn, business_id=keys.business_id, audience="nope")
