@@ -56,3 +56,38 @@ class NotFound(AccordError):
 
     def __str__(self) -> str:
         return f"{self.what} not found"
+
+
+@dataclass
+class InvalidLink(AccordError):
+    """A signed public link (tracking, unsubscribe, confirmation) that fails its check."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+@dataclass
+class LinkExpired(AccordError):
+    what: str
+
+    def __str__(self) -> str:
+        return f"this {self.what} link has expired"
+
+
+@dataclass
+class TooManyRequests(AccordError):
+    reason: str
+    retry_after_seconds: int
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+@dataclass
+class Conflict(AccordError):
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from accord.accounts import models as _accounts
 from accord.collect import models as _collect
+from accord.leads import models as _leads
+from accord.messaging import models as _messaging
 from accord.profiles import models as _profiles
 from accord.store.metadata import metadata
 
-__all__ = ["_accounts", "_collect", "_profiles", "metadata"]
+__all__ = ["_accounts", "_collect", "_leads", "_messaging", "_profiles", "metadata"]

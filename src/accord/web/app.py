@@ -18,10 +18,12 @@ from accord.collect.inbox import InboxWriter
 from accord.collect.service import limits_from
 from accord.collect.worker import pending_count
 from accord.core.settings import Settings
+from accord.leads.api import router as leads_router
+from accord.messaging.api import router as messaging_router
 from accord.profiles.api import router as profiles_router
 from accord.store.db import open_store
 from accord.store.migrate import upgrade
-from accord.web import errors
+from accord.web import email_wiring, errors
 from accord.web.state import AppState
 
 
@@ -42,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             write_keys=WriteKeyCache(store=store, ttl_seconds=settings.write_key_cache_seconds),
             gate=KeepEverything(),
             limits=limits_from(settings),
+            email=email_wiring.build(settings),
         )
         try:
             yield
@@ -59,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(collect_router)
     app.include_router(profiles_router)
     app.include_router(analytics_router)
+    app.include_router(messaging_router)
+    app.include_router(leads_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and inbox backlog")
     async def healthz() -> dict[str, object]:

@@ -8,10 +8,14 @@ from fastapi.responses import Response
 
 from accord.core.errors import (
     AccordError,
+    Conflict,
     InvalidInput,
+    InvalidLink,
     InvalidToken,
+    LinkExpired,
     NotFound,
     PayloadTooLarge,
+    TooManyRequests,
     UnknownWriteKey,
     UnsupportedMediaType,
 )
@@ -55,6 +59,15 @@ def to_response(exc: AccordError) -> Response:
         problems = [{"field": "Authorization", "reason": str(exc)}]
     elif isinstance(exc, NotFound):
         status, code = 404, "not_found"
+    elif isinstance(exc, InvalidLink):
+        status, code = 400, "invalid_link"
+    elif isinstance(exc, LinkExpired):
+        status, code = 410, "link_expired"
+    elif isinstance(exc, TooManyRequests):
+        status, code = 429, "too_many_requests"
+        headers["Retry-After"] = str(exc.retry_after_seconds)
+    elif isinstance(exc, Conflict):
+        status, code = 409, "conflict"
     else:
         status, code = 400, "bad_request"
     return json_response(error_body(code, str(exc), problems), status_code=status, headers=headers)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
@@ -14,6 +14,9 @@ from accord.collect.validation import Limits
 from accord.core.settings import Settings
 from accord.store.db import Store
 
+if TYPE_CHECKING:
+    from accord.web.email_wiring import EmailWiring
+
 
 @dataclass
 class AppState:
@@ -23,6 +26,7 @@ class AppState:
     write_keys: WriteKeyCache
     gate: ConsentGate
     limits: Limits
+    email: EmailWiring | None = None
 
 
 def app_state(request: Request) -> AppState:
