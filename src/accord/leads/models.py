@@ -115,6 +115,9 @@ lead_imports = Table(
     ),
     Column("kind", String(20), nullable=False),  # lead_ads, csv
     Column("name", String(200), nullable=False),
+    # Imports of one kind share a collection source, so a lead imported twice
+    # sends its identify event once (collection drops a repeated messageId).
+    Column("source_id", id_column_type(), nullable=False),
     Column("spend", Float, nullable=True),
     Column("rows_read", Integer, nullable=False),
     Column("leads_added", Integer, nullable=False),

@@ -548,6 +548,17 @@ def download_target(
 # Imports -------------------------------------------------------------------------------
 
 
+def _import_source(conn: Connection, *, business_id: str, kind: str) -> SourceRef:
+    found = conn.execute(
+        select(lead_imports.c.source_id)
+        .where(lead_imports.c.business_id == business_id, lead_imports.c.kind == kind)
+        .limit(1)
+    ).scalar()
+    if found is not None:
+        return SourceRef(business_id=business_id, source_id=found)
+    return create_source(conn, business_id=business_id, name=f"{kind} imports", kind="import")
+
+
 @dataclass
 class LeadImport:
     id: str
@@ -574,9 +585,7 @@ def import_leads(
     report = LeadImport(id=new_id("imp"))
     identities: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
     with store.write() as conn:
-        source = create_source(
-            conn, business_id=business_id, name=f"import {name}"[:50], kind="lead_import"
-        )
+        source = _import_source(conn, business_id=business_id, kind=kind)
         for row in rows:
             report.read += 1
             problems: list[tuple[str, str]] = []
@@ -651,6 +660,7 @@ def import_leads(
                 business_id=business_id,
                 kind=kind,
                 name=name,
+                source_id=source.source_id,
                 spend=spend,
                 rows_read=report.read,
                 leads_added=report.added,

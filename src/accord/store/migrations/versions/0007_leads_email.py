@@ -2,7 +2,7 @@
 
 Revision ID: 0007
 Revises: 0002
-Create Date: 2026-11-23 15:57:49.887233
+Create Date: 2026-11-23 16:01:30.549538
 """
 
 from __future__ import annotations
@@ -110,6 +110,7 @@ def upgrade() -> None:
         sa.Column("business_id", sa.String(length=40), nullable=False),
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("source_id", sa.String(length=40), nullable=False),
         sa.Column("spend", sa.Float(), nullable=True),
         sa.Column("rows_read", sa.Integer(), nullable=False),
         sa.Column("leads_added", sa.Integer(), nullable=False),
