@@ -32,15 +32,13 @@ class SmtpSink:
     count: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self._lock:
             self.count += 1
             if not self.count_only:
                 parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
                 assert isinstance(parsed, EmailMessage)
-                self.messages.append(
-                    Received(envelope.mail_from, list(envelope.rcpt_tos), parsed)
-                )
+                self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), parsed))
         return "250 OK"
 
     def to(self, address: str) -> list[EmailMessage]:

@@ -162,7 +162,10 @@ def test_tracking_separates_people_from_machines_and_refuses_forged_links(
     mailer = mailer_for(sink)
     asyncio.run(
         service.send_campaign(
-            store, business_id=business, campaign_id=campaign_id, mailer=mailer,
+            store,
+            business_id=business,
+            campaign_id=campaign_id,
+            mailer=mailer,
             wiring=ledger.wiring(),
         )
     )
@@ -171,7 +174,12 @@ def test_tracking_separates_people_from_machines_and_refuses_forged_links(
 
     def opened(agent: str | None, ip: str, when: object) -> bool:
         return service.record_open(
-            store, mailer=mailer, token=pixel, user_agent=agent, ip=ip, now=when  # type: ignore[arg-type]
+            store,
+            mailer=mailer,
+            token=pixel,
+            user_agent=agent,
+            ip=ip,
+            now=when,  # type: ignore[arg-type]
         )
 
     assert opened(HUMAN, "17.58.1.2", later) is False  # Apple Mail Privacy Protection
@@ -183,8 +191,9 @@ def test_tracking_separates_people_from_machines_and_refuses_forged_links(
     )
     assert target == "https://shop.example/spring?x=1&y=2"
     with pytest.raises(InvalidLink):
-        service.record_click(store, mailer=mailer, token=click[:-2] + "xx", user_agent=HUMAN,
-                             ip=None)
+        service.record_click(
+            store, mailer=mailer, token=click[:-2] + "xx", user_agent=HUMAN, ip=None
+        )
     # A valid signature from another salt, or a link index the message does not hold.
     forged = mailer.signer.dumps("click", [sink.messages[0].message["X-Accord-Message"], 7])
     with pytest.raises(InvalidLink):
@@ -210,8 +219,11 @@ def test_one_click_unsubscribe_withdraws_and_stops_later_campaigns(
     ledger = FakeLedger(granted={"anon-ada": {"email_marketing": True}})
     mailer = mailer_for(sink)
     first = _campaign(store, business, [_member("ada")])
-    asyncio.run(service.send_campaign(store, business_id=business, campaign_id=first,
-                                      mailer=mailer, wiring=ledger.wiring()))
+    asyncio.run(
+        service.send_campaign(
+            store, business_id=business, campaign_id=first, mailer=mailer, wiring=ledger.wiring()
+        )
+    )
     header = sink.messages[0].message["List-Unsubscribe"]
     token = header.strip("<>").rsplit("/", 1)[1]
     result = service.unsubscribe(
@@ -221,13 +233,17 @@ def test_one_click_unsubscribe_withdraws_and_stops_later_campaigns(
     assert ledger.suppressed == [("ada@people.example", "unsubscribed")]
     assert ledger.recorded[0]["purposes"] == {"email_marketing": False}
     # Unsubscribing twice is harmless and records nothing more.
-    service.unsubscribe(store, mailer=mailer, token=token, wiring=ledger.wiring(), via="one_click",
-                        ip=None)
+    service.unsubscribe(
+        store, mailer=mailer, token=token, wiring=ledger.wiring(), via="one_click", ip=None
+    )
     assert len(ledger.recorded) == 1
 
     second = _campaign(store, business, [_member("ada")])
-    report = asyncio.run(service.send_campaign(store, business_id=business, campaign_id=second,
-                                               mailer=mailer, wiring=ledger.wiring()))
+    report = asyncio.run(
+        service.send_campaign(
+            store, business_id=business, campaign_id=second, mailer=mailer, wiring=ledger.wiring()
+        )
+    )
     assert report.sent == 0 and report.skipped == {"unsubscribed": 1}
     with store.read() as conn:
         kpis = service.campaign_kpis(conn, business_id=business, campaign_id=first)
@@ -248,9 +264,7 @@ def _dsn(recipient: str, status: str, original: EmailMessage) -> bytes:
         "Diagnostic-Code: smtp; 550 5.1.1 user unknown\n"
     )
     report.attach(message_from_string("Content-Type: message/delivery-status\n\n" + status_text))
-    headers = MIMEText(
-        "".join(f"{k}: {v}\n" for k, v in original.items()), "rfc822-headers"
-    )
+    headers = MIMEText("".join(f"{k}: {v}\n" for k, v in original.items()), "rfc822-headers")
     report.attach(headers)
     return report.as_bytes()
 
@@ -262,8 +276,15 @@ def test_hard_bounces_suppress_and_soft_ones_do_not(
     ledger = FakeLedger(granted={f"anon-{n}": {"email_marketing": True} for n in ("ada", "bo")})
     mailer = mailer_for(sink)
     campaign_id = _campaign(store, business, [_member("ada"), _member("bo")])
-    asyncio.run(service.send_campaign(store, business_id=business, campaign_id=campaign_id,
-                                      mailer=mailer, wiring=ledger.wiring()))
+    asyncio.run(
+        service.send_campaign(
+            store,
+            business_id=business,
+            campaign_id=campaign_id,
+            mailer=mailer,
+            wiring=ledger.wiring(),
+        )
+    )
     [to_ada] = sink.to("ada@people.example")
     [to_bo] = sink.to("bo@people.example")
     hard = parse_report_email(_dsn("ada@people.example", "5.1.1", to_ada))
@@ -273,9 +294,12 @@ def test_hard_bounces_suppress_and_soft_ones_do_not(
     ]
     assert soft == []  # "delayed" is not a bounce
     with store.write() as conn:
-        assert service.apply_delivery_reports(
-            conn, business_id=business, reports=hard, wiring=ledger.wiring()
-        ) == 1
+        assert (
+            service.apply_delivery_reports(
+                conn, business_id=business, reports=hard, wiring=ledger.wiring()
+            )
+            == 1
+        )
         statuses = dict(
             conn.execute(
                 select(email_messages.c.email, email_messages.c.status).where(
@@ -308,17 +332,23 @@ def test_ab_test_sends_the_significant_winner_to_the_rest(
         business,
         [_member(n) for n in names],
         due_at=start,
-        ab_test=AbTestIn(subject="Last days of spring", sample_share=0.5, min_sample=50,
-                         wait_hours=2),
+        ab_test=AbTestIn(
+            subject="Last days of spring", sample_share=0.5, min_sample=50, wait_hours=2
+        ),
     )
-    [first] = asyncio.run(service.run_due(store, mailer=mailer, wiring=ledger.wiring(),
-                                          now=start))
+    [first] = asyncio.run(service.run_due(store, mailer=mailer, wiring=ledger.wiring(), now=start))
     assert first.status == "testing" and first.sent == 120
     subjects = [r.message["Subject"] for r in sink.messages]
     assert subjects.count("Last days of spring") == 60
     # Nothing is due before the waiting time is over.
-    assert asyncio.run(service.run_due(store, mailer=mailer, wiring=ledger.wiring(),
-                                       now=start + timedelta(hours=1))) == []
+    assert (
+        asyncio.run(
+            service.run_due(
+                store, mailer=mailer, wiring=ledger.wiring(), now=start + timedelta(hours=1)
+            )
+        )
+        == []
+    )
     later = start + timedelta(hours=1)
     clicks = {"A": 0, "B": 0}
     for received in sink.messages:
@@ -327,13 +357,17 @@ def test_ab_test_sends_the_significant_winner_to_the_rest(
             continue
         clicks[variant] += 1
         _pixel, click = _links(received.message)
-        service.record_click(store, mailer=mailer, token=click, user_agent=HUMAN, ip="198.51.100.1",
-                             now=later)
+        service.record_click(
+            store, mailer=mailer, token=click, user_agent=HUMAN, ip="198.51.100.1", now=later
+        )
     with store.read() as conn:
         decision = service.ab_decision(conn, business_id=business, campaign_id=campaign_id)
     assert decision.winner == "B" and decision.test is not None and decision.test.p_value < 0.05
-    [second] = asyncio.run(service.run_due(store, mailer=mailer, wiring=ledger.wiring(),
-                                           now=start + timedelta(hours=3)))
+    [second] = asyncio.run(
+        service.run_due(
+            store, mailer=mailer, wiring=ledger.wiring(), now=start + timedelta(hours=3)
+        )
+    )
     assert second.status == "sent" and second.sent == 120
     rest = [r.message["Subject"] for r in sink.messages[120:]]
     assert rest == ["Last days of spring"] * 120
@@ -348,13 +382,23 @@ def test_a_scheduled_campaign_waits_for_its_time_and_tests_go_to_the_marketer(
     mailer = mailer_for(sink)
     due = utcnow() + timedelta(days=1)
     campaign_id = _campaign(store, business, [_member("ada")], due_at=due)
-    test = asyncio.run(service.send_test(store, business_id=business, campaign_id=campaign_id,
-                                         to=["me@shop.example"], mailer=mailer))
+    test = asyncio.run(
+        service.send_test(
+            store,
+            business_id=business,
+            campaign_id=campaign_id,
+            to=["me@shop.example"],
+            mailer=mailer,
+        )
+    )
     assert test.sent == 1
     assert sink.to("me@shop.example")[0]["Subject"] == "[Test A] Spring for you"
     assert asyncio.run(service.run_due(store, mailer=mailer, wiring=ledger.wiring())) == []
-    [report] = asyncio.run(service.run_due(store, mailer=mailer, wiring=ledger.wiring(),
-                                           now=due + timedelta(seconds=1)))
+    [report] = asyncio.run(
+        service.run_due(
+            store, mailer=mailer, wiring=ledger.wiring(), now=due + timedelta(seconds=1)
+        )
+    )
     assert report.sent == 1 and sink.to("ada@people.example")
     with store.read() as conn:
         kpis = service.campaign_kpis(conn, business_id=business, campaign_id=campaign_id)

@@ -243,7 +243,7 @@ def build_message(
     *,
     message_id: str,
     template: CompiledTemplate,
-    traits: dict[str, Any],
+    context: dict[str, Any],
     to: str,
     from_address: str,
     mailer: Mailer,
@@ -251,8 +251,9 @@ def build_message(
     tracking: bool = True,
     unsubscribe: bool = True,
 ) -> tuple[EmailMessage, list[str], str]:
-    """The MIME message, the links it holds and its subject."""
-    rendered = template.render(personalisation(traits, email=to))
+    """The MIME message, the links it holds and its subject; `context` is what the
+    template sees (`personalisation(...)` for marketing email)."""
+    rendered = template.render(context)
     subject = subject_override or rendered.subject
     html, links = rendered.html, []
     if tracking:
@@ -292,7 +293,7 @@ async def send_transactional(
     message, _links, subject = build_message(
         message_id=message_id,
         template=template,
-        traits=context,
+        context=context,
         to=to,
         from_address=from_address,
         mailer=mailer,
@@ -447,7 +448,7 @@ async def _deliver(
                     message, links, subject = build_message(
                         message_id=message_id,
                         template=templates[variant],
-                        traits=traits,
+                        context=personalisation(traits, email=recipient.email),
                         to=recipient.email,
                         from_address=campaign.from_address,
                         mailer=mailer,
@@ -605,7 +606,7 @@ async def send_test(
             message, _links, subject = build_message(
                 message_id=new_id("msg"),
                 template=templates[variant],
-                traits={},
+                context=personalisation({}, email=str(address)),
                 to=str(address),
                 from_address=campaign.from_address,
                 mailer=mailer,
