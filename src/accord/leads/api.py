@@ -67,6 +67,15 @@ def lead(lead_id: str, caller: Read, state: State) -> dict[str, Any]:
         return service.lead_view(conn, business_id=caller.business_id, lead_id=lead_id)
 
 
+@admin.get("/leads", summary="A lead found by its email address")
+def lead_by_email(
+    caller: Read, state: State, email: Annotated[str, Query(min_length=3, max_length=320)]
+) -> dict[str, Any]:
+    with state.store.read() as conn:
+        lead_id = service.lead_id_by_email(conn, business_id=caller.business_id, email=email)
+        return service.lead_view(conn, business_id=caller.business_id, lead_id=lead_id)
+
+
 @admin.post("/coupon-pools", status_code=201, summary="A pool of unique coupon codes")
 def create_pool(data: PoolIn, caller: Manage, state: State) -> dict[str, str]:
     with state.store.write() as conn:

@@ -433,6 +433,17 @@ def granted_purposes_of_leads(
     return dict.fromkeys(rows, True)
 
 
+def lead_id_by_email(conn: Connection, *, business_id: str, email: str) -> str:
+    found = conn.execute(
+        select(leads.c.id).where(
+            leads.c.business_id == business_id, leads.c.email == email.strip().lower()
+        )
+    ).scalar()
+    if found is None:
+        raise NotFound(f"lead {email}")
+    return str(found)
+
+
 def lead_view(conn: Connection, *, business_id: str, lead_id: str) -> dict[str, Any]:
     lead = conn.execute(
         select(leads).where(leads.c.id == lead_id, leads.c.business_id == business_id)
