@@ -20,6 +20,8 @@ from rich.table import Table
 from accord.accounts.service import bootstrap as bootstrap_business
 from accord.accounts.service import source_for_write_key
 from accord.analytics.service import volume
+from accord.cli_leads import email_app, leads_app
+from accord.collect.consent_gate import KeepEverything
 from accord.collect.importer import RawRow, read_events
 from accord.collect.service import ImportReport, import_rows, limits_from
 from accord.collect.worker import drain, pending_count
@@ -41,6 +43,8 @@ report_app = typer.Typer(help="Reports computed on the engine.", no_args_is_help
 app.add_typer(report_app, name="report")
 app.add_typer(identity_app, name="identity")
 app.add_typer(profiles_app, name="profiles")
+app.add_typer(email_app, name="email")
+app.add_typer(leads_app, name="leads")
 console = Console(stderr=True)
 
 DEMO_BUSINESS = "Accord Demo Outfitters"

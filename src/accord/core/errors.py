@@ -63,6 +63,8 @@ class Forbidden(AccordError):
     """Authenticated, but the caller's role and tasks do not allow this."""
 class Conflict(AccordError):
     """The request contradicts the current state (a decided review, a removed edge...)."""
+class InvalidLink(AccordError):
+    """A signed public link (tracking, unsubscribe, confirmation) that fails its check."""
 
     reason: str
 
@@ -85,8 +87,26 @@ class SignInFailed(AccordError):
 
 @dataclass
 class TooManyAttempts(AccordError):
+@dataclass
+class LinkExpired(AccordError):
+    what: str
+
+    def __str__(self) -> str:
+        return f"this {self.what} link has expired"
+
+
+@dataclass
+class TooManyRequests(AccordError):
     reason: str
     retry_after_seconds: int
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+@dataclass
+class Conflict(AccordError):
+    reason: str
 
     def __str__(self) -> str:
         return self.reason

@@ -97,3 +97,39 @@ class Settings(BaseSettings):
         if self.lake_url:
             return self.lake_url
         return str((self.data_dir / "lake").resolve())
+
+    # Email and leads. Links in emails and on landing pages start with `public_url`.
+    public_url: str = "http://127.0.0.1:8000"
+    # Signs tracking, unsubscribe, confirmation and download links; default: a random
+    # key kept in the data directory (`signing.key`).
+    signing_key: str | None = None
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    email_rate_per_second: float = 100.0
+    email_concurrency: int = 4
+    # Recipients checked (consent, suppression) and sent per step of a campaign.
+    email_send_chunk: int = 500
+    # Opens and clicks sooner than this after delivery are taken as machines.
+    email_min_human_seconds: float = 2.0
+    # Form submissions accepted per client IP address per window.
+    form_rate_limit: int = 5
+    form_rate_window_seconds: int = 600
+    confirmation_link_days: int = 7
+    download_link_hours: int = 48
+
+    def resolved_signing_key(self) -> str:
+        if self.signing_key:
+            return self.signing_key
+        path = self.data_dir / "signing.key"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # Exclusive creation: of two processes starting together, one key wins.
+            with path.open("x") as created:
+                created.write(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        except FileExistsError:
+            pass
+        return path.read_text().strip()

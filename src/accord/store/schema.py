@@ -17,3 +17,9 @@ from accord.store.metadata import metadata
 __all__ = ["_accounts", "_collect", "_identity", "_profiles", "metadata"]
 __all__ = ["_accounts", "_collect", "_profiles", "metadata"]
 __all__ += ["_audiences"]
+from accord.leads import models as _leads
+from accord.messaging import models as _messaging
+from accord.profiles import models as _profiles
+from accord.store.metadata import metadata
+
+__all__ = ["_accounts", "_collect", "_leads", "_messaging", "_profiles", "metadata"]

@@ -30,6 +30,12 @@ from accord.store.migrate import upgrade
 from accord.web import errors, ui
 from accord.web import errors
 from accord.web.cmp import router as cmp_router
+from accord.leads.api import router as leads_router
+from accord.messaging.api import router as messaging_router
+from accord.profiles.api import router as profiles_router
+from accord.store.db import open_store
+from accord.store.migrate import upgrade
+from accord.web import email_wiring, errors
 from accord.web.state import AppState
 
 
@@ -50,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             write_keys=WriteKeyCache(store=store, ttl_seconds=settings.write_key_cache_seconds),
             gate=LedgerGate(store=store, ttl_seconds=settings.write_key_cache_seconds),
             limits=limits_from(settings),
+            email=email_wiring.build(settings),
         )
         try:
             yield
@@ -74,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(consent_admin_router)
     app.include_router(identity_router)
     app.include_router(audiences_router)
+    app.include_router(messaging_router)
+    app.include_router(leads_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and inbox backlog")
     async def healthz() -> dict[str, object]:

@@ -14,11 +14,14 @@ from accord.core.errors import (
     Forbidden,
     Conflict,
     InvalidInput,
+    InvalidLink,
     InvalidToken,
+    LinkExpired,
     NotFound,
     PayloadTooLarge,
     SignInFailed,
     TooManyAttempts,
+    TooManyRequests,
     UnknownWriteKey,
     UnsupportedMediaType,
 )
@@ -71,6 +74,12 @@ def to_response(exc: AccordError) -> Response:
         status, code = 401, "sign_in_failed"
     elif isinstance(exc, TooManyAttempts):
         status, code = 429, "too_many_attempts"
+    elif isinstance(exc, InvalidLink):
+        status, code = 400, "invalid_link"
+    elif isinstance(exc, LinkExpired):
+        status, code = 410, "link_expired"
+    elif isinstance(exc, TooManyRequests):
+        status, code = 429, "too_many_requests"
         headers["Retry-After"] = str(exc.retry_after_seconds)
     elif isinstance(exc, Conflict):
         status, code = 409, "conflict"

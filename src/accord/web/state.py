@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
@@ -16,6 +16,9 @@ from accord.core.settings import Settings
 from accord.profiles.consent import ConsentLookup
 from accord.profiles.rights import ConsentRecords, ErasureReport
 from accord.store.db import Store
+
+if TYPE_CHECKING:
+    from accord.web.email_wiring import EmailWiring
 
 
 @dataclass
@@ -32,6 +35,7 @@ class AppState:
     consent_records: ConsentRecords | None = None
     # Told of every erasure, so destinations can erase the person too.
     on_erased: Callable[[ErasureReport], None] | None = None
+    email: EmailWiring | None = None
 
 
 def app_state(request: Request) -> AppState:

@@ -1,0 +1,1 @@
+"""Leads: forms, landing pages, double opt-in, lead magnets, imports."""

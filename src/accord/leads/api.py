@@ -1,0 +1,341 @@
+"""Lead routes: admin API (forms, coupons, magnets, imports) and the public landing pages."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from accord.core.errors import AccordError, Conflict, FieldProblem, InvalidInput, PayloadTooLarge
+from accord.leads import service
+from accord.leads.i18n import LANGUAGES, localised, pick_language, texts
+from accord.leads.lead_ads import read_lead_ads, read_mapped_csv
+from accord.leads.models import FormIn, PoolIn
+from accord.leads.spam import HONEYPOT_FIELD
+from accord.leads.validation import validate_submission
+from accord.web.auth import Caller, requires
+from accord.web.email_wiring import Email
+from accord.web.state import State
+
+router = APIRouter()
+admin = APIRouter(prefix="/api/leads", tags=["leads"])
+public = APIRouter(prefix="/l", tags=["landing pages"])
+
+Manage = Annotated[Caller, Depends(requires("leads.manage"))]
+Read = Annotated[Caller, Depends(requires("leads.read"))]
+MAX_FORM_BYTES = 64 * 1024
+MAX_MAGNET_BYTES = 200 * 1024 * 1024
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@admin.post("/forms", status_code=201, summary="Create a form and its hosted landing page")
+def create_form(data: FormIn, caller: Manage, state: State, email: Email) -> dict[str, Any]:
+    with state.store.write() as conn:
+        form = service.create_form(conn, business_id=caller.business_id, data=data)
+    return {
+        "id": form.id,
+        "version": form.version,
+        "url": f"{email.mailer.base_url}/l/{form.spec.slug}",
+        "snippet": service.embed_snippet(form, base_url=email.mailer.base_url),
+    }
+
+
+@admin.put("/forms/{form_id}", summary="Change a form (makes a new version)")
+def update_form(form_id: str, data: FormIn, caller: Manage, state: State) -> dict[str, Any]:
+    with state.store.write() as conn:
+        form = service.update_form(conn, business_id=caller.business_id, form_id=form_id, data=data)
+    return {"id": form.id, "version": form.version}
+
+
+@admin.get("/forms/{form_id}/snippet", summary="HTML to embed the form in another site")
+def snippet(form_id: str, caller: Read, state: State, email: Email) -> dict[str, str]:
+    with state.store.read() as conn:
+        form = service.get_form(conn, business_id=caller.business_id, form_id=form_id)
+    return {"snippet": service.embed_snippet(form, base_url=email.mailer.base_url)}
+
+
+@admin.get("/leads/{lead_id}", summary="A lead with its consents and coupons")
+def lead(lead_id: str, caller: Read, state: State) -> dict[str, Any]:
+    with state.store.read() as conn:
+        return service.lead_view(conn, business_id=caller.business_id, lead_id=lead_id)
+
+
+@admin.get("/leads", summary="A lead found by its email address")
+def lead_by_email(
+    caller: Read, state: State, email: Annotated[str, Query(min_length=3, max_length=320)]
+) -> dict[str, Any]:
+    with state.store.read() as conn:
+        lead_id = service.lead_id_by_email(conn, business_id=caller.business_id, email=email)
+        return service.lead_view(conn, business_id=caller.business_id, lead_id=lead_id)
+
+
+@admin.post("/coupon-pools", status_code=201, summary="A pool of unique coupon codes")
+def create_pool(data: PoolIn, caller: Manage, state: State) -> dict[str, str]:
+    with state.store.write() as conn:
+        return {"id": service.create_pool(conn, business_id=caller.business_id, data=data)}
+
+
+@admin.post("/coupons/{code}/redeem", summary="Mark a coupon as used")
+def redeem(code: str, caller: Manage, state: State) -> dict[str, Any]:
+    with state.store.write() as conn:
+        return service.redeem_coupon(conn, business_id=caller.business_id, code=code)
+
+
+@admin.put("/magnets/{name}", status_code=204, summary="Upload a gated download")
+async def upload_magnet(name: str, request: Request, caller: Manage, email: Email) -> Response:
+    body = await request.body()
+    if len(body) > MAX_MAGNET_BYTES:
+        raise PayloadTooLarge("body", f"a download may hold at most {MAX_MAGNET_BYTES} bytes")
+    if not name.replace(".", "").replace("-", "").replace("_", "").isalnum():
+        raise InvalidInput([FieldProblem("name", "use letters, digits, '.', '-' and '_'")])
+    path = service.magnet_path(email.settings.data_dir, business_id=caller.business_id, name=name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(body)
+    return Response(status_code=204)
+
+
+@admin.post("/imports/lead-ads", summary="Import a Facebook / Instagram Lead Ads export")
+async def import_lead_ads(
+    request: Request,
+    caller: Manage,
+    state: State,
+    name: Annotated[str, Query(min_length=1, max_length=200)],
+    spend: Annotated[float | None, Query(ge=0)] = None,
+    phone_region: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
+) -> dict[str, Any]:
+    raw = await request.body()
+    rows = list(read_lead_ads(raw))
+    report = await run_in_threadpool(
+        service.import_leads,
+        state.store,
+        business_id=caller.business_id,
+        rows=rows,
+        kind="lead_ads",
+        name=name,
+        spend=spend,
+        gate=state.gate,
+        limits=state.limits,
+        phone_region=phone_region,
+    )
+    return asdict(report)
+
+
+@admin.post("/imports/csv", summary="Import a CSV with a column mapping")
+async def import_csv(
+    request: Request,
+    caller: Manage,
+    state: State,
+    name: Annotated[str, Query(min_length=1, max_length=200)],
+    mapping: Annotated[str, Query(description='JSON: {"email": "E-mail", "name": ...}')],
+    spend: Annotated[float | None, Query(ge=0)] = None,
+    phone_region: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
+) -> dict[str, Any]:
+    try:
+        parsed = orjson.loads(mapping)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput([FieldProblem("mapping", f"malformed JSON: {exc}")]) from exc
+    if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
+        raise InvalidInput([FieldProblem("mapping", "must map lead fields to column names")])
+    rows = list(read_mapped_csv(await request.body(), parsed))
+    report = await run_in_threadpool(
+        service.import_leads,
+        state.store,
+        business_id=caller.business_id,
+        rows=rows,
+        kind="csv",
+        name=name,
+        spend=spend,
+        gate=state.gate,
+        limits=state.limits,
+        phone_region=phone_region,
+    )
+    return asdict(report)
+
+
+# Public pages --------------------------------------------------------------------------
+
+
+def _page_context(form: service.Form, lang: str, **extra: Any) -> dict[str, Any]:
+    spec = form.spec
+    return {
+        "lang": lang,
+        "t": texts(lang),
+        "form": spec,
+        "title": localised(spec.title, lang),
+        "welcome": localised(spec.welcome, lang) if spec.welcome else "",
+        "label": lambda labels, key: localised(labels, lang) if labels else key,
+        "honeypot": HONEYPOT_FIELD,
+        "values": {},
+        "problems": {},
+        **extra,
+    }
+
+
+def _lang(request: Request, form: service.Form) -> str:
+    offered = [lang for lang in form.spec.languages if lang in LANGUAGES] or ["en"]
+    return pick_language(
+        request.query_params.get("lang"), request.headers.get("accept-language"), offered
+    )
+
+
+@public.get("/{slug}", response_class=HTMLResponse, summary="Hosted landing page")
+def landing_page(slug: str, request: Request, state: State, email: Email) -> Response:
+    with state.store.read() as conn:
+        form = service.form_by_slug(conn, slug=slug)
+    lang = _lang(request, form)
+    values = {k: v for k, v in request.query_params.items() if k.startswith("utm_")}
+    return email.page(
+        "leads/form.html",
+        **_page_context(form, lang, values=values, embed=request.query_params.get("embed")),
+    )
+
+
+@public.post("/{slug}", response_class=HTMLResponse, summary="Submit a landing-page form")
+async def submit(slug: str, request: Request, state: State, email: Email) -> Response:
+    with state.store.read() as conn:
+        form = service.form_by_slug(conn, slug=slug)
+    lang = _lang(request, form)
+    wants_json = "application/json" in request.headers.get("accept", "")
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise PayloadTooLarge("body", f"a submission may hold at most {MAX_FORM_BYTES} bytes")
+    submitted = await request.form()
+    values: dict[str, list[str]] = {}
+    for key, value in submitted.multi_items():
+        if isinstance(value, str):
+            values.setdefault(key, []).append(value)
+    ip = _client_ip(request)
+    try:
+        email.form_limiter.hit(ip)
+        service.check_honeypot((values.get(HONEYPOT_FIELD) or [""])[0])
+        clean = validate_submission(form.spec, values, lang=lang)
+    except AccordError as exc:
+        if wants_json or not isinstance(exc, InvalidInput):
+            raise
+        problems = {p.field: p.reason for p in exc.problems}
+        flat = {k: v if len(v) > 1 else v[0] for k, v in values.items()}
+        return email.page(
+            "leads/form.html",
+            status_code=400,
+            **_page_context(form, lang, values=flat, problems=problems),
+        )
+    with state.store.write() as conn:
+        done = service.submit(
+            conn,
+            form=form,
+            submission=clean,
+            anonymous_id=(values.get("anonymous_id") or [""])[0] or None,
+            ip=ip,
+            user_agent=request.headers.get("user-agent"),
+        )
+    traits = {
+        k: v
+        for k, v in (
+            ("email", clean.email),
+            ("name", clean.name),
+            ("phone", clean.phone),
+            ("company", clean.company),
+        )
+        if v
+    }
+    await run_in_threadpool(
+        service.join_identity,
+        state.store,
+        source=form.source,
+        leads_traits=[
+            (
+                f"lead-{done.lead_id}-{form.version}-{len(clean.purposes)}",
+                done.anonymous_id,
+                traits,
+                {"campaign": clean.utm, "ip": ip, "page": {"url": str(request.url)}},
+            )
+        ],
+        gate=state.gate,
+        limits=state.limits,
+    )
+    confirmed = None
+    if done.needs_confirmation:
+        await service.send_confirmation(
+            state.store,
+            form=form,
+            lead_id=done.lead_id,
+            email=clean.email,
+            lang=lang,
+            mailer=email.mailer,
+        )
+    else:
+        with state.store.write() as conn:
+            confirmed = service.confirm(
+                conn, lead_id=done.lead_id, ip=ip, wiring=email.wiring, signer=email.mailer.signer
+            )
+    if wants_json:
+        return Response(
+            orjson.dumps({"lead_id": done.lead_id, "needs_confirmation": done.needs_confirmation}),
+            media_type="application/json",
+        )
+    return email.page(
+        "leads/thanks.html",
+        **_page_context(
+            form,
+            lang,
+            confirmed=confirmed,
+            needs_confirmation=done.needs_confirmation,
+            thank_you=localised(form.spec.thank_you, lang) if form.spec.thank_you else "",
+            base_url=email.mailer.base_url,
+        ),
+    )
+
+
+@public.get("/confirm/{token}", response_class=HTMLResponse, summary="Double opt-in link")
+def confirm(token: str, request: Request, state: State, email: Email) -> Response:
+    lead_id, lang = email.mailer.signer.loads_timed(
+        "confirm",
+        token,
+        max_age_seconds=email.settings.confirmation_link_days * 86400,
+        what="confirmation",
+    )
+    with state.store.write() as conn:
+        confirmed = service.confirm(
+            conn,
+            lead_id=str(lead_id),
+            ip=_client_ip(request),
+            wiring=email.wiring,
+            signer=email.mailer.signer,
+        )
+    if confirmed.form is None:
+        raise Conflict("this lead did not come from a form")
+    return email.page(
+        "leads/thanks.html",
+        **_page_context(
+            confirmed.form,
+            str(lang),
+            confirmed=confirmed,
+            needs_confirmation=False,
+            thank_you="",
+            base_url=email.mailer.base_url,
+        ),
+    )
+
+
+@public.get("/download/{token}", summary="A gated download through an expiring link")
+def download(token: str, state: State, email: Email) -> Response:
+    with state.store.read() as conn:
+        path = service.download_target(
+            conn,
+            token=token,
+            signer=email.mailer.signer,
+            max_age_seconds=email.settings.download_link_hours * 3600,
+            data_dir=email.settings.data_dir,
+        )
+    return FileResponse(path, filename=path.name)
+
+
+router.include_router(admin)
+router.include_router(public)

@@ -1,0 +1,1 @@
+"""Email: templates, sending, tracking, bounces, campaigns and their KPIs."""

@@ -1,0 +1,67 @@
+"""Email templates: sandboxed Jinja2 with safe fallbacks, CSS inlined into the HTML."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import css_inline
+from jinja2 import ChainableUndefined, Template, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from accord.core.errors import FieldProblem, InvalidInput
+
+# A missing trait renders as nothing (or its `default(...)`), never as an error,
+# because profiles rarely hold every trait a marketer writes into a template.
+_HTML_ENV = SandboxedEnvironment(autoescape=True, undefined=ChainableUndefined)
+_TEXT_ENV = SandboxedEnvironment(autoescape=False, undefined=ChainableUndefined)
+_INLINER = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True)
+class CompiledTemplate:
+    subject: Template
+    html: Template
+    text: Template
+
+    def render(self, context: Mapping[str, Any]) -> RenderedEmail:
+        try:
+            subject = " ".join(self.subject.render(context).split())
+            html = _INLINER.inline(self.html.render(context))
+            text = self.text.render(context)
+        except TemplateError as exc:  # the sandbox refused something, or a filter failed
+            raise InvalidInput([FieldProblem("template", f"cannot render: {exc}")]) from exc
+        return RenderedEmail(subject=subject, html=html, text=text)
+
+
+def compile_template(*, subject: str, html: str, text: str) -> CompiledTemplate:
+    """Parse once per campaign; errors name the part of the template at fault."""
+    problems: list[FieldProblem] = []
+    compiled: dict[str, Template] = {}
+    for name, source, env in (
+        ("subject", subject, _TEXT_ENV),
+        ("html", html, _HTML_ENV),
+        ("text", text, _TEXT_ENV),
+    ):
+        try:
+            compiled[name] = env.from_string(source)
+        except TemplateError as exc:
+            problems.append(FieldProblem(name, f"template error: {exc}"))
+    if problems:
+        raise InvalidInput(problems)
+    return CompiledTemplate(**compiled)
+
+
+def personalisation(traits: Mapping[str, Any], *, email: str) -> dict[str, Any]:
+    """The names templates see: `contact` (profile traits) and `email`."""
+    contact = {str(k): v for k, v in traits.items()}
+    contact.setdefault("email", email)
+    return {"contact": contact, "email": email}

@@ -1,0 +1,78 @@
+"""A real local SMTP server (aiosmtpd) that keeps every message it receives."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+@dataclass
+class Received:
+    envelope_from: str
+    envelope_to: list[str]
+    message: EmailMessage
+
+
+@dataclass
+class SmtpSink:
+    host: str
+    port: int
+    messages: list[Received] = field(default_factory=list)
+    count_only: bool = False
+    count: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self._lock:
+            self.count += 1
+            if not self.count_only:
+                parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+                assert isinstance(parsed, EmailMessage)
+                self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), parsed))
+        return "250 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [r.message for r in self.messages if address in r.envelope_to]
+
+    def wait_for(self, address: str, timeout: float = 10.0) -> EmailMessage:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.to(address)
+            if found:
+                return found[-1]
+            time.sleep(0.05)
+        raise AssertionError(f"no message to {address} within {timeout} s")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def running_sink(*, count_only: bool = False) -> Iterator[SmtpSink]:
+    port = free_port()
+    sink = SmtpSink(host="127.0.0.1", port=port, count_only=count_only)
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+def body_text(message: EmailMessage, subtype: str = "plain") -> str:
+    part = message.get_body(preferencelist=(subtype,))
+    assert part is not None
+    return str(part.get_content())
