@@ -56,3 +56,14 @@ class NotFound(AccordError):
 
     def __str__(self) -> str:
         return f"{self.what} not found"
+
+
+@dataclass
+class ExperimentState(AccordError):
+    """The experiment's state forbids the change: its plan is frozen, or it has not started."""
+
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"

@@ -8,6 +8,7 @@ from fastapi.responses import Response
 
 from accord.core.errors import (
     AccordError,
+    ExperimentState,
     InvalidInput,
     InvalidToken,
     NotFound,
@@ -53,6 +54,9 @@ def to_response(exc: AccordError) -> Response:
         status, code = 401, "invalid_token"
         headers["WWW-Authenticate"] = 'Bearer realm="accord"'
         problems = [{"field": "Authorization", "reason": str(exc)}]
+    elif isinstance(exc, ExperimentState):
+        status, code = 409, "experiment_state"
+        problems = [{"field": exc.field, "reason": exc.reason}]
     elif isinstance(exc, NotFound):
         status, code = 404, "not_found"
     else:
