@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 import orjson
+from ibis.backends import BaseBackend
 from sqlalchemy import Connection, RowMapping, insert, select, update
 
 from accord.core.errors import ExperimentState, FieldProblem, InvalidInput, NotFound
 from accord.core.ids import new_id
+from accord.experiments import adlogs
+from accord.experiments.adlogs import AdLogReport, RawRecord
+from accord.experiments.analysis import Analysis, analyse
 from accord.experiments.assignment import arm_for, in_namespace_range
 from accord.experiments.metrics import metric_catalogue
 from accord.experiments.models import Assignment, DesignIn, ExperimentView, experiments
@@ -245,3 +250,37 @@ def assignment_event(experiment: ExperimentView, assignment: Assignment) -> dict
             "unit_type": experiment.design.unit,
         },
     }
+
+
+def load_ad_logs(
+    lake_url: str, *, business_id: str, experiment: ExperimentView, records: Iterable[RawRecord]
+) -> AdLogReport:
+    """Check every record, store the valid ones, report the others by line and field.
+
+    Data are accepted only once the experiment has started, i.e. once its plan is frozen.
+    """
+    if experiment.status == "draft":
+        raise ExperimentState(
+            "status",
+            f"experiment {experiment.key!r} is a draft: start it (which freezes its analysis "
+            "plan) before loading its ad logs",
+        )
+    rows, report = adlogs.validate(records, arms=[a.key for a in experiment.design.arms])
+    report.files = adlogs.write_rows(
+        lake_url, business_id=business_id, experiment_key=experiment.key, rows=rows
+    )
+    report.stored = len(rows)
+    return report
+
+
+def analyse_experiment(
+    backend: BaseBackend,
+    lake_url: str,
+    *,
+    business_id: str,
+    experiment: ExperimentView,
+    now: datetime,
+) -> Analysis:
+    """Gates and results of the experiment from its ad logs in the lake."""
+    logs = adlogs.ad_logs(backend, lake_url, business_id=business_id, experiment_key=experiment.key)
+    return analyse(backend, logs, experiment, now=now)
