@@ -27,6 +27,7 @@ from accord.collect.worker import drain, pending_count
 from accord.collect.worker import run as run_worker_loop
 from accord.core.errors import UnknownWriteKey
 from accord.core.settings import Settings
+from accord.experiments.cli import app as experiments_app
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
 
@@ -37,6 +38,7 @@ app = typer.Typer(
 )
 report_app = typer.Typer(help="Reports computed on the engine.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
+app.add_typer(experiments_app, name="experiments")
 console = Console(stderr=True)
 
 DEMO_BUSINESS = "Accord Demo Outfitters"

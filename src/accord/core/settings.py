@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     inbox_retention_days: int = 30
     write_key_cache_seconds: float = 30.0
 
+    # One POST of ad-log records to /v1/experiments/{key}/ad-logs; files have no limit.
+    max_ad_log_bytes: int = 5 * 1024 * 1024
+    max_ad_log_records: int = 10_000
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

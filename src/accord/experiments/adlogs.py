@@ -16,7 +16,6 @@ import hashlib
 import io
 import math
 import uuid
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +25,7 @@ from typing import Any
 import ibis
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from ibis.backends import BaseBackend
 from pyarrow import fs
@@ -342,37 +342,44 @@ def experiment_dir(lake_url: str, *, business_id: str, experiment_key: str) -> s
     return f"{base}/{AD_LOGS_DIR}/business_id={business_id}/experiment={experiment_key}"
 
 
-def batch_id_for(rows: list[dict[str, Any]]) -> str:
-    """The same rows make the same batch id, so loading a file twice replaces its parts."""
+def batch_id_for(table: pa.Table) -> str:
+    """The same records make the same batch id, so loading a file twice replaces its parts."""
     digest = hashlib.sha256()
-    for row in rows:
-        digest.update(str(row["record_id"]).encode())
-        digest.update(b"\x00")
-        digest.update(str(row["type"]).encode())
-        digest.update(b"\x01")
+    for name in ("record_id", "type"):
+        column = table.column(name).combine_chunks()
+        for buffer in column.buffers():
+            if buffer is not None:
+                digest.update(memoryview(buffer))
     return digest.hexdigest()[:24]
 
 
 def write_rows(
     lake_url: str, *, business_id: str, experiment_key: str, rows: list[dict[str, Any]]
 ) -> list[str]:
-    """Parquet files of the rows, one per day; written aside, then renamed."""
-    if not rows:
+    table = pa.Table.from_pylist(rows, schema=AD_LOG_SCHEMA)
+    return write_table(
+        lake_url, business_id=business_id, experiment_key=experiment_key, table=table
+    )
+
+
+def write_table(
+    lake_url: str, *, business_id: str, experiment_key: str, table: pa.Table
+) -> list[str]:
+    """Parquet files of the records, one per day; each written aside, then renamed."""
+    if table.num_rows == 0:
         return []
     filesystem, root = _filesystem(lake_url)
     base = experiment_dir(root, business_id=business_id, experiment_key=experiment_key)
-    batch = batch_id_for(rows)
-    by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        by_day[row["timestamp"].date().isoformat()].append(row)
+    batch = batch_id_for(table)
+    days = pc.cast(table.column("timestamp"), pa.date32())
     written = []
-    for day, group in sorted(by_day.items()):
-        directory = f"{base}/day={day}"
+    for day in sorted(pc.unique(days).to_pylist()):
+        group = table.filter(pc.equal(days, pa.scalar(day, pa.date32())))
+        directory = f"{base}/day={day.isoformat()}"
         filesystem.create_dir(directory, recursive=True)
         target = f"{directory}/part-{batch}.parquet"
-        table = pa.Table.from_pylist(group, schema=AD_LOG_SCHEMA)
         temporary = f"{directory}/.part-{batch}-{uuid.uuid4().hex[:8]}.parquet.tmp"
-        pq.write_table(table, temporary, filesystem=filesystem, compression="zstd")
+        pq.write_table(group, temporary, filesystem=filesystem, compression="zstd")
         filesystem.move(temporary, target)
         written.append(target)
     return written

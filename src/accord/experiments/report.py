@@ -86,6 +86,11 @@ def number(value: float | None) -> str:
     return f"{value:.4g}"
 
 
+def _figure_dict(figure: go.Figure) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(str(figure.to_json()))
+    return data
+
+
 def _forest(results: list[ContrastResult], title: str) -> dict[str, Any]:
     """Lifts with their intervals, one row per metric and contrast."""
     shown = [r for r in results if r.slice == "all" and r.variant in ("raw", "cuped")]
@@ -117,7 +122,7 @@ def _forest(results: list[ContrastResult], title: str) -> dict[str, Any]:
         height=120 + 40 * len(rows),
         margin={"l": 360},
     )
-    return json.loads(str(figure.to_json()))
+    return _figure_dict(figure)
 
 
 def _split(analysis: Analysis) -> dict[str, Any]:
@@ -134,7 +139,7 @@ def _split(analysis: Analysis) -> dict[str, Any]:
         ]
     )
     figure.update_layout(title="Units per arm", barmode="group", height=320)
-    return json.loads(str(figure.to_json()))
+    return _figure_dict(figure)
 
 
 def render_html(

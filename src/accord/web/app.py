@@ -18,6 +18,7 @@ from accord.collect.inbox import InboxWriter
 from accord.collect.service import limits_from
 from accord.collect.worker import pending_count
 from accord.core.settings import Settings
+from accord.experiments.api import router as experiments_router
 from accord.profiles.api import router as profiles_router
 from accord.store.db import open_store
 from accord.store.migrate import upgrade
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(collect_router)
     app.include_router(profiles_router)
     app.include_router(analytics_router)
+    app.include_router(experiments_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and inbox backlog")
     async def healthz() -> dict[str, object]:
