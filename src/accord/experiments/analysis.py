@@ -37,6 +37,7 @@ CONTAMINATION_SHARE = 0.01
 ANOMALY_Z = 5.0
 ANOMALY_MIN_DAYS = 7
 WHALE_SHARE = 0.10
+WHALE_FAIR_SHARES = 10
 TOP_PERCENT_SHARE = 0.50
 
 Variant = Literal["raw", "cuped", "winsorised"]
@@ -316,10 +317,12 @@ def _concentration_gate(units: Any, metrics: dict[str, Metric]) -> GateResult:
             f"{metric.name}: largest unit {top_share:.1%}, top 1 % of {contributors} "
             f"contributing units {top_percent_share:.1%}"
         )
-        if top_share > WHALE_SHARE:
+        # With few contributors a large share is chance, not a whale: ten times the fair share.
+        limit = max(WHALE_SHARE, WHALE_FAIR_SHARES / contributors)
+        if top_share > limit:
             problems.append(
                 f"one unit holds {top_share:.1%} of {metric.name.lower()} "
-                f"(limit {WHALE_SHARE:.0%}): single-touch attribution makes such whales decide "
+                f"(limit {limit:.0%}): single-touch attribution makes such whales decide "
                 "the result"
             )
         elif top_percent_share > TOP_PERCENT_SHARE and contributors >= 100:

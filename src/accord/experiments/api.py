@@ -226,8 +226,8 @@ async def assignment(
         return result
 
     result = await run_in_threadpool(work)
-    # Browsers call this cross-origin from the advertiser's pages, like the tracking API.
-    return json_response(result.model_dump(), headers={"Cache-Control": "no-store"})
+    # Assignment is per unit: shared caches must not hand one unit's arm to another.
+    return json_response(result.model_dump(), headers={"Cache-Control": "private, no-store"})
 
 
 @router.post(
