@@ -31,6 +31,7 @@ from accord.core.errors import InvalidInput, UnknownWriteKey
 from accord.core.settings import Settings
 from accord.identity.cli import identity_app
 from accord.profiles.cli import profiles_app
+from accord.experiments.cli import app as experiments_app
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
 
@@ -45,6 +46,7 @@ app.add_typer(identity_app, name="identity")
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(email_app, name="email")
 app.add_typer(leads_app, name="leads")
+app.add_typer(experiments_app, name="experiments")
 console = Console(stderr=True)
 
 DEMO_BUSINESS = "Accord Demo Outfitters"

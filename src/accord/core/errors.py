@@ -110,3 +110,11 @@ class Conflict(AccordError):
 
     def __str__(self) -> str:
         return self.reason
+class ExperimentState(AccordError):
+    """The experiment's state forbids the change: its plan is frozen, or it has not started."""
+
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"

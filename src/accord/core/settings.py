@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     consent_country_header: str = "CF-IPCountry"
     consent_region_header: str = "CF-Region-Code"
     max_consent_bytes: int = 32 * 1024
+    # One POST of ad-log records to /v1/experiments/{key}/ad-logs; files have no limit.
+    max_ad_log_bytes: int = 5 * 1024 * 1024
+    max_ad_log_records: int = 10_000
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -23,3 +23,8 @@ from accord.profiles import models as _profiles
 from accord.store.metadata import metadata
 
 __all__ = ["_accounts", "_collect", "_leads", "_messaging", "_profiles", "metadata"]
+from accord.experiments import models as _experiments
+from accord.profiles import models as _profiles
+from accord.store.metadata import metadata
+
+__all__ = ["_accounts", "_collect", "_experiments", "_profiles", "metadata"]

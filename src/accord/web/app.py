@@ -24,6 +24,7 @@ from accord.consent.api import public_router as consent_router
 from accord.consent.gate import LedgerGate
 from accord.core.settings import Settings
 from accord.identity.api import router as identity_router
+from accord.experiments.api import router as experiments_router
 from accord.profiles.api import router as profiles_router
 from accord.store.db import open_store
 from accord.store.migrate import upgrade
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audiences_router)
     app.include_router(messaging_router)
     app.include_router(leads_router)
+    app.include_router(experiments_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and inbox backlog")
     async def healthz() -> dict[str, object]:

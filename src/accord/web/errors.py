@@ -13,6 +13,7 @@ from accord.core.errors import (
     CsrfRejected,
     Forbidden,
     Conflict,
+    ExperimentState,
     InvalidInput,
     InvalidLink,
     InvalidToken,
@@ -63,6 +64,9 @@ def to_response(exc: AccordError) -> Response:
         status, code = 401, "invalid_token"
         headers["WWW-Authenticate"] = 'Bearer realm="accord"'
         problems = [{"field": "Authorization", "reason": str(exc)}]
+    elif isinstance(exc, ExperimentState):
+        status, code = 409, "experiment_state"
+        problems = [{"field": exc.field, "reason": exc.reason}]
     elif isinstance(exc, NotFound):
         status, code = 404, "not_found"
     elif isinstance(exc, Forbidden):

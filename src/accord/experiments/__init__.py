@@ -1,0 +1,1 @@
+"""Campaign experiments: designs, assignment, ad logs, metrics, statistics, gates, reports."""
