@@ -24,6 +24,14 @@ ABANDONED_CART: dict[str, Any] = {
         "bought": {"type": "exit"},
         "done": {"type": "exit"},
     },
+    "messages": {
+        "cart-reminder": {
+            "channel": "email",
+            "subject": "You left something behind, {{ first_name | default('friend') }}",
+            "body": "<p>Your cart is waiting.</p>",
+        },
+        "cart-sms": {"channel": "sms", "body": "Your cart is waiting"},
+    },
     "goal": {"event": "Order Completed", "within": "7d"},
 }
 

@@ -134,6 +134,21 @@ class SplitNode(_Node):
         return [path.next for path in self.paths]
 
 
+class Message(BaseModel):
+    """What a send node says: a sandboxed template over the person's traits.
+
+    `body` is the text (SMS, WhatsApp, push body, email HTML); `subject` is the email
+    subject, `title` the push title, `url` where a push or link leads.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    channel: Literal["email", "sms", "whatsapp", "push", "webhook"]
+    body: str = Field(min_length=1, max_length=100_000)
+    subject: str = Field(default="", max_length=300)
+    title: str = Field(default="", max_length=200)
+    url: str = Field(default="", max_length=2000)
+
+
 class SendNode(_Node):
     type: Literal["send"]
     channel: Literal["email", "sms", "whatsapp", "push", "webhook"]
@@ -261,6 +276,9 @@ class JourneyDefinition(BaseModel):
     entry: Entry
     start: str
     nodes: dict[str, Node] = Field(min_length=1)
+    messages: dict[str, Message] = Field(default_factory=dict)
+    # Webhook destinations by name: the URL each webhook node posts to.
+    destinations: dict[str, str] = Field(default_factory=dict)
     goal: Goal | None = None
     reentry: Reentry = Reentry()
     max_people: int | None = Field(default=None, ge=1)
@@ -270,6 +288,14 @@ class JourneyDefinition(BaseModel):
     quiet_hours: QuietHours | None = None
     timezone_trait: str = "timezone"
     default_timezone: str = "UTC"
+
+    @field_validator("destinations")
+    @classmethod
+    def _urls(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, url in value.items():
+            if not url.startswith(("https://", "http://")):
+                raise ValueError(f"destination {name!r} must be an http(s) URL")
+        return value
 
     @field_validator("default_timezone")
     @classmethod
@@ -335,6 +361,18 @@ def graph_problems(definition: JourneyDefinition) -> list[FieldProblem]:
         if isinstance(node, WaitForEventNode) and (node.timeout is None or node.on_timeout is None):
             problems.append(
                 FieldProblem(where, "waiting for an event needs a timeout and on_timeout")
+            )
+        if isinstance(node, SendNode):
+            message = definition.messages.get(node.message)
+            if message is None:
+                problems.append(FieldProblem(where, f"sends unknown message {node.message!r}"))
+            elif message.channel != node.channel:
+                problems.append(
+                    FieldProblem(where, f"message {node.message!r} is for {message.channel}")
+                )
+        if isinstance(node, WebhookNode) and node.destination not in definition.destinations:
+            problems.append(
+                FieldProblem(where, f"posts to unknown destination {node.destination!r}")
             )
         if isinstance(node, SplitNode) and len({p.name for p in node.paths}) != len(node.paths):
             problems.append(FieldProblem(where, "split paths need distinct names"))

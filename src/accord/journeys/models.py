@@ -117,9 +117,10 @@ journey_outbox = Table(
     Column("channel", String(16), nullable=False),
     Column("message", String(200), nullable=False),
     Column("node", String(64), nullable=False),
-    # queued, sending, sent, failed
+    # queued, claimed, sending, sent, failed, unknown (in flight when a worker stopped)
     Column("status", String(16), nullable=False, index=True),
     Column("attempts", Integer, nullable=False),
+    Column("claimed_at", instant(), nullable=True),
     Column("detail", Text, nullable=False),
     Column("created_at", instant(), nullable=False),
     Column("sent_at", instant(), nullable=True),
