@@ -50,7 +50,9 @@ def _pending(store: Store) -> tuple[int, int]:
     with store.read() as conn:
         timers = conn.execute(select(func.count()).select_from(journey_timers)).scalar_one()
         queued = conn.execute(
-            select(func.count()).where(journey_outbox.c.status.in_(("queued", "claimed", "sending")))
+            select(func.count()).where(
+                journey_outbox.c.status.in_(("queued", "claimed", "sending"))
+            )
         ).scalar_one()
     return timers, queued
 

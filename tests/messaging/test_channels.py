@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from accord.messaging.channels import (
     Outgoing,
     TwilioSms,
-    WebPush,
     Webhook,
+    WebPush,
     WhatsAppCloud,
     sign_webhook,
     verify_webhook,
