@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
 
 from accord.core.clock import utcnow
 from accord.core.errors import NotFound
@@ -143,12 +143,65 @@ def _run_from(row: Any) -> _Run:
     )
 
 
+@dataclass
+class _Writes:
+    """Rows a batch of timer firings writes, inserted together when the batch ends:
+    one multi-row statement per table instead of one round trip per row."""
+
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    timers: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def flush_outbox(self, conn: Connection) -> None:
+        if self.outbox:
+            conn.execute(insert(journey_outbox), self.outbox)
+            self.outbox = []
+
+    def flush(self, conn: Connection) -> None:
+        if self.steps:
+            conn.execute(insert(journey_steps), self.steps)
+        if self.timers:
+            conn.execute(insert(journey_timers), self.timers)
+        self.flush_outbox(conn)
+        # Group run updates by the columns they set, one executemany per shape.
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for run_id, values in self.runs.items():
+            shapes.setdefault(tuple(sorted(values)), []).append({"run_key": run_id, **values})
+        for columns, rows in shapes.items():
+            conn.execute(
+                update(journey_runs)
+                .where(journey_runs.c.id == bindparam("run_key"))
+                .values({c: bindparam(c) for c in columns}),
+                rows,
+            )
+        self.steps, self.timers, self.runs = [], [], {}
+
+
 class Runner:
     """Executes journeys against one store; hold one per worker process."""
 
     def __init__(self, env: Environment) -> None:
         self.env = env
         self.definitions = _Definitions()
+        self._writes: _Writes | None = None
+
+    def _insert(self, conn: Connection, table: Any, values: dict[str, Any]) -> None:
+        writes = self._writes
+        if writes is None:
+            conn.execute(insert(table), values)
+        elif table is journey_steps:
+            writes.steps.append(values)
+        elif table is journey_timers:
+            writes.timers.append(values)
+        else:
+            writes.outbox.append(values)
+
+    def _update_run(self, conn: Connection, run_id: str, values: dict[str, Any]) -> None:
+        if self._writes is None:
+            conn.execute(update(journey_runs).where(journey_runs.c.id == run_id).values(values))
+        else:
+            self._writes.runs.setdefault(run_id, {}).update(values)
 
     # ----- entering -------------------------------------------------------------
 
@@ -257,18 +310,20 @@ class Runner:
         detail: dict[str, Any] | None = None,
         path: str | None = None,
     ) -> None:
-        conn.execute(
-            insert(journey_steps).values(
-                path=path,
-                business_id=run.business_id,
-                run_id=run.id,
-                journey_id=run.journey_id,
-                profile_id=run.profile_id,
-                node=node,
-                outcome=outcome,
-                detail=orjson.dumps(detail or {}).decode(),
-                at=now,
-            )
+        self._insert(
+            conn,
+            journey_steps,
+            {
+                "path": path,
+                "business_id": run.business_id,
+                "run_id": run.id,
+                "journey_id": run.journey_id,
+                "profile_id": run.profile_id,
+                "node": node,
+                "outcome": outcome,
+                "detail": orjson.dumps(detail or {}).decode(),
+                "at": now,
+            },
         )
 
     def _park(self, conn: Connection, run: _Run, node: str, now: datetime) -> None:
@@ -366,11 +421,7 @@ class Runner:
             if isinstance(node, SplitNode):
                 path = self._split(conn, run, node_id, node)
                 run.context.setdefault("paths", {})[node_id] = path
-                conn.execute(
-                    update(journey_runs)
-                    .where(journey_runs.c.id == run.id)
-                    .values(context=orjson.dumps(run.context).decode())
-                )
+                self._update_run(conn, run.id, {"context": orjson.dumps(run.context).decode()})
                 chosen = next(p for p in node.paths if p.name == path)
                 self._step(conn, run, node_id, "split", now, {"path": path}, path=path)
                 node_id = chosen.next
@@ -399,20 +450,24 @@ class Runner:
                     self._step(conn, run, node_id, "skipped", now, {"reason": decision.reason})
                 else:
                     outbox_id = new_id("msg")
-                    conn.execute(
-                        insert(journey_outbox).values(
-                            id=outbox_id,
-                            business_id=run.business_id,
-                            run_id=run.id,
-                            profile_id=run.profile_id,
-                            channel=channel,
-                            message=message,
-                            node=node_id,
-                            status="queued",
-                            attempts=0,
-                            detail="{}",
-                            created_at=now,
-                        )
+                    self._insert(
+                        conn,
+                        journey_outbox,
+                        {
+                            "id": outbox_id,
+                            "business_id": run.business_id,
+                            "run_id": run.id,
+                            "profile_id": run.profile_id,
+                            "channel": channel,
+                            "message": message,
+                            "node": node_id,
+                            "status": "queued",
+                            "attempts": 0,
+                            "detail": "{}",
+                            "created_at": now,
+                            "claimed_at": None,
+                            "sent_at": None,
+                        },
                     )
                     self._step(
                         conn, run, node_id, "queued", now, {"channel": channel, "outbox": outbox_id}
@@ -484,6 +539,8 @@ class Runner:
         cap = definition.caps.get(channel)  # type: ignore[call-overload]
         sent = 0
         if cap is not None:
+            if self._writes is not None:
+                self._writes.flush_outbox(conn)
             out = journey_outbox.c
             sent = conn.execute(
                 select(func.count()).where(
@@ -530,11 +587,16 @@ class Runner:
                     select(journey_runs).where(journey_runs.c.id.in_({t.run_id for t in timers}))
                 )
             }
-            for timer in timers:
-                run = runs.get(timer.run_id)
-                if run is None or run.status != "active" or run.node != timer.node:
-                    continue
-                self._wake(conn, run, timer.node, timer.kind, now)
+            self._writes = _Writes()
+            try:
+                for timer in timers:
+                    run = runs.get(timer.run_id)
+                    if run is None or run.status != "active" or run.node != timer.node:
+                        continue
+                    self._wake(conn, run, timer.node, timer.kind, now)
+                self._writes.flush(conn)
+            finally:
+                self._writes = None
             return len(timers)
 
     def _wake(self, conn: Connection, run: _Run, node_id: str, kind: str, now: datetime) -> None:

@@ -56,6 +56,28 @@ def settle_all(store: Store, runner: Runner, now: datetime) -> int:
     return decided
 
 
+def deliver_forever(
+    store: Store,
+    runner: Runner,
+    channels: Mapping[str, Channel],
+    *,
+    stop: threading.Event,
+    poll: float,
+    clock: Callable[[], datetime],
+    lease: timedelta,
+) -> None:
+    """Send queued messages until stopped; apart from the timers so that slow
+    providers never delay a due step."""
+    while not stop.is_set():
+        try:
+            sent = dispatch(store, runner, channels, now=clock(), lease=lease)
+        except Exception:
+            log.exception("journey delivery failed; retrying")
+            sent = 0
+        if not sent:
+            stop.wait(poll)
+
+
 def run(
     store: Store,
     runner: Runner,
@@ -66,20 +88,32 @@ def run(
     clock: Callable[[], datetime] = utcnow,
     lease: timedelta = LEASE,
 ) -> None:
+    """Fire timers as they come due and deliver the outbox, until `stop` is set."""
+    delivery = threading.Thread(
+        target=deliver_forever,
+        args=(store, Runner(runner.env), channels),
+        kwargs={"stop": stop, "poll": poll, "clock": clock, "lease": lease},
+        name="journey-delivery",
+        daemon=True,
+    )
+    delivery.start()
     last_settle = clock() - SETTLE_EVERY
-    while not stop.is_set():
-        try:
-            fired = runner.fire_due(store, now=clock())
-            sent = dispatch(store, runner, channels, now=clock(), lease=lease)
-            if clock() - last_settle >= SETTLE_EVERY:
-                settle_all(store, runner, clock())
-                last_settle = clock()
-        except Exception:
-            log.exception("journey loop failed; retrying")
-            stop.wait(poll)
-            continue
-        if fired or sent:
-            continue
-        due = next_due(store)
-        wait = poll if due is None else min(poll, max(0.0, (due - clock()).total_seconds()))
-        stop.wait(wait)
+    try:
+        while not stop.is_set():
+            try:
+                fired = runner.fire_due(store, now=clock())
+                if clock() - last_settle >= SETTLE_EVERY:
+                    settle_all(store, runner, clock())
+                    last_settle = clock()
+            except Exception:
+                log.exception("journey timers failed; retrying")
+                stop.wait(poll)
+                continue
+            if fired:
+                continue
+            due = next_due(store)
+            wait = poll if due is None else min(poll, max(0.0, (due - clock()).total_seconds()))
+            stop.wait(wait)
+    finally:
+        stop.set()
+        delivery.join()
