@@ -262,7 +262,7 @@ def main() -> None:
         runs = [one_run(backend, args) for _ in range(args.runs)]
         report["backends"][backend] = runs
 
-        def median(section: str, key: str) -> float:
+        def median(section: str, key: str, runs: list[dict[str, Any]] = runs) -> float:
             return statistics.median(r[section][key] for r in runs)
 
         print(
