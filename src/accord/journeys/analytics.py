@@ -262,3 +262,49 @@ def summary(conn: Connection, *, journey_id: str) -> JourneySummary:
         conversion_rate=converted / entered if entered else 0.0,
         conversion_interval=wilson(converted, entered),
     )
+
+
+@dataclass(frozen=True)
+class HoldoutComparison:
+    """Conversion of people with smart timing and channel against the holdout."""
+
+    optimised: PathResult
+    holdout: PathResult
+    lift: float
+    p_value: float
+
+
+def smart_comparison(conn: Connection, *, journey_id: str) -> HoldoutComparison:
+    runs = journey_runs.c
+    rows = {
+        bool(row.holdout): (int(row.people), int(row.converted or 0))
+        for row in conn.execute(
+            select(
+                runs.holdout,
+                func.count().label("people"),
+                func.sum(case((runs.status == "converted", 1), else_=0)).label("converted"),
+            )
+            .where(runs.journey_id == journey_id)
+            .group_by(runs.holdout)
+        )
+    }
+
+    def group(name: str, key: bool) -> PathResult:
+        people, converted = rows.get(key, (0, 0))
+        return PathResult(
+            name=name,
+            people=people,
+            converted=converted,
+            rate=converted / people if people else 0.0,
+            interval=wilson(converted, people),
+        )
+
+    optimised, holdout = group("optimised", False), group("holdout", True)
+    return HoldoutComparison(
+        optimised=optimised,
+        holdout=holdout,
+        lift=(optimised.rate - holdout.rate) / holdout.rate if holdout.rate else 0.0,
+        p_value=two_proportion_p(
+            optimised.converted, optimised.people, holdout.converted, holdout.people
+        ),
+    )

@@ -20,7 +20,7 @@ from pydantic import (
 from accord.core.errors import FieldProblem, InvalidInput
 
 NODE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_DURATION = re.compile(r"^\s*([0-9]{1,9})\s*(s|m|h|d|w)\s*$", re.ASCII)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MAX_NODES = 200
 MAX_WAIT = timedelta(days=366)
@@ -80,6 +80,10 @@ class WaitNode(_Node):
     duration: Duration | None = None
     until_time: ClockTime | None = None
     until_trait: str | None = None
+    # Until the person's best hour to be contacted (send-time optimisation), at most a
+    # day away; `fallback_hour` when nothing is known of anyone yet.
+    until_best_hour: bool = False
+    fallback_hour: int = Field(default=10, ge=0, le=23)
     offset: Duration | None = None
     next: str
 
@@ -150,9 +154,13 @@ class Message(BaseModel):
 
 
 class SendNode(_Node):
+    """Send a message. With `channel: best`, `options` maps each candidate channel to
+    its message and the person's next-best channel among them is used."""
+
     type: Literal["send"]
-    channel: Literal["email", "sms", "whatsapp", "push", "webhook"]
-    message: str = Field(min_length=1, max_length=200)
+    channel: Literal["email", "sms", "whatsapp", "push", "webhook", "best"]
+    message: str = Field(default="", max_length=200)
+    options: dict[Literal["email", "sms", "whatsapp", "push"], str] = Field(default_factory=dict)
     next: str
 
     def targets(self) -> list[str]:
@@ -286,6 +294,9 @@ class JourneyDefinition(BaseModel):
         default_factory=dict
     )
     quiet_hours: QuietHours | None = None
+    # Share of people who get neither send-time optimisation nor next-best channel, so
+    # the report can show what those add.
+    smart_holdout: float = Field(default=0.1, ge=0, le=0.5)
     timezone_trait: str = "timezone"
     default_timezone: str = "UTC"
 
@@ -351,11 +362,17 @@ def graph_problems(definition: JourneyDefinition) -> list[FieldProblem]:
                 broken = True
                 problems.append(FieldProblem(where, f"leads to unknown node {target!r}"))
         if isinstance(node, WaitNode):
-            given = [x for x in (node.duration, node.until_time, node.until_trait) if x]
+            given = [
+                x
+                for x in (node.duration, node.until_time, node.until_trait, node.until_best_hour)
+                if x
+            ]
             if len(given) != 1:
                 problems.append(
                     FieldProblem(
-                        where, "a wait needs exactly one of duration, until_time, until_trait"
+                        where,
+                        "a wait needs exactly one of duration, until_time, until_trait, "
+                        "until_best_hour",
                     )
                 )
         if isinstance(node, WaitForEventNode) and (node.timeout is None or node.on_timeout is None):
@@ -363,13 +380,22 @@ def graph_problems(definition: JourneyDefinition) -> list[FieldProblem]:
                 FieldProblem(where, "waiting for an event needs a timeout and on_timeout")
             )
         if isinstance(node, SendNode):
-            message = definition.messages.get(node.message)
-            if message is None:
-                problems.append(FieldProblem(where, f"sends unknown message {node.message!r}"))
-            elif message.channel != node.channel:
-                problems.append(
-                    FieldProblem(where, f"message {node.message!r} is for {message.channel}")
-                )
+            if node.channel == "best":
+                if len(node.options) < 2:
+                    problems.append(
+                        FieldProblem(where, "the best channel needs at least two options")
+                    )
+                choices: list[tuple[str, str]] = list(node.options.items())
+            else:
+                choices = [(node.channel, node.message)]
+            for channel, key in choices:
+                message = definition.messages.get(key)
+                if message is None:
+                    problems.append(FieldProblem(where, f"sends unknown message {key!r}"))
+                elif message.channel != channel:
+                    problems.append(
+                        FieldProblem(where, f"message {key!r} is for {message.channel}")
+                    )
         if isinstance(node, WebhookNode) and node.destination not in definition.destinations:
             problems.append(
                 FieldProblem(where, f"posts to unknown destination {node.destination!r}")

@@ -6,7 +6,17 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Column, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+)
 
 from accord.store.metadata import SequenceInt, id_column_type, instant, metadata
 
@@ -52,6 +62,8 @@ journey_runs = Table(
     Column("status", String(16), nullable=False),
     Column("exit_reason", String(200), nullable=True),
     Column("context", Text, nullable=False),
+    # In the share that gets no smart timing or channel choice, for comparison.
+    Column("holdout", Boolean, nullable=False, server_default=false()),
     Column("entered_at", instant(), nullable=False),
     Column("updated_at", instant(), nullable=False),
     Column("finished_at", instant(), nullable=True),

@@ -20,8 +20,9 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select
 from accord.core.clock import utcnow
 from accord.core.errors import NotFound
 from accord.core.ids import new_id
-from accord.journeys import policy
+from accord.journeys import policy, smart
 from accord.journeys.analytics import settled_winner
+from accord.journeys.engagement import Engagement, JourneyEngagement
 from accord.journeys.graph import (
     BranchNode,
     EventEntry,
@@ -94,6 +95,7 @@ class Environment:
     people: People
     reachability: Reachability
     lists: Lists
+    engagement: Engagement = field(default_factory=JourneyEngagement)
 
 
 @dataclass
@@ -243,9 +245,10 @@ class Runner:
             profile_id=profile_id,
             node=definition.start,
             status="active",
-            context=context or {},
+            context=dict(context or {}),
             entered_at=now,
         )
+        run.context["holdout"] = policy.bucket(run.id, "smart") < definition.smart_holdout
         conn.execute(
             insert(journey_runs).values(
                 id=run.id,
@@ -257,6 +260,7 @@ class Runner:
                 node=run.node,
                 status="active",
                 context=orjson.dumps(run.context).decode(),
+                holdout=bool(run.context["holdout"]),
                 entered_at=now,
                 updated_at=now,
             )
@@ -381,7 +385,7 @@ class Runner:
                 zone = zone or policy.zone_of(
                     person(), definition.timezone_trait, definition.default_timezone
                 )
-                due = self._wait_until(node, person(), zone, now)
+                due = self._wait_until(conn, run, node, person(), zone, now)
                 if due is None or due <= now:
                     self._step(conn, run, node_id, "waited", now, {"due": None})
                     node_id = node.next
@@ -427,8 +431,17 @@ class Runner:
                 node_id = chosen.next
                 continue
             if isinstance(node, SendNode | WebhookNode):
-                channel = "webhook" if isinstance(node, WebhookNode) else node.channel
-                message = node.destination if isinstance(node, WebhookNode) else node.message
+                if isinstance(node, WebhookNode):
+                    channel, message = "webhook", node.destination
+                elif node.channel == "best":
+                    picked = self._best_channel(conn, run, node)
+                    if picked is None:
+                        self._step(conn, run, node_id, "skipped", now, {"reason": "no channel"})
+                        node_id = node.next
+                        continue
+                    channel, message = picked, node.options[picked]  # type: ignore[index]
+                else:
+                    channel, message = node.channel, node.message
                 zone = zone or policy.zone_of(
                     person(), definition.timezone_trait, definition.default_timezone
                 )
@@ -503,10 +516,28 @@ class Runner:
         self.finish(conn, run, "failed", "too many instant steps", now)
 
     def _wait_until(
-        self, node: WaitNode, traits: dict[str, Any], zone: Any, now: datetime
+        self,
+        conn: Connection,
+        run: _Run,
+        node: WaitNode,
+        traits: dict[str, Any],
+        zone: Any,
+        now: datetime,
     ) -> datetime | None:
         if node.duration:
             return now + parse_duration(node.duration)
+        if node.until_best_hour:
+            if run.context.get("holdout"):
+                return None
+            engagement = self.env.engagement
+            hour, _ = smart.best_hour(
+                engagement.personal_hours(
+                    conn, business_id=run.business_id, profile_id=run.profile_id, zone=zone
+                ),
+                engagement.population_hours(conn, business_id=run.business_id),
+                fallback=node.fallback_hour,
+            )
+            return policy.next_local_time(now, f"{hour:02d}:00", zone)
         if node.until_time:
             return policy.next_local_time(now, node.until_time, zone)
         assert node.until_trait is not None
@@ -514,6 +545,29 @@ class Runner:
         if when is None:
             return None
         return when + (parse_duration(node.offset) if node.offset else timedelta(0))
+
+    def _best_channel(self, conn: Connection, run: _Run, node: SendNode) -> str | None:
+        """The person's next-best channel among the node's options (the first reachable
+        option for the holdout)."""
+        candidates = list(node.options)
+        reachable = [
+            channel
+            for channel in candidates
+            if self.env.reachability.check(
+                conn, business_id=run.business_id, profile_id=run.profile_id, channel=channel
+            ).allowed
+        ]
+        if run.context.get("holdout"):
+            return reachable[0] if reachable else None
+        engagement = self.env.engagement
+        return smart.next_best_channel(
+            candidates,
+            reachable,
+            engagement.personal_channels(
+                conn, business_id=run.business_id, profile_id=run.profile_id
+            ),
+            engagement.population_channels(conn, business_id=run.business_id),
+        )
 
     def _split(self, conn: Connection, run: _Run, node_id: str, node: SplitNode) -> str:
         if node.ab_test:

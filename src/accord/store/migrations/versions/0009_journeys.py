@@ -55,6 +55,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("exit_reason", sa.String(length=200), nullable=True),
         sa.Column("context", sa.Text(), nullable=False),
+        sa.Column("holdout", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("entered_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
