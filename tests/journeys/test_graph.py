@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -116,3 +118,11 @@ def test_anything_else_is_not_a_duration(text: str) -> None:
         return
     with pytest.raises(ValueError, match="a duration is"):
         parse_duration(text)
+
+
+DOCS = Path(__file__).parents[2] / "docs" / "examples" / "journeys"
+
+
+@pytest.mark.parametrize("name", ["welcome-series", "abandoned-cart", "win-back"])
+def test_the_documented_journeys_are_valid(name: str) -> None:
+    parse_definition(json.loads((DOCS / f"{name}.json").read_text()))

@@ -18,6 +18,8 @@ from accord.collect.inbox import InboxWriter
 from accord.collect.service import limits_from
 from accord.collect.worker import pending_count
 from accord.core.settings import Settings
+from accord.journeys.api import people_router as journey_people_router
+from accord.journeys.api import router as journeys_router
 from accord.profiles.api import router as profiles_router
 from accord.store.db import open_store
 from accord.store.migrate import upgrade
@@ -59,6 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(collect_router)
     app.include_router(profiles_router)
     app.include_router(analytics_router)
+    app.include_router(journeys_router)
+    app.include_router(journey_people_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and inbox backlog")
     async def healthz() -> dict[str, object]:
