@@ -63,6 +63,11 @@ class World:
             ) -> None:
                 world.traits.setdefault(profile_id, {})[trait] = value
 
+            def with_trait(
+                self, conn: Connection, *, business_id: str, trait: str
+            ) -> list[tuple[str, dict[str, Any]]]:
+                return [(p, dict(t)) for p, t in world.traits.items() if trait in t]
+
         class Reachability:
             def check(
                 self, conn: Connection, *, business_id: str, profile_id: str, channel: str

@@ -25,6 +25,9 @@ class Everyone:
     def set_trait(self, conn: Connection, **_: Any) -> None:
         raise AssertionError("not used")
 
+    def with_trait(self, conn: Connection, **_: Any) -> list[tuple[str, dict[str, Any]]]:
+        return []
+
     def check(self, conn: Connection, *, business_id: str, profile_id: str, channel: str) -> Reach:
         return Reach(True)
 

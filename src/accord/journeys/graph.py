@@ -105,6 +105,25 @@ class WaitForEventNode(_Node):
         return [self.on_event] + ([self.on_timeout] if self.on_timeout else [])
 
 
+class WaitForAudienceNode(_Node):
+    """Wait for the person to enter or leave an audience; after `timeout`, `on_timeout`."""
+
+    type: Literal["wait_for_audience"]
+    audience: str = Field(min_length=1, max_length=200)
+    change: Literal["enter", "exit"] = "enter"
+    timeout: Duration | None = None
+    on_change: str
+    on_timeout: str | None = None
+
+    def targets(self) -> list[str]:
+        return [self.on_change] + ([self.on_timeout] if self.on_timeout else [])
+
+
+def audience_event(audience: str, change: str) -> str:
+    """The name under which an audience change wakes the people waiting for it."""
+    return f"audience:{change}:{audience}"
+
+
 class BranchNode(_Node):
     """Take `then` when every condition holds for the person, else `otherwise`."""
 
@@ -207,6 +226,7 @@ class ExitNode(_Node):
 Node = Annotated[
     WaitNode
     | WaitForEventNode
+    | WaitForAudienceNode
     | BranchNode
     | SplitNode
     | SendNode
@@ -340,7 +360,7 @@ def parse_definition(data: Any) -> JourneyDefinition:
 
 
 def _waits(node: _Node) -> bool:
-    return isinstance(node, WaitNode | WaitForEventNode)
+    return isinstance(node, WaitNode | WaitForEventNode | WaitForAudienceNode)
 
 
 def graph_problems(definition: JourneyDefinition) -> list[FieldProblem]:
@@ -375,7 +395,9 @@ def graph_problems(definition: JourneyDefinition) -> list[FieldProblem]:
                         "until_best_hour",
                     )
                 )
-        if isinstance(node, WaitForEventNode) and (node.timeout is None or node.on_timeout is None):
+        if isinstance(node, WaitForEventNode | WaitForAudienceNode) and (
+            node.timeout is None or node.on_timeout is None
+        ):
             problems.append(
                 FieldProblem(where, "waiting for an event needs a timeout and on_timeout")
             )

@@ -159,3 +159,31 @@ def decide_send(
             return SendDecision("skip", "quiet hours")
         return SendDecision("delay", "quiet hours", next_local_time(now, quiet.end, zone))
     return SendDecision("send")
+
+
+def anniversary(
+    value: Any, zone: ZoneInfo, now: datetime, offset_days: int, at: str
+) -> datetime | None:
+    """This year's occurrence of a date trait (month and day), shifted by `offset_days`,
+    at local time `at`: the instant a date-triggered journey enters the person.
+
+    A 29 February falls on 28 February in other years.
+    """
+    moment = trait_instant(value, zone)
+    if moment is None:
+        return None
+    local = moment.astimezone(zone)
+    today = now.astimezone(zone).date()
+    for year in (today.year - 1, today.year, today.year + 1):
+        day = local.day
+        if local.month == 2 and day == 29 and not _leap(year):
+            day = 28
+        occurrence = date(year, local.month, day) + timedelta(days=offset_days)
+        start = datetime.combine(occurrence, time.fromisoformat(at), tzinfo=zone).astimezone(UTC)
+        if start <= now < start + timedelta(days=1):
+            return start
+    return None
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)

@@ -24,7 +24,9 @@ from accord.journeys import policy, smart
 from accord.journeys.analytics import settled_winner
 from accord.journeys.engagement import Engagement, JourneyEngagement
 from accord.journeys.graph import (
+    AudienceEntry,
     BranchNode,
+    DateTraitEntry,
     EventEntry,
     ExitNode,
     JourneyDefinition,
@@ -32,9 +34,11 @@ from accord.journeys.graph import (
     SendNode,
     SplitNode,
     UpdateTraitNode,
+    WaitForAudienceNode,
     WaitForEventNode,
     WaitNode,
     WebhookNode,
+    audience_event,
     parse_definition,
     parse_duration,
 )
@@ -72,6 +76,12 @@ class People(Protocol):
     def set_trait(
         self, conn: Connection, *, business_id: str, profile_id: str, trait: str, value: Any
     ) -> None: ...
+
+    def with_trait(
+        self, conn: Connection, *, business_id: str, trait: str
+    ) -> Iterable[tuple[str, dict[str, Any]]]:
+        """Every person of the business who has the trait, with their traits."""
+        ...
 
 
 class Reachability(Protocol):
@@ -394,27 +404,27 @@ class Runner:
                 self._timer(conn, run, node_id, "wake", due)
                 self._step(conn, run, node_id, "waiting", now, {"due": due.isoformat()})
                 return
-            if isinstance(node, WaitForEventNode):
+            if isinstance(node, WaitForEventNode | WaitForAudienceNode):
                 assert node.timeout is not None
                 due = now + parse_duration(node.timeout)
+                awaited = (
+                    node.event
+                    if isinstance(node, WaitForEventNode)
+                    else audience_event(node.audience, node.change)
+                )
                 self._park(conn, run, node_id, now)
                 conn.execute(
                     insert(journey_waits).values(
                         run_id=run.id,
                         business_id=run.business_id,
                         profile_id=run.profile_id,
-                        event=node.event,
+                        event=awaited,
                         node=node_id,
                     )
                 )
                 self._timer(conn, run, node_id, "timeout", due)
                 self._step(
-                    conn,
-                    run,
-                    node_id,
-                    "waiting",
-                    now,
-                    {"event": node.event, "due": due.isoformat()},
+                    conn, run, node_id, "waiting", now, {"event": awaited, "due": due.isoformat()}
                 )
                 return
             if isinstance(node, BranchNode):
@@ -661,7 +671,7 @@ class Runner:
         elif isinstance(node, WaitNode):
             self._step(conn, run, node_id, "waited", now)
             self._advance(conn, run, definition, node.next, now)
-        elif isinstance(node, WaitForEventNode):
+        elif isinstance(node, WaitForEventNode | WaitForAudienceNode):
             conn.execute(delete(journey_waits).where(journey_waits.c.run_id == run.id))
             assert node.on_timeout is not None
             self._step(conn, run, node_id, "timed_out", now)
@@ -705,6 +715,85 @@ class Runner:
                 ):
                     moves += 1
         return moves
+
+    def handle_audience_changes(
+        self,
+        conn: Connection,
+        *,
+        business_id: str,
+        changes: Iterable[tuple[str, str, bool]],
+        now: datetime | None = None,
+    ) -> int:
+        """React to `(profile_id, audience, entered)` changes: resume people waiting for
+        them, and enter people into journeys whose entry is that audience."""
+        now = now or utcnow()
+        moves = 0
+        entries: dict[str, list[str]] = {}
+        for row in conn.execute(
+            select(journeys.c.id, journeys.c.current_version).where(
+                journeys.c.business_id == business_id, journeys.c.status == "active"
+            )
+        ).all():
+            entry = self.definitions.get(conn, row.id, row.current_version).entry
+            if isinstance(entry, AudienceEntry):
+                entries.setdefault(entry.audience, []).append(row.id)
+        for profile_id, audience, entered in changes:
+            change = "enter" if entered else "exit"
+            name = audience_event(audience, change)
+            moves += self._resume_waits(conn, business_id, profile_id, name, {}, now)
+            if not entered:
+                continue
+            for journey_id in entries.get(audience, []):
+                if self.enter(
+                    conn,
+                    business_id=business_id,
+                    journey_id=journey_id,
+                    profile_id=profile_id,
+                    entry_key=f"{name}:{profile_id}:{now.isoformat()}",
+                    now=now,
+                    context={"audience": audience},
+                ):
+                    moves += 1
+        return moves
+
+    def enter_by_date(
+        self, conn: Connection, *, business_id: str, now: datetime | None = None
+    ) -> int:
+        """Enter the people whose date trait (birthday, renewal) falls today, once the
+        journey's local time has come; once per person and year."""
+        now = now or utcnow()
+        entered = 0
+        for row in conn.execute(
+            select(journeys.c.id, journeys.c.current_version).where(
+                journeys.c.business_id == business_id, journeys.c.status == "active"
+            )
+        ).all():
+            definition = self.definitions.get(conn, row.id, row.current_version)
+            entry = definition.entry
+            if not isinstance(entry, DateTraitEntry):
+                continue
+            for profile_id, traits in self.env.people.with_trait(
+                conn, business_id=business_id, trait=entry.trait
+            ):
+                zone = policy.zone_of(
+                    traits, definition.timezone_trait, definition.default_timezone
+                )
+                when = policy.anniversary(
+                    policy.lookup(traits, entry.trait), zone, now, entry.offset_days, entry.at
+                )
+                if when is None or not (when <= now < when + timedelta(days=1)):
+                    continue
+                if self.enter(
+                    conn,
+                    business_id=business_id,
+                    journey_id=row.id,
+                    profile_id=profile_id,
+                    entry_key=f"date:{entry.trait}:{profile_id}:{when.date().isoformat()}",
+                    now=now,
+                    context={"date_trait": entry.trait},
+                ):
+                    entered += 1
+        return entered
 
     def _event_journeys(
         self, conn: Connection, business_id: str
@@ -779,9 +868,13 @@ class Runner:
             run = _run_from(row)
             definition = self.definitions.get(conn, run.journey_id, run.version)
             node = definition.nodes[wait.node]
-            assert isinstance(node, WaitForEventNode)
-            if not policy.matches(node.where, event):
-                continue
+            if isinstance(node, WaitForEventNode):
+                if not policy.matches(node.where, event):
+                    continue
+                follow = node.on_event
+            else:
+                assert isinstance(node, WaitForAudienceNode)
+                follow = node.on_change
             conn.execute(delete(journey_waits).where(journey_waits.c.run_id == run.id))
             conn.execute(
                 delete(journey_timers).where(
@@ -789,6 +882,6 @@ class Runner:
                 )
             )
             self._step(conn, run, wait.node, "event_received", now, {"event": name})
-            self._advance(conn, run, definition, node.on_event, now)
+            self._advance(conn, run, definition, follow, now)
             moves += 1
         return moves
