@@ -28,3 +28,8 @@ from accord.profiles import models as _profiles
 from accord.store.metadata import metadata
 
 __all__ = ["_accounts", "_collect", "_experiments", "_profiles", "metadata"]
+from accord.journeys import models as _journeys
+from accord.profiles import models as _profiles
+from accord.store.metadata import metadata
+
+__all__ = ["_accounts", "_collect", "_journeys", "_profiles", "metadata"]

@@ -25,6 +25,8 @@ from accord.consent.gate import LedgerGate
 from accord.core.settings import Settings
 from accord.identity.api import router as identity_router
 from accord.experiments.api import router as experiments_router
+from accord.journeys.api import people_router as journey_people_router
+from accord.journeys.api import router as journeys_router
 from accord.profiles.api import router as profiles_router
 from accord.store.db import open_store
 from accord.store.migrate import upgrade
@@ -85,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(messaging_router)
     app.include_router(leads_router)
     app.include_router(experiments_router)
+    app.include_router(journeys_router)
+    app.include_router(journey_people_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and inbox backlog")
     async def healthz() -> dict[str, object]:

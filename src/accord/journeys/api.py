@@ -1,0 +1,179 @@
+"""Admin API for journeys: definitions and versions, status, reports, people's paths."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from accord.core.clock import utcnow
+from accord.journeys import analytics, service
+from accord.journeys.graph import SplitNode
+from accord.journeys.models import JourneyView, RunView
+from accord.web.auth import Caller, requires
+from accord.web.state import State
+
+router = APIRouter(prefix="/api/journeys", tags=["journeys"])
+
+Reader = Annotated[Caller, Depends(requires("journeys.read"))]
+Manager = Annotated[Caller, Depends(requires("journeys.manage"))]
+
+
+class NewJourney(BaseModel):
+    key: str = Field(description="lower-case letters, digits, _ and -; unique per business")
+    name: str
+    definition: dict[str, Any] = Field(description="see docs/journeys.md")
+
+
+class NewVersion(BaseModel):
+    definition: dict[str, Any]
+
+
+class StatusChange(BaseModel):
+    status: str = Field(description="draft, active, paused or archived")
+
+
+class Migration(BaseModel):
+    from_version: int
+    node_map: dict[str, str] = Field(default_factory=dict)
+
+
+@router.get("", response_model=list[JourneyView], summary="Journeys of the business")
+async def list_journeys(state: State, caller: Reader) -> list[JourneyView]:
+    def work() -> list[JourneyView]:
+        with state.store.read() as conn:
+            return service.list_journeys(conn, business_id=caller.business_id)
+
+    return await run_in_threadpool(work)
+
+
+@router.post("", response_model=JourneyView, status_code=201, summary="Create a journey")
+async def create_journey(state: State, caller: Manager, body: NewJourney) -> JourneyView:
+    """A new journey in draft with its first version; invalid graphs get a 400 whose
+    problems name each node at fault."""
+
+    def work() -> JourneyView:
+        with state.store.write() as conn:
+            return service.create_journey(
+                conn,
+                business_id=caller.business_id,
+                key=body.key,
+                name=body.name,
+                definition=body.definition,
+                now=utcnow(),
+            )
+
+    return await run_in_threadpool(work)
+
+
+@router.get("/{key}", response_model=JourneyView, summary="A journey and its current version")
+async def get_journey(state: State, caller: Reader, key: str) -> JourneyView:
+    def work() -> JourneyView:
+        with state.store.read() as conn:
+            return service.get_journey(conn, business_id=caller.business_id, key=key)
+
+    return await run_in_threadpool(work)
+
+
+@router.put("/{key}/definition", response_model=JourneyView, summary="Publish a new version")
+async def publish_version(state: State, caller: Manager, key: str, body: NewVersion) -> JourneyView:
+    """New entries use the new version; people inside finish on theirs."""
+
+    def work() -> JourneyView:
+        with state.store.write() as conn:
+            return service.publish_version(
+                conn,
+                business_id=caller.business_id,
+                key=key,
+                definition=body.definition,
+                now=utcnow(),
+            )
+
+    return await run_in_threadpool(work)
+
+
+@router.post("/{key}/status", response_model=JourneyView, summary="Activate, pause or archive")
+async def set_status(state: State, caller: Manager, key: str, body: StatusChange) -> JourneyView:
+    def work() -> JourneyView:
+        with state.store.write() as conn:
+            return service.set_status(
+                conn, business_id=caller.business_id, key=key, status=body.status, now=utcnow()
+            )
+
+    return await run_in_threadpool(work)
+
+
+@router.post("/{key}/migrate", summary="Move people from an older version onto the current one")
+async def migrate(state: State, caller: Manager, key: str, body: Migration) -> dict[str, int]:
+    def work() -> dict[str, int]:
+        with state.store.write() as conn:
+            moved = service.migrate_runs(
+                conn,
+                business_id=caller.business_id,
+                key=key,
+                from_version=body.from_version,
+                node_map=body.node_map,
+                now=utcnow(),
+            )
+        return {"moved": moved}
+
+    return await run_in_threadpool(work)
+
+
+@router.get("/{key}/report", summary="People per node, conversions, A/B splits, smart holdout")
+async def report(state: State, caller: Reader, key: str) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
+        now = utcnow()
+        with state.store.read() as conn:
+            journey_id, definition = service.definition_of(
+                conn, business_id=caller.business_id, key=key
+            )
+            view = service.get_journey(conn, business_id=caller.business_id, key=key)
+            splits = [
+                analytics.split_result(
+                    conn,
+                    journey_id=journey_id,
+                    version=view.current_version,
+                    node=node_id,
+                    split=node,
+                    definition=definition,
+                    now=now,
+                )
+                for node_id, node in definition.nodes.items()
+                if isinstance(node, SplitNode) and node.ab_test
+            ]
+            return {
+                "summary": analytics.summary(conn, journey_id=journey_id).__dict__,
+                "nodes": [c.__dict__ for c in analytics.node_counts(conn, journey_id=journey_id)],
+                "splits": [{**s.__dict__, "paths": [p.__dict__ for p in s.paths]} for s in splits],
+                "smart": _comparison(analytics.smart_comparison(conn, journey_id=journey_id)),
+            }
+
+    return await run_in_threadpool(work)
+
+
+def _comparison(comparison: analytics.HoldoutComparison) -> dict[str, Any]:
+    return {
+        "optimised": comparison.optimised.__dict__,
+        "holdout": comparison.holdout.__dict__,
+        "lift": comparison.lift,
+        "p_value": comparison.p_value,
+    }
+
+
+people_router = APIRouter(prefix="/api/profiles", tags=["journeys"])
+
+
+@people_router.get(
+    "/{profile_id}/journeys",
+    response_model=list[RunView],
+    summary="A person's journeys, step by step",
+)
+async def person_path(state: State, caller: Reader, profile_id: str) -> list[RunView]:
+    def work() -> list[RunView]:
+        with state.store.read() as conn:
+            return service.person_path(conn, business_id=caller.business_id, profile_id=profile_id)
+
+    return await run_in_threadpool(work)

@@ -1,0 +1,223 @@
+"""The runner on SQLite and PostgreSQL: waits, event waits, goals, splits, rules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from accord.journeys import service
+from accord.journeys.models import journey_outbox, journey_runs, journey_steps, journey_timers
+from accord.journeys.runner import Runner
+from accord.store.db import Store
+from tests.journeys.helpers import ABANDONED_CART, World, track
+
+BIZ = "biz_1"
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def _journey(store: Store, definition: dict[str, Any], key: str = "cart") -> str:
+    with store.write() as conn:
+        view = service.create_journey(
+            conn, business_id=BIZ, key=key, name=key.title(), definition=definition, now=T0
+        )
+        service.set_status(conn, business_id=BIZ, key=key, status="active", now=T0)
+    return view.id
+
+
+def _events(
+    runner: Runner, store: Store, profile: str, *events: dict[str, Any], at: datetime
+) -> int:
+    with store.write() as conn:
+        return runner.handle_events(
+            conn, business_id=BIZ, events=[(profile, e) for e in events], now=at
+        )
+
+
+def _outbox(store: Store) -> list[Any]:
+    with store.read() as conn:
+        return list(conn.execute(select(journey_outbox).order_by(journey_outbox.c.created_at)))
+
+
+def _status(store: Store, profile: str) -> list[str]:
+    with store.read() as conn:
+        return list(
+            conn.execute(
+                select(journey_runs.c.status).where(journey_runs.c.profile_id == profile)
+            ).scalars()
+        )
+
+
+def test_abandoned_cart_reminds_after_an_hour_without_purchase(store: Store) -> None:
+    runner = Runner(World().environment())
+    _journey(store, ABANDONED_CART)
+    _events(runner, store, "p1", track("Cart Updated", cart_id="c1"), at=T0)
+    assert runner.fire_due(store, now=T0 + timedelta(minutes=59)) == 0
+    assert _outbox(store) == []
+    assert runner.fire_due(store, now=T0 + timedelta(hours=1)) == 1
+    [message] = _outbox(store)
+    assert (message.profile_id, message.channel, message.message) == (
+        "p1",
+        "email",
+        "cart-reminder",
+    )
+    assert _status(store, "p1") == ["exited"]
+    # A purchase within the goal window credits the journey, after the reminder too.
+    _events(runner, store, "p1", track("Order Completed"), at=T0 + timedelta(hours=2))
+    assert _status(store, "p1") == ["converted"]
+
+
+def test_purchase_inside_the_hour_sends_nothing_and_converts(store: Store) -> None:
+    runner = Runner(World().environment())
+    _journey(store, ABANDONED_CART)
+    _events(runner, store, "p1", track("Cart Updated", cart_id="c1"), at=T0)
+    _events(runner, store, "p1", track("Order Completed"), at=T0 + timedelta(minutes=20))
+    assert runner.fire_due(store, now=T0 + timedelta(hours=2)) == 0
+    assert _outbox(store) == []
+    assert _status(store, "p1") == ["converted"]
+    with store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(journey_timers)).scalar_one() == 0
+
+
+def test_the_same_cart_enters_once(store: Store) -> None:
+    runner = Runner(World().environment())
+    _journey(store, ABANDONED_CART)
+    for minute in range(3):
+        _events(
+            runner,
+            store,
+            "p1",
+            track("Cart Updated", cart_id="c1"),
+            at=T0 + timedelta(minutes=minute),
+        )
+    assert _status(store, "p1") == ["active"]
+
+
+def test_a_timer_fires_once_even_when_asked_twice(store: Store) -> None:
+    runner = Runner(World().environment())
+    _journey(store, ABANDONED_CART)
+    _events(runner, store, "p1", track("Cart Updated", cart_id="c1"), at=T0)
+    later = T0 + timedelta(hours=1, seconds=1)
+    assert runner.fire_due(store, now=later) == 1
+    assert runner.fire_due(store, now=later) == 0
+    assert len(_outbox(store)) == 1
+
+
+@pytest.mark.parametrize(
+    ("blocked", "traits", "expected"),
+    [
+        ({("p1", "email"): "no consent for marketing email"}, {}, "no consent for marketing email"),
+        ({("p1", "email"): "suppressed"}, {}, "suppressed"),
+    ],
+)
+def test_unreachable_people_are_skipped_with_the_reason(
+    store: Store, blocked: dict[tuple[str, str], str], traits: dict[str, Any], expected: str
+) -> None:
+    world = World(blocked=blocked, traits={"p1": traits})
+    runner = Runner(world.environment())
+    _journey(store, ABANDONED_CART)
+    _events(runner, store, "p1", track("Cart Updated", cart_id="c1"), at=T0)
+    runner.fire_due(store, now=T0 + timedelta(hours=1))
+    assert _outbox(store) == []
+    with store.read() as conn:
+        skipped = conn.execute(
+            select(journey_steps.c.detail).where(journey_steps.c.outcome == "skipped")
+        ).scalar_one()
+    assert expected in skipped
+
+
+def test_quiet_hours_delay_the_message_to_the_morning_in_the_persons_zone(store: Store) -> None:
+    definition = {
+        **ABANDONED_CART,
+        "quiet_hours": {"start": "21:00", "end": "08:00", "mode": "delay"},
+    }
+    world = World(traits={"p1": {"timezone": "Europe/Rome"}})
+    runner = Runner(world.environment())
+    _journey(store, definition)
+    evening = datetime(2026, 11, 23, 20, 30, tzinfo=UTC)  # 21:30 in Rome
+    _events(runner, store, "p1", track("Cart Updated", cart_id="c1"), at=evening)
+    runner.fire_due(store, now=evening + timedelta(hours=1))
+    assert _outbox(store) == []
+    morning = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)  # 08:00 in Rome
+    assert runner.fire_due(store, now=morning - timedelta(seconds=1)) == 0
+    assert runner.fire_due(store, now=morning) == 1
+    assert len(_outbox(store)) == 1
+
+
+def test_frequency_cap_skips_beyond_the_limit(store: Store) -> None:
+    definition = {**ABANDONED_CART, "caps": {"email": {"max": 1, "per": "7d"}}}
+    runner = Runner(World().environment())
+    _journey(store, definition)
+    for n, cart in enumerate(["c1", "c2"]):
+        start = T0 + timedelta(hours=2 * n)
+        _events(runner, store, "p1", track("Cart Updated", cart_id=cart), at=start)
+        runner.fire_due(store, now=start + timedelta(hours=1))
+    assert len(_outbox(store)) == 1
+
+
+def test_reentry_never_keeps_a_person_out(store: Store) -> None:
+    definition = {**ABANDONED_CART, "reentry": {"mode": "never"}}
+    runner = Runner(World().environment())
+    _journey(store, definition)
+    _events(runner, store, "p1", track("Cart Updated", cart_id="c1"), at=T0)
+    _events(runner, store, "p1", track("Order Completed"), at=T0 + timedelta(minutes=1))
+    _events(runner, store, "p1", track("Cart Updated", cart_id="c2"), at=T0 + timedelta(minutes=2))
+    assert _status(store, "p1") == ["converted"]
+
+
+def test_branch_and_trait_update_follow_the_person(store: Store) -> None:
+    definition = {
+        "entry": {"type": "api"},
+        "start": "vip",
+        "nodes": {
+            "vip": {
+                "type": "branch",
+                "conditions": [{"trait": "tier", "op": "eq", "value": "gold"}],
+                "then": "mark",
+                "otherwise": "out",
+            },
+            "mark": {"type": "update_trait", "trait": "welcomed", "value": True, "next": "out"},
+            "out": {"type": "exit"},
+        },
+    }
+    world = World(traits={"gold": {"tier": "gold"}, "plain": {}})
+    runner = Runner(world.environment())
+    _journey(store, definition, key="welcome")
+    with store.write() as conn:
+        for person in ("gold", "plain"):
+            service.trigger(
+                conn,
+                runner,
+                business_id=BIZ,
+                key="welcome",
+                profile_id=person,
+                entry_key=person,
+                context={},
+                now=T0,
+            )
+    assert world.traits["gold"]["welcomed"] is True
+    assert "welcomed" not in world.traits["plain"]
+    with store.read() as conn:
+        path = service.person_path(conn, business_id=BIZ, profile_id="gold")
+    assert [s.outcome for s in path[0].steps] == ["entered", "branched", "trait_set", "exited"]
+
+
+def test_new_version_applies_to_new_entries_only(store: Store) -> None:
+    runner = Runner(World().environment())
+    _journey(store, ABANDONED_CART)
+    _events(runner, store, "p1", track("Cart Updated", cart_id="c1"), at=T0)
+    changed = {**ABANDONED_CART, "nodes": {**ABANDONED_CART["nodes"]}}
+    changed["nodes"]["remind"] = {
+        "type": "send",
+        "channel": "sms",
+        "message": "cart-sms",
+        "next": "done",
+    }
+    with store.write() as conn:
+        service.publish_version(conn, business_id=BIZ, key="cart", definition=changed, now=T0)
+    _events(runner, store, "p2", track("Cart Updated", cart_id="c2"), at=T0)
+    runner.fire_due(store, now=T0 + timedelta(hours=1))
+    sent = {(m.profile_id, m.channel) for m in _outbox(store)}
+    assert sent == {("p1", "email"), ("p2", "sms")}
