@@ -21,7 +21,6 @@ from accord.accounts.service import bootstrap as bootstrap_business
 from accord.accounts.service import source_for_write_key
 from accord.analytics.service import volume
 from accord.cli_leads import email_app, leads_app
-from accord.collect.consent_gate import KeepEverything
 from accord.collect.importer import RawRow, read_events
 from accord.collect.service import ImportReport, import_rows, limits_from
 from accord.collect.worker import drain, pending_count
@@ -29,9 +28,9 @@ from accord.collect.worker import run as run_worker_loop
 from accord.consent.gate import LedgerGate
 from accord.core.errors import InvalidInput, UnknownWriteKey
 from accord.core.settings import Settings
+from accord.experiments.cli import app as experiments_app
 from accord.identity.cli import identity_app
 from accord.profiles.cli import profiles_app
-from accord.experiments.cli import app as experiments_app
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
 

@@ -103,7 +103,7 @@ def mail_server(settings: Settings) -> mail.MailServer:
         port=settings.smtp_port,
         username=settings.smtp_username,
         password=settings.smtp_password,
-        starttls=settings.smtp_starttls,
+        starttls=settings.smtp_security == "starttls",
         sender=settings.mail_from,
     )
 

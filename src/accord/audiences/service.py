@@ -67,6 +67,7 @@ from accord.core.errors import FieldProblem, InvalidInput, NotFound
 from accord.core.ids import new_id
 from accord.engine.connection import events as lake_events
 from accord.lake.schema import lake_row
+from accord.identity.service import lookup_key
 from accord.profiles.models import Identifier
 from accord.profiles.service import identifier_rows, profile_ids_for, profile_rows
 from accord.store.db import Store
@@ -990,11 +991,15 @@ def is_suppressed(conn: Connection, *, business_id: str, identifiers: list[Ident
     if suppression_reasons(conn, business_id=business_id, people=direct):
         return True
     profile_ids = {i.value for i in identifiers if i.kind == "profile"}
-    profile_ids |= profile_ids_for(
-        conn,
-        business_id=business_id,
-        identifiers=[(i.kind, i.value) for i in identifiers if i.kind != "profile"],
-    )
+    canonical = []
+    for i in identifiers:
+        if i.kind == "profile":
+            continue
+        try:
+            canonical.append(lookup_key(conn, business_id=business_id, kind=i.kind, value=i.value))
+        except InvalidInput:
+            continue  # not an identifier type or value the graph would hold
+    profile_ids |= profile_ids_for(conn, business_id=business_id, identifiers=canonical)
     found = people(conn, business_id=business_id, profile_ids=sorted(profile_ids))
     return bool(suppression_reasons(conn, business_id=business_id, people=found.values()))
 

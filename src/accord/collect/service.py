@@ -312,6 +312,8 @@ def forget_events(conn: Connection, *, business_id: str, seqs: list[int], profil
         )
         deleted += max(result.rowcount, 0)
     return deleted
+
+
 def payloads_of_profiles(conn: Connection, *, profile_ids: list[str]) -> dict[str, list[str]]:
     """Every processed event of these profiles still held in the inbox, oldest first."""
     out: dict[str, list[str]] = {}

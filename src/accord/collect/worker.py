@@ -134,26 +134,15 @@ def _apply_profiles(store: Store, pairs: list[tuple[Any, dict[str, Any]]]) -> in
         links: list[dict[str, Any]] = []
         erased: list[int] = []
         for business_id, todo in by_business.items():
+            # An anonymous count (consent refused) names nobody, so it joins no profile.
+            named = [(r, e) for r, e in todo if e.get("userId") or e.get("anonymousId")]
+            if not named:
+                continue
             resolved = resolve_events(
                 conn,
                 business_id=business_id,
-                events=[(row.seq, row.source_id, event, row.payload) for row, event in todo],
+                events=[(row.seq, row.source_id, event, row.payload) for row, event in named],
                 lock_rows=store.dialect == "postgresql",
-            )
-            batch.preload([event for _, event in todo])
-            # An anonymous count (consent refused) names nobody, so it joins no profile.
-            links += [
-                {"row": row.seq, "profile": batch.apply(event)}
-                for row, event in todo
-                if event.get("userId") or event.get("anonymousId")
-            ]
-            batch.flush()
-        if links:
-            conn.execute(
-                update(inbox)
-                .where(inbox.c.seq == bindparam("row"))
-                .values(profile_id=bindparam("profile")),
-                links,
             )
             links += [{"row": seq, "profile": pid} for seq, pid, gone in resolved if not gone]
             erased += [seq for seq, _, gone in resolved if gone]

@@ -59,12 +59,18 @@ class NotFound(AccordError):
 
 
 @dataclass
-class Forbidden(AccordError):
-    """Authenticated, but the caller's role and tasks do not allow this."""
 class Conflict(AccordError):
     """The request contradicts the current state (a decided review, a removed edge...)."""
-class InvalidLink(AccordError):
-    """A signed public link (tracking, unsubscribe, confirmation) that fails its check."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+@dataclass
+class Forbidden(AccordError):
+    """Authenticated, but the caller's role and tasks do not allow this."""
 
     reason: str
 
@@ -87,6 +93,23 @@ class SignInFailed(AccordError):
 
 @dataclass
 class TooManyAttempts(AccordError):
+    reason: str
+    retry_after_seconds: int
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+@dataclass
+class InvalidLink(AccordError):
+    """A signed public link (tracking, unsubscribe, confirmation) that fails its check."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+
 @dataclass
 class LinkExpired(AccordError):
     what: str
@@ -105,11 +128,6 @@ class TooManyRequests(AccordError):
 
 
 @dataclass
-class Conflict(AccordError):
-    reason: str
-
-    def __str__(self) -> str:
-        return self.reason
 class ExperimentState(AccordError):
     """The experiment's state forbids the change: its plan is frozen, or it has not started."""
 

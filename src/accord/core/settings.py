@@ -70,16 +70,8 @@ class Settings(BaseSettings):
     smtp_port: int = 25
     smtp_username: str | None = None
     smtp_password: str | None = None
-    smtp_starttls: bool = False
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
     mail_from: str = "Accord <accord@localhost>"
-    # Consent: the proxy headers that carry the visitor's country and region (they win
-    # over the offline IP table), and the largest consent decision accepted.
-    consent_country_header: str = "CF-IPCountry"
-    consent_region_header: str = "CF-Region-Code"
-    max_consent_bytes: int = 32 * 1024
-    # One POST of ad-log records to /v1/experiments/{key}/ad-logs; files have no limit.
-    max_ad_log_bytes: int = 5 * 1024 * 1024
-    max_ad_log_records: int = 10_000
 
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -90,27 +82,27 @@ class Settings(BaseSettings):
         if self.secret_key:
             return self.secret_key
         path = self.data_dir / "secret.key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(32))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # Exclusive creation: of two processes starting together, one key wins.
+            with path.open("x") as created:
+                created.write(secrets.token_urlsafe(32))
             path.chmod(0o600)
+        except FileExistsError:
+            pass
         return path.read_text().strip()
 
-    def resolved_lake_url(self) -> str:
-        if self.lake_url:
-            return self.lake_url
-        return str((self.data_dir / "lake").resolve())
+    def resolved_public_url(self) -> str:
+        """Where emailed links point: `public_url`, else the address `accord serve` uses."""
+        return (self.public_url or "http://127.0.0.1:8000").rstrip("/")
 
-    # Email and leads. Links in emails and on landing pages start with `public_url`.
-    public_url: str = "http://127.0.0.1:8000"
-    # Signs tracking, unsubscribe, confirmation and download links; default: a random
-    # key kept in the data directory (`signing.key`).
-    signing_key: str | None = None
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 25
-    smtp_username: str | None = None
-    smtp_password: str | None = None
-    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    # Consent: the proxy headers that carry the visitor's country and region (they win
+    # over the offline IP table), and the largest consent decision accepted.
+    consent_country_header: str = "CF-IPCountry"
+    consent_region_header: str = "CF-Region-Code"
+    max_consent_bytes: int = 32 * 1024
+
+    # Email and leads (the SMTP server above sends campaigns too).
     email_rate_per_second: float = 100.0
     email_concurrency: int = 4
     # Recipients checked (consent, suppression) and sent per step of a campaign.
@@ -123,16 +115,11 @@ class Settings(BaseSettings):
     confirmation_link_days: int = 7
     download_link_hours: int = 48
 
-    def resolved_signing_key(self) -> str:
-        if self.signing_key:
-            return self.signing_key
-        path = self.data_dir / "signing.key"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            # Exclusive creation: of two processes starting together, one key wins.
-            with path.open("x") as created:
-                created.write(secrets.token_urlsafe(32))
-            path.chmod(0o600)
-        except FileExistsError:
-            pass
-        return path.read_text().strip()
+    # Experiments: one POST of ad-log records to /v1/experiments/{key}/ad-logs.
+    max_ad_log_bytes: int = 5 * 1024 * 1024
+    max_ad_log_records: int = 10_000
+
+    def resolved_lake_url(self) -> str:
+        if self.lake_url:
+            return self.lake_url
+        return str((self.data_dir / "lake").resolve())

@@ -34,7 +34,7 @@ from accord.identity.models import (
     identity_rules,
     identity_tombstones,
 )
-from accord.identity.rules import IdentityRules, clean, identifiers_of
+from accord.identity.rules import IdentityRules, clean, identifiers_of, normalise
 from accord.profiles import service as profiles
 from accord.profiles.derive import ProfileState
 
@@ -66,6 +66,12 @@ def set_rules(conn: Connection, *, business_id: str, rules: dict[str, Any]) -> I
     if changed.rowcount == 0:
         conn.execute(identity_rules.insert().values(business_id=business_id, **values))
     return parsed
+
+
+def normalise_email(value: str) -> str:
+    """An email address as the identity graph stores it (trimmed, lower-case); a value
+    that is not an address is only trimmed and lower-cased."""
+    return normalise("email", value) or value.strip().lower()
 
 
 def lookup_key(conn: Connection, *, business_id: str, kind: str, value: str) -> Key:

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, and_, func, select, update
 from accord.core.clock import utcnow
 from accord.core.errors import Conflict, FieldProblem, InvalidInput, InvalidLink, NotFound
 from accord.core.ids import new_id
+from accord.identity.service import normalise_email
 from accord.messaging.bounces import MESSAGE_ID_HEADER, DeliveryReport
 from accord.messaging.models import (
     CampaignIn,
@@ -44,7 +45,7 @@ from accord.messaging.smtp import Outcome, SmtpConfig, send_all
 from accord.messaging.stats import AbDecision, Rate, choose_winner, rate
 from accord.messaging.templates import CompiledTemplate, compile_template, personalisation
 from accord.messaging.tracking import Signer, machine_reason, track_html
-from accord.profiles.service import find_profile, normalise_email
+from accord.profiles.service import find_profile
 from accord.store.db import Store
 
 __all__ = [

@@ -407,6 +407,8 @@ def delete_profile(conn: Connection, *, business_id: str, profile_id: str) -> tu
     ).rowcount
     delete_profile_rows(conn, profile_id=profile_id)
     return max(identifiers, 0), max(events, 0)
+
+
 @dataclass(frozen=True)
 class ProfileRow:
     """A profile's traits and times, for contexts that evaluate profiles (audiences)."""
@@ -430,7 +432,7 @@ def profile_rows(
     if latest is not None:
         query = query.order_by(profiles.c.updated_at.desc()).limit(latest)
     out: list[ProfileRow] = []
-    for chunk in _chunks(sorted(profile_ids)) if profile_ids is not None else [None]:
+    for chunk in chunks(sorted(profile_ids)) if profile_ids is not None else [None]:
         scoped = query if chunk is None else query.where(profiles.c.id.in_(chunk))
         out += [
             ProfileRow(r.id, orjson.loads(r.traits), r.first_seen, r.last_seen)
@@ -447,8 +449,10 @@ def identifier_rows(
         profile_identifiers.c.profile_id, profile_identifiers.c.kind, profile_identifiers.c.value
     ).where(profile_identifiers.c.business_id == business_id)
     out: list[tuple[str, str, str]] = []
-    for chunk in _chunks(sorted(profile_ids)) if profile_ids is not None else [None]:
-        scoped = query if chunk is None else query.where(profile_identifiers.c.profile_id.in_(chunk))
+    for chunk in chunks(sorted(profile_ids)) if profile_ids is not None else [None]:
+        scoped = (
+            query if chunk is None else query.where(profile_identifiers.c.profile_id.in_(chunk))
+        )
         out += [(r.profile_id, r.kind, r.value) for r in conn.execute(scoped)]
     return out
 
@@ -456,11 +460,9 @@ def identifier_rows(
 def profile_ids_for(
     conn: Connection, *, business_id: str, identifiers: list[tuple[str, str]]
 ) -> set[str]:
-    """The profiles these (kind, value) identifiers belong to."""
+    """The profiles these (kind, canonical value) identifiers belong to."""
     found: set[str] = set()
     for kind, value in identifiers:
-        if kind == "email":
-            value = normalise_email(value)
         profile_id = conn.execute(
             select(profile_identifiers.c.profile_id).where(
                 profile_identifiers.c.business_id == business_id,

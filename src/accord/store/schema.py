@@ -6,30 +6,24 @@ from accord.accounts import models as _accounts
 from accord.audiences import models as _audiences
 from accord.collect import models as _collect
 from accord.consent import models as _consent
-from accord.profiles import models as _profiles
-from accord.store.metadata import metadata
-
-__all__ = ["_accounts", "_collect", "_consent", "_profiles", "metadata"]
+from accord.experiments import models as _experiments
 from accord.identity import models as _identity
-from accord.profiles import models as _profiles
-from accord.store.metadata import metadata
-
-__all__ = ["_accounts", "_collect", "_identity", "_profiles", "metadata"]
-__all__ = ["_accounts", "_collect", "_profiles", "metadata"]
-__all__ += ["_audiences"]
+from accord.journeys import models as _journeys
 from accord.leads import models as _leads
 from accord.messaging import models as _messaging
 from accord.profiles import models as _profiles
 from accord.store.metadata import metadata
 
-__all__ = ["_accounts", "_collect", "_leads", "_messaging", "_profiles", "metadata"]
-from accord.experiments import models as _experiments
-from accord.profiles import models as _profiles
-from accord.store.metadata import metadata
-
-__all__ = ["_accounts", "_collect", "_experiments", "_profiles", "metadata"]
-from accord.journeys import models as _journeys
-from accord.profiles import models as _profiles
-from accord.store.metadata import metadata
-
-__all__ = ["_accounts", "_collect", "_journeys", "_profiles", "metadata"]
+__all__ = [
+    "_accounts",
+    "_audiences",
+    "_collect",
+    "_consent",
+    "_experiments",
+    "_identity",
+    "_journeys",
+    "_leads",
+    "_messaging",
+    "_profiles",
+    "metadata",
+]

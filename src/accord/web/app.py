@@ -23,22 +23,17 @@ from accord.consent.api import admin_router as consent_admin_router
 from accord.consent.api import public_router as consent_router
 from accord.consent.gate import LedgerGate
 from accord.core.settings import Settings
-from accord.identity.api import router as identity_router
 from accord.experiments.api import router as experiments_router
+from accord.identity.api import router as identity_router
 from accord.journeys.api import people_router as journey_people_router
 from accord.journeys.api import router as journeys_router
-from accord.profiles.api import router as profiles_router
-from accord.store.db import open_store
-from accord.store.migrate import upgrade
-from accord.web import errors, ui
-from accord.web import errors
-from accord.web.cmp import router as cmp_router
 from accord.leads.api import router as leads_router
 from accord.messaging.api import router as messaging_router
 from accord.profiles.api import router as profiles_router
 from accord.store.db import open_store
 from accord.store.migrate import upgrade
-from accord.web import email_wiring, errors
+from accord.web import email_wiring, errors, ui
+from accord.web.cmp import router as cmp_router
 from accord.web.state import AppState
 
 

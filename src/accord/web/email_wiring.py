@@ -35,7 +35,8 @@ class EmailWiring:
 def mailer_from(settings: Settings) -> Mailer:
     return Mailer(
         smtp=SmtpConfig(
-            host=settings.smtp_host,
+            # Without a configured server, campaigns go to a local MTA on port 25.
+            host=settings.smtp_host or "127.0.0.1",
             port=settings.smtp_port,
             username=settings.smtp_username,
             password=settings.smtp_password,
@@ -43,8 +44,8 @@ def mailer_from(settings: Settings) -> Mailer:
             rate_per_second=settings.email_rate_per_second,
             concurrency=settings.email_concurrency,
         ),
-        signer=Signer(settings.resolved_signing_key()),
-        base_url=settings.public_url.rstrip("/"),
+        signer=Signer(settings.resolved_secret_key()),
+        base_url=settings.resolved_public_url(),
         chunk=settings.email_send_chunk,
         min_human_delay=timedelta(seconds=settings.email_min_human_seconds),
     )

@@ -10,10 +10,10 @@ from fastapi.responses import RedirectResponse, Response
 
 from accord.core.errors import (
     AccordError,
-    CsrfRejected,
-    Forbidden,
     Conflict,
+    CsrfRejected,
     ExperimentState,
+    Forbidden,
     InvalidInput,
     InvalidLink,
     InvalidToken,
@@ -64,9 +64,6 @@ def to_response(exc: AccordError) -> Response:
         status, code = 401, "invalid_token"
         headers["WWW-Authenticate"] = 'Bearer realm="accord"'
         problems = [{"field": "Authorization", "reason": str(exc)}]
-    elif isinstance(exc, ExperimentState):
-        status, code = 409, "experiment_state"
-        problems = [{"field": exc.field, "reason": exc.reason}]
     elif isinstance(exc, NotFound):
         status, code = 404, "not_found"
     elif isinstance(exc, Forbidden):
@@ -78,6 +75,9 @@ def to_response(exc: AccordError) -> Response:
         status, code = 401, "sign_in_failed"
     elif isinstance(exc, TooManyAttempts):
         status, code = 429, "too_many_attempts"
+        headers["Retry-After"] = str(exc.retry_after_seconds)
+    elif isinstance(exc, Conflict):
+        status, code = 409, "conflict"
     elif isinstance(exc, InvalidLink):
         status, code = 400, "invalid_link"
     elif isinstance(exc, LinkExpired):
@@ -85,8 +85,9 @@ def to_response(exc: AccordError) -> Response:
     elif isinstance(exc, TooManyRequests):
         status, code = 429, "too_many_requests"
         headers["Retry-After"] = str(exc.retry_after_seconds)
-    elif isinstance(exc, Conflict):
-        status, code = 409, "conflict"
+    elif isinstance(exc, ExperimentState):
+        status, code = 409, "experiment_state"
+        problems = [{"field": exc.field, "reason": exc.reason}]
     else:
         status, code = 400, "bad_request"
     return json_response(error_body(code, str(exc), problems), status_code=status, headers=headers)

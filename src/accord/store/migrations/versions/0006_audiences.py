@@ -1,7 +1,7 @@
 """audiences: definitions, members, entries and exits, sizes, suppressions, webhooks
 
 Revision ID: 0006
-Revises: 0002
+Revises: 0005
 Create Date: 2026-11-23 16:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0002"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
@@ -45,7 +45,9 @@ def upgrade() -> None:
         sa.Column("business_id", _ID, nullable=False),
         sa.Column("entered_at", _WHEN, nullable=False),
         sa.ForeignKeyConstraint(
-            ["audience_id"], ["audiences.id"], name=op.f("fk_audience_members_audience_id_audiences")
+            ["audience_id"],
+            ["audiences.id"],
+            name=op.f("fk_audience_members_audience_id_audiences"),
         ),
         sa.PrimaryKeyConstraint("audience_id", "profile_id", name=op.f("pk_audience_members")),
     )
@@ -65,7 +67,9 @@ def upgrade() -> None:
         sa.Column("origin", sa.String(length=8), nullable=False),
         sa.Column("at", _WHEN, nullable=False),
         sa.ForeignKeyConstraint(
-            ["audience_id"], ["audiences.id"], name=op.f("fk_audience_changes_audience_id_audiences")
+            ["audience_id"],
+            ["audiences.id"],
+            name=op.f("fk_audience_changes_audience_id_audiences"),
         ),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_audience_changes")),
     )

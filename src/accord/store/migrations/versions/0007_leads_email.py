@@ -1,7 +1,7 @@
 """leads and email: forms, leads, consents, coupons, imports, templates, campaigns, messages
 
 Revision ID: 0007
-Revises: 0002
+Revises: 0006
 Create Date: 2026-11-23 16:01:30.549538
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0002"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """journeys: versioned graphs, runs, timers, waits, steps, outbox, split winners
 
 Revision ID: 0009
-Revises: 0002
+Revises: 0008
 Create Date: 2026-11-23 15:53:08.259054
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0002"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
