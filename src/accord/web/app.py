@@ -25,6 +25,7 @@ from accord.consent.gate import LedgerGate
 from accord.core.settings import Settings
 from accord.experiments.api import router as experiments_router
 from accord.identity.api import router as identity_router
+from accord.journeys import pages as journey_pages
 from accord.journeys.api import people_router as journey_people_router
 from accord.journeys.api import router as journeys_router
 from accord.leads.api import router as leads_router
@@ -73,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(profiles_router)
     app.include_router(analytics_router)
     app.include_router(accounts_router)
-    ui.install(app, [accounts_pages])
+    ui.install(app, [accounts_pages, journey_pages])
     app.include_router(cmp_router)
     app.include_router(consent_router)
     app.include_router(consent_admin_router)

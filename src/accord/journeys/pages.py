@@ -1,0 +1,286 @@
+"""Journey pages of the admin UI: list, graph with counts and results, and the builder."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from accord.core.clock import utcnow
+from accord.core.errors import FieldProblem, InvalidInput
+from accord.journeys import analytics, service
+from accord.journeys.diagram import svg
+from accord.journeys.graph import SplitNode, parse_definition
+from accord.web.auth import Caller, requires
+from accord.web.state import State
+from accord.web.ui import NavEntry, redirect, render
+
+router = APIRouter(include_in_schema=False)
+nav = [NavEntry("Journeys", "/journeys", "journeys.read", "Activation", 40)]
+
+Reader = Annotated[Caller, Depends(requires("journeys.read"))]
+Manager = Annotated[Caller, Depends(requires("journeys.manage"))]
+
+NODE_TYPES = [
+    "wait",
+    "wait_for_event",
+    "wait_for_audience",
+    "branch",
+    "split",
+    "send",
+    "update_trait",
+    "list",
+    "webhook",
+    "exit",
+]
+# What a node of each type starts with when added in the builder.
+NODE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "wait": {"duration": "1d", "next": ""},
+    "wait_for_event": {"event": "", "timeout": "1d", "on_event": "", "on_timeout": ""},
+    "wait_for_audience": {
+        "audience": "",
+        "change": "enter",
+        "timeout": "7d",
+        "on_change": "",
+        "on_timeout": "",
+    },
+    "branch": {"conditions": [{"trait": "", "op": "eq", "value": ""}], "then": "", "otherwise": ""},
+    "split": {
+        "paths": [{"name": "a", "weight": 1, "next": ""}, {"name": "b", "weight": 1, "next": ""}]
+    },
+    "send": {"channel": "email", "message": "", "next": ""},
+    "update_trait": {"trait": "", "value": "", "next": ""},
+    "list": {"action": "add", "list": "", "next": ""},
+    "webhook": {"destination": "", "next": ""},
+    "exit": {},
+}
+BLANK: dict[str, Any] = {
+    "entry": {"type": "api"},
+    "start": "done",
+    "nodes": {"done": {"type": "exit"}},
+}
+SETTINGS_KEYS = (
+    "goal",
+    "reentry",
+    "max_people",
+    "caps",
+    "quiet_hours",
+    "timezone_trait",
+    "default_timezone",
+    "smart_holdout",
+    "destinations",
+)
+
+
+@router.get("/journeys")
+async def journeys_page(request: Request, state: State, caller: Reader) -> Response:
+    def work() -> list[dict[str, Any]]:
+        with state.store.read() as conn:
+            return [
+                {"journey": j, "summary": analytics.summary(conn, journey_id=j.id)}
+                for j in service.list_journeys(conn, business_id=caller.business_id)
+            ]
+
+    rows = await run_in_threadpool(work)
+    return render(request, "journeys/list.html", caller=caller, rows=rows)
+
+
+@router.post("/journeys")
+async def create_page(
+    request: Request,
+    state: State,
+    caller: Manager,
+    key: Annotated[str, Form()] = "",
+    name: Annotated[str, Form()] = "",
+) -> Response:
+    def work() -> None:
+        with state.store.write() as conn:
+            service.create_journey(
+                conn,
+                business_id=caller.business_id,
+                key=key.strip(),
+                name=name,
+                definition=BLANK,
+                now=utcnow(),
+            )
+
+    try:
+        await run_in_threadpool(work)
+    except InvalidInput as exc:
+        return redirect(request, "/journeys", error=_text(exc.problems))
+    return redirect(request, f"/journeys/{key.strip()}/edit", notice="Journey created as a draft")
+
+
+@router.get("/journeys/{key}")
+async def journey_page(request: Request, state: State, caller: Reader, key: str) -> Response:
+    def work() -> dict[str, Any]:
+        now = utcnow()
+        with state.store.read() as conn:
+            view = service.get_journey(conn, business_id=caller.business_id, key=key)
+            definition = parse_definition(view.definition)
+            counts = analytics.node_counts(conn, journey_id=view.id)
+            splits = [
+                analytics.split_result(
+                    conn,
+                    journey_id=view.id,
+                    version=view.current_version,
+                    node=node_id,
+                    split=node,
+                    definition=definition,
+                    now=now,
+                )
+                for node_id, node in definition.nodes.items()
+                if isinstance(node, SplitNode) and node.ab_test
+            ]
+            return {
+                "journey": view,
+                "graph": svg(definition, counts),
+                "counts": counts,
+                "summary": analytics.summary(conn, journey_id=view.id),
+                "splits": splits,
+                "smart": analytics.smart_comparison(conn, journey_id=view.id),
+            }
+
+    return render(request, "journeys/detail.html", caller=caller, **await run_in_threadpool(work))
+
+
+@router.post("/journeys/{key}/status")
+async def status_page(
+    request: Request,
+    state: State,
+    caller: Manager,
+    key: str,
+    status: Annotated[str, Form()] = "",
+) -> Response:
+    def work() -> None:
+        with state.store.write() as conn:
+            service.set_status(
+                conn, business_id=caller.business_id, key=key, status=status, now=utcnow()
+            )
+
+    try:
+        await run_in_threadpool(work)
+    except InvalidInput as exc:
+        return redirect(request, f"/journeys/{key}", error=_text(exc.problems))
+    return redirect(request, f"/journeys/{key}", notice=f"Journey is now {status}")
+
+
+def _builder_fields(definition: dict[str, Any]) -> dict[str, Any]:
+    settings = {k: definition[k] for k in SETTINGS_KEYS if k in definition}
+    return {
+        "entry": json.dumps(definition.get("entry", {}), indent=2),
+        "start": definition.get("start", ""),
+        "messages": json.dumps(definition.get("messages", {}), indent=2),
+        "settings": json.dumps(settings, indent=2),
+        "nodes": [
+            {
+                "id": node_id,
+                "type": node.get("type", ""),
+                "config": json.dumps({k: v for k, v in node.items() if k != "type"}, indent=2),
+            }
+            for node_id, node in definition.get("nodes", {}).items()
+        ],
+    }
+
+
+@router.get("/journeys/{key}/edit")
+async def builder_page(request: Request, state: State, caller: Reader, key: str) -> Response:
+    def work() -> Any:
+        with state.store.read() as conn:
+            return service.get_journey(conn, business_id=caller.business_id, key=key)
+
+    view = await run_in_threadpool(work)
+    return render(
+        request,
+        "journeys/builder.html",
+        caller=caller,
+        journey=view,
+        fields=_builder_fields(view.definition),
+        node_types=NODE_TYPES,
+        problems={},
+    )
+
+
+def _load(text: str, field: str, problems: list[FieldProblem]) -> Any:
+    try:
+        return json.loads(text or "{}")
+    except json.JSONDecodeError as exc:
+        problems.append(FieldProblem(field, f"not valid JSON: {exc.msg} at line {exc.lineno}"))
+        return {}
+
+
+@router.post("/journeys/{key}/edit")
+async def builder_save(request: Request, state: State, caller: Manager, key: str) -> Response:
+    """Assemble the definition from the builder's fields, validate it, and either save it
+    as a new version or show the builder again with every problem next to its node."""
+    form = await request.form()
+    problems: list[FieldProblem] = []
+    ids = [str(v) for v in form.getlist("node_id")]
+    types = [str(v) for v in form.getlist("node_type")]
+    configs = [str(v) for v in form.getlist("node_config")]
+    removed = {str(v) for v in form.getlist("remove")}
+    nodes: dict[str, Any] = {}
+    for node_id, node_type, config in zip(ids, types, configs, strict=False):
+        node_id = node_id.strip()
+        if not node_id or node_id in removed:
+            continue
+        body = _load(config, f"nodes.{node_id}", problems)
+        nodes[node_id] = {"type": node_type, **(body if isinstance(body, dict) else {})}
+    new_id = str(form.get("new_id", "")).strip()
+    new_type = str(form.get("new_type", ""))
+    if new_id:
+        if new_id in nodes:
+            problems.append(FieldProblem(f"nodes.{new_id}", "a node with this id exists already"))
+        else:
+            nodes[new_id] = {"type": new_type, **NODE_DEFAULTS.get(new_type, {})}
+    settings = _load(str(form.get("settings", "")), "settings", problems)
+    definition: dict[str, Any] = {
+        "entry": _load(str(form.get("entry", "")), "entry", problems),
+        "start": str(form.get("start", "")).strip(),
+        "nodes": nodes,
+        "messages": _load(str(form.get("messages", "")), "messages", problems),
+        **(settings if isinstance(settings, dict) else {}),
+    }
+    saving = form.get("action") == "save" and not new_id
+
+    def work() -> Any:
+        with state.store.write() as conn:
+            if not problems:
+                try:
+                    parse_definition(definition)
+                except InvalidInput as exc:
+                    problems.extend(exc.problems)
+            if problems or not saving:
+                return service.get_journey(conn, business_id=caller.business_id, key=key)
+            return service.publish_version(
+                conn, business_id=caller.business_id, key=key, definition=definition, now=utcnow()
+            )
+
+    view = await run_in_threadpool(work)
+    if saving and not problems:
+        return redirect(
+            request, f"/journeys/{key}", notice=f"Saved as version {view.current_version}"
+        )
+    by_node: dict[str, list[str]] = {}
+    for problem in problems:
+        parts = problem.field.split(".")
+        where = parts[1] if parts[0] == "nodes" and len(parts) > 1 else parts[0]
+        by_node.setdefault(where, []).append(problem.reason)
+    return render(
+        request,
+        "journeys/builder.html",
+        caller=caller,
+        journey=view,
+        fields=_builder_fields(definition),
+        node_types=NODE_TYPES,
+        problems=by_node,
+        status=400 if problems else 200,
+        notice=None if problems else ("Node added" if new_id else "No problems found"),
+    )
+
+
+def _text(problems: list[FieldProblem]) -> str:
+    return "; ".join(f"{p.field}: {p.reason}" for p in problems)
