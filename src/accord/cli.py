@@ -30,6 +30,7 @@ from accord.core.errors import InvalidInput, UnknownWriteKey
 from accord.core.settings import Settings
 from accord.experiments.cli import app as experiments_app
 from accord.identity.cli import identity_app
+from accord.journeys.cli import journeys_app
 from accord.profiles.cli import profiles_app
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
@@ -42,6 +43,7 @@ app = typer.Typer(
 report_app = typer.Typer(help="Reports computed on the engine.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
 app.add_typer(identity_app, name="identity")
+app.add_typer(journeys_app, name="journeys")
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(email_app, name="email")
 app.add_typer(leads_app, name="leads")

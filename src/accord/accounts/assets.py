@@ -28,14 +28,19 @@ from accord.accounts.models import (
     social_accounts,
     sources,
 )
-from accord.accounts.service import audit, close_asset, create_source, register_asset
+from accord.accounts.service import (
+    PIXEL_KINDS,
+    audit,
+    close_asset,
+    create_source,
+    register_asset,
+)
 from accord.core.clock import utcnow
 from accord.core.errors import FieldProblem, InvalidInput, NotFound
 from accord.core.ids import new_id
 
 MAX_PIXEL_NAME = 50
 MAX_ASSET_NAME = 200
-PIXEL_KINDS = ("web", "app", "server")
 PLATFORMS = ("site", "app")
 OBJECTIVES = ("awareness", "consideration", "leads", "conversions")
 PRICING = ("CPM", "CPC", "CPL")
@@ -129,7 +134,9 @@ def create_pixel(
     if problems:
         raise InvalidInput(problems)
     count = conn.execute(
-        select(func.count()).where(sources.c.business_id == business_id)
+        select(func.count()).where(
+            sources.c.business_id == business_id, sources.c.kind.in_(PIXEL_KINDS)
+        )
     ).scalar_one()
     if count >= max_pixels:
         raise InvalidInput(

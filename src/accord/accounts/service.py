@@ -420,6 +420,10 @@ def visible_assets(
 # -- pixels (tracking sources with write keys) -----------------------------------------
 
 
+# Kinds of source that are pixels: installed on a site, an app or a server.
+PIXEL_KINDS = ("web", "app", "server")
+
+
 def create_source(conn: Connection, *, business_id: str, name: str, kind: str = "web") -> SourceRef:
     source_id = new_id("src")
     conn.execute(
@@ -433,8 +437,24 @@ def create_source(conn: Connection, *, business_id: str, name: str, kind: str = 
             created_at=utcnow(),
         )
     )
-    register_asset(conn, business_id=business_id, kind="pixel", name=name, asset_id=source_id)
+    # Sources that Accord itself writes through (forms, imports, journeys) are not
+    # pixels: they need no install, grant no access and count against no limit.
+    if kind in PIXEL_KINDS:
+        register_asset(conn, business_id=business_id, kind="pixel", name=name, asset_id=source_id)
     return SourceRef(business_id=business_id, source_id=source_id)
+
+
+def internal_source(conn: Connection, *, business_id: str, kind: str, name: str) -> SourceRef:
+    """The business's one source of an internal kind (`journeys`, `import`, ...), created
+    on first use."""
+    found = conn.execute(
+        select(sources.c.id).where(
+            sources.c.business_id == business_id, sources.c.kind == kind, sources.c.name == name
+        )
+    ).scalar()
+    if found is not None:
+        return SourceRef(business_id=business_id, source_id=str(found))
+    return create_source(conn, business_id=business_id, name=name, kind=kind)
 
 
 # -- API tokens ------------------------------------------------------------------------

@@ -778,6 +778,11 @@ def changes(
 # Real time ---------------------------------------------------------------------------------
 
 
+def audience_slugs(conn: Connection, *, business_id: str) -> dict[str, str]:
+    """Audience ids to their slugs, the names journeys and people use."""
+    return {a.id: a.slug for a in _all(conn, business_id)}
+
+
 def apply_realtime(
     conn: Connection,
     *,

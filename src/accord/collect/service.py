@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, delete, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from accord.accounts.models import SourceRef
 from accord.collect.consent_gate import ConsentGate, apply_decision
@@ -202,6 +203,33 @@ def append(
         dropped_by_consent=dropped,
         message_ids=[e["messageId"] for e in events],
     )
+
+
+def append_in(
+    conn: Connection, *, source: SourceRef, events: list[dict[str, Any]], received_at: datetime
+) -> int:
+    """Store events Accord itself produced (a journey setting a trait) in the caller's
+    transaction, so they commit with the change that made them; processed like any event.
+
+    They pass no consent gate: they describe people already stored, under the consent
+    their own events were collected with. A messageId already stored is skipped.
+    """
+    rows = [
+        {
+            "business_id": source.business_id,
+            "source_id": source.source_id,
+            "message_id": event["messageId"],
+            "type": event["type"],
+            "received_at": received_at,
+            "payload": orjson.dumps(event).decode(),
+        }
+        for event in events
+    ]
+    if not rows:
+        return 0
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(inbox).on_conflict_do_nothing().returning(inbox.c.seq)
+    return len(conn.execute(statement, rows).all())
 
 
 def recent_payloads(conn: Connection, *, profile_id: str, limit: int) -> list[str]:

@@ -27,12 +27,15 @@ import orjson
 from sqlalchemy import Connection, and_, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from accord.audiences.service import apply_realtime
+from accord.audiences.service import apply_realtime, audience_slugs
 from accord.collect.models import inbox
 from accord.core.clock import utcnow
 from accord.core.ids import new_id
 from accord.core.settings import Settings
 from accord.identity.service import erased_events, resolve_events
+from accord.journeys.runner import Runner
+from accord.journeys.wiring import environment as journey_environment
+from accord.journeys.worker import start as start_journeys
 from accord.lake.schema import lake_row
 from accord.lake.service import write_batch
 from accord.store.db import Store, open_store
@@ -162,8 +165,32 @@ def _apply_profiles(store: Store, pairs: list[tuple[Any, dict[str, Any]]]) -> in
         for business_id, todo in by_business.items():
             seqs = {row.seq for row, _ in todo}
             touched[business_id] |= {link["profile"] for link in links if link["row"] in seqs}
-        for business_id, profile_ids in touched.items():
-            apply_realtime(conn, business_id=business_id, profile_ids=sorted(profile_ids))
+        profile_of = {link["row"]: link["profile"] for link in links}
+        runner = Runner(journey_environment())
+        for business_id, todo in by_business.items():
+            changes = apply_realtime(
+                conn, business_id=business_id, profile_ids=sorted(touched[business_id])
+            )
+            # Journeys: goals, waits and entries on these events and audience changes.
+            runner.handle_events(
+                conn,
+                business_id=business_id,
+                events=[(profile_of[r.seq], e) for r, e in todo if r.seq in profile_of],
+            )
+            if changes:
+                slugs = audience_slugs(conn, business_id=business_id)
+                runner.handle_audience_changes(
+                    conn,
+                    business_id=business_id,
+                    changes=[
+                        (
+                            c.profile_id,
+                            slugs.get(c.audience_id, c.audience_id),
+                            c.change == "entered",
+                        )
+                        for c in changes
+                    ],
+                )
     return len(marked)
 
 
@@ -281,6 +308,9 @@ def run(
     # One worker owns an SQLite store, so a claim left unfinished is its own.
     take_over = store.dialect == "sqlite"
     last_purge = 0.0
+    journeys_stop = threading.Event()
+    if not once:
+        start_journeys(settings, journeys_stop)
     try:
         while not should_stop():
             try:
@@ -306,6 +336,7 @@ def run(
                 break
             time.sleep(settings.worker_idle_seconds)
     finally:
+        journeys_stop.set()
         store.dispose()
 
 

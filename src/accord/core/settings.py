@@ -115,6 +115,24 @@ class Settings(BaseSettings):
     confirmation_link_days: int = 7
     download_link_hours: int = 48
 
+    # Journeys: the providers of other channels (a channel without credentials sends
+    # nothing; its messages wait in the outbox) and the webhook signing secret.
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_base_url: str = "https://api.twilio.com"
+    sms_sender: str | None = Field(default=None, description="E.164 number or sender id")
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_access_token: str | None = None
+    whatsapp_base_url: str = "https://graph.facebook.com/v21.0"
+    vapid_private_key: str | None = Field(
+        default=None, description="Web push: the VAPID private key (base64url)"
+    )
+    vapid_subject: str | None = Field(default=None, description="mailto: or https: contact")
+    webhook_secret: str | None = Field(
+        default=None, description="Signs journey webhooks (Accord-Signature header)"
+    )
+    journey_poll_seconds: float = 0.25
+
     # Experiments: one POST of ad-log records to /v1/experiments/{key}/ad-logs.
     max_ad_log_bytes: int = 5 * 1024 * 1024
     max_ad_log_records: int = 10_000

@@ -43,7 +43,12 @@ from accord.messaging.ports import (
 )
 from accord.messaging.smtp import Outcome, SmtpConfig, send_all
 from accord.messaging.stats import AbDecision, Rate, choose_winner, rate
-from accord.messaging.templates import CompiledTemplate, compile_template, personalisation
+from accord.messaging.templates import (
+    CompiledTemplate,
+    RenderedEmail,
+    compile_template,
+    personalisation,
+)
 from accord.messaging.tracking import Signer, machine_reason, track_html
 from accord.profiles.service import find_profile
 from accord.store.db import Store
@@ -243,7 +248,7 @@ def _profile_traits(conn: Connection, *, business_id: str, email: str) -> dict[s
 def build_message(
     *,
     message_id: str,
-    template: CompiledTemplate,
+    template: CompiledTemplate | RenderedEmail,
     context: dict[str, Any],
     to: str,
     from_address: str,
@@ -254,7 +259,8 @@ def build_message(
 ) -> tuple[EmailMessage, list[str], str]:
     """The MIME message, the links it holds and its subject; `context` is what the
     template sees (`personalisation(...)` for marketing email)."""
-    rendered = template.render(context)
+    # A message another context already rendered (a journey's) is taken as it is.
+    rendered = template if isinstance(template, RenderedEmail) else template.render(context)
     subject = subject_override or rendered.subject
     html, links = rendered.html, []
     if tracking:
@@ -326,6 +332,55 @@ async def send_transactional(
             )
         )
     return message_id, outcome
+
+
+async def send_rendered(
+    store: Store,
+    *,
+    business_id: str,
+    kind: str,
+    message_id: str,
+    to: str,
+    rendered: RenderedEmail,
+    from_address: str,
+    mailer: Mailer,
+) -> Outcome:
+    """One marketing message rendered elsewhere (a journey step): tracked, with one-click
+    unsubscribe, kept in `email_messages` under the caller's id so opens, clicks and
+    unsubscribes count. The caller has checked consent and suppression."""
+    message, links, subject = build_message(
+        message_id=message_id,
+        template=rendered,
+        context={},
+        to=to,
+        from_address=from_address,
+        mailer=mailer,
+    )
+    with store.write() as conn:
+        conn.execute(
+            email_messages.insert().values(
+                id=message_id,
+                business_id=business_id,
+                kind=kind,
+                email=to,
+                subject=subject,
+                links=orjson.dumps(links).decode(),
+                status="queued",
+                created_at=utcnow(),
+            )
+        )
+    [outcome] = await send_all([message], mailer.smtp)
+    with store.write() as conn:
+        conn.execute(
+            update(email_messages)
+            .where(email_messages.c.id == message_id)
+            .values(
+                status="sent" if outcome.ok else "failed",
+                reason=outcome.error,
+                sent_at=utcnow() if outcome.ok else None,
+            )
+        )
+    return outcome
 
 
 # Campaigns -----------------------------------------------------------------------------

@@ -1,0 +1,222 @@
+"""The journey runner's view of other contexts: profiles, consent, suppression, lists,
+and the channels built from settings."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from html import unescape
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from accord.accounts.service import internal_source
+from accord.audiences.service import is_suppressed
+from accord.collect.service import append_in
+from accord.consent.service import granted_purposes
+from accord.core.clock import iso, utcnow
+from accord.core.ids import new_id
+from accord.core.settings import Settings
+from accord.journeys.runner import Environment, Reach
+from accord.messaging.channels import (
+    Channel,
+    Delivery,
+    Outgoing,
+    TwilioSms,
+    Webhook,
+    WebPush,
+    WhatsAppCloud,
+)
+from accord.messaging.service import Mailer, send_rendered
+from accord.messaging.service import suppressed as email_suppressed
+from accord.messaging.templates import RenderedEmail
+from accord.profiles.models import Identifier, profile_identifiers
+from accord.profiles.service import load_states, profile_rows
+from accord.store.db import Store
+
+# The purpose each channel needs consent for. Webhooks go to the business's own
+# systems and carry only references, so they need none.
+CHANNEL_PURPOSE = {
+    "email": "marketing",
+    "sms": "marketing",
+    "whatsapp": "marketing",
+    "push": "marketing",
+}
+
+
+def _identifiers(conn: Connection, profile_id: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for kind, value in conn.execute(
+        select(profile_identifiers.c.kind, profile_identifiers.c.value).where(
+            profile_identifiers.c.profile_id == profile_id
+        )
+    ):
+        found.setdefault(kind, []).append(value)
+    return found
+
+
+class ProfilePeople:
+    """People as the profiles context holds them; a journey's trait change is an
+    `identify` event, so it reaches the profile (and its history) like any other."""
+
+    def traits(self, conn: Connection, *, business_id: str, profile_id: str) -> dict[str, Any]:
+        state = load_states(conn, profile_ids=[profile_id]).get(profile_id)
+        if state is None:
+            return {}
+        traits = {**state.computed(), **state.traits}
+        ids = _identifiers(conn, profile_id)
+        for kind in ("email", "phone"):
+            if not traits.get(kind) and ids.get(kind):
+                traits[kind] = ids[kind][0]
+        return traits
+
+    def set_trait(
+        self, conn: Connection, *, business_id: str, profile_id: str, trait: str, value: Any
+    ) -> None:
+        ids = _identifiers(conn, profile_id)
+        event: dict[str, Any] = {
+            "type": "identify",
+            "messageId": new_id("jny"),
+            "timestamp": iso(utcnow()),
+            "traits": {trait: value},
+            "context": {"library": {"name": "accord-journeys"}},
+        }
+        if ids.get("user_id"):
+            event["userId"] = ids["user_id"][0]
+        elif ids.get("anonymous_id"):
+            event["anonymousId"] = ids["anonymous_id"][0]
+        else:
+            return  # a person known by no id of their own cannot be written to
+        source = internal_source(conn, business_id=business_id, kind="journeys", name="journeys")
+        append_in(conn, source=source, events=[event], received_at=utcnow())
+
+    def with_trait(
+        self, conn: Connection, *, business_id: str, trait: str
+    ) -> Iterable[tuple[str, dict[str, Any]]]:
+        for row in profile_rows(conn, business_id=business_id):
+            if row.traits.get(trait) is not None:
+                yield row.id, row.traits
+
+
+@dataclass
+class ConsentAndSuppression:
+    """Reachable on a channel: consent for its purpose in the ledger, not suppressed (by
+    any identifier), and for email not unsubscribed or bounced."""
+
+    def check(self, conn: Connection, *, business_id: str, profile_id: str, channel: str) -> Reach:
+        ids = _identifiers(conn, profile_id)
+        purpose = CHANNEL_PURPOSE.get(channel)
+        if purpose is not None:
+            granted = granted_purposes(
+                conn,
+                business_id=business_id,
+                anonymous_ids=ids.get("anonymous_id", []),
+                user_ids=ids.get("user_id", []),
+            )
+            if not granted.get(purpose, False):
+                return Reach(False, f"no consent for {purpose}")
+        identifiers = [Identifier(kind="profile", value=profile_id)] + [
+            Identifier(kind=kind, value=value) for kind, values in ids.items() for value in values
+        ]
+        if is_suppressed(conn, business_id=business_id, identifiers=identifiers):
+            return Reach(False, "suppressed")
+        if channel == "email" and ids.get("email"):
+            reasons = email_suppressed(conn, business_id=business_id, emails=ids["email"])
+            if reasons:
+                return Reach(False, f"email {next(iter(reasons.values()))}")
+        return Reach(True)
+
+
+class SuppressionLists:
+    """`list` nodes: the name `suppression` is the business's suppression list."""
+
+    def change(
+        self, conn: Connection, *, business_id: str, profile_id: str, name: str, add: bool
+    ) -> None:
+        from accord.audiences.service import suppress, unsuppress
+
+        identifier = Identifier(kind="profile", value=profile_id)
+        if add:
+            suppress(conn, business_id=business_id, identifier=identifier, reason=f"list {name}")
+        else:
+            unsuppress(conn, business_id=business_id, identifier=identifier)
+
+
+def environment() -> Environment:
+    return Environment(
+        people=ProfilePeople(), reachability=ConsentAndSuppression(), lists=SuppressionLists()
+    )
+
+
+def channels(settings: Settings, email: Channel | None = None) -> Mapping[str, Channel]:
+    """The channels configured in settings (a provider without credentials is absent,
+    and its messages wait in the outbox until it is configured)."""
+    out: dict[str, Channel] = {}
+    if email is not None:
+        out["email"] = email
+    if settings.twilio_account_sid and settings.twilio_auth_token and settings.sms_sender:
+        out["sms"] = TwilioSms(
+            account_sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token,
+            sender=settings.sms_sender,
+            base_url=settings.twilio_base_url,
+        )
+    if settings.whatsapp_phone_number_id and settings.whatsapp_access_token:
+        out["whatsapp"] = WhatsAppCloud(
+            phone_number_id=settings.whatsapp_phone_number_id,
+            access_token=settings.whatsapp_access_token,
+            base_url=settings.whatsapp_base_url,
+        )
+    if settings.webhook_secret:
+        out["webhook"] = Webhook(secret=settings.webhook_secret)
+    if settings.vapid_private_key and settings.vapid_subject:
+        out["push"] = WebPush(
+            vapid_private_key=settings.vapid_private_key, subject=settings.vapid_subject
+        )
+    return out
+
+
+@dataclass
+class JourneyEmail:
+    """Journey email through the email context: tracked, with one-click unsubscribe, and
+    kept with the business's other messages (so opens, clicks and unsubscribes count)."""
+
+    store: Store
+    mailer: Mailer
+    sender: str
+    name: str = "email"
+
+    def send(self, message: Outgoing) -> Delivery:
+        outcome = asyncio.run(
+            send_rendered(
+                self.store,
+                business_id=message.business_id,
+                kind="journey",
+                message_id=message.id,
+                to=str(message.to),
+                rendered=RenderedEmail(
+                    subject=message.title, html=message.body, text=plain_text(message.body)
+                ),
+                from_address=self.sender,
+                mailer=self.mailer,
+            )
+        )
+        if outcome.ok:
+            return Delivery("sent", provider_id=message.id)
+        return Delivery("failed", detail=outcome.error or "not sent")
+
+
+def plain_text(html: str) -> str:
+    """The text part of an HTML message: tags dropped, entities decoded, blank runs closed."""
+    text = re.sub(r"(?is)<(script|style)\b.*?</\1>", "", html)
+    text = re.sub(r"(?i)<br\s*/?>|</p>|</h[1-6]>|</li>", "\n", text)
+    text = unescape(re.sub(r"<[^>]+>", "", text))
+    return re.sub(r"\n\s*\n+", "\n\n", text).strip()
+
+
+def email_channel(settings: Settings, store: Store) -> Channel:
+    from accord.web.email_wiring import mailer_from
+
+    return JourneyEmail(store=store, mailer=mailer_from(settings), sender=settings.mail_from)
