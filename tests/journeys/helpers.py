@@ -42,6 +42,7 @@ class World:
     # (profile, channel) -> reason it cannot be reached
     blocked: dict[tuple[str, str], str] = field(default_factory=dict)
     lists: dict[str, set[str]] = field(default_factory=dict)
+    events: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
     def environment(self) -> Environment:
         world = self
@@ -62,6 +63,17 @@ class World:
                 value: Any,
             ) -> None:
                 world.traits.setdefault(profile_id, {})[trait] = value
+
+            def record(
+                self,
+                conn: Connection,
+                *,
+                business_id: str,
+                profile_id: str,
+                event: str,
+                properties: dict[str, Any],
+            ) -> None:
+                world.events.append((profile_id, event, properties))
 
             def with_trait(
                 self, conn: Connection, *, business_id: str, trait: str

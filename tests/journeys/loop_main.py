@@ -28,6 +28,9 @@ class Everyone:
     def with_trait(self, conn: Connection, **_: Any) -> list[tuple[str, dict[str, Any]]]:
         return []
 
+    def record(self, conn: Connection, **_: Any) -> None:
+        pass
+
     def check(self, conn: Connection, *, business_id: str, profile_id: str, channel: str) -> Reach:
         return Reach(True)
 

@@ -157,6 +157,19 @@ def dispatch(
                     ).decode(),
                 )
             )
+            # The outcome joins the person's history, where audiences and journeys see it.
+            runner.env.people.record(
+                conn,
+                business_id=row.business_id,
+                profile_id=row.profile_id,
+                event="Message Sent" if delivery.status == "sent" else "Message Failed",
+                properties={
+                    "channel": row.channel,
+                    "message": row.message,
+                    "message_id": row.id,
+                    "reason": delivery.detail,
+                },
+            )
             conn.execute(
                 insert(journey_steps).values(
                     business_id=row.business_id,

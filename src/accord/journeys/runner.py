@@ -83,6 +83,18 @@ class People(Protocol):
         """Every person of the business who has the trait, with their traits."""
         ...
 
+    def record(
+        self,
+        conn: Connection,
+        *,
+        business_id: str,
+        profile_id: str,
+        event: str,
+        properties: dict[str, Any],
+    ) -> None:
+        """Add an event to the person's history (a message delivered or failed)."""
+        ...
+
 
 class Reachability(Protocol):
     """Consent for the channel's purpose, suppression, unsubscribes and an address."""

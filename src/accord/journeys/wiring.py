@@ -72,15 +72,14 @@ class ProfilePeople:
                 traits[kind] = ids[kind][0]
         return traits
 
-    def set_trait(
-        self, conn: Connection, *, business_id: str, profile_id: str, trait: str, value: Any
+    def _append(
+        self, conn: Connection, business_id: str, profile_id: str, event: dict[str, Any]
     ) -> None:
         ids = _identifiers(conn, profile_id)
-        event: dict[str, Any] = {
-            "type": "identify",
+        event = {
+            **event,
             "messageId": new_id("jny"),
             "timestamp": iso(utcnow()),
-            "traits": {trait: value},
             "context": {"library": {"name": "accord-journeys"}},
         }
         if ids.get("user_id"):
@@ -91,6 +90,27 @@ class ProfilePeople:
             return  # a person known by no id of their own cannot be written to
         source = internal_source(conn, business_id=business_id, kind="journeys", name="journeys")
         append_in(conn, source=source, events=[event], received_at=utcnow())
+
+    def set_trait(
+        self, conn: Connection, *, business_id: str, profile_id: str, trait: str, value: Any
+    ) -> None:
+        self._append(conn, business_id, profile_id, {"type": "identify", "traits": {trait: value}})
+
+    def record(
+        self,
+        conn: Connection,
+        *,
+        business_id: str,
+        profile_id: str,
+        event: str,
+        properties: dict[str, Any],
+    ) -> None:
+        self._append(
+            conn,
+            business_id,
+            profile_id,
+            {"type": "track", "event": event, "properties": properties},
+        )
 
     def with_trait(
         self, conn: Connection, *, business_id: str, trait: str
