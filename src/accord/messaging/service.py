@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.utils import formataddr, make_msgid
 from typing import Any
 
 import orjson
@@ -18,6 +17,7 @@ from accord.core.clock import utcnow
 from accord.core.errors import Conflict, FieldProblem, InvalidInput, InvalidLink, NotFound
 from accord.core.ids import new_id
 from accord.messaging.bounces import MESSAGE_ID_HEADER, DeliveryReport
+from accord.messaging.mime import OutgoingEmail, build_mime
 from accord.messaging.models import (
     CampaignIn,
     ListIn,
@@ -44,7 +44,7 @@ from accord.messaging.smtp import Outcome, SmtpConfig, send_all
 from accord.messaging.stats import AbDecision, Rate, choose_winner, rate
 from accord.messaging.templates import CompiledTemplate, compile_template, personalisation
 from accord.messaging.tracking import Signer, machine_reason, track_html
-from accord.profiles.service import find_profile, normalise_email
+from accord.profiles.service import normalise_email, traits_by_identifier
 from accord.store.db import Store
 
 __all__ = [
@@ -232,13 +232,6 @@ def send_time_refusals(
 # Building messages ---------------------------------------------------------------------
 
 
-def _profile_traits(conn: Connection, *, business_id: str, email: str) -> dict[str, Any]:
-    try:
-        return find_profile(conn, business_id=business_id, kind="email", value=email).traits
-    except NotFound:
-        return {}
-
-
 def build_message(
     *,
     message_id: str,
@@ -248,31 +241,37 @@ def build_message(
     from_address: str,
     mailer: Mailer,
     subject_override: str | None = None,
+    subject_prefix: str = "",
     tracking: bool = True,
     unsubscribe: bool = True,
-) -> tuple[EmailMessage, list[str], str]:
-    """The MIME message, the links it holds and its subject; `context` is what the
+) -> tuple[OutgoingEmail, list[str], str]:
+    """The raw message, the links it holds and its subject; `context` is what the
     template sees (`personalisation(...)` for marketing email)."""
     rendered = template.render(context)
-    subject = subject_override or rendered.subject
+    subject = subject_prefix + (subject_override or rendered.subject)
     html, links = rendered.html, []
     if tracking:
         tracked = track_html(
             html, message_id=message_id, base_url=mailer.base_url, signer=mailer.signer
         )
         html, links = tracked.html, tracked.links
-    message = EmailMessage()
-    message["Subject"] = subject
-    message["From"] = from_address
-    message["To"] = formataddr(("", to))
-    message["Message-ID"] = make_msgid(idstring=message_id, domain=from_address.split("@")[-1])
-    message[MESSAGE_ID_HEADER] = message_id
+    domain = from_address.rsplit("@", 1)[-1]
+    headers = [
+        ("Subject", subject),
+        ("Message-ID", f"<{message_id}.{uuid.uuid4().hex[:12]}@{domain}>"),
+        (MESSAGE_ID_HEADER, message_id),
+    ]
     if unsubscribe:
         token = mailer.signer.dumps("unsubscribe", message_id)
-        message["List-Unsubscribe"] = f"<{mailer.base_url}/e/u/{token}>"
-        message["List-Unsubscribe-Post"] = ONE_CLICK
-    message.set_content(rendered.text or subject)
-    message.add_alternative(html, subtype="html")
+        headers.append(("List-Unsubscribe", f"<{mailer.base_url}/e/u/{token}>"))
+        headers.append(("List-Unsubscribe-Post", ONE_CLICK))
+    message = build_mime(
+        sender=from_address,
+        recipient=to,
+        headers=headers,
+        text=rendered.text or subject,
+        html=html,
+    )
     return message, links, subject
 
 
@@ -427,7 +426,7 @@ async def _deliver(
     business_id = campaign.business_id
     for start in range(0, len(assignments), mailer.chunk):
         chunk = assignments[start : start + mailer.chunk]
-        messages: list[EmailMessage] = []
+        messages: list[OutgoingEmail] = []
         ids: list[str] = []
         now = utcnow()
         with store.write() as conn:
@@ -435,16 +434,19 @@ async def _deliver(
                 conn, business_id=business_id, recipients=[r for r, _ in chunk], wiring=wiring
             )
             rows = []
+            profile_traits = traits_by_identifier(
+                conn,
+                business_id=business_id,
+                kind="email",
+                values=[r.email for r, _ in chunk if r.email not in refused],
+            )
             for recipient, variant in chunk:
                 message_id = new_id("msg")
                 reason = refused.get(recipient.email)
                 links: list[str] = []
                 subject = subjects[variant] or ""
                 if reason is None:
-                    traits = {
-                        **_profile_traits(conn, business_id=business_id, email=recipient.email),
-                        **recipient.traits,
-                    }
+                    traits = {**profile_traits.get(recipient.email, {}), **recipient.traits}
                     message, links, subject = build_message(
                         message_id=message_id,
                         template=templates[variant],
@@ -603,7 +605,7 @@ async def send_test(
     messages = []
     for variant in templates:
         for address in to:
-            message, _links, subject = build_message(
+            message, _links, _subject = build_message(
                 message_id=new_id("msg"),
                 template=templates[variant],
                 context=personalisation({}, email=str(address)),
@@ -611,9 +613,9 @@ async def send_test(
                 from_address=campaign.from_address,
                 mailer=mailer,
                 subject_override=subjects[variant],
+                subject_prefix=f"[Test {variant}] ",
                 tracking=False,
             )
-            message.replace_header("Subject", f"[Test {variant}] {subject}")
             messages.append(message)
     outcomes = await send_all(messages, mailer.smtp)
     report.sent = sum(o.ok for o in outcomes)

@@ -258,3 +258,24 @@ def find_profile(conn: Connection, *, business_id: str, kind: str, value: str) -
         last_seen=row.last_seen,
         recent_events=[orjson.loads(payload) for payload in recent],
     )
+
+
+def traits_by_identifier(
+    conn: Connection, *, business_id: str, kind: str, values: list[str]
+) -> dict[str, dict[str, Any]]:
+    """Identifier value → traits of its profile, for many people in a few queries."""
+    if kind == "email":
+        values = [normalise_email(v) for v in values]
+    found: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(values):
+        rows = conn.execute(
+            select(profile_identifiers.c.value, profiles.c.traits)
+            .join(profiles, profiles.c.id == profile_identifiers.c.profile_id)
+            .where(
+                profile_identifiers.c.business_id == business_id,
+                profile_identifiers.c.kind == kind,
+                profile_identifiers.c.value.in_(chunk),
+            )
+        ).all()
+        found.update({row.value: orjson.loads(row.traits) for row in rows})
+    return found
