@@ -9,6 +9,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Table,
@@ -60,6 +61,8 @@ leads = Table(
     Column("confirm_ip", String(64), nullable=True),
     UniqueConstraint("business_id", "email"),
 )
+# Consent at send time is looked up by the recipients' anonymous ids.
+Index("ix_leads_business_id_anonymous_id", leads.c.business_id, leads.c.anonymous_id)
 
 lead_consents = Table(
     "lead_consents",

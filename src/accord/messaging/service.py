@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import uuid
@@ -412,6 +413,104 @@ def _sample_order(campaign_id: str, recipients: Iterable[Recipient]) -> list[Rec
     )
 
 
+@dataclass
+class _Prepared:
+    messages: list[OutgoingEmail]
+    ids: list[str]
+
+
+def _prepare_chunk(
+    store: Store,
+    *,
+    campaign: Any,
+    chunk: list[tuple[Recipient, str]],
+    templates: dict[str, CompiledTemplate],
+    subjects: dict[str, str | None],
+    mailer: Mailer,
+    wiring: Wiring,
+    report: SendReport,
+) -> _Prepared:
+    """Check consent and suppression now, render what may go, and record every recipient."""
+    business_id = campaign.business_id
+    prepared = _Prepared(messages=[], ids=[])
+    now = utcnow()
+    with store.write() as conn:
+        refused = send_time_refusals(
+            conn, business_id=business_id, recipients=[r for r, _ in chunk], wiring=wiring
+        )
+        profile_traits = traits_by_identifier(
+            conn,
+            business_id=business_id,
+            kind="email",
+            values=[r.email for r, _ in chunk if r.email not in refused],
+        )
+        rows = []
+        for recipient, variant in chunk:
+            message_id = new_id("msg")
+            reason = refused.get(recipient.email)
+            links: list[str] = []
+            subject = subjects[variant] or ""
+            if reason is None:
+                traits = {**profile_traits.get(recipient.email, {}), **recipient.traits}
+                message, links, subject = build_message(
+                    message_id=message_id,
+                    template=templates[variant],
+                    context=personalisation(traits, email=recipient.email),
+                    to=recipient.email,
+                    from_address=campaign.from_address,
+                    mailer=mailer,
+                    subject_override=subjects[variant],
+                )
+                prepared.messages.append(message)
+                prepared.ids.append(message_id)
+            else:
+                report.skipped[reason] = report.skipped.get(reason, 0) + 1
+            rows.append(
+                {
+                    "id": message_id,
+                    "business_id": business_id,
+                    "campaign_id": campaign.id,
+                    "variant": variant,
+                    "kind": "campaign",
+                    "email": recipient.email,
+                    "anonymous_id": recipient.anonymous_ids[0] if recipient.anonymous_ids else None,
+                    "user_id": recipient.user_ids[0] if recipient.user_ids else None,
+                    "subject": subject[:500],
+                    "links": orjson.dumps(links).decode(),
+                    "status": "queued" if reason is None else "skipped",
+                    "reason": reason,
+                    "created_at": now,
+                    "sent_at": None,
+                }
+            )
+        if rows:
+            conn.execute(email_messages.insert(), rows)
+    return prepared
+
+
+def _record_outcomes(
+    store: Store, *, prepared: _Prepared, outcomes: list[Outcome], report: SendReport
+) -> None:
+    sent_at = utcnow()
+    ok = [prepared.ids[o.index] for o in outcomes if o.ok]
+    with store.write() as conn:
+        for begin in range(0, len(ok), 500):
+            conn.execute(
+                update(email_messages)
+                .where(email_messages.c.id.in_(ok[begin : begin + 500]))
+                .values(status="sent", sent_at=sent_at)
+            )
+        for outcome in outcomes:
+            if not outcome.ok:
+                conn.execute(
+                    update(email_messages)
+                    .where(email_messages.c.id == prepared.ids[outcome.index])
+                    .values(status="failed", reason=outcome.error)
+                )
+    report.sent += len(ok)
+    report.failed += len(outcomes) - len(ok)
+
+
 async def _deliver(
     store: Store,
     *,
@@ -423,84 +522,32 @@ async def _deliver(
     wiring: Wiring,
     report: SendReport,
 ) -> None:
-    business_id = campaign.business_id
+    """Chunk by chunk; the next chunk is checked and rendered (in a thread) while the
+    previous one is on the wire, so the SMTP connections are rarely idle."""
+    sending: tuple[_Prepared, asyncio.Task[list[Outcome]]] | None = None
     for start in range(0, len(assignments), mailer.chunk):
-        chunk = assignments[start : start + mailer.chunk]
-        messages: list[OutgoingEmail] = []
-        ids: list[str] = []
-        now = utcnow()
-        with store.write() as conn:
-            refused = send_time_refusals(
-                conn, business_id=business_id, recipients=[r for r, _ in chunk], wiring=wiring
+        prepared = await asyncio.to_thread(
+            _prepare_chunk,
+            store,
+            campaign=campaign,
+            chunk=assignments[start : start + mailer.chunk],
+            templates=templates,
+            subjects=subjects,
+            mailer=mailer,
+            wiring=wiring,
+            report=report,
+        )
+        if sending is not None:
+            done, task = sending
+            await asyncio.to_thread(
+                _record_outcomes, store, prepared=done, outcomes=await task, report=report
             )
-            rows = []
-            profile_traits = traits_by_identifier(
-                conn,
-                business_id=business_id,
-                kind="email",
-                values=[r.email for r, _ in chunk if r.email not in refused],
-            )
-            for recipient, variant in chunk:
-                message_id = new_id("msg")
-                reason = refused.get(recipient.email)
-                links: list[str] = []
-                subject = subjects[variant] or ""
-                if reason is None:
-                    traits = {**profile_traits.get(recipient.email, {}), **recipient.traits}
-                    message, links, subject = build_message(
-                        message_id=message_id,
-                        template=templates[variant],
-                        context=personalisation(traits, email=recipient.email),
-                        to=recipient.email,
-                        from_address=campaign.from_address,
-                        mailer=mailer,
-                        subject_override=subjects[variant],
-                    )
-                    messages.append(message)
-                    ids.append(message_id)
-                else:
-                    report.skipped[reason] = report.skipped.get(reason, 0) + 1
-                rows.append(
-                    {
-                        "id": message_id,
-                        "business_id": business_id,
-                        "campaign_id": campaign.id,
-                        "variant": variant,
-                        "kind": "campaign",
-                        "email": recipient.email,
-                        "anonymous_id": recipient.anonymous_ids[0]
-                        if recipient.anonymous_ids
-                        else None,
-                        "user_id": recipient.user_ids[0] if recipient.user_ids else None,
-                        "subject": subject[:500],
-                        "links": orjson.dumps(links).decode(),
-                        "status": "queued" if reason is None else "skipped",
-                        "reason": reason,
-                        "created_at": now,
-                        "sent_at": None,
-                    }
-                )
-            if rows:
-                conn.execute(email_messages.insert(), rows)
-        outcomes = await send_all(messages, mailer.smtp) if messages else []
-        sent_at = utcnow()
-        with store.write() as conn:
-            ok = [ids[o.index] for o in outcomes if o.ok]
-            for begin in range(0, len(ok), 500):
-                conn.execute(
-                    update(email_messages)
-                    .where(email_messages.c.id.in_(ok[begin : begin + 500]))
-                    .values(status="sent", sent_at=sent_at)
-                )
-            for outcome in outcomes:
-                if not outcome.ok:
-                    conn.execute(
-                        update(email_messages)
-                        .where(email_messages.c.id == ids[outcome.index])
-                        .values(status="failed", reason=outcome.error)
-                    )
-        report.sent += len(ok)
-        report.failed += len(outcomes) - len(ok)
+        sending = (prepared, asyncio.create_task(send_all(prepared.messages, mailer.smtp)))
+    if sending is not None:
+        done, task = sending
+        await asyncio.to_thread(
+            _record_outcomes, store, prepared=done, outcomes=await task, report=report
+        )
 
 
 def _variants(

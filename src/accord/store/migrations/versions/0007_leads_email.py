@@ -258,6 +258,11 @@ def upgrade() -> None:
             batch_op.f("ix_email_messages_business_id"), ["business_id"], unique=False
         )
 
+    with op.batch_alter_table("leads", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_leads_business_id_anonymous_id", ["business_id", "anonymous_id"], unique=False
+        )
+
     op.create_table(
         "lead_consents",
         sa.Column("id", sa.String(length=40), nullable=False),
@@ -334,6 +339,7 @@ def downgrade() -> None:
     op.drop_table("email_messages")
     op.drop_table("coupons")
     with op.batch_alter_table("leads", schema=None) as batch_op:
+        batch_op.drop_index("ix_leads_business_id_anonymous_id")
         batch_op.drop_index(batch_op.f("ix_leads_business_id"))
 
     op.drop_table("leads")
