@@ -54,6 +54,7 @@ __all__ = [
     "FilterSuppressed",
     "GrantedPurposes",
     "Mailer",
+    "Rate",
     "Recipient",
     "RecordConsent",
     "Signer",
@@ -61,6 +62,7 @@ __all__ = [
     "Suppress",
     "Wiring",
     "compile_template",
+    "rate",
 ]
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
@@ -711,6 +713,7 @@ def _message(conn: Connection, message_id: str) -> Any:
 def _track(
     conn: Connection,
     *,
+    wiring: Wiring | None,
     message: Any,
     kind: str,
     detail: str | None,
@@ -739,6 +742,8 @@ def _track(
             occurred_at=now,
         )
     )
+    if reason is None and wiring is not None and wiring.on_engagement is not None:
+        wiring.on_engagement(conn, business_id=message.business_id, email=message.email, kind=kind)
     return reason is None
 
 
@@ -750,6 +755,7 @@ def record_open(
     user_agent: str | None,
     ip: str | None,
     now: datetime | None = None,
+    wiring: Wiring | None = None,
 ) -> bool:
     """Record a pixel hit; True when a person (not a machine) opened the message."""
     message_id = mailer.signer.loads("open", token)
@@ -758,6 +764,7 @@ def record_open(
     with store.write() as conn:
         return _track(
             conn,
+            wiring=wiring,
             message=_message(conn, message_id),
             kind="open",
             detail=None,
@@ -776,6 +783,7 @@ def record_click(
     user_agent: str | None,
     ip: str | None,
     now: datetime | None = None,
+    wiring: Wiring | None = None,
 ) -> str:
     """Record a click and return where it goes: only ever one of the message's links."""
     payload = mailer.signer.loads("click", token)
@@ -794,6 +802,7 @@ def record_click(
         target = str(links[payload[1]])
         _track(
             conn,
+            wiring=wiring,
             message=message,
             kind="click",
             detail=target,
