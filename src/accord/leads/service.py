@@ -219,7 +219,8 @@ def submit(
     user_agent: str | None,
     now: datetime | None = None,
 ) -> Submitted:
-    """Store the lead and its ticked purposes (pending until confirmed when double opt-in).
+    """Store the lead and its ticked purposes, pending until `confirm` records them: the
+    caller confirms at once unless `needs_confirmation` (double opt-in).
 
     Submitting again with the same email updates the lead's answers; consent given again
     is recorded again, with the new form version.
@@ -272,7 +273,9 @@ def submit(
                 ip=ip,
                 user_agent=(user_agent or "")[:500] or None,
                 given_at=now,
-                status="pending" if form.spec.double_opt_in and not confirmed else "recorded",
+                # Recorded (here and in the ledger) by `confirm`: after the double opt-in,
+                # or at once when the form has none or the lead confirmed before.
+                status="pending",
                 confirmed_at=None,
             )
         )
@@ -396,7 +399,9 @@ def confirm(
                         "confirmation_message_id": consent.confirmation_message_id,
                         "confirmed_at": iso(now),
                         "ip": ip,
-                    },
+                    }
+                    if consent.confirmation_message_id
+                    else None,
                 },
             )
     result = Confirmed(lead_id=lead_id, business_id=business_id, form=None)
