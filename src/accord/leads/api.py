@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
@@ -294,7 +295,7 @@ async def submit(slug: str, request: Request, state: State, email: Email) -> Res
         source=form.source,
         leads_traits=[
             (
-                f"lead-{done.lead_id}-{form.version}-{len(clean.purposes)}",
+                f"lead-{done.lead_id}-{uuid.uuid4().hex[:12]}",
                 done.anonymous_id,
                 traits,
                 {"campaign": clean.utm, "ip": ip, "page": {"url": str(request.url)}},
