@@ -19,7 +19,9 @@ from accord.leads.models import FormIn
 from accord.leads.validation import CleanSubmission
 from accord.messaging import service as messaging
 from accord.messaging.models import CampaignIn, ListIn, MemberIn, TemplateIn, email_suppressions
+from accord.messaging.service import Signer
 from accord.store.db import Store
+from accord.web.email_wiring import default_wiring
 from tests.smtp_sink import running_sink
 from tests.test_cli import Cli
 
@@ -91,6 +93,9 @@ def test_send_due_sends_scheduled_campaigns_and_bounces_suppress(
             user_agent="test",
         )
         assert not done.needs_confirmation
+        leads.confirm(
+            conn, lead_id=done.lead_id, ip="192.0.2.1", wiring=default_wiring(), signer=Signer("k")
+        )
         list_id = messaging.create_list(conn, business_id=business, data=ListIn(name="n"))
         for email, anonymous_id in (
             ("ada@people.example", "anon-ada"),

@@ -235,3 +235,39 @@ def test_double_opt_in_then_coupon_download_and_proof(
     assert expired.status_code == 410 and expired.json()["code"] == "link_expired"
     forged = app_client.get(download.group(1)[:-4] + "AAAA")
     assert forged.status_code == 400 and forged.json()["code"] == "invalid_link"
+
+
+def test_scoring_and_funnel_over_http(app_client: TestClient, keys: Bootstrap) -> None:
+    headers = admin(keys)
+    rules = {
+        "rules": [{"kind": "answer", "name": "size", "value": "L", "points": 60}],
+        "prospect_at": 50,
+    }
+    assert app_client.put("/api/leads/scoring", json=rules, headers=headers).status_code == 204
+    bad = {**rules, "consideration_at": 80}
+    assert app_client.put("/api/leads/scoring", json=bad, headers=headers).status_code == 400
+    assert app_client.get("/api/leads/scoring", headers=headers).json()["prospect_at"] == 50
+    _setup(app_client, keys, double_opt_in=False)
+    big = {**GOOD, "size": "L", "utm_campaign": "spring"}
+    assert app_client.post("/l/autumn-catalogue", data=big).status_code == 200
+    small = {**GOOD, "email": "bo@people.example", "utm_campaign": "spring"}
+    assert app_client.post("/l/autumn-catalogue", data=small).status_code == 200
+    spend = app_client.put(
+        "/api/leads/spend", json={"campaign": "spring", "amount": 40}, headers=headers
+    )
+    assert spend.status_code == 204
+    [row] = app_client.get("/api/leads/funnel?by=campaign", headers=headers).json()
+    assert (row["group"], row["leads"], row["prospects"], row["customers"]) == ("spring", 2, 1, 0)
+    assert row["cost_per_lead"] == 20.0 and row["lead_to_prospect"]["value"] == 0.5
+    lead = app_client.get(
+        "/api/leads/leads", params={"email": "bo@people.example"}, headers=headers
+    ).json()
+    moved = app_client.post(
+        f"/api/leads/leads/{lead['id']}/stage",
+        json={"stage": "customer", "reason": "bought in store"},
+        headers=headers,
+    )
+    assert moved.status_code == 204
+    [row] = app_client.get("/api/leads/funnel?by=campaign", headers=headers).json()
+    assert row["customers"] == 1 and row["cost_per_customer"] == 40.0
+    assert app_client.get("/api/leads/funnel?by=planet", headers=headers).status_code == 422

@@ -403,3 +403,36 @@ def test_a_scheduled_campaign_waits_for_its_time_and_tests_go_to_the_marketer(
     with store.read() as conn:
         kpis = service.campaign_kpis(conn, business_id=business, campaign_id=campaign_id)
     assert kpis.sent == 1  # the test send is not counted
+
+
+def test_ab_test_of_content_sends_each_template_to_half_the_sample(
+    store: Store, keys: Bootstrap, sink: SmtpSink
+) -> None:
+    business = keys.business_id
+    names = [f"q{i}" for i in range(8)]
+    ledger = FakeLedger(granted={f"anon-{n}": {"email_marketing": True} for n in names})
+    with store.write() as conn:
+        other = service.create_template(
+            conn,
+            business_id=business,
+            data=TemplateIn(name="b", subject="Spring, shorter", html="<p>Variant B body</p>"),
+        )
+    campaign_id = _campaign(
+        store,
+        business,
+        [_member(n) for n in names],
+        ab_test=AbTestIn(template_id=other, sample_share=0.5, min_sample=1),
+    )
+    report = asyncio.run(
+        service.send_campaign(
+            store,
+            business_id=business,
+            campaign_id=campaign_id,
+            mailer=mailer_for(sink),
+            wiring=ledger.wiring(),
+        )
+    )
+    assert report.status == "testing" and report.sent == 4
+    bodies = [body_text(r.message, "html") for r in sink.messages]
+    assert sum("Variant B body" in b for b in bodies) == 2
+    assert sum("Hello q" in b for b in bodies) == 2

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
@@ -14,7 +15,7 @@ from accord.core.errors import AccordError, Conflict, FieldProblem, InvalidInput
 from accord.leads import service
 from accord.leads.i18n import LANGUAGES, localised, pick_language, texts
 from accord.leads.lead_ads import read_lead_ads, read_mapped_csv
-from accord.leads.models import FormIn, PoolIn
+from accord.leads.models import FormIn, PoolIn, ScoringIn, SpendIn, StageIn
 from accord.leads.spam import HONEYPOT_FIELD
 from accord.leads.validation import validate_submission
 from accord.web.auth import Caller, requires
@@ -74,6 +75,49 @@ def lead_by_email(
     with state.store.read() as conn:
         lead_id = service.lead_id_by_email(conn, business_id=caller.business_id, email=email)
         return service.lead_view(conn, business_id=caller.business_id, lead_id=lead_id)
+
+
+@admin.put("/scoring", status_code=204, summary="Scoring rules, decay and thresholds")
+def set_scoring(data: ScoringIn, caller: Manage, state: State) -> Response:
+    with state.store.write() as conn:
+        service.set_scoring(conn, business_id=caller.business_id, data=data)
+    return Response(status_code=204)
+
+
+@admin.get("/scoring", summary="The scoring rules in force")
+def get_scoring(caller: Read, state: State) -> ScoringIn:
+    with state.store.read() as conn:
+        return service.scoring_config(conn, business_id=caller.business_id)
+
+
+@admin.post("/leads/{lead_id}/stage", status_code=204, summary="Move a lead forward by hand")
+def set_stage(lead_id: str, data: StageIn, caller: Manage, state: State) -> Response:
+    with state.store.write() as conn:
+        service.set_stage(
+            conn,
+            business_id=caller.business_id,
+            lead_id=lead_id,
+            stage=data.stage,
+            reason=data.reason,
+        )
+    return Response(status_code=204)
+
+
+@admin.put("/spend", status_code=204, summary="What a campaign's leads cost")
+def set_spend(data: SpendIn, caller: Manage, state: State) -> Response:
+    with state.store.write() as conn:
+        service.set_spend(conn, business_id=caller.business_id, data=data)
+    return Response(status_code=204)
+
+
+@admin.get("/funnel", summary="Conversion between stages, cost per lead and per customer")
+def funnel(
+    caller: Read,
+    state: State,
+    by: Annotated[Literal["source", "campaign", "form", "import"], Query()] = "source",
+) -> list[dict[str, Any]]:
+    with state.store.read() as conn:
+        return [asdict(row) for row in service.funnel(conn, business_id=caller.business_id, by=by)]
 
 
 @admin.post("/coupon-pools", status_code=201, summary="A pool of unique coupon codes")
@@ -251,7 +295,7 @@ async def submit(slug: str, request: Request, state: State, email: Email) -> Res
         source=form.source,
         leads_traits=[
             (
-                f"lead-{done.lead_id}-{form.version}-{len(clean.purposes)}",
+                f"lead-{done.lead_id}-{uuid.uuid4().hex[:12]}",
                 done.anonymous_id,
                 traits,
                 {"campaign": clean.utm, "ip": ip, "page": {"url": str(request.url)}},

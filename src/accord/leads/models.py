@@ -9,6 +9,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Table,
@@ -16,7 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from accord.store.metadata import id_column_type, instant, metadata
+from accord.store.metadata import SequenceInt, id_column_type, instant, metadata
 
 lead_forms = Table(
     "lead_forms",
@@ -58,8 +59,16 @@ leads = Table(
     Column("created_at", instant(), nullable=False),
     Column("confirmed_at", instant(), nullable=True),
     Column("confirm_ip", String(64), nullable=True),
+    # Lifecycle: lead → prospect → customer; awareness → consideration → decision.
+    Column("stage", String(20), nullable=False, server_default="lead"),
+    Column("phase", String(20), nullable=False, server_default="awareness"),
+    # The score as it was at `scored_at`; it halves every half-life since.
+    Column("score", Float, nullable=False, server_default="0"),
+    Column("scored_at", instant(), nullable=True),
     UniqueConstraint("business_id", "email"),
 )
+# Consent at send time is looked up by the recipients' anonymous ids.
+Index("ix_leads_business_id_anonymous_id", leads.c.business_id, leads.c.anonymous_id)
 
 lead_consents = Table(
     "lead_consents",
@@ -104,6 +113,39 @@ coupons = Table(
     Column("redeemed_at", instant(), nullable=True),
     UniqueConstraint("pool_id", "code"),
     UniqueConstraint("pool_id", "lead_id"),
+)
+
+lead_stage_changes = Table(
+    "lead_stage_changes",
+    metadata,
+    Column("id", SequenceInt, primary_key=True, autoincrement=True),
+    Column("business_id", id_column_type(), nullable=False, index=True),
+    Column("lead_id", id_column_type(), ForeignKey("leads.id"), nullable=False, index=True),
+    Column("stage", String(20), nullable=False),
+    Column("reason", String(200), nullable=False),
+    Column("changed_at", instant(), nullable=False),
+)
+
+lead_scoring = Table(
+    "lead_scoring",
+    metadata,
+    Column("business_id", id_column_type(), ForeignKey("businesses.id"), primary_key=True),
+    # Rules as JSON (see ScoringIn); one set per business, replaced whole.
+    Column("rules", Text, nullable=False),
+    Column("half_life_days", Float, nullable=False),
+    Column("consideration_at", Float, nullable=False),
+    Column("prospect_at", Float, nullable=False),
+    Column("updated_at", instant(), nullable=False),
+)
+
+lead_spend = Table(
+    "lead_spend",
+    metadata,
+    Column("business_id", id_column_type(), ForeignKey("businesses.id"), primary_key=True),
+    # The utm_campaign leads carry (or the Lead Ads campaign name).
+    Column("campaign", String(200), primary_key=True),
+    Column("amount", Float, nullable=False),
+    Column("updated_at", instant(), nullable=False),
 )
 
 lead_imports = Table(
@@ -176,3 +218,36 @@ class FormIn(BaseModel):
 class PoolIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     codes: list[str] = Field(min_length=1, max_length=100_000)
+
+
+class ScoringRule(BaseModel):
+    """Points for one thing a lead does or is.
+
+    kind `event`: a tracked event named `name` (`stage: customer` for purchases);
+    `answer`: form answer `name` equal to `value` (or any answer when `value` is None);
+    `email`: a human `open` or `click` (`name`); `fit`: lead field or trait `name`
+    (name, phone, company) present, or equal to `value`.
+    """
+
+    kind: Literal["event", "answer", "email", "fit"]
+    name: str = Field(min_length=1, max_length=200)
+    value: str | None = Field(default=None, max_length=200)
+    points: float = Field(ge=-1000, le=1000)
+    stage: Literal["customer"] | None = None
+
+
+class ScoringIn(BaseModel):
+    rules: list[ScoringRule] = Field(default_factory=list, max_length=200)
+    half_life_days: float = Field(default=30, gt=0, le=3650)
+    consideration_at: float = Field(default=10, ge=0)
+    prospect_at: float = Field(default=50, gt=0)
+
+
+class SpendIn(BaseModel):
+    campaign: str = Field(min_length=1, max_length=200)
+    amount: float = Field(ge=0)
+
+
+class StageIn(BaseModel):
+    stage: Literal["prospect", "customer"]
+    reason: str = Field(min_length=1, max_length=200)

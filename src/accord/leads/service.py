@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import Connection, select, update
@@ -22,23 +22,37 @@ from accord.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from accord.core.ids import new_id
 from accord.leads.i18n import localised, text
 from accord.leads.lead_ads import LeadRow
+from accord.leads.lifecycle import STAGES, decayed, match, next_stage, phase_for
 from accord.leads.models import (
     FormIn,
     PoolIn,
+    ScoringIn,
+    ScoringRule,
+    SpendIn,
     coupon_pools,
     coupons,
     lead_consents,
     lead_forms,
     lead_imports,
+    lead_scoring,
+    lead_spend,
+    lead_stage_changes,
     leads,
 )
 from accord.leads.spam import RateLimiter, check_honeypot
 from accord.leads.validation import CleanSubmission, normalise_email_address, normalise_phone
 from accord.messaging import service as messaging
 from accord.messaging.models import MemberIn
+from accord.messaging.service import Rate, rate
 from accord.store.db import Store
 
 __all__ = ["RateLimiter", "check_honeypot"]
+
+
+class CampaignSpend(Protocol):
+    """What an ad campaign cost (from its CPM, CPC or CPL pricing), when known."""
+
+    def __call__(self, conn: Connection, *, business_id: str, campaign: str) -> float | None: ...
 
 
 @dataclass(frozen=True)
@@ -205,7 +219,8 @@ def submit(
     user_agent: str | None,
     now: datetime | None = None,
 ) -> Submitted:
-    """Store the lead and its ticked purposes (pending until confirmed when double opt-in).
+    """Store the lead and its ticked purposes, pending until `confirm` records them: the
+    caller confirms at once unless `needs_confirmation` (double opt-in).
 
     Submitting again with the same email updates the lead's answers; consent given again
     is recorded again, with the new form version.
@@ -258,10 +273,13 @@ def submit(
                 ip=ip,
                 user_agent=(user_agent or "")[:500] or None,
                 given_at=now,
-                status="pending" if form.spec.double_opt_in and not confirmed else "recorded",
+                # Recorded (here and in the ledger) by `confirm`: after the double opt-in,
+                # or at once when the form has none or the lead confirmed before.
+                status="pending",
                 confirmed_at=None,
             )
         )
+    score_submission(conn, business_id=business_id, lead_id=lead_id, submission=submission)
     return Submitted(
         lead_id=lead_id,
         anonymous_id=anonymous,
@@ -381,7 +399,9 @@ def confirm(
                         "confirmation_message_id": consent.confirmation_message_id,
                         "confirmed_at": iso(now),
                         "ip": ip,
-                    },
+                    }
+                    if consent.confirmation_message_id
+                    else None,
                 },
             )
     result = Confirmed(lead_id=lead_id, business_id=business_id, form=None)
@@ -686,5 +706,286 @@ def import_leads(
             leads_traits=identities[start : start + 1000],
             gate=gate,
             limits=limits,
+        )
+    return report
+
+
+# Scoring and lifecycle -----------------------------------------------------------------
+
+
+def set_scoring(conn: Connection, *, business_id: str, data: ScoringIn) -> None:
+    if data.consideration_at > data.prospect_at:
+        raise InvalidInput([FieldProblem("consideration_at", "must not be above prospect_at")])
+    values = {
+        "rules": orjson.dumps([r.model_dump() for r in data.rules]).decode(),
+        "half_life_days": data.half_life_days,
+        "consideration_at": data.consideration_at,
+        "prospect_at": data.prospect_at,
+        "updated_at": utcnow(),
+    }
+    if conn.execute(
+        select(lead_scoring.c.business_id).where(lead_scoring.c.business_id == business_id)
+    ).first():
+        conn.execute(
+            update(lead_scoring).where(lead_scoring.c.business_id == business_id).values(**values)
+        )
+    else:
+        conn.execute(lead_scoring.insert().values(business_id=business_id, **values))
+
+
+def scoring_config(conn: Connection, *, business_id: str) -> ScoringIn:
+    row = conn.execute(
+        select(lead_scoring).where(lead_scoring.c.business_id == business_id)
+    ).first()
+    if row is None:
+        return ScoringIn()
+    return ScoringIn(
+        rules=[ScoringRule.model_validate(r) for r in orjson.loads(row.rules)],
+        half_life_days=row.half_life_days,
+        consideration_at=row.consideration_at,
+        prospect_at=row.prospect_at,
+    )
+
+
+def _apply(
+    conn: Connection,
+    *,
+    lead: Any,
+    config: ScoringIn,
+    points: float,
+    customer: bool,
+    reason: str,
+    now: datetime,
+) -> None:
+    score = (
+        decayed(lead.score, scored_at=lead.scored_at, now=now, half_life_days=config.half_life_days)
+        + points
+    )
+    stage = next_stage(lead.stage, score=score, customer=customer, config=config)
+    phase = "decision" if stage != "lead" else phase_for(score, config)
+    conn.execute(
+        update(leads)
+        .where(leads.c.id == lead.id)
+        .values(score=score, scored_at=now, stage=stage, phase=phase)
+    )
+    if stage != lead.stage:
+        conn.execute(
+            lead_stage_changes.insert().values(
+                business_id=lead.business_id,
+                lead_id=lead.id,
+                stage=stage,
+                reason=reason[:200],
+                changed_at=now,
+            )
+        )
+
+
+def score_activity(
+    conn: Connection,
+    *,
+    business_id: str,
+    lead_id: str,
+    kind: str,
+    name: str,
+    value: str | None = None,
+    now: datetime | None = None,
+) -> float:
+    """Apply the scoring rules matching one activity of a lead; returns the points given."""
+    config = scoring_config(conn, business_id=business_id)
+    found = match(config.rules, kind=kind, name=name, value=value)
+    if not found.rules:
+        return 0.0
+    lead = conn.execute(
+        select(leads).where(leads.c.id == lead_id, leads.c.business_id == business_id)
+    ).first()
+    if lead is None:
+        raise NotFound(f"lead {lead_id}")
+    _apply(
+        conn,
+        lead=lead,
+        config=config,
+        points=found.points,
+        customer=found.customer,
+        reason=f"{kind} {name}" + (f" = {value}" if value else ""),
+        now=now or utcnow(),
+    )
+    return found.points
+
+
+def score_submission(
+    conn: Connection, *, business_id: str, lead_id: str, submission: CleanSubmission
+) -> float:
+    """Points for a form's answers and for how well the lead fits (fields given)."""
+    total = 0.0
+    for key, answer in submission.answers.items():
+        for value in answer if isinstance(answer, list) else [answer]:
+            total += score_activity(
+                conn,
+                business_id=business_id,
+                lead_id=lead_id,
+                kind="answer",
+                name=key,
+                value=value,
+            )
+    for key in ("name", "phone", "company"):
+        value = getattr(submission, key)
+        if value:
+            total += score_activity(
+                conn, business_id=business_id, lead_id=lead_id, kind="fit", name=key, value=value
+            )
+    return total
+
+
+def score_email_engagement(conn: Connection, *, business_id: str, email: str, kind: str) -> None:
+    """Points for a human open or click of marketing email (messaging calls this)."""
+    lead_id = conn.execute(
+        select(leads.c.id).where(leads.c.business_id == business_id, leads.c.email == email)
+    ).scalar()
+    if lead_id is not None:
+        score_activity(conn, business_id=business_id, lead_id=lead_id, kind="email", name=kind)
+
+
+def score_event(conn: Connection, *, business_id: str, event: dict[str, Any]) -> float:
+    """Points for a tracked event of a lead (by anonymousId or traits/properties email);
+    a rule with `stage: customer` (a purchase) makes the lead a customer."""
+    if event.get("type") != "track" or not isinstance(event.get("event"), str):
+        return 0.0
+    query = select(leads.c.id).where(leads.c.business_id == business_id)
+    anonymous_id = event.get("anonymousId")
+    context = event.get("context") if isinstance(event.get("context"), dict) else {}
+    email = (context or {}).get("traits", {}).get("email") if context else None
+    if isinstance(anonymous_id, str) and anonymous_id:
+        lead_id = conn.execute(query.where(leads.c.anonymous_id == anonymous_id)).scalar()
+    elif isinstance(email, str):
+        lead_id = conn.execute(query.where(leads.c.email == email.strip().lower())).scalar()
+    else:
+        lead_id = None
+    if lead_id is None:
+        return 0.0
+    return score_activity(
+        conn, business_id=business_id, lead_id=lead_id, kind="event", name=event["event"]
+    )
+
+
+def set_stage(conn: Connection, *, business_id: str, lead_id: str, stage: str, reason: str) -> None:
+    """Set a stage by hand (a sale closed offline); stages never move backwards."""
+    lead = conn.execute(
+        select(leads).where(leads.c.id == lead_id, leads.c.business_id == business_id)
+    ).first()
+    if lead is None:
+        raise NotFound(f"lead {lead_id}")
+    if STAGES.index(stage) < STAGES.index(lead.stage):
+        raise Conflict(f"lead {lead_id} is a {lead.stage}; stages do not move back")
+    if stage == lead.stage:
+        return
+    conn.execute(update(leads).where(leads.c.id == lead_id).values(stage=stage, phase="decision"))
+    conn.execute(
+        lead_stage_changes.insert().values(
+            business_id=business_id,
+            lead_id=lead_id,
+            stage=stage,
+            reason=reason[:200],
+            changed_at=utcnow(),
+        )
+    )
+
+
+def set_spend(conn: Connection, *, business_id: str, data: SpendIn) -> None:
+    key = (lead_spend.c.business_id == business_id) & (lead_spend.c.campaign == data.campaign)
+    if conn.execute(select(lead_spend.c.campaign).where(key)).first():
+        conn.execute(update(lead_spend).where(key).values(amount=data.amount, updated_at=utcnow()))
+    else:
+        conn.execute(
+            lead_spend.insert().values(
+                business_id=business_id,
+                campaign=data.campaign,
+                amount=data.amount,
+                updated_at=utcnow(),
+            )
+        )
+
+
+@dataclass
+class FunnelRow:
+    group: str
+    leads: int
+    prospects: int
+    customers: int
+    lead_to_prospect: Rate
+    prospect_to_customer: Rate
+    lead_to_customer: Rate
+    spend: float | None
+    cost_per_lead: float | None
+    cost_per_customer: float | None
+
+
+def funnel(
+    conn: Connection,
+    *,
+    business_id: str,
+    by: str,
+    campaign_spend: CampaignSpend | None = None,
+) -> list[FunnelRow]:
+    """Conversion between stages per source, campaign (utm_campaign), form or import,
+    with cost per lead and per customer where spend is known."""
+    if by not in ("source", "campaign", "form", "import"):
+        raise InvalidInput([FieldProblem("by", "use source, campaign, form or import")])
+    rows = conn.execute(
+        select(
+            leads.c.source, leads.c.utm, leads.c.form_id, leads.c.import_id, leads.c.stage
+        ).where(leads.c.business_id == business_id)
+    ).all()
+    counts: dict[str, list[int]] = {}
+    for row in rows:
+        if by == "source":
+            group = row.source
+        elif by == "campaign":
+            group = orjson.loads(row.utm).get("utm_campaign") or "(none)"
+        elif by == "form":
+            group = row.form_id or "(none)"
+        else:
+            group = row.import_id or "(none)"
+        tally = counts.setdefault(group, [0, 0, 0])
+        tally[0] += 1
+        tally[1] += row.stage in ("prospect", "customer")
+        tally[2] += row.stage == "customer"
+    spend: dict[str, float] = {}
+    if by == "campaign":
+        spend = dict(
+            conn.execute(
+                select(lead_spend.c.campaign, lead_spend.c.amount).where(
+                    lead_spend.c.business_id == business_id
+                )
+            ).all()
+        )
+        if campaign_spend is not None:
+            for group in counts:
+                found = campaign_spend(conn, business_id=business_id, campaign=group)
+                if found is not None:
+                    spend[group] = found
+    elif by in ("import", "source"):
+        for import_id, kind, amount in conn.execute(
+            select(lead_imports.c.id, lead_imports.c.kind, lead_imports.c.spend).where(
+                lead_imports.c.business_id == business_id, lead_imports.c.spend.is_not(None)
+            )
+        ).all():
+            key = import_id if by == "import" else kind
+            spend[key] = spend.get(key, 0.0) + amount
+    report = []
+    for group, (n_leads, n_prospects, n_customers) in sorted(counts.items()):
+        cost = spend.get(group)
+        report.append(
+            FunnelRow(
+                group=group,
+                leads=n_leads,
+                prospects=n_prospects,
+                customers=n_customers,
+                lead_to_prospect=rate(n_prospects, n_leads),
+                prospect_to_customer=rate(n_customers, n_prospects),
+                lead_to_customer=rate(n_customers, n_leads),
+                spend=cost,
+                cost_per_lead=cost / n_leads if cost is not None and n_leads else None,
+                cost_per_customer=cost / n_customers if cost is not None and n_customers else None,
+            )
         )
     return report

@@ -174,6 +174,7 @@ async def open_pixel(token: str, request: Request, state: State, email: Email) -
         token=token,
         user_agent=request.headers.get("user-agent"),
         ip=_client_ip(request),
+        wiring=email.wiring,
     )
     return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
 
@@ -187,6 +188,7 @@ async def click(token: str, request: Request, state: State, email: Email) -> Res
         token=token,
         user_agent=request.headers.get("user-agent"),
         ip=_client_ip(request),
+        wiring=email.wiring,
     )
     return RedirectResponse(target, status_code=302, headers=NO_STORE)
 

@@ -73,6 +73,12 @@ class AudienceMembers(Protocol):
     ) -> list[Recipient]: ...
 
 
+class OnEngagement(Protocol):
+    """Told of every human open or click (lead scoring uses it)."""
+
+    def __call__(self, conn: Connection, *, business_id: str, email: str, kind: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class Wiring:
     """The outside services messaging and leads call; optional ones may be absent.
@@ -86,3 +92,4 @@ class Wiring:
     suppress: Suppress | None = None
     record_consent: RecordConsent | None = None
     audience_members: AudienceMembers | None = None
+    on_engagement: OnEngagement | None = None

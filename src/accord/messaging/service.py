@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.utils import formataddr, make_msgid
 from typing import Any
 
 import orjson
@@ -19,6 +19,7 @@ from accord.core.errors import Conflict, FieldProblem, InvalidInput, InvalidLink
 from accord.core.ids import new_id
 from accord.identity.service import normalise_email
 from accord.messaging.bounces import MESSAGE_ID_HEADER, DeliveryReport
+from accord.messaging.mime import OutgoingEmail, build_mime
 from accord.messaging.models import (
     CampaignIn,
     ListIn,
@@ -50,7 +51,7 @@ from accord.messaging.templates import (
     personalisation,
 )
 from accord.messaging.tracking import Signer, machine_reason, track_html
-from accord.profiles.service import find_profile
+from accord.profiles.service import traits_by_identifier
 from accord.store.db import Store
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "FilterSuppressed",
     "GrantedPurposes",
     "Mailer",
+    "Rate",
     "Recipient",
     "RecordConsent",
     "Signer",
@@ -66,6 +68,7 @@ __all__ = [
     "Suppress",
     "Wiring",
     "compile_template",
+    "rate",
 ]
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
@@ -238,13 +241,6 @@ def send_time_refusals(
 # Building messages ---------------------------------------------------------------------
 
 
-def _profile_traits(conn: Connection, *, business_id: str, email: str) -> dict[str, Any]:
-    try:
-        return find_profile(conn, business_id=business_id, kind="email", value=email).traits
-    except NotFound:
-        return {}
-
-
 def build_message(
     *,
     message_id: str,
@@ -254,32 +250,38 @@ def build_message(
     from_address: str,
     mailer: Mailer,
     subject_override: str | None = None,
+    subject_prefix: str = "",
     tracking: bool = True,
     unsubscribe: bool = True,
-) -> tuple[EmailMessage, list[str], str]:
-    """The MIME message, the links it holds and its subject; `context` is what the
+) -> tuple[OutgoingEmail, list[str], str]:
+    """The raw message, the links it holds and its subject; `context` is what the
     template sees (`personalisation(...)` for marketing email)."""
     # A message another context already rendered (a journey's) is taken as it is.
     rendered = template if isinstance(template, RenderedEmail) else template.render(context)
-    subject = subject_override or rendered.subject
+    subject = subject_prefix + (subject_override or rendered.subject)
     html, links = rendered.html, []
     if tracking:
         tracked = track_html(
             html, message_id=message_id, base_url=mailer.base_url, signer=mailer.signer
         )
         html, links = tracked.html, tracked.links
-    message = EmailMessage()
-    message["Subject"] = subject
-    message["From"] = from_address
-    message["To"] = formataddr(("", to))
-    message["Message-ID"] = make_msgid(idstring=message_id, domain=from_address.split("@")[-1])
-    message[MESSAGE_ID_HEADER] = message_id
+    domain = from_address.rsplit("@", 1)[-1]
+    headers = [
+        ("Subject", subject),
+        ("Message-ID", f"<{message_id}.{uuid.uuid4().hex[:12]}@{domain}>"),
+        (MESSAGE_ID_HEADER, message_id),
+    ]
     if unsubscribe:
         token = mailer.signer.dumps("unsubscribe", message_id)
-        message["List-Unsubscribe"] = f"<{mailer.base_url}/e/u/{token}>"
-        message["List-Unsubscribe-Post"] = ONE_CLICK
-    message.set_content(rendered.text or subject)
-    message.add_alternative(html, subtype="html")
+        headers.append(("List-Unsubscribe", f"<{mailer.base_url}/e/u/{token}>"))
+        headers.append(("List-Unsubscribe-Post", ONE_CLICK))
+    message = build_mime(
+        sender=from_address,
+        recipient=to,
+        headers=headers,
+        text=rendered.text or subject,
+        html=html,
+    )
     return message, links, subject
 
 
@@ -469,6 +471,104 @@ def _sample_order(campaign_id: str, recipients: Iterable[Recipient]) -> list[Rec
     )
 
 
+@dataclass
+class _Prepared:
+    messages: list[OutgoingEmail]
+    ids: list[str]
+
+
+def _prepare_chunk(
+    store: Store,
+    *,
+    campaign: Any,
+    chunk: list[tuple[Recipient, str]],
+    templates: dict[str, CompiledTemplate],
+    subjects: dict[str, str | None],
+    mailer: Mailer,
+    wiring: Wiring,
+    report: SendReport,
+) -> _Prepared:
+    """Check consent and suppression now, render what may go, and record every recipient."""
+    business_id = campaign.business_id
+    prepared = _Prepared(messages=[], ids=[])
+    now = utcnow()
+    with store.write() as conn:
+        refused = send_time_refusals(
+            conn, business_id=business_id, recipients=[r for r, _ in chunk], wiring=wiring
+        )
+        profile_traits = traits_by_identifier(
+            conn,
+            business_id=business_id,
+            kind="email",
+            values=[r.email for r, _ in chunk if r.email not in refused],
+        )
+        rows = []
+        for recipient, variant in chunk:
+            message_id = new_id("msg")
+            reason = refused.get(recipient.email)
+            links: list[str] = []
+            subject = subjects[variant] or ""
+            if reason is None:
+                traits = {**profile_traits.get(recipient.email, {}), **recipient.traits}
+                message, links, subject = build_message(
+                    message_id=message_id,
+                    template=templates[variant],
+                    context=personalisation(traits, email=recipient.email),
+                    to=recipient.email,
+                    from_address=campaign.from_address,
+                    mailer=mailer,
+                    subject_override=subjects[variant],
+                )
+                prepared.messages.append(message)
+                prepared.ids.append(message_id)
+            else:
+                report.skipped[reason] = report.skipped.get(reason, 0) + 1
+            rows.append(
+                {
+                    "id": message_id,
+                    "business_id": business_id,
+                    "campaign_id": campaign.id,
+                    "variant": variant,
+                    "kind": "campaign",
+                    "email": recipient.email,
+                    "anonymous_id": recipient.anonymous_ids[0] if recipient.anonymous_ids else None,
+                    "user_id": recipient.user_ids[0] if recipient.user_ids else None,
+                    "subject": subject[:500],
+                    "links": orjson.dumps(links).decode(),
+                    "status": "queued" if reason is None else "skipped",
+                    "reason": reason,
+                    "created_at": now,
+                    "sent_at": None,
+                }
+            )
+        if rows:
+            conn.execute(email_messages.insert(), rows)
+    return prepared
+
+
+def _record_outcomes(
+    store: Store, *, prepared: _Prepared, outcomes: list[Outcome], report: SendReport
+) -> None:
+    sent_at = utcnow()
+    ok = [prepared.ids[o.index] for o in outcomes if o.ok]
+    with store.write() as conn:
+        for begin in range(0, len(ok), 500):
+            conn.execute(
+                update(email_messages)
+                .where(email_messages.c.id.in_(ok[begin : begin + 500]))
+                .values(status="sent", sent_at=sent_at)
+            )
+        for outcome in outcomes:
+            if not outcome.ok:
+                conn.execute(
+                    update(email_messages)
+                    .where(email_messages.c.id == prepared.ids[outcome.index])
+                    .values(status="failed", reason=outcome.error)
+                )
+    report.sent += len(ok)
+    report.failed += len(outcomes) - len(ok)
+
+
 async def _deliver(
     store: Store,
     *,
@@ -480,81 +580,32 @@ async def _deliver(
     wiring: Wiring,
     report: SendReport,
 ) -> None:
-    business_id = campaign.business_id
+    """Chunk by chunk; the next chunk is checked and rendered (in a thread) while the
+    previous one is on the wire, so the SMTP connections are rarely idle."""
+    sending: tuple[_Prepared, asyncio.Task[list[Outcome]]] | None = None
     for start in range(0, len(assignments), mailer.chunk):
-        chunk = assignments[start : start + mailer.chunk]
-        messages: list[EmailMessage] = []
-        ids: list[str] = []
-        now = utcnow()
-        with store.write() as conn:
-            refused = send_time_refusals(
-                conn, business_id=business_id, recipients=[r for r, _ in chunk], wiring=wiring
+        prepared = await asyncio.to_thread(
+            _prepare_chunk,
+            store,
+            campaign=campaign,
+            chunk=assignments[start : start + mailer.chunk],
+            templates=templates,
+            subjects=subjects,
+            mailer=mailer,
+            wiring=wiring,
+            report=report,
+        )
+        if sending is not None:
+            done, task = sending
+            await asyncio.to_thread(
+                _record_outcomes, store, prepared=done, outcomes=await task, report=report
             )
-            rows = []
-            for recipient, variant in chunk:
-                message_id = new_id("msg")
-                reason = refused.get(recipient.email)
-                links: list[str] = []
-                subject = subjects[variant] or ""
-                if reason is None:
-                    traits = {
-                        **_profile_traits(conn, business_id=business_id, email=recipient.email),
-                        **recipient.traits,
-                    }
-                    message, links, subject = build_message(
-                        message_id=message_id,
-                        template=templates[variant],
-                        context=personalisation(traits, email=recipient.email),
-                        to=recipient.email,
-                        from_address=campaign.from_address,
-                        mailer=mailer,
-                        subject_override=subjects[variant],
-                    )
-                    messages.append(message)
-                    ids.append(message_id)
-                else:
-                    report.skipped[reason] = report.skipped.get(reason, 0) + 1
-                rows.append(
-                    {
-                        "id": message_id,
-                        "business_id": business_id,
-                        "campaign_id": campaign.id,
-                        "variant": variant,
-                        "kind": "campaign",
-                        "email": recipient.email,
-                        "anonymous_id": recipient.anonymous_ids[0]
-                        if recipient.anonymous_ids
-                        else None,
-                        "user_id": recipient.user_ids[0] if recipient.user_ids else None,
-                        "subject": subject[:500],
-                        "links": orjson.dumps(links).decode(),
-                        "status": "queued" if reason is None else "skipped",
-                        "reason": reason,
-                        "created_at": now,
-                        "sent_at": None,
-                    }
-                )
-            if rows:
-                conn.execute(email_messages.insert(), rows)
-        outcomes = await send_all(messages, mailer.smtp) if messages else []
-        sent_at = utcnow()
-        with store.write() as conn:
-            ok = [ids[o.index] for o in outcomes if o.ok]
-            for begin in range(0, len(ok), 500):
-                conn.execute(
-                    update(email_messages)
-                    .where(email_messages.c.id.in_(ok[begin : begin + 500]))
-                    .values(status="sent", sent_at=sent_at)
-                )
-            for outcome in outcomes:
-                if not outcome.ok:
-                    conn.execute(
-                        update(email_messages)
-                        .where(email_messages.c.id == ids[outcome.index])
-                        .values(status="failed", reason=outcome.error)
-                    )
-        report.sent += len(ok)
-        report.failed += len(outcomes) - len(ok)
+        sending = (prepared, asyncio.create_task(send_all(prepared.messages, mailer.smtp)))
+    if sending is not None:
+        done, task = sending
+        await asyncio.to_thread(
+            _record_outcomes, store, prepared=done, outcomes=await task, report=report
+        )
 
 
 def _variants(
@@ -659,7 +710,7 @@ async def send_test(
     messages = []
     for variant in templates:
         for address in to:
-            message, _links, subject = build_message(
+            message, _links, _subject = build_message(
                 message_id=new_id("msg"),
                 template=templates[variant],
                 context=personalisation({}, email=str(address)),
@@ -667,9 +718,9 @@ async def send_test(
                 from_address=campaign.from_address,
                 mailer=mailer,
                 subject_override=subjects[variant],
+                subject_prefix=f"[Test {variant}] ",
                 tracking=False,
             )
-            message.replace_header("Subject", f"[Test {variant}] {subject}")
             messages.append(message)
     outcomes = await send_all(messages, mailer.smtp)
     report.sent = sum(o.ok for o in outcomes)
@@ -718,6 +769,7 @@ def _message(conn: Connection, message_id: str) -> Any:
 def _track(
     conn: Connection,
     *,
+    wiring: Wiring | None,
     message: Any,
     kind: str,
     detail: str | None,
@@ -746,6 +798,8 @@ def _track(
             occurred_at=now,
         )
     )
+    if reason is None and wiring is not None and wiring.on_engagement is not None:
+        wiring.on_engagement(conn, business_id=message.business_id, email=message.email, kind=kind)
     return reason is None
 
 
@@ -757,6 +811,7 @@ def record_open(
     user_agent: str | None,
     ip: str | None,
     now: datetime | None = None,
+    wiring: Wiring | None = None,
 ) -> bool:
     """Record a pixel hit; True when a person (not a machine) opened the message."""
     message_id = mailer.signer.loads("open", token)
@@ -765,6 +820,7 @@ def record_open(
     with store.write() as conn:
         return _track(
             conn,
+            wiring=wiring,
             message=_message(conn, message_id),
             kind="open",
             detail=None,
@@ -783,6 +839,7 @@ def record_click(
     user_agent: str | None,
     ip: str | None,
     now: datetime | None = None,
+    wiring: Wiring | None = None,
 ) -> str:
     """Record a click and return where it goes: only ever one of the message's links."""
     payload = mailer.signer.loads("click", token)
@@ -801,6 +858,7 @@ def record_click(
         target = str(links[payload[1]])
         _track(
             conn,
+            wiring=wiring,
             message=message,
             kind="click",
             detail=target,

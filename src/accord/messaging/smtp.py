@@ -6,10 +6,11 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from email.message import EmailMessage
 from typing import Literal
 
 import aiosmtplib
+
+from accord.messaging.mime import OutgoingEmail
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def _client(config: SmtpConfig) -> aiosmtplib.SMTP:
 
 
 async def send_all(
-    messages: Sequence[EmailMessage],
+    messages: Sequence[OutgoingEmail],
     config: SmtpConfig,
     *,
     on_outcome: Callable[[Outcome], Awaitable[None] | None] | None = None,
@@ -100,7 +101,8 @@ async def send_all(
                     if client is None or not client.is_connected:
                         client = _client(config)
                         await client.connect()
-                    await client.send_message(messages[index])
+                    message = messages[index]
+                    await client.sendmail(message.sender, [message.recipient], message.data)
                     await report(Outcome(index, True))
                 except (aiosmtplib.SMTPException, OSError) as exc:
                     await report(Outcome(index, False, f"{type(exc).__name__}: {exc}"[:200]))

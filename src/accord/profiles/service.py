@@ -473,3 +473,22 @@ def profile_ids_for(
         if profile_id is not None:
             found.add(profile_id)
     return found
+
+
+def traits_by_identifier(
+    conn: Connection, *, business_id: str, kind: str, values: list[str]
+) -> dict[str, dict[str, Any]]:
+    """Identifier value (canonical form) → traits of its profile, in a few queries."""
+    found: dict[str, dict[str, Any]] = {}
+    for chunk in chunks(values):
+        rows = conn.execute(
+            select(profile_identifiers.c.value, profiles.c.traits)
+            .join(profiles, profiles.c.id == profile_identifiers.c.profile_id)
+            .where(
+                profile_identifiers.c.business_id == business_id,
+                profile_identifiers.c.kind == kind,
+                profile_identifiers.c.value.in_(chunk),
+            )
+        ).all()
+        found.update({row.value: orjson.loads(row.traits) for row in rows})
+    return found

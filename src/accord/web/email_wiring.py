@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from accord.core.settings import Settings
-from accord.leads.service import RateLimiter, granted_purposes_of_leads
+from accord.leads.service import RateLimiter, granted_purposes_of_leads, score_email_engagement
 from accord.messaging.service import Mailer, Signer, SmtpConfig, Wiring
 from accord.web.state import State
 
@@ -53,8 +53,8 @@ def mailer_from(settings: Settings) -> Mailer:
 
 def default_wiring() -> Wiring:
     """Until the consent ledger is merged, consent at send time is the leads' own
-    confirmed (double opt-in) consent records."""
-    return Wiring(granted_purposes=granted_purposes_of_leads)
+    confirmed (double opt-in) consent records; human opens and clicks score leads."""
+    return Wiring(granted_purposes=granted_purposes_of_leads, on_engagement=score_email_engagement)
 
 
 def build(settings: Settings, wiring: Wiring | None = None) -> EmailWiring:

@@ -1,4 +1,4 @@
-"""leads and email: forms, leads, consents, coupons, imports, templates, campaigns, messages
+"""leads and email: forms, leads, consents, coupons, scoring, imports, templates, campaigns
 
 Revision ID: 0007
 Revises: 0006
@@ -127,6 +127,30 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "lead_scoring",
+        sa.Column("business_id", sa.String(length=40), nullable=False),
+        sa.Column("rules", sa.Text(), nullable=False),
+        sa.Column("half_life_days", sa.Float(), nullable=False),
+        sa.Column("consideration_at", sa.Float(), nullable=False),
+        sa.Column("prospect_at", sa.Float(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["business_id"], ["businesses.id"], name=op.f("fk_lead_scoring_business_id_businesses")
+        ),
+        sa.PrimaryKeyConstraint("business_id", name=op.f("pk_lead_scoring")),
+    )
+    op.create_table(
+        "lead_spend",
+        sa.Column("business_id", sa.String(length=40), nullable=False),
+        sa.Column("campaign", sa.String(length=200), nullable=False),
+        sa.Column("amount", sa.Float(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["business_id"], ["businesses.id"], name=op.f("fk_lead_spend_business_id_businesses")
+        ),
+        sa.PrimaryKeyConstraint("business_id", "campaign", name=op.f("pk_lead_spend")),
+    )
+    op.create_table(
         "email_campaigns",
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("business_id", sa.String(length=40), nullable=False),
@@ -198,6 +222,10 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("confirm_ip", sa.String(length=64), nullable=True),
+        sa.Column("stage", sa.String(length=20), server_default="lead", nullable=False),
+        sa.Column("phase", sa.String(length=20), server_default="awareness", nullable=False),
+        sa.Column("score", sa.Float(), server_default="0", nullable=False),
+        sa.Column("scored_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["business_id"], ["businesses.id"], name=op.f("fk_leads_business_id_businesses")
         ),
@@ -209,6 +237,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("leads", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_leads_business_id"), ["business_id"], unique=False)
+        batch_op.create_index(
+            "ix_leads_business_id_anonymous_id", ["business_id", "anonymous_id"], unique=False
+        )
 
     op.create_table(
         "coupons",
@@ -285,6 +316,32 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_lead_consents_lead_id"), ["lead_id"], unique=False)
 
     op.create_table(
+        "lead_stage_changes",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("business_id", sa.String(length=40), nullable=False),
+        sa.Column("lead_id", sa.String(length=40), nullable=False),
+        sa.Column("stage", sa.String(length=20), nullable=False),
+        sa.Column("reason", sa.String(length=200), nullable=False),
+        sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["lead_id"], ["leads.id"], name=op.f("fk_lead_stage_changes_lead_id_leads")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_lead_stage_changes")),
+    )
+    with op.batch_alter_table("lead_stage_changes", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_lead_stage_changes_business_id"), ["business_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_lead_stage_changes_lead_id"), ["lead_id"], unique=False
+        )
+
+    op.create_table(
         "email_events",
         sa.Column(
             "id",
@@ -323,6 +380,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_email_events_campaign_id"))
 
     op.drop_table("email_events")
+    with op.batch_alter_table("lead_stage_changes", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_lead_stage_changes_lead_id"))
+        batch_op.drop_index(batch_op.f("ix_lead_stage_changes_business_id"))
+
+    op.drop_table("lead_stage_changes")
     with op.batch_alter_table("lead_consents", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_lead_consents_lead_id"))
         batch_op.drop_index(batch_op.f("ix_lead_consents_business_id"))
@@ -334,6 +396,7 @@ def downgrade() -> None:
     op.drop_table("email_messages")
     op.drop_table("coupons")
     with op.batch_alter_table("leads", schema=None) as batch_op:
+        batch_op.drop_index("ix_leads_business_id_anonymous_id")
         batch_op.drop_index(batch_op.f("ix_leads_business_id"))
 
     op.drop_table("leads")
@@ -343,6 +406,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_email_campaigns_business_id"))
 
     op.drop_table("email_campaigns")
+    op.drop_table("lead_spend")
+    op.drop_table("lead_scoring")
     with op.batch_alter_table("lead_imports", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_lead_imports_business_id"))
 

@@ -1,0 +1,117 @@
+"""Double opt-in against an injected consent ledger: proof recorded only after confirming."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from sqlalchemy import select
+
+from accord.accounts.models import Bootstrap
+from accord.leads import service
+from accord.leads.models import FormIn, lead_consents
+from accord.leads.validation import CleanSubmission
+from accord.store.db import Store
+from tests.messaging.helpers import FakeLedger, mailer_for
+from tests.smtp_sink import running_sink
+
+FORM = FormIn.model_validate(
+    {
+        "slug": "news",
+        "title": {"en": "News"},
+        "fields": [{"key": "email", "kind": "email"}],
+        "consents": [
+            {"purpose": "email_marketing", "label": {"en": "Email me"}},
+            {"purpose": "profiling", "label": {"en": "Tailor offers"}},
+        ],
+        "privacy_policy_url": "https://shop.example/privacy",
+        "from_address": "hello@shop.example",
+    }
+)
+
+
+def test_consent_reaches_the_ledger_with_its_proof_only_after_confirmation(
+    store: Store, keys: Bootstrap
+) -> None:
+    ledger = FakeLedger()
+    submission = CleanSubmission(
+        email="ada@people.example", purposes=["email_marketing", "profiling"]
+    )
+    with store.write() as conn:
+        form = service.create_form(conn, business_id=keys.business_id, data=FORM)
+        done = service.submit(
+            conn,
+            form=form,
+            submission=submission,
+            anonymous_id="anon-ada",
+            ip="198.51.100.4",
+            user_agent="Firefox",
+        )
+    assert done.needs_confirmation
+    with running_sink() as sink:
+        mailer = mailer_for(sink)
+        message_id = asyncio.run(
+            service.send_confirmation(
+                store,
+                form=form,
+                lead_id=done.lead_id,
+                email="ada@people.example",
+                lang="en",
+                mailer=mailer,
+            )
+        )
+        assert sink.to("ada@people.example")
+    assert ledger.recorded == []
+    with store.read() as conn:
+        assert (
+            service.granted_purposes_of_leads(
+                conn, business_id=keys.business_id, anonymous_ids=["anon-ada"], user_ids=[]
+            )
+            == {}
+        )
+
+    with store.write() as conn:
+        confirmed = service.confirm(
+            conn,
+            lead_id=done.lead_id,
+            ip="198.51.100.9",
+            wiring=ledger.wiring(),
+            signer=mailer.signer,
+        )
+    assert confirmed.purposes == ["email_marketing", "profiling"]
+    assert sorted(orjson.dumps(r["purposes"]) for r in ledger.recorded) == [
+        b'{"email_marketing":true}',
+        b'{"profiling":true}',
+    ]
+    evidence = ledger.recorded[0]["evidence"]
+    assert evidence["form_version"] == 1 and evidence["ip"] == "198.51.100.4"
+    assert evidence["double_opt_in"]["confirmation_message_id"] == message_id
+    assert evidence["double_opt_in"]["ip"] == "198.51.100.9"
+    assert all(r["anonymous_id"] == "anon-ada" for r in ledger.recorded)
+    with store.read() as conn:
+        assert service.granted_purposes_of_leads(
+            conn, business_id=keys.business_id, anonymous_ids=["anon-ada"], user_ids=[]
+        ) == {"email_marketing": True, "profiling": True}
+
+    # Confirming again records nothing twice; a later submission of a confirmed lead
+    # is recorded at once (it needs no new confirmation).
+    with store.write() as conn:
+        service.confirm(
+            conn, lead_id=done.lead_id, ip=None, wiring=ledger.wiring(), signer=mailer.signer
+        )
+        assert len(ledger.recorded) == 2
+        again = service.submit(
+            conn,
+            form=form,
+            submission=CleanSubmission(email="ada@people.example", purposes=["email_marketing"]),
+            anonymous_id=None,
+            ip="198.51.100.4",
+            user_agent=None,
+        )
+        assert not again.needs_confirmation
+        service.confirm(
+            conn, lead_id=again.lead_id, ip=None, wiring=ledger.wiring(), signer=mailer.signer
+        )
+        statuses = conn.execute(select(lead_consents.c.status)).scalars().all()
+    assert len(ledger.recorded) == 3 and ledger.recorded[2]["evidence"]["double_opt_in"] is None
+    assert statuses == ["recorded"] * 3
