@@ -77,7 +77,7 @@ def test_send_due_sends_scheduled_campaigns_and_bounces_suppress(
                     "slug": "single",
                     "title": {"en": "Sign up"},
                     "fields": [{"key": "email", "kind": "email"}],
-                    "consents": [{"purpose": "email_marketing", "label": {"en": "Email me"}}],
+                    "consents": [{"purpose": "marketing", "label": {"en": "Email me"}}],
                     "privacy_policy_url": "https://shop.example/privacy",
                     "from_address": "news@shop.example",
                     "double_opt_in": False,
@@ -87,7 +87,7 @@ def test_send_due_sends_scheduled_campaigns_and_bounces_suppress(
         done = leads.submit(
             conn,
             form=form,
-            submission=CleanSubmission(email="ada@people.example", purposes=["email_marketing"]),
+            submission=CleanSubmission(email="ada@people.example", purposes=["marketing"]),
             anonymous_id="anon-ada",
             ip="192.0.2.1",
             user_agent="test",

@@ -21,7 +21,7 @@ FORM = FormIn.model_validate(
         "title": {"en": "News"},
         "fields": [{"key": "email", "kind": "email"}],
         "consents": [
-            {"purpose": "email_marketing", "label": {"en": "Email me"}},
+            {"purpose": "marketing", "label": {"en": "Email me"}},
             {"purpose": "profiling", "label": {"en": "Tailor offers"}},
         ],
         "privacy_policy_url": "https://shop.example/privacy",
@@ -35,7 +35,7 @@ def test_consent_reaches_the_ledger_with_its_proof_only_after_confirmation(
 ) -> None:
     ledger = FakeLedger()
     submission = CleanSubmission(
-        email="ada@people.example", purposes=["email_marketing", "profiling"]
+        email="ada@people.example", purposes=["marketing", "profiling"]
     )
     with store.write() as conn:
         form = service.create_form(conn, business_id=keys.business_id, data=FORM)
@@ -78,9 +78,9 @@ def test_consent_reaches_the_ledger_with_its_proof_only_after_confirmation(
             wiring=ledger.wiring(),
             signer=mailer.signer,
         )
-    assert confirmed.purposes == ["email_marketing", "profiling"]
+    assert confirmed.purposes == ["marketing", "profiling"]
     assert sorted(orjson.dumps(r["purposes"]) for r in ledger.recorded) == [
-        b'{"email_marketing":true}',
+        b'{"marketing":true}',
         b'{"profiling":true}',
     ]
     evidence = ledger.recorded[0]["evidence"]
@@ -91,7 +91,7 @@ def test_consent_reaches_the_ledger_with_its_proof_only_after_confirmation(
     with store.read() as conn:
         assert service.granted_purposes_of_leads(
             conn, business_id=keys.business_id, anonymous_ids=["anon-ada"], user_ids=[]
-        ) == {"email_marketing": True, "profiling": True}
+        ) == {"marketing": True, "profiling": True}
 
     # Confirming again records nothing twice; a later submission of a confirmed lead
     # is recorded at once (it needs no new confirmation).
@@ -103,7 +103,7 @@ def test_consent_reaches_the_ledger_with_its_proof_only_after_confirmation(
         again = service.submit(
             conn,
             form=form,
-            submission=CleanSubmission(email="ada@people.example", purposes=["email_marketing"]),
+            submission=CleanSubmission(email="ada@people.example", purposes=["marketing"]),
             anonymous_id=None,
             ip="198.51.100.4",
             user_agent=None,

@@ -57,7 +57,7 @@ FORM: dict[str, Any] = {
     ],
     "consents": [
         {
-            "purpose": "email_marketing",
+            "purpose": "marketing",
             "label": {"en": "Send me offers by email", "it": "Inviatemi offerte via email"},
         },
         {"purpose": "analytics", "label": {"en": "Measure my visits"}},
@@ -101,7 +101,7 @@ GOOD = {
     "likes": ["boots", "tents"],
     "ref": "spring-flyer",
     "utm_source": "newsletter",
-    "consent_email_marketing": "yes",
+    "consent_marketing": "yes",
 }
 
 
@@ -215,7 +215,7 @@ def test_double_opt_in_then_coupon_download_and_proof(
     assert view["utm"] == {"utm_source": "newsletter"}
     assert [c["code"] for c in view["coupons"]] == ["AUT-001"]
     consents = view["consents"]
-    assert {c["purpose"] for c in consents} == {"email_marketing"}
+    assert {c["purpose"] for c in consents} == {"marketing"}
     assert all(c["status"] == "recorded" and c["form_version"] == 1 for c in consents)
     assert all(c["confirmation_message_id"] and c["confirmed_at"] for c in consents)
     assert all(c["ip"] == "testclient" for c in consents)

@@ -41,7 +41,7 @@ def app_client(settings: Settings, keys: Bootstrap, sink: SmtpSink) -> Iterator[
 def _lead(client: TestClient, sink: SmtpSink, email: str, *, consent: bool, confirm: bool) -> None:
     data: dict[str, Any] = {"email": email, "name": email.split("@")[0], "size": "S"}
     if consent:
-        data["consent_email_marketing"] = "yes"
+        data["consent_marketing"] = "yes"
     assert client.post("/l/autumn-catalogue", data=data).status_code == 200
     if confirm:
         message = sink.wait_for(email)

@@ -85,12 +85,12 @@ def test_a_campaign_reaches_only_consenting_unsuppressed_people(
     business = keys.business_id
     ledger = FakeLedger(
         granted={
-            f"anon-{n}": {"email_marketing": True}
+            f"anon-{n}": {"marketing": True}
             for n in ("ada", "unsub", "blocked", "bounced", "withdrawn")
         },
         blocked={"blocked@people.example"},
     )
-    ledger.granted["anon-nothanks"] = {"email_marketing": False, "analytics": True}
+    ledger.granted["anon-nothanks"] = {"marketing": False, "analytics": True}
     names = ["ada", "nothanks", "unsub", "blocked", "bounced", "withdrawn", "stranger"]
     campaign_id = _campaign(store, business, [_member(n) for n in names])
     with store.write() as conn:
@@ -101,7 +101,7 @@ def test_a_campaign_reaches_only_consenting_unsuppressed_people(
             conn, business_id=business, email="Bounced@People.example", reason="hard_bounce"
         )
     # Consent withdrawn after the campaign was built: checked again at send time.
-    ledger.granted["anon-withdrawn"]["email_marketing"] = False
+    ledger.granted["anon-withdrawn"]["marketing"] = False
 
     report = asyncio.run(
         service.send_campaign(
@@ -157,7 +157,7 @@ def test_tracking_separates_people_from_machines_and_refuses_forged_links(
     store: Store, keys: Bootstrap, sink: SmtpSink
 ) -> None:
     business = keys.business_id
-    ledger = FakeLedger(granted={"anon-ada": {"email_marketing": True}})
+    ledger = FakeLedger(granted={"anon-ada": {"marketing": True}})
     campaign_id = _campaign(store, business, [_member("ada")])
     mailer = mailer_for(sink)
     asyncio.run(
@@ -216,7 +216,7 @@ def test_one_click_unsubscribe_withdraws_and_stops_later_campaigns(
     store: Store, keys: Bootstrap, sink: SmtpSink
 ) -> None:
     business = keys.business_id
-    ledger = FakeLedger(granted={"anon-ada": {"email_marketing": True}})
+    ledger = FakeLedger(granted={"anon-ada": {"marketing": True}})
     mailer = mailer_for(sink)
     first = _campaign(store, business, [_member("ada")])
     asyncio.run(
@@ -231,7 +231,7 @@ def test_one_click_unsubscribe_withdraws_and_stops_later_campaigns(
     )
     assert result.unsubscribed and result.email == "ada@people.example"
     assert ledger.suppressed == [("ada@people.example", "unsubscribed")]
-    assert ledger.recorded[0]["purposes"] == {"email_marketing": False}
+    assert ledger.recorded[0]["purposes"] == {"marketing": False}
     # Unsubscribing twice is harmless and records nothing more.
     service.unsubscribe(
         store, mailer=mailer, token=token, wiring=ledger.wiring(), via="one_click", ip=None
@@ -273,7 +273,7 @@ def test_hard_bounces_suppress_and_soft_ones_do_not(
     store: Store, keys: Bootstrap, sink: SmtpSink
 ) -> None:
     business = keys.business_id
-    ledger = FakeLedger(granted={f"anon-{n}": {"email_marketing": True} for n in ("ada", "bo")})
+    ledger = FakeLedger(granted={f"anon-{n}": {"marketing": True} for n in ("ada", "bo")})
     mailer = mailer_for(sink)
     campaign_id = _campaign(store, business, [_member("ada"), _member("bo")])
     asyncio.run(
@@ -324,7 +324,7 @@ def test_ab_test_sends_the_significant_winner_to_the_rest(
 ) -> None:
     business = keys.business_id
     names = [f"p{i:03d}" for i in range(240)]
-    ledger = FakeLedger(granted={f"anon-{n}": {"email_marketing": True} for n in names})
+    ledger = FakeLedger(granted={f"anon-{n}": {"marketing": True} for n in names})
     mailer = mailer_for(sink)
     start = utcnow()
     campaign_id = _campaign(
@@ -378,7 +378,7 @@ def test_a_scheduled_campaign_waits_for_its_time_and_tests_go_to_the_marketer(
     store: Store, keys: Bootstrap, sink: SmtpSink
 ) -> None:
     business = keys.business_id
-    ledger = FakeLedger(granted={"anon-ada": {"email_marketing": True}})
+    ledger = FakeLedger(granted={"anon-ada": {"marketing": True}})
     mailer = mailer_for(sink)
     due = utcnow() + timedelta(days=1)
     campaign_id = _campaign(store, business, [_member("ada")], due_at=due)
@@ -410,7 +410,7 @@ def test_ab_test_of_content_sends_each_template_to_half_the_sample(
 ) -> None:
     business = keys.business_id
     names = [f"q{i}" for i in range(8)]
-    ledger = FakeLedger(granted={f"anon-{n}": {"email_marketing": True} for n in names})
+    ledger = FakeLedger(granted={f"anon-{n}": {"marketing": True} for n in names})
     with store.write() as conn:
         other = service.create_template(
             conn,

@@ -92,7 +92,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
                 ],
                 "consents": [
                     {
-                        "purpose": "email_marketing",
+                        "purpose": "marketing",
                         "label": {"en": "Email me offers", "it": "Offerte via email"},
                     }
                 ],
@@ -173,7 +173,7 @@ def test_landing_page_to_coupon_to_campaign(site: Site, browser: Browser) -> Non
     assert lead["status"] == "confirmed" and lead["name"] == "Ada"
     assert lead["answers"] == {"sport": "Climbing"} and lead["utm"] == {"utm_source": "instagram"}
     [consent] = lead["consents"]
-    assert consent["purpose"] == "email_marketing" and consent["status"] == "recorded"
+    assert consent["purpose"] == "marketing" and consent["status"] == "recorded"
     assert consent["form_version"] == 1 and consent["confirmation_message_id"]
     assert consent["confirmed_at"] and consent["ip"] == "127.0.0.1"
     assert [c["code"] for c in lead["coupons"]] == ["WELCOME-7Q2"]

@@ -87,7 +87,7 @@ class Wiring:
     """
 
     granted_purposes: GrantedPurposes
-    consent_purpose: str = "email_marketing"
+    consent_purpose: str = "marketing"
     filter_suppressed: FilterSuppressed | None = None
     suppress: Suppress | None = None
     record_consent: RecordConsent | None = None
