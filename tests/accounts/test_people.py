@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pyotp
 import pytest
 from sqlalchemy import select, update
@@ -163,3 +165,21 @@ def test_two_factor_policy_applies_by_role(store: Store) -> None:
         assert not people.two_factor_required(conn, person_id=admin.id, business_id=business_id)
         conn.execute(update(businesses).values(two_factor_policy="admins"))
         assert people.two_factor_required(conn, person_id=admin.id, business_id=business_id)
+
+
+def test_a_totp_code_works_once(store: Store) -> None:
+    person = _person(store)
+    secret, _ = _enrol(store, person)
+    totp = pyotp.TOTP(secret)
+    with pytest.raises(SignInFailed, match="wrong code"):
+        # The code that turned two-factor on cannot sign in again.
+        people.pass_second_factor(
+            store, person=person, code=totp.now(), ip="1.1.1.1", limits=LIMITS
+        )
+    following = totp.at(time.time() + totp.interval)
+    assert (
+        people.pass_second_factor(store, person=person, code=following, ip="1.1.1.1", limits=LIMITS)
+        == "totp"
+    )
+    with pytest.raises(SignInFailed, match="wrong code"):
+        people.pass_second_factor(store, person=person, code=following, ip="1.1.1.1", limits=LIMITS)

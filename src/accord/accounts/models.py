@@ -62,6 +62,8 @@ people = Table(
     Column("totp_secret", String(64), nullable=True),
     Column("totp_enabled_at", instant(), nullable=True),
     Column("created_at", instant(), nullable=False),
+    # The last 30-second step a code was accepted for: a code works once.
+    Column("totp_last_step", BigInteger(), nullable=True),
 )
 
 api_tokens = Table(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hmac
 import io
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -132,7 +133,7 @@ def _set_session_cookie(request: Request, response: Response, token: str, hours:
 
 def _check_anonymous_csrf(request: Request, given: str) -> None:
     expected = request.cookies.get(ANON_CSRF_COOKIE)
-    if not expected or not given or given != expected:
+    if not expected or not given or not hmac.compare_digest(given, expected):
         raise CsrfRejected()
 
 
@@ -841,7 +842,7 @@ async def accept_invitation(
     settings = state.settings
     ip = client_ip(request)
     if session is not None:
-        if csrf_token != session.csrf_token:
+        if not csrf_token or not hmac.compare_digest(csrf_token, session.csrf_token):
             raise CsrfRejected()
 
         def join(conn: Connection) -> str:

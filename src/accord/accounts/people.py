@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
 import io
 import math
 import secrets
+import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyotp
@@ -342,9 +344,27 @@ def qr_svg(data: str) -> str:
     return text[text.index("<svg") :]
 
 
-def _totp_ok(secret: str, code: str) -> bool:
+def _totp_step(secret: str, code: str) -> int | None:
+    """The time step a code belongs to (now, or one step either side for clock drift)."""
     digits = code.replace(" ", "")
-    return digits.isdigit() and pyotp.TOTP(secret).verify(digits, valid_window=1)
+    if not (digits.isdigit() and len(digits) == 6):
+        return None
+    totp = pyotp.TOTP(secret)
+    now = time.time()
+    for offset in (0, -1, 1):
+        moment = datetime.fromtimestamp(now + offset * totp.interval, UTC)
+        if hmac.compare_digest(totp.at(moment), digits):
+            return int(totp.timecode(moment))
+    return None
+
+
+def _accept_totp(conn: Connection, *, row: Any, code: str) -> bool:
+    """Accept a code once: a step already used (or an older one) is refused, so no replay."""
+    step = _totp_step(row.totp_secret, code)
+    if step is None or (row.totp_last_step is not None and step <= row.totp_last_step):
+        return False
+    conn.execute(update(people).where(people.c.id == row.id).values(totp_last_step=step))
+    return True
 
 
 def confirm_enrolment(conn: Connection, *, person_id: str, code: str) -> list[str]:
@@ -352,7 +372,7 @@ def confirm_enrolment(conn: Connection, *, person_id: str, code: str) -> list[st
     row = conn.execute(select(people).where(people.c.id == person_id)).one()
     if row.totp_secret is None or row.totp_enabled_at is not None:
         raise InvalidInput([FieldProblem("code", "start enrolment first")])
-    if not _totp_ok(row.totp_secret, code):
+    if not _accept_totp(conn, row=row, code=code):
         raise InvalidInput(
             [FieldProblem("code", "wrong code: check your device's clock and try the next code")]
         )
@@ -378,7 +398,7 @@ def verify_second_factor(conn: Connection, *, person_id: str, code: str) -> str:
     row = conn.execute(select(people).where(people.c.id == person_id)).one()
     if row.totp_enabled_at is None:
         raise InvalidInput([FieldProblem("code", "two-factor authentication is not on")])
-    if _totp_ok(row.totp_secret, code):
+    if _accept_totp(conn, row=row, code=code):
         return "totp"
     used = conn.execute(
         update(recovery_codes)

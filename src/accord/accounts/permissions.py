@@ -114,7 +114,7 @@ TASK_LABELS: dict[str, str] = {
 ROLE_ASSET_TASKS: dict[str, dict[str, frozenset[str]]] = {
     "admin": {"*": frozenset(TASKS)},
     "analyst": {"*": frozenset({"analyse"})},
-    "finance": {"ad_account": frozenset({"analyse", "advertise"})},
+    "finance": {"ad_account": frozenset({"analyse", "advertise", "manage"})},
     "employee": {},
 }
 

@@ -164,8 +164,11 @@ def _apply_profiles(store: Store, pairs: list[tuple[Any, dict[str, Any]]]) -> in
         touched: dict[str, set[str]] = defaultdict(set)
         for business_id, todo in by_business.items():
             seqs = {row.seq for row, _ in todo}
-            touched[business_id] |= {link["profile"] for link in links if link["row"] in seqs}
-        profile_of = {link["row"]: link["profile"] for link in links}
+            touched[business_id] |= {
+                link["profile"] for link in links if link["row"] in seqs and link["profile"]
+            }
+        # An event whose identifiers are all blocked placeholders joins no profile.
+        profile_of = {link["row"]: link["profile"] for link in links if link["profile"]}
         runner = Runner(journey_environment())
         for business_id, todo in by_business.items():
             changes = apply_realtime(

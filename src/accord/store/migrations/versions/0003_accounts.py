@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("totp_secret", sa.String(length=64), nullable=True),
         sa.Column("totp_enabled_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("totp_last_step", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_people")),
         sa.UniqueConstraint("email", name=op.f("uq_people_email")),
     )
