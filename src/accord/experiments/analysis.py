@@ -15,13 +15,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import ibis
+import numpy as np
 from pydantic import BaseModel
 
 from accord.experiments import statistics as st
 from accord.experiments.metrics import (
     Metric,
     arm_sums,
-    daily_ratios,
+    daily_sums,
     metric_catalogue,
     unit_values,
     unit_x,
@@ -204,11 +206,14 @@ def _balance_gate(
     problems: list[str] = []
     notes: list[str] = []
     control = design.plan.control_arm
+    mix = _records(
+        units.group_by(["arm", "country", "device"]).aggregate(n=units.count()).execute()
+    )
     for column in ("country", "device"):
-        frame = units.group_by(["arm", column]).aggregate(n=units.count()).execute()
         table: dict[str, dict[str, int]] = {}
-        for r in _records(frame):
-            table.setdefault(str(r["arm"]), {})[str(r[column])] = int(r["n"])
+        for r in mix:
+            cell = table.setdefault(str(r["arm"]), {})
+            cell[str(r[column])] = cell.get(str(r[column]), 0) + int(r["n"])
         categories = sorted({c for row in table.values() for c in row})
         matrix = [[table[a].get(c, 0) for c in categories] for a in sorted(table)]
         p = st.contingency_p_value(matrix)
@@ -247,13 +252,15 @@ def _anomaly_gate(
     problems: list[str] = []
     days_seen = 0
     pairs = contrasts(design)
+    rows = _records(daily_sums(logs, metrics, start=start).execute())
     for metric in metrics:
-        frame = daily_ratios(logs, metric, start=start).execute()
         series: dict[str, dict[Any, float]] = {}
-        for r in _records(frame):
-            den = float(r["denominator"] or 0.0)
+        for r in rows:
+            den_column = metric.denominator.name if metric.denominator else "active_units"
+            den = float(r[den_column] or 0.0)
             if den > 0:
-                series.setdefault(str(r["arm"]), {})[r["day"]] = float(r["numerator"]) / den
+                num = float(r[metric.numerator.name] or 0.0)
+                series.setdefault(str(r["arm"]), {})[r["day"]] = num / den
         for arm, values in series.items():
             days_seen = max(days_seen, len(values))
             if len(values) < ANOMALY_MIN_DAYS:
@@ -292,27 +299,20 @@ def _anomaly_gate(
 def _concentration_gate(units: Any, metrics: dict[str, Metric]) -> GateResult:
     problems: list[str] = []
     notes: list[str] = []
-    for key in ("conversions_per_unit", "conversion_value_per_unit"):
-        metric = metrics[key]
-        x = unit_x(units, metric)
-        positive = units.filter(x > 0)
-        summary = positive.aggregate(
-            total=unit_x(positive, metric).sum(),
-            top=unit_x(positive, metric).max(),
-            contributors=positive.count(),
-        ).execute()
-        total = float(summary["total"].iloc[0] or 0.0)
-        contributors = int(summary["contributors"].iloc[0] or 0)
+    watched = [metrics["conversions_per_unit"], metrics["conversion_value_per_unit"]]
+    values = {m.key: unit_x(units, m) for m in watched}
+    contributing = units.filter(ibis.or_(*(v > 0 for v in values.values())))
+    frame = contributing.select(**{m.key: unit_x(contributing, m) for m in watched}).to_pyarrow()
+    for metric in watched:
+        column = np.asarray(frame.column(metric.key).to_numpy(zero_copy_only=False), dtype=float)
+        column = np.sort(column[column > 0])[::-1]
+        total = float(column.sum())
+        contributors = len(column)
         if total <= 0:
             notes.append(f"no {metric.name.lower()}")
             continue
-        top_share = float(summary["top"].iloc[0]) / total
-        k = max(1, math.ceil(contributors / 100))
-        top_k = positive.mutate(v=unit_x(positive, metric)).order_by(
-            [positive.mutate(v=unit_x(positive, metric)).v.desc()]
-        )
-        top_values = top_k.limit(k).v.execute()
-        top_percent_share = float(top_values.sum()) / total
+        top_share = float(column[0]) / total
+        top_percent_share = float(column[: max(1, math.ceil(contributors / 100))].sum()) / total
         notes.append(
             f"{metric.name}: largest unit {top_share:.1%}, top 1 % of {contributors} "
             f"contributing units {top_percent_share:.1%}"

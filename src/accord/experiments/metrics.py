@@ -404,13 +404,11 @@ def arm_sums(
     return units.group_by(list(by)).aggregate(**columns).order_by(list(by))
 
 
-def daily_ratios(logs: Any, metric: Metric, *, start: datetime | None) -> Any:
-    """Per arm and day: the metric's numerator and denominator summed over records."""
+def daily_sums(logs: Any, metrics: Sequence[Metric], *, start: datetime | None) -> Any:
+    """Per arm and day, in one scan: every measure of `metrics` summed over records, and the
+    number of active units (the denominator of a daily mean or proportion)."""
     post = logs if start is None else logs.filter(logs.timestamp >= start)
     post = post.mutate(day=post.timestamp.date())
-    columns = {"numerator": _measure_expr(post, metric.numerator)}
-    if metric.denominator is not None:
-        columns["denominator"] = _measure_expr(post, metric.denominator)
-    else:
-        columns["denominator"] = post.unit.nunique().cast("float64")
+    columns = {m.name: _measure_expr(post, m) for m in measures_of(metrics)}
+    columns["active_units"] = post.unit.nunique().cast("float64")
     return post.group_by(["arm", "day"]).aggregate(**columns).order_by(["arm", "day"])
