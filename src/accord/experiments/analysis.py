@@ -247,7 +247,11 @@ def _balance_gate(
 
 
 def _anomaly_gate(
-    logs: Any, design: DesignIn, metrics: Sequence[Metric], start: datetime | None
+    logs: Any,
+    design: DesignIn,
+    metrics: Sequence[Metric],
+    start: datetime | None,
+    units_per_arm: dict[str, int],
 ) -> GateResult:
     problems: list[str] = []
     days_seen = 0
@@ -256,8 +260,11 @@ def _anomaly_gate(
     for metric in metrics:
         series: dict[str, dict[Any, float]] = {}
         for r in rows:
-            den_column = metric.denominator.name if metric.denominator else "active_units"
-            den = float(r[den_column] or 0.0)
+            # A mean or proportion per day: the day's sum over the arm's units.
+            if metric.denominator is not None:
+                den = float(r[metric.denominator.name] or 0.0)
+            else:
+                den = float(units_per_arm.get(str(r["arm"]), 0))
             if den > 0:
                 num = float(r[metric.numerator.name] or 0.0)
                 series.setdefault(str(r["arm"]), {})[r["day"]] = num / den
@@ -434,7 +441,7 @@ def analyse(backend: Any, logs: Any, experiment: ExperimentView, *, now: datetim
         srm,
         _contamination_gate(units),
         _balance_gate(units, design, pre_metrics, has_pre),
-        _anomaly_gate(logs, design, [catalogue[k] for k in plan.primary_metrics], start),
+        _anomaly_gate(logs, design, [catalogue[k] for k in plan.primary_metrics], start, counts),
         _concentration_gate(units, catalogue),
     ]
     blocked_reasons = [f"{g.name}: {g.detail}" for g in gates if not g.passed]
