@@ -258,7 +258,9 @@ def _anomaly_gate(
     pairs = contrasts(design)
     rows = _records(daily_sums(logs, metrics, start=start).execute())
     for metric in metrics:
-        series: dict[str, dict[Any, float]] = {}
+        # value and Poisson sampling variance of each arm's daily figure
+        series: dict[str, dict[Any, tuple[float, float]]] = {}
+        counted = metric.numerator.value is None
         for r in rows:
             # A mean or proportion per day: the day's sum over the arm's units.
             if metric.denominator is not None:
@@ -267,13 +269,17 @@ def _anomaly_gate(
                 den = float(units_per_arm.get(str(r["arm"]), 0))
             if den > 0:
                 num = float(r[metric.numerator.name] or 0.0)
-                series.setdefault(str(r["arm"]), {})[r["day"]] = num / den
-        for arm, values in series.items():
-            days_seen = max(days_seen, len(values))
-            if len(values) < ANOMALY_MIN_DAYS:
+                variance = num / den**2 if counted else 0.0
+                day = str(r["day"])[:10]  # a date, or a timestamp at midnight
+                series.setdefault(str(r["arm"]), {})[day] = (num / den, variance)
+        for arm, points in series.items():
+            days_seen = max(days_seen, len(points))
+            if len(points) < ANOMALY_MIN_DAYS:
                 continue
-            days = sorted(values)
-            for day, z in zip(days, st.robust_z_scores([values[d] for d in days]), strict=True):
+            days = sorted(points)
+            noise = math.sqrt(float(np.median([points[d][1] for d in days])))
+            scores = st.robust_z_scores([points[d][0] for d in days], noise=noise)
+            for day, z in zip(days, scores, strict=True):
                 if abs(z) > ANOMALY_Z:
                     problems.append(f"{metric.name} of {arm} on {day}: robust z {z:.1f}")
         for treatment, control in pairs:
@@ -281,7 +287,8 @@ def _anomaly_gate(
             days = sorted(set(a) & set(b))
             if len(days) < ANOMALY_MIN_DAYS:
                 continue
-            scores = st.robust_z_scores([a[d] - b[d] for d in days])
+            noise = math.sqrt(float(np.median([a[d][1] + b[d][1] for d in days])))
+            scores = st.robust_z_scores([a[d][0] - b[d][0] for d in days], noise=noise)
             for day, z in zip(days, scores, strict=True):
                 if abs(z) > ANOMALY_Z:
                     problems.append(

@@ -421,13 +421,17 @@ def contingency_p_value(table: Sequence[Sequence[int]]) -> float:
     return chi2_survival(chi, dof)
 
 
-def robust_z_scores(series: Sequence[float]) -> list[float]:
-    """(x − median) / (1.4826 · MAD); zero everywhere for a flat series."""
+def robust_z_scores(series: Sequence[float], *, noise: float = 0.0) -> list[float]:
+    """(x − median) / scale with scale = max(1.4826 · MAD, `noise`).
+
+    `noise` is the sampling standard deviation expected of one point: a sparse series
+    (a few conversions a day) has a tiny MAD by chance, and chance is not an anomaly.
+    """
     values = np.asarray(series, dtype=float)
     if values.size == 0:
         return []
     median = np.median(values)
-    mad = 1.4826 * np.median(np.abs(values - median))
-    if mad == 0:
+    scale = max(1.4826 * float(np.median(np.abs(values - median))), noise)
+    if scale == 0:
         return [0.0 if v == median else math.copysign(math.inf, v - median) for v in values]
-    return [float(z) for z in (values - median) / mad]
+    return [float(z) for z in (values - median) / scale]
