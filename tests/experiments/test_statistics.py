@@ -200,3 +200,6 @@ def test_balance_helpers() -> None:
     assert contingency_p_value([[10, 0], [20, 0]]) == 1.0
     z = robust_z_scores([1, 1, 2, 1, 1, 50])
     assert z[-1] > 10 and abs(z[0]) < 1
+    # Sparse counts: a MAD of 0 by chance; the sampling noise sets the scale instead.
+    assert max(robust_z_scores([2, 2, 2, 5, 2, 2, 0], noise=1.5)) == pytest.approx(2.0)
+    assert robust_z_scores([3, 3, 3, 4]) == [0.0, 0.0, 0.0, math.inf]

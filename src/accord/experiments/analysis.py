@@ -15,13 +15,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import ibis
+import numpy as np
 from pydantic import BaseModel
 
 from accord.experiments import statistics as st
 from accord.experiments.metrics import (
     Metric,
     arm_sums,
-    daily_ratios,
+    daily_sums,
     metric_catalogue,
     unit_values,
     unit_x,
@@ -204,11 +206,14 @@ def _balance_gate(
     problems: list[str] = []
     notes: list[str] = []
     control = design.plan.control_arm
+    mix = _records(
+        units.group_by(["arm", "country", "device"]).aggregate(n=units.count()).execute()
+    )
     for column in ("country", "device"):
-        frame = units.group_by(["arm", column]).aggregate(n=units.count()).execute()
         table: dict[str, dict[str, int]] = {}
-        for r in _records(frame):
-            table.setdefault(str(r["arm"]), {})[str(r[column])] = int(r["n"])
+        for r in mix:
+            cell = table.setdefault(str(r["arm"]), {})
+            cell[str(r[column])] = cell.get(str(r[column]), 0) + int(r["n"])
         categories = sorted({c for row in table.values() for c in row})
         matrix = [[table[a].get(c, 0) for c in categories] for a in sorted(table)]
         p = st.contingency_p_value(matrix)
@@ -242,24 +247,39 @@ def _balance_gate(
 
 
 def _anomaly_gate(
-    logs: Any, design: DesignIn, metrics: Sequence[Metric], start: datetime | None
+    logs: Any,
+    design: DesignIn,
+    metrics: Sequence[Metric],
+    start: datetime | None,
+    units_per_arm: dict[str, int],
 ) -> GateResult:
     problems: list[str] = []
     days_seen = 0
     pairs = contrasts(design)
+    rows = _records(daily_sums(logs, metrics, start=start).execute())
     for metric in metrics:
-        frame = daily_ratios(logs, metric, start=start).execute()
-        series: dict[str, dict[Any, float]] = {}
-        for r in _records(frame):
-            den = float(r["denominator"] or 0.0)
+        # value and Poisson sampling variance of each arm's daily figure
+        series: dict[str, dict[Any, tuple[float, float]]] = {}
+        counted = metric.numerator.value is None
+        for r in rows:
+            # A mean or proportion per day: the day's sum over the arm's units.
+            if metric.denominator is not None:
+                den = float(r[metric.denominator.name] or 0.0)
+            else:
+                den = float(units_per_arm.get(str(r["arm"]), 0))
             if den > 0:
-                series.setdefault(str(r["arm"]), {})[r["day"]] = float(r["numerator"]) / den
-        for arm, values in series.items():
-            days_seen = max(days_seen, len(values))
-            if len(values) < ANOMALY_MIN_DAYS:
+                num = float(r[metric.numerator.name] or 0.0)
+                variance = num / den**2 if counted else 0.0
+                day = str(r["day"])[:10]  # a date, or a timestamp at midnight
+                series.setdefault(str(r["arm"]), {})[day] = (num / den, variance)
+        for arm, points in series.items():
+            days_seen = max(days_seen, len(points))
+            if len(points) < ANOMALY_MIN_DAYS:
                 continue
-            days = sorted(values)
-            for day, z in zip(days, st.robust_z_scores([values[d] for d in days]), strict=True):
+            days = sorted(points)
+            noise = math.sqrt(float(np.median([points[d][1] for d in days])))
+            scores = st.robust_z_scores([points[d][0] for d in days], noise=noise)
+            for day, z in zip(days, scores, strict=True):
                 if abs(z) > ANOMALY_Z:
                     problems.append(f"{metric.name} of {arm} on {day}: robust z {z:.1f}")
         for treatment, control in pairs:
@@ -267,7 +287,8 @@ def _anomaly_gate(
             days = sorted(set(a) & set(b))
             if len(days) < ANOMALY_MIN_DAYS:
                 continue
-            scores = st.robust_z_scores([a[d] - b[d] for d in days])
+            noise = math.sqrt(float(np.median([a[d][1] + b[d][1] for d in days])))
+            scores = st.robust_z_scores([a[d][0] - b[d][0] for d in days], noise=noise)
             for day, z in zip(days, scores, strict=True):
                 if abs(z) > ANOMALY_Z:
                     problems.append(
@@ -292,27 +313,20 @@ def _anomaly_gate(
 def _concentration_gate(units: Any, metrics: dict[str, Metric]) -> GateResult:
     problems: list[str] = []
     notes: list[str] = []
-    for key in ("conversions_per_unit", "conversion_value_per_unit"):
-        metric = metrics[key]
-        x = unit_x(units, metric)
-        positive = units.filter(x > 0)
-        summary = positive.aggregate(
-            total=unit_x(positive, metric).sum(),
-            top=unit_x(positive, metric).max(),
-            contributors=positive.count(),
-        ).execute()
-        total = float(summary["total"].iloc[0] or 0.0)
-        contributors = int(summary["contributors"].iloc[0] or 0)
+    watched = [metrics["conversions_per_unit"], metrics["conversion_value_per_unit"]]
+    values = {m.key: unit_x(units, m) for m in watched}
+    contributing = units.filter(ibis.or_(*(v > 0 for v in values.values())))
+    frame = contributing.select(**{m.key: unit_x(contributing, m) for m in watched}).to_pyarrow()
+    for metric in watched:
+        column = np.asarray(frame.column(metric.key).to_numpy(zero_copy_only=False), dtype=float)
+        column = np.sort(column[column > 0])[::-1]
+        total = float(column.sum())
+        contributors = len(column)
         if total <= 0:
             notes.append(f"no {metric.name.lower()}")
             continue
-        top_share = float(summary["top"].iloc[0]) / total
-        k = max(1, math.ceil(contributors / 100))
-        top_k = positive.mutate(v=unit_x(positive, metric)).order_by(
-            [positive.mutate(v=unit_x(positive, metric)).v.desc()]
-        )
-        top_values = top_k.limit(k).v.execute()
-        top_percent_share = float(top_values.sum()) / total
+        top_share = float(column[0]) / total
+        top_percent_share = float(column[: max(1, math.ceil(contributors / 100))].sum()) / total
         notes.append(
             f"{metric.name}: largest unit {top_share:.1%}, top 1 % of {contributors} "
             f"contributing units {top_percent_share:.1%}"
@@ -434,7 +448,7 @@ def analyse(backend: Any, logs: Any, experiment: ExperimentView, *, now: datetim
         srm,
         _contamination_gate(units),
         _balance_gate(units, design, pre_metrics, has_pre),
-        _anomaly_gate(logs, design, [catalogue[k] for k in plan.primary_metrics], start),
+        _anomaly_gate(logs, design, [catalogue[k] for k in plan.primary_metrics], start, counts),
         _concentration_gate(units, catalogue),
     ]
     blocked_reasons = [f"{g.name}: {g.detail}" for g in gates if not g.passed]

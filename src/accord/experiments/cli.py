@@ -1,4 +1,8 @@
-"""`accord experiments …`: create, start, load ad logs, simulate, report."""
+"""`accord experiments …`: create, start, load ad logs, simulate, report.
+
+Every `accord` process imports this module, the inbox worker included, so the statistics,
+engine and report modules are imported inside the commands that use them.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +19,6 @@ from accord.accounts.service import source_for_write_key
 from accord.core.clock import utcnow
 from accord.core.errors import AccordError, UnknownWriteKey
 from accord.core.settings import Settings
-from accord.engine.connection import connect
-from accord.experiments import adlogs, report, service
-from accord.experiments.models import DesignIn
-from accord.experiments.simulate import Scenario, simulate
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
 
@@ -51,6 +51,9 @@ def create(
     write_key: WriteKey,
 ) -> None:
     """Save a design (a draft; edit it until you start it)."""
+    from accord.experiments import service
+    from accord.experiments.models import DesignIn
+
     _, store, business_id = _open(write_key)
     try:
         with store.write() as conn:
@@ -70,6 +73,8 @@ def create(
 @app.command()
 def start(key: str, write_key: WriteKey) -> None:
     """Freeze the design and its analysis plan, and open assignment."""
+    from accord.experiments import service
+
     _, store, business_id = _open(write_key)
     try:
         with store.write() as conn:
@@ -89,6 +94,8 @@ def load_logs(
     errors: Annotated[Path | None, typer.Option(help="Write rejected rows here (JSONL)")] = None,
 ) -> None:
     """Load ad-log records; valid rows are stored, rejected ones listed by line and field."""
+    from accord.experiments import adlogs, service
+
     settings, store, business_id = _open(write_key)
     try:
         with store.read() as conn:
@@ -127,6 +134,9 @@ def simulate_logs(
     seed: int = 1,
 ) -> None:
     """Write simulated ad logs with known effects for a started experiment (demos, tests)."""
+    from accord.experiments import adlogs, service
+    from accord.experiments.simulate import Scenario, simulate
+
     settings, store, business_id = _open(write_key)
     try:
         with store.read() as conn:
@@ -172,6 +182,9 @@ def report_command(
     ] = None,
 ) -> None:
     """Analyse the experiment and write its report (HTML, and CSV if asked)."""
+    from accord.engine.connection import connect
+    from accord.experiments import report, service
+
     settings, store, business_id = _open(write_key)
     try:
         with store.read() as conn:

@@ -294,11 +294,18 @@ def metric_catalogue(user_defined: Sequence[MetricDefinition] = ()) -> dict[str,
     return metrics
 
 
-def _measure_expr(t: Any, m: Measure) -> Any:
+def _measure_expr(t: Any, m: Measure, within: Any = None, *, exact: bool = True) -> Any:
+    """The measure summed over the records of `t` (restricted to `within` if given).
+
+    With `exact=False` a distinct count is a plain count: daily anomaly series want the
+    records as logged, duplicates included.
+    """
     condition = ibis.literal(True) if m.event_type is None else t.type == m.event_type
     if m.flag is not None:
         condition = condition & t[m.flag].fill_null(False)
-    if m.distinct:
+    if within is not None:
+        condition = condition & within
+    if m.distinct and exact:
         value = t.record_id.nunique(where=condition)
     elif m.value is not None:
         value = t[m.value].sum(where=condition)
@@ -323,31 +330,39 @@ def unit_values(
     start: datetime | None,
     pre_period: timedelta | None,
 ) -> Any:
-    """One row per unit: its arm, country, device, every measure, and pre-period measures.
+    """One row per unit seen in the test period: its arm, country, device, every measure,
+    and (with a start and a pre-period) every measure over the pre-period.
 
-    A unit's country and device are the greatest value seen (a deterministic pick); the
-    number of arms it was seen in feeds the contamination gate.
+    One scan and one aggregation: test and pre-period sums are conditional aggregates.
+    A unit's arm, country and device are the greatest value seen (a deterministic pick);
+    a unit whose least and greatest arms differ was logged in several arms.
     """
     measures = measures_of(metrics)
-    post = logs if start is None else logs.filter(logs.timestamp >= start)
-    per_unit = post.group_by("unit").aggregate(
-        arm=post.arm.max(),
-        arms_seen=post.arm.nunique(),
-        country=post.country.max(),
-        device=post.device.max(),
-        **{m.name: _measure_expr(post, m) for m in measures},
-    )
-    per_unit = per_unit.mutate(**{m.name: per_unit[m.name].fill_null(0.0) for m in measures})
-    if start is None or pre_period is None:
-        return per_unit
-    pre = logs.filter((logs.timestamp < start) & (logs.timestamp >= start - pre_period))
-    pre_unit = pre.group_by("unit").aggregate(
-        **{f"pre__{m.name}": _measure_expr(pre, m) for m in measures}
-    )
-    joined = per_unit.left_join(pre_unit, "unit").drop("unit_right")
-    return joined.mutate(
-        **{f"pre__{m.name}": joined[f"pre__{m.name}"].fill_null(0.0) for m in measures}
-    )
+    with_pre = start is not None and pre_period is not None
+    if start is None:
+        rows, in_test = logs, ibis.literal(True)
+    else:
+        earliest = start - pre_period if pre_period is not None else start
+        rows = logs.filter(logs.timestamp >= earliest)
+        in_test = rows.timestamp >= start
+    columns: dict[str, Any] = {
+        "arm": rows.arm.max(where=in_test),
+        "first_arm": rows.arm.min(where=in_test),
+        "country": rows.country.max(),
+        "device": rows.device.max(),
+        "test_records": rows.record_id.count(where=in_test),
+    }
+    columns.update({m.name: _measure_expr(rows, m, in_test) for m in measures})
+    if with_pre:
+        before = rows.timestamp < start
+        columns.update({f"pre__{m.name}": _measure_expr(rows, m, before) for m in measures})
+    per_unit = rows.group_by("unit").aggregate(**columns)
+    per_unit = per_unit.filter(per_unit.test_records > 0)
+    filled = [m.name for m in measures] + ([f"pre__{m.name}" for m in measures] if with_pre else [])
+    return per_unit.mutate(
+        arms_seen=ibis.ifelse(per_unit.arm == per_unit.first_arm, 1, 2),
+        **{name: per_unit[name].fill_null(0.0) for name in filled},
+    ).drop("first_arm", "test_records")
 
 
 def unit_x(table: Any, metric: Metric, prefix: str = "") -> Any:
@@ -404,13 +419,10 @@ def arm_sums(
     return units.group_by(list(by)).aggregate(**columns).order_by(list(by))
 
 
-def daily_ratios(logs: Any, metric: Metric, *, start: datetime | None) -> Any:
-    """Per arm and day: the metric's numerator and denominator summed over records."""
+def daily_sums(logs: Any, metrics: Sequence[Metric], *, start: datetime | None) -> Any:
+    """Per arm and day, in one scan: every measure of `metrics` summed over records as
+    logged (a duplicated record counts twice: that is an anomaly to see)."""
     post = logs if start is None else logs.filter(logs.timestamp >= start)
     post = post.mutate(day=post.timestamp.date())
-    columns = {"numerator": _measure_expr(post, metric.numerator)}
-    if metric.denominator is not None:
-        columns["denominator"] = _measure_expr(post, metric.denominator)
-    else:
-        columns["denominator"] = post.unit.nunique().cast("float64")
+    columns = {m.name: _measure_expr(post, m, exact=False) for m in measures_of(metrics)}
     return post.group_by(["arm", "day"]).aggregate(**columns).order_by(["arm", "day"])

@@ -6,11 +6,10 @@ import csv
 import io
 import json
 from functools import cache
+from importlib import resources
 from typing import Any
 
-import plotly.graph_objects as go
 from jinja2 import Environment, PackageLoader, select_autoescape
-from plotly.offline import get_plotlyjs
 
 from accord.experiments.analysis import Analysis, ContrastResult
 from accord.experiments.metrics import metric_catalogue
@@ -61,7 +60,8 @@ def _environment() -> Environment:
 @cache
 def plotly_js() -> str:
     """plotly.js from the installed `plotly` package: reports never fetch it from a CDN."""
-    return str(get_plotlyjs())
+    bundle = resources.files("plotly").joinpath("package_data/plotly.min.js")
+    return bundle.read_text(encoding="utf-8")
 
 
 def percent(value: float | None, digits: int = 1) -> str:
@@ -86,60 +86,63 @@ def number(value: float | None) -> str:
     return f"{value:.4g}"
 
 
-def _figure_dict(figure: go.Figure) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(str(figure.to_json()))
-    return data
-
-
 def _forest(results: list[ContrastResult], title: str) -> dict[str, Any]:
-    """Lifts with their intervals, one row per metric and contrast."""
-    shown = [r for r in results if r.slice == "all" and r.variant in ("raw", "cuped")]
+    """A Plotly figure (as JSON data): lifts with their intervals, one row per metric and
+    contrast (the CUPED result where there is one)."""
     main: dict[tuple[str, str, str], ContrastResult] = {}
-    for r in shown:
+    for r in results:
+        if r.slice != "all" or r.variant == "winsorised" or r.lift is None:
+            continue
         key = (r.metric_name, r.treatment, r.control)
-        if r.lift is not None and (r.variant == "cuped" or key not in main):
+        if r.variant == "cuped" or key not in main:
             main[key] = r
     rows = list(main.values())
-    labels = [f"{r.metric_name}: {r.treatment} vs {r.control}" for r in rows]
-    lifts = [100 * (r.lift or 0.0) for r in rows]
-    figure = go.Figure(
-        go.Scatter(
-            x=lifts,
-            y=labels,
-            mode="markers",
-            error_x={
-                "type": "data",
-                "symmetric": False,
-                "array": [100 * ((r.lift_upper or 0.0) - (r.lift or 0.0)) for r in rows],
-                "arrayminus": [100 * ((r.lift or 0.0) - (r.lift_lower or 0.0)) for r in rows],
-            },
-        )
-    )
-    figure.add_vline(x=0, line_dash="dot")
-    figure.update_layout(
-        title=title,
-        xaxis_title="% change [95 % interval]",
-        height=120 + 40 * len(rows),
-        margin={"l": 360},
-    )
-    return _figure_dict(figure)
+    trace = {
+        "type": "scatter",
+        "mode": "markers",
+        "x": [100 * (r.lift or 0.0) for r in rows],
+        "y": [f"{r.metric_name}: {r.treatment} vs {r.control}" for r in rows],
+        "error_x": {
+            "type": "data",
+            "symmetric": False,
+            "array": [100 * ((r.lift_upper or 0.0) - (r.lift or 0.0)) for r in rows],
+            "arrayminus": [100 * ((r.lift or 0.0) - (r.lift_lower or 0.0)) for r in rows],
+        },
+    }
+    layout = {
+        "title": {"text": title},
+        "xaxis": {"title": {"text": "% change [95 % interval]"}, "zeroline": True},
+        "shapes": [
+            {
+                "type": "line",
+                "x0": 0,
+                "x1": 0,
+                "y0": 0,
+                "y1": 1,
+                "yref": "paper",
+                "line": {"dash": "dot"},
+            }
+        ],
+        "height": 120 + 40 * len(rows),
+        "margin": {"l": 360},
+    }
+    return {"data": [trace], "layout": layout}
 
 
 def _split(analysis: Analysis) -> dict[str, Any]:
-    figure = go.Figure(
-        [
-            go.Bar(
-                name="units", x=[a.arm for a in analysis.arms], y=[a.units for a in analysis.arms]
-            ),
-            go.Bar(
-                name="expected from the weights",
-                x=[a.arm for a in analysis.arms],
-                y=[a.expected_units for a in analysis.arms],
-            ),
-        ]
-    )
-    figure.update_layout(title="Units per arm", barmode="group", height=320)
-    return _figure_dict(figure)
+    arms = [a.arm for a in analysis.arms]
+    return {
+        "data": [
+            {"type": "bar", "name": "units", "x": arms, "y": [a.units for a in analysis.arms]},
+            {
+                "type": "bar",
+                "name": "expected from the weights",
+                "x": arms,
+                "y": [a.expected_units for a in analysis.arms],
+            },
+        ],
+        "layout": {"title": {"text": "Units per arm"}, "barmode": "group", "height": 320},
+    }
 
 
 def render_html(

@@ -22,9 +22,27 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 Correction = Literal["holm", "benjamini-hochberg"]
+
+
+# scipy.special's distribution functions (the ones scipy.stats calls) rather than
+# scipy.stats itself, whose import takes seconds and would slow every server start.
+def t_quantile(q: float, dof: float) -> float:
+    return float(special.ndtri(q) if math.isinf(dof) else special.stdtrit(dof, q))
+
+
+def t_survival(x: float, dof: float) -> float:
+    return float(special.ndtr(-x) if math.isinf(dof) else special.stdtr(dof, -x))
+
+
+def normal_quantile(q: float) -> float:
+    return float(special.ndtri(q))
+
+
+def chi2_survival(x: float, dof: int) -> float:
+    return float(special.chdtrc(dof, x))
 
 
 @dataclass(frozen=True)
@@ -200,14 +218,14 @@ def welch_dof(var_a: float, n_a: int, var_b: float, n_b: int) -> float:
 
 def _interval(estimate: float, variance: float, dof: float, alpha: float) -> Interval:
     se = math.sqrt(max(variance, 0.0))
-    width = float(stats.t.ppf(1 - alpha / 2, dof)) * se
+    width = t_quantile(1 - alpha / 2, dof) * se
     return Interval(estimate, estimate - width, estimate + width, se)
 
 
 def _two_sided_p(estimate: float, variance: float, dof: float) -> float:
     if variance <= 0:
         return 1.0 if estimate == 0 else 0.0
-    return float(2 * stats.t.sf(abs(estimate) / math.sqrt(variance), dof))
+    return 2 * t_survival(abs(estimate) / math.sqrt(variance), dof)
 
 
 def compare(control: ArmStats, treatment: ArmStats, *, alpha: float = 0.05) -> Comparison:
@@ -286,7 +304,7 @@ def sample_ratio_mismatch(counts: Sequence[int], weights: Sequence[float]) -> Sa
     if total == 0:
         return SampleRatio(0.0, 1.0, expected)
     chi = sum((o - e) ** 2 / e for o, e in zip(counts, expected, strict=True) if e > 0)
-    return SampleRatio(chi, float(stats.chi2.sf(chi, len(counts) - 1)), expected)
+    return SampleRatio(chi, chi2_survival(chi, len(counts) - 1), expected)
 
 
 @dataclass(frozen=True)
@@ -318,7 +336,7 @@ def recovery_ratio(
     a = treatment.mean - control_2.mean
     b = control_1.mean - control_2.mean
     var_a, var_b, cov = vt + v2, v1 + v2, v2
-    z = float(stats.norm.ppf(1 - alpha / 2))
+    z = normal_quantile(1 - alpha / 2)
     if b == 0:
         return Recovery(math.nan, None, None, math.nan, math.nan, False)
     ratio = a / b
@@ -362,8 +380,8 @@ def minimum_detectable_effect(
     """
     n_t = total_units * treatment_weight
     n_c = total_units * control_weight
-    z = stats.norm.ppf(1 - alpha / (2 * comparisons)) + stats.norm.ppf(power)
-    mde = float(z * math.sqrt(baseline_variance * (1 / n_t + 1 / n_c)))
+    z = normal_quantile(1 - alpha / (2 * comparisons)) + normal_quantile(power)
+    mde = z * math.sqrt(baseline_variance * (1 / n_t + 1 / n_c))
     relative = mde / abs(baseline_mean) if baseline_mean else None
     return Power(mde, relative, (int(n_t), int(n_c)))
 
@@ -379,9 +397,9 @@ def required_units(
     comparisons: int = 1,
 ) -> int:
     """Total units the whole experiment needs for the two arms to detect `effect`."""
-    z = stats.norm.ppf(1 - alpha / (2 * comparisons)) + stats.norm.ppf(power)
+    z = normal_quantile(1 - alpha / (2 * comparisons)) + normal_quantile(power)
     per = z**2 * baseline_variance * (1 / treatment_weight + 1 / control_weight) / effect**2
-    return math.ceil(float(per))
+    return math.ceil(per)
 
 
 def standardised_mean_difference(a: MeanStats, b: MeanStats) -> float:
@@ -397,16 +415,23 @@ def contingency_p_value(table: Sequence[Sequence[int]]) -> float:
     matrix = matrix[matrix.sum(axis=1) > 0]
     if matrix.shape[0] < 2 or matrix.shape[1] < 2:
         return 1.0
-    return float(stats.chi2_contingency(matrix, correction=False).pvalue)
+    expected = np.outer(matrix.sum(axis=1), matrix.sum(axis=0)) / matrix.sum()
+    chi = float(((matrix - expected) ** 2 / expected).sum())
+    dof = (matrix.shape[0] - 1) * (matrix.shape[1] - 1)
+    return chi2_survival(chi, dof)
 
 
-def robust_z_scores(series: Sequence[float]) -> list[float]:
-    """(x − median) / (1.4826 · MAD); zero everywhere for a flat series."""
+def robust_z_scores(series: Sequence[float], *, noise: float = 0.0) -> list[float]:
+    """(x − median) / scale with scale = max(1.4826 · MAD, `noise`).
+
+    `noise` is the sampling standard deviation expected of one point: a sparse series
+    (a few conversions a day) has a tiny MAD by chance, and chance is not an anomaly.
+    """
     values = np.asarray(series, dtype=float)
     if values.size == 0:
         return []
     median = np.median(values)
-    mad = 1.4826 * np.median(np.abs(values - median))
-    if mad == 0:
+    scale = max(1.4826 * float(np.median(np.abs(values - median))), noise)
+    if scale == 0:
         return [0.0 if v == median else math.copysign(math.inf, v - median) for v in values]
-    return [float(z) for z in (values - median) / mad]
+    return [float(z) for z in (values - median) / scale]
