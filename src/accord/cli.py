@@ -20,6 +20,7 @@ from rich.table import Table
 from accord.accounts.service import bootstrap as bootstrap_business
 from accord.accounts.service import source_for_write_key
 from accord.analytics.service import volume
+from accord.audiences.cli import audiences_app
 from accord.collect.consent_gate import KeepEverything
 from accord.collect.importer import RawRow, read_events
 from accord.collect.service import ImportReport, import_rows, limits_from
@@ -38,6 +39,7 @@ app = typer.Typer(
 report_app = typer.Typer(help="Reports computed on the engine.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
 console = Console(stderr=True)
+app.add_typer(audiences_app, name="audiences")
 
 DEMO_BUSINESS = "Accord Demo Outfitters"
 

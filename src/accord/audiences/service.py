@@ -311,7 +311,10 @@ def _insert(
 ) -> str:
     now = utcnow()
     audience_id = new_id("aud")
-    stored = {"condition": definition.model_dump(mode="json")["condition"], "trait_types": trait_types}
+    stored = {
+        "condition": definition.model_dump(mode="json")["condition"],
+        "trait_types": trait_types,
+    }
     conn.execute(
         insert(audiences).values(
             id=audience_id,
@@ -407,7 +410,9 @@ def delete_audience(conn: Connection, *, business_id: str, audience: str) -> Non
     found = _find(conn, business_id, audience)
     if found.predefined:
         raise InvalidInput([FieldProblem("audience", f"{found.slug!r} is predefined")])
-    users = [a.slug for a in _all(conn, business_id) if found.slug in referenced_audiences(a.definition)]
+    users = [
+        a.slug for a in _all(conn, business_id) if found.slug in referenced_audiences(a.definition)
+    ]
     if users:
         raise InvalidInput(
             [FieldProblem("audience", f"{found.slug!r} is named by {', '.join(users)}")]
@@ -555,7 +560,12 @@ def _record(
         conn.execute(
             insert(audience_members),
             [
-                {"audience_id": audience_id, "profile_id": p, "business_id": business_id, "entered_at": now}
+                {
+                    "audience_id": audience_id,
+                    "profile_id": p,
+                    "business_id": business_id,
+                    "entered_at": now,
+                }
                 for p in entered
             ],
         )
@@ -575,7 +585,16 @@ def _record(
     ]
     conn.execute(insert(audience_changes), rows)
     return [
-        Change(seq=0, audience_id=audience_id, profile_id=p, change=c, origin=origin, at=now)  # type: ignore[arg-type]
+        Change.model_validate(
+            {
+                "seq": 0,
+                "audience_id": audience_id,
+                "profile_id": p,
+                "change": c,
+                "origin": origin,
+                "at": now,
+            }
+        )
         for p, c in changes
     ]
 
@@ -647,7 +666,10 @@ def refresh(
         state.memberships[audience.id] = selected
         results.append(
             RefreshResult(
-                audience_id=audience.id, size=len(selected), entered=len(entered), exited=len(exited)
+                audience_id=audience.id,
+                size=len(selected),
+                entered=len(entered),
+                exited=len(exited),
             )
         )
     return results
@@ -794,7 +816,11 @@ def apply_realtime(
     if not profile_ids:
         return []
     every = _all(conn, business_id)
-    live = [a for a in _in_dependency_order(every) if is_realtime(a.definition, history_days=history_days)]
+    live = [
+        a
+        for a in _in_dependency_order(every)
+        if is_realtime(a.definition, history_days=history_days)
+    ]
     if not live:
         return []
     now = now or utcnow()
@@ -828,13 +854,14 @@ def apply_realtime(
     recorded: list[Change] = []
     for audience in live:
         known = Catalog(traits=audience.trait_types, audiences=slugs)
-        entered, exited = [], []
-        for profile_id, row in rows.items():
+        entered: list[str] = []
+        exited: list[str] = []
+        for profile_id, profile in rows.items():
             facts = ProfileFacts(
                 profile_id=profile_id,
-                traits=row.traits,
-                first_seen=row.first_seen,
-                last_seen=row.last_seen,
+                traits=profile.traits,
+                first_seen=profile.first_seen,
+                last_seen=profile.last_seen,
                 events=history.get(profile_id, ()),
                 purposes=purposes.get(profile_id, frozenset()),
                 audiences=frozenset(current.get(profile_id, ())),
@@ -984,9 +1011,7 @@ def suppression_reasons(
 
 def is_suppressed(conn: Connection, *, business_id: str, identifiers: list[Identifier]) -> bool:
     """Whether any of these identifiers, or the profile they belong to, is suppressed."""
-    direct = [
-        Person(profile_id=f"{i.kind}:{i.value}", **_person_fields(i)) for i in identifiers
-    ]
+    direct = [Person(profile_id=f"{i.kind}:{i.value}", **_person_fields(i)) for i in identifiers]
     if suppression_reasons(conn, business_id=business_id, people=direct):
         return True
     profile_ids = {i.value for i in identifiers if i.kind == "profile"}
@@ -1151,7 +1176,11 @@ def deliver_webhooks(
     for hook in hooks:
         with store.read() as conn:
             pending = changes(
-                conn, business_id=business_id, audience=hook.audience_id, after=hook.delivered_seq, limit=batch
+                conn,
+                business_id=business_id,
+                audience=hook.audience_id,
+                after=hook.delivered_seq,
+                limit=batch,
             )
             if not pending:
                 runs.append(WebhookRun(hook.id, 0, {}, None))
@@ -1172,8 +1201,12 @@ def deliver_webhooks(
                     "change": c.change,
                     "at": c.at.isoformat(),
                     "profile_id": c.profile_id,
-                    "user_id": allowed[c.profile_id].user_ids[0] if allowed[c.profile_id].user_ids else None,
-                    "email": allowed[c.profile_id].emails[0] if allowed[c.profile_id].emails else None,
+                    "user_id": allowed[c.profile_id].user_ids[0]
+                    if allowed[c.profile_id].user_ids
+                    else None,
+                    "email": allowed[c.profile_id].emails[0]
+                    if allowed[c.profile_id].emails
+                    else None,
                 }
                 for c in pending
                 if c.profile_id in allowed

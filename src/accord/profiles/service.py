@@ -301,7 +301,9 @@ def identifier_rows(
     ).where(profile_identifiers.c.business_id == business_id)
     out: list[tuple[str, str, str]] = []
     for chunk in _chunks(sorted(profile_ids)) if profile_ids is not None else [None]:
-        scoped = query if chunk is None else query.where(profile_identifiers.c.profile_id.in_(chunk))
+        scoped = (
+            query if chunk is None else query.where(profile_identifiers.c.profile_id.in_(chunk))
+        )
         out += [(r.profile_id, r.kind, r.value) for r in conn.execute(scoped)]
     return out
 

@@ -45,7 +45,9 @@ def upgrade() -> None:
         sa.Column("business_id", _ID, nullable=False),
         sa.Column("entered_at", _WHEN, nullable=False),
         sa.ForeignKeyConstraint(
-            ["audience_id"], ["audiences.id"], name=op.f("fk_audience_members_audience_id_audiences")
+            ["audience_id"],
+            ["audiences.id"],
+            name=op.f("fk_audience_members_audience_id_audiences"),
         ),
         sa.PrimaryKeyConstraint("audience_id", "profile_id", name=op.f("pk_audience_members")),
     )
@@ -65,7 +67,9 @@ def upgrade() -> None:
         sa.Column("origin", sa.String(length=8), nullable=False),
         sa.Column("at", _WHEN, nullable=False),
         sa.ForeignKeyConstraint(
-            ["audience_id"], ["audiences.id"], name=op.f("fk_audience_changes_audience_id_audiences")
+            ["audience_id"],
+            ["audiences.id"],
+            name=op.f("fk_audience_changes_audience_id_audiences"),
         ),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_audience_changes")),
     )
