@@ -17,6 +17,7 @@ from accord.audiences.compile import (
     CONSENT_SCHEMA,
     IDENTIFIER_SCHEMA,
     MEMBERSHIP_SCHEMA,
+    business_events,
     members,
     profiles_table,
     tables_on,
@@ -92,7 +93,7 @@ def engine_members(
             [(f.profile_id, f.traits, f.first_seen, f.last_seen) for f in population],
             CATALOG.traits,
         ),
-        events=lake_events.filter(lake_events.business_id == BUSINESS),
+        events=business_events(lake_events, BUSINESS),
         identifiers=pa.Table.from_pylist(identifiers, schema=IDENTIFIER_SCHEMA),
         consents=pa.Table.from_pylist(
             [{"profile_id": f.profile_id, "purpose": p} for f in population for p in f.purposes],

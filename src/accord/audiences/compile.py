@@ -273,7 +273,20 @@ def profiles_table(rows: Any, traits: dict[str, TraitType]) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=profile_schema(traits))
 
 
-def _table(backend: Any, table: pa.Table) -> Any:
+EVENT_COLUMNS = ("user_id", "anonymous_id", "event", "timestamp", *EVENT_PROPERTIES)
+
+
+def business_events(lake_events: Any, business_id: str) -> Any:
+    """One business's named events with only the columns conditions read, cached on the
+    engine: a refresh evaluates many audiences over them, and reads the lake once."""
+    events = lake_events.filter(
+        (lake_events.business_id == business_id) & lake_events.event.notnull()
+    )
+    return events.select(*EVENT_COLUMNS).cache()
+
+
+def engine_table(backend: Any, table: pa.Table) -> Any:
+    """An Arrow table as an Ibis table on the backend."""
     if backend.name == "pyspark":
         # Spark takes Arrow directly; Ibis's memtable goes through pandas, which turns
         # missing strings into NaN and NaN into the text 'NaN' on Spark.
@@ -294,9 +307,9 @@ def tables_on(
 ) -> EngineTables:
     """Arrow tables from the state store as Ibis tables beside the lake's events."""
     return EngineTables(
-        profiles=_table(backend, profiles),
+        profiles=engine_table(backend, profiles),
         events=events,
-        identifiers=_table(backend, identifiers),
-        consents=_table(backend, consents),
-        memberships=_table(backend, memberships),
+        identifiers=engine_table(backend, identifiers),
+        consents=engine_table(backend, consents),
+        memberships=engine_table(backend, memberships),
     )

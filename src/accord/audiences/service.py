@@ -7,7 +7,7 @@ import re
 import secrets
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -19,6 +19,9 @@ from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from accord.audiences import exports, webhook
 from accord.audiences.compile import (
     CONSENT_SCHEMA,
+    EngineTables,
+    business_events,
+    engine_table,
     IDENTIFIER_SCHEMA,
     MEMBERSHIP_SCHEMA,
     members,
@@ -514,26 +517,35 @@ def _membership_table(memberships: dict[str, set[str]]) -> pa.Table:
     )
 
 
+def engine_tables(
+    backend: Any, *, lake_url: str, business_id: str, state: Snapshot
+) -> EngineTables:
+    """The snapshot and the business's events as tables on the engine, prepared once."""
+    return tables_on(
+        backend,
+        profiles=state.profiles,
+        events=business_events(lake_events(backend, lake_url), business_id),
+        identifiers=state.identifiers,
+        consents=state.consents,
+        memberships=_membership_table(state.memberships),
+    )
+
+
 def evaluate_on_engine(
     definition: Definition,
     *,
     backend: Any,
-    lake_url: str,
-    business_id: str,
+    tables: EngineTables,
     state: Snapshot,
     catalog: Catalog,
     now: datetime,
 ) -> set[str]:
     """The profile ids the definition selects, computed on the engine."""
-    events = lake_events(backend, lake_url)
-    tables = tables_on(
-        backend,
-        profiles=state.profiles,
-        events=events.filter(events.business_id == business_id),
-        identifiers=state.identifiers,
-        consents=state.consents,
-        memberships=_membership_table(state.memberships),
-    )
+    if referenced_audiences(definition):
+        # Memberships change as a refresh goes: read them as they are now.
+        tables = replace(
+            tables, memberships=engine_table(backend, _membership_table(state.memberships))
+        )
     expression = members(definition, tables=tables, catalog=catalog, now=now)
     return set(backend.to_pyarrow(expression).column("profile_id").to_pylist())
 
@@ -629,14 +641,14 @@ def refresh(
             consent=consent,
         )
     slugs = {a.slug: a.id for a in everything}
+    tables = engine_tables(backend, lake_url=lake_url, business_id=business_id, state=state)
     results = []
     for audience in targets:
         known = Catalog(traits=audience.trait_types, audiences=slugs)
         selected = evaluate_on_engine(
             audience.definition,
             backend=backend,
-            lake_url=lake_url,
-            business_id=business_id,
+            tables=tables,
             state=state,
             catalog=known,
             now=now,
@@ -701,8 +713,7 @@ def preview(
     selected = evaluate_on_engine(
         definition,
         backend=backend,
-        lake_url=lake_url,
-        business_id=business_id,
+        tables=engine_tables(backend, lake_url=lake_url, business_id=business_id, state=state),
         state=state,
         catalog=known,
         now=now or utcnow(),
@@ -846,7 +857,9 @@ def apply_realtime(
         )
     history: dict[str, list[Any]] = {}
     if any(isinstance(n, EventCondition) for a in live for _, n in walk(a.definition.condition)):
-        for profile_id, payloads in payloads_of_profiles(conn, profile_ids=ids).items():
+        for profile_id, payloads in payloads_of_profiles(
+            conn, profile_ids=ids, types=("track",)
+        ).items():
             history[profile_id] = [
                 event_facts(lake_row(0, "", orjson.loads(payload))) for payload in payloads
             ]
