@@ -74,7 +74,7 @@ def test_lifetime_value_grows_with_spend_and_horizon(fitted: BetaGeo) -> None:
     args = {
         "frequency": np.array([2.0, 2.0]),
         "recency": np.array([200.0, 200.0]),
-        "T": np.array([270.0, 270.0]),
+        "age": np.array([270.0, 270.0]),
         "monetary": np.array([20.0, 80.0]),
     }
     daily = BetaGeo(fitted.r, fitted.alpha * 7, fitted.a, fitted.b, 0.0)

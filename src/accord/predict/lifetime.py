@@ -3,7 +3,8 @@
 The likelihoods are Fader, Hardie and Lee's ("Counting your customers the easy way",
 2005; "RFM and CLV", 2005), maximised with scipy on log-parameters so every parameter
 stays positive. Inputs per customer, in one time unit (days or weeks): `frequency` (repeat
-purchases), `recency` (age at the last purchase) and `T` (age at the end of the period).
+purchases), `recency` (age at the last purchase) and `age` (at the end of the period:
+Fader's T).
 """
 
 from __future__ import annotations
@@ -28,33 +29,33 @@ class BetaGeo:
     b: float
     log_likelihood: float
 
-    def expected_purchases(self, t: float, frequency: Array, recency: Array, T: Array) -> Array:
+    def expected_purchases(self, t: float, frequency: Array, recency: Array, age: Array) -> Array:
         """Expected purchases in the next `t` units, per customer."""
         r, alpha, a, b = self.r, self.alpha, self.a, self.b
         x = frequency
         first = (a + b + x - 1) / (a - 1)
-        hyp = hyp2f1(r + x, b + x, a + b + x - 1, t / (alpha + T + t))
-        second = 1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp
-        result: Array = first * second / self._dropout_term(x, recency, T)
+        hyp = hyp2f1(r + x, b + x, a + b + x - 1, t / (alpha + age + t))
+        second = 1 - ((alpha + age) / (alpha + age + t)) ** (r + x) * hyp
+        result: Array = first * second / self._dropout_term(x, recency, age)
         return result
 
-    def probability_alive(self, frequency: Array, recency: Array, T: Array) -> Array:
-        result: Array = 1.0 / self._dropout_term(frequency, recency, T)
+    def probability_alive(self, frequency: Array, recency: Array, age: Array) -> Array:
+        result: Array = 1.0 / self._dropout_term(frequency, recency, age)
         return result
 
-    def _dropout_term(self, x: Array, recency: Array, T: Array) -> Array:
+    def _dropout_term(self, x: Array, recency: Array, age: Array) -> Array:
         r, alpha, a, b = self.r, self.alpha, self.a, self.b
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = a / (b + x - 1) * ((alpha + T) / (alpha + recency)) ** (r + x)
+            ratio = a / (b + x - 1) * ((alpha + age) / (alpha + recency)) ** (r + x)
         result: Array = 1 + np.where(x > 0, ratio, 0.0)
         return result
 
 
-def beta_geo_log_likelihood(params: Array, x: Array, tx: Array, T: Array) -> Array:
+def beta_geo_log_likelihood(params: Array, x: Array, tx: Array, age: Array) -> Array:
     """Each customer's log-likelihood under BG/NBD."""
     r, alpha, a, b = params
     common = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-    alive = betaln(a, b + x) - betaln(a, b) - (r + x) * np.log(alpha + T)
+    alive = betaln(a, b + x) - betaln(a, b) - (r + x) * np.log(alpha + age)
     with np.errstate(divide="ignore", invalid="ignore"):
         dropped = (
             betaln(a + 1, b + np.maximum(x, 1) - 1) - betaln(a, b) - (r + x) * np.log(alpha + tx)
@@ -64,13 +65,13 @@ def beta_geo_log_likelihood(params: Array, x: Array, tx: Array, T: Array) -> Arr
     return result
 
 
-def fit_beta_geo(frequency: Array, recency: Array, T: Array) -> BetaGeo:
-    x, tx, t_ = (np.asarray(v, dtype=np.float64) for v in (frequency, recency, T))
+def fit_beta_geo(frequency: Array, recency: Array, age: Array) -> BetaGeo:
+    x, tx, age_ = (np.asarray(v, dtype=np.float64) for v in (frequency, recency, age))
     if len(x) == 0:
         raise ValueError("no customers to fit")
 
     def negative(log_params: Array) -> float:
-        return -float(beta_geo_log_likelihood(np.exp(log_params), x, tx, t_).sum())
+        return -float(beta_geo_log_likelihood(np.exp(log_params), x, tx, age_).sum())
 
     best = minimize(
         negative,
@@ -145,7 +146,7 @@ def lifetime_value(
     *,
     frequency: Array,
     recency: Array,
-    T: Array,
+    age: Array,
     monetary: Array,
     months: int = 12,
     days_per_month: float = 30.0,
@@ -157,7 +158,7 @@ def lifetime_value(
     total = np.zeros(len(frequency))
     previous = np.zeros(len(frequency))
     for month in range(1, months + 1):
-        cumulative = purchases.expected_purchases(month * days_per_month, frequency, recency, T)
+        cumulative = purchases.expected_purchases(month * days_per_month, frequency, recency, age)
         total += (cumulative - previous) * value / (1 + monthly_discount) ** month
         previous = cumulative
     return total
