@@ -28,6 +28,7 @@ from accord.collect.worker import drain, pending_count
 from accord.collect.worker import run as run_worker_loop
 from accord.core.errors import UnknownWriteKey
 from accord.core.settings import Settings
+from accord.predict.cli import predict_app
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
 
@@ -40,6 +41,7 @@ report_app = typer.Typer(help="Reports computed on the engine.", no_args_is_help
 app.add_typer(report_app, name="report")
 console = Console(stderr=True)
 app.add_typer(audiences_app, name="audiences")
+app.add_typer(predict_app, name="predict")
 
 DEMO_BUSINESS = "Accord Demo Outfitters"
 

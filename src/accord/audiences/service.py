@@ -19,11 +19,11 @@ from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from accord.audiences import exports, webhook
 from accord.audiences.compile import (
     CONSENT_SCHEMA,
+    IDENTIFIER_SCHEMA,
+    MEMBERSHIP_SCHEMA,
     EngineTables,
     business_events,
     engine_table,
-    IDENTIFIER_SCHEMA,
-    MEMBERSHIP_SCHEMA,
     members,
     profiles_table,
     tables_on,

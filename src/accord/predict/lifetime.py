@@ -9,6 +9,7 @@ Fader's T).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,24 @@ from scipy.optimize import minimize
 from scipy.special import betaln, gammaln, hyp2f1, logsumexp
 
 Array = NDArray[np.float64]
+# Parameters are fitted as logarithms within these bounds (e^±12): on data that cannot
+# identify a parameter the search stops at a bound instead of running away.
+LOG_BOUNDS = (-12.0, 12.0)
+
+
+def _maximise(negative: Callable[[Array], float], size: int) -> tuple[Array, float]:
+    """Minimise a negative log-likelihood over log-parameters: a simplex search to get
+    near, then L-BFGS-B to polish."""
+    bounds = [LOG_BOUNDS] * size
+    rough = minimize(
+        negative,
+        np.zeros(size),
+        method="Nelder-Mead",
+        bounds=bounds,
+        options={"maxiter": 4000, "xatol": 1e-8, "fatol": 1e-8},
+    )
+    best = minimize(negative, rough.x, method="L-BFGS-B", bounds=bounds)
+    return best.x, float(best.fun)
 
 
 @dataclass(frozen=True)
@@ -73,15 +92,9 @@ def fit_beta_geo(frequency: Array, recency: Array, age: Array) -> BetaGeo:
     def negative(log_params: Array) -> float:
         return -float(beta_geo_log_likelihood(np.exp(log_params), x, tx, age_).sum())
 
-    best = minimize(
-        negative,
-        np.zeros(4),
-        method="Nelder-Mead",
-        options={"maxiter": 10_000, "xatol": 1e-10, "fatol": 1e-10},
-    )
-    best = minimize(negative, best.x, method="L-BFGS-B")
-    r, alpha, a, b = np.exp(best.x)
-    return BetaGeo(float(r), float(alpha), float(a), float(b), -float(best.fun))
+    log_params, value = _maximise(negative, 4)
+    r, alpha, a, b = np.exp(log_params)
+    return BetaGeo(float(r), float(alpha), float(a), float(b), -value)
 
 
 @dataclass(frozen=True)
@@ -129,15 +142,9 @@ def fit_gamma_gamma(frequency: Array, monetary: Array) -> GammaGamma:
     def negative(log_params: Array) -> float:
         return -float(gamma_gamma_log_likelihood(np.exp(log_params), x, m).sum())
 
-    best = minimize(
-        negative,
-        np.zeros(3),
-        method="Nelder-Mead",
-        options={"maxiter": 10_000, "xatol": 1e-10, "fatol": 1e-10},
-    )
-    best = minimize(negative, best.x, method="L-BFGS-B")
-    p, q, v = np.exp(best.x)
-    return GammaGamma(float(p), float(q), float(v), -float(best.fun))
+    log_params, value = _maximise(negative, 3)
+    p, q, v = np.exp(log_params)
+    return GammaGamma(float(p), float(q), float(v), -value)
 
 
 def lifetime_value(
