@@ -47,6 +47,18 @@ class NotEnoughData(ValueError):
     """Too little history or too few positive examples to train and evaluate a model."""
 
 
+class Rejected(ValueError):
+    """The model did not beat its baseline on the holdout."""
+
+    def __init__(self, card: ModelCard) -> None:
+        metrics = card.metrics
+        super().__init__(
+            f"holdout AUC {metrics['auc']:.3f} did not beat the frequency-only baseline "
+            f"{metrics['baseline_auc_frequency_only']:.3f}; scores not written"
+        )
+        self.card = card
+
+
 @dataclass
 class ModelCard:
     model: str
@@ -61,6 +73,8 @@ class ModelCard:
     rows: dict[str, int]
     versions: dict[str, str] = field(default_factory=dict)
     notes: str = ""
+    # False when the model lost to its baseline on the holdout: its scores are not written.
+    used: bool = True
 
 
 def _versions() -> dict[str, str]:
@@ -97,8 +111,16 @@ class Trained:
     scores: dict[str, float]
 
 
-def _classifier() -> HistGradientBoostingClassifier:
-    return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, random_state=0)
+def _classifier(rows: int) -> HistGradientBoostingClassifier:
+    # Shallow trees with large leaves: event counts of a few thousand people overfit
+    # quickly (deeper, longer-trained trees lost to the frequency-only baseline).
+    return HistGradientBoostingClassifier(
+        max_iter=60,
+        learning_rate=0.05,
+        max_depth=3,
+        min_samples_leaf=max(20, rows // 50),
+        random_state=0,
+    )
 
 
 def _check(data: Features, what: str) -> None:
@@ -136,7 +158,7 @@ def _likelihood_model(
         _check(data, f"{model} {name} set")
     train, holdout = sets["train"], sets["holdout"]
     assert train.labels is not None and holdout.labels is not None
-    classifier = _classifier().fit(train.values, train.labels)
+    classifier = _classifier(len(train.labels)).fit(train.values, train.labels)
     scored = classifier.predict_proba(holdout.values)[:, 1]
     # Frequency-only baseline: more orders before, more likely to order (less to churn).
     baseline = -holdout.orders if churn else holdout.orders
@@ -146,12 +168,12 @@ def _likelihood_model(
         "holdout_positive_rate": float(holdout.labels.mean()),
     }
     # Refit on the latest complete labels, then score everyone now.
-    final = _classifier().fit(holdout.values, holdout.labels)
+    final = _classifier(len(holdout.labels)).fit(holdout.values, holdout.labels)
     scores = final.predict_proba(current.values)[:, 1] if current.profile_ids else np.array([])
     card = ModelCard(
         model=model,
         trait=trait,
-        algorithm="scikit-learn HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05)",
+        algorithm=f"scikit-learn {classifier!r}",
         features=train.names,
         trained_at=utcnow().isoformat(),
         training_cutoff=cutoffs["train"].isoformat(),
@@ -169,6 +191,9 @@ def _likelihood_model(
             "(time-based holdout), refitted on the last horizon's labels for scoring."
         ),
     )
+    if metrics["auc"] <= metrics["baseline_auc_frequency_only"]:
+        card.used = False
+        raise Rejected(card)
     return Trained(card, dict(zip(current.profile_ids, map(float, scores), strict=True)))
 
 
@@ -260,6 +285,7 @@ def train(
         )
     tables = engine_tables(backend, lake_url=lake_url, business_id=business_id, state=state)
     trained: list[Trained] = []
+    rejected: list[ModelCard] = []
     skipped: dict[str, str] = {}
 
     def purchase() -> Trained:
@@ -299,6 +325,9 @@ def train(
             trained.append(job())
         except NotEnoughData as exc:
             skipped[name] = str(exc)
+        except Rejected as exc:
+            skipped[name] = str(exc)
+            rejected.append(exc.card)
     values: dict[str, dict[str, Any]] = {}
     for result in trained:
         ids = list(result.scores)
@@ -316,11 +345,12 @@ def train(
         updated = set_traits(conn, business_id=business_id, values=values, at=now)
     folder = models_dir / business_id
     folder.mkdir(parents=True, exist_ok=True)
-    for result in trained:
-        (folder / f"{result.card.model}.json").write_bytes(
-            orjson.dumps(asdict(result.card), option=orjson.OPT_INDENT_2)
+    cards = [t.card for t in trained] + rejected
+    for card in cards:
+        (folder / f"{card.model}.json").write_bytes(
+            orjson.dumps(asdict(card), option=orjson.OPT_INDENT_2)
         )
-    return TrainReport([t.card for t in trained], skipped, updated)
+    return TrainReport(cards, skipped, updated)
 
 
 def model_cards(models_dir: Path, *, business_id: str) -> list[dict[str, Any]]:
