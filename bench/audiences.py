@@ -230,9 +230,8 @@ def realtime_end_to_end(n_events: int, runs: int) -> dict[str, Any]:
                     with store.write() as conn:
                         service.ensure_predefined(conn, business_id=keys.business_id)
                 now = utcnow()
-                stream = []
-                for event in generate_n_events(n_events, seed=run, start=now - timedelta(days=7), days=7):
-                    stream.append(event)
+                start = now - timedelta(days=7)
+                stream = list(generate_n_events(n_events, seed=run, start=start, days=7))
                 source = SourceRef(business_id=keys.business_id, source_id=keys.source_id)
                 append(store, source=source, events=stream, gate=KeepEverything(), received_at=now)
                 started = time.perf_counter()
