@@ -20,6 +20,7 @@ from rich.table import Table
 from accord.accounts.service import bootstrap as bootstrap_business
 from accord.accounts.service import source_for_write_key
 from accord.analytics.service import volume
+from accord.audiences.cli import audiences_app
 from accord.cli_leads import email_app, leads_app
 from accord.collect.importer import RawRow, read_events
 from accord.collect.service import ImportReport, import_rows, limits_from
@@ -31,6 +32,7 @@ from accord.core.settings import Settings
 from accord.experiments.cli import app as experiments_app
 from accord.identity.cli import identity_app
 from accord.journeys.cli import journeys_app
+from accord.predict.cli import predict_app
 from accord.profiles.cli import profiles_app
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
@@ -49,6 +51,8 @@ app.add_typer(email_app, name="email")
 app.add_typer(leads_app, name="leads")
 app.add_typer(experiments_app, name="experiments")
 console = Console(stderr=True)
+app.add_typer(audiences_app, name="audiences")
+app.add_typer(predict_app, name="predict")
 
 DEMO_BUSINESS = "Accord Demo Outfitters"
 

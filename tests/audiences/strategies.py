@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from accord.audiences.conditions import (
     And,
-    Between,
     Before,
+    Between,
     Catalog,
     ConsentCondition,
     Count,

@@ -10,19 +10,19 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accord.audiences.compile import (
     CONSENT_SCHEMA,
     IDENTIFIER_SCHEMA,
     MEMBERSHIP_SCHEMA,
+    business_events,
     members,
     profiles_table,
     tables_on,
 )
-from accord.audiences.conditions import Definition
-from accord.audiences.conditions import validate
+from accord.audiences.conditions import Definition, validate
 from accord.audiences.evaluate import EventFacts, ProfileFacts, matches
 from accord.audiences.text import parse
 from accord.core.clock import iso
@@ -71,13 +71,17 @@ def write_population(lake: Path, population: list[ProfileFacts]) -> None:
     write_batch(str(lake), batch_id="bat_1", rows=rows)
 
 
-def engine_members(backend: Any, lake: Path, population: list[ProfileFacts], definitions: list[Definition]) -> list[set[str]]:
+def engine_members(
+    backend: Any, lake: Path, population: list[ProfileFacts], definitions: list[Definition]
+) -> list[set[str]]:
     """Members of each definition, computed in one query (one Spark job for all)."""
     identifiers = []
     for index, facts in enumerate(population):
         user_id, anonymous_ids = _identifiers(index)
         if user_id:
-            identifiers.append({"kind": "user_id", "value": user_id, "profile_id": facts.profile_id})
+            identifiers.append(
+                {"kind": "user_id", "value": user_id, "profile_id": facts.profile_id}
+            )
         identifiers += [
             {"kind": "anonymous_id", "value": a, "profile_id": facts.profile_id}
             for a in anonymous_ids
@@ -89,14 +93,18 @@ def engine_members(backend: Any, lake: Path, population: list[ProfileFacts], def
             [(f.profile_id, f.traits, f.first_seen, f.last_seen) for f in population],
             CATALOG.traits,
         ),
-        events=lake_events.filter(lake_events.business_id == BUSINESS),
+        events=business_events(lake_events, BUSINESS),
         identifiers=pa.Table.from_pylist(identifiers, schema=IDENTIFIER_SCHEMA),
         consents=pa.Table.from_pylist(
             [{"profile_id": f.profile_id, "purpose": p} for f in population for p in f.purposes],
             schema=CONSENT_SCHEMA,
         ),
         memberships=pa.Table.from_pylist(
-            [{"profile_id": f.profile_id, "audience_id": a} for f in population for a in f.audiences],
+            [
+                {"profile_id": f.profile_id, "audience_id": a}
+                for f in population
+                for a in f.audiences
+            ],
             schema=MEMBERSHIP_SCHEMA,
         ),
     )
@@ -125,9 +133,15 @@ def check(backend: Any, population: list[ProfileFacts], definitions: list[Any]) 
             assert selected == memory_members(population, definition), definition.model_dump_json()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(population=populations(), definitions=st.lists(conditions, min_size=1, max_size=4))
-def test_duckdb_agrees_with_the_in_memory_evaluator(population: list[ProfileFacts], definitions: list[Any]) -> None:
+def test_duckdb_agrees_with_the_in_memory_evaluator(
+    population: list[ProfileFacts], definitions: list[Any]
+) -> None:
     check(connect("duckdb://"), population, definitions)
 
 
@@ -140,7 +154,11 @@ def spark_backend() -> Iterator[Any]:
 @pytest.mark.slow
 @pytest.mark.spark
 def test_spark_agrees_with_the_in_memory_evaluator(spark_backend: Any) -> None:
-    @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=10,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(population=populations(), definitions=st.lists(conditions, min_size=4, max_size=8))
     def run(population: list[ProfileFacts], definitions: list[Any]) -> None:
         check(spark_backend, population, definitions)
@@ -160,7 +178,14 @@ BOUNDARY_POPULATION = [
         traits={"plan": "pro" if i % 2 else "free", "ltv": float(i * 50)},
         first_seen=_at(days),
         last_seen=_at(days),
-        events=[EventFacts(event="Order Completed", timestamp=_at(days), properties={"revenue": 20.0, "category": None})] * (i + 1),
+        events=[
+            EventFacts(
+                event="Order Completed",
+                timestamp=_at(days),
+                properties={"revenue": 20.0, "category": None},
+            )
+        ]
+        * (i + 1),
     )
     for i, days in enumerate([30, 7, 6.999, 30.001])
 ]
@@ -176,7 +201,7 @@ BOUNDARY_POPULATION = [
         ('did "Order Completed" exactly 3 times', {"prof_2"}),
         ('did "Order Completed" where revenue > 20 at least 1 time', set()),
         ('did "Order Completed" where category = "shoes"', set()),
-        ('not did "Order Completed" where category != "shoes"', {"prof_0", "prof_1", "prof_2", "prof_3"}),
+        ('not did "Order Completed" where category != "shoes"', {"prof_0", "prof_1", "prof_2", "prof_3"}),  # noqa: E501
         (f"first seen before {_at(7).isoformat()}", {"prof_0", "prof_3"}),
         (f"last seen between {_at(30).isoformat()} and {_at(7).isoformat()}", {"prof_0"}),
         (f"first seen since {_at(7).isoformat()}", {"prof_1", "prof_2"}),
@@ -191,4 +216,6 @@ def test_windows_counts_and_missing_values_at_their_edges(text: str, expected: s
     with tempfile.TemporaryDirectory() as folder:
         lake = Path(folder) / "lake"
         write_population(lake, BOUNDARY_POPULATION)
-        assert engine_members(connect("duckdb://"), lake, BOUNDARY_POPULATION, [definition]) == [expected]
+        assert engine_members(connect("duckdb://"), lake, BOUNDARY_POPULATION, [definition]) == [
+            expected
+        ]

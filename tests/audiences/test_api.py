@@ -24,7 +24,11 @@ def _collect(client: TestClient, keys: Bootstrap, store: Store, settings: Settin
     headers = {"Authorization": auth}
     batch = [
         {"type": "identify", "userId": "u1", "traits": {"email": "one@example.com", "plan": "pro"}},
-        {"type": "identify", "userId": "u2", "traits": {"email": "two@example.com", "plan": "free"}},
+        {
+            "type": "identify",
+            "userId": "u2",
+            "traits": {"email": "two@example.com", "plan": "free"},
+        },
         {"type": "track", "userId": "u1", "event": "Order Completed", "timestamp": ago(1)},
         {"type": "track", "userId": "u2", "event": "Product Viewed", "timestamp": ago(1)},
     ]
@@ -52,7 +56,9 @@ def test_audience_lifecycle(
     syntax = client.post("/api/audiences/validate", headers=admin, json={"text": "did"})
     assert syntax.json()["problems"][0]["field"] == "text"
     ok = client.post(
-        "/api/audiences/validate", headers=admin, json={"text": 'trait plan = "pro" or did "Product Viewed"'}
+        "/api/audiences/validate",
+        headers=admin,
+        json={"text": 'trait plan = "pro" or did "Product Viewed"'},
     ).json()
     assert ok["text"] == 'trait plan = "pro" or did "Product Viewed"'
     assert ok["definition"]["kind"] == "or" and ok["realtime"] is False
@@ -60,21 +66,32 @@ def test_audience_lifecycle(
     created = client.post(
         "/api/audiences",
         headers=admin,
-        json={"name": "Pros", "slug": "pros", "definition": {"kind": "trait", "trait": "plan", "op": "=", "value": "pro"}},
+        json={
+            "name": "Pros",
+            "slug": "pros",
+            "definition": {"kind": "trait", "trait": "plan", "op": "=", "value": "pro"},
+        },
     )
     assert created.status_code == 201, created.text
     assert created.json()["text"] == 'trait plan = "pro"'
     assert created.json()["realtime"] is True
 
-    preview = client.post("/api/audiences/preview", headers=admin, json={"text": 'did "Product Viewed"'}).json()
+    preview = client.post(
+        "/api/audiences/preview", headers=admin, json={"text": 'did "Product Viewed"'}
+    ).json()
     assert preview["size"] == 1 and preview["sample"][0]["traits"]["email"] == "two@example.com"
 
     refreshed = client.post("/api/audiences/pros/refresh", headers=admin).json()
     assert refreshed["size"] == 1
     assert len(client.post("/api/audiences/refresh", headers=admin).json()) == len(listed) + 1
-    assert [p["size"] for p in client.get("/api/audiences/pros/sizes", headers=admin).json()] == [1, 1]
+    assert [p["size"] for p in client.get("/api/audiences/pros/sizes", headers=admin).json()] == [
+        1,
+        1,
+    ]
     assert len(client.get("/api/audiences/pros/members", headers=admin).json()) == 1
-    assert [c["change"] for c in client.get("/api/audiences/pros/changes", headers=admin).json()] == ["entered"]
+    assert [
+        c["change"] for c in client.get("/api/audiences/pros/changes", headers=admin).json()
+    ] == ["entered"]
     overlap = client.get("/api/audiences/pros/overlap/purchased-7d", headers=admin).json()
     assert (overlap["both"], overlap["jaccard"]) == (1, 1.0)
 
@@ -82,7 +99,14 @@ def test_audience_lifecycle(
     assert exported.status_code == 200
     assert exported.headers["x-accord-included"] == "2"
     assert len(list(csv.DictReader(io.StringIO(exported.text)))) == 2
-    assert client.post("/api/suppressions", headers=admin, json={"kind": "email", "value": "TWO@example.com", "reason": "complaint"}).status_code == 204
+    assert (
+        client.post(
+            "/api/suppressions",
+            headers=admin,
+            json={"kind": "email", "value": "TWO@example.com", "reason": "complaint"},
+        ).status_code
+        == 204
+    )
     assert client.get("/api/suppressions", headers=admin).json()[0]["value"] == "two@example.com"
     exported = client.get("/api/audiences/new-visitors/export/meta", headers=admin)
     assert exported.headers["x-accord-included"] == "1"
@@ -96,9 +120,13 @@ def test_audience_lifecycle(
         headers=admin,
     )
     assert groups.json()["interestGroup"]["owner"] == "https://dsp.example"
-    assert client.delete("/api/suppressions/email/two@example.com", headers=admin).status_code == 204
+    assert (
+        client.delete("/api/suppressions/email/two@example.com", headers=admin).status_code == 204
+    )
 
-    hook = client.post("/api/audiences/pros/webhooks", headers=admin, json={"url": "https://hooks.example/x"})
+    hook = client.post(
+        "/api/audiences/pros/webhooks", headers=admin, json={"url": "https://hooks.example/x"}
+    )
     assert hook.status_code == 201 and hook.json()["secret"].startswith("whsec_")
     assert client.delete("/api/audiences/low-nps", headers=admin).status_code == 400
     assert client.get("/api/audiences/nope", headers=admin).status_code == 404

@@ -70,7 +70,13 @@ ANN = Person(
     user_ids=("u1",),
     anonymous_ids=("a1", "a2"),
     emails=("ann.lee@gmail.com",),
-    traits={"first_name": "Ann", "last_name": "Lee", "phone": "+33 6 12 34 56 78", "country": "FR", "zip": "75011"},
+    traits={
+        "first_name": "Ann",
+        "last_name": "Lee",
+        "phone": "+33 6 12 34 56 78",
+        "country": "FR",
+        "zip": "75011",
+    },
 )
 NOBODY = Person(profile_id="prof_2", anonymous_ids=("a3",))
 
@@ -119,7 +125,9 @@ def test_interest_group_has_the_protected_audience_fields() -> None:
         ads=("https://dsp.example/ad?1",),
         lifetime_days=7,
     )
-    rendered = exports.render("interest_groups", [ANN, NOBODY], audience="vip", interest_groups=options)
+    rendered = exports.render(
+        "interest_groups", [ANN, NOBODY], audience="vip", interest_groups=options
+    )
     body = orjson.loads(rendered.body)
     assert body["anonymousIds"] == ["a1", "a2", "a3"]
     assert body["interestGroup"] == {
@@ -171,14 +179,37 @@ def test_delivery_stops_on_a_refusal_and_gives_up_after_retries() -> None:
 
         return httpx.Client(transport=httpx.MockTransport(handler))
 
-    refused = deliver(answer(400), url="https://x.example", secret="s", message_id="m", body=b"{}", sleep=waits.append)
+    refused = deliver(
+        answer(400),
+        url="https://x.example",
+        secret="s",
+        message_id="m",
+        body=b"{}",
+        sleep=waits.append,
+    )
     assert (refused.delivered, refused.attempts, refused.status) == (False, 1, 400)
-    failing = deliver(answer(503), url="https://x.example", secret="s", message_id="m", body=b"{}", attempts=4, sleep=waits.append)
+    failing = deliver(
+        answer(503),
+        url="https://x.example",
+        secret="s",
+        message_id="m",
+        body=b"{}",
+        attempts=4,
+        sleep=waits.append,
+    )
     assert (failing.delivered, failing.attempts) == (False, 4)
     assert waits == [0.5, 1.0, 2.0]
 
     def broken(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused")
 
-    down = deliver(httpx.Client(transport=httpx.MockTransport(broken)), url="https://x.example", secret="s", message_id="m", body=b"{}", attempts=2, sleep=waits.append)
+    down = deliver(
+        httpx.Client(transport=httpx.MockTransport(broken)),
+        url="https://x.example",
+        secret="s",
+        message_id="m",
+        body=b"{}",
+        attempts=2,
+        sleep=waits.append,
+    )
     assert not down.delivered and down.error is not None and "ConnectError" in down.error

@@ -82,7 +82,7 @@ def ingest(store: Store, keys: Bootstrap, settings: Settings, events: list[dict[
 
 
 SHOP = [
-    identify(1, "ann", 20, email="Ann@Example.com", first_name="Ann", plan="pro", ltv=320, phone="+44 844 412 4653"),
+    identify(1, "ann", 20, email="Ann@Example.com", first_name="Ann", plan="pro", ltv=320, phone="+44 844 412 4653"),  # noqa: E501
     identify(2, "bob", 20, email="bob@example.com", plan="free", ltv=20),
     identify(3, "cyd", 20, email="cyd@example.com", plan="pro", ltv=80, nps_score=3),
     track(4, "ann", "Product Viewed", 2, category="shoes"),
@@ -111,7 +111,9 @@ def create(store: Store, business_id: str, slug: str, text: str, **extra: Any) -
     return view.id
 
 
-def refresh(store: Store, settings: Settings, business_id: str, consent: Any = None, **kw: Any) -> Any:
+def refresh(
+    store: Store, settings: Settings, business_id: str, consent: Any = None, **kw: Any
+) -> Any:
     return service.refresh(
         store,
         business_id=business_id,
@@ -186,13 +188,15 @@ def test_refresh_on_duckdb_sizes_history_and_overlap(
     assert members(store, business, "new-visitors") == {"ann", "bob", "cyd"}
     assert results[shoes].entered == 1 and results[shoes].size == 1
 
-    ingest(store, shop, settings, [track(20, "bob", "Product Viewed", 1, category="shoes"), track(21, "bob", "Product Viewed", 1, category="shoes"), identify(22, "ann", 0, plan="free")])  # fmt: skip
+    ingest(store, shop, settings, [track(20, "bob", "Product Viewed", 1, category="shoes"), track(21, "bob", "Product Viewed", 1, category="shoes"), identify(22, "ann", 0, plan="free")])  # fmt: skip  # noqa: E501
     refresh(store, settings, business, only=["shoe-fans", "pros"])
     assert members(store, business, shoes) == {"ann", "bob"}
     assert members(store, business, pros) == set()
     with store.read() as conn:
         history = service.sizes(conn, business_id=business, audience="pros")
-        both = service.overlap(conn, business_id=business, first="shoe-fans", second="cart-abandoners")
+        both = service.overlap(
+            conn, business_id=business, first="shoe-fans", second="cart-abandoners"
+        )
         feed = service.changes(conn, business_id=business, audience="pros")
     assert [p.size for p in history] == [1, 0]
     assert (both.first_size, both.second_size, both.both) == (2, 1, 1)
@@ -236,7 +240,11 @@ def test_realtime_entries_and_exits_from_the_worker(
     assert members(store, business, "cart-abandoners") == set()
     assert members(store, business, "purchased-90d") == {"dan"}
     with store.read() as conn:
-        refreshed = [c for c in service.changes(conn, business_id=business, audience="purchased-7d") if c.origin == "refresh"]
+        refreshed = [
+            c
+            for c in service.changes(conn, business_id=business, audience="purchased-7d")
+            if c.origin == "refresh"
+        ]
     assert refreshed == []
 
 
@@ -246,25 +254,55 @@ def test_suppression_by_identifier_and_by_audience(
     business = shop.business_id
     refresh(store, settings, business)
     with store.write() as conn:
-        service.suppress(conn, business_id=business, identifier=Identifier(kind="email", value=" ANN@example.com"), reason="unsubscribe")
-        service.suppress(conn, business_id=business, identifier=Identifier(kind="email", value="ann@example.com"), reason="complaint")
+        service.suppress(
+            conn,
+            business_id=business,
+            identifier=Identifier(kind="email", value=" ANN@example.com"),
+            reason="unsubscribe",
+        )
+        service.suppress(
+            conn,
+            business_id=business,
+            identifier=Identifier(kind="email", value="ann@example.com"),
+            reason="complaint",
+        )
     with store.read() as conn:
-        assert service.is_suppressed(conn, business_id=business, identifiers=[Identifier(kind="user_id", value="ann")])
-        assert service.is_suppressed(conn, business_id=business, identifiers=[Identifier(kind="email", value="Ann@example.com")])
+        assert service.is_suppressed(
+            conn, business_id=business, identifiers=[Identifier(kind="user_id", value="ann")]
+        )
+        assert service.is_suppressed(
+            conn,
+            business_id=business,
+            identifiers=[Identifier(kind="email", value="Ann@example.com")],
+        )
         # cyd answered the NPS survey with 3: the low-NPS audience suppresses her.
-        assert service.is_suppressed(conn, business_id=business, identifiers=[Identifier(kind="user_id", value="cyd")])
-        assert not service.is_suppressed(conn, business_id=business, identifiers=[Identifier(kind="user_id", value="bob")])
-        assert not service.is_suppressed(conn, business_id=business, identifiers=[Identifier(kind="email", value="nobody@example.com")])
+        assert service.is_suppressed(
+            conn, business_id=business, identifiers=[Identifier(kind="user_id", value="cyd")]
+        )
+        assert not service.is_suppressed(
+            conn, business_id=business, identifiers=[Identifier(kind="user_id", value="bob")]
+        )
+        assert not service.is_suppressed(
+            conn,
+            business_id=business,
+            identifiers=[Identifier(kind="email", value="nobody@example.com")],
+        )
         everyone = list(service.people(conn, business_id=business).values())
         kept, left_out = service.filter_suppressed(conn, business_id=business, people=everyone)
         listed = service.list_suppressions(conn, business_id=business)
     assert [p.user_ids for p in kept] == [("bob",)]
     assert left_out == {"suppressed: unsubscribe": 1, "suppressed: in audience low-nps": 1}
-    assert [(s["kind"], s["value"], s["reason"]) for s in listed] == [("email", "ann@example.com", "unsubscribe")]
+    assert [(s["kind"], s["value"], s["reason"]) for s in listed] == [
+        ("email", "ann@example.com", "unsubscribe")
+    ]
     with store.write() as conn:
-        assert service.unsuppress(conn, business_id=business, identifier=Identifier(kind="email", value="ann@example.com"))
+        assert service.unsuppress(
+            conn, business_id=business, identifier=Identifier(kind="email", value="ann@example.com")
+        )
     with store.read() as conn:
-        assert not service.is_suppressed(conn, business_id=business, identifiers=[Identifier(kind="user_id", value="ann")])
+        assert not service.is_suppressed(
+            conn, business_id=business, identifiers=[Identifier(kind="user_id", value="ann")]
+        )
 
 
 # Exports: never a person without consent or on a suppression list ----------------------
@@ -289,7 +327,12 @@ def _population() -> list[dict[str, Any]]:
         if suppressed == "low-nps":
             traits["nps_score"] = 2
         events.append(identify(100 + i, f"user{i}", 3, **traits))
-        events.append({**track(200 + i, f"user{i}", "Order Completed", 1, revenue=30), "anonymousId": f"anon{i}"})
+        events.append(
+            {
+                **track(200 + i, f"user{i}", "Order Completed", 1, revenue=30),
+                "anonymousId": f"anon{i}",
+            }
+        )
     return events
 
 
@@ -305,14 +348,34 @@ def test_exports_never_contain_anyone_without_consent_or_suppressed(
         for i, (_, suppressed) in enumerate(COMBINATIONS):
             if suppressed in ("email", "phone"):
                 value = f"p{i}@example.com" if suppressed == "email" else f"+33612345 6{i:02d}"
-                service.suppress(conn, business_id=business, identifier=Identifier(kind=suppressed, value=value), reason="complaint")
+                service.suppress(
+                    conn,
+                    business_id=business,
+                    identifier=Identifier(kind=suppressed, value=value),
+                    reason="complaint",
+                )
             elif suppressed == "user_id":
-                service.suppress(conn, business_id=business, identifier=Identifier(kind="user_id", value=f"user{i}"))
+                service.suppress(
+                    conn,
+                    business_id=business,
+                    identifier=Identifier(kind="user_id", value=f"user{i}"),
+                )
     purpose = "marketing" if destination == "csv" else "advertising"
     allowed = {i for i, (g, s) in enumerate(COMBINATIONS) if purpose in g and s is None}
-    options = InterestGroupOptions(owner="https://dsp.example", bidding_logic_url="https://dsp.example/bid.js", ads=("https://dsp.example/ad/1",))
+    options = InterestGroupOptions(
+        owner="https://dsp.example",
+        bidding_logic_url="https://dsp.example/bid.js",
+        ads=("https://dsp.example/ad/1",),
+    )
     with store.read() as conn:
-        export = service.export_audience(conn, business_id=business, audience="purchased-7d", destination=destination, consent=consent, interest_groups=options)
+        export = service.export_audience(
+            conn,
+            business_id=business,
+            audience="purchased-7d",
+            destination=destination,
+            consent=consent,
+            interest_groups=options,
+        )
 
     if destination == "interest_groups":
         body = orjson.loads(export.body)
@@ -334,10 +397,18 @@ def test_exports_never_contain_anyone_without_consent_or_suppressed(
     assert sum(export.left_out.values()) == len(COMBINATIONS) - len(allowed)
 
 
-def test_no_consent_source_means_nobody_leaves(store: Store, shop: Bootstrap, settings: Settings) -> None:
+def test_no_consent_source_means_nobody_leaves(
+    store: Store, shop: Bootstrap, settings: Settings
+) -> None:
     refresh(store, settings, shop.business_id)
     with store.read() as conn:
-        export = service.export_audience(conn, business_id=shop.business_id, audience="new-visitors", destination="meta", consent=service.NO_CONSENT_RECORDED)
+        export = service.export_audience(
+            conn,
+            business_id=shop.business_id,
+            audience="new-visitors",
+            destination="meta",
+            consent=service.NO_CONSENT_RECORDED,
+        )
     assert export.included == 0
     assert export.left_out == {"no consent for advertising": 3}
     assert export.body.decode().strip() == "email,phone,fn,ln,zip,country"
@@ -349,8 +420,23 @@ def test_webhook_receives_signed_entries_and_exits_with_retries(
     business = keys.business_id
     with store.write() as conn:
         service.ensure_predefined(conn, business_id=business)
-        hook = service.add_webhook(conn, business_id=business, audience="cart-abandoners", webhook_in=WebhookIn(url="https://hooks.example/accord"))
-    ingest(store, keys, settings, [identify(1, "eve", 1, email="eve@example.com"), identify(2, "fay", 1), track(3, "eve", "Product Added", 0.5), track(4, "fay", "Product Added", 0.5)])
+        hook = service.add_webhook(
+            conn,
+            business_id=business,
+            audience="cart-abandoners",
+            webhook_in=WebhookIn(url="https://hooks.example/accord"),
+        )
+    ingest(
+        store,
+        keys,
+        settings,
+        [
+            identify(1, "eve", 1, email="eve@example.com"),
+            identify(2, "fay", 1),
+            track(3, "eve", "Product Added", 0.5),
+            track(4, "fay", "Product Added", 0.5),
+        ],
+    )
     ingest(store, keys, settings, [track(5, "eve", "Order Completed", 0.2)])
     received: list[httpx.Request] = []
     answers = iter([503, 200, 200])
@@ -361,11 +447,16 @@ def test_webhook_receives_signed_entries_and_exits_with_retries(
 
     consent = Grants({"eve": {"marketing"}})
     client = httpx.Client(transport=httpx.MockTransport(receiver))
-    [run] = service.deliver_webhooks(store, business_id=business, client=client, consent=consent, sleep=lambda _s: None)
+    [run] = service.deliver_webhooks(
+        store, business_id=business, client=client, consent=consent, sleep=lambda _s: None
+    )
     assert run.delivery is not None and run.delivery.delivered and run.delivery.attempts == 2
     assert run.left_out == {"no consent for marketing": 1}
     body = orjson.loads(received[-1].content)
-    assert [(c["change"], c["user_id"], c["email"]) for c in body["changes"]] == [("entered", "eve", "eve@example.com"), ("exited", "eve", "eve@example.com")]
+    assert [(c["change"], c["user_id"], c["email"]) for c in body["changes"]] == [
+        ("entered", "eve", "eve@example.com"),
+        ("exited", "eve", "eve@example.com"),
+    ]
     headers = {k: v for k, v in received[-1].headers.items()}
     assert verify(hook["secret"], headers, received[-1].content)
     assert not verify("whsec_other", headers, received[-1].content)

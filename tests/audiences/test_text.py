@@ -58,8 +58,8 @@ def test_the_example_of_the_brief() -> None:
         ('did "Signed Up" at least 1 time', 'did "Signed Up"'),
         ("first seen before 2026-01-01T00:00:00Z", "first seen before 2026-01-01"),
         ("trait ltv >= 100 and trait vip = true", "trait ltv >= 100 and trait vip = true"),
-        ("not (trait plan exists or consent marketing)", "not (trait plan exists or consent marketing)"),
-        ('in audience "buyers" and trait "the plan" in ("a", 2)', 'in audience buyers and trait "the plan" in ("a", 2)'),
+        ("not (trait plan exists or consent marketing)", "not (trait plan exists or consent marketing)"),  # noqa: E501
+        ('in audience "buyers" and trait "the plan" in ("a", 2)', 'in audience buyers and trait "the plan" in ("a", 2)'),  # noqa: E501
         ("a_b", None),
     ],
 )  # fmt: skip
@@ -79,7 +79,7 @@ def test_and_binds_tighter_than_or() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('did "X" at least three times', "line 1, column 18: expected a whole number, found 'three'"),
+        ('did "X" at least three times', "line 1, column 18: expected a whole number, found 'three'"),  # noqa: E501
         ("trait plan", "line 1, column 11: expected a comparison, 'exists' or 'missing'"),
         ("trait plan = pro", "line 1, column 14: expected a value"),
         ("(consent a", "expected ')', found the end of the text"),
@@ -143,11 +143,11 @@ def test_generated_valid_definitions_validate(condition: Any) -> None:
             "the window is empty",
         ),
         ("did x fewer than 0 times", "definition.condition.count", "no one can do an event < 0"),
-        ("did x where colour = \"red\"", "definition.condition.where[0].property", "unknown event property 'colour'"),
-        ("did x where revenue = \"red\"", "definition.condition.where[0].value", "property 'revenue' is a number"),
+        ("did x where colour = \"red\"", "definition.condition.where[0].property", "unknown event property 'colour'"),  # noqa: E501
+        ("did x where revenue = \"red\"", "definition.condition.where[0].value", "property 'revenue' is a number"),  # noqa: E501
         ("consent spam", "definition.condition.purpose", "unknown purpose 'spam'"),
         ("in audience nobody", "definition.condition.audience", "unknown audience 'nobody'"),
-        ('trait signup > "yesterday"', "definition.condition.value", "trait 'signup' is a datetime"),
+        ('trait signup > "yesterday"', "definition.condition.value", "trait 'signup' is a datetime"),  # noqa: E501
         ("trait vip exists", None, None),
     ],
 )  # fmt: skip
@@ -176,7 +176,13 @@ def test_json_errors_name_the_path() -> None:
 
 
 def test_naive_window_dates_are_utc() -> None:
-    definition = parse_definition({"kind": "seen", "which": "first", "window": {"kind": "before", "at": "2026-01-01T00:00:00"}})
+    definition = parse_definition(
+        {
+            "kind": "seen",
+            "which": "first",
+            "window": {"kind": "before", "at": "2026-01-01T00:00:00"},
+        }
+    )
     assert definition.condition.window == Before(at=datetime(2026, 1, 1, tzinfo=UTC))  # type: ignore[union-attr]
 
 

@@ -85,9 +85,7 @@ async def create_audience(
 
 
 @router.post("/audiences/validate", summary="Check a definition; get both of its forms")
-async def validate(
-    state: State, caller: Reader, consent: Consent, body: DefinitionIn
-) -> Validated:
+async def validate(state: State, caller: Reader, consent: Consent, body: DefinitionIn) -> Validated:
     return await _read(
         state,
         lambda conn: service.validate_definition(

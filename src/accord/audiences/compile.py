@@ -32,8 +32,8 @@ from accord.audiences.conditions import (
     SeenCondition,
     TraitCondition,
     TraitType,
-    event_conditions,
     coerce,
+    event_conditions,
     literal,
     referenced_audiences,
     referenced_purposes,
@@ -135,15 +135,10 @@ def _event_predicate(events: Any, condition: EventCondition, now: datetime) -> A
     return predicate.fill_null(False)
 
 
-def event_counts(tables: EngineTables, conditions: list[EventCondition], now: datetime) -> Any:
-    """profile_id and `event_<i>`: how many events satisfy condition i, per profile."""
-    events = tables.events.filter(tables.events.event.isin([c.event for c in conditions]))
-    per_pair = events.group_by(["user_id", "anonymous_id"]).aggregate(
-        **{
-            f"event_{i}": _event_predicate(events, c, now).ifelse(1, 0).sum()
-            for i, c in enumerate(conditions)
-        }
-    )
+def with_profile(tables: EngineTables, per_pair: Any) -> Any:
+    """Rows keyed by (user_id, anonymous_id) with the `profile_id` they belong to: the
+    profile of the userId, else of the anonymousId, as the worker links events. Rows of
+    no known profile are dropped."""
     ids = tables.identifiers
     by_user = ids.filter(ids.kind == "user_id").select(
         user_value=ids.value, user_profile=ids.profile_id
@@ -154,16 +149,26 @@ def event_counts(tables: EngineTables, conditions: list[EventCondition], now: da
     joined = per_pair.left_join(by_user, per_pair.user_id == by_user.user_value).left_join(
         by_anonymous, per_pair.anonymous_id == by_anonymous.anonymous_value
     )
-    # An event belongs to the profile of its userId, else of its anonymousId, as the
-    # worker links it.
+    values = [c for c in per_pair.columns if c not in ("user_id", "anonymous_id")]
     resolved = joined.select(
         profile_id=ibis.coalesce(joined.user_profile, joined.anonymous_profile),
-        **{f"event_{i}": joined[f"event_{i}"] for i in range(len(conditions))},
+        **{c: joined[c] for c in values},
     )
-    return (
-        resolved.filter(resolved.profile_id.notnull())
-        .group_by("profile_id")
-        .aggregate(**{f"event_{i}": resolved[f"event_{i}"].sum() for i in range(len(conditions))})
+    return resolved.filter(resolved.profile_id.notnull())
+
+
+def event_counts(tables: EngineTables, conditions: list[EventCondition], now: datetime) -> Any:
+    """profile_id and `event_<i>`: how many events satisfy condition i, per profile."""
+    events = tables.events.filter(tables.events.event.isin([c.event for c in conditions]))
+    per_pair = events.group_by(["user_id", "anonymous_id"]).aggregate(
+        **{
+            f"event_{i}": _event_predicate(events, c, now).ifelse(1, 0).sum()
+            for i, c in enumerate(conditions)
+        }
+    )
+    resolved = with_profile(tables, per_pair)
+    return resolved.group_by("profile_id").aggregate(
+        **{f"event_{i}": resolved[f"event_{i}"].sum() for i in range(len(conditions))}
     )
 
 
@@ -273,7 +278,20 @@ def profiles_table(rows: Any, traits: dict[str, TraitType]) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=profile_schema(traits))
 
 
-def _table(backend: Any, table: pa.Table) -> Any:
+EVENT_COLUMNS = ("user_id", "anonymous_id", "event", "timestamp", *EVENT_PROPERTIES)
+
+
+def business_events(lake_events: Any, business_id: str) -> Any:
+    """One business's named events with only the columns conditions read, cached on the
+    engine: a refresh evaluates many audiences over them, and reads the lake once."""
+    events = lake_events.filter(
+        (lake_events.business_id == business_id) & lake_events.event.notnull()
+    )
+    return events.select(*EVENT_COLUMNS).cache()
+
+
+def engine_table(backend: Any, table: pa.Table) -> Any:
+    """An Arrow table as an Ibis table on the backend."""
     if backend.name == "pyspark":
         # Spark takes Arrow directly; Ibis's memtable goes through pandas, which turns
         # missing strings into NaN and NaN into the text 'NaN' on Spark.
@@ -294,9 +312,9 @@ def tables_on(
 ) -> EngineTables:
     """Arrow tables from the state store as Ibis tables beside the lake's events."""
     return EngineTables(
-        profiles=_table(backend, profiles),
+        profiles=engine_table(backend, profiles),
         events=events,
-        identifiers=_table(backend, identifiers),
-        consents=_table(backend, consents),
-        memberships=_table(backend, memberships),
+        identifiers=engine_table(backend, identifiers),
+        consents=engine_table(backend, consents),
+        memberships=engine_table(backend, memberships),
     )

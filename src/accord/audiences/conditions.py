@@ -248,8 +248,7 @@ def _window_problems(window: Any, path: str) -> list[FieldProblem]:
         return [
             FieldProblem(
                 f"{path}.days",
-                f"'in the last {window.days} days' is impossible: "
-                f"use 1 to {MAX_WINDOW_DAYS} days",
+                f"'in the last {window.days} days' is impossible: use 1 to {MAX_WINDOW_DAYS} days",
             )
         ]
     if isinstance(window, Between) and window.start >= window.end:
@@ -293,7 +292,9 @@ def _value_problems(
         return []
     if op == "contains":
         if expected != "string":
-            return [FieldProblem(f"{path}.op", f"'contains' needs a string; {what} is a {expected}")]
+            return [
+                FieldProblem(f"{path}.op", f"'contains' needs a string; {what} is a {expected}")
+            ]
         if not isinstance(value, str):
             return [FieldProblem(f"{path}.value", "'contains' needs a string value")]
         return []
@@ -315,8 +316,7 @@ def _value_problems(
                 problems.append(
                     FieldProblem(
                         f"{path}.value",
-                        f"{what} is a datetime: compare it with an ISO 8601 date, "
-                        f"not {value!r}",
+                        f"{what} is a datetime: compare it with an ISO 8601 date, not {value!r}",
                     )
                 )
             continue

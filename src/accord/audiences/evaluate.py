@@ -73,6 +73,14 @@ class ProfileFacts:
     purposes: frozenset[str] = frozenset()
     # ids of the audiences the profile is a member of now
     audiences: frozenset[str] = field(default_factory=frozenset)
+    # events by name, so each event condition looks only at its own events
+    by_name: Mapping[str | None, list[EventFacts]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index: dict[str | None, list[EventFacts]] = {}
+        for event in self.events:
+            index.setdefault(event.event, []).append(event)
+        object.__setattr__(self, "by_name", index)
 
 
 def compare(op: str, value: Any, expected: Any, kind: TraitType) -> bool:
@@ -105,12 +113,13 @@ def count_matches(count: Count, n: int) -> bool:
     return _ORDER[count.op](n, count.value)
 
 
-def event_count(condition: EventCondition, events: Sequence[EventFacts], now: datetime) -> int:
+def event_count(condition: EventCondition, facts: ProfileFacts, now: datetime) -> int:
+    start, end = window_bounds(condition.window, now)
     return sum(
         1
-        for event in events
-        if event.event == condition.event
-        and (condition.window is None or in_window(event.timestamp, condition.window, now))
+        for event in facts.by_name.get(condition.event, ())
+        if (start is None or event.timestamp >= start)
+        and (end is None or event.timestamp < end)
         and all(_filter_matches(where, event) for where in condition.where)
     )
 
@@ -138,5 +147,5 @@ def matches(node: Any, facts: ProfileFacts, *, catalog: Catalog, now: datetime) 
         instant = facts.first_seen if node.which == "first" else facts.last_seen
         return in_window(instant, node.window, now)
     if isinstance(node, EventCondition):
-        return count_matches(node.count, event_count(node, facts.events, now))
+        return count_matches(node.count, event_count(node, facts, now))
     raise TypeError(f"not a condition: {node!r}")

@@ -26,8 +26,6 @@ from typing import Any, Literal
 
 import orjson
 
-
-
 Destination = Literal["csv", "meta", "google", "interest_groups"]
 
 
@@ -140,7 +138,9 @@ def meta_row(person: Person) -> dict[str, str] | None:
     phone = _first(person, "phone")
     first_name = _first(person, "first_name", "firstName")
     last_name = _first(person, "last_name", "lastName")
-    zip_code = _text(person.traits.get("zip") or address.get("postal_code") or address.get("postalCode"))
+    zip_code = _text(
+        person.traits.get("zip") or address.get("postal_code") or address.get("postalCode")
+    )
     values = {
         "email": email_for_meta(email) if email else None,
         "phone": phone_for_meta(phone) if phone else None,
@@ -162,7 +162,9 @@ def google_row(person: Person) -> dict[str, str] | None:
     first_name = _first(person, "first_name", "firstName")
     last_name = _first(person, "last_name", "lastName")
     country = country_code(person.traits.get("country") or address.get("country"))
-    zip_code = _text(person.traits.get("zip") or address.get("postal_code") or address.get("postalCode"))
+    zip_code = _text(
+        person.traits.get("zip") or address.get("postal_code") or address.get("postalCode")
+    )
     hashed = {
         "Email": email_for_google(email) if email else None,
         "Phone": e164(phone) if phone else None,

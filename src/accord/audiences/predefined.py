@@ -46,7 +46,8 @@ PREDEFINED: tuple[Predefined, ...] = (
     Predefined(
         "viewed-not-bought",
         "Viewed a product but did not buy",
-        'did "Product Viewed" in the last 30 days and did not "Order Completed" in the last 30 days',
+        'did "Product Viewed" in the last 30 days '
+        'and did not "Order Completed" in the last 30 days',
         "Looked at products this month without ordering.",
     ),
     Predefined(
@@ -102,7 +103,8 @@ PREDEFINED: tuple[Predefined, ...] = (
     Predefined(
         "likely-to-churn",
         "Likely to churn",
-        'did "Order Completed" in the last 365 days and did not "Order Completed" in the last 90 days',
+        'did "Order Completed" in the last 365 days '
+        'and did not "Order Completed" in the last 90 days',
         "Bought in the last year, but not in the last 90 days.",
     ),
     Predefined(

@@ -7,7 +7,7 @@ import re
 import secrets
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -21,6 +21,9 @@ from accord.audiences.compile import (
     CONSENT_SCHEMA,
     IDENTIFIER_SCHEMA,
     MEMBERSHIP_SCHEMA,
+    EngineTables,
+    business_events,
+    engine_table,
     members,
     profiles_table,
     tables_on,
@@ -66,8 +69,8 @@ from accord.core.clock import utcnow
 from accord.core.errors import FieldProblem, InvalidInput, NotFound
 from accord.core.ids import new_id
 from accord.engine.connection import events as lake_events
-from accord.lake.schema import lake_row
 from accord.identity.service import lookup_key
+from accord.lake.schema import lake_row
 from accord.profiles.models import Identifier
 from accord.profiles.service import identifier_rows, profile_ids_for, profile_rows
 from accord.store.db import Store
@@ -312,7 +315,10 @@ def _insert(
 ) -> str:
     now = utcnow()
     audience_id = new_id("aud")
-    stored = {"condition": definition.model_dump(mode="json")["condition"], "trait_types": trait_types}
+    stored = {
+        "condition": definition.model_dump(mode="json")["condition"],
+        "trait_types": trait_types,
+    }
     conn.execute(
         insert(audiences).values(
             id=audience_id,
@@ -408,7 +414,9 @@ def delete_audience(conn: Connection, *, business_id: str, audience: str) -> Non
     found = _find(conn, business_id, audience)
     if found.predefined:
         raise InvalidInput([FieldProblem("audience", f"{found.slug!r} is predefined")])
-    users = [a.slug for a in _all(conn, business_id) if found.slug in referenced_audiences(a.definition)]
+    users = [
+        a.slug for a in _all(conn, business_id) if found.slug in referenced_audiences(a.definition)
+    ]
     if users:
         raise InvalidInput(
             [FieldProblem("audience", f"{found.slug!r} is named by {', '.join(users)}")]
@@ -510,26 +518,35 @@ def _membership_table(memberships: dict[str, set[str]]) -> pa.Table:
     )
 
 
+def engine_tables(
+    backend: Any, *, lake_url: str, business_id: str, state: Snapshot
+) -> EngineTables:
+    """The snapshot and the business's events as tables on the engine, prepared once."""
+    return tables_on(
+        backend,
+        profiles=state.profiles,
+        events=business_events(lake_events(backend, lake_url), business_id),
+        identifiers=state.identifiers,
+        consents=state.consents,
+        memberships=_membership_table(state.memberships),
+    )
+
+
 def evaluate_on_engine(
     definition: Definition,
     *,
     backend: Any,
-    lake_url: str,
-    business_id: str,
+    tables: EngineTables,
     state: Snapshot,
     catalog: Catalog,
     now: datetime,
 ) -> set[str]:
     """The profile ids the definition selects, computed on the engine."""
-    events = lake_events(backend, lake_url)
-    tables = tables_on(
-        backend,
-        profiles=state.profiles,
-        events=events.filter(events.business_id == business_id),
-        identifiers=state.identifiers,
-        consents=state.consents,
-        memberships=_membership_table(state.memberships),
-    )
+    if referenced_audiences(definition):
+        # Memberships change as a refresh goes: read them as they are now.
+        tables = replace(
+            tables, memberships=engine_table(backend, _membership_table(state.memberships))
+        )
     expression = members(definition, tables=tables, catalog=catalog, now=now)
     return set(backend.to_pyarrow(expression).column("profile_id").to_pylist())
 
@@ -556,7 +573,12 @@ def _record(
         conn.execute(
             insert(audience_members),
             [
-                {"audience_id": audience_id, "profile_id": p, "business_id": business_id, "entered_at": now}
+                {
+                    "audience_id": audience_id,
+                    "profile_id": p,
+                    "business_id": business_id,
+                    "entered_at": now,
+                }
                 for p in entered
             ],
         )
@@ -576,7 +598,16 @@ def _record(
     ]
     conn.execute(insert(audience_changes), rows)
     return [
-        Change(seq=0, audience_id=audience_id, profile_id=p, change=c, origin=origin, at=now)  # type: ignore[arg-type]
+        Change.model_validate(
+            {
+                "seq": 0,
+                "audience_id": audience_id,
+                "profile_id": p,
+                "change": c,
+                "origin": origin,
+                "at": now,
+            }
+        )
         for p, c in changes
     ]
 
@@ -611,14 +642,14 @@ def refresh(
             consent=consent,
         )
     slugs = {a.slug: a.id for a in everything}
+    tables = engine_tables(backend, lake_url=lake_url, business_id=business_id, state=state)
     results = []
     for audience in targets:
         known = Catalog(traits=audience.trait_types, audiences=slugs)
         selected = evaluate_on_engine(
             audience.definition,
             backend=backend,
-            lake_url=lake_url,
-            business_id=business_id,
+            tables=tables,
             state=state,
             catalog=known,
             now=now,
@@ -648,7 +679,10 @@ def refresh(
         state.memberships[audience.id] = selected
         results.append(
             RefreshResult(
-                audience_id=audience.id, size=len(selected), entered=len(entered), exited=len(exited)
+                audience_id=audience.id,
+                size=len(selected),
+                entered=len(entered),
+                exited=len(exited),
             )
         )
     return results
@@ -680,8 +714,7 @@ def preview(
     selected = evaluate_on_engine(
         definition,
         backend=backend,
-        lake_url=lake_url,
-        business_id=business_id,
+        tables=engine_tables(backend, lake_url=lake_url, business_id=business_id, state=state),
         state=state,
         catalog=known,
         now=now or utcnow(),
@@ -800,7 +833,11 @@ def apply_realtime(
     if not profile_ids:
         return []
     every = _all(conn, business_id)
-    live = [a for a in _in_dependency_order(every) if is_realtime(a.definition, history_days=history_days)]
+    live = [
+        a
+        for a in _in_dependency_order(every)
+        if is_realtime(a.definition, history_days=history_days)
+    ]
     if not live:
         return []
     now = now or utcnow()
@@ -826,7 +863,9 @@ def apply_realtime(
         )
     history: dict[str, list[Any]] = {}
     if any(isinstance(n, EventCondition) for a in live for _, n in walk(a.definition.condition)):
-        for profile_id, payloads in payloads_of_profiles(conn, profile_ids=ids).items():
+        for profile_id, payloads in payloads_of_profiles(
+            conn, profile_ids=ids, types=("track",)
+        ).items():
             history[profile_id] = [
                 event_facts(lake_row(0, "", orjson.loads(payload))) for payload in payloads
             ]
@@ -834,13 +873,14 @@ def apply_realtime(
     recorded: list[Change] = []
     for audience in live:
         known = Catalog(traits=audience.trait_types, audiences=slugs)
-        entered, exited = [], []
-        for profile_id, row in rows.items():
+        entered: list[str] = []
+        exited: list[str] = []
+        for profile_id, profile in rows.items():
             facts = ProfileFacts(
                 profile_id=profile_id,
-                traits=row.traits,
-                first_seen=row.first_seen,
-                last_seen=row.last_seen,
+                traits=profile.traits,
+                first_seen=profile.first_seen,
+                last_seen=profile.last_seen,
                 events=history.get(profile_id, ()),
                 purposes=purposes.get(profile_id, frozenset()),
                 audiences=frozenset(current.get(profile_id, ())),
@@ -990,9 +1030,7 @@ def suppression_reasons(
 
 def is_suppressed(conn: Connection, *, business_id: str, identifiers: list[Identifier]) -> bool:
     """Whether any of these identifiers, or the profile they belong to, is suppressed."""
-    direct = [
-        Person(profile_id=f"{i.kind}:{i.value}", **_person_fields(i)) for i in identifiers
-    ]
+    direct = [Person(profile_id=f"{i.kind}:{i.value}", **_person_fields(i)) for i in identifiers]
     if suppression_reasons(conn, business_id=business_id, people=direct):
         return True
     profile_ids = {i.value for i in identifiers if i.kind == "profile"}
@@ -1161,7 +1199,11 @@ def deliver_webhooks(
     for hook in hooks:
         with store.read() as conn:
             pending = changes(
-                conn, business_id=business_id, audience=hook.audience_id, after=hook.delivered_seq, limit=batch
+                conn,
+                business_id=business_id,
+                audience=hook.audience_id,
+                after=hook.delivered_seq,
+                limit=batch,
             )
             if not pending:
                 runs.append(WebhookRun(hook.id, 0, {}, None))
@@ -1182,8 +1224,12 @@ def deliver_webhooks(
                     "change": c.change,
                     "at": c.at.isoformat(),
                     "profile_id": c.profile_id,
-                    "user_id": allowed[c.profile_id].user_ids[0] if allowed[c.profile_id].user_ids else None,
-                    "email": allowed[c.profile_id].emails[0] if allowed[c.profile_id].emails else None,
+                    "user_id": allowed[c.profile_id].user_ids[0]
+                    if allowed[c.profile_id].user_ids
+                    else None,
+                    "email": allowed[c.profile_id].emails[0]
+                    if allowed[c.profile_id].emails
+                    else None,
                 }
                 for c in pending
                 if c.profile_id in allowed

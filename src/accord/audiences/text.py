@@ -40,8 +40,8 @@ from pydantic import ValidationError
 from accord.audiences.conditions import (
     NEVER,
     And,
-    Between,
     Before,
+    Between,
     ConsentCondition,
     Count,
     Definition,
@@ -135,7 +135,9 @@ class _Parser:
         return "the end of the text" if token.kind == "end" else repr(token.text)
 
     def fail(self, expected: str) -> _Syntax:
-        return _Syntax(self.token.position, f"expected {expected}, found {self._describe(self.token)}")
+        return _Syntax(
+            self.token.position, f"expected {expected}, found {self._describe(self.token)}"
+        )
 
     def at_word(self, *words: str) -> bool:
         for offset, word in enumerate(words):
@@ -242,7 +244,7 @@ class _Parser:
         if self.at_word("true") or self.at_word("false"):
             self.index += 1
             return token.text.lower() == "true"
-        raise self.fail("a value (a \"string\", a number, true or false)")
+        raise self.fail('a value (a "string", a number, true or false)')
 
     def values(self) -> list[Any]:
         if not self.at_punct("("):
@@ -371,7 +373,9 @@ def parse(text: str, *, field: str = "text") -> Definition:
     try:
         node = _Parser(text).definition()
     except _Syntax as exc:
-        raise InvalidInput([FieldProblem(field, f"{_line_column(text, exc.position)}: {exc.reason}")])
+        raise InvalidInput(
+            [FieldProblem(field, f"{_line_column(text, exc.position)}: {exc.reason}")]
+        ) from None
     except ValidationError as exc:
         reason = "; ".join(str(error["msg"]) for error in exc.errors())
         raise InvalidInput([FieldProblem(field, reason)]) from None

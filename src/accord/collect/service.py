@@ -342,16 +342,18 @@ def forget_events(conn: Connection, *, business_id: str, seqs: list[int], profil
     return deleted
 
 
-def payloads_of_profiles(conn: Connection, *, profile_ids: list[str]) -> dict[str, list[str]]:
-    """Every processed event of these profiles still held in the inbox, oldest first."""
+def payloads_of_profiles(
+    conn: Connection, *, profile_ids: list[str], types: tuple[str, ...] | None = None
+) -> dict[str, list[str]]:
+    """Every processed event of these profiles still held in the inbox (optionally only of
+    some types), oldest first."""
     out: dict[str, list[str]] = {}
     for start in range(0, len(profile_ids), 500):
         chunk = profile_ids[start : start + 500]
-        rows = conn.execute(
-            select(inbox.c.profile_id, inbox.c.payload)
-            .where(inbox.c.profile_id.in_(chunk))
-            .order_by(inbox.c.seq)
-        )
+        query = select(inbox.c.profile_id, inbox.c.payload).where(inbox.c.profile_id.in_(chunk))
+        if types is not None:
+            query = query.where(inbox.c.type.in_(types))
+        rows = conn.execute(query.order_by(inbox.c.seq))
         for row in rows:
             out.setdefault(row.profile_id, []).append(row.payload)
     return out

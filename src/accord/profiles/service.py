@@ -492,3 +492,35 @@ def traits_by_identifier(
         ).all()
         found.update({row.value: orjson.loads(row.traits) for row in rows})
     return found
+
+
+def set_traits(
+    conn: Connection, *, business_id: str, values: dict[str, dict[str, Any]], at: datetime
+) -> int:
+    """Set computed traits (predictions, affinities) on profiles, stamped `at` so a later
+    identify still wins; returns how many profiles changed."""
+    changed = 0
+    ids = sorted(values)
+    for chunk in chunks(ids):
+        rows = conn.execute(
+            select(profiles.c.id, profiles.c.traits, profiles.c.trait_times).where(
+                profiles.c.business_id == business_id, profiles.c.id.in_(chunk)
+            )
+        ).all()
+        stamp = at.isoformat()
+        for row in rows:
+            traits = orjson.loads(row.traits)
+            times = orjson.loads(row.trait_times)
+            traits.update(values[row.id])
+            times.update(dict.fromkeys(values[row.id], stamp))
+            conn.execute(
+                update(profiles)
+                .where(profiles.c.id == row.id)
+                .values(
+                    traits=orjson.dumps(traits).decode(),
+                    trait_times=orjson.dumps(times).decode(),
+                    updated_at=utcnow(),
+                )
+            )
+            changed += 1
+    return changed

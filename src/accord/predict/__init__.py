@@ -1,0 +1,1 @@
+"""Predictions: purchase and churn likelihood, lifetime value, affinities."""
