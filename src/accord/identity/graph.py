@@ -136,6 +136,7 @@ class Resolver:
     _reviews: list[dict[str, Any]] = field(default_factory=list)
     _links: list[tuple[profiles.EventLink, str]] = field(default_factory=list)
     _erased: set[Key] = field(default_factory=set)
+    _event_keys: dict[int, tuple[dict[str, Any], list[Key]]] = field(default_factory=dict)
 
     # -- reading -----------------------------------------------------------------
 
@@ -195,9 +196,17 @@ class Resolver:
         """Fetch every identifier, profile and edge the events can touch in a few queries."""
         keys: set[Key] = set()
         for event in events:
-            keys.update(identifiers_of(event, self.rules))
+            keys.update(self._keys_of(event))
             keys.update(self._alias_candidates(event))
         self._lookup(sorted(keys))
+
+    def _keys_of(self, event: dict[str, Any]) -> list[Key]:
+        """The event's own identifiers, computed once per event of the chunk."""
+        cached = self._event_keys.get(id(event))
+        if cached is None or cached[0] is not event:
+            cached = (event, identifiers_of(event, self.rules))
+            self._event_keys[id(event)] = cached
+        return cached[1]
 
     def _alias_candidates(self, event: dict[str, Any]) -> list[Key]:
         return alias_candidates(event, self.rules)
@@ -385,7 +394,7 @@ class Resolver:
     # -- events ------------------------------------------------------------------
 
     def event_keys(self, event: dict[str, Any]) -> list[Key]:
-        keys = identifiers_of(event, self.rules)
+        keys = list(self._keys_of(event))
         if event.get("type") == "alias":
             # previousId names a user id when one is known as such, else an anonymous id.
             candidates = self._alias_candidates(event)
