@@ -26,7 +26,7 @@ from itertools import combinations
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, select
 
 from accord.core.clock import parse_instant, utcnow
 from accord.core.ids import new_id
@@ -166,30 +166,35 @@ class Resolver:
 
     def _load_pairs(self, keys: list[Key]) -> None:
         todo = [k for k in keys if k not in self._pairs_loaded]
-        for chunk in profiles.chunks(todo, 200):
-            touching = or_(
-                *[
-                    or_(
-                        and_(identity_edges.c.a_kind == k, identity_edges.c.a_value == v),
-                        and_(identity_edges.c.b_kind == k, identity_edges.c.b_value == v),
+        by_kind: dict[str, list[str]] = {}
+        for kind, value in todo:
+            by_kind.setdefault(kind, []).append(value)
+        edges = identity_edges.c
+        for kind, values in sorted(by_kind.items()):
+            for chunk in profiles.chunks(sorted(values)):
+                # One query per side, each served by an index on (business, kind, value).
+                for side_kind, side_value in (
+                    (edges.a_kind, edges.a_value),
+                    (edges.b_kind, edges.b_value),
+                ):
+                    rows = self.conn.execute(
+                        select(
+                            edges.a_kind,
+                            edges.a_value,
+                            edges.b_kind,
+                            edges.b_value,
+                            edges.removed_at,
+                        ).where(
+                            edges.business_id == self.business_id,
+                            side_kind == kind,
+                            side_value.in_(chunk),
+                        )
                     )
-                    for k, v in chunk
-                ]
-            )
-            rows = self.conn.execute(
-                select(
-                    identity_edges.c.a_kind,
-                    identity_edges.c.a_value,
-                    identity_edges.c.b_kind,
-                    identity_edges.c.b_value,
-                    identity_edges.c.removed_at,
-                ).where(identity_edges.c.business_id == self.business_id, touching)
-            )
-            for row in rows:
-                ends = ((row.a_kind, row.a_value), (row.b_kind, row.b_value))
-                self._pairs.add(ends)
-                if row.removed_at is not None:
-                    self._separated.add(ends)
+                    for row in rows:
+                        ends = ((row.a_kind, row.a_value), (row.b_kind, row.b_value))
+                        self._pairs.add(ends)
+                        if row.removed_at is not None:
+                            self._separated.add(ends)
         self._pairs_loaded.update(todo)
 
     def preload(self, events: list[dict[str, Any]]) -> None:
@@ -236,6 +241,9 @@ class Resolver:
 
     def _violation(self, keys: list[Key], matched: list[str], when: datetime) -> str | None:
         """Why linking these identifiers (and merging their profiles) is refused, if it is."""
+        if len(matched) <= 1 and all(self.profile_of(key) is not None for key in keys):
+            # Nothing new joins anything: a returning visitor's usual event.
+            return None
         for a, b in combinations(keys, 2):
             if pair(a, b) in self._separated:
                 return f"{a[0]} and {b[0]} were separated by an operator"
