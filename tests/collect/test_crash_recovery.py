@@ -34,7 +34,7 @@ from tests.serverproc import ServerProcess, server_env
 
 T = TypeVar("T")
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(700)]
 
 EVENTS = 100_000
 BATCH = 500
@@ -43,7 +43,9 @@ LOADERS = 4
 # Kill once this share of the batches is acknowledged, with requests still in flight.
 KILL_AT = 0.4
 LOAD_TIMEOUT = 120.0
-DRAIN_TIMEOUT = 150.0
+# The worker resolves identities, keeps every event per profile and computes traits:
+# about 440 events/s on the 2 shared cores with the load running beside it.
+DRAIN_TIMEOUT = 400.0
 # A claim left by a dead process is taken over after the lease (PostgreSQL) or at
 # once on restart (SQLite); a short lease keeps the test quick.
 LEASE_SECONDS = 3

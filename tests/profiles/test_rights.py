@@ -165,3 +165,29 @@ def test_export_and_erase_through_api_and_cli(
     assert client.delete(f"/api/profiles/{ann}", headers=admin).status_code == 404
     assert _scan_lake(lake) == []
     assert groups(store, biz) == set()
+
+
+def test_an_erasure_during_a_batch_leaves_nothing_in_the_lake(
+    store: Store, keys: Bootstrap, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from accord.collect import worker
+    from accord.identity.service import add_tombstones
+
+    biz, lake = keys.business_id, settings.resolved_lake_url()
+    real_write = worker.write_batch
+
+    def write_then_erase(*args: Any, **kwargs: Any) -> list[str]:
+        written = real_write(*args, **kwargs)
+        # The erasure stores its tombstones just after this batch wrote its lake files.
+        with store.write() as conn:
+            add_tombstones(
+                conn, business_id=biz, keys=[("anonymous_id", "ann-phone")], erasure_id="era_test"
+            )
+        return written
+
+    monkeypatch.setattr(worker, "write_batch", write_then_erase)
+    process(
+        store, keys, lake, [ev(minute=1, anonymousId="ann-phone"), ev(minute=2, anonymousId="bob")]
+    )
+    assert _scan_lake(lake) == []
+    assert groups(store, biz) == {frozenset({"anonymous_id:bob"})}

@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from accord.audiences.service import apply_realtime, audience_slugs
 from accord.collect.models import inbox
-from accord.core.clock import utcnow
+from accord.core.clock import parse_instant, utcnow
 from accord.core.ids import new_id
 from accord.core.settings import Settings
 from accord.identity.service import erased_events, resolve_events
@@ -37,7 +37,7 @@ from accord.journeys.runner import Runner
 from accord.journeys.wiring import environment as journey_environment
 from accord.journeys.worker import start as start_journeys
 from accord.lake.schema import lake_row
-from accord.lake.service import write_batch
+from accord.lake.service import remove_events, write_batch
 from accord.store.db import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,35 @@ def process(store: Store, claim: Claim, *, lake_url: str) -> int:
                 if attempt == PROFILE_RETRIES - 1:
                     raise
                 log.info("retrying batch %s after %s", claim.batch_id, type(exc).__name__)
+    _unwrite_erased(store, claim, events, lake_url=lake_url, written_without=erased)
     return done
+
+
+def _unwrite_erased(
+    store: Store,
+    claim: Claim,
+    events: list[dict[str, Any]],
+    *,
+    lake_url: str,
+    written_without: set[int],
+) -> None:
+    """Cut from this batch's lake files the events of a person erased while it ran.
+
+    An erasure stores its tombstones before it rewrites the lake, so either its rewrite
+    sees this batch's files or this second look sees its tombstones.
+    """
+    late = _erased(store, claim.rows, events) - written_without
+    by_business: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row, event in zip(claim.rows, events, strict=True):
+        if row.seq in late:
+            by_business[row.business_id].append(event)
+    for business_id, gone in by_business.items():
+        remove_events(
+            lake_url,
+            business_id=business_id,
+            days={parse_instant(e["timestamp"]).date().isoformat() for e in gone},
+            message_ids={str(e["messageId"]) for e in gone},
+        )
 
 
 def drain(

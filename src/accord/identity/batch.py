@@ -36,15 +36,20 @@ def components(backend: Any, nodes: pa.Table, edges: pa.Table) -> dict[str, str]
     both_ways = edge_memtable.select(src=edge_memtable.src, dst=edge_memtable.dst).union(
         edge_memtable.select(src=edge_memtable.dst, dst=edge_memtable.src)
     )
-    neighbours = both_ways.filter(both_ways.src != both_ways.dst).distinct().cache()
-    labels = node_table.select(node=node_table.node, label=node_table.node).cache()
-    for _ in range(MAX_ROUNDS):
-        updated = _step(labels, neighbours).cache()
+    neighbours = _materialise(
+        backend, both_ways.filter(both_ways.src != both_ways.dst).distinct(), "accord_neighbours"
+    )
+    labels = _materialise(
+        backend, node_table.select(node=node_table.node, label=node_table.node), "accord_labels_0"
+    )
+    for round_ in range(1, MAX_ROUNDS + 1):
+        updated = _materialise(backend, _step(labels, neighbours), f"accord_labels_{round_}")
         changed = backend.to_pyarrow(
             updated.join(labels, updated.node == labels.node)
             .filter(updated.label != labels.label)
             .count()
         ).as_py()
+        _forget(backend, f"accord_labels_{round_ - 1}")
         labels = updated
         if int(changed) == 0:
             break
@@ -60,6 +65,23 @@ def _on_backend(backend: Any, name: str, data: pa.Table) -> Any:
         # A temporary view writes nothing under ./spark-warehouse.
         return backend.create_view(name, ibis.memtable(data), overwrite=True)
     return backend.create_table(name, data, temp=True, overwrite=True)
+
+
+def _materialise(backend: Any, expr: Any, name: str) -> Any:
+    """Compute a step and keep its result, so the next round starts from data, not from
+    the whole chain of earlier rounds (Spark would otherwise re-plan every round)."""
+    if backend.name == "pyspark":
+        frame = backend._session.sql(backend.compile(expr))
+        frame.localCheckpoint(eager=True).createOrReplaceTempView(name)
+        return backend.table(name)
+    return backend.create_table(name, expr, temp=True, overwrite=True)
+
+
+def _forget(backend: Any, name: str) -> None:
+    if backend.name == "pyspark":
+        backend._session.catalog.dropTempView(name)
+    else:
+        backend.drop_table(name, force=True)
 
 
 def _step(labels: Any, neighbours: Any) -> Any:

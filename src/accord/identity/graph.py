@@ -26,7 +26,7 @@ from itertools import combinations
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, select
 
 from accord.core.clock import parse_instant, utcnow
 from accord.core.ids import new_id
@@ -136,6 +136,7 @@ class Resolver:
     _reviews: list[dict[str, Any]] = field(default_factory=list)
     _links: list[tuple[profiles.EventLink, str]] = field(default_factory=list)
     _erased: set[Key] = field(default_factory=set)
+    _event_keys: dict[int, tuple[dict[str, Any], list[Key]]] = field(default_factory=dict)
 
     # -- reading -----------------------------------------------------------------
 
@@ -165,39 +166,52 @@ class Resolver:
 
     def _load_pairs(self, keys: list[Key]) -> None:
         todo = [k for k in keys if k not in self._pairs_loaded]
-        for chunk in profiles.chunks(todo, 200):
-            touching = or_(
-                *[
-                    or_(
-                        and_(identity_edges.c.a_kind == k, identity_edges.c.a_value == v),
-                        and_(identity_edges.c.b_kind == k, identity_edges.c.b_value == v),
+        by_kind: dict[str, list[str]] = {}
+        for kind, value in todo:
+            by_kind.setdefault(kind, []).append(value)
+        edges = identity_edges.c
+        for kind, values in sorted(by_kind.items()):
+            for chunk in profiles.chunks(sorted(values)):
+                # One query per side, each served by an index on (business, kind, value).
+                for side_kind, side_value in (
+                    (edges.a_kind, edges.a_value),
+                    (edges.b_kind, edges.b_value),
+                ):
+                    rows = self.conn.execute(
+                        select(
+                            edges.a_kind,
+                            edges.a_value,
+                            edges.b_kind,
+                            edges.b_value,
+                            edges.removed_at,
+                        ).where(
+                            edges.business_id == self.business_id,
+                            side_kind == kind,
+                            side_value.in_(chunk),
+                        )
                     )
-                    for k, v in chunk
-                ]
-            )
-            rows = self.conn.execute(
-                select(
-                    identity_edges.c.a_kind,
-                    identity_edges.c.a_value,
-                    identity_edges.c.b_kind,
-                    identity_edges.c.b_value,
-                    identity_edges.c.removed_at,
-                ).where(identity_edges.c.business_id == self.business_id, touching)
-            )
-            for row in rows:
-                ends = ((row.a_kind, row.a_value), (row.b_kind, row.b_value))
-                self._pairs.add(ends)
-                if row.removed_at is not None:
-                    self._separated.add(ends)
+                    for row in rows:
+                        ends = ((row.a_kind, row.a_value), (row.b_kind, row.b_value))
+                        self._pairs.add(ends)
+                        if row.removed_at is not None:
+                            self._separated.add(ends)
         self._pairs_loaded.update(todo)
 
     def preload(self, events: list[dict[str, Any]]) -> None:
         """Fetch every identifier, profile and edge the events can touch in a few queries."""
         keys: set[Key] = set()
         for event in events:
-            keys.update(identifiers_of(event, self.rules))
+            keys.update(self._keys_of(event))
             keys.update(self._alias_candidates(event))
         self._lookup(sorted(keys))
+
+    def _keys_of(self, event: dict[str, Any]) -> list[Key]:
+        """The event's own identifiers, computed once per event of the chunk."""
+        cached = self._event_keys.get(id(event))
+        if cached is None or cached[0] is not event:
+            cached = (event, identifiers_of(event, self.rules))
+            self._event_keys[id(event)] = cached
+        return cached[1]
 
     def _alias_candidates(self, event: dict[str, Any]) -> list[Key]:
         return alias_candidates(event, self.rules)
@@ -227,6 +241,9 @@ class Resolver:
 
     def _violation(self, keys: list[Key], matched: list[str], when: datetime) -> str | None:
         """Why linking these identifiers (and merging their profiles) is refused, if it is."""
+        if len(matched) <= 1 and all(self.profile_of(key) is not None for key in keys):
+            # Nothing new joins anything: a returning visitor's usual event.
+            return None
         for a, b in combinations(keys, 2):
             if pair(a, b) in self._separated:
                 return f"{a[0]} and {b[0]} were separated by an operator"
@@ -385,7 +402,7 @@ class Resolver:
     # -- events ------------------------------------------------------------------
 
     def event_keys(self, event: dict[str, Any]) -> list[Key]:
-        keys = identifiers_of(event, self.rules)
+        keys = list(self._keys_of(event))
         if event.get("type") == "alias":
             # previousId names a user id when one is known as such, else an anonymous id.
             candidates = self._alias_candidates(event)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
 import phonenumbers
@@ -153,15 +154,24 @@ def normalise(kind: str, raw: Any, *, phone_region: str | None = None) -> str | 
     return value
 
 
+@lru_cache(maxsize=64)
+def _blocklist(
+    values: tuple[str, ...], patterns: tuple[str, ...]
+) -> tuple[frozenset[str], tuple[re.Pattern[str], ...]]:
+    return frozenset(v.casefold() for v in values), tuple(re.compile(p) for p in patterns)
+
+
 def is_blocked(value: str, rules: IdentityRules) -> bool:
     """Placeholders and values an operator blocked never link anything."""
-    folded = value.casefold()
-    if any(folded == blocked.casefold() for blocked in rules.blocked_values):
+    values, patterns = _blocklist(tuple(rules.blocked_values), tuple(rules.blocked_patterns))
+    if value.casefold() in values:
         return True
-    return any(re.search(pattern, value) for pattern in rules.blocked_patterns)
+    return any(pattern.search(value) for pattern in patterns)
 
 
 def clean(kind: str, raw: Any, rules: IdentityRules) -> str | None:
+    if raw is None:
+        return None
     value = normalise(kind, raw, phone_region=rules.default_phone_region)
     if value is None or is_blocked(value, rules):
         return None

@@ -118,6 +118,14 @@ def erased_events(
     conn: Connection, *, business_id: str, events: list[tuple[int, dict[str, Any]]]
 ) -> set[int]:
     """The seqs of events that name an erased person's identifier."""
+    anyone = conn.execute(
+        select(identity_tombstones.c.kind)
+        .where(identity_tombstones.c.business_id == business_id)
+        .limit(1)
+    ).first()
+    if anyone is None:
+        # Nobody of this business was ever erased: nothing to look for.
+        return set()
     rules = get_rules(conn, business_id=business_id)
     keys = {
         seq: identifiers_of(event, rules) + alias_candidates(event, rules) for seq, event in events

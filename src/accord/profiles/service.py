@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, func, select, tuple_, update
+from sqlalchemy import Connection, bindparam, delete, func, select, tuple_, update
 
 from accord.core.clock import parse_instant, utcnow
 from accord.core.errors import NotFound
@@ -120,49 +120,76 @@ def load_states(
 def save_states(
     conn: Connection, *, business_id: str, states: dict[str, ProfileState], new: set[str]
 ) -> None:
-    """Insert the new profiles and update the others."""
+    """Insert the new profiles and update the others, a few statements for all of them."""
     now = utcnow()
-    for pid, state in states.items():
+    rows: list[dict[str, Any]] = []
+    computed: list[dict[str, Any]] = []
+    for pid, state in sorted(states.items()):
         if state.first_seen is None or state.last_seen is None:
             raise ValueError(f"profile {pid} has no event")
-        values = {
-            "traits": _dumps(state.traits),
-            "trait_times": _dumps(state.trait_times),
-            "first_seen": state.first_seen,
-            "last_seen": state.last_seen,
-            "updated_at": now,
-        }
-        computed = {
-            "event_count": state.event_count,
-            "order_count": state.order_count,
-            "spend_cents": state.spend_cents,
-            "last_order_at": state.last_order_at,
-            "last_cart_at": state.last_cart_at,
-            "cart_abandoned": state.cart_abandoned,
-            "details": _dumps(state.details()),
-        }
-        if pid in new:
+        rows.append(
+            {
+                "pid": pid,
+                "traits": _dumps(state.traits),
+                "trait_times": _dumps(state.trait_times),
+                "first_seen": state.first_seen,
+                "last_seen": state.last_seen,
+                "updated_at": now,
+            }
+        )
+        computed.append(
+            {
+                "pid": pid,
+                "business_id": business_id,
+                "event_count": state.event_count,
+                "order_count": state.order_count,
+                "spend_cents": state.spend_cents,
+                "last_order_at": state.last_order_at,
+                "last_cart_at": state.last_cart_at,
+                "cart_abandoned": state.cart_abandoned,
+                "details": _dumps(state.details()),
+            }
+        )
+    inserted = [
+        {"id": r["pid"], "business_id": business_id, "created_at": now, **_without_pid(r)}
+        for r in rows
+        if r["pid"] in new
+    ]
+    if inserted:
+        conn.execute(profiles.insert(), inserted)
+    updated = [r for r in rows if r["pid"] not in new]
+    if updated:
+        conn.execute(
+            update(profiles)
+            .where(profiles.c.id == bindparam("pid"))
+            .values({k: bindparam(k) for k in _without_pid(updated[0])}),
+            updated,
+        )
+    # Profiles made before computed traits existed have no row yet.
+    have: set[str] = set()
+    for chunk in chunks([c["pid"] for c in computed if c["pid"] not in new]):
+        have.update(
             conn.execute(
-                profiles.insert().values(id=pid, business_id=business_id, created_at=now, **values)
-            )
-            conn.execute(
-                profile_computed.insert().values(
-                    profile_id=pid, business_id=business_id, **computed
+                select(profile_computed.c.profile_id).where(
+                    profile_computed.c.profile_id.in_(chunk)
                 )
-            )
-        else:
-            conn.execute(update(profiles).where(profiles.c.id == pid).values(**values))
-            updated = conn.execute(
-                update(profile_computed)
-                .where(profile_computed.c.profile_id == pid)
-                .values(**computed)
-            )
-            if updated.rowcount == 0:
-                conn.execute(
-                    profile_computed.insert().values(
-                        profile_id=pid, business_id=business_id, **computed
-                    )
-                )
+            ).scalars()
+        )
+    fresh = [{"profile_id": c["pid"], **_without_pid(c)} for c in computed if c["pid"] not in have]
+    if fresh:
+        conn.execute(profile_computed.insert(), fresh)
+    stale = [c for c in computed if c["pid"] in have]
+    if stale:
+        conn.execute(
+            update(profile_computed)
+            .where(profile_computed.c.profile_id == bindparam("pid"))
+            .values({k: bindparam(k) for k in _without_pid(stale[0]) if k != "business_id"}),
+            [{k: v for k, v in c.items() if k != "business_id"} for c in stale],
+        )
+
+
+def _without_pid(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "pid"}
 
 
 def add_identifiers(
