@@ -360,7 +360,7 @@ def test_exports_never_contain_anyone_without_consent_or_suppressed(
                     business_id=business,
                     identifier=Identifier(kind="user_id", value=f"user{i}"),
                 )
-    purpose = "marketing" if destination == "csv" else "advertising"
+    purpose = "marketing"
     allowed = {i for i, (g, s) in enumerate(COMBINATIONS) if purpose in g and s is None}
     options = InterestGroupOptions(
         owner="https://dsp.example",
@@ -410,7 +410,7 @@ def test_no_consent_source_means_nobody_leaves(
             consent=service.NO_CONSENT_RECORDED,
         )
     assert export.included == 0
-    assert export.left_out == {"no consent for advertising": 3}
+    assert export.left_out == {"no consent for marketing": 3}
     assert export.body.decode().strip() == "email,phone,fn,ln,zip,country"
 
 

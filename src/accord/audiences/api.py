@@ -40,8 +40,8 @@ Manager = Annotated[Caller, Depends(requires("audiences.manage"))]
 
 
 def consent_source() -> ConsentSource:
-    """The consent context's answers; until it is wired, no one has consented to anything."""
-    return service.NO_CONSENT_RECORDED
+    """The consent ledger's answers."""
+    return service.LEDGER_CONSENT
 
 
 Consent = Annotated[ConsentSource, Depends(consent_source)]

@@ -65,7 +65,7 @@ def validate(text: str, business_id: Business) -> None:
                 business_id=business_id,
                 definition=None,
                 text=text,
-                consent=service.NO_CONSENT_RECORDED,
+                consent=service.LEDGER_CONSENT,
             )
     except AccordError as exc:
         raise _fail(exc) from None
@@ -91,7 +91,7 @@ def create(
                 audience=AudienceIn(
                     name=name or slug, slug=slug, text=text, suppression=suppression
                 ),
-                consent=service.NO_CONSENT_RECORDED,
+                consent=service.LEDGER_CONSENT,
             )
     except AccordError as exc:
         raise _fail(exc) from None
@@ -109,7 +109,7 @@ def preview(text: str, business_id: Business, engine: Engine = None) -> None:
             definition=service.definition_from(None, text),
             backend=connect(engine or settings.engine_url),
             lake_url=settings.resolved_lake_url(),
-            consent=service.NO_CONSENT_RECORDED,
+            consent=service.LEDGER_CONSENT,
         )
     except AccordError as exc:
         raise _fail(exc) from None
@@ -131,7 +131,7 @@ def refresh(
         business_id=business_id,
         backend=connect(engine or settings.engine_url),
         lake_url=settings.resolved_lake_url(),
-        consent=service.NO_CONSENT_RECORDED,
+        consent=service.LEDGER_CONSENT,
         only=audiences or None,
     )
     table = Table("audience", "size", "entered", "exited")
@@ -159,7 +159,7 @@ def export(
             business_id=business_id,
             audience=audience,
             destination=destination,
-            consent=service.NO_CONSENT_RECORDED,
+            consent=service.LEDGER_CONSENT,
             purpose=purpose,
         )
     output.write_bytes(result.body)

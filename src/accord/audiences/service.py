@@ -65,6 +65,8 @@ from accord.audiences.models import (
 from accord.audiences.predefined import BUILTIN_TRAITS, PREDEFINED
 from accord.audiences.text import parse, render
 from accord.collect.service import payloads_of_profiles
+from accord.consent import config as consent_config
+from accord.consent import service as consent_service
 from accord.core.clock import utcnow
 from accord.core.errors import FieldProblem, InvalidInput, NotFound
 from accord.core.ids import new_id
@@ -75,17 +77,19 @@ from accord.profiles.models import Identifier
 from accord.profiles.service import identifier_rows, profile_ids_for, profile_rows
 from accord.store.db import Store
 
-STANDARD_PURPOSES = frozenset({"marketing", "advertising", "analytics", "personalisation"})
+# The consent context's standard purposes; a business may add its own.
+STANDARD_PURPOSES = frozenset({"necessary", "preferences", "statistics", "marketing"})
 # Real-time decisions read the profile's events still held in the inbox; only
 # definitions whose event windows fit inside this many days are decided in real time
 # (the inbox must keep events at least this long: ACCORD_INBOX_RETENTION_DAYS).
 REALTIME_HISTORY_DAYS = 30
-# The purpose a destination's consent must cover.
+# The purpose a destination's consent must cover. In the consent model, `marketing`
+# is advertising and personalised ads (TCF purposes 1-4, Consent Mode ad_* signals).
 DESTINATION_PURPOSES: dict[str, str] = {
     "csv": "marketing",
-    "meta": "advertising",
-    "google": "advertising",
-    "interest_groups": "advertising",
+    "meta": "marketing",
+    "google": "marketing",
+    "interest_groups": "marketing",
 }
 CATALOG_SAMPLE = 5000
 SAMPLE_SIZE = 10
@@ -132,6 +136,31 @@ class NoConsentRecorded:
 
 
 NO_CONSENT_RECORDED = NoConsentRecorded()
+
+
+class LedgerConsent:
+    """Consent as the consent ledger holds it: the business's configured purposes, and
+    each person's newest decision per purpose across their identifiers."""
+
+    def purposes(self, conn: Connection, *, business_id: str) -> frozenset[str]:
+        return frozenset(consent_config.purpose_keys(conn, business_id=business_id)) | (
+            STANDARD_PURPOSES
+        )
+
+    def granted_purposes(
+        self,
+        conn: Connection,
+        *,
+        business_id: str,
+        anonymous_ids: list[str],
+        user_ids: list[str],
+    ) -> dict[str, bool]:
+        return consent_service.granted_purposes(
+            conn, business_id=business_id, anonymous_ids=anonymous_ids, user_ids=user_ids
+        )
+
+
+LEDGER_CONSENT = LedgerConsent()
 
 
 def granted(
@@ -821,7 +850,7 @@ def apply_realtime(
     *,
     business_id: str,
     profile_ids: list[str],
-    consent: ConsentSource = NO_CONSENT_RECORDED,
+    consent: ConsentSource = LEDGER_CONSENT,
     now: datetime | None = None,
     history_days: int = REALTIME_HISTORY_DAYS,
 ) -> list[Change]:
