@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from accord import __version__
@@ -19,6 +21,7 @@ from accord.collect.api import router as collect_router
 from accord.collect.inbox import InboxWriter
 from accord.collect.service import limits_from
 from accord.collect.worker import pending_count
+from accord.consent import service as consent_service
 from accord.consent.api import admin_router as consent_admin_router
 from accord.consent.api import public_router as consent_router
 from accord.consent.gate import LedgerGate
@@ -36,6 +39,18 @@ from accord.store.migrate import upgrade
 from accord.web import email_wiring, errors, ui
 from accord.web.cmp import router as cmp_router
 from accord.web.state import AppState
+
+
+def consent_records_of(
+    conn: Connection, *, business_id: str, anonymous_ids: list[str], user_ids: list[str]
+) -> list[dict[str, Any]]:
+    """Every consent ledger record of a person known by several identifiers, once each,
+    oldest first (for subject-rights exports)."""
+    found: dict[str, dict[str, Any]] = {}
+    for subject in [*anonymous_ids, *user_ids]:
+        for record in consent_service.history(conn, business_id=business_id, subject=subject):
+            found[str(record["hash"])] = record
+    return sorted(found.values(), key=lambda r: str(r.get("recorded_at", "")))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -56,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gate=LedgerGate(store=store, ttl_seconds=settings.write_key_cache_seconds),
             limits=limits_from(settings),
             email=email_wiring.build(settings),
+            consent_lookup=consent_service.granted_purposes,
+            consent_records=consent_records_of,
         )
         try:
             yield
