@@ -265,6 +265,12 @@ def test_another_business_sees_none_of_it(
     assert client.get(f"/email/templates/{template_id}", headers=other).status_code == 404
     assert client.get(f"/email/lists/{list_id}", headers=other).status_code == 404
     assert client.get(where, headers=other).status_code == 404
+    # Nor can they act on our campaign or list, whatever they post.
+    for action, form in (("test", {"to": "x"}), ("schedule", {"due_at": "x"}), ("send", {})):
+        acted = client.post(f"{where}/{action}", data=form, headers=other, follow_redirects=False)
+        assert acted.status_code == 404, action
+    joined = client.post(f"/email/lists/{list_id}/members", data={"email": "x"}, headers=other)
+    assert joined.status_code == 404
     # Their form cannot use our template or list either.
     theirs = client.post(
         "/email/campaigns", data=_campaign_form(template_id, list_id), headers=other

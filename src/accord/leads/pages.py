@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from accord.core.clock import utcnow
-from accord.core.errors import AccordError, FieldProblem, InvalidInput
+from accord.core.errors import AccordError, Conflict, FieldProblem, InvalidInput
 from accord.leads import service
 from accord.leads.i18n import LANGUAGES
 from accord.leads.lead_ads import LEAD_FIELDS, MAX_BYTES, read_lead_ads, read_mapped_csv
@@ -544,6 +544,12 @@ async def stage_page(
     reason: Annotated[str, Form()] = "",
 ) -> Response:
     where = f"/leads/people/{lead_id}"
+
+    def exists() -> None:
+        with state.store.read() as conn:
+            service.lead_view(conn, business_id=caller.business_id, lead_id=lead_id)
+
+    await run_in_threadpool(exists)
     if stage not in ("prospect", "customer") or not reason.strip():
         return redirect(request, where, error="Choose prospect or customer and give a reason")
 
@@ -559,7 +565,7 @@ async def stage_page(
 
     try:
         await run_in_threadpool(work)
-    except AccordError as exc:
+    except Conflict as exc:
         return redirect(request, where, error=str(exc))
     return redirect(request, where, notice=f"The lead is now a {stage}")
 

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from accord.core.clock import utcnow
-from accord.core.errors import AccordError, FieldProblem, InvalidInput, NotFound
+from accord.core.errors import AccordError, Conflict, FieldProblem, InvalidInput, NotFound
 from accord.messaging import service
 from accord.messaging.models import (
     CampaignIn,
@@ -132,6 +132,27 @@ def list_suppressions(conn: Connection, *, business_id: str) -> list[Any]:
             .limit(PAGE_SIZE)
         ).all()
     )
+
+
+def require_list(conn: Connection, *, business_id: str, list_id: str) -> str:
+    name = conn.execute(
+        select(email_lists.c.name).where(
+            email_lists.c.id == list_id, email_lists.c.business_id == business_id
+        )
+    ).scalar()
+    if name is None:
+        raise NotFound(f"list {list_id}")
+    return str(name)
+
+
+async def _require_campaign(state: State, caller: Caller, campaign_id: str) -> None:
+    """Another business's campaign is not found, before any input is looked at."""
+
+    def work() -> None:
+        with state.store.read() as conn:
+            service.campaign_row(conn, business_id=caller.business_id, campaign_id=campaign_id)
+
+    await run_in_threadpool(work)
 
 
 def _text(problems: list[FieldProblem]) -> str:
@@ -286,11 +307,7 @@ async def list_page(request: Request, state: State, caller: Reader, list_id: str
     def work() -> dict[str, Any]:
         with state.store.read() as conn:
             members = service.list_recipients(conn, business_id=caller.business_id, list_id=list_id)
-            name = conn.execute(
-                select(email_lists.c.name).where(
-                    email_lists.c.id == list_id, email_lists.c.business_id == caller.business_id
-                )
-            ).scalar()
+            name = require_list(conn, business_id=caller.business_id, list_id=list_id)
             refused = service.suppressed(
                 conn, business_id=caller.business_id, emails=[m.email for m in members]
             )
@@ -308,6 +325,12 @@ async def add_member_page(
     email: Annotated[str, Form()] = "",
 ) -> Response:
     where = f"/email/lists/{list_id}"
+
+    def exists() -> None:
+        with state.store.read() as conn:
+            require_list(conn, business_id=caller.business_id, list_id=list_id)
+
+    await run_in_threadpool(exists)
     try:
         member = MemberIn(email=email.strip())
     except ValidationError:
@@ -467,6 +490,7 @@ async def test_send_page(
     to: Annotated[str, Form()] = "",
 ) -> Response:
     where = f"/email/campaigns/{campaign_id}"
+    await _require_campaign(state, caller, campaign_id)
     addresses = [a for a in to.replace(",", " ").split() if a]
     try:
         members = [MemberIn(email=a) for a in addresses]
@@ -495,6 +519,7 @@ async def schedule_page(
     due_at: Annotated[str, Form()] = "",
 ) -> Response:
     where = f"/email/campaigns/{campaign_id}"
+    await _require_campaign(state, caller, campaign_id)
     problems: list[FieldProblem] = []
     due = _due(due_at, "due_at", problems)
     if due is None:
@@ -509,7 +534,7 @@ async def schedule_page(
 
     try:
         await run_in_threadpool(work)
-    except AccordError as exc:
+    except (Conflict, InvalidInput) as exc:
         return redirect(request, where, error=str(exc))
     return redirect(request, where, notice=f"Scheduled for {when:%Y-%m-%d %H:%M} UTC")
 
@@ -527,7 +552,7 @@ async def send_page(
             mailer=email.mailer,
             wiring=email.wiring,
         )
-    except AccordError as exc:
+    except (Conflict, InvalidInput) as exc:
         return redirect(request, where, error=str(exc))
     skipped = ", ".join(f"{n} {why}" for why, n in sorted(report.skipped.items()))
     return redirect(
