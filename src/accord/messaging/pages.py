@@ -240,11 +240,14 @@ async def save_template_page(request: Request, state: State, caller: Manager) ->
     except (orjson.JSONDecodeError, ValueError):
         problems.append(FieldProblem("sample", "the sample contact must be a JSON object"))
         sample = {}
+    saving = posted.get("action") == "save"
     data: TemplateIn | None = None
     try:
         data = TemplateIn(**{k: values[k] for k in ("name", "subject", "html", "text")})
     except ValidationError as exc:
-        problems.extend(_pydantic_problems(exc))
+        # A preview needs no name yet; saving does.
+        if saving:
+            problems.extend(_pydantic_problems(exc))
     preview = None
     try:
         compiled = service.compile_template(
@@ -253,7 +256,7 @@ async def save_template_page(request: Request, state: State, caller: Manager) ->
         preview = compiled.render(personalisation(sample, email="ada@example.com"))
     except InvalidInput as exc:
         problems.extend(exc.problems)
-    if problems or data is None or posted.get("action") != "save":
+    if problems or data is None or not saving:
         return _editor(
             request,
             caller,
