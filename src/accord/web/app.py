@@ -31,7 +31,9 @@ from accord.identity.api import router as identity_router
 from accord.journeys import pages as journey_pages
 from accord.journeys.api import people_router as journey_people_router
 from accord.journeys.api import router as journeys_router
+from accord.leads import pages as leads_pages
 from accord.leads.api import router as leads_router
+from accord.messaging import pages as email_pages
 from accord.messaging.api import router as messaging_router
 from accord.profiles.api import router as profiles_router
 from accord.store.db import open_store
@@ -91,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(profiles_router)
     app.include_router(analytics_router)
     app.include_router(accounts_router)
-    ui.install(app, [accounts_pages, journey_pages])
+    ui.install(app, [accounts_pages, journey_pages, leads_pages, email_pages])
     app.include_router(cmp_router)
     app.include_router(consent_router)
     app.include_router(consent_admin_router)

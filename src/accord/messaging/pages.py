@@ -1,0 +1,708 @@
+"""Email pages of the admin UI: templates with a sandboxed preview, lists, campaigns with
+their KPIs and A/B test, KPIs over time, and the suppression list.
+
+Writes go through `accord.messaging.service`; the listings the service has no function
+for (templates, lists, campaigns, suppressions of a business) are read here, always
+filtered by the caller's business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import Response
+from markupsafe import Markup
+from pydantic import ValidationError
+from sqlalchemy import Connection, func, select
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+
+from accord.core.clock import utcnow
+from accord.core.errors import AccordError, Conflict, FieldProblem, InvalidInput, NotFound
+from accord.messaging import service
+from accord.messaging.models import (
+    CampaignIn,
+    ListIn,
+    MemberIn,
+    TemplateIn,
+    email_campaigns,
+    email_list_members,
+    email_lists,
+    email_suppressions,
+    email_templates,
+)
+from accord.messaging.templates import personalisation
+from accord.web.auth import Caller, requires
+from accord.web.email_wiring import Email
+from accord.web.state import State
+from accord.web.ui import NavEntry, redirect, render
+
+router = APIRouter(include_in_schema=False)
+nav = [
+    NavEntry("Email templates", "/email/templates", "email.read", "Email", 35),
+    NavEntry("Email lists", "/email/lists", "email.read", "Email", 36),
+    NavEntry("Campaigns", "/email/campaigns", "email.read", "Email", 37),
+    NavEntry("Email over time", "/email/performance", "email.read", "Email", 38),
+    NavEntry("Suppressions", "/email/suppressions", "email.read", "Email", 39),
+]
+
+Reader = Annotated[Caller, Depends(requires("email.read"))]
+Manager = Annotated[Caller, Depends(requires("email.manage"))]
+
+PAGE_SIZE = 200
+RATE_LABELS = {
+    "delivery_rate": "Delivery",
+    "open_rate": "Human open",
+    "click_through_rate": "Click-through (CTR)",
+    "click_to_open_rate": "Click-to-open",
+    "unsubscribe_rate": "Unsubscribe",
+    "bounce_rate": "Bounce",
+    "complaint_rate": "Complaint",
+}
+SAMPLE_CONTACT = '{"first_name": "Ada", "last_name": "Lovelace"}'
+BLANK_TEMPLATE = {
+    "name": "",
+    "subject": "Hello {{ contact.first_name | default('there') }}",
+    "html": "<html><body><p>Hello {{ contact.first_name | default('there') }},</p></body></html>",
+    "text": "Hello {{ contact.first_name | default('there') }},\n",
+}
+
+
+# Reads the service has no function for -------------------------------------------------
+
+
+def list_templates(conn: Connection, *, business_id: str) -> list[Any]:
+    return list(
+        conn.execute(
+            select(email_templates)
+            .where(email_templates.c.business_id == business_id)
+            .order_by(email_templates.c.created_at.desc())
+        ).all()
+    )
+
+
+def get_template(conn: Connection, *, business_id: str, template_id: str) -> Any:
+    row = conn.execute(
+        select(email_templates).where(
+            email_templates.c.id == template_id, email_templates.c.business_id == business_id
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"template {template_id}")
+    return row
+
+
+def list_lists(conn: Connection, *, business_id: str) -> list[Any]:
+    return list(
+        conn.execute(
+            select(email_lists.c.id, email_lists.c.name, func.count(email_list_members.c.email))
+            .select_from(
+                email_lists.outerjoin(
+                    email_list_members, email_list_members.c.list_id == email_lists.c.id
+                )
+            )
+            .where(email_lists.c.business_id == business_id)
+            .group_by(email_lists.c.id, email_lists.c.name)
+            .order_by(email_lists.c.name)
+        ).all()
+    )
+
+
+def list_campaigns(conn: Connection, *, business_id: str) -> list[Any]:
+    return list(
+        conn.execute(
+            select(email_campaigns)
+            .where(email_campaigns.c.business_id == business_id)
+            .order_by(email_campaigns.c.created_at.desc())
+            .limit(PAGE_SIZE)
+        ).all()
+    )
+
+
+def list_suppressions(conn: Connection, *, business_id: str) -> list[Any]:
+    return list(
+        conn.execute(
+            select(email_suppressions)
+            .where(email_suppressions.c.business_id == business_id)
+            .order_by(email_suppressions.c.created_at.desc())
+            .limit(PAGE_SIZE)
+        ).all()
+    )
+
+
+def require_list(conn: Connection, *, business_id: str, list_id: str) -> str:
+    name = conn.execute(
+        select(email_lists.c.name).where(
+            email_lists.c.id == list_id, email_lists.c.business_id == business_id
+        )
+    ).scalar()
+    if name is None:
+        raise NotFound(f"list {list_id}")
+    return str(name)
+
+
+async def _require_campaign(state: State, caller: Caller, campaign_id: str) -> None:
+    """Another business's campaign is not found, before any input is looked at."""
+
+    def work() -> None:
+        with state.store.read() as conn:
+            service.campaign_row(conn, business_id=caller.business_id, campaign_id=campaign_id)
+
+    await run_in_threadpool(work)
+
+
+def _text(problems: list[FieldProblem]) -> str:
+    return "; ".join(f"{p.field}: {p.reason}" for p in problems)
+
+
+def _pydantic_problems(exc: ValidationError) -> list[FieldProblem]:
+    return [
+        FieldProblem(".".join(str(p) for p in e["loc"]) or "form", e["msg"]) for e in exc.errors()
+    ]
+
+
+# Templates -----------------------------------------------------------------------------
+
+
+@router.get("/email/templates")
+async def templates_page(request: Request, state: State, caller: Reader) -> Response:
+    def work() -> list[Any]:
+        with state.store.read() as conn:
+            return list_templates(conn, business_id=caller.business_id)
+
+    rows = await run_in_threadpool(work)
+    return render(request, "email/templates.html", caller=caller, rows=rows)
+
+
+def _editor(
+    request: Request,
+    caller: Caller,
+    *,
+    values: dict[str, str],
+    source: str | None,
+    preview: Any = None,
+    problems: list[FieldProblem] | None = None,
+    status: int = 200,
+) -> Response:
+    return render(
+        request,
+        "email/template_edit.html",
+        caller=caller,
+        values=values,
+        source=source,
+        preview=preview,
+        problems=problems or [],
+        status=status,
+    )
+
+
+@router.get("/email/templates/new")
+async def new_template_page(request: Request, caller: Manager) -> Response:
+    values = {**BLANK_TEMPLATE, "sample": SAMPLE_CONTACT}
+    return _editor(request, caller, values=values, source=None)
+
+
+@router.get("/email/templates/{template_id}")
+async def template_page(
+    request: Request, state: State, caller: Reader, template_id: str
+) -> Response:
+    def work() -> Any:
+        with state.store.read() as conn:
+            return get_template(conn, business_id=caller.business_id, template_id=template_id)
+
+    row = await run_in_threadpool(work)
+    values = {
+        "name": row.name,
+        "subject": row.subject,
+        "html": row.html,
+        "text": row.text,
+        "sample": SAMPLE_CONTACT,
+    }
+    return _editor(request, caller, values=values, source=row.id)
+
+
+@router.post("/email/templates")
+async def save_template_page(request: Request, state: State, caller: Manager) -> Response:
+    """Preview through the sandbox, or save. A saved template is never changed in place:
+    saving an edited one makes a new template, so campaigns keep what they sent."""
+    posted = await request.form()
+    values = {k: str(posted.get(k, "")) for k in ("name", "subject", "html", "text", "sample")}
+    source = str(posted.get("source", "")) or None
+    problems: list[FieldProblem] = []
+    try:
+        sample = orjson.loads(values["sample"] or "{}")
+        if not isinstance(sample, dict):
+            raise ValueError("not an object")
+    except (orjson.JSONDecodeError, ValueError):
+        problems.append(FieldProblem("sample", "the sample contact must be a JSON object"))
+        sample = {}
+    saving = posted.get("action") == "save"
+    data: TemplateIn | None = None
+    try:
+        data = TemplateIn(**{k: values[k] for k in ("name", "subject", "html", "text")})
+    except ValidationError as exc:
+        # A preview needs no name yet; saving does.
+        if saving:
+            problems.extend(_pydantic_problems(exc))
+    preview = None
+    try:
+        compiled = service.compile_template(
+            subject=values["subject"], html=values["html"], text=values["text"]
+        )
+        preview = compiled.render(personalisation(sample, email="ada@example.com"))
+    except InvalidInput as exc:
+        problems.extend(exc.problems)
+    if problems or data is None or not saving:
+        return _editor(
+            request,
+            caller,
+            values=values,
+            source=source,
+            preview=preview,
+            problems=problems,
+            status=400 if problems else 200,
+        )
+    saved = data
+
+    def work() -> str:
+        with state.store.write() as conn:
+            return service.create_template(conn, business_id=caller.business_id, data=saved)
+
+    template_id = await run_in_threadpool(work)
+    return redirect(request, f"/email/templates/{template_id}", notice="Template saved")
+
+
+# Lists ---------------------------------------------------------------------------------
+
+
+@router.get("/email/lists")
+async def lists_page(request: Request, state: State, caller: Reader) -> Response:
+    def work() -> list[Any]:
+        with state.store.read() as conn:
+            return list_lists(conn, business_id=caller.business_id)
+
+    return render(request, "email/lists.html", caller=caller, rows=await run_in_threadpool(work))
+
+
+@router.post("/email/lists")
+async def create_list_page(
+    request: Request, state: State, caller: Manager, name: Annotated[str, Form()] = ""
+) -> Response:
+    try:
+        data = ListIn(name=name.strip())
+    except ValidationError:
+        return redirect(request, "/email/lists", error="Give the list a name")
+
+    def work() -> str:
+        with state.store.write() as conn:
+            return service.create_list(conn, business_id=caller.business_id, data=data)
+
+    list_id = await run_in_threadpool(work)
+    return redirect(request, f"/email/lists/{list_id}", notice=f"List {data.name} made")
+
+
+@router.get("/email/lists/{list_id}")
+async def list_page(request: Request, state: State, caller: Reader, list_id: str) -> Response:
+    def work() -> dict[str, Any]:
+        with state.store.read() as conn:
+            members = service.list_recipients(conn, business_id=caller.business_id, list_id=list_id)
+            name = require_list(conn, business_id=caller.business_id, list_id=list_id)
+            refused = service.suppressed(
+                conn, business_id=caller.business_id, emails=[m.email for m in members]
+            )
+            return {"list_id": list_id, "name": name, "members": members, "refused": refused}
+
+    return render(request, "email/list.html", caller=caller, **await run_in_threadpool(work))
+
+
+@router.post("/email/lists/{list_id}/members")
+async def add_member_page(
+    request: Request,
+    state: State,
+    caller: Manager,
+    list_id: str,
+    email: Annotated[str, Form()] = "",
+) -> Response:
+    where = f"/email/lists/{list_id}"
+
+    def exists() -> None:
+        with state.store.read() as conn:
+            require_list(conn, business_id=caller.business_id, list_id=list_id)
+
+    await run_in_threadpool(exists)
+    try:
+        member = MemberIn(email=email.strip())
+    except ValidationError:
+        return redirect(request, where, error=f"{email!r} is not an email address")
+
+    def work() -> None:
+        with state.store.write() as conn:
+            service.add_member(conn, business_id=caller.business_id, list_id=list_id, member=member)
+
+    await run_in_threadpool(work)
+    return redirect(request, where, notice=f"{member.email} added")
+
+
+# Campaigns -----------------------------------------------------------------------------
+
+
+def _due(text: str, field: str, problems: list[FieldProblem]) -> datetime | None:
+    """A `datetime-local` value, read as UTC."""
+    if not text.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        problems.append(FieldProblem(field, "use a date and time like 2026-05-01T09:30"))
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _campaign_body(posted: FormData, problems: list[FieldProblem]) -> dict[str, Any]:
+    def value(name: str) -> str:
+        return str(posted.get(name, "")).strip()
+
+    target = value("target")
+    body: dict[str, Any] = {
+        "name": value("name"),
+        "template_id": value("template_id"),
+        "from_address": value("from_address"),
+        "list_id": (value("list_id") or None) if target == "list" else None,
+        "audience_id": (value("audience_id") or None) if target == "audience" else None,
+        "due_at": _due(value("due_at"), "due_at", problems),
+    }
+    if value("spend"):
+        body["spend"] = value("spend")
+    if posted.get("ab_enabled") == "on":
+        ab: dict[str, Any] = {
+            "subject": value("ab_subject") or None,
+            "template_id": value("ab_template_id") or None,
+            "metric": value("ab_metric") or "clicks",
+        }
+        for key in ("sample_share", "min_sample", "alpha", "wait_hours"):
+            if value(f"ab_{key}"):
+                ab[key] = value(f"ab_{key}")
+        body["ab_test"] = ab
+    return body
+
+
+async def _campaigns_view(state: State, caller: Caller) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
+        with state.store.read() as conn:
+            return {
+                "rows": list_campaigns(conn, business_id=caller.business_id),
+                "templates": list_templates(conn, business_id=caller.business_id),
+                "lists": list_lists(conn, business_id=caller.business_id),
+            }
+
+    return await run_in_threadpool(work)
+
+
+@router.get("/email/campaigns")
+async def campaigns_page(request: Request, state: State, caller: Reader) -> Response:
+    view = await _campaigns_view(state, caller)
+    return render(request, "email/campaigns.html", caller=caller, posted={}, **view)
+
+
+@router.post("/email/campaigns")
+async def create_campaign_page(request: Request, state: State, caller: Manager) -> Response:
+    posted = await request.form()
+    problems: list[FieldProblem] = []
+    body = _campaign_body(posted, problems)
+    campaign_id: str | None = None
+    if not problems:
+        try:
+            data = CampaignIn.model_validate(body)
+        except ValidationError as exc:
+            problems.extend(_pydantic_problems(exc))
+        else:
+
+            def work() -> str:
+                with state.store.write() as conn:
+                    return service.create_campaign(conn, business_id=caller.business_id, data=data)
+
+            try:
+                campaign_id = await run_in_threadpool(work)
+            except InvalidInput as exc:
+                problems.extend(exc.problems)
+            except AccordError as exc:
+                problems.append(FieldProblem("campaign", str(exc)))
+    if campaign_id is not None:
+        return redirect(request, f"/email/campaigns/{campaign_id}", notice="Campaign created")
+    view = await _campaigns_view(state, caller)
+    return render(
+        request,
+        "email/campaigns.html",
+        caller=caller,
+        posted={k: str(v) for k, v in posted.items()},
+        error="Nothing was saved. " + _text(problems),
+        status=400,
+        **view,
+    )
+
+
+@router.get("/email/campaigns/{campaign_id}")
+async def campaign_page(
+    request: Request, state: State, caller: Reader, campaign_id: str
+) -> Response:
+    def work() -> dict[str, Any]:
+        business_id = caller.business_id
+        with state.store.read() as conn:
+            campaign = service.campaign_row(conn, business_id=business_id, campaign_id=campaign_id)
+            view: dict[str, Any] = {
+                "campaign": campaign,
+                "kpis": service.campaign_kpis(
+                    conn, business_id=business_id, campaign_id=campaign_id
+                ),
+                "ab": orjson.loads(campaign.ab_test) if campaign.ab_test else None,
+                "decision": None,
+                "variants": {},
+            }
+            if campaign.ab_test:
+                view["decision"] = service.ab_decision(
+                    conn, business_id=business_id, campaign_id=campaign_id
+                )
+                view["variants"] = {
+                    v: service.campaign_kpis(
+                        conn, business_id=business_id, campaign_id=campaign_id, variant=v
+                    )
+                    for v in ("A", "B")
+                }
+            return view
+
+    return render(
+        request,
+        "email/campaign.html",
+        caller=caller,
+        labels=RATE_LABELS,
+        **await run_in_threadpool(work),
+    )
+
+
+@router.post("/email/campaigns/{campaign_id}/test")
+async def test_send_page(
+    request: Request,
+    state: State,
+    caller: Manager,
+    email: Email,
+    campaign_id: str,
+    to: Annotated[str, Form()] = "",
+) -> Response:
+    where = f"/email/campaigns/{campaign_id}"
+    await _require_campaign(state, caller, campaign_id)
+    addresses = [a for a in to.replace(",", " ").split() if a]
+    try:
+        members = [MemberIn(email=a) for a in addresses]
+    except ValidationError:
+        return redirect(request, where, error="Give one or more email addresses")
+    if not 1 <= len(members) <= 20:
+        return redirect(request, where, error="Give between 1 and 20 addresses")
+    report = await service.send_test(
+        state.store,
+        business_id=caller.business_id,
+        campaign_id=campaign_id,
+        to=[str(m.email) for m in members],
+        mailer=email.mailer,
+    )
+    if report.failed:
+        return redirect(request, where, error=f"{report.failed} test messages could not be sent")
+    return redirect(request, where, notice=f"{report.sent} test messages sent")
+
+
+@router.post("/email/campaigns/{campaign_id}/schedule")
+async def schedule_page(
+    request: Request,
+    state: State,
+    caller: Manager,
+    campaign_id: str,
+    due_at: Annotated[str, Form()] = "",
+) -> Response:
+    where = f"/email/campaigns/{campaign_id}"
+    await _require_campaign(state, caller, campaign_id)
+    problems: list[FieldProblem] = []
+    due = _due(due_at, "due_at", problems)
+    if due is None:
+        return redirect(request, where, error=_text(problems) or "Choose when to send")
+    when = due
+
+    def work() -> None:
+        with state.store.write() as conn:
+            service.schedule_campaign(
+                conn, business_id=caller.business_id, campaign_id=campaign_id, due_at=when
+            )
+
+    try:
+        await run_in_threadpool(work)
+    except (Conflict, InvalidInput) as exc:
+        return redirect(request, where, error=str(exc))
+    return redirect(request, where, notice=f"Scheduled for {when:%Y-%m-%d %H:%M} UTC")
+
+
+@router.post("/email/campaigns/{campaign_id}/send")
+async def send_page(
+    request: Request, state: State, caller: Manager, email: Email, campaign_id: str
+) -> Response:
+    where = f"/email/campaigns/{campaign_id}"
+    try:
+        report = await service.send_campaign(
+            state.store,
+            business_id=caller.business_id,
+            campaign_id=campaign_id,
+            mailer=email.mailer,
+            wiring=email.wiring,
+        )
+    except (Conflict, InvalidInput) as exc:
+        return redirect(request, where, error=str(exc))
+    skipped = ", ".join(f"{n} {why}" for why, n in sorted(report.skipped.items()))
+    return redirect(
+        request,
+        where,
+        notice=f"{report.sent} sent, {report.failed} failed"
+        + (f", skipped: {skipped}" if skipped else "")
+        + f"; the campaign is {report.status}",
+    )
+
+
+# KPIs over time ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    css: str
+    points: list[tuple[int, float]]
+
+
+def chart(days: list[str], series: list[Series], *, width: int = 640, height: int = 220) -> Markup:
+    """An inline SVG line chart of rates (0–100 %) per day; the table beside it has the
+    same figures for screen readers and exact values."""
+    left, bottom, top, right = 40, 24, 10, 10
+    plot_w, plot_h = width - left - right, height - top - bottom
+    peak = max([v for s in series for _, v in s.points] + [0.05])
+    scale = min(1.0, (int(peak * 10) + 1) / 10)
+
+    def x(i: int) -> float:
+        return left + (plot_w * i / max(len(days) - 1, 1))
+
+    def y(v: float) -> float:
+        return top + plot_h * (1 - v / scale)
+
+    parts = [
+        f'<svg class="kpi-chart" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="Rates per day" xmlns="http://www.w3.org/2000/svg">'
+    ]
+    for step in range(5):
+        v = scale * step / 4
+        parts.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
+            'stroke="#dde1e7"/>'
+            f'<text x="{left - 4}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="10">'
+            f"{v * 100:.0f}%</text>"
+        )
+    for i, day in enumerate(days):
+        if len(days) <= 10 or i % max(len(days) // 6, 1) == 0:
+            parts.append(
+                f'<text x="{x(i):.1f}" y="{height - 6}" text-anchor="middle" font-size="10">'
+                f"{Markup.escape(day[5:])}</text>"
+            )
+    for s in series:
+        if not s.points:
+            continue
+        coords = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in s.points)
+        parts.append(
+            f'<polyline fill="none" stroke="{s.css}" stroke-width="2" points="{coords}" '
+            f'data-series="{Markup.escape(s.name)}"/>'
+        )
+        for i, v in s.points:
+            parts.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="2.5" fill="{s.css}"/>')
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 - labels are escaped, the rest are numbers
+
+
+CHART_SERIES = (
+    ("open_rate", "Human open", "#1f5fbf"),
+    ("click_through_rate", "Click-through", "#1e7b3a"),
+    ("unsubscribe_rate", "Unsubscribe", "#8a5a00"),
+    ("bounce_rate", "Bounce", "#b3261e"),
+)
+
+
+@router.get("/email/performance")
+async def performance_page(
+    request: Request, state: State, caller: Reader, days: int = 30
+) -> Response:
+    days = min(max(days, 1), 366)
+    until = utcnow() + timedelta(days=1)
+
+    def work() -> list[tuple[str, service.Kpis]]:
+        with state.store.read() as conn:
+            return service.kpis_by_day(
+                conn,
+                business_id=caller.business_id,
+                since=until - timedelta(days=days),
+                until=until,
+            )
+
+    found = await run_in_threadpool(work)
+    labels = [day for day, _ in found]
+    series = []
+    for key, label, colour in CHART_SERIES:
+        points = [(i, k.rates[key].value) for i, (_, k) in enumerate(found)]
+        series.append(Series(label, colour, [(i, v) for i, v in points if v is not None]))
+    return render(
+        request,
+        "email/performance.html",
+        caller=caller,
+        rows=found,
+        days=days,
+        svg=chart(labels, series) if found else None,
+        series=series,
+        labels=RATE_LABELS,
+    )
+
+
+# Suppressions --------------------------------------------------------------------------
+
+
+@router.get("/email/suppressions")
+async def suppressions_page(request: Request, state: State, caller: Reader) -> Response:
+    def work() -> list[Any]:
+        with state.store.read() as conn:
+            return list_suppressions(conn, business_id=caller.business_id)
+
+    return render(
+        request, "email/suppressions.html", caller=caller, rows=await run_in_threadpool(work)
+    )
+
+
+@router.post("/email/suppressions")
+async def suppress_page(
+    request: Request,
+    state: State,
+    caller: Manager,
+    email: Email,
+    address: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        member = MemberIn(email=address.strip())
+    except ValidationError:
+        return redirect(
+            request, "/email/suppressions", error=f"{address!r} is not an email address"
+        )
+
+    def work() -> None:
+        with state.store.write() as conn:
+            service.suppress_email(
+                conn,
+                business_id=caller.business_id,
+                email=str(member.email),
+                reason="manual",
+                wiring=email.wiring,
+            )
+
+    await run_in_threadpool(work)
+    return redirect(request, "/email/suppressions", notice=f"{member.email} will get no email")
