@@ -223,7 +223,8 @@ def _sample(schema: dict[str, Any], spec: dict[str, Any], depth: int = 0) -> Any
         props = schema.get("properties", {})
         return {name: _sample(props[name], spec, depth + 1) for name in schema.get("required", [])}
     if kind == "array":
-        return []
+        item = schema.get("items", {})
+        return [_sample(item, spec, depth + 1) for _ in range(schema.get("minItems", 0))]
     if kind == "integer":
         return 1
     if kind == "number":
@@ -232,7 +233,9 @@ def _sample(schema: dict[str, Any], spec: dict[str, Any], depth: int = 0) -> Any
         return False
     if schema.get("format") == "date-time":
         return "2030-01-01T00:00:00Z"
-    return "walk"
+    if schema.get("format") == "email":
+        return "walk@example.com"
+    return "walk".ljust(schema.get("minLength", 0), "k")
 
 
 @dataclass
