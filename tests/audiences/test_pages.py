@@ -4,7 +4,7 @@ history, members, overlap and exports, suppression lists, and another business's
 from __future__ import annotations
 
 import base64
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 from accord.accounts.models import Bootstrap
 from accord.accounts.service import bootstrap
 from accord.audiences.api import consent_source
+from accord.audiences.models import SizePoint
+from accord.audiences.pages import sparkline
 from accord.collect.worker import drain
 from accord.core.settings import Settings
 from accord.store.db import Store
@@ -220,21 +222,21 @@ def test_detail_shows_history_members_overlap_and_exports(
 
 def test_suppression_list_page_adds_and_lifts(client: TestClient, shop: Bootstrap) -> None:
     admin = _html(shop.admin_token)
-    page = client.get("/audiences/suppressions", headers=admin)
+    page = client.get("/suppressions", headers=admin)
     assert page.status_code == 200
     assert "No identifier is suppressed" in page.text
     assert 'href="/audiences/low-nps"' in page.text  # the predefined suppression audience
     added = client.post(
-        "/audiences/suppressions",
+        "/suppressions",
         data={"kind": ["email"], "value": ["TWO@example.com"], "reason": ["complaint"]},
         headers=admin,
         follow_redirects=False,
     )
     assert added.status_code == 303
-    page = client.get("/audiences/suppressions", headers=admin)
+    page = client.get("/suppressions", headers=admin)
     assert "<code>two@example.com</code></td><td>complaint</td>" in page.text
     bad = client.post(
-        "/audiences/suppressions",
+        "/suppressions",
         data={"kind": ["shoe"], "value": [""]},
         headers=admin,
         follow_redirects=False,
@@ -242,15 +244,13 @@ def test_suppression_list_page_adds_and_lifts(client: TestClient, shop: Bootstra
     assert bad.status_code == 303 and "error=" in bad.headers["location"]
     assert "kind: must be one of" in client.get(bad.headers["location"], headers=admin).text
     lifted = client.post(
-        "/audiences/suppressions/remove",
+        "/suppressions/remove",
         data={"kind": ["email"], "value": ["two@example.com"]},
         headers=admin,
         follow_redirects=False,
     )
     assert lifted.status_code == 303 and "notice=" in lifted.headers["location"]
-    assert (
-        "No identifier is suppressed" in client.get("/audiences/suppressions", headers=admin).text
-    )
+    assert "No identifier is suppressed" in client.get("/suppressions", headers=admin).text
 
 
 def test_another_business_sees_none_of_the_pages_data(
@@ -260,7 +260,7 @@ def test_another_business_sees_none_of_the_pages_data(
     admin = _html(shop.admin_token)
     client.post("/audiences/pros/refresh", headers=admin)
     client.post(
-        "/audiences/suppressions",
+        "/suppressions",
         data={"kind": ["email"], "value": ["one@example.com"]},
         headers=admin,
     )
@@ -273,7 +273,7 @@ def test_another_business_sees_none_of_the_pages_data(
         "/audiences/purchased-30d?with=pros",
     ):
         assert client.get(path, headers=other).status_code == 404, path
-    assert "one@example.com" not in client.get("/audiences/suppressions", headers=other).text
+    assert "one@example.com" not in client.get("/suppressions", headers=other).text
     assert client.post("/audiences/pros/refresh", headers=other).status_code == 404
     assert client.post("/audiences/pros/delete", headers=other).status_code == 404
     # The other business's estimate counts its own (empty) base only.
@@ -285,6 +285,18 @@ def test_another_business_sees_none_of_the_pages_data(
 
 
 def test_pages_need_a_caller(client: TestClient) -> None:
-    for path in ("/audiences", "/audiences/new", "/audiences/suppressions"):
+    for path in ("/audiences", "/audiences/new", "/suppressions"):
         response = client.get(path, headers={"Accept": "text/html"}, follow_redirects=False)
         assert response.status_code in (303, 401), path
+
+
+def test_sparkline_scales_sizes_into_the_box() -> None:
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    points = [SizePoint(at=start + timedelta(days=i), size=s) for i, s in enumerate([10, 30, 20])]
+    svg = str(sparkline(points, width=108, height=58))
+    # x from 4 to 104 in two steps; y from 54 (lowest) to 4 (highest).
+    assert 'points="4.0,54.0 54.0,4.0 104.0,29.0"' in svg
+    assert "from 10 to 20 (low 10, high 30)" in svg
+    level = str(sparkline(points[:1] * 2, width=108, height=58))
+    assert 'points="4.0,29.0 104.0,29.0"' in level
+    assert str(sparkline([])) == ""

@@ -31,7 +31,7 @@ from accord.web.ui import NavEntry, redirect, render
 router = APIRouter(include_in_schema=False)
 nav = [
     NavEntry("Audiences", "/audiences", "audiences.read", "Activation", 20),
-    NavEntry("Suppression lists", "/audiences/suppressions", "audiences.read", "Activation", 21),
+    NavEntry("Suppression lists", "/suppressions", "audiences.read", "Activation", 21),
 ]
 
 Reader = Annotated[Caller, Depends(requires("audiences.read"))]
@@ -76,12 +76,14 @@ def sparkline(points: Sequence[SizePoint], *, width: int = 320, height: int = 60
         return Markup("")
     sizes = [p.size for p in points]
     low, high = min(sizes), max(sizes)
-    span = (high - low) or 1
     step = (width - 8) / max(len(points) - 1, 1)
-    coords = [
-        (4 + i * step, height - 4 - (size - low) * (height - 8) / span)
-        for i, size in enumerate(sizes)
-    ]
+
+    def y(size: int) -> float:
+        if high == low:
+            return height / 2  # a constant size is a level line in the middle
+        return height - 4 - (size - low) * (height - 8) / (high - low)
+
+    coords = [(4 + i * step, y(size)) for i, size in enumerate(sizes)]
     path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
     last_x, last_y = coords[-1]
     label = (
@@ -286,7 +288,7 @@ async def builder_save(
 # Suppression lists ----------------------------------------------------------------------
 
 
-@router.get("/audiences/suppressions")
+@router.get("/suppressions")
 async def suppressions_page(request: Request, state: State, caller: Reader) -> Response:
     def work(conn: Connection) -> tuple[list[dict[str, Any]], list[Any]]:
         service.ensure_predefined(conn, business_id=caller.business_id)
@@ -307,7 +309,7 @@ async def suppressions_page(request: Request, state: State, caller: Reader) -> R
     )
 
 
-@router.post("/audiences/suppressions")
+@router.post("/suppressions")
 async def suppress(
     request: Request,
     state: State,
@@ -325,7 +327,7 @@ async def suppress(
     if len(reason) > 32:
         problems.append(FieldProblem("reason", "must be at most 32 characters"))
     if problems:
-        return redirect(request, "/audiences/suppressions", error=_text(problems))
+        return redirect(request, "/suppressions", error=_text(problems))
     await _write(
         state,
         lambda conn: service.suppress(
@@ -335,10 +337,10 @@ async def suppress(
             reason=reason,
         ),
     )
-    return redirect(request, "/audiences/suppressions", notice=f"Suppressed {kind} {value}")
+    return redirect(request, "/suppressions", notice=f"Suppressed {kind} {value}")
 
 
-@router.post("/audiences/suppressions/remove")
+@router.post("/suppressions/remove")
 async def unsuppress(
     request: Request,
     state: State,
@@ -353,12 +355,8 @@ async def unsuppress(
         ),
     )
     if not removed:
-        return redirect(
-            request, "/audiences/suppressions", error=f"{kind} {value} was not suppressed"
-        )
-    return redirect(
-        request, "/audiences/suppressions", notice=f"Lifted the suppression of {kind} {value}"
-    )
+        return redirect(request, "/suppressions", error=f"{kind} {value} was not suppressed")
+    return redirect(request, "/suppressions", notice=f"Lifted the suppression of {kind} {value}")
 
 
 # Detail ---------------------------------------------------------------------------------
