@@ -187,6 +187,10 @@ def test_detail_shows_history_members_overlap_and_exports(
     assert "one@example.com" in detail.text and "two@example.com" not in detail.text
     assert "1 people are in both <code>pros</code> (1)" in detail.text
     assert "Page 1 of 1" in detail.text
+    beyond = client.get("/audiences/pros?page=9&with=nope", headers=admin)
+    assert beyond.status_code == 200
+    assert "Page 1 of 1" in beyond.text and "one@example.com" in beyond.text
+    assert "audience &#39;nope&#39; not found" in beyond.text
 
     # Without a consent source, nobody has consented: the export says who was left out.
     export = client.get("/audiences/pros/export?destination=meta", headers=admin)
@@ -267,12 +271,12 @@ def test_another_business_sees_none_of_the_pages_data(
     other = _html(bootstrap(store, name="Other Business").admin_token)
     listing = client.get("/audiences", headers=other)
     assert listing.status_code == 200 and "/audiences/pros" not in listing.text
-    for path in (
-        "/audiences/pros",
-        "/audiences/pros/export?destination=csv",
-        "/audiences/purchased-30d?with=pros",
-    ):
+    for path in ("/audiences/pros", "/audiences/pros/export?destination=csv"):
         assert client.get(path, headers=other).status_code == 404, path
+    client.get("/audiences", headers=other)  # the other business's predefined audiences
+    compared = client.get("/audiences/purchased-30d?with=pros", headers=other)
+    assert "audience &#39;pros&#39; not found" in compared.text
+    assert 'id="overlap"' not in compared.text
     assert "one@example.com" not in client.get("/suppressions", headers=other).text
     assert client.post("/audiences/pros/refresh", headers=other).status_code == 404
     assert client.post("/audiences/pros/delete", headers=other).status_code == 404

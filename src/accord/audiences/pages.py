@@ -21,7 +21,7 @@ from accord.audiences.api import consent_source
 from accord.audiences.exports import Destination, InterestGroupOptions
 from accord.audiences.models import AudienceIn, Preview, SizePoint, Validated
 from accord.audiences.service import ConsentSource
-from accord.core.errors import FieldProblem, InvalidInput
+from accord.core.errors import FieldProblem, InvalidInput, NotFound
 from accord.engine.connection import connect
 from accord.profiles.models import Identifier
 from accord.web.auth import Caller, requires
@@ -377,16 +377,20 @@ async def audience_page(
         history = service.sizes(conn, business_id=business_id, audience=view.id)
         ids = service.member_ids(conn, business_id=business_id, audience=view.id)
         pages = max(1, -(-len(ids) // MEMBERS_PER_PAGE))
-        shown = ids[(page - 1) * MEMBERS_PER_PAGE : page * MEMBERS_PER_PAGE]
+        current = min(page, pages)
+        shown = ids[(current - 1) * MEMBERS_PER_PAGE : current * MEMBERS_PER_PAGE]
         found = service.people(conn, business_id=business_id, profile_ids=shown)
         others = [
             a for a in service.list_audiences(conn, business_id=business_id) if a.id != view.id
         ]
-        overlap = (
-            service.overlap(conn, business_id=business_id, first=view.id, second=compare)
-            if compare
-            else None
-        )
+        overlap, overlap_error = None, None
+        if compare:
+            try:
+                overlap = service.overlap(
+                    conn, business_id=business_id, first=view.id, second=compare
+                )
+            except NotFound as exc:
+                overlap_error = str(exc)
         return {
             "audience": view,
             "history": history,
@@ -394,10 +398,11 @@ async def audience_page(
             "members": [found.get(p) for p in shown],
             "member_ids": shown,
             "member_count": len(ids),
-            "page": page,
+            "page": current,
             "pages": pages,
             "others": others,
             "overlap": overlap,
+            "overlap_error": overlap_error,
             "compare": compare,
             "definition_json": json.dumps(view.definition, indent=2),
             "destinations": DESTINATIONS,
