@@ -17,6 +17,7 @@ from accord.audiences.pages import sparkline
 from accord.collect.worker import drain
 from accord.core.settings import Settings
 from accord.store.db import Store
+from tests.accounts.ui import create_business, sign_up
 from tests.audiences.test_service import Grants, ago
 
 
@@ -304,3 +305,19 @@ def test_sparkline_scales_sizes_into_the_box() -> None:
     level = str(sparkline(points[:1] * 2, width=108, height=58))
     assert 'points="4.0,29.0 104.0,29.0"' in level
     assert str(sparkline([])) == ""
+
+
+def test_a_signed_in_person_uses_the_forms_with_their_csrf_token(client: TestClient) -> None:
+    browser = sign_up(client, "ann@acme.test")
+    create_business(browser)
+    checked = browser.submit("/audiences/new", "/audiences/new/check", _form(text='did "x"'))
+    assert checked.status_code == 200
+    assert '<strong id="estimate-size">0</strong>' in checked.text  # a new, empty business
+    assert 'data-csrf="' in checked.text  # what the live estimate sends as X-CSRF-Token
+    forged = client.post(
+        "/audiences/new", data=_form(text='did "x"'), headers={"accept": "text/html"}
+    )
+    assert forged.status_code == 403
+    saved = browser.submit("/audiences/new", "/audiences/new", _form(text='did "x"'))
+    assert saved.status_code == 200 and "Audience saved" in saved.text
+    assert browser.get("/audiences").text.count('href="/audiences/pros"') == 1

@@ -15,6 +15,7 @@ from accord.experiments import adlogs
 from accord.experiments.models import cma_three_arm
 from accord.experiments.simulate import Scenario, simulate
 from accord.store.db import Store
+from tests.accounts.ui import create_business, sign_up
 
 
 def _html(token: str) -> dict[str, str]:
@@ -206,3 +207,16 @@ def test_another_business_sees_none_of_the_pages_data(
     assert created.status_code == 303
     mine = client.get("/experiments/cma", headers=_html(keys.admin_token))
     assert '<span class="badge ok">running</span>' in mine.text
+
+
+def test_a_signed_in_person_uses_the_forms_with_their_csrf_token(client: TestClient) -> None:
+    browser = sign_up(client, "ann@acme.test")
+    create_business(browser)
+    forged = client.post(
+        "/experiments/new", data={"design": [_design()]}, headers={"accept": "text/html"}
+    )
+    assert forged.status_code == 403
+    saved = browser.submit("/experiments/new", "/experiments/new", {"design": _design()})
+    assert saved.status_code == 200 and "Experiment saved as a draft" in saved.text
+    started = browser.submit("/experiments/cma", "/experiments/cma/start", {})
+    assert started.status_code == 200 and "Experiment is now running" in started.text
