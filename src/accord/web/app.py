@@ -16,6 +16,7 @@ from accord.accounts import pages as accounts_pages
 from accord.accounts.api import router as accounts_router
 from accord.accounts.service import WriteKeyCache
 from accord.analytics.api import router as analytics_router
+from accord.audiences import pages as audience_pages
 from accord.audiences.api import router as audiences_router
 from accord.collect.api import router as collect_router
 from accord.collect.inbox import InboxWriter
@@ -26,6 +27,7 @@ from accord.consent.api import admin_router as consent_admin_router
 from accord.consent.api import public_router as consent_router
 from accord.consent.gate import LedgerGate
 from accord.core.settings import Settings
+from accord.experiments import pages as experiment_pages
 from accord.experiments.api import router as experiments_router
 from accord.identity.api import router as identity_router
 from accord.journeys import pages as journey_pages
@@ -93,7 +95,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(profiles_router)
     app.include_router(analytics_router)
     app.include_router(accounts_router)
-    ui.install(app, [accounts_pages, journey_pages, leads_pages, email_pages])
+    ui.install(
+        app,
+        [accounts_pages, journey_pages, leads_pages, email_pages, audience_pages, experiment_pages],
+    )
     app.include_router(cmp_router)
     app.include_router(consent_router)
     app.include_router(consent_admin_router)

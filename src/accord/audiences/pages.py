@@ -1,0 +1,497 @@
+"""Audience pages of the admin UI: list, builder with a live size estimate, detail with size
+history, members, overlap and exports, and the suppression list."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar, cast
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import Response
+from markupsafe import Markup
+from pydantic import ValidationError
+from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
+
+from accord.audiences import service
+from accord.audiences.api import consent_source
+from accord.audiences.exports import Destination, InterestGroupOptions
+from accord.audiences.models import AudienceIn, Preview, SizePoint, Validated
+from accord.audiences.service import ConsentSource
+from accord.core.errors import FieldProblem, InvalidInput, NotFound
+from accord.engine.connection import connect
+from accord.profiles.models import Identifier
+from accord.web.auth import Caller, requires
+from accord.web.state import AppState, State
+from accord.web.ui import NavEntry, redirect, render
+
+router = APIRouter(include_in_schema=False)
+nav = [
+    NavEntry("Audiences", "/audiences", "audiences.read", "Activation", 20),
+    NavEntry("Suppression lists", "/suppressions", "audiences.read", "Activation", 21),
+]
+
+Reader = Annotated[Caller, Depends(requires("audiences.read"))]
+Manager = Annotated[Caller, Depends(requires("audiences.manage"))]
+Consent = Annotated[ConsentSource, Depends(consent_source)]
+
+T = TypeVar("T")
+MEMBERS_PER_PAGE = 50
+DESTINATIONS: dict[str, str] = {
+    "csv": "CSV download (marketing consent)",
+    "meta": "Meta customer list, hashed (advertising consent)",
+    "google": "Google Ads customer match, hashed (advertising consent)",
+    "interest_groups": "Interest group JSON, Protected Audience (advertising consent)",
+}
+SUPPRESSION_KINDS = ("email", "phone", "user_id", "anonymous_id", "profile")
+EXAMPLE = 'did "Product Viewed" at least 2 times in the last 30 days\nand not did "Order Completed"'
+
+
+async def _read(state: AppState, work: Callable[[Connection], T]) -> T:
+    def run() -> T:
+        with state.store.read() as conn:
+            return work(conn)
+
+    return await run_in_threadpool(run)
+
+
+async def _write(state: AppState, work: Callable[[Connection], T]) -> T:
+    def run() -> T:
+        with state.store.write() as conn:
+            return work(conn)
+
+    return await run_in_threadpool(run)
+
+
+def _text(problems: Sequence[FieldProblem]) -> str:
+    return "; ".join(f"{p.field}: {p.reason}" for p in problems)
+
+
+def sparkline(points: Sequence[SizePoint], *, width: int = 320, height: int = 60) -> Markup:
+    """The size after each refresh as an inline SVG line (no script, no external file)."""
+    if not points:
+        return Markup("")
+    sizes = [p.size for p in points]
+    low, high = min(sizes), max(sizes)
+    step = (width - 8) / max(len(points) - 1, 1)
+
+    def y(size: int) -> float:
+        if high == low:
+            return height / 2  # a constant size is a level line in the middle
+        return height - 4 - (size - low) * (height - 8) / (high - low)
+
+    coords = [(4 + i * step, y(size)) for i, size in enumerate(sizes)]
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+    last_x, last_y = coords[-1]
+    label = (
+        f"Size over {len(points)} refreshes, from {sizes[0]} to {sizes[-1]} "
+        f"(low {low}, high {high})"
+    )
+    return Markup(
+        '<svg class="sparkline" role="img" viewBox="0 0 {w} {h}" width="{w}" height="{h}">'
+        "<title>{label}</title>"
+        '<polyline fill="none" stroke="currentColor" stroke-width="2" points="{path}"/>'
+        '<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="currentColor"/></svg>'
+    ).format(w=width, h=height, label=label, path=path, x=last_x, y=last_y)
+
+
+# List -----------------------------------------------------------------------------------
+
+
+@router.get("/audiences")
+async def audiences_page(request: Request, state: State, caller: Reader) -> Response:
+    def work(conn: Connection) -> Any:
+        service.ensure_predefined(conn, business_id=caller.business_id)
+        return service.list_audiences(conn, business_id=caller.business_id)
+
+    rows = await _write(state, work)
+    return render(request, "audiences/list.html", caller=caller, audiences=rows)
+
+
+@router.post("/audiences/refresh")
+async def refresh_all(
+    request: Request, state: State, caller: Manager, consent: Consent
+) -> Response:
+    results = await run_in_threadpool(_refresh, state, caller, consent, None)
+    return redirect(request, "/audiences", notice=f"Refreshed {len(results)} audiences")
+
+
+def _refresh(
+    state: AppState, caller: Caller, consent: ConsentSource, only: list[str] | None
+) -> list[Any]:
+    return service.refresh(
+        state.store,
+        business_id=caller.business_id,
+        backend=connect(state.settings.engine_url),
+        lake_url=state.settings.resolved_lake_url(),
+        consent=consent,
+        only=only,
+    )
+
+
+# Builder --------------------------------------------------------------------------------
+
+
+@dataclass
+class Draft:
+    """What the builder's form holds."""
+
+    name: str = ""
+    slug: str = ""
+    description: str = ""
+    suppression: bool = False
+    source: str = "text"  # which form is the definition: "text" or "json"
+    text: str = EXAMPLE
+    definition: str = ""
+
+    def parsed(self) -> tuple[dict[str, Any] | None, str | None]:
+        """The definition as (JSON, text) for the services: exactly one of them is set."""
+        if self.source == "json":
+            try:
+                data = json.loads(self.definition or "null")
+            except json.JSONDecodeError as exc:
+                reason = f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+                raise InvalidInput([FieldProblem("definition", reason)]) from None
+            if not isinstance(data, dict):
+                raise InvalidInput([FieldProblem("definition", "must be a JSON object")])
+            return data, None
+        return None, self.text
+
+
+async def draft_form(
+    name: Annotated[str, Form()] = "",
+    slug: Annotated[str, Form()] = "",
+    description: Annotated[str, Form()] = "",
+    suppression: Annotated[str, Form()] = "",
+    source: Annotated[str, Form()] = "text",
+    text: Annotated[str, Form()] = "",
+    definition: Annotated[str, Form()] = "",
+) -> Draft:
+    return Draft(
+        name=name.strip(),
+        slug=slug.strip(),
+        description=description.strip(),
+        suppression=bool(suppression),
+        source="json" if source == "json" else "text",
+        text=text,
+        definition=definition,
+    )
+
+
+DraftForm = Annotated[Draft, Depends(draft_form)]
+
+
+def _builder(
+    request: Request,
+    caller: Caller,
+    draft: Draft,
+    *,
+    problems: Sequence[FieldProblem] = (),
+    preview: Preview | None = None,
+    checked: Validated | None = None,
+    status: int = 200,
+) -> Response:
+    return render(
+        request,
+        "audiences/builder.html",
+        caller=caller,
+        draft=draft,
+        problems=problems,
+        preview=preview,
+        checked=checked,
+        status=status,
+    )
+
+
+@router.get("/audiences/new")
+async def builder_page(request: Request, caller: Reader) -> Response:
+    return _builder(request, caller, Draft())
+
+
+@router.post("/audiences/new/check")
+async def builder_check(
+    request: Request, state: State, caller: Reader, consent: Consent, draft: DraftForm
+) -> Response:
+    """Validate the definition and estimate its size now, with a sample of members; saves
+    nothing. This is also what the page does without JavaScript."""
+
+    def work() -> tuple[Validated, Preview]:
+        definition, text = draft.parsed()
+        with state.store.read() as conn:
+            checked = service.validate_definition(
+                conn,
+                business_id=caller.business_id,
+                definition=definition,
+                text=text,
+                consent=consent,
+            )
+        estimate = service.preview(
+            state.store,
+            business_id=caller.business_id,
+            definition=service.definition_from(definition, text),
+            backend=connect(state.settings.engine_url),
+            lake_url=state.settings.resolved_lake_url(),
+            consent=consent,
+        )
+        return checked, estimate
+
+    try:
+        checked, estimate = await run_in_threadpool(work)
+    except InvalidInput as exc:
+        return _builder(request, caller, draft, problems=exc.problems, status=400)
+    # Both forms show the checked definition, so either can be edited next.
+    draft.text = checked.text
+    draft.definition = json.dumps(checked.definition, indent=2)
+    return _builder(request, caller, draft, preview=estimate, checked=checked)
+
+
+@router.post("/audiences/new")
+async def builder_save(
+    request: Request, state: State, caller: Manager, consent: Consent, draft: DraftForm
+) -> Response:
+    def work(conn: Connection) -> Any:
+        definition, text = draft.parsed()
+        try:
+            audience = AudienceIn(
+                name=draft.name,
+                slug=draft.slug,
+                description=draft.description,
+                definition=definition,
+                text=text,
+                suppression=draft.suppression,
+            )
+        except ValidationError as exc:
+            raise InvalidInput(
+                [
+                    FieldProblem(".".join(str(part) for part in e["loc"]), str(e["msg"]))
+                    for e in exc.errors()
+                ]
+            ) from None
+        return service.create_audience(
+            conn, business_id=caller.business_id, audience=audience, consent=consent
+        )
+
+    try:
+        created = await _write(state, work)
+    except InvalidInput as exc:
+        return _builder(request, caller, draft, problems=exc.problems, status=400)
+    return redirect(
+        request,
+        f"/audiences/{created.slug}",
+        notice="Audience saved; refresh it to compute its members",
+    )
+
+
+# Suppression lists ----------------------------------------------------------------------
+
+
+@router.get("/suppressions")
+async def suppressions_page(request: Request, state: State, caller: Reader) -> Response:
+    def work(conn: Connection) -> tuple[list[dict[str, Any]], list[Any]]:
+        service.ensure_predefined(conn, business_id=caller.business_id)
+        entries = service.list_suppressions(conn, business_id=caller.business_id)
+        lists = [
+            a for a in service.list_audiences(conn, business_id=caller.business_id) if a.suppression
+        ]
+        return entries, lists
+
+    entries, lists = await _write(state, work)
+    return render(
+        request,
+        "audiences/suppressions.html",
+        caller=caller,
+        entries=entries,
+        lists=lists,
+        kinds=SUPPRESSION_KINDS,
+    )
+
+
+@router.post("/suppressions")
+async def suppress(
+    request: Request,
+    state: State,
+    caller: Manager,
+    kind: Annotated[str, Form()] = "",
+    value: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "manual",
+) -> Response:
+    value, reason = value.strip(), reason.strip() or "manual"
+    problems = []
+    if kind not in SUPPRESSION_KINDS:
+        problems.append(FieldProblem("kind", f"must be one of {', '.join(SUPPRESSION_KINDS)}"))
+    if not 1 <= len(value) <= 255:
+        problems.append(FieldProblem("value", "must be 1 to 255 characters"))
+    if len(reason) > 32:
+        problems.append(FieldProblem("reason", "must be at most 32 characters"))
+    if problems:
+        return redirect(request, "/suppressions", error=_text(problems))
+    await _write(
+        state,
+        lambda conn: service.suppress(
+            conn,
+            business_id=caller.business_id,
+            identifier=Identifier(kind=kind, value=value),
+            reason=reason,
+        ),
+    )
+    return redirect(request, "/suppressions", notice=f"Suppressed {kind} {value}")
+
+
+@router.post("/suppressions/remove")
+async def unsuppress(
+    request: Request,
+    state: State,
+    caller: Manager,
+    kind: Annotated[str, Form()] = "",
+    value: Annotated[str, Form()] = "",
+) -> Response:
+    removed = await _write(
+        state,
+        lambda conn: service.unsuppress(
+            conn, business_id=caller.business_id, identifier=Identifier(kind=kind, value=value)
+        ),
+    )
+    if not removed:
+        return redirect(request, "/suppressions", error=f"{kind} {value} was not suppressed")
+    return redirect(request, "/suppressions", notice=f"Lifted the suppression of {kind} {value}")
+
+
+# Detail ---------------------------------------------------------------------------------
+
+
+@router.get("/audiences/{audience}")
+async def audience_page(
+    request: Request,
+    state: State,
+    caller: Reader,
+    audience: str,
+    page: Annotated[int, Query(ge=1)] = 1,
+    compare: Annotated[str | None, Query(alias="with")] = None,
+) -> Response:
+    def work(conn: Connection) -> dict[str, Any]:
+        business_id = caller.business_id
+        view = service.get_audience(conn, business_id=business_id, audience=audience)
+        history = service.sizes(conn, business_id=business_id, audience=view.id)
+        ids = service.member_ids(conn, business_id=business_id, audience=view.id)
+        pages = max(1, -(-len(ids) // MEMBERS_PER_PAGE))
+        current = min(page, pages)
+        shown = ids[(current - 1) * MEMBERS_PER_PAGE : current * MEMBERS_PER_PAGE]
+        found = service.people(conn, business_id=business_id, profile_ids=shown)
+        others = [
+            a for a in service.list_audiences(conn, business_id=business_id) if a.id != view.id
+        ]
+        overlap, overlap_error = None, None
+        if compare:
+            try:
+                overlap = service.overlap(
+                    conn, business_id=business_id, first=view.id, second=compare
+                )
+            except NotFound as exc:
+                overlap_error = str(exc)
+        return {
+            "audience": view,
+            "history": history,
+            "sparkline": sparkline(history),
+            "members": [found.get(p) for p in shown],
+            "member_ids": shown,
+            "member_count": len(ids),
+            "page": current,
+            "pages": pages,
+            "others": others,
+            "overlap": overlap,
+            "overlap_error": overlap_error,
+            "compare": compare,
+            "definition_json": json.dumps(view.definition, indent=2),
+            "destinations": DESTINATIONS,
+        }
+
+    return render(request, "audiences/detail.html", caller=caller, **await _read(state, work))
+
+
+@router.post("/audiences/{audience}/refresh")
+async def refresh_one(
+    request: Request, state: State, caller: Manager, consent: Consent, audience: str
+) -> Response:
+    [result] = await run_in_threadpool(_refresh, state, caller, consent, [audience])
+    return redirect(
+        request,
+        f"/audiences/{audience}",
+        notice=f"Refreshed: {result.size} members, {result.entered} entered, {result.exited} left",
+    )
+
+
+@router.post("/audiences/{audience}/delete")
+async def delete(request: Request, state: State, caller: Manager, audience: str) -> Response:
+    try:
+        await _write(
+            state,
+            lambda conn: service.delete_audience(
+                conn, business_id=caller.business_id, audience=audience
+            ),
+        )
+    except InvalidInput as exc:
+        return redirect(request, f"/audiences/{audience}", error=_text(exc.problems))
+    return redirect(request, "/audiences", notice=f"Deleted audience {audience}")
+
+
+@router.get("/audiences/{audience}/export")
+async def export_page(
+    request: Request,
+    state: State,
+    caller: Manager,
+    consent: Consent,
+    audience: str,
+    destination: str = "csv",
+    owner: str = "",
+    bidding_logic_url: str = "",
+) -> Response:
+    """What an export to a destination holds: how many people are in it and how many were
+    left out for each reason, with the link that downloads it."""
+    if destination not in DESTINATIONS:
+        return redirect(
+            request, f"/audiences/{audience}", error=f"unknown destination {destination!r}"
+        )
+    chosen = cast(Destination, destination)
+    options = None
+    query: dict[str, str] = {}
+    if chosen == "interest_groups":
+        if not owner.strip() or not bidding_logic_url.strip():
+            return redirect(
+                request,
+                f"/audiences/{audience}",
+                error="interest groups need the buyer's owner origin and bidding logic URL",
+            )
+        options = InterestGroupOptions(
+            owner=owner.strip(), bidding_logic_url=bidding_logic_url.strip()
+        )
+        query = {"owner": options.owner, "bidding_logic_url": options.bidding_logic_url}
+
+    def work(conn: Connection) -> dict[str, Any]:
+        view = service.get_audience(conn, business_id=caller.business_id, audience=audience)
+        result = service.export_audience(
+            conn,
+            business_id=caller.business_id,
+            audience=view.id,
+            destination=chosen,
+            consent=consent,
+            interest_groups=options,
+        )
+        return {"audience": view, "result": result}
+
+    found = await _read(state, work)
+    download = f"/api/audiences/{found['audience'].slug}/export/{chosen}"
+    if query:
+        download += "?" + urlencode(query)
+    return render(
+        request,
+        "audiences/export.html",
+        caller=caller,
+        destination=chosen,
+        destination_label=DESTINATIONS[chosen],
+        purpose=service.DESTINATION_PURPOSES[chosen],
+        download=download,
+        **found,
+    )
