@@ -183,3 +183,11 @@ def test_analysis_and_reports(client: TestClient, keys: Bootstrap, settings: Set
     assert csv.headers["content-type"].startswith("text/csv")
     assert csv.text.startswith("section,name,passed")
     assert client.get("/api/experiments/cma/analysis").status_code == 401
+
+
+def test_a_started_experiment_without_ad_logs_says_so(client: TestClient, keys: Bootstrap) -> None:
+    admin = _admin(keys)
+    assert client.post("/api/experiments", json=_design(), headers=admin).status_code == 201
+    client.post("/api/experiments/cma/start", headers=admin)
+    analysis = client.get("/api/experiments/cma/analysis", headers=admin)
+    assert analysis.status_code in (200, 409), analysis.text
