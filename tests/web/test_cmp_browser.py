@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import itertools
 import json
 import threading
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -593,3 +595,40 @@ def test_embeds_added_after_load_get_a_placeholder_then_load(
     wait_recorded(page)
     page.frame_locator("iframe[title=Map]").locator("#video").wait_for()
     assert page.get_by_role("button", name="Allow and show").count() == 0
+
+
+def test_a_site_on_another_origin_uses_the_banner_through_cors(
+    context: BrowserContext, site: Site, tmp_path: Path
+) -> None:
+    (tmp_path / "index.html").write_text(
+        site_page(site.write_key).replace('src="/cmp.js"', f'src="{site.base}/cmp.js"'),
+        encoding="utf-8",
+    )
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    other = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        page = context.new_page()
+        page.goto(f"http://localhost:{other.server_address[1]}/index.html")
+        page.locator("[role=dialog]").wait_for(timeout=15_000)
+        page.get_by_role("button", name="Accept all").click()
+        assert page.evaluate("() => window.accord.consent.lastPost.then(r => !!r.record_id)")
+        assert page.evaluate("() => window.mktRuns") == 1
+        (decision,) = site.ledger(stored_choice(context)["id"])
+        assert decision["purposes"]["marketing"] is True
+        assert {c["domain"] for c in context.cookies() if c["name"] == "accord_consent"} == {
+            "localhost"
+        }
+    finally:
+        other.shutdown()
+        other.server_close()
+
+
+def test_a_language_the_notice_lacks_falls_back_to_its_default(
+    browser: Browser, site: Site
+) -> None:
+    context = browser.new_context(locale="it-IT")
+    page = open_site(context, site)
+    assert page.get_by_role("button", name="Accept all").is_visible()
+    assert page.evaluate("() => window.accord.consent.get().language") == "en"
+    context.close()
