@@ -248,7 +248,46 @@ def current_state(
     user_ids: Iterable[str] = (),
 ) -> ConsentState | None:
     """The canonical state from the ledger (None when nothing was ever recorded)."""
-    rows = _records_of(conn, business_id, anonymous_ids, user_ids)
+    return _state_from(_records_of(conn, business_id, anonymous_ids, user_ids))
+
+
+def current_states(
+    conn: Connection,
+    *,
+    business_id: str,
+    subjects: list[tuple[list[str], list[str]]],
+    chunk: int = 400,
+) -> list[ConsentState | None]:
+    """`current_state` for many subjects (anonymousIds, userIds) with few queries.
+
+    Collection asks this once per request instead of once per event.
+    """
+    anonymous = sorted({a for ids, _ in subjects for a in ids})
+    users = sorted({u for _, ids in subjects for u in ids})
+    rows: dict[int, Row[Any]] = {}
+    for start in range(0, max(len(anonymous), len(users)), chunk):
+        for row in _records_of(
+            conn, business_id, anonymous[start : start + chunk], users[start : start + chunk]
+        ):
+            rows[row.position] = row
+    ordered = sorted(rows.values(), key=lambda r: (r.recorded_at, r.position))
+    by_anonymous: dict[str, list[Row[Any]]] = {}
+    by_user: dict[str, list[Row[Any]]] = {}
+    for row in ordered:
+        if row.anonymous_id:
+            by_anonymous.setdefault(row.anonymous_id, []).append(row)
+        if row.user_id:
+            by_user.setdefault(row.user_id, []).append(row)
+    states: list[ConsentState | None] = []
+    for anonymous_ids, user_ids in subjects:
+        mine = {r.position: r for a in anonymous_ids for r in by_anonymous.get(a, [])}
+        mine.update({r.position: r for u in user_ids for r in by_user.get(u, [])})
+        states.append(_state_from(sorted(mine.values(), key=lambda r: (r.recorded_at, r.position))))
+    return states
+
+
+def _state_from(rows: list[Row[Any]]) -> ConsentState | None:
+    """Fold a subject's records (oldest first) into its current state."""
     if not rows:
         return None
     latest = rows[-1]
