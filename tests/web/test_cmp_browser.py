@@ -32,7 +32,7 @@ from accord.core.settings import Settings
 from accord.store.db import Store, open_store
 from accord.web.app import create_app
 from accord.web.cmp import default_texts
-from tests.web.conftest import CHROMIUM, _free_port
+from tests.web.conftest import CHROMIUM, CHROMIUM_FLAGS, _free_port
 
 pytestmark = pytest.mark.browser
 
@@ -347,6 +347,10 @@ def test_accept_runs_it_and_sends_the_consent_mode_update(
 
 def test_withdrawal_deletes_the_configured_cookies(context: BrowserContext, site: Site) -> None:
     page = open_site(context, site)
+    page.evaluate(
+        """() => { window.changes = [];
+        window.accord.consent.on('change', s => window.changes.push(s.purposes.marketing)); }"""
+    )
     page.get_by_role("button", name="Accept all").click()
     wait_recorded(page)
     page.evaluate(
@@ -363,6 +367,38 @@ def test_withdrawal_deletes_the_configured_cookies(context: BrowserContext, site
     assert [d["source"] for d in decisions] == ["banner", "preference_centre"]
     update = consent_calls(page)[-1]
     assert update[2]["ad_storage"] == "denied" and update[2]["analytics_storage"] == "denied"
+    assert page.evaluate("() => window.changes") == [True, False]
+
+
+def test_withdrawal_deletes_cookies_on_parent_domains(browser: Browser, site: Site) -> None:
+    port = site.base.rsplit(":", 1)[1]
+    # A browser of its own that resolves *.shop.test to the test server.
+    own = browser.browser_type.launch(
+        executable_path=CHROMIUM,
+        args=[*CHROMIUM_FLAGS, "--host-resolver-rules=MAP *.shop.test 127.0.0.1"],
+    )
+    try:
+        context = own.new_context(locale="en-GB")
+        page = context.new_page()
+        page.goto(f"http://www.shop.test:{port}/site/page")
+        page.locator("[role=dialog]").wait_for(timeout=15_000)
+        page.get_by_role("button", name="Accept all").click()
+        wait_recorded(page)
+        page.evaluate(
+            """() => { document.cookie = '_ga=1; path=/; domain=.shop.test';
+            document.cookie = '_fbc=1; path=/; domain=.www.shop.test'; }"""
+        )
+        set_by_trackers = {(c["name"], c["domain"]) for c in context.cookies()}
+        assert {("_ga", ".shop.test"), ("_fbc", ".www.shop.test")} <= set_by_trackers
+        page.evaluate("() => window.accord.consent.withdraw()")
+        wait_recorded(page)
+        left = {c["name"] for c in context.cookies()}
+        assert left & {"_ga", "_fbc", "_mkt"} == set() and "accord_consent" in left
+        (_, withdrawal) = site.ledger(stored_choice(context)["id"])
+        assert withdrawal["source"] == "api"
+        assert not any(v for k, v in withdrawal["purposes"].items() if k != "necessary")
+    finally:
+        own.close()
 
 
 def test_placeholder_gives_one_click_consent_for_an_embed(
@@ -424,6 +460,21 @@ def test_tc_string_from_tcfapi_decodes_in_python_to_the_same_choices(
     assert rejected.purposes_consent == frozenset() and rejected.vendor_consents == frozenset()
     ping = page.evaluate("() => new Promise(ok => window.__tcfapi('ping', 2, ok))")
     assert ping["cmpLoaded"] is True and ping["cmpId"] == 300
+    # Frames reach the API through the locator frame and postMessage.
+    answer = page.evaluate(
+        """() => new Promise(ok => {
+          window.addEventListener('message', e => {
+            if (e.data.__tcfapiReturn) ok(e.data.__tcfapiReturn); });
+          window.frames['__tcfapiLocator'].parent.postMessage({__tcfapiCall:
+            {command: 'getTCData', parameter: [755], version: 2, callId: 'c1'}}, '*');
+        })"""
+    )
+    assert answer["callId"] == "c1" and answer["success"] is True
+    assert answer["returnValue"]["vendor"]["consents"] == {"755": False}
+    remove = """() => new Promise(ok => window.__tcfapi(
+        'removeEventListener', 2, ok, window.tcEvents[0].listenerId))"""
+    assert page.evaluate(remove) is True
+    assert page.evaluate(remove) is False  # already gone
 
 
 def test_every_combination_of_choices_round_trips_through_the_tc_string(
