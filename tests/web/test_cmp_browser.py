@@ -586,33 +586,56 @@ def test_strict_csp_with_nonces(context: BrowserContext, site: Site) -> None:
 def test_keyboard_only(context: BrowserContext, site: Site) -> None:
     page = open_site(context, site)
     focused = (
-        "() => document.activeElement.dataset.accord || document.activeElement.getAttribute('role')"
+        "() => document.activeElement.dataset.accord || document.activeElement.dataset.purpose"
+        " || document.activeElement.id"
+        " || document.activeElement.getAttribute('role')"
     )
-    assert page.evaluate(focused) == "dialog"
-    for _ in range(5):
-        page.keyboard.press("Tab")
-        if page.evaluate(focused) == "reject":
-            break
-    assert page.evaluate(focused) == "reject"
-    # Focus stays inside the dialog.
-    for _ in range(8):
-        page.keyboard.press("Tab")
-        assert page.evaluate("() => !!document.activeElement.closest('[role=dialog]')")
-    # Escape without a choice does not dismiss the banner.
+    in_dialog = "() => !!document.activeElement.closest('[role=dialog]')"
+
+    def tab_to(target: str, limit: int) -> None:
+        for _ in range(limit):
+            if page.evaluate(focused) == target:
+                return
+            page.keyboard.press("Tab")
+        assert page.evaluate(focused) == target
+
+    assert page.evaluate(focused) == "dialog"  # focus moved into the banner
+    tab_to("reject", 5)
+    # Escape without a choice neither dismisses the banner nor moves focus.
     page.keyboard.press("Escape")
-    assert page.locator("[role=dialog]").count() == 1
-    page.get_by_role("button", name="Reject all").focus()
+    assert page.locator("[role=dialog]").count() == 1 and page.evaluate(focused) == "reject"
     page.keyboard.press("Enter")
     wait_recorded(page)
     assert page.locator("[role=dialog]").count() == 0
     assert stored_choice(context)["d"] == ["preferences", "statistics", "marketing"]
-    # The footer link reopens the preference centre; Escape closes it and focus returns.
-    page.locator("#settings-link").focus()
+    # The footer link, reached by Tab, reopens the preference centre.
+    tab_to("settings-link", 12)
     page.keyboard.press("Enter")
     page.locator("[role=dialog]").wait_for()
+    assert page.get_by_role("dialog").get_attribute("aria-labelledby")
+    for _ in range(15):  # more stops than the dialog has: focus wraps around inside it
+        page.keyboard.press("Tab")
+        assert page.evaluate(in_dialog)
+    for _ in range(3):
+        page.keyboard.press("Shift+Tab")
+        assert page.evaluate(in_dialog)
+    # Escape closes without saving and focus returns to the link.
     page.keyboard.press("Escape")
     assert page.locator("[role=dialog]").count() == 0
     assert page.evaluate("() => document.activeElement.id") == "settings-link"
+    # Space toggles a switch, Enter on "save" records it.
+    page.keyboard.press("Enter")
+    page.locator("[role=dialog]").wait_for()
+    tab_to("marketing", 15)
+    page.keyboard.press("Space")
+    tab_to("save", 15)
+    page.keyboard.press("Enter")
+    wait_recorded(page)
+    assert stored_choice(context)["p"] == ["necessary", "marketing"]
+    # Visible focus: the focused button draws an outline.
+    tab_to("reopen", 12)
+    outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+    assert outline == "solid"
 
 
 def test_the_scanner_finds_nothing_before_consent_on_a_site_using_the_banner(site: Site) -> None:
