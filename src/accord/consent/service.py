@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Row, or_, select
 from accord.consent import config, ledger
 from accord.consent.geo import device_of, regime_for, truncate_ip
 from accord.consent.models import (
+    OPT_IN_REGIMES,
     REGIMES,
     SOURCES,
     ConsentState,
@@ -80,7 +81,8 @@ def record_consent(
 
     - `purposes` are the subject's choices; keys must be purposes the business has,
       "necessary" is always recorded as granted and cannot be refused.
-    - Without `regime`, the geo rules decide from `country` / `region`.
+    - Without `regime`, the geo rules decide from `country` / `region`; a given
+      opt-out regime is refused where the visitor's country calls for opt-in.
     - `ip` is stored truncated (IPv4 /24, IPv6 /48); the user agent is kept (cut to
       512 characters) with its device class.
     - A withdrawal is simply a record with the purpose set to false.
@@ -145,13 +147,22 @@ def record_consent(
     when = recorded_at or now
     if when > now + MAX_FUTURE:
         problems.append(FieldProblem("timestamp", "is in the future"))
+    located = (
+        regime_for(country, region, config.geo_rules(conn, business_id=business_id))
+        if country or regime is None
+        else None
+    )
+    if regime is not None and located in OPT_IN_REGIMES and regime not in OPT_IN_REGIMES:
+        # A client may not record a laxer regime than the visitor's place calls for:
+        # collection reads the regime back from the ledger.
+        problems.append(
+            FieldProblem("regime", f"is {regime}, but the visitor in {country} is under {located}")
+        )
     if problems:
         raise InvalidInput(problems)
 
     choices = {"necessary": True, **purposes} if "necessary" in known else dict(purposes)
-    applied_regime = regime or regime_for(
-        country, region, config.geo_rules(conn, business_id=business_id)
-    )
+    applied_regime = regime or located or "default"
     # An explicit choice about marketing beats GPC; without one, GPC opts out.
     sale_opt_out = not choices["marketing"] if "marketing" in purposes else gpc
     lint = legitimate_interest or {}
