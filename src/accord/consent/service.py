@@ -391,3 +391,16 @@ def opt_in_report(
     with store.read() as conn:
         table = analytics.decisions(conn, business_id=business_id)
     return analytics.opt_in_rates(connect(engine_url), table, by=by)
+
+
+def ensure_property(store: Store, *, business_id: str, key: str, name: str) -> dict[str, Any]:
+    """The property `key`, created (with default purposes and notice) if it is missing."""
+    from accord.consent.models import PropertyIn
+
+    with store.write() as conn:
+        try:
+            return config.get_property(conn, business_id=business_id, key=key)
+        except NotFound:
+            return config.create_property(
+                conn, business_id=business_id, spec=PropertyIn(key=key, name=name)
+            )
