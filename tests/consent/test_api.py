@@ -209,6 +209,14 @@ def test_transport_errors(shop: TestClient, keys: Bootstrap) -> None:
     )
     assert forged_hash.status_code == 400
     assert forged_hash.json()["problems"][0]["field"] == "notice.text_hash"
+    german = config_of(shop, keys, **{"Accept-Language": "de"})["notice"]
+    wrong_language = shop.post(
+        "/v1/consent",
+        json=decision(notice={"id": german["id"], "text_hash": german["text_hash"]}),
+        headers=basic(keys.write_key),
+    )
+    assert wrong_language.status_code == 400
+    assert "'de' text, not of 'en'" in wrong_language.json()["problems"][0]["reason"]
     verify = shop.get("/api/consent/verify", headers=admin(keys)).json()
     assert verify["ok"] and verify["records"] == 0  # nothing refused was recorded
 

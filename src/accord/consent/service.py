@@ -131,9 +131,16 @@ def record_consent(
             if notice_version is not None and notice_version != notice["version"]:
                 problems.append(FieldProblem("notice.version", "does not match notice.id"))
             notice_version, variant = notice["version"], notice["variant"]
-            if text_hash is not None and text_hash not in notice["text_hashes"].values():
+            hashes: dict[str, str] = notice["text_hashes"]
+            if text_hash is not None and hashes.get(language) != text_hash:
+                shown_in = [lang for lang, value in hashes.items() if value == text_hash]
                 problems.append(
-                    FieldProblem("notice.text_hash", "matches no published text of the notice")
+                    FieldProblem(
+                        "notice.text_hash",
+                        f"is the hash of the {shown_in[0]!r} text, not of {language!r}"
+                        if shown_in
+                        else "matches no published text of the notice",
+                    )
                 )
             if text_hash is None:
                 text_hash = notice["text_hashes"].get(language)
