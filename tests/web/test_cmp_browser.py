@@ -706,3 +706,19 @@ def test_a_language_the_notice_lacks_falls_back_to_its_default(
     assert page.get_by_role("button", name="Accept all").is_visible()
     assert page.evaluate("() => window.accord.consent.get().language") == "en"
     context.close()
+
+
+def test_links_from_the_configuration_are_never_javascript(
+    context: BrowserContext, site: Site
+) -> None:
+    texts = {**notice_texts("en"), "privacy_policy_url": "javascript:alert(document.cookie)"}
+    with site.store.write() as conn:
+        config.publish_notice(
+            conn,
+            business_id=site.business_id,
+            property_key=PROPERTY,
+            spec=NoticeIn.model_validate({"variants": [{"texts": {"en": texts}}]}),
+        )
+    page = open_site(context, site)
+    assert page.get_by_role("dialog").locator("a").count() == 0
+    assert page.get_by_text(texts["description"]).is_visible()
