@@ -256,6 +256,10 @@ def demo(
     settings = Settings()
     store = _store(settings)
     keys = bootstrap_business(store, name=DEMO_BUSINESS)
+    from accord.consent.service import ensure_property
+
+    # The demo site's banner: GET /v1/consent/config?writeKey=…&property=web
+    ensure_property(store, business_id=keys.business_id, key="web", name="Demo web shop")
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start = today - timedelta(days=days)
     rows = (

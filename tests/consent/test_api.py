@@ -174,6 +174,18 @@ def test_bad_decisions_get_a_clear_400(
     assert field in [p["field"] for p in payload["problems"]], payload
 
 
+def test_a_laxer_regime_than_the_place_is_refused(shop: TestClient, keys: Bootstrap) -> None:
+    here = {**basic(keys.write_key), "CF-IPCountry": "DE"}
+    lax = shop.post("/v1/consent", json=decision(regime="ccpa"), headers=here)
+    assert lax.status_code == 400 and lax.json()["problems"][0]["field"] == "regime"
+    strict = shop.post("/v1/consent", json=decision(regime="gdpr"), headers=here)
+    assert strict.status_code == 200
+    elsewhere = shop.post(
+        "/v1/consent", json=decision(regime="uk_gdpr"), headers=basic(keys.write_key)
+    )
+    assert elsewhere.json()["state"]["regime"] == "uk_gdpr"
+
+
 def test_transport_errors(shop: TestClient, keys: Bootstrap) -> None:
     wrong_key = shop.post("/v1/consent", json=decision(), headers=basic("wk_nope"))
     assert wrong_key.status_code == 401 and wrong_key.json()["code"] == "unknown_write_key"
@@ -197,6 +209,14 @@ def test_transport_errors(shop: TestClient, keys: Bootstrap) -> None:
     )
     assert forged_hash.status_code == 400
     assert forged_hash.json()["problems"][0]["field"] == "notice.text_hash"
+    german = config_of(shop, keys, **{"Accept-Language": "de"})["notice"]
+    wrong_language = shop.post(
+        "/v1/consent",
+        json=decision(notice={"id": german["id"], "text_hash": german["text_hash"]}),
+        headers=basic(keys.write_key),
+    )
+    assert wrong_language.status_code == 400
+    assert "'de' text, not of 'en'" in wrong_language.json()["problems"][0]["reason"]
     verify = shop.get("/api/consent/verify", headers=admin(keys)).json()
     assert verify["ok"] and verify["records"] == 0  # nothing refused was recorded
 

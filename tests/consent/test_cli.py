@@ -16,7 +16,7 @@ from accord.consent import config
 from accord.consent.models import PropertyIn
 from accord.consent.service import record_consent
 from accord.core.settings import Settings
-from accord.store.db import Store
+from accord.store.db import Store, open_store
 
 
 @pytest.fixture
@@ -98,3 +98,25 @@ def test_report_by_country(env: dict[str, str]) -> None:
         "opt_in_rate": 0.5,
     }
     run(env, "report", "--by", "nonsense", code=2)
+
+
+def test_the_demo_has_a_banner(settings: Settings, tmp_path: Path) -> None:
+    env = {
+        "ACCORD_DATA_DIR": str(tmp_path / "data"),
+        "ACCORD_DATABASE_URL": settings.resolved_database_url(),
+        "ACCORD_LAKE_URL": settings.resolved_lake_url(),
+        "ACCORD_SQLITE_SYNCHRONOUS": "NORMAL",
+    }
+    for _ in range(2):  # idempotent
+        result = CliRunner().invoke(app, ["demo", "--events", "5", "--json"], env=env)
+        assert result.exit_code == 0, (result.output, result.exception)
+    business_id = json.loads(result.stdout.strip().splitlines()[-1])["business_id"]
+    store = open_store(settings.resolved_database_url())
+    try:
+        with store.read() as conn:
+            assert config.get_property(conn, business_id=business_id, key="web")["name"]
+            assert (
+                len(config.notice_versions(conn, business_id=business_id, property_key="web")) == 1
+            )
+    finally:
+        store.dispose()

@@ -14,6 +14,8 @@ from accord.accounts.service import bootstrap
 from accord.consent import config, ledger
 from accord.consent.models import PropertyIn
 from accord.consent.service import (
+    current_state,
+    current_states,
     granted_purposes,
     history,
     record_consent,
@@ -221,9 +223,9 @@ def test_withdrawal_is_a_record(store: Store, shop: str) -> None:
     _record(store, shop, "anon-1", marketing=True)
     _record(store, shop, "anon-1", marketing=False)
     with store.read() as conn:
-        assert granted_purposes(conn, business_id=shop, anonymous_ids=["anon-1"])[
-            "marketing"
-        ] is False
+        assert (
+            granted_purposes(conn, business_id=shop, anonymous_ids=["anon-1"])["marketing"] is False
+        )
     assert _verify(store, shop).records == 2
 
 
@@ -260,3 +262,27 @@ def test_bad_decisions_are_refused_with_every_reason(store: Store, shop: str) ->
         )
     assert [p.field for p in caught.value.problems] == ["property"]
     assert _verify(store, shop).records == 0
+
+
+def test_states_for_many_subjects_equal_one_by_one(store: Store, shop: str) -> None:
+    _record(store, shop, "a1", marketing=True)
+    _record(store, shop, "a2", statistics=True)
+    with store.write() as conn:
+        record_consent(
+            conn,
+            business_id=shop,
+            property_key="shop-web",
+            anonymous_id="a1",
+            user_id="u1",
+            purposes={"statistics": False},
+            source="form",
+        )
+    subjects = [(["a1"], []), (["a2"], ["u1"]), ([], ["u1"]), (["zz"], []), (["a1", "a2"], [])]
+    with store.read() as conn:
+        many = current_states(conn, business_id=shop, subjects=subjects, chunk=1)
+        single = [
+            current_state(conn, business_id=shop, anonymous_ids=a, user_ids=u) for a, u in subjects
+        ]
+    assert many == single
+    assert many[3] is None and many[1] is not None
+    assert many[1].purposes == {"necessary": True, "statistics": False}

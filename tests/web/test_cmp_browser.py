@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import itertools
 import json
 import threading
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ from accord.core.settings import Settings
 from accord.store.db import Store, open_store
 from accord.web.app import create_app
 from accord.web.cmp import default_texts
-from tests.web.conftest import CHROMIUM, _free_port
+from tests.web.conftest import CHROMIUM, CHROMIUM_FLAGS, _free_port
 
 pytestmark = pytest.mark.browser
 
@@ -345,6 +347,10 @@ def test_accept_runs_it_and_sends_the_consent_mode_update(
 
 def test_withdrawal_deletes_the_configured_cookies(context: BrowserContext, site: Site) -> None:
     page = open_site(context, site)
+    page.evaluate(
+        """() => { window.changes = [];
+        window.accord.consent.on('change', s => window.changes.push(s.purposes.marketing)); }"""
+    )
     page.get_by_role("button", name="Accept all").click()
     wait_recorded(page)
     page.evaluate(
@@ -361,6 +367,38 @@ def test_withdrawal_deletes_the_configured_cookies(context: BrowserContext, site
     assert [d["source"] for d in decisions] == ["banner", "preference_centre"]
     update = consent_calls(page)[-1]
     assert update[2]["ad_storage"] == "denied" and update[2]["analytics_storage"] == "denied"
+    assert page.evaluate("() => window.changes") == [True, False]
+
+
+def test_withdrawal_deletes_cookies_on_parent_domains(browser: Browser, site: Site) -> None:
+    port = site.base.rsplit(":", 1)[1]
+    # A browser of its own that resolves *.shop.test to the test server.
+    own = browser.browser_type.launch(
+        executable_path=CHROMIUM,
+        args=[*CHROMIUM_FLAGS, "--host-resolver-rules=MAP *.shop.test 127.0.0.1"],
+    )
+    try:
+        context = own.new_context(locale="en-GB")
+        page = context.new_page()
+        page.goto(f"http://www.shop.test:{port}/site/page")
+        page.locator("[role=dialog]").wait_for(timeout=15_000)
+        page.get_by_role("button", name="Accept all").click()
+        wait_recorded(page)
+        page.evaluate(
+            """() => { document.cookie = '_ga=1; path=/; domain=.shop.test';
+            document.cookie = '_fbc=1; path=/; domain=.www.shop.test'; }"""
+        )
+        set_by_trackers = {(c["name"], c["domain"]) for c in context.cookies()}
+        assert {("_ga", ".shop.test"), ("_fbc", ".www.shop.test")} <= set_by_trackers
+        page.evaluate("() => window.accord.consent.withdraw()")
+        wait_recorded(page)
+        left = {c["name"] for c in context.cookies()}
+        assert left & {"_ga", "_fbc", "_mkt"} == set() and "accord_consent" in left
+        (_, withdrawal) = site.ledger(stored_choice(context)["id"])
+        assert withdrawal["source"] == "api"
+        assert not any(v for k, v in withdrawal["purposes"].items() if k != "necessary")
+    finally:
+        own.close()
 
 
 def test_placeholder_gives_one_click_consent_for_an_embed(
@@ -422,6 +460,21 @@ def test_tc_string_from_tcfapi_decodes_in_python_to_the_same_choices(
     assert rejected.purposes_consent == frozenset() and rejected.vendor_consents == frozenset()
     ping = page.evaluate("() => new Promise(ok => window.__tcfapi('ping', 2, ok))")
     assert ping["cmpLoaded"] is True and ping["cmpId"] == 300
+    # Frames reach the API through the locator frame and postMessage.
+    answer = page.evaluate(
+        """() => new Promise(ok => {
+          window.addEventListener('message', e => {
+            if (e.data.__tcfapiReturn) ok(e.data.__tcfapiReturn); });
+          window.frames['__tcfapiLocator'].parent.postMessage({__tcfapiCall:
+            {command: 'getTCData', parameter: [755], version: 2, callId: 'c1'}}, '*');
+        })"""
+    )
+    assert answer["callId"] == "c1" and answer["success"] is True
+    assert answer["returnValue"]["vendor"]["consents"] == {"755": False}
+    remove = """() => new Promise(ok => window.__tcfapi(
+        'removeEventListener', 2, ok, window.tcEvents[0].listenerId))"""
+    assert page.evaluate(remove) is True
+    assert page.evaluate(remove) is False  # already gone
 
 
 def test_every_combination_of_choices_round_trips_through_the_tc_string(
@@ -533,33 +586,56 @@ def test_strict_csp_with_nonces(context: BrowserContext, site: Site) -> None:
 def test_keyboard_only(context: BrowserContext, site: Site) -> None:
     page = open_site(context, site)
     focused = (
-        "() => document.activeElement.dataset.accord || document.activeElement.getAttribute('role')"
+        "() => document.activeElement.dataset.accord || document.activeElement.dataset.purpose"
+        " || document.activeElement.id"
+        " || document.activeElement.getAttribute('role')"
     )
-    assert page.evaluate(focused) == "dialog"
-    for _ in range(5):
-        page.keyboard.press("Tab")
-        if page.evaluate(focused) == "reject":
-            break
-    assert page.evaluate(focused) == "reject"
-    # Focus stays inside the dialog.
-    for _ in range(8):
-        page.keyboard.press("Tab")
-        assert page.evaluate("() => !!document.activeElement.closest('[role=dialog]')")
-    # Escape without a choice does not dismiss the banner.
+    in_dialog = "() => !!document.activeElement.closest('[role=dialog]')"
+
+    def tab_to(target: str, limit: int) -> None:
+        for _ in range(limit):
+            if page.evaluate(focused) == target:
+                return
+            page.keyboard.press("Tab")
+        assert page.evaluate(focused) == target
+
+    assert page.evaluate(focused) == "dialog"  # focus moved into the banner
+    tab_to("reject", 5)
+    # Escape without a choice neither dismisses the banner nor moves focus.
     page.keyboard.press("Escape")
-    assert page.locator("[role=dialog]").count() == 1
-    page.get_by_role("button", name="Reject all").focus()
+    assert page.locator("[role=dialog]").count() == 1 and page.evaluate(focused) == "reject"
     page.keyboard.press("Enter")
     wait_recorded(page)
     assert page.locator("[role=dialog]").count() == 0
     assert stored_choice(context)["d"] == ["preferences", "statistics", "marketing"]
-    # The footer link reopens the preference centre; Escape closes it and focus returns.
-    page.locator("#settings-link").focus()
+    # The footer link, reached by Tab, reopens the preference centre.
+    tab_to("settings-link", 12)
     page.keyboard.press("Enter")
     page.locator("[role=dialog]").wait_for()
+    assert page.get_by_role("dialog").get_attribute("aria-labelledby")
+    for _ in range(15):  # more stops than the dialog has: focus wraps around inside it
+        page.keyboard.press("Tab")
+        assert page.evaluate(in_dialog)
+    for _ in range(3):
+        page.keyboard.press("Shift+Tab")
+        assert page.evaluate(in_dialog)
+    # Escape closes without saving and focus returns to the link.
     page.keyboard.press("Escape")
     assert page.locator("[role=dialog]").count() == 0
     assert page.evaluate("() => document.activeElement.id") == "settings-link"
+    # Space toggles a switch, Enter on "save" records it.
+    page.keyboard.press("Enter")
+    page.locator("[role=dialog]").wait_for()
+    tab_to("marketing", 15)
+    page.keyboard.press("Space")
+    tab_to("save", 15)
+    page.keyboard.press("Enter")
+    wait_recorded(page)
+    assert stored_choice(context)["p"] == ["necessary", "marketing"]
+    # Visible focus: the focused button draws an outline.
+    tab_to("reopen", 12)
+    outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+    assert outline == "solid"
 
 
 def test_the_scanner_finds_nothing_before_consent_on_a_site_using_the_banner(site: Site) -> None:
@@ -593,3 +669,56 @@ def test_embeds_added_after_load_get_a_placeholder_then_load(
     wait_recorded(page)
     page.frame_locator("iframe[title=Map]").locator("#video").wait_for()
     assert page.get_by_role("button", name="Allow and show").count() == 0
+
+
+def test_a_site_on_another_origin_uses_the_banner_through_cors(
+    context: BrowserContext, site: Site, tmp_path: Path
+) -> None:
+    (tmp_path / "index.html").write_text(
+        site_page(site.write_key).replace('src="/cmp.js"', f'src="{site.base}/cmp.js"'),
+        encoding="utf-8",
+    )
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    other = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        page = context.new_page()
+        page.goto(f"http://localhost:{other.server_address[1]}/index.html")
+        page.locator("[role=dialog]").wait_for(timeout=15_000)
+        page.get_by_role("button", name="Accept all").click()
+        assert page.evaluate("() => window.accord.consent.lastPost.then(r => !!r.record_id)")
+        assert page.evaluate("() => window.mktRuns") == 1
+        (decision,) = site.ledger(stored_choice(context)["id"])
+        assert decision["purposes"]["marketing"] is True
+        assert {c["domain"] for c in context.cookies() if c["name"] == "accord_consent"} == {
+            "localhost"
+        }
+    finally:
+        other.shutdown()
+        other.server_close()
+
+
+def test_a_language_the_notice_lacks_falls_back_to_its_default(
+    browser: Browser, site: Site
+) -> None:
+    context = browser.new_context(locale="it-IT")
+    page = open_site(context, site)
+    assert page.get_by_role("button", name="Accept all").is_visible()
+    assert page.evaluate("() => window.accord.consent.get().language") == "en"
+    context.close()
+
+
+def test_links_from_the_configuration_are_never_javascript(
+    context: BrowserContext, site: Site
+) -> None:
+    texts = {**notice_texts("en"), "privacy_policy_url": "javascript:alert(document.cookie)"}
+    with site.store.write() as conn:
+        config.publish_notice(
+            conn,
+            business_id=site.business_id,
+            property_key=PROPERTY,
+            spec=NoticeIn.model_validate({"variants": [{"texts": {"en": texts}}]}),
+        )
+    page = open_site(context, site)
+    assert page.get_by_role("dialog").locator("a").count() == 0
+    assert page.get_by_text(texts["description"]).is_visible()

@@ -17,6 +17,9 @@ class GateDecision:
 
 
 class ConsentGate(Protocol):
+    """Decides per event; a gate may also offer `decide_many(events, *, business_id)`
+    returning one decision per event, which collection then uses for a whole request."""
+
     def decide(self, event: dict[str, Any], *, business_id: str) -> GateDecision: ...
 
 

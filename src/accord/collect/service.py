@@ -177,8 +177,12 @@ def append(
     """
     rows = []
     dropped = 0
-    for event in events:
-        decision = gate.decide(event, business_id=source.business_id)
+    decide_many = getattr(gate, "decide_many", None)
+    if decide_many is not None:
+        decisions = decide_many(events, business_id=source.business_id)
+    else:
+        decisions = [gate.decide(event, business_id=source.business_id) for event in events]
+    for event, decision in zip(events, decisions, strict=True):
         if not decision.keep:
             dropped += 1
             continue

@@ -49,6 +49,25 @@ _PUBLIC_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its `$defs` inlined, for an OpenAPI request body."""
+    schema = model.model_json_schema(by_alias=True)
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(definitions[ref.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
 def parse(model: type[M], payload: Any) -> M:
     """Validate a JSON body into `model`, reporting every problem in the error shape."""
     try:
@@ -137,7 +156,7 @@ async def consent_config(
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": ConsentIn.model_json_schema(by_alias=True)}},
+            "content": {"application/json": {"schema": inline_schema(ConsentIn)}},
         }
     },
 )
@@ -240,12 +259,26 @@ async def _write(state: AppState, work: Any) -> Any:
 JsonBody = Annotated[dict[str, Any], Body()]
 
 
+def body_of(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI for a route that takes `model` as JSON (validated by `parse`, errors 400)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": inline_schema(model)}},
+        }
+    }
+
+
 @admin_router.get("/properties", summary="List properties (sites and apps)")
 async def list_properties(state: State, caller: Read) -> Any:
     return await _read(state, lambda c: config.list_properties(c, business_id=caller.business_id))
 
 
-@admin_router.post("/properties", summary="Create a property with default purposes and notice")
+@admin_router.post(
+    "/properties",
+    summary="Create a property with default purposes and notice",
+    openapi_extra=body_of(PropertyIn),
+)
 async def create_property(state: State, caller: Manage, body: JsonBody) -> Any:
     spec = parse(PropertyIn, body)
     return await _write(
@@ -253,7 +286,9 @@ async def create_property(state: State, caller: Manage, body: JsonBody) -> Any:
     )
 
 
-@admin_router.put("/properties/{key}", summary="Change a property's settings")
+@admin_router.put(
+    "/properties/{key}", summary="Change a property's settings", openapi_extra=body_of(PropertyIn)
+)
 async def update_property(key: str, state: State, caller: Manage, body: JsonBody) -> Any:
     spec = parse(PropertyIn, {**body, "key": key})
     return await _write(
@@ -266,7 +301,9 @@ async def list_purposes(state: State, caller: Read) -> Any:
     return await _read(state, lambda c: config.list_purposes(c, business_id=caller.business_id))
 
 
-@admin_router.put("/purposes/{key}", summary="Create or change a purpose")
+@admin_router.put(
+    "/purposes/{key}", summary="Create or change a purpose", openapi_extra=body_of(PurposeIn)
+)
 async def save_purpose(key: str, state: State, caller: Manage, body: JsonBody) -> Any:
     spec = parse(PurposeIn, {**body, "key": key})
     return await _write(
@@ -279,7 +316,9 @@ async def list_vendors(state: State, caller: Read) -> Any:
     return await _read(state, lambda c: config.list_vendors(c, business_id=caller.business_id))
 
 
-@admin_router.put("/vendors/{key}", summary="Create or change a vendor")
+@admin_router.put(
+    "/vendors/{key}", summary="Create or change a vendor", openapi_extra=body_of(VendorIn)
+)
 async def save_vendor(key: str, state: State, caller: Manage, body: JsonBody) -> Any:
     spec = parse(VendorIn, {**body, "key": key})
     return await _write(
@@ -321,7 +360,9 @@ async def list_notices(key: str, state: State, caller: Read) -> Any:
 
 
 @admin_router.post(
-    "/properties/{key}/notices", summary="Publish a new notice version (one or more variants)"
+    "/properties/{key}/notices",
+    summary="Publish a new notice version (one or more variants)",
+    openapi_extra=body_of(NoticeIn),
 )
 async def publish_notice(key: str, state: State, caller: Manage, body: JsonBody) -> Any:
     spec = parse(NoticeIn, body)
@@ -344,7 +385,11 @@ async def list_geo_rules(state: State, caller: Read) -> Any:
     return await _read(state, work)
 
 
-@admin_router.put("/geo-rules/{region}", summary="Set the regime of a country or region")
+@admin_router.put(
+    "/geo-rules/{region}",
+    summary="Set the regime of a country or region",
+    openapi_extra=body_of(GeoRuleIn),
+)
 async def set_geo_rule(region: str, state: State, caller: Manage, body: JsonBody) -> Any:
     rule = parse(GeoRuleIn, {**body, "region": region})
     await _write(
@@ -373,7 +418,7 @@ async def get_policy(state: State, caller: Read) -> Any:
     ).model_dump()
 
 
-@admin_router.put("/policy", summary="Set the collection policy")
+@admin_router.put("/policy", summary="Set the collection policy", openapi_extra=body_of(PolicyIn))
 async def set_policy(state: State, caller: Manage, body: JsonBody) -> Any:
     spec = parse(PolicyIn, body)
     saved = await _write(

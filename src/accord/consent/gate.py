@@ -18,6 +18,7 @@ from typing import Any
 from accord.collect.consent_gate import GateDecision
 from accord.consent import config, service
 from accord.consent.geo import country_of_ip, regime_for
+from accord.consent.models import ConsentState
 from accord.consent.policy import Outcome, Policy, decide, gpc_of, preferences_of
 from accord.store.db import Store
 
@@ -76,17 +77,21 @@ class LedgerGate:
             self._rules.pop(business_id, None)
 
     def decide(self, event: dict[str, Any], *, business_id: str) -> GateDecision:
+        return self.decide_many([event], business_id=business_id)[0]
+
+    def decide_many(self, events: list[dict[str, Any]], *, business_id: str) -> list[GateDecision]:
+        """Decisions for a request's events, reading the ledger once for all of them."""
         rules = self._rules_of(business_id)
-        anonymous_ids = [str(event["anonymousId"])] if event.get("anonymousId") else []
-        user_ids = [str(event["userId"])] if event.get("userId") else []
-        if event.get("type") == "alias" and event.get("previousId"):
-            previous = str(event["previousId"])
-            anonymous_ids.append(previous)
-            user_ids.append(previous)
+        subjects = [_subject_of(event) for event in events]
         with self.store.read() as conn:
-            state = service.current_state(
-                conn, business_id=business_id, anonymous_ids=anonymous_ids, user_ids=user_ids
-            )
+            states = service.current_states(conn, business_id=business_id, subjects=subjects)
+        return [
+            self._decide(event, state, rules) for event, state in zip(events, states, strict=True)
+        ]
+
+    def _decide(
+        self, event: dict[str, Any], state: ConsentState | None, rules: _BusinessRules
+    ) -> GateDecision:
         if state is not None:
             choices: dict[str, bool] | None = state.purposes
             regime = state.regime
@@ -101,3 +106,14 @@ class LedgerGate:
             anonymise=verdict.outcome is Outcome.ANONYMISE,
             reason=verdict.reason,
         )
+
+
+def _subject_of(event: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The identifiers whose ledger records speak for an event (an alias's previousId too)."""
+    anonymous_ids = [str(event["anonymousId"])] if event.get("anonymousId") else []
+    user_ids = [str(event["userId"])] if event.get("userId") else []
+    if event.get("type") == "alias" and event.get("previousId"):
+        previous = str(event["previousId"])
+        anonymous_ids.append(previous)
+        user_ids.append(previous)
+    return anonymous_ids, user_ids

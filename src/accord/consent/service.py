@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Row, or_, select
 from accord.consent import config, ledger
 from accord.consent.geo import device_of, regime_for, truncate_ip
 from accord.consent.models import (
+    OPT_IN_REGIMES,
     REGIMES,
     SOURCES,
     ConsentState,
@@ -80,7 +81,8 @@ def record_consent(
 
     - `purposes` are the subject's choices; keys must be purposes the business has,
       "necessary" is always recorded as granted and cannot be refused.
-    - Without `regime`, the geo rules decide from `country` / `region`.
+    - Without `regime`, the geo rules decide from `country` / `region`; a given
+      opt-out regime is refused where the visitor's country calls for opt-in.
     - `ip` is stored truncated (IPv4 /24, IPv6 /48); the user agent is kept (cut to
       512 characters) with its device class.
     - A withdrawal is simply a record with the purpose set to false.
@@ -129,9 +131,16 @@ def record_consent(
             if notice_version is not None and notice_version != notice["version"]:
                 problems.append(FieldProblem("notice.version", "does not match notice.id"))
             notice_version, variant = notice["version"], notice["variant"]
-            if text_hash is not None and text_hash not in notice["text_hashes"].values():
+            hashes: dict[str, str] = notice["text_hashes"]
+            if text_hash is not None and hashes.get(language) != text_hash:
+                shown_in = [lang for lang, value in hashes.items() if value == text_hash]
                 problems.append(
-                    FieldProblem("notice.text_hash", "matches no published text of the notice")
+                    FieldProblem(
+                        "notice.text_hash",
+                        f"is the hash of the {shown_in[0]!r} text, not of {language!r}"
+                        if shown_in
+                        else "matches no published text of the notice",
+                    )
                 )
             if text_hash is None:
                 text_hash = notice["text_hashes"].get(language)
@@ -145,13 +154,22 @@ def record_consent(
     when = recorded_at or now
     if when > now + MAX_FUTURE:
         problems.append(FieldProblem("timestamp", "is in the future"))
+    located = (
+        regime_for(country, region, config.geo_rules(conn, business_id=business_id))
+        if country or regime is None
+        else None
+    )
+    if regime is not None and located in OPT_IN_REGIMES and regime not in OPT_IN_REGIMES:
+        # A client may not record a laxer regime than the visitor's place calls for:
+        # collection reads the regime back from the ledger.
+        problems.append(
+            FieldProblem("regime", f"is {regime}, but the visitor in {country} is under {located}")
+        )
     if problems:
         raise InvalidInput(problems)
 
     choices = {"necessary": True, **purposes} if "necessary" in known else dict(purposes)
-    applied_regime = regime or regime_for(
-        country, region, config.geo_rules(conn, business_id=business_id)
-    )
+    applied_regime = regime or located or "default"
     # An explicit choice about marketing beats GPC; without one, GPC opts out.
     sale_opt_out = not choices["marketing"] if "marketing" in purposes else gpc
     lint = legitimate_interest or {}
@@ -248,7 +266,46 @@ def current_state(
     user_ids: Iterable[str] = (),
 ) -> ConsentState | None:
     """The canonical state from the ledger (None when nothing was ever recorded)."""
-    rows = _records_of(conn, business_id, anonymous_ids, user_ids)
+    return _state_from(_records_of(conn, business_id, anonymous_ids, user_ids))
+
+
+def current_states(
+    conn: Connection,
+    *,
+    business_id: str,
+    subjects: list[tuple[list[str], list[str]]],
+    chunk: int = 400,
+) -> list[ConsentState | None]:
+    """`current_state` for many subjects (anonymousIds, userIds) with few queries.
+
+    Collection asks this once per request instead of once per event.
+    """
+    anonymous = sorted({a for ids, _ in subjects for a in ids})
+    users = sorted({u for _, ids in subjects for u in ids})
+    rows: dict[int, Row[Any]] = {}
+    for start in range(0, max(len(anonymous), len(users)), chunk):
+        for row in _records_of(
+            conn, business_id, anonymous[start : start + chunk], users[start : start + chunk]
+        ):
+            rows[row.position] = row
+    ordered = sorted(rows.values(), key=lambda r: (r.recorded_at, r.position))
+    by_anonymous: dict[str, list[Row[Any]]] = {}
+    by_user: dict[str, list[Row[Any]]] = {}
+    for row in ordered:
+        if row.anonymous_id:
+            by_anonymous.setdefault(row.anonymous_id, []).append(row)
+        if row.user_id:
+            by_user.setdefault(row.user_id, []).append(row)
+    states: list[ConsentState | None] = []
+    for anonymous_ids, user_ids in subjects:
+        mine = {r.position: r for a in anonymous_ids for r in by_anonymous.get(a, [])}
+        mine.update({r.position: r for u in user_ids for r in by_user.get(u, [])})
+        states.append(_state_from(sorted(mine.values(), key=lambda r: (r.recorded_at, r.position))))
+    return states
+
+
+def _state_from(rows: list[Row[Any]]) -> ConsentState | None:
+    """Fold a subject's records (oldest first) into its current state."""
     if not rows:
         return None
     latest = rows[-1]
@@ -341,3 +398,16 @@ def opt_in_report(
     with store.read() as conn:
         table = analytics.decisions(conn, business_id=business_id)
     return analytics.opt_in_rates(connect(engine_url), table, by=by)
+
+
+def ensure_property(store: Store, *, business_id: str, key: str, name: str) -> dict[str, Any]:
+    """The property `key`, created (with default purposes and notice) if it is missing."""
+    from accord.consent.models import PropertyIn
+
+    with store.write() as conn:
+        try:
+            return config.get_property(conn, business_id=business_id, key=key)
+        except NotFound:
+            return config.create_property(
+                conn, business_id=business_id, spec=PropertyIn(key=key, name=name)
+            )

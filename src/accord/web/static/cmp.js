@@ -82,6 +82,8 @@
     anonymousId.value = anonymousId.value || randomId();
     return anonymousId.value;
   }
+  // Links and images from the configuration: http(s) or same-site paths only, never javascript:.
+  function safeUrl(u) { return typeof u === 'string' && /^(https?:\/\/|\/(?!\/))/i.test(u) ? u : null; }
   function purposes() { return (cfg && cfg.purposes) || []; }
   function isRequired(p) { return p.required || p.key === 'necessary'; }
   function grantedFromChoice(c) {
@@ -482,12 +484,13 @@
     }, {'data-accord': 'do-not-sell'});
   }
   function policyLink() {
-    return texts.privacy_policy_url ? el('a', {href: texts.privacy_policy_url, class: 'acc-l', text: texts.privacy_policy_label || texts.privacy_policy_url}) : null;
+    var url = safeUrl(texts.privacy_policy_url);
+    return url ? el('a', {href: url, class: 'acc-l', text: texts.privacy_policy_label || url}) : null;
   }
   function bannerView() {
     var t = id('t'), ds2 = id('d');
     return {labelledby: t, describedby: ds2, body: [
-      cfg.notice.logo_url ? el('img', {src: cfg.notice.logo_url, alt: '', class: 'acc-logo'}) : null,
+      safeUrl(cfg.notice.logo_url) ? el('img', {src: safeUrl(cfg.notice.logo_url), alt: '', class: 'acc-logo'}) : null,
       el('h2', {id: t, class: 'acc-h', text: texts.title}),
       el('p', {id: ds2, class: 'acc-p'}, [d.createTextNode(texts.description + ' '), policyLink()]),
       el('div', {class: 'acc-row'}, choiceButtons('banner').concat([
@@ -511,7 +514,8 @@
         vendors.length ? el('details', {class: 'acc-v'}, [
           el('summary', {text: (texts.vendors_label || 'Vendors') + ' (' + vendors.length + ')'}),
           el('ul', {}, vendors.map(function (v) {
-            return el('li', {}, [v.policy_url ? el('a', {href: v.policy_url, class: 'acc-l', text: v.name}) : d.createTextNode(v.name)]);
+            var url = safeUrl(v.policy_url);
+            return el('li', {}, [url ? el('a', {href: url, class: 'acc-l', text: v.name}) : d.createTextNode(v.name)]);
           }))
         ]) : null
       ]);
