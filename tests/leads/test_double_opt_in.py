@@ -34,9 +34,7 @@ def test_consent_reaches_the_ledger_with_its_proof_only_after_confirmation(
     store: Store, keys: Bootstrap
 ) -> None:
     ledger = FakeLedger()
-    submission = CleanSubmission(
-        email="ada@people.example", purposes=["marketing", "profiling"]
-    )
+    submission = CleanSubmission(email="ada@people.example", purposes=["marketing", "profiling"])
     with store.write() as conn:
         form = service.create_form(conn, business_id=keys.business_id, data=FORM)
         done = service.submit(
