@@ -299,40 +299,24 @@ async def send_transactional(
     """One message that is not marketing (a double opt-in confirmation): no consent check,
     no tracking, no unsubscribe header; kept in `email_messages` as proof it was sent."""
     message_id = new_id("msg")
-    message, _links, subject = build_message(
+    outcome = await _send_one(
+        store,
+        business_id=business_id,
+        kind=kind,
         message_id=message_id,
-        template=template,
-        context=context,
         to=to,
-        from_address=from_address,
+        built=build_message(
+            message_id=message_id,
+            template=template,
+            context=context,
+            to=to,
+            from_address=from_address,
+            mailer=mailer,
+            tracking=False,
+            unsubscribe=False,
+        ),
         mailer=mailer,
-        tracking=False,
-        unsubscribe=False,
     )
-    with store.write() as conn:
-        conn.execute(
-            email_messages.insert().values(
-                id=message_id,
-                business_id=business_id,
-                kind=kind,
-                email=to,
-                subject=subject,
-                links="[]",
-                status="queued",
-                created_at=utcnow(),
-            )
-        )
-    [outcome] = await send_all([message], mailer.smtp)
-    with store.write() as conn:
-        conn.execute(
-            update(email_messages)
-            .where(email_messages.c.id == message_id)
-            .values(
-                status="sent" if outcome.ok else "failed",
-                reason=outcome.error,
-                sent_at=utcnow() if outcome.ok else None,
-            )
-        )
     return message_id, outcome
 
 
@@ -350,14 +334,36 @@ async def send_rendered(
     """One marketing message rendered elsewhere (a journey step): tracked, with one-click
     unsubscribe, kept in `email_messages` under the caller's id so opens, clicks and
     unsubscribes count. The caller has checked consent and suppression."""
-    message, links, subject = build_message(
+    return await _send_one(
+        store,
+        business_id=business_id,
+        kind=kind,
         message_id=message_id,
-        template=rendered,
-        context={},
         to=to,
-        from_address=from_address,
+        built=build_message(
+            message_id=message_id,
+            template=rendered,
+            context={},
+            to=to,
+            from_address=from_address,
+            mailer=mailer,
+        ),
         mailer=mailer,
     )
+
+
+async def _send_one(
+    store: Store,
+    *,
+    business_id: str,
+    kind: str,
+    message_id: str,
+    to: str,
+    built: tuple[OutgoingEmail, list[str], str],
+    mailer: Mailer,
+) -> Outcome:
+    """Keep one message in `email_messages`, send it, and record how it went."""
+    message, links, subject = built
     with store.write() as conn:
         conn.execute(
             email_messages.insert().values(
