@@ -193,15 +193,15 @@ def test_detail_shows_history_members_overlap_and_exports(
     assert "Page 1 of 1" in beyond.text and "one@example.com" in beyond.text
     assert "audience &#39;nope&#39; not found" in beyond.text
 
-    # Without a consent source, nobody has consented: the export says who was left out.
+    # Nobody has a marketing decision in the ledger: the export says who was left out.
     export = client.get("/audiences/pros/export?destination=meta", headers=admin)
     assert export.status_code == 200
     assert '<strong id="export-included">0</strong>' in export.text
-    assert "<td>no consent for advertising</td><td>1</td>" in export.text
+    assert "<td>no consent for marketing</td><td>1</td>" in export.text
     assert 'href="/api/audiences/pros/export/meta"' in export.text
 
     client.app.dependency_overrides[consent_source] = lambda: Grants(  # type: ignore[attr-defined]
-        {"u1": {"advertising", "marketing"}}
+        {"u1": {"marketing"}}
     )
     export = client.get("/audiences/pros/export?destination=csv", headers=admin)
     assert '<strong id="export-included">1</strong>' in export.text
