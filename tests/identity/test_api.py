@@ -105,7 +105,8 @@ def test_profile_routes(
 
     pid = profile["id"]
     detail = client.get(f"/api/profiles/{pid}", headers=admin).json()
-    assert detail["consent"] is None
+    # The consent ledger is wired in: this person has made no decision yet.
+    assert detail["consent"] == {}
     assert "audiences" not in detail
     timeline = client.get(f"/api/profiles/{pid}/timeline?limit=2", headers=admin).json()
     assert [e["type"] for e in timeline] == ["identify", "page"]
