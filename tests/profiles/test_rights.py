@@ -148,7 +148,8 @@ def test_export_and_erase_through_api_and_cli(
     ann = profile_of(store, biz, "user_id:ann-user")
     exported = client.get(f"/api/profiles/{ann}/export", headers=admin)
     assert exported.status_code == 200, exported.text
-    assert exported.json()["consent_records"] is None
+    # The consent ledger is wired in; Ann has made no decision in it.
+    assert exported.json()["consent_records"] == []
     assert len(exported.json()["events"]) == 3
 
     cli = Cli(tmp_path, database_url)

@@ -62,7 +62,9 @@ def live_server(tmp_path: Path) -> Iterator[str]:
     thread.join(timeout=10)
 
 
-@pytest.fixture(scope="session")
+# One Chromium per test module: Playwright's sync API keeps an event loop running on
+# the main thread while it is started, which would break every later `asyncio.run`.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium is required for the browser tests and is missing at {CHROMIUM}")
