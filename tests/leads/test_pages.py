@@ -47,7 +47,7 @@ def _builder_form(**changes: list[str]) -> dict[str, list[str]]:
         "field_label_it": ["Email", "Nome", "Telefono", "Azienda", "Livello", "Ama", "Altro?", ""],
         "field_options": ["", "", "", "", "easy\nhard", "hills\nlakes", "", ""],
         "field_required": ["name", "level"],
-        "consent_purpose": ["email_marketing"],
+        "consent_purpose": ["marketing"],
         "consent_start": ["unticked"],
         "consent_label_en": ["Email me walks and offers"],
         "consent_label_it": ["Inviatemi passeggiate e offerte"],
@@ -84,7 +84,7 @@ def test_the_builder_saves_a_form_with_every_kind_of_field(
     # The hosted page shows what the builder made, consent box unticked, in Italian too.
     page = client.get("/l/spring-guide", headers={"Accept-Language": "it"})
     assert "Ricevi la guida di primavera" in page.text and "Livello" in page.text
-    box = re.search(r"<input[^>]*name=\"consent_email_marketing\"[^>]*>", page.text)
+    box = re.search(r"<input[^>]*name=\"consent_marketing\"[^>]*>", page.text)
     assert box and "checked" not in box.group(0)
     assert 'name="utm_source"' in page.text and 'type="hidden"' in page.text
 
@@ -144,7 +144,7 @@ def test_a_pre_ticked_consent_box_is_refused(client: TestClient, keys: Bootstrap
     )
     assert response.status_code == 400
     assert "a consent box must start unticked" in response.text
-    assert "consents.email_marketing" in response.text
+    assert "consents.marketing" in response.text
     assert client.get("/l/spring-guide").status_code == 404
 
 

@@ -217,7 +217,7 @@ def test_sent_campaign_shows_kpis_with_intervals_and_bands(
     form = {**FORM, "list_id": list_id}
     assert client.post("/api/leads/forms", json=form, headers=admin(keys)).status_code == 201
     data = {"email": "yes@people.example", "name": "Yes", "size": "S"}
-    submitted = client.post("/l/autumn-catalogue", data={**data, "consent_email_marketing": "yes"})
+    submitted = client.post("/l/autumn-catalogue", data={**data, "consent_marketing": "yes"})
     assert submitted.status_code == 200
     link = re.search(r"http://testserver(/l/confirm/\S+)", body_text(sink.wait_for(data["email"])))
     assert link and client.get(link.group(1)).status_code == 200

@@ -183,7 +183,7 @@ BLANK_SPEC: dict[str, Any] = {
         {"key": "utm_campaign", "kind": "hidden", "label": {}, "required": False},
     ],
     "consents": [
-        {"purpose": "email_marketing", "label": {"en": "Email me news and offers"}},
+        {"purpose": "marketing", "label": {"en": "Email me news and offers"}},
     ],
     "privacy_policy_url": "",
     "next_url": "",
