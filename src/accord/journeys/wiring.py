@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from html import unescape
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from accord.accounts.service import internal_source
 from accord.audiences.service import is_suppressed
@@ -32,8 +32,8 @@ from accord.messaging.channels import (
 from accord.messaging.service import Mailer, send_rendered
 from accord.messaging.service import suppressed as email_suppressed
 from accord.messaging.templates import RenderedEmail
-from accord.profiles.models import Identifier, profile_identifiers
-from accord.profiles.service import load_states, profile_rows
+from accord.profiles.models import Identifier
+from accord.profiles.service import identifier_rows, load_states, profile_rows
 from accord.store.db import Store
 
 # The purpose each channel needs consent for. Webhooks go to the business's own
@@ -46,13 +46,9 @@ CHANNEL_PURPOSE = {
 }
 
 
-def _identifiers(conn: Connection, profile_id: str) -> dict[str, list[str]]:
+def _identifiers(conn: Connection, business_id: str, profile_id: str) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
-    for kind, value in conn.execute(
-        select(profile_identifiers.c.kind, profile_identifiers.c.value).where(
-            profile_identifiers.c.profile_id == profile_id
-        )
-    ):
+    for _, kind, value in identifier_rows(conn, business_id=business_id, profile_ids=[profile_id]):
         found.setdefault(kind, []).append(value)
     return found
 
@@ -66,7 +62,7 @@ class ProfilePeople:
         if state is None:
             return {}
         traits = {**state.computed(), **state.traits}
-        ids = _identifiers(conn, profile_id)
+        ids = _identifiers(conn, business_id, profile_id)
         for kind in ("email", "phone"):
             if not traits.get(kind) and ids.get(kind):
                 traits[kind] = ids[kind][0]
@@ -75,7 +71,7 @@ class ProfilePeople:
     def _append(
         self, conn: Connection, business_id: str, profile_id: str, event: dict[str, Any]
     ) -> None:
-        ids = _identifiers(conn, profile_id)
+        ids = _identifiers(conn, business_id, profile_id)
         event = {
             **event,
             "messageId": new_id("jny"),
@@ -126,7 +122,7 @@ class ConsentAndSuppression:
     any identifier), and for email not unsubscribed or bounced."""
 
     def check(self, conn: Connection, *, business_id: str, profile_id: str, channel: str) -> Reach:
-        ids = _identifiers(conn, profile_id)
+        ids = _identifiers(conn, business_id, profile_id)
         purpose = CHANNEL_PURPOSE.get(channel)
         if purpose is not None:
             granted = granted_purposes(
