@@ -111,12 +111,15 @@ def claim(
     return Claim(batch_id=batch_id, rows=list(rows), resumed=resumed)
 
 
-def _apply_profiles(store: Store, pairs: list[tuple[Any, dict[str, Any]]]) -> int:
+def _apply_profiles(
+    store: Store, pairs: list[tuple[Any, dict[str, Any]]], runner: Runner | None = None
+) -> int:
     """Profile changes and the processed mark of some events in one transaction.
 
     Only events this transaction marks processed are applied, so a chunk already done
     by an earlier attempt (or another worker) changes nothing again.
     """
+    runner = runner or Runner(journey_environment())
     with store.write() as conn:
         marked = set(
             conn.execute(
@@ -169,7 +172,6 @@ def _apply_profiles(store: Store, pairs: list[tuple[Any, dict[str, Any]]]) -> in
             }
         # An event whose identifiers are all blocked placeholders joins no profile.
         profile_of = {link["row"]: link["profile"] for link in links if link["profile"]}
-        runner = Runner(journey_environment())
         for business_id, todo in by_business.items():
             changes = apply_realtime(
                 conn, business_id=business_id, profile_ids=sorted(touched[business_id])
@@ -210,8 +212,13 @@ def _erased(store: Store, rows: list[Any], events: list[dict[str, Any]]) -> set[
         }
 
 
-def process(store: Store, claim: Claim, *, lake_url: str) -> int:
-    """Process one claimed batch; returns how many events it finished."""
+def process(store: Store, claim: Claim, *, lake_url: str, runner: Runner | None = None) -> int:
+    """Process one claimed batch; returns how many events it finished.
+
+    `runner` moves people through journeys; one kept across batches keeps its cache of
+    journey definitions.
+    """
+    runner = runner or Runner(journey_environment())
     events = [orjson.loads(row.payload) for row in claim.rows]
     erased = _erased(store, claim.rows, events)
     write_batch(
@@ -232,7 +239,7 @@ def process(store: Store, claim: Claim, *, lake_url: str) -> int:
         chunk = pairs[start : start + PROFILE_CHUNK]
         for attempt in range(PROFILE_RETRIES):
             try:
-                done += _apply_profiles(store, chunk)
+                done += _apply_profiles(store, chunk, runner)
                 break
             except (IntegrityError, OperationalError) as exc:
                 # Another worker created one of the same identifiers first, or the
@@ -287,6 +294,7 @@ def drain(
     """
     done = 0
     first = True
+    runner = Runner(journey_environment())
     while not should_stop():
         batch = claim(
             store, batch_size=batch_size, lease=lease, take_over_all=take_over_all and first
@@ -294,7 +302,7 @@ def drain(
         if batch is None:
             break
         first = False
-        finished = process(store, batch, lake_url=lake_url)
+        finished = process(store, batch, lake_url=lake_url, runner=runner)
         done += finished
         if on_batch is not None:
             on_batch(finished)
