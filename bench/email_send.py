@@ -12,20 +12,11 @@ For each run this script:
 4. reports messages/s (sent / wall time) as the median of --runs runs, as a markdown
    table, and writes every figure as JSON to bench/results/email-<timestamp>.json.
 
-Usage: .venv/bin/python bench/email.py [--messages 5000] [--runs 3] [--concurrency 8]
+Usage: .venv/bin/python bench/email_send.py [--messages 5000] [--runs 3] [--concurrency 8]
        [--backend sqlite|postgresql] [--quick]
 """
 
 from __future__ import annotations
-
-# ruff: noqa: E402
-import sys
-from pathlib import Path
-
-# This file is named email.py: drop its folder from the path so that Python's own
-# `email` package (used by aiosmtplib) is the one imported.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import argparse
 import asyncio
@@ -35,12 +26,14 @@ import platform
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 
