@@ -166,9 +166,7 @@ async def invite(
         return created, service.get_business(c, business_id=caller.business_id).name
 
     created, name = await _write(state, work)
-    outcome = await run_in_threadpool(
-        send_invitation, request, settings, invitation=created, business_name=name
-    )
+    outcome = await send_invitation(request, settings, invitation=created, business_name=name)
     if outcome == "sent":
         await _write(state, lambda c: team.mark_sent(c, invitation_id=created.invitation.id))
     return await _read(

@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from accord.accounts import assets as asset_service
-from accord.accounts import mail, people, permissions, service, team
+from accord.accounts import people, permissions, service, signing, team
 from accord.accounts.models import (
     AdAccountIn,
     BusinessIn,
@@ -26,6 +26,8 @@ from accord.accounts.models import (
 )
 from accord.core.errors import AccordError, CsrfRejected, Forbidden, InvalidInput, InvalidToken
 from accord.core.settings import Settings
+from accord.messaging import smtp
+from accord.messaging.smtp import SmtpConfig
 from accord.web.auth import (
     ANON_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -98,15 +100,22 @@ def _limits(settings: Settings) -> people.LoginLimits:
     )
 
 
-def mail_server(settings: Settings) -> mail.MailServer:
-    return mail.MailServer(
-        host=settings.smtp_host,
-        port=settings.smtp_port,
-        username=settings.smtp_username,
-        password=settings.smtp_password,
-        starttls=settings.smtp_security == "starttls",
+async def send_account_email(settings: Settings, *, to: str, subject: str, text: str) -> bool:
+    """Send an account email; False when no mail server is configured (nothing is sent).
+
+    Unlike campaigns, account emails never fall back to a local MTA: without
+    `ACCORD_SMTP_HOST` the UI shows the link to pass on instead.
+    """
+    if settings.smtp_host is None:
+        return False
+    await smtp.send_text(
+        SmtpConfig.from_settings(settings),
         sender=settings.mail_from,
+        to=to,
+        subject=subject,
+        text=text,
     )
+    return True
 
 
 def base_url(request: Request, settings: Settings) -> str:
@@ -515,22 +524,22 @@ async def save_business_settings(
     return await _form_action(request, "/business/settings", work, "Business settings saved")
 
 
-def send_verification(
+async def send_verification(
     request: Request, settings: Settings, *, business_id: str, email: str, name: str
 ) -> str:
     """Email the confirmation link; returns where it went or, without mail, the link."""
-    token = mail.sign(
+    token = signing.sign(
         settings.resolved_secret_key(),
         purpose="verify-email",
         payload=f"{business_id}|{email}",
         ttl_seconds=settings.email_link_hours * 3600,
     )
     link = f"{base_url(request, settings)}/confirm-email?token={token}"
-    sent = mail.send(
-        mail_server(settings),
+    sent = await send_account_email(
+        settings,
         to=email,
         subject=f"Confirm the email address of {name} on Accord",
-        body=(
+        text=(
             f"Someone asked to use this address as the contact email of {name} on Accord.\n\n"
             f"Confirm it by opening this link within {settings.email_link_hours} hours:\n{link}\n"
         ),
@@ -551,8 +560,7 @@ async def verify_email(
     )
     if not business.contact_email:
         return redirect(request, "/business/settings", error="set a contact email first")
-    message = await run_in_threadpool(
-        send_verification,
+    message = await send_verification(
         request,
         state.settings,
         business_id=business.id,
@@ -564,7 +572,9 @@ async def verify_email(
 
 @router.get("/confirm-email")
 async def confirm_email(request: Request, state: State, token: str = "") -> HTMLResponse:
-    payload = mail.unsign(state.settings.resolved_secret_key(), purpose="verify-email", token=token)
+    payload = signing.unsign(
+        state.settings.resolved_secret_key(), purpose="verify-email", token=token
+    )
     confirmed = False
     if payload is not None:
         business_id, email = payload.split("|", 1)
@@ -614,16 +624,16 @@ def _grants_from_form(form: Any) -> dict[str, list[str]]:
     return grants
 
 
-def send_invitation(
+async def send_invitation(
     request: Request, settings: Settings, *, invitation: team.NewInvitation, business_name: str
 ) -> str:
     link = f"{base_url(request, settings)}/invitations/accept?token={invitation.token}"
     view = invitation.invitation
-    sent = mail.send(
-        mail_server(settings),
+    sent = await send_account_email(
+        settings,
         to=invitation.invitation.email,
         subject=f"You are invited to {business_name} on Accord",
-        body=(
+        text=(
             f"You are invited to join {business_name} on Accord as {view.role}.\n\n"
             f"Accept by opening this link before {view.expires_at:%Y-%m-%d %H:%M} UTC:\n"
             f"{link}\n"
@@ -662,8 +672,8 @@ async def invite(
         created, business_name = await _write(state, work)
     except InvalidInput as exc:
         return redirect(request, "/people", error=_error_text(exc))
-    outcome = await run_in_threadpool(
-        send_invitation, request, settings, invitation=created, business_name=business_name
+    outcome = await send_invitation(
+        request, settings, invitation=created, business_name=business_name
     )
     if outcome == "sent":
         await _write(state, lambda conn: team.mark_sent(conn, invitation_id=created.invitation.id))
@@ -697,8 +707,8 @@ async def resend_invitation(
         renewed, business_name = await _write(state, work)
     except InvalidInput as exc:
         return redirect(request, "/people", error=_error_text(exc))
-    outcome = await run_in_threadpool(
-        send_invitation, request, settings, invitation=renewed, business_name=business_name
+    outcome = await send_invitation(
+        request, settings, invitation=renewed, business_name=business_name
     )
     if outcome == "sent":
         await _write(state, lambda conn: team.mark_sent(conn, invitation_id=invitation_id))
