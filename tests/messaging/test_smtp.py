@@ -8,7 +8,8 @@ import pytest
 
 from accord.core.errors import MailNotSent
 from accord.core.settings import Settings
-from accord.messaging.smtp import SmtpConfig, send_text
+from accord.messaging.mime import build_text_mime
+from accord.messaging.smtp import SmtpConfig, send_all, send_text
 from tests.smtp_sink import body_text, free_port, running_sink
 
 
@@ -58,3 +59,19 @@ def test_config_from_settings_reads_the_smtp_settings_and_falls_back_to_a_local_
     )
     assert (configured.username, configured.password) == ("user", "secret")
     assert SmtpConfig.from_settings(Settings()).host == "127.0.0.1"
+
+
+def test_an_address_the_server_cannot_take_fails_alone_and_the_rest_are_sent() -> None:
+    with running_sink() as sink:
+        messages = [
+            build_text_mime(sender="a@example.test", recipient=to, headers=[], text="hi")
+            for to in ("zoë@example.test", "bob@example.test", "ann@example.test")
+        ]
+        outcomes = asyncio.run(send_all(messages, SmtpConfig(host=sink.host, port=sink.port)))
+        sink.wait_for("ann@example.test")
+    assert [outcome.ok for outcome in outcomes] == [False, True, True]
+    assert outcomes[0].error is not None and "UnicodeEncodeError" in outcomes[0].error
+    assert sorted(r.envelope_to[0] for r in sink.messages) == [
+        "ann@example.test",
+        "bob@example.test",
+    ]

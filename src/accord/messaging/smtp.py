@@ -121,7 +121,8 @@ async def send_all(
                     message = messages[index]
                     await client.sendmail(message.sender, [message.recipient], message.data)
                     await report(Outcome(index, True))
-                except (aiosmtplib.SMTPException, OSError) as exc:
+                # A non-ASCII address the server cannot take (no SMTPUTF8) fails alone.
+                except (aiosmtplib.SMTPException, OSError, UnicodeEncodeError) as exc:
                     await report(Outcome(index, False, f"{type(exc).__name__}: {exc}"[:200]))
                     if client is not None and client.is_connected:
                         client.close()
