@@ -10,7 +10,8 @@ from accord.core.errors import MailNotSent
 from accord.core.settings import Settings
 from accord.messaging.mime import build_text_mime
 from accord.messaging.smtp import SmtpConfig, send_all, send_text
-from tests.smtp_sink import body_text, free_port, running_sink
+from tests.live_app import free_port
+from tests.smtp_sink import body_text, running_sink
 
 
 def test_send_text_delivers_one_plain_text_email_with_an_encoded_subject() -> None:
