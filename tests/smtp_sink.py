@@ -14,6 +14,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from accord.core.settings import Settings
 from tests.live_app import free_port
 
 
@@ -71,3 +72,16 @@ def body_text(message: EmailMessage, subtype: str = "plain") -> str:
     part = message.get_body(preferencelist=(subtype,))
     assert part is not None
     return str(part.get_content())
+
+
+def mail_settings(settings: Settings, sink: SmtpSink, **overrides: Any) -> Settings:
+    """`settings` sending through `sink` at no rate limit, with links to the test client."""
+    return settings.model_copy(
+        update={
+            "smtp_host": sink.host,
+            "smtp_port": sink.port,
+            "public_url": "http://testserver",
+            "email_rate_per_second": 0,
+            **overrides,
+        }
+    )

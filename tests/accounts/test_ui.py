@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyotp
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -16,15 +14,9 @@ from accord.core.settings import Settings
 from accord.store.db import Store
 from accord.web.app import create_app
 from tests.accounts.ui import Browser, create_business, csrf_of, enrol_two_factor, sign_up
-from tests.smtp_sink import SmtpSink, body_text, running_sink
+from tests.smtp_sink import SmtpSink, body_text
 
 HTML = {"accept": "text/html"}
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    with running_sink() as sink:
-        yield sink
 
 
 def test_a_form_posted_without_its_csrf_token_is_refused_and_changes_nothing(
@@ -106,17 +98,17 @@ def test_policy_sends_people_without_two_factor_to_enrol(client: TestClient) -> 
 
 
 def test_email_confirmation_link_arrives_by_smtp_and_confirms(
-    tmp_path: Path, database_url: str, smtp: SmtpSink, store: Store
+    tmp_path: Path, database_url: str, sink: SmtpSink, store: Store
 ) -> None:
     settings = Settings(
-        data_dir=tmp_path, database_url=database_url, smtp_host=smtp.host, smtp_port=smtp.port
+        data_dir=tmp_path, database_url=database_url, smtp_host=sink.host, smtp_port=sink.port
     )
     with TestClient(create_app(settings)) as client:
         browser = sign_up(client, "ann@acme.test")
         business_id = create_business(browser)
         response = browser.submit("/business/settings", "/business/settings/verify", {})
         assert "Confirmation link sent to owner@acme.test" in response.text
-        message = smtp.wait_for("owner@acme.test", timeout=5)
+        message = sink.wait_for("owner@acme.test", timeout=5)
         assert "Confirm" in str(message["Subject"])
         body = body_text(message)
         link = re.search(r"http://testserver(/confirm-email\?token=\S+)", body)
@@ -132,10 +124,10 @@ def test_email_confirmation_link_arrives_by_smtp_and_confirms(
 
 
 def test_invitation_email_and_accept_flow_for_a_new_person(
-    tmp_path: Path, database_url: str, smtp: SmtpSink
+    tmp_path: Path, database_url: str, sink: SmtpSink
 ) -> None:
     settings = Settings(
-        data_dir=tmp_path, database_url=database_url, smtp_host=smtp.host, smtp_port=smtp.port
+        data_dir=tmp_path, database_url=database_url, smtp_host=sink.host, smtp_port=sink.port
     )
     with TestClient(create_app(settings)) as client:
         admin = sign_up(client, "ann@acme.test")
@@ -144,7 +136,7 @@ def test_invitation_email_and_accept_flow_for_a_new_person(
             "/people", "/people/invite", {"email": "bob@acme.test", "role": "analyst"}
         )
         assert "Invitation sent to bob@acme.test" in response.text
-        invitation = body_text(smtp.wait_for("bob@acme.test", timeout=5))
+        invitation = body_text(sink.wait_for("bob@acme.test", timeout=5))
         link = re.search(r"http://testserver(/invitations/accept\?token=\S+)", invitation)
         assert link
         bob = Browser(TestClient(client.app))
