@@ -24,6 +24,7 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -35,15 +36,19 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import insert, select, update
 
 from accord.core.clock import utcnow
 from accord.journeys import service, worker
 from accord.journeys.models import journey_runs, journey_steps, journey_timers
-from accord.journeys.runner import Environment, Reach, Runner
+from accord.journeys.runner import Runner
 from accord.messaging.channels import Delivery, Outgoing
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
+
+# The cost-free journey world is the crash test's too; it lives with the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.journeys.helpers import everyone
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -58,28 +63,6 @@ DEFINITION = {
     },
     "messages": {"hello": {"channel": "sms", "body": "Hello {{ name | default('there') }}"}},
 }
-
-
-class Everyone:
-    """Traits, reachability and lists that cost nothing: the runner is what is measured."""
-
-    def traits(self, conn: Connection, *, business_id: str, profile_id: str) -> dict[str, Any]:
-        return {"phone": "+447700900123"}
-
-    def set_trait(self, conn: Connection, **_: Any) -> None:
-        raise AssertionError("not used")
-
-    def with_trait(self, conn: Connection, **_: Any) -> list[tuple[str, dict[str, Any]]]:
-        return []
-
-    def record(self, conn: Connection, **_: Any) -> None:
-        pass
-
-    def check(self, conn: Connection, *, business_id: str, profile_id: str, channel: str) -> Reach:
-        return Reach(True)
-
-    def change(self, conn: Connection, **_: Any) -> None:
-        raise AssertionError("not used")
 
 
 class NullSms:
@@ -228,8 +211,7 @@ def one_run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     with throwaway(backend) as url:
         upgrade(url)
         store = open_store(url)
-        everyone = Everyone()
-        runner = Runner(Environment(people=everyone, reachability=everyone, lists=everyone))
+        runner = Runner(everyone())
         began = time.perf_counter()
         populate(store, args.people, utcnow() - timedelta(minutes=30))
         setup = time.perf_counter() - began

@@ -20,6 +20,7 @@ from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
 from accord.store.schema import metadata
 from accord.web.app import create_app
+from tests.smtp_sink import SmtpSink, running_sink
 
 # The server that holds throwaway test databases; CI has one on this address.
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -99,3 +100,10 @@ def keys(store: Store) -> Bootstrap:
 def client(settings: Settings, keys: Bootstrap) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    """A real SMTP server on localhost that keeps every message it receives."""
+    with running_sink() as running:
+        yield running

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +13,9 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from accord.core.settings import Settings
+from tests.live_app import free_port
 
 
 @dataclass
@@ -54,12 +56,6 @@ class SmtpSink:
         raise AssertionError(f"no message to {address} within {timeout} s")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def running_sink(*, count_only: bool = False) -> Iterator[SmtpSink]:
     port = free_port()
@@ -76,3 +72,16 @@ def body_text(message: EmailMessage, subtype: str = "plain") -> str:
     part = message.get_body(preferencelist=(subtype,))
     assert part is not None
     return str(part.get_content())
+
+
+def mail_settings(settings: Settings, sink: SmtpSink, **overrides: Any) -> Settings:
+    """`settings` sending through `sink` at no rate limit, with links to the test client."""
+    return settings.model_copy(
+        update={
+            "smtp_host": sink.host,
+            "smtp_port": sink.port,
+            "public_url": "http://testserver",
+            "email_rate_per_second": 0,
+            **overrides,
+        }
+    )

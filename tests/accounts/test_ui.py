@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import re
-import socket
-import threading
-from collections.abc import Iterator
-from email import message_from_bytes
 from pathlib import Path
 
 import pyotp
-import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import Envelope, Session
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -21,36 +14,9 @@ from accord.core.settings import Settings
 from accord.store.db import Store
 from accord.web.app import create_app
 from tests.accounts.ui import Browser, create_business, csrf_of, enrol_two_factor, sign_up
+from tests.smtp_sink import SmtpSink, body_text
 
 HTML = {"accept": "text/html"}
-
-
-class Inbox:
-    """A real SMTP server on localhost that keeps what it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, str, str]] = []
-        self.arrived = threading.Event()
-
-    async def handle_DATA(self, server: object, session: Session, envelope: Envelope) -> str:
-        message = message_from_bytes(envelope.content)  # type: ignore[arg-type]
-        body = message.get_payload(decode=True)
-        assert isinstance(body, bytes)
-        self.messages.append((envelope.rcpt_tos[0], str(message["Subject"]), body.decode()))
-        self.arrived.set()
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
 
 
 def test_a_form_posted_without_its_csrf_token_is_refused_and_changes_nothing(
@@ -132,20 +98,19 @@ def test_policy_sends_people_without_two_factor_to_enrol(client: TestClient) -> 
 
 
 def test_email_confirmation_link_arrives_by_smtp_and_confirms(
-    tmp_path: Path, database_url: str, smtp: tuple[Inbox, int], store: Store
+    tmp_path: Path, database_url: str, sink: SmtpSink, store: Store
 ) -> None:
-    inbox, port = smtp
     settings = Settings(
-        data_dir=tmp_path, database_url=database_url, smtp_host="127.0.0.1", smtp_port=port
+        data_dir=tmp_path, database_url=database_url, smtp_host=sink.host, smtp_port=sink.port
     )
     with TestClient(create_app(settings)) as client:
         browser = sign_up(client, "ann@acme.test")
         business_id = create_business(browser)
         response = browser.submit("/business/settings", "/business/settings/verify", {})
         assert "Confirmation link sent to owner@acme.test" in response.text
-        assert inbox.arrived.wait(5)
-        to, subject, body = inbox.messages[0]
-        assert to == "owner@acme.test" and "Confirm" in subject
+        message = sink.wait_for("owner@acme.test", timeout=5)
+        assert "Confirm" in str(message["Subject"])
+        body = body_text(message)
         link = re.search(r"http://testserver(/confirm-email\?token=\S+)", body)
         assert link
         tampered = client.get(link.group(1)[:-3] + "abc", headers=HTML)
@@ -159,11 +124,10 @@ def test_email_confirmation_link_arrives_by_smtp_and_confirms(
 
 
 def test_invitation_email_and_accept_flow_for_a_new_person(
-    tmp_path: Path, database_url: str, smtp: tuple[Inbox, int]
+    tmp_path: Path, database_url: str, sink: SmtpSink
 ) -> None:
-    inbox, port = smtp
     settings = Settings(
-        data_dir=tmp_path, database_url=database_url, smtp_host="127.0.0.1", smtp_port=port
+        data_dir=tmp_path, database_url=database_url, smtp_host=sink.host, smtp_port=sink.port
     )
     with TestClient(create_app(settings)) as client:
         admin = sign_up(client, "ann@acme.test")
@@ -172,8 +136,8 @@ def test_invitation_email_and_accept_flow_for_a_new_person(
             "/people", "/people/invite", {"email": "bob@acme.test", "role": "analyst"}
         )
         assert "Invitation sent to bob@acme.test" in response.text
-        assert inbox.arrived.wait(5)
-        link = re.search(r"http://testserver(/invitations/accept\?token=\S+)", inbox.messages[0][2])
+        invitation = body_text(sink.wait_for("bob@acme.test", timeout=5))
+        link = re.search(r"http://testserver(/invitations/accept\?token=\S+)", invitation)
         assert link
         bob = Browser(TestClient(client.app))
         page = bob.get(link.group(1))

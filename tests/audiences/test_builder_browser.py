@@ -4,8 +4,6 @@ estimate through the preview API, and a broken one shows the problem by conditio
 from __future__ import annotations
 
 import base64
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, expect
 
 from accord.accounts.service import bootstrap
@@ -23,7 +20,7 @@ from accord.store.db import open_store
 from accord.store.migrate import upgrade
 from accord.web.app import create_app
 from tests.audiences.test_service import ago
-from tests.smtp_sink import free_port
+from tests.live_app import serving
 from tests.web.conftest import browser  # noqa: F401  (the session's Chromium)
 
 pytestmark = pytest.mark.browser
@@ -42,35 +39,23 @@ def site(tmp_path: Path) -> Iterator[Site]:
     upgrade(url)
     store = open_store(url)
     keys = bootstrap(store, name="Outdoor Shop")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    else:
-        pytest.fail("the server did not start within 30 s")
-    auth = "Basic " + base64.b64encode(f"{keys.write_key}:".encode()).decode()
-    batch = [
-        {"type": "identify", "userId": f"u{n}", "traits": {"plan": "pro" if n < 3 else "free"}}
-        for n in range(5)
-    ] + [{"type": "track", "userId": "u4", "event": "Order Completed", "timestamp": ago(2)}]
-    response = httpx.post(
-        f"{base}/v1/batch", headers={"Authorization": auth}, json={"batch": batch}
-    )
-    assert response.status_code == 200
-    drain(store, lake_url=settings.resolved_lake_url(), batch_size=100, lease=timedelta(seconds=60))
-    yield Site(base=base, admin_token=keys.admin_token)
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(settings)) as base:
+        auth = "Basic " + base64.b64encode(f"{keys.write_key}:".encode()).decode()
+        batch = [
+            {"type": "identify", "userId": f"u{n}", "traits": {"plan": "pro" if n < 3 else "free"}}
+            for n in range(5)
+        ] + [{"type": "track", "userId": "u4", "event": "Order Completed", "timestamp": ago(2)}]
+        response = httpx.post(
+            f"{base}/v1/batch", headers={"Authorization": auth}, json={"batch": batch}
+        )
+        assert response.status_code == 200
+        drain(
+            store,
+            lake_url=settings.resolved_lake_url(),
+            batch_size=100,
+            lease=timedelta(seconds=60),
+        )
+        yield Site(base=base, admin_token=keys.admin_token)
     store.dispose()
 
 

@@ -1,4 +1,5 @@
-"""A small in-test world for the runner: people with traits, reachability and lists."""
+"""Worlds for the runner: a small in-test one (people with traits, reachability and lists)
+and `everyone`, one that costs nothing (the crash test's loop and bench/journeys.py)."""
 
 from __future__ import annotations
 
@@ -98,6 +99,34 @@ class World:
                     members.discard(profile_id)
 
         return Environment(people=People(), reachability=Reachability(), lists=Lists())
+
+
+class Everyone:
+    """Everyone has a phone, can be reached on every channel and changes no list, at no
+    cost: what is exercised is the runner alone."""
+
+    def traits(self, conn: Connection, *, business_id: str, profile_id: str) -> dict[str, Any]:
+        return {"phone": "+447700900123"}
+
+    def set_trait(self, conn: Connection, **_: Any) -> None:
+        raise AssertionError("not used")
+
+    def with_trait(self, conn: Connection, **_: Any) -> list[tuple[str, dict[str, Any]]]:
+        return []
+
+    def record(self, conn: Connection, **_: Any) -> None:
+        pass
+
+    def check(self, conn: Connection, *, business_id: str, profile_id: str, channel: str) -> Reach:
+        return Reach(True)
+
+    def change(self, conn: Connection, **_: Any) -> None:
+        raise AssertionError("not used")
+
+
+def everyone() -> Environment:
+    people = Everyone()
+    return Environment(people=people, reachability=people, lists=people)
 
 
 def track(name: str, **properties: Any) -> dict[str, Any]:

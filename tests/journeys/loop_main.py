@@ -8,34 +8,12 @@ import sys
 import threading
 import time
 from datetime import timedelta
-from typing import Any
-
-from sqlalchemy import Connection
 
 from accord.journeys import worker
-from accord.journeys.runner import Environment, Reach, Runner
+from accord.journeys.runner import Runner
 from accord.messaging.channels import Delivery, Outgoing
 from accord.store.db import open_store
-
-
-class Everyone:
-    def traits(self, conn: Connection, *, business_id: str, profile_id: str) -> dict[str, Any]:
-        return {"phone": "+447700900123"}
-
-    def set_trait(self, conn: Connection, **_: Any) -> None:
-        raise AssertionError("not used")
-
-    def with_trait(self, conn: Connection, **_: Any) -> list[tuple[str, dict[str, Any]]]:
-        return []
-
-    def record(self, conn: Connection, **_: Any) -> None:
-        pass
-
-    def check(self, conn: Connection, *, business_id: str, profile_id: str, channel: str) -> Reach:
-        return Reach(True)
-
-    def change(self, conn: Connection, **_: Any) -> None:
-        raise AssertionError("not used")
+from tests.journeys.helpers import everyone
 
 
 class LoggingSms:
@@ -54,8 +32,7 @@ class LoggingSms:
 def main() -> None:
     url, log_path = sys.argv[1], sys.argv[2]
     store = open_store(url)
-    people = Everyone()
-    runner = Runner(Environment(people=people, reachability=people, lists=people))
+    runner = Runner(everyone())
     print("ready", flush=True)
     worker.run(
         store,

@@ -3,11 +3,9 @@ clock for the hour, the reminder received by a real SMTP server, the purchase co
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -24,13 +22,7 @@ from accord.journeys.runner import Runner
 from accord.journeys.wiring import email_channel, environment, plain_text
 from accord.store.db import Store
 from tests.journeys.helpers import ABANDONED_CART
-from tests.smtp_sink import SmtpSink, running_sink
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with running_sink() as running:
-        yield running
+from tests.smtp_sink import SmtpSink
 
 
 def _basic(keys: Bootstrap) -> tuple[str, str]:

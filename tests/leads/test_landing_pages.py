@@ -14,25 +14,12 @@ from fastapi.testclient import TestClient
 from accord.accounts.models import Bootstrap
 from accord.core.settings import Settings
 from accord.web.app import create_app
-from tests.smtp_sink import SmtpSink, body_text, running_sink
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with running_sink() as running:
-        yield running
+from tests.smtp_sink import SmtpSink, body_text, mail_settings
 
 
 @pytest.fixture
 def app_client(settings: Settings, keys: Bootstrap, sink: SmtpSink) -> Iterator[TestClient]:
-    configured = settings.model_copy(
-        update={
-            "smtp_port": sink.port,
-            "public_url": "http://testserver",
-            "form_rate_limit": 4,
-            "email_rate_per_second": 0,
-        }
-    )
+    configured = mail_settings(settings, sink, form_rate_limit=4)
     with TestClient(create_app(configured)) as test_client:
         yield test_client
 

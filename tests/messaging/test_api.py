@@ -14,26 +14,13 @@ from accord.accounts.models import Bootstrap
 from accord.core.settings import Settings
 from accord.web.app import create_app
 from tests.leads.test_landing_pages import FORM, admin
-from tests.smtp_sink import SmtpSink, body_text, running_sink
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with running_sink() as running:
-        yield running
+from tests.smtp_sink import SmtpSink, body_text, mail_settings
 
 
 @pytest.fixture
 def app_client(settings: Settings, keys: Bootstrap, sink: SmtpSink) -> Iterator[TestClient]:
-    configured = settings.model_copy(
-        update={
-            "smtp_port": sink.port,
-            "public_url": "http://testserver",
-            "email_rate_per_second": 0,
-            # The test client answers within milliseconds of delivery.
-            "email_min_human_seconds": 0,
-        }
-    )
+    # The test client answers within milliseconds of delivery.
+    configured = mail_settings(settings, sink, email_min_human_seconds=0)
     with TestClient(create_app(configured)) as test_client:
         yield test_client
 

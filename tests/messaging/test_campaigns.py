@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from email import message_from_string
 from email.message import EmailMessage
@@ -29,7 +28,7 @@ from accord.messaging.models import (
 )
 from accord.store.db import Store
 from tests.messaging.helpers import BASE_URL, FakeLedger, mailer_for
-from tests.smtp_sink import SmtpSink, body_text, running_sink
+from tests.smtp_sink import SmtpSink, body_text
 
 HTML = (
     "<html><head><style>p { color: red }</style></head><body>"
@@ -37,12 +36,6 @@ HTML = (
     '<a href="https://shop.example/spring?x=1&amp;y=2">Spring sale</a> '
     '<a href="mailto:help@shop.example">help</a></body></html>'
 )
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with running_sink() as running:
-        yield running
 
 
 def _campaign(store: Store, business_id: str, members: list[MemberIn], **extra: object) -> str:

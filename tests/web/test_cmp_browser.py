@@ -7,7 +7,6 @@ import functools
 import itertools
 import json
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from playwright.sync_api import Browser, BrowserContext, Page
@@ -32,7 +30,8 @@ from accord.core.settings import Settings
 from accord.store.db import Store, open_store
 from accord.web.app import create_app
 from accord.web.cmp import default_texts
-from tests.web.conftest import CHROMIUM, CHROMIUM_FLAGS, _free_port
+from tests.live_app import serving
+from tests.web.conftest import CHROMIUM, CHROMIUM_FLAGS
 
 pytestmark = pytest.mark.browser
 
@@ -179,47 +178,34 @@ def site(tmp_path: Path) -> Iterator[Site]:
     app = create_app(settings)
     holder: list[Site] = []
     _site_routes(app, holder)
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    else:
-        pytest.fail("the server did not start within 30 s")
-    store = open_store(settings.resolved_database_url(), sqlite_synchronous="NORMAL")
-    keys = bootstrap(store, name="Shop")
-    with store.write() as conn:
-        business_id = keys.business_id
-        config.create_property(
-            conn, business_id=business_id, spec=PropertyIn(key=PROPERTY, name="Shop")
+    with serving(app) as base:
+        store = open_store(settings.resolved_database_url(), sqlite_synchronous="NORMAL")
+        keys = bootstrap(store, name="Shop")
+        with store.write() as conn:
+            business_id = keys.business_id
+            config.create_property(
+                conn, business_id=business_id, spec=PropertyIn(key=PROPERTY, name="Shop")
+            )
+            for purpose in PURPOSES:
+                config.save_purpose(conn, business_id=business_id, spec=purpose)
+            texts = {lang: notice_texts(lang) for lang in ("en", "de", "fr")}
+            config.publish_notice(
+                conn,
+                business_id=business_id,
+                property_key=PROPERTY,
+                spec=NoticeIn.model_validate({"variants": [{"texts": texts}]}),
+            )
+        imported = httpx.post(
+            f"{base}/api/consent/vendors/gvl",
+            json=GVL,
+            headers={"Authorization": f"Bearer {keys.admin_token}"},
         )
-        for purpose in PURPOSES:
-            config.save_purpose(conn, business_id=business_id, spec=purpose)
-        texts = {lang: notice_texts(lang) for lang in ("en", "de", "fr")}
-        config.publish_notice(
-            conn,
-            business_id=business_id,
-            property_key=PROPERTY,
-            spec=NoticeIn.model_validate({"variants": [{"texts": texts}]}),
+        assert imported.status_code == 200, imported.text
+        holder.append(
+            Site(base=base, store=store, business_id=business_id, write_key=keys.write_key)
         )
-    imported = httpx.post(
-        f"{base}/api/consent/vendors/gvl",
-        json=GVL,
-        headers={"Authorization": f"Bearer {keys.admin_token}"},
-    )
-    assert imported.status_code == 200, imported.text
-    holder.append(Site(base=base, store=store, business_id=business_id, write_key=keys.write_key))
-    holder[0].configure()
-    yield holder[0]
-    server.should_exit = True
-    thread.join(timeout=10)
+        holder[0].configure()
+        yield holder[0]
     store.dispose()
 
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
-import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Route, expect
 
 from accord.accounts.service import bootstrap
@@ -18,7 +14,7 @@ from accord.core.settings import Settings
 from accord.store.db import open_store
 from accord.store.migrate import upgrade
 from accord.web.app import create_app
-from tests.smtp_sink import free_port
+from tests.live_app import free_port, serving
 
 pytestmark = pytest.mark.browser
 
@@ -32,23 +28,8 @@ def admin_site(tmp_path: Path) -> Iterator[tuple[str, str]]:
     store = open_store(settings.resolved_database_url())
     keys = bootstrap(store, name="Outdoor Shop")
     store.dispose()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    else:
-        pytest.fail("the server did not start within 30 s")
-    yield base, keys.admin_token
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(settings), port=port):
+        yield base, keys.admin_token
 
 
 def _local_only(route: Route) -> None:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Route, expect
 
 from accord.accounts.service import bootstrap
@@ -20,7 +18,8 @@ from accord.core.settings import Settings
 from accord.store.db import open_store
 from accord.store.migrate import upgrade
 from accord.web.app import create_app
-from tests.smtp_sink import SmtpSink, body_text, free_port, running_sink
+from tests.live_app import free_port, serving
+from tests.smtp_sink import SmtpSink, body_text, running_sink
 
 pytestmark = pytest.mark.browser
 
@@ -35,7 +34,8 @@ class Site:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
-    with running_sink() as sink:
+    with ExitStack() as stack:
+        sink = stack.enter_context(running_sink())
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         settings = Settings(
@@ -51,20 +51,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
         store = open_store(settings.resolved_database_url())
         keys = bootstrap(store, name="Outdoor Shop")
         store.dispose()
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        else:
-            pytest.fail("the server did not start within 30 s")
+        stack.enter_context(serving(create_app(settings), port=port))
         admin = {"Authorization": f"Bearer {keys.admin_token}"}
         pool = httpx.post(
             f"{base}/api/leads/coupon-pools",
@@ -106,8 +93,6 @@ def site(tmp_path: Path) -> Iterator[Site]:
         )
         assert form.status_code == 201, form.text
         yield Site(base=base, sink=sink, admin=admin, list_id=mailing.json()["id"])
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _no_outside_requests(route: Route) -> None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -37,28 +36,11 @@ from accord.accounts.models import (
 )
 from accord.accounts.pages import audit_csv, send_invitation, two_factor_ok
 from accord.core.errors import Forbidden
+from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.state import State
 
 router = APIRouter(prefix="/api/accounts", tags=["accounts"])
-
-T = TypeVar("T")
-
-
-async def _write(state: State, work: Callable[[Connection], T]) -> T:
-    def run() -> T:
-        with state.store.write() as conn:
-            return work(conn)
-
-    return await run_in_threadpool(run)
-
-
-async def _read(state: State, work: Callable[[Connection], T]) -> T:
-    def run() -> T:
-        with state.store.read() as conn:
-            return work(conn)
-
-    return await run_in_threadpool(run)
 
 
 Read = Annotated[Caller, Depends(requires("accounts.read"))]
@@ -70,12 +52,14 @@ Manage = Annotated[Caller, Depends(requires("accounts.manage"))]
 
 @router.get("/business", response_model=BusinessView, summary="The caller's business")
 async def get_business(state: State, caller: Read) -> BusinessView:
-    return await _read(state, lambda c: service.get_business(c, business_id=caller.business_id))
+    return await store_work.read(
+        state, lambda c: service.get_business(c, business_id=caller.business_id)
+    )
 
 
 @router.put("/business", response_model=BusinessView, summary="Change the business's details")
 async def update_business(state: State, caller: Manage, body: BusinessIn) -> BusinessView:
-    return await _write(
+    return await store_work.write(
         state,
         lambda c: service.update_business(
             c, business_id=caller.business_id, details=body, actor=caller.actor, ip=caller.ip
@@ -88,7 +72,7 @@ async def update_business(state: State, caller: Manage, body: BusinessIn) -> Bus
 
 @router.get("/people", response_model=list[MemberView], summary="People of the business")
 async def list_people(state: State, caller: Read) -> list[MemberView]:
-    return await _read(state, lambda c: team.members(c, business_id=caller.business_id))
+    return await store_work.read(state, lambda c: team.members(c, business_id=caller.business_id))
 
 
 class RoleIn(BaseModel):
@@ -101,7 +85,7 @@ class GrantsIn(BaseModel):
 
 @router.put("/people/{person_id}/role", response_model=MemberView, summary="Set a role")
 async def set_role(state: State, caller: Manage, person_id: str, body: RoleIn) -> MemberView:
-    return await _write(
+    return await store_work.write(
         state,
         lambda c: team.set_role(
             c,
@@ -116,7 +100,7 @@ async def set_role(state: State, caller: Manage, person_id: str, body: RoleIn) -
 
 @router.put("/people/{person_id}/grants", response_model=MemberView, summary="Set tasks on assets")
 async def set_grants(state: State, caller: Manage, person_id: str, body: GrantsIn) -> MemberView:
-    return await _write(
+    return await store_work.write(
         state,
         lambda c: team.set_grants(
             c,
@@ -131,7 +115,7 @@ async def set_grants(state: State, caller: Manage, person_id: str, body: GrantsI
 
 @router.delete("/people/{person_id}", status_code=204, summary="Remove a person")
 async def remove_person(state: State, caller: Manage, person_id: str) -> Response:
-    await _write(
+    await store_work.write(
         state,
         lambda c: team.remove_person(
             c, business_id=caller.business_id, person_id=person_id, actor=caller.actor, ip=caller.ip
@@ -142,7 +126,9 @@ async def remove_person(state: State, caller: Manage, person_id: str) -> Respons
 
 @router.get("/invitations", response_model=list[InvitationView], summary="Invitations")
 async def list_invitations(state: State, caller: Read) -> list[InvitationView]:
-    return await _read(state, lambda c: team.list_invitations(c, business_id=caller.business_id))
+    return await store_work.read(
+        state, lambda c: team.list_invitations(c, business_id=caller.business_id)
+    )
 
 
 @router.post(
@@ -165,13 +151,13 @@ async def invite(
         )
         return created, service.get_business(c, business_id=caller.business_id).name
 
-    created, name = await _write(state, work)
-    outcome = await run_in_threadpool(
-        send_invitation, request, settings, invitation=created, business_name=name
-    )
+    created, name = await store_work.write(state, work)
+    outcome = await send_invitation(request, settings, invitation=created, business_name=name)
     if outcome == "sent":
-        await _write(state, lambda c: team.mark_sent(c, invitation_id=created.invitation.id))
-    return await _read(
+        await store_work.write(
+            state, lambda c: team.mark_sent(c, invitation_id=created.invitation.id)
+        )
+    return await store_work.read(
         state,
         lambda c: team.get_invitation(
             c, business_id=caller.business_id, invitation_id=created.invitation.id
@@ -181,7 +167,7 @@ async def invite(
 
 @router.delete("/invitations/{invitation_id}", response_model=InvitationView, summary="Withdraw")
 async def revoke_invitation(state: State, caller: Manage, invitation_id: str) -> InvitationView:
-    return await _write(
+    return await store_work.write(
         state,
         lambda c: team.revoke_invitation(
             c,
@@ -202,7 +188,7 @@ async def list_assets(
     caller: Annotated[Caller, Depends(requires("assets.read"))],
     kind: str | None = Query(default=None),
 ) -> list[AssetView]:
-    return await _read(
+    return await store_work.read(
         state,
         lambda c: asset_service.asset_views(
             c, rows=service.visible_assets(c, access=caller.access, kind=kind)
@@ -215,7 +201,7 @@ async def get_asset(
     state: State, caller: Annotated[Caller, Depends(requires("assets.read"))], asset_id: str
 ) -> AssetView:
     owner = await run_in_threadpool(caller.require_asset, None, asset_id, "analyse")
-    return await _read(
+    return await store_work.read(
         state, lambda c: asset_service.get_asset(c, business_id=owner, asset_id=asset_id)
     )
 
@@ -232,7 +218,7 @@ def _admin_only(caller: Caller) -> None:
 @router.post("/pixels", response_model=PixelView, status_code=201, summary="Create a pixel")
 async def create_pixel(state: State, caller: AdminAssets, body: PixelIn) -> PixelView:
     _admin_only(caller)
-    return await _write(
+    return await store_work.write(
         state,
         lambda c: asset_service.create_pixel(
             c,
@@ -251,7 +237,7 @@ async def get_pixel(
     state: State, caller: Annotated[Caller, Depends(requires("assets.read"))], pixel_id: str
 ) -> PixelView:
     owner = await run_in_threadpool(caller.require_asset, "pixel", pixel_id, "analyse")
-    return await _read(
+    return await store_work.read(
         state, lambda c: asset_service.get_pixel(c, business_id=owner, pixel_id=pixel_id)
     )
 
@@ -259,7 +245,7 @@ async def get_pixel(
 @router.post("/properties", response_model=AssetView, status_code=201, summary="Add a property")
 async def create_property(state: State, caller: AdminAssets, body: PropertyIn) -> AssetView:
     _admin_only(caller)
-    return await _write(
+    return await store_work.write(
         state,
         lambda c: asset_service.create_property(
             c, business_id=caller.business_id, data=body, actor=caller.actor, ip=caller.ip
@@ -274,7 +260,7 @@ async def connect_social_account(
     state: State, caller: AdminAssets, body: SocialAccountIn
 ) -> AssetView:
     _admin_only(caller)
-    return await _write(
+    return await store_work.write(
         state,
         lambda c: asset_service.connect_social_account(
             c, business_id=caller.business_id, data=body, actor=caller.actor, ip=caller.ip
@@ -289,7 +275,7 @@ Ads = Annotated[Caller, Depends(requires("ads.manage"))]
 async def create_ad_account(state: State, caller: Ads, body: AdAccountIn) -> AssetView:
     if caller.role not in ("admin", "finance"):
         raise Forbidden("only admins and finance add ad accounts")
-    return await _write(
+    return await store_work.write(
         state,
         lambda c: asset_service.create_ad_account(
             c, business_id=caller.business_id, data=body, actor=caller.actor, ip=caller.ip
@@ -302,7 +288,7 @@ async def create_ad_account(state: State, caller: Ads, body: AdAccountIn) -> Ass
 )
 async def close_ad_account(state: State, caller: Ads, ad_account_id: str) -> AssetView:
     owner = await run_in_threadpool(caller.require_asset, "ad_account", ad_account_id, "manage")
-    return await _write(
+    return await store_work.write(
         state,
         lambda c: asset_service.close_ad_account(
             c, business_id=owner, ad_account_id=ad_account_id, actor=caller.actor, ip=caller.ip
@@ -321,7 +307,7 @@ async def list_campaigns(
     ad_account_id: str,
 ) -> list[CampaignView]:
     owner = await run_in_threadpool(caller.require_asset, "ad_account", ad_account_id, "analyse")
-    return await _read(
+    return await store_work.read(
         state,
         lambda c: asset_service.list_campaigns(c, business_id=owner, ad_account_id=ad_account_id),
     )
@@ -337,7 +323,7 @@ async def create_campaign(
     state: State, caller: Ads, ad_account_id: str, body: CampaignIn
 ) -> CampaignView:
     owner = await run_in_threadpool(caller.require_asset, "ad_account", ad_account_id, "advertise")
-    return await _write(
+    return await store_work.write(
         state,
         lambda c: asset_service.create_campaign(
             c,
@@ -355,13 +341,15 @@ async def create_campaign(
 
 @router.get("/tokens", response_model=list[TokenView], summary="API tokens of the business")
 async def list_tokens(state: State, caller: Manage) -> list[TokenView]:
-    return await _read(state, lambda c: service.list_tokens(c, business_id=caller.business_id))
+    return await store_work.read(
+        state, lambda c: service.list_tokens(c, business_id=caller.business_id)
+    )
 
 
 @router.post("/tokens", response_model=NewToken, status_code=201, summary="Make an API token")
 async def create_token(state: State, caller: Manage, body: TokenIn) -> NewToken:
     """The token's plain text is in this answer only; Accord keeps its hash."""
-    return await _write(
+    return await store_work.write(
         state,
         lambda c: service.create_token(
             c,
@@ -377,7 +365,7 @@ async def create_token(state: State, caller: Manage, body: TokenIn) -> NewToken:
 
 @router.delete("/tokens/{token_id}", status_code=204, summary="Revoke an API token")
 async def revoke_token(state: State, caller: Manage, token_id: str) -> Response:
-    await _write(
+    await store_work.write(
         state,
         lambda c: service.revoke_token(
             c, business_id=caller.business_id, token_id=token_id, actor=caller.actor, ip=caller.ip
@@ -396,7 +384,9 @@ class SharesView(BaseModel):
 
 @router.get("/partners", response_model=SharesView, summary="Assets shared with and by partners")
 async def list_shares(state: State, caller: Read) -> SharesView:
-    given, received = await _read(state, lambda c: team.shares(c, business_id=caller.business_id))
+    given, received = await store_work.read(
+        state, lambda c: team.shares(c, business_id=caller.business_id)
+    )
     return SharesView(given=given, received=received)
 
 
@@ -404,7 +394,7 @@ async def list_shares(state: State, caller: Read) -> SharesView:
     "/partners", response_model=PartnerShareView, status_code=201, summary="Share an asset"
 )
 async def share(state: State, caller: Manage, body: PartnerShareIn) -> PartnerShareView:
-    return await _write(
+    return await store_work.write(
         state,
         lambda c: team.share_with_partner(
             c, business_id=caller.business_id, data=body, actor=caller.actor, ip=caller.ip
@@ -414,7 +404,7 @@ async def share(state: State, caller: Manage, body: PartnerShareIn) -> PartnerSh
 
 @router.delete("/partners/{share_id}", status_code=204, summary="Revoke a share")
 async def revoke_share(state: State, caller: Manage, share_id: str) -> Response:
-    await _write(
+    await store_work.write(
         state,
         lambda c: team.revoke_share(
             c, business_id=caller.business_id, share_id=share_id, actor=caller.actor, ip=caller.ip
@@ -440,7 +430,7 @@ class PolicyIn(BaseModel):
 
 @router.get("/security", response_model=SecurityView, summary="The security centre")
 async def security(state: State, caller: Manage) -> SecurityView:
-    report = await _read(
+    report = await store_work.read(
         state,
         lambda c: team.security_report(
             c, business_id=caller.business_id, max_admins=state.settings.max_admins_per_business
@@ -457,7 +447,7 @@ async def security(state: State, caller: Manage) -> SecurityView:
 
 @router.put("/security/two-factor-policy", status_code=204, summary="Set the two-factor policy")
 async def set_policy(state: State, caller: Manage, body: PolicyIn) -> Response:
-    await _write(
+    await store_work.write(
         state,
         lambda c: team.set_two_factor_policy(
             c, business_id=caller.business_id, policy=body.policy, actor=caller.actor, ip=caller.ip
@@ -480,7 +470,7 @@ async def audit(
     until: datetime | None = None,
     limit: int = Query(default=200, ge=1, le=10_000),
 ) -> list[AuditEntry]:
-    return await _read(
+    return await store_work.read(
         state,
         lambda c: service.audit_entries(
             c,
@@ -502,7 +492,7 @@ async def audit_export(
     action: str | None = None,
     asset_id: str | None = None,
 ) -> Response:
-    entries = await _read(
+    entries = await store_work.read(
         state,
         lambda c: service.audit_entries(
             c, business_id=caller.business_id, action=action, asset_id=asset_id, limit=1_000_000

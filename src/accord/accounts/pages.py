@@ -6,7 +6,7 @@ import csv
 import hmac
 import io
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from accord.accounts import assets as asset_service
-from accord.accounts import mail, people, permissions, service, team
+from accord.accounts import people, permissions, service, signing, team
 from accord.accounts.models import (
     AdAccountIn,
     BusinessIn,
@@ -26,6 +26,9 @@ from accord.accounts.models import (
 )
 from accord.core.errors import AccordError, CsrfRejected, Forbidden, InvalidInput, InvalidToken
 from accord.core.settings import Settings
+from accord.messaging import smtp
+from accord.messaging.smtp import SmtpConfig
+from accord.web import store_work
 from accord.web.auth import (
     ANON_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -51,8 +54,6 @@ nav = [
     NavEntry("Audit log", "/audit", "audit.read", "Settings", 85),
 ]
 
-T = TypeVar("T")
-
 
 def _error_text(exc: AccordError) -> str:
     if isinstance(exc, InvalidInput):
@@ -60,22 +61,6 @@ def _error_text(exc: AccordError) -> str:
             p.reason if p.field in ("form", "") else f"{p.field}: {p.reason}" for p in exc.problems
         )
     return str(exc)
-
-
-async def _write(state: State, work: Callable[[Connection], T]) -> T:
-    def run() -> T:
-        with state.store.write() as conn:
-            return work(conn)
-
-    return await run_in_threadpool(run)
-
-
-async def _read(state: State, work: Callable[[Connection], T]) -> T:
-    def run() -> T:
-        with state.store.read() as conn:
-            return work(conn)
-
-    return await run_in_threadpool(run)
 
 
 async def _form_action(
@@ -98,15 +83,22 @@ def _limits(settings: Settings) -> people.LoginLimits:
     )
 
 
-def mail_server(settings: Settings) -> mail.MailServer:
-    return mail.MailServer(
-        host=settings.smtp_host,
-        port=settings.smtp_port,
-        username=settings.smtp_username,
-        password=settings.smtp_password,
-        starttls=settings.smtp_security == "starttls",
+async def send_account_email(settings: Settings, *, to: str, subject: str, text: str) -> bool:
+    """Send an account email; False when no mail server is configured (nothing is sent).
+
+    Unlike campaigns, account emails never fall back to a local MTA: without
+    `ACCORD_SMTP_HOST` the UI shows the link to pass on instead.
+    """
+    if settings.smtp_host is None:
+        return False
+    await smtp.send_text(
+        SmtpConfig.from_settings(settings),
         sender=settings.mail_from,
+        to=to,
+        subject=subject,
+        text=text,
     )
+    return True
 
 
 def base_url(request: Request, settings: Settings) -> str:
@@ -196,7 +188,7 @@ async def sign_up(
         )
 
     try:
-        token = await _write(state, work)
+        token = await store_work.write(state, work)
     except InvalidInput as exc:
         return render(
             request,
@@ -257,7 +249,7 @@ async def sign_in(
         )
         return token, must_enrol
 
-    token, must_enrol = await _write(state, work)
+    token, must_enrol = await store_work.write(state, work)
     if person.two_factor:
         target = f"/sign-in/two-factor?next={_safe_next(next)}"
     elif must_enrol:
@@ -271,7 +263,7 @@ async def sign_in(
 
 async def _half_session(request: Request, state: State) -> people.Session:
     token = request.cookies.get(SESSION_COOKIE)
-    session = await _read(state, lambda conn: people.session_for(conn, token=token))
+    session = await store_work.read(state, lambda conn: people.session_for(conn, token=token))
     if session is None or session.stage != "password":
         raise InvalidToken()
     await check_csrf(request, session.csrf_token)
@@ -319,13 +311,13 @@ async def second_factor(
             csrf_token_override=session.csrf_token,
             next=next,
         )
-    await _write(state, lambda conn: people.complete_session(conn, session_id=session.id))
+    await store_work.write(state, lambda conn: people.complete_session(conn, session_id=session.id))
     return RedirectResponse(_safe_next(next), status_code=303)
 
 
 @router.post("/sign-out")
 async def sign_out(request: Request, state: State, session: SignedIn) -> Response:
-    await _write(state, lambda conn: people.end_session(conn, session_id=session.id))
+    await store_work.write(state, lambda conn: people.end_session(conn, session_id=session.id))
     response = RedirectResponse("/sign-in", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -338,13 +330,13 @@ async def sign_out(request: Request, state: State, session: SignedIn) -> Respons
 async def two_factor_page(request: Request, state: State, session: SignedIn) -> HTMLResponse:
     caller = _session_caller(state, session, request)
     if session.person.two_factor:
-        remaining = await _read(
+        remaining = await store_work.read(
             state, lambda conn: people.remaining_recovery_codes(conn, person_id=session.person.id)
         )
         return render(
             request, "accounts/two_factor.html", caller=caller, enabled=True, remaining=remaining
         )
-    secret = await _write(
+    secret = await store_work.write(
         state, lambda conn: people.begin_enrolment(conn, person_id=session.person.id)
     )
     uri = people.provisioning_uri(secret=secret, email=session.person.email)
@@ -364,14 +356,14 @@ async def two_factor_confirm(
 ) -> Response:
     caller = _session_caller(state, session, request)
     try:
-        codes = await _write(
+        codes = await store_work.write(
             state,
             lambda conn: people.confirm_enrolment(conn, person_id=session.person.id, code=code),
         )
     except InvalidInput as exc:
         return redirect(request, "/account/two-factor", error=_error_text(exc))
     if session.business_id:
-        await _write(
+        await store_work.write(
             state,
             lambda conn: service.audit(
                 conn,
@@ -391,7 +383,9 @@ async def two_factor_confirm(
 @router.get("/businesses")
 async def businesses_page(request: Request, state: State, session: SignedIn) -> HTMLResponse:
     caller = _session_caller(state, session, request)
-    mine = await _read(state, lambda conn: service.businesses_of(conn, person_id=session.person.id))
+    mine = await store_work.read(
+        state, lambda conn: service.businesses_of(conn, person_id=session.person.id)
+    )
     return render(request, "accounts/businesses.html", caller=caller, businesses=mine)
 
 
@@ -425,7 +419,7 @@ async def create_business(
         return business_id
 
     try:
-        await _write(state, work)
+        await store_work.write(state, work)
     except InvalidInput as exc:
         return redirect(request, "/businesses", error=_error_text(exc))
     return redirect(request, "/app", notice=f"Business {details.name} created")
@@ -441,7 +435,7 @@ async def switch_business(
         people.select_business(conn, session_id=session.id, business_id=business_id)
         return True
 
-    if not await _write(state, work):
+    if not await store_work.write(state, work):
         return redirect(request, "/businesses", error="you are not a member of that business")
     return redirect(request, "/app")
 
@@ -459,14 +453,16 @@ async def overview(
             "role": caller.role,
         }
 
-    return render(request, "accounts/overview.html", caller=caller, **await _read(state, work))
+    return render(
+        request, "accounts/overview.html", caller=caller, **await store_work.read(state, work)
+    )
 
 
 @router.get("/business/settings")
 async def business_settings(
     request: Request, state: State, caller: Annotated[Caller, Depends(requires("accounts.read"))]
 ) -> HTMLResponse:
-    business = await _read(
+    business = await store_work.read(
         state, lambda conn: service.get_business(conn, business_id=caller.business_id)
     )
     return render(
@@ -501,7 +497,7 @@ async def save_business_settings(
     )
 
     async def work() -> None:
-        await _write(
+        await store_work.write(
             state,
             lambda conn: service.update_business(
                 conn,
@@ -515,22 +511,22 @@ async def save_business_settings(
     return await _form_action(request, "/business/settings", work, "Business settings saved")
 
 
-def send_verification(
+async def send_verification(
     request: Request, settings: Settings, *, business_id: str, email: str, name: str
 ) -> str:
     """Email the confirmation link; returns where it went or, without mail, the link."""
-    token = mail.sign(
+    token = signing.sign(
         settings.resolved_secret_key(),
         purpose="verify-email",
         payload=f"{business_id}|{email}",
         ttl_seconds=settings.email_link_hours * 3600,
     )
     link = f"{base_url(request, settings)}/confirm-email?token={token}"
-    sent = mail.send(
-        mail_server(settings),
+    sent = await send_account_email(
+        settings,
         to=email,
         subject=f"Confirm the email address of {name} on Accord",
-        body=(
+        text=(
             f"Someone asked to use this address as the contact email of {name} on Accord.\n\n"
             f"Confirm it by opening this link within {settings.email_link_hours} hours:\n{link}\n"
         ),
@@ -546,13 +542,12 @@ def send_verification(
 async def verify_email(
     request: Request, state: State, caller: Annotated[Caller, Depends(requires("accounts.manage"))]
 ) -> Response:
-    business = await _read(
+    business = await store_work.read(
         state, lambda conn: service.get_business(conn, business_id=caller.business_id)
     )
     if not business.contact_email:
         return redirect(request, "/business/settings", error="set a contact email first")
-    message = await run_in_threadpool(
-        send_verification,
+    message = await send_verification(
         request,
         state.settings,
         business_id=business.id,
@@ -564,11 +559,13 @@ async def verify_email(
 
 @router.get("/confirm-email")
 async def confirm_email(request: Request, state: State, token: str = "") -> HTMLResponse:
-    payload = mail.unsign(state.settings.resolved_secret_key(), purpose="verify-email", token=token)
+    payload = signing.unsign(
+        state.settings.resolved_secret_key(), purpose="verify-email", token=token
+    )
     confirmed = False
     if payload is not None:
         business_id, email = payload.split("|", 1)
-        confirmed = await _write(
+        confirmed = await store_work.write(
             state,
             lambda conn: service.mark_email_verified(conn, business_id=business_id, email=email),
         )
@@ -601,7 +598,7 @@ async def people_page(
         roles=permissions.ROLE_LABELS,
         tasks=permissions.TASK_LABELS,
         can_manage=caller.can("accounts.manage"),
-        **await _read(state, work),
+        **await store_work.read(state, work),
     )
 
 
@@ -614,16 +611,16 @@ def _grants_from_form(form: Any) -> dict[str, list[str]]:
     return grants
 
 
-def send_invitation(
+async def send_invitation(
     request: Request, settings: Settings, *, invitation: team.NewInvitation, business_name: str
 ) -> str:
     link = f"{base_url(request, settings)}/invitations/accept?token={invitation.token}"
     view = invitation.invitation
-    sent = mail.send(
-        mail_server(settings),
+    sent = await send_account_email(
+        settings,
         to=invitation.invitation.email,
         subject=f"You are invited to {business_name} on Accord",
-        body=(
+        text=(
             f"You are invited to join {business_name} on Accord as {view.role}.\n\n"
             f"Accept by opening this link before {view.expires_at:%Y-%m-%d %H:%M} UTC:\n"
             f"{link}\n"
@@ -659,14 +656,16 @@ async def invite(
         return created, service.get_business(conn, business_id=caller.business_id).name
 
     try:
-        created, business_name = await _write(state, work)
+        created, business_name = await store_work.write(state, work)
     except InvalidInput as exc:
         return redirect(request, "/people", error=_error_text(exc))
-    outcome = await run_in_threadpool(
-        send_invitation, request, settings, invitation=created, business_name=business_name
+    outcome = await send_invitation(
+        request, settings, invitation=created, business_name=business_name
     )
     if outcome == "sent":
-        await _write(state, lambda conn: team.mark_sent(conn, invitation_id=created.invitation.id))
+        await store_work.write(
+            state, lambda conn: team.mark_sent(conn, invitation_id=created.invitation.id)
+        )
         return redirect(request, "/people", notice=f"Invitation sent to {data.email}")
     return redirect(
         request, "/people", notice=f"No mail server configured; send this link yourself: {outcome}"
@@ -694,14 +693,16 @@ async def resend_invitation(
         return renewed, service.get_business(conn, business_id=caller.business_id).name
 
     try:
-        renewed, business_name = await _write(state, work)
+        renewed, business_name = await store_work.write(state, work)
     except InvalidInput as exc:
         return redirect(request, "/people", error=_error_text(exc))
-    outcome = await run_in_threadpool(
-        send_invitation, request, settings, invitation=renewed, business_name=business_name
+    outcome = await send_invitation(
+        request, settings, invitation=renewed, business_name=business_name
     )
     if outcome == "sent":
-        await _write(state, lambda conn: team.mark_sent(conn, invitation_id=invitation_id))
+        await store_work.write(
+            state, lambda conn: team.mark_sent(conn, invitation_id=invitation_id)
+        )
         return redirect(request, "/people", notice="Invitation sent again")
     return redirect(request, "/people", notice=f"No mail server configured; new link: {outcome}")
 
@@ -714,7 +715,7 @@ async def revoke_invitation(
     caller: Annotated[Caller, Depends(requires("accounts.manage"))],
 ) -> Response:
     async def work() -> None:
-        await _write(
+        await store_work.write(
             state,
             lambda conn: team.revoke_invitation(
                 conn,
@@ -737,7 +738,7 @@ async def change_role(
     role: Annotated[str, Form()],
 ) -> Response:
     async def work() -> None:
-        await _write(
+        await store_work.write(
             state,
             lambda conn: team.set_role(
                 conn,
@@ -762,7 +763,7 @@ async def change_grants(
     grants = _grants_from_form(await request.form())
 
     async def work() -> None:
-        await _write(
+        await store_work.write(
             state,
             lambda conn: team.set_grants(
                 conn,
@@ -785,7 +786,7 @@ async def remove_person(
     caller: Annotated[Caller, Depends(requires("accounts.manage"))],
 ) -> Response:
     async def work() -> None:
-        await _write(
+        await store_work.write(
             state,
             lambda conn: team.remove_person(
                 conn,
@@ -803,7 +804,7 @@ async def remove_person(
 
 async def _optional_session(request: Request, state: State) -> people.Session | None:
     token = request.cookies.get(SESSION_COOKIE)
-    session = await _read(state, lambda conn: people.session_for(conn, token=token))
+    session = await store_work.read(state, lambda conn: people.session_for(conn, token=token))
     return session if session is not None and session.stage == "full" else None
 
 
@@ -811,12 +812,16 @@ async def _optional_session(request: Request, state: State) -> people.Session | 
 async def invitation_page(request: Request, state: State, token: str = "") -> HTMLResponse:
     session = await _optional_session(request, state)
     try:
-        pending = await _read(state, lambda conn: team.invitation_for_token(conn, token=token))
+        pending = await store_work.read(
+            state, lambda conn: team.invitation_for_token(conn, token=token)
+        )
     except InvalidInput as exc:
         return render(
             request, "accounts/invitation.html", status=400, error=_error_text(exc), pending=None
         )
-    existing = await _read(state, lambda conn: people.person_by_email(conn, email=pending.email))
+    existing = await store_work.read(
+        state, lambda conn: people.person_by_email(conn, email=pending.email)
+    )
     caller = _session_caller(state, session, request) if session else None
     return render(
         request,
@@ -853,7 +858,7 @@ async def accept_invitation(
             return business_id
 
         try:
-            await _write(state, join)
+            await store_work.write(state, join)
         except InvalidInput as exc:
             return redirect(request, f"/invitations/accept?token={token}", error=_error_text(exc))
         return redirect(request, "/app", notice="Welcome: you joined the business")
@@ -868,7 +873,7 @@ async def accept_invitation(
         )
 
     try:
-        session_token = await _write(state, sign_up_and_join)
+        session_token = await store_work.write(state, sign_up_and_join)
     except InvalidInput as exc:
         return redirect(request, f"/invitations/accept?token={token}", error=_error_text(exc))
     response = redirect(
@@ -890,7 +895,7 @@ async def assets_page(
             conn, rows=service.visible_assets(conn, access=caller.access)
         )
 
-    found = await _read(state, work)
+    found = await store_work.read(state, work)
     by_kind: dict[str, list[Any]] = {}
     for asset in found:
         by_kind.setdefault(asset.kind, []).append(asset)
@@ -919,7 +924,7 @@ async def create_pixel(
         return redirect(request, "/assets", error="only admins create assets")
 
     async def work() -> None:
-        await _write(
+        await store_work.write(
             state,
             lambda conn: asset_service.create_pixel(
                 conn,
@@ -943,7 +948,7 @@ async def pixel_page(
     caller: Annotated[Caller, Depends(requires("assets.read"))],
 ) -> HTMLResponse:
     owner = await run_in_threadpool(caller.require_asset, "pixel", pixel_id, "analyse")
-    pixel = await _read(
+    pixel = await store_work.read(
         state, lambda conn: asset_service.get_pixel(conn, business_id=owner, pixel_id=pixel_id)
     )
     snippet = asset_service.install_snippet(
@@ -966,7 +971,7 @@ async def create_property(
     data = PropertyIn(name=name, platform=platform, address=address)
 
     async def work() -> None:
-        await _write(
+        await store_work.write(
             state,
             lambda conn: asset_service.create_property(
                 conn, business_id=caller.business_id, data=data, actor=caller.actor, ip=caller.ip
@@ -995,7 +1000,7 @@ async def create_ad_account(
     data = AdAccountIn(name=name, currency=currency, timezone=timezone, spend_limit_minor=limit)
 
     async def work() -> None:
-        await _write(
+        await store_work.write(
             state,
             lambda conn: asset_service.create_ad_account(
                 conn, business_id=caller.business_id, data=data, actor=caller.actor, ip=caller.ip
@@ -1030,7 +1035,7 @@ async def ad_account_page(
         pricing=asset_service.PRICING,
         statuses=asset_service.CAMPAIGN_STATUSES,
         can_advertise=caller.can("ads.manage"),
-        **await _read(state, work),
+        **await store_work.read(state, work),
     )
 
 
@@ -1064,7 +1069,7 @@ async def create_campaign(
         return redirect(request, back, error="budget: must not be negative")
 
     async def work() -> None:
-        await _write(
+        await store_work.write(
             state,
             lambda conn: asset_service.create_campaign(
                 conn,
@@ -1090,7 +1095,7 @@ async def close_ad_account(
     back = f"/assets/ad-accounts/{ad_account_id}"
 
     async def work() -> None:
-        await _write(
+        await store_work.write(
             state,
             lambda conn: asset_service.close_ad_account(
                 conn,
@@ -1118,7 +1123,7 @@ async def connect_social_account(
     data = SocialAccountIn(name=name, network=network, page_reference=page_reference)
 
     async def work() -> None:
-        await _write(
+        await store_work.write(
             state,
             lambda conn: asset_service.connect_social_account(
                 conn, business_id=caller.business_id, data=data, actor=caller.actor, ip=caller.ip
@@ -1150,7 +1155,7 @@ async def partners_page(
         caller=caller,
         tasks=permissions.TASK_LABELS,
         can_manage=caller.can("accounts.manage"),
-        **await _read(state, work),
+        **await store_work.read(state, work),
     )
 
 
@@ -1166,7 +1171,7 @@ async def share_with_partner(
     )
 
     async def work() -> None:
-        await _write(
+        await store_work.write(
             state,
             lambda conn: team.share_with_partner(
                 conn, business_id=caller.business_id, data=data, actor=caller.actor, ip=caller.ip
@@ -1184,7 +1189,7 @@ async def revoke_share(
     caller: Annotated[Caller, Depends(requires("accounts.manage"))],
 ) -> Response:
     async def work() -> None:
-        await _write(
+        await store_work.write(
             state,
             lambda conn: team.revoke_share(
                 conn,
@@ -1205,7 +1210,7 @@ async def revoke_share(
 async def security_page(
     request: Request, state: State, caller: Annotated[Caller, Depends(requires("accounts.manage"))]
 ) -> HTMLResponse:
-    report = await _read(
+    report = await store_work.read(
         state,
         lambda conn: team.security_report(
             conn, business_id=caller.business_id, max_admins=state.settings.max_admins_per_business
@@ -1222,7 +1227,7 @@ async def set_policy(
     policy: Annotated[str, Form()],
 ) -> Response:
     async def work() -> None:
-        await _write(
+        await store_work.write(
             state,
             lambda conn: team.set_two_factor_policy(
                 conn,
@@ -1251,7 +1256,7 @@ def two_factor_ok(conn: Connection, caller: Caller) -> bool:
 async def tokens_page(
     request: Request, state: State, caller: Annotated[Caller, Depends(requires("accounts.manage"))]
 ) -> HTMLResponse:
-    tokens = await _read(
+    tokens = await store_work.read(
         state, lambda conn: service.list_tokens(conn, business_id=caller.business_id)
     )
     return render(
@@ -1283,10 +1288,10 @@ async def create_token(
         )
 
     try:
-        created = await _write(state, work)
+        created = await store_work.write(state, work)
     except (InvalidInput, Forbidden) as exc:
         return redirect(request, "/tokens", error=_error_text(exc))
-    tokens = await _read(
+    tokens = await store_work.read(
         state, lambda conn: service.list_tokens(conn, business_id=caller.business_id)
     )
     return render(
@@ -1307,7 +1312,7 @@ async def revoke_token(
     caller: Annotated[Caller, Depends(requires("accounts.manage"))],
 ) -> Response:
     async def work() -> None:
-        await _write(
+        await store_work.write(
             state,
             lambda conn: service.revoke_token(
                 conn,
@@ -1329,7 +1334,7 @@ async def audit_page(
     action: str | None = Query(default=None),
     asset_id: str | None = Query(default=None),
 ) -> HTMLResponse:
-    entries = await _read(
+    entries = await store_work.read(
         state,
         lambda conn: service.audit_entries(
             conn, business_id=caller.business_id, action=action or None, asset_id=asset_id or None
@@ -1390,7 +1395,7 @@ async def audit_export(
     action: str | None = Query(default=None),
     asset_id: str | None = Query(default=None),
 ) -> Response:
-    entries = await _read(
+    entries = await store_work.read(
         state,
         lambda conn: service.audit_entries(
             conn,

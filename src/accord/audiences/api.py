@@ -3,8 +3,7 @@ webhooks, and the suppression list."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Response
@@ -29,12 +28,12 @@ from accord.audiences.service import ConsentSource
 from accord.core.errors import FieldProblem, InvalidInput
 from accord.engine.connection import connect
 from accord.profiles.models import Identifier
+from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.state import AppState, State
 
 router = APIRouter(prefix="/api", tags=["audiences"])
 
-T = TypeVar("T")
 Reader = Annotated[Caller, Depends(requires("audiences.read"))]
 Manager = Annotated[Caller, Depends(requires("audiences.manage"))]
 
@@ -47,36 +46,20 @@ def consent_source() -> ConsentSource:
 Consent = Annotated[ConsentSource, Depends(consent_source)]
 
 
-async def _read(state: AppState, work: Callable[[Any], T]) -> T:
-    def run() -> T:
-        with state.store.read() as conn:
-            return work(conn)
-
-    return await run_in_threadpool(run)
-
-
-async def _write(state: AppState, work: Callable[[Any], T]) -> T:
-    def run() -> T:
-        with state.store.write() as conn:
-            return work(conn)
-
-    return await run_in_threadpool(run)
-
-
 @router.get("/audiences", summary="Every audience, predefined ones included")
 async def list_audiences(state: State, caller: Reader) -> list[AudienceView]:
     def work(conn: Any) -> list[AudienceView]:
         service.ensure_predefined(conn, business_id=caller.business_id)
         return service.list_audiences(conn, business_id=caller.business_id)
 
-    return await _write(state, work)
+    return await store_work.write(state, work)
 
 
 @router.post("/audiences", status_code=201, summary="Define an audience (JSON or text form)")
 async def create_audience(
     state: State, caller: Manager, consent: Consent, audience: AudienceIn
 ) -> AudienceView:
-    return await _write(
+    return await store_work.write(
         state,
         lambda conn: service.create_audience(
             conn, business_id=caller.business_id, audience=audience, consent=consent
@@ -86,7 +69,7 @@ async def create_audience(
 
 @router.post("/audiences/validate", summary="Check a definition; get both of its forms")
 async def validate(state: State, caller: Reader, consent: Consent, body: DefinitionIn) -> Validated:
-    return await _read(
+    return await store_work.read(
         state,
         lambda conn: service.validate_definition(
             conn,
@@ -135,7 +118,7 @@ def _refresh(
 
 @router.get("/audiences/{audience}", summary="One audience, by id or slug")
 async def get_audience(state: State, caller: Reader, audience: str) -> AudienceView:
-    return await _read(
+    return await store_work.read(
         state,
         lambda conn: service.get_audience(conn, business_id=caller.business_id, audience=audience),
     )
@@ -143,7 +126,7 @@ async def get_audience(state: State, caller: Reader, audience: str) -> AudienceV
 
 @router.delete("/audiences/{audience}", status_code=204, summary="Delete an audience")
 async def delete_audience(state: State, caller: Manager, audience: str) -> Response:
-    await _write(
+    await store_work.write(
         state,
         lambda conn: service.delete_audience(
             conn, business_id=caller.business_id, audience=audience
@@ -162,7 +145,7 @@ async def refresh_one(
 
 @router.get("/audiences/{audience}/sizes", summary="Size after each refresh")
 async def sizes(state: State, caller: Reader, audience: str) -> list[SizePoint]:
-    return await _read(
+    return await store_work.read(
         state,
         lambda conn: service.sizes(conn, business_id=caller.business_id, audience=audience),
     )
@@ -175,7 +158,7 @@ async def members(
     audience: str,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> list[str]:
-    ids = await _read(
+    ids = await store_work.read(
         state,
         lambda conn: service.member_ids(conn, business_id=caller.business_id, audience=audience),
     )
@@ -190,7 +173,7 @@ async def changes(
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[Change]:
-    return await _read(
+    return await store_work.read(
         state,
         lambda conn: service.changes(
             conn, business_id=caller.business_id, audience=audience, after=after, limit=limit
@@ -200,7 +183,7 @@ async def changes(
 
 @router.get("/audiences/{first}/overlap/{second}", summary="How many people two audiences share")
 async def overlap(state: State, caller: Reader, first: str, second: str) -> Overlap:
-    return await _read(
+    return await store_work.read(
         state,
         lambda conn: service.overlap(
             conn, business_id=caller.business_id, first=first, second=second
@@ -231,7 +214,7 @@ async def export(
                 [FieldProblem("owner", "interest groups need `owner` and `bidding_logic_url`")]
             )
         options = InterestGroupOptions(owner=owner, bidding_logic_url=bidding_logic_url)
-    result = await _read(
+    result = await store_work.read(
         state,
         lambda conn: service.export_audience(
             conn,
@@ -260,7 +243,7 @@ async def add_webhook(
     state: State, caller: Manager, audience: str, body: WebhookIn
 ) -> dict[str, str]:
     """The signing secret is in this answer only."""
-    return await _write(
+    return await store_work.write(
         state,
         lambda conn: service.add_webhook(
             conn, business_id=caller.business_id, audience=audience, webhook_in=body
@@ -270,14 +253,14 @@ async def add_webhook(
 
 @router.get("/suppressions", summary="The suppression list")
 async def list_suppressions(state: State, caller: Reader) -> list[dict[str, Any]]:
-    return await _read(
+    return await store_work.read(
         state, lambda conn: service.list_suppressions(conn, business_id=caller.business_id)
     )
 
 
 @router.post("/suppressions", status_code=204, summary="Suppress an identifier everywhere")
 async def suppress(state: State, caller: Manager, body: SuppressionIn) -> Response:
-    await _write(
+    await store_work.write(
         state,
         lambda conn: service.suppress(
             conn,
@@ -291,7 +274,7 @@ async def suppress(state: State, caller: Manager, body: SuppressionIn) -> Respon
 
 @router.delete("/suppressions/{kind}/{value}", status_code=204, summary="Lift a suppression")
 async def unsuppress(state: State, caller: Manager, kind: str, value: str) -> Response:
-    await _write(
+    await store_work.write(
         state,
         lambda conn: service.unsuppress(
             conn, business_id=caller.business_id, identifier=Identifier(kind=kind, value=value)

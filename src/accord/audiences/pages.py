@@ -4,9 +4,9 @@ history, members, overlap and exports, and the suppression list."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, cast
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -24,6 +24,7 @@ from accord.audiences.service import ConsentSource
 from accord.core.errors import FieldProblem, InvalidInput, NotFound
 from accord.engine.connection import connect
 from accord.profiles.models import Identifier
+from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.state import AppState, State
 from accord.web.ui import NavEntry, redirect, render
@@ -38,7 +39,6 @@ Reader = Annotated[Caller, Depends(requires("audiences.read"))]
 Manager = Annotated[Caller, Depends(requires("audiences.manage"))]
 Consent = Annotated[ConsentSource, Depends(consent_source)]
 
-T = TypeVar("T")
 MEMBERS_PER_PAGE = 50
 DESTINATIONS: dict[str, str] = {
     "csv": "CSV download (marketing consent)",
@@ -48,22 +48,6 @@ DESTINATIONS: dict[str, str] = {
 }
 SUPPRESSION_KINDS = ("email", "phone", "user_id", "anonymous_id", "profile")
 EXAMPLE = 'did "Product Viewed" at least 2 times in the last 30 days\nand not did "Order Completed"'
-
-
-async def _read(state: AppState, work: Callable[[Connection], T]) -> T:
-    def run() -> T:
-        with state.store.read() as conn:
-            return work(conn)
-
-    return await run_in_threadpool(run)
-
-
-async def _write(state: AppState, work: Callable[[Connection], T]) -> T:
-    def run() -> T:
-        with state.store.write() as conn:
-            return work(conn)
-
-    return await run_in_threadpool(run)
 
 
 def _text(problems: Sequence[FieldProblem]) -> str:
@@ -107,7 +91,7 @@ async def audiences_page(request: Request, state: State, caller: Reader) -> Resp
         service.ensure_predefined(conn, business_id=caller.business_id)
         return service.list_audiences(conn, business_id=caller.business_id)
 
-    rows = await _write(state, work)
+    rows = await store_work.write(state, work)
     return render(request, "audiences/list.html", caller=caller, audiences=rows)
 
 
@@ -275,7 +259,7 @@ async def builder_save(
         )
 
     try:
-        created = await _write(state, work)
+        created = await store_work.write(state, work)
     except InvalidInput as exc:
         return _builder(request, caller, draft, problems=exc.problems, status=400)
     return redirect(
@@ -298,7 +282,7 @@ async def suppressions_page(request: Request, state: State, caller: Reader) -> R
         ]
         return entries, lists
 
-    entries, lists = await _write(state, work)
+    entries, lists = await store_work.write(state, work)
     return render(
         request,
         "audiences/suppressions.html",
@@ -328,7 +312,7 @@ async def suppress(
         problems.append(FieldProblem("reason", "must be at most 32 characters"))
     if problems:
         return redirect(request, "/suppressions", error=_text(problems))
-    await _write(
+    await store_work.write(
         state,
         lambda conn: service.suppress(
             conn,
@@ -348,7 +332,7 @@ async def unsuppress(
     kind: Annotated[str, Form()] = "",
     value: Annotated[str, Form()] = "",
 ) -> Response:
-    removed = await _write(
+    removed = await store_work.write(
         state,
         lambda conn: service.unsuppress(
             conn, business_id=caller.business_id, identifier=Identifier(kind=kind, value=value)
@@ -408,7 +392,9 @@ async def audience_page(
             "destinations": DESTINATIONS,
         }
 
-    return render(request, "audiences/detail.html", caller=caller, **await _read(state, work))
+    return render(
+        request, "audiences/detail.html", caller=caller, **await store_work.read(state, work)
+    )
 
 
 @router.post("/audiences/{audience}/refresh")
@@ -426,7 +412,7 @@ async def refresh_one(
 @router.post("/audiences/{audience}/delete")
 async def delete(request: Request, state: State, caller: Manager, audience: str) -> Response:
     try:
-        await _write(
+        await store_work.write(
             state,
             lambda conn: service.delete_audience(
                 conn, business_id=caller.business_id, audience=audience
@@ -481,7 +467,7 @@ async def export_page(
         )
         return {"audience": view, "result": result}
 
-    found = await _read(state, work)
+    found = await store_work.read(state, work)
     download = f"/api/audiences/{found['audience'].slug}/export/{chosen}"
     if query:
         download += "?" + urlencode(query)

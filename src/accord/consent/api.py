@@ -23,6 +23,7 @@ from accord.consent.models import (
 )
 from accord.core.errors import FieldProblem, InvalidInput, NotFound
 from accord.engine.connection import connect
+from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.errors import json_response
 from accord.web.state import AppState, State
@@ -240,22 +241,6 @@ async def get_consent(
 # --- Admin -----------------------------------------------------------------------------
 
 
-async def _read(state: AppState, work: Any) -> Any:
-    def run() -> Any:
-        with state.store.read() as conn:
-            return work(conn)
-
-    return await run_in_threadpool(run)
-
-
-async def _write(state: AppState, work: Any) -> Any:
-    def run() -> Any:
-        with state.store.write() as conn:
-            return work(conn)
-
-    return await run_in_threadpool(run)
-
-
 JsonBody = Annotated[dict[str, Any], Body()]
 
 
@@ -271,7 +256,9 @@ def body_of(model: type[BaseModel]) -> dict[str, Any]:
 
 @admin_router.get("/properties", summary="List properties (sites and apps)")
 async def list_properties(state: State, caller: Read) -> Any:
-    return await _read(state, lambda c: config.list_properties(c, business_id=caller.business_id))
+    return await store_work.read(
+        state, lambda c: config.list_properties(c, business_id=caller.business_id)
+    )
 
 
 @admin_router.post(
@@ -281,7 +268,7 @@ async def list_properties(state: State, caller: Read) -> Any:
 )
 async def create_property(state: State, caller: Manage, body: JsonBody) -> Any:
     spec = parse(PropertyIn, body)
-    return await _write(
+    return await store_work.write(
         state, lambda c: config.create_property(c, business_id=caller.business_id, spec=spec)
     )
 
@@ -291,14 +278,16 @@ async def create_property(state: State, caller: Manage, body: JsonBody) -> Any:
 )
 async def update_property(key: str, state: State, caller: Manage, body: JsonBody) -> Any:
     spec = parse(PropertyIn, {**body, "key": key})
-    return await _write(
+    return await store_work.write(
         state, lambda c: config.update_property(c, business_id=caller.business_id, spec=spec)
     )
 
 
 @admin_router.get("/purposes", summary="List purposes")
 async def list_purposes(state: State, caller: Read) -> Any:
-    return await _read(state, lambda c: config.list_purposes(c, business_id=caller.business_id))
+    return await store_work.read(
+        state, lambda c: config.list_purposes(c, business_id=caller.business_id)
+    )
 
 
 @admin_router.put(
@@ -306,14 +295,16 @@ async def list_purposes(state: State, caller: Read) -> Any:
 )
 async def save_purpose(key: str, state: State, caller: Manage, body: JsonBody) -> Any:
     spec = parse(PurposeIn, {**body, "key": key})
-    return await _write(
+    return await store_work.write(
         state, lambda c: config.save_purpose(c, business_id=caller.business_id, spec=spec)
     )
 
 
 @admin_router.get("/vendors", summary="List vendors")
 async def list_vendors(state: State, caller: Read) -> Any:
-    return await _read(state, lambda c: config.list_vendors(c, business_id=caller.business_id))
+    return await store_work.read(
+        state, lambda c: config.list_vendors(c, business_id=caller.business_id)
+    )
 
 
 @admin_router.put(
@@ -321,7 +312,7 @@ async def list_vendors(state: State, caller: Read) -> Any:
 )
 async def save_vendor(key: str, state: State, caller: Manage, body: JsonBody) -> Any:
     spec = parse(VendorIn, {**body, "key": key})
-    return await _write(
+    return await store_work.write(
         state, lambda c: config.save_vendor(c, business_id=caller.business_id, spec=spec)
     )
 
@@ -342,7 +333,7 @@ async def import_gvl(
         except ValueError as exc:
             raise InvalidInput([FieldProblem("tcf_ids", "must be integers")]) from exc
     vendor_list = gvl.parse(body)
-    count = await _write(
+    count = await store_work.write(
         state,
         lambda c: config.import_gvl(
             c, business_id=caller.business_id, gvl=vendor_list, tcf_ids=wanted
@@ -353,7 +344,7 @@ async def import_gvl(
 
 @admin_router.get("/properties/{key}/notices", summary="Every published notice version")
 async def list_notices(key: str, state: State, caller: Read) -> Any:
-    return await _read(
+    return await store_work.read(
         state,
         lambda c: config.notice_versions(c, business_id=caller.business_id, property_key=key),
     )
@@ -366,7 +357,7 @@ async def list_notices(key: str, state: State, caller: Read) -> Any:
 )
 async def publish_notice(key: str, state: State, caller: Manage, body: JsonBody) -> Any:
     spec = parse(NoticeIn, body)
-    return await _write(
+    return await store_work.write(
         state,
         lambda c: config.publish_notice(
             c, business_id=caller.business_id, property_key=key, spec=spec
@@ -382,7 +373,7 @@ async def list_geo_rules(state: State, caller: Read) -> Any:
             "effective": config.effective_geo_rules(conn, business_id=caller.business_id),
         }
 
-    return await _read(state, work)
+    return await store_work.read(state, work)
 
 
 @admin_router.put(
@@ -392,7 +383,7 @@ async def list_geo_rules(state: State, caller: Read) -> Any:
 )
 async def set_geo_rule(region: str, state: State, caller: Manage, body: JsonBody) -> Any:
     rule = parse(GeoRuleIn, {**body, "region": region})
-    await _write(
+    await store_work.write(
         state,
         lambda c: config.set_geo_rule(
             c, business_id=caller.business_id, region=rule.region, regime=rule.regime
@@ -403,7 +394,7 @@ async def set_geo_rule(region: str, state: State, caller: Manage, body: JsonBody
 
 @admin_router.delete("/geo-rules/{region}", summary="Remove a geo rule (the default applies)")
 async def delete_geo_rule(region: str, state: State, caller: Manage) -> Any:
-    removed = await _write(
+    removed = await store_work.write(
         state, lambda c: config.delete_geo_rule(c, business_id=caller.business_id, region=region)
     )
     if not removed:
@@ -414,14 +405,14 @@ async def delete_geo_rule(region: str, state: State, caller: Manage) -> Any:
 @admin_router.get("/policy", summary="Collection policy: event → purpose, anonymous counting")
 async def get_policy(state: State, caller: Read) -> Any:
     return (
-        await _read(state, lambda c: config.get_policy(c, business_id=caller.business_id))
+        await store_work.read(state, lambda c: config.get_policy(c, business_id=caller.business_id))
     ).model_dump()
 
 
 @admin_router.put("/policy", summary="Set the collection policy", openapi_extra=body_of(PolicyIn))
 async def set_policy(state: State, caller: Manage, body: JsonBody) -> Any:
     spec = parse(PolicyIn, body)
-    saved = await _write(
+    saved = await store_work.write(
         state, lambda c: config.set_policy(c, business_id=caller.business_id, spec=spec)
     )
     return saved.model_dump()
@@ -430,7 +421,7 @@ async def set_policy(state: State, caller: Manage, body: JsonBody) -> Any:
 @admin_router.get("/verify", summary="Verify the business's ledger hash chain")
 async def verify(state: State, caller: Read) -> Any:
     return (
-        await _read(state, lambda c: ledger.verify(c, business_id=caller.business_id))
+        await store_work.read(state, lambda c: ledger.verify(c, business_id=caller.business_id))
     ).to_json()
 
 
@@ -443,7 +434,7 @@ async def subject_proof(
 ) -> Response:
     if fmt not in ("json", "html"):
         raise InvalidInput([FieldProblem("format", "must be json or html")])
-    built = await _read(
+    built = await store_work.read(
         state, lambda c: proof.build(c, business_id=caller.business_id, subject=subject)
     )
     if not built["records"]:
@@ -457,7 +448,7 @@ async def subject_proof(
 async def export_csv(
     state: State, caller: Read, purpose: Annotated[str, Query(min_length=1)]
 ) -> Response:
-    rows = await _read(
+    rows = await store_work.read(
         state,
         lambda c: export.subjects_granting(c, business_id=caller.business_id, purpose=purpose),
     )

@@ -119,6 +119,17 @@ class LinkExpired(AccordError):
 
 
 @dataclass
+class MailNotSent(AccordError):
+    """The SMTP server refused an email or could not be reached."""
+
+    recipient: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"the email to {self.recipient} could not be sent: {self.reason}"
+
+
+@dataclass
 class TooManyRequests(AccordError):
     reason: str
     retry_after_seconds: int

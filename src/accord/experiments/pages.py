@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from accord.core.clock import utcnow
@@ -21,6 +22,7 @@ from accord.experiments.analysis import Analysis, ContrastResult
 from accord.experiments.api import PowerIn, PowerOut
 from accord.experiments.metrics import metric_catalogue
 from accord.experiments.models import DesignIn, ExperimentView, cma_three_arm
+from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.state import AppState, State
 from accord.web.ui import NavEntry, redirect, render
@@ -146,11 +148,10 @@ def _shares(design: DesignIn | None) -> dict[str, float]:
 
 @router.get("/experiments")
 async def experiments_page(request: Request, state: State, caller: Reader) -> Response:
-    def work() -> list[ExperimentView]:
-        with state.store.read() as conn:
-            return service.list_experiments(conn, business_id=caller.business_id)
+    def work(conn: Connection) -> list[ExperimentView]:
+        return service.list_experiments(conn, business_id=caller.business_id)
 
-    rows = await run_in_threadpool(work)
+    rows = await store_work.read(state, work)
     return render(request, "experiments/list.html", caller=caller, experiments=rows)
 
 
@@ -275,13 +276,12 @@ async def report_page(state: State, caller: Reader, key: str) -> Response:
 async def _transition(
     request: Request, state: AppState, caller: Caller, key: str, action: str
 ) -> Response:
-    def work() -> ExperimentView:
-        with state.store.write() as conn:
-            change = service.start_experiment if action == "start" else service.stop_experiment
-            return change(conn, business_id=caller.business_id, key=key, now=utcnow())
+    def work(conn: Connection) -> ExperimentView:
+        change = service.start_experiment if action == "start" else service.stop_experiment
+        return change(conn, business_id=caller.business_id, key=key, now=utcnow())
 
     try:
-        view = await run_in_threadpool(work)
+        view = await store_work.write(state, work)
     except (InvalidInput, ExperimentState) as exc:
         return redirect(request, f"/experiments/{key}", error=str(exc))
     return redirect(request, f"/experiments/{key}", notice=f"Experiment is now {view.status}")

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from accord.core.clock import utcnow
@@ -14,6 +15,7 @@ from accord.core.errors import FieldProblem, InvalidInput
 from accord.journeys import analytics, service
 from accord.journeys.diagram import svg
 from accord.journeys.graph import SplitNode, parse_definition
+from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.state import State
 from accord.web.ui import NavEntry, redirect, render
@@ -77,14 +79,13 @@ SETTINGS_KEYS = (
 
 @router.get("/journeys")
 async def journeys_page(request: Request, state: State, caller: Reader) -> Response:
-    def work() -> list[dict[str, Any]]:
-        with state.store.read() as conn:
-            return [
-                {"journey": j, "summary": analytics.summary(conn, journey_id=j.id)}
-                for j in service.list_journeys(conn, business_id=caller.business_id)
-            ]
+    def work(conn: Connection) -> list[dict[str, Any]]:
+        return [
+            {"journey": j, "summary": analytics.summary(conn, journey_id=j.id)}
+            for j in service.list_journeys(conn, business_id=caller.business_id)
+        ]
 
-    rows = await run_in_threadpool(work)
+    rows = await store_work.read(state, work)
     return render(request, "journeys/list.html", caller=caller, rows=rows)
 
 
@@ -96,19 +97,18 @@ async def create_page(
     key: Annotated[str, Form()] = "",
     name: Annotated[str, Form()] = "",
 ) -> Response:
-    def work() -> None:
-        with state.store.write() as conn:
-            service.create_journey(
-                conn,
-                business_id=caller.business_id,
-                key=key.strip(),
-                name=name,
-                definition=BLANK,
-                now=utcnow(),
-            )
+    def work(conn: Connection) -> None:
+        service.create_journey(
+            conn,
+            business_id=caller.business_id,
+            key=key.strip(),
+            name=name,
+            definition=BLANK,
+            now=utcnow(),
+        )
 
     try:
-        await run_in_threadpool(work)
+        await store_work.write(state, work)
     except InvalidInput as exc:
         return redirect(request, "/journeys", error=_text(exc.problems))
     return redirect(request, f"/journeys/{key.strip()}/edit", notice="Journey created as a draft")
@@ -155,14 +155,13 @@ async def status_page(
     key: str,
     status: Annotated[str, Form()] = "",
 ) -> Response:
-    def work() -> None:
-        with state.store.write() as conn:
-            service.set_status(
-                conn, business_id=caller.business_id, key=key, status=status, now=utcnow()
-            )
+    def work(conn: Connection) -> None:
+        service.set_status(
+            conn, business_id=caller.business_id, key=key, status=status, now=utcnow()
+        )
 
     try:
-        await run_in_threadpool(work)
+        await store_work.write(state, work)
     except InvalidInput as exc:
         return redirect(request, f"/journeys/{key}", error=_text(exc.problems))
     return redirect(request, f"/journeys/{key}", notice=f"Journey is now {status}")
@@ -188,11 +187,10 @@ def _builder_fields(definition: dict[str, Any]) -> dict[str, Any]:
 
 @router.get("/journeys/{key}/edit")
 async def builder_page(request: Request, state: State, caller: Reader, key: str) -> Response:
-    def work() -> Any:
-        with state.store.read() as conn:
-            return service.get_journey(conn, business_id=caller.business_id, key=key)
+    def work(conn: Connection) -> Any:
+        return service.get_journey(conn, business_id=caller.business_id, key=key)
 
-    view = await run_in_threadpool(work)
+    view = await store_work.read(state, work)
     return render(
         request,
         "journeys/builder.html",
@@ -246,20 +244,19 @@ async def builder_save(request: Request, state: State, caller: Manager, key: str
     }
     saving = form.get("action") == "save" and not new_id
 
-    def work() -> Any:
-        with state.store.write() as conn:
-            if not problems:
-                try:
-                    parse_definition(definition)
-                except InvalidInput as exc:
-                    problems.extend(exc.problems)
-            if problems or not saving:
-                return service.get_journey(conn, business_id=caller.business_id, key=key)
-            return service.publish_version(
-                conn, business_id=caller.business_id, key=key, definition=definition, now=utcnow()
-            )
+    def work(conn: Connection) -> Any:
+        if not problems:
+            try:
+                parse_definition(definition)
+            except InvalidInput as exc:
+                problems.extend(exc.problems)
+        if problems or not saving:
+            return service.get_journey(conn, business_id=caller.business_id, key=key)
+        return service.publish_version(
+            conn, business_id=caller.business_id, key=key, definition=definition, now=utcnow()
+        )
 
-    view = await run_in_threadpool(work)
+    view = await store_work.write(state, work)
     if saving and not problems:
         return redirect(
             request, f"/journeys/{key}", notice=f"Saved as version {view.current_version}"

@@ -34,6 +34,7 @@ from accord.leads.models import (
     lead_imports,
     leads,
 )
+from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.email_wiring import Email
 from accord.web.state import State
@@ -152,21 +153,20 @@ def list_imports(conn: Connection, *, business_id: str) -> list[dict[str, Any]]:
 
 @router.get("/leads/forms")
 async def forms_page(request: Request, state: State, caller: Reader) -> Response:
-    def work() -> list[dict[str, Any]]:
-        with state.store.read() as conn:
-            counts: dict[str | None, int] = dict(
-                conn.execute(
-                    select(leads.c.form_id, func.count())
-                    .where(leads.c.business_id == caller.business_id)
-                    .group_by(leads.c.form_id)
-                ).all()
-            )
-            return [
-                {"form": f, "leads": counts.get(f.id, 0)}
-                for f in list_forms(conn, business_id=caller.business_id)
-            ]
+    def work(conn: Connection) -> list[dict[str, Any]]:
+        counts: dict[str | None, int] = dict(
+            conn.execute(
+                select(leads.c.form_id, func.count())
+                .where(leads.c.business_id == caller.business_id)
+                .group_by(leads.c.form_id)
+            ).all()
+        )
+        return [
+            {"form": f, "leads": counts.get(f.id, 0)}
+            for f in list_forms(conn, business_id=caller.business_id)
+        ]
 
-    rows = await run_in_threadpool(work)
+    rows = await store_work.read(state, work)
     return render(request, "leads/forms.html", caller=caller, rows=rows)
 
 
@@ -464,29 +464,30 @@ async def update_form_page(
 async def form_page(
     request: Request, state: State, caller: Reader, email: Email, form_id: str
 ) -> Response:
-    def work() -> dict[str, Any]:
-        with state.store.read() as conn:
-            form = service.get_form(conn, business_id=caller.business_id, form_id=form_id)
-            pools = {
-                p.id: p
-                for p in list_pools(conn, business_id=caller.business_id)
-                if p.id == form.spec.coupon_pool_id
-            }
-            return {
-                "form": form,
-                "url": f"{email.mailer.base_url}/l/{form.spec.slug}",
-                "snippet": service.embed_snippet(form, base_url=email.mailer.base_url),
-                "pool": pools.get(form.spec.coupon_pool_id or ""),
-                "download_ready": bool(form.spec.download_name)
-                and service.magnet_path(
-                    email.settings.data_dir,
-                    business_id=caller.business_id,
-                    name=form.spec.download_name or "",
-                ).is_file(),
-                "rows": list_leads(conn, business_id=caller.business_id, form_id=form.id),
-            }
+    def work(conn: Connection) -> dict[str, Any]:
+        form = service.get_form(conn, business_id=caller.business_id, form_id=form_id)
+        pools = {
+            p.id: p
+            for p in list_pools(conn, business_id=caller.business_id)
+            if p.id == form.spec.coupon_pool_id
+        }
+        return {
+            "form": form,
+            "url": f"{email.mailer.base_url}/l/{form.spec.slug}",
+            "snippet": service.embed_snippet(form, base_url=email.mailer.base_url),
+            "pool": pools.get(form.spec.coupon_pool_id or ""),
+            "download_ready": bool(form.spec.download_name)
+            and service.magnet_path(
+                email.settings.data_dir,
+                business_id=caller.business_id,
+                name=form.spec.download_name or "",
+            ).is_file(),
+            "rows": list_leads(conn, business_id=caller.business_id, form_id=form.id),
+        }
 
-    return render(request, "leads/form_detail.html", caller=caller, **await run_in_threadpool(work))
+    return render(
+        request, "leads/form_detail.html", caller=caller, **await store_work.read(state, work)
+    )
 
 
 # Leads ---------------------------------------------------------------------------------
@@ -502,16 +503,15 @@ async def leads_page(
 ) -> Response:
     page = max(page, 1)
 
-    def work() -> list[dict[str, Any]]:
-        with state.store.read() as conn:
-            return list_leads(
-                conn,
-                business_id=caller.business_id,
-                stage=stage if stage in STAGES else None,
-                offset=(page - 1) * PAGE_SIZE,
-            )
+    def work(conn: Connection) -> list[dict[str, Any]]:
+        return list_leads(
+            conn,
+            business_id=caller.business_id,
+            stage=stage if stage in STAGES else None,
+            offset=(page - 1) * PAGE_SIZE,
+        )
 
-    rows = await run_in_threadpool(work)
+    rows = await store_work.read(state, work)
     return render(
         request,
         "leads/people.html",
@@ -526,11 +526,10 @@ async def leads_page(
 
 @router.get("/leads/people/{lead_id}")
 async def lead_page(request: Request, state: State, caller: Reader, lead_id: str) -> Response:
-    def work() -> dict[str, Any]:
-        with state.store.read() as conn:
-            return service.lead_view(conn, business_id=caller.business_id, lead_id=lead_id)
+    def work(conn: Connection) -> dict[str, Any]:
+        return service.lead_view(conn, business_id=caller.business_id, lead_id=lead_id)
 
-    lead = await run_in_threadpool(work)
+    lead = await store_work.read(state, work)
     return render(request, "leads/lead.html", caller=caller, lead=lead, stages=STAGES)
 
 
@@ -545,26 +544,24 @@ async def stage_page(
 ) -> Response:
     where = f"/leads/people/{lead_id}"
 
-    def exists() -> None:
-        with state.store.read() as conn:
-            service.lead_view(conn, business_id=caller.business_id, lead_id=lead_id)
+    def exists(conn: Connection) -> None:
+        service.lead_view(conn, business_id=caller.business_id, lead_id=lead_id)
 
-    await run_in_threadpool(exists)
+    await store_work.read(state, exists)
     if stage not in ("prospect", "customer") or not reason.strip():
         return redirect(request, where, error="Choose prospect or customer and give a reason")
 
-    def work() -> None:
-        with state.store.write() as conn:
-            service.set_stage(
-                conn,
-                business_id=caller.business_id,
-                lead_id=lead_id,
-                stage=stage,
-                reason=reason.strip(),
-            )
+    def work(conn: Connection) -> None:
+        service.set_stage(
+            conn,
+            business_id=caller.business_id,
+            lead_id=lead_id,
+            stage=stage,
+            reason=reason.strip(),
+        )
 
     try:
-        await run_in_threadpool(work)
+        await store_work.write(state, work)
     except Conflict as exc:
         return redirect(request, where, error=str(exc))
     return redirect(request, where, notice=f"The lead is now a {stage}")
@@ -580,24 +577,19 @@ async def funnel_page(
     if by not in ("source", "campaign", "form", "import"):
         by = "source"
 
-    def work() -> dict[str, Any]:
-        with state.store.read() as conn:
-            names: dict[str, str] = {}
-            if by == "form":
-                names = {
-                    f.id: f.spec.slug for f in list_forms(conn, business_id=caller.business_id)
-                }
-            elif by == "import":
-                names = {
-                    i["id"]: i["name"] for i in list_imports(conn, business_id=caller.business_id)
-                }
-            return {
-                "rows": service.funnel(conn, business_id=caller.business_id, by=by),
-                "names": names,
-            }
+    def work(conn: Connection) -> dict[str, Any]:
+        names: dict[str, str] = {}
+        if by == "form":
+            names = {f.id: f.spec.slug for f in list_forms(conn, business_id=caller.business_id)}
+        elif by == "import":
+            names = {i["id"]: i["name"] for i in list_imports(conn, business_id=caller.business_id)}
+        return {
+            "rows": service.funnel(conn, business_id=caller.business_id, by=by),
+            "names": names,
+        }
 
     return render(
-        request, "leads/funnel.html", caller=caller, by=by, **await run_in_threadpool(work)
+        request, "leads/funnel.html", caller=caller, by=by, **await store_work.read(state, work)
     )
 
 
@@ -618,11 +610,10 @@ async def spend_page(
             error="Give the campaign's utm_campaign and an amount of 0 or more",
         )
 
-    def work() -> None:
-        with state.store.write() as conn:
-            service.set_spend(conn, business_id=caller.business_id, data=data)
+    def work(conn: Connection) -> None:
+        service.set_spend(conn, business_id=caller.business_id, data=data)
 
-    await run_in_threadpool(work)
+    await store_work.write(state, work)
     return redirect(request, "/leads/funnel?by=campaign", notice=f"Spend of {data.campaign} saved")
 
 
@@ -640,16 +631,17 @@ def _magnets(email: Any, business_id: str) -> list[dict[str, Any]]:
 
 @router.get("/leads/magnets")
 async def magnets_page(request: Request, state: State, caller: Reader, email: Email) -> Response:
-    def work() -> dict[str, Any]:
-        with state.store.read() as conn:
-            forms = list_forms(conn, business_id=caller.business_id)
-            return {
-                "pools": list_pools(conn, business_id=caller.business_id),
-                "files": _magnets(email, caller.business_id),
-                "forms": forms,
-            }
+    def work(conn: Connection) -> dict[str, Any]:
+        forms = list_forms(conn, business_id=caller.business_id)
+        return {
+            "pools": list_pools(conn, business_id=caller.business_id),
+            "files": _magnets(email, caller.business_id),
+            "forms": forms,
+        }
 
-    return render(request, "leads/magnets.html", caller=caller, **await run_in_threadpool(work))
+    return render(
+        request, "leads/magnets.html", caller=caller, **await store_work.read(state, work)
+    )
 
 
 @router.post("/leads/magnets/pools")
@@ -665,12 +657,11 @@ async def pool_page(
     except ValidationError:
         return redirect(request, "/leads/magnets", error="Give the pool a name and some codes")
 
-    def work() -> None:
-        with state.store.write() as conn:
-            service.create_pool(conn, business_id=caller.business_id, data=data)
+    def work(conn: Connection) -> None:
+        service.create_pool(conn, business_id=caller.business_id, data=data)
 
     try:
-        await run_in_threadpool(work)
+        await store_work.write(state, work)
     except InvalidInput as exc:
         return redirect(request, "/leads/magnets", error=_text(exc.problems))
     return redirect(
@@ -705,15 +696,14 @@ async def upload_page(request: Request, caller: Manager, email: Email) -> Respon
 
 @router.get("/leads/import")
 async def imports_page(request: Request, state: State, caller: Reader) -> Response:
-    def work() -> list[dict[str, Any]]:
-        with state.store.read() as conn:
-            return list_imports(conn, business_id=caller.business_id)
+    def work(conn: Connection) -> list[dict[str, Any]]:
+        return list_imports(conn, business_id=caller.business_id)
 
     return render(
         request,
         "leads/import.html",
         caller=caller,
-        imports=await run_in_threadpool(work),
+        imports=await store_work.read(state, work),
         lead_fields=LEAD_FIELDS,
         report=None,
         posted={},
@@ -775,15 +765,14 @@ async def import_page(request: Request, state: State, caller: Manager) -> Respon
         except InvalidInput as exc:
             problems = exc.problems
 
-    def work() -> list[dict[str, Any]]:
-        with state.store.read() as conn:
-            return list_imports(conn, business_id=caller.business_id)
+    def work(conn: Connection) -> list[dict[str, Any]]:
+        return list_imports(conn, business_id=caller.business_id)
 
     return render(
         request,
         "leads/import.html",
         caller=caller,
-        imports=await run_in_threadpool(work),
+        imports=await store_work.read(state, work),
         lead_fields=LEAD_FIELDS,
         report=report,
         posted={"kind": kind, "name": name, "spend": raw_spend, "mapping": mapping},

@@ -33,6 +33,16 @@ def _body(content: str) -> bytes:
     return base64.encodebytes(content.encode("utf-8")).replace(b"\n", CRLF)
 
 
+def _head(*, sender: str, recipient: str, headers: Sequence[tuple[str, str]]) -> list[bytes]:
+    return [
+        _header("From", sender),
+        _header("To", recipient),
+        _header("Date", formatdate(usegmt=True)),
+        *(_header(name, value) for name, value in headers),
+        b"MIME-Version: 1.0",
+    ]
+
+
 def build_mime(
     *,
     sender: str,
@@ -44,11 +54,7 @@ def build_mime(
     """multipart/alternative with a text and an HTML part, both UTF-8 in base64."""
     boundary = f"=_accord_{secrets.token_hex(12)}"
     lines = [
-        _header("From", sender),
-        _header("To", recipient),
-        _header("Date", formatdate(usegmt=True)),
-        *(_header(name, value) for name, value in headers),
-        b"MIME-Version: 1.0",
+        *_head(sender=sender, recipient=recipient, headers=headers),
         f'Content-Type: multipart/alternative; boundary="{boundary}"'.encode(),
         b"",
     ]
@@ -69,3 +75,17 @@ def build_mime(
         b"",
     ]
     return OutgoingEmail(sender=sender, recipient=recipient, data=CRLF.join(parts))
+
+
+def build_text_mime(
+    *, sender: str, recipient: str, headers: Sequence[tuple[str, str]], text: str
+) -> OutgoingEmail:
+    """A single text/plain part, UTF-8 in base64."""
+    lines = [
+        *_head(sender=sender, recipient=recipient, headers=headers),
+        b'Content-Type: text/plain; charset="utf-8"',
+        b"Content-Transfer-Encoding: base64",
+        b"",
+        _body(text),
+    ]
+    return OutgoingEmail(sender=sender, recipient=recipient, data=CRLF.join(lines))

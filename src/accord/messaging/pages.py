@@ -36,6 +36,7 @@ from accord.messaging.models import (
     email_templates,
 )
 from accord.messaging.templates import personalisation
+from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.email_wiring import Email
 from accord.web.state import State
@@ -148,11 +149,10 @@ def require_list(conn: Connection, *, business_id: str, list_id: str) -> str:
 async def _require_campaign(state: State, caller: Caller, campaign_id: str) -> None:
     """Another business's campaign is not found, before any input is looked at."""
 
-    def work() -> None:
-        with state.store.read() as conn:
-            service.campaign_row(conn, business_id=caller.business_id, campaign_id=campaign_id)
+    def work(conn: Connection) -> None:
+        service.campaign_row(conn, business_id=caller.business_id, campaign_id=campaign_id)
 
-    await run_in_threadpool(work)
+    await store_work.read(state, work)
 
 
 def _text(problems: list[FieldProblem]) -> str:
@@ -170,11 +170,10 @@ def _pydantic_problems(exc: ValidationError) -> list[FieldProblem]:
 
 @router.get("/email/templates")
 async def templates_page(request: Request, state: State, caller: Reader) -> Response:
-    def work() -> list[Any]:
-        with state.store.read() as conn:
-            return list_templates(conn, business_id=caller.business_id)
+    def work(conn: Connection) -> list[Any]:
+        return list_templates(conn, business_id=caller.business_id)
 
-    rows = await run_in_threadpool(work)
+    rows = await store_work.read(state, work)
     return render(request, "email/templates.html", caller=caller, rows=rows)
 
 
@@ -210,11 +209,10 @@ async def new_template_page(request: Request, caller: Manager) -> Response:
 async def template_page(
     request: Request, state: State, caller: Reader, template_id: str
 ) -> Response:
-    def work() -> Any:
-        with state.store.read() as conn:
-            return get_template(conn, business_id=caller.business_id, template_id=template_id)
+    def work(conn: Connection) -> Any:
+        return get_template(conn, business_id=caller.business_id, template_id=template_id)
 
-    row = await run_in_threadpool(work)
+    row = await store_work.read(state, work)
     values = {
         "name": row.name,
         "subject": row.subject,
@@ -268,11 +266,10 @@ async def save_template_page(request: Request, state: State, caller: Manager) ->
         )
     saved = data
 
-    def work() -> str:
-        with state.store.write() as conn:
-            return service.create_template(conn, business_id=caller.business_id, data=saved)
+    def work(conn: Connection) -> str:
+        return service.create_template(conn, business_id=caller.business_id, data=saved)
 
-    template_id = await run_in_threadpool(work)
+    template_id = await store_work.write(state, work)
     return redirect(request, f"/email/templates/{template_id}", notice="Template saved")
 
 
@@ -281,11 +278,12 @@ async def save_template_page(request: Request, state: State, caller: Manager) ->
 
 @router.get("/email/lists")
 async def lists_page(request: Request, state: State, caller: Reader) -> Response:
-    def work() -> list[Any]:
-        with state.store.read() as conn:
-            return list_lists(conn, business_id=caller.business_id)
+    def work(conn: Connection) -> list[Any]:
+        return list_lists(conn, business_id=caller.business_id)
 
-    return render(request, "email/lists.html", caller=caller, rows=await run_in_threadpool(work))
+    return render(
+        request, "email/lists.html", caller=caller, rows=await store_work.read(state, work)
+    )
 
 
 @router.post("/email/lists")
@@ -297,26 +295,24 @@ async def create_list_page(
     except ValidationError:
         return redirect(request, "/email/lists", error="Give the list a name")
 
-    def work() -> str:
-        with state.store.write() as conn:
-            return service.create_list(conn, business_id=caller.business_id, data=data)
+    def work(conn: Connection) -> str:
+        return service.create_list(conn, business_id=caller.business_id, data=data)
 
-    list_id = await run_in_threadpool(work)
+    list_id = await store_work.write(state, work)
     return redirect(request, f"/email/lists/{list_id}", notice=f"List {data.name} made")
 
 
 @router.get("/email/lists/{list_id}")
 async def list_page(request: Request, state: State, caller: Reader, list_id: str) -> Response:
-    def work() -> dict[str, Any]:
-        with state.store.read() as conn:
-            members = service.list_recipients(conn, business_id=caller.business_id, list_id=list_id)
-            name = require_list(conn, business_id=caller.business_id, list_id=list_id)
-            refused = service.suppressed(
-                conn, business_id=caller.business_id, emails=[m.email for m in members]
-            )
-            return {"list_id": list_id, "name": name, "members": members, "refused": refused}
+    def work(conn: Connection) -> dict[str, Any]:
+        members = service.list_recipients(conn, business_id=caller.business_id, list_id=list_id)
+        name = require_list(conn, business_id=caller.business_id, list_id=list_id)
+        refused = service.suppressed(
+            conn, business_id=caller.business_id, emails=[m.email for m in members]
+        )
+        return {"list_id": list_id, "name": name, "members": members, "refused": refused}
 
-    return render(request, "email/list.html", caller=caller, **await run_in_threadpool(work))
+    return render(request, "email/list.html", caller=caller, **await store_work.read(state, work))
 
 
 @router.post("/email/lists/{list_id}/members")
@@ -329,21 +325,19 @@ async def add_member_page(
 ) -> Response:
     where = f"/email/lists/{list_id}"
 
-    def exists() -> None:
-        with state.store.read() as conn:
-            require_list(conn, business_id=caller.business_id, list_id=list_id)
+    def exists(conn: Connection) -> None:
+        require_list(conn, business_id=caller.business_id, list_id=list_id)
 
-    await run_in_threadpool(exists)
+    await store_work.read(state, exists)
     try:
         member = MemberIn(email=email.strip())
     except ValidationError:
         return redirect(request, where, error=f"{email!r} is not an email address")
 
-    def work() -> None:
-        with state.store.write() as conn:
-            service.add_member(conn, business_id=caller.business_id, list_id=list_id, member=member)
+    def work(conn: Connection) -> None:
+        service.add_member(conn, business_id=caller.business_id, list_id=list_id, member=member)
 
-    await run_in_threadpool(work)
+    await store_work.write(state, work)
     return redirect(request, where, notice=f"{member.email} added")
 
 
@@ -391,15 +385,14 @@ def _campaign_body(posted: FormData, problems: list[FieldProblem]) -> dict[str, 
 
 
 async def _campaigns_view(state: State, caller: Caller) -> dict[str, Any]:
-    def work() -> dict[str, Any]:
-        with state.store.read() as conn:
-            return {
-                "rows": list_campaigns(conn, business_id=caller.business_id),
-                "templates": list_templates(conn, business_id=caller.business_id),
-                "lists": list_lists(conn, business_id=caller.business_id),
-            }
+    def work(conn: Connection) -> dict[str, Any]:
+        return {
+            "rows": list_campaigns(conn, business_id=caller.business_id),
+            "templates": list_templates(conn, business_id=caller.business_id),
+            "lists": list_lists(conn, business_id=caller.business_id),
+        }
 
-    return await run_in_threadpool(work)
+    return await store_work.read(state, work)
 
 
 @router.get("/email/campaigns")
@@ -421,12 +414,11 @@ async def create_campaign_page(request: Request, state: State, caller: Manager) 
             problems.extend(_pydantic_problems(exc))
         else:
 
-            def work() -> str:
-                with state.store.write() as conn:
-                    return service.create_campaign(conn, business_id=caller.business_id, data=data)
+            def work(conn: Connection) -> str:
+                return service.create_campaign(conn, business_id=caller.business_id, data=data)
 
             try:
-                campaign_id = await run_in_threadpool(work)
+                campaign_id = await store_work.write(state, work)
             except InvalidInput as exc:
                 problems.extend(exc.problems)
             except AccordError as exc:
@@ -529,14 +521,13 @@ async def schedule_page(
         return redirect(request, where, error=_text(problems) or "Choose when to send")
     when = due
 
-    def work() -> None:
-        with state.store.write() as conn:
-            service.schedule_campaign(
-                conn, business_id=caller.business_id, campaign_id=campaign_id, due_at=when
-            )
+    def work(conn: Connection) -> None:
+        service.schedule_campaign(
+            conn, business_id=caller.business_id, campaign_id=campaign_id, due_at=when
+        )
 
     try:
-        await run_in_threadpool(work)
+        await store_work.write(state, work)
     except (Conflict, InvalidInput) as exc:
         return redirect(request, where, error=str(exc))
     return redirect(request, where, notice=f"Scheduled for {when:%Y-%m-%d %H:%M} UTC")
@@ -638,16 +629,15 @@ async def performance_page(
     days = min(max(days, 1), 366)
     until = utcnow() + timedelta(days=1)
 
-    def work() -> list[tuple[str, service.Kpis]]:
-        with state.store.read() as conn:
-            return service.kpis_by_day(
-                conn,
-                business_id=caller.business_id,
-                since=until - timedelta(days=days),
-                until=until,
-            )
+    def work(conn: Connection) -> list[tuple[str, service.Kpis]]:
+        return service.kpis_by_day(
+            conn,
+            business_id=caller.business_id,
+            since=until - timedelta(days=days),
+            until=until,
+        )
 
-    found = await run_in_threadpool(work)
+    found = await store_work.read(state, work)
     labels = [day for day, _ in found]
     series = []
     for key, label, colour in CHART_SERIES:
@@ -670,12 +660,11 @@ async def performance_page(
 
 @router.get("/email/suppressions")
 async def suppressions_page(request: Request, state: State, caller: Reader) -> Response:
-    def work() -> list[Any]:
-        with state.store.read() as conn:
-            return list_suppressions(conn, business_id=caller.business_id)
+    def work(conn: Connection) -> list[Any]:
+        return list_suppressions(conn, business_id=caller.business_id)
 
     return render(
-        request, "email/suppressions.html", caller=caller, rows=await run_in_threadpool(work)
+        request, "email/suppressions.html", caller=caller, rows=await store_work.read(state, work)
     )
 
 
@@ -694,15 +683,14 @@ async def suppress_page(
             request, "/email/suppressions", error=f"{address!r} is not an email address"
         )
 
-    def work() -> None:
-        with state.store.write() as conn:
-            service.suppress_email(
-                conn,
-                business_id=caller.business_id,
-                email=str(member.email),
-                reason="manual",
-                wiring=email.wiring,
-            )
+    def work(conn: Connection) -> None:
+        service.suppress_email(
+            conn,
+            business_id=caller.business_id,
+            email=str(member.email),
+            reason="manual",
+            wiring=email.wiring,
+        )
 
-    await run_in_threadpool(work)
+    await store_work.write(state, work)
     return redirect(request, "/email/suppressions", notice=f"{member.email} will get no email")

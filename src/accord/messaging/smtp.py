@@ -1,4 +1,6 @@
-"""Sending through any SMTP server: reused connections, bounded concurrency and rate."""
+"""Sending through the configured SMTP server: reused connections, bounded concurrency and
+rate for campaigns and journeys, and `send_text` for one account email (invitations,
+address confirmations)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ from typing import Literal
 
 import aiosmtplib
 
-from accord.messaging.mime import OutgoingEmail
+from accord.core.errors import MailNotSent
+from accord.core.settings import Settings
+from accord.messaging.mime import OutgoingEmail, build_text_mime
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,19 @@ class SmtpConfig:
     # Messages per second across all connections (0: no limit), and open connections.
     rate_per_second: float = 100.0
     concurrency: int = 4
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmtpConfig:
+        """The server of `ACCORD_SMTP_*`; without a host, a local MTA on 127.0.0.1."""
+        return cls(
+            host=settings.smtp_host or "127.0.0.1",
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            security=settings.smtp_security,
+            rate_per_second=settings.email_rate_per_second,
+            concurrency=settings.email_concurrency,
+        )
 
 
 @dataclass(frozen=True)
@@ -104,7 +121,8 @@ async def send_all(
                     message = messages[index]
                     await client.sendmail(message.sender, [message.recipient], message.data)
                     await report(Outcome(index, True))
-                except (aiosmtplib.SMTPException, OSError) as exc:
+                # A non-ASCII address the server cannot take (no SMTPUTF8) fails alone.
+                except (aiosmtplib.SMTPException, OSError, UnicodeEncodeError) as exc:
                     await report(Outcome(index, False, f"{type(exc).__name__}: {exc}"[:200]))
                     if client is not None and client.is_connected:
                         client.close()
@@ -119,3 +137,13 @@ async def send_all(
     workers = max(1, min(config.concurrency, len(messages)))
     await asyncio.gather(*(worker() for _ in range(workers)))
     return sorted(outcomes, key=lambda outcome: outcome.index)
+
+
+async def send_text(config: SmtpConfig, *, sender: str, to: str, subject: str, text: str) -> None:
+    """Send one plain-text email; raises `MailNotSent` when the server does not take it."""
+    message = build_text_mime(
+        sender=sender, recipient=to, headers=[("Subject", subject)], text=text
+    )
+    [outcome] = await send_all([message], config)
+    if not outcome.ok:
+        raise MailNotSent(recipient=to, reason=outcome.error or "unknown failure")

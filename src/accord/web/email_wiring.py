@@ -44,16 +44,8 @@ class EmailWiring:
 
 def mailer_from(settings: Settings) -> Mailer:
     return Mailer(
-        smtp=SmtpConfig(
-            # Without a configured server, campaigns go to a local MTA on port 25.
-            host=settings.smtp_host or "127.0.0.1",
-            port=settings.smtp_port,
-            username=settings.smtp_username,
-            password=settings.smtp_password,
-            security=settings.smtp_security,
-            rate_per_second=settings.email_rate_per_second,
-            concurrency=settings.email_concurrency,
-        ),
+        # Without a configured server, campaigns go to a local MTA on port 25.
+        smtp=SmtpConfig.from_settings(settings),
         signer=Signer(settings.resolved_secret_key()),
         base_url=settings.resolved_public_url(),
         chunk=settings.email_send_chunk,

@@ -18,6 +18,7 @@ from accord.core.errors import (
     InvalidLink,
     InvalidToken,
     LinkExpired,
+    MailNotSent,
     NotFound,
     PayloadTooLarge,
     SignInFailed,
@@ -85,6 +86,10 @@ def to_response(exc: AccordError) -> Response:
     elif isinstance(exc, TooManyRequests):
         status, code = 429, "too_many_requests"
         headers["Retry-After"] = str(exc.retry_after_seconds)
+    elif isinstance(exc, MailNotSent):
+        # The mail server, not the caller, failed: a gateway error, worth a retry later.
+        status, code = 502, "mail_not_sent"
+        problems = [{"field": "email", "reason": exc.reason}]
     elif isinstance(exc, ExperimentState):
         status, code = 409, "experiment_state"
         problems = [{"field": exc.field, "reason": exc.reason}]

@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
-from accord.accounts import mail
+from accord.accounts import signing
 from accord.accounts.service import businesses_of, permitted
 from accord.web.auth import ANON_CSRF_COOKIE, CSRF_FIELD, Caller, anonymous_csrf
 
@@ -78,11 +78,11 @@ def redirect(
     """Redirect after a form post, carrying a one-line message signed so it cannot be forged."""
     query: dict[str, str] = {}
     if notice:
-        query["notice"] = mail.sign(
+        query["notice"] = signing.sign(
             _secret(request), purpose="notice", payload=notice, ttl_seconds=120
         )
     if error:
-        query["error"] = mail.sign(
+        query["error"] = signing.sign(
             _secret(request), purpose="error", payload=error, ttl_seconds=120
         )
     sep = "&" if "?" in path else "?"
@@ -92,7 +92,7 @@ def redirect(
 
 def _message(request: Request, kind: str) -> str | None:
     token = request.query_params.get(kind)
-    return mail.unsign(_secret(request), purpose=kind, token=token) if token else None
+    return signing.unsign(_secret(request), purpose=kind, token=token) if token else None
 
 
 def render(

@@ -1,46 +1,11 @@
-"""Outgoing email through the configured SMTP server, and signed links that expire."""
+"""Signed URL-safe tokens that expire: emailed links and flash messages of the UI."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
-import smtplib
 import time
-from dataclasses import dataclass
-from email.message import EmailMessage
-
-
-@dataclass(frozen=True)
-class MailServer:
-    host: str | None
-    port: int
-    username: str | None
-    password: str | None
-    starttls: bool
-    sender: str
-
-    @property
-    def configured(self) -> bool:
-        return self.host is not None
-
-
-def send(server: MailServer, *, to: str, subject: str, body: str) -> bool:
-    """Send a plain-text email; False when no mail server is configured."""
-    if server.host is None:
-        return False
-    message = EmailMessage()
-    message["From"] = server.sender
-    message["To"] = to
-    message["Subject"] = subject
-    message.set_content(body)
-    with smtplib.SMTP(server.host, server.port, timeout=10) as smtp:
-        if server.starttls:
-            smtp.starttls()
-        if server.username and server.password:
-            smtp.login(server.username, server.password)
-        smtp.send_message(message)
-    return True
 
 
 def _b64(data: bytes) -> str:
