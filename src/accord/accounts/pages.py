@@ -38,7 +38,7 @@ from accord.web.auth import (
     client_ip,
     requires,
 )
-from accord.web.state import State
+from accord.web.state import AppState, State
 from accord.web.ui import NavEntry, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -64,11 +64,18 @@ def _error_text(exc: AccordError) -> str:
 
 
 async def _form_action(
-    request: Request, back: str, work: Callable[[], Any], notice: str
+    request: Request,
+    state: AppState,
+    back: str,
+    notice: str,
+    change: Callable[[Connection], object],
 ) -> RedirectResponse:
-    """Run a form's change; on bad input go back to the form with the reason, nothing changed."""
+    """Run a form's change in one store transaction; on bad input go back with the reason.
+
+    A refused change rolls back, so nothing of it is kept.
+    """
     try:
-        await work()
+        await store_work.write(state, change)
     except (InvalidInput, Forbidden) as exc:
         return redirect(request, back, error=_error_text(exc))
     return redirect(request, back, notice=notice)
@@ -496,19 +503,19 @@ async def save_business_settings(
         website=website or None,
     )
 
-    async def work() -> None:
-        await store_work.write(
-            state,
-            lambda conn: service.update_business(
-                conn,
-                business_id=caller.business_id,
-                details=details,
-                actor=caller.actor,
-                ip=caller.ip,
-            ),
-        )
-
-    return await _form_action(request, "/business/settings", work, "Business settings saved")
+    return await _form_action(
+        request,
+        state,
+        "/business/settings",
+        "Business settings saved",
+        lambda conn: service.update_business(
+            conn,
+            business_id=caller.business_id,
+            details=details,
+            actor=caller.actor,
+            ip=caller.ip,
+        ),
+    )
 
 
 async def send_verification(
@@ -714,19 +721,19 @@ async def revoke_invitation(
     invitation_id: str,
     caller: Annotated[Caller, Depends(requires("accounts.manage"))],
 ) -> Response:
-    async def work() -> None:
-        await store_work.write(
-            state,
-            lambda conn: team.revoke_invitation(
-                conn,
-                business_id=caller.business_id,
-                invitation_id=invitation_id,
-                actor=caller.actor,
-                ip=caller.ip,
-            ),
-        )
-
-    return await _form_action(request, "/people", work, "Invitation withdrawn")
+    return await _form_action(
+        request,
+        state,
+        "/people",
+        "Invitation withdrawn",
+        lambda conn: team.revoke_invitation(
+            conn,
+            business_id=caller.business_id,
+            invitation_id=invitation_id,
+            actor=caller.actor,
+            ip=caller.ip,
+        ),
+    )
 
 
 @router.post("/people/{person_id}/role")
@@ -737,20 +744,20 @@ async def change_role(
     caller: Annotated[Caller, Depends(requires("accounts.manage"))],
     role: Annotated[str, Form()],
 ) -> Response:
-    async def work() -> None:
-        await store_work.write(
-            state,
-            lambda conn: team.set_role(
-                conn,
-                business_id=caller.business_id,
-                person_id=person_id,
-                role=role,
-                actor=caller.actor,
-                ip=caller.ip,
-            ),
-        )
-
-    return await _form_action(request, "/people", work, "Role changed")
+    return await _form_action(
+        request,
+        state,
+        "/people",
+        "Role changed",
+        lambda conn: team.set_role(
+            conn,
+            business_id=caller.business_id,
+            person_id=person_id,
+            role=role,
+            actor=caller.actor,
+            ip=caller.ip,
+        ),
+    )
 
 
 @router.post("/people/{person_id}/grants")
@@ -762,20 +769,20 @@ async def change_grants(
 ) -> Response:
     grants = _grants_from_form(await request.form())
 
-    async def work() -> None:
-        await store_work.write(
-            state,
-            lambda conn: team.set_grants(
-                conn,
-                business_id=caller.business_id,
-                person_id=person_id,
-                grants=grants,
-                actor=caller.actor,
-                ip=caller.ip,
-            ),
-        )
-
-    return await _form_action(request, "/people", work, "Asset access saved")
+    return await _form_action(
+        request,
+        state,
+        "/people",
+        "Asset access saved",
+        lambda conn: team.set_grants(
+            conn,
+            business_id=caller.business_id,
+            person_id=person_id,
+            grants=grants,
+            actor=caller.actor,
+            ip=caller.ip,
+        ),
+    )
 
 
 @router.post("/people/{person_id}/remove")
@@ -785,20 +792,18 @@ async def remove_person(
     person_id: str,
     caller: Annotated[Caller, Depends(requires("accounts.manage"))],
 ) -> Response:
-    async def work() -> None:
-        await store_work.write(
-            state,
-            lambda conn: team.remove_person(
-                conn,
-                business_id=caller.business_id,
-                person_id=person_id,
-                actor=caller.actor,
-                ip=caller.ip,
-            ),
-        )
-
     return await _form_action(
-        request, "/people", work, "Person removed; their sessions and tokens are revoked"
+        request,
+        state,
+        "/people",
+        "Person removed; their sessions and tokens are revoked",
+        lambda conn: team.remove_person(
+            conn,
+            business_id=caller.business_id,
+            person_id=person_id,
+            actor=caller.actor,
+            ip=caller.ip,
+        ),
     )
 
 
@@ -923,21 +928,21 @@ async def create_pixel(
     if caller.role != "admin":
         return redirect(request, "/assets", error="only admins create assets")
 
-    async def work() -> None:
-        await store_work.write(
-            state,
-            lambda conn: asset_service.create_pixel(
-                conn,
-                business_id=caller.business_id,
-                name=name,
-                kind=kind,
-                max_pixels=state.settings.max_pixels_per_business,
-                actor=caller.actor,
-                ip=caller.ip,
-            ),
-        )
-
-    return await _form_action(request, "/assets", work, f"Pixel {name.strip()} created")
+    return await _form_action(
+        request,
+        state,
+        "/assets",
+        f"Pixel {name.strip()} created",
+        lambda conn: asset_service.create_pixel(
+            conn,
+            business_id=caller.business_id,
+            name=name,
+            kind=kind,
+            max_pixels=state.settings.max_pixels_per_business,
+            actor=caller.actor,
+            ip=caller.ip,
+        ),
+    )
 
 
 @router.get("/assets/pixels/{pixel_id}")
@@ -970,15 +975,15 @@ async def create_property(
         return redirect(request, "/assets", error="only admins create assets")
     data = PropertyIn(name=name, platform=platform, address=address)
 
-    async def work() -> None:
-        await store_work.write(
-            state,
-            lambda conn: asset_service.create_property(
-                conn, business_id=caller.business_id, data=data, actor=caller.actor, ip=caller.ip
-            ),
-        )
-
-    return await _form_action(request, "/assets", work, f"Property {name.strip()} added")
+    return await _form_action(
+        request,
+        state,
+        "/assets",
+        f"Property {name.strip()} added",
+        lambda conn: asset_service.create_property(
+            conn, business_id=caller.business_id, data=data, actor=caller.actor, ip=caller.ip
+        ),
+    )
 
 
 @router.post("/assets/ad-accounts")
@@ -999,15 +1004,15 @@ async def create_ad_account(
         return redirect(request, "/assets", error="spend limit: a number such as 1500.00")
     data = AdAccountIn(name=name, currency=currency, timezone=timezone, spend_limit_minor=limit)
 
-    async def work() -> None:
-        await store_work.write(
-            state,
-            lambda conn: asset_service.create_ad_account(
-                conn, business_id=caller.business_id, data=data, actor=caller.actor, ip=caller.ip
-            ),
-        )
-
-    return await _form_action(request, "/assets", work, f"Ad account {name.strip()} added")
+    return await _form_action(
+        request,
+        state,
+        "/assets",
+        f"Ad account {name.strip()} added",
+        lambda conn: asset_service.create_ad_account(
+            conn, business_id=caller.business_id, data=data, actor=caller.actor, ip=caller.ip
+        ),
+    )
 
 
 @router.get("/assets/ad-accounts/{ad_account_id}")
@@ -1068,20 +1073,20 @@ async def create_campaign(
     except ValueError:
         return redirect(request, back, error="budget: must not be negative")
 
-    async def work() -> None:
-        await store_work.write(
-            state,
-            lambda conn: asset_service.create_campaign(
-                conn,
-                business_id=owner,
-                ad_account_id=ad_account_id,
-                data=data,
-                actor=caller.actor,
-                ip=caller.ip,
-            ),
-        )
-
-    return await _form_action(request, back, work, f"Campaign {name.strip()} created")
+    return await _form_action(
+        request,
+        state,
+        back,
+        f"Campaign {name.strip()} created",
+        lambda conn: asset_service.create_campaign(
+            conn,
+            business_id=owner,
+            ad_account_id=ad_account_id,
+            data=data,
+            actor=caller.actor,
+            ip=caller.ip,
+        ),
+    )
 
 
 @router.post("/assets/ad-accounts/{ad_account_id}/close")
@@ -1094,19 +1099,19 @@ async def close_ad_account(
     owner = await run_in_threadpool(caller.require_asset, "ad_account", ad_account_id, "manage")
     back = f"/assets/ad-accounts/{ad_account_id}"
 
-    async def work() -> None:
-        await store_work.write(
-            state,
-            lambda conn: asset_service.close_ad_account(
-                conn,
-                business_id=owner,
-                ad_account_id=ad_account_id,
-                actor=caller.actor,
-                ip=caller.ip,
-            ),
-        )
-
-    return await _form_action(request, back, work, "Ad account closed")
+    return await _form_action(
+        request,
+        state,
+        back,
+        "Ad account closed",
+        lambda conn: asset_service.close_ad_account(
+            conn,
+            business_id=owner,
+            ad_account_id=ad_account_id,
+            actor=caller.actor,
+            ip=caller.ip,
+        ),
+    )
 
 
 @router.post("/assets/social-accounts")
@@ -1122,15 +1127,15 @@ async def connect_social_account(
         return redirect(request, "/assets", error="only admins connect social accounts")
     data = SocialAccountIn(name=name, network=network, page_reference=page_reference)
 
-    async def work() -> None:
-        await store_work.write(
-            state,
-            lambda conn: asset_service.connect_social_account(
-                conn, business_id=caller.business_id, data=data, actor=caller.actor, ip=caller.ip
-            ),
-        )
-
-    return await _form_action(request, "/assets", work, f"Social account {name.strip()} connected")
+    return await _form_action(
+        request,
+        state,
+        "/assets",
+        f"Social account {name.strip()} connected",
+        lambda conn: asset_service.connect_social_account(
+            conn, business_id=caller.business_id, data=data, actor=caller.actor, ip=caller.ip
+        ),
+    )
 
 
 # -- partners --------------------------------------------------------------------------
@@ -1170,15 +1175,15 @@ async def share_with_partner(
         tasks=[str(t) for t in form.getlist("tasks")],
     )
 
-    async def work() -> None:
-        await store_work.write(
-            state,
-            lambda conn: team.share_with_partner(
-                conn, business_id=caller.business_id, data=data, actor=caller.actor, ip=caller.ip
-            ),
-        )
-
-    return await _form_action(request, "/partners", work, "Asset shared with the partner")
+    return await _form_action(
+        request,
+        state,
+        "/partners",
+        "Asset shared with the partner",
+        lambda conn: team.share_with_partner(
+            conn, business_id=caller.business_id, data=data, actor=caller.actor, ip=caller.ip
+        ),
+    )
 
 
 @router.post("/partners/{share_id}/revoke")
@@ -1188,19 +1193,19 @@ async def revoke_share(
     share_id: str,
     caller: Annotated[Caller, Depends(requires("accounts.manage"))],
 ) -> Response:
-    async def work() -> None:
-        await store_work.write(
-            state,
-            lambda conn: team.revoke_share(
-                conn,
-                business_id=caller.business_id,
-                share_id=share_id,
-                actor=caller.actor,
-                ip=caller.ip,
-            ),
-        )
-
-    return await _form_action(request, "/partners", work, "Share revoked")
+    return await _form_action(
+        request,
+        state,
+        "/partners",
+        "Share revoked",
+        lambda conn: team.revoke_share(
+            conn,
+            business_id=caller.business_id,
+            share_id=share_id,
+            actor=caller.actor,
+            ip=caller.ip,
+        ),
+    )
 
 
 # -- security centre, tokens, audit log -------------------------------------------------
@@ -1226,19 +1231,19 @@ async def set_policy(
     caller: Annotated[Caller, Depends(requires("accounts.manage"))],
     policy: Annotated[str, Form()],
 ) -> Response:
-    async def work() -> None:
-        await store_work.write(
-            state,
-            lambda conn: team.set_two_factor_policy(
-                conn,
-                business_id=caller.business_id,
-                policy=policy,
-                actor=caller.actor,
-                ip=caller.ip,
-            ),
-        )
-
-    return await _form_action(request, "/security", work, "Two-factor policy saved")
+    return await _form_action(
+        request,
+        state,
+        "/security",
+        "Two-factor policy saved",
+        lambda conn: team.set_two_factor_policy(
+            conn,
+            business_id=caller.business_id,
+            policy=policy,
+            actor=caller.actor,
+            ip=caller.ip,
+        ),
+    )
 
 
 def two_factor_ok(conn: Connection, caller: Caller) -> bool:
@@ -1311,19 +1316,19 @@ async def revoke_token(
     token_id: str,
     caller: Annotated[Caller, Depends(requires("accounts.manage"))],
 ) -> Response:
-    async def work() -> None:
-        await store_work.write(
-            state,
-            lambda conn: service.revoke_token(
-                conn,
-                business_id=caller.business_id,
-                token_id=token_id,
-                actor=caller.actor,
-                ip=caller.ip,
-            ),
-        )
-
-    return await _form_action(request, "/tokens", work, "Token revoked")
+    return await _form_action(
+        request,
+        state,
+        "/tokens",
+        "Token revoked",
+        lambda conn: service.revoke_token(
+            conn,
+            business_id=caller.business_id,
+            token_id=token_id,
+            actor=caller.actor,
+            ip=caller.ip,
+        ),
+    )
 
 
 @router.get("/audit")
