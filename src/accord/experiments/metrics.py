@@ -303,7 +303,8 @@ def _measure_expr(t: Any, m: Measure, within: Any = None, *, exact: bool = True)
     """
     conditions = [] if m.event_type is None else [t.type == m.event_type]
     if m.flag is not None:
-        conditions.append(t[m.flag].fill_null(False))
+        # A null flag leaves the record out: SQL counts only rows whose condition is true.
+        conditions.append(t[m.flag])
     if within is not None:
         conditions.append(within)
     condition = ibis.and_(*conditions) if conditions else None
