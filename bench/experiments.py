@@ -3,14 +3,15 @@
 1. simulates ad logs for --users units with about --impressions-per-user impressions each
    in the 14-day test period (plus a 7-day pre-period for CUPED, bid requests, auctions,
    bid responses, clicks, conversions and spend records), with known effects,
-2. writes them to a throwaway lake as Parquet (one file per day, as `load-logs` does),
+2. writes them to a lake as Parquet (one file per day, as `load-logs` does), cached under
+   bench/results/data/ per size and reused by later runs (--fresh simulates it again),
 3. times `service.analyse_experiment` end to end (read Parquet, per-unit values, gates,
    winsorisation caps, per-arm and per-slice sufficient statistics, statistics) on DuckDB
    (--runs times, median reported) and on PySpark (local[2], --spark-runs times),
 4. prints a markdown table and writes the figures to bench/results/experiments-<ts>.json.
 
 Usage: .venv/bin/python bench/experiments.py [--quick] [--users 1000000]
-       [--impressions-per-user 10] [--runs 3] [--spark-runs 1] [--no-spark]
+       [--impressions-per-user 10] [--runs 3] [--spark-runs 1] [--no-spark] [--fresh]
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +35,7 @@ from accord.experiments.models import ExperimentView, cma_three_arm
 from accord.experiments.simulate import Scenario, simulate
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+DATA_DIR = RESULTS_DIR / "data"  # bench/results/ is git-ignored
 START = datetime(2026, 10, 1, tzinfo=UTC)
 
 
@@ -78,6 +80,40 @@ def run_once(engine_url: str, lake: str, view: ExperimentView) -> tuple[float, b
     return elapsed, analysis.blocked
 
 
+def make_lake(lake: str, users: int, impressions_per_user: float) -> dict[str, Any]:
+    """Simulate the logs, write them to the lake, and describe what was written."""
+    began = time.perf_counter()
+    table = simulate(
+        Scenario(
+            arms=["treatment", "control_1", "control_2"],
+            weights=[3, 1, 3],
+            users=users,
+            impressions_per_user=impressions_per_user,
+            days=14,
+            pre_period_days=7,
+            start=START,
+            effects={"treatment": 0.95, "control_2": 0.8},
+            topics_arms=["treatment"],
+        )
+    )
+    types = table.group_by("type").aggregate([("record_id", "count")]).to_pylist()
+    test_impressions = int(
+        pc.sum(
+            pc.and_(
+                pc.equal(table.column("type"), "impression"),
+                pc.greater_equal(table.column("timestamp"), START),
+            )
+        ).as_py()
+    )
+    adlogs.write_table(lake, business_id="b1", experiment_key="bench", table=table)
+    return {
+        "records": table.num_rows,
+        "records_by_type": {r["type"]: r["record_id_count"] for r in types},
+        "test_impressions": test_impressions,
+        "generated_seconds": time.perf_counter() - began,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20 000 units: a smoke run")
@@ -86,53 +122,39 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--spark-runs", type=int, default=1)
     parser.add_argument("--no-spark", action="store_true")
+    parser.add_argument(
+        "--fresh", action="store_true", help="simulate the lake again instead of reusing it"
+    )
     args = parser.parse_args()
     users = 20_000 if args.quick else args.users
     view = experiment()
-    with tempfile.TemporaryDirectory(prefix="accord-bench-experiments-") as folder:
-        lake = str(Path(folder) / "lake")
-        began = time.perf_counter()
-        table = simulate(
-            Scenario(
-                arms=["treatment", "control_1", "control_2"],
-                weights=[3, 1, 3],
-                users=users,
-                impressions_per_user=args.impressions_per_user,
-                days=14,
-                pre_period_days=7,
-                start=START,
-                effects={"treatment": 0.95, "control_2": 0.8},
-                topics_arms=["treatment"],
-            )
-        )
-        generated = time.perf_counter() - began
-        types = table.group_by("type").aggregate([("record_id", "count")]).to_pylist()
-        counts = {r["type"]: r["record_id_count"] for r in types}
-        test_impressions = int(
-            pc.sum(
-                pc.and_(
-                    pc.equal(table.column("type"), "impression"),
-                    pc.greater_equal(table.column("timestamp"), START),
-                )
-            ).as_py()
-        )
-        adlogs.write_table(lake, business_id="b1", experiment_key="bench", table=table)
-        rows = table.num_rows
-        del table
-        print(
-            f"{rows:,} records ({test_impressions:,} test-period impressions), {users:,} units;"
-            f" generated and written in {generated:.1f} s"
-        )
-        duck = [run_once("duckdb://", lake, view) for _ in range(args.runs)]
-        figures: dict[str, Any] = {
-            "duckdb_seconds": [round(t, 2) for t, _ in duck],
-            "duckdb_median": round(statistics.median(t for t, _ in duck), 2),
-            "blocked": duck[0][1],
-        }
-        if not args.no_spark:
-            spark = [run_once("pyspark://local[2]", lake, view) for _ in range(args.spark_runs)]
-            figures["spark_seconds"] = [round(t, 2) for t, _ in spark]
-            figures["spark_median"] = round(statistics.median(t for t, _ in spark), 2)
+    folder = DATA_DIR / f"experiments-{users}u-{args.impressions_per_user:g}i"
+    lake = str(folder / "lake")
+    described = folder / "lake.json"  # written last: its presence marks a complete lake
+    if args.fresh or not described.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        description = make_lake(lake, users, args.impressions_per_user)
+        described.write_text(json.dumps(description, indent=2))
+    else:
+        description = json.loads(described.read_text())
+        print(f"reusing the lake in {folder} (--fresh to simulate it again)")
+    rows, counts = description["records"], description["records_by_type"]
+    test_impressions = description["test_impressions"]
+    print(
+        f"{rows:,} records ({test_impressions:,} test-period impressions), {users:,} units;"
+        f" generated and written in {description['generated_seconds']:.1f} s"
+    )
+    duck = [run_once("duckdb://", lake, view) for _ in range(args.runs)]
+    figures: dict[str, Any] = {
+        "duckdb_seconds": [round(t, 2) for t, _ in duck],
+        "duckdb_median": round(statistics.median(t for t, _ in duck), 2),
+        "blocked": duck[0][1],
+    }
+    if not args.no_spark:
+        spark = [run_once("pyspark://local[2]", lake, view) for _ in range(args.spark_runs)]
+        figures["spark_seconds"] = [round(t, 2) for t, _ in spark]
+        figures["spark_median"] = round(statistics.median(t for t, _ in spark), 2)
     result = {
         "benchmark": "experiments",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -140,6 +162,7 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
+            "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         },
         "units": users,
         "records": rows,

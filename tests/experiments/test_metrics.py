@@ -9,6 +9,7 @@ from typing import Any
 
 import ibis
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from accord.core.errors import InvalidInput
@@ -18,7 +19,10 @@ from accord.experiments.metrics import (
     CATALOGUE,
     Measure,
     arm_sums,
+    daily_sums,
+    day_of,
     metric_catalogue,
+    pre_measures_of,
     unit_values,
     winsor_caps,
 )
@@ -92,8 +96,17 @@ def test_per_unit_values_match_pandas(table: Any) -> None:
                 continue
             expected = _reference(post, m).reindex(units.index, fill_value=0.0)
             assert units[m.name].to_numpy() == pytest.approx(expected.to_numpy()), m.name
-            expected_pre = _reference(pre, m).reindex(units.index, fill_value=0.0)
-            assert units[f"pre__{m.name}"].to_numpy() == pytest.approx(expected_pre.to_numpy())
+    # Pre-period sums only of what CUPED and the balance check read: non-ratio numerators.
+    pre_measures = pre_measures_of(metrics)
+    assert {m.name for m in pre_measures} == {
+        m.numerator.name for m in metrics if m.aggregation != "ratio"
+    }
+    assert {c for c in units.columns if c.startswith("pre__")} == {
+        f"pre__{m.name}" for m in pre_measures
+    }
+    for m in pre_measures:
+        expected_pre = _reference(pre, m).reindex(units.index, fill_value=0.0)
+        assert units[f"pre__{m.name}"].to_numpy() == pytest.approx(expected_pre.to_numpy())
     arms = post.groupby("unit")["arm"].max()
     assert (units["arm"] == arms.reindex(units.index)).all()
 
@@ -180,6 +193,48 @@ def spark_backend() -> Iterator[Any]:
     backend._session.stop()
 
 
+def _daily(backend: Any, lake: Path) -> pd.DataFrame:
+    logs = adlogs.ad_logs(backend, str(lake), business_id="b1", experiment_key="cma")
+    metrics = list(metric_catalogue().values())
+    frame = daily_sums(logs, metrics, start=START, engine=backend.name).execute()
+    return frame.sort_values(["arm", "day"]).reset_index(drop=True)
+
+
+def test_daily_sums_count_records_by_utc_day(table: Any, lake: Path) -> None:
+    daily = _daily(connect("duckdb://"), lake)
+    frame = table.to_pandas()
+    post = frame[frame["timestamp"] >= pd.Timestamp(START)]
+    expected = (
+        post[post["type"] == "impression"]
+        .groupby(["arm", post["timestamp"].dt.date])
+        .size()
+        .rename("impression__n")
+    )
+    got = daily.assign(day=[day_of(int(d)) for d in daily["day"]]).set_index(["arm", "day"])
+    assert got["impression__n"].to_dict() == expected.astype(float).to_dict()
+
+
+def test_day_numbers_change_at_utc_midnight() -> None:
+    stamps = [
+        datetime(2026, 10, 1, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(2026, 10, 2, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC),
+        datetime(1970, 1, 1, tzinfo=UTC),
+    ]
+    rows = pa.table(
+        {
+            "timestamp": pa.array(stamps, pa.timestamp("us", tz="UTC")),
+            "arm": ["a"] * 4,
+            "type": ["impression"] * 4,
+            "record_id": ["r1", "r2", "r3", "r4"],
+        }
+    )
+    logs = ibis.duckdb.connect().create_table("logs", rows)
+    frame = daily_sums(logs, [metric_catalogue()["ctr"]], start=None, engine="duckdb").execute()
+    days = {day_of(int(d)): n for d, n in zip(frame["day"], frame["impression__n"], strict=True)}
+    assert days == {s.date(): 1.0 for s in stamps}
+
+
 def _all_sums(backend: Any, lake: Path) -> pd.DataFrame:
     logs = adlogs.ad_logs(backend, str(lake), business_id="b1", experiment_key="cma")
     metrics = list(metric_catalogue().values())
@@ -196,3 +251,6 @@ def test_duckdb_and_spark_agree(spark_backend: Any, lake: Path) -> None:
     spark = _all_sums(spark_backend, lake)
     assert list(duck.columns) == list(spark.columns)
     pd.testing.assert_frame_equal(duck, spark, check_dtype=False, rtol=1e-9)
+    pd.testing.assert_frame_equal(
+        _daily(connect("duckdb://"), lake), _daily(spark_backend, lake), check_dtype=False
+    )

@@ -24,6 +24,7 @@ from accord.experiments.metrics import (
     Metric,
     arm_sums,
     daily_sums,
+    day_of,
     metric_catalogue,
     unit_values,
     unit_x,
@@ -252,11 +253,12 @@ def _anomaly_gate(
     metrics: Sequence[Metric],
     start: datetime | None,
     units_per_arm: dict[str, int],
+    engine: str,
 ) -> GateResult:
     problems: list[str] = []
     days_seen = 0
     pairs = contrasts(design)
-    rows = _records(daily_sums(logs, metrics, start=start).execute())
+    rows = _records(daily_sums(logs, metrics, start=start, engine=engine).execute())
     for metric in metrics:
         # value and Poisson sampling variance of each arm's daily figure
         series: dict[str, dict[Any, tuple[float, float]]] = {}
@@ -270,7 +272,7 @@ def _anomaly_gate(
             if den > 0:
                 num = float(r[metric.numerator.name] or 0.0)
                 variance = num / den**2 if counted else 0.0
-                day = str(r["day"])[:10]  # a date, or a timestamp at midnight
+                day = day_of(int(r["day"])).isoformat()
                 series.setdefault(str(r["arm"]), {})[day] = (num / den, variance)
         for arm, points in series.items():
             days_seen = max(days_seen, len(points))
@@ -448,7 +450,14 @@ def analyse(backend: Any, logs: Any, experiment: ExperimentView, *, now: datetim
         srm,
         _contamination_gate(units),
         _balance_gate(units, design, pre_metrics, has_pre),
-        _anomaly_gate(logs, design, [catalogue[k] for k in plan.primary_metrics], start, counts),
+        _anomaly_gate(
+            logs,
+            design,
+            [catalogue[k] for k in plan.primary_metrics],
+            start,
+            counts,
+            backend.name,
+        ),
         _concentration_gate(units, catalogue),
     ]
     blocked_reasons = [f"{g.name}: {g.detail}" for g in gates if not g.passed]
