@@ -23,7 +23,6 @@ from accord.audiences.compile import (
     MEMBERSHIP_SCHEMA,
     EngineTables,
     business_events,
-    engine_table,
     members,
     profiles_table,
     tables_on,
@@ -70,6 +69,7 @@ from accord.consent import service as consent_service
 from accord.core.clock import utcnow
 from accord.core.errors import FieldProblem, InvalidInput, NotFound
 from accord.core.ids import new_id
+from accord.engine.connection import arrow_table as engine_table
 from accord.engine.connection import events as lake_events
 from accord.identity.service import lookup_key
 from accord.lake.schema import lake_row
