@@ -493,6 +493,28 @@ def _memberships(conn: Connection, business_id: str) -> dict[str, set[str]]:
     return out
 
 
+@dataclass(frozen=True)
+class Membership:
+    audience_id: str
+    slug: str
+    name: str
+    entered_at: datetime
+
+
+def audiences_of(conn: Connection, *, business_id: str, profile_id: str) -> list[Membership]:
+    """The audiences a profile is a member of now, by name."""
+    rows = conn.execute(
+        select(audiences.c.id, audiences.c.slug, audiences.c.name, audience_members.c.entered_at)
+        .join(audience_members, audience_members.c.audience_id == audiences.c.id)
+        .where(
+            audience_members.c.business_id == business_id,
+            audience_members.c.profile_id == profile_id,
+        )
+        .order_by(audiences.c.slug)
+    )
+    return [Membership(r.id, r.slug, r.name, r.entered_at) for r in rows]
+
+
 @dataclass
 class Snapshot:
     """The state-store side of a whole-base evaluation, loaded once per refresh."""

@@ -275,3 +275,22 @@ def person_path(conn: Connection, *, business_id: str, profile_id: str) -> list[
             )
         )
     return views
+
+
+def reachable_channels(conn: Connection, *, business_id: str, profile_id: str) -> list[str]:
+    """The channels a journey could message the person on now: an address or token for
+    the channel among their traits and identifiers, and the check a send makes (consent
+    for the channel's purpose, not suppressed, for email not unsubscribed or bounced)."""
+    from accord.journeys.outbox import address
+    from accord.journeys.wiring import CHANNEL_PURPOSE, ConsentAndSuppression, ProfilePeople
+
+    traits = ProfilePeople().traits(conn, business_id=business_id, profile_id=profile_id)
+    check = ConsentAndSuppression()
+    return [
+        channel
+        for channel in CHANNEL_PURPOSE
+        if address(channel, traits) is not None
+        and check.check(
+            conn, business_id=business_id, profile_id=profile_id, channel=channel
+        ).allowed
+    ]

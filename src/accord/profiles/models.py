@@ -103,6 +103,18 @@ class ProfileView(BaseModel):
     recent_events: list[dict[str, Any]]
 
 
+class AudienceMembership(BaseModel):
+    audience_id: str
+    slug: str
+    name: str
+    entered_at: datetime
+
+
 class ProfileDetail(ProfileView):
     # Granted purposes by name; null when no consent ledger is wired into the app.
     consent: dict[str, bool] | None
+    # Channels (email, sms, whatsapp, push) the person has an address on and may be
+    # messaged on now: consent for the channel's purpose, not suppressed.
+    reachable_channels: list[str] = []
+    # The audiences the person is a member of now.
+    audiences: list[AudienceMembership] = []
