@@ -147,8 +147,11 @@ async def erase_profile(
     state: State,
     caller: Annotated[Caller, Depends(requires("profiles.manage"))],
 ) -> ErasureReport:
-    """Keeps only hashed identifiers (tombstones), so no late or replayed event of the
-    person is taken in again. Returns what was erased."""
+    """Also erases the person's leads, email history (anonymised; suppressions kept as
+    hashes), journey runs and audience memberships, tells audience webhook destinations,
+    and writes the audit log. Keeps only hashed identifiers (tombstones), so no late or
+    replayed event of the person is taken in again, and the consent ledger's records as
+    proof of consent. Returns what was erased, per table."""
 
     def work() -> ErasureReport:
         return rights.erase_subject(
@@ -157,6 +160,8 @@ async def erase_profile(
             profile_id=profile_id,
             lake_url=state.settings.resolved_lake_url(),
             on_erased=state.on_erased,
+            actor=caller.actor,
+            ip=caller.ip,
         )
 
     return await run_in_threadpool(work)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from dataclasses import asdict
 from typing import Annotated
 
@@ -10,6 +11,7 @@ import typer
 from rich.console import Console
 from sqlalchemy import Connection
 
+from accord.accounts.models import Actor
 from accord.core.errors import AccordError
 from accord.core.settings import Settings
 from accord.identity import service as identity
@@ -42,7 +44,8 @@ def _profile_id(conn: Connection, business_id: str, subject: str) -> str:
 
 @profiles_app.command("export")
 def export(subject: Subject, business_id: Business) -> None:
-    """Print everything held about a person as JSON (profile, identifiers, events, merges).
+    """Print everything held about a person as JSON (profile, identifiers, events, merges,
+    leads, email history, journey runs).
 
     Consent records are included where the consent context is wired in (the API).
     """
@@ -102,7 +105,11 @@ def erase(
         if not yes:
             typer.confirm(f"Erase profile {pid} and all its events for good?", abort=True)
         report = rights.erase_subject(
-            store, business_id=business_id, profile_id=pid, lake_url=settings.resolved_lake_url()
+            store,
+            business_id=business_id,
+            profile_id=pid,
+            lake_url=settings.resolved_lake_url(),
+            actor=Actor(kind="system", label=f"accord profiles erase (by {getpass.getuser()})"),
         )
     except AccordError as exc:
         console.print(f"[red]{exc}[/red]")
