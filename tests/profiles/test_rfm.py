@@ -113,3 +113,31 @@ def test_a_business_without_customers_gets_no_boundaries(
     assert (run.customers, run.scored, run.boundaries["recency"]) == (0, 0, [])
     with store.read() as conn:
         assert rfm.load_boundaries(conn, business_id=keys.business_id) is None
+
+
+def test_the_cli_scores_one_business_or_every_one(
+    store: Store, keys: Bootstrap, settings: Settings, tmp_path: Any, database_url: str
+) -> None:
+    from accord.accounts.service import bootstrap
+    from tests.test_cli import Cli
+
+    biz, lake = keys.business_id, settings.resolved_lake_url()
+    process(store, keys, lake, [e for n in range(1, 6) for e in _orders(n)], batch=50)
+    other = bootstrap(store, name="Other Shop")
+    process(store, other, lake, _orders(3), batch=50)
+    cli = Cli(tmp_path, database_url)
+    [one] = cli.json("profiles", "rfm", "--business-id", biz)
+    assert (one["business_id"], one["customers"], one["scored"]) == (biz, 5, 5)
+    assert len(one["boundaries"]["monetary"]) == 4
+    every = cli.json("profiles", "rfm")
+    assert sorted((r["business_id"], r["customers"]) for r in every) == sorted(
+        [(biz, 5), (other.business_id, 1)]
+    )
+    with store.read() as conn:
+        pid = profile_of(store, other.business_id, "user_id:u-3")
+        # One customer: every boundary is their own value, so every score is the lowest
+        # above none of them (recency counts as most recent).
+        assert (
+            profile_view(conn, business_id=other.business_id, profile_id=pid).traits["rfm_segment"]
+            == "511"
+        )
