@@ -6,7 +6,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from accord.accounts.models import Bootstrap
 from accord.audiences.service import NoConsentRecorded, preview
@@ -141,3 +145,59 @@ def test_the_cli_scores_one_business_or_every_one(
             profile_view(conn, business_id=other.business_id, profile_id=pid).traits["rfm_segment"]
             == "511"
         )
+
+
+bases = st.lists(
+    st.tuples(
+        st.integers(1_700_000_000, 1_764_000_000),  # last order, epoch seconds
+        st.integers(1, 6),  # orders
+        st.integers(0, 50_000),  # cents
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+def _base(rows: list[tuple[int, int, int]]) -> pa.Table:
+    return pa.Table.from_pylist(
+        [
+            {"profile_id": f"p{i}", "last_order_epoch": e, "frequency": f, "monetary": m}
+            for i, (e, f, m) in enumerate(rows)
+        ],
+        schema=rfm.BASE_SCHEMA,
+    )
+
+
+def _python_scores(base: pa.Table, bounds: rfm.Boundaries) -> dict[str, dict[str, Any]]:
+    return {
+        row["profile_id"]: rfm.score(
+            bounds,
+            rfm.Inputs(row["last_order_epoch"], row["frequency"], row["monetary"]),
+            as_of=bounds.as_of,
+        )
+        for row in base.to_pylist()
+    }
+
+
+@hypothesis_settings(max_examples=25, deadline=None)
+@given(bases)
+def test_engine_scores_equal_python_scores(rows: list[tuple[int, int, int]]) -> None:
+    base, backend = _base(rows), connect("duckdb://")
+    bounds = rfm.boundaries_on_engine(backend, base, as_of=AS_OF)
+    assert bounds is not None
+    assert all(list(cuts) == sorted(cuts) for cuts in (bounds.recency, bounds.monetary))
+    assert rfm.scores_on_engine(backend, base, bounds) == _python_scores(base, bounds)
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_spark_gives_the_boundaries_and_scores_duckdb_gives() -> None:
+    rows = [(1_760_000_000 + 86_400 * (i % 17), 1 + i % 5, 100 * (i * 37 % 101)) for i in range(60)]
+    base = _base(rows)
+    spark, duck = connect("pyspark://local[2]"), connect("duckdb://")
+    on_spark = rfm.boundaries_on_engine(spark, base, as_of=AS_OF)
+    on_duck = rfm.boundaries_on_engine(duck, base, as_of=AS_OF)
+    assert on_spark is not None and on_duck is not None
+    for name in rfm.DIMENSIONS:
+        assert getattr(on_spark, name) == pytest.approx(getattr(on_duck, name))
+    assert rfm.scores_on_engine(spark, base, on_duck) == _python_scores(base, on_duck)

@@ -165,6 +165,16 @@ def test_export_and_erase_through_api_and_cli(
     assert erased.status_code == 200, erased.text
     assert erased.json()["events"] == 3
     assert client.delete(f"/api/profiles/{ann}", headers=admin).status_code == 404
+    from accord.accounts.service import audit_entries
+
+    with store.read() as conn:
+        erased_by = {
+            e.asset_id: (e.actor_kind, e.actor_label)
+            for e in audit_entries(conn, business_id=biz, action="profile.erase", limit=10)
+        }
+    assert erased_by[ann][0] == "token"
+    assert erased_by[bob] == ("system", erased_by[bob][1])
+    assert erased_by[bob][1].startswith("accord profiles erase (by ")
     assert _scan_lake(lake) == []
     assert groups(store, biz) == set()
 
