@@ -157,6 +157,7 @@ def test_export_and_erase_through_api_and_cli(
     cli.env["ACCORD_LAKE_URL"] = lake
     by_email = cli.json("profiles", "export", "email:ANN@example.org", "--business-id", biz)
     assert by_email["identifiers"] == exported.json()["identifiers"]
+    assert by_email["consent_records"] == []
     cli("profiles", "erase", "email:nobody@example.org", "--business-id", biz, "--yes", code=1)
     bob = profile_of(store, biz, "user_id:bob")
     assert cli.json("profiles", "erase", bob, "--business-id", biz, "--yes")["events"] == 1
@@ -375,8 +376,13 @@ def test_export_and_erasure_cover_leads_email_journeys_and_audiences(
     made = _everything_about_ann(store, keys, settings, sink)
     ann = made["ann"]
 
+    from accord.consent.service import records_of_person
+
     with store.read() as conn:
-        exported = export_subject(conn, business_id=biz, profile_id=ann)
+        exported = export_subject(
+            conn, business_id=biz, profile_id=ann, consent_records=records_of_person
+        )
+    assert [r["purposes"]["marketing"] for r in exported.consent_records or []] == [True]
     assert [lead["email"] for lead in exported.leads["leads"]] == ["ann@example.org"]
     assert [c["status"] for c in exported.leads["consents"]] == ["recorded"]
     assert [s["stage"] for s in exported.leads["stage_changes"]][-1] == "prospect"

@@ -12,6 +12,7 @@ from rich.console import Console
 from sqlalchemy import Connection
 
 from accord.accounts.models import Actor
+from accord.consent import service as consent
 from accord.core.errors import AccordError
 from accord.core.settings import Settings
 from accord.identity import service as identity
@@ -45,15 +46,17 @@ def _profile_id(conn: Connection, business_id: str, subject: str) -> str:
 @profiles_app.command("export")
 def export(subject: Subject, business_id: Business) -> None:
     """Print everything held about a person as JSON (profile, identifiers, events, merges,
-    leads, email history, journey runs).
-
-    Consent records are included where the consent context is wired in (the API).
-    """
+    consent ledger records, leads, email history, journey runs)."""
     store = _store(Settings())
     try:
         with store.read() as conn:
             pid = _profile_id(conn, business_id, subject)
-            exported = rights.export_subject(conn, business_id=business_id, profile_id=pid)
+            exported = rights.export_subject(
+                conn,
+                business_id=business_id,
+                profile_id=pid,
+                consent_records=consent.records_of_person,
+            )
     except AccordError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(code=1) from exc
