@@ -107,7 +107,9 @@ def test_profile_routes(
     detail = client.get(f"/api/profiles/{pid}", headers=admin).json()
     # The consent ledger is wired in: this person has made no decision yet.
     assert detail["consent"] == {}
-    assert "audiences" not in detail
+    # An address for email, SMS and WhatsApp, but no consent: no channel reaches them.
+    assert detail["reachable_channels"] == []
+    assert isinstance(detail["audiences"], list)
     timeline = client.get(f"/api/profiles/{pid}/timeline?limit=2", headers=admin).json()
     assert [e["type"] for e in timeline] == ["identify", "page"]
     earlier = client.get(

@@ -75,3 +75,72 @@ def test_profiles_of_another_business_are_invisible(
         "/api/profiles?user_id=u-7", headers={"Authorization": f"Bearer {other.admin_token}"}
     )
     assert response.status_code == 404
+
+
+def test_detail_shows_reachable_channels_and_audiences(
+    client: TestClient, keys: Bootstrap, store: Store, settings: Settings
+) -> None:
+    from accord.consent import config
+    from accord.consent.models import PropertyIn
+    from accord.consent.service import record_consent
+    from accord.messaging.service import suppress_email
+
+    with store.write() as conn:
+        config.create_property(
+            conn, business_id=keys.business_id, spec=PropertyIn(key="web", name="Web")
+        )
+        for anonymous_id, marketing in (("anon-ann", True), ("anon-bo", False)):
+            record_consent(
+                conn,
+                business_id=keys.business_id,
+                property_key="web",
+                purposes={"marketing": marketing},
+                source="api",
+                anonymous_id=anonymous_id,
+            )
+    bearer = {"Authorization": f"Bearer {keys.admin_token}"}
+    created = client.post(
+        "/api/audiences",
+        json={"name": "Known by phone", "slug": "with-phone", "text": "trait phone exists"},
+        headers=bearer,
+    )
+    assert created.status_code == 201, created.text
+    auth = (keys.write_key, "")
+    for anonymous_id, traits in (
+        ("anon-ann", {"email": "ann@example.org", "phone": "+33612345678"}),
+        ("anon-bo", {"email": "bo@example.org", "phone": "+33612345679"}),
+        ("anon-cy", {"email": "cy@example.org"}),
+    ):
+        client.post("/v1/identify", json={"anonymousId": anonymous_id, "traits": traits}, auth=auth)
+        client.post(
+            "/v1/track",
+            json={"anonymousId": anonymous_id, "event": "Order Completed"},
+            auth=auth,
+        )
+    drain(store, lake_url=settings.resolved_lake_url(), batch_size=100, lease=timedelta(seconds=60))
+
+    def detail(anonymous_id: str) -> dict[str, object]:
+        found = client.get(f"/api/profiles?anonymous_id={anonymous_id}", headers=bearer).json()
+        response = client.get(f"/api/profiles/{found['id']}", headers=bearer)
+        assert response.status_code == 200, response.text
+        body: dict[str, object] = response.json()
+        return body
+
+    ann = detail("anon-ann")
+    # Consent for marketing and an address: email, SMS and WhatsApp (by phone); no push
+    # subscription among the traits.
+    assert ann["reachable_channels"] == ["email", "sms", "whatsapp"]
+    assert ann["consent"]["marketing"] is True  # type: ignore[index]
+    slugs = {a["slug"] for a in ann["audiences"]}  # type: ignore[attr-defined]
+    assert {"with-phone", "purchased-7d"} <= slugs
+    # Refused marketing, or never asked: no channel.
+    assert detail("anon-bo")["reachable_channels"] == []
+    cy = detail("anon-cy")
+    assert cy["reachable_channels"] == []
+    assert "with-phone" not in {a["slug"] for a in cy["audiences"]}  # type: ignore[attr-defined]
+    # Unsubscribed from email: the other channels stay.
+    with store.write() as conn:
+        suppress_email(
+            conn, business_id=keys.business_id, email="ann@example.org", reason="unsubscribed"
+        )
+    assert detail("anon-ann")["reachable_channels"] == ["sms", "whatsapp"]

@@ -10,7 +10,6 @@ boolean over those columns, every leaf made two-valued with `fill_null(False)`).
 from __future__ import annotations
 
 import hashlib
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,6 +39,7 @@ from accord.audiences.conditions import (
     referenced_traits,
     window_bounds,
 )
+from accord.engine.connection import arrow_table as engine_table
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 ARROW_TYPES: dict[TraitType, pa.DataType] = {
@@ -288,17 +288,6 @@ def business_events(lake_events: Any, business_id: str) -> Any:
         (lake_events.business_id == business_id) & lake_events.event.notnull()
     )
     return events.select(*EVENT_COLUMNS).cache()
-
-
-def engine_table(backend: Any, table: pa.Table) -> Any:
-    """An Arrow table as an Ibis table on the backend."""
-    if backend.name == "pyspark":
-        # Spark takes Arrow directly; Ibis's memtable goes through pandas, which turns
-        # missing strings into NaN and NaN into the text 'NaN' on Spark.
-        name = f"accord_{uuid.uuid4().hex}"
-        backend._session.createDataFrame(table).createOrReplaceTempView(name)
-        return backend.table(name)
-    return ibis.memtable(table)
 
 
 def tables_on(

@@ -169,8 +169,9 @@ class Change(BaseModel):
     seq: int
     audience_id: str
     profile_id: str
-    change: Literal["entered", "exited"]
-    origin: Literal["realtime", "refresh"]
+    # `erased`: the person was erased (subject rights); destinations erase them too.
+    change: Literal["entered", "exited", "erased"]
+    origin: Literal["realtime", "refresh", "erasure"]
     at: datetime
 
 

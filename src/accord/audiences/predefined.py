@@ -125,4 +125,10 @@ BUILTIN_TRAITS: dict[str, TraitType] = {
     "last_name": "string",
     "country": "string",
     "nps_score": "number",
+    # RFM quintile scores (profiles/rfm.py), set by `accord profiles rfm` and kept
+    # current as events come in.
+    "rfm_recency_score": "number",
+    "rfm_frequency_score": "number",
+    "rfm_monetary_score": "number",
+    "rfm_segment": "string",
 }

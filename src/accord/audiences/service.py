@@ -23,7 +23,6 @@ from accord.audiences.compile import (
     MEMBERSHIP_SCHEMA,
     EngineTables,
     business_events,
-    engine_table,
     members,
     profiles_table,
     tables_on,
@@ -70,6 +69,7 @@ from accord.consent import service as consent_service
 from accord.core.clock import utcnow
 from accord.core.errors import FieldProblem, InvalidInput, NotFound
 from accord.core.ids import new_id
+from accord.engine.connection import arrow_table as engine_table
 from accord.engine.connection import events as lake_events
 from accord.identity.service import lookup_key
 from accord.lake.schema import lake_row
@@ -491,6 +491,28 @@ def _memberships(conn: Connection, business_id: str) -> dict[str, set[str]]:
     for row in rows:
         out.setdefault(row.audience_id, set()).add(row.profile_id)
     return out
+
+
+@dataclass(frozen=True)
+class Membership:
+    audience_id: str
+    slug: str
+    name: str
+    entered_at: datetime
+
+
+def audiences_of(conn: Connection, *, business_id: str, profile_id: str) -> list[Membership]:
+    """The audiences a profile is a member of now, by name."""
+    rows = conn.execute(
+        select(audiences.c.id, audiences.c.slug, audiences.c.name, audience_members.c.entered_at)
+        .join(audience_members, audience_members.c.audience_id == audiences.c.id)
+        .where(
+            audience_members.c.business_id == business_id,
+            audience_members.c.profile_id == profile_id,
+        )
+        .order_by(audiences.c.slug)
+    )
+    return [Membership(r.id, r.slug, r.name, r.entered_at) for r in rows]
 
 
 @dataclass
@@ -942,6 +964,76 @@ def apply_realtime(
 # Suppression -----------------------------------------------------------------------------
 
 
+def forget_profile(
+    conn: Connection, *, business_id: str, profile_id: str, identifiers: list[Identifier]
+) -> dict[str, int]:
+    """Erase a person from audiences, in the caller's transaction: their memberships and
+    change history go, suppressions of their identifiers go (tombstones keep them from
+    coming back), and every audience they were ever in gets one `erased` change, which
+    webhook destinations receive like entries and exits."""
+    touched = set(
+        conn.execute(
+            select(audience_members.c.audience_id).where(
+                audience_members.c.business_id == business_id,
+                audience_members.c.profile_id == profile_id,
+            )
+        ).scalars()
+    ) | set(
+        conn.execute(
+            select(audience_changes.c.audience_id).where(
+                audience_changes.c.business_id == business_id,
+                audience_changes.c.profile_id == profile_id,
+            )
+        ).scalars()
+    )
+    members = conn.execute(
+        delete(audience_members).where(
+            audience_members.c.business_id == business_id,
+            audience_members.c.profile_id == profile_id,
+        )
+    ).rowcount
+    history = conn.execute(
+        delete(audience_changes).where(
+            audience_changes.c.business_id == business_id,
+            audience_changes.c.profile_id == profile_id,
+        )
+    ).rowcount
+    now = utcnow()
+    if touched:
+        conn.execute(
+            insert(audience_changes),
+            [
+                {
+                    "business_id": business_id,
+                    "audience_id": audience_id,
+                    "profile_id": profile_id,
+                    "change": "erased",
+                    "origin": "erasure",
+                    "at": now,
+                }
+                for audience_id in sorted(touched)
+            ],
+        )
+    suppressed = 0
+    for identifier in [Identifier(kind="profile", value=profile_id), *identifiers]:
+        suppressed += max(
+            conn.execute(
+                delete(suppressions).where(
+                    suppressions.c.business_id == business_id,
+                    suppressions.c.kind == identifier.kind,
+                    suppressions.c.value == normalise_identifier(identifier.kind, identifier.value),
+                )
+            ).rowcount,
+            0,
+        )
+    return {
+        "audience_members": max(members, 0),
+        "audience_changes": max(history, 0),
+        "erasure_notices": len(touched),
+        "suppressions": suppressed,
+    }
+
+
 def normalise_identifier(kind: str, value: str) -> str:
     if kind == "email":
         return value.strip().lower()
@@ -1195,6 +1287,17 @@ def add_webhook(
     return {"id": webhook_id, "secret": secret}
 
 
+def _webhook_change(change: Change, person: Person | None) -> dict[str, Any]:
+    return {
+        "seq": change.seq,
+        "change": change.change,
+        "at": change.at.isoformat(),
+        "profile_id": change.profile_id,
+        "user_id": person.user_ids[0] if person is not None and person.user_ids else None,
+        "email": person.emails[0] if person is not None and person.emails else None,
+    }
+
+
 @dataclass
 class WebhookRun:
     webhook_id: str
@@ -1247,21 +1350,12 @@ def deliver_webhooks(
         allowed = {p.profile_id: p for p in kept}
         body = {
             "audience": hook.slug,
+            # An erasure goes to every destination whatever its purpose (it asks them
+            # to forget), naming only the profile id they received entries under.
             "changes": [
-                {
-                    "seq": c.seq,
-                    "change": c.change,
-                    "at": c.at.isoformat(),
-                    "profile_id": c.profile_id,
-                    "user_id": allowed[c.profile_id].user_ids[0]
-                    if allowed[c.profile_id].user_ids
-                    else None,
-                    "email": allowed[c.profile_id].emails[0]
-                    if allowed[c.profile_id].emails
-                    else None,
-                }
+                _webhook_change(c, None if c.change == "erased" else allowed[c.profile_id])
                 for c in pending
-                if c.profile_id in allowed
+                if c.change == "erased" or c.profile_id in allowed
             ],
         }
         last = pending[-1].seq

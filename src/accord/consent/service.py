@@ -347,6 +347,16 @@ def history(conn: Connection, *, business_id: str, subject: str) -> list[dict[st
     return [ledger.record_json(row) for row in sorted(rows, key=lambda r: r.position)]
 
 
+def records_of_person(
+    conn: Connection, *, business_id: str, anonymous_ids: list[str], user_ids: list[str]
+) -> list[dict[str, Any]]:
+    """Every ledger record of a person known by several ids, once each, in chain order
+    (for subject-rights exports)."""
+    rows = _records_of(conn, business_id, anonymous_ids, user_ids)
+    unique = {row.position: row for row in rows}
+    return [ledger.record_json(unique[p]) for p in sorted(unique)]
+
+
 # --- Whole-store entry points for the CLI ------------------------------------------------
 
 

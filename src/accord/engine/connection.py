@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
 from typing import Any
 from urllib.parse import urlparse
 
@@ -67,3 +68,14 @@ def events(backend: BaseBackend, lake_url: str) -> Any:
     if backend.name == "pyspark":
         return backend.read_parquet(lake_url)
     return backend.read_parquet(parquet_glob(lake_url), hive_partitioning=True)
+
+
+def arrow_table(backend: BaseBackend, table: pa.Table) -> Any:
+    """An Arrow table as an Ibis table on the backend."""
+    if backend.name == "pyspark":
+        # Spark takes Arrow directly; Ibis's memtable goes through pandas, which turns
+        # missing strings into NaN and NaN into the text 'NaN' on Spark.
+        name = f"accord_{uuid.uuid4().hex}"
+        backend._session.createDataFrame(table).createOrReplaceTempView(name)
+        return backend.table(name)
+    return ibis.memtable(table)

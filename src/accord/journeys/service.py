@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from accord.core.errors import FieldProblem, InvalidInput, NotFound
 from accord.core.ids import new_id
@@ -16,9 +16,12 @@ from accord.journeys.models import (
     JourneyView,
     RunView,
     StepView,
+    journey_outbox,
     journey_runs,
     journey_steps,
+    journey_timers,
     journey_versions,
+    journey_waits,
     journeys,
 )
 from accord.journeys.runner import Runner
@@ -275,3 +278,58 @@ def person_path(conn: Connection, *, business_id: str, profile_id: str) -> list[
             )
         )
     return views
+
+
+def reachable_channels(conn: Connection, *, business_id: str, profile_id: str) -> list[str]:
+    """The channels a journey could message the person on now: an address or token for
+    the channel among their traits and identifiers, and the check a send makes (consent
+    for the channel's purpose, not suppressed, for email not unsubscribed or bounced)."""
+    from accord.journeys.outbox import address
+    from accord.journeys.wiring import CHANNEL_PURPOSE, ConsentAndSuppression, ProfilePeople
+
+    traits = ProfilePeople().traits(conn, business_id=business_id, profile_id=profile_id)
+    check = ConsentAndSuppression()
+    return [
+        channel
+        for channel in CHANNEL_PURPOSE
+        if address(channel, traits) is not None
+        and check.check(
+            conn, business_id=business_id, profile_id=profile_id, channel=channel
+        ).allowed
+    ]
+
+
+def erase_person(conn: Connection, *, business_id: str, profile_id: str) -> dict[str, int]:
+    """Delete a person's journey runs with their steps, timers, waits and outbox messages
+    (a message not yet sent never leaves). Journey analytics no longer count them."""
+    run_ids = list(
+        conn.execute(
+            select(journey_runs.c.id).where(
+                journey_runs.c.business_id == business_id, journey_runs.c.profile_id == profile_id
+            )
+        ).scalars()
+    )
+    counts = {"journey_runs": len(run_ids)}
+    for name, table in (
+        ("journey_steps", journey_steps),
+        ("journey_waits", journey_waits),
+        ("journey_outbox", journey_outbox),
+    ):
+        counts[name] = max(
+            conn.execute(
+                delete(table).where(
+                    table.c.business_id == business_id, table.c.profile_id == profile_id
+                )
+            ).rowcount,
+            0,
+        )
+    timers = 0
+    for start in range(0, len(run_ids), 500):
+        chunk = run_ids[start : start + 500]
+        timers += max(
+            conn.execute(delete(journey_timers).where(journey_timers.c.run_id.in_(chunk))).rowcount,
+            0,
+        )
+        conn.execute(delete(journey_runs).where(journey_runs.c.id.in_(chunk)))
+    counts["journey_timers"] = timers
+    return counts

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from accord.audiences import service as audiences
 from accord.core.errors import FieldProblem, InvalidInput
 from accord.identity import service as identity
+from accord.journeys import service as journeys
 from accord.profiles import rights, service
-from accord.profiles.models import ProfileDetail, ProfileView
+from accord.profiles.models import AudienceMembership, ProfileDetail, ProfileView
 from accord.profiles.rights import ErasureReport, SubjectExport
 from accord.web.auth import Caller, requires
 from accord.web.state import State
@@ -58,8 +61,9 @@ async def get_profile_by_id(
     state: State,
     caller: Annotated[Caller, Depends(requires("profiles.read"))],
 ) -> ProfileDetail:
-    """Traits (with the time each was set), computed traits, identifiers, consent state
-    and the most recent events."""
+    """Traits (with the time each was set), computed traits, identifiers, consent state,
+    the channels the person can be messaged on, their audiences and the most recent
+    events."""
 
     def work() -> ProfileDetail:
         with state.store.read() as conn:
@@ -72,7 +76,19 @@ async def get_profile_by_id(
                     anonymous_ids=[i.value for i in view.identifiers if i.kind == "anonymous_id"],
                     user_ids=[i.value for i in view.identifiers if i.kind == "user_id"],
                 )
-            return ProfileDetail(**view.model_dump(), consent=consent)
+            return ProfileDetail(
+                **view.model_dump(),
+                consent=consent,
+                reachable_channels=journeys.reachable_channels(
+                    conn, business_id=caller.business_id, profile_id=profile_id
+                ),
+                audiences=[
+                    AudienceMembership(**asdict(m))
+                    for m in audiences.audiences_of(
+                        conn, business_id=caller.business_id, profile_id=profile_id
+                    )
+                ],
+            )
 
     return await run_in_threadpool(work)
 
@@ -131,8 +147,11 @@ async def erase_profile(
     state: State,
     caller: Annotated[Caller, Depends(requires("profiles.manage"))],
 ) -> ErasureReport:
-    """Keeps only hashed identifiers (tombstones), so no late or replayed event of the
-    person is taken in again. Returns what was erased."""
+    """Also erases the person's leads, email history (anonymised; suppressions kept as
+    hashes), journey runs and audience memberships, tells audience webhook destinations,
+    and writes the audit log. Keeps only hashed identifiers (tombstones), so no late or
+    replayed event of the person is taken in again, and the consent ledger's records as
+    proof of consent. Returns what was erased, per table."""
 
     def work() -> ErasureReport:
         return rights.erase_subject(
@@ -141,6 +160,8 @@ async def erase_profile(
             profile_id=profile_id,
             lake_url=state.settings.resolved_lake_url(),
             on_erased=state.on_erased,
+            actor=caller.actor,
+            ip=caller.ip,
         )
 
     return await run_in_threadpool(work)

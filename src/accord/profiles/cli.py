@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import getpass
+from dataclasses import asdict
 from typing import Annotated
 
+import orjson
 import typer
 from rich.console import Console
 from sqlalchemy import Connection
 
+from accord.accounts.models import Actor
+from accord.consent import service as consent
 from accord.core.errors import AccordError
 from accord.core.settings import Settings
 from accord.identity import service as identity
@@ -40,21 +45,52 @@ def _profile_id(conn: Connection, business_id: str, subject: str) -> str:
 
 @profiles_app.command("export")
 def export(subject: Subject, business_id: Business) -> None:
-    """Print everything held about a person as JSON (profile, identifiers, events, merges).
-
-    Consent records are included where the consent context is wired in (the API).
-    """
+    """Print everything held about a person as JSON (profile, identifiers, events, merges,
+    consent ledger records, leads, email history, journey runs)."""
     store = _store(Settings())
     try:
         with store.read() as conn:
             pid = _profile_id(conn, business_id, subject)
-            exported = rights.export_subject(conn, business_id=business_id, profile_id=pid)
+            exported = rights.export_subject(
+                conn,
+                business_id=business_id,
+                profile_id=pid,
+                consent_records=consent.records_of_person,
+            )
     except AccordError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(code=1) from exc
     finally:
         store.dispose()
     typer.echo(exported.model_dump_json(indent=2))
+
+
+@profiles_app.command("rfm")
+def rfm(
+    business_id: Annotated[
+        str | None, typer.Option("--business-id", help="One business (default: every one)")
+    ] = None,
+    engine: Annotated[
+        str | None, typer.Option("--engine", help="Engine URL (default: ACCORD_ENGINE_URL)")
+    ] = None,
+) -> None:
+    """Score every customer's recency, frequency and monetary value in quintiles (1–5),
+    store the boundaries, and set the scores as traits; print a summary per business."""
+    settings = Settings()
+    store = _store(settings)
+    try:
+        if business_id is None:
+            with store.read() as conn:
+                businesses = service.business_ids(conn)
+        else:
+            businesses = [business_id]
+        runs = [
+            service.run_rfm(store, business_id=b, engine_url=engine or settings.engine_url)
+            for b in businesses
+        ]
+    finally:
+        store.dispose()
+    typer.echo(orjson.dumps([asdict(r) for r in runs], option=orjson.OPT_INDENT_2).decode())
 
 
 @profiles_app.command("erase")
@@ -72,7 +108,11 @@ def erase(
         if not yes:
             typer.confirm(f"Erase profile {pid} and all its events for good?", abort=True)
         report = rights.erase_subject(
-            store, business_id=business_id, profile_id=pid, lake_url=settings.resolved_lake_url()
+            store,
+            business_id=business_id,
+            profile_id=pid,
+            lake_url=settings.resolved_lake_url(),
+            actor=Actor(kind="system", label=f"accord profiles erase (by {getpass.getuser()})"),
         )
     except AccordError as exc:
         console.print(f"[red]{exc}[/red]")

@@ -68,6 +68,21 @@ profile_computed = Table(
     Column("details", Text, nullable=False),
 )
 
+# The RFM quintile boundaries of each business's last batch run (profiles/rfm.py), so
+# one profile can be scored in real time as the batch would score it.
+rfm_boundaries = Table(
+    "rfm_boundaries",
+    metadata,
+    Column("business_id", id_column_type(), primary_key=True),
+    Column("as_of", instant(), nullable=False),
+    Column("customers", Integer, nullable=False),
+    # Four ascending cut points each (JSON lists of numbers).
+    Column("recency", Text, nullable=False),
+    Column("frequency", Text, nullable=False),
+    Column("monetary", Text, nullable=False),
+    Column("computed_at", instant(), nullable=False),
+)
+
 
 class Identifier(BaseModel):
     kind: str
@@ -88,6 +103,18 @@ class ProfileView(BaseModel):
     recent_events: list[dict[str, Any]]
 
 
+class AudienceMembership(BaseModel):
+    audience_id: str
+    slug: str
+    name: str
+    entered_at: datetime
+
+
 class ProfileDetail(ProfileView):
     # Granted purposes by name; null when no consent ledger is wired into the app.
     consent: dict[str, bool] | None
+    # Channels (email, sms, whatsapp, push) the person has an address on and may be
+    # messaged on now: consent for the channel's purpose, not suppressed.
+    reachable_channels: list[str] = []
+    # The audiences the person is a member of now.
+    audiences: list[AudienceMembership] = []

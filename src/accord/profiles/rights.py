@@ -4,9 +4,15 @@ Erasure, in this order so that a crash anywhere can be resumed by erasing again:
 1. tombstones (hashed identifiers) are stored, so the worker drops any new, late or
    replayed event naming the person from then on;
 2. the person's events are cut out of the lake partitions that hold them;
-3. the profile, its identifiers, its events, its inbox rows and the identity graph's
-   edges, merge history and review items that name it are deleted in one transaction.
-Consent records are the consent context's: it keeps the proof the law requires.
+3. in one transaction: the profile, its identifiers, its events, its inbox rows and
+   the identity graph's edges, merge history and review items that name it are
+   deleted; its leads (with their consent copies and stage history), email list
+   memberships and journey runs are deleted; its email messages and their events are
+   anonymised and its email suppressions kept only as hashes; its audience
+   memberships go and each audience it was in records an `erased` change for webhook
+   destinations; the audit log records who erased whom.
+Consent ledger records are kept unchanged: they are the proof of consent the law
+requires (docs/identity.md says which and why).
 """
 
 from __future__ import annotations
@@ -19,12 +25,19 @@ import orjson
 from pydantic import BaseModel
 from sqlalchemy import Connection
 
+from accord.accounts.models import Actor
+from accord.accounts.service import audit
+from accord.audiences import service as audiences
 from accord.collect.service import forget_events
 from accord.core.clock import utcnow
 from accord.core.ids import new_id
 from accord.identity import service as identity
+from accord.journeys import service as journeys
 from accord.lake.service import remove_events
+from accord.leads import service as leads
+from accord.messaging import service as messaging
 from accord.profiles import service
+from accord.profiles.models import Identifier
 from accord.store.db import Store
 
 
@@ -48,6 +61,12 @@ class SubjectExport(BaseModel):
     merges: list[dict[str, Any]]
     # Null when no consent ledger is wired into the caller.
     consent_records: list[dict[str, Any]] | None
+    # leads, consents (double opt-in copies), stage_changes, coupons
+    leads: dict[str, list[dict[str, Any]]]
+    # messages, events, suppressions, list_memberships
+    email: dict[str, list[dict[str, Any]]]
+    # Each journey run with the steps taken.
+    journeys: list[dict[str, Any]]
     exported_at: datetime
 
 
@@ -63,7 +82,25 @@ class ErasureReport(BaseModel):
     edges: int
     merges: int
     reviews: int
+    # Rows erased (deleted, anonymised or hashed) per table, including the above.
+    tables: dict[str, int]
+    # Audiences told of the erasure through their webhook destinations.
+    erasure_notices: int
     erased_at: datetime
+
+
+def _by_kind(identifiers: list[Identifier]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {"email": [], "anonymous_id": [], "user_id": []}
+    for identifier in identifiers:
+        found.setdefault(identifier.kind, []).append(identifier.value)
+    return found
+
+
+def _emails(
+    by_kind: dict[str, list[str]], lead_history: dict[str, list[dict[str, Any]]]
+) -> list[str]:
+    """The person's addresses: email identifiers, and those their leads were sent to."""
+    return sorted({*by_kind["email"], *(str(lead["email"]) for lead in lead_history["leads"])})
 
 
 def export_subject(
@@ -83,6 +120,13 @@ def export_subject(
             anonymous_ids=[i.value for i in view.identifiers if i.kind == "anonymous_id"],
             user_ids=[i.value for i in view.identifiers if i.kind == "user_id"],
         )
+    by_kind = _by_kind(view.identifiers)
+    lead_history = leads.subject_history(
+        conn,
+        business_id=business_id,
+        emails=by_kind["email"],
+        anonymous_ids=by_kind["anonymous_id"],
+    )
     return SubjectExport(
         profile=view.model_dump(mode="json", exclude={"recent_events", "identifiers"}),
         identifiers=[i.model_dump() for i in view.identifiers],
@@ -92,6 +136,18 @@ def export_subject(
             for m in identity.merge_history(conn, business_id=business_id, profile_id=profile_id)
         ],
         consent_records=records,
+        leads=lead_history,
+        email=messaging.subject_history(
+            conn,
+            business_id=business_id,
+            emails=_emails(by_kind, lead_history),
+            anonymous_ids=by_kind["anonymous_id"],
+            user_ids=by_kind["user_id"],
+        ),
+        journeys=[
+            run.model_dump(mode="json")
+            for run in journeys.person_path(conn, business_id=business_id, profile_id=profile_id)
+        ],
         exported_at=utcnow(),
     )
 
@@ -103,6 +159,8 @@ def erase_subject(
     profile_id: str,
     lake_url: str,
     on_erased: Callable[[ErasureReport], None] | None = None,
+    actor: Actor | None = None,
+    ip: str | None = None,
 ) -> ErasureReport:
     """Erase a person: see the module's docstring for the order and what stays."""
     erasure_id = new_id("era")
@@ -131,8 +189,66 @@ def erase_subject(
         forgotten = identity.forget_graph(
             conn, business_id=business_id, profile_id=profile_id, keys=keys
         )
+        by_kind: dict[str, list[str]] = {"email": [], "anonymous_id": [], "user_id": []}
+        for kind, value in keys:
+            by_kind.setdefault(kind, []).append(value)
+        lead_history = leads.subject_history(
+            conn,
+            business_id=business_id,
+            emails=by_kind["email"],
+            anonymous_ids=by_kind["anonymous_id"],
+        )
+        tables = {
+            **leads.erase_subject(
+                conn,
+                business_id=business_id,
+                emails=by_kind["email"],
+                anonymous_ids=by_kind["anonymous_id"],
+            ),
+            **messaging.erase_subject(
+                conn,
+                business_id=business_id,
+                emails=_emails(by_kind, lead_history),
+                anonymous_ids=by_kind["anonymous_id"],
+                user_ids=by_kind["user_id"],
+            ),
+            **journeys.erase_person(conn, business_id=business_id, profile_id=profile_id),
+            **audiences.forget_profile(
+                conn,
+                business_id=business_id,
+                profile_id=profile_id,
+                identifiers=[Identifier(kind=k, value=v) for k, v in keys],
+            ),
+        }
+        notices = tables.pop("erasure_notices")
         identifiers, event_count = service.delete_profile(
             conn, business_id=business_id, profile_id=profile_id
+        )
+        tables = {
+            "profiles": 1,
+            "profile_identifiers": identifiers,
+            "profile_events": event_count,
+            "inbox": inbox_rows,
+            "identity_edges": forgotten.edges,
+            "identity_merges": forgotten.merges,
+            "identity_reviews": forgotten.reviews,
+            **tables,
+        }
+        erased_at = utcnow()
+        # Who erased whom, with what went: only the profile id and counts, no identifier.
+        audit(
+            conn,
+            business_id=business_id,
+            actor=actor or Actor(kind="system", label="subject-rights erasure"),
+            action="profile.erase",
+            asset=("profile", profile_id),
+            after={
+                "erasure_id": erasure_id,
+                "tables": tables,
+                "lake_files_rewritten": len(rewritten),
+                "erasure_notices": notices,
+            },
+            ip=ip,
         )
     report = ErasureReport(
         erasure_id=erasure_id,
@@ -146,7 +262,9 @@ def erase_subject(
         edges=forgotten.edges,
         merges=forgotten.merges,
         reviews=forgotten.reviews,
-        erased_at=utcnow(),
+        tables=tables,
+        erasure_notices=notices,
+        erased_at=erased_at,
     )
     if on_erased is not None:
         on_erased(report)

@@ -14,9 +14,10 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, bindparam, delete, func, select, tuple_, update
 
-from accord.core.clock import parse_instant, utcnow
+from accord.core.clock import iso, parse_instant, utcnow
 from accord.core.errors import NotFound
 from accord.core.ids import new_id
+from accord.profiles import rfm
 from accord.profiles.derive import ProfileState, TraitPolicy, derive, from_details
 from accord.profiles.models import (
     Identifier,
@@ -26,6 +27,7 @@ from accord.profiles.models import (
     profile_identifiers,
     profiles,
 )
+from accord.store.db import Store
 
 RECENT_EVENTS = 50
 _CHUNK = 500
@@ -122,16 +124,22 @@ def save_states(
 ) -> None:
     """Insert the new profiles and update the others, a few statements for all of them."""
     now = utcnow()
+    # With a batch run's boundaries, every changed customer is scored now, the same way.
+    bounds = rfm.load_boundaries(conn, business_id=business_id)
     rows: list[dict[str, Any]] = []
     computed: list[dict[str, Any]] = []
     for pid, state in sorted(states.items()):
         if state.first_seen is None or state.last_seen is None:
             raise ValueError(f"profile {pid} has no event")
+        traits, times = state.traits, state.trait_times
+        scores = _rfm_scores(bounds, state, now)
+        if scores:
+            traits, times = {**traits, **scores}, {**times, **dict.fromkeys(scores, iso(now))}
         rows.append(
             {
                 "pid": pid,
-                "traits": _dumps(state.traits),
-                "trait_times": _dumps(state.trait_times),
+                "traits": _dumps(traits),
+                "trait_times": _dumps(times),
                 "first_seen": state.first_seen,
                 "last_seen": state.last_seen,
                 "updated_at": now,
@@ -186,6 +194,76 @@ def save_states(
             .values({k: bindparam(k) for k in _without_pid(stale[0]) if k != "business_id"}),
             [{k: v for k, v in c.items() if k != "business_id"} for c in stale],
         )
+
+
+def _rfm_scores(bounds: rfm.Boundaries | None, state: ProfileState, at: datetime) -> dict[str, Any]:
+    if bounds is None:
+        return {}
+    inputs = rfm.inputs_of(
+        order_count=state.order_count,
+        spend_cents=state.spend_cents,
+        last_order_at=state.last_order_at,
+    )
+    return {} if inputs is None else rfm.score(bounds, inputs, as_of=at)
+
+
+def rfm_scores(
+    conn: Connection, *, business_id: str, profile_id: str, as_of: datetime | None = None
+) -> dict[str, Any]:
+    """One profile's RFM traits scored now (or at `as_of`) with the business's stored
+    boundaries; empty without a batch run or for a profile that never ordered."""
+    state = load_states(conn, profile_ids=[profile_id]).get(profile_id)
+    if state is None:
+        raise NotFound(f"profile {profile_id!r}")
+    bounds = rfm.load_boundaries(conn, business_id=business_id)
+    return _rfm_scores(bounds, state, as_of or utcnow())
+
+
+@dataclass(frozen=True)
+class RfmRun:
+    business_id: str
+    as_of: datetime
+    customers: int
+    scored: int
+    boundaries: dict[str, list[float]]
+
+
+def run_rfm(
+    store: Store, *, business_id: str, engine_url: str, as_of: datetime | None = None
+) -> RfmRun:
+    """Score every customer of a business on the engine, store the boundaries, and set
+    the scores as traits (stamped `as_of`), so audiences can select on them."""
+    from accord.engine.connection import connect
+
+    as_of = as_of or utcnow()
+    with store.read() as conn:
+        base = rfm.base_table(conn, business_id=business_id)
+    backend = connect(engine_url)
+    bounds = rfm.boundaries_on_engine(backend, base, as_of=as_of)
+    scores = rfm.scores_on_engine(backend, base, bounds) if bounds is not None else {}
+    with store.write() as conn:
+        if bounds is not None:
+            rfm.save_boundaries(conn, business_id=business_id, bounds=bounds)
+        scored = set_traits(conn, business_id=business_id, values=scores, at=as_of)
+    return RfmRun(
+        business_id=business_id,
+        as_of=as_of,
+        customers=base.num_rows,
+        scored=scored,
+        boundaries={
+            name: list(getattr(bounds, name)) if bounds is not None else []
+            for name in rfm.DIMENSIONS
+        },
+    )
+
+
+def business_ids(conn: Connection) -> list[str]:
+    """The businesses that have profiles."""
+    return list(
+        conn.execute(
+            select(profiles.c.business_id).distinct().order_by(profiles.c.business_id)
+        ).scalars()
+    )
 
 
 def _without_pid(row: dict[str, Any]) -> dict[str, Any]:
@@ -382,7 +460,10 @@ def profile_view(conn: Connection, *, business_id: str, profile_id: str) -> Prof
         identifiers=[Identifier(kind=i.kind, value=i.value) for i in identifiers],
         traits=orjson.loads(row.traits),
         trait_times=orjson.loads(row.trait_times),
-        computed=state.computed(),
+        computed={
+            **state.computed(),
+            **_rfm_scores(rfm.load_boundaries(conn, business_id=business_id), state, utcnow()),
+        },
         first_seen=row.first_seen,
         last_seen=row.last_seen,
         recent_events=[orjson.loads(payload) for payload in recent],

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
-from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from accord import __version__
@@ -45,18 +43,6 @@ from accord.web.cmp import router as cmp_router
 from accord.web.state import AppState
 
 
-def consent_records_of(
-    conn: Connection, *, business_id: str, anonymous_ids: list[str], user_ids: list[str]
-) -> list[dict[str, Any]]:
-    """Every consent ledger record of a person known by several identifiers, once each,
-    oldest first (for subject-rights exports)."""
-    found: dict[str, dict[str, Any]] = {}
-    for subject in [*anonymous_ids, *user_ids]:
-        for record in consent_service.history(conn, business_id=business_id, subject=subject):
-            found[str(record["hash"])] = record
-    return sorted(found.values(), key=lambda r: str(r.get("recorded_at", "")))
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -76,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             limits=limits_from(settings),
             email=email_wiring.build(settings),
             consent_lookup=consent_service.granted_purposes,
-            consent_records=consent_records_of,
+            consent_records=consent_service.records_of_person,
         )
         try:
             yield
