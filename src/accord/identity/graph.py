@@ -11,9 +11,10 @@ queries. The rules it applies, in order, for each event:
    (`user_id`), more values of a type than its limit, or a pair an operator separated.
    Then the lowest-priority identifier is dropped from the event and the rest is tried
    again (as Segment Unify does), until one identifier is left.
-3. A merge that passes but would make a profile larger than `max_component_identifiers`
-   is not made: the full proposal goes to the review queue, and the event is resolved
-   as in 2, dropping identifiers until no merge is left.
+3. A link that passes but would make a profile larger than `max_component_identifiers`
+   (a merge of big profiles, or one profile growing an identifier at a time) is not
+   made: the full proposal goes to the review queue, and the event is resolved as in 2,
+   dropping identifiers until the profile no longer grows past the limit.
 """
 
 from __future__ import annotations
@@ -76,6 +77,14 @@ def alias_candidates(event: dict[str, Any], rules: IdentityRules) -> list[Key]:
         value = clean(kind, event.get("previousId"), rules)
         if value is not None:
             out.append((kind, value))
+    return out
+
+
+def _times_by_kind(held: dict[Key, datetime]) -> dict[str, list[datetime]]:
+    """When each held identifier was first seen, grouped by its type."""
+    out: dict[str, list[datetime]] = {}
+    for (kind, _), first_seen in held.items():
+        out.setdefault(kind, []).append(first_seen)
     return out
 
 
@@ -217,7 +226,8 @@ class Resolver:
         return alias_candidates(event, self.rules)
 
     def profile_of(self, key: Key) -> str | None:
-        self._lookup([key])
+        if key not in self._looked_up:
+            self._lookup([key])
         pid = self._owner.get(key)
         while pid is not None and pid in self._redirect:
             pid = self._redirect[pid]
@@ -253,33 +263,44 @@ class Resolver:
         for key in keys:
             union.setdefault(key, when)
 
-        def count(kind: str, held: dict[Key, datetime], windowed: bool) -> int:
+        # One pass over each profile's identifiers: a big profile is read once, not
+        # once per limited type.
+        times = [_times_by_kind(self._members[p]) for p in matched]
+        union_times = _times_by_kind(union)
+
+        def count(kind: str, held: dict[str, list[datetime]], windowed: bool) -> int:
+            seen = held.get(kind, [])
             limit = self.rules.limits.get(kind)
-            return sum(
-                1
-                for (k, _), first_seen in held.items()
-                if k == kind
-                and (not windowed or limit is None or counts_towards_limit(first_seen, when, limit))
-            )
+            if not windowed or limit is None or limit.window_days is None:
+                return len(seen)
+            return sum(1 for first_seen in seen if counts_towards_limit(first_seen, when, limit))
 
         # A profile already beyond a limit (the rules changed since) is not made worse,
         # but an event that only repeats what it holds is not refused either.
         for kind in self.rules.hard_kinds:
-            before = max((count(kind, self._members[p], False) for p in matched), default=0)
-            total = count(kind, union, False)
+            before = max((count(kind, held, False) for held in times), default=0)
+            total = count(kind, union_times, False)
             if total > 1 and total > before:
                 return f"would join profiles with different {kind} values"
         for kind, limit in self.rules.limits.items():
-            before = max((count(kind, self._members[p], True) for p in matched), default=0)
-            total = count(kind, union, True)
+            before = max((count(kind, held, True) for held in times), default=0)
+            total = count(kind, union_times, True)
             if total > limit.max and total > before:
                 return f"would hold more than {limit.max} {kind} values"
         return None
 
     def _too_big(self, keys: list[Key], matched: list[str]) -> bool:
-        if len(matched) < 2:
+        """Whether the link would grow a profile past the size limit.
+
+        A profile already past it (the limit was lowered) may take events that only
+        repeat what it holds.
+        """
+        # Identifiers with an owner are members of a matched profile, and profiles do
+        # not share identifiers, so the size is a sum.
+        new = sum(1 for key in keys if self.profile_of(key) is None)
+        if len(matched) < 2 and not new:
             return False
-        size = len({*keys, *(k for p in matched for k in self._members[p])})
+        size = sum(len(self._members[p]) for p in matched) + new
         return size > self.rules.max_component_identifiers
 
     def link(self, keys: list[Key], evidence: Evidence, *, enforce_size: bool = True) -> Outcome:
@@ -294,8 +315,8 @@ class Resolver:
             reason = self._violation(kept, matched, evidence.occurred_at)
             if reason is None and enforce_size and self._too_big(kept, matched):
                 reason = (
-                    f"merge would make a profile of more than "
-                    f"{self.rules.max_component_identifiers} identifiers"
+                    f"{'merge' if len(matched) > 1 else 'link'} would make a profile of "
+                    f"more than {self.rules.max_component_identifiers} identifiers"
                 )
                 if review_id is None:
                     review_id = self._propose(kept, matched, evidence, reason)
