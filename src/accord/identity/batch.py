@@ -5,6 +5,11 @@ every identifier starts labelled by itself, then repeatedly takes the smallest l
 among itself and its neighbours, and then the label of its label. The loop stops when
 no label changes. The steps are plain joins and group-bys, so DuckDB and Spark run
 the same expressions.
+
+Identifiers are numbered first (in their sort order, so the smallest number is the
+smallest identifier): the rounds join and group integers, not long strings. A label
+never grows, so an unchanged sum of labels means no label changed: each round checks
+that with one scan of its result instead of a join with the previous round.
 """
 
 from __future__ import annotations
@@ -33,30 +38,51 @@ def components(backend: Any, nodes: pa.Table, edges: pa.Table) -> dict[str, str]
     """
     node_table = _on_backend(backend, "accord_identity_nodes", nodes)
     edge_memtable = _on_backend(backend, "accord_identity_edges", edges)
-    both_ways = edge_memtable.select(src=edge_memtable.src, dst=edge_memtable.dst).union(
-        edge_memtable.select(src=edge_memtable.dst, dst=edge_memtable.src)
+    # An edge's ends are identifiers even when `nodes` does not list them.
+    every = (
+        node_table.select(node=node_table.node)
+        .union(edge_memtable.select(node=edge_memtable.src))
+        .union(edge_memtable.select(node=edge_memtable.dst))
+        .distinct()
     )
-    neighbours = _materialise(
-        backend, both_ways.filter(both_ways.src != both_ways.dst).distinct(), "accord_neighbours"
+    numbers = _materialise(
+        backend,
+        every.mutate(number=ibis.row_number().over(order_by=every.node)),
+        "accord_node_numbers",
     )
+    ends = edge_memtable.filter(edge_memtable.src != edge_memtable.dst)
+    src_number, dst_number = numbers.view(), numbers.view()
+    numbered = ends.join(src_number, ends.src == src_number.node).join(
+        dst_number, ends.dst == dst_number.node
+    )
+    one_way = numbered.select(src=src_number.number, dst=dst_number.number)
+    both_ways = one_way.union(one_way.select(src=one_way.dst, dst=one_way.src))
+    neighbours = _materialise(backend, both_ways.distinct(), "accord_neighbours")
     labels = _materialise(
-        backend, node_table.select(node=node_table.node, label=node_table.node), "accord_labels_0"
+        backend, numbers.select(node=numbers.number, label=numbers.number), "accord_labels_0"
     )
+    total = _label_sum(backend, labels)
     for round_ in range(1, MAX_ROUNDS + 1):
         updated = _materialise(backend, _step(labels, neighbours), f"accord_labels_{round_}")
-        changed = backend.to_pyarrow(
-            updated.join(labels, updated.node == labels.node)
-            .filter(updated.label != labels.label)
-            .count()
-        ).as_py()
         _forget(backend, f"accord_labels_{round_ - 1}")
         labels = updated
-        if int(changed) == 0:
+        before, total = total, _label_sum(backend, labels)
+        if total == before:
             break
     else:
         raise RuntimeError(f"components did not settle in {MAX_ROUNDS} rounds")
-    result = backend.to_pyarrow(labels)
+    node_name, label_name = numbers.view(), numbers.view()
+    named = (
+        labels.join(node_name, labels.node == node_name.number)
+        .join(label_name, labels.label == label_name.number)
+        .select(node=node_name.node, label=label_name.node)
+    )
+    result = backend.to_pyarrow(named)
     return dict(zip(result["node"].to_pylist(), result["label"].to_pylist(), strict=True))
+
+
+def _label_sum(backend: Any, labels: Any) -> int:
+    return int(backend.to_pyarrow(labels.label.sum()).as_py() or 0)
 
 
 def _on_backend(backend: Any, name: str, data: pa.Table) -> Any:

@@ -159,7 +159,6 @@ class Resolver:
         for key, pid in found.items():
             self._owner.setdefault(key, pid)
         self._load_profiles({self._owner[k] for k in todo if k in self._owner})
-        self._load_pairs(todo)
 
     def _load_profiles(self, pids: set[str]) -> None:
         todo = {p for p in pids if p not in self._states}
@@ -173,7 +172,13 @@ class Resolver:
                 self._owner[key] = pid
                 self._looked_up.add(key)
 
-    def _load_pairs(self, keys: list[Key]) -> None:
+    def _load_pairs(self, keys: Iterable[Key]) -> None:
+        """Read the stored edges among identifiers an event may link.
+
+        Only pairs of identifiers named together are ever asked about (`pair` order,
+        both ends loaded here first), so the edges whose first end is loaded are all
+        there is to know: one query per type, on the unique index's leading columns.
+        """
         todo = [k for k in keys if k not in self._pairs_loaded]
         by_kind: dict[str, list[str]] = {}
         for kind, value in todo:
@@ -181,38 +186,38 @@ class Resolver:
         edges = identity_edges.c
         for kind, values in sorted(by_kind.items()):
             for chunk in profiles.chunks(sorted(values)):
-                # One query per side, each served by an index on (business, kind, value).
-                for side_kind, side_value in (
-                    (edges.a_kind, edges.a_value),
-                    (edges.b_kind, edges.b_value),
-                ):
-                    rows = self.conn.execute(
-                        select(
-                            edges.a_kind,
-                            edges.a_value,
-                            edges.b_kind,
-                            edges.b_value,
-                            edges.removed_at,
-                        ).where(
-                            edges.business_id == self.business_id,
-                            side_kind == kind,
-                            side_value.in_(chunk),
-                        )
+                rows = self.conn.execute(
+                    select(
+                        edges.a_kind,
+                        edges.a_value,
+                        edges.b_kind,
+                        edges.b_value,
+                        edges.removed_at,
+                    ).where(
+                        edges.business_id == self.business_id,
+                        edges.a_kind == kind,
+                        edges.a_value.in_(chunk),
                     )
-                    for row in rows:
-                        ends = ((row.a_kind, row.a_value), (row.b_kind, row.b_value))
-                        self._pairs.add(ends)
-                        if row.removed_at is not None:
-                            self._separated.add(ends)
+                )
+                for row in rows:
+                    ends = ((row.a_kind, row.a_value), (row.b_kind, row.b_value))
+                    self._pairs.add(ends)
+                    if row.removed_at is not None:
+                        self._separated.add(ends)
         self._pairs_loaded.update(todo)
 
     def preload(self, events: list[dict[str, Any]]) -> None:
         """Fetch every identifier, profile and edge the events can touch in a few queries."""
         keys: set[Key] = set()
+        linking: set[Key] = set()
         for event in events:
-            keys.update(self._keys_of(event))
-            keys.update(self._alias_candidates(event))
+            named = [*self._keys_of(event), *self._alias_candidates(event)]
+            keys.update(named)
+            if len(named) > 1:
+                # An event naming one identifier links nothing: it needs no edges.
+                linking.update(named)
         self._lookup(sorted(keys))
+        self._load_pairs(sorted(linking))
 
     def _keys_of(self, event: dict[str, Any]) -> list[Key]:
         """The event's own identifiers, computed once per event of the chunk."""
@@ -307,6 +312,8 @@ class Resolver:
         """Resolve identifiers to one profile under the guardrails, merging where allowed."""
         keys = sorted(dict.fromkeys(keys), key=lambda k: (self.rules.rank(k[0]), k[1]))
         self._lookup(keys)
+        if len(keys) > 1:
+            self._load_pairs(keys)
         dropped: list[tuple[Key, str]] = []
         review_id: str | None = None
         kept = list(keys)

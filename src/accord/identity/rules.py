@@ -234,8 +234,12 @@ def raw_identifiers(event: dict[str, Any], rules: IdentityRules) -> list[tuple[s
 def identifiers_of(event: dict[str, Any], rules: IdentityRules) -> list[tuple[str, str]]:
     """The clean identifiers of an event, most trusted first, each once."""
     seen: set[tuple[str, str]] = set()
+    region = rules.default_phone_region
+    blocked_values, blocked_patterns = tuple(rules.blocked_values), tuple(rules.blocked_patterns)
     for kind, raw in raw_identifiers(event, rules):
-        value = clean(kind, raw, rules)
+        if raw is None or isinstance(raw, bool) or not isinstance(raw, str | int):
+            continue
+        value = _clean(kind, raw, region, blocked_values, blocked_patterns)
         if value is not None:
             seen.add((kind, value))
     return sorted(seen, key=lambda key: (rules.rank(key[0]), key[1]))
