@@ -6,8 +6,9 @@ among itself and its neighbours, and then the label of its label. The loop stops
 no label changes. The steps are plain joins and group-bys, so DuckDB and Spark run
 the same expressions.
 
-Identifiers are numbered first (in their sort order, so the smallest number is the
-smallest identifier): the rounds join and group integers, not long strings. A label
+Identifiers are numbered first, in Arrow before the engine sees them, in their sort
+order (so the smallest number is the smallest identifier): the rounds join and group
+integers, not long strings. A label
 never grows, so an unchanged sum of labels means no label changed: each round checks
 that with one scan of its result instead of a join with the previous round.
 """
@@ -20,6 +21,7 @@ from typing import Any
 
 import ibis
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, select
 
 from accord.engine.connection import connect
@@ -36,31 +38,29 @@ def components(backend: Any, nodes: pa.Table, edges: pa.Table) -> dict[str, str]
 
     `nodes` has a string column `node`; `edges` has string columns `src` and `dst`.
     """
-    node_table = _on_backend(backend, "accord_identity_nodes", nodes)
-    edge_memtable = _on_backend(backend, "accord_identity_edges", edges)
     # An edge's ends are identifiers even when `nodes` does not list them.
-    every = (
-        node_table.select(node=node_table.node)
-        .union(edge_memtable.select(node=edge_memtable.src))
-        .union(edge_memtable.select(node=edge_memtable.dst))
-        .distinct()
+    names = pc.unique(
+        pa.chunked_array(
+            [*_strings(nodes, "node"), *_strings(edges, "src"), *_strings(edges, "dst")],
+            pa.string(),
+        )
     )
-    numbers = _materialise(
-        backend,
-        every.mutate(number=ibis.row_number().over(order_by=every.node)),
-        "accord_node_numbers",
+    names = names.take(pc.sort_indices(names))
+    numbered = pa.table(
+        {
+            "src": pc.cast(pc.index_in(_column(edges, "src"), value_set=names), pa.int64()),
+            "dst": pc.cast(pc.index_in(_column(edges, "dst"), value_set=names), pa.int64()),
+        }
     )
-    ends = edge_memtable.filter(edge_memtable.src != edge_memtable.dst)
-    src_number, dst_number = numbers.view(), numbers.view()
-    numbered = ends.join(src_number, ends.src == src_number.node).join(
-        dst_number, ends.dst == dst_number.node
+    edge_table = _on_backend(backend, "accord_identity_edges", numbered)
+    both_ways = edge_table.select(src=edge_table.src, dst=edge_table.dst).union(
+        edge_table.select(src=edge_table.dst, dst=edge_table.src)
     )
-    one_way = numbered.select(src=src_number.number, dst=dst_number.number)
-    both_ways = one_way.union(one_way.select(src=one_way.dst, dst=one_way.src))
-    neighbours = _materialise(backend, both_ways.distinct(), "accord_neighbours")
-    labels = _materialise(
-        backend, numbers.select(node=numbers.number, label=numbers.number), "accord_labels_0"
+    neighbours = _materialise(
+        backend, both_ways.filter(both_ways.src != both_ways.dst).distinct(), "accord_neighbours"
     )
+    every = pa.array(range(len(names)), pa.int64())
+    labels = _on_backend(backend, "accord_labels_0", pa.table({"node": every, "label": every}))
     total = _label_sum(backend, labels)
     for round_ in range(1, MAX_ROUNDS + 1):
         updated = _materialise(backend, _step(labels, neighbours), f"accord_labels_{round_}")
@@ -71,14 +71,22 @@ def components(backend: Any, nodes: pa.Table, edges: pa.Table) -> dict[str, str]
             break
     else:
         raise RuntimeError(f"components did not settle in {MAX_ROUNDS} rounds")
-    node_name, label_name = numbers.view(), numbers.view()
-    named = (
-        labels.join(node_name, labels.node == node_name.number)
-        .join(label_name, labels.label == label_name.number)
-        .select(node=node_name.node, label=label_name.node)
+    result = backend.to_pyarrow(labels)
+    return dict(
+        zip(
+            names.take(result["node"]).to_pylist(),
+            names.take(result["label"]).to_pylist(),
+            strict=True,
+        )
     )
-    result = backend.to_pyarrow(named)
-    return dict(zip(result["node"].to_pylist(), result["label"].to_pylist(), strict=True))
+
+
+def _column(table: pa.Table, name: str) -> pa.ChunkedArray:
+    return pc.cast(table[name], pa.string())
+
+
+def _strings(table: pa.Table, name: str) -> list[pa.Array]:
+    return list(_column(table, name).chunks)
 
 
 def _label_sum(backend: Any, labels: Any) -> int:
