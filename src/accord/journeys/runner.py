@@ -723,11 +723,16 @@ class Runner:
         touched: set[str] = set()
         for profile_id, event in tracked:
             name = str(event["event"])
-            before = moves
             if profile_id in in_runs or profile_id in touched:
-                moves += self._goals(conn, business_id, profile_id, name, now)
+                moved = self._goals(conn, business_id, profile_id, name, now)
+                if moved:
+                    touched.add(profile_id)
+                    moves += moved
             if (profile_id, name) in waiting or profile_id in touched:
-                moves += self._resume_waits(conn, business_id, profile_id, name, event, now)
+                moved = self._resume_waits(conn, business_id, profile_id, name, event, now)
+                if moved:
+                    touched.add(profile_id)
+                    moves += moved
             for journey_id, entry in active.get(name, []):
                 if not policy.matches(entry.where, event):
                     continue
@@ -745,8 +750,6 @@ class Runner:
                     context={"event": {"name": name, "properties": event.get("properties", {})}},
                 ):
                     moves += 1
-            if moves != before:
-                touched.add(profile_id)
         return moves
 
     def _with_runs(self, conn: Connection, business_id: str, people: list[str]) -> set[str]:
@@ -810,12 +813,16 @@ class Runner:
         for profile_id, audience, entered in changes:
             change = "enter" if entered else "exit"
             name = audience_event(audience, change)
-            before = moves
             if (profile_id, name) in waiting or profile_id in touched:
-                moves += self._resume_waits(conn, business_id, profile_id, name, {}, now)
+                moved = self._resume_waits(conn, business_id, profile_id, name, {}, now)
+                if moved:
+                    touched.add(profile_id)
+                    moves += moved
             if not entered:
                 continue
             for journey_id in entries.get(audience, []):
+                # An entry may start a pass with waits: read this person each time after.
+                touched.add(profile_id)
                 if self.enter(
                     conn,
                     business_id=business_id,
@@ -826,8 +833,6 @@ class Runner:
                     context={"audience": audience},
                 ):
                     moves += 1
-            if moves != before or entries.get(audience):
-                touched.add(profile_id)
         return moves
 
     def enter_by_date(
