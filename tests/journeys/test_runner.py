@@ -81,6 +81,29 @@ def test_purchase_inside_the_hour_sends_nothing_and_converts(store: Store) -> No
         assert conn.execute(select(func.count()).select_from(journey_timers)).scalar_one() == 0
 
 
+def test_one_chunk_of_events_enters_and_converts_in_order(store: Store) -> None:
+    # The worker hands a chunk of many people's events at once: a pass started by an
+    # event is credited by a later event of the same chunk, as if they came one by one.
+    runner = Runner(World().environment())
+    _journey(store, ABANDONED_CART)
+    with store.write() as conn:
+        runner.handle_events(
+            conn,
+            business_id=BIZ,
+            events=[
+                ("p2", track("Order Completed")),
+                ("p1", track("Cart Updated", cart_id="c1")),
+                ("p2", track("Product Viewed")),
+                ("p1", track("Order Completed")),
+                ("p3", track("Cart Updated", cart_id="c3")),
+            ],
+            now=T0,
+        )
+    assert _status(store, "p1") == ["converted"]
+    assert _status(store, "p2") == []
+    assert _status(store, "p3") == ["active"]
+
+
 def test_the_same_cart_enters_once(store: Store) -> None:
     runner = Runner(World().environment())
     _journey(store, ABANDONED_CART)

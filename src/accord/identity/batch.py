@@ -5,6 +5,12 @@ every identifier starts labelled by itself, then repeatedly takes the smallest l
 among itself and its neighbours, and then the label of its label. The loop stops when
 no label changes. The steps are plain joins and group-bys, so DuckDB and Spark run
 the same expressions.
+
+Identifiers are numbered first, in Arrow before the engine sees them, in their sort
+order (so the smallest number is the smallest identifier): the rounds join and group
+integers, not long strings. A label
+never grows, so an unchanged sum of labels means no label changed: each round checks
+that with one scan of its result instead of a join with the previous round.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 
 import ibis
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, select
 
 from accord.engine.connection import connect
@@ -31,32 +38,59 @@ def components(backend: Any, nodes: pa.Table, edges: pa.Table) -> dict[str, str]
 
     `nodes` has a string column `node`; `edges` has string columns `src` and `dst`.
     """
-    node_table = _on_backend(backend, "accord_identity_nodes", nodes)
-    edge_memtable = _on_backend(backend, "accord_identity_edges", edges)
-    both_ways = edge_memtable.select(src=edge_memtable.src, dst=edge_memtable.dst).union(
-        edge_memtable.select(src=edge_memtable.dst, dst=edge_memtable.src)
+    # An edge's ends are identifiers even when `nodes` does not list them.
+    names = pc.unique(
+        pa.chunked_array(
+            [*_strings(nodes, "node"), *_strings(edges, "src"), *_strings(edges, "dst")],
+            pa.string(),
+        )
+    )
+    names = names.take(pc.sort_indices(names))
+    numbered = pa.table(
+        {
+            "src": pc.cast(pc.index_in(_column(edges, "src"), value_set=names), pa.int64()),
+            "dst": pc.cast(pc.index_in(_column(edges, "dst"), value_set=names), pa.int64()),
+        }
+    )
+    edge_table = _on_backend(backend, "accord_identity_edges", numbered)
+    both_ways = edge_table.select(src=edge_table.src, dst=edge_table.dst).union(
+        edge_table.select(src=edge_table.dst, dst=edge_table.src)
     )
     neighbours = _materialise(
         backend, both_ways.filter(both_ways.src != both_ways.dst).distinct(), "accord_neighbours"
     )
-    labels = _materialise(
-        backend, node_table.select(node=node_table.node, label=node_table.node), "accord_labels_0"
-    )
+    every = pa.array(range(len(names)), pa.int64())
+    labels = _on_backend(backend, "accord_labels_0", pa.table({"node": every, "label": every}))
+    total = _label_sum(backend, labels)
     for round_ in range(1, MAX_ROUNDS + 1):
         updated = _materialise(backend, _step(labels, neighbours), f"accord_labels_{round_}")
-        changed = backend.to_pyarrow(
-            updated.join(labels, updated.node == labels.node)
-            .filter(updated.label != labels.label)
-            .count()
-        ).as_py()
         _forget(backend, f"accord_labels_{round_ - 1}")
         labels = updated
-        if int(changed) == 0:
+        before, total = total, _label_sum(backend, labels)
+        if total == before:
             break
     else:
         raise RuntimeError(f"components did not settle in {MAX_ROUNDS} rounds")
     result = backend.to_pyarrow(labels)
-    return dict(zip(result["node"].to_pylist(), result["label"].to_pylist(), strict=True))
+    return dict(
+        zip(
+            names.take(result["node"]).to_pylist(),
+            names.take(result["label"]).to_pylist(),
+            strict=True,
+        )
+    )
+
+
+def _column(table: pa.Table, name: str) -> pa.ChunkedArray:
+    return pc.cast(table[name], pa.string())
+
+
+def _strings(table: pa.Table, name: str) -> list[pa.Array]:
+    return list(_column(table, name).chunks)
+
+
+def _label_sum(backend: Any, labels: Any) -> int:
+    return int(backend.to_pyarrow(labels.label.sum()).as_py() or 0)
 
 
 def _on_backend(backend: Any, name: str, data: pa.Table) -> Any:

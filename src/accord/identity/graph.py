@@ -11,9 +11,10 @@ queries. The rules it applies, in order, for each event:
    (`user_id`), more values of a type than its limit, or a pair an operator separated.
    Then the lowest-priority identifier is dropped from the event and the rest is tried
    again (as Segment Unify does), until one identifier is left.
-3. A merge that passes but would make a profile larger than `max_component_identifiers`
-   is not made: the full proposal goes to the review queue, and the event is resolved
-   as in 2, dropping identifiers until no merge is left.
+3. A link that passes but would make a profile larger than `max_component_identifiers`
+   (a merge of big profiles, or one profile growing an identifier at a time) is not
+   made: the full proposal goes to the review queue, and the event is resolved as in 2,
+   dropping identifiers until the profile no longer grows past the limit.
 """
 
 from __future__ import annotations
@@ -76,6 +77,14 @@ def alias_candidates(event: dict[str, Any], rules: IdentityRules) -> list[Key]:
         value = clean(kind, event.get("previousId"), rules)
         if value is not None:
             out.append((kind, value))
+    return out
+
+
+def _times_by_kind(held: dict[Key, datetime]) -> dict[str, list[datetime]]:
+    """When each held identifier was first seen, grouped by its type."""
+    out: dict[str, list[datetime]] = {}
+    for (kind, _), first_seen in held.items():
+        out.setdefault(kind, []).append(first_seen)
     return out
 
 
@@ -150,7 +159,6 @@ class Resolver:
         for key, pid in found.items():
             self._owner.setdefault(key, pid)
         self._load_profiles({self._owner[k] for k in todo if k in self._owner})
-        self._load_pairs(todo)
 
     def _load_profiles(self, pids: set[str]) -> None:
         todo = {p for p in pids if p not in self._states}
@@ -164,7 +172,13 @@ class Resolver:
                 self._owner[key] = pid
                 self._looked_up.add(key)
 
-    def _load_pairs(self, keys: list[Key]) -> None:
+    def _load_pairs(self, keys: Iterable[Key]) -> None:
+        """Read the stored edges among identifiers an event may link.
+
+        Only pairs of identifiers named together are ever asked about (`pair` order,
+        both ends loaded here first), so the edges whose first end is loaded are all
+        there is to know: one query per type, on the unique index's leading columns.
+        """
         todo = [k for k in keys if k not in self._pairs_loaded]
         by_kind: dict[str, list[str]] = {}
         for kind, value in todo:
@@ -172,38 +186,38 @@ class Resolver:
         edges = identity_edges.c
         for kind, values in sorted(by_kind.items()):
             for chunk in profiles.chunks(sorted(values)):
-                # One query per side, each served by an index on (business, kind, value).
-                for side_kind, side_value in (
-                    (edges.a_kind, edges.a_value),
-                    (edges.b_kind, edges.b_value),
-                ):
-                    rows = self.conn.execute(
-                        select(
-                            edges.a_kind,
-                            edges.a_value,
-                            edges.b_kind,
-                            edges.b_value,
-                            edges.removed_at,
-                        ).where(
-                            edges.business_id == self.business_id,
-                            side_kind == kind,
-                            side_value.in_(chunk),
-                        )
+                rows = self.conn.execute(
+                    select(
+                        edges.a_kind,
+                        edges.a_value,
+                        edges.b_kind,
+                        edges.b_value,
+                        edges.removed_at,
+                    ).where(
+                        edges.business_id == self.business_id,
+                        edges.a_kind == kind,
+                        edges.a_value.in_(chunk),
                     )
-                    for row in rows:
-                        ends = ((row.a_kind, row.a_value), (row.b_kind, row.b_value))
-                        self._pairs.add(ends)
-                        if row.removed_at is not None:
-                            self._separated.add(ends)
+                )
+                for row in rows:
+                    ends = ((row.a_kind, row.a_value), (row.b_kind, row.b_value))
+                    self._pairs.add(ends)
+                    if row.removed_at is not None:
+                        self._separated.add(ends)
         self._pairs_loaded.update(todo)
 
     def preload(self, events: list[dict[str, Any]]) -> None:
         """Fetch every identifier, profile and edge the events can touch in a few queries."""
         keys: set[Key] = set()
+        linking: set[Key] = set()
         for event in events:
-            keys.update(self._keys_of(event))
-            keys.update(self._alias_candidates(event))
+            named = [*self._keys_of(event), *self._alias_candidates(event)]
+            keys.update(named)
+            if len(named) > 1:
+                # An event naming one identifier links nothing: it needs no edges.
+                linking.update(named)
         self._lookup(sorted(keys))
+        self._load_pairs(sorted(linking))
 
     def _keys_of(self, event: dict[str, Any]) -> list[Key]:
         """The event's own identifiers, computed once per event of the chunk."""
@@ -217,7 +231,8 @@ class Resolver:
         return alias_candidates(event, self.rules)
 
     def profile_of(self, key: Key) -> str | None:
-        self._lookup([key])
+        if key not in self._looked_up:
+            self._lookup([key])
         pid = self._owner.get(key)
         while pid is not None and pid in self._redirect:
             pid = self._redirect[pid]
@@ -253,39 +268,52 @@ class Resolver:
         for key in keys:
             union.setdefault(key, when)
 
-        def count(kind: str, held: dict[Key, datetime], windowed: bool) -> int:
+        # One pass over each profile's identifiers: a big profile is read once, not
+        # once per limited type.
+        times = [_times_by_kind(self._members[p]) for p in matched]
+        union_times = _times_by_kind(union)
+
+        def count(kind: str, held: dict[str, list[datetime]], windowed: bool) -> int:
+            seen = held.get(kind, [])
             limit = self.rules.limits.get(kind)
-            return sum(
-                1
-                for (k, _), first_seen in held.items()
-                if k == kind
-                and (not windowed or limit is None or counts_towards_limit(first_seen, when, limit))
-            )
+            if not windowed or limit is None or limit.window_days is None:
+                return len(seen)
+            return sum(1 for first_seen in seen if counts_towards_limit(first_seen, when, limit))
 
         # A profile already beyond a limit (the rules changed since) is not made worse,
         # but an event that only repeats what it holds is not refused either.
         for kind in self.rules.hard_kinds:
-            before = max((count(kind, self._members[p], False) for p in matched), default=0)
-            total = count(kind, union, False)
+            before = max((count(kind, held, False) for held in times), default=0)
+            total = count(kind, union_times, False)
             if total > 1 and total > before:
                 return f"would join profiles with different {kind} values"
         for kind, limit in self.rules.limits.items():
-            before = max((count(kind, self._members[p], True) for p in matched), default=0)
-            total = count(kind, union, True)
+            before = max((count(kind, held, True) for held in times), default=0)
+            total = count(kind, union_times, True)
             if total > limit.max and total > before:
                 return f"would hold more than {limit.max} {kind} values"
         return None
 
     def _too_big(self, keys: list[Key], matched: list[str]) -> bool:
-        if len(matched) < 2:
+        """Whether the link would grow a profile past the size limit.
+
+        A profile already past it (the limit was lowered) may take events that only
+        repeat what it holds.
+        """
+        # Identifiers with an owner are members of a matched profile, and profiles do
+        # not share identifiers, so the size is a sum.
+        new = sum(1 for key in keys if self.profile_of(key) is None)
+        if len(matched) < 2 and not new:
             return False
-        size = len({*keys, *(k for p in matched for k in self._members[p])})
+        size = sum(len(self._members[p]) for p in matched) + new
         return size > self.rules.max_component_identifiers
 
     def link(self, keys: list[Key], evidence: Evidence, *, enforce_size: bool = True) -> Outcome:
         """Resolve identifiers to one profile under the guardrails, merging where allowed."""
         keys = sorted(dict.fromkeys(keys), key=lambda k: (self.rules.rank(k[0]), k[1]))
         self._lookup(keys)
+        if len(keys) > 1:
+            self._load_pairs(keys)
         dropped: list[tuple[Key, str]] = []
         review_id: str | None = None
         kept = list(keys)
@@ -294,8 +322,8 @@ class Resolver:
             reason = self._violation(kept, matched, evidence.occurred_at)
             if reason is None and enforce_size and self._too_big(kept, matched):
                 reason = (
-                    f"merge would make a profile of more than "
-                    f"{self.rules.max_component_identifiers} identifiers"
+                    f"{'merge' if len(matched) > 1 else 'link'} would make a profile of "
+                    f"more than {self.rules.max_component_identifiers} identifiers"
                 )
                 if review_id is None:
                     review_id = self._propose(kept, matched, evidence, reason)

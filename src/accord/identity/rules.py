@@ -163,17 +163,43 @@ def _blocklist(
 
 def is_blocked(value: str, rules: IdentityRules) -> bool:
     """Placeholders and values an operator blocked never link anything."""
-    values, patterns = _blocklist(tuple(rules.blocked_values), tuple(rules.blocked_patterns))
+    return _blocked(value, tuple(rules.blocked_values), tuple(rules.blocked_patterns))
+
+
+def _blocked(
+    value: str, blocked_values: tuple[str, ...], blocked_patterns: tuple[str, ...]
+) -> bool:
+    values, patterns = _blocklist(blocked_values, blocked_patterns)
     if value.casefold() in values:
         return True
     return any(pattern.search(value) for pattern in patterns)
 
 
 def clean(kind: str, raw: Any, rules: IdentityRules) -> str | None:
-    if raw is None:
+    """The identifier as the graph stores it, or None when it is unusable or blocked."""
+    if raw is None or isinstance(raw, bool) or not isinstance(raw, str | int):
         return None
-    value = normalise(kind, raw, phone_region=rules.default_phone_region)
-    if value is None or is_blocked(value, rules):
+    return _clean(
+        kind,
+        raw,
+        rules.default_phone_region,
+        tuple(rules.blocked_values),
+        tuple(rules.blocked_patterns),
+    )
+
+
+# The same anonymous ids, emails and phones come back event after event, and parsing a
+# phone number costs far more than a look-up; the answer depends only on these inputs.
+@lru_cache(maxsize=65_536)
+def _clean(
+    kind: str,
+    raw: str | int,
+    phone_region: str | None,
+    blocked_values: tuple[str, ...],
+    blocked_patterns: tuple[str, ...],
+) -> str | None:
+    value = normalise(kind, raw, phone_region=phone_region)
+    if value is None or _blocked(value, blocked_values, blocked_patterns):
         return None
     return value
 
@@ -208,8 +234,12 @@ def raw_identifiers(event: dict[str, Any], rules: IdentityRules) -> list[tuple[s
 def identifiers_of(event: dict[str, Any], rules: IdentityRules) -> list[tuple[str, str]]:
     """The clean identifiers of an event, most trusted first, each once."""
     seen: set[tuple[str, str]] = set()
+    region = rules.default_phone_region
+    blocked_values, blocked_patterns = tuple(rules.blocked_values), tuple(rules.blocked_patterns)
     for kind, raw in raw_identifiers(event, rules):
-        value = clean(kind, raw, rules)
+        if raw is None or isinstance(raw, bool) or not isinstance(raw, str | int):
+            continue
+        value = _clean(kind, raw, region, blocked_values, blocked_patterns)
         if value is not None:
             seen.add((kind, value))
     return sorted(seen, key=lambda key: (rules.rank(key[0]), key[1]))

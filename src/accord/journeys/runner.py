@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 # A guard against a graph that would spin: validation rejects loops without a wait,
 # so a real journey never takes this many instant steps in a row.
 MAX_INSTANT_STEPS = 200
+# Profile ids per IN (...) list, well under every database's bound-parameter limit.
+_IN_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -704,18 +706,40 @@ class Runner:
         """
         now = now or utcnow()
         moves = 0
+        tracked = [
+            (profile_id, event)
+            for profile_id, event in events
+            if event.get("type") == "track" and isinstance(event.get("event"), str)
+        ]
+        if not tracked:
+            return 0
         active = self._event_journeys(conn, business_id)
-        for profile_id, event in events:
-            name = event.get("event")
-            if event.get("type") != "track" or not isinstance(name, str):
-                continue
-            moves += self._goals(conn, business_id, profile_id, name, now)
-            moves += self._resume_waits(conn, business_id, profile_id, name, event, now)
+        # Most people are in no journey: one look per chunk finds who has a pass or a
+        # wait, so only they cost queries per event. A person something happens to in
+        # this chunk may gain passes or waits, so from then on they are read each time.
+        people = sorted({profile_id for profile_id, _ in tracked})
+        in_runs = self._with_runs(conn, business_id, people)
+        waiting = self._waiting(conn, business_id, people)
+        touched: set[str] = set()
+        for profile_id, event in tracked:
+            name = str(event["event"])
+            if profile_id in in_runs or profile_id in touched:
+                moved = self._goals(conn, business_id, profile_id, name, now)
+                if moved:
+                    touched.add(profile_id)
+                    moves += moved
+            if (profile_id, name) in waiting or profile_id in touched:
+                moved = self._resume_waits(conn, business_id, profile_id, name, event, now)
+                if moved:
+                    touched.add(profile_id)
+                    moves += moved
             for journey_id, entry in active.get(name, []):
                 if not policy.matches(entry.where, event):
                     continue
                 key = policy.lookup(event, entry.dedupe) if entry.dedupe else event.get("messageId")
                 entry_key = f"{entry.event}:{key}"
+                # An entry may start a pass with waits: read this person each time after.
+                touched.add(profile_id)
                 if self.enter(
                     conn,
                     business_id=business_id,
@@ -727,6 +751,40 @@ class Runner:
                 ):
                     moves += 1
         return moves
+
+    def _with_runs(self, conn: Connection, business_id: str, people: list[str]) -> set[str]:
+        """Which of these people have a pass a goal could still credit."""
+        found: set[str] = set()
+        for start in range(0, len(people), _IN_CHUNK):
+            found.update(
+                conn.execute(
+                    select(journey_runs.c.profile_id)
+                    .where(
+                        journey_runs.c.business_id == business_id,
+                        journey_runs.c.profile_id.in_(people[start : start + _IN_CHUNK]),
+                        journey_runs.c.status.in_(("active", "exited")),
+                    )
+                    .distinct()
+                ).scalars()
+            )
+        return found
+
+    def _waiting(
+        self, conn: Connection, business_id: str, people: list[str]
+    ) -> set[tuple[str, str]]:
+        """(person, event) pairs some pass of these people is waiting for."""
+        found: set[tuple[str, str]] = set()
+        for start in range(0, len(people), _IN_CHUNK):
+            rows = conn.execute(
+                select(journey_waits.c.profile_id, journey_waits.c.event)
+                .where(
+                    journey_waits.c.business_id == business_id,
+                    journey_waits.c.profile_id.in_(people[start : start + _IN_CHUNK]),
+                )
+                .distinct()
+            )
+            found.update((row.profile_id, row.event) for row in rows)
+        return found
 
     def handle_audience_changes(
         self,
@@ -749,13 +807,22 @@ class Runner:
             entry = self.definitions.get(conn, row.id, row.current_version).entry
             if isinstance(entry, AudienceEntry):
                 entries.setdefault(entry.audience, []).append(row.id)
+        changes = list(changes)
+        waiting = self._waiting(conn, business_id, sorted({c[0] for c in changes}))
+        touched: set[str] = set()
         for profile_id, audience, entered in changes:
             change = "enter" if entered else "exit"
             name = audience_event(audience, change)
-            moves += self._resume_waits(conn, business_id, profile_id, name, {}, now)
+            if (profile_id, name) in waiting or profile_id in touched:
+                moved = self._resume_waits(conn, business_id, profile_id, name, {}, now)
+                if moved:
+                    touched.add(profile_id)
+                    moves += moved
             if not entered:
                 continue
             for journey_id in entries.get(audience, []):
+                # An entry may start a pass with waits: read this person each time after.
+                touched.add(profile_id)
                 if self.enter(
                     conn,
                     business_id=business_id,
