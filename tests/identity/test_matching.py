@@ -1,0 +1,169 @@
+"""Probabilistic matching: links, review band, guardrails, undo and bad configuration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from accord.accounts.models import Bootstrap
+from accord.core.errors import InvalidInput
+from accord.core.settings import Settings
+from accord.identity import service
+from accord.identity.matching import run_match, undo_last_match
+from accord.store.db import Store
+from tests.identity.helpers import ev, groups, process, profile_of, states
+from tests.identity.matching_data import MATCHING, base
+
+ENGINE = "duckdb://"
+
+
+def _setup(store: Store, keys: Bootstrap, settings: Settings, **matching: Any) -> list[Any]:
+    events, same = base()
+    with store.write() as conn:
+        service.set_rules(
+            conn, business_id=keys.business_id, rules={"matching": {**MATCHING, **matching}}
+        )
+    process(store, keys, settings.resolved_lake_url(), events, batch=50)
+    return same
+
+
+def test_matching_links_the_same_people(store: Store, keys: Bootstrap, settings: Settings) -> None:
+    biz = keys.business_id
+    same = _setup(store, keys, settings)
+    before = groups(store, biz)
+    dry = run_match(store, business_id=biz, engine_url=ENGINE, dry_run=True)
+    assert dry.linked >= 10
+    assert groups(store, biz) == before
+
+    report = run_match(store, business_id=biz, engine_url=ENGINE)
+    joined = {frozenset(g) for g in groups(store, biz) if len(g) > 2}
+    found = {
+        pair for pair in same if profile_of(store, biz, pair[0]) == profile_of(store, biz, pair[1])
+    }
+    # Nearly every duplicate found, and no two different people joined.
+    assert len(found) >= 10
+    assert len(joined) == len(found)
+    assert report.linked == len(found)
+    assert all(p.probability >= 0.99 for p in report.pairs if p.outcome == "linked")
+    pid = profile_of(store, biz, sorted(found)[0][0])
+    with store.read() as conn:
+        (merge,) = service.merge_history(conn, business_id=biz, profile_id=pid)
+        edges = service.edges_of(conn, business_id=biz, profile_id=pid)
+    assert merge.rule == "probabilistic"
+    details = merge.evidence["details"]
+    assert details["match_probability"] >= 0.99
+    assert set(details["levels"]) == {"first_name", "last_name", "birth_date", "postcode"}
+    assert any(level.startswith("Exact match") for level in details["levels"].values())
+    assert [e.message_id for e in edges if e.rule == "probabilistic"] == [report.run_id]
+
+    # A second run finds the same pairs already linked and changes nothing.
+    again = run_match(store, business_id=biz, engine_url=ENGINE)
+    assert again.linked == 0
+    assert {p.outcome for p in again.pairs} <= {"already_linked", "review", "refused"}
+
+
+def test_middle_band_goes_to_review(store: Store, keys: Bootstrap, settings: Settings) -> None:
+    biz = keys.business_id
+    _setup(store, keys, settings)
+    scores = sorted(
+        p.probability
+        for p in run_match(store, business_id=biz, engine_url=ENGINE, dry_run=True).pairs
+    )
+    # Put the weakest scored pair alone in the review band.
+    weakest = scores[0]
+    with store.write() as conn:
+        rules = service.get_rules(conn, business_id=biz).model_dump()
+        rules["matching"]["review_threshold"] = weakest / 2
+        rules["matching"]["link_threshold"] = (
+            (weakest + scores[1]) / 2
+            if len(scores) > 1 and scores[1] > weakest
+            else min(0.999, weakest * 1.0000001 + 1e-9)
+        )
+        service.set_rules(conn, business_id=biz, rules=rules)
+    before = groups(store, biz)
+    report = run_match(store, business_id=biz, engine_url=ENGINE)
+    review = [p for p in report.pairs if p.outcome == "review"]
+    assert review and review[0].probability == weakest
+    with store.read() as conn:
+        (item,) = [
+            r for r in service.list_reviews(conn, business_id=biz) if r.id == review[0].review_id
+        ]
+        diff = service.review_diff(conn, business_id=biz, review_id=item.id)
+    assert "probabilistic match" in item.reason
+    assert sorted(diff.profiles_merged + [diff.surviving_profile]) == sorted(
+        [review[0].profile_id, review[0].other_profile_id]
+    )
+    assert diff.guardrail_violations == []
+    assert len(groups(store, biz)) == len(before) - report.linked
+
+
+def test_two_user_ids_are_never_joined(store: Store, keys: Bootstrap, settings: Settings) -> None:
+    biz = keys.business_id
+    _setup(store, keys, settings)
+    # Both records of person 0 log in, each with its own account.
+    process(
+        store,
+        keys,
+        settings.resolved_lake_url(),
+        [
+            ev(minute=59, anonymousId="crm-0", userId="u-crm"),
+            ev(minute=59, anonymousId="pos-0", userId="u-pos"),
+        ],
+    )
+    report = run_match(store, business_id=biz, engine_url=ENGINE)
+    crm, pos = profile_of(store, biz, "user_id:u-crm"), profile_of(store, biz, "user_id:u-pos")
+    assert crm != pos
+    (refused,) = [p for p in report.pairs if {p.profile_id, p.other_profile_id} == {crm, pos}]
+    assert refused.outcome == "refused"
+    assert refused.reason == "would join profiles with different user_id values"
+    assert refused.probability >= 0.99
+
+
+def test_undo_restores_the_profiles(store: Store, keys: Bootstrap, settings: Settings) -> None:
+    biz = keys.business_id
+    _setup(store, keys, settings)
+    before = groups(store, biz)
+    traits_before = sorted(str(sorted(s.traits.items())) for s in states(store, biz).values())
+    report = run_match(store, business_id=biz, engine_url=ENGINE)
+    assert report.linked > 0
+    assert groups(store, biz) != before
+    with store.write() as conn:
+        undone = undo_last_match(conn, business_id=biz)
+    assert undone.run_id == report.run_id
+    assert undone.edges_removed == report.linked
+    assert groups(store, biz) == before
+    traits_after = sorted(str(sorted(s.traits.items())) for s in states(store, biz).values())
+    assert traits_after == traits_before
+    with store.write() as conn:
+        assert undo_last_match(conn, business_id=biz).run_id is None
+    # The separated pairs are not linked again by the next run.
+    assert run_match(store, business_id=biz, engine_url=ENGINE).linked == 0
+
+
+@pytest.mark.parametrize(
+    ("matching", "field"),
+    [
+        ({**MATCHING, "link_threshold": 0.5, "review_threshold": 0.6}, "matching"),
+        ({**MATCHING, "blocking_rules": [[{"field": "shoe_size"}]]}, "matching"),
+        (
+            {**MATCHING, "comparisons": [{"field": "first_name", "method": "soundex"}]},
+            "matching.comparisons.0.method",
+        ),
+        (
+            {**MATCHING, "comparisons": [{"field": "Name!"}, {"field": "x"}]},
+            "matching.comparisons.0.field",
+        ),
+    ],
+)
+def test_bad_configuration_is_refused(
+    store: Store, keys: Bootstrap, matching: dict[str, Any], field: str
+) -> None:
+    with store.write() as conn, pytest.raises(InvalidInput) as caught:
+        service.set_rules(conn, business_id=keys.business_id, rules={"matching": matching})
+    assert caught.value.problems[0].field == field
+
+
+def test_matching_needs_a_configuration(store: Store, keys: Bootstrap) -> None:
+    with pytest.raises(InvalidInput, match="no matching section"):
+        run_match(store, business_id=keys.business_id, engine_url=ENGINE)
