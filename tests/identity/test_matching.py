@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from accord.accounts.models import Bootstrap
 from accord.core.errors import InvalidInput
@@ -14,6 +17,7 @@ from accord.identity.matching import run_match, undo_last_match
 from accord.store.db import Store
 from tests.identity.helpers import ev, groups, process, profile_of, states
 from tests.identity.matching_data import MATCHING, base
+from tests.test_cli import Cli
 
 ENGINE = "duckdb://"
 
@@ -72,14 +76,11 @@ def test_middle_band_goes_to_review(store: Store, keys: Bootstrap, settings: Set
     )
     # Put the weakest scored pair alone in the review band.
     weakest = scores[0]
+    assert scores[1] > weakest
     with store.write() as conn:
         rules = service.get_rules(conn, business_id=biz).model_dump()
         rules["matching"]["review_threshold"] = weakest / 2
-        rules["matching"]["link_threshold"] = (
-            (weakest + scores[1]) / 2
-            if len(scores) > 1 and scores[1] > weakest
-            else min(0.999, weakest * 1.0000001 + 1e-9)
-        )
+        rules["matching"]["link_threshold"] = (weakest + scores[1]) / 2
         service.set_rules(conn, business_id=biz, rules=rules)
     before = groups(store, biz)
     report = run_match(store, business_id=biz, engine_url=ENGINE)
@@ -91,7 +92,7 @@ def test_middle_band_goes_to_review(store: Store, keys: Bootstrap, settings: Set
         ]
         diff = service.review_diff(conn, business_id=biz, review_id=item.id)
     assert "probabilistic match" in item.reason
-    assert sorted(diff.profiles_merged + [diff.surviving_profile]) == sorted(
+    assert sorted([*diff.profiles_merged, diff.surviving_profile]) == sorted(
         [review[0].profile_id, review[0].other_profile_id]
     )
     assert diff.guardrail_violations == []
@@ -167,3 +168,46 @@ def test_bad_configuration_is_refused(
 def test_matching_needs_a_configuration(store: Store, keys: Bootstrap) -> None:
     with pytest.raises(InvalidInput, match="no matching section"):
         run_match(store, business_id=keys.business_id, engine_url=ENGINE)
+
+
+def test_match_from_the_command_line(
+    tmp_path: Path, database_url: str, store: Store, keys: Bootstrap, settings: Settings
+) -> None:
+    cli = Cli(tmp_path, database_url)
+    biz = keys.business_id
+    cli("identity", "match", "--business-id", biz, code=1)
+    _setup(store, keys, settings)
+    before = groups(store, biz)
+    dry = cli.json("identity", "match", "--business-id", biz, "--dry-run", "--json")
+    assert dry["dry_run"] is True
+    assert dry["linked"] >= 10
+    assert groups(store, biz) == before
+    shown = cli("identity", "match", "--business-id", biz)
+    assert "linked" in shown.output
+    assert len(groups(store, biz)) == len(before) - dry["linked"]
+    undone = json.loads(cli("identity", "match", "--business-id", biz, "--undo").stdout)
+    assert undone["edges_removed"] == dry["linked"]
+    assert groups(store, biz) == before
+
+
+def test_match_through_the_api(
+    client: TestClient, store: Store, keys: Bootstrap, settings: Settings
+) -> None:
+    biz = keys.business_id
+    admin = {"Authorization": f"Bearer {keys.admin_token}"}
+    assert client.post("/api/identity/match").status_code == 401
+    missing = client.post("/api/identity/match", headers=admin)
+    assert missing.status_code == 400
+    assert missing.json()["problems"][0]["field"] == "matching"
+    _setup(store, keys, settings)
+    before = groups(store, biz)
+    dry = client.post("/api/identity/match", headers=admin, json={"dry_run": True})
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["linked"] >= 10
+    assert groups(store, biz) == before
+    done = client.post("/api/identity/match", headers=admin).json()
+    assert done["linked"] == dry.json()["linked"]
+    undone = client.post("/api/identity/match", headers=admin, json={"undo": True}).json()
+    assert undone["run_id"] == done["run_id"]
+    assert groups(store, biz) == before
+    assert "/api/identity/match" in client.get("/openapi.json").json()["paths"]
