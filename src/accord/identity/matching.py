@@ -220,7 +220,7 @@ def train(frame: Any, config: MatchingConfig, *, engine_url: str = "duckdb://") 
             max_pairs=config.max_pairs_for_u, seed=config.seed
         )
         trained = 0
-        for rule in config.blocking_rules:
+        for rule in config.training_rules or config.blocking_rules:
             try:
                 linker.training.estimate_parameters_using_expectation_maximisation(
                     _blocking_rule(rule),

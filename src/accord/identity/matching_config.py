@@ -110,6 +110,12 @@ class MatchingConfig(BaseModel):
         min_length=1,
         description="Candidate pairs are those agreeing on every key of at least one rule",
     )
+    training_rules: list[BlockingRule] = Field(
+        default_factory=list,
+        description="Blocking rules whose pairs train the m-probabilities by expectation "
+        "maximisation, each leaving its own keys untrained; empty: the blocking rules. "
+        "Narrow rules (several keys) train better than broad ones",
+    )
     prior_rules: list[BlockingRule] = Field(
         default_factory=list,
         description="Rules that almost only same people agree on; with `prior_recall` they "
@@ -145,7 +151,7 @@ class MatchingConfig(BaseModel):
             raise ValueError("a trait is compared twice")
         if self.review_threshold >= self.link_threshold:
             raise ValueError("review_threshold must be below link_threshold")
-        for rule in [*self.blocking_rules, *self.prior_rules]:
+        for rule in [*self.blocking_rules, *self.training_rules, *self.prior_rules]:
             if not rule:
                 raise ValueError("a blocking rule needs at least one key")
             for key in rule:
