@@ -211,3 +211,38 @@ def test_match_through_the_api(
     assert undone["run_id"] == done["run_id"]
     assert groups(store, biz) == before
     assert "/api/identity/match" in client.get("/openapi.json").json()["paths"]
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_spark_engine_scores_like_duckdb() -> None:
+    from accord.identity.matching import records_frame, score
+    from accord.identity.matching_config import MatchingConfig
+    from tests.identity.matching_data import people
+
+    # Spark runs the methods it has built in (no Jaro-Winkler there).
+    spark_ready = {
+        **MATCHING,
+        "comparisons": [
+            {**c, "method": "levenshtein"} if c["method"] == "jaro_winkler" else c
+            for c in MATCHING["comparisons"]
+        ],
+    }
+    config = MatchingConfig.model_validate(spark_ready)
+    rows = [(f"crm{i}", p) for i, p in enumerate(people())]
+    rows += [(f"pos{i}", p) for i, p in enumerate(people()[:10])]
+    found = {}
+    for engine in ("duckdb://", "pyspark://local[1]"):
+        scored = score(records_frame(rows, config), config, engine_url=engine)
+        found[engine] = {(p.left, p.right) for p in scored if p.probability >= 0.99}
+    assert (
+        found["duckdb://"]
+        == found["pyspark://local[1]"]
+        == {(f"crm{i}", f"pos{i}") for i in range(10)}
+    )
+    with pytest.raises(InvalidInput, match="do not run on the Spark engine"):
+        score(
+            records_frame(rows, MatchingConfig.model_validate(MATCHING)),
+            MatchingConfig.model_validate(MATCHING),
+            engine_url="pyspark://local[1]",
+        )

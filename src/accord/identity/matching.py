@@ -159,7 +159,12 @@ def splink_settings(config: MatchingConfig) -> Any:
     )
 
 
-def _db_api(engine_url: str) -> tuple[Any, Any]:
+# Spark has no built-in for these; Splink brings them as a Java UDF jar built for Spark 3,
+# which the engine's Spark 4 session does not load.
+SPARK_UNSUPPORTED = ("jaro", "jaro_winkler", "damerau_levenshtein")
+
+
+def _db_api(engine_url: str, config: MatchingConfig) -> tuple[Any, Any]:
     """Splink's API for the engine's backend, and a function making its input table."""
     from accord.engine.connection import connect
 
@@ -167,10 +172,24 @@ def _db_api(engine_url: str) -> tuple[Any, Any]:
     if backend.name == "pyspark":
         from splink import SparkAPI
 
+        unsupported = sorted({c.method for c in config.comparisons} & set(SPARK_UNSUPPORTED))
+        if unsupported:
+            raise MatchingFailed(
+                [
+                    FieldProblem(
+                        "matching.comparisons",
+                        f"methods {unsupported} do not run on the Spark engine; use exact, "
+                        "levenshtein, date or date_parts there",
+                    )
+                ]
+            )
+
         session = backend._session
-        return SparkAPI(spark_session=session), (  # type: ignore[no-untyped-call]
-            lambda table: session.createDataFrame(table.to_pandas())
+        # Persisting breaks Spark's lineage between steps without a checkpoint folder.
+        api = SparkAPI(  # type: ignore[no-untyped-call]
+            spark_session=session, break_lineage_method="persist"
         )
+        return api, (lambda table: session.createDataFrame(table.to_pandas()))
     from splink import DuckDBAPI
 
     return DuckDBAPI(connection=backend.con), lambda table: table.to_pandas()
@@ -202,7 +221,7 @@ def train(frame: Any, config: MatchingConfig, *, engine_url: str = "duckdb://") 
         raise MatchingFailed(
             [FieldProblem("matching", "fewer than two profiles have two or more compared traits")]
         )
-    api, make_input = _db_api(engine_url)
+    api, make_input = _db_api(engine_url, config)
     linker = Linker(make_input(frame), splink_settings(config), api)
     with warnings.catch_warnings():
         # Splink warns about levels it could not observe; small bases are like that.
