@@ -246,3 +246,14 @@ def test_spark_engine_scores_like_duckdb() -> None:
             MatchingConfig.model_validate(MATCHING),
             engine_url="pyspark://local[1]",
         )
+
+
+def test_the_documented_configuration_is_valid() -> None:
+    from accord.identity.rules import IdentityRules
+
+    text = (Path(__file__).parents[2] / "docs" / "identity.md").read_text()
+    section = text.split("## Probabilistic matching", 1)[1]
+    example = section.split("```json\n", 1)[1].split("```", 1)[0]
+    rules = IdentityRules.model_validate(json.loads(example))
+    assert rules.matching is not None
+    assert rules.matching.link_threshold == 0.99
