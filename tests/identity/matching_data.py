@@ -88,9 +88,9 @@ def people(count: int = 40, seed: int = 3) -> list[dict[str, Any]]:
 def base(
     count: int = 40, duplicates: int = 12, seed: int = 3
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """CRM identifies (by crm email) for everyone; a POS identify (by loyalty phone-less
-    anonymous till id) with one typo for the first `duplicates`; returns events and the
-    (crm anonymous id, pos anonymous id) pairs that are one person."""
+    """Events: a CRM identify (anonymous id and email) for everyone, and for the first
+    `duplicates` a point-of-sale identify (another anonymous id, no email) with one typo
+    in a name; returns them and the pairs of identifiers that are one person."""
     rng = random.Random(seed)
     events, same = [], []
     for i, person in enumerate(people(count, seed)):

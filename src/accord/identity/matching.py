@@ -258,12 +258,6 @@ def train(frame: Any, config: MatchingConfig, *, engine_url: str = "duckdb://") 
     return linker
 
 
-def _rule(rule: BlockingRule | list[dict[str, Any]]) -> BlockingRule:
-    from accord.identity.matching_config import BlockingKey
-
-    return [k if isinstance(k, BlockingKey) else BlockingKey.model_validate(k) for k in rule]
-
-
 def score(
     frame: Any, config: MatchingConfig, *, engine_url: str = "duckdb://", floor: float | None = None
 ) -> list[ScoredPair]:
