@@ -215,7 +215,7 @@ def test_match_through_the_api(
 
 @pytest.mark.slow
 @pytest.mark.spark
-def test_spark_engine_scores_like_duckdb() -> None:
+def test_spark_engine_scores_like_duckdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from accord.identity.matching import records_frame, score
     from accord.identity.matching_config import MatchingConfig
     from tests.identity.matching_data import people
@@ -229,6 +229,8 @@ def test_spark_engine_scores_like_duckdb() -> None:
         ],
     }
     config = MatchingConfig.model_validate(spark_ready)
+    # Splink's Spark API makes an (empty) ./spark-warehouse: keep it out of the checkout.
+    monkeypatch.chdir(tmp_path)
     rows = [(f"crm{i}", p) for i, p in enumerate(people())]
     rows += [(f"pos{i}", p) for i, p in enumerate(people()[:10])]
     found = {}
