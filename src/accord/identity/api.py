@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Depends, Query
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from accord.identity import service
+from accord.identity import matching, service
 from accord.identity.models import Edge, MergeRecord, ReviewDiff, ReviewItem, SplitReport
 from accord.identity.rules import IdentityRules
 from accord.profiles import service as profiles
@@ -24,6 +24,11 @@ class Decision(BaseModel):
 
 class UnmergeRequest(BaseModel):
     reason: str | None = None
+
+
+class MatchRequest(BaseModel):
+    dry_run: bool = False
+    undo: bool = False
 
 
 @router.get("/identity/rules", response_model=IdentityRules, summary="The identity rules")
@@ -182,5 +187,34 @@ async def post_reject(
                 review_id=review_id,
                 note=body.note if body else None,
             )
+
+    return await run_in_threadpool(work)
+
+
+@router.post(
+    "/identity/match",
+    response_model=matching.MatchReport | matching.UndoReport,
+    summary="Probabilistic matching of profiles that share no identifier",
+)
+async def post_match(
+    state: State,
+    caller: Annotated[Caller, Depends(requires("profiles.manage"))],
+    body: MatchRequest | None = None,
+) -> matching.MatchReport | matching.UndoReport:
+    """Score the profiles with the rules' `matching` section: pairs from the link
+    threshold up are merged (guardrails apply), pairs in the review band are proposed.
+    `dry_run` changes nothing; `undo` removes the probabilistic edges of the last run."""
+    request = body or MatchRequest()
+
+    def work() -> matching.MatchReport | matching.UndoReport:
+        if request.undo:
+            with state.store.write() as conn:
+                return matching.undo_last_match(conn, business_id=caller.business_id)
+        return matching.run_match(
+            state.store,
+            business_id=caller.business_id,
+            engine_url=state.settings.engine_url,
+            dry_run=request.dry_run,
+        )
 
     return await run_in_threadpool(work)

@@ -236,3 +236,58 @@ def verify(
             typer.echo(f"{key}: {value if isinstance(value, int) else len(value)}")
     if not report.consistent:
         raise typer.Exit(code=1)
+
+
+@identity_app.command("match")
+def match(
+    business_id: Business,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Score and decide, but change nothing")
+    ] = False,
+    undo: Annotated[
+        bool, typer.Option("--undo", help="Remove the probabilistic edges of the last run")
+    ] = False,
+    engine: Annotated[
+        str | None, typer.Option(help="Engine URL (default ACCORD_ENGINE_URL)")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Probabilistic matching of profiles that share no identifier (the rules' `matching`)."""
+    from accord.identity.matching import run_match, undo_last_match
+
+    store = _store()
+    try:
+        if undo:
+            with store.write() as conn:
+                undone = undo_last_match(conn, business_id=business_id)
+            typer.echo(undone.model_dump_json(indent=2))
+            return
+        report = run_match(
+            store,
+            business_id=business_id,
+            engine_url=engine or Settings().engine_url,
+            dry_run=dry_run,
+        )
+    except AccordError as exc:
+        raise _fail(exc) from exc
+    finally:
+        store.dispose()
+    if as_json:
+        typer.echo(report.model_dump_json())
+        return
+    table = Table("profile", "other profile", "probability", "outcome", "reason")
+    for pair in report.pairs:
+        table.add_row(
+            pair.profile_id,
+            pair.other_profile_id,
+            f"{pair.probability:.4f}",
+            pair.outcome,
+            pair.reason or "",
+        )
+    Console().print(table)
+    prefix = "would have " if dry_run else ""
+    console.print(
+        f"run {report.run_id}: {report.records} of {report.profiles} profiles compared; "
+        f"{prefix}linked {report.linked}, sent {report.review} to review, "
+        f"refused {report.refused}"
+    )

@@ -103,6 +103,8 @@ class Evidence:
     message_id: str | None = None
     inbox_seq: int | None = None
     note: str | None = None
+    # What a rule measured (a probabilistic match: its probability and levels).
+    details: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -112,6 +114,7 @@ class Evidence:
             "inbox_seq": self.inbox_seq,
             "occurred_at": self.occurred_at.isoformat(),
             **({"note": self.note} if self.note else {}),
+            **({"details": self.details} if self.details else {}),
         }
 
 
@@ -522,3 +525,16 @@ class Resolver:
         ):
             if rows:
                 self.conn.execute(table.insert(), rows)
+
+    # -- proposals from outside the event stream (probabilistic matching) ----------
+
+    def refusal(self, keys: list[Key], when: datetime) -> str | None:
+        """Why linking these identifiers would be refused by a guardrail, if it would."""
+        keys = sorted(dict.fromkeys(keys), key=lambda k: (self.rules.rank(k[0]), k[1]))
+        self._lookup(keys)
+        return self._violation(keys, self._matched(keys), when)
+
+    def propose_merge(self, keys: list[Key], evidence: Evidence, reason: str) -> str:
+        """Put the merge of the profiles holding these identifiers in the review queue."""
+        self._lookup(keys)
+        return self._propose(keys, self._matched(keys), evidence, reason)

@@ -10,6 +10,8 @@ from typing import Any, Literal
 import phonenumbers
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from accord.identity.matching_config import MatchingConfig
+
 BUILTIN_KINDS = ("user_id", "email", "phone", "device_id", "anonymous_id")
 MAX_VALUE_LENGTH = 255
 _CUSTOM_KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -84,6 +86,11 @@ class IdentityRules(BaseModel):
     )
     trait_policies: dict[str, TraitPolicy] = Field(
         default_factory=dict, description="Per trait: which value wins; default latest"
+    )
+    matching: MatchingConfig | None = Field(
+        default=None,
+        description="Probabilistic matching of profiles that share no identifier "
+        "(`accord identity match`); none: not used",
     )
 
     @field_validator("custom_kinds")
