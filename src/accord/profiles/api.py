@@ -159,7 +159,6 @@ async def erase_profile(
             business_id=caller.business_id,
             profile_id=profile_id,
             lake_url=state.settings.resolved_lake_url(),
-            on_erased=state.on_erased,
             actor=caller.actor,
             ip=caller.ip,
         )

@@ -17,7 +17,6 @@ requires (docs/identity.md says which and why).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -158,7 +157,6 @@ def erase_subject(
     business_id: str,
     profile_id: str,
     lake_url: str,
-    on_erased: Callable[[ErasureReport], None] | None = None,
     actor: Actor | None = None,
     ip: str | None = None,
 ) -> ErasureReport:
@@ -266,6 +264,4 @@ def erase_subject(
         erasure_notices=notices,
         erased_at=erased_at,
     )
-    if on_erased is not None:
-        on_erased(report)
     return report

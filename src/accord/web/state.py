@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,7 +13,7 @@ from accord.collect.inbox import InboxWriter
 from accord.collect.validation import Limits
 from accord.core.settings import Settings
 from accord.profiles.consent import ConsentLookup
-from accord.profiles.rights import ConsentRecords, ErasureReport
+from accord.profiles.rights import ConsentRecords
 from accord.store.db import Store
 
 if TYPE_CHECKING:
@@ -33,8 +32,6 @@ class AppState:
     consent_lookup: ConsentLookup | None = None
     # The consent context's records of a person, for subject-rights exports.
     consent_records: ConsentRecords | None = None
-    # Told of every erasure, so destinations can erase the person too.
-    on_erased: Callable[[ErasureReport], None] | None = None
     email: EmailWiring | None = None
 
 
