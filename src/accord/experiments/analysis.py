@@ -260,8 +260,8 @@ def _anomaly_gate(
     pairs = contrasts(design)
     rows = _records(daily_sums(logs, metrics, start=start, engine=engine).execute())
     for metric in metrics:
-        # value and Poisson sampling variance of each arm's daily figure
-        series: dict[str, dict[Any, tuple[float, float]]] = {}
+        # Each arm's daily figure: (numerator, denominator) by ISO day.
+        raw: dict[str, dict[str, tuple[float, float]]] = {}
         counted = metric.numerator.value is None
         for r in rows:
             # A mean or proportion per day: the day's sum over the arm's units.
@@ -271,9 +271,20 @@ def _anomaly_gate(
                 den = float(units_per_arm.get(str(r["arm"]), 0))
             if den > 0:
                 num = float(r[metric.numerator.name] or 0.0)
-                variance = num / den**2 if counted else 0.0
                 day = day_of(int(r["day"])).isoformat()
-                series.setdefault(str(r["arm"]), {})[day] = (num / den, variance)
+                raw.setdefault(str(r["arm"]), {})[day] = (num, den)
+        # value and sampling variance of each arm's daily figure: counts get the Poisson
+        # variance at the arm's pooled rate (see `st.poisson_point_variances` for why not
+        # the observed count); sums of values (spend, latency) have no count model: 0.
+        series: dict[str, dict[str, tuple[float, float]]] = {}
+        for arm, by_day in raw.items():
+            days = sorted(by_day)
+            nums = [by_day[d][0] for d in days]
+            dens = [by_day[d][1] for d in days]
+            variances = st.poisson_point_variances(nums, dens) if counted else [0.0] * len(days)
+            series[arm] = {
+                d: (n / e, v) for d, n, e, v in zip(days, nums, dens, variances, strict=True)
+            }
         for arm, points in series.items():
             days_seen = max(days_seen, len(points))
             if len(points) < ANOMALY_MIN_DAYS:
