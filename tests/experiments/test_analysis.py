@@ -215,6 +215,16 @@ def test_sparse_conversions_at_default_rates_do_not_block(seed: int) -> None:
     assert not analysis.blocked, analysis.blocked_reasons
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_sparse_conversion_value_does_not_block(seed: int) -> None:
+    # A sum of values over sparse records: the compound-Poisson floor, not the MAD of 0.
+    design = _cma()
+    design.plan.primary_metrics = ["conversion_value_per_unit"]
+    table = simulate(_scenario(users=3000, seed=seed))
+    gate = next(g for g in _run(table, design).gates if g.key == "anomalies")
+    assert gate.passed, gate.detail
+
+
 def test_a_burst_of_conversions_in_a_sparse_series_is_an_anomaly() -> None:
     table = simulate(_scenario(users=3000, seed=1))
     mask = _day(table, "conversion", "control_2", "2026-10-07")
@@ -223,6 +233,15 @@ def test_a_burst_of_conversions_in_a_sparse_series_is_an_anomaly() -> None:
     gate = next(g for g in analysis.gates if g.key == "anomalies")
     assert not gate.passed
     assert "Conversions per unit of control_2 on 2026-10-07" in gate.detail
+    # The same burst in a sum of values (1 conversion that day, 50 after the fault).
+    design = _cma()
+    design.plan.primary_metrics = ["conversion_value_per_unit"]
+    mask = _day(table, "conversion", "treatment", "2026-10-03")
+    gate = next(
+        g for g in _run(_logged_again(table, mask, 49), design).gates if g.key == "anomalies"
+    )
+    assert not gate.passed
+    assert "Conversion value per unit of treatment on 2026-10-03" in gate.detail
 
 
 def test_a_day_without_impressions_is_an_anomaly() -> None:
