@@ -215,6 +215,20 @@ def test_sparse_conversions_at_default_rates_do_not_block(seed: int) -> None:
     assert not analysis.blocked, analysis.blocked_reasons
 
 
+@pytest.mark.parametrize("seed", [107, 117])
+def test_sparse_conversion_rate_does_not_block(seed: int) -> None:
+    # Conversions over clicks at 2000 units: a day with few clicks and one or two
+    # conversions has a high rate, and its own Poisson noise to match.
+    design = _cma()
+    design.plan.primary_metrics = ["conversion_rate"]
+    gate = next(
+        g
+        for g in _run(simulate(_scenario(users=2000, seed=seed)), design).gates
+        if g.key == "anomalies"
+    )
+    assert gate.passed, gate.detail
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_sparse_conversion_value_does_not_block(seed: int) -> None:
     # A sum of values over sparse records: the compound-Poisson floor, not the MAD of 0.

@@ -242,6 +242,21 @@ def test_poisson_point_variances_leave_busy_series_to_the_mad() -> None:
     assert z[-1] < -5
 
 
+def test_robust_z_scores_take_a_noise_per_point() -> None:
+    # A ratio's day with few trials is noisier: its own floor, not the typical day's.
+    conversions = [0, 0, 1, 0, 0, 0, 0, 2, 0, 0]
+    clicks = [12, 10, 11, 14, 9, 12, 13, 3, 12, 11]
+    rates = [c / n for c, n in zip(conversions, clicks, strict=True)]
+    variances = poisson_point_variances(conversions, clicks)
+    per_day = robust_z_scores(rates, noise=[math.sqrt(v) for v in variances])
+    assert max(per_day) < 5
+    typical = robust_z_scores(rates, noise=math.sqrt(float(np.median(variances))))
+    assert typical[7] > per_day[7] * 2
+    assert robust_z_scores([1, 1, 1, 9], noise=[1, 1, 1, 0]) == [0.0, 0.0, 0.0, math.inf]
+    with pytest.raises(ValueError):
+        robust_z_scores([1, 2, 3], noise=[1, 2])
+
+
 def test_poisson_point_variances_reject_bad_input() -> None:
     assert poisson_point_variances([], []) == []
     with pytest.raises(ValueError):

@@ -306,7 +306,7 @@ def _anomaly_gate(
             if len(points) < ANOMALY_MIN_DAYS:
                 continue
             days = sorted(points)
-            noise = math.sqrt(float(np.median([points[d][1] for d in days])))
+            noise = [math.sqrt(points[d][1]) for d in days]
             scores = st.robust_z_scores([points[d][0] for d in days], noise=noise)
             for day, z in zip(days, scores, strict=True):
                 if abs(z) > ANOMALY_Z:
@@ -316,7 +316,7 @@ def _anomaly_gate(
             days = sorted(set(a) & set(b))
             if len(days) < ANOMALY_MIN_DAYS:
                 continue
-            noise = math.sqrt(float(np.median([a[d][1] + b[d][1] for d in days])))
+            noise = [math.sqrt(a[d][1] + b[d][1]) for d in days]
             scores = st.robust_z_scores([a[d][0] - b[d][0] for d in days], noise=noise)
             for day, z in zip(days, scores, strict=True):
                 if abs(z) > ANOMALY_Z:

@@ -447,17 +447,25 @@ def poisson_point_variances(counts: Sequence[float], exposures: Sequence[float])
     return [float(v) for v in (rate * e + 1.0) / e**2]
 
 
-def robust_z_scores(series: Sequence[float], *, noise: float = 0.0) -> list[float]:
+def robust_z_scores(
+    series: Sequence[float], *, noise: float | Sequence[float] = 0.0
+) -> list[float]:
     """(x − median) / scale with scale = max(1.4826 · MAD, `noise`).
 
-    `noise` is the sampling standard deviation expected of one point: a sparse series
-    (a few conversions a day) has a tiny MAD by chance, and chance is not an anomaly.
+    `noise` is the sampling standard deviation expected of a point, one for all or one per
+    point: a sparse series (a few conversions a day) has a tiny MAD by chance, and chance
+    is not an anomaly. Per point because a ratio's day with few trials (clicks) is noisier
+    than its typical day.
     """
     values = np.asarray(series, dtype=float)
     if values.size == 0:
         return []
+    floor = np.broadcast_to(np.asarray(noise, dtype=float), values.shape)
     median = np.median(values)
-    scale = max(1.4826 * float(np.median(np.abs(values - median))), noise)
-    if scale == 0:
-        return [0.0 if v == median else math.copysign(math.inf, v - median) for v in values]
-    return [float(z) for z in (values - median) / scale]
+    scale = np.maximum(1.4826 * float(np.median(np.abs(values - median))), floor)
+    return [
+        float((v - median) / s)
+        if s > 0
+        else (0.0 if v == median else math.copysign(math.inf, v - median))
+        for v, s in zip(values, scale, strict=True)
+    ]
