@@ -183,6 +183,94 @@ def test_a_bad_day_is_an_anomaly() -> None:
     assert not gate.passed and "2026-10-05" in gate.detail
 
 
+def _day(table: pa.Table, event: str, arm: str, day: str) -> pc.Expression:
+    days = pc.cast(table.column("timestamp"), pa.date32())
+    return pc.and_(
+        pc.equal(days, pa.scalar(datetime.fromisoformat(day).date(), pa.date32())),
+        pc.and_(pc.equal(table.column("type"), event), pc.equal(table.column("arm"), arm)),
+    )
+
+
+def _logged_again(table: pa.Table, mask: Any, times: int) -> pa.Table:
+    """The masked records logged `times` more times under new record ids."""
+    bad = table.filter(mask)
+    copies = [
+        bad.set_column(
+            0,
+            "record_id",
+            pc.binary_join_element_wise(bad.column("record_id"), pa.scalar(f"-dup{i}"), ""),
+        )
+        for i in range(times)
+    ]
+    return pa.concat_tables([table, *copies])
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_sparse_conversions_at_default_rates_do_not_block(seed: int) -> None:
+    # 3000 units at the default rates: about one conversion a day per arm, most days none;
+    # a MAD of 0 must not turn the first conversion into an anomaly.
+    analysis = _run(simulate(_scenario(users=3000, seed=seed)), _cma())
+    gate = next(g for g in analysis.gates if g.key == "anomalies")
+    assert gate.passed, gate.detail
+    assert not analysis.blocked, analysis.blocked_reasons
+
+
+@pytest.mark.parametrize("seed", [107, 117])
+def test_sparse_conversion_rate_does_not_block(seed: int) -> None:
+    # Conversions over clicks at 2000 units: a day with few clicks and one or two
+    # conversions has a high rate, and its own Poisson noise to match.
+    design = _cma()
+    design.plan.primary_metrics = ["conversion_rate"]
+    gate = next(
+        g
+        for g in _run(simulate(_scenario(users=2000, seed=seed)), design).gates
+        if g.key == "anomalies"
+    )
+    assert gate.passed, gate.detail
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_sparse_conversion_value_does_not_block(seed: int) -> None:
+    # A sum of values over sparse records: the compound-Poisson floor, not the MAD of 0.
+    design = _cma()
+    design.plan.primary_metrics = ["conversion_value_per_unit"]
+    table = simulate(_scenario(users=3000, seed=seed))
+    gate = next(g for g in _run(table, design).gates if g.key == "anomalies")
+    assert gate.passed, gate.detail
+
+
+def test_a_burst_of_conversions_in_a_sparse_series_is_an_anomaly() -> None:
+    table = simulate(_scenario(users=3000, seed=1))
+    mask = _day(table, "conversion", "control_2", "2026-10-07")
+    assert 0 < pc.sum(pc.cast(mask, pa.int64())).as_py() <= 3  # sparse indeed
+    analysis = _run(_logged_again(table, mask, 49), _cma())
+    gate = next(g for g in analysis.gates if g.key == "anomalies")
+    assert not gate.passed
+    assert "Conversions per unit of control_2 on 2026-10-07" in gate.detail
+    # The same burst in a sum of values (1 conversion that day, 50 after the fault).
+    design = _cma()
+    design.plan.primary_metrics = ["conversion_value_per_unit"]
+    mask = _day(table, "conversion", "treatment", "2026-10-03")
+    gate = next(
+        g for g in _run(_logged_again(table, mask, 49), design).gates if g.key == "anomalies"
+    )
+    assert not gate.passed
+    assert "Conversion value per unit of treatment on 2026-10-03" in gate.detail
+
+
+def test_a_day_without_impressions_is_an_anomaly() -> None:
+    table = simulate(_scenario(users=3000, seed=1))
+    design = _cma()
+    design.plan.primary_metrics = ["unique_users_reached"]
+    lost = table.filter(pc.invert(_day(table, "impression", "treatment", "2026-10-09")))
+    gate = next(g for g in _run(lost, design).gates if g.key == "anomalies")
+    assert not gate.passed
+    assert "Unique users reached of treatment on 2026-10-09" in gate.detail
+    # The same series without the loss is clean.
+    gate = next(g for g in _run(table, design).gates if g.key == "anomalies")
+    assert gate.passed, gate.detail
+
+
 def test_ab_design_compares_every_arm_with_the_control() -> None:
     design = DesignIn(
         key="abn",

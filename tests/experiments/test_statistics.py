@@ -20,6 +20,7 @@ from accord.experiments.statistics import (
     contingency_p_value,
     cuped_theta,
     minimum_detectable_effect,
+    poisson_point_variances,
     recovery_ratio,
     required_units,
     robust_z_scores,
@@ -203,3 +204,64 @@ def test_balance_helpers() -> None:
     # Sparse counts: a MAD of 0 by chance; the sampling noise sets the scale instead.
     assert max(robust_z_scores([2, 2, 2, 5, 2, 2, 0], noise=1.5)) == pytest.approx(2.0)
     assert robust_z_scores([3, 3, 3, 4]) == [0.0, 0.0, 0.0, math.inf]
+
+
+def test_poisson_point_variances_keep_sparse_counts_unflagged() -> None:
+    units = [1000.0] * 14
+    sparse = [0, 0, 1, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0]
+    rates = [c / u for c, u in zip(sparse, units, strict=True)]
+    variances = poisson_point_variances(sparse, units)
+    # pooled 4 events over 14 days: (4/14 + 1) events² per day, over the exposure²
+    assert variances[0] == pytest.approx((4 / 14 + 1) / 1000**2)
+    noise = math.sqrt(float(np.median(variances)))
+    assert max(abs(z) for z in robust_z_scores(rates, noise=noise)) < 5
+    # Without the floor the MAD of 0 makes every converting day infinite.
+    assert math.inf in robust_z_scores(rates)
+    # A burst of 50 conversions on one day still stands out.
+    burst = [*sparse[:-1], 50]
+    noise = math.sqrt(float(np.median(poisson_point_variances(burst, units))))
+    z = robust_z_scores([c / u for c, u in zip(burst, units, strict=True)], noise=noise)
+    assert z[-1] > 5 and max(abs(v) for v in z[:-1]) < 5
+
+
+def test_poisson_point_variances_leave_busy_series_to_the_mad() -> None:
+    # A constant busy series with one real jump: the floor stays below the jump.
+    counts = [400.0] * 13 + [460.0]
+    exposures = [1000.0] * 14
+    noise = math.sqrt(float(np.median(poisson_point_variances(counts, exposures))))
+    z = robust_z_scores([c / e for c, e in zip(counts, exposures, strict=True)], noise=noise)
+    assert z[-1] > 2.9 and z[-1] < 3.0  # 60 events over √(~404 + 1): a 3σ day, not > 5
+    jump = [*counts[:-1], 520.0]
+    noise = math.sqrt(float(np.median(poisson_point_variances(jump, exposures))))
+    z = robust_z_scores([c / e for c, e in zip(jump, exposures, strict=True)], noise=noise)
+    assert z[-1] > 5
+    # A day of zero in a busy series.
+    drop = [*counts[:-1], 0.0]
+    noise = math.sqrt(float(np.median(poisson_point_variances(drop, exposures))))
+    z = robust_z_scores([c / e for c, e in zip(drop, exposures, strict=True)], noise=noise)
+    assert z[-1] < -5
+
+
+def test_robust_z_scores_take_a_noise_per_point() -> None:
+    # A ratio's day with few trials is noisier: its own floor, not the typical day's.
+    conversions = [0, 0, 1, 0, 0, 0, 0, 2, 0, 0]
+    clicks = [12, 10, 11, 14, 9, 12, 13, 3, 12, 11]
+    rates = [c / n for c, n in zip(conversions, clicks, strict=True)]
+    variances = poisson_point_variances(conversions, clicks)
+    per_day = robust_z_scores(rates, noise=[math.sqrt(v) for v in variances])
+    assert max(per_day) < 5
+    typical = robust_z_scores(rates, noise=math.sqrt(float(np.median(variances))))
+    assert typical[7] > per_day[7] * 2
+    assert robust_z_scores([1, 1, 1, 9], noise=[1, 1, 1, 0]) == [0.0, 0.0, 0.0, math.inf]
+    with pytest.raises(ValueError):
+        robust_z_scores([1, 2, 3], noise=[1, 2])
+
+
+def test_poisson_point_variances_reject_bad_input() -> None:
+    assert poisson_point_variances([], []) == []
+    with pytest.raises(ValueError):
+        poisson_point_variances([1, 2], [1])
+    with pytest.raises(ValueError):
+        poisson_point_variances([1], [0])
+    with pytest.raises(ValueError):
+        poisson_point_variances([-1], [1])

@@ -173,6 +173,12 @@ def _records(frame: Any) -> list[dict[str, Any]]:
     return [dict(r) for r in frame.to_dict(orient="records")]
 
 
+def _number(value: Any) -> float:
+    """A summed column as a float: a sum over no records is NULL (NaN in pandas), i.e. 0."""
+    number = float(value) if value is not None else 0.0
+    return 0.0 if math.isnan(number) else number
+
+
 def _srm_gate(design: DesignIn, counts: dict[str, int]) -> tuple[GateResult, list[ArmSummary]]:
     observed = [counts.get(a.key, 0) for a in design.arms]
     srm = st.sample_ratio_mismatch(observed, [a.weight for a in design.arms])
@@ -260,26 +266,47 @@ def _anomaly_gate(
     pairs = contrasts(design)
     rows = _records(daily_sums(logs, metrics, start=start, engine=engine).execute())
     for metric in metrics:
-        # value and Poisson sampling variance of each arm's daily figure
-        series: dict[str, dict[Any, tuple[float, float]]] = {}
-        counted = metric.numerator.value is None
+        # Each arm's daily figure by ISO day: numerator, denominator, and for a sum of
+        # values its records and Σ value².
+        raw: dict[str, dict[str, tuple[float, float, float, float]]] = {}
+        summed = metric.numerator.value is not None
         for r in rows:
             # A mean or proportion per day: the day's sum over the arm's units.
             if metric.denominator is not None:
-                den = float(r[metric.denominator.name] or 0.0)
+                den = _number(r[metric.denominator.name])
             else:
                 den = float(units_per_arm.get(str(r["arm"]), 0))
             if den > 0:
-                num = float(r[metric.numerator.name] or 0.0)
-                variance = num / den**2 if counted else 0.0
+                name = metric.numerator.name
+                num = _number(r[name])
+                records = _number(r[f"{name}__records"]) if summed else num
+                squares = _number(r[f"{name}__squares"]) if summed else num
                 day = day_of(int(r["day"])).isoformat()
-                series.setdefault(str(r["arm"]), {})[day] = (num / den, variance)
+                raw.setdefault(str(r["arm"]), {})[day] = (num, den, records, squares)
+        # Value and sampling variance of each arm's daily figure. A count is Poisson at
+        # the arm's pooled rate (see `st.poisson_point_variances` for why not the observed
+        # count); a sum of values is compound Poisson: its records are Poisson and each
+        # adds a value, so the variance is that of the record count times the pooled
+        # mean of value² (Var Σ v = λ · E[v²]).
+        series: dict[str, dict[str, tuple[float, float]]] = {}
+        for arm, by_day in raw.items():
+            days = sorted(by_day)
+            dens = [by_day[d][1] for d in days]
+            counts = [by_day[d][2] for d in days]
+            variances = st.poisson_point_variances(counts, dens)
+            if summed:
+                total = sum(counts)
+                mean_square = sum(by_day[d][3] for d in days) / total if total > 0 else 0.0
+                variances = [v * mean_square for v in variances]
+            series[arm] = {
+                d: (by_day[d][0] / e, v) for d, e, v in zip(days, dens, variances, strict=True)
+            }
         for arm, points in series.items():
             days_seen = max(days_seen, len(points))
             if len(points) < ANOMALY_MIN_DAYS:
                 continue
             days = sorted(points)
-            noise = math.sqrt(float(np.median([points[d][1] for d in days])))
+            noise = [math.sqrt(points[d][1]) for d in days]
             scores = st.robust_z_scores([points[d][0] for d in days], noise=noise)
             for day, z in zip(days, scores, strict=True):
                 if abs(z) > ANOMALY_Z:
@@ -289,7 +316,7 @@ def _anomaly_gate(
             days = sorted(set(a) & set(b))
             if len(days) < ANOMALY_MIN_DAYS:
                 continue
-            noise = math.sqrt(float(np.median([a[d][1] + b[d][1] for d in days])))
+            noise = [math.sqrt(a[d][1] + b[d][1]) for d in days]
             scores = st.robust_z_scores([a[d][0] - b[d][0] for d in days], noise=noise)
             for day, z in zip(days, scores, strict=True):
                 if abs(z) > ANOMALY_Z:

@@ -473,11 +473,22 @@ def daily_sums(logs: Any, metrics: Sequence[Metric], *, start: datetime | None, 
     """Per arm and day, in one scan: every measure of `metrics` summed over records as
     logged (a duplicated record counts twice: that is an anomaly to see).
 
-    `day` is the UTC day number since 1970-01-01 (`day_of` turns it into a date).
+    `day` is the UTC day number since 1970-01-01 (`day_of` turns it into a date). A
+    measure that sums a column also gets `<name>__records` (records with a value) and
+    `<name>__squares` (Σ value²): the anomaly gate's compound-Poisson noise needs both.
     """
     post = logs if start is None else logs.filter(logs.timestamp >= start)
     post = post.mutate(day=_day_number(post, engine))
     columns = {m.name: _measure_expr(post, m, exact=False) for m in measures_of(metrics)}
+    for m in measures_of(metrics):
+        if m.value is not None:
+            conditions = [] if m.event_type is None else [post.type == m.event_type]
+            if m.flag is not None:
+                conditions.append(post[m.flag])
+            where = ibis.and_(*conditions) if conditions else None
+            value = post[m.value].cast("float64")
+            columns[f"{m.name}__records"] = value.count(where=where).cast("float64")
+            columns[f"{m.name}__squares"] = (value * value).sum(where=where)
     return post.group_by(["arm", "day"]).aggregate(**columns).order_by(["arm", "day"])
 
 
