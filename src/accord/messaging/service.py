@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Table, and_, func, or_, select, update
 
 from accord.core.clock import utcnow
 from accord.core.errors import Conflict, FieldProblem, InvalidInput, InvalidLink, NotFound
@@ -233,6 +233,21 @@ def _plain(row: Any) -> dict[str, Any]:
     return dict(row._mapping)
 
 
+def _naming(
+    table: Table, emails: Sequence[str], anonymous_ids: Sequence[str], user_ids: Sequence[str]
+) -> list[ColumnElement[bool]]:
+    """Conditions matching a person's rows of `table` by any of their identifiers."""
+    return [
+        table.c[name].in_(values)
+        for name, values in (
+            ("email", emails),
+            ("anonymous_id", anonymous_ids),
+            ("user_id", user_ids),
+        )
+        if values
+    ]
+
+
 def _messages_of(
     conn: Connection,
     business_id: str,
@@ -240,15 +255,7 @@ def _messages_of(
     anonymous_ids: Sequence[str],
     user_ids: Sequence[str],
 ) -> list[Any]:
-    matches = [
-        column.in_(values)
-        for column, values in (
-            (email_messages.c.email, emails),
-            (email_messages.c.anonymous_id, anonymous_ids),
-            (email_messages.c.user_id, user_ids),
-        )
-        if values
-    ]
+    matches = _naming(email_messages, emails, anonymous_ids, user_ids)
     if not matches:
         return []
     return list(
@@ -267,15 +274,7 @@ def _members_of(
     anonymous_ids: Sequence[str],
     user_ids: Sequence[str],
 ) -> list[Any]:
-    matches = [
-        column.in_(values)
-        for column, values in (
-            (email_list_members.c.email, emails),
-            (email_list_members.c.anonymous_id, anonymous_ids),
-            (email_list_members.c.user_id, user_ids),
-        )
-        if values
-    ]
+    matches = _naming(email_list_members, emails, anonymous_ids, user_ids)
     if not matches:
         return []
     return list(
