@@ -167,7 +167,7 @@ def prepare(store: Store, messages: int) -> tuple[str, str]:
                     "id": f"lc_{i}",
                     "business_id": business,
                     "lead_id": lead_id,
-                    "purpose": "email_marketing",
+                    "purpose": "marketing",
                     "given_at": now,
                     "confirmed_at": now,
                     "status": "recorded",
