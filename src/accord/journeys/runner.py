@@ -171,13 +171,28 @@ def _run_from(row: Any) -> _Run:
 
 @dataclass
 class _Writes:
-    """Rows a batch of timer firings writes, inserted together when the batch ends:
-    one multi-row statement per table instead of one round trip per row."""
+    """Rows a batch of timer firings writes, applied together when the batch ends:
+    one statement per table and shape instead of one round trip per row.
+
+    A run's waits and timers are removed before the new ones are inserted, and a
+    removal drops what the batch had buffered for that run, so the end state is the
+    one the steps would have left one by one."""
 
     steps: list[dict[str, Any]] = field(default_factory=list)
     timers: list[dict[str, Any]] = field(default_factory=list)
+    waits: dict[str, dict[str, Any]] = field(default_factory=dict)
     outbox: list[dict[str, Any]] = field(default_factory=list)
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    drop_timers: set[str] = field(default_factory=set)
+    drop_waits: set[str] = field(default_factory=set)
+
+    def forget_timers(self, run_id: str) -> None:
+        self.timers = [t for t in self.timers if t["run_id"] != run_id]
+        self.drop_timers.add(run_id)
+
+    def forget_waits(self, run_id: str) -> None:
+        self.waits.pop(run_id, None)
+        self.drop_waits.add(run_id)
 
     def flush_outbox(self, conn: Connection) -> None:
         if self.outbox:
@@ -185,10 +200,20 @@ class _Writes:
             self.outbox = []
 
     def flush(self, conn: Connection) -> None:
+        for table, run_ids in (
+            (journey_timers, sorted(self.drop_timers)),
+            (journey_waits, sorted(self.drop_waits)),
+        ):
+            for start in range(0, len(run_ids), _IN_CHUNK):
+                conn.execute(
+                    delete(table).where(table.c.run_id.in_(run_ids[start : start + _IN_CHUNK]))
+                )
         if self.steps:
             conn.execute(insert(journey_steps), self.steps)
         if self.timers:
             conn.execute(insert(journey_timers), self.timers)
+        if self.waits:
+            conn.execute(insert(journey_waits), list(self.waits.values()))
         self.flush_outbox(conn)
         # Group run updates by the columns they set, one executemany per shape.
         shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -201,7 +226,8 @@ class _Writes:
                 .values({c: bindparam(c) for c in columns}),
                 rows,
             )
-        self.steps, self.timers, self.runs = [], [], {}
+        self.steps, self.timers, self.waits, self.runs = [], [], {}, {}
+        self.drop_timers, self.drop_waits = set(), set()
 
 
 class Runner:
@@ -220,6 +246,8 @@ class Runner:
             writes.steps.append(values)
         elif table is journey_timers:
             writes.timers.append(values)
+        elif table is journey_waits:
+            writes.waits[values["run_id"]] = values
         else:
             writes.outbox.append(values)
 
@@ -356,28 +384,42 @@ class Runner:
 
     def _park(self, conn: Connection, run: _Run, node: str, now: datetime) -> None:
         run.node = node
-        conn.execute(
-            update(journey_runs)
-            .where(journey_runs.c.id == run.id)
-            .values(node=node, updated_at=now)
-        )
+        self._update_run(conn, run.id, {"node": node, "updated_at": now})
 
     def _timer(self, conn: Connection, run: _Run, node: str, kind: str, due: datetime) -> None:
-        conn.execute(
-            insert(journey_timers).values(
-                business_id=run.business_id, run_id=run.id, node=node, kind=kind, due_at=due
-            )
+        self._insert(
+            conn,
+            journey_timers,
+            {
+                "business_id": run.business_id,
+                "run_id": run.id,
+                "node": node,
+                "kind": kind,
+                "due_at": due,
+            },
         )
 
     def finish(self, conn: Connection, run: _Run, status: str, reason: str, now: datetime) -> None:
         run.status = status
-        conn.execute(
-            update(journey_runs)
-            .where(journey_runs.c.id == run.id)
-            .values(status=status, exit_reason=reason, finished_at=now, updated_at=now)
+        self._update_run(
+            conn,
+            run.id,
+            {"status": status, "exit_reason": reason, "finished_at": now, "updated_at": now},
         )
-        conn.execute(delete(journey_timers).where(journey_timers.c.run_id == run.id))
-        conn.execute(delete(journey_waits).where(journey_waits.c.run_id == run.id))
+        self._drop_timers(conn, run.id)
+        self._drop_waits(conn, run.id)
+
+    def _drop_timers(self, conn: Connection, run_id: str) -> None:
+        if self._writes is None:
+            conn.execute(delete(journey_timers).where(journey_timers.c.run_id == run_id))
+        else:
+            self._writes.forget_timers(run_id)
+
+    def _drop_waits(self, conn: Connection, run_id: str) -> None:
+        if self._writes is None:
+            conn.execute(delete(journey_waits).where(journey_waits.c.run_id == run_id))
+        else:
+            self._writes.forget_waits(run_id)
 
     def _advance(
         self,
@@ -427,14 +469,16 @@ class Runner:
                     else audience_event(node.audience, node.change)
                 )
                 self._park(conn, run, node_id, now)
-                conn.execute(
-                    insert(journey_waits).values(
-                        run_id=run.id,
-                        business_id=run.business_id,
-                        profile_id=run.profile_id,
-                        event=awaited,
-                        node=node_id,
-                    )
+                self._insert(
+                    conn,
+                    journey_waits,
+                    {
+                        "run_id": run.id,
+                        "business_id": run.business_id,
+                        "profile_id": run.profile_id,
+                        "event": awaited,
+                        "node": node_id,
+                    },
                 )
                 self._timer(conn, run, node_id, "timeout", due)
                 self._step(
@@ -686,7 +730,7 @@ class Runner:
             self._step(conn, run, node_id, "waited", now)
             self._advance(conn, run, definition, node.next, now)
         elif isinstance(node, WaitForEventNode | WaitForAudienceNode):
-            conn.execute(delete(journey_waits).where(journey_waits.c.run_id == run.id))
+            self._drop_waits(conn, run.id)
             assert node.on_timeout is not None
             self._step(conn, run, node_id, "timed_out", now)
             self._advance(conn, run, definition, node.on_timeout, now)
