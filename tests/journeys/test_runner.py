@@ -9,7 +9,13 @@ import pytest
 from sqlalchemy import func, select
 
 from accord.journeys import service
-from accord.journeys.models import journey_outbox, journey_runs, journey_steps, journey_timers
+from accord.journeys.models import (
+    journey_outbox,
+    journey_runs,
+    journey_steps,
+    journey_timers,
+    journey_waits,
+)
 from accord.journeys.runner import Runner
 from accord.store.db import Store
 from tests.journeys.helpers import ABANDONED_CART, World, track
@@ -244,3 +250,75 @@ def test_new_version_applies_to_new_entries_only(store: Store) -> None:
     runner.fire_due(store, now=T0 + timedelta(hours=1))
     sent = {(m.profile_id, m.channel) for m in _outbox(store)}
     assert sent == {("p1", "email"), ("p2", "sms")}
+
+
+def test_one_batch_moves_people_from_wait_to_wait_and_out_leaving_only_the_new_rows(
+    store: Store,
+) -> None:
+    """A batch of firings writes at its end: a timed-out event wait must give way to the
+    next one (same run, same waits key) and an exit must take its pending timer along."""
+    definition = {
+        "entry": {"type": "event", "event": "Cart Updated", "dedupe": "properties.cart_id"},
+        "start": "first",
+        "nodes": {
+            "first": {
+                "type": "wait_for_event",
+                "event": "Order Completed",
+                "timeout": "1h",
+                "on_event": "out",
+                "on_timeout": "second",
+            },
+            "second": {
+                "type": "wait_for_event",
+                "event": "Checkout Started",
+                "timeout": "1h",
+                "on_event": "out",
+                "on_timeout": "out",
+            },
+            "out": {"type": "exit"},
+        },
+    }
+    runner = Runner(World().environment())
+    _journey(store, definition, key="chain")
+    for n in range(3):
+        _events(runner, store, f"p{n}", track("Cart Updated", cart_id=f"c{n}"), at=T0)
+
+    def rows() -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
+        with store.read() as conn:
+            waits = conn.execute(
+                select(journey_waits.c.profile_id, journey_waits.c.node).order_by(
+                    journey_waits.c.profile_id
+                )
+            ).all()
+            timers = conn.execute(
+                select(journey_runs.c.profile_id, journey_timers.c.node, journey_timers.c.kind)
+                .join(journey_runs, journey_runs.c.id == journey_timers.c.run_id)
+                .order_by(journey_runs.c.profile_id)
+            ).all()
+        return [tuple(w) for w in waits], [tuple(t) for t in timers]
+
+    assert runner.fire_due(store, now=T0 + timedelta(hours=1)) == 3
+    assert rows() == (
+        [(f"p{n}", "second") for n in range(3)],
+        [(f"p{n}", "second", "timeout") for n in range(3)],
+    )
+    # The event resumes p0 outside a batch; the others time out of the second wait.
+    _events(runner, store, "p0", track("Checkout Started"), at=T0 + timedelta(minutes=70))
+    assert runner.fire_due(store, now=T0 + timedelta(hours=2)) == 2
+    assert rows() == ([], [])
+    assert sorted(_status(store, f"p{n}")[0] for n in range(3)) == ["exited"] * 3
+    with store.read() as conn:
+        outcomes = conn.execute(
+            select(journey_steps.c.node, journey_steps.c.outcome)
+            .join(journey_runs, journey_runs.c.id == journey_steps.c.run_id)
+            .where(journey_runs.c.profile_id == "p1")
+            .order_by(journey_steps.c.id)
+        ).all()
+    assert [tuple(o) for o in outcomes] == [
+        ("entry", "entered"),
+        ("first", "waiting"),
+        ("first", "timed_out"),
+        ("second", "waiting"),
+        ("second", "timed_out"),
+        ("out", "exited"),
+    ]
