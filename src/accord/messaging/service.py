@@ -233,11 +233,15 @@ def _plain(row: Any) -> dict[str, Any]:
     return dict(row._mapping)
 
 
-def _naming(
-    table: Table, emails: Sequence[str], anonymous_ids: Sequence[str], user_ids: Sequence[str]
-) -> list[ColumnElement[bool]]:
-    """Conditions matching a person's rows of `table` by any of their identifiers."""
-    return [
+def _of_person(
+    table: Table,
+    business_id: str,
+    emails: Sequence[str],
+    anonymous_ids: Sequence[str],
+    user_ids: Sequence[str],
+) -> ColumnElement[bool] | None:
+    """The business's rows of `table` naming the person by any identifier; None: no identifier."""
+    matches = [
         table.c[name].in_(values)
         for name, values in (
             ("email", emails),
@@ -246,6 +250,7 @@ def _naming(
         )
         if values
     ]
+    return and_(table.c.business_id == business_id, or_(*matches)) if matches else None
 
 
 def _messages_of(
@@ -255,13 +260,13 @@ def _messages_of(
     anonymous_ids: Sequence[str],
     user_ids: Sequence[str],
 ) -> list[Any]:
-    matches = _naming(email_messages, emails, anonymous_ids, user_ids)
-    if not matches:
+    where = _of_person(email_messages, business_id, emails, anonymous_ids, user_ids)
+    if where is None:
         return []
     return list(
         conn.execute(
             select(email_messages)
-            .where(email_messages.c.business_id == business_id, or_(*matches))
+            .where(where)
             .order_by(email_messages.c.created_at, email_messages.c.id)
         )
     )
@@ -274,14 +279,14 @@ def _members_of(
     anonymous_ids: Sequence[str],
     user_ids: Sequence[str],
 ) -> list[Any]:
-    matches = _naming(email_list_members, emails, anonymous_ids, user_ids)
-    if not matches:
+    where = _of_person(email_list_members, business_id, emails, anonymous_ids, user_ids)
+    if where is None:
         return []
     return list(
         conn.execute(
             select(email_list_members, email_lists.c.name.label("list_name"))
             .join(email_lists, email_lists.c.id == email_list_members.c.list_id)
-            .where(email_list_members.c.business_id == business_id, or_(*matches))
+            .where(where)
             .order_by(email_list_members.c.added_at)
         )
     )
