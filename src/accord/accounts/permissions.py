@@ -36,6 +36,8 @@ PERMISSIONS: dict[str, str] = {
     "accounts.read": "see the business, its people and partners",
     "accounts.manage": "change the business, people, roles, partners, tokens and security",
     "audit.read": "read and export the audit log",
+    "jobs.read": "see scheduled jobs and their runs",
+    "jobs.manage": "run jobs now and change their schedules",
 }
 
 READS = frozenset(p for p in PERMISSIONS if p.endswith(".read"))
@@ -60,7 +62,9 @@ ROLE_LABELS: dict[str, str] = {
 
 # What a task on one asset grants, on that asset.
 TASKS: dict[str, frozenset[str]] = {
-    "manage": frozenset(PERMISSIONS) - {"accounts.manage", "accounts.read", "audit.read"},
+    # Jobs work for the whole business, so no task on one asset grants running them.
+    "manage": frozenset(PERMISSIONS)
+    - {"accounts.manage", "accounts.read", "audit.read", "jobs.read", "jobs.manage"},
     "advertise": frozenset(
         {
             "ads.read",

@@ -14,10 +14,10 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, or_, select, update
 
 from accord.accounts import permissions
 from accord.accounts.models import (
@@ -34,10 +34,13 @@ from accord.accounts.models import (
     assets,
     audit_log,
     businesses,
+    invitations,
+    login_attempts,
     memberships,
     partner_shares,
     people,
     sources,
+    ui_sessions,
 )
 from accord.core.clock import utcnow
 from accord.core.errors import (
@@ -706,3 +709,29 @@ def count_admins(conn: Connection, *, business_id: str) -> int:
             )
         ).scalar_one()
     )
+
+
+@dataclass
+class Purged:
+    sessions: int
+    invitations: int
+    login_attempts: int
+
+
+def purge_expired(conn: Connection, *, now: datetime, keep: timedelta) -> Purged:
+    """Forget sign-in sessions and invitations that ended more than `keep` ago, and
+    failed sign-ins older than that (the throttle only counts a short window)."""
+    cutoff = now - keep
+    sessions = conn.execute(
+        delete(ui_sessions).where(
+            or_(ui_sessions.c.expires_at < cutoff, ui_sessions.c.revoked_at < cutoff)
+        )
+    ).rowcount
+    invited = conn.execute(
+        delete(invitations).where(
+            invitations.c.accepted_at.is_(None),
+            or_(invitations.c.expires_at < cutoff, invitations.c.revoked_at < cutoff),
+        )
+    ).rowcount
+    attempts = conn.execute(delete(login_attempts).where(login_attempts.c.at < cutoff)).rowcount
+    return Purged(max(sessions, 0), max(invited, 0), max(attempts, 0))

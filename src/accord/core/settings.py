@@ -133,6 +133,21 @@ class Settings(BaseSettings):
     )
     journey_poll_seconds: float = 0.25
 
+    # The job scheduler (inside `accord serve`'s worker and `accord worker`): jobs run at
+    # once per worker, how often it looks for due jobs and for new businesses and objects,
+    # and how long run history is kept.
+    scheduler_enabled: bool = Field(default=True, description="Run scheduled jobs in the worker")
+    scheduler_concurrency: int = Field(default=2, ge=1, le=32)
+    scheduler_poll_seconds: float = Field(default=1.0, gt=0)
+    scheduler_sync_seconds: float = Field(default=30.0, gt=0)
+    job_history_days: int = Field(default=30, ge=1)
+    # Ended sign-in sessions, invitations and failed sign-ins are forgotten after this.
+    session_retention_days: int = Field(default=30, ge=1)
+    # Predictions are retrained weekly, or as soon as this many new events were processed.
+    predict_retrain_events: int = Field(default=10_000, ge=1)
+    # One POST to an audience webhook destination.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+
     # Experiments: one POST of ad-log records to /v1/experiments/{key}/ad-logs.
     max_ad_log_bytes: int = 5 * 1024 * 1024
     max_ad_log_records: int = 10_000

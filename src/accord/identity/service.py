@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -572,3 +573,12 @@ def forget_graph(
     return Forgotten(
         tombstones=len(keys), edges=len(edge_ids), merges=len(merge_ids), reviews=len(review_ids)
     )
+
+
+def purge_tombstones(conn: Connection, *, erased_before: datetime) -> int:
+    """Forget tombstones of erasures older than any event collection still accepts: an
+    event naming the person from before the erasure would be refused as too old."""
+    result = conn.execute(
+        delete(identity_tombstones).where(identity_tombstones.c.erased_at < erased_before)
+    )
+    return max(result.rowcount, 0)

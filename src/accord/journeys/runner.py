@@ -21,7 +21,7 @@ from accord.core.clock import utcnow
 from accord.core.errors import NotFound
 from accord.core.ids import new_id
 from accord.journeys import policy, smart
-from accord.journeys.analytics import settled_winner
+from accord.journeys.analytics import settle_splits, settled_winner
 from accord.journeys.engagement import Engagement, JourneyEngagement
 from accord.journeys.graph import (
     AudienceEntry,
@@ -878,6 +878,27 @@ class Runner:
                 ):
                     moves += 1
         return moves
+
+    def settle(self, conn: Connection, *, business_id: str, now: datetime | None = None) -> int:
+        """Decide the A/B splits of the business's active journeys that can be decided now;
+        returns how many winners were chosen."""
+        now = now or utcnow()
+        decided = 0
+        for row in conn.execute(
+            select(journeys.c.id, journeys.c.current_version).where(
+                journeys.c.business_id == business_id, journeys.c.status == "active"
+            )
+        ).all():
+            results = settle_splits(
+                conn,
+                business_id=business_id,
+                journey_id=row.id,
+                version=row.current_version,
+                definition=self.definitions.get(conn, row.id, row.current_version),
+                now=now,
+            )
+            decided += sum(1 for r in results if r.winner is not None)
+        return decided
 
     def enter_by_date(
         self, conn: Connection, *, business_id: str, now: datetime | None = None

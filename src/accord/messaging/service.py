@@ -853,11 +853,18 @@ async def send_campaign(
             decision = ab_decision(conn, business_id=business_id, campaign_id=campaign_id)
             # Without a significant difference the control (A) is kept.
             winner = decision.winner or "A"
-        conn.execute(
+        # Conditional on the status read above: of two workers sending the same due
+        # campaign, the second finds it already taken (PostgreSQL re-reads the row).
+        taken = conn.execute(
             update(email_campaigns)
-            .where(email_campaigns.c.id == campaign_id)
+            .where(
+                email_campaigns.c.id == campaign_id,
+                email_campaigns.c.status == campaign.status,
+            )
             .values(status="sending", winner=winner)
-        )
+        ).rowcount
+        if not taken:
+            raise Conflict(f"campaign {campaign_id} is being sent by another worker")
     report = SendReport(campaign_id=campaign_id)
     remaining = [r for r in _sample_order(campaign_id, recipients) if r.email not in done]
     if campaign.ab_test and not phase_two:
@@ -924,31 +931,41 @@ async def send_test(
 
 
 async def run_due(
-    store: Store, *, mailer: Mailer, wiring: Wiring, now: datetime | None = None
+    store: Store,
+    *,
+    mailer: Mailer,
+    wiring: Wiring,
+    now: datetime | None = None,
+    business_id: str | None = None,
 ) -> list[SendReport]:
     """Send every campaign whose due time has come (scheduled ones, and A/B tests whose
-    waiting time is over). The worker and `accord email send-due` call this in a loop."""
+    waiting time is over), of one business or of all. The `email.send_due` job and
+    `accord email send-due` call this; a campaign another worker took is left to it."""
     now = now or utcnow()
     with store.read() as conn:
-        due = conn.execute(
-            select(email_campaigns.c.business_id, email_campaigns.c.id)
-            .where(
-                email_campaigns.c.status.in_(("scheduled", "testing")),
-                email_campaigns.c.due_at <= now,
-            )
-            .order_by(email_campaigns.c.due_at)
-        ).all()
-    return [
-        await send_campaign(
-            store,
-            business_id=row.business_id,
-            campaign_id=row.id,
-            mailer=mailer,
-            wiring=wiring,
-            now=now,
+        query = select(email_campaigns.c.business_id, email_campaigns.c.id).where(
+            email_campaigns.c.status.in_(("scheduled", "testing")),
+            email_campaigns.c.due_at <= now,
         )
-        for row in due
-    ]
+        if business_id is not None:
+            query = query.where(email_campaigns.c.business_id == business_id)
+        due = conn.execute(query.order_by(email_campaigns.c.due_at)).all()
+    reports = []
+    for row in due:
+        try:
+            reports.append(
+                await send_campaign(
+                    store,
+                    business_id=row.business_id,
+                    campaign_id=row.id,
+                    mailer=mailer,
+                    wiring=wiring,
+                    now=now,
+                )
+            )
+        except Conflict:
+            continue
+    return reports
 
 
 # Tracking ------------------------------------------------------------------------------

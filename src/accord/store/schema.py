@@ -11,6 +11,7 @@ from accord.identity import models as _identity
 from accord.journeys import models as _journeys
 from accord.leads import models as _leads
 from accord.messaging import models as _messaging
+from accord.process import models as _process
 from accord.profiles import models as _profiles
 from accord.store.metadata import metadata
 
@@ -24,6 +25,7 @@ __all__ = [
     "_journeys",
     "_leads",
     "_messaging",
+    "_process",
     "_profiles",
     "metadata",
 ]

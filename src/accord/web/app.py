@@ -35,6 +35,9 @@ from accord.leads import pages as leads_pages
 from accord.leads.api import router as leads_router
 from accord.messaging import pages as email_pages
 from accord.messaging.api import router as messaging_router
+from accord.process import pages as job_pages
+from accord.process.api import router as jobs_router
+from accord.process.jobs import default_kinds
 from accord.profiles.api import router as profiles_router
 from accord.store.db import open_store
 from accord.store.migrate import upgrade
@@ -63,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             email=email_wiring.build(settings),
             consent_lookup=consent_service.granted_purposes,
             consent_records=consent_service.records_of_person,
+            job_kinds=default_kinds(),
         )
         try:
             yield
@@ -83,7 +87,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(accounts_router)
     ui.install(
         app,
-        [accounts_pages, journey_pages, leads_pages, email_pages, audience_pages, experiment_pages],
+        [
+            accounts_pages,
+            journey_pages,
+            leads_pages,
+            email_pages,
+            audience_pages,
+            experiment_pages,
+            job_pages,
+        ],
     )
     app.include_router(cmp_router)
     app.include_router(consent_router)
@@ -95,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(experiments_router)
     app.include_router(journeys_router)
     app.include_router(journey_people_router)
+    app.include_router(jobs_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and inbox backlog")
     async def healthz() -> dict[str, object]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
@@ -12,6 +12,7 @@ from accord.collect.consent_gate import ConsentGate
 from accord.collect.inbox import InboxWriter
 from accord.collect.validation import Limits
 from accord.core.settings import Settings
+from accord.process.scheduler import Kinds
 from accord.profiles.consent import ConsentLookup
 from accord.profiles.rights import ConsentRecords
 from accord.store.db import Store
@@ -33,6 +34,8 @@ class AppState:
     # The consent context's records of a person, for subject-rights exports.
     consent_records: ConsentRecords | None = None
     email: EmailWiring | None = None
+    # The kinds of scheduled jobs (`process.jobs.default_kinds()`).
+    job_kinds: Kinds = field(default_factory=dict)
 
 
 def app_state(request: Request) -> AppState:

@@ -1,0 +1,1 @@
+"""Processing: the pipeline over inbox chunks and the job scheduler for periodic work."""

@@ -1,0 +1,303 @@
+"""The jobs Accord runs by itself: each kind calls one context's service on a schedule.
+
+Every kind has a default schedule that a business can change (`PATCH /api/jobs/{name}`,
+the `/jobs` page); docs/operations.md lists them. A kind is idempotent: running it
+twice, or again after a crash or a timeout, changes nothing more than running it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import Connection, func, select
+
+from accord.accounts.service import purge_expired
+from accord.audiences import service as audiences
+from accord.audiences.models import audiences as audience_table
+from accord.collect.models import inbox
+from accord.core.clock import parse_instant
+from accord.engine.connection import connect
+from accord.identity.service import purge_tombstones
+from accord.journeys.runner import Runner
+from accord.predict.service import train
+from accord.process.scheduler import JobContext, JobKind, JobOutcome, Kinds, purge_history
+
+
+def _business(context: JobContext) -> str:
+    assert context.business_id is not None, "a business job ran without its business"
+    return context.business_id
+
+
+def _target(context: JobContext) -> str:
+    assert context.target is not None, "a per-object job ran without its object"
+    return context.target
+
+
+# Audiences ---------------------------------------------------------------------------
+
+
+def audience_ids(conn: Connection, business_id: str) -> list[str]:
+    """Every audience of the business, the predefined ones created first if missing."""
+    audiences.ensure_predefined(conn, business_id=business_id)
+    return list(
+        conn.execute(
+            select(audience_table.c.id)
+            .where(audience_table.c.business_id == business_id)
+            .order_by(audience_table.c.id)
+        ).scalars()
+    )
+
+
+def audience_names(conn: Connection, business_id: str) -> dict[str, str]:
+    rows = conn.execute(
+        select(audience_table.c.id, audience_table.c.name).where(
+            audience_table.c.business_id == business_id
+        )
+    ).all()
+    return {row.id: row.name for row in rows}
+
+
+def refresh_audience(context: JobContext) -> JobOutcome:
+    results = audiences.refresh(
+        context.store,
+        business_id=_business(context),
+        backend=connect(context.settings.engine_url),
+        lake_url=context.settings.resolved_lake_url(),
+        consent=audiences.LEDGER_CONSENT,
+        only=[_target(context)],
+        now=context.now,
+    )
+    counts = {"size": 0.0, "entered": 0.0, "exited": 0.0}
+    for result in results:
+        counts["size"] += result.size
+        counts["entered"] += result.entered
+        counts["exited"] += result.exited
+    return JobOutcome(counts=counts)
+
+
+def deliver_audience_webhooks(context: JobContext) -> JobOutcome:
+    with httpx.Client(timeout=context.settings.webhook_timeout_seconds) as client:
+        runs = audiences.deliver_webhooks(
+            context.store,
+            business_id=_business(context),
+            client=client,
+            consent=audiences.LEDGER_CONSENT,
+        )
+    failed = [r for r in runs if r.delivery is not None and not r.delivery.delivered]
+    counts = {
+        "destinations": float(len(runs)),
+        "changes_sent": float(sum(r.sent for r in runs if r.delivery and r.delivery.delivered)),
+        "failed_destinations": float(len(failed)),
+    }
+    if failed:
+        # Raising makes the scheduler retry with backoff and show the failure; the
+        # changes stay pending until a receiver accepts them.
+        raise WebhookDeliveryFailed(
+            ", ".join(f"{r.webhook_id}: {r.delivery.error if r.delivery else ''}" for r in failed)
+        )
+    return JobOutcome(counts=counts)
+
+
+class WebhookDeliveryFailed(Exception):
+    """A destination refused or could not be reached; its changes are sent again later."""
+
+
+# Email --------------------------------------------------------------------------------
+
+
+def send_due_campaigns(context: JobContext) -> JobOutcome:
+    from accord.messaging import service as messaging
+    from accord.web.email_wiring import default_wiring, mailer_from
+
+    reports = asyncio.run(
+        messaging.run_due(
+            context.store,
+            mailer=mailer_from(context.settings),
+            wiring=default_wiring(),
+            business_id=_business(context),
+            now=context.now,
+        )
+    )
+    return JobOutcome(
+        counts={
+            "campaigns": float(len(reports)),
+            "sent": float(sum(r.sent for r in reports)),
+            "failed": float(sum(r.failed for r in reports)),
+        }
+    )
+
+
+# Journeys -----------------------------------------------------------------------------
+
+
+def _runner() -> Runner:
+    from accord.journeys.wiring import environment
+
+    return Runner(environment())
+
+
+def enter_by_date(context: JobContext) -> JobOutcome:
+    with context.store.write() as conn:
+        entered = _runner().enter_by_date(conn, business_id=_business(context), now=context.now)
+    return JobOutcome(counts={"entered": float(entered)})
+
+
+def settle_splits(context: JobContext) -> JobOutcome:
+    with context.store.write() as conn:
+        decided = _runner().settle(conn, business_id=_business(context), now=context.now)
+    return JobOutcome(counts={"winners": float(decided)})
+
+
+# Predictions --------------------------------------------------------------------------
+
+
+def _events_since(conn: Connection, business_id: str, since: datetime | None, cap: int) -> int:
+    """Events processed for the business since a time, counted up to `cap`."""
+    query = select(inbox.c.seq).where(
+        inbox.c.business_id == business_id, inbox.c.processed_at.is_not(None)
+    )
+    if since is not None:
+        query = query.where(inbox.c.processed_at > since)
+    bounded = query.limit(cap).subquery()
+    return int(conn.execute(select(func.count()).select_from(bounded)).scalar_one())
+
+
+def enough_new_events(conn: Connection, context: JobContext) -> bool:
+    trained = context.state.get("trained_at")
+    since = parse_instant(trained) if isinstance(trained, str) else None
+    needed = context.settings.predict_retrain_events
+    return _events_since(conn, _business(context), since, needed) >= needed
+
+
+def train_predictions(context: JobContext) -> JobOutcome:
+    report = train(
+        context.store,
+        business_id=_business(context),
+        backend=connect(context.settings.engine_url),
+        lake_url=context.settings.resolved_lake_url(),
+        models_dir=context.settings.data_dir / "models",
+        now=context.now,
+    )
+    return JobOutcome(
+        counts={
+            "models": float(len(report.cards)),
+            "skipped": float(len(report.skipped)),
+            "profiles_updated": float(report.profiles_updated),
+        },
+        state={"trained_at": context.now.isoformat()},
+    )
+
+
+# Retention ----------------------------------------------------------------------------
+
+
+def purge_retained(context: JobContext) -> JobOutcome:
+    from accord.collect.worker import purge_processed
+
+    settings, store, now = context.settings, context.store, context.now
+    counts: dict[str, float] = {}
+    counts["inbox_rows"] = float(
+        purge_processed(store, older_than=timedelta(days=settings.inbox_retention_days))
+    )
+    with store.write() as conn:
+        expired = purge_expired(conn, now=now, keep=timedelta(days=settings.session_retention_days))
+        counts["sessions"] = float(expired.sessions)
+        counts["invitations"] = float(expired.invitations)
+        counts["login_attempts"] = float(expired.login_attempts)
+        counts["tombstones"] = float(
+            purge_tombstones(conn, erased_before=now - timedelta(days=settings.max_event_age_days))
+        )
+    counts["job_runs"] = float(
+        purge_history(store, older_than=timedelta(days=settings.job_history_days), now=now)
+    )
+    return JobOutcome(counts=counts)
+
+
+def default_kinds() -> Kinds:
+    """Every job Accord registers, by name."""
+    kinds = [
+        JobKind(
+            name="audiences.refresh",
+            title="Recompute an audience on the engine",
+            run=refresh_audience,
+            schedule="every 1h",
+            scope="object",
+            targets=audience_ids,
+            labels=audience_names,
+            triggers=("audience refresh", "audience changes"),
+        ),
+        JobKind(
+            name="audiences.webhooks",
+            title="Deliver audience entries, exits and erasures to webhook destinations",
+            run=deliver_audience_webhooks,
+            schedule="every 30s",
+            timeout=timedelta(minutes=5),
+            max_attempts=8,
+            quiet=True,
+            triggers=("webhook destinations", "erasure notices"),
+        ),
+        JobKind(
+            name="email.send_due",
+            title="Send email campaigns whose time has come, and A/B winners",
+            run=send_due_campaigns,
+            schedule="every 15s",
+            timeout=timedelta(hours=2),
+            quiet=True,
+            triggers=("scheduled campaigns", "A/B winner sends"),
+        ),
+        JobKind(
+            name="journeys.date_entry",
+            title="Enter people into date-trait journeys (birthdays, renewals)",
+            run=enter_by_date,
+            schedule="every 15m",
+            quiet=True,
+            triggers=("date-trait entry",),
+        ),
+        JobKind(
+            name="journeys.settle_splits",
+            title="Choose the winners of journey A/B splits",
+            run=settle_splits,
+            schedule="every 5m",
+            quiet=True,
+            triggers=("A/B split winners",),
+        ),
+        JobKind(
+            name="predict.train",
+            title="Retrain predictions (weekly, or after enough new events)",
+            run=train_predictions,
+            schedule="0 3 * * 0",
+            first_run="schedule",
+            wake=enough_new_events,
+            timeout=timedelta(hours=2),
+            max_attempts=2,
+            backoff=timedelta(minutes=10),
+            triggers=("prediction retraining",),
+        ),
+        JobKind(
+            name="retention.purge",
+            title="Forget what is past its retention (inbox, sessions, tombstones, history)",
+            run=purge_retained,
+            schedule="every 1h",
+            scope="installation",
+            triggers=("retention purges",),
+        ),
+    ]
+    return {kind.name: kind for kind in kinds}
+
+
+def describe(kinds: Kinds) -> list[dict[str, Any]]:
+    """The kinds as data, for docs and the jobs page."""
+    return [
+        {
+            "name": kind.name,
+            "title": kind.title,
+            "schedule": kind.schedule,
+            "scope": kind.scope,
+            "timeout_seconds": kind.timeout.total_seconds(),
+            "max_attempts": kind.max_attempts,
+        }
+        for kind in kinds.values()
+    ]
