@@ -33,6 +33,7 @@ from accord.experiments.cli import app as experiments_app
 from accord.identity.cli import identity_app
 from accord.journeys.cli import journeys_app
 from accord.predict.cli import predict_app
+from accord.process.cli import jobs_app
 from accord.profiles.cli import profiles_app
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
@@ -53,6 +54,7 @@ app.add_typer(experiments_app, name="experiments")
 console = Console(stderr=True)
 app.add_typer(audiences_app, name="audiences")
 app.add_typer(predict_app, name="predict")
+app.add_typer(jobs_app, name="jobs")
 
 DEMO_BUSINESS = "Accord Demo Outfitters"
 
