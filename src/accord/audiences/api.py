@@ -28,7 +28,7 @@ from accord.audiences.service import ConsentSource
 from accord.core.errors import FieldProblem, InvalidInput
 from accord.engine.connection import connect
 from accord.profiles.models import Identifier
-from accord.web import store_work
+from accord.web import jobs, store_work
 from accord.web.auth import Caller, requires
 from accord.web.state import AppState, State
 
@@ -59,12 +59,16 @@ async def list_audiences(state: State, caller: Reader) -> list[AudienceView]:
 async def create_audience(
     state: State, caller: Manager, consent: Consent, audience: AudienceIn
 ) -> AudienceView:
-    return await store_work.write(
+    created = await store_work.write(
         state,
         lambda conn: service.create_audience(
             conn, business_id=caller.business_id, audience=audience, consent=consent
         ),
     )
+    await jobs.run_soon(
+        state, business_id=caller.business_id, name="audiences.refresh", target=created.id
+    )
+    return created
 
 
 @router.post("/audiences/validate", summary="Check a definition; get both of its forms")

@@ -24,7 +24,7 @@ from accord.audiences.service import ConsentSource
 from accord.core.errors import FieldProblem, InvalidInput, NotFound
 from accord.engine.connection import connect
 from accord.profiles.models import Identifier
-from accord.web import store_work
+from accord.web import jobs, store_work
 from accord.web.auth import Caller, requires
 from accord.web.state import AppState, State
 from accord.web.ui import NavEntry, redirect, render
@@ -262,10 +262,13 @@ async def builder_save(
         created = await store_work.write(state, work)
     except InvalidInput as exc:
         return _builder(request, caller, draft, problems=exc.problems, status=400)
+    await jobs.run_soon(
+        state, business_id=caller.business_id, name="audiences.refresh", target=created.id
+    )
     return redirect(
         request,
         f"/audiences/{created.slug}",
-        notice="Audience saved; refresh it to compute its members",
+        notice="Audience saved; its members are being computed (reload in a few seconds)",
     )
 
 

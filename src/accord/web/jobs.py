@@ -1,0 +1,26 @@
+"""Asking the scheduler from an HTTP handler to run a job soon (a new audience is computed
+at once, not at its first scheduled refresh)."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+
+from accord.process import scheduler
+from accord.web.state import AppState
+
+
+def _run_soon(state: AppState, business_id: str, name: str, target: str | None) -> None:
+    if name not in state.job_kinds:
+        return
+    scheduler.sync(state.store, state.job_kinds, settings=state.settings, business_id=business_id)
+    with state.store.write() as conn:
+        scheduler.request_run(
+            conn, state.job_kinds, business_id=business_id, name=name, target=target
+        )
+
+
+async def run_soon(
+    state: AppState, *, business_id: str, name: str, target: str | None = None
+) -> None:
+    """Make a job due now; the worker's scheduler starts it within its poll interval."""
+    await run_in_threadpool(_run_soon, state, business_id, name, target)
