@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from accord.accounts.models import businesses
@@ -317,36 +317,39 @@ def claim(
                 error="the worker running it stopped, or it outlived its lease",
             )
         )
-        for row in rows:
-            kind = kinds[row.name]
-            deadline = now + kind.timeout
-            conn.execute(
-                update(jobs)
-                .where(jobs.c.id == row.id)
-                .values(
-                    lease_until=deadline + LEASE_MARGIN,
-                    lease_owner=worker,
-                    last_status="running",
-                    last_started_at=now,
-                    updated_at=now,
-                )
-            )
-            run_id = conn.execute(
-                insert(job_runs)
-                .values(
-                    job_id=row.id,
-                    business_id=row.business_id,
-                    name=row.name,
-                    target=row.target,
-                    attempt=row.attempt + 1,
-                    due_at=row.next_due_at,
-                    started_at=now,
-                    status="running",
-                    counts="{}",
-                    worker=worker,
-                )
-                .returning(job_runs.c.id)
-            ).scalar_one()
+        deadlines = {row.id: now + kinds[row.name].timeout for row in rows}
+        # Set-based: one statement for the leases, one for the runs, however many jobs.
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.id == bindparam("job"))
+            .values(
+                lease_until=bindparam("lease"),
+                lease_owner=worker,
+                last_status="running",
+                last_started_at=now,
+                updated_at=now,
+            ),
+            [{"job": row.id, "lease": deadlines[row.id] + LEASE_MARGIN} for row in rows],
+        )
+        run_ids = conn.execute(
+            insert(job_runs).returning(job_runs.c.id, sort_by_parameter_order=True),
+            [
+                {
+                    "job_id": row.id,
+                    "business_id": row.business_id,
+                    "name": row.name,
+                    "target": row.target,
+                    "attempt": row.attempt + 1,
+                    "due_at": row.next_due_at,
+                    "started_at": now,
+                    "status": "running",
+                    "counts": "{}",
+                    "worker": worker,
+                }
+                for row in rows
+            ],
+        ).scalars()
+        for row, run_id in zip(rows, run_ids, strict=True):
             claimed.append(
                 Claimed(
                     job_id=row.id,
@@ -360,7 +363,7 @@ def claim(
                     attempt=row.attempt,
                     due_at=row.next_due_at,
                     state=orjson.loads(row.state),
-                    deadline=deadline,
+                    deadline=deadlines[row.id],
                 )
             )
     return claimed
@@ -375,6 +378,16 @@ def _after_success(job: Claimed, now: datetime) -> datetime | None:
     return due if due > now else schedule.next_after(now)
 
 
+@dataclass(frozen=True)
+class Ended:
+    """How one claimed run ended."""
+
+    job: Claimed
+    outcome: JobOutcome | None
+    error: str | None = None
+    status: Literal["succeeded", "failed", "timed_out"] = "succeeded"
+
+
 def finish(
     store: Store,
     kinds: Kinds,
@@ -387,52 +400,94 @@ def finish(
     now: datetime | None = None,
 ) -> None:
     """Record the run and set when the job is next due (its schedule, or a retry)."""
+    finish_many(store, kinds, [Ended(job, outcome, error, status)], worker=worker, now=now)
+
+
+def finish_many(
+    store: Store, kinds: Kinds, ended: list[Ended], *, worker: str, now: datetime | None = None
+) -> None:
+    """Record several ended runs in one transaction, with one statement per table."""
     now = now or utcnow()
-    kind = kinds[job.name]
-    counts = outcome.counts if outcome is not None else {}
+    if not ended:
+        return
+    quiet: list[int] = []
+    runs: list[dict[str, Any]] = []
+    moves: list[dict[str, Any]] = []
+    for item in ended:
+        kind = kinds[item.job.name]
+        counts = item.outcome.counts if item.outcome is not None else {}
+        error = None if item.error is None else item.error[-ERROR_CHARS:]
+        if item.status == "succeeded" and kind.quiet and not any(counts.values()):
+            quiet.append(item.job.run_id)
+        else:
+            runs.append(
+                {
+                    "run": item.job.run_id,
+                    "status": item.status,
+                    "counts": orjson.dumps(counts).decode(),
+                    "error": error,
+                }
+            )
+        moves.append(_next_move(kind, item, error, now))
     with store.write() as conn:
-        quiet = status == "succeeded" and kind.quiet and not any(counts.values())
         if quiet:
             conn.execute(
-                delete(job_runs).where(job_runs.c.id == job.run_id, job_runs.c.status == "running")
+                delete(job_runs).where(job_runs.c.id.in_(quiet), job_runs.c.status == "running")
             )
-        else:
+        if runs:
             conn.execute(
                 update(job_runs)
-                .where(job_runs.c.id == job.run_id, job_runs.c.status == "running")
+                .where(job_runs.c.id == bindparam("run"), job_runs.c.status == "running")
                 .values(
-                    status=status,
+                    status=bindparam("status"),
                     finished_at=now,
-                    counts=orjson.dumps(counts).decode(),
-                    error=None if error is None else error[-ERROR_CHARS:],
-                )
+                    counts=bindparam("counts"),
+                    error=bindparam("error"),
+                ),
+                runs,
             )
-        values: dict[str, Any] = {
-            "lease_until": None,
-            "lease_owner": None,
-            "last_status": status,
-            "last_finished_at": now,
-            "updated_at": now,
-        }
-        if status == "succeeded":
-            values.update(attempt=0, last_error=None, next_due_at=_after_success(job, now))
-            if outcome is not None and outcome.state is not None:
-                values["state"] = orjson.dumps(outcome.state).decode()
-        else:
-            attempt = job.attempt + 1
-            values["last_error"] = None if error is None else error[-ERROR_CHARS:]
-            if attempt < kind.max_attempts:
-                wait = min(kind.backoff * 2 ** (attempt - 1), MAX_BACKOFF)
-                values.update(attempt=attempt, next_due_at=now + wait)
-            else:
-                # Out of attempts: this occurrence is given up; the next one comes as usual.
-                values.update(attempt=0, next_due_at=_after_success(job, now))
-        # Only the lease holder moves the job on; a run taken over meanwhile is history only.
+        # Only the lease holder moves a job on; a run taken over meanwhile is history only.
         conn.execute(
             update(jobs)
-            .where(jobs.c.id == job.job_id, jobs.c.lease_owner == worker)
-            .values(**values)
+            .where(jobs.c.id == bindparam("job"), jobs.c.lease_owner == worker)
+            .values(
+                lease_until=None,
+                lease_owner=None,
+                last_status=bindparam("last_status"),
+                last_finished_at=now,
+                updated_at=now,
+                attempt=bindparam("next_attempt"),
+                last_error=bindparam("last_error"),
+                next_due_at=bindparam("next_due"),
+                state=bindparam("next_state"),
+            ),
+            moves,
         )
+
+
+def _next_move(kind: JobKind, item: Ended, error: str | None, now: datetime) -> dict[str, Any]:
+    """When the job runs next and what it keeps: its schedule, or a retry with backoff."""
+    job = item.job
+    state = job.state
+    if item.status == "succeeded":
+        attempt, due = 0, _after_success(job, now)
+        if item.outcome is not None and item.outcome.state is not None:
+            state = item.outcome.state
+    else:
+        attempt = job.attempt + 1
+        if attempt < kind.max_attempts:
+            due = now + min(kind.backoff * 2 ** (attempt - 1), MAX_BACKOFF)
+        else:
+            # Out of attempts: this occurrence is given up; the next one comes as usual.
+            attempt, due = 0, _after_success(job, now)
+    return {
+        "job": job.job_id,
+        "last_status": item.status,
+        "next_attempt": attempt,
+        "last_error": error,
+        "next_due": due,
+        "next_state": orjson.dumps(state).decode(),
+    }
 
 
 def execute(
@@ -665,12 +720,15 @@ class Scheduler:
         self.worker = worker_name()
         self.running: list[_Running] = []
         self._last_sync: datetime | None = None
+        self._wake = threading.Event()
 
     def _start(self, job: Claimed) -> None:
         holder: list[tuple[JobOutcome | None, str | None]] = []
 
         def target() -> None:
             holder.append(execute(self.store, self.settings, self.kinds, job, worker=self.worker))
+            # Wake the loop: the slot is free and the run can be recorded now.
+            self._wake.set()
 
         thread = threading.Thread(target=target, name=f"job-{job.name}", daemon=True)
         thread.start()
@@ -680,43 +738,24 @@ class Scheduler:
         """Record the runs that ended or outran their timeout; returns how many."""
         now = self.clock()
         still: list[_Running] = []
-        ended = 0
+        ended: list[Ended] = []
         for item in self.running:
             if item.result:
                 outcome, error = item.result[0]
                 status: Literal["succeeded", "failed"] = "succeeded" if error is None else "failed"
-                self._finish(item.job, outcome, error, status)
-                ended += 1
+                ended.append(Ended(item.job, outcome, error, status))
             elif now >= item.job.deadline:
                 timeout = self.kinds[item.job.name].timeout
-                self._finish(item.job, None, f"timed out after {timeout}", "timed_out")
-                ended += 1
+                ended.append(Ended(item.job, None, f"timed out after {timeout}", "timed_out"))
             else:
                 still.append(item)
         self.running = still
-        return ended
-
-    def _finish(
-        self,
-        job: Claimed,
-        outcome: JobOutcome | None,
-        error: str | None,
-        status: Literal["succeeded", "failed", "timed_out"],
-    ) -> None:
         try:
-            finish(
-                self.store,
-                self.kinds,
-                job,
-                worker=self.worker,
-                outcome=outcome,
-                error=error,
-                status=status,
-                now=self.clock(),
-            )
+            finish_many(self.store, self.kinds, ended, worker=self.worker, now=now)
         except Exception:
-            # The lease runs out and the job is claimed again: nothing is lost.
-            log.exception("could not record the end of job %s", job.name)
+            # The leases run out and the jobs are claimed again: nothing is lost.
+            log.exception("could not record the end of %d job runs", len(ended))
+        return len(ended)
 
     def tick(self) -> int:
         """One round: sync now and then, record ended runs, start due ones."""
@@ -741,6 +780,8 @@ class Scheduler:
         """Until `stop` is set; a failing round is logged and the next one goes on."""
         poll = self.settings.scheduler_poll_seconds
         while not stop.is_set():
+            # Cleared before looking, so a run ending from here on wakes the wait below.
+            self._wake.clear()
             try:
                 started = self.tick()
             except Exception:
@@ -748,15 +789,19 @@ class Scheduler:
                 started = 0
             if started:
                 continue
+            if self.running:
+                # Until a run ends (its thread wakes us) or the nearest timeout passes.
+                nearest = min(item.job.deadline for item in self.running)
+                self._wake.wait(min(poll, max(0.0, (nearest - self.clock()).total_seconds())))
+                continue
             wait = poll
-            if not self.running:
-                try:
-                    due = next_due(self.store)
-                except Exception:
-                    due = None
-                if due is not None:
-                    wait = min(poll, max(0.0, (due - self.clock()).total_seconds()))
-            stop.wait(wait if not self.running else min(wait, 0.2))
+            try:
+                due = next_due(self.store)
+            except Exception:
+                due = None
+            if due is not None:
+                wait = min(poll, max(0.0, (due - self.clock()).total_seconds()))
+            stop.wait(wait)
         # Stopping: wait a little for running jobs, then leave their leases to run out.
         for item in self.running:
             item.thread.join(timeout=5)
