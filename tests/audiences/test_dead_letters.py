@@ -9,11 +9,18 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from accord.accounts.models import Bootstrap
 from accord.accounts.service import bootstrap
 from accord.audiences import service
-from accord.audiences.models import DeadLetterStatus, DeadLetterView, WebhookIn, WebhookView
+from accord.audiences.models import (
+    DeadLetterStatus,
+    DeadLetterView,
+    WebhookIn,
+    WebhookView,
+    audience_changes,
+)
 from accord.audiences.service import WebhookRun
 from accord.audiences.webhook import verify
 from accord.core.clock import utcnow
@@ -318,3 +325,24 @@ def test_the_scheduled_job_parks_after_the_configured_number_of_failed_runs(
     assert len(hooked.receiver.received) == 2
     [letter] = hooked.letters(status="parked")
     assert letter.attempts == 2 and letter.last_error == "refused with HTTP 501"
+
+
+def test_erasure_notices_come_after_every_change_there_was_even_the_ones_they_replace(
+    hooked: Hooked,
+) -> None:
+    # Eve's changes are the only ones there are, so erasing her deletes the newest rows;
+    # a sequence that handed their numbers out again would put her erasure notices at or
+    # before what destinations received already, and they would never be sent.
+    hooked.receiver.status = 204
+    assert hooked.deliver().delivery is not None
+    with hooked.store.read() as conn:
+        newest = conn.execute(select(func.max(audience_changes.c.seq))).scalar_one()
+    eve = hooked.profile_of("eve")
+    hooked.erase(eve)
+    with hooked.store.read() as conn:
+        notices = conn.execute(select(audience_changes.c.seq, audience_changes.c.change)).all()
+    assert notices and all(change == "erased" and seq > newest for seq, change in notices)
+    run = hooked.deliver()
+    assert run.delivery is not None and run.delivery.delivered
+    [notice] = hooked.receiver.accepted()[-1].json()["changes"]
+    assert (notice["change"], notice["profile_id"]) == ("erased", eve)

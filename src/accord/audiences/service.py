@@ -1019,12 +1019,10 @@ def forget_profile(
             audience_members.c.profile_id == profile_id,
         )
     ).rowcount
-    history = conn.execute(
-        delete(audience_changes).where(
-            audience_changes.c.business_id == business_id,
-            audience_changes.c.profile_id == profile_id,
-        )
-    ).rowcount
+    # The notices go in before the history goes out: SQLite hands the numbers of deleted
+    # newest rows out again, which would put a notice at or before a change destinations
+    # received already (their `delivered_seq`), and it would never be sent.
+    replaced = conn.execute(select(func.max(audience_changes.c.seq))).scalar() or 0
     now = utcnow()
     if touched:
         conn.execute(
@@ -1041,6 +1039,13 @@ def forget_profile(
                 for audience_id in sorted(touched)
             ],
         )
+    history = conn.execute(
+        delete(audience_changes).where(
+            audience_changes.c.business_id == business_id,
+            audience_changes.c.profile_id == profile_id,
+            audience_changes.c.seq <= replaced,
+        )
+    ).rowcount
     suppressed = 0
     for identifier in [Identifier(kind="profile", value=profile_id), *identifiers]:
         suppressed += max(
