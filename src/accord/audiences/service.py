@@ -1,5 +1,6 @@
 """Audiences: definitions, refresh on the engine, real-time entries and exits,
-suppression lists, and activation exports that respect consent and suppression."""
+suppression lists, and activation (exports, webhook destinations with their dead
+letters) that respects consent and suppression."""
 
 from __future__ import annotations
 
