@@ -8,15 +8,25 @@ import io
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import orjson
 from fastapi.testclient import TestClient
 
 from accord.accounts.models import Bootstrap
+from accord.accounts.service import bootstrap
+from accord.audiences import service
 from accord.audiences.api import consent_source
 from accord.collect.worker import drain
 from accord.core.settings import Settings
 from accord.store.db import Store
 from tests.audiences.test_service import Grants, ago
+from tests.webhook_receiver import running_receiver
+
+PROS = {
+    "name": "Pros",
+    "slug": "pros",
+    "definition": {"kind": "trait", "trait": "plan", "op": "=", "value": "pro"},
+}
 
 
 def _collect(client: TestClient, keys: Bootstrap, store: Store, settings: Settings) -> None:
@@ -137,3 +147,99 @@ def test_audiences_need_an_admin_token(client: TestClient) -> None:
     assert client.get("/api/audiences").status_code == 401
     response: Any = client.post("/api/audiences", json={})
     assert response.status_code == 401
+
+
+def test_dead_letters_are_listed_replayed_and_discarded_within_the_business(
+    client: TestClient, keys: Bootstrap, store: Store, settings: Settings
+) -> None:
+    _collect(client, keys, store, settings)
+    admin = {"Authorization": f"Bearer {keys.admin_token}"}
+    consent = Grants({"u1": {"marketing"}})
+    client.app.dependency_overrides[consent_source] = lambda: consent  # type: ignore[attr-defined]
+    created = client.post("/api/audiences", headers=admin, json=PROS)
+    assert created.status_code == 201
+    with running_receiver() as receiver:
+        receiver.status = 410
+        hooks = [
+            client.post("/api/audiences/pros/webhooks", headers=admin, json={"url": receiver.url})
+            for _ in range(2)
+        ]
+        assert [h.status_code for h in hooks] == [201, 201]
+        client.post("/api/audiences/pros/refresh", headers=admin)
+        with httpx.Client(timeout=5) as http:
+            runs = service.deliver_webhooks(
+                store, business_id=keys.business_id, client=http, consent=consent
+            )
+        assert all(run.parked for run in runs)
+
+        states = client.get("/api/audiences/pros/webhooks", headers=admin).json()
+        assert [(s["failures"], s["parked"], s["url"]) for s in states] == [
+            (0, 1, receiver.url),
+            (0, 1, receiver.url),
+        ]
+        assert all("secret" not in s for s in states)
+        listed = client.get("/api/audiences/pros/webhooks/dead-letters", headers=admin).json()
+        assert [(d["status"], d["changes"], d["erasures"]) for d in listed] == [
+            ("parked", 1, 0),
+            ("parked", 1, 0),
+        ]
+        first, second = (d["id"] for d in listed)
+        base = "/api/audiences/pros/webhooks/dead-letters"
+
+        # A reader sees them but cannot act on them.
+        made = client.post(
+            "/api/accounts/tokens",
+            headers=admin,
+            json={"name": "reader", "permissions": ["audiences.read"]},
+        )
+        assert made.status_code == 201, made.text
+        reader = {"Authorization": f"Bearer {made.json()['token']}"}
+        assert len(client.get(base, headers=reader).json()) == 2
+        assert client.post(f"{base}/{first}/replay", headers=reader).status_code == 403
+        assert client.post(f"{base}/{first}/discard", headers=reader).status_code == 403
+
+        # Another business: neither its audience nor the dead letter exists for it.
+        other = {"Authorization": f"Bearer {bootstrap(store, name='Other').admin_token}"}
+        assert client.get(base, headers=other).status_code == 404
+        assert client.post(f"{base}/{first}/replay", headers=other).status_code == 404
+        client.get("/api/audiences", headers=other)  # its predefined audiences
+        foreign = f"/api/audiences/purchased-30d/webhooks/dead-letters/{first}"
+        assert client.post(f"{foreign}/replay", headers=other).status_code == 404
+        assert client.post(f"{foreign}/discard", headers=other).status_code == 404
+        assert client.get(foreign.rsplit("/", 1)[0], headers=other).json() == []
+        sent = len(receiver.received)
+
+        failed = client.post(f"{base}/{first}/replay", headers=admin)
+        assert failed.status_code == 502
+        assert failed.json()["code"] == "webhook_not_delivered"
+        assert failed.json()["problems"] == [
+            {"field": "webhook", "reason": "refused with HTTP 410"}
+        ]
+        receiver.status = 200
+        replayed = client.post(f"{base}/{first}/replay", headers=admin)
+        assert replayed.status_code == 200 and replayed.json()["status"] == "replayed"
+        assert len(receiver.received) == sent + 2
+        original = next(
+            r
+            for r in receiver.received
+            if r.headers["webhook-id"].startswith(listed[0]["webhook_id"])
+        )
+        assert receiver.received[-1].body == original.body
+        assert receiver.received[-1].headers["webhook-id"] == listed[0]["message_id"]
+        assert client.post(f"{base}/{first}/replay", headers=admin).status_code == 409
+
+        discarded = client.post(f"{base}/{second}/discard", headers=admin)
+        assert discarded.status_code == 200 and discarded.json()["status"] == "discarded"
+        assert client.post(f"{base}/{second}/replay", headers=admin).status_code == 409
+        assert len(receiver.received) == sent + 2
+    assert client.get(f"{base}?status=parked", headers=admin).json() == []
+    assert [d["status"] for d in client.get(base, headers=admin).json()] == [
+        "replayed",
+        "discarded",
+    ]
+    schema = client.get("/openapi.json").json()["paths"]
+    assert schema[base.replace("pros", "{audience}")]["get"]["summary"].startswith("Batches")
+    assert (
+        "502"
+        in schema[base.replace("pros", "{audience}") + "/{dead_letter}/replay"]["post"]["responses"]
+    )

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from accord.audiences import exports
 from accord.audiences.exports import InterestGroupOptions, Person, sha256
-from accord.audiences.webhook import deliver, signature, verify
+from accord.audiences.webhook import Delivery, deliver, settle, signature, verify
 
 
 def test_published_hash_of_a_normalised_email() -> None:
@@ -213,3 +213,36 @@ def test_delivery_stops_on_a_refusal_and_gives_up_after_retries() -> None:
         sleep=waits.append,
     )
     assert not down.delivered and down.error is not None and "ConnectError" in down.error
+
+
+# What becomes of a batch after a delivery run -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("delivery", "failures", "expected"),
+    [
+        (Delivery(True, 1, 200), 0, "delivered"),
+        (Delivery(True, 3, 204), 0, "delivered"),
+        # Refused for good: parked on the first run.
+        (Delivery(False, 1, 400, "refused with HTTP 400"), 1, "park"),
+        (Delivery(False, 1, 401, "refused with HTTP 401"), 1, "park"),
+        (Delivery(False, 1, 404, "refused with HTTP 404"), 1, "park"),
+        (Delivery(False, 1, 410, "refused with HTTP 410"), 1, "park"),
+        (Delivery(False, 1, 422, "refused with HTTP 422"), 1, "park"),
+        # "Later", not "never": retried until the runs are spent.
+        (Delivery(False, 5, 408, "HTTP 408 after 5 attempts"), 1, "retry"),
+        (Delivery(False, 5, 425, "HTTP 425 after 5 attempts"), 1, "retry"),
+        (Delivery(False, 5, 429, "HTTP 429 after 5 attempts"), 9, "retry"),
+        (Delivery(False, 5, 429, "HTTP 429 after 5 attempts"), 10, "park"),
+        (Delivery(False, 5, 503, "HTTP 503 after 5 attempts"), 9, "retry"),
+        (Delivery(False, 5, 503, "HTTP 503 after 5 attempts"), 11, "park"),
+        (Delivery(False, 1, 501, "refused with HTTP 501"), 1, "retry"),
+        (Delivery(False, 1, 302, "refused with HTTP 302"), 1, "retry"),
+        (Delivery(False, 5, None, "ConnectError: refused"), 1, "retry"),
+        (Delivery(False, 5, None, "ConnectError: refused"), 10, "park"),
+    ],
+)
+def test_a_batch_is_parked_when_refused_or_after_enough_failed_runs(
+    delivery: Delivery, failures: int, expected: str
+) -> None:
+    assert settle(delivery, failures=failures, dead_letter_after=10) == expected

@@ -4,13 +4,16 @@ history, members, overlap and exports, suppression lists, and another business's
 from __future__ import annotations
 
 import base64
+import re
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from accord.accounts.models import Bootstrap
 from accord.accounts.service import bootstrap
+from accord.audiences import service
 from accord.audiences.api import consent_source
 from accord.audiences.models import SizePoint
 from accord.audiences.pages import sparkline
@@ -19,6 +22,7 @@ from accord.core.settings import Settings
 from accord.store.db import Store
 from tests.accounts.ui import create_business, sign_up
 from tests.audiences.test_service import Grants, ago
+from tests.webhook_receiver import running_receiver
 
 
 def _html(token: str) -> dict[str, str]:
@@ -321,3 +325,87 @@ def test_a_signed_in_person_uses_the_forms_with_their_csrf_token(client: TestCli
     saved = browser.submit("/audiences/new", "/audiences/new", _form(text='did "x"'))
     assert saved.status_code == 200 and "Audience saved" in saved.text
     assert browser.get("/audiences").text.count('href="/audiences/pros"') == 1
+
+
+def test_detail_shows_webhook_destinations_and_parked_batches_to_replay_or_discard(
+    client: TestClient, shop: Bootstrap, store: Store
+) -> None:
+    admin = _html(shop.admin_token)
+    api = {"Authorization": f"Bearer {shop.admin_token}"}
+    _save_pros(client, shop)
+    assert "No webhook destination" in client.get("/audiences/pros", headers=admin).text
+    consent = Grants({"u1": {"marketing"}})
+    with (
+        running_receiver() as refusing,
+        running_receiver() as down,
+        httpx.Client(timeout=5) as http,
+    ):
+        refusing.status, down.status = 410, 503
+        for receiver in (refusing, down):
+            added = client.post(
+                "/api/audiences/pros/webhooks", headers=api, json={"url": receiver.url}
+            )
+            assert added.status_code == 201
+
+        def deliver() -> None:
+            service.deliver_webhooks(
+                store,
+                business_id=shop.business_id,
+                client=http,
+                consent=consent,
+                sleep=lambda _seconds: None,
+            )
+
+        client.post("/audiences/pros/refresh", headers=admin)
+        deliver()
+        with store.write() as conn:
+            [entry] = service.changes(conn, business_id=shop.business_id, audience="pros")
+            service.forget_profile(
+                conn, business_id=shop.business_id, profile_id=entry.profile_id, identifiers=[]
+            )
+        deliver()
+
+        page = client.get("/audiences/pros", headers=admin).text
+        assert "failing 2 times" in page and "HTTP 503 after 5 attempts" in page
+        assert "2 parked batches" in page and '<span class="badge ok">ok</span>' not in page
+        assert 'id="parked-erasures">1 erasure notice parked' in page
+        forms = re.findall(
+            r'action="/audiences/pros/webhooks/dead-letters/(dlt_\w+)/(replay|discard)"'
+            r'[^>]*><input type="hidden" name="csrf_token" value="[^"]+">',
+            page,
+        )
+        ids = list(dict.fromkeys(found for found, _ in forms))
+        assert len(ids) == 2 and len(forms) == 4
+        entered, erased = ids
+        assert "1 erasure notice in it will never reach them" in page
+
+        still = client.post(
+            f"/audiences/pros/webhooks/dead-letters/{entered}/replay",
+            headers=admin,
+            follow_redirects=False,
+        )
+        assert still.status_code == 303 and "error=" in still.headers["location"]
+        shown = client.get(still.headers["location"], headers=admin).text
+        assert "did not accept the message: refused with HTTP 410" in shown
+        assert "2 parked batches" in shown
+
+        refusing.status = 204
+        other = _html(bootstrap(store, name="Other Business").admin_token)
+        path = f"/audiences/pros/webhooks/dead-letters/{entered}/replay"
+        assert client.post(path, headers=other).status_code == 404
+        replayed = client.post(path, headers=admin, follow_redirects=False)
+        assert replayed.status_code == 303 and "notice=" in replayed.headers["location"]
+        assert "Replayed changes" in client.get(replayed.headers["location"], headers=admin).text
+        # The same message; its body lost the erased person's entry meanwhile.
+        [again] = refusing.accepted()
+        assert again.headers["webhook-id"] == refusing.received[0].headers["webhook-id"]
+        assert again.json()["changes"] == []
+        discarded = client.post(
+            f"/audiences/pros/webhooks/dead-letters/{erased}/discard",
+            headers=admin,
+            follow_redirects=False,
+        )
+        assert discarded.status_code == 303 and "notice=" in discarded.headers["location"]
+    page = client.get("/audiences/pros", headers=admin).text
+    assert 'id="dead-letters"' not in page and 'id="parked-erasures"' not in page
+    assert "failing 2 times" in page

@@ -1,10 +1,12 @@
 """Admin API for audiences: define, validate, preview, refresh, sizes, overlap, exports,
-webhooks, and the suppression list."""
+webhooks with their dead letters, and the suppression list."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 
+import httpx
 import orjson
 from fastapi import APIRouter, Depends, Query, Response
 from starlette.concurrency import run_in_threadpool
@@ -15,6 +17,8 @@ from accord.audiences.models import (
     AudienceIn,
     AudienceView,
     Change,
+    DeadLetterStatus,
+    DeadLetterView,
     DefinitionIn,
     Overlap,
     Preview,
@@ -23,6 +27,7 @@ from accord.audiences.models import (
     SuppressionIn,
     Validated,
     WebhookIn,
+    WebhookView,
 )
 from accord.audiences.service import ConsentSource
 from accord.core.errors import FieldProblem, InvalidInput
@@ -44,6 +49,15 @@ def consent_source() -> ConsentSource:
 
 
 Consent = Annotated[ConsentSource, Depends(consent_source)]
+
+
+def webhook_client(state: State) -> Iterator[httpx.Client]:
+    """The HTTP client replays go out through, with the configured timeout."""
+    with httpx.Client(timeout=state.settings.webhook_timeout_seconds) as client:
+        yield client
+
+
+WebhookClient = Annotated[httpx.Client, Depends(webhook_client)]
 
 
 @router.get("/audiences", summary="Every audience, predefined ones included")
@@ -251,6 +265,73 @@ async def add_webhook(
         state,
         lambda conn: service.add_webhook(
             conn, business_id=caller.business_id, audience=audience, webhook_in=body
+        ),
+    )
+
+
+@router.get(
+    "/audiences/{audience}/webhooks", summary="Webhook destinations and how their deliveries go"
+)
+async def list_webhooks(state: State, caller: Reader, audience: str) -> list[WebhookView]:
+    """Failures in a row on the pending batch, the last error, and parked batches."""
+    return await store_work.read(
+        state,
+        lambda conn: service.list_webhooks(conn, business_id=caller.business_id, audience=audience),
+    )
+
+
+@router.get(
+    "/audiences/{audience}/webhooks/dead-letters",
+    summary="Batches webhook destinations did not accept (dead letters), oldest first",
+)
+async def list_dead_letters(
+    state: State, caller: Reader, audience: str, status: DeadLetterStatus | None = None
+) -> list[DeadLetterView]:
+    """A batch is parked when its receiver refused it (a 4xx other than 408, 425 and 429)
+    or it failed `ACCORD_WEBHOOK_DEAD_LETTER_AFTER` delivery runs in a row; `erasures`
+    counts the erasure notices in it, which the receiver has not had yet."""
+    return await store_work.read(
+        state,
+        lambda conn: service.list_dead_letters(
+            conn, business_id=caller.business_id, audience=audience, status=status
+        ),
+    )
+
+
+@router.post(
+    "/audiences/{audience}/webhooks/dead-letters/{dead_letter}/replay",
+    summary="Send a parked batch again: the same body and webhook-id, signed anew",
+    responses={
+        409: {"description": "The batch was replayed or discarded already"},
+        502: {"description": "The receiver did not accept it; it stays parked"},
+    },
+)
+async def replay_dead_letter(
+    state: State, caller: Manager, client: WebhookClient, audience: str, dead_letter: str
+) -> DeadLetterView:
+    return await run_in_threadpool(
+        lambda: service.replay_dead_letter(
+            state.store,
+            business_id=caller.business_id,
+            audience=audience,
+            dead_letter_id=dead_letter,
+            client=client,
+        )
+    )
+
+
+@router.post(
+    "/audiences/{audience}/webhooks/dead-letters/{dead_letter}/discard",
+    summary="Give up a parked batch: its receiver will never get it",
+    responses={409: {"description": "The batch was replayed or discarded already"}},
+)
+async def discard_dead_letter(
+    state: State, caller: Manager, audience: str, dead_letter: str
+) -> DeadLetterView:
+    return await store_work.write(
+        state,
+        lambda conn: service.discard_dead_letter(
+            conn, business_id=caller.business_id, audience=audience, dead_letter_id=dead_letter
         ),
     )
 

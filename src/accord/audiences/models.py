@@ -98,7 +98,37 @@ audience_webhooks = Table(
     # The last audience change delivered (seq of audience_changes).
     Column("delivered_seq", SequenceInt, nullable=False),
     Column("created_at", instant(), nullable=False),
+    # Delivery runs in a row that failed on the pending batch (after `delivered_seq`);
+    # back to 0 once a batch is delivered or parked.
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=True),
+    Column("last_attempt_at", instant(), nullable=True),
     Index("ix_audience_webhooks_audience", "audience_id"),
+)
+
+# Batches a destination did not accept, parked so later changes could flow: the exact
+# body and `webhook-id` sent, so a replay is the same message to the receiver.
+audience_webhook_dead_letters = Table(
+    "audience_webhook_dead_letters",
+    metadata,
+    Column("id", id_column_type(), primary_key=True),
+    Column("business_id", id_column_type(), nullable=False),
+    Column("webhook_id", id_column_type(), ForeignKey("audience_webhooks.id"), nullable=False),
+    Column("audience_id", id_column_type(), ForeignKey("audiences.id"), nullable=False),
+    # The audience changes the batch covers (seq of audience_changes, inclusive).
+    Column("first_seq", SequenceInt, nullable=False),
+    Column("last_seq", SequenceInt, nullable=False),
+    Column("message_id", String(100), nullable=False),
+    Column("body", Text, nullable=False),
+    # Failed delivery runs before it was parked, and failed replays since.
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=False),
+    # parked, replayed or discarded
+    Column("status", String(16), nullable=False),
+    Column("created_at", instant(), nullable=False),
+    Column("resolved_at", instant(), nullable=True),
+    Index("ix_audience_webhook_dead_letters_webhook_status", "webhook_id", "status"),
+    Index("ix_audience_webhook_dead_letters_business_status", "business_id", "status"),
 )
 
 
@@ -191,3 +221,43 @@ class SuppressionIn(BaseModel):
 class WebhookIn(BaseModel):
     url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://")
     purpose: str = Field(default="marketing", min_length=1, max_length=100)
+
+
+class WebhookView(BaseModel):
+    """A destination and how its deliveries go (never its secret)."""
+
+    id: str
+    audience_id: str
+    url: str
+    purpose: str
+    delivered_seq: int
+    # Failed delivery runs in a row on the pending batch; 0 when all is well.
+    failures: int
+    last_error: str | None
+    last_attempt_at: datetime | None
+    # Batches parked and still waiting for a replay or a discard.
+    parked: int
+
+
+DeadLetterStatus = Literal["parked", "replayed", "discarded"]
+
+
+class DeadLetterView(BaseModel):
+    """A batch a destination did not accept, with what it holds."""
+
+    id: str
+    webhook_id: str
+    url: str
+    audience_id: str
+    first_seq: int
+    last_seq: int
+    message_id: str
+    changes: int
+    # Erasure notices in the batch: until it is replayed, the receiver still holds
+    # these people's data.
+    erasures: int
+    attempts: int
+    last_error: str
+    status: DeadLetterStatus
+    created_at: datetime
+    resolved_at: datetime | None

@@ -1,5 +1,6 @@
 """Audience pages of the admin UI: list, builder with a live size estimate, detail with size
-history, members, overlap and exports, and the suppression list."""
+history, members, overlap, exports and webhook destinations with their parked batches, and
+the suppression list."""
 
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from accord.audiences import service
-from accord.audiences.api import consent_source
+from accord.audiences.api import WebhookClient, consent_source
 from accord.audiences.exports import Destination, InterestGroupOptions
 from accord.audiences.models import AudienceIn, Preview, SizePoint, Validated
 from accord.audiences.service import ConsentSource
-from accord.core.errors import FieldProblem, InvalidInput, NotFound
+from accord.core.errors import Conflict, FieldProblem, InvalidInput, NotFound, WebhookNotDelivered
 from accord.engine.connection import connect
 from accord.profiles.models import Identifier
 from accord.web import jobs, store_work
@@ -378,8 +379,14 @@ async def audience_page(
                 )
             except NotFound as exc:
                 overlap_error = str(exc)
+        parked = service.list_dead_letters(
+            conn, business_id=business_id, audience=view.id, status="parked"
+        )
         return {
             "audience": view,
+            "webhooks": service.list_webhooks(conn, business_id=business_id, audience=view.id),
+            "parked": parked,
+            "parked_erasures": sum(d.erasures for d in parked),
             "history": history,
             "sparkline": sparkline(history),
             "members": [found.get(p) for p in shown],
@@ -424,6 +431,54 @@ async def delete(request: Request, state: State, caller: Manager, audience: str)
     except InvalidInput as exc:
         return redirect(request, f"/audiences/{audience}", error=_text(exc.problems))
     return redirect(request, "/audiences", notice=f"Deleted audience {audience}")
+
+
+@router.post("/audiences/{audience}/webhooks/dead-letters/{dead_letter}/replay")
+async def replay_dead_letter(
+    request: Request,
+    state: State,
+    caller: Manager,
+    client: WebhookClient,
+    audience: str,
+    dead_letter: str,
+) -> Response:
+    try:
+        replayed = await run_in_threadpool(
+            lambda: service.replay_dead_letter(
+                state.store,
+                business_id=caller.business_id,
+                audience=audience,
+                dead_letter_id=dead_letter,
+                client=client,
+            )
+        )
+    except (WebhookNotDelivered, Conflict) as exc:
+        return redirect(request, f"/audiences/{audience}", error=str(exc))
+    return redirect(
+        request,
+        f"/audiences/{audience}",
+        notice=f"Replayed changes {replayed.first_seq}-{replayed.last_seq} to {replayed.url}",
+    )
+
+
+@router.post("/audiences/{audience}/webhooks/dead-letters/{dead_letter}/discard")
+async def discard_dead_letter(
+    request: Request, state: State, caller: Manager, audience: str, dead_letter: str
+) -> Response:
+    try:
+        discarded = await store_work.write(
+            state,
+            lambda conn: service.discard_dead_letter(
+                conn, business_id=caller.business_id, audience=audience, dead_letter_id=dead_letter
+            ),
+        )
+    except Conflict as exc:
+        return redirect(request, f"/audiences/{audience}", error=str(exc))
+    return redirect(
+        request,
+        f"/audiences/{audience}",
+        notice=f"Discarded changes {discarded.first_seq}-{discarded.last_seq}",
+    )
 
 
 @router.get("/audiences/{audience}/export")

@@ -1,12 +1,14 @@
 """Audiences: definitions, refresh on the engine, real-time entries and exits,
-suppression lists, and activation exports that respect consent and suppression."""
+suppression lists, and activation (exports, webhook destinations with their dead
+letters) that respects consent and suppression."""
 
 from __future__ import annotations
 
 import re
 import secrets
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -14,7 +16,7 @@ from typing import Any, Protocol
 import httpx
 import orjson
 import pyarrow as pa
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, and_, delete, func, insert, select, update
 
 from accord.audiences import exports, webhook
 from accord.audiences.compile import (
@@ -47,6 +49,8 @@ from accord.audiences.models import (
     AudienceIn,
     AudienceView,
     Change,
+    DeadLetterStatus,
+    DeadLetterView,
     Member,
     Overlap,
     Preview,
@@ -54,9 +58,11 @@ from accord.audiences.models import (
     SizePoint,
     Validated,
     WebhookIn,
+    WebhookView,
     audience_changes,
     audience_members,
     audience_sizes,
+    audience_webhook_dead_letters,
     audience_webhooks,
     audiences,
     suppressions,
@@ -67,7 +73,7 @@ from accord.collect.service import payloads_of_profiles
 from accord.consent import config as consent_config
 from accord.consent import service as consent_service
 from accord.core.clock import utcnow
-from accord.core.errors import FieldProblem, InvalidInput, NotFound
+from accord.core.errors import Conflict, FieldProblem, InvalidInput, NotFound, WebhookNotDelivered
 from accord.core.ids import new_id
 from accord.engine.connection import arrow_table as engine_table
 from accord.engine.connection import events as lake_events
@@ -450,7 +456,28 @@ def delete_audience(conn: Connection, *, business_id: str, audience: str) -> Non
         raise InvalidInput(
             [FieldProblem("audience", f"{found.slug!r} is named by {', '.join(users)}")]
         )
-    for table in (audience_members, audience_changes, audience_sizes, audience_webhooks):
+    letters = audience_webhook_dead_letters
+    parked = conn.execute(
+        select(func.count()).where(letters.c.audience_id == found.id, letters.c.status == "parked")
+    ).scalar_one()
+    if parked:
+        # They may hold erasure notices: going with the audience, they would be lost unseen.
+        raise InvalidInput(
+            [
+                FieldProblem(
+                    "audience",
+                    f"{found.slug!r} has {parked} parked webhook batches: "
+                    "replay or discard them first",
+                )
+            ]
+        )
+    for table in (
+        audience_members,
+        audience_changes,
+        audience_sizes,
+        audience_webhook_dead_letters,
+        audience_webhooks,
+    ):
         conn.execute(delete(table).where(table.c.audience_id == found.id))
     conn.execute(delete(audiences).where(audiences.c.id == found.id))
 
@@ -970,7 +997,8 @@ def forget_profile(
     """Erase a person from audiences, in the caller's transaction: their memberships and
     change history go, suppressions of their identifiers go (tombstones keep them from
     coming back), and every audience they were ever in gets one `erased` change, which
-    webhook destinations receive like entries and exits."""
+    webhook destinations receive like entries and exits. Their entries and exits are
+    taken out of the batches webhook dead letters keep."""
     touched = set(
         conn.execute(
             select(audience_members.c.audience_id).where(
@@ -992,12 +1020,10 @@ def forget_profile(
             audience_members.c.profile_id == profile_id,
         )
     ).rowcount
-    history = conn.execute(
-        delete(audience_changes).where(
-            audience_changes.c.business_id == business_id,
-            audience_changes.c.profile_id == profile_id,
-        )
-    ).rowcount
+    # The notices go in before the history goes out: SQLite hands the numbers of deleted
+    # newest rows out again, which would put a notice at or before a change destinations
+    # received already (their `delivered_seq`), and it would never be sent.
+    replaced = conn.execute(select(func.max(audience_changes.c.seq))).scalar() or 0
     now = utcnow()
     if touched:
         conn.execute(
@@ -1014,6 +1040,13 @@ def forget_profile(
                 for audience_id in sorted(touched)
             ],
         )
+    history = conn.execute(
+        delete(audience_changes).where(
+            audience_changes.c.business_id == business_id,
+            audience_changes.c.profile_id == profile_id,
+            audience_changes.c.seq <= replaced,
+        )
+    ).rowcount
     suppressed = 0
     for identifier in [Identifier(kind="profile", value=profile_id), *identifiers]:
         suppressed += max(
@@ -1029,6 +1062,9 @@ def forget_profile(
     return {
         "audience_members": max(members, 0),
         "audience_changes": max(history, 0),
+        "audience_webhook_dead_letters_scrubbed": _scrub_dead_letters(
+            conn, business_id=business_id, profile_id=profile_id
+        ),
         "erasure_notices": len(touched),
         "suppressions": suppressed,
     }
@@ -1304,6 +1340,15 @@ class WebhookRun:
     sent: int
     left_out: dict[str, int]
     delivery: webhook.Delivery | None
+    # Failed runs in a row on the pending batch, this one included; 0 once it went.
+    failures: int = 0
+    # The dead letter this run parked the batch as.
+    parked: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """The batch is still pending after a failed delivery: a later run tries again."""
+        return self.delivery is not None and not self.delivery.delivered and self.parked is None
 
 
 def deliver_webhooks(
@@ -1313,12 +1358,15 @@ def deliver_webhooks(
     client: httpx.Client,
     consent: ConsentSource,
     batch: int = 500,
-    sleep: Any = None,
+    dead_letter_after: int = 10,
+    sleep: Callable[[float], None] | None = None,
 ) -> list[WebhookRun]:
     """Send each webhook destination the entries and exits it has not received yet.
 
     A batch is marked delivered only after the receiver accepted it, so a failure is
-    retried on the next run (receivers dedupe by `webhook-id`).
+    retried on the next run (receivers dedupe by `webhook-id`). A batch the receiver
+    refused (a 4xx other than 408, 425 and 429), or that failed `dead_letter_after` runs
+    in a row, is parked as a dead letter and the destination moves on past it.
     """
     with store.read() as conn:
         hooks = conn.execute(
@@ -1358,21 +1406,311 @@ def deliver_webhooks(
                 if c.change == "erased" or c.profile_id in allowed
             ],
         }
-        last = pending[-1].seq
+        batch_sent = _Batch(
+            first_seq=pending[0].seq,
+            last_seq=pending[-1].seq,
+            message_id=f"{hook.id}-{pending[-1].seq}",
+            body=orjson.dumps(body),
+        )
         delivery = webhook.deliver(
             client,
             url=hook.url,
             secret=hook.secret,
-            message_id=f"{hook.id}-{last}",
-            body=orjson.dumps(body),
-            **({"sleep": sleep} if sleep is not None else {}),
+            message_id=batch_sent.message_id,
+            body=batch_sent.body,
+            sleep=sleep if sleep is not None else time.sleep,
         )
-        if delivery.delivered:
-            with store.write() as conn:
-                conn.execute(
-                    update(audience_webhooks)
-                    .where(audience_webhooks.c.id == hook.id)
-                    .values(delivered_seq=last)
-                )
-        runs.append(WebhookRun(hook.id, len(body["changes"]), dict(left_out), delivery))
+        failures = 0 if delivery.delivered else hook.failures + 1
+        settlement = webhook.settle(
+            delivery, failures=failures, dead_letter_after=dead_letter_after
+        )
+        with store.write() as conn:
+            parked = _settle(
+                conn,
+                hook=hook,
+                batch=batch_sent,
+                settlement=settlement,
+                failures=failures,
+                error=_error(delivery),
+            )
+        runs.append(
+            WebhookRun(hook.id, len(body["changes"]), dict(left_out), delivery, failures, parked)
+        )
     return runs
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """A batch as it was sent: what a dead letter keeps to send it again unchanged."""
+
+    first_seq: int
+    last_seq: int
+    message_id: str
+    body: bytes
+
+
+def _error(delivery: webhook.Delivery) -> str | None:
+    if delivery.delivered:
+        return None
+    return delivery.error or f"HTTP {delivery.status}"
+
+
+def _settle(
+    conn: Connection,
+    *,
+    hook: Any,
+    batch: _Batch,
+    settlement: webhook.Settlement,
+    failures: int,
+    error: str | None,
+) -> str | None:
+    """Record a delivery run on its destination, parking the batch when it is given up;
+    the id of the dead letter made, if any.
+
+    Parking and moving `delivered_seq` past the batch are one transaction, so a batch is
+    never skipped without being kept. Each write is guarded by the `delivered_seq` the run
+    started from: a run that overlapped another one changes nothing.
+    """
+    now = utcnow()
+    same_batch = and_(
+        audience_webhooks.c.id == hook.id,
+        audience_webhooks.c.delivered_seq == hook.delivered_seq,
+    )
+    if settlement == "retry":
+        conn.execute(
+            update(audience_webhooks)
+            .where(same_batch)
+            .values(failures=failures, last_error=error, last_attempt_at=now)
+        )
+        return None
+    moved = conn.execute(
+        update(audience_webhooks)
+        .where(same_batch)
+        .values(delivered_seq=batch.last_seq, failures=0, last_error=error, last_attempt_at=now)
+    ).rowcount
+    if settlement == "delivered" or moved != 1:
+        return None
+    dead_letter_id = new_id("dlt")
+    conn.execute(
+        insert(audience_webhook_dead_letters).values(
+            id=dead_letter_id,
+            business_id=hook.business_id,
+            webhook_id=hook.id,
+            audience_id=hook.audience_id,
+            first_seq=batch.first_seq,
+            last_seq=batch.last_seq,
+            message_id=batch.message_id,
+            # orjson writes UTF-8, so the text encodes back to the very bytes sent.
+            body=batch.body.decode(),
+            attempts=failures,
+            last_error=error or "not delivered",
+            status="parked",
+            created_at=now,
+            resolved_at=None,
+        )
+    )
+    return dead_letter_id
+
+
+# Webhook destinations and their dead letters -------------------------------------------
+
+# A replay is answered to a person waiting for it: one retry absorbs a blip, more would
+# keep them waiting; they can press Replay again.
+REPLAY_ATTEMPTS = 2
+
+
+def list_webhooks(conn: Connection, *, business_id: str, audience: str) -> list[WebhookView]:
+    """The audience's destinations with how their deliveries go."""
+    found = _find(conn, business_id, audience)
+    letters = audience_webhook_dead_letters
+    parked: dict[str, int] = {
+        row.webhook_id: row.parked
+        for row in conn.execute(
+            select(letters.c.webhook_id, func.count().label("parked"))
+            .where(letters.c.audience_id == found.id, letters.c.status == "parked")
+            .group_by(letters.c.webhook_id)
+        )
+    }
+    rows = conn.execute(
+        select(audience_webhooks)
+        .where(
+            audience_webhooks.c.business_id == business_id,
+            audience_webhooks.c.audience_id == found.id,
+        )
+        .order_by(audience_webhooks.c.created_at, audience_webhooks.c.id)
+    )
+    return [
+        WebhookView(
+            id=row.id,
+            audience_id=row.audience_id,
+            url=row.url,
+            purpose=row.purpose,
+            delivered_seq=row.delivered_seq,
+            failures=row.failures,
+            last_error=row.last_error,
+            last_attempt_at=row.last_attempt_at,
+            parked=parked.get(row.id, 0),
+        )
+        for row in rows
+    ]
+
+
+def _dead_letters() -> Select[Any]:
+    letters = audience_webhook_dead_letters
+    return select(letters, audience_webhooks.c.url, audience_webhooks.c.secret).join(
+        audience_webhooks, audience_webhooks.c.id == letters.c.webhook_id
+    )
+
+
+def _dead_letter_view(row: Any) -> DeadLetterView:
+    sent = orjson.loads(row.body)["changes"]
+    return DeadLetterView(
+        id=row.id,
+        webhook_id=row.webhook_id,
+        url=row.url,
+        audience_id=row.audience_id,
+        first_seq=row.first_seq,
+        last_seq=row.last_seq,
+        message_id=row.message_id,
+        changes=len(sent),
+        erasures=sum(1 for change in sent if change["change"] == "erased"),
+        attempts=row.attempts,
+        last_error=row.last_error,
+        status=row.status,
+        created_at=row.created_at,
+        resolved_at=row.resolved_at,
+    )
+
+
+def list_dead_letters(
+    conn: Connection,
+    *,
+    business_id: str,
+    audience: str,
+    status: DeadLetterStatus | None = None,
+) -> list[DeadLetterView]:
+    """The audience's dead letters, oldest batch first: the order to replay them in."""
+    found = _find(conn, business_id, audience)
+    letters = audience_webhook_dead_letters
+    query = _dead_letters().where(
+        letters.c.business_id == business_id, letters.c.audience_id == found.id
+    )
+    if status is not None:
+        query = query.where(letters.c.status == status)
+    rows = conn.execute(query.order_by(letters.c.first_seq, letters.c.id))
+    return [_dead_letter_view(row) for row in rows]
+
+
+def _parked(conn: Connection, business_id: str, audience: str, dead_letter_id: str) -> Any:
+    found = _find(conn, business_id, audience)
+    letters = audience_webhook_dead_letters
+    row = conn.execute(
+        _dead_letters().where(
+            letters.c.id == dead_letter_id,
+            letters.c.business_id == business_id,
+            letters.c.audience_id == found.id,
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"dead letter {dead_letter_id!r}")
+    if row.status != "parked":
+        raise Conflict(f"dead letter {dead_letter_id} was {row.status} already")
+    return row
+
+
+def _reread(conn: Connection, dead_letter_id: str) -> DeadLetterView:
+    letters = audience_webhook_dead_letters
+    return _dead_letter_view(
+        conn.execute(_dead_letters().where(letters.c.id == dead_letter_id)).one()
+    )
+
+
+def discard_dead_letter(
+    conn: Connection, *, business_id: str, audience: str, dead_letter_id: str
+) -> DeadLetterView:
+    """Give a parked batch up: its receiver will never get it."""
+    row = _parked(conn, business_id, audience, dead_letter_id)
+    letters = audience_webhook_dead_letters
+    done = conn.execute(
+        update(letters)
+        .where(letters.c.id == row.id, letters.c.status == "parked")
+        .values(status="discarded", resolved_at=utcnow())
+    ).rowcount
+    if done != 1:
+        raise Conflict(f"dead letter {dead_letter_id} was resolved meanwhile")
+    return _reread(conn, row.id)
+
+
+def replay_dead_letter(
+    store: Store,
+    *,
+    business_id: str,
+    audience: str,
+    dead_letter_id: str,
+    client: httpx.Client,
+    sleep: Callable[[float], None] | None = None,
+) -> DeadLetterView:
+    """POST a parked batch again: the same body and `webhook-id`, freshly signed.
+
+    Raises `WebhookNotDelivered` when the receiver still does not accept it; the batch
+    stays parked with the new error.
+    """
+    with store.read() as conn:
+        row = _parked(conn, business_id, audience, dead_letter_id)
+    delivery = webhook.deliver(
+        client,
+        url=row.url,
+        secret=row.secret,
+        message_id=row.message_id,
+        body=row.body.encode(),
+        attempts=REPLAY_ATTEMPTS,
+        sleep=sleep if sleep is not None else time.sleep,
+    )
+    letters = audience_webhook_dead_letters
+    error = _error(delivery)
+    with store.write() as conn:
+        if error is None:
+            # Delivered is what happened, even if someone discarded it meanwhile.
+            conn.execute(
+                update(letters)
+                .where(letters.c.id == row.id, letters.c.status != "replayed")
+                .values(status="replayed", resolved_at=utcnow())
+            )
+        else:
+            conn.execute(
+                update(letters)
+                .where(letters.c.id == row.id)
+                .values(attempts=letters.c.attempts + 1, last_error=error)
+            )
+        view = _reread(conn, row.id)
+    if error is not None:
+        raise WebhookNotDelivered(url=row.url, reason=error)
+    return view
+
+
+def _scrub_dead_letters(conn: Connection, *, business_id: str, profile_id: str) -> int:
+    """Take an erased person's entries and exits out of the batches dead letters keep;
+    their erasure notices stay, they are what the receiver must still be told."""
+    letters = audience_webhook_dead_letters
+    rows = conn.execute(
+        select(letters.c.id, letters.c.body).where(
+            letters.c.business_id == business_id,
+            letters.c.body.contains(profile_id, autoescape=True),
+        )
+    ).all()
+    scrubbed = 0
+    for row in rows:
+        body = orjson.loads(row.body)
+        kept = [
+            change
+            for change in body["changes"]
+            if change["profile_id"] != profile_id or change["change"] == "erased"
+        ]
+        if len(kept) == len(body["changes"]):
+            continue
+        body["changes"] = kept
+        conn.execute(
+            update(letters).where(letters.c.id == row.id).values(body=orjson.dumps(body).decode())
+        )
+        scrubbed += 1
+    return scrubbed

@@ -1,4 +1,5 @@
-"""Webhook destinations: entries and exits POSTed as signed JSON, with retries.
+"""Webhook destinations: entries and exits POSTed as signed JSON, with retries, and
+what to do with a batch after a delivery run.
 
 The signature follows the Standard Webhooks scheme: header `webhook-signature` holds
 `v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">` keyed by the destination's
@@ -14,6 +15,7 @@ import hmac
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import httpx
 
@@ -80,3 +82,26 @@ def deliver(
         if attempt < attempts:
             sleep(backoff * 2 ** (attempt - 1))
     return Delivery(False, attempts, status, error or f"HTTP {status} after {attempts} attempts")
+
+
+def refused(status: int | None) -> bool:
+    """The receiver answered that this message will never be accepted (400, 401, 404,
+    410, 413, 422…): sending it again cannot help. 408, 425 and 429 only ask for later."""
+    return status is not None and 400 <= status < 500 and status not in RETRY_STATUSES
+
+
+Settlement = Literal["delivered", "retry", "park"]
+
+
+def settle(delivery: Delivery, *, failures: int, dead_letter_after: int) -> Settlement:
+    """What becomes of the pending batch after a delivery run.
+
+    `failures` counts the failed runs on this batch, this one included. A refused batch
+    is parked at once; one that keeps failing is parked after `dead_letter_after` runs,
+    so a destination that is down or broken no longer holds back the changes after it.
+    """
+    if delivery.delivered:
+        return "delivered"
+    if refused(delivery.status) or failures >= dead_letter_after:
+        return "park"
+    return "retry"

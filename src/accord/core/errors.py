@@ -130,6 +130,17 @@ class MailNotSent(AccordError):
 
 
 @dataclass
+class WebhookNotDelivered(AccordError):
+    """A webhook destination refused a message or could not be reached."""
+
+    url: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"the webhook destination {self.url} did not accept the message: {self.reason}"
+
+
+@dataclass
 class TooManyRequests(AccordError):
     reason: str
     retry_after_seconds: int

@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     predict_retrain_events: int = Field(default=10_000, ge=1)
     # One POST to an audience webhook destination.
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Failed delivery runs in a row after which a destination's pending batch is parked
+    # as a dead letter, so the changes after it flow again.
+    webhook_dead_letter_after: int = Field(default=10, ge=1)
 
     # Experiments: one POST of ad-log records to /v1/experiments/{key}/ad-logs.
     max_ad_log_bytes: int = 5 * 1024 * 1024

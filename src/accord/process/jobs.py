@@ -79,24 +79,32 @@ def refresh_audience(context: JobContext) -> JobOutcome:
 
 
 def deliver_audience_webhooks(context: JobContext) -> JobOutcome:
+    after = context.settings.webhook_dead_letter_after
     with httpx.Client(timeout=context.settings.webhook_timeout_seconds) as client:
         runs = audiences.deliver_webhooks(
             context.store,
             business_id=_business(context),
             client=client,
             consent=audiences.LEDGER_CONSENT,
+            dead_letter_after=after,
         )
-    failed = [r for r in runs if r.delivery is not None and not r.delivery.delivered]
+    failed = [r for r in runs if r.failed]
     counts = {
         "destinations": float(len(runs)),
         "changes_sent": float(sum(r.sent for r in runs if r.delivery and r.delivery.delivered)),
         "failed_destinations": float(len(failed)),
+        "batches_parked": float(sum(1 for r in runs if r.parked)),
     }
     if failed:
         # Raising makes the scheduler retry with backoff and show the failure; the
-        # changes stay pending until a receiver accepts them.
+        # changes stay pending until a receiver accepts them or the batch is parked.
+        # A parked batch is settled: retrying the job for it would change nothing.
         raise WebhookDeliveryFailed(
-            ", ".join(f"{r.webhook_id}: {r.delivery.error if r.delivery else ''}" for r in failed)
+            ", ".join(
+                f"{r.webhook_id}: {r.delivery.error if r.delivery else ''}"
+                f" ({r.failures} of {after} failed runs before its batch is parked)"
+                for r in failed
+            )
         )
     return JobOutcome(counts=counts)
 

@@ -26,6 +26,7 @@ from accord.core.errors import (
     TooManyRequests,
     UnknownWriteKey,
     UnsupportedMediaType,
+    WebhookNotDelivered,
 )
 
 
@@ -90,6 +91,10 @@ def to_response(exc: AccordError) -> Response:
         # The mail server, not the caller, failed: a gateway error, worth a retry later.
         status, code = 502, "mail_not_sent"
         problems = [{"field": "email", "reason": exc.reason}]
+    elif isinstance(exc, WebhookNotDelivered):
+        # The receiver, not the caller, failed: a gateway error, like a mail server's.
+        status, code = 502, "webhook_not_delivered"
+        problems = [{"field": "webhook", "reason": exc.reason}]
     elif isinstance(exc, ExperimentState):
         status, code = 409, "experiment_state"
         problems = [{"field": exc.field, "reason": exc.reason}]
