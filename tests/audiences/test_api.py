@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 
 from accord.accounts.models import Bootstrap
 from accord.audiences.api import consent_source
-from accord.collect.worker import drain
 from accord.core.settings import Settings
+from accord.process.worker import drain
 from accord.store.db import Store
 from tests.audiences.test_service import Grants, ago
 

@@ -14,8 +14,8 @@ from accord.accounts.service import bootstrap
 from accord.audiences.api import consent_source
 from accord.audiences.models import SizePoint
 from accord.audiences.pages import sparkline
-from accord.collect.worker import drain
 from accord.core.settings import Settings
+from accord.process.worker import drain
 from accord.store.db import Store
 from tests.accounts.ui import create_business, sign_up
 from tests.audiences.test_service import Grants, ago

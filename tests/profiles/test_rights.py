@@ -179,11 +179,11 @@ def test_export_and_erase_through_api_and_cli(
 def test_an_erasure_during_a_batch_leaves_nothing_in_the_lake(
     store: Store, keys: Bootstrap, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from accord.collect import worker
     from accord.identity.service import add_tombstones
+    from accord.process import pipeline
 
     biz, lake = keys.business_id, settings.resolved_lake_url()
-    real_write = worker.write_batch
+    real_write = pipeline.write_batch
 
     def write_then_erase(*args: Any, **kwargs: Any) -> list[str]:
         written = real_write(*args, **kwargs)
@@ -194,7 +194,7 @@ def test_an_erasure_during_a_batch_leaves_nothing_in_the_lake(
             )
         return written
 
-    monkeypatch.setattr(worker, "write_batch", write_then_erase)
+    monkeypatch.setattr(pipeline, "write_batch", write_then_erase)
     process(
         store, keys, lake, [ev(minute=1, anonymousId="ann-phone"), ev(minute=2, anonymousId="bob")]
     )

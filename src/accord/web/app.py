@@ -19,7 +19,6 @@ from accord.audiences.api import router as audiences_router
 from accord.collect.api import router as collect_router
 from accord.collect.inbox import InboxWriter
 from accord.collect.service import limits_from
-from accord.collect.worker import pending_count
 from accord.consent import service as consent_service
 from accord.consent.api import admin_router as consent_admin_router
 from accord.consent.api import public_router as consent_router
@@ -35,6 +34,7 @@ from accord.leads import pages as leads_pages
 from accord.leads.api import router as leads_router
 from accord.messaging import pages as email_pages
 from accord.messaging.api import router as messaging_router
+from accord.process.worker import pending_count
 from accord.profiles.api import router as profiles_router
 from accord.store.db import open_store
 from accord.store.migrate import upgrade

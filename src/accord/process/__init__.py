@@ -1,0 +1,1 @@
+"""Processing: the pipeline that takes the inbox through every context, in order."""
