@@ -845,6 +845,12 @@ def score_email_engagement(conn: Connection, *, business_id: str, email: str, ki
         score_activity(conn, business_id=business_id, lead_id=lead_id, kind="email", name=kind)
 
 
+def scores_events(conn: Connection, *, business_id: str) -> bool:
+    """Whether any scoring rule of the business is about tracked events: without one,
+    no event can change a lead, and processing need not look leads up."""
+    return any(rule.kind == "event" for rule in scoring_config(conn, business_id=business_id).rules)
+
+
 def score_event(conn: Connection, *, business_id: str, event: dict[str, Any]) -> float:
     """Points for a tracked event of a lead (by anonymousId or traits/properties email);
     a rule with `stage: customer` (a purchase) makes the lead a customer."""

@@ -12,6 +12,8 @@ Each step is one context's part, named for that context, and calls its service:
   (`audiences.service.apply_realtime`);
 - `journeys`: people move on these events and audience changes: goals, waits, entries
   (`journeys.runner.Runner.handle_events`, `handle_audience_changes`);
+- `leads`: a track event scores the lead it is of; an event a scoring rule calls a
+  purchase makes the lead a customer (`leads.service.score_event`);
 - `lake`: the batch's events are written to the lake (`lake.service.write_batch`).
 
 All but the lake work on a chunk of events, one business at a time, inside the
@@ -39,6 +41,7 @@ from accord.journeys.runner import Runner
 from accord.journeys.wiring import environment as journey_environment
 from accord.lake.schema import lake_row
 from accord.lake.service import remove_events, write_batch
+from accord.leads.service import score_event, scores_events
 from accord.store.db import Store
 
 
@@ -150,6 +153,14 @@ class MovePeople:
             )
 
 
+def score_leads(conn: Connection, chunk: Chunk) -> None:
+    if not scores_events(conn, business_id=chunk.business_id):
+        return
+    for row, event in _named(chunk):
+        if event.get("type") == "track" and row.seq not in chunk.erased:
+            score_event(conn, business_id=chunk.business_id, event=event)
+
+
 def _erased(store: Store, rows: list[Any], events: list[dict[str, Any]]) -> set[int]:
     """Events naming an erased person: they never reach the lake."""
     by_business: dict[str, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
@@ -205,6 +216,7 @@ def default_steps(runner: Runner | None = None) -> tuple[Step, ...]:
         Step("profiles", on_chunk=file_under_profiles),
         Step("audiences", on_chunk=update_audiences),
         Step("journeys", on_chunk=MovePeople(runner or Runner(journey_environment()))),
+        Step("leads", on_chunk=score_leads),
         Step("lake", before_chunks=write_lake, after_chunks=unwrite_erased),
     )
 

@@ -1,7 +1,7 @@
 """The inbox worker: takes events out of the inbox in order and exactly once.
 
 A batch is claimed by stamping a batch id on its rows and goes through the pipeline
-(`pipeline.default_steps()`: identity, profiles, audiences, journeys, then the lake).
+(`pipeline.default_steps()`: identity, profiles, audiences, journeys, leads, lake).
 Its lake files are named by that id, and its profile changes (with everything the
 other chunk steps change) commit in the same transaction that marks the rows
 processed, so a batch interrupted anywhere is redone with the same rows, rewrites the
