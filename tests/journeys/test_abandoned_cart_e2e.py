@@ -18,7 +18,7 @@ from accord.core.settings import Settings
 from accord.journeys.models import journey_runs
 from accord.journeys.outbox import dispatch
 from accord.journeys.runner import Runner
-from accord.journeys.wiring import email_channel, environment, plain_text
+from accord.process.journeys import email_channel, environment, plain_text
 from accord.process.worker import drain
 from accord.store.db import Store
 from tests.journeys.helpers import ABANDONED_CART

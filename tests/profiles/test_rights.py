@@ -238,12 +238,12 @@ def _everything_about_ann(
     from accord.core.clock import utcnow
     from accord.journeys import service as journeys
     from accord.journeys.runner import Runner
-    from accord.journeys.wiring import environment
     from accord.leads import service as leads
     from accord.leads.models import FormIn
     from accord.leads.validation import CleanSubmission
     from accord.messaging import service as messaging
     from accord.messaging.models import ListIn, MemberIn
+    from accord.process.journeys import environment
     from tests.messaging.helpers import FakeLedger, mailer_for
 
     biz, lake = keys.business_id, settings.resolved_lake_url()

@@ -15,13 +15,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from accord.core.clock import utcnow
-from accord.core.settings import Settings
 from accord.journeys.analytics import settle_splits
 from accord.journeys.models import journey_timers, journeys
 from accord.journeys.outbox import LEASE, dispatch
 from accord.journeys.runner import Runner
 from accord.messaging.channels import Channel
-from accord.store.db import Store, open_store
+from accord.store.db import Store
 
 log = logging.getLogger(__name__)
 
@@ -118,29 +117,3 @@ def run(
     finally:
         stop.set()
         delivery.join()
-
-
-def start(settings: Settings, stop: threading.Event) -> threading.Thread:
-    """Run the journey loop on a thread of this process with the configured channels
-    (`accord serve` and `accord worker` both start one beside inbox processing)."""
-    from accord.journeys.wiring import channels, email_channel, environment
-
-    store = open_store(
-        settings.resolved_database_url(), sqlite_synchronous=settings.sqlite_synchronous
-    )
-
-    def loop() -> None:
-        try:
-            run(
-                store,
-                Runner(environment()),
-                channels(settings, email=email_channel(settings, store)),
-                stop=stop,
-                poll=settings.journey_poll_seconds,
-            )
-        finally:
-            store.dispose()
-
-    thread = threading.Thread(target=loop, name="journeys", daemon=True)
-    thread.start()
-    return thread

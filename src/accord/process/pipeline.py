@@ -38,10 +38,10 @@ from accord.collect.service import drop_events, link_profiles
 from accord.core.clock import parse_instant
 from accord.identity.service import erased_events, resolve_events
 from accord.journeys.runner import Runner
-from accord.journeys.wiring import environment as journey_environment
 from accord.lake.schema import lake_row
 from accord.lake.service import remove_events, write_batch
 from accord.leads.service import score_event, scores_events
+from accord.process.journeys import environment as journey_environment
 from accord.store.db import Store
 
 

@@ -34,7 +34,7 @@ from accord.collect.models import inbox
 from accord.core.clock import utcnow
 from accord.core.ids import new_id
 from accord.core.settings import Settings
-from accord.journeys.worker import start as start_journeys
+from accord.process.journeys import start as start_journeys
 from accord.process.pipeline import Batch, Chunk, Step, default_steps, run_chunk
 from accord.store.db import Store, open_store
 

@@ -79,8 +79,13 @@ async def get_profile_by_id(
             return ProfileDetail(
                 **view.model_dump(),
                 consent=consent,
-                reachable_channels=journeys.reachable_channels(
-                    conn, business_id=caller.business_id, profile_id=profile_id
+                reachable_channels=[]
+                if state.journey_environment is None
+                else journeys.reachable_channels(
+                    conn,
+                    business_id=caller.business_id,
+                    profile_id=profile_id,
+                    env=state.journey_environment,
                 ),
                 audiences=[
                     AudienceMembership(**asdict(m))

@@ -34,6 +34,7 @@ from accord.leads import pages as leads_pages
 from accord.leads.api import router as leads_router
 from accord.messaging import pages as email_pages
 from accord.messaging.api import router as messaging_router
+from accord.process.journeys import environment as journey_environment
 from accord.process.worker import pending_count
 from accord.profiles.api import router as profiles_router
 from accord.store.db import open_store
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             email=email_wiring.build(settings),
             consent_lookup=consent_service.granted_purposes,
             consent_records=consent_service.records_of_person,
+            journey_environment=journey_environment(),
         )
         try:
             yield

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,7 +21,7 @@ from accord.core.errors import NotFound
 from accord.core.settings import Settings
 from accord.leads.service import RateLimiter, score_email_engagement
 from accord.messaging.ports import Recipient
-from accord.messaging.service import Mailer, Signer, SmtpConfig, Wiring
+from accord.messaging.service import Mailer, Wiring
 from accord.profiles.models import Identifier
 from accord.web.state import State
 
@@ -40,17 +39,6 @@ class EmailWiring:
 
     def page(self, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         return HTMLResponse(self.pages.get_template(name).render(**context), status_code)
-
-
-def mailer_from(settings: Settings) -> Mailer:
-    return Mailer(
-        # Without a configured server, campaigns go to a local MTA on port 25.
-        smtp=SmtpConfig.from_settings(settings),
-        signer=Signer(settings.resolved_secret_key()),
-        base_url=settings.resolved_public_url(),
-        chunk=settings.email_send_chunk,
-        min_human_delay=timedelta(seconds=settings.email_min_human_seconds),
-    )
 
 
 # The consent property that form confirmations and unsubscribes are recorded under.
@@ -162,7 +150,7 @@ def default_wiring() -> Wiring:
 
 def build(settings: Settings, wiring: Wiring | None = None) -> EmailWiring:
     return EmailWiring(
-        mailer=mailer_from(settings),
+        mailer=Mailer.from_settings(settings),
         wiring=wiring or default_wiring(),
         pages=Environment(
             loader=FileSystemLoader(TEMPLATES),

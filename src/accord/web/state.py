@@ -12,6 +12,7 @@ from accord.collect.consent_gate import ConsentGate
 from accord.collect.inbox import InboxWriter
 from accord.collect.validation import Limits
 from accord.core.settings import Settings
+from accord.journeys.runner import Environment
 from accord.profiles.consent import ConsentLookup
 from accord.profiles.rights import ConsentRecords
 from accord.store.db import Store
@@ -33,6 +34,9 @@ class AppState:
     # The consent context's records of a person, for subject-rights exports.
     consent_records: ConsentRecords | None = None
     email: EmailWiring | None = None
+    # The journey runner's view of the other contexts (`process.journeys.environment()`),
+    # for the channels a profile can be messaged on; profiles show none without it.
+    journey_environment: Environment | None = None
 
 
 def app_state(request: Request) -> AppState:
