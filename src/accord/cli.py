@@ -34,6 +34,7 @@ from accord.predict.cli import predict_app
 from accord.process.worker import drain, pending_count
 from accord.process.worker import run as run_worker_loop
 from accord.profiles.cli import profiles_app
+from accord.rights.cli import register as register_rights
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
 
@@ -47,6 +48,7 @@ app.add_typer(report_app, name="report")
 app.add_typer(identity_app, name="identity")
 app.add_typer(journeys_app, name="journeys")
 app.add_typer(profiles_app, name="profiles")
+register_rights(profiles_app)
 app.add_typer(email_app, name="email")
 app.add_typer(leads_app, name="leads")
 app.add_typer(experiments_app, name="experiments")

@@ -1042,6 +1042,14 @@ def subject_history(
     }
 
 
+def subject_emails(
+    conn: Connection, *, business_id: str, emails: Sequence[str], anonymous_ids: Sequence[str]
+) -> list[str]:
+    """The addresses of a person's leads: a lead found by its anonymous id may have been
+    given an address that is none of the person's identifiers."""
+    return [str(row.email) for row in _leads_of(conn, business_id, emails, anonymous_ids)]
+
+
 def erase_subject(
     conn: Connection, *, business_id: str, emails: Sequence[str], anonymous_ids: Sequence[str]
 ) -> dict[str, int]:

@@ -37,6 +37,7 @@ from accord.messaging.api import router as messaging_router
 from accord.process.journeys import environment as journey_environment
 from accord.process.worker import pending_count
 from accord.profiles.api import router as profiles_router
+from accord.rights.api import router as rights_router
 from accord.store.db import open_store
 from accord.store.migrate import upgrade
 from accord.web import email_wiring, errors, ui
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(collect_router)
     app.include_router(profiles_router)
+    app.include_router(rights_router)
     app.include_router(analytics_router)
     app.include_router(accounts_router)
     ui.install(

@@ -14,7 +14,7 @@ from accord.collect.validation import Limits
 from accord.core.settings import Settings
 from accord.journeys.runner import Environment
 from accord.profiles.consent import ConsentLookup
-from accord.profiles.rights import ConsentRecords
+from accord.rights.models import ConsentRecords
 from accord.store.db import Store
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from sqlalchemy import String, Text, select
 from accord.accounts.models import Bootstrap
 from accord.core.errors import NotFound
 from accord.core.settings import Settings
-from accord.profiles.rights import erase_subject, export_subject
+from accord.rights.service import erase_subject, export_subject
 from accord.store.db import Store
 from accord.store.schema import metadata
 from tests.identity.helpers import assert_conserved, ev, groups, linked_events, process, profile_of
@@ -366,7 +366,7 @@ def test_export_and_erasure_cover_leads_email_journeys_and_audiences(
     from accord.accounts.service import audit_entries
     from accord.audiences.service import changes
     from accord.messaging.service import suppressed
-    from accord.profiles.rights import erase_subject
+    from accord.rights.service import erase_subject
 
     biz, lake = keys.business_id, settings.resolved_lake_url()
     made = _everything_about_ann(store, keys, settings, sink)
