@@ -50,12 +50,12 @@ from accord.audiences.predefined import BUILTIN_TRAITS, PREDEFINED
 from accord.audiences.text import parse
 from accord.collect.consent_gate import KeepEverything
 from accord.collect.service import append
-from accord.collect.worker import drain
 from accord.core.clock import parse_instant, utcnow
 from accord.demo.generator import generate_n_events
 from accord.engine.connection import connect, events
 from accord.lake.schema import lake_row
 from accord.lake.service import write_batch
+from accord.process.worker import drain
 from accord.store.db import open_store
 from accord.store.migrate import upgrade
 

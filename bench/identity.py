@@ -46,13 +46,13 @@ from accord.accounts.models import SourceRef
 from accord.accounts.service import bootstrap
 from accord.collect.consent_gate import KeepEverything
 from accord.collect.service import append
-from accord.collect.worker import drain
 from accord.core.clock import utcnow
 from accord.demo.generator import DemoConfig, generate_events, generate_n_events
 from accord.engine.connection import connect
 from accord.identity.batch import components, node_id
 from accord.identity.graph import alias_candidates
 from accord.identity.rules import IdentityRules, identifiers_of
+from accord.process.worker import drain
 from accord.store.db import open_store
 from accord.store.migrate import upgrade
 

@@ -20,8 +20,8 @@ from accord.leads.validation import CleanSubmission
 from accord.messaging import service as messaging
 from accord.messaging.models import CampaignIn, ListIn, MemberIn, TemplateIn, email_suppressions
 from accord.messaging.service import Signer
+from accord.process.email import default_wiring
 from accord.store.db import Store
-from accord.web.email_wiring import default_wiring
 from tests.smtp_sink import running_sink
 from tests.test_cli import Cli
 

@@ -24,8 +24,6 @@ from accord.audiences.cli import audiences_app
 from accord.cli_leads import email_app, leads_app
 from accord.collect.importer import RawRow, read_events
 from accord.collect.service import ImportReport, import_rows, limits_from
-from accord.collect.worker import drain, pending_count
-from accord.collect.worker import run as run_worker_loop
 from accord.consent.gate import LedgerGate
 from accord.core.errors import InvalidInput, UnknownWriteKey
 from accord.core.settings import Settings
@@ -34,7 +32,10 @@ from accord.identity.cli import identity_app
 from accord.journeys.cli import journeys_app
 from accord.predict.cli import predict_app
 from accord.process.cli import jobs_app
+from accord.process.worker import drain, pending_count
+from accord.process.worker import run as run_worker_loop
 from accord.profiles.cli import profiles_app
+from accord.rights.cli import register as register_rights
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
 
@@ -48,6 +49,7 @@ app.add_typer(report_app, name="report")
 app.add_typer(identity_app, name="identity")
 app.add_typer(journeys_app, name="journeys")
 app.add_typer(profiles_app, name="profiles")
+register_rights(profiles_app)
 app.add_typer(email_app, name="email")
 app.add_typer(leads_app, name="leads")
 app.add_typer(experiments_app, name="experiments")
@@ -93,7 +95,7 @@ def serve(
     """Serve the API, with one inbox worker process beside it unless --no-worker."""
     import uvicorn
 
-    from accord.collect.worker import start_process, stop_process
+    from accord.process.worker import start_process, stop_process
     from accord.web.app import create_app
 
     settings = Settings()

@@ -22,9 +22,9 @@ from accord.leads import service as leads
 from accord.leads.lead_ads import read_lead_ads, read_mapped_csv
 from accord.messaging import service as messaging
 from accord.messaging.bounces import parse_report_email
+from accord.process.email import default_wiring
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
-from accord.web.email_wiring import default_wiring, mailer_from
 
 email_app = typer.Typer(
     help="Email campaigns: the send loop and bounce files.", no_args_is_help=True
@@ -55,7 +55,7 @@ def send_due(
     """Send scheduled campaigns when their time comes, and A/B winners after the wait."""
     settings = Settings()
     store = _store(settings)
-    mailer, wiring = mailer_from(settings), default_wiring()
+    mailer, wiring = messaging.Mailer.from_settings(settings), default_wiring()
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
     signal.signal(signal.SIGINT, lambda _signum, _frame: stopping.set())

@@ -16,8 +16,8 @@ from accord.accounts.models import Bootstrap
 from accord.accounts.service import bootstrap
 from accord.audiences import service
 from accord.audiences.api import consent_source
-from accord.collect.worker import drain
 from accord.core.settings import Settings
+from accord.process.worker import drain
 from accord.store.db import Store
 from tests.audiences.test_service import Grants, ago
 from tests.webhook_receiver import running_receiver

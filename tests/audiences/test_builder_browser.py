@@ -14,8 +14,8 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from accord.accounts.service import bootstrap
-from accord.collect.worker import drain
 from accord.core.settings import Settings
+from accord.process.worker import drain
 from accord.store.db import open_store
 from accord.store.migrate import upgrade
 from accord.web.app import create_app

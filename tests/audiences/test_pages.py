@@ -17,8 +17,8 @@ from accord.audiences import service
 from accord.audiences.api import consent_source
 from accord.audiences.models import SizePoint
 from accord.audiences.pages import sparkline
-from accord.collect.worker import drain
 from accord.core.settings import Settings
+from accord.process.worker import drain
 from accord.store.db import Store
 from tests.accounts.ui import create_business, sign_up
 from tests.audiences.test_service import Grants, ago

@@ -24,11 +24,11 @@ from accord.audiences.text import parse
 from accord.audiences.webhook import verify
 from accord.collect.consent_gate import KeepEverything
 from accord.collect.service import append
-from accord.collect.worker import drain
 from accord.core.clock import iso, utcnow
 from accord.core.errors import InvalidInput, NotFound
 from accord.core.settings import Settings
 from accord.engine.connection import connect
+from accord.process.worker import drain
 from accord.profiles.models import Identifier
 from accord.store.db import Store
 

@@ -22,9 +22,9 @@ from typer.testing import CliRunner
 from accord.accounts.models import Bootstrap
 from accord.cli import app as cli_app
 from accord.collect.models import inbox
-from accord.collect.worker import drain
 from accord.core.settings import Settings
 from accord.lake.service import has_files, parquet_glob
+from accord.process.worker import drain
 from accord.store.db import Store
 
 SECRETS = ("anon-nobody", "user-nobody", "nobody@example.com", "81.2.69.160", "Secret note")

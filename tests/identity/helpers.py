@@ -11,8 +11,8 @@ from sqlalchemy import select
 from accord.accounts.models import Bootstrap, SourceRef
 from accord.collect.consent_gate import KeepEverything
 from accord.collect.service import append
-from accord.collect.worker import drain
 from accord.core.clock import utcnow
+from accord.process.worker import drain
 from accord.profiles.derive import ProfileState, derive
 from accord.profiles.models import profile_events, profile_identifiers
 from accord.profiles.service import load_states

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection
 
 from accord.accounts.models import Bootstrap
-from accord.collect.worker import drain
 from accord.core.settings import Settings
+from accord.process.worker import drain
 from accord.store.db import Store
 
 

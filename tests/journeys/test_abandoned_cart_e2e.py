@@ -10,7 +10,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from accord.accounts.models import Bootstrap
-from accord.collect.worker import drain
 from accord.consent import config
 from accord.consent.models import PropertyIn
 from accord.consent.service import record_consent
@@ -19,7 +18,8 @@ from accord.core.settings import Settings
 from accord.journeys.models import journey_runs
 from accord.journeys.outbox import dispatch
 from accord.journeys.runner import Runner
-from accord.journeys.wiring import email_channel, environment, plain_text
+from accord.process.journeys import email_channel, environment, plain_text
+from accord.process.worker import drain
 from accord.store.db import Store
 from tests.journeys.helpers import ABANDONED_CART
 from tests.smtp_sink import SmtpSink

@@ -13,11 +13,11 @@ from accord.audiences import service as audiences
 from accord.audiences.text import parse
 from accord.collect.consent_gate import KeepEverything
 from accord.collect.service import append
-from accord.collect.worker import drain
 from accord.core.settings import Settings
 from accord.demo.generator import generate_n_events
 from accord.engine.connection import connect
 from accord.predict.service import cohort, model_cards, percentiles, train
+from accord.process.worker import drain
 from accord.store.db import Store
 
 END = datetime(2026, 11, 1, tzinfo=UTC)

@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from accord.accounts.models import Bootstrap
-from accord.collect.worker import drain
 from accord.core.settings import Settings
+from accord.process.worker import drain
 from accord.store.db import Store
 
 

@@ -6,13 +6,13 @@ import base64
 import binascii
 import hashlib
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, or_, select
+from sqlalchemy import Connection, and_, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from accord.accounts.models import SourceRef
@@ -346,6 +346,28 @@ def forget_events(conn: Connection, *, business_id: str, seqs: list[int], profil
     return deleted
 
 
+def link_profiles(conn: Connection, *, links: Mapping[int, str]) -> None:
+    """Record the profile each processed event joined (inbox seq to profile id): a
+    profile's recent events and real-time audiences read its events by this link."""
+    if links:
+        conn.execute(
+            update(inbox)
+            .where(inbox.c.seq == bindparam("row"))
+            .values(profile_id=bindparam("profile")),
+            [{"row": seq, "profile": pid} for seq, pid in links.items()],
+        )
+
+
+def drop_events(conn: Connection, *, seqs: Collection[int]) -> int:
+    """Delete these events from the inbox (an erased person's late or replayed events)."""
+    deleted = 0
+    ordered = sorted(seqs)
+    for start in range(0, len(ordered), 500):
+        result = conn.execute(delete(inbox).where(inbox.c.seq.in_(ordered[start : start + 500])))
+        deleted += max(result.rowcount, 0)
+    return deleted
+
+
 def payloads_of_profiles(
     conn: Connection, *, profile_ids: list[str], types: tuple[str, ...] | None = None
 ) -> dict[str, list[str]]:
@@ -361,3 +383,16 @@ def payloads_of_profiles(
         for row in rows:
             out.setdefault(row.profile_id, []).append(row.payload)
     return out
+
+
+def purge_processed(store: Store, *, older_than: timedelta) -> int:
+    """Forget processed inbox rows past the retention window (the lake keeps them)."""
+    with store.write() as conn:
+        result = conn.execute(
+            delete(inbox).where(
+                and_(
+                    inbox.c.processed_at.is_not(None), inbox.c.processed_at < utcnow() - older_than
+                )
+            )
+        )
+    return max(result.rowcount, 0)

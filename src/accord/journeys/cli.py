@@ -17,7 +17,7 @@ from accord.core.clock import utcnow
 from accord.core.errors import AccordError
 from accord.core.settings import Settings
 from accord.journeys import analytics, service
-from accord.journeys import worker as journey_worker
+from accord.process import journeys as journey_wiring
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
 
@@ -113,7 +113,7 @@ def run() -> None:
     """
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
-    thread = journey_worker.start(Settings(), stop)
+    thread = journey_wiring.start(Settings(), stop)
     try:
         while thread.is_alive():
             thread.join(0.5)

@@ -11,6 +11,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from accord.journeys.graph import Condition, QuietHours, SplitPath
 
+# The purpose each channel needs consent for. Webhooks go to the business's own
+# systems and carry only references, so they need none.
+CHANNEL_PURPOSE = {
+    "email": "marketing",
+    "sms": "marketing",
+    "whatsapp": "marketing",
+    "push": "marketing",
+}
+
 
 def zone_of(traits: dict[str, Any], trait: str, default: str) -> ZoneInfo:
     """The person's time zone from a trait (IANA name), else the journey's default."""

@@ -24,7 +24,8 @@ from accord.journeys.models import (
     journey_waits,
     journeys,
 )
-from accord.journeys.runner import Runner
+from accord.journeys.policy import CHANNEL_PURPOSE
+from accord.journeys.runner import Environment, Runner
 
 KEY = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 STATUSES = ("draft", "active", "paused", "archived")
@@ -280,20 +281,23 @@ def person_path(conn: Connection, *, business_id: str, profile_id: str) -> list[
     return views
 
 
-def reachable_channels(conn: Connection, *, business_id: str, profile_id: str) -> list[str]:
+def reachable_channels(
+    conn: Connection, *, business_id: str, profile_id: str, env: Environment
+) -> list[str]:
     """The channels a journey could message the person on now: an address or token for
     the channel among their traits and identifiers, and the check a send makes (consent
-    for the channel's purpose, not suppressed, for email not unsubscribed or bounced)."""
-    from accord.journeys.outbox import address
-    from accord.journeys.wiring import CHANNEL_PURPOSE, ConsentAndSuppression, ProfilePeople
+    for the channel's purpose, not suppressed, for email not unsubscribed or bounced).
 
-    traits = ProfilePeople().traits(conn, business_id=business_id, profile_id=profile_id)
-    check = ConsentAndSuppression()
+    `env` is the runner's view of the other contexts (`process.journeys.environment()`).
+    """
+    from accord.journeys.outbox import address
+
+    traits = env.people.traits(conn, business_id=business_id, profile_id=profile_id)
     return [
         channel
         for channel in CHANNEL_PURPOSE
         if address(channel, traits) is not None
-        and check.check(
+        and env.reachability.check(
             conn, business_id=business_id, profile_id=profile_id, channel=channel
         ).allowed
     ]

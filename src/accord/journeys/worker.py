@@ -1,4 +1,5 @@
-"""The journey loop: fires due timers, delivers the outbox, settles A/B splits.
+"""The journey loop: fires due timers and delivers the outbox (A/B splits are settled by
+the `journeys.settle_splits` job).
 
 It sleeps until the next timer is due (at most `poll` seconds), so a timer fires within
 `poll` of its due time. Several loops may run against PostgreSQL: timers and messages
@@ -15,46 +16,19 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from accord.core.clock import utcnow
-from accord.core.settings import Settings
-from accord.journeys.analytics import settle_splits
-from accord.journeys.models import journey_timers, journeys
+from accord.journeys.models import journey_timers
 from accord.journeys.outbox import LEASE, dispatch
 from accord.journeys.runner import Runner
 from accord.messaging.channels import Channel
-from accord.store.db import Store, open_store
+from accord.store.db import Store
 
 log = logging.getLogger(__name__)
-
-SETTLE_EVERY = timedelta(minutes=1)
 
 
 def next_due(store: Store) -> datetime | None:
     with store.read() as conn:
         value: datetime | None = conn.execute(select(func.min(journey_timers.c.due_at))).scalar()
     return value
-
-
-def settle_all(store: Store, runner: Runner, now: datetime) -> int:
-    """Decide the A/B splits of every active journey that can be decided now."""
-    decided = 0
-    with store.write() as conn:
-        active = conn.execute(
-            select(journeys.c.id, journeys.c.business_id, journeys.c.current_version).where(
-                journeys.c.status == "active"
-            )
-        ).all()
-        for row in active:
-            definition = runner.definitions.get(conn, row.id, row.current_version)
-            results = settle_splits(
-                conn,
-                business_id=row.business_id,
-                journey_id=row.id,
-                version=row.current_version,
-                definition=definition,
-                now=now,
-            )
-            decided += sum(1 for r in results if r.winner is not None)
-    return decided
 
 
 def deliver_forever(
@@ -98,14 +72,10 @@ def run(
         daemon=True,
     )
     delivery.start()
-    last_settle = clock() - SETTLE_EVERY
     try:
         while not stop.is_set():
             try:
                 fired = runner.fire_due(store, now=clock())
-                if clock() - last_settle >= SETTLE_EVERY:
-                    settle_all(store, runner, clock())
-                    last_settle = clock()
             except Exception:
                 log.exception("journey timers failed; retrying")
                 stop.wait(poll)
@@ -118,29 +88,3 @@ def run(
     finally:
         stop.set()
         delivery.join()
-
-
-def start(settings: Settings, stop: threading.Event) -> threading.Thread:
-    """Run the journey loop on a thread of this process with the configured channels
-    (`accord serve` and `accord worker` both start one beside inbox processing)."""
-    from accord.journeys.wiring import channels, email_channel, environment
-
-    store = open_store(
-        settings.resolved_database_url(), sqlite_synchronous=settings.sqlite_synchronous
-    )
-
-    def loop() -> None:
-        try:
-            run(
-                store,
-                Runner(environment()),
-                channels(settings, email=email_channel(settings, store)),
-                stop=stop,
-                poll=settings.journey_poll_seconds,
-            )
-        finally:
-            store.dispose()
-
-    thread = threading.Thread(target=loop, name="journeys", daemon=True)
-    thread.start()
-    return thread

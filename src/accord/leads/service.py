@@ -845,6 +845,12 @@ def score_email_engagement(conn: Connection, *, business_id: str, email: str, ki
         score_activity(conn, business_id=business_id, lead_id=lead_id, kind="email", name=kind)
 
 
+def scores_events(conn: Connection, *, business_id: str) -> bool:
+    """Whether any scoring rule of the business is about tracked events: without one,
+    no event can change a lead, and processing need not look leads up."""
+    return any(rule.kind == "event" for rule in scoring_config(conn, business_id=business_id).rules)
+
+
 def score_event(conn: Connection, *, business_id: str, event: dict[str, Any]) -> float:
     """Points for a tracked event of a lead (by anonymousId or traits/properties email);
     a rule with `stage: customer` (a purchase) makes the lead a customer."""
@@ -1034,6 +1040,14 @@ def subject_history(
         ),
         "coupons": _rows_of_leads(conn, coupons, ids),
     }
+
+
+def subject_emails(
+    conn: Connection, *, business_id: str, emails: Sequence[str], anonymous_ids: Sequence[str]
+) -> list[str]:
+    """The addresses of a person's leads: a lead found by its anonymous id may have been
+    given an address that is none of the person's identifiers."""
+    return [str(row.email) for row in _leads_of(conn, business_id, emails, anonymous_ids)]
 
 
 def erase_subject(

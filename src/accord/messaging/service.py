@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Connection, Table, and_, func, or_, select
 from accord.core.clock import utcnow
 from accord.core.errors import Conflict, FieldProblem, InvalidInput, InvalidLink, NotFound
 from accord.core.ids import new_id
+from accord.core.settings import Settings
 from accord.identity.service import normalise_email
 from accord.messaging.bounces import MESSAGE_ID_HEADER, DeliveryReport
 from accord.messaging.mime import OutgoingEmail, build_mime
@@ -83,6 +84,17 @@ class Mailer:
     base_url: str
     chunk: int = 500
     min_human_delay: timedelta = timedelta(seconds=2)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Mailer:
+        return cls(
+            # Without a configured server, campaigns go to a local MTA on port 25.
+            smtp=SmtpConfig.from_settings(settings),
+            signer=Signer(settings.resolved_secret_key()),
+            base_url=settings.resolved_public_url(),
+            chunk=settings.email_send_chunk,
+            min_human_delay=timedelta(seconds=settings.email_min_human_seconds),
+        )
 
 
 @dataclass

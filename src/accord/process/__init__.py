@@ -1,1 +1,2 @@
-"""Processing: the pipeline over inbox chunks and the job scheduler for periodic work."""
+"""Processing: the pipeline that takes the inbox through every context, in order, and the
+job scheduler for periodic and one-off work."""

@@ -18,11 +18,16 @@ from accord.accounts.service import purge_expired
 from accord.audiences import service as audiences
 from accord.audiences.models import audiences as audience_table
 from accord.collect.models import inbox
+from accord.collect.service import purge_processed
 from accord.core.clock import parse_instant
 from accord.engine.connection import connect
 from accord.identity.service import purge_tombstones
 from accord.journeys.runner import Runner
+from accord.messaging import service as messaging
+from accord.messaging.service import Mailer
 from accord.predict.service import train
+from accord.process.email import default_wiring
+from accord.process.journeys import environment as journey_environment
 from accord.process.scheduler import JobContext, JobKind, JobOutcome, Kinds, purge_history
 
 
@@ -117,13 +122,10 @@ class WebhookDeliveryFailed(Exception):
 
 
 def send_due_campaigns(context: JobContext) -> JobOutcome:
-    from accord.messaging import service as messaging
-    from accord.web.email_wiring import default_wiring, mailer_from
-
     reports = asyncio.run(
         messaging.run_due(
             context.store,
-            mailer=mailer_from(context.settings),
+            mailer=Mailer.from_settings(context.settings),
             wiring=default_wiring(),
             business_id=_business(context),
             now=context.now,
@@ -142,9 +144,7 @@ def send_due_campaigns(context: JobContext) -> JobOutcome:
 
 
 def _runner() -> Runner:
-    from accord.journeys.wiring import environment
-
-    return Runner(environment())
+    return Runner(journey_environment())
 
 
 def enter_by_date(context: JobContext) -> JobOutcome:
@@ -203,8 +203,6 @@ def train_predictions(context: JobContext) -> JobOutcome:
 
 
 def purge_retained(context: JobContext) -> JobOutcome:
-    from accord.collect.worker import purge_processed
-
     settings, store, now = context.settings, context.store, context.now
     counts: dict[str, float] = {}
     counts["inbox_rows"] = float(

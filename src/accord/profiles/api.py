@@ -13,9 +13,8 @@ from accord.audiences import service as audiences
 from accord.core.errors import FieldProblem, InvalidInput
 from accord.identity import service as identity
 from accord.journeys import service as journeys
-from accord.profiles import rights, service
+from accord.profiles import service
 from accord.profiles.models import AudienceMembership, ProfileDetail, ProfileView
-from accord.profiles.rights import ErasureReport, SubjectExport
 from accord.web.auth import Caller, requires
 from accord.web.state import State
 
@@ -79,8 +78,13 @@ async def get_profile_by_id(
             return ProfileDetail(
                 **view.model_dump(),
                 consent=consent,
-                reachable_channels=journeys.reachable_channels(
-                    conn, business_id=caller.business_id, profile_id=profile_id
+                reachable_channels=[]
+                if state.journey_environment is None
+                else journeys.reachable_channels(
+                    conn,
+                    business_id=caller.business_id,
+                    profile_id=profile_id,
+                    env=state.journey_environment,
                 ),
                 audiences=[
                     AudienceMembership(**asdict(m))
@@ -111,56 +115,5 @@ async def get_timeline(
                 before=before,
                 limit=limit,
             )
-
-    return await run_in_threadpool(work)
-
-
-@router.get(
-    "/profiles/{profile_id}/export",
-    response_model=SubjectExport,
-    summary="Everything held about a person (subject access request)",
-)
-async def export_profile(
-    profile_id: str,
-    state: State,
-    caller: Annotated[Caller, Depends(requires("profiles.manage"))],
-) -> SubjectExport:
-    def work() -> SubjectExport:
-        with state.store.read() as conn:
-            return rights.export_subject(
-                conn,
-                business_id=caller.business_id,
-                profile_id=profile_id,
-                consent_records=state.consent_records,
-            )
-
-    return await run_in_threadpool(work)
-
-
-@router.delete(
-    "/profiles/{profile_id}",
-    response_model=ErasureReport,
-    summary="Erase a person: profile, identifiers, events in the inbox and the lake",
-)
-async def erase_profile(
-    profile_id: str,
-    state: State,
-    caller: Annotated[Caller, Depends(requires("profiles.manage"))],
-) -> ErasureReport:
-    """Also erases the person's leads, email history (anonymised; suppressions kept as
-    hashes), journey runs and audience memberships, tells audience webhook destinations,
-    and writes the audit log. Keeps only hashed identifiers (tombstones), so no late or
-    replayed event of the person is taken in again, and the consent ledger's records as
-    proof of consent. Returns what was erased, per table."""
-
-    def work() -> ErasureReport:
-        return rights.erase_subject(
-            state.store,
-            business_id=caller.business_id,
-            profile_id=profile_id,
-            lake_url=state.settings.resolved_lake_url(),
-            actor=caller.actor,
-            ip=caller.ip,
-        )
 
     return await run_in_threadpool(work)

@@ -1,68 +1,25 @@
-"""`accord profiles …`: subject-rights export and erasure from the command line."""
+"""`accord profiles …`: profile batch jobs (RFM scores); `rights.cli` adds export and erase."""
 
 from __future__ import annotations
 
-import getpass
 from dataclasses import asdict
 from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
-from sqlalchemy import Connection
 
-from accord.accounts.models import Actor
-from accord.consent import service as consent
-from accord.core.errors import AccordError
 from accord.core.settings import Settings
-from accord.identity import service as identity
-from accord.profiles import rights, service
+from accord.profiles import service
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
 
 profiles_app = typer.Typer(help="Profiles and subject rights.", no_args_is_help=True)
-console = Console(stderr=True)
-
-Business = Annotated[str, typer.Option("--business-id", help="The business")]
-Subject = Annotated[
-    str, typer.Argument(help="A profile id, or an identifier as kind:value (email:ann@…)")
-]
 
 
 def _store(settings: Settings) -> Store:
     url = settings.resolved_database_url()
     upgrade(url)
     return open_store(url, sqlite_synchronous=settings.sqlite_synchronous)
-
-
-def _profile_id(conn: Connection, business_id: str, subject: str) -> str:
-    if ":" not in subject:
-        return subject
-    kind, value = subject.split(":", 1)
-    key = identity.lookup_key(conn, business_id=business_id, kind=kind, value=value)
-    return service.find_profile_id(conn, business_id=business_id, kind=key[0], value=key[1])
-
-
-@profiles_app.command("export")
-def export(subject: Subject, business_id: Business) -> None:
-    """Print everything held about a person as JSON (profile, identifiers, events, merges,
-    consent ledger records, leads, email history, journey runs)."""
-    store = _store(Settings())
-    try:
-        with store.read() as conn:
-            pid = _profile_id(conn, business_id, subject)
-            exported = rights.export_subject(
-                conn,
-                business_id=business_id,
-                profile_id=pid,
-                consent_records=consent.records_of_person,
-            )
-    except AccordError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(code=1) from exc
-    finally:
-        store.dispose()
-    typer.echo(exported.model_dump_json(indent=2))
 
 
 @profiles_app.command("rfm")
@@ -91,32 +48,3 @@ def rfm(
     finally:
         store.dispose()
     typer.echo(orjson.dumps([asdict(r) for r in runs], option=orjson.OPT_INDENT_2).decode())
-
-
-@profiles_app.command("erase")
-def erase(
-    subject: Subject,
-    business_id: Business,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
-) -> None:
-    """Erase a person from the state store, the inbox and the lake; print the report."""
-    settings = Settings()
-    store = _store(settings)
-    try:
-        with store.read() as conn:
-            pid = _profile_id(conn, business_id, subject)
-        if not yes:
-            typer.confirm(f"Erase profile {pid} and all its events for good?", abort=True)
-        report = rights.erase_subject(
-            store,
-            business_id=business_id,
-            profile_id=pid,
-            lake_url=settings.resolved_lake_url(),
-            actor=Actor(kind="system", label=f"accord profiles erase (by {getpass.getuser()})"),
-        )
-    except AccordError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(code=1) from exc
-    finally:
-        store.dispose()
-    typer.echo(report.model_dump_json(indent=2))

@@ -19,7 +19,6 @@ from accord.audiences.api import router as audiences_router
 from accord.collect.api import router as collect_router
 from accord.collect.inbox import InboxWriter
 from accord.collect.service import limits_from
-from accord.collect.worker import pending_count
 from accord.consent import service as consent_service
 from accord.consent.api import admin_router as consent_admin_router
 from accord.consent.api import public_router as consent_router
@@ -38,7 +37,10 @@ from accord.messaging.api import router as messaging_router
 from accord.process import pages as job_pages
 from accord.process.api import router as jobs_router
 from accord.process.jobs import default_kinds
+from accord.process.journeys import environment as journey_environment
+from accord.process.worker import pending_count
 from accord.profiles.api import router as profiles_router
+from accord.rights.api import router as rights_router
 from accord.store.db import open_store
 from accord.store.migrate import upgrade
 from accord.web import email_wiring, errors, ui
@@ -67,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             consent_lookup=consent_service.granted_purposes,
             consent_records=consent_service.records_of_person,
             job_kinds=default_kinds(),
+            journey_environment=journey_environment(),
         )
         try:
             yield
@@ -83,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(collect_router)
     app.include_router(profiles_router)
+    app.include_router(rights_router)
     app.include_router(analytics_router)
     app.include_router(accounts_router)
     ui.install(

@@ -12,9 +12,10 @@ from accord.collect.consent_gate import ConsentGate
 from accord.collect.inbox import InboxWriter
 from accord.collect.validation import Limits
 from accord.core.settings import Settings
+from accord.journeys.runner import Environment
 from accord.process.scheduler import Kinds
 from accord.profiles.consent import ConsentLookup
-from accord.profiles.rights import ConsentRecords
+from accord.rights.models import ConsentRecords
 from accord.store.db import Store
 
 if TYPE_CHECKING:
@@ -36,6 +37,9 @@ class AppState:
     email: EmailWiring | None = None
     # The kinds of scheduled jobs (`process.jobs.default_kinds()`).
     job_kinds: Kinds = field(default_factory=dict)
+    # The journey runner's view of the other contexts (`process.journeys.environment()`),
+    # for the channels a profile can be messaged on; profiles show none without it.
+    journey_environment: Environment | None = None
 
 
 def app_state(request: Request) -> AppState:

@@ -13,12 +13,12 @@ from sqlalchemy import func, select, update
 from accord.accounts.models import Bootstrap, SourceRef
 from accord.collect.consent_gate import GateDecision, KeepEverything
 from accord.collect.models import inbox
-from accord.collect.service import append
-from accord.collect.worker import claim, drain, pending_count, process, purge_processed
+from accord.collect.service import append, purge_processed
 from accord.core.clock import utcnow
 from accord.core.settings import Settings
 from accord.lake.schema import lake_row
 from accord.lake.service import parquet_glob, write_batch
+from accord.process.worker import claim, drain, pending_count, process
 from accord.profiles.service import find_profile
 from accord.store.db import Store
 
@@ -216,7 +216,8 @@ def test_the_consent_gate_drops_and_strips_before_storage(store: Store, keys: Bo
 def test_a_batch_interrupted_between_profile_chunks_is_finished_whole(
     store: Store, keys: Bootstrap, settings: Settings
 ) -> None:
-    from accord.collect.worker import PROFILE_CHUNK, _apply_profiles
+    from accord.process.pipeline import default_steps
+    from accord.process.worker import PROFILE_CHUNK, apply_chunk
 
     total = PROFILE_CHUNK * 2 + 10
     store_events(store, keys, [event(n, userId=f"u{n % 3}") for n in range(total)])
@@ -226,7 +227,7 @@ def test_a_batch_interrupted_between_profile_chunks_is_finished_whole(
     events = [orjson.loads(r.payload) for r in first.rows]
     # The worker committed its first chunk of profile changes, then died.
     pairs = list(zip(first.rows, events, strict=True))
-    assert _apply_profiles(store, pairs[:PROFILE_CHUNK]) == PROFILE_CHUNK
+    assert apply_chunk(store, pairs[:PROFILE_CHUNK], default_steps()) == PROFILE_CHUNK
     again = claim(store, batch_size=total, lease=LEASE, take_over_all=True)
     assert again is not None and again.batch_id == first.batch_id
     assert len(again.rows) == total

@@ -14,7 +14,7 @@ from sqlalchemy import String, Text, select
 from accord.accounts.models import Bootstrap
 from accord.core.errors import NotFound
 from accord.core.settings import Settings
-from accord.profiles.rights import erase_subject, export_subject
+from accord.rights.service import erase_subject, export_subject
 from accord.store.db import Store
 from accord.store.schema import metadata
 from tests.identity.helpers import assert_conserved, ev, groups, linked_events, process, profile_of
@@ -179,11 +179,11 @@ def test_export_and_erase_through_api_and_cli(
 def test_an_erasure_during_a_batch_leaves_nothing_in_the_lake(
     store: Store, keys: Bootstrap, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from accord.collect import worker
     from accord.identity.service import add_tombstones
+    from accord.process import pipeline
 
     biz, lake = keys.business_id, settings.resolved_lake_url()
-    real_write = worker.write_batch
+    real_write = pipeline.write_batch
 
     def write_then_erase(*args: Any, **kwargs: Any) -> list[str]:
         written = real_write(*args, **kwargs)
@@ -194,7 +194,7 @@ def test_an_erasure_during_a_batch_leaves_nothing_in_the_lake(
             )
         return written
 
-    monkeypatch.setattr(worker, "write_batch", write_then_erase)
+    monkeypatch.setattr(pipeline, "write_batch", write_then_erase)
     process(
         store, keys, lake, [ev(minute=1, anonymousId="ann-phone"), ev(minute=2, anonymousId="bob")]
     )
@@ -238,12 +238,12 @@ def _everything_about_ann(
     from accord.core.clock import utcnow
     from accord.journeys import service as journeys
     from accord.journeys.runner import Runner
-    from accord.journeys.wiring import environment
     from accord.leads import service as leads
     from accord.leads.models import FormIn
     from accord.leads.validation import CleanSubmission
     from accord.messaging import service as messaging
     from accord.messaging.models import ListIn, MemberIn
+    from accord.process.journeys import environment
     from tests.messaging.helpers import FakeLedger, mailer_for
 
     biz, lake = keys.business_id, settings.resolved_lake_url()
@@ -366,7 +366,7 @@ def test_export_and_erasure_cover_leads_email_journeys_and_audiences(
     from accord.accounts.service import audit_entries
     from accord.audiences.service import changes
     from accord.messaging.service import suppressed
-    from accord.profiles.rights import erase_subject
+    from accord.rights.service import erase_subject
 
     biz, lake = keys.business_id, settings.resolved_lake_url()
     made = _everything_about_ann(store, keys, settings, sink)

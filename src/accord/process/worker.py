@@ -1,9 +1,12 @@
-"""Takes events out of the inbox in order and exactly once: profiles, then the lake.
+"""The inbox worker: takes events out of the inbox in order and exactly once.
 
-A batch is claimed by stamping a batch id on its rows. Its lake files are named by
-that id and its profile changes commit in the same transaction that marks the rows
-processed, so a batch interrupted anywhere is redone with the same rows, rewrites
-the same files and changes profiles once.
+A batch is claimed by stamping a batch id on its rows and goes through the pipeline
+(`pipeline.default_steps()`: identity, profiles, audiences, journeys, leads, lake).
+Its lake files are named by that id, and its profile changes (with everything the
+other chunk steps change) commit in the same transaction that marks the rows
+processed, so a batch interrupted anywhere is redone with the same rows, rewrites the
+same files and changes profiles once. An erased person's events are kept nowhere:
+left out of the lake, deleted from the inbox, joined to no profile.
 """
 
 from __future__ import annotations
@@ -18,33 +21,29 @@ import signal
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, bindparam, delete, func, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from accord.audiences.service import apply_realtime, audience_slugs
 from accord.collect.models import inbox
-from accord.core.clock import parse_instant, utcnow
+from accord.core.clock import utcnow
 from accord.core.ids import new_id
 from accord.core.settings import Settings
-from accord.identity.service import erased_events, resolve_events
-from accord.journeys.runner import Runner
-from accord.journeys.wiring import environment as journey_environment
-from accord.journeys.worker import start as start_journeys
-from accord.lake.schema import lake_row
-from accord.lake.service import remove_events, write_batch
+from accord.process.jobs import default_kinds
+from accord.process.journeys import start as start_journeys
+from accord.process.pipeline import Batch, Chunk, Step, default_steps, run_chunk
+from accord.process.scheduler import start as start_scheduler
 from accord.store.db import Store, open_store
 
 log = logging.getLogger(__name__)
 
 PROFILE_RETRIES = 5
 PROFILE_CHUNK = 250
-PURGE_EVERY_SECONDS = 3600
 PR_SET_PDEATHSIG = 1
 
 
@@ -111,15 +110,14 @@ def claim(
     return Claim(batch_id=batch_id, rows=list(rows), resumed=resumed)
 
 
-def _apply_profiles(
-    store: Store, pairs: list[tuple[Any, dict[str, Any]]], runner: Runner | None = None
+def apply_chunk(
+    store: Store, pairs: list[tuple[Any, dict[str, Any]]], steps: Sequence[Step]
 ) -> int:
-    """Profile changes and the processed mark of some events in one transaction.
+    """The chunk steps and the processed mark of some events, in one transaction.
 
-    Only events this transaction marks processed are applied, so a chunk already done
-    by an earlier attempt (or another worker) changes nothing again.
+    Only events this transaction marks processed reach the steps, so a chunk already
+    done by an earlier attempt (or another worker) changes nothing again.
     """
-    runner = runner or Runner(journey_environment())
     with store.write() as conn:
         marked = set(
             conn.execute(
@@ -131,107 +129,38 @@ def _apply_profiles(
                 .returning(inbox.c.seq)
             ).scalars()
         )
-        if not marked:
-            return 0
         by_business: dict[str, list[tuple[Any, dict[str, Any]]]] = defaultdict(list)
         for row, event in pairs:
             if row.seq in marked:
                 by_business[row.business_id].append((row, event))
-        links: list[dict[str, Any]] = []
-        erased: list[int] = []
         for business_id, todo in by_business.items():
-            # An anonymous count (consent refused) names nobody, so it joins no profile.
-            named = [(r, e) for r, e in todo if e.get("userId") or e.get("anonymousId")]
-            if not named:
-                continue
-            resolved = resolve_events(
-                conn,
-                business_id=business_id,
-                events=[(row.seq, row.source_id, event, row.payload) for row, event in named],
-                lock_rows=store.dialect == "postgresql",
+            chunk = Chunk(
+                business_id=business_id, events=todo, lock_rows=store.dialect == "postgresql"
             )
-            links += [{"row": seq, "profile": pid} for seq, pid, gone in resolved if not gone]
-            erased += [seq for seq, _, gone in resolved if gone]
-        if erased:
-            # An erased person's late or replayed event is not kept anywhere.
-            conn.execute(delete(inbox).where(inbox.c.seq.in_(erased)))
-        if not links:
-            return len(marked)
-        conn.execute(
-            update(inbox)
-            .where(inbox.c.seq == bindparam("row"))
-            .values(profile_id=bindparam("profile")),
-            links,
-        )
-        # Real-time audiences: entries and exits of the profiles these events touched.
-        touched: dict[str, set[str]] = defaultdict(set)
-        for business_id, todo in by_business.items():
-            seqs = {row.seq for row, _ in todo}
-            touched[business_id] |= {
-                link["profile"] for link in links if link["row"] in seqs and link["profile"]
-            }
-        # An event whose identifiers are all blocked placeholders joins no profile.
-        profile_of = {link["row"]: link["profile"] for link in links if link["profile"]}
-        for business_id, todo in by_business.items():
-            changes = apply_realtime(
-                conn, business_id=business_id, profile_ids=sorted(touched[business_id])
-            )
-            # Journeys: goals, waits and entries on these events and audience changes.
-            runner.handle_events(
-                conn,
-                business_id=business_id,
-                events=[(profile_of[r.seq], e) for r, e in todo if r.seq in profile_of],
-            )
-            if changes:
-                slugs = audience_slugs(conn, business_id=business_id)
-                runner.handle_audience_changes(
-                    conn,
-                    business_id=business_id,
-                    changes=[
-                        (
-                            c.profile_id,
-                            slugs.get(c.audience_id, c.audience_id),
-                            c.change == "entered",
-                        )
-                        for c in changes
-                    ],
-                )
+            run_chunk(conn, chunk, steps)
     return len(marked)
 
 
-def _erased(store: Store, rows: list[Any], events: list[dict[str, Any]]) -> set[int]:
-    """Events naming an erased person: they never reach the lake."""
-    by_business: dict[str, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
-    for row, event in zip(rows, events, strict=True):
-        by_business[row.business_id].append((row.seq, event))
-    with store.read() as conn:
-        return {
-            seq
-            for business_id, todo in by_business.items()
-            for seq in erased_events(conn, business_id=business_id, events=todo)
-        }
+def process(
+    store: Store, claim: Claim, *, lake_url: str, steps: Sequence[Step] | None = None
+) -> int:
+    """Process one claimed batch through the pipeline; returns how many events it finished.
 
-
-def process(store: Store, claim: Claim, *, lake_url: str, runner: Runner | None = None) -> int:
-    """Process one claimed batch; returns how many events it finished.
-
-    `runner` moves people through journeys; one kept across batches keeps its cache of
-    journey definitions.
+    `steps` are the pipeline's (`pipeline.default_steps()`); one list kept across batches
+    keeps the journey runner's cache of journey definitions.
     """
-    runner = runner or Runner(journey_environment())
-    events = [orjson.loads(row.payload) for row in claim.rows]
-    erased = _erased(store, claim.rows, events)
-    write_batch(
-        lake_url,
-        batch_id=claim.batch_id,
-        clean_leftovers=claim.resumed,
-        rows=[
-            (row.business_id, lake_row(row.seq, row.source_id, event))
-            for row, event in zip(claim.rows, events, strict=True)
-            if row.seq not in erased
-        ],
+    steps = steps or default_steps()
+    batch = Batch(
+        id=claim.batch_id,
+        rows=claim.rows,
+        events=[orjson.loads(row.payload) for row in claim.rows],
+        lake_url=lake_url,
+        resumed=claim.resumed,
     )
-    pairs = list(zip(claim.rows, events, strict=True))
+    for step in steps:
+        if step.before_chunks is not None:
+            step.before_chunks(store, batch)
+    pairs = list(zip(batch.rows, batch.events, strict=True))
     done = 0
     # Short transactions: on SQLite the write lock is held for one chunk at a time,
     # so collection is never kept waiting behind a whole batch.
@@ -239,7 +168,7 @@ def process(store: Store, claim: Claim, *, lake_url: str, runner: Runner | None 
         chunk = pairs[start : start + PROFILE_CHUNK]
         for attempt in range(PROFILE_RETRIES):
             try:
-                done += _apply_profiles(store, chunk, runner)
+                done += apply_chunk(store, chunk, steps)
                 break
             except (IntegrityError, OperationalError) as exc:
                 # Another worker created one of the same identifiers first, or the
@@ -247,35 +176,10 @@ def process(store: Store, claim: Claim, *, lake_url: str, runner: Runner | None 
                 if attempt == PROFILE_RETRIES - 1:
                     raise
                 log.info("retrying batch %s after %s", claim.batch_id, type(exc).__name__)
-    _unwrite_erased(store, claim, events, lake_url=lake_url, written_without=erased)
+    for step in steps:
+        if step.after_chunks is not None:
+            step.after_chunks(store, batch)
     return done
-
-
-def _unwrite_erased(
-    store: Store,
-    claim: Claim,
-    events: list[dict[str, Any]],
-    *,
-    lake_url: str,
-    written_without: set[int],
-) -> None:
-    """Cut from this batch's lake files the events of a person erased while it ran.
-
-    An erasure stores its tombstones before it rewrites the lake, so either its rewrite
-    sees this batch's files or this second look sees its tombstones.
-    """
-    late = _erased(store, claim.rows, events) - written_without
-    by_business: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row, event in zip(claim.rows, events, strict=True):
-        if row.seq in late:
-            by_business[row.business_id].append(event)
-    for business_id, gone in by_business.items():
-        remove_events(
-            lake_url,
-            business_id=business_id,
-            days={parse_instant(e["timestamp"]).date().isoformat() for e in gone},
-            message_ids={str(e["messageId"]) for e in gone},
-        )
 
 
 def drain(
@@ -294,7 +198,7 @@ def drain(
     """
     done = 0
     first = True
-    runner = Runner(journey_environment())
+    steps = default_steps()
     while not should_stop():
         batch = claim(
             store, batch_size=batch_size, lease=lease, take_over_all=take_over_all and first
@@ -302,24 +206,11 @@ def drain(
         if batch is None:
             break
         first = False
-        finished = process(store, batch, lake_url=lake_url, runner=runner)
+        finished = process(store, batch, lake_url=lake_url, steps=steps)
         done += finished
         if on_batch is not None:
             on_batch(finished)
     return done
-
-
-def purge_processed(store: Store, *, older_than: timedelta) -> int:
-    """Forget processed inbox rows past the retention window (the lake keeps them)."""
-    with store.write() as conn:
-        result = conn.execute(
-            delete(inbox).where(
-                and_(
-                    inbox.c.processed_at.is_not(None), inbox.c.processed_at < utcnow() - older_than
-                )
-            )
-        )
-    return max(result.rowcount, 0)
 
 
 def pending_count(store: Store) -> int:
@@ -338,18 +229,21 @@ def run(
     on_processed: Callable[[int], None] | None = None,
     once: bool = False,
 ) -> None:
-    """The worker loop: drain, purge old rows hourly, sleep while idle, until told to stop."""
+    """The worker loop: drain the inbox, sleep while idle, until told to stop. Beside it,
+    on threads of this process, the journey loop and the job scheduler run (not with
+    `once`, which only drains)."""
     store = open_store(
         settings.resolved_database_url(), sqlite_synchronous=settings.sqlite_synchronous
     )
     lease = timedelta(seconds=settings.worker_lease_seconds)
-    retention = timedelta(days=settings.inbox_retention_days)
     # One worker owns an SQLite store, so a claim left unfinished is its own.
     take_over = store.dialect == "sqlite"
-    last_purge = 0.0
-    journeys_stop = threading.Event()
+    background = threading.Event()
+    threads: list[threading.Thread] = []
     if not once:
-        start_journeys(settings, journeys_stop)
+        threads.append(start_journeys(settings, background))
+        if settings.scheduler_enabled:
+            threads.append(start_scheduler(settings, store, default_kinds(), background))
     try:
         while not should_stop():
             try:
@@ -364,9 +258,6 @@ def run(
                 take_over = False
                 if done and on_processed is not None:
                     on_processed(done)
-                if time.monotonic() - last_purge > PURGE_EVERY_SECONDS:
-                    purge_processed(store, older_than=retention)
-                    last_purge = time.monotonic()
             except Exception:
                 if once:
                     raise
@@ -375,7 +266,9 @@ def run(
                 break
             time.sleep(settings.worker_idle_seconds)
     finally:
-        journeys_stop.set()
+        background.set()
+        for thread in threads:
+            thread.join(timeout=10)
         store.dispose()
 
 

@@ -1,10 +1,11 @@
-"""The journey runner's view of other contexts: profiles, consent, suppression, lists,
-and the channels built from settings."""
+"""Journeys wired to the other contexts: the runner's environment (profiles, consent,
+suppression, lists), the channels built from settings, and the journey loop's thread."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from html import unescape
@@ -13,13 +14,15 @@ from typing import Any
 from sqlalchemy import Connection
 
 from accord.accounts.service import internal_source
-from accord.audiences.service import is_suppressed
+from accord.audiences.service import is_suppressed, suppress, unsuppress
 from accord.collect.service import append_in
 from accord.consent.service import granted_purposes
 from accord.core.clock import iso, utcnow
 from accord.core.ids import new_id
 from accord.core.settings import Settings
-from accord.journeys.runner import Environment, Reach
+from accord.journeys.policy import CHANNEL_PURPOSE
+from accord.journeys.runner import Environment, Reach, Runner
+from accord.journeys.worker import run as run_journeys
 from accord.messaging.channels import (
     Channel,
     Delivery,
@@ -34,16 +37,7 @@ from accord.messaging.service import suppressed as email_suppressed
 from accord.messaging.templates import RenderedEmail
 from accord.profiles.models import Identifier
 from accord.profiles.service import identifier_rows, load_states, profile_rows
-from accord.store.db import Store
-
-# The purpose each channel needs consent for. Webhooks go to the business's own
-# systems and carry only references, so they need none.
-CHANNEL_PURPOSE = {
-    "email": "marketing",
-    "sms": "marketing",
-    "whatsapp": "marketing",
-    "push": "marketing",
-}
+from accord.store.db import Store, open_store
 
 
 def _identifiers(conn: Connection, business_id: str, profile_id: str) -> dict[str, list[str]]:
@@ -151,8 +145,6 @@ class SuppressionLists:
     def change(
         self, conn: Connection, *, business_id: str, profile_id: str, name: str, add: bool
     ) -> None:
-        from accord.audiences.service import suppress, unsuppress
-
         identifier = Identifier(kind="profile", value=profile_id)
         if add:
             suppress(conn, business_id=business_id, identifier=identifier, reason=f"list {name}")
@@ -233,6 +225,30 @@ def plain_text(html: str) -> str:
 
 
 def email_channel(settings: Settings, store: Store) -> Channel:
-    from accord.web.email_wiring import mailer_from
+    return JourneyEmail(
+        store=store, mailer=Mailer.from_settings(settings), sender=settings.mail_from
+    )
 
-    return JourneyEmail(store=store, mailer=mailer_from(settings), sender=settings.mail_from)
+
+def start(settings: Settings, stop: threading.Event) -> threading.Thread:
+    """Run the journey loop on a thread of this process with the configured channels
+    (`accord serve` and `accord worker` both start one beside inbox processing)."""
+    store = open_store(
+        settings.resolved_database_url(), sqlite_synchronous=settings.sqlite_synchronous
+    )
+
+    def loop() -> None:
+        try:
+            run_journeys(
+                store,
+                Runner(environment()),
+                channels(settings, email=email_channel(settings, store)),
+                stop=stop,
+                poll=settings.journey_poll_seconds,
+            )
+        finally:
+            store.dispose()
+
+    thread = threading.Thread(target=loop, name="journeys", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,1 @@
+"""Subject rights: a person's data exported, or erased for good, across every context."""
