@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -12,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from accord.core.errors import AccordError
 from accord.process import scheduler
-from accord.process.models import JobChange, JobRunView
+from accord.process.models import JobChange, JobRunView, JobView
 from accord.web.auth import Caller, requires
 from accord.web.state import AppState, State
 from accord.web.ui import NavEntry, redirect, render
@@ -60,7 +62,7 @@ def duration_chart(runs: Sequence[JobRunView], *, width: int = 640, height: int 
     ).format(w=width, h=height, label=label, bars=Markup("").join(bars))
 
 
-def _page_data(state: AppState, business_id: str) -> tuple[object, list[JobRunView]]:
+def _page_data(state: AppState, business_id: str) -> tuple[list[JobView], list[JobRunView]]:
     scheduler.sync(state.store, state.job_kinds, settings=state.settings, business_id=business_id)
     with state.store.read() as conn:
         views = scheduler.list_jobs(conn, state.job_kinds, business_id=business_id)
@@ -68,15 +70,66 @@ def _page_data(state: AppState, business_id: str) -> tuple[object, list[JobRunVi
     return views, runs
 
 
+@dataclass
+class JobGroup:
+    """The jobs of one kind: one row on the page, its objects' jobs folded beneath it."""
+
+    first: JobView
+    members: list[JobView]
+
+    @property
+    def per_object(self) -> bool:
+        return self.first.scope == "object"
+
+    @property
+    def next_due_at(self) -> datetime | None:
+        dues = [m.next_due_at for m in self.members if m.next_due_at is not None]
+        return min(dues) if dues else None
+
+    @property
+    def running(self) -> int:
+        return sum(1 for m in self.members if m.running)
+
+    @property
+    def last_status(self) -> str | None:
+        statuses = {m.last_status for m in self.members if m.last_status}
+        for worst in ("failed", "timed_out", "lost", "running", "succeeded"):
+            if worst in statuses:
+                return worst
+        return None
+
+    @property
+    def last_finished_at(self) -> datetime | None:
+        ends = [m.last_finished_at for m in self.members if m.last_finished_at is not None]
+        return max(ends) if ends else None
+
+    @property
+    def last_error(self) -> str | None:
+        return next((m.last_error for m in self.members if m.last_error), None)
+
+    @property
+    def schedules(self) -> set[str]:
+        return {f"{m.schedule} ({m.timezone})" for m in self.members}
+
+
+def groups_of(views: Sequence[JobView]) -> list[JobGroup]:
+    by_name: dict[str, list[JobView]] = {}
+    for view in views:
+        by_name.setdefault(view.name, []).append(view)
+    return [JobGroup(first=members[0], members=members) for members in by_name.values()]
+
+
 @router.get("/jobs")
 async def jobs_page(request: Request, state: State, caller: Reader) -> Response:
     views, runs = await run_in_threadpool(_page_data, state, caller.business_id)
     failures = [r for r in runs if r.status in ("failed", "timed_out", "lost")]
+    labels = {v.target: v.target_label for v in views if v.target and v.target_label}
     return render(
         request,
         "jobs/list.html",
         caller=caller,
-        jobs=views,
+        groups=groups_of(views),
+        labels=labels,
         runs=runs,
         failures=failures,
         chart=duration_chart(runs),
