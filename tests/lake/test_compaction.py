@@ -158,6 +158,19 @@ def test_the_compacted_file_is_zstd_event_schema_sorted_and_names_what_it_replac
     assert keys == sorted(keys)
 
 
+def test_a_file_written_before_a_column_existed_compacts_with_nulls_there(lake: Path) -> None:
+    write(lake, "bat_1", [("biz_a", DAYS[0], 1)])
+    directory = Path(partition_dir(str(lake), "biz_a", DAYS[0]))
+    old = pq.read_table(directory / "part-bat_1.parquet").drop_columns(["utm_content"])
+    pq.write_table(old.set_column(0, "inbox_seq", [[2]]), directory / "part-bat_0.parquet")
+    compact(str(lake), now=NOW)
+    [compacted] = visible_files(str(lake))
+    table = pq.read_table(compacted)
+    assert table.schema.remove_metadata() == EVENT_SCHEMA
+    assert table["inbox_seq"].to_pylist() == [1, 2]
+    assert table["utm_content"].to_pylist() == [None, None]
+
+
 def test_a_second_run_changes_nothing(lake: Path) -> None:
     expected = fill(lake)
     compact(str(lake), now=NOW)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
 from pyarrow import fs
 
 from accord.core.clock import utcnow
@@ -109,7 +109,7 @@ def _compact_partition(
     visible = sorted(n for n in names if n not in hidden)
     if len(visible) < min_files:
         return CompactionReport(superseded_files_deleted=deleted)
-    merged = _merge([_read(filesystem, f"{directory}/{n}") for n in visible])
+    merged = _merge(filesystem, [f"{directory}/{n}" for n in visible])
     # Names stay listed after their files are deleted: a batch redone after a crash
     # writes its file again under the same name, and its rows are already in here.
     # Names hidden before keep the time they were first superseded.
@@ -134,21 +134,10 @@ def _compact_partition(
     )
 
 
-def _read(filesystem: fs.FileSystem, path: str) -> pa.Table:
-    with filesystem.open_input_file(path) as handle:
-        table = pq.ParquetFile(handle).read()
-    # Files written before a column was added lack it: it reads as null.
-    columns = [
-        table[field.name].cast(field.type)
-        if field.name in table.column_names
-        else pa.nulls(table.num_rows, field.type)
-        for field in EVENT_SCHEMA
-    ]
-    return pa.Table.from_arrays(columns, schema=EVENT_SCHEMA)
-
-
-def _merge(tables: list[pa.Table]) -> pa.Table:
-    merged = pa.concat_tables(tables)
+def _merge(filesystem: fs.FileSystem, paths: list[str]) -> pa.Table:
+    # A dataset reads the files on several threads; with the lake's schema, a file
+    # written before a column was added reads it as null.
+    dataset = ds.dataset(paths, schema=EVENT_SCHEMA, format="parquet", filesystem=filesystem)
     # Sorted by time, the row groups' statistics let engines skip most of a day
     # for a filter on `timestamp`.
-    return merged.sort_by([("timestamp", "ascending"), ("inbox_seq", "ascending")])
+    return dataset.to_table().sort_by([("timestamp", "ascending"), ("inbox_seq", "ascending")])
