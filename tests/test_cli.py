@@ -18,7 +18,7 @@ from accord.cli import DEMO_BUSINESS, app
 from accord.collect.models import inbox
 from accord.core.clock import iso, utcnow
 from accord.demo.generator import generate_n_events
-from accord.lake.service import parquet_glob
+from accord.lake.service import visible_files
 from accord.store.db import open_store
 
 BOOTSTRAP_KEYS = {"business_id", "source_id", "write_key", "admin_token"}
@@ -60,8 +60,10 @@ class Cli:
     def lake_ids(self) -> list[str]:
         if not self.lake.exists():
             return []
-        glob = parquet_glob(str(self.lake))
-        rows = duckdb.sql(f"SELECT message_id FROM read_parquet('{glob}')").fetchall()
+        files = visible_files(str(self.lake))
+        if not files:
+            return []
+        rows = duckdb.read_parquet(files).select("message_id").fetchall()
         return sorted(r[0] for r in rows)
 
 

@@ -23,7 +23,7 @@ from accord.accounts.models import Bootstrap
 from accord.cli import app as cli_app
 from accord.collect.models import inbox
 from accord.core.settings import Settings
-from accord.lake.service import has_files, parquet_glob
+from accord.lake.service import visible_files
 from accord.process.worker import drain
 from accord.store.db import Store
 
@@ -77,13 +77,14 @@ def stored_payloads(store: Store) -> list[dict[str, Any]]:
 
 def lake_rows(settings: Settings) -> list[tuple[Any, ...]]:
     lake = settings.resolved_lake_url()
-    if not has_files(lake):
+    files = visible_files(lake)
+    if not files:
         return []
-    glob = parquet_glob(lake)
-    return duckdb.sql(
-        f"SELECT message_id, user_id, anonymous_id, properties, traits, context "
-        f"FROM read_parquet('{glob}')"
-    ).fetchall()
+    return (
+        duckdb.read_parquet(files)
+        .select("message_id, user_id, anonymous_id, properties, traits, context")
+        .fetchall()
+    )
 
 
 def assert_nothing_identifying(store: Store, settings: Settings) -> None:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from accord.collect.validation import Limits, normalise_event
 from accord.lake.schema import EVENT_SCHEMA, PARTITIONS, lake_row
-from accord.lake.service import has_files, parquet_glob, partition_dir, write_batch
+from accord.lake.service import has_files, partition_dir, visible_files, write_batch
 
 LIMITS = Limits(
     max_event_bytes=32 * 1024, max_future=timedelta(days=1), max_age=timedelta(days=3650)
@@ -45,15 +45,9 @@ def lake_files(lake: Path) -> list[str]:
 
 
 def read_lake(lake: Path) -> list[dict[str, Any]]:
-    glob = parquet_glob(str(lake))
-    return (
-        duckdb.sql(
-            f"SELECT * FROM read_parquet('{glob}', hive_partitioning = true) ORDER BY inbox_seq"
-        )
-        .arrow()
-        .read_all()
-        .to_pylist()
-    )
+    relation = duckdb.read_parquet(visible_files(str(lake)), hive_partitioning=True)
+    rows: list[dict[str, Any]] = relation.order("inbox_seq").arrow().read_all().to_pylist()
+    return rows
 
 
 # lake_row ------------------------------------------------------------------------
@@ -430,13 +424,8 @@ def test_files_are_readable_by_duckdb_with_hive_partitioning(tmp_path: Path) -> 
         ("biz_a", "2026-11-02", 5),
     ]
     assert rows[0]["timestamp"] == datetime(2026, 11, 1, 23, 59, 59, 999000, tzinfo=UTC)
-    glob = parquet_glob(str(lake))
-    types = dict(
-        duckdb.sql(
-            f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM "
-            f"read_parquet('{glob}', hive_partitioning = true))"
-        ).fetchall()
-    )
+    relation = duckdb.read_parquet(visible_files(str(lake)), hive_partitioning=True)
+    types = dict(zip(relation.columns, map(str, relation.types), strict=True))
     assert types["business_id"] == "VARCHAR"
     assert types["day"] == "DATE"
 

@@ -17,7 +17,7 @@ from accord.collect.service import append, purge_processed
 from accord.core.clock import utcnow
 from accord.core.settings import Settings
 from accord.lake.schema import lake_row
-from accord.lake.service import parquet_glob, write_batch
+from accord.lake.service import visible_files, write_batch
 from accord.process.worker import claim, drain, pending_count, process
 from accord.profiles.service import find_profile
 from accord.store.db import Store
@@ -44,8 +44,8 @@ def store_events(store: Store, keys: Bootstrap, events: list[dict[str, Any]]) ->
 
 
 def lake_ids(settings: Settings) -> list[str]:
-    glob = parquet_glob(settings.resolved_lake_url())
-    return [r[0] for r in duckdb.sql(f"SELECT message_id FROM read_parquet('{glob}')").fetchall()]
+    files = visible_files(settings.resolved_lake_url())
+    return [r[0] for r in duckdb.read_parquet(files).select("message_id").fetchall()]
 
 
 def test_drain_processes_everything_once(store: Store, keys: Bootstrap, settings: Settings) -> None:

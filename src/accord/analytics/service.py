@@ -12,7 +12,9 @@ from accord.engine.connection import connect, events
 def volume(*, engine_url: str, lake_url: str, business_id: str | None) -> list[dict[str, Any]]:
     """Events per day, source and type, as plain rows."""
     backend = connect(engine_url)
-    table = events_per_type_per_day(events(backend, lake_url), business_id=business_id)
+    table = events_per_type_per_day(
+        events(backend, lake_url, business_id=business_id), business_id=business_id
+    )
     rows: list[dict[str, Any]] = table.to_pyarrow().to_pylist()
     for row in rows:
         if isinstance(row["day"], date):

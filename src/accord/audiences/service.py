@@ -603,7 +603,9 @@ def engine_tables(
     return tables_on(
         backend,
         profiles=state.profiles,
-        events=business_events(lake_events(backend, lake_url), business_id),
+        events=business_events(
+            lake_events(backend, lake_url, business_id=business_id), business_id
+        ),
         identifiers=state.identifiers,
         consents=state.consents,
         memberships=_membership_table(state.memberships),

@@ -17,7 +17,7 @@ import pyarrow as pa
 from ibis.backends import BaseBackend
 
 from accord.lake.schema import EVENT_SCHEMA
-from accord.lake.service import has_files, parquet_glob
+from accord.lake.service import visible_files
 
 SPARK_PREFIX = "pyspark://"
 
@@ -52,22 +52,46 @@ def _spark(master: str) -> BaseBackend:
     return ibis.pyspark.connect(session)
 
 
-def events(backend: BaseBackend, lake_url: str) -> Any:
-    """The lake's events with `business_id` and `day` from the partition folders."""
-    if not has_files(lake_url):
-        empty = EVENT_SCHEMA.append(pa.field("business_id", pa.string())).append(
-            pa.field("day", pa.date32())
-        )
+def _lake_schema() -> pa.Schema:
+    return EVENT_SCHEMA.append(pa.field("business_id", pa.string())).append(
+        pa.field("day", pa.date32())
+    )
+
+
+def events(backend: BaseBackend, lake_url: str, *, business_id: str | None = None) -> Any:
+    """The lake's events with `business_id` and `day` from the partition folders.
+
+    Only the visible files are read (see `accord.lake.service.visible_files`), so a
+    compaction running meanwhile never shows an event twice or not at all. With
+    `business_id`, only that business's folders are listed; the table is the same
+    as filtering the whole lake on it.
+    """
+    files = visible_files(lake_url, business_id=business_id)
+    if not files:
+        empty = _lake_schema().empty_table()
         if backend.name == "pyspark":
             # A Spark table would be written under ./spark-warehouse, whose leftover
             # folder makes the next process fail; a temporary view writes nothing.
-            return backend.create_view(
-                "accord_events_empty", ibis.memtable(empty.empty_table()), overwrite=True
-            )
-        return backend.create_table("accord_events_empty", empty.empty_table(), overwrite=True)
+            return backend.create_view("accord_events_empty", ibis.memtable(empty), overwrite=True)
+        return backend.create_table("accord_events_empty", empty, overwrite=True)
     if backend.name == "pyspark":
-        return backend.read_parquet(lake_url)
-    return backend.read_parquet(parquet_glob(lake_url), hive_partitioning=True)
+        return _spark_events(backend, lake_url, files)
+    return backend.read_parquet(files, hive_partitioning=True)
+
+
+def _spark_events(backend: BaseBackend, lake_url: str, files: list[str]) -> Any:
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    # Ibis reads one path on Spark; Spark itself reads a list. `basePath` makes it
+    # take the partition columns from the folders under the lake, typed by the schema.
+    frame = (
+        backend._session.read.schema(from_arrow_schema(_lake_schema()))
+        .option("basePath", lake_url)
+        .parquet(*files)
+    )
+    name = f"accord_events_{uuid.uuid4().hex}"
+    frame.createOrReplaceTempView(name)
+    return backend.table(name)
 
 
 def arrow_table(backend: BaseBackend, table: pa.Table) -> Any:

@@ -23,6 +23,7 @@ from accord.core.clock import parse_instant
 from accord.engine.connection import connect
 from accord.identity.service import purge_tombstones
 from accord.journeys.runner import Runner
+from accord.lake.compaction import compact
 from accord.messaging import service as messaging
 from accord.messaging.service import Mailer
 from accord.predict.service import train
@@ -199,6 +200,23 @@ def train_predictions(context: JobContext) -> JobOutcome:
     )
 
 
+# Lake ---------------------------------------------------------------------------------
+
+
+def compact_lake(context: JobContext) -> JobOutcome:
+    report = compact(
+        context.settings.resolved_lake_url(), business_id=_business(context), now=context.now
+    )
+    return JobOutcome(
+        counts={
+            "partitions_compacted": float(report.partitions_compacted),
+            "files_merged": float(report.files_merged),
+            "rows": float(report.rows),
+            "superseded_files_deleted": float(report.superseded_files_deleted),
+        }
+    )
+
+
 # Retention ----------------------------------------------------------------------------
 
 
@@ -281,6 +299,14 @@ def default_kinds() -> Kinds:
             max_attempts=2,
             backoff=timedelta(minutes=10),
             triggers=("prediction retraining",),
+        ),
+        JobKind(
+            name="lake.compact",
+            title="Merge each day's small lake files into one (readers see every row once)",
+            run=compact_lake,
+            schedule="every 1h",
+            timeout=timedelta(hours=1),
+            triggers=("lake compaction",),
         ),
         JobKind(
             name="retention.purge",
