@@ -4,9 +4,11 @@ A job is one kind of periodic work (refresh an audience, deliver webhooks, compa
 lake...) for one business, or for the whole installation. Its row holds its schedule
 and when it is next due. A worker claims a due job by setting a lease on it in one
 transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite has one writer at a time),
-so an occurrence runs on one worker however many are running. A worker that dies
-leaves a lease that runs out: the job is then claimed again and its unfinished run is
-recorded as lost. A run that raises is recorded with its error and retried with
+so an occurrence runs on one worker however many are running. The worker renews the
+leases of its running jobs (a heartbeat); one that dies stops renewing, its leases run
+out within a minute, and the jobs are claimed again with the unfinished runs recorded
+as lost. On SQLite one worker owns the store, and frees every lease when it starts.
+A run that raises is recorded with its error and retried with
 exponential backoff up to its kind's attempts; a run past its timeout is recorded as
 timed out and retried the same way (Python cannot stop a thread, so the late run may
 still finish: every kind is idempotent for that reason). Nothing a job does stops the
@@ -43,8 +45,9 @@ log = logging.getLogger(__name__)
 
 Scope = Literal["installation", "business", "object"]
 MAX_BACKOFF = timedelta(hours=1)
-# A lease outlives the timeout a little, so a run that ends on time is never taken over.
-LEASE_MARGIN = timedelta(seconds=60)
+# A worker renews the leases of the runs it is running (a heartbeat every third of this);
+# the lease of a worker that stopped runs out after at most this long.
+LEASE = timedelta(seconds=60)
 ERROR_CHARS = 4000
 
 
@@ -329,7 +332,7 @@ def claim(
                 last_started_at=now,
                 updated_at=now,
             ),
-            [{"job": row.id, "lease": deadlines[row.id] + LEASE_MARGIN} for row in rows],
+            [{"job": row.id, "lease": now + LEASE} for row in rows],
         )
         run_ids = conn.execute(
             insert(job_runs).returning(job_runs.c.id, sort_by_parameter_order=True),
@@ -720,6 +723,7 @@ class Scheduler:
         self.worker = worker_name()
         self.running: list[_Running] = []
         self._last_sync: datetime | None = None
+        self._last_renewal: datetime | None = None
         self._wake = threading.Event()
 
     def _start(self, job: Claimed) -> None:
@@ -757,14 +761,41 @@ class Scheduler:
             log.exception("could not record the end of %d job runs", len(ended))
         return len(ended)
 
+    def _renew(self, now: datetime) -> None:
+        """The heartbeat: keep the leases of the runs still going (before their timeout)."""
+        if self._last_renewal is not None and now - self._last_renewal < LEASE / 3:
+            return
+        self._last_renewal = now
+        ids = [item.job.job_id for item in self.running if now < item.job.deadline]
+        if not ids:
+            return
+        with self.store.write() as conn:
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id.in_(ids), jobs.c.lease_owner == self.worker)
+                .values(lease_until=now + LEASE)
+            )
+
+    def take_over(self) -> int:
+        """Free every lease (on SQLite one worker owns the store, so any lease left is
+        from a run of its own that stopped with it); returns how many."""
+        with self.store.write() as conn:
+            result = conn.execute(
+                update(jobs)
+                .where(jobs.c.lease_owner.is_not(None))
+                .values(lease_until=None, lease_owner=None)
+            )
+        return max(result.rowcount, 0)
+
     def tick(self) -> int:
-        """One round: sync now and then, record ended runs, start due ones."""
+        """One round: sync now and then, record ended runs, renew leases, start due ones."""
         now = self.clock()
         every = timedelta(seconds=self.settings.scheduler_sync_seconds)
         if self._last_sync is None or now - self._last_sync >= every:
             sync(self.store, self.kinds, settings=self.settings, now=now)
             self._last_sync = now
         self._collect()
+        self._renew(now)
         claimed = claim(
             self.store,
             self.kinds,
@@ -779,6 +810,11 @@ class Scheduler:
     def run(self, stop: threading.Event) -> None:
         """Until `stop` is set; a failing round is logged and the next one goes on."""
         poll = self.settings.scheduler_poll_seconds
+        if self.store.dialect == "sqlite":
+            try:
+                self.take_over()
+            except Exception:
+                log.exception("could not take over the jobs left running")
         while not stop.is_set():
             # Cleared before looking, so a run ending from here on wakes the wait below.
             self._wake.clear()
