@@ -92,7 +92,8 @@ def serve(
     worker: Annotated[bool, typer.Option(help="Run an inbox worker process beside")] = True,
     workers: Annotated[int, typer.Option(min=1, help="HTTP server processes")] = 1,
 ) -> None:
-    """Serve the API, with one inbox worker process beside it unless --no-worker."""
+    """Serve the API, with one worker process beside it (inbox, journeys, scheduled jobs)
+    unless --no-worker."""
     import uvicorn
 
     from accord.process.worker import start_process, stop_process
@@ -131,7 +132,7 @@ def serve(
 def run_worker(
     once: Annotated[bool, typer.Option(help="Drain the inbox once and exit")] = False,
 ) -> None:
-    """Process the inbox; run several on PostgreSQL to share the work."""
+    """Process the inbox, run journeys and scheduled jobs; run several on PostgreSQL."""
     logging.basicConfig(level=logging.INFO)
     settings = Settings()
     upgrade(settings.resolved_database_url())
