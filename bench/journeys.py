@@ -25,18 +25,14 @@ import json
 import platform
 import statistics
 import sys
-import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from sqlalchemy import insert, select, update
+from stores import throwaway
 
 from accord.core.clock import utcnow
 from accord.journeys import service, worker
@@ -50,7 +46,6 @@ from accord.store.migrate import upgrade
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.journeys.helpers import everyone
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFINITION = {
     "entry": {"type": "api"},
@@ -70,22 +65,6 @@ class NullSms:
 
     def send(self, message: Outgoing) -> Delivery:
         return Delivery("sent", provider_id=message.id)
-
-
-@contextmanager
-def throwaway(backend: str) -> Iterator[str]:
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            yield f"sqlite:///{folder}/state.db"
-        return
-    name = f"accord_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def populate(store: Store, people: int, start: datetime) -> str:

@@ -22,18 +22,14 @@ import argparse
 import json
 import platform
 import statistics
-import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from sqlalchemy import bindparam, select, update
+from stores import throwaway
 
 from accord.accounts.service import bootstrap
 from accord.core.clock import utcnow
@@ -44,24 +40,7 @@ from accord.process.scheduler import JobContext, JobKind, JobOutcome, Scheduler
 from accord.store.db import open_store
 from accord.store.migrate import upgrade
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-@contextmanager
-def throwaway(backend: str) -> Iterator[str]:
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            yield f"sqlite:///{folder}/state.db"
-        return
-    name = f"accord_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def nothing(context: JobContext) -> JobOutcome:
