@@ -5,7 +5,6 @@ letters) that respects consent and suppression."""
 from __future__ import annotations
 
 import re
-import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -1303,7 +1302,7 @@ def add_webhook(
     """A destination that receives the audience's entries and exits; the secret is shown once."""
     found = _find(conn, business_id, audience)
     webhook_id = new_id("whk")
-    secret = "whsec_" + secrets.token_urlsafe(24)
+    secret = webhook.new_secret()
     last = conn.execute(
         select(func.max(audience_changes.c.seq)).where(audience_changes.c.audience_id == found.id)
     ).scalar()
