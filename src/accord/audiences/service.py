@@ -689,6 +689,12 @@ def _record(
     ]
 
 
+# Told of the entries and exits a refresh records, inside the transaction that records
+# them, so each change is handed on exactly once (journeys start and resume on them):
+# (conn, business id, audience slug, changes).
+ChangeListener = Callable[[Connection, str, str, list[Change]], None]
+
+
 def refresh(
     store: Store,
     *,
@@ -698,6 +704,7 @@ def refresh(
     consent: ConsentSource,
     only: list[str] | None = None,
     now: datetime | None = None,
+    on_changes: ChangeListener | None = None,
 ) -> list[RefreshResult]:
     """Recompute audiences on the engine and record who entered and who left."""
     now = now or utcnow()
@@ -734,7 +741,7 @@ def refresh(
         before = state.memberships.get(audience.id, set())
         entered, exited = selected - before, before - selected
         with store.write() as conn:
-            _record(
+            recorded = _record(
                 conn,
                 business_id=business_id,
                 audience_id=audience.id,
@@ -743,6 +750,8 @@ def refresh(
                 origin="refresh",
                 now=now,
             )
+            if recorded and on_changes is not None:
+                on_changes(conn, business_id, audience.slug, recorded)
             conn.execute(
                 insert(audience_sizes).values(
                     audience_id=audience.id, at=now, business_id=business_id, size=len(selected)
