@@ -269,7 +269,13 @@ def test_audience_webhooks_get_entries_and_erasure_notices(
         )
         assert run["status"] == "exited"
 
-        # An audience that is not real time is computed as soon as it is saved.
+        # An audience that is not real time is computed as soon as it is saved, and the
+        # journeys that start on it hear of the people that refresh found.
+        accord.journey(
+            "thank-ever-bought",
+            marking_journey({"type": "audience", "audience": "ever-bought"}, "thanked"),
+        )
+        thanks = ok(accord.admin.get("/api/journeys/thank-ever-bought"))["id"]
         ok(
             accord.admin.post(
                 "/api/audiences",
@@ -291,6 +297,15 @@ def test_audience_webhooks_get_entries_and_erasure_notices(
             what="members of ever-bought",
             accord=accord,
         )
+        for person in (ada, bob):
+            eventually(
+                lambda person=person: (
+                    [r for r in accord.runs(person) if r["journey_id"] == thanks] or None
+                ),
+                within=10,
+                what="the journey on ever-bought",
+                accord=accord,
+            )
 
         erased_at = time.monotonic()
         report = ok(accord.admin.delete(f"/api/profiles/{ada}"))
