@@ -540,14 +540,24 @@ def test_a_scheduled_campaign_is_sent_once_when_due(
         accord = stack.enter_context(served(tmp_path, database_url, keys, extra=smtp))
         if two_workers:
             stack.enter_context(second_worker(tmp_path, _env(tmp_path, database_url, smtp)))
-        _send_scheduled(accord, sink_messages=lambda: list(sink.messages))
+        readers = _newsletter(accord)
+        _send_scheduled(accord, readers, sink_messages=lambda: list(sink.messages))
+        _send_winner(accord, readers, sink_messages=lambda: list(sink.messages))
         if two_workers:
             history = ok(accord.admin.get("/api/jobs/history", params={"limit": 200}))
             pids = {run["worker"].split(":")[1] for run in history}
             assert len(pids) == 2, f"both workers should have run jobs: {pids}"
 
 
-def _send_scheduled(accord: Accord, sink_messages: Callable[[], list[Any]]) -> None:
+@dataclass(frozen=True)
+class Readers:
+    template_id: str
+    list_id: str
+    consenting: list[str]
+
+
+def _newsletter(accord: Accord) -> Readers:
+    """A template, and a list of readers who consented to marketing and two who refused."""
     template = ok(
         accord.admin.post(
             "/api/email/templates",
@@ -569,14 +579,30 @@ def _send_scheduled(accord: Accord, sink_messages: Callable[[], list[Any]]) -> N
         accord.consent(anonymous_id, marketing=address in consenting)
         member = {"email": address, "anonymous_id": anonymous_id, "traits": {"first_name": "R"}}
         ok(accord.admin.post(f"/api/email/lists/{newsletter['id']}/members", json=member), 204)
+    return Readers(template["id"], newsletter["id"], consenting)
+
+
+def _at_rest(accord: Accord) -> None:
+    """Once no worker holds the sending job, nothing more can go out."""
+    eventually(
+        lambda: not _job(accord, "email.send_due")["running"] or None,
+        within=30,
+        what="email.send_due at rest",
+        accord=accord,
+    )
+
+
+def _send_scheduled(
+    accord: Accord, readers: Readers, sink_messages: Callable[[], list[Any]]
+) -> None:
     due = (datetime.now(UTC) + timedelta(seconds=10)).replace(microsecond=0)
     campaign = ok(
         accord.admin.post(
             "/api/email/campaigns",
             json={
                 "name": "Spring routes",
-                "template_id": template["id"],
-                "list_id": newsletter["id"],
+                "template_id": readers.template_id,
+                "list_id": readers.list_id,
                 "from_address": "news@shop.example",
                 "due_at": due.isoformat(),
             },
@@ -596,18 +622,216 @@ def _send_scheduled(accord: Accord, sink_messages: Callable[[], list[Any]]) -> N
         what="the campaign marked sent",
         accord=accord,
     )
-    # Once no worker holds the sending job, nothing more can go out.
-    eventually(
-        lambda: not _job(accord, "email.send_due")["running"] or None,
-        within=30,
-        what="email.send_due at rest",
-        accord=accord,
-    )
+    _at_rest(accord)
     received = sink_messages()
     per_recipient = Counter(to for message in received for to in message.envelope_to)
-    assert per_recipient == Counter(consenting), "each consenting reader exactly once"
+    assert per_recipient == Counter(readers.consenting), "each consenting reader exactly once"
     arrivals = sorted(message.at for message in received)
     assert arrivals[0] >= due, f"first message at {arrivals[0]}, due at {due}"
     assert arrivals[-1] <= due + timedelta(seconds=30), f"last at {arrivals[-1]}, due {due}"
     kpis = ok(accord.admin.get(f"/api/email/campaigns/{campaign['id']}/kpis"))
     assert kpis["sent"] == RECIPIENTS, orjson.dumps(kpis).decode()
+
+
+def _send_winner(accord: Accord, readers: Readers, sink_messages: Callable[[], list[Any]]) -> None:
+    """An A/B test sent by hand to a sample; the rest get the winner by themselves once
+    the test's waiting time is over."""
+    before = len(sink_messages())
+    wait = timedelta(hours=0.002)  # 7.2 s
+    campaign = ok(
+        accord.admin.post(
+            "/api/email/campaigns",
+            json={
+                "name": "Last days",
+                "template_id": readers.template_id,
+                "list_id": readers.list_id,
+                "from_address": "news@shop.example",
+                "ab_test": {
+                    "subject": "Last days of spring",
+                    "sample_share": 0.2,
+                    "wait_hours": wait.total_seconds() / 3600,
+                },
+            },
+        ),
+        201,
+    )
+    sample = ok(accord.admin.post(f"/api/email/campaigns/{campaign['id']}/send"))
+    tested = datetime.now(UTC)
+    assert sample["status"] == "testing" and 0 < sample["sent"] < RECIPIENTS, sample
+    eventually(
+        lambda: len(sink_messages()) - before >= RECIPIENTS or None,
+        within=wait.total_seconds() + 30,
+        what="the winner sent to the rest",
+        accord=accord,
+    )
+    eventually(
+        lambda: _campaign_page_status(accord, campaign["id"]) == "sent" or None,
+        within=10,
+        what="the A/B campaign marked sent",
+        accord=accord,
+    )
+    _at_rest(accord)
+    received = sink_messages()[before:]
+    per_recipient = Counter(to for message in received for to in message.envelope_to)
+    assert per_recipient == Counter(readers.consenting), "each consenting reader exactly once"
+    rest = [m for m in received if m.at > tested + timedelta(seconds=1)]
+    assert len(rest) == RECIPIENTS - sample["sent"]
+    assert min(m.at for m in rest) >= tested + wait
+    # No winner beats the control on so small a sample: the rest get A.
+    assert {m.message["Subject"] for m in rest} == {"Spring routes, R"}
+
+
+# Housekeeping ----------------------------------------------------------------------------
+
+
+def _finished_run(accord: Accord, name: str) -> dict[str, Any] | None:
+    """The job's latest run, once it has ended."""
+    runs = ok(accord.admin.get("/api/jobs/history", params={"name": name}))
+    latest: dict[str, Any] | None = runs[0] if runs else None
+    return latest if latest is not None and latest["status"] != "running" else None
+
+
+def _installation_jobs(env: dict[str, str], cwd: Path) -> dict[str, dict[str, Any]]:
+    """The installation's own jobs, as `accord jobs list --json` shows them."""
+    done = subprocess.run(
+        [sys.executable, "-m", "accord.cli", "jobs", "list", "--json"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    return {job["name"]: job for job in orjson.loads(done.stdout)}
+
+
+def test_predictions_retrain_after_enough_events_and_retention_runs_by_itself(
+    tmp_path: Path, database_url: str, keys: Bootstrap
+) -> None:
+    settings = {
+        "ACCORD_PREDICT_RETRAIN_EVENTS": "20",
+        # How often the worker asks whether a job should run before its schedule.
+        "ACCORD_SCHEDULER_SYNC_SECONDS": "5",
+    }
+    with served(tmp_path, database_url, keys, extra=settings) as accord:
+        train = eventually(
+            lambda: next(
+                (j for j in ok(accord.admin.get("/api/jobs")) if j["name"] == "predict.train"), None
+            ),
+            within=10,
+            what="the predict.train job",
+            accord=accord,
+        )
+        # Weekly, on Sunday at 03:00: not due before that by its schedule.
+        due = datetime.fromisoformat(train["next_due_at"])
+        assert due > datetime.now(UTC) + timedelta(minutes=1) and train["last_status"] is None
+        batch = [
+            {
+                "type": "track",
+                "anonymousId": f"anon-{i % 5}",
+                "event": "Order Completed",
+                "properties": {"revenue": 10 + i},
+            }
+            for i in range(20)
+        ]
+        ok(accord.site.post("/v1/batch", json={"batch": batch}))
+        run = eventually(
+            lambda: _finished_run(accord, "predict.train"),
+            within=60,
+            what="a finished predict.train run",
+            accord=accord,
+        )
+        assert run["status"] == "succeeded", run
+        assert {"models", "skipped", "profiles_updated"} <= set(run["counts"])
+
+        # The installation's retention purge ran as soon as the worker started.
+        env = _env(tmp_path, database_url, settings)
+        purge = eventually(
+            lambda: _installation_jobs(env, tmp_path)["retention.purge"]["last_status"],
+            within=30,
+            what="a retention.purge run",
+            accord=accord,
+        )
+        assert purge == "succeeded"
+
+
+# Journey A/B splits ---------------------------------------------------------------------
+
+SIGN_UPS = 50
+GOAL_WINDOW = timedelta(seconds=20)
+SPLIT: dict[str, Any] = {
+    "entry": {"type": "event", "event": "Signed Up"},
+    "start": "offer",
+    "nodes": {
+        "offer": {
+            "type": "split",
+            "ab_test": True,
+            "min_per_path": 10,
+            "paths": [
+                {"name": "discount", "weight": 1, "next": "out"},
+                {"name": "story", "weight": 1, "next": "out"},
+            ],
+        },
+        "out": {"type": "exit"},
+    },
+    "goal": {"event": "Order Completed", "within": f"{int(GOAL_WINDOW.total_seconds())}s"},
+}
+
+
+def _sign_up(accord: Accord, people: list[str]) -> dict[str, str]:
+    """Sign these people up; the path each one's pass took through the split."""
+    batch = [{"type": "track", "anonymousId": p, "event": "Signed Up"} for p in people]
+    ok(accord.site.post("/v1/batch", json={"batch": batch}))
+    paths = {}
+    for person in people:
+        profile_id = accord.profile_id(person)
+        (run,) = eventually(
+            lambda profile_id=profile_id: accord.runs(profile_id) or None,
+            within=10,
+            what=f"{person}'s pass",
+            accord=accord,
+        )
+        (split,) = [step for step in run["steps"] if step["outcome"] == "split"]
+        paths[person] = split["detail"]["path"]
+    return paths
+
+
+def test_a_journey_ab_split_settles_by_itself(
+    tmp_path: Path, database_url: str, keys: Bootstrap
+) -> None:
+    # As for birthdays: the people go through the split before the worker's jobs exist,
+    # so `journeys.settle_splits` (every 5 minutes) runs at once when they are created.
+    with served(
+        tmp_path, database_url, keys, extra={"ACCORD_SCHEDULER_ENABLED": "false"}, log="setup.log"
+    ) as setup:
+        setup.journey("offers", SPLIT)
+        paths = _sign_up(setup, [f"anon-{i}" for i in range(SIGN_UPS)])
+        assert set(paths.values()) == {"discount", "story"}
+        # Everyone who got the discount orders within the goal window; nobody else does.
+        orders = [
+            {"type": "track", "anonymousId": p, "event": "Order Completed"}
+            for p, path in paths.items()
+            if path == "discount"
+        ]
+        ok(setup.site.post("/v1/batch", json={"batch": orders}))
+        setup.server.wait_drained(30)
+        report = ok(setup.admin.get("/api/journeys/offers/report"))
+        assert report["summary"]["converted"] == len(orders), report["summary"]
+        entered = [
+            datetime.fromisoformat(r["entered_at"])
+            for p in paths
+            for r in setup.runs(setup.profile_id(p))
+        ]
+    # The goal windows close before the test can be settled.
+    time.sleep(max(0.0, (max(entered) + GOAL_WINDOW - datetime.now(UTC)).total_seconds()))
+
+    with served(tmp_path, database_url, keys) as accord:
+        run = eventually(
+            lambda: _finished_run(accord, "journeys.settle_splits"),
+            within=30,
+            what="a finished journeys.settle_splits run",
+            accord=accord,
+        )
+        assert run["status"] == "succeeded" and run["counts"] == {"winners": 1.0}, run
+        # From now on everyone takes the winning path.
+        later = _sign_up(accord, [f"anon-late-{i}" for i in range(10)])
+        assert set(later.values()) == {"discount"}, later
