@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -99,6 +100,13 @@ class Accord:
     def runs(self, profile_id: str) -> list[dict[str, Any]]:
         runs: list[dict[str, Any]] = ok(self.admin.get(f"/api/profiles/{profile_id}/journeys"))
         return runs
+
+    def runs_of(
+        self, profile_id: str, journey_id: str | None = None
+    ) -> list[dict[str, Any]] | None:
+        """The person's passes (through one journey), or None before there is any."""
+        found = [r for r in self.runs(profile_id) if journey_id in (None, r["journey_id"])]
+        return found or None
 
 
 def _env(tmp_path: Path, database_url: str, extra: dict[str, str]) -> dict[str, str]:
@@ -265,7 +273,7 @@ def test_audience_webhooks_get_entries_and_erasure_notices(
 
         # The same audience change moved ada into the journey that starts on it.
         (run,) = eventually(
-            lambda: accord.runs(ada) or None, within=10, what="ada's journey", accord=accord
+            partial(accord.runs_of, ada), within=10, what="ada's journey", accord=accord
         )
         assert run["status"] == "exited"
 
@@ -299,9 +307,7 @@ def test_audience_webhooks_get_entries_and_erasure_notices(
         )
         for person in (ada, bob):
             eventually(
-                lambda person=person: (
-                    [r for r in accord.runs(person) if r["journey_id"] == thanks] or None
-                ),
+                partial(accord.runs_of, person, thanks),
                 within=10,
                 what="the journey on ever-bought",
                 accord=accord,
@@ -383,7 +389,7 @@ def test_an_order_makes_the_lead_a_customer(
         )
         for email, lead_id in leads.items():
             lead = eventually(
-                lambda lead_id=lead_id: _customer(accord, lead_id),
+                partial(_customer, accord, lead_id),
                 within=30,
                 what=f"{email} as a customer",
                 accord=accord,
@@ -394,7 +400,7 @@ def test_an_order_makes_the_lead_a_customer(
 
         # The same event entered the journey that starts on it.
         (run,) = eventually(
-            lambda: accord.runs(accord.profile_id("anon-ada")) or None,
+            partial(accord.runs_of, accord.profile_id("anon-ada")),
             within=10,
             what="ada's journey",
             accord=accord,
@@ -459,7 +465,7 @@ def test_a_birthday_journey_enters_people_once_their_local_hour_has_come(
     started = time.monotonic()
     with served(tmp_path, database_url, keys) as accord:
         (run,) = eventually(
-            lambda: accord.runs(ids["anon-today"]) or None,
+            partial(accord.runs_of, ids["anon-today"]),
             within=60,
             what="today's birthday in the journey",
             accord=accord,
@@ -785,7 +791,7 @@ def _sign_up(accord: Accord, people: list[str]) -> dict[str, str]:
     for person in people:
         profile_id = accord.profile_id(person)
         (run,) = eventually(
-            lambda profile_id=profile_id: accord.runs(profile_id) or None,
+            partial(accord.runs_of, profile_id),
             within=10,
             what=f"{person}'s pass",
             accord=accord,
