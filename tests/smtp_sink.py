@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
@@ -23,6 +24,8 @@ class Received:
     envelope_from: str
     envelope_to: list[str]
     message: EmailMessage
+    # When the sink accepted it.
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass

@@ -74,6 +74,56 @@ def _stage(conn: Connection, lead_id: str) -> tuple[str, str, float]:
     return row.stage, row.phase, row.score
 
 
+def test_an_event_is_matched_by_email_when_its_anonymous_id_is_not_the_leads(
+    store: Store, keys: Bootstrap
+) -> None:
+    """A lead from a form without the site's anonymous id (or from an import) is known by
+    email: the shop's events carry the visitor's own anonymous id and the email."""
+    business = keys.business_id
+    with store.write() as conn:
+        service.set_scoring(
+            conn,
+            business_id=business,
+            data=ScoringIn(
+                rules=[
+                    ScoringRule(kind="event", name="Order Completed", points=40, stage="customer")
+                ]
+            ),
+        )
+        form = service.create_form(
+            conn,
+            business_id=business,
+            data=FormIn.model_validate(
+                {
+                    "slug": "newsletter",
+                    "title": {"en": "Newsletter"},
+                    "fields": [{"key": "email", "kind": "email"}],
+                    "privacy_policy_url": "https://shop.example/privacy",
+                    "from_address": "news@shop.example",
+                    "double_opt_in": False,
+                }
+            ),
+        )
+        lead = service.submit(
+            conn,
+            form=form,
+            submission=CleanSubmission(email="ada@b.example"),
+            anonymous_id=None,
+            ip=None,
+            user_agent=None,
+        ).lead_id
+        order = {
+            "type": "track",
+            "event": "Order Completed",
+            "anonymousId": "site-visitor-7",
+            "context": {"traits": {"email": " Ada@B.example "}},
+        }
+        assert service.score_event(conn, business_id=business, event=order) == 40
+        assert _stage(conn, lead) == ("customer", "decision", 40)
+        stranger = {**order, "context": {"traits": {"email": "bob@b.example"}}}
+        assert service.score_event(conn, business_id=business, event=stranger) == 0
+
+
 def test_leads_move_through_stages_and_the_funnel_counts_them(
     store: Store, keys: Bootstrap, settings: Settings
 ) -> None:

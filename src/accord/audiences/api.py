@@ -32,6 +32,7 @@ from accord.audiences.models import (
 from accord.audiences.service import ConsentSource
 from accord.core.errors import FieldProblem, InvalidInput
 from accord.engine.connection import connect
+from accord.process.journeys import on_audience_changes
 from accord.profiles.models import Identifier
 from accord.web import jobs, store_work
 from accord.web.auth import Caller, requires
@@ -131,6 +132,7 @@ def _refresh(
         lake_url=state.settings.resolved_lake_url(),
         consent=consent,
         only=only,
+        on_changes=on_audience_changes(),
     )
 
 

@@ -16,6 +16,7 @@ from accord.audiences.models import AudienceIn
 from accord.core.errors import AccordError
 from accord.core.settings import Settings
 from accord.engine.connection import connect
+from accord.process.journeys import on_audience_changes
 from accord.profiles.models import Identifier
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
@@ -133,6 +134,7 @@ def refresh(
         lake_url=settings.resolved_lake_url(),
         consent=service.LEDGER_CONSENT,
         only=audiences or None,
+        on_changes=on_audience_changes(),
     )
     table = Table("audience", "size", "entered", "exited")
     for result in results:

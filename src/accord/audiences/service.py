@@ -5,7 +5,6 @@ letters) that respects consent and suppression."""
 from __future__ import annotations
 
 import re
-import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -692,6 +691,12 @@ def _record(
     ]
 
 
+# Told of the entries and exits a refresh records, inside the transaction that records
+# them, so each change is handed on exactly once (journeys start and resume on them):
+# (conn, business id, audience slug, changes).
+ChangeListener = Callable[[Connection, str, str, list[Change]], None]
+
+
 def refresh(
     store: Store,
     *,
@@ -701,6 +706,7 @@ def refresh(
     consent: ConsentSource,
     only: list[str] | None = None,
     now: datetime | None = None,
+    on_changes: ChangeListener | None = None,
 ) -> list[RefreshResult]:
     """Recompute audiences on the engine and record who entered and who left."""
     now = now or utcnow()
@@ -737,7 +743,7 @@ def refresh(
         before = state.memberships.get(audience.id, set())
         entered, exited = selected - before, before - selected
         with store.write() as conn:
-            _record(
+            recorded = _record(
                 conn,
                 business_id=business_id,
                 audience_id=audience.id,
@@ -746,6 +752,8 @@ def refresh(
                 origin="refresh",
                 now=now,
             )
+            if recorded and on_changes is not None:
+                on_changes(conn, business_id, audience.slug, recorded)
             conn.execute(
                 insert(audience_sizes).values(
                     audience_id=audience.id, at=now, business_id=business_id, size=len(selected)
@@ -1305,7 +1313,7 @@ def add_webhook(
     """A destination that receives the audience's entries and exits; the secret is shown once."""
     found = _find(conn, business_id, audience)
     webhook_id = new_id("whk")
-    secret = "whsec_" + secrets.token_urlsafe(24)
+    secret = webhook.new_secret()
     last = conn.execute(
         select(func.max(audience_changes.c.seq)).where(audience_changes.c.audience_id == found.id)
     ).scalar()

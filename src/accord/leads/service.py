@@ -852,20 +852,22 @@ def scores_events(conn: Connection, *, business_id: str) -> bool:
 
 
 def score_event(conn: Connection, *, business_id: str, event: dict[str, Any]) -> float:
-    """Points for a tracked event of a lead (by anonymousId or traits/properties email);
-    a rule with `stage: customer` (a purchase) makes the lead a customer."""
+    """Points for a tracked event of a lead (by anonymousId, else by the email in
+    `context.traits`); a rule with `stage: customer` (a purchase) makes the lead a customer."""
     if event.get("type") != "track" or not isinstance(event.get("event"), str):
         return 0.0
     query = select(leads.c.id).where(leads.c.business_id == business_id)
     anonymous_id = event.get("anonymousId")
     context = event.get("context") if isinstance(event.get("context"), dict) else {}
-    email = (context or {}).get("traits", {}).get("email") if context else None
+    traits = (context or {}).get("traits")
+    email = traits.get("email") if isinstance(traits, dict) else None
+    lead_id = None
     if isinstance(anonymous_id, str) and anonymous_id:
         lead_id = conn.execute(query.where(leads.c.anonymous_id == anonymous_id)).scalar()
-    elif isinstance(email, str):
+    # A lead from a form without the site's anonymous id, or from an import, is known
+    # by email only: the shop's events name the visitor's own anonymous id.
+    if lead_id is None and isinstance(email, str):
         lead_id = conn.execute(query.where(leads.c.email == email.strip().lower())).scalar()
-    else:
-        lead_id = None
     if lead_id is None:
         return 0.0
     return score_activity(

@@ -29,6 +29,7 @@ from accord.messaging.service import Mailer
 from accord.predict.service import train
 from accord.process.email import default_wiring
 from accord.process.journeys import environment as journey_environment
+from accord.process.journeys import on_audience_changes
 from accord.process.scheduler import JobContext, JobKind, JobOutcome, Kinds, purge_history
 
 
@@ -75,6 +76,7 @@ def refresh_audience(context: JobContext) -> JobOutcome:
         consent=audiences.LEDGER_CONSENT,
         only=[_target(context)],
         now=context.now,
+        on_changes=on_audience_changes(),
     )
     counts = {"size": 0.0, "entered": 0.0, "exited": 0.0}
     for result in results:

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import Connection
 
 from accord.accounts.service import internal_source
-from accord.audiences.service import is_suppressed, suppress, unsuppress
+from accord.audiences.models import Change
+from accord.audiences.service import ChangeListener, is_suppressed, suppress, unsuppress
 from accord.collect.service import append_in
 from accord.consent.service import granted_purposes
 from accord.core.clock import iso, utcnow
@@ -156,6 +157,23 @@ def environment() -> Environment:
     return Environment(
         people=ProfilePeople(), reachability=ConsentAndSuppression(), lists=SuppressionLists()
     )
+
+
+def on_audience_changes(runner: Runner | None = None) -> ChangeListener:
+    """What an audience refresh tells journeys: who entered an audience starts the
+    journeys that begin there, and people waiting for a change go on. Real-time changes
+    reach journeys through the pipeline; these are the ones only a refresh finds."""
+    chosen = runner or Runner(environment())
+
+    def tell(conn: Connection, business_id: str, audience: str, changes: list[Change]) -> None:
+        chosen.handle_audience_changes(
+            conn,
+            business_id=business_id,
+            changes=[(c.profile_id, audience, c.change == "entered") for c in changes],
+            now=changes[0].at,
+        )
+
+    return tell
 
 
 def channels(settings: Settings, email: Channel | None = None) -> Mapping[str, Channel]:

@@ -494,15 +494,22 @@ def _next_move(kind: JobKind, item: Ended, error: str | None, now: datetime) -> 
 
 
 def execute(
-    store: Store, settings: Settings, kinds: Kinds, job: Claimed, *, worker: str
+    store: Store,
+    settings: Settings,
+    kinds: Kinds,
+    job: Claimed,
+    *,
+    worker: str,
+    now: datetime | None = None,
 ) -> tuple[JobOutcome | None, str | None]:
-    """Run one claimed job in this thread; returns its outcome or its error text."""
+    """Run one claimed job in this thread, at `now` by its clock; returns its outcome or
+    its error text."""
     context = JobContext(
         settings=settings,
         store=store,
         business_id=job.business_id,
         target=job.target,
-        now=utcnow(),
+        now=now or utcnow(),
         state=dict(job.state),
     )
     try:
@@ -728,9 +735,14 @@ class Scheduler:
 
     def _start(self, job: Claimed) -> None:
         holder: list[tuple[JobOutcome | None, str | None]] = []
+        # The run sees the scheduler's time: a job deciding by the date or the hour (a
+        # birthday at 09:00 local) must agree with the clock that made it due.
+        now = self.clock()
 
         def target() -> None:
-            holder.append(execute(self.store, self.settings, self.kinds, job, worker=self.worker))
+            holder.append(
+                execute(self.store, self.settings, self.kinds, job, worker=self.worker, now=now)
+            )
             # Wake the loop: the slot is free and the run can be recorded now.
             self._wake.set()
 
