@@ -12,6 +12,7 @@ from accord.core.clock import utcnow
 from accord.journeys import analytics, service
 from accord.journeys.graph import SplitNode
 from accord.journeys.models import JourneyView, RunView
+from accord.web import jobs
 from accord.web.auth import Caller, requires
 from accord.web.state import State
 
@@ -102,7 +103,11 @@ async def set_status(state: State, caller: Manager, key: str, body: StatusChange
                 conn, business_id=caller.business_id, key=key, status=body.status, now=utcnow()
             )
 
-    return await run_in_threadpool(work)
+    view = await run_in_threadpool(work)
+    if body.status == "active":
+        # A date journey's people whose day it is enter now, not at the job's next round.
+        await jobs.run_soon(state, business_id=caller.business_id, name="journeys.date_entry")
+    return view
 
 
 @router.post("/{key}/migrate", summary="Move people from an older version onto the current one")

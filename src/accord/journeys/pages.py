@@ -15,7 +15,7 @@ from accord.core.errors import FieldProblem, InvalidInput
 from accord.journeys import analytics, service
 from accord.journeys.diagram import svg
 from accord.journeys.graph import SplitNode, parse_definition
-from accord.web import store_work
+from accord.web import jobs, store_work
 from accord.web.auth import Caller, requires
 from accord.web.state import State
 from accord.web.ui import NavEntry, redirect, render
@@ -164,6 +164,8 @@ async def status_page(
         await store_work.write(state, work)
     except InvalidInput as exc:
         return redirect(request, f"/journeys/{key}", error=_text(exc.problems))
+    if status == "active":
+        await jobs.run_soon(state, business_id=caller.business_id, name="journeys.date_entry")
     return redirect(request, f"/journeys/{key}", notice=f"Journey is now {status}")
 
 
