@@ -27,6 +27,7 @@ from sqlalchemy import select
 from accord.accounts.models import Bootstrap
 from accord.collect.models import inbox
 from accord.core.clock import parse_instant
+from accord.lake.service import visible_files
 from accord.store.db import Store
 from tests.serverproc import ServerProcess, server_env
 
@@ -86,7 +87,13 @@ def inbox_payloads(store: Store) -> dict[str, dict[str, Any]]:
 
 
 def lake_rows(lake: Path) -> dict[str, dict[str, Any]]:
-    table = ds.dataset(lake, format="parquet", partitioning="hive").to_table()
+    # Through the visible files: the scheduler's lake.compact job may have merged them.
+    table = ds.dataset(
+        visible_files(str(lake)),
+        format="parquet",
+        partitioning=ds.partitioning(flavor="hive"),
+        partition_base_dir=str(lake),
+    ).to_table()
     rows = {row["message_id"]: row for row in table.to_pylist()}
     assert len(rows) == table.num_rows, "a messageId appears twice in the lake"
     return rows
