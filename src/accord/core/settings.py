@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     scheduler_concurrency: int = Field(default=2, ge=1, le=32)
     scheduler_poll_seconds: float = Field(default=1.0, gt=0)
     scheduler_sync_seconds: float = Field(default=30.0, gt=0)
+    # A worker's hold on the jobs it runs, renewed every third of it: after a crash, its
+    # jobs are taken over this long later at most.
+    scheduler_lease_seconds: float = Field(default=60.0, ge=3)
     job_history_days: int = Field(default=30, ge=1)
     # Ended sign-in sessions, invitations and failed sign-ins are forgotten after this.
     session_retention_days: int = Field(default=30, ge=1)

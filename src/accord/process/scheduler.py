@@ -285,6 +285,7 @@ def claim(
     limit: int,
     now: datetime | None = None,
     only: Iterable[str] | None = None,
+    lease: timedelta = LEASE,
 ) -> list[Claimed]:
     """Take up to `limit` due jobs (or the jobs `only` names, when due) for this worker."""
     now = now or utcnow()
@@ -332,7 +333,7 @@ def claim(
                 last_started_at=now,
                 updated_at=now,
             ),
-            [{"job": row.id, "lease": now + LEASE} for row in rows],
+            [{"job": row.id, "lease": now + lease} for row in rows],
         )
         run_ids = conn.execute(
             insert(job_runs).returning(job_runs.c.id, sort_by_parameter_order=True),
@@ -731,6 +732,7 @@ class Scheduler:
         self.running: list[_Running] = []
         self._last_sync: datetime | None = None
         self._last_renewal: datetime | None = None
+        self.lease = timedelta(seconds=settings.scheduler_lease_seconds)
         self._wake = threading.Event()
 
     def _start(self, job: Claimed) -> None:
@@ -775,7 +777,7 @@ class Scheduler:
 
     def _renew(self, now: datetime) -> None:
         """The heartbeat: keep the leases of the runs still going (before their timeout)."""
-        if self._last_renewal is not None and now - self._last_renewal < LEASE / 3:
+        if self._last_renewal is not None and now - self._last_renewal < self.lease / 3:
             return
         self._last_renewal = now
         ids = [item.job.job_id for item in self.running if now < item.job.deadline]
@@ -785,7 +787,7 @@ class Scheduler:
             conn.execute(
                 update(jobs)
                 .where(jobs.c.id.in_(ids), jobs.c.lease_owner == self.worker)
-                .values(lease_until=now + LEASE)
+                .values(lease_until=now + self.lease)
             )
 
     def take_over(self) -> int:
@@ -814,6 +816,7 @@ class Scheduler:
             worker=self.worker,
             limit=self.concurrency - len(self.running),
             now=now,
+            lease=self.lease,
         )
         for job in claimed:
             self._start(job)
