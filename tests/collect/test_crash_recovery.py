@@ -242,6 +242,10 @@ def test_sigkill_mid_load_loses_and_doubles_nothing(
         database_url=database_url,
         lake_url=str(lake),
         extra={
+            # This test is about collection and the inbox worker under kills; scheduled
+            # jobs (retraining after 10k events, refreshes, compaction) would only take
+            # the cores from it. They have kill tests of their own in tests/process.
+            "ACCORD_SCHEDULER_ENABLED": "false",
             "ACCORD_SQLITE_SYNCHRONOUS": "FULL",
             "ACCORD_WORKER_LEASE_SECONDS": str(LEASE_SECONDS),
         },
