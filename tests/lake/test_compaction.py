@@ -29,7 +29,6 @@ from accord.lake.compaction import CompactionReport, compact
 from accord.lake.schema import EVENT_SCHEMA, lake_row
 from accord.lake.service import (
     REPLACES_KEY,
-    has_files,
     partition_dir,
     partition_lock,
     remove_events,
@@ -375,11 +374,11 @@ def test_readers_ignore_other_folders_and_temporary_files(lake: Path) -> None:
     ad_logs = lake / "_ad_logs" / "business_id=biz_a" / "experiment=x" / "day=2026-11-01"
     ad_logs.mkdir(parents=True)
     (ad_logs / "part-1.parquet").write_bytes(b"not events")
-    assert not has_files(str(lake))
+    assert not bool(visible_files(str(lake)))
     assert visible_files(str(lake)) == []
     write(lake, "bat_1", [("biz_a", DAYS[0], 1)])
     (Path(partition_dir(str(lake), "biz_a", DAYS[0])) / ".compact-x.parquet.tmp").write_bytes(b"")
-    assert has_files(str(lake))
+    assert bool(visible_files(str(lake)))
     assert [Path(f).name for f in visible_files(str(lake))] == ["part-bat_1.parquet"]
 
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from accord.collect.validation import Limits, normalise_event
 from accord.lake.schema import EVENT_SCHEMA, PARTITIONS, lake_row
-from accord.lake.service import has_files, partition_dir, visible_files, write_batch
+from accord.lake.service import partition_dir, visible_files, write_batch
 
 LIMITS = Limits(
     max_event_bytes=32 * 1024, max_future=timedelta(days=1), max_age=timedelta(days=3650)
@@ -466,20 +466,20 @@ def test_no_temporary_files_remain(tmp_path: Path) -> None:
 def test_empty_batch_writes_nothing(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     assert write_batch(str(lake), batch_id="bat_1", rows=[]) == []
-    assert not has_files(str(lake))
+    assert not bool(visible_files(str(lake)))
 
 
 def test_has_files(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
-    assert not has_files(str(lake))
+    assert not bool(visible_files(str(lake)))
     lake.mkdir()
-    assert not has_files(str(lake))
+    assert not bool(visible_files(str(lake)))
     write_batch(str(lake), batch_id="bat_1", rows=batch_rows(SPECS[:1]))
-    assert has_files(str(lake))
+    assert bool(visible_files(str(lake)))
 
 
 def test_file_uri_lakes_work_like_folders(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     write_batch(lake.as_uri(), batch_id="bat_1", rows=batch_rows(SPECS))
-    assert has_files(lake.as_uri())
+    assert bool(visible_files(lake.as_uri()))
     assert len(read_lake(lake)) == len(SPECS)

@@ -177,16 +177,6 @@ def visible_files(lake_url: str, business_id: str | None = None) -> list[str]:
     return sorted(files)
 
 
-def has_files(lake_url: str) -> bool:
-    """Whether the lake holds any event file.
-
-    No footer is read: the newest compacted file of a folder is never superseded, so a
-    folder with files always has a visible one.
-    """
-    filesystem, base = filesystem_of(lake_url)
-    return bool(partition_files(filesystem, base, None))
-
-
 @contextmanager
 def partition_lock(filesystem: fs.FileSystem, directory: str) -> Iterator[None]:
     """Hold off other compactions and erasures of this partition folder.

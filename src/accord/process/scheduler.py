@@ -859,7 +859,8 @@ class Scheduler:
         self._collect()
 
     def run_until_idle(self, *, timeout: float = 120.0) -> None:
-        """Run every due job to its end, then return (the CLI and tests use it)."""
+        """Run every due job to its end, then return: a whole round at once, for tests and
+        benchmarks (the worker runs `run`; `accord jobs run` claims the jobs it names)."""
         deadline = self.clock() + timedelta(seconds=timeout)
         while self.clock() < deadline:
             started = self.tick()
