@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from accord.collect import service
 from accord.core.clock import utcnow
+from accord.web import store_work
 from accord.web.errors import json_response
 from accord.web.state import AppState, State
 
@@ -88,7 +88,7 @@ async def _collect(request: Request, state: AppState, kind: str) -> Response:
             received_at=received_at,
         )
 
-    accepted = await run_in_threadpool(work)
+    accepted = await store_work.run(work)
     return json_response(
         {
             "success": True,

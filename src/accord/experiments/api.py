@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from accord.accounts.models import SourceRef
 from accord.collect import service as collect
@@ -19,6 +18,7 @@ from accord.experiments import report, service, statistics
 from accord.experiments.adlogs import RawRecord
 from accord.experiments.analysis import Analysis
 from accord.experiments.models import Assignment, DesignIn, ExperimentView, cma_three_arm
+from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.errors import json_response
 from accord.web.state import AppState, State
@@ -79,14 +79,11 @@ def _analysis(state: AppState, business_id: str, key: str) -> tuple[Analysis, Ex
 
 
 @router.post("/api/experiments", status_code=201, summary="Create an experiment design (a draft)")
-async def create(state: State, caller: Manager, design: DesignIn) -> ExperimentView:
-    def work() -> ExperimentView:
-        with state.store.write() as conn:
-            return service.create_experiment(
-                conn, business_id=caller.business_id, design=design, now=utcnow()
-            )
-
-    return await run_in_threadpool(work)
+def create(state: State, caller: Manager, design: DesignIn) -> ExperimentView:
+    with state.store.write() as conn:
+        return service.create_experiment(
+            conn, business_id=caller.business_id, design=design, now=utcnow()
+        )
 
 
 @router.post("/api/experiments/templates/cma", summary="A CMA three-arm design (3:1:3), not saved")
@@ -107,58 +104,42 @@ async def power(_caller: Reader, body: PowerIn) -> PowerOut:
 
 
 @router.get("/api/experiments", summary="List experiments")
-async def list_all(state: State, caller: Reader) -> list[ExperimentView]:
-    def work() -> list[ExperimentView]:
-        with state.store.read() as conn:
-            return service.list_experiments(conn, business_id=caller.business_id)
-
-    return await run_in_threadpool(work)
+def list_all(state: State, caller: Reader) -> list[ExperimentView]:
+    with state.store.read() as conn:
+        return service.list_experiments(conn, business_id=caller.business_id)
 
 
 @router.get("/api/experiments/{key}", summary="One experiment with its design and plan")
 async def get(state: State, caller: Reader, key: str) -> ExperimentView:
-    return await run_in_threadpool(_experiment, state, caller.business_id, key)
+    return await store_work.run(_experiment, state, caller.business_id, key)
 
 
 @router.put(
     "/api/experiments/{key}",
     summary="Replace a draft's design; 409 once started (the plan is frozen)",
 )
-async def update(state: State, caller: Manager, key: str, design: DesignIn) -> ExperimentView:
-    def work() -> ExperimentView:
-        with state.store.write() as conn:
-            return service.update_design(
-                conn, business_id=caller.business_id, key=key, design=design, now=utcnow()
-            )
-
-    return await run_in_threadpool(work)
+def update(state: State, caller: Manager, key: str, design: DesignIn) -> ExperimentView:
+    with state.store.write() as conn:
+        return service.update_design(
+            conn, business_id=caller.business_id, key=key, design=design, now=utcnow()
+        )
 
 
 @router.post("/api/experiments/{key}/start", summary="Freeze the plan and open assignment")
-async def start(state: State, caller: Manager, key: str) -> ExperimentView:
-    def work() -> ExperimentView:
-        with state.store.write() as conn:
-            return service.start_experiment(
-                conn, business_id=caller.business_id, key=key, now=utcnow()
-            )
-
-    return await run_in_threadpool(work)
+def start(state: State, caller: Manager, key: str) -> ExperimentView:
+    with state.store.write() as conn:
+        return service.start_experiment(conn, business_id=caller.business_id, key=key, now=utcnow())
 
 
 @router.post("/api/experiments/{key}/stop", summary="Close assignment")
-async def stop(state: State, caller: Manager, key: str) -> ExperimentView:
-    def work() -> ExperimentView:
-        with state.store.write() as conn:
-            return service.stop_experiment(
-                conn, business_id=caller.business_id, key=key, now=utcnow()
-            )
-
-    return await run_in_threadpool(work)
+def stop(state: State, caller: Manager, key: str) -> ExperimentView:
+    with state.store.write() as conn:
+        return service.stop_experiment(conn, business_id=caller.business_id, key=key, now=utcnow())
 
 
 @router.get("/api/experiments/{key}/analysis", summary="Gates, then results (if the gates pass)")
 async def analysis(state: State, caller: Reader, key: str) -> Analysis:
-    result, _ = await run_in_threadpool(_analysis, state, caller.business_id, key)
+    result, _ = await store_work.run(_analysis, state, caller.business_id, key)
     return result
 
 
@@ -168,7 +149,7 @@ async def analysis(state: State, caller: Reader, key: str) -> Analysis:
     summary="The report as one self-contained HTML page",
 )
 async def report_html(state: State, caller: Reader, key: str) -> HTMLResponse:
-    result, experiment = await run_in_threadpool(_analysis, state, caller.business_id, key)
+    result, experiment = await store_work.run(_analysis, state, caller.business_id, key)
     return HTMLResponse(report.render_html(result, experiment))
 
 
@@ -178,7 +159,7 @@ async def report_html(state: State, caller: Reader, key: str) -> HTMLResponse:
     summary="Gates and results as CSV",
 )
 async def report_csv(state: State, caller: Reader, key: str) -> Response:
-    result, _ = await run_in_threadpool(_analysis, state, caller.business_id, key)
+    result, _ = await store_work.run(_analysis, state, caller.business_id, key)
     return Response(
         report.render_csv(result),
         media_type="text/csv",
@@ -225,7 +206,7 @@ async def assignment(
             )
         return result
 
-    result = await run_in_threadpool(work)
+    result = await store_work.run(work)
     # Assignment is per unit: shared caches must not hand one unit's arm to another.
     return json_response(result.model_dump(), headers={"Cache-Control": "private, no-store"})
 
@@ -268,4 +249,4 @@ async def collect_ad_logs(request: Request, state: State, key: str) -> AdLogsOut
             raise InvalidInput([FieldProblem(r["field"], r["reason"]) for r in rejected])
         return AdLogsOut(read=result.read, stored=result.stored, rejected=rejected)
 
-    return await run_in_threadpool(work)
+    return await store_work.run(work)

@@ -12,7 +12,6 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import Connection
-from starlette.concurrency import run_in_threadpool
 
 from accord.core.clock import utcnow
 from accord.core.errors import ExperimentState, FieldProblem, InvalidInput
@@ -25,7 +24,7 @@ from accord.experiments.models import DesignIn, ExperimentView, cma_three_arm
 from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.state import AppState, State
-from accord.web.ui import NavEntry, redirect, render
+from accord.web.ui import NavEntry, arender, redirect
 
 router = APIRouter(include_in_schema=False)
 nav = [NavEntry("Experiments", "/experiments", "experiments.read", "Activation", 50)]
@@ -111,7 +110,7 @@ def _power(params: dict[str, str]) -> tuple[dict[str, str], PowerOut | None, lis
     return fields, PowerOut(**result.__dict__), []
 
 
-def _design_page(
+async def _design_page(
     request: Request,
     caller: Caller,
     *,
@@ -122,7 +121,7 @@ def _design_page(
     notice: str | None = None,
 ) -> Response:
     fields, power, power_problems = _power(dict(request.query_params))
-    return render(
+    return await arender(
         request,
         "experiments/design.html",
         caller=caller,
@@ -152,13 +151,13 @@ async def experiments_page(request: Request, state: State, caller: Reader) -> Re
         return service.list_experiments(conn, business_id=caller.business_id)
 
     rows = await store_work.read(state, work)
-    return render(request, "experiments/list.html", caller=caller, experiments=rows)
+    return await arender(request, "experiments/list.html", caller=caller, experiments=rows)
 
 
 @router.get("/experiments/new")
 async def design_page(request: Request, caller: Reader, template: str = "cma") -> Response:
     design = template_design(template)
-    return _design_page(
+    return await _design_page(
         request, caller, design_json=design.model_dump_json(indent=2), design=design
     )
 
@@ -170,10 +169,10 @@ async def design_check(
     try:
         parsed = parse_design(design)
     except InvalidInput as exc:
-        return _design_page(
+        return await _design_page(
             request, caller, design_json=design, design=None, problems=exc.problems, status=400
         )
-    return _design_page(
+    return await _design_page(
         request, caller, design_json=design, design=parsed, notice="The design is valid"
     )
 
@@ -190,9 +189,9 @@ async def design_save(
             )
 
     try:
-        created = await run_in_threadpool(work)
+        created = await store_work.run(work)
     except InvalidInput as exc:
-        return _design_page(
+        return await _design_page(
             request, caller, design_json=design, design=None, problems=exc.problems, status=400
         )
     return redirect(request, f"/experiments/{created.key}", notice="Experiment saved as a draft")
@@ -206,7 +205,7 @@ def _plotly() -> bytes:
 @router.get(PLOTLY_PATH)
 async def plotly_script() -> Response:
     """plotly.js from the installed `plotly` package, so reports never use a CDN."""
-    body = await run_in_threadpool(_plotly)
+    body = await store_work.run(_plotly)
     return Response(
         body,
         media_type="text/javascript",
@@ -247,9 +246,9 @@ def _main_results(analysis: Analysis) -> list[ContrastResult]:
 
 @router.get("/experiments/{key}")
 async def experiment_page(request: Request, state: State, caller: Reader, key: str) -> Response:
-    experiment, analysis = await run_in_threadpool(_analysis, state, caller.business_id, key)
+    experiment, analysis = await store_work.run(_analysis, state, caller.business_id, key)
     catalogue = metric_catalogue(experiment.design.metrics)
-    return render(
+    return await arender(
         request,
         "experiments/detail.html",
         caller=caller,
@@ -267,7 +266,7 @@ async def experiment_page(request: Request, state: State, caller: Reader, key: s
 @router.get("/experiments/{key}/report")
 async def report_page(state: State, caller: Reader, key: str) -> Response:
     """The context's full report (charts, methodology, every slice), with Accord's plotly.js."""
-    experiment, analysis = await run_in_threadpool(_analysis, state, caller.business_id, key)
+    experiment, analysis = await store_work.run(_analysis, state, caller.business_id, key)
     if analysis is None:
         raise ExperimentState("status", f"experiment {key!r} has no ad logs to report on yet")
     return HTMLResponse(report.render_html(analysis, experiment, plotly_src=PLOTLY_PATH))

@@ -6,7 +6,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
 from accord.identity import matching, service
 from accord.identity.models import Edge, MergeRecord, ReviewDiff, ReviewItem, SplitReport
@@ -32,18 +31,15 @@ class MatchRequest(BaseModel):
 
 
 @router.get("/identity/rules", response_model=IdentityRules, summary="The identity rules")
-async def get_rules(
+def get_rules(
     state: State, caller: Annotated[Caller, Depends(requires("profiles.read"))]
 ) -> IdentityRules:
-    def work() -> IdentityRules:
-        with state.store.read() as conn:
-            return service.get_rules(conn, business_id=caller.business_id)
-
-    return await run_in_threadpool(work)
+    with state.store.read() as conn:
+        return service.get_rules(conn, business_id=caller.business_id)
 
 
 @router.put("/identity/rules", response_model=IdentityRules, summary="Change the identity rules")
-async def put_rules(
+def put_rules(
     state: State,
     caller: Annotated[Caller, Depends(requires("profiles.manage"))],
     rules: Annotated[dict[str, Any], Body()],
@@ -51,11 +47,8 @@ async def put_rules(
     """Replace the rules; fields left out take their defaults. Applies to events
     processed from now on; existing profiles are not re-linked."""
 
-    def work() -> IdentityRules:
-        with state.store.write() as conn:
-            return service.set_rules(conn, business_id=caller.business_id, rules=rules)
-
-    return await run_in_threadpool(work)
+    with state.store.write() as conn:
+        return service.set_rules(conn, business_id=caller.business_id, rules=rules)
 
 
 @router.get(
@@ -63,16 +56,11 @@ async def put_rules(
     response_model=list[MergeRecord],
     summary="Merges and splits that shaped a profile",
 )
-async def get_merges(
+def get_merges(
     profile_id: str, state: State, caller: Annotated[Caller, Depends(requires("profiles.read"))]
 ) -> list[MergeRecord]:
-    def work() -> list[MergeRecord]:
-        with state.store.read() as conn:
-            return service.merge_history(
-                conn, business_id=caller.business_id, profile_id=profile_id
-            )
-
-    return await run_in_threadpool(work)
+    with state.store.read() as conn:
+        return service.merge_history(conn, business_id=caller.business_id, profile_id=profile_id)
 
 
 @router.get(
@@ -80,15 +68,12 @@ async def get_merges(
     response_model=list[Edge],
     summary="The identity graph of a profile, with the evidence of each edge",
 )
-async def get_edges(
+def get_edges(
     profile_id: str, state: State, caller: Annotated[Caller, Depends(requires("profiles.read"))]
 ) -> list[Edge]:
-    def work() -> list[Edge]:
-        with state.store.read() as conn:
-            profiles.profile_view(conn, business_id=caller.business_id, profile_id=profile_id)
-            return service.edges_of(conn, business_id=caller.business_id, profile_id=profile_id)
-
-    return await run_in_threadpool(work)
+    with state.store.read() as conn:
+        profiles.profile_view(conn, business_id=caller.business_id, profile_id=profile_id)
+        return service.edges_of(conn, business_id=caller.business_id, profile_id=profile_id)
 
 
 @router.post(
@@ -96,37 +81,31 @@ async def get_edges(
     response_model=SplitReport,
     summary="Remove an edge and split its profile",
 )
-async def post_unmerge(
+def post_unmerge(
     edge_id: int,
     state: State,
     caller: Annotated[Caller, Depends(requires("profiles.manage"))],
     body: UnmergeRequest | None = None,
 ) -> SplitReport:
-    def work() -> SplitReport:
-        with state.store.write() as conn:
-            return service.unmerge(
-                conn,
-                business_id=caller.business_id,
-                edge_id=edge_id,
-                reason=body.reason if body else None,
-            )
-
-    return await run_in_threadpool(work)
+    with state.store.write() as conn:
+        return service.unmerge(
+            conn,
+            business_id=caller.business_id,
+            edge_id=edge_id,
+            reason=body.reason if body else None,
+        )
 
 
 @router.get("/identity/reviews", response_model=list[ReviewItem], summary="The review queue")
-async def get_reviews(
+def get_reviews(
     state: State,
     caller: Annotated[Caller, Depends(requires("profiles.read"))],
     status: Literal["pending", "accepted", "rejected", "all"] = Query(default="pending"),
 ) -> list[ReviewItem]:
-    def work() -> list[ReviewItem]:
-        with state.store.read() as conn:
-            return service.list_reviews(
-                conn, business_id=caller.business_id, status=None if status == "all" else status
-            )
-
-    return await run_in_threadpool(work)
+    with state.store.read() as conn:
+        return service.list_reviews(
+            conn, business_id=caller.business_id, status=None if status == "all" else status
+        )
 
 
 @router.get(
@@ -134,14 +113,11 @@ async def get_reviews(
     response_model=ReviewDiff,
     summary="What accepting a proposed merge would change (dry run)",
 )
-async def get_review_diff(
+def get_review_diff(
     review_id: str, state: State, caller: Annotated[Caller, Depends(requires("profiles.read"))]
 ) -> ReviewDiff:
-    def work() -> ReviewDiff:
-        with state.store.read() as conn:
-            return service.review_diff(conn, business_id=caller.business_id, review_id=review_id)
-
-    return await run_in_threadpool(work)
+    with state.store.read() as conn:
+        return service.review_diff(conn, business_id=caller.business_id, review_id=review_id)
 
 
 @router.post(
@@ -149,23 +125,20 @@ async def get_review_diff(
     response_model=ReviewDiff,
     summary="Make the proposed merge",
 )
-async def post_accept(
+def post_accept(
     review_id: str,
     state: State,
     caller: Annotated[Caller, Depends(requires("profiles.manage"))],
     body: Decision | None = None,
 ) -> ReviewDiff:
-    def work() -> ReviewDiff:
-        with state.store.write() as conn:
-            return service.accept_review(
-                conn,
-                business_id=caller.business_id,
-                review_id=review_id,
-                note=body.note if body else None,
-                lock_rows=state.store.dialect == "postgresql",
-            )
-
-    return await run_in_threadpool(work)
+    with state.store.write() as conn:
+        return service.accept_review(
+            conn,
+            business_id=caller.business_id,
+            review_id=review_id,
+            note=body.note if body else None,
+            lock_rows=state.store.dialect == "postgresql",
+        )
 
 
 @router.post(
@@ -173,22 +146,19 @@ async def post_accept(
     response_model=ReviewItem,
     summary="Refuse the proposed merge",
 )
-async def post_reject(
+def post_reject(
     review_id: str,
     state: State,
     caller: Annotated[Caller, Depends(requires("profiles.manage"))],
     body: Decision | None = None,
 ) -> ReviewItem:
-    def work() -> ReviewItem:
-        with state.store.write() as conn:
-            return service.reject_review(
-                conn,
-                business_id=caller.business_id,
-                review_id=review_id,
-                note=body.note if body else None,
-            )
-
-    return await run_in_threadpool(work)
+    with state.store.write() as conn:
+        return service.reject_review(
+            conn,
+            business_id=caller.business_id,
+            review_id=review_id,
+            note=body.note if body else None,
+        )
 
 
 @router.post(
@@ -196,7 +166,7 @@ async def post_reject(
     response_model=matching.MatchReport | matching.UndoReport,
     summary="Probabilistic matching of profiles that share no identifier",
 )
-async def post_match(
+def post_match(
     state: State,
     caller: Annotated[Caller, Depends(requires("profiles.manage"))],
     body: MatchRequest | None = None,
@@ -206,15 +176,12 @@ async def post_match(
     `dry_run` changes nothing; `undo` removes the probabilistic edges of the last run."""
     request = body or MatchRequest()
 
-    def work() -> matching.MatchReport | matching.UndoReport:
-        if request.undo:
-            with state.store.write() as conn:
-                return matching.undo_last_match(conn, business_id=caller.business_id)
-        return matching.run_match(
-            state.store,
-            business_id=caller.business_id,
-            engine_url=state.settings.engine_url,
-            dry_run=request.dry_run,
-        )
-
-    return await run_in_threadpool(work)
+    if request.undo:
+        with state.store.write() as conn:
+            return matching.undo_last_match(conn, business_id=caller.business_id)
+    return matching.run_match(
+        state.store,
+        business_id=caller.business_id,
+        engine_url=state.settings.engine_url,
+        dry_run=request.dry_run,
+    )

@@ -6,13 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from accord.core.clock import utcnow
 from accord.journeys import analytics, service
 from accord.journeys.graph import SplitNode
 from accord.journeys.models import JourneyView, RunView
-from accord.web import jobs
+from accord.web import jobs, store_work
 from accord.web.auth import Caller, requires
 from accord.web.state import State
 
@@ -42,57 +41,45 @@ class Migration(BaseModel):
 
 
 @router.get("", response_model=list[JourneyView], summary="Journeys of the business")
-async def list_journeys(state: State, caller: Reader) -> list[JourneyView]:
-    def work() -> list[JourneyView]:
-        with state.store.read() as conn:
-            return service.list_journeys(conn, business_id=caller.business_id)
-
-    return await run_in_threadpool(work)
+def list_journeys(state: State, caller: Reader) -> list[JourneyView]:
+    with state.store.read() as conn:
+        return service.list_journeys(conn, business_id=caller.business_id)
 
 
 @router.post("", response_model=JourneyView, status_code=201, summary="Create a journey")
-async def create_journey(state: State, caller: Manager, body: NewJourney) -> JourneyView:
+def create_journey(state: State, caller: Manager, body: NewJourney) -> JourneyView:
     """A new journey in draft with its first version; invalid graphs get a 400 whose
     problems name each node at fault."""
 
-    def work() -> JourneyView:
-        with state.store.write() as conn:
-            return service.create_journey(
-                conn,
-                business_id=caller.business_id,
-                key=body.key,
-                name=body.name,
-                definition=body.definition,
-                now=utcnow(),
-            )
-
-    return await run_in_threadpool(work)
+    with state.store.write() as conn:
+        return service.create_journey(
+            conn,
+            business_id=caller.business_id,
+            key=body.key,
+            name=body.name,
+            definition=body.definition,
+            now=utcnow(),
+        )
 
 
 @router.get("/{key}", response_model=JourneyView, summary="A journey and its current version")
-async def get_journey(state: State, caller: Reader, key: str) -> JourneyView:
-    def work() -> JourneyView:
-        with state.store.read() as conn:
-            return service.get_journey(conn, business_id=caller.business_id, key=key)
-
-    return await run_in_threadpool(work)
+def get_journey(state: State, caller: Reader, key: str) -> JourneyView:
+    with state.store.read() as conn:
+        return service.get_journey(conn, business_id=caller.business_id, key=key)
 
 
 @router.put("/{key}/definition", response_model=JourneyView, summary="Publish a new version")
-async def publish_version(state: State, caller: Manager, key: str, body: NewVersion) -> JourneyView:
+def publish_version(state: State, caller: Manager, key: str, body: NewVersion) -> JourneyView:
     """New entries use the new version; people inside finish on theirs."""
 
-    def work() -> JourneyView:
-        with state.store.write() as conn:
-            return service.publish_version(
-                conn,
-                business_id=caller.business_id,
-                key=key,
-                definition=body.definition,
-                now=utcnow(),
-            )
-
-    return await run_in_threadpool(work)
+    with state.store.write() as conn:
+        return service.publish_version(
+            conn,
+            business_id=caller.business_id,
+            key=key,
+            definition=body.definition,
+            now=utcnow(),
+        )
 
 
 @router.post("/{key}/status", response_model=JourneyView, summary="Activate, pause or archive")
@@ -103,7 +90,7 @@ async def set_status(state: State, caller: Manager, key: str, body: StatusChange
                 conn, business_id=caller.business_id, key=key, status=body.status, now=utcnow()
             )
 
-    view = await run_in_threadpool(work)
+    view = await store_work.run(work)
     if body.status == "active":
         # A date journey's people whose day it is enter now, not at the job's next round.
         await jobs.run_soon(state, business_id=caller.business_id, name="journeys.date_entry")
@@ -111,52 +98,46 @@ async def set_status(state: State, caller: Manager, key: str, body: StatusChange
 
 
 @router.post("/{key}/migrate", summary="Move people from an older version onto the current one")
-async def migrate(state: State, caller: Manager, key: str, body: Migration) -> dict[str, int]:
-    def work() -> dict[str, int]:
-        with state.store.write() as conn:
-            moved = service.migrate_runs(
-                conn,
-                business_id=caller.business_id,
-                key=key,
-                from_version=body.from_version,
-                node_map=body.node_map,
-                now=utcnow(),
-            )
-        return {"moved": moved}
-
-    return await run_in_threadpool(work)
+def migrate(state: State, caller: Manager, key: str, body: Migration) -> dict[str, int]:
+    with state.store.write() as conn:
+        moved = service.migrate_runs(
+            conn,
+            business_id=caller.business_id,
+            key=key,
+            from_version=body.from_version,
+            node_map=body.node_map,
+            now=utcnow(),
+        )
+    return {"moved": moved}
 
 
 @router.get("/{key}/report", summary="People per node, conversions, A/B splits, smart holdout")
-async def report(state: State, caller: Reader, key: str) -> dict[str, Any]:
-    def work() -> dict[str, Any]:
-        now = utcnow()
-        with state.store.read() as conn:
-            journey_id, definition = service.definition_of(
-                conn, business_id=caller.business_id, key=key
+def report(state: State, caller: Reader, key: str) -> dict[str, Any]:
+    now = utcnow()
+    with state.store.read() as conn:
+        journey_id, definition = service.definition_of(
+            conn, business_id=caller.business_id, key=key
+        )
+        view = service.get_journey(conn, business_id=caller.business_id, key=key)
+        splits = [
+            analytics.split_result(
+                conn,
+                journey_id=journey_id,
+                version=view.current_version,
+                node=node_id,
+                split=node,
+                definition=definition,
+                now=now,
             )
-            view = service.get_journey(conn, business_id=caller.business_id, key=key)
-            splits = [
-                analytics.split_result(
-                    conn,
-                    journey_id=journey_id,
-                    version=view.current_version,
-                    node=node_id,
-                    split=node,
-                    definition=definition,
-                    now=now,
-                )
-                for node_id, node in definition.nodes.items()
-                if isinstance(node, SplitNode) and node.ab_test
-            ]
-            return {
-                "summary": analytics.summary(conn, journey_id=journey_id).__dict__,
-                "nodes": [c.__dict__ for c in analytics.node_counts(conn, journey_id=journey_id)],
-                "splits": [{**s.__dict__, "paths": [p.__dict__ for p in s.paths]} for s in splits],
-                "smart": _comparison(analytics.smart_comparison(conn, journey_id=journey_id)),
-            }
-
-    return await run_in_threadpool(work)
+            for node_id, node in definition.nodes.items()
+            if isinstance(node, SplitNode) and node.ab_test
+        ]
+        return {
+            "summary": analytics.summary(conn, journey_id=journey_id).__dict__,
+            "nodes": [c.__dict__ for c in analytics.node_counts(conn, journey_id=journey_id)],
+            "splits": [{**s.__dict__, "paths": [p.__dict__ for p in s.paths]} for s in splits],
+            "smart": _comparison(analytics.smart_comparison(conn, journey_id=journey_id)),
+        }
 
 
 def _comparison(comparison: analytics.HoldoutComparison) -> dict[str, Any]:
@@ -176,9 +157,6 @@ people_router = APIRouter(prefix="/api/profiles", tags=["journeys"])
     response_model=list[RunView],
     summary="A person's journeys, step by step",
 )
-async def person_path(state: State, caller: Reader, profile_id: str) -> list[RunView]:
-    def work() -> list[RunView]:
-        with state.store.read() as conn:
-            return service.person_path(conn, business_id=caller.business_id, profile_id=profile_id)
-
-    return await run_in_threadpool(work)
+def person_path(state: State, caller: Reader, profile_id: str) -> list[RunView]:
+    with state.store.read() as conn:
+        return service.person_path(conn, business_id=caller.business_id, profile_id=profile_id)

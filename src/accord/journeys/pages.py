@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection
-from starlette.concurrency import run_in_threadpool
 
 from accord.core.clock import utcnow
 from accord.core.errors import FieldProblem, InvalidInput
@@ -18,7 +17,7 @@ from accord.journeys.graph import SplitNode, parse_definition
 from accord.web import jobs, store_work
 from accord.web.auth import Caller, requires
 from accord.web.state import State
-from accord.web.ui import NavEntry, redirect, render
+from accord.web.ui import NavEntry, arender, redirect
 
 router = APIRouter(include_in_schema=False)
 nav = [NavEntry("Journeys", "/journeys", "journeys.read", "Activation", 40)]
@@ -86,7 +85,7 @@ async def journeys_page(request: Request, state: State, caller: Reader) -> Respo
         ]
 
     rows = await store_work.read(state, work)
-    return render(request, "journeys/list.html", caller=caller, rows=rows)
+    return await arender(request, "journeys/list.html", caller=caller, rows=rows)
 
 
 @router.post("/journeys")
@@ -144,7 +143,9 @@ async def journey_page(request: Request, state: State, caller: Reader, key: str)
                 "smart": analytics.smart_comparison(conn, journey_id=view.id),
             }
 
-    return render(request, "journeys/detail.html", caller=caller, **await run_in_threadpool(work))
+    return await arender(
+        request, "journeys/detail.html", caller=caller, **await store_work.run(work)
+    )
 
 
 @router.post("/journeys/{key}/status")
@@ -193,7 +194,7 @@ async def builder_page(request: Request, state: State, caller: Reader, key: str)
         return service.get_journey(conn, business_id=caller.business_id, key=key)
 
     view = await store_work.read(state, work)
-    return render(
+    return await arender(
         request,
         "journeys/builder.html",
         caller=caller,
@@ -268,7 +269,7 @@ async def builder_save(request: Request, state: State, caller: Manager, key: str
         parts = problem.field.split(".")
         where = parts[1] if parts[0] == "nodes" and len(parts) > 1 else parts[0]
         by_node.setdefault(where, []).append(problem.reason)
-    return render(
+    return await arender(
         request,
         "journeys/builder.html",
         caller=caller,

@@ -38,7 +38,7 @@ from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.email_wiring import Email
 from accord.web.state import State
-from accord.web.ui import NavEntry, redirect, render
+from accord.web.ui import NavEntry, arender, redirect, render
 
 router = APIRouter(include_in_schema=False)
 nav = [
@@ -167,7 +167,7 @@ async def forms_page(request: Request, state: State, caller: Reader) -> Response
         ]
 
     rows = await store_work.read(state, work)
-    return render(request, "leads/forms.html", caller=caller, rows=rows)
+    return await arender(request, "leads/forms.html", caller=caller, rows=rows)
 
 
 BLANK_SPEC: dict[str, Any] = {
@@ -485,7 +485,7 @@ async def form_page(
             "rows": list_leads(conn, business_id=caller.business_id, form_id=form.id),
         }
 
-    return render(
+    return await arender(
         request, "leads/form_detail.html", caller=caller, **await store_work.read(state, work)
     )
 
@@ -512,7 +512,7 @@ async def leads_page(
         )
 
     rows = await store_work.read(state, work)
-    return render(
+    return await arender(
         request,
         "leads/people.html",
         caller=caller,
@@ -530,7 +530,7 @@ async def lead_page(request: Request, state: State, caller: Reader, lead_id: str
         return service.lead_view(conn, business_id=caller.business_id, lead_id=lead_id)
 
     lead = await store_work.read(state, work)
-    return render(request, "leads/lead.html", caller=caller, lead=lead, stages=STAGES)
+    return await arender(request, "leads/lead.html", caller=caller, lead=lead, stages=STAGES)
 
 
 @router.post("/leads/people/{lead_id}/stage")
@@ -588,7 +588,7 @@ async def funnel_page(
             "names": names,
         }
 
-    return render(
+    return await arender(
         request, "leads/funnel.html", caller=caller, by=by, **await store_work.read(state, work)
     )
 
@@ -639,7 +639,7 @@ async def magnets_page(request: Request, state: State, caller: Reader, email: Em
             "forms": forms,
         }
 
-    return render(
+    return await arender(
         request, "leads/magnets.html", caller=caller, **await store_work.read(state, work)
     )
 
@@ -699,7 +699,7 @@ async def imports_page(request: Request, state: State, caller: Reader) -> Respon
     def work(conn: Connection) -> list[dict[str, Any]]:
         return list_imports(conn, business_id=caller.business_id)
 
-    return render(
+    return await arender(
         request,
         "leads/import.html",
         caller=caller,
@@ -768,7 +768,7 @@ async def import_page(request: Request, state: State, caller: Manager) -> Respon
     def work(conn: Connection) -> list[dict[str, Any]]:
         return list_imports(conn, business_id=caller.business_id)
 
-    return render(
+    return await arender(
         request,
         "leads/import.html",
         caller=caller,

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import Connection
-from starlette.concurrency import run_in_threadpool
 
 from accord.process import scheduler
 from accord.process.models import JobChange, JobRunView, JobView, RunRequest
@@ -29,7 +28,7 @@ def _jobs(state: AppState, business_id: str) -> list[JobView]:
 
 @router.get("/jobs", summary="The business's jobs: schedules, next and last runs")
 async def list_jobs(state: State, caller: Reader) -> list[JobView]:
-    return await run_in_threadpool(_jobs, state, caller.business_id)
+    return await store_work.run(_jobs, state, caller.business_id)
 
 
 @router.get("/jobs/history", summary="Runs of the business's jobs, newest first")
@@ -69,7 +68,7 @@ async def run_job(
         views = scheduler.list_jobs(conn, state.job_kinds, business_id=caller.business_id)
         return [v for v in views if v.id in ids]
 
-    await run_in_threadpool(
+    await store_work.run(
         scheduler.sync,
         state.store,
         state.job_kinds,
@@ -81,7 +80,7 @@ async def run_job(
 
 @router.patch("/jobs/{name}", summary="Change a job's schedule, time zone or enabled flag")
 async def change_job(state: State, caller: Manager, name: str, body: JobChange) -> list[JobView]:
-    await run_in_threadpool(
+    await store_work.run(
         scheduler.sync,
         state.store,
         state.job_kinds,

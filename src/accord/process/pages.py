@@ -10,14 +10,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 from markupsafe import Markup
-from starlette.concurrency import run_in_threadpool
 
 from accord.core.errors import AccordError
 from accord.process import scheduler
 from accord.process.models import JobChange, JobRunView, JobView
+from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.state import AppState, State
-from accord.web.ui import NavEntry, redirect, render
+from accord.web.ui import NavEntry, arender, redirect
 
 router = APIRouter(include_in_schema=False)
 nav = [NavEntry("Jobs", "/jobs", "jobs.read", "Settings", 90)]
@@ -121,10 +121,10 @@ def groups_of(views: Sequence[JobView]) -> list[JobGroup]:
 
 @router.get("/jobs")
 async def jobs_page(request: Request, state: State, caller: Reader) -> Response:
-    views, runs = await run_in_threadpool(_page_data, state, caller.business_id)
+    views, runs = await store_work.run(_page_data, state, caller.business_id)
     failures = [r for r in runs if r.status in ("failed", "timed_out", "lost")]
     labels = {v.target: v.target_label for v in views if v.target and v.target_label}
-    return render(
+    return await arender(
         request,
         "jobs/list.html",
         caller=caller,
@@ -158,7 +158,7 @@ async def run_now(
             )
 
     try:
-        count = await run_in_threadpool(work)
+        count = await store_work.run(work)
     except AccordError as exc:
         return redirect(request, "/jobs", error=str(exc))
     return redirect(request, "/jobs", notice=f"{name}: {count} job(s) will run within seconds")
@@ -188,7 +188,7 @@ async def change_schedule(
             )
 
     try:
-        await run_in_threadpool(work)
+        await store_work.run(work)
     except AccordError as exc:
         return redirect(request, "/jobs", error=str(exc))
     return redirect(request, "/jobs", notice=f"{name}: schedule saved")

@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from starlette.concurrency import run_in_threadpool
 
 from accord.audiences import service as audiences
 from accord.core.errors import FieldProblem, InvalidInput
@@ -23,7 +22,7 @@ MAX_TIMELINE = 500
 
 
 @router.get("/profiles", response_model=ProfileView, summary="Find a profile by an identifier")
-async def get_profile(
+def get_profile(
     request: Request,
     state: State,
     caller: Annotated[Caller, Depends(requires("profiles.read"))],
@@ -44,18 +43,13 @@ async def get_profile(
         raise InvalidInput([FieldProblem("query", "give exactly one identifier, e.g. ?email=…")])
     ((kind, value),) = given.items()
 
-    def work() -> ProfileView:
-        with state.store.read() as conn:
-            key = identity.lookup_key(conn, business_id=caller.business_id, kind=kind, value=value)
-            return service.find_profile(
-                conn, business_id=caller.business_id, kind=key[0], value=key[1]
-            )
-
-    return await run_in_threadpool(work)
+    with state.store.read() as conn:
+        key = identity.lookup_key(conn, business_id=caller.business_id, kind=kind, value=value)
+        return service.find_profile(conn, business_id=caller.business_id, kind=key[0], value=key[1])
 
 
 @router.get("/profiles/{profile_id}", response_model=ProfileDetail, summary="One profile")
-async def get_profile_by_id(
+def get_profile_by_id(
     profile_id: str,
     state: State,
     caller: Annotated[Caller, Depends(requires("profiles.read"))],
@@ -64,56 +58,50 @@ async def get_profile_by_id(
     the channels the person can be messaged on, their audiences and the most recent
     events."""
 
-    def work() -> ProfileDetail:
-        with state.store.read() as conn:
-            view = service.profile_view(conn, business_id=caller.business_id, profile_id=profile_id)
-            consent = None
-            if state.consent_lookup is not None:
-                consent = state.consent_lookup(
-                    conn,
-                    business_id=caller.business_id,
-                    anonymous_ids=[i.value for i in view.identifiers if i.kind == "anonymous_id"],
-                    user_ids=[i.value for i in view.identifiers if i.kind == "user_id"],
-                )
-            return ProfileDetail(
-                **view.model_dump(),
-                consent=consent,
-                reachable_channels=[]
-                if state.journey_environment is None
-                else journeys.reachable_channels(
-                    conn,
-                    business_id=caller.business_id,
-                    profile_id=profile_id,
-                    env=state.journey_environment,
-                ),
-                audiences=[
-                    AudienceMembership(**asdict(m))
-                    for m in audiences.audiences_of(
-                        conn, business_id=caller.business_id, profile_id=profile_id
-                    )
-                ],
+    with state.store.read() as conn:
+        view = service.profile_view(conn, business_id=caller.business_id, profile_id=profile_id)
+        consent = None
+        if state.consent_lookup is not None:
+            consent = state.consent_lookup(
+                conn,
+                business_id=caller.business_id,
+                anonymous_ids=[i.value for i in view.identifiers if i.kind == "anonymous_id"],
+                user_ids=[i.value for i in view.identifiers if i.kind == "user_id"],
             )
-
-    return await run_in_threadpool(work)
+        return ProfileDetail(
+            **view.model_dump(),
+            consent=consent,
+            reachable_channels=[]
+            if state.journey_environment is None
+            else journeys.reachable_channels(
+                conn,
+                business_id=caller.business_id,
+                profile_id=profile_id,
+                env=state.journey_environment,
+            ),
+            audiences=[
+                AudienceMembership(**asdict(m))
+                for m in audiences.audiences_of(
+                    conn, business_id=caller.business_id, profile_id=profile_id
+                )
+            ],
+        )
 
 
 @router.get("/profiles/{profile_id}/timeline", summary="A profile's events, newest first")
-async def get_timeline(
+def get_timeline(
     profile_id: str,
     state: State,
     caller: Annotated[Caller, Depends(requires("profiles.read"))],
     before: Annotated[datetime | None, Query(description="Only events before this instant")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_TIMELINE)] = 100,
 ) -> list[dict[str, Any]]:
-    def work() -> list[dict[str, Any]]:
-        with state.store.read() as conn:
-            service.profile_view(conn, business_id=caller.business_id, profile_id=profile_id)
-            return service.timeline(
-                conn,
-                business_id=caller.business_id,
-                profile_id=profile_id,
-                before=before,
-                limit=limit,
-            )
-
-    return await run_in_threadpool(work)
+    with state.store.read() as conn:
+        service.profile_view(conn, business_id=caller.business_id, profile_id=profile_id)
+        return service.timeline(
+            conn,
+            business_id=caller.business_id,
+            profile_id=profile_id,
+            before=before,
+            limit=limit,
+        )

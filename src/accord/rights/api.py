@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from starlette.concurrency import run_in_threadpool
 
 from accord.rights import service
 from accord.rights.models import ErasureReport, SubjectExport
@@ -20,21 +19,18 @@ router = APIRouter(prefix="/api", tags=["profiles"])
     response_model=SubjectExport,
     summary="Everything held about a person (subject access request)",
 )
-async def export_profile(
+def export_profile(
     profile_id: str,
     state: State,
     caller: Annotated[Caller, Depends(requires("profiles.manage"))],
 ) -> SubjectExport:
-    def work() -> SubjectExport:
-        with state.store.read() as conn:
-            return service.export_subject(
-                conn,
-                business_id=caller.business_id,
-                profile_id=profile_id,
-                consent_records=state.consent_records,
-            )
-
-    return await run_in_threadpool(work)
+    with state.store.read() as conn:
+        return service.export_subject(
+            conn,
+            business_id=caller.business_id,
+            profile_id=profile_id,
+            consent_records=state.consent_records,
+        )
 
 
 @router.delete(
@@ -42,7 +38,7 @@ async def export_profile(
     response_model=ErasureReport,
     summary="Erase a person: profile, identifiers, events in the inbox and the lake",
 )
-async def erase_profile(
+def erase_profile(
     profile_id: str,
     state: State,
     caller: Annotated[Caller, Depends(requires("profiles.manage"))],
@@ -53,14 +49,11 @@ async def erase_profile(
     replayed event of the person is taken in again, and the consent ledger's records as
     proof of consent. Returns what was erased, per table."""
 
-    def work() -> ErasureReport:
-        return service.erase_subject(
-            state.store,
-            business_id=caller.business_id,
-            profile_id=profile_id,
-            lake_url=state.settings.resolved_lake_url(),
-            actor=caller.actor,
-            ip=caller.ip,
-        )
-
-    return await run_in_threadpool(work)
+    return service.erase_subject(
+        state.store,
+        business_id=caller.business_id,
+        profile_id=profile_id,
+        lake_url=state.settings.resolved_lake_url(),
+        actor=caller.actor,
+        ip=caller.ip,
+    )

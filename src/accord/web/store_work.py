@@ -1,5 +1,10 @@
 """Store work from async handlers: run in the thread pool, in one read or write transaction.
 
+The one way for an `async def` handler to touch the store (docs/development.md): `read` and
+`write` open the transaction themselves; `run` is for a sync function that opens its own
+(an import, a page render) or does other blocking work (files, the engine). Handlers with
+nothing to await are plain `def` instead, which FastAPI runs in the thread pool.
+
 Pages and JSON APIs alike call these, so they live beside the app state rather than in
 the UI shell (`ui.py`), which the APIs do not import.
 """
@@ -7,7 +12,8 @@ the UI shell (`ui.py`), which the APIs do not import.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from functools import partial
+from typing import ParamSpec, TypeVar
 
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
@@ -15,23 +21,29 @@ from starlette.concurrency import run_in_threadpool
 from accord.web.state import AppState
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 async def read(state: AppState, work: Callable[[Connection], T]) -> T:
     """`work` on a read connection, off the event loop."""
 
-    def run() -> T:
+    def run_work() -> T:
         with state.store.read() as conn:
             return work(conn)
 
-    return await run_in_threadpool(run)
+    return await run_in_threadpool(run_work)
 
 
 async def write(state: AppState, work: Callable[[Connection], T]) -> T:
     """`work` in one write transaction, off the event loop."""
 
-    def run() -> T:
+    def run_work() -> T:
         with state.store.write() as conn:
             return work(conn)
 
-    return await run_in_threadpool(run)
+    return await run_in_threadpool(run_work)
+
+
+async def run(work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """A blocking call that manages its own transactions (or none), off the event loop."""
+    return await run_in_threadpool(partial(work, *args, **kwargs))

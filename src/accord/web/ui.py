@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlencode
@@ -19,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
 
 from accord.accounts import signing
 from accord.accounts.service import businesses_of, permitted
@@ -154,6 +156,21 @@ def render(
             ANON_CSRF_COOKIE, csrf, httponly=True, samesite="lax", secure=secure, path="/"
         )
     return response
+
+
+async def arender(
+    request: Request,
+    template: str,
+    *,
+    caller: Caller | None = None,
+    status: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """`render` from an `async def` handler: the shell reads the caller's navigation and
+    businesses from the store, so it runs in the thread pool."""
+    return await run_in_threadpool(
+        partial(render, request, template, caller=caller, status=status, **context)
+    )
 
 
 def render_error(request: Request, *, status: int, message: str) -> Response:
