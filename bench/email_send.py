@@ -40,7 +40,7 @@ import psycopg
 from accord.accounts.service import bootstrap
 from accord.core.clock import utcnow
 from accord.leads.models import lead_consents, leads
-from accord.leads.service import granted_purposes_of_leads
+from accord.leads.submissions import granted_purposes_of_leads
 from accord.messaging import service
 from accord.messaging.models import (
     CampaignIn,

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from accord.accounts.models import Bootstrap
 from accord.core.clock import utcnow
-from accord.leads import service as leads
+from accord.leads import confirmation, forms, submissions
 from accord.leads.models import FormIn
 from accord.leads.validation import CleanSubmission
 from accord.messaging import service as messaging
@@ -69,7 +69,7 @@ def test_send_due_sends_scheduled_campaigns_and_bounces_suppress(
 ) -> None:
     business = keys.business_id
     with store.write() as conn:
-        form = leads.create_form(
+        form = forms.create_form(
             conn,
             business_id=business,
             data=FormIn.model_validate(
@@ -84,7 +84,7 @@ def test_send_due_sends_scheduled_campaigns_and_bounces_suppress(
                 }
             ),
         )
-        done = leads.submit(
+        done = submissions.submit(
             conn,
             form=form,
             submission=CleanSubmission(email="ada@people.example", purposes=["marketing"]),
@@ -93,7 +93,7 @@ def test_send_due_sends_scheduled_campaigns_and_bounces_suppress(
             user_agent="test",
         )
         assert not done.needs_confirmation
-        leads.confirm(
+        confirmation.confirm(
             conn, lead_id=done.lead_id, ip="192.0.2.1", wiring=default_wiring(), signer=Signer("k")
         )
         list_id = messaging.create_list(conn, business_id=business, data=ListIn(name="n"))

@@ -18,7 +18,7 @@ from accord.collect.consent_gate import KeepEverything
 from accord.collect.service import limits_from
 from accord.core.errors import AccordError, UnknownWriteKey
 from accord.core.settings import Settings
-from accord.leads import service as leads
+from accord.leads import imports as leads
 from accord.leads.lead_ads import read_lead_ads, read_mapped_csv
 from accord.messaging import service as messaging
 from accord.messaging.bounces import parse_report_email

@@ -8,7 +8,7 @@ import orjson
 from sqlalchemy import select
 
 from accord.accounts.models import Bootstrap
-from accord.leads import service
+from accord.leads import confirmation, forms, submissions
 from accord.leads.models import FormIn, lead_consents
 from accord.leads.validation import CleanSubmission
 from accord.store.db import Store
@@ -36,8 +36,8 @@ def test_consent_reaches_the_ledger_with_its_proof_only_after_confirmation(
     ledger = FakeLedger()
     submission = CleanSubmission(email="ada@people.example", purposes=["marketing", "profiling"])
     with store.write() as conn:
-        form = service.create_form(conn, business_id=keys.business_id, data=FORM)
-        done = service.submit(
+        form = forms.create_form(conn, business_id=keys.business_id, data=FORM)
+        done = submissions.submit(
             conn,
             form=form,
             submission=submission,
@@ -49,7 +49,7 @@ def test_consent_reaches_the_ledger_with_its_proof_only_after_confirmation(
     with running_sink() as sink:
         mailer = mailer_for(sink)
         message_id = asyncio.run(
-            service.send_confirmation(
+            confirmation.send_confirmation(
                 store,
                 form=form,
                 lead_id=done.lead_id,
@@ -62,14 +62,14 @@ def test_consent_reaches_the_ledger_with_its_proof_only_after_confirmation(
     assert ledger.recorded == []
     with store.read() as conn:
         assert (
-            service.granted_purposes_of_leads(
+            submissions.granted_purposes_of_leads(
                 conn, business_id=keys.business_id, anonymous_ids=["anon-ada"], user_ids=[]
             )
             == {}
         )
 
     with store.write() as conn:
-        confirmed = service.confirm(
+        confirmed = confirmation.confirm(
             conn,
             lead_id=done.lead_id,
             ip="198.51.100.9",
@@ -87,18 +87,18 @@ def test_consent_reaches_the_ledger_with_its_proof_only_after_confirmation(
     assert evidence["double_opt_in"]["ip"] == "198.51.100.9"
     assert all(r["anonymous_id"] == "anon-ada" for r in ledger.recorded)
     with store.read() as conn:
-        assert service.granted_purposes_of_leads(
+        assert submissions.granted_purposes_of_leads(
             conn, business_id=keys.business_id, anonymous_ids=["anon-ada"], user_ids=[]
         ) == {"marketing": True, "profiling": True}
 
     # Confirming again records nothing twice; a later submission of a confirmed lead
     # is recorded at once (it needs no new confirmation).
     with store.write() as conn:
-        service.confirm(
+        confirmation.confirm(
             conn, lead_id=done.lead_id, ip=None, wiring=ledger.wiring(), signer=mailer.signer
         )
         assert len(ledger.recorded) == 2
-        again = service.submit(
+        again = submissions.submit(
             conn,
             form=form,
             submission=CleanSubmission(email="ada@people.example", purposes=["marketing"]),
@@ -107,7 +107,7 @@ def test_consent_reaches_the_ledger_with_its_proof_only_after_confirmation(
             user_agent=None,
         )
         assert not again.needs_confirmation
-        service.confirm(
+        confirmation.confirm(
             conn, lead_id=again.lead_id, ip=None, wiring=ledger.wiring(), signer=mailer.signer
         )
         statuses = conn.execute(select(lead_consents.c.status)).scalars().all()

@@ -19,7 +19,7 @@ from accord.collect.models import inbox
 from accord.collect.service import limits_from
 from accord.core.errors import InvalidInput
 from accord.core.settings import Settings
-from accord.leads import service
+from accord.leads import imports
 from accord.leads.lead_ads import decode, read_lead_ads, read_mapped_csv
 from accord.leads.models import lead_imports, leads
 from accord.store.db import Store
@@ -107,7 +107,7 @@ def test_import_adds_leads_reports_rejects_and_joins_the_identity_graph(
     store: Store, keys: Bootstrap, settings: Settings
 ) -> None:
     rows = list(read_lead_ads((FIXTURES / "lead_ads_utf16.tsv").read_bytes()))
-    report = service.import_leads(
+    report = imports.import_leads(
         store,
         business_id=keys.business_id,
         rows=rows,
@@ -138,7 +138,7 @@ def test_import_adds_leads_reports_rejects_and_joins_the_identity_graph(
     assert {e["messageId"] for e in events} >= {"lead_ads-3001001"}
     assert saved.spend == 250.0 and saved.rows_read == 5 and saved.leads_added == 3
 
-    again = service.import_leads(
+    again = imports.import_leads(
         store,
         business_id=keys.business_id,
         rows=rows,

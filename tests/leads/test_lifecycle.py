@@ -14,7 +14,7 @@ from accord.collect.consent_gate import KeepEverything
 from accord.collect.service import limits_from
 from accord.core.errors import Conflict
 from accord.core.settings import Settings
-from accord.leads import service
+from accord.leads import forms, funnel, imports, service, submissions
 from accord.leads.lead_ads import LeadRow
 from accord.leads.lifecycle import decayed, match, next_stage
 from accord.leads.models import FormIn, ScoringIn, ScoringRule, SpendIn, lead_stage_changes, leads
@@ -90,7 +90,7 @@ def test_an_event_is_matched_by_email_when_its_anonymous_id_is_not_the_leads(
                 ]
             ),
         )
-        form = service.create_form(
+        form = forms.create_form(
             conn,
             business_id=business,
             data=FormIn.model_validate(
@@ -104,7 +104,7 @@ def test_an_event_is_matched_by_email_when_its_anonymous_id_is_not_the_leads(
                 }
             ),
         )
-        lead = service.submit(
+        lead = submissions.submit(
             conn,
             form=form,
             submission=CleanSubmission(email="ada@b.example"),
@@ -144,7 +144,7 @@ def test_leads_move_through_stages_and_the_funnel_counts_them(
                 prospect_at=50,
             ),
         )
-        form = service.create_form(
+        form = forms.create_form(
             conn,
             business_id=business,
             data=FormIn.model_validate(
@@ -164,7 +164,7 @@ def test_leads_move_through_stages_and_the_funnel_counts_them(
         )
 
         def submit(email: str, budget: str, company: str | None, campaign: str) -> str:
-            return service.submit(
+            return submissions.submit(
                 conn,
                 form=form,
                 submission=CleanSubmission(
@@ -234,10 +234,10 @@ def test_leads_move_through_stages_and_the_funnel_counts_them(
             (hot, "customer"),
             (warm, "prospect"),
         ]
-        service.set_spend(conn, business_id=business, data=SpendIn(campaign="spring", amount=90))
-        service.set_spend(conn, business_id=business, data=SpendIn(campaign="spring", amount=100))
+        funnel.set_spend(conn, business_id=business, data=SpendIn(campaign="spring", amount=90))
+        funnel.set_spend(conn, business_id=business, data=SpendIn(campaign="spring", amount=100))
 
-    service.import_leads(
+    imports.import_leads(
         store,
         business_id=business,
         rows=[LeadRow(line=2, fields={"email": "ad@b.example"}, ad={"campaign_name": "autumn"})],
@@ -248,13 +248,11 @@ def test_leads_move_through_stages_and_the_funnel_counts_them(
         limits=limits_from(settings),
     )
     with store.read() as conn:
-        by_campaign = {
-            r.group: r for r in service.funnel(conn, business_id=business, by="campaign")
-        }
-        by_source = {r.group: r for r in service.funnel(conn, business_id=business, by="source")}
+        by_campaign = {r.group: r for r in funnel.funnel(conn, business_id=business, by="campaign")}
+        by_source = {r.group: r for r in funnel.funnel(conn, business_id=business, by="source")}
         by_campaign_with_ads = {
             r.group: r
-            for r in service.funnel(
+            for r in funnel.funnel(
                 conn,
                 business_id=business,
                 by="campaign",

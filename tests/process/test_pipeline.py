@@ -14,7 +14,7 @@ from accord.collect.consent_gate import KeepEverything
 from accord.collect.service import append
 from accord.core.clock import utcnow
 from accord.core.settings import Settings
-from accord.leads import service as leads
+from accord.leads import forms, service, submissions
 from accord.leads.models import FormIn, ScoringIn, ScoringRule, lead_stage_changes
 from accord.leads.models import leads as lead_rows
 from accord.leads.validation import CleanSubmission
@@ -43,7 +43,7 @@ def test_the_steps_run_in_the_documented_order() -> None:
 def _lead(store: Store, business_id: str, anonymous_id: str) -> str:
     """A confirmed lead known by this anonymous id, and a scoring rule for purchases."""
     with store.write() as conn:
-        leads.set_scoring(
+        service.set_scoring(
             conn,
             business_id=business_id,
             data=ScoringIn(
@@ -54,7 +54,7 @@ def _lead(store: Store, business_id: str, anonymous_id: str) -> str:
                 half_life_days=3650,
             ),
         )
-        form = leads.create_form(
+        form = forms.create_form(
             conn,
             business_id=business_id,
             data=FormIn.model_validate(
@@ -68,7 +68,7 @@ def _lead(store: Store, business_id: str, anonymous_id: str) -> str:
                 }
             ),
         )
-        return leads.submit(
+        return submissions.submit(
             conn,
             form=form,
             submission=CleanSubmission(email="ann@shop.example"),

@@ -238,7 +238,7 @@ def _everything_about_ann(
     from accord.core.clock import utcnow
     from accord.journeys import service as journeys
     from accord.journeys.runner import Runner
-    from accord.leads import service as leads
+    from accord.leads import confirmation, forms, service, submissions
     from accord.leads.models import FormIn
     from accord.leads.validation import CleanSubmission
     from accord.messaging import service as messaging
@@ -287,8 +287,8 @@ def _everything_about_ann(
     )
     mailer = mailer_for(sink)
     with store.write() as conn:
-        form = leads.create_form(conn, business_id=biz, data=form_in)
-        done = leads.submit(
+        form = forms.create_form(conn, business_id=biz, data=form_in)
+        done = submissions.submit(
             conn,
             form=form,
             submission=CleanSubmission(email="ann@example.org", purposes=["marketing"]),
@@ -297,7 +297,7 @@ def _everything_about_ann(
             user_agent="Firefox",
         )
     message_id = asyncio.run(
-        leads.send_confirmation(
+        confirmation.send_confirmation(
             store,
             form=form,
             lead_id=done.lead_id,
@@ -307,14 +307,14 @@ def _everything_about_ann(
         )
     )
     with store.write() as conn:
-        leads.confirm(
+        confirmation.confirm(
             conn,
             lead_id=done.lead_id,
             ip="198.51.100.9",
             wiring=FakeLedger().wiring(),
             signer=mailer.signer,
         )
-        leads.set_stage(
+        service.set_stage(
             conn, business_id=biz, lead_id=done.lead_id, stage="prospect", reason="called"
         )
         newsletter = messaging.create_list(conn, business_id=biz, data=ListIn(name="Newsletter"))

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import asdict
+from functools import partial
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
-from starlette.concurrency import run_in_threadpool
 
-from accord.core.errors import AccordError, Conflict, FieldProblem, InvalidInput, PayloadTooLarge
-from accord.leads import service
+from accord.core.errors import Conflict, FieldProblem, InvalidInput, PayloadTooLarge
+from accord.leads import confirmation, forms, imports, magnets, service, submissions
+from accord.leads import funnel as lead_funnel
 from accord.leads.i18n import LANGUAGES, localised, pick_language, texts
 from accord.leads.lead_ads import read_lead_ads, read_mapped_csv
 from accord.leads.models import FormIn, PoolIn, ScoringIn, SpendIn, StageIn
 from accord.leads.spam import HONEYPOT_FIELD
-from accord.leads.validation import validate_submission
+from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.email_wiring import Email
 from accord.web.state import State
@@ -39,33 +39,33 @@ def _client_ip(request: Request) -> str:
 @admin.post("/forms", status_code=201, summary="Create a form and its hosted landing page")
 def create_form(data: FormIn, caller: Manage, state: State, email: Email) -> dict[str, Any]:
     with state.store.write() as conn:
-        form = service.create_form(conn, business_id=caller.business_id, data=data)
+        form = forms.create_form(conn, business_id=caller.business_id, data=data)
     return {
         "id": form.id,
         "version": form.version,
         "url": f"{email.mailer.base_url}/l/{form.spec.slug}",
-        "snippet": service.embed_snippet(form, base_url=email.mailer.base_url),
+        "snippet": forms.embed_snippet(form, base_url=email.mailer.base_url),
     }
 
 
 @admin.put("/forms/{form_id}", summary="Change a form (makes a new version)")
 def update_form(form_id: str, data: FormIn, caller: Manage, state: State) -> dict[str, Any]:
     with state.store.write() as conn:
-        form = service.update_form(conn, business_id=caller.business_id, form_id=form_id, data=data)
+        form = forms.update_form(conn, business_id=caller.business_id, form_id=form_id, data=data)
     return {"id": form.id, "version": form.version}
 
 
 @admin.get("/forms/{form_id}/snippet", summary="HTML to embed the form in another site")
 def snippet(form_id: str, caller: Read, state: State, email: Email) -> dict[str, str]:
     with state.store.read() as conn:
-        form = service.get_form(conn, business_id=caller.business_id, form_id=form_id)
-    return {"snippet": service.embed_snippet(form, base_url=email.mailer.base_url)}
+        form = forms.get_form(conn, business_id=caller.business_id, form_id=form_id)
+    return {"snippet": forms.embed_snippet(form, base_url=email.mailer.base_url)}
 
 
 @admin.get("/leads/{lead_id}", summary="A lead with its consents and coupons")
 def lead(lead_id: str, caller: Read, state: State) -> dict[str, Any]:
     with state.store.read() as conn:
-        return service.lead_view(conn, business_id=caller.business_id, lead_id=lead_id)
+        return submissions.lead_view(conn, business_id=caller.business_id, lead_id=lead_id)
 
 
 @admin.get("/leads", summary="A lead found by its email address")
@@ -73,8 +73,8 @@ def lead_by_email(
     caller: Read, state: State, email: Annotated[str, Query(min_length=3, max_length=320)]
 ) -> dict[str, Any]:
     with state.store.read() as conn:
-        lead_id = service.lead_id_by_email(conn, business_id=caller.business_id, email=email)
-        return service.lead_view(conn, business_id=caller.business_id, lead_id=lead_id)
+        lead_id = submissions.lead_id_by_email(conn, business_id=caller.business_id, email=email)
+        return submissions.lead_view(conn, business_id=caller.business_id, lead_id=lead_id)
 
 
 @admin.put("/scoring", status_code=204, summary="Scoring rules, decay and thresholds")
@@ -106,7 +106,7 @@ def set_stage(lead_id: str, data: StageIn, caller: Manage, state: State) -> Resp
 @admin.put("/spend", status_code=204, summary="What a campaign's leads cost")
 def set_spend(data: SpendIn, caller: Manage, state: State) -> Response:
     with state.store.write() as conn:
-        service.set_spend(conn, business_id=caller.business_id, data=data)
+        lead_funnel.set_spend(conn, business_id=caller.business_id, data=data)
     return Response(status_code=204)
 
 
@@ -117,19 +117,21 @@ def funnel(
     by: Annotated[Literal["source", "campaign", "form", "import"], Query()] = "source",
 ) -> list[dict[str, Any]]:
     with state.store.read() as conn:
-        return [asdict(row) for row in service.funnel(conn, business_id=caller.business_id, by=by)]
+        return [
+            asdict(row) for row in lead_funnel.funnel(conn, business_id=caller.business_id, by=by)
+        ]
 
 
 @admin.post("/coupon-pools", status_code=201, summary="A pool of unique coupon codes")
 def create_pool(data: PoolIn, caller: Manage, state: State) -> dict[str, str]:
     with state.store.write() as conn:
-        return {"id": service.create_pool(conn, business_id=caller.business_id, data=data)}
+        return {"id": magnets.create_pool(conn, business_id=caller.business_id, data=data)}
 
 
 @admin.post("/coupons/{code}/redeem", summary="Mark a coupon as used")
 def redeem(code: str, caller: Manage, state: State) -> dict[str, Any]:
     with state.store.write() as conn:
-        return service.redeem_coupon(conn, business_id=caller.business_id, code=code)
+        return magnets.redeem_coupon(conn, business_id=caller.business_id, code=code)
 
 
 @admin.put("/magnets/{name}", status_code=204, summary="Upload a gated download")
@@ -139,7 +141,7 @@ async def upload_magnet(name: str, request: Request, caller: Manage, email: Emai
         raise PayloadTooLarge("body", f"a download may hold at most {MAX_MAGNET_BYTES} bytes")
     if not name.replace(".", "").replace("-", "").replace("_", "").isalnum():
         raise InvalidInput([FieldProblem("name", "use letters, digits, '.', '-' and '_'")])
-    path = service.magnet_path(email.settings.data_dir, business_id=caller.business_id, name=name)
+    path = magnets.magnet_path(email.settings.data_dir, business_id=caller.business_id, name=name)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(body)
     return Response(status_code=204)
@@ -156,8 +158,8 @@ async def import_lead_ads(
 ) -> dict[str, Any]:
     raw = await request.body()
     rows = list(read_lead_ads(raw))
-    report = await run_in_threadpool(
-        service.import_leads,
+    report = await store_work.run(
+        imports.import_leads,
         state.store,
         business_id=caller.business_id,
         rows=rows,
@@ -188,8 +190,8 @@ async def import_csv(
     if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
         raise InvalidInput([FieldProblem("mapping", "must map lead fields to column names")])
     rows = list(read_mapped_csv(await request.body(), parsed))
-    report = await run_in_threadpool(
-        service.import_leads,
+    report = await store_work.run(
+        imports.import_leads,
         state.store,
         business_id=caller.business_id,
         rows=rows,
@@ -206,7 +208,7 @@ async def import_csv(
 # Public pages --------------------------------------------------------------------------
 
 
-def _page_context(form: service.Form, lang: str, **extra: Any) -> dict[str, Any]:
+def _page_context(form: forms.Form, lang: str, **extra: Any) -> dict[str, Any]:
     spec = form.spec
     return {
         "lang": lang,
@@ -222,7 +224,7 @@ def _page_context(form: service.Form, lang: str, **extra: Any) -> dict[str, Any]
     }
 
 
-def _lang(request: Request, form: service.Form) -> str:
+def _lang(request: Request, form: forms.Form) -> str:
     offered = [lang for lang in form.spec.languages if lang in LANGUAGES] or ["en"]
     return pick_language(
         request.query_params.get("lang"), request.headers.get("accept-language"), offered
@@ -232,7 +234,7 @@ def _lang(request: Request, form: service.Form) -> str:
 @public.get("/{slug}", response_class=HTMLResponse, summary="Hosted landing page")
 def landing_page(slug: str, request: Request, state: State, email: Email) -> Response:
     with state.store.read() as conn:
-        form = service.form_by_slug(conn, slug=slug)
+        form = forms.form_by_slug(conn, slug=slug)
     lang = _lang(request, form)
     values = {k: v for k, v in request.query_params.items() if k.startswith("utm_")}
     return email.page(
@@ -243,25 +245,35 @@ def landing_page(slug: str, request: Request, state: State, email: Email) -> Res
 
 @public.post("/{slug}", response_class=HTMLResponse, summary="Submit a landing-page form")
 async def submit(slug: str, request: Request, state: State, email: Email) -> Response:
-    with state.store.read() as conn:
-        form = service.form_by_slug(conn, slug=slug)
+    form = await store_work.read(state, partial(forms.form_by_slug, slug=slug))
     lang = _lang(request, form)
     wants_json = "application/json" in request.headers.get("accept", "")
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         raise PayloadTooLarge("body", f"a submission may hold at most {MAX_FORM_BYTES} bytes")
-    submitted = await request.form()
     values: dict[str, list[str]] = {}
-    for key, value in submitted.multi_items():
+    for key, value in (await request.form()).multi_items():
         if isinstance(value, str):
             values.setdefault(key, []).append(value)
-    ip = _client_ip(request)
     try:
-        email.form_limiter.hit(ip)
-        service.check_honeypot((values.get(HONEYPOT_FIELD) or [""])[0])
-        clean = validate_submission(form.spec, values, lang=lang)
-    except AccordError as exc:
-        if wants_json or not isinstance(exc, InvalidInput):
+        done = await submissions.submit_form(
+            state.store,
+            form=form,
+            posted=submissions.Posted(
+                values=values,
+                lang=lang,
+                ip=_client_ip(request),
+                user_agent=request.headers.get("user-agent"),
+                page_url=str(request.url),
+            ),
+            limiter=email.form_limiter,
+            gate=state.gate,
+            limits=state.limits,
+            mailer=email.mailer,
+            wiring=email.wiring,
+        )
+    except InvalidInput as exc:
+        if wants_json:
             raise
         problems = {p.field: p.reason for p in exc.problems}
         flat = {k: v if len(v) > 1 else v[0] for k, v in values.items()}
@@ -270,55 +282,6 @@ async def submit(slug: str, request: Request, state: State, email: Email) -> Res
             status_code=400,
             **_page_context(form, lang, values=flat, problems=problems),
         )
-    with state.store.write() as conn:
-        done = service.submit(
-            conn,
-            form=form,
-            submission=clean,
-            anonymous_id=(values.get("anonymous_id") or [""])[0] or None,
-            ip=ip,
-            user_agent=request.headers.get("user-agent"),
-        )
-    traits = {
-        k: v
-        for k, v in (
-            ("email", clean.email),
-            ("name", clean.name),
-            ("phone", clean.phone),
-            ("company", clean.company),
-        )
-        if v
-    }
-    await run_in_threadpool(
-        service.join_identity,
-        state.store,
-        source=form.source,
-        leads_traits=[
-            (
-                f"lead-{done.lead_id}-{uuid.uuid4().hex[:12]}",
-                done.anonymous_id,
-                traits,
-                {"campaign": clean.utm, "ip": ip, "page": {"url": str(request.url)}},
-            )
-        ],
-        gate=state.gate,
-        limits=state.limits,
-    )
-    confirmed = None
-    if done.needs_confirmation:
-        await service.send_confirmation(
-            state.store,
-            form=form,
-            lead_id=done.lead_id,
-            email=clean.email,
-            lang=lang,
-            mailer=email.mailer,
-        )
-    else:
-        with state.store.write() as conn:
-            confirmed = service.confirm(
-                conn, lead_id=done.lead_id, ip=ip, wiring=email.wiring, signer=email.mailer.signer
-            )
     if wants_json:
         return Response(
             orjson.dumps({"lead_id": done.lead_id, "needs_confirmation": done.needs_confirmation}),
@@ -329,7 +292,7 @@ async def submit(slug: str, request: Request, state: State, email: Email) -> Res
         **_page_context(
             form,
             lang,
-            confirmed=confirmed,
+            confirmed=done.confirmed,
             needs_confirmation=done.needs_confirmation,
             thank_you=localised(form.spec.thank_you, lang) if form.spec.thank_you else "",
             base_url=email.mailer.base_url,
@@ -346,7 +309,7 @@ def confirm(token: str, request: Request, state: State, email: Email) -> Respons
         what="confirmation",
     )
     with state.store.write() as conn:
-        confirmed = service.confirm(
+        confirmed = confirmation.confirm(
             conn,
             lead_id=str(lead_id),
             ip=_client_ip(request),
@@ -371,7 +334,7 @@ def confirm(token: str, request: Request, state: State, email: Email) -> Respons
 @public.get("/download/{token}", summary="A gated download through an expiring link")
 def download(token: str, state: State, email: Email) -> Response:
     with state.store.read() as conn:
-        path = service.download_target(
+        path = magnets.download_target(
             conn,
             token=token,
             signer=email.mailer.signer,

@@ -1,16 +1,9 @@
-"""Lead pages of the admin UI: forms and their builder, leads, funnel, coupons and imports.
-
-Every write goes through `accord.leads.service`; the few listings the service has no
-function for (forms, leads, pools, imports of a business) are read here, always
-filtered by the caller's business.
-"""
+"""Lead pages of the admin UI: forms and their builder, leads, funnel, coupons and imports."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
@@ -18,20 +11,15 @@ from sqlalchemy import Connection, func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
-from accord.core.clock import utcnow
 from accord.core.errors import AccordError, Conflict, FieldProblem, InvalidInput
-from accord.leads import service
+from accord.leads import forms, funnel, imports, magnets, service, submissions
 from accord.leads.i18n import LANGUAGES
 from accord.leads.lead_ads import LEAD_FIELDS, MAX_BYTES, read_lead_ads, read_mapped_csv
-from accord.leads.lifecycle import STAGES, decayed
+from accord.leads.lifecycle import STAGES
 from accord.leads.models import (
     FormIn,
     PoolIn,
     SpendIn,
-    coupon_pools,
-    coupons,
-    lead_forms,
-    lead_imports,
     leads,
 )
 from accord.web import store_work
@@ -69,85 +57,6 @@ MAX_MAGNET_BYTES = 200 * 1024 * 1024
 NOT_PRETICKED = "a consent box must start unticked: only an active choice is consent"
 
 
-# Reads the service has no function for -------------------------------------------------
-
-
-def list_forms(conn: Connection, *, business_id: str) -> list[service.Form]:
-    rows = conn.execute(
-        select(lead_forms)
-        .where(lead_forms.c.business_id == business_id)
-        .order_by(lead_forms.c.created_at.desc())
-    ).all()
-    return [service.get_form(conn, business_id=business_id, form_id=row.id) for row in rows]
-
-
-def list_leads(
-    conn: Connection,
-    *,
-    business_id: str,
-    form_id: str | None = None,
-    stage: str | None = None,
-    offset: int = 0,
-    limit: int = PAGE_SIZE,
-) -> list[dict[str, Any]]:
-    """Newest first, with the score as it stands now (decayed since it was last scored)."""
-    config = service.scoring_config(conn, business_id=business_id)
-    query = select(leads).where(leads.c.business_id == business_id)
-    if form_id:
-        query = query.where(leads.c.form_id == form_id)
-    if stage:
-        query = query.where(leads.c.stage == stage)
-    rows = conn.execute(
-        query.order_by(leads.c.created_at.desc(), leads.c.id).offset(offset).limit(limit)
-    ).all()
-    now = utcnow()
-    found = []
-    for row in rows:
-        view = dict(row._mapping)
-        view["score_now"] = decayed(
-            row.score, scored_at=row.scored_at, now=now, half_life_days=config.half_life_days
-        )
-        view["utm"] = orjson.loads(row.utm)
-        found.append(view)
-    return found
-
-
-@dataclass
-class PoolView:
-    id: str
-    name: str
-    codes: int
-    given: int
-    redeemed: int
-
-
-def list_pools(conn: Connection, *, business_id: str) -> list[PoolView]:
-    rows = conn.execute(
-        select(
-            coupon_pools.c.id,
-            coupon_pools.c.name,
-            func.count(coupons.c.id),
-            func.count(coupons.c.lead_id),
-            func.count(coupons.c.redeemed_at),
-        )
-        .select_from(coupon_pools.outerjoin(coupons, coupons.c.pool_id == coupon_pools.c.id))
-        .where(coupon_pools.c.business_id == business_id)
-        .group_by(coupon_pools.c.id, coupon_pools.c.name)
-        .order_by(coupon_pools.c.name)
-    ).all()
-    return [PoolView(r[0], r[1], r[2], r[3], r[4]) for r in rows]
-
-
-def list_imports(conn: Connection, *, business_id: str) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        select(lead_imports)
-        .where(lead_imports.c.business_id == business_id)
-        .order_by(lead_imports.c.created_at.desc())
-        .limit(PAGE_SIZE)
-    ).all()
-    return [{**row._mapping, "rejected": orjson.loads(row.rejected)} for row in rows]
-
-
 # Forms ---------------------------------------------------------------------------------
 
 
@@ -163,7 +72,7 @@ async def forms_page(request: Request, state: State, caller: Reader) -> Response
         )
         return [
             {"form": f, "leads": counts.get(f.id, 0)}
-            for f in list_forms(conn, business_id=caller.business_id)
+            for f in forms.list_forms(conn, business_id=caller.business_id)
         ]
 
     rows = await store_work.read(state, work)
@@ -196,7 +105,7 @@ BLANK_SPEC: dict[str, Any] = {
 }
 
 
-def _spec_of(form: service.Form) -> dict[str, Any]:
+def _spec_of(form: forms.Form) -> dict[str, Any]:
     spec: dict[str, Any] = form.spec.model_dump(mode="json")
     for key in ("next_url", "list_id", "coupon_pool_id", "download_name", "phone_region"):
         spec[key] = spec[key] or ""
@@ -345,13 +254,13 @@ def _builder(
     state: State,
     *,
     spec: dict[str, Any],
-    form: service.Form | None,
+    form: forms.Form | None,
     problems: list[FieldProblem],
     status: int = 200,
     notice: str | None = None,
 ) -> Response:
     with state.store.read() as conn:
-        pools = list_pools(conn, business_id=caller.business_id)
+        pools = magnets.list_pools(conn, business_id=caller.business_id)
     by_field: dict[str, list[str]] = {}
     for problem in problems:
         parts = problem.field.split(".")
@@ -393,7 +302,7 @@ async def new_form_page(request: Request, state: State, caller: Manager) -> Resp
 async def edit_form_page(request: Request, state: State, caller: Manager, form_id: str) -> Response:
     def work() -> Response:
         with state.store.read() as conn:
-            form = service.get_form(conn, business_id=caller.business_id, form_id=form_id)
+            form = forms.get_form(conn, business_id=caller.business_id, form_id=form_id)
         return _builder(request, caller, state, spec=_spec_of(form), form=form, problems=[])
 
     return await run_in_threadpool(work)
@@ -411,16 +320,16 @@ async def _save_builder(
         form = None
         if form_id is not None:
             with state.store.read() as conn:
-                form = service.get_form(conn, business_id=caller.business_id, form_id=form_id)
+                form = forms.get_form(conn, business_id=caller.business_id, form_id=form_id)
         data, invalid = _validated(spec)
         found = _unique(problems + invalid)
         if saving and not found and data is not None:
             try:
                 with state.store.write() as conn:
                     if form is None:
-                        form = service.create_form(conn, business_id=caller.business_id, data=data)
+                        form = forms.create_form(conn, business_id=caller.business_id, data=data)
                     else:
-                        form = service.update_form(
+                        form = forms.update_form(
                             conn, business_id=caller.business_id, form_id=form.id, data=data
                         )
             except InvalidInput as exc:
@@ -465,24 +374,24 @@ async def form_page(
     request: Request, state: State, caller: Reader, email: Email, form_id: str
 ) -> Response:
     def work(conn: Connection) -> dict[str, Any]:
-        form = service.get_form(conn, business_id=caller.business_id, form_id=form_id)
+        form = forms.get_form(conn, business_id=caller.business_id, form_id=form_id)
         pools = {
             p.id: p
-            for p in list_pools(conn, business_id=caller.business_id)
+            for p in magnets.list_pools(conn, business_id=caller.business_id)
             if p.id == form.spec.coupon_pool_id
         }
         return {
             "form": form,
             "url": f"{email.mailer.base_url}/l/{form.spec.slug}",
-            "snippet": service.embed_snippet(form, base_url=email.mailer.base_url),
+            "snippet": forms.embed_snippet(form, base_url=email.mailer.base_url),
             "pool": pools.get(form.spec.coupon_pool_id or ""),
             "download_ready": bool(form.spec.download_name)
-            and service.magnet_path(
+            and magnets.magnet_path(
                 email.settings.data_dir,
                 business_id=caller.business_id,
                 name=form.spec.download_name or "",
             ).is_file(),
-            "rows": list_leads(conn, business_id=caller.business_id, form_id=form.id),
+            "rows": submissions.list_leads(conn, business_id=caller.business_id, form_id=form.id),
         }
 
     return await arender(
@@ -504,11 +413,12 @@ async def leads_page(
     page = max(page, 1)
 
     def work(conn: Connection) -> list[dict[str, Any]]:
-        return list_leads(
+        return submissions.list_leads(
             conn,
             business_id=caller.business_id,
             stage=stage if stage in STAGES else None,
             offset=(page - 1) * PAGE_SIZE,
+            limit=PAGE_SIZE,
         )
 
     rows = await store_work.read(state, work)
@@ -527,7 +437,7 @@ async def leads_page(
 @router.get("/leads/people/{lead_id}")
 async def lead_page(request: Request, state: State, caller: Reader, lead_id: str) -> Response:
     def work(conn: Connection) -> dict[str, Any]:
-        return service.lead_view(conn, business_id=caller.business_id, lead_id=lead_id)
+        return submissions.lead_view(conn, business_id=caller.business_id, lead_id=lead_id)
 
     lead = await store_work.read(state, work)
     return await arender(request, "leads/lead.html", caller=caller, lead=lead, stages=STAGES)
@@ -545,7 +455,7 @@ async def stage_page(
     where = f"/leads/people/{lead_id}"
 
     def exists(conn: Connection) -> None:
-        service.lead_view(conn, business_id=caller.business_id, lead_id=lead_id)
+        submissions.lead_view(conn, business_id=caller.business_id, lead_id=lead_id)
 
     await store_work.read(state, exists)
     if stage not in ("prospect", "customer") or not reason.strip():
@@ -580,11 +490,16 @@ async def funnel_page(
     def work(conn: Connection) -> dict[str, Any]:
         names: dict[str, str] = {}
         if by == "form":
-            names = {f.id: f.spec.slug for f in list_forms(conn, business_id=caller.business_id)}
+            names = {
+                f.id: f.spec.slug for f in forms.list_forms(conn, business_id=caller.business_id)
+            }
         elif by == "import":
-            names = {i["id"]: i["name"] for i in list_imports(conn, business_id=caller.business_id)}
+            names = {
+                i["id"]: i["name"]
+                for i in imports.list_imports(conn, business_id=caller.business_id)
+            }
         return {
-            "rows": service.funnel(conn, business_id=caller.business_id, by=by),
+            "rows": funnel.funnel(conn, business_id=caller.business_id, by=by),
             "names": names,
         }
 
@@ -611,7 +526,7 @@ async def spend_page(
         )
 
     def work(conn: Connection) -> None:
-        service.set_spend(conn, business_id=caller.business_id, data=data)
+        funnel.set_spend(conn, business_id=caller.business_id, data=data)
 
     await store_work.write(state, work)
     return redirect(request, "/leads/funnel?by=campaign", notice=f"Spend of {data.campaign} saved")
@@ -620,23 +535,14 @@ async def spend_page(
 # Coupons and downloads -----------------------------------------------------------------
 
 
-def _magnets(email: Any, business_id: str) -> list[dict[str, Any]]:
-    folder = service.magnet_path(email.settings.data_dir, business_id=business_id, name="x").parent
-    if not folder.is_dir():
-        return []
-    return [
-        {"name": p.name, "bytes": p.stat().st_size} for p in sorted(folder.iterdir()) if p.is_file()
-    ]
-
-
 @router.get("/leads/magnets")
 async def magnets_page(request: Request, state: State, caller: Reader, email: Email) -> Response:
     def work(conn: Connection) -> dict[str, Any]:
-        forms = list_forms(conn, business_id=caller.business_id)
+        found = forms.list_forms(conn, business_id=caller.business_id)
         return {
-            "pools": list_pools(conn, business_id=caller.business_id),
-            "files": _magnets(email, caller.business_id),
-            "forms": forms,
+            "pools": magnets.list_pools(conn, business_id=caller.business_id),
+            "files": magnets.magnet_files(email.settings.data_dir, business_id=caller.business_id),
+            "forms": found,
         }
 
     return await arender(
@@ -658,7 +564,7 @@ async def pool_page(
         return redirect(request, "/leads/magnets", error="Give the pool a name and some codes")
 
     def work(conn: Connection) -> None:
-        service.create_pool(conn, business_id=caller.business_id, data=data)
+        magnets.create_pool(conn, business_id=caller.business_id, data=data)
 
     try:
         await store_work.write(state, work)
@@ -685,7 +591,7 @@ async def upload_page(request: Request, caller: Manager, email: Email) -> Respon
         return redirect(
             request, "/leads/magnets", error=f"A download may hold at most {MAX_MAGNET_BYTES} bytes"
         )
-    path = service.magnet_path(email.settings.data_dir, business_id=caller.business_id, name=name)
+    path = magnets.magnet_path(email.settings.data_dir, business_id=caller.business_id, name=name)
     path.parent.mkdir(parents=True, exist_ok=True)
     await run_in_threadpool(path.write_bytes, body)
     return redirect(request, "/leads/magnets", notice=f"{name} uploaded")
@@ -697,7 +603,7 @@ async def upload_page(request: Request, caller: Manager, email: Email) -> Respon
 @router.get("/leads/import")
 async def imports_page(request: Request, state: State, caller: Reader) -> Response:
     def work(conn: Connection) -> list[dict[str, Any]]:
-        return list_imports(conn, business_id=caller.business_id)
+        return imports.list_imports(conn, business_id=caller.business_id)
 
     return await arender(
         request,
@@ -745,12 +651,12 @@ async def import_page(request: Request, state: State, caller: Manager) -> Respon
         raw = await upload.read(MAX_IMPORT_BYTES + 1)
         if len(raw) > MAX_IMPORT_BYTES:
             problems.append(FieldProblem("file", f"at most {MAX_IMPORT_BYTES} bytes"))
-    report: service.LeadImport | None = None
+    report: imports.LeadImport | None = None
     if not problems:
         try:
             rows = list(read_lead_ads(raw) if kind == "lead_ads" else read_mapped_csv(raw, mapping))
             report = await run_in_threadpool(
-                lambda: service.import_leads(
+                lambda: imports.import_leads(
                     state.store,
                     business_id=caller.business_id,
                     rows=rows,
@@ -766,7 +672,7 @@ async def import_page(request: Request, state: State, caller: Manager) -> Respon
             problems = exc.problems
 
     def work(conn: Connection) -> list[dict[str, Any]]:
-        return list_imports(conn, business_id=caller.business_id)
+        return imports.list_imports(conn, business_id=caller.business_id)
 
     return await arender(
         request,

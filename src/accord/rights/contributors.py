@@ -18,7 +18,7 @@ from accord.audiences import service as audiences
 from accord.collect import service as collect
 from accord.identity import service as identity
 from accord.journeys import service as journeys
-from accord.leads import service as leads
+from accord.leads import subjects as leads
 from accord.messaging import service as messaging
 from accord.profiles import service as profiles
 from accord.profiles.models import Identifier

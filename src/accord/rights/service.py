@@ -30,7 +30,7 @@ from accord.core.clock import utcnow
 from accord.core.ids import new_id
 from accord.identity import service as identity
 from accord.lake.service import remove_events
-from accord.leads import service as leads
+from accord.leads import subjects as leads
 from accord.profiles import service as profiles
 from accord.profiles.models import Identifier
 from accord.rights.contributors import CONTRIBUTORS, Subject

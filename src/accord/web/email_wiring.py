@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from accord.core.settings import Settings
-from accord.leads.service import RateLimiter
+from accord.leads.spam import RateLimiter
 from accord.messaging.service import Mailer, Wiring
 from accord.process.email import default_wiring
 from accord.web.state import State
