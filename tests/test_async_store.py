@@ -100,9 +100,7 @@ class Module:
         self.name = name
         self.filename = filename
         self.tree = ast.parse(source, filename=filename)
-        self.functions = {
-            n.name: n for n in self.tree.body if isinstance(n, ast.FunctionDef)
-        }
+        self.functions = {n.name: n for n in self.tree.body if isinstance(n, ast.FunctionDef)}
         # Local name -> fully qualified name (a module or a function in one).
         self.imports: dict[str, str] = {}
         package = name.split(".")
@@ -164,11 +162,11 @@ def find_blocking(sources: Mapping[str, tuple[str, str]]) -> list[Finding]:
 
     found = []
     for module in modules:
-        for node in ast.walk(module.tree):
-            if not isinstance(node, ast.AsyncFunctionDef):
+        for handler in ast.walk(module.tree):
+            if not isinstance(handler, ast.AsyncFunctionDef):
                 continue
-            awaited = _awaited(node.body)
-            for inner in _direct_nodes(node.body):
+            awaited = _awaited(handler.body)
+            for inner in _direct_nodes(handler.body):
                 if not isinstance(inner, ast.Call) or id(inner) in awaited:
                     continue
                 target = module.resolve(inner.func)
@@ -176,7 +174,7 @@ def find_blocking(sources: Mapping[str, tuple[str, str]]) -> list[Finding]:
                     found.append(
                         Finding(
                             where=f"{module.filename}:{inner.lineno}",
-                            function=node.name,
+                            function=handler.name,
                             call=ast.unparse(inner.func) + "()",
                         )
                     )
@@ -202,9 +200,32 @@ def test_no_blocking_store_work_in_async_def() -> None:
     )
 
 
+THREAD_POOL = ("run_in_threadpool", "to_thread")
+
+
+def test_handlers_reach_the_thread_pool_through_store_work() -> None:
+    """Routes (`api.py`, `pages.py`) have one way to the thread pool, `web.store_work`, so
+    the rule above has one shape to look for."""
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        if path.name not in ("api.py", "pages.py"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or "", *(a.name for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            if any(n.endswith(THREAD_POOL) for n in names):
+                found.append(f"src/accord/{path.relative_to(SRC).as_posix()}:{node.lineno}")
+    assert not found, "use accord.web.store_work.read/write/run instead:\n  " + "\n  ".join(found)
+
+
 # The checker itself, on small modules ---------------------------------------------------
 
-SERVICE = '''
+SERVICE = """
 from sqlalchemy import Connection
 from accord.store.db import Store
 
@@ -226,7 +247,7 @@ def pure(x: int) -> int:
 
 async def coroutine(store: Store) -> None:
     pass
-'''
+"""
 
 
 def _check(handler: str) -> list[str]:
@@ -241,9 +262,9 @@ def _check(handler: str) -> list[str]:
 
 
 def test_the_checker_finds_a_store_transaction_in_async_def() -> None:
-    assert _check(
-        "async def h(state):\n    with state.store.write() as conn:\n        pass\n"
-    ) == ["state.store.write()"]
+    assert _check("async def h(state):\n    with state.store.write() as conn:\n        pass\n") == [
+        "state.store.write()"
+    ]
     assert _check("async def h(self):\n    self._engine.connect()\n") == ["self._engine.connect()"]
 
 

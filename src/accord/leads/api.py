@@ -143,7 +143,7 @@ async def upload_magnet(name: str, request: Request, caller: Manage, email: Emai
         raise InvalidInput([FieldProblem("name", "use letters, digits, '.', '-' and '_'")])
     path = magnets.magnet_path(email.settings.data_dir, business_id=caller.business_id, name=name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(body)
+    await store_work.run(path.write_bytes, body)
     return Response(status_code=204)
 
 

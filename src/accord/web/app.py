@@ -43,7 +43,7 @@ from accord.profiles.api import router as profiles_router
 from accord.rights.api import router as rights_router
 from accord.store.db import open_store
 from accord.store.migrate import upgrade
-from accord.web import email_wiring, errors, ui
+from accord.web import email_wiring, errors, store_work, ui
 from accord.web.cmp import router as cmp_router
 from accord.web.state import AppState
 
@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/healthz", tags=["operations"], summary="Liveness and inbox backlog")
     async def healthz() -> dict[str, object]:
         state: AppState = app.state.accord
-        pending = await run_in_threadpool(pending_count, state.store)
+        pending = await store_work.run(pending_count, state.store)
         return {"status": "ok", "version": __version__, "pending_events": pending}
 
     return app

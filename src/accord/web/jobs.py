@@ -3,9 +3,8 @@ at once, not at its first scheduled refresh)."""
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
-
 from accord.process import scheduler
+from accord.web import store_work
 from accord.web.state import AppState
 
 
@@ -23,4 +22,4 @@ async def run_soon(
     state: AppState, *, business_id: str, name: str, target: str | None = None
 ) -> None:
     """Make a job due now; the worker's scheduler starts it within its poll interval."""
-    await run_in_threadpool(_run_soon, state, business_id, name, target)
+    await store_work.run(_run_soon, state, business_id, name, target)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlencode
@@ -20,10 +19,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
-from starlette.concurrency import run_in_threadpool
 
 from accord.accounts import signing
 from accord.accounts.service import businesses_of, permitted
+from accord.web import store_work
 from accord.web.auth import ANON_CSRF_COOKIE, CSRF_FIELD, Caller, anonymous_csrf
 
 WEB_DIR = Path(__file__).parent
@@ -168,9 +167,7 @@ async def arender(
 ) -> HTMLResponse:
     """`render` from an `async def` handler: the shell reads the caller's navigation and
     businesses from the store, so it runs in the thread pool."""
-    return await run_in_threadpool(
-        partial(render, request, template, caller=caller, status=status, **context)
-    )
+    return await store_work.run(render, request, template, caller=caller, status=status, **context)
 
 
 def render_error(request: Request, *, status: int, message: str) -> Response:
