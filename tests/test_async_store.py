@@ -110,6 +110,9 @@ class Module:
                 for alias in node.names:
                     if alias.asname:
                         self.imports[alias.asname] = alias.name
+                    else:  # `import accord.x.y` binds `accord`
+                        top = alias.name.split(".", 1)[0]
+                        self.imports[top] = top
             elif isinstance(node, ast.ImportFrom):
                 if node.level:
                     base = package if is_package else package[:-1]
