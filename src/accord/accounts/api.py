@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import Connection
 
 from accord.accounts import assets as asset_service
 from accord.accounts import permissions, service, team, tokens
@@ -134,22 +133,20 @@ async def list_invitations(state: State, caller: Read) -> list[InvitationView]:
 async def invite(
     request: Request, state: State, caller: Manage, body: InvitationIn
 ) -> InvitationView:
-    settings = state.settings
-
-    def work(c: Connection) -> tuple[team.NewInvitation, str]:
-        created = team.invite(
+    days = state.settings.invitation_days
+    created, _ = await account_mail.send_invitation(
+        request,
+        state,
+        lambda c: team.invite(
             c,
             business_id=caller.business_id,
             data=body,
             invited_by=caller.person_id,
-            days=settings.invitation_days,
+            days=days,
             actor=caller.actor,
             ip=caller.ip,
-        )
-        return created, service.get_business(c, business_id=caller.business_id).name
-
-    created, name = await store_work.write(state, work)
-    await account_mail.send_invitation(request, state, invitation=created, business_name=name)
+        ),
+    )
     return await store_work.read(
         state,
         lambda c: team.get_invitation(

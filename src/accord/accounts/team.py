@@ -257,13 +257,12 @@ def _invitation_view(row: Any) -> InvitationView:
 class NewInvitation:
     invitation: InvitationView
     token: str  # goes into the emailed link; only its hash is kept
+    business_name: str
 
 
-def invitation_email(
-    invitation: NewInvitation, *, business_name: str, base_url: str
-) -> AccountEmail:
+def invitation_email(invitation: NewInvitation, *, base_url: str) -> AccountEmail:
     """The email carrying an invitation's link (its token exists only in this link)."""
-    view = invitation.invitation
+    view, business_name = invitation.invitation, invitation.business_name
     link = f"{base_url}/invitations/accept?token={invitation.token}"
     return AccountEmail(
         to=view.email,
@@ -331,6 +330,7 @@ def invite(
     return NewInvitation(
         invitation=get_invitation(conn, business_id=business_id, invitation_id=invitation_id),
         token=token,
+        business_name=get_business(conn, business_id=business_id).name,
     )
 
 
@@ -390,6 +390,7 @@ def renew_invitation(
     return NewInvitation(
         invitation=get_invitation(conn, business_id=business_id, invitation_id=invitation_id),
         token=token,
+        business_name=get_business(conn, business_id=business_id).name,
     )
 
 

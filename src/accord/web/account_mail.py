@@ -6,7 +6,10 @@ Unlike campaigns, account emails never fall back to a local MTA: without
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import Request
+from sqlalchemy import Connection
 
 from accord.accounts import team
 from accord.accounts.models import AccountEmail
@@ -38,18 +41,18 @@ async def send(settings: Settings, email: AccountEmail) -> bool:
 
 
 async def send_invitation(
-    request: Request, state: AppState, *, invitation: NewInvitation, business_name: str
-) -> str | None:
-    """Email an invitation's link and mark it sent; None once sent.
+    request: Request, state: AppState, make: Callable[[Connection], NewInvitation]
+) -> tuple[NewInvitation, str | None]:
+    """Make (or renew) an invitation in one transaction, then email its link and mark it sent.
 
-    Without a mail server nothing is sent and the link is returned, for the admin to pass on.
+    Returns the invitation and, when no mail server is configured (nothing is sent), its
+    link for the admin to pass on.
     """
+    invitation = await store_work.write(state, make)
     settings = state.settings
-    email = team.invitation_email(
-        invitation, business_name=business_name, base_url=base_url(request, settings)
-    )
+    email = team.invitation_email(invitation, base_url=base_url(request, settings))
     if not await send(settings, email):
-        return email.link
+        return invitation, email.link
     invitation_id = invitation.invitation.id
     await store_work.write(state, lambda conn: team.mark_sent(conn, invitation_id=invitation_id))
-    return None
+    return invitation, None

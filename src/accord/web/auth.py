@@ -129,14 +129,20 @@ def anonymous_csrf(request: Request) -> str:
     return request.cookies.get(ANON_CSRF_COOKIE) or secrets.token_urlsafe(32)
 
 
-async def signed_in_session(request: Request, state: State) -> people.Session:
-    """A UI session past every sign-in step (CSRF checked on unsafe methods)."""
+async def session_at(request: Request, state: AppState, stage: str) -> people.Session:
+    """The cookie's UI session if it is at `stage` (`password`: the second factor is still
+    to come; `full`: signed in), CSRF checked on unsafe methods."""
     token = request.cookies.get(SESSION_COOKIE)
     session = await store_work.read(state, lambda conn: people.session_for(conn, token=token))
-    if session is None or session.stage != "full":
+    if session is None or session.stage != stage:
         raise InvalidToken()
     await check_csrf(request, session.csrf_token)
     return session
+
+
+async def signed_in_session(request: Request, state: State) -> people.Session:
+    """A UI session past every sign-in step (CSRF checked on unsafe methods)."""
+    return await session_at(request, state, "full")
 
 
 SignedIn = Annotated[people.Session, Depends(signed_in_session)]

@@ -70,27 +70,23 @@ async def invite(
         role=str(form.get("role", "")),
         grants=_grants_from_form(form),
     )
-    settings = state.settings
-
-    def work(conn: Connection) -> tuple[team.NewInvitation, str]:
-        created = team.invite(
-            conn,
-            business_id=caller.business_id,
-            data=data,
-            invited_by=caller.person_id,
-            days=settings.invitation_days,
-            actor=caller.actor,
-            ip=caller.ip,
-        )
-        return created, service.get_business(conn, business_id=caller.business_id).name
-
+    days = state.settings.invitation_days
     try:
-        created, business_name = await store_work.write(state, work)
+        _, link = await account_mail.send_invitation(
+            request,
+            state,
+            lambda conn: team.invite(
+                conn,
+                business_id=caller.business_id,
+                data=data,
+                invited_by=caller.person_id,
+                days=days,
+                actor=caller.actor,
+                ip=caller.ip,
+            ),
+        )
     except InvalidInput as exc:
         return redirect(request, "/people", error=error_text(exc))
-    link = await account_mail.send_invitation(
-        request, state, invitation=created, business_name=business_name
-    )
     if link is None:
         return redirect(request, "/people", notice=f"Invitation sent to {data.email}")
     return redirect(
@@ -105,26 +101,22 @@ async def resend_invitation(
     invitation_id: str,
     caller: AccountsManage,
 ) -> Response:
-    settings = state.settings
-
-    def work(conn: Connection) -> tuple[team.NewInvitation, str]:
-        renewed = team.renew_invitation(
-            conn,
-            business_id=caller.business_id,
-            invitation_id=invitation_id,
-            days=settings.invitation_days,
-            actor=caller.actor,
-            ip=caller.ip,
-        )
-        return renewed, service.get_business(conn, business_id=caller.business_id).name
-
+    days = state.settings.invitation_days
     try:
-        renewed, business_name = await store_work.write(state, work)
+        _, link = await account_mail.send_invitation(
+            request,
+            state,
+            lambda conn: team.renew_invitation(
+                conn,
+                business_id=caller.business_id,
+                invitation_id=invitation_id,
+                days=days,
+                actor=caller.actor,
+                ip=caller.ip,
+            ),
+        )
     except InvalidInput as exc:
         return redirect(request, "/people", error=error_text(exc))
-    link = await account_mail.send_invitation(
-        request, state, invitation=renewed, business_name=business_name
-    )
     if link is None:
         return redirect(request, "/people", notice="Invitation sent again")
     return redirect(request, "/people", notice=f"No mail server configured; new link: {link}")

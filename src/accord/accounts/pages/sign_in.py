@@ -17,9 +17,9 @@ from accord.accounts.pages.common import (
     session_caller,
     set_session_cookie,
 )
-from accord.core.errors import InvalidInput, InvalidToken, TooManyAttempts
+from accord.core.errors import InvalidInput, TooManyAttempts
 from accord.web import store_work
-from accord.web.auth import SESSION_COOKIE, SignedIn, check_csrf, client_ip
+from accord.web.auth import SESSION_COOKIE, SignedIn, client_ip, session_at
 from accord.web.state import State
 from accord.web.ui import redirect, render
 
@@ -141,12 +141,7 @@ async def sign_in(
 
 
 async def _half_session(request: Request, state: State) -> people.Session:
-    token = request.cookies.get(SESSION_COOKIE)
-    session = await store_work.read(state, lambda conn: people.session_for(conn, token=token))
-    if session is None or session.stage != "password":
-        raise InvalidToken()
-    await check_csrf(request, session.csrf_token)
-    return session
+    return await session_at(request, state, "password")
 
 
 HalfSignedIn = Annotated[people.Session, Depends(_half_session)]
