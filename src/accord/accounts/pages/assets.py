@@ -11,7 +11,14 @@ from sqlalchemy import Connection
 from accord.accounts import assets as asset_service
 from accord.accounts import permissions, service
 from accord.accounts.models import AdAccountIn, CampaignIn, PropertyIn, SocialAccountIn
-from accord.accounts.pages.common import AdsManage, AdsRead, AssetsManage, AssetsRead, form_action
+from accord.accounts.pages.common import (
+    AdsManage,
+    AdsRead,
+    AssetsManage,
+    AssetsRead,
+    caller_action,
+    form_action,
+)
 from accord.web import store_work
 from accord.web.account_mail import base_url
 from accord.web.auth import require_asset
@@ -56,29 +63,22 @@ async def create_pixel(
     if not permissions.may_create(caller.role, "pixel"):
         return redirect(request, "/assets", error=permissions.creator_refusal("pixel"))
 
-    return await form_action(
+    return await caller_action(
         request,
         state,
+        caller,
         "/assets",
         f"Pixel {name.strip()} created",
-        lambda conn: asset_service.create_pixel(
-            conn,
-            business_id=caller.business_id,
-            name=name,
-            kind=kind,
-            max_pixels=state.settings.max_pixels_per_business,
-            actor=caller.actor,
-            ip=caller.ip,
-        ),
+        asset_service.create_pixel,
+        name=name,
+        kind=kind,
+        max_pixels=state.settings.max_pixels_per_business,
     )
 
 
 @router.get("/assets/pixels/{pixel_id}")
 async def pixel_page(
-    request: Request,
-    state: State,
-    pixel_id: str,
-    caller: AssetsRead,
+    request: Request, state: State, pixel_id: str, caller: AssetsRead
 ) -> HTMLResponse:
     owner = await require_asset(state, caller, kind="pixel", asset_id=pixel_id, task="analyse")
     pixel = await store_work.read(
@@ -103,14 +103,14 @@ async def create_property(
         return redirect(request, "/assets", error=permissions.creator_refusal("property"))
     data = PropertyIn(name=name, platform=platform, address=address)
 
-    return await form_action(
+    return await caller_action(
         request,
         state,
+        caller,
         "/assets",
         f"Property {name.strip()} added",
-        lambda conn: asset_service.create_property(
-            conn, business_id=caller.business_id, data=data, actor=caller.actor, ip=caller.ip
-        ),
+        asset_service.create_property,
+        data=data,
     )
 
 
@@ -132,23 +132,20 @@ async def create_ad_account(
         return redirect(request, "/assets", error="spend limit: a number such as 1500.00")
     data = AdAccountIn(name=name, currency=currency, timezone=timezone, spend_limit_minor=limit)
 
-    return await form_action(
+    return await caller_action(
         request,
         state,
+        caller,
         "/assets",
         f"Ad account {name.strip()} added",
-        lambda conn: asset_service.create_ad_account(
-            conn, business_id=caller.business_id, data=data, actor=caller.actor, ip=caller.ip
-        ),
+        asset_service.create_ad_account,
+        data=data,
     )
 
 
 @router.get("/assets/ad-accounts/{ad_account_id}")
 async def ad_account_page(
-    request: Request,
-    state: State,
-    ad_account_id: str,
-    caller: AdsRead,
+    request: Request, state: State, ad_account_id: str, caller: AdsRead
 ) -> HTMLResponse:
     owner = await require_asset(
         state, caller, kind="ad_account", asset_id=ad_account_id, task="analyse"
@@ -223,10 +220,7 @@ async def create_campaign(
 
 @router.post("/assets/ad-accounts/{ad_account_id}/close")
 async def close_ad_account(
-    request: Request,
-    state: State,
-    ad_account_id: str,
-    caller: AdsManage,
+    request: Request, state: State, ad_account_id: str, caller: AdsManage
 ) -> Response:
     owner = await require_asset(
         state, caller, kind="ad_account", asset_id=ad_account_id, task="manage"
@@ -239,11 +233,7 @@ async def close_ad_account(
         back,
         "Ad account closed",
         lambda conn: asset_service.close_ad_account(
-            conn,
-            business_id=owner,
-            ad_account_id=ad_account_id,
-            actor=caller.actor,
-            ip=caller.ip,
+            conn, business_id=owner, ad_account_id=ad_account_id, actor=caller.actor, ip=caller.ip
         ),
     )
 
@@ -261,12 +251,12 @@ async def connect_social_account(
         return redirect(request, "/assets", error=permissions.creator_refusal("social_account"))
     data = SocialAccountIn(name=name, network=network, page_reference=page_reference)
 
-    return await form_action(
+    return await caller_action(
         request,
         state,
+        caller,
         "/assets",
         f"Social account {name.strip()} connected",
-        lambda conn: asset_service.connect_social_account(
-            conn, business_id=caller.business_id, data=data, actor=caller.actor, ip=caller.ip
-        ),
+        asset_service.connect_social_account,
+        data=data,
     )

@@ -15,8 +15,8 @@ from accord.accounts.pages.common import (
     AccountsManage,
     AccountsRead,
     AssetsRead,
+    caller_action,
     error_text,
-    form_action,
     session_caller,
 )
 from accord.core.errors import InvalidInput
@@ -61,10 +61,7 @@ async def businesses_page(request: Request, state: State, session: SignedIn) -> 
 
 @router.post("/businesses")
 async def create_business(
-    request: Request,
-    state: State,
-    session: SignedIn,
-    details: BusinessForm,
+    request: Request, state: State, session: SignedIn, details: BusinessForm
 ) -> Response:
     caller = await session_caller(state, session, request)
 
@@ -130,23 +127,16 @@ async def business_settings(request: Request, state: State, caller: AccountsRead
 
 @router.post("/business/settings")
 async def save_business_settings(
-    request: Request,
-    state: State,
-    caller: AccountsManage,
-    details: BusinessForm,
+    request: Request, state: State, caller: AccountsManage, details: BusinessForm
 ) -> Response:
-    return await form_action(
+    return await caller_action(
         request,
         state,
+        caller,
         "/business/settings",
         "Business settings saved",
-        lambda conn: service.update_business(
-            conn,
-            business_id=caller.business_id,
-            details=details,
-            actor=caller.actor,
-            ip=caller.ip,
-        ),
+        service.update_business,
+        details=details,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
@@ -52,6 +52,32 @@ async def form_action(
     except (InvalidInput, Forbidden) as exc:
         return redirect(request, back, error=error_text(exc))
     return redirect(request, back, notice=notice)
+
+
+async def caller_action(
+    request: Request,
+    state: AppState,
+    caller: Caller,
+    back: str,
+    notice: str,
+    change: Callable[..., object],
+    /,
+    **arguments: Any,
+) -> RedirectResponse:
+    """`form_action` for a service change the caller makes in their own business.
+
+    The change gets the caller's `business_id`, `actor` and `ip` besides `arguments`, the
+    keywords every accounts service change takes.
+    """
+    return await form_action(
+        request,
+        state,
+        back,
+        notice,
+        lambda conn: change(
+            conn, business_id=caller.business_id, actor=caller.actor, ip=caller.ip, **arguments
+        ),
+    )
 
 
 def login_limits(settings: Settings) -> people.LoginLimits:

@@ -14,9 +14,9 @@ from accord.accounts.models import InvitationIn, PartnerShareIn
 from accord.accounts.pages.common import (
     AccountsManage,
     AccountsRead,
+    caller_action,
     check_anonymous_csrf,
     error_text,
-    form_action,
     session_caller,
     set_session_cookie,
 )
@@ -59,11 +59,7 @@ def _grants_from_form(form: Any) -> dict[str, list[str]]:
 
 
 @router.post("/people/invite")
-async def invite(
-    request: Request,
-    state: State,
-    caller: AccountsManage,
-) -> Response:
+async def invite(request: Request, state: State, caller: AccountsManage) -> Response:
     form = await request.form()
     data = InvitationIn(
         email=str(form.get("email", "")),
@@ -96,10 +92,7 @@ async def invite(
 
 @router.post("/invitations/{invitation_id}/resend")
 async def resend_invitation(
-    request: Request,
-    state: State,
-    invitation_id: str,
-    caller: AccountsManage,
+    request: Request, state: State, invitation_id: str, caller: AccountsManage
 ) -> Response:
     days = state.settings.invitation_days
     try:
@@ -124,23 +117,16 @@ async def resend_invitation(
 
 @router.post("/invitations/{invitation_id}/revoke")
 async def revoke_invitation(
-    request: Request,
-    state: State,
-    invitation_id: str,
-    caller: AccountsManage,
+    request: Request, state: State, invitation_id: str, caller: AccountsManage
 ) -> Response:
-    return await form_action(
+    return await caller_action(
         request,
         state,
+        caller,
         "/people",
         "Invitation withdrawn",
-        lambda conn: team.revoke_invitation(
-            conn,
-            business_id=caller.business_id,
-            invitation_id=invitation_id,
-            actor=caller.actor,
-            ip=caller.ip,
-        ),
+        team.revoke_invitation,
+        invitation_id=invitation_id,
     )
 
 
@@ -152,66 +138,48 @@ async def change_role(
     caller: AccountsManage,
     role: Annotated[str, Form()],
 ) -> Response:
-    return await form_action(
+    return await caller_action(
         request,
         state,
+        caller,
         "/people",
         "Role changed",
-        lambda conn: team.set_role(
-            conn,
-            business_id=caller.business_id,
-            person_id=person_id,
-            role=role,
-            actor=caller.actor,
-            ip=caller.ip,
-        ),
+        team.set_role,
+        person_id=person_id,
+        role=role,
     )
 
 
 @router.post("/people/{person_id}/grants")
 async def change_grants(
-    request: Request,
-    state: State,
-    person_id: str,
-    caller: AccountsManage,
+    request: Request, state: State, person_id: str, caller: AccountsManage
 ) -> Response:
     grants = _grants_from_form(await request.form())
 
-    return await form_action(
+    return await caller_action(
         request,
         state,
+        caller,
         "/people",
         "Asset access saved",
-        lambda conn: team.set_grants(
-            conn,
-            business_id=caller.business_id,
-            person_id=person_id,
-            grants=grants,
-            actor=caller.actor,
-            ip=caller.ip,
-        ),
+        team.set_grants,
+        person_id=person_id,
+        grants=grants,
     )
 
 
 @router.post("/people/{person_id}/remove")
 async def remove_person(
-    request: Request,
-    state: State,
-    person_id: str,
-    caller: AccountsManage,
+    request: Request, state: State, person_id: str, caller: AccountsManage
 ) -> Response:
-    return await form_action(
+    return await caller_action(
         request,
         state,
+        caller,
         "/people",
         "Person removed; their sessions and tokens are revoked",
-        lambda conn: team.remove_person(
-            conn,
-            business_id=caller.business_id,
-            person_id=person_id,
-            actor=caller.actor,
-            ip=caller.ip,
-        ),
+        team.remove_person,
+        person_id=person_id,
     )
 
 
@@ -326,34 +294,21 @@ async def share_with_partner(request: Request, state: State, caller: AccountsMan
         tasks=[str(t) for t in form.getlist("tasks")],
     )
 
-    return await form_action(
+    return await caller_action(
         request,
         state,
+        caller,
         "/partners",
         "Asset shared with the partner",
-        lambda conn: team.share_with_partner(
-            conn, business_id=caller.business_id, data=data, actor=caller.actor, ip=caller.ip
-        ),
+        team.share_with_partner,
+        data=data,
     )
 
 
 @router.post("/partners/{share_id}/revoke")
 async def revoke_share(
-    request: Request,
-    state: State,
-    share_id: str,
-    caller: AccountsManage,
+    request: Request, state: State, share_id: str, caller: AccountsManage
 ) -> Response:
-    return await form_action(
-        request,
-        state,
-        "/partners",
-        "Share revoked",
-        lambda conn: team.revoke_share(
-            conn,
-            business_id=caller.business_id,
-            share_id=share_id,
-            actor=caller.actor,
-            ip=caller.ip,
-        ),
+    return await caller_action(
+        request, state, caller, "/partners", "Share revoked", team.revoke_share, share_id=share_id
     )

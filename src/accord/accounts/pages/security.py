@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from accord.accounts import permissions, service, team, tokens
 from accord.accounts.models import NewToken
-from accord.accounts.pages.common import AccountsManage, AuditRead, error_text, form_action
+from accord.accounts.pages.common import AccountsManage, AuditRead, caller_action, error_text
 from accord.core.errors import Forbidden, InvalidInput
 from accord.web import store_work
 from accord.web.auth import Caller
@@ -32,23 +32,16 @@ async def security_page(request: Request, state: State, caller: AccountsManage) 
 
 @router.post("/security/policy")
 async def set_policy(
-    request: Request,
-    state: State,
-    caller: AccountsManage,
-    policy: Annotated[str, Form()],
+    request: Request, state: State, caller: AccountsManage, policy: Annotated[str, Form()]
 ) -> Response:
-    return await form_action(
+    return await caller_action(
         request,
         state,
+        caller,
         "/security",
         "Two-factor policy saved",
-        lambda conn: team.set_two_factor_policy(
-            conn,
-            business_id=caller.business_id,
-            policy=policy,
-            actor=caller.actor,
-            ip=caller.ip,
-        ),
+        team.set_two_factor_policy,
+        policy=policy,
     )
 
 
@@ -82,12 +75,7 @@ async def create_token(request: Request, state: State, caller: AccountsManage) -
         created = await store_work.write(
             state,
             lambda conn: tokens.create_token(
-                conn,
-                access=caller.access,
-                name=name,
-                scope=scope,
-                actor=caller.actor,
-                ip=caller.ip,
+                conn, access=caller.access, name=name, scope=scope, actor=caller.actor, ip=caller.ip
             ),
         )
     except (InvalidInput, Forbidden) as exc:
@@ -98,23 +86,10 @@ async def create_token(request: Request, state: State, caller: AccountsManage) -
 
 @router.post("/tokens/{token_id}/revoke")
 async def revoke_token(
-    request: Request,
-    state: State,
-    token_id: str,
-    caller: AccountsManage,
+    request: Request, state: State, token_id: str, caller: AccountsManage
 ) -> Response:
-    return await form_action(
-        request,
-        state,
-        "/tokens",
-        "Token revoked",
-        lambda conn: tokens.revoke_token(
-            conn,
-            business_id=caller.business_id,
-            token_id=token_id,
-            actor=caller.actor,
-            ip=caller.ip,
-        ),
+    return await caller_action(
+        request, state, caller, "/tokens", "Token revoked", tokens.revoke_token, token_id=token_id
     )
 
 
