@@ -25,9 +25,11 @@ LAYERS: dict[str, int] = {
 }
 
 # Wiring modules put contexts together for HTTP and the command line, and may reach any
-# context: a context's routes (`api.py`, `pages.py`) and commands (`cli.py`), the
-# `accord` command itself (`cli.py`, `cli_*.py`), and the top layer (`web/`, `demo/`).
+# context: a context's routes (`api.py`, `pages.py`, or a package of them such as
+# `accounts/pages/`) and commands (`cli.py`), the `accord` command itself (`cli.py`,
+# `cli_*.py`), and the top layer (`web/`, `demo/`).
 WIRING_NAMES = ("api.py", "pages.py", "cli.py")
+WIRING_DIRS = tuple(name.removesuffix(".py") for name in WIRING_NAMES)
 WIRING_PACKAGES = ("web", "demo")
 # Alembic needs one metadata holding every table: `store/schema.py` imports each
 # context's models to build it, and the migrations read it. That is a registry of
@@ -46,6 +48,7 @@ def _is_wiring(relative: str) -> bool:
     name = relative.rsplit("/", 1)[-1]
     return (
         name in WIRING_NAMES
+        or any(part in WIRING_DIRS for part in relative.split("/")[1:-1])
         or name.startswith("cli_")
         or relative.split("/", 1)[0] in WIRING_PACKAGES
         or relative.startswith(METADATA_REGISTRY)
@@ -189,6 +192,8 @@ def test_the_graph_sees_imports_inside_functions_and_skips_wiring(tmp_path: Path
         "low/__init__.py": "",
         "low/service.py": "def f():\n    from accord.high import service\n",
         "low/api.py": "from accord.high import service\n",
+        "low/pages/__init__.py": "",
+        "low/pages/area.py": "from accord.high import service\n",
         "high/__init__.py": "",
         "high/service.py": "from accord import low\nfrom ..core import clock\n",
     }.items():

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from accord.accounts import assets, people, service, team
+from accord.accounts import assets, people, service, team, tokens
 from accord.accounts.models import (
     Actor,
     AdAccountIn,
@@ -264,16 +264,15 @@ def test_removing_a_person_ends_their_sessions_and_tokens(store: Store) -> None:
     bob = _invite_and_accept(store, business_id, "bob@acme.test", {}, role="admin")
     with store.write() as conn:
         session_token = people.start_session(conn, person_id=bob.id, stage="full", ip=None, hours=1)
-        new = service.create_token(
+        new = tokens.create_token(
             conn,
             access=_access(store, business_id, bob),
             name="ci",
             scope=["profiles.read"],
             actor=_actor(bob),
             ip=None,
-            two_factor_ok=True,
         )
-    assert service.access_for_token(store, f"Bearer {new.token}").access.person_id == bob.id
+    assert tokens.access_for_token(store, f"Bearer {new.token}").access.person_id == bob.id
     with store.write() as conn:
         team.remove_person(
             conn, business_id=business_id, person_id=bob.id, actor=_actor(owner), ip=None
@@ -281,7 +280,7 @@ def test_removing_a_person_ends_their_sessions_and_tokens(store: Store) -> None:
     with store.read() as conn:
         assert people.session_for(conn, token=session_token) is None
     with pytest.raises(InvalidToken):
-        service.access_for_token(store, f"Bearer {new.token}")
+        tokens.access_for_token(store, f"Bearer {new.token}")
 
 
 def test_last_admin_cannot_be_removed_or_demoted(store: Store) -> None:
@@ -308,42 +307,47 @@ def test_tokens_are_scoped_hashed_and_limited_to_what_the_creator_holds(store: S
     pixel = _pixel(store, business_id, "Shop")
     analyst = _invite_and_accept(store, business_id, "cy@acme.test", {}, role="analyst")
     with pytest.raises(Forbidden, match=r"do not hold: accounts\.manage"), store.write() as conn:
-        service.create_token(
+        tokens.create_token(
             conn,
             access=_access(store, business_id, analyst),
             name="x",
             scope=["accounts.manage"],
             actor=_actor(analyst),
             ip=None,
-            two_factor_ok=True,
+        )
+    with store.write() as conn:
+        team.set_two_factor_policy(
+            conn, business_id=business_id, policy="everyone", actor=_actor(owner), ip=None
         )
     with pytest.raises(Forbidden, match="two-factor"), store.write() as conn:
-        service.create_token(
+        tokens.create_token(
             conn,
             access=_access(store, business_id, owner),
             name="x",
             scope=["reports.read"],
             actor=_actor(owner),
             ip=None,
-            two_factor_ok=False,
         )
     with store.write() as conn:
-        made = service.create_token(
+        team.set_two_factor_policy(
+            conn, business_id=business_id, policy="none", actor=_actor(owner), ip=None
+        )
+    with store.write() as conn:
+        made = tokens.create_token(
             conn,
             access=_access(store, business_id, owner),
             name="reports",
             scope=["reports.read"],
             actor=_actor(owner),
             ip=None,
-            two_factor_ok=True,
         )
         stored = list(conn.execute(select(api_tokens.c.token_hash)).scalars())
     assert made.token not in stored
-    token = service.access_for_token(store, f"Bearer {made.token}")
+    token = tokens.access_for_token(store, f"Bearer {made.token}")
     with store.read() as conn:
         assert service.permitted(conn, access=token.access, permission="reports.read")
         assert not service.permitted(conn, access=token.access, permission="profiles.read")
-        assert service.list_tokens(conn, business_id=business_id)[0].last_used_at is not None
+        assert tokens.list_tokens(conn, business_id=business_id)[0].last_used_at is not None
         assert service.check_asset(
             conn, access=token.access, asset_id=pixel, kind="pixel", task="manage"
         )

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from accord.accounts import people
 from accord.accounts.models import people as people_table
-from accord.core.errors import InvalidInput, SignInFailed, TooManyAttempts
+from accord.core.errors import InvalidInput, TooManyAttempts
 from accord.store.db import Store
 
 LIMITS = people.LoginLimits(
@@ -24,6 +24,18 @@ def _person(store: Store, email: str = "ann@acme.test") -> people.Person:
         return people.sign_up(conn, email=email, name="Ann", password=PASSWORD)
 
 
+def _sign_in(store: Store, email: str, password: str, ip: str) -> people.Person | None:
+    with store.write() as conn:
+        return people.sign_in(conn, email=email, password=password, ip=ip, limits=LIMITS)
+
+
+def _second_factor(store: Store, person: people.Person, code: str) -> str | None:
+    with store.write() as conn:
+        return people.pass_second_factor(
+            conn, person=person, code=code, ip="1.1.1.1", limits=LIMITS
+        )
+
+
 def test_passwords_are_stored_as_argon2_hashes(store: Store) -> None:
     person = _person(store)
     with store.read() as conn:
@@ -31,12 +43,8 @@ def test_passwords_are_stored_as_argon2_hashes(store: Store) -> None:
             select(people_table.c.password_hash).where(people_table.c.id == person.id)
         ).scalar_one()
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
-    assert (
-        people.sign_in(
-            store, email="ANN@acme.test", password=PASSWORD, ip="1.1.1.1", limits=LIMITS
-        ).id
-        == person.id
-    )
+    signed_in = _sign_in(store, "ANN@acme.test", PASSWORD, "1.1.1.1")
+    assert signed_in is not None and signed_in.id == person.id
 
 
 @pytest.mark.parametrize(
@@ -60,29 +68,19 @@ def test_account_locks_after_the_configured_failures_even_for_the_right_password
 ) -> None:
     _person(store)
     for _ in range(LIMITS.max_failures_per_account):
-        with pytest.raises(SignInFailed, match="wrong email or password"):
-            people.sign_in(
-                store, email="ann@acme.test", password="wrong one!", ip="1.1.1.1", limits=LIMITS
-            )
+        assert _sign_in(store, "ann@acme.test", "wrong one!", "1.1.1.1") is None
     with pytest.raises(TooManyAttempts, match="locked after 3 failed sign-ins") as caught:
-        people.sign_in(store, email="ann@acme.test", password=PASSWORD, ip="1.1.1.1", limits=LIMITS)
+        _sign_in(store, "ann@acme.test", PASSWORD, "1.1.1.1")
     assert 0 < caught.value.retry_after_seconds <= LIMITS.lockout_seconds
 
 
 def test_one_address_is_throttled_across_accounts(store: Store) -> None:
     for n in range(LIMITS.max_failures_per_ip):
-        with pytest.raises(SignInFailed):
-            people.sign_in(
-                store, email=f"p{n}@acme.test", password="x" * 12, ip="9.9.9.9", limits=LIMITS
-            )
+        assert _sign_in(store, f"p{n}@acme.test", "x" * 12, "9.9.9.9") is None
     with pytest.raises(TooManyAttempts, match="from your address"):
-        people.sign_in(
-            store, email="other@acme.test", password="x" * 12, ip="9.9.9.9", limits=LIMITS
-        )
+        _sign_in(store, "other@acme.test", "x" * 12, "9.9.9.9")
     _person(store, "fresh@acme.test")
-    assert people.sign_in(
-        store, email="fresh@acme.test", password=PASSWORD, ip="2.2.2.2", limits=LIMITS
-    )
+    assert _sign_in(store, "fresh@acme.test", PASSWORD, "2.2.2.2")
 
 
 def test_sessions_are_server_side_and_revocable(store: Store) -> None:
@@ -128,23 +126,17 @@ def test_wrong_totp_is_refused_and_counts_as_a_failed_sign_in(store: Store) -> N
     secret, _ = _enrol(store, person)
     wrong = f"{(int(pyotp.TOTP(secret).now()) + 500_000) % 1_000_000:06d}"
     for _ in range(LIMITS.max_failures_per_account):
-        with pytest.raises(SignInFailed, match="wrong code"):
-            people.pass_second_factor(store, person=person, code=wrong, ip="1.1.1.1", limits=LIMITS)
+        assert _second_factor(store, person, wrong) is None
     with pytest.raises(TooManyAttempts):
-        people.pass_second_factor(
-            store, person=person, code=pyotp.TOTP(secret).now(), ip="1.1.1.1", limits=LIMITS
-        )
+        _second_factor(store, person, pyotp.TOTP(secret).now())
 
 
 def test_recovery_codes_work_once(store: Store) -> None:
     person = _person(store)
     _, codes = _enrol(store, person)
-    used = people.pass_second_factor(
-        store, person=person, code=codes[0], ip="1.1.1.1", limits=LIMITS
-    )
+    used = _second_factor(store, person, codes[0])
     assert used == "recovery_code"
-    with pytest.raises(SignInFailed, match="unused recovery code"):
-        people.pass_second_factor(store, person=person, code=codes[0], ip="1.1.1.1", limits=LIMITS)
+    assert _second_factor(store, person, codes[0]) is None
     with store.read() as conn:
         assert people.remaining_recovery_codes(conn, person_id=person.id) == 9
 
@@ -171,15 +163,8 @@ def test_a_totp_code_works_once(store: Store) -> None:
     person = _person(store)
     secret, _ = _enrol(store, person)
     totp = pyotp.TOTP(secret)
-    with pytest.raises(SignInFailed, match="wrong code"):
-        # The code that turned two-factor on cannot sign in again.
-        people.pass_second_factor(
-            store, person=person, code=totp.now(), ip="1.1.1.1", limits=LIMITS
-        )
+    # The code that turned two-factor on cannot sign in again.
+    assert _second_factor(store, person, totp.now()) is None
     following = totp.at(time.time() + totp.interval)
-    assert (
-        people.pass_second_factor(store, person=person, code=following, ip="1.1.1.1", limits=LIMITS)
-        == "totp"
-    )
-    with pytest.raises(SignInFailed, match="wrong code"):
-        people.pass_second_factor(store, person=person, code=following, ip="1.1.1.1", limits=LIMITS)
+    assert _second_factor(store, person, following) == "totp"
+    assert _second_factor(store, person, following) is None

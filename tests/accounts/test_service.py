@@ -9,9 +9,9 @@ from accord.accounts.models import api_tokens, sources
 from accord.accounts.service import (
     WriteKeyCache,
     bootstrap,
-    business_for_token,
     source_for_write_key,
 )
+from accord.accounts.tokens import access_for_token
 from accord.core.clock import utcnow
 from accord.core.errors import InvalidToken, UnknownWriteKey
 from accord.core.ids import hash_token
@@ -27,7 +27,9 @@ def test_bootstrap_is_idempotent_but_issues_a_fresh_token(store: Store) -> None:
         second.write_key,
     )
     assert first.admin_token != second.admin_token
-    assert business_for_token(store, f"Bearer {first.admin_token}") == first.business_id
+    assert access_for_token(store, f"Bearer {first.admin_token}").access.business_id == (
+        first.business_id
+    )
     assert bootstrap(store, name="Other Shop").business_id != first.business_id
 
 
@@ -43,7 +45,7 @@ def test_tokens_are_stored_only_as_hashes(store: Store) -> None:
 def test_bad_tokens_are_refused(store: Store, header: str | None) -> None:
     bootstrap(store, name="Acme")
     with pytest.raises(InvalidToken):
-        business_for_token(store, header)
+        access_for_token(store, header)
 
 
 def test_revoked_tokens_are_refused(store: Store) -> None:
@@ -51,7 +53,7 @@ def test_revoked_tokens_are_refused(store: Store) -> None:
     with store.write() as conn:
         conn.execute(update(api_tokens).values(revoked_at=utcnow()))
     with pytest.raises(InvalidToken):
-        business_for_token(store, f"Bearer {keys.admin_token}")
+        access_for_token(store, f"Bearer {keys.admin_token}")
 
 
 def test_write_keys_resolve_to_their_source_and_disabled_ones_do_not(store: Store) -> None:

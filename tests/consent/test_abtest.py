@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from accord.consent.abtest import evaluate, sample_needed, two_proportions
 from accord.consent.analytics import DECISIONS_SCHEMA, opt_in_rates
-from accord.consent.config import assign_variant, pick_language, text_hash
+from accord.consent.cmp_config import assign_variant, pick_language
+from accord.consent.config import text_hash
 from accord.engine.connection import connect
 
 VARIANTS = [{"variant": "A", "weight": 1}, {"variant": "B", "weight": 1}]

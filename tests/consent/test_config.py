@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from accord.consent.config import pick_language
+from accord.consent.cmp_config import pick_language
 from accord.consent.ledger import HASHED_FIELDS, record_hash
 
 LANGUAGES = ["de", "en", "fr", "pt-BR"]

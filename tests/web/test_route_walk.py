@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from accord.accounts import assets as asset_service
-from accord.accounts import people, service, team
+from accord.accounts import people, service, team, tokens
 from accord.accounts.models import (
     Actor,
     AdAccountIn,
@@ -109,14 +109,13 @@ def _seed(store: Store, keys: Bootstrap) -> BusinessA:
             actor=SYSTEM,
             ip=None,
         )
-        token = service.create_token(
+        token = tokens.create_token(
             conn,
             access=service.Access(business_id=business_id, role="admin", person_id=owner.id),
             name="Alpha Secret Token",
             scope=["reports.read"],
             actor=SYSTEM,
             ip=None,
-            two_factor_ok=True,
         )
         partner = bootstrap  # the partner business is made below, outside this transaction
     partner_keys = partner(store, name="Partner C")
@@ -398,7 +397,7 @@ def _state_of_a(store: Store, a: BusinessA) -> dict[str, Any]:
             ],
             "tokens": [
                 t.model_dump(exclude={"last_used_at"})
-                for t in service.list_tokens(conn, business_id=a.business_id)
+                for t in tokens.list_tokens(conn, business_id=a.business_id)
             ],
             "shares": [s.model_dump() for s in team.shares(conn, business_id=a.business_id)[0]],
             "business": service.get_business(conn, business_id=a.business_id).model_dump(),

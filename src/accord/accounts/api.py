@@ -8,11 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import Connection
-from starlette.concurrency import run_in_threadpool
 
 from accord.accounts import assets as asset_service
-from accord.accounts import service, team
+from accord.accounts import permissions, service, team, tokens
 from accord.accounts.models import (
     AdAccountIn,
     AssetView,
@@ -34,10 +32,8 @@ from accord.accounts.models import (
     TokenIn,
     TokenView,
 )
-from accord.accounts.pages import audit_csv, send_invitation, two_factor_ok
-from accord.core.errors import Forbidden
-from accord.web import store_work
-from accord.web.auth import Caller, requires
+from accord.web import account_mail, store_work
+from accord.web.auth import Caller, require_asset, requires
 from accord.web.state import State
 
 router = APIRouter(prefix="/api/accounts", tags=["accounts"])
@@ -137,26 +133,20 @@ async def list_invitations(state: State, caller: Read) -> list[InvitationView]:
 async def invite(
     request: Request, state: State, caller: Manage, body: InvitationIn
 ) -> InvitationView:
-    settings = state.settings
-
-    def work(c: Connection) -> tuple[team.NewInvitation, str]:
-        created = team.invite(
+    days = state.settings.invitation_days
+    created, _ = await account_mail.send_invitation(
+        request,
+        state,
+        lambda c: team.invite(
             c,
             business_id=caller.business_id,
             data=body,
             invited_by=caller.person_id,
-            days=settings.invitation_days,
+            days=days,
             actor=caller.actor,
             ip=caller.ip,
-        )
-        return created, service.get_business(c, business_id=caller.business_id).name
-
-    created, name = await store_work.write(state, work)
-    outcome = await send_invitation(request, settings, invitation=created, business_name=name)
-    if outcome == "sent":
-        await store_work.write(
-            state, lambda c: team.mark_sent(c, invitation_id=created.invitation.id)
-        )
+        ),
+    )
     return await store_work.read(
         state,
         lambda c: team.get_invitation(
@@ -200,7 +190,7 @@ async def list_assets(
 async def get_asset(
     state: State, caller: Annotated[Caller, Depends(requires("assets.read"))], asset_id: str
 ) -> AssetView:
-    owner = await run_in_threadpool(caller.require_asset, None, asset_id, "analyse")
+    owner = await require_asset(state, caller, kind=None, asset_id=asset_id, task="analyse")
     return await store_work.read(
         state, lambda c: asset_service.get_asset(c, business_id=owner, asset_id=asset_id)
     )
@@ -209,15 +199,9 @@ async def get_asset(
 AdminAssets = Annotated[Caller, Depends(requires("assets.manage"))]
 
 
-def _admin_only(caller: Caller) -> None:
-    # Creating assets is the business's own decision: admins only (finance for ad accounts).
-    if caller.role != "admin":
-        raise Forbidden("only admins create assets")
-
-
 @router.post("/pixels", response_model=PixelView, status_code=201, summary="Create a pixel")
 async def create_pixel(state: State, caller: AdminAssets, body: PixelIn) -> PixelView:
-    _admin_only(caller)
+    permissions.check_may_create(caller.role, "pixel")
     return await store_work.write(
         state,
         lambda c: asset_service.create_pixel(
@@ -236,7 +220,7 @@ async def create_pixel(state: State, caller: AdminAssets, body: PixelIn) -> Pixe
 async def get_pixel(
     state: State, caller: Annotated[Caller, Depends(requires("assets.read"))], pixel_id: str
 ) -> PixelView:
-    owner = await run_in_threadpool(caller.require_asset, "pixel", pixel_id, "analyse")
+    owner = await require_asset(state, caller, kind="pixel", asset_id=pixel_id, task="analyse")
     return await store_work.read(
         state, lambda c: asset_service.get_pixel(c, business_id=owner, pixel_id=pixel_id)
     )
@@ -244,7 +228,7 @@ async def get_pixel(
 
 @router.post("/properties", response_model=AssetView, status_code=201, summary="Add a property")
 async def create_property(state: State, caller: AdminAssets, body: PropertyIn) -> AssetView:
-    _admin_only(caller)
+    permissions.check_may_create(caller.role, "property")
     return await store_work.write(
         state,
         lambda c: asset_service.create_property(
@@ -259,7 +243,7 @@ async def create_property(state: State, caller: AdminAssets, body: PropertyIn) -
 async def connect_social_account(
     state: State, caller: AdminAssets, body: SocialAccountIn
 ) -> AssetView:
-    _admin_only(caller)
+    permissions.check_may_create(caller.role, "social_account")
     return await store_work.write(
         state,
         lambda c: asset_service.connect_social_account(
@@ -273,8 +257,7 @@ Ads = Annotated[Caller, Depends(requires("ads.manage"))]
 
 @router.post("/ad-accounts", response_model=AssetView, status_code=201, summary="Add an ad account")
 async def create_ad_account(state: State, caller: Ads, body: AdAccountIn) -> AssetView:
-    if caller.role not in ("admin", "finance"):
-        raise Forbidden("only admins and finance add ad accounts")
+    permissions.check_may_create(caller.role, "ad_account")
     return await store_work.write(
         state,
         lambda c: asset_service.create_ad_account(
@@ -287,7 +270,9 @@ async def create_ad_account(state: State, caller: Ads, body: AdAccountIn) -> Ass
     "/ad-accounts/{ad_account_id}/close", response_model=AssetView, summary="Close an ad account"
 )
 async def close_ad_account(state: State, caller: Ads, ad_account_id: str) -> AssetView:
-    owner = await run_in_threadpool(caller.require_asset, "ad_account", ad_account_id, "manage")
+    owner = await require_asset(
+        state, caller, kind="ad_account", asset_id=ad_account_id, task="manage"
+    )
     return await store_work.write(
         state,
         lambda c: asset_service.close_ad_account(
@@ -306,7 +291,9 @@ async def list_campaigns(
     caller: Annotated[Caller, Depends(requires("ads.read"))],
     ad_account_id: str,
 ) -> list[CampaignView]:
-    owner = await run_in_threadpool(caller.require_asset, "ad_account", ad_account_id, "analyse")
+    owner = await require_asset(
+        state, caller, kind="ad_account", asset_id=ad_account_id, task="analyse"
+    )
     return await store_work.read(
         state,
         lambda c: asset_service.list_campaigns(c, business_id=owner, ad_account_id=ad_account_id),
@@ -322,7 +309,9 @@ async def list_campaigns(
 async def create_campaign(
     state: State, caller: Ads, ad_account_id: str, body: CampaignIn
 ) -> CampaignView:
-    owner = await run_in_threadpool(caller.require_asset, "ad_account", ad_account_id, "advertise")
+    owner = await require_asset(
+        state, caller, kind="ad_account", asset_id=ad_account_id, task="advertise"
+    )
     return await store_work.write(
         state,
         lambda c: asset_service.create_campaign(
@@ -342,7 +331,7 @@ async def create_campaign(
 @router.get("/tokens", response_model=list[TokenView], summary="API tokens of the business")
 async def list_tokens(state: State, caller: Manage) -> list[TokenView]:
     return await store_work.read(
-        state, lambda c: service.list_tokens(c, business_id=caller.business_id)
+        state, lambda c: tokens.list_tokens(c, business_id=caller.business_id)
     )
 
 
@@ -351,14 +340,13 @@ async def create_token(state: State, caller: Manage, body: TokenIn) -> NewToken:
     """The token's plain text is in this answer only; Accord keeps its hash."""
     return await store_work.write(
         state,
-        lambda c: service.create_token(
+        lambda c: tokens.create_token(
             c,
             access=caller.access,
             name=body.name,
             scope=body.permissions,
             actor=caller.actor,
             ip=caller.ip,
-            two_factor_ok=two_factor_ok(c, caller),
         ),
     )
 
@@ -367,7 +355,7 @@ async def create_token(state: State, caller: Manage, body: TokenIn) -> NewToken:
 async def revoke_token(state: State, caller: Manage, token_id: str) -> Response:
     await store_work.write(
         state,
-        lambda c: service.revoke_token(
+        lambda c: tokens.revoke_token(
             c, business_id=caller.business_id, token_id=token_id, actor=caller.actor, ip=caller.ip
         ),
     )
@@ -498,4 +486,4 @@ async def audit_export(
             c, business_id=caller.business_id, action=action, asset_id=asset_id, limit=1_000_000
         ),
     )
-    return Response(audit_csv(entries), media_type="text/csv")
+    return Response(service.audit_csv(entries), media_type="text/csv")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import BaseModel
 from sqlalchemy import Connection, func, select, update
 
 from accord.accounts.models import (
@@ -235,24 +236,17 @@ def create_property(
         problems.append(FieldProblem("address", "a site's address starts with https://"))
     if problems:
         raise InvalidInput(problems)
-    asset_id = register_asset(
-        conn, business_id=business_id, kind="property", name=data.name.strip()
-    )
-    conn.execute(
-        properties.insert().values(
-            asset_id=asset_id, business_id=business_id, platform=data.platform, address=address
-        )
-    )
-    audit(
+    return _add_asset(
         conn,
         business_id=business_id,
-        actor=actor,
+        kind="property",
+        name=data.name,
         action="property.create",
-        asset=("property", asset_id),
-        after=data.model_dump(),
+        data=data,
+        details={"platform": data.platform, "address": address},
+        actor=actor,
         ip=ip,
     )
-    return get_asset(conn, business_id=business_id, asset_id=asset_id)
 
 
 # -- ad accounts and campaigns ---------------------------------------------------------
@@ -271,28 +265,21 @@ def create_ad_account(
         problems.append(FieldProblem("timezone", "an IANA time zone such as Europe/Paris"))
     if problems:
         raise InvalidInput(problems)
-    asset_id = register_asset(
-        conn, business_id=business_id, kind="ad_account", name=data.name.strip()
-    )
-    conn.execute(
-        ad_accounts.insert().values(
-            asset_id=asset_id,
-            business_id=business_id,
-            currency=currency,
-            timezone=data.timezone,
-            spend_limit_minor=data.spend_limit_minor,
-        )
-    )
-    audit(
+    return _add_asset(
         conn,
         business_id=business_id,
-        actor=actor,
+        kind="ad_account",
+        name=data.name,
         action="ad_account.create",
-        asset=("ad_account", asset_id),
-        after=data.model_dump(),
+        data=data,
+        details={
+            "currency": currency,
+            "timezone": data.timezone,
+            "spend_limit_minor": data.spend_limit_minor,
+        },
+        actor=actor,
         ip=ip,
     )
-    return get_asset(conn, business_id=business_id, asset_id=asset_id)
 
 
 def close_ad_account(
@@ -403,27 +390,17 @@ def connect_social_account(
         problems.append(FieldProblem("page_reference", "the page's id or address"))
     if problems:
         raise InvalidInput(problems)
-    asset_id = register_asset(
-        conn, business_id=business_id, kind="social_account", name=data.name.strip()
-    )
-    conn.execute(
-        social_accounts.insert().values(
-            asset_id=asset_id,
-            business_id=business_id,
-            network=data.network,
-            page_reference=data.page_reference.strip(),
-        )
-    )
-    audit(
+    return _add_asset(
         conn,
         business_id=business_id,
-        actor=actor,
+        kind="social_account",
+        name=data.name,
         action="social_account.connect",
-        asset=("social_account", asset_id),
-        after=data.model_dump(),
+        data=data,
+        details={"network": data.network, "page_reference": data.page_reference.strip()},
+        actor=actor,
         ip=ip,
     )
-    return get_asset(conn, business_id=business_id, asset_id=asset_id)
 
 
 # -- any asset -------------------------------------------------------------------------
@@ -433,6 +410,35 @@ _DETAILS = {
     "ad_account": ad_accounts,
     "social_account": social_accounts,
 }
+
+
+def _add_asset(
+    conn: Connection,
+    *,
+    business_id: str,
+    kind: str,
+    name: str,
+    action: str,
+    data: BaseModel,
+    details: dict[str, Any],
+    actor: Actor,
+    ip: str | None,
+) -> AssetView:
+    """Register a checked asset, keep its kind's details in its table, audit the change."""
+    asset_id = register_asset(conn, business_id=business_id, kind=kind, name=name.strip())
+    conn.execute(
+        _DETAILS[kind].insert().values(asset_id=asset_id, business_id=business_id, **details)
+    )
+    audit(
+        conn,
+        business_id=business_id,
+        actor=actor,
+        action=action,
+        asset=(kind, asset_id),
+        after=data.model_dump(),
+        ip=ip,
+    )
+    return get_asset(conn, business_id=business_id, asset_id=asset_id)
 
 
 def get_asset(conn: Connection, *, business_id: str, asset_id: str) -> AssetView:

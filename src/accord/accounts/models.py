@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel, Field
@@ -282,6 +283,19 @@ class Bootstrap(BaseModel):
     source_id: str
     write_key: str
     admin_token: str
+
+
+@dataclass(frozen=True)
+class AccountEmail:
+    """An email about the account (invitation, address confirmation) and the link it carries.
+
+    Without a mail server the UI shows the link to pass on instead of sending.
+    """
+
+    to: str
+    subject: str
+    text: str
+    link: str
 
 
 class Actor(BaseModel):

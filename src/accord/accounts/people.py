@@ -31,7 +31,6 @@ from accord.accounts.service import valid_email
 from accord.core.clock import utcnow
 from accord.core.errors import FieldProblem, InvalidInput, SignInFailed, TooManyAttempts
 from accord.core.ids import hash_token, new_id, new_secret
-from accord.store.db import Store
 
 MIN_PASSWORD = 10
 MAX_PASSWORD = 200
@@ -39,6 +38,10 @@ RECOVERY_CODE_COUNT = 10
 ISSUER = "Accord"
 
 _hasher = PasswordHasher()
+
+
+WRONG_CREDENTIALS = "wrong email or password"
+WRONG_CODE = "wrong code: give the current 6-digit code or an unused recovery code"
 
 
 @dataclass(frozen=True)
@@ -191,35 +194,34 @@ def verify_password(conn: Connection, *, email: str, password: str) -> Person | 
     return _person(row)
 
 
-def sign_in(store: Store, *, email: str, password: str, ip: str, limits: LoginLimits) -> Person:
-    """Check a password under the throttling limits; every attempt is recorded.
+def sign_in(
+    conn: Connection, *, email: str, password: str, ip: str, limits: LoginLimits
+) -> Person | None:
+    """Check a password under the throttling limits and record the attempt; None if wrong.
 
-    Failures are committed before the error is raised, so they count even though
-    the request fails.
+    A wrong password is answered, not raised, so the caller's transaction commits the
+    failed attempt: it must count even though the request fails.
     """
     email = normal_email(email)
-    with store.write() as conn:
-        check_throttle(conn, email=email, ip=ip, limits=limits)
-        person = verify_password(conn, email=email, password=password)
-        record_attempt(conn, email=email, ip=ip, succeeded=person is not None)
-    if person is None:
-        raise SignInFailed("wrong email or password")
+    check_throttle(conn, email=email, ip=ip, limits=limits)
+    person = verify_password(conn, email=email, password=password)
+    record_attempt(conn, email=email, ip=ip, succeeded=person is not None)
     return person
 
 
 def pass_second_factor(
-    store: Store, *, person: Person, code: str, ip: str, limits: LoginLimits
-) -> str:
-    """The second step of signing in; wrong codes count as failed sign-ins."""
-    with store.write() as conn:
-        check_throttle(conn, email=person.email, ip=ip, limits=limits)
+    conn: Connection, *, person: Person, code: str, ip: str, limits: LoginLimits
+) -> str | None:
+    """The second step of signing in: which factor was accepted, or None if the code is wrong.
+
+    A wrong code counts as a failed sign-in, committed with the caller's transaction.
+    """
+    check_throttle(conn, email=person.email, ip=ip, limits=limits)
     try:
-        with store.write() as conn:
-            return verify_second_factor(conn, person_id=person.id, code=code)
+        return verify_second_factor(conn, person_id=person.id, code=code)
     except SignInFailed:
-        with store.write() as conn:
-            record_attempt(conn, email=person.email, ip=ip, succeeded=False)
-        raise
+        record_attempt(conn, email=person.email, ip=ip, succeeded=False)
+        return None
 
 
 # -- sessions --------------------------------------------------------------------------
@@ -411,7 +413,7 @@ def verify_second_factor(conn: Connection, *, person_id: str, code: str) -> str:
     )
     if used.rowcount:
         return "recovery_code"
-    raise SignInFailed("wrong code: give the current 6-digit code or an unused recovery code")
+    raise SignInFailed(WRONG_CODE)
 
 
 def remaining_recovery_codes(conn: Connection, *, person_id: str) -> int:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from accord.core.errors import Forbidden
+
 # Every permission a route may require, with what it lets the caller do.
 PERMISSIONS: dict[str, str] = {
     "profiles.read": "see profiles, their identifiers, traits and events",
@@ -153,3 +155,30 @@ def holds(tasks: Iterable[str], task: str) -> bool:
     """`manage` on an asset includes every other task on it."""
     given = set(tasks)
     return task in given or "manage" in given
+
+
+# Who may create assets of each kind. Owning a new asset is the business's own decision,
+# so only roles count here, never tasks held on other assets.
+ASSET_CREATORS: dict[str, tuple[str, ...]] = {
+    "pixel": ("admin",),
+    "property": ("admin",),
+    "social_account": ("admin",),
+    "ad_account": ("admin", "finance"),
+}
+
+
+def may_create(role: str, asset_kind: str) -> bool:
+    return role in ASSET_CREATORS.get(asset_kind, ())
+
+
+def creator_refusal(asset_kind: str) -> str:
+    """Why a role not in `ASSET_CREATORS` is refused, in words."""
+    who = " and ".join(f"{r}s" if r == "admin" else r for r in ASSET_CREATORS[asset_kind])
+    what = "ad accounts" if asset_kind == "ad_account" else "assets"
+    return f"only {who} create {what}"
+
+
+def check_may_create(role: str, asset_kind: str) -> None:
+    """Refuse (`Forbidden`) a role that may not create assets of this kind."""
+    if not may_create(role, asset_kind):
+        raise Forbidden(creator_refusal(asset_kind))

@@ -1,4 +1,4 @@
-"""Businesses, assets, tokens, access checks and the audit log: what other contexts call.
+"""Businesses, assets, access checks, write keys and the audit log: what other contexts call.
 
 Other contexts reach accounts only through this module: `audit` to record a change,
 `register_asset` to make a new kind of asset (lead form, audience, journey, ...)
@@ -8,27 +8,27 @@ to act on one asset.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, delete, or_, select, update
 
-from accord.accounts import permissions
+from accord.accounts import permissions, signing
 from accord.accounts.models import (
+    AccountEmail,
     Actor,
     AuditEntry,
     Bootstrap,
     BusinessIn,
     BusinessView,
-    NewToken,
     SourceRef,
-    TokenView,
     api_tokens,
     asset_grants,
     assets,
@@ -38,16 +38,13 @@ from accord.accounts.models import (
     login_attempts,
     memberships,
     partner_shares,
-    people,
     sources,
     ui_sessions,
 )
 from accord.core.clock import utcnow
 from accord.core.errors import (
     FieldProblem,
-    Forbidden,
     InvalidInput,
-    InvalidToken,
     NotFound,
     UnknownWriteKey,
 )
@@ -146,6 +143,45 @@ def audit_entries(
         )
         for r in rows
     ]
+
+
+AUDIT_CSV_COLUMNS = (
+    "id",
+    "at",
+    "actor_kind",
+    "actor_id",
+    "actor",
+    "action",
+    "asset_kind",
+    "asset_id",
+    "before",
+    "after",
+    "ip",
+)
+
+
+def audit_csv(entries: list[AuditEntry]) -> str:
+    """The audit log as CSV, `before` and `after` as JSON text."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(AUDIT_CSV_COLUMNS)
+    for e in entries:
+        writer.writerow(
+            [
+                e.id,
+                e.at.isoformat(),
+                e.actor_kind,
+                e.actor_id or "",
+                e.actor_label,
+                e.action,
+                e.asset_kind or "",
+                e.asset_id or "",
+                "" if e.before is None else as_json(e.before),
+                "" if e.after is None else as_json(e.after),
+                e.ip or "",
+            ]
+        )
+    return out.getvalue()
 
 
 # -- businesses ------------------------------------------------------------------------
@@ -251,6 +287,34 @@ def update_business(
     return get_business(conn, business_id=business_id)
 
 
+def verification_email(
+    secret: str, *, business_id: str, email: str, name: str, base_url: str, hours: int
+) -> AccountEmail:
+    """The email asking to confirm a business's contact address, with its signed link."""
+    token = signing.sign(
+        secret, purpose="verify-email", payload=f"{business_id}|{email}", ttl_seconds=hours * 3600
+    )
+    link = f"{base_url}/confirm-email?token={token}"
+    return AccountEmail(
+        to=email,
+        subject=f"Confirm the email address of {name} on Accord",
+        text=(
+            f"Someone asked to use this address as the contact email of {name} "
+            f"on Accord.\n\nConfirm it by opening this link within {hours} hours:\n{link}\n"
+        ),
+        link=link,
+    )
+
+
+def confirm_email(conn: Connection, *, secret: str, token: str) -> bool:
+    """Mark the contact email verified if the link is genuine, unexpired and still current."""
+    payload = signing.unsign(secret, purpose="verify-email", token=token)
+    if payload is None:
+        return False
+    business_id, email = payload.split("|", 1)
+    return mark_email_verified(conn, business_id=business_id, email=email)
+
+
 def mark_email_verified(conn: Connection, *, business_id: str, email: str) -> bool:
     """Confirm the contact email if it is still the one the link was sent for."""
     result = conn.execute(
@@ -309,14 +373,6 @@ def register_asset(
     return asset_id
 
 
-def rename_asset(conn: Connection, *, business_id: str, asset_id: str, name: str) -> None:
-    conn.execute(
-        update(assets)
-        .where(assets.c.id == asset_id, assets.c.business_id == business_id)
-        .values(name=name)
-    )
-
-
 def close_asset(conn: Connection, *, business_id: str, asset_id: str) -> None:
     conn.execute(
         update(assets)
@@ -362,6 +418,19 @@ def permitted(conn: Connection, *, access: Access, permission: str) -> bool:
         for held in _grants_of(conn, access=access).values():
             tasks |= held
     return permissions.allowed(access.role, tasks, permission)
+
+
+def granted_permissions(conn: Connection, *, access: Access) -> frozenset[str]:
+    """Every permission `permitted` grants this access, read with one query."""
+    tasks: set[str] = set()
+    for held in _grants_of(conn, access=access).values():
+        tasks |= held
+    return frozenset(
+        p
+        for p in permissions.PERMISSIONS
+        if (access.scope is None or p in access.scope)
+        and permissions.allowed(access.role, tasks, p)
+    )
 
 
 def check_asset(
@@ -460,7 +529,7 @@ def internal_source(conn: Connection, *, business_id: str, kind: str, name: str)
     return create_source(conn, business_id=business_id, name=name, kind=kind)
 
 
-# -- API tokens ------------------------------------------------------------------------
+# -- bootstrap and write keys ------------------------------------------------------------
 
 
 def issue_admin_token(conn: Connection, *, business_id: str, name: str) -> str:
@@ -478,157 +547,6 @@ def issue_admin_token(conn: Connection, *, business_id: str, name: str) -> str:
         )
     )
     return token
-
-
-def _token_view(row: Any) -> TokenView:
-    return TokenView(
-        id=row.id,
-        name=row.name,
-        role=row.role,
-        permissions=sorted(row.permissions.split()) or sorted(permissions.ROLES[row.role]),
-        person_id=row.person_id,
-        created_at=row.created_at,
-        last_used_at=row.last_used_at,
-        revoked_at=row.revoked_at,
-    )
-
-
-def create_token(
-    conn: Connection,
-    *,
-    access: Access,
-    name: str,
-    scope: Iterable[str],
-    actor: Actor,
-    ip: str | None,
-    two_factor_ok: bool,
-) -> NewToken:
-    """A token for machines, limited to permissions its creator holds; shown once."""
-    wanted = sorted(set(scope))
-    problems = [
-        FieldProblem("permissions", f"unknown permission {p!r}")
-        for p in wanted
-        if not permissions.known(p)
-    ]
-    if not name.strip() or len(name) > 100:
-        problems.append(FieldProblem("name", "give the token a name of 1 to 100 characters"))
-    if not wanted:
-        problems.append(FieldProblem("permissions", "choose at least one permission"))
-    if problems:
-        raise InvalidInput(problems)
-    beyond = [p for p in wanted if not permitted(conn, access=access, permission=p)]
-    if beyond:
-        raise Forbidden(f"you cannot give a token permissions you do not hold: {', '.join(beyond)}")
-    if not two_factor_ok:
-        raise Forbidden(
-            "this business requires two-factor authentication: turn it on before making tokens"
-        )
-    token = new_secret("tok", 24)
-    token_id = new_id("tok")
-    conn.execute(
-        api_tokens.insert().values(
-            id=token_id,
-            business_id=access.business_id,
-            name=name.strip(),
-            token_hash=hash_token(token),
-            created_at=utcnow(),
-            person_id=access.person_id,
-            role=access.role,
-            permissions=" ".join(wanted),
-        )
-    )
-    audit(
-        conn,
-        business_id=access.business_id,
-        actor=actor,
-        action="token.create",
-        asset=("token", token_id),
-        after={"name": name, "permissions": wanted},
-        ip=ip,
-    )
-    row = conn.execute(select(api_tokens).where(api_tokens.c.id == token_id)).one()
-    return NewToken(**_token_view(row).model_dump(), token=token)
-
-
-def list_tokens(conn: Connection, *, business_id: str) -> list[TokenView]:
-    rows = conn.execute(
-        select(api_tokens)
-        .where(api_tokens.c.business_id == business_id)
-        .order_by(api_tokens.c.created_at.desc())
-    ).all()
-    return [_token_view(r) for r in rows]
-
-
-def revoke_token(
-    conn: Connection, *, business_id: str, token_id: str, actor: Actor, ip: str | None
-) -> None:
-    result = conn.execute(
-        update(api_tokens)
-        .where(
-            api_tokens.c.id == token_id,
-            api_tokens.c.business_id == business_id,
-            api_tokens.c.revoked_at.is_(None),
-        )
-        .values(revoked_at=utcnow())
-    )
-    if not result.rowcount:
-        raise NotFound("token")
-    audit(
-        conn,
-        business_id=business_id,
-        actor=actor,
-        action="token.revoke",
-        asset=("token", token_id),
-        ip=ip,
-    )
-
-
-@dataclass(frozen=True)
-class TokenAccess:
-    access: Access
-    label: str
-
-
-def access_for_token(store: Store, authorization: str | None) -> TokenAccess:
-    """Who an `Authorization: Bearer <token>` header is, for which business and role."""
-    if not authorization or authorization[:7].lower() != "bearer ":
-        raise InvalidToken()
-    token_hash = hash_token(authorization[7:].strip())
-    with store.read() as conn:
-        row = conn.execute(
-            select(api_tokens).where(
-                api_tokens.c.token_hash == token_hash, api_tokens.c.revoked_at.is_(None)
-            )
-        ).first()
-        role = row.role if row is not None else None
-        if row is not None and row.person_id is not None:
-            # A person's token acts with the person's current role, never more.
-            role = role_of(conn, business_id=row.business_id, person_id=row.person_id)
-    if row is None or role is None:
-        raise InvalidToken()
-    with store.write() as conn:
-        conn.execute(
-            update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=utcnow())
-        )
-    scope = frozenset(row.permissions.split()) if row.permissions else None
-    return TokenAccess(
-        access=Access(
-            business_id=row.business_id,
-            role=role,
-            person_id=row.person_id,
-            token_id=row.id,
-            scope=scope,
-        ),
-        label=f"token {row.name}",
-    )
-
-
-def business_for_token(store: Store, authorization: str | None) -> str:
-    """The business an `Authorization: Bearer <token>` header acts for."""
-    return access_for_token(store, authorization).access.business_id
-
-
-# -- bootstrap and write keys ------------------------------------------------------------
 
 
 def bootstrap(store: Store, *, name: str) -> Bootstrap:
@@ -695,20 +613,6 @@ class WriteKeyCache:
         with self._lock:
             self._entries[write_key] = (now + self.ttl_seconds, source)
         return source
-
-
-def person_label(conn: Connection, *, person_id: str) -> str:
-    return str(conn.execute(select(people.c.email).where(people.c.id == person_id)).scalar())
-
-
-def count_admins(conn: Connection, *, business_id: str) -> int:
-    return int(
-        conn.execute(
-            select(func.count()).where(
-                and_(memberships.c.business_id == business_id, memberships.c.role == "admin")
-            )
-        ).scalar_one()
-    )
 
 
 @dataclass

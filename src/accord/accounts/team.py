@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, func, select, update
 
 from accord.accounts import permissions
 from accord.accounts.models import (
+    AccountEmail,
     Actor,
     InvitationIn,
     InvitationView,
@@ -29,7 +30,6 @@ from accord.accounts.people import normal_email, revoke_everything_of
 from accord.accounts.service import (
     TWO_FACTOR_POLICIES,
     audit,
-    count_admins,
     get_business,
     valid_email,
 )
@@ -67,6 +67,16 @@ def _own_assets(conn: Connection, *, business_id: str, asset_ids: list[str]) -> 
         for a in asset_ids
         if a not in found
     ]
+
+
+def count_admins(conn: Connection, *, business_id: str) -> int:
+    return int(
+        conn.execute(
+            select(func.count()).where(
+                memberships.c.business_id == business_id, memberships.c.role == "admin"
+            )
+        ).scalar_one()
+    )
 
 
 # -- members and grants ----------------------------------------------------------------
@@ -247,6 +257,23 @@ def _invitation_view(row: Any) -> InvitationView:
 class NewInvitation:
     invitation: InvitationView
     token: str  # goes into the emailed link; only its hash is kept
+    business_name: str
+
+
+def invitation_email(invitation: NewInvitation, *, base_url: str) -> AccountEmail:
+    """The email carrying an invitation's link (its token exists only in this link)."""
+    view, business_name = invitation.invitation, invitation.business_name
+    link = f"{base_url}/invitations/accept?token={invitation.token}"
+    return AccountEmail(
+        to=view.email,
+        subject=f"You are invited to {business_name} on Accord",
+        text=(
+            f"You are invited to join {business_name} on Accord as {view.role}.\n\n"
+            f"Accept by opening this link before {view.expires_at:%Y-%m-%d %H:%M} UTC:\n"
+            f"{link}\n"
+        ),
+        link=link,
+    )
 
 
 def invite(
@@ -303,6 +330,7 @@ def invite(
     return NewInvitation(
         invitation=get_invitation(conn, business_id=business_id, invitation_id=invitation_id),
         token=token,
+        business_name=get_business(conn, business_id=business_id).name,
     )
 
 
@@ -362,6 +390,7 @@ def renew_invitation(
     return NewInvitation(
         invitation=get_invitation(conn, business_id=business_id, invitation_id=invitation_id),
         token=token,
+        business_name=get_business(conn, business_id=business_id).name,
     )
 
 

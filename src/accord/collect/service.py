@@ -236,18 +236,6 @@ def append_in(
     return len(conn.execute(statement, rows).all())
 
 
-def recent_payloads(conn: Connection, *, profile_id: str, limit: int) -> list[str]:
-    """The newest processed events of a profile still held in the inbox, newest first."""
-    return list(
-        conn.execute(
-            select(inbox.c.payload)
-            .where(inbox.c.profile_id == profile_id)
-            .order_by(inbox.c.seq.desc())
-            .limit(limit)
-        ).scalars()
-    )
-
-
 @dataclass
 class ImportReport:
     read: int = 0

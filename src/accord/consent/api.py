@@ -7,10 +7,19 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from accord.collect.service import decode_body, write_key_from
-from accord.consent import abtest, analytics, config, export, gvl, ledger, proof, service
+from accord.consent import (
+    abtest,
+    analytics,
+    cmp_config,
+    config,
+    export,
+    gvl,
+    ledger,
+    proof,
+    service,
+)
 from accord.consent.geo import country_from, region_from
 from accord.consent.models import (
     ConsentIn,
@@ -95,6 +104,13 @@ def _visitor_place(request: Request, state: AppState) -> tuple[str | None, str |
 
 
 # --- Public ----------------------------------------------------------------------------
+# The public routes and the engine reports are plain `def`: FastAPI runs them in the
+# thread pool, where the write-key lookup, the store and DuckDB may block.
+
+
+async def raw_body(request: Request) -> bytes:
+    """The request's bytes, read on the event loop for a plain `def` route."""
+    return await request.body()
 
 
 @public_router.options("/v1/consent/config", include_in_schema=False)
@@ -109,7 +125,7 @@ async def preflight() -> Response:
     summary="The banner's configuration for a visitor",
     responses={401: _PUBLIC_ERRORS[401], 404: {"description": "Unknown property"}},
 )
-async def consent_config(
+def consent_config(
     request: Request,
     state: State,
     write_key: Annotated[str | None, Query(alias="writeKey")] = None,
@@ -126,7 +142,7 @@ async def consent_config(
         write_key or write_key_from(request.headers.get("authorization"), None)
     )
     country, region = _visitor_place(request, state)
-    visitor = config.Visitor(
+    visitor = cmp_config.Visitor(
         country=country,
         region=region,
         gpc=request.headers.get("sec-gpc", "").strip() == "1",
@@ -135,13 +151,10 @@ async def consent_config(
         anonymous_id=anonymous_id,
     )
 
-    def work() -> dict[str, Any]:
-        with state.store.read() as conn:
-            return config.public_config(
-                conn, business_id=source.business_id, property_key=property_key, visitor=visitor
-            )
-
-    body = await run_in_threadpool(work)
+    with state.store.read() as conn:
+        body = cmp_config.public_config(
+            conn, business_id=source.business_id, property_key=property_key, visitor=visitor
+        )
     headers = {
         **CORS,
         "Vary": f"Accept-Language, Sec-GPC, {state.settings.consent_country_header}",
@@ -161,56 +174,52 @@ async def consent_config(
         }
     },
 )
-async def post_consent(request: Request, state: State) -> Response:
+def post_consent(
+    request: Request, state: State, body: Annotated[bytes, Depends(raw_body)]
+) -> Response:
     """Append the decision (hash-chained) and return the record id, its hash and the state."""
-    body = await request.body()
-
-    def work() -> dict[str, Any]:
-        payload = decode_body(
-            body,
-            content_type=request.headers.get("content-type"),
-            content_encoding=request.headers.get("content-encoding"),
-            max_bytes=state.settings.max_consent_bytes,
+    payload = decode_body(
+        body,
+        content_type=request.headers.get("content-type"),
+        content_encoding=request.headers.get("content-encoding"),
+        max_bytes=state.settings.max_consent_bytes,
+    )
+    source = state.write_keys.resolve(write_key_from(request.headers.get("authorization"), payload))
+    decision = parse(ConsentIn, payload)
+    country, region = _visitor_place(request, state)
+    notice = decision.notice
+    with state.store.write() as conn:
+        recorded = service.record_consent(
+            conn,
+            business_id=source.business_id,
+            property_key=decision.property,
+            purposes=decision.purposes,
+            source=decision.source,
+            anonymous_id=decision.anonymous_id,
+            user_id=decision.user_id,
+            language=decision.language,
+            regime=decision.regime,
+            notice_id=notice.id if notice else None,
+            notice_version=notice.version if notice else None,
+            variant=notice.variant if notice else None,
+            text_hash=notice.text_hash if notice else None,
+            vendors=decision.vendors,
+            special_features=decision.special_features,
+            legitimate_interest=decision.legitimate_interest,
+            gpc=decision.gpc or request.headers.get("sec-gpc", "").strip() == "1",
+            tc_string=decision.tc_string,
+            recorded_at=decision.timestamp,
+            country=country,
+            region=region,
+            ip=_client_ip(request),
+            user_agent=request.headers.get("user-agent"),
         )
-        source = state.write_keys.resolve(
-            write_key_from(request.headers.get("authorization"), payload)
-        )
-        decision = parse(ConsentIn, payload)
-        country, region = _visitor_place(request, state)
-        notice = decision.notice
-        with state.store.write() as conn:
-            recorded = service.record_consent(
-                conn,
-                business_id=source.business_id,
-                property_key=decision.property,
-                purposes=decision.purposes,
-                source=decision.source,
-                anonymous_id=decision.anonymous_id,
-                user_id=decision.user_id,
-                language=decision.language,
-                regime=decision.regime,
-                notice_id=notice.id if notice else None,
-                notice_version=notice.version if notice else None,
-                variant=notice.variant if notice else None,
-                text_hash=notice.text_hash if notice else None,
-                vendors=decision.vendors,
-                special_features=decision.special_features,
-                legitimate_interest=decision.legitimate_interest,
-                gpc=decision.gpc or request.headers.get("sec-gpc", "").strip() == "1",
-                tc_string=decision.tc_string,
-                recorded_at=decision.timestamp,
-                country=country,
-                region=region,
-                ip=_client_ip(request),
-                user_agent=request.headers.get("user-agent"),
-            )
-        return {
-            "record_id": recorded.record_id,
-            "hash": recorded.hash,
-            "state": recorded.state.to_json(),
-        }
-
-    return json_response(await run_in_threadpool(work), headers=CORS)
+    answer = {
+        "record_id": recorded.record_id,
+        "hash": recorded.hash,
+        "state": recorded.state.to_json(),
+    }
+    return json_response(answer, headers=CORS)
 
 
 @public_router.get(
@@ -218,7 +227,7 @@ async def post_consent(request: Request, state: State) -> Response:
     summary="The current consent state of a subject (anonymousId or userId)",
     responses={401: _PUBLIC_ERRORS[401], 404: {"description": "No decision recorded"}},
 )
-async def get_consent(
+def get_consent(
     subject: str,
     request: Request,
     state: State,
@@ -228,14 +237,11 @@ async def get_consent(
         write_key_from(request.headers.get("authorization"), None) or write_key
     )
 
-    def work() -> dict[str, Any]:
-        with state.store.read() as conn:
-            found = service.subject_state(conn, business_id=source.business_id, subject=subject)
-        if found is None:
-            raise NotFound(f"consent of {subject!r}")
-        return found.to_json()
-
-    return json_response(await run_in_threadpool(work), headers=CORS)
+    with state.store.read() as conn:
+        found = service.subject_state(conn, business_id=source.business_id, subject=subject)
+    if found is None:
+        raise NotFound(f"consent of {subject!r}")
+    return json_response(found.to_json(), headers=CORS)
 
 
 # --- Admin -----------------------------------------------------------------------------
@@ -460,7 +466,7 @@ async def export_csv(
 
 
 @admin_router.get("/analytics", summary="Opt-in rates per purpose and one dimension")
-async def opt_in_rates(
+def opt_in_rates(
     state: State,
     caller: Read,
     by: Annotated[str, Query(description=" | ".join(analytics.DIMENSIONS))] = "purpose",
@@ -472,16 +478,13 @@ async def opt_in_rates(
             [FieldProblem("by", f"must be one of {', '.join(analytics.DIMENSIONS)}")]
         )
 
-    def work() -> Any:
-        with state.store.read() as conn:
-            table = analytics.decisions(conn, business_id=caller.business_id)
-        return analytics.opt_in_rates(connect("duckdb://"), table, by=by)
-
-    return await run_in_threadpool(work)
+    with state.store.read() as conn:
+        table = analytics.decisions(conn, business_id=caller.business_id)
+    return analytics.opt_in_rates(connect("duckdb://"), table, by=by)
 
 
 @admin_router.get("/properties/{key}/abtest", summary="Banner A/B test: winner by significance")
-async def abtest_report(
+def abtest_report(
     key: str,
     state: State,
     caller: Read,
@@ -490,16 +493,13 @@ async def abtest_report(
 ) -> Any:
     """Compares the variants of a notice version (default: the newest) on first decisions."""
 
-    def work() -> Any:
-        with state.store.read() as conn:
-            prop = config.get_property(conn, business_id=caller.business_id, key=key)
-            tested = version or max(
-                (n["version"] for n in config.current_variants(conn, property_id=prop["id"])),
-                default=0,
-            )
-            table = analytics.decisions(conn, business_id=caller.business_id)
-        return abtest.evaluate(
-            connect("duckdb://"), table, property_id=prop["id"], version=tested, purpose=purpose
+    with state.store.read() as conn:
+        prop = config.get_property(conn, business_id=caller.business_id, key=key)
+        tested = version or max(
+            (n["version"] for n in config.current_variants(conn, property_id=prop["id"])),
+            default=0,
         )
-
-    return await run_in_threadpool(work)
+        table = analytics.decisions(conn, business_id=caller.business_id)
+    return abtest.evaluate(
+        connect("duckdb://"), table, property_id=prop["id"], version=tested, purpose=purpose
+    )

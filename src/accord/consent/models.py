@@ -30,15 +30,6 @@ OPT_IN_REGIMES = frozenset({"gdpr", "uk_gdpr", "lgpd"})
 SOURCES: tuple[str, ...] = ("banner", "preference_centre", "form", "import", "api")
 PURPOSE_KEY_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 STANDARD_PURPOSES: tuple[str, ...] = ("necessary", "preferences", "statistics", "marketing")
-CONSENT_MODE_SIGNALS: tuple[str, ...] = (
-    "ad_storage",
-    "ad_user_data",
-    "ad_personalization",
-    "analytics_storage",
-    "functionality_storage",
-    "personalization_storage",
-    "security_storage",
-)
 NOTICE_TEXT_KEYS: tuple[str, ...] = (
     "title",
     "description",

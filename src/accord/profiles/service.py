@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, delete, func, select, tuple_, update
+from sqlalchemy import Connection, bindparam, delete, select, tuple_, update
 
-from accord.core.clock import iso, parse_instant, utcnow
+from accord.core.clock import iso, utcnow
 from accord.core.errors import NotFound
 from accord.core.ids import new_id
 from accord.profiles import rfm
@@ -414,14 +414,6 @@ def profile_ids(conn: Connection, *, business_id: str) -> list[str]:
     )
 
 
-def count_profiles(conn: Connection, *, business_id: str) -> int:
-    return int(
-        conn.execute(
-            select(func.count()).select_from(profiles).where(profiles.c.business_id == business_id)
-        ).scalar_one()
-    )
-
-
 def find_profile_id(conn: Connection, *, business_id: str, kind: str, value: str) -> str:
     profile_id = conn.execute(
         select(profile_identifiers.c.profile_id).where(
@@ -493,10 +485,6 @@ def timeline(
         ).limit(limit)
     ).scalars()
     return [orjson.loads(payload) for payload in rows]
-
-
-def event_time(event: dict[str, Any]) -> datetime:
-    return parse_instant(event["timestamp"])
 
 
 def delete_profile(conn: Connection, *, business_id: str, profile_id: str) -> tuple[int, int]:

@@ -3,7 +3,7 @@
 `requires("<area>.<action>")` is the one check every admin route and page uses. It
 accepts a bearer API token (scoped to one business) or a UI session cookie (acting for
 the business selected in the session), checks CSRF on unsafe methods from the UI, then
-asks `accounts.service.permitted` whether the caller's role and tasks grant the
+asks `accounts.service.granted_permissions` whether the caller's role and tasks grant the
 permission. Unknown permissions are denied.
 """
 
@@ -16,20 +16,17 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from accord.accounts import people
 from accord.accounts.models import Actor
-from accord.accounts.service import (
-    Access,
-    access_for_token,
-    check_asset,
-    permitted,
-    role_of,
-)
+from accord.accounts.service import Access, check_asset, granted_permissions, role_of
+from accord.accounts.tokens import access_for_token
 from accord.core.errors import CsrfRejected, Forbidden, InvalidToken
 from accord.store.db import Store
-from accord.web.state import State
+from accord.web import store_work
+from accord.web.state import AppState, State
 
 SESSION_COOKIE = "accord_session"
 # Forms shown before signing in (sign-in, sign-up) carry this cookie's value back.
@@ -59,6 +56,8 @@ class Caller:
     csrf_token: str | None = None
     store: Store | None = field(default=None, compare=False, repr=False)
     scope: frozenset[str] | None = None
+    # Every permission the caller holds in the business, read once per request.
+    permissions: frozenset[str] = frozenset()
 
     @property
     def access(self) -> Access:
@@ -80,21 +79,24 @@ class Caller:
         return Actor(kind="system", label=self.label)
 
     def can(self, permission: str) -> bool:
-        if self.store is None:
-            return False
-        with self.store.read() as conn:
-            return permitted(conn, access=self.access, permission=permission)
+        """Whether the caller holds `permission` (read with the caller, so no query here)."""
+        return permission in self.permissions
 
-    def require_asset(self, kind: str | None, asset_id: str, task: str) -> str:
-        """The owner business of one asset the caller may do `task` on; else NotFound.
 
-        Routes that act on one asset call this before the service, so an employee
-        reaches only assigned assets and a partner only shared ones.
-        """
-        if self.store is None:
-            raise Forbidden("no store to check the asset against")
-        with self.store.read() as conn:
-            return check_asset(conn, access=self.access, asset_id=asset_id, kind=kind, task=task)
+async def require_asset(
+    state: AppState, caller: Caller, *, kind: str | None, asset_id: str, task: str
+) -> str:
+    """The owner business of one asset the caller may do `task` on; else NotFound.
+
+    Routes that act on one asset call this before the service, so an employee
+    reaches only assigned assets and a partner only shared ones.
+    """
+    return await store_work.read(
+        state,
+        lambda conn: check_asset(
+            conn, access=caller.access, asset_id=asset_id, kind=kind, task=task
+        ),
+    )
 
 
 def client_ip(request: Request) -> str:
@@ -127,19 +129,20 @@ def anonymous_csrf(request: Request) -> str:
     return request.cookies.get(ANON_CSRF_COOKIE) or secrets.token_urlsafe(32)
 
 
-async def signed_in_session(request: Request, state: State) -> people.Session:
-    """A UI session past every sign-in step (CSRF checked on unsafe methods)."""
+async def session_at(request: Request, state: AppState, stage: str) -> people.Session:
+    """The cookie's UI session if it is at `stage` (`password`: the second factor is still
+    to come; `full`: signed in), CSRF checked on unsafe methods."""
     token = request.cookies.get(SESSION_COOKIE)
-
-    def load() -> people.Session | None:
-        with state.store.read() as conn:
-            return people.session_for(conn, token=token)
-
-    session = await run_in_threadpool(load)
-    if session is None or session.stage != "full":
+    session = await store_work.read(state, lambda conn: people.session_for(conn, token=token))
+    if session is None or session.stage != stage:
         raise InvalidToken()
     await check_csrf(request, session.csrf_token)
     return session
+
+
+async def signed_in_session(request: Request, state: State) -> people.Session:
+    """A UI session past every sign-in step (CSRF checked on unsafe methods)."""
+    return await session_at(request, state, "full")
 
 
 SignedIn = Annotated[people.Session, Depends(signed_in_session)]
@@ -167,15 +170,14 @@ def requires(permission: str) -> Callable[..., Awaitable[Caller]]:
                 raise Forbidden(NO_BUSINESS)
             business_id = session.business_id
 
-            def membership() -> tuple[str | None, bool]:
-                with store.read() as conn:
-                    role = role_of(conn, business_id=business_id, person_id=session.person.id)
-                    needs = people.two_factor_required(
-                        conn, person_id=session.person.id, business_id=business_id
-                    )
+            def membership(conn: Connection) -> tuple[str | None, bool]:
+                role = role_of(conn, business_id=business_id, person_id=session.person.id)
+                needs = people.two_factor_required(
+                    conn, person_id=session.person.id, business_id=business_id
+                )
                 return role, needs
 
-            role, needs_two_factor = await run_in_threadpool(membership)
+            role, needs_two_factor = await store_work.read(state, membership)
             if role is None:
                 raise Forbidden("you are no longer a member of this business")
             if needs_two_factor and not session.person.two_factor:
@@ -185,11 +187,10 @@ def requires(permission: str) -> Callable[..., Awaitable[Caller]]:
             access = Access(business_id=business_id, role=role, person_id=session.person.id)
             label = session.person.email
 
-        def check() -> bool:
-            with store.read() as conn:
-                return permitted(conn, access=access, permission=permission)
-
-        if not await run_in_threadpool(check):
+        granted = await store_work.read(
+            state, lambda conn: granted_permissions(conn, access=access)
+        )
+        if permission not in granted:
             raise Forbidden(f"your role and tasks in this business do not allow {permission}")
         return Caller(
             business_id=access.business_id,
@@ -203,6 +204,7 @@ def requires(permission: str) -> Callable[..., Awaitable[Caller]]:
             csrf_token=session.csrf_token if session else None,
             store=store,
             scope=access.scope,
+            permissions=granted,
         )
 
     return dependency
