@@ -23,7 +23,7 @@ from accord.web import store_work
 from accord.web.account_mail import base_url
 from accord.web.auth import require_asset
 from accord.web.state import State
-from accord.web.ui import redirect, render
+from accord.web.ui import arender, redirect
 
 router = APIRouter(include_in_schema=False)
 
@@ -39,7 +39,7 @@ async def assets_page(request: Request, state: State, caller: AssetsRead) -> HTM
     by_kind: dict[str, list[Any]] = {}
     for asset in found:
         by_kind.setdefault(asset.kind, []).append(asset)
-    return render(
+    return await arender(
         request,
         "accounts/assets.html",
         caller=caller,
@@ -87,7 +87,9 @@ async def pixel_page(
     snippet = asset_service.install_snippet(
         base_url=base_url(request, state.settings), write_key=pixel.write_key
     )
-    return render(request, "accounts/pixel.html", caller=caller, pixel=pixel, snippet=snippet)
+    return await arender(
+        request, "accounts/pixel.html", caller=caller, pixel=pixel, snippet=snippet
+    )
 
 
 @router.post("/assets/properties")
@@ -159,7 +161,7 @@ async def ad_account_page(
             ),
         }
 
-    return render(
+    return await arender(
         request,
         "accounts/ad_account.html",
         caller=caller,

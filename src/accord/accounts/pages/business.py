@@ -23,7 +23,7 @@ from accord.core.errors import InvalidInput
 from accord.web import account_mail, store_work
 from accord.web.auth import SignedIn
 from accord.web.state import State
-from accord.web.ui import redirect, render
+from accord.web.ui import arender, redirect
 
 router = APIRouter(include_in_schema=False)
 
@@ -56,7 +56,7 @@ async def businesses_page(request: Request, state: State, session: SignedIn) -> 
     mine = await store_work.read(
         state, lambda conn: service.businesses_of(conn, person_id=session.person.id)
     )
-    return render(request, "accounts/businesses.html", caller=caller, businesses=mine)
+    return await arender(request, "accounts/businesses.html", caller=caller, businesses=mine)
 
 
 @router.post("/businesses")
@@ -105,7 +105,7 @@ async def overview(request: Request, state: State, caller: AssetsRead) -> HTMLRe
             "role": caller.role,
         }
 
-    return render(
+    return await arender(
         request, "accounts/overview.html", caller=caller, **await store_work.read(state, work)
     )
 
@@ -115,7 +115,7 @@ async def business_settings(request: Request, state: State, caller: AccountsRead
     business = await store_work.read(
         state, lambda conn: service.get_business(conn, business_id=caller.business_id)
     )
-    return render(
+    return await arender(
         request,
         "accounts/business_settings.html",
         caller=caller,
@@ -170,7 +170,7 @@ async def confirm_email(request: Request, state: State, token: str = "") -> HTML
     confirmed = await store_work.write(
         state, lambda conn: service.confirm_email(conn, secret=secret, token=token)
     )
-    return render(
+    return await arender(
         request,
         "accounts/confirm_email.html",
         confirmed=confirmed,

@@ -24,7 +24,7 @@ from accord.core.errors import CsrfRejected, InvalidInput
 from accord.web import account_mail, store_work
 from accord.web.auth import SESSION_COOKIE, client_ip
 from accord.web.state import State
-from accord.web.ui import redirect, render
+from accord.web.ui import arender, redirect
 
 router = APIRouter(include_in_schema=False)
 
@@ -38,7 +38,7 @@ async def people_page(request: Request, state: State, caller: AccountsRead) -> H
             "assets": service.visible_assets(conn, access=caller.access),
         }
 
-    return render(
+    return await arender(
         request,
         "accounts/people.html",
         caller=caller,
@@ -200,11 +200,11 @@ async def invitation_page(request: Request, state: State, token: str = "") -> HT
     try:
         pending, has_account = await store_work.read(state, work)
     except InvalidInput as exc:
-        return render(
+        return await arender(
             request, "accounts/invitation.html", status=400, error=error_text(exc), pending=None
         )
     caller = await session_caller(state, session, request) if session else None
-    return render(
+    return await arender(
         request,
         "accounts/invitation.html",
         caller=caller,
@@ -275,7 +275,7 @@ async def partners_page(request: Request, state: State, caller: AccountsRead) ->
             "assets": [a for a in own if a["business_id"] == caller.business_id],
         }
 
-    return render(
+    return await arender(
         request,
         "accounts/partners.html",
         caller=caller,

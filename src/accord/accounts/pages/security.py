@@ -14,7 +14,7 @@ from accord.core.errors import Forbidden, InvalidInput
 from accord.web import store_work
 from accord.web.auth import Caller
 from accord.web.state import State
-from accord.web.ui import redirect, render
+from accord.web.ui import arender, redirect
 
 router = APIRouter(include_in_schema=False)
 
@@ -27,7 +27,7 @@ async def security_page(request: Request, state: State, caller: AccountsManage) 
             conn, business_id=caller.business_id, max_admins=state.settings.max_admins_per_business
         ),
     )
-    return render(request, "accounts/security.html", caller=caller, report=report)
+    return await arender(request, "accounts/security.html", caller=caller, report=report)
 
 
 @router.post("/security/policy")
@@ -51,7 +51,7 @@ async def _tokens_page(
     found = await store_work.read(
         state, lambda conn: tokens.list_tokens(conn, business_id=caller.business_id)
     )
-    return render(
+    return await arender(
         request,
         "accounts/tokens.html",
         caller=caller,
@@ -107,7 +107,7 @@ async def audit_page(
             conn, business_id=caller.business_id, action=action or None, asset_id=asset_id or None
         ),
     )
-    return render(
+    return await arender(
         request,
         "accounts/audit.html",
         caller=caller,

@@ -21,7 +21,7 @@ from accord.core.errors import InvalidInput, TooManyAttempts
 from accord.web import store_work
 from accord.web.auth import SESSION_COOKIE, SignedIn, client_ip, session_at
 from accord.web.state import State
-from accord.web.ui import redirect, render
+from accord.web.ui import arender, redirect
 
 router = APIRouter(include_in_schema=False)
 
@@ -34,7 +34,7 @@ async def home(request: Request) -> RedirectResponse:
 
 @router.get("/sign-up")
 async def sign_up_page(request: Request, next: str | None = None) -> HTMLResponse:
-    return render(request, "accounts/sign_up.html", next=safe_next(next))
+    return await arender(request, "accounts/sign_up.html", next=safe_next(next))
 
 
 @router.post("/sign-up")
@@ -63,7 +63,7 @@ async def sign_up(
     try:
         token = await store_work.write(state, work)
     except InvalidInput as exc:
-        return render(
+        return await arender(
             request,
             "accounts/sign_up.html",
             status=400,
@@ -81,7 +81,7 @@ async def sign_up(
 
 @router.get("/sign-in")
 async def sign_in_page(request: Request, next: str | None = None) -> HTMLResponse:
-    return render(request, "accounts/sign_in.html", next=safe_next(next))
+    return await arender(request, "accounts/sign_in.html", next=safe_next(next))
 
 
 @router.post("/sign-in")
@@ -116,11 +116,11 @@ async def sign_in(
     try:
         signed_in = await store_work.write(state, work)
     except TooManyAttempts as exc:
-        return render(
+        return await arender(
             request, "accounts/sign_in.html", status=429, error=str(exc), email=email, next=next
         )
     if signed_in is None:
-        return render(
+        return await arender(
             request,
             "accounts/sign_in.html",
             status=401,
@@ -151,7 +151,7 @@ HalfSignedIn = Annotated[people.Session, Depends(_half_session)]
 async def second_factor_page(
     request: Request, session: HalfSignedIn, next: str | None = None
 ) -> HTMLResponse:
-    return render(
+    return await arender(
         request,
         "accounts/second_factor.html",
         csrf_token_override=session.csrf_token,
@@ -186,7 +186,7 @@ async def second_factor(
     except InvalidInput as exc:
         error, status = error_text(exc), 401
     if error is not None:
-        return render(
+        return await arender(
             request,
             "accounts/second_factor.html",
             status=status,
@@ -215,14 +215,14 @@ async def two_factor_page(request: Request, state: State, session: SignedIn) -> 
         remaining = await store_work.read(
             state, lambda conn: people.remaining_recovery_codes(conn, person_id=session.person.id)
         )
-        return render(
+        return await arender(
             request, "accounts/two_factor.html", caller=caller, enabled=True, remaining=remaining
         )
     secret = await store_work.write(
         state, lambda conn: people.begin_enrolment(conn, person_id=session.person.id)
     )
     uri = people.provisioning_uri(secret=secret, email=session.person.email)
-    return render(
+    return await arender(
         request,
         "accounts/two_factor.html",
         caller=caller,
@@ -255,4 +255,4 @@ async def two_factor_confirm(
         codes = await store_work.write(state, work)
     except InvalidInput as exc:
         return redirect(request, "/account/two-factor", error=error_text(exc))
-    return render(request, "accounts/recovery_codes.html", caller=caller, codes=codes)
+    return await arender(request, "accounts/recovery_codes.html", caller=caller, codes=codes)
