@@ -23,9 +23,8 @@ from accord.core.settings import Settings
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
 
-# The exit codes of every command (docs/cli.md). Click exits with USAGE on its own for
-# unknown options and bad values; a command exits with it when it cannot start as asked.
-OK = 0
+# The exit codes of every command besides 0 (docs/cli.md). Click exits with USAGE on its
+# own for unknown options and bad values; a command exits with it when it cannot start.
 FAILED = 1  # the command ran and the answer is no: a domain error, rejected rows, a failed check
 USAGE = 2  # the command could not run as asked: bad arguments, unknown business, missing setup
 
@@ -71,6 +70,13 @@ def state_store(settings: Settings | None = None) -> Iterator[Store]:
         raise fail(str(exc)) from None
     finally:
         store.dispose()
+
+
+@contextmanager
+def business_store(business: str, settings: Settings | None = None) -> Iterator[tuple[Store, str]]:
+    """`state_store()` with the id of the business `--business` names."""
+    with state_store(settings) as store:
+        yield store, business_id_of(store, business)
 
 
 def business_id_of(store: Store, business: str) -> str:

@@ -14,10 +14,9 @@ from accord.audiences.models import AudienceIn
 from accord.cli_common import (
     Business,
     Engine,
-    business_id_of,
+    business_store,
     echo_json,
     print_table,
-    state_store,
     usage,
 )
 from accord.core.settings import Settings
@@ -31,11 +30,9 @@ audiences_app = typer.Typer(help="Audiences, suppression and exports.", no_args_
 @audiences_app.command("list")
 def list_audiences(business: Business) -> None:
     """Every audience with its size after the last refresh."""
-    with state_store() as store:
-        business_id = business_id_of(store, business)
-        with store.write() as conn:
-            service.ensure_predefined(conn, business_id=business_id)
-            views = service.list_audiences(conn, business_id=business_id)
+    with business_store(business) as (store, business_id), store.write() as conn:
+        service.ensure_predefined(conn, business_id=business_id)
+        views = service.list_audiences(conn, business_id=business_id)
     print_table(
         "slug",
         "size",
@@ -48,16 +45,14 @@ def list_audiences(business: Business) -> None:
 @audiences_app.command("validate")
 def validate(text: str, business: Business) -> None:
     """Check a definition in the text form; print its canonical text and its JSON."""
-    with state_store() as store:
-        business_id = business_id_of(store, business)
-        with store.read() as conn:
-            result = service.validate_definition(
-                conn,
-                business_id=business_id,
-                definition=None,
-                text=text,
-                consent=service.LEDGER_CONSENT,
-            )
+    with business_store(business) as (store, business_id), store.read() as conn:
+        result = service.validate_definition(
+            conn,
+            business_id=business_id,
+            definition=None,
+            text=text,
+            consent=service.LEDGER_CONSENT,
+        )
     typer.echo(result.text)
     echo_json(result.definition, indent=True)
 
@@ -71,17 +66,13 @@ def create(
     suppression: Annotated[bool, typer.Option(help="Leave members out of activations")] = False,
 ) -> None:
     """Define an audience in the text form."""
-    with state_store() as store:
-        business_id = business_id_of(store, business)
-        with store.write() as conn:
-            view = service.create_audience(
-                conn,
-                business_id=business_id,
-                audience=AudienceIn(
-                    name=name or slug, slug=slug, text=text, suppression=suppression
-                ),
-                consent=service.LEDGER_CONSENT,
-            )
+    with business_store(business) as (store, business_id), store.write() as conn:
+        view = service.create_audience(
+            conn,
+            business_id=business_id,
+            audience=AudienceIn(name=name or slug, slug=slug, text=text, suppression=suppression),
+            consent=service.LEDGER_CONSENT,
+        )
     typer.echo(view.id)
 
 
@@ -89,10 +80,10 @@ def create(
 def preview(text: str, business: Business, engine: Engine = None) -> None:
     """How many people a definition selects now."""
     settings = Settings()
-    with state_store(settings) as store:
+    with business_store(business, settings) as (store, business_id):
         result = service.preview(
             store,
-            business_id=business_id_of(store, business),
+            business_id=business_id,
             definition=service.definition_from(None, text),
             backend=connect(engine or settings.engine_url),
             lake_url=settings.resolved_lake_url(),
@@ -111,10 +102,10 @@ def refresh(
 ) -> None:
     """Recompute audiences on the engine; record entries and exits."""
     settings = Settings()
-    with state_store(settings) as store:
+    with business_store(business, settings) as (store, business_id):
         results = service.refresh(
             store,
-            business_id=business_id_of(store, business),
+            business_id=business_id,
             backend=connect(engine or settings.engine_url),
             lake_url=settings.resolved_lake_url(),
             consent=service.LEDGER_CONSENT,
@@ -141,17 +132,15 @@ def export(
     """Members as CSV or a Meta / Google Ads customer list (consent and suppression applied)."""
     if destination == "interest_groups":
         raise usage("interest groups need the buyer's URLs: use the API")
-    with state_store() as store:
-        business_id = business_id_of(store, business)
-        with store.read() as conn:
-            result = service.export_audience(
-                conn,
-                business_id=business_id,
-                audience=audience,
-                destination=destination,
-                consent=service.LEDGER_CONSENT,
-                purpose=purpose,
-            )
+    with business_store(business) as (store, business_id), store.read() as conn:
+        result = service.export_audience(
+            conn,
+            business_id=business_id,
+            audience=audience,
+            destination=destination,
+            consent=service.LEDGER_CONSENT,
+            purpose=purpose,
+        )
     output.write_bytes(result.body)
     typer.echo(f"{result.included} people written to {output}")
     for reason, count in result.left_out.items():
@@ -166,12 +155,10 @@ def suppress(
     reason: Annotated[str, typer.Option(help="manual, unsubscribe, complaint, …")] = "manual",
 ) -> None:
     """Leave an email, phone, user id, anonymous id or profile out of every activation."""
-    with state_store() as store:
-        business_id = business_id_of(store, business)
-        with store.write() as conn:
-            service.suppress(
-                conn,
-                business_id=business_id,
-                identifier=Identifier(kind=kind, value=value),
-                reason=reason,
-            )
+    with business_store(business) as (store, business_id), store.write() as conn:
+        service.suppress(
+            conn,
+            business_id=business_id,
+            identifier=Identifier(kind=kind, value=value),
+            reason=reason,
+        )

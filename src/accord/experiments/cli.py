@@ -16,11 +16,10 @@ from accord.cli_common import (
     FAILED,
     Business,
     Engine,
-    business_id_of,
+    business_store,
     console,
     print_table,
     report_rejected,
-    state_store,
 )
 from accord.core.clock import utcnow
 from accord.core.settings import Settings
@@ -39,15 +38,13 @@ def create(
     from accord.experiments import service
     from accord.experiments.models import DesignIn
 
-    with state_store() as store:
-        business_id = business_id_of(store, business)
-        with store.write() as conn:
-            view = service.create_experiment(
-                conn,
-                business_id=business_id,
-                design=DesignIn.model_validate_json(design.read_bytes()),
-                now=utcnow(),
-            )
+    with business_store(business) as (store, business_id), store.write() as conn:
+        view = service.create_experiment(
+            conn,
+            business_id=business_id,
+            design=DesignIn.model_validate_json(design.read_bytes()),
+            now=utcnow(),
+        )
     typer.echo(f"created {view.key} (draft)")
 
 
@@ -56,10 +53,8 @@ def start(key: str, business: Business) -> None:
     """Freeze the design and its analysis plan, and open assignment."""
     from accord.experiments import service
 
-    with state_store() as store:
-        business_id = business_id_of(store, business)
-        with store.write() as conn:
-            view = service.start_experiment(conn, business_id=business_id, key=key, now=utcnow())
+    with business_store(business) as (store, business_id), store.write() as conn:
+        view = service.start_experiment(conn, business_id=business_id, key=key, now=utcnow())
     typer.echo(f"started {view.key}; plan sha256 {view.plan_hash}")
 
 
@@ -74,8 +69,7 @@ def load_logs(
     from accord.experiments import adlogs, service
 
     settings = Settings()
-    with state_store(settings) as store:
-        business_id = business_id_of(store, business)
+    with business_store(business, settings) as (store, business_id):
         with store.read() as conn:
             experiment = service.get_experiment(conn, business_id=business_id, key=key)
         result = service.load_ad_logs(
@@ -111,10 +105,8 @@ def simulate_logs(
     from accord.experiments.simulate import Scenario, simulate
 
     settings = Settings()
-    with state_store(settings) as store:
-        business_id = business_id_of(store, business)
-        with store.read() as conn:
-            experiment = service.get_experiment(conn, business_id=business_id, key=key)
+    with business_store(business, settings) as (store, business_id), store.read() as conn:
+        experiment = service.get_experiment(conn, business_id=business_id, key=key)
     design = experiment.design
     effects = {}
     for item in effect or []:
@@ -157,8 +149,7 @@ def report_command(
     from accord.experiments import report, service
 
     settings = Settings()
-    with state_store(settings) as store:
-        business_id = business_id_of(store, business)
+    with business_store(business, settings) as (store, business_id):
         with store.read() as conn:
             experiment = service.get_experiment(conn, business_id=business_id, key=key)
         analysis = service.analyse_experiment(

@@ -13,11 +13,10 @@ from accord.cli_common import (
     AsJson,
     Business,
     Engine,
-    business_id_of,
+    business_store,
     console,
     echo_json,
     print_table,
-    state_store,
 )
 from accord.core.settings import Settings
 from accord.identity import service
@@ -37,8 +36,7 @@ def rules(
     ] = None,
 ) -> None:
     """Print the business's identity rules, or replace them from a JSON file."""
-    with state_store() as store:
-        business_id = business_id_of(store, business)
+    with business_store(business) as (store, business_id):
         if set_from is not None:
             with store.write() as conn:
                 stored = service.set_rules(
@@ -57,12 +55,10 @@ def review_list(
     as_json: AsJson = False,
 ) -> None:
     """The proposed merges."""
-    with state_store() as store:
-        business_id = business_id_of(store, business)
-        with store.read() as conn:
-            items = service.list_reviews(
-                conn, business_id=business_id, status=None if status == "all" else status
-            )
+    with business_store(business) as (store, business_id), store.read() as conn:
+        items = service.list_reviews(
+            conn, business_id=business_id, status=None if status == "all" else status
+        )
     if as_json:
         echo_json(items)
         return
@@ -88,10 +84,8 @@ def review_list(
 @review_app.command("diff")
 def review_diff(review_id: str, business: Business) -> None:
     """What accepting a proposed merge would change (nothing is written)."""
-    with state_store() as store:
-        business_id = business_id_of(store, business)
-        with store.read() as conn:
-            diff = service.review_diff(conn, business_id=business_id, review_id=review_id)
+    with business_store(business) as (store, business_id), store.read() as conn:
+        diff = service.review_diff(conn, business_id=business_id, review_id=review_id)
     echo_json(diff, indent=True)
 
 
@@ -102,16 +96,14 @@ def review_accept(
     note: Annotated[str | None, typer.Option(help="Why")] = None,
 ) -> None:
     """Make a proposed merge (hard identifiers still may not clash)."""
-    with state_store() as store:
-        business_id = business_id_of(store, business)
-        with store.write() as conn:
-            diff = service.accept_review(
-                conn,
-                business_id=business_id,
-                review_id=review_id,
-                note=note,
-                lock_rows=store.dialect == "postgresql",
-            )
+    with business_store(business) as (store, business_id), store.write() as conn:
+        diff = service.accept_review(
+            conn,
+            business_id=business_id,
+            review_id=review_id,
+            note=note,
+            lock_rows=store.dialect == "postgresql",
+        )
     console.print(f"merged into {diff.surviving_profile}: {', '.join(diff.profiles_merged)}")
 
 
@@ -122,20 +114,16 @@ def review_reject(
     note: Annotated[str | None, typer.Option(help="Why")] = None,
 ) -> None:
     """Refuse a proposed merge."""
-    with state_store() as store:
-        business_id = business_id_of(store, business)
-        with store.write() as conn:
-            service.reject_review(conn, business_id=business_id, review_id=review_id, note=note)
+    with business_store(business) as (store, business_id), store.write() as conn:
+        service.reject_review(conn, business_id=business_id, review_id=review_id, note=note)
     console.print(f"rejected {review_id}")
 
 
 @identity_app.command("edges")
 def edges(profile_id: str, business: Business, as_json: AsJson = False) -> None:
     """The edges of a profile's identity graph with their evidence (to pick one to remove)."""
-    with state_store() as store:
-        business_id = business_id_of(store, business)
-        with store.read() as conn:
-            found = service.edges_of(conn, business_id=business_id, profile_id=profile_id)
+    with business_store(business) as (store, business_id), store.read() as conn:
+        found = service.edges_of(conn, business_id=business_id, profile_id=profile_id)
     if as_json:
         echo_json(found)
         return
@@ -167,20 +155,16 @@ def unmerge(
     reason: Annotated[str | None, typer.Option(help="Why the link was wrong")] = None,
 ) -> None:
     """Remove an edge for good and split its profile where nothing else holds it together."""
-    with state_store() as store:
-        business_id = business_id_of(store, business)
-        with store.write() as conn:
-            report = service.unmerge(conn, business_id=business_id, edge_id=edge_id, reason=reason)
+    with business_store(business) as (store, business_id), store.write() as conn:
+        report = service.unmerge(conn, business_id=business_id, edge_id=edge_id, reason=reason)
     echo_json(report, indent=True)
 
 
 @identity_app.command("rederive")
 def rederive(business: Business) -> None:
     """Compute every profile of the business again from its own events."""
-    with state_store() as store:
-        business_id = business_id_of(store, business)
-        with store.write() as conn:
-            count = service.rederive_all(conn, business_id=business_id)
+    with business_store(business) as (store, business_id), store.write() as conn:
+        count = service.rederive_all(conn, business_id=business_id)
     console.print(f"profiles derived again: {count}")
 
 
@@ -192,16 +176,14 @@ def verify(business: Business, engine: Engine = None, as_json: AsJson = False) -
     """
     from accord.identity.batch import check_graph
 
-    with state_store() as store:
-        business_id = business_id_of(store, business)
-        with store.read() as conn:
-            rules = service.get_rules(conn, business_id=business_id)
-            report = check_graph(
-                conn,
-                business_id=business_id,
-                rules=rules,
-                engine_url=engine or Settings().engine_url,
-            )
+    with business_store(business) as (store, business_id), store.read() as conn:
+        rules = service.get_rules(conn, business_id=business_id)
+        report = check_graph(
+            conn,
+            business_id=business_id,
+            rules=rules,
+            engine_url=engine or Settings().engine_url,
+        )
     summary: dict[str, int | list[Any]] = {
         "identifiers": report.identifiers,
         "edges": report.edges,
@@ -234,8 +216,7 @@ def match(
     """Probabilistic matching of profiles that share no identifier (the rules' `matching`)."""
     from accord.identity.matching import run_match, undo_last_match
 
-    with state_store() as store:
-        business_id = business_id_of(store, business)
+    with business_store(business) as (store, business_id):
         if undo:
             with store.write() as conn:
                 undone = undo_last_match(conn, business_id=business_id)

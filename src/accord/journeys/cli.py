@@ -10,10 +10,9 @@ import typer
 
 from accord.cli_common import (
     Business,
-    business_id_of,
+    business_store,
     echo_json,
     print_table,
-    state_store,
     stop_on_signals,
 )
 from accord.core.clock import utcnow
@@ -30,22 +29,20 @@ journeys_app = typer.Typer(
 def list_journeys(business: Business) -> None:
     """The business's journeys with their status and people."""
     rows = []
-    with state_store() as store:
-        business_id = business_id_of(store, business)
-        with store.read() as conn:
-            for view in service.list_journeys(conn, business_id=business_id):
-                s = analytics.summary(conn, journey_id=view.id)
-                rows.append(
-                    (
-                        view.key,
-                        view.name,
-                        view.status,
-                        view.current_version,
-                        s.entered,
-                        s.active,
-                        s.converted,
-                    )
+    with business_store(business) as (store, business_id), store.read() as conn:
+        for view in service.list_journeys(conn, business_id=business_id):
+            s = analytics.summary(conn, journey_id=view.id)
+            rows.append(
+                (
+                    view.key,
+                    view.name,
+                    view.status,
+                    view.current_version,
+                    s.entered,
+                    s.active,
+                    s.converted,
                 )
+            )
     print_table("key", "name", "status", "version", "entered", "inside", "converted", rows=rows)
 
 
@@ -58,35 +55,31 @@ def create(
     activate: Annotated[bool, typer.Option(help="activate at once")] = False,
 ) -> None:
     """Create a journey from a JSON definition (problems are named by node)."""
-    with state_store() as store:
-        business_id = business_id_of(store, business)
-        with store.write() as conn:
-            view = service.create_journey(
-                conn,
-                business_id=business_id,
-                key=key,
-                name=name or key,
-                definition=json.loads(definition.read_text()),
-                now=utcnow(),
+    with business_store(business) as (store, business_id), store.write() as conn:
+        view = service.create_journey(
+            conn,
+            business_id=business_id,
+            key=key,
+            name=name or key,
+            definition=json.loads(definition.read_text()),
+            now=utcnow(),
+        )
+        if activate:
+            view = service.set_status(
+                conn, business_id=business_id, key=key, status="active", now=utcnow()
             )
-            if activate:
-                view = service.set_status(
-                    conn, business_id=business_id, key=key, status="active", now=utcnow()
-                )
     typer.echo(f"{view.key}: version {view.current_version}, {view.status}")
 
 
 @journeys_app.command("report")
 def report(business: Business, key: str) -> None:
     """People per node and conversions, as JSON."""
-    with state_store() as store:
-        business_id = business_id_of(store, business)
-        with store.read() as conn:
-            view = service.get_journey(conn, business_id=business_id, key=key)
-            out = {
-                "summary": analytics.summary(conn, journey_id=view.id),
-                "nodes": analytics.node_counts(conn, journey_id=view.id),
-            }
+    with business_store(business) as (store, business_id), store.read() as conn:
+        view = service.get_journey(conn, business_id=business_id, key=key)
+        out = {
+            "summary": analytics.summary(conn, journey_id=view.id),
+            "nodes": analytics.node_counts(conn, journey_id=view.id),
+        }
     echo_json(out, indent=True)
 
 

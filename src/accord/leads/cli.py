@@ -11,10 +11,9 @@ import typer
 from accord.cli_common import (
     FAILED,
     Business,
-    business_id_of,
+    business_store,
     print_table,
     report_rejected,
-    state_store,
     usage,
 )
 from accord.collect.consent_gate import KeepEverything
@@ -50,8 +49,7 @@ def import_leads(
         raise usage(f"--mapping is not JSON: {exc}") from None
     settings = Settings()
     raw = path.read_bytes()
-    with state_store(settings) as store:
-        business_id = business_id_of(store, business)
+    with business_store(business, settings) as (store, business_id):
         rows = list(read_mapped_csv(raw, columns) if columns else read_lead_ads(raw))
         report = service.import_leads(
             store,

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from accord.cli_common import Business, business_id_of, console, state_store, stop_on_signals
+from accord.cli_common import Business, business_store, console, state_store, stop_on_signals
 from accord.core.errors import AccordError
 from accord.core.settings import Settings
 from accord.messaging import service
@@ -48,8 +48,7 @@ def bounces(
 ) -> None:
     """Read bounce (RFC 3464) and complaint (ARF) emails; hard bounces are suppressed."""
     total = matched = 0
-    with state_store() as store:
-        business_id = business_id_of(store, business)
+    with business_store(business) as (store, business_id):
         for path in paths:
             try:
                 reports = parse_report_email(path.read_bytes())

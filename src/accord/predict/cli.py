@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from accord.cli_common import Business, Engine, business_id_of, echo_json, print_table, state_store
+from accord.cli_common import Business, Engine, business_store, echo_json, print_table
 from accord.core.settings import Settings
 from accord.engine.connection import connect
 from accord.predict.service import model_cards, train
@@ -24,10 +24,10 @@ def train_models(
     """Train purchase and churn likelihood, lifetime value and category affinity; write the
     scores to profiles and a model card per model (run it on a schedule, daily say)."""
     settings = Settings()
-    with state_store(settings) as store:
+    with business_store(business, settings) as (store, business_id):
         report = train(
             store,
-            business_id=business_id_of(store, business),
+            business_id=business_id,
             backend=connect(engine or settings.engine_url),
             lake_url=settings.resolved_lake_url(),
             models_dir=settings.data_dir / "models",
@@ -56,6 +56,6 @@ def train_models(
 def cards(business: Business) -> None:
     """The model cards of the last training, as JSON."""
     settings = Settings()
-    with state_store(settings) as store:
-        business_id = business_id_of(store, business)
-    echo_json(model_cards(settings.data_dir / "models", business_id=business_id), indent=True)
+    with business_store(business, settings) as (_, business_id):
+        found = model_cards(settings.data_dir / "models", business_id=business_id)
+    echo_json(found, indent=True)

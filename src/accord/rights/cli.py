@@ -9,7 +9,7 @@ import typer
 from sqlalchemy import Connection
 
 from accord.accounts.models import Actor
-from accord.cli_common import Business, business_id_of, echo_json, state_store
+from accord.cli_common import Business, business_store, echo_json
 from accord.consent import service as consent
 from accord.core.settings import Settings
 from accord.identity import service as identity
@@ -32,15 +32,13 @@ def _profile_id(conn: Connection, business_id: str, subject: str) -> str:
 def export(subject: Subject, business: Business) -> None:
     """Print everything held about a person as JSON (profile, identifiers, events, merges,
     consent ledger records, leads, email history, journey runs)."""
-    with state_store() as store:
-        business_id = business_id_of(store, business)
-        with store.read() as conn:
-            exported = service.export_subject(
-                conn,
-                business_id=business_id,
-                profile_id=_profile_id(conn, business_id, subject),
-                consent_records=consent.records_of_person,
-            )
+    with business_store(business) as (store, business_id), store.read() as conn:
+        exported = service.export_subject(
+            conn,
+            business_id=business_id,
+            profile_id=_profile_id(conn, business_id, subject),
+            consent_records=consent.records_of_person,
+        )
     echo_json(exported, indent=True)
 
 
@@ -51,8 +49,7 @@ def erase(
 ) -> None:
     """Erase a person from the state store, the inbox and the lake; print the report."""
     settings = Settings()
-    with state_store(settings) as store:
-        business_id = business_id_of(store, business)
+    with business_store(business, settings) as (store, business_id):
         with store.read() as conn:
             pid = _profile_id(conn, business_id, subject)
         if not yes:
