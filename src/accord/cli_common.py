@@ -13,6 +13,7 @@ import orjson
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -49,7 +50,8 @@ def old_option_names(name: str) -> str:
 
 def fail(message: str, *, code: int = FAILED) -> typer.Exit:
     """Print `error: message` and give the exit to raise."""
-    console.print(f"[red]error:[/red] {message}", highlight=False)
+    # Not markup: a message may quote brackets; not wrapped: scripts grep it.
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code=code)
 
 
