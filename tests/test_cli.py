@@ -1,7 +1,9 @@
-"""The `accord` command on SQLite and PostgreSQL: bootstrap, import, demo and the volume report."""
+"""The `accord` command on SQLite and PostgreSQL: bootstrap, import, demo, the volume report,
+and what every command shares (`--business`, exit codes)."""
 
 from __future__ import annotations
 
+import ast
 import gzip
 import json
 from datetime import UTC, datetime, timedelta
@@ -14,7 +16,9 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from accord.cli import DEMO_BUSINESS, app
+from accord.accounts.cli import DEMO_BUSINESS
+from accord.cli import app
+from accord.cli_common import FAILED, USAGE
 from accord.collect.models import inbox
 from accord.core.clock import iso, utcnow
 from accord.demo.generator import generate_n_events
@@ -114,7 +118,7 @@ def track(n: int) -> dict[str, Any]:
 def test_import_with_an_unknown_write_key_says_so(cli: Cli, tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     path.write_text(jsonl([track(1)]))
-    result = cli("import", str(path), "--write-key", "wk_nobody", code=2)
+    result = cli("import", str(path), "--business", "wk_nobody", code=USAGE)
     assert "no enabled source has that write key" in result.output
     assert "Traceback" not in result.output
 
@@ -125,7 +129,7 @@ def test_import_with_a_bad_line(cli: Cli, tmp_path: Path) -> None:
     path.write_text(jsonl([track(1), track(2), '{"type": "track",', track(4), track(5)]))
     errors = tmp_path / "rejected.jsonl"
     result = cli(
-        "import", str(path), "--write-key", keys["write_key"], "--errors", str(errors), code=1
+        "import", str(path), "--business", keys["write_key"], "--errors", str(errors), code=1
     )
     assert "line 3" in result.output
     rejected = [orjson.loads(line) for line in errors.read_text().splitlines()]
@@ -146,7 +150,7 @@ def test_import_with_a_bad_line(cli: Cli, tmp_path: Path) -> None:
     }
 
     # Importing the file again stores nothing twice and still reports the bad line.
-    cli("import", str(path), "--write-key", keys["write_key"], "--errors", str(errors), code=1)
+    cli("import", str(path), "--business", keys["write_key"], "--errors", str(errors), code=1)
     assert len(cli.inbox()) == 4
     assert cli.lake_ids() == ["cli-1", "cli-2", "cli-4", "cli-5"]
     assert [orjson.loads(line)["line"] for line in errors.read_text().splitlines()] == [3]
@@ -163,7 +167,7 @@ def test_import_of_a_clean_csv_exits_zero(cli: Cli, tmp_path: Path) -> None:
         f"identify,,u3,{when},,\n"
     )
     errors = tmp_path / "rejected.jsonl"
-    cli("import", str(path), "--write-key", keys["write_key"], "--errors", str(errors))
+    cli("import", str(path), "--business", keys["write_key"], "--errors", str(errors))
     assert errors.read_text() == ""
     assert len(cli.inbox()) == 3
     assert len(cli.lake_ids()) == 3
@@ -185,7 +189,7 @@ def test_import_of_a_clean_csv_exits_zero(cli: Cli, tmp_path: Path) -> None:
         },
     ]
     # Rows without messageId are found again on a second import.
-    cli("import", str(path), "--write-key", keys["write_key"])
+    cli("import", str(path), "--business", keys["write_key"])
     assert len(cli.inbox()) == 3
 
 
@@ -193,7 +197,7 @@ def test_import_without_processing_leaves_the_inbox_pending(cli: Cli, tmp_path: 
     keys = cli.json("bootstrap", "--json")
     path = tmp_path / "events.jsonl.gz"
     path.write_bytes(gzip.compress(jsonl([track(1), track(2)]).encode()))
-    cli("import", str(path), "--write-key", keys["write_key"], "--no-process")
+    cli("import", str(path), "--business", keys["write_key"], "--no-process")
     assert [r.processed_at for r in cli.inbox()] == [None, None]
     assert cli.lake_ids() == []
     assert cli.json("report", "volume", "--json") == []
@@ -203,7 +207,7 @@ def test_import_with_an_unknown_write_key_stores_nothing(cli: Cli, tmp_path: Pat
     cli.json("bootstrap", "--json")
     path = tmp_path / "events.jsonl"
     path.write_text(jsonl([track(1)]))
-    result = cli.runner.invoke(app, ["import", str(path), "--write-key", "wk_nope"], env=cli.env)
+    result = cli.runner.invoke(app, ["import", str(path), "--business", "wk_nope"], env=cli.env)
     assert result.exit_code != 0
     assert cli.inbox() == []
 
@@ -244,9 +248,10 @@ def test_demo_is_idempotent_and_reported(cli: Cli) -> None:
     days = sorted({r["day"] for r in report})
     assert len(days) > 1
     assert {r["type"] for r in report} <= {"track", "identify", "page", "screen", "group", "alias"}
-    only = cli.json("report", "volume", "--business-id", keys["business_id"], "--json")
+    only = cli.json("report", "volume", "--business", keys["business_id"], "--json")
     assert only == report
-    assert cli.json("report", "volume", "--business-id", "biz_other", "--json") == []
+    assert cli.json("report", "volume", "--business", keys["write_key"], "--json") == report
+    cli("report", "volume", "--business", "biz_other", "--json", code=USAGE)
     # The demo business is the one `bootstrap` finds by its default name.
     assert (
         cli.json("bootstrap", "--name", DEMO_BUSINESS, "--json")["business_id"]
@@ -258,7 +263,7 @@ def test_report_volume_table(cli: Cli, tmp_path: Path) -> None:
     keys = cli.json("bootstrap", "--json")
     path = tmp_path / "events.jsonl"
     path.write_text(jsonl([track(1)]))
-    cli("import", str(path), "--write-key", keys["write_key"])
+    cli("import", str(path), "--business", keys["write_key"])
     output = cli("report", "volume").stdout
     assert keys["source_id"] in output
     assert "track" in output
@@ -266,3 +271,61 @@ def test_report_volume_table(cli: Cli, tmp_path: Path) -> None:
 
 def test_report_volume_on_an_empty_lake(cli: Cli) -> None:
     assert cli.json("report", "volume", "--json") == []
+
+
+def test_import_under_a_business_id_comes_from_its_import_source(cli: Cli, tmp_path: Path) -> None:
+    keys = cli.json("bootstrap", "--json")
+    path = tmp_path / "events.jsonl"
+    path.write_text(jsonl([track(1)]))
+    cli("import", str(path), "--business", keys["business_id"])
+    (row,) = cli.inbox()
+    assert row.business_id == keys["business_id"] and row.source_id != keys["source_id"]
+    cli("import", str(path), "--business", keys["business_id"])
+    assert len(cli.inbox()) == 1
+
+
+def test_business_is_an_id_or_a_write_key_and_the_old_spellings_still_work(cli: Cli) -> None:
+    keys = cli.json("bootstrap", "--json")
+    by_id = cli.json("identity", "rules", "--business", keys["business_id"])
+    assert cli.json("identity", "rules", "--business", keys["write_key"]) == by_id
+    assert cli.json("identity", "rules", "--business-id", keys["business_id"]) == by_id
+    assert cli.json("identity", "rules", "--write-key", keys["write_key"]) == by_id
+    shown = cli("identity", "rules", "--help").stdout
+    assert "--business" in shown and "--business-id" not in shown and "--write-key" not in shown
+
+
+def test_exit_codes_follow_one_convention(cli: Cli) -> None:
+    """0 done; 1 the command ran and the answer is no; 2 it could not run as asked."""
+    keys = cli.json("bootstrap", "--json")
+    business = ["--business", keys["business_id"]]
+    cli("identity", "review", "list", *business)
+    cli("identity", "rules", "--no-such-option", code=USAGE)
+    cli("identity", "rules", code=USAGE)  # --business is required
+    unknown = cli("identity", "rules", "--business", "biz_nobody", code=USAGE)
+    assert "error: --business: no business has that id" in unknown.output
+    refused = cli("identity", "review", "accept", "rev_nobody", *business, code=FAILED)
+    assert refused.output.startswith("error: ") and "Traceback" not in refused.output
+
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "accord"
+
+
+def test_commands_exit_only_with_the_conventions_codes() -> None:
+    """Every `typer.Exit` in a command module says FAILED or USAGE by name (0 is a return)."""
+    wrong = []
+    for path in sorted(SRC.rglob("cli*.py")):
+        if path.name == "cli_common.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "Exit"
+            ):
+                continue
+            codes = [*node.args, *(k.value for k in node.keywords)]
+            if not codes or not all(
+                isinstance(c, ast.Name) and c.id in ("FAILED", "USAGE") for c in codes
+            ):
+                wrong.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert not wrong, f"exit through cli_common (FAILED, USAGE, fail(), usage()): {wrong}"

@@ -17,10 +17,10 @@ def test_audiences_from_the_shell(
     ingest(store, keys, settings, SHOP)
     cli = Cli(tmp_path, database_url)
     cli.env["ACCORD_LAKE_URL"] = settings.resolved_lake_url()
-    business = ["--business-id", keys.business_id]
+    business = ["--business", keys.business_id]
     checked = cli("audiences", "validate", 'DID "Product Viewed"  at least 3 times', *business)
     assert checked.stdout.splitlines()[0] == 'did "Product Viewed" at least 3 times'
-    bad = cli("audiences", "validate", "trait nope exists", *business, code=2)
+    bad = cli("audiences", "validate", "trait nope exists", *business, code=1)
     assert "unknown trait 'nope'" in bad.output
     cli("audiences", "create", "fans", 'did "Product Viewed" at least 3 times', *business)
     assert "1 people" in cli("audiences", "preview", 'trait plan = "free"', *business).stdout

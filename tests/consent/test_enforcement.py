@@ -187,7 +187,7 @@ def test_cli_import_applies_the_gate(
         "ACCORD_SQLITE_SYNCHRONOUS": "NORMAL",
     }
     result = CliRunner().invoke(
-        cli_app, ["import", str(path), "--write-key", keys.write_key], env=env
+        cli_app, ["import", str(path), "--business", keys.write_key], env=env
     )
     assert result.exit_code == 0, (result.output, result.exception)
     payloads = stored_payloads(store)

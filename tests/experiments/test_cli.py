@@ -23,7 +23,7 @@ def test_design_to_report(cli: Cli, tmp_path: Path) -> None:
     path = tmp_path / "design.json"
     path.write_text(design.model_dump_json())
     assert (
-        "created cma (draft)" in cli("experiments", "create", str(path), "--write-key", key).stdout
+        "created cma (draft)" in cli("experiments", "create", str(path), "--business", key).stdout
     )
     logs = tmp_path / "logs.jsonl"
     record = {
@@ -36,19 +36,17 @@ def test_design_to_report(cli: Cli, tmp_path: Path) -> None:
     logs.write_bytes(
         orjson.dumps(record) + b"\n" + orjson.dumps({**record, "id": "c2", "arm": None})
     )
-    draft = cli("experiments", "load-logs", "cma", str(logs), "--write-key", key, code=1)
+    draft = cli("experiments", "load-logs", "cma", str(logs), "--business", key, code=1)
     assert "start it" in draft.output
-    assert "plan sha256" in cli("experiments", "start", "cma", "--write-key", key).stdout
-    assert (
-        "already running" in cli("experiments", "start", "cma", "--write-key", key, code=1).output
-    )
-    loaded = cli("experiments", "load-logs", "cma", str(logs), "--write-key", key, code=1)
+    assert "plan sha256" in cli("experiments", "start", "cma", "--business", key).stdout
+    assert "already running" in cli("experiments", "start", "cma", "--business", key, code=1).output
+    loaded = cli("experiments", "load-logs", "cma", str(logs), "--business", key, code=1)
     assert "line 2: arm: is required" in loaded.output
     cli(
         "experiments",
         "simulate",
         "cma",
-        "--write-key",
+        "--business",
         key,
         "--users",
         "3000",
@@ -57,7 +55,7 @@ def test_design_to_report(cli: Cli, tmp_path: Path) -> None:
     )
     out, csv = tmp_path / "report.html", tmp_path / "report.csv"
     reported = cli(
-        "experiments", "report", "cma", "--write-key", key, "--out", str(out), "--csv", str(csv)
+        "experiments", "report", "cma", "--business", key, "--out", str(out), "--csv", str(csv)
     )
     assert "Sample ratio: passed" in reported.output
     assert "% change [95 % interval]" in out.read_text()

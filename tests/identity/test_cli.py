@@ -23,11 +23,11 @@ def test_review_and_unmerge_from_the_command_line(
     )
     assert (
         '"max_component_identifiers": 3'
-        in cli("identity", "rules", "--business-id", biz, "--set", str(rules)).stdout
+        in cli("identity", "rules", "--business", biz, "--set", str(rules)).stdout
     )
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"limits": {"email": {"max": 0}}}))
-    cli("identity", "rules", "--business-id", biz, "--set", str(bad), code=1)
+    cli("identity", "rules", "--business", biz, "--set", str(bad), code=1)
 
     process(
         store,
@@ -39,25 +39,25 @@ def test_review_and_unmerge_from_the_command_line(
             ev("identify", 3, anonymousId="a1", traits={"email": "y@example.org"}),
         ],
     )
-    (review,) = cli.json("identity", "review", "list", "--business-id", biz, "--json")
-    diff = json.loads(cli("identity", "review", "diff", review["id"], "--business-id", biz).stdout)
+    (review,) = cli.json("identity", "review", "list", "--business", biz, "--json")
+    diff = json.loads(cli("identity", "review", "diff", review["id"], "--business", biz).stdout)
     assert {c["trait"]: c["after"] for c in diff["traits_changed"]}["plan"] == "a"
-    cli("identity", "review", "accept", review["id"], "--business-id", biz, "--note", "same person")
-    cli("identity", "review", "accept", review["id"], "--business-id", biz, code=1)
+    cli("identity", "review", "accept", review["id"], "--business", biz, "--note", "same person")
+    cli("identity", "review", "accept", review["id"], "--business", biz, code=1)
     assert len(groups(store, biz)) == 1
-    assert cli.json("identity", "review", "list", "--business-id", biz, "--json") == []
+    assert cli.json("identity", "review", "list", "--business", biz, "--json") == []
 
     pid = profile_of(store, biz, "email:x@example.org")
-    edges = cli.json("identity", "edges", pid, "--business-id", biz, "--json")
+    edges = cli.json("identity", "edges", pid, "--business", biz, "--json")
     review_edge = next(e for e in edges if e["rule"] == "review")
     split = json.loads(
         cli(
-            "identity", "unmerge", str(review_edge["id"]), "--business-id", biz, "--reason", "no"
+            "identity", "unmerge", str(review_edge["id"]), "--business", biz, "--reason", "no"
         ).stdout
     )
     assert len(split["profiles"]) == 2
     assert len(groups(store, biz)) == 2
-    assert "profiles derived again: 2" in cli("identity", "rederive", "--business-id", biz).output
+    assert "profiles derived again: 2" in cli("identity", "rederive", "--business", biz).output
 
 
 def test_verify_compares_profiles_with_batch_components(
@@ -73,7 +73,7 @@ def test_verify_compares_profiles_with_batch_components(
             ev(minute=2, anonymousId="a2"),
         ],
     )
-    report = cli.json("identity", "verify", "--business-id", keys.business_id, "--json")
+    report = cli.json("identity", "verify", "--business", keys.business_id, "--json")
     assert report == {
         "identifiers": 4,
         "edges": 2,

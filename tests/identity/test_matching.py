@@ -175,17 +175,17 @@ def test_match_from_the_command_line(
 ) -> None:
     cli = Cli(tmp_path, database_url)
     biz = keys.business_id
-    cli("identity", "match", "--business-id", biz, code=1)
+    cli("identity", "match", "--business", biz, code=1)
     _setup(store, keys, settings)
     before = groups(store, biz)
-    dry = cli.json("identity", "match", "--business-id", biz, "--dry-run", "--json")
+    dry = cli.json("identity", "match", "--business", biz, "--dry-run", "--json")
     assert dry["dry_run"] is True
     assert dry["linked"] >= 10
     assert groups(store, biz) == before
-    shown = cli("identity", "match", "--business-id", biz)
+    shown = cli("identity", "match", "--business", biz)
     assert "linked" in shown.output
     assert len(groups(store, biz)) == len(before) - dry["linked"]
-    undone = json.loads(cli("identity", "match", "--business-id", biz, "--undo").stdout)
+    undone = json.loads(cli("identity", "match", "--business", biz, "--undo").stdout)
     assert undone["edges_removed"] == dry["linked"]
     assert groups(store, biz) == before
 

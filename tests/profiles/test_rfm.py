@@ -130,7 +130,7 @@ def test_the_cli_scores_one_business_or_every_one(
     other = bootstrap(store, name="Other Shop")
     process(store, other, lake, _orders(3), batch=50)
     cli = Cli(tmp_path, database_url)
-    [one] = cli.json("profiles", "rfm", "--business-id", biz)
+    [one] = cli.json("profiles", "rfm", "--business", biz)
     assert (one["business_id"], one["customers"], one["scored"]) == (biz, 5, 5)
     assert len(one["boundaries"]["monetary"]) == 4
     every = cli.json("profiles", "rfm")

@@ -151,12 +151,12 @@ def test_export_and_erase_through_api_and_cli(
 
     cli = Cli(tmp_path, database_url)
     cli.env["ACCORD_LAKE_URL"] = lake
-    by_email = cli.json("profiles", "export", "email:ANN@example.org", "--business-id", biz)
+    by_email = cli.json("profiles", "export", "email:ANN@example.org", "--business", biz)
     assert by_email["identifiers"] == exported.json()["identifiers"]
     assert by_email["consent_records"] == []
-    cli("profiles", "erase", "email:nobody@example.org", "--business-id", biz, "--yes", code=1)
+    cli("profiles", "erase", "email:nobody@example.org", "--business", biz, "--yes", code=1)
     bob = profile_of(store, biz, "user_id:bob")
-    assert cli.json("profiles", "erase", bob, "--business-id", biz, "--yes")["events"] == 1
+    assert cli.json("profiles", "erase", bob, "--business", biz, "--yes")["events"] == 1
 
     erased = client.delete(f"/api/profiles/{ann}", headers=admin)
     assert erased.status_code == 200, erased.text

@@ -10,94 +10,66 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
-import orjson
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from accord.accounts.service import source_for_write_key
+from accord.cli_common import (
+    FAILED,
+    Business,
+    Engine,
+    business_store,
+    console,
+    print_table,
+    report_rejected,
+)
 from accord.core.clock import utcnow
-from accord.core.errors import AccordError, UnknownWriteKey
 from accord.core.settings import Settings
-from accord.store.db import Store, open_store
-from accord.store.migrate import upgrade
 
-app = typer.Typer(help="Campaign experiments: designs, ad logs, reports.", no_args_is_help=True)
-console = Console(stderr=True)
-
-WriteKey = Annotated[str, typer.Option(help="A write key of the business the experiment is in")]
+experiments_app = typer.Typer(
+    help="Campaign experiments: designs, ad logs, reports.", no_args_is_help=True
+)
 
 
-def _open(write_key: str) -> tuple[Settings, Store, str]:
-    settings = Settings()
-    upgrade(settings.resolved_database_url())
-    store = open_store(settings.resolved_database_url())
-    try:
-        business_id = source_for_write_key(store, write_key).business_id
-    except UnknownWriteKey:
-        console.print("[red]error:[/red] no enabled source has that write key")
-        raise typer.Exit(code=2) from None
-    return settings, store, business_id
-
-
-def _fail(exc: AccordError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(code=1)
-
-
-@app.command()
+@experiments_app.command()
 def create(
     design: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Design JSON")],
-    write_key: WriteKey,
+    business: Business,
 ) -> None:
     """Save a design (a draft; edit it until you start it)."""
     from accord.experiments import service
     from accord.experiments.models import DesignIn
 
-    _, store, business_id = _open(write_key)
-    try:
-        with store.write() as conn:
-            view = service.create_experiment(
-                conn,
-                business_id=business_id,
-                design=DesignIn.model_validate_json(design.read_bytes()),
-                now=utcnow(),
-            )
-    except AccordError as exc:
-        raise _fail(exc) from None
-    finally:
-        store.dispose()
+    with business_store(business) as (store, business_id), store.write() as conn:
+        view = service.create_experiment(
+            conn,
+            business_id=business_id,
+            design=DesignIn.model_validate_json(design.read_bytes()),
+            now=utcnow(),
+        )
     typer.echo(f"created {view.key} (draft)")
 
 
-@app.command()
-def start(key: str, write_key: WriteKey) -> None:
+@experiments_app.command()
+def start(key: str, business: Business) -> None:
     """Freeze the design and its analysis plan, and open assignment."""
     from accord.experiments import service
 
-    _, store, business_id = _open(write_key)
-    try:
-        with store.write() as conn:
-            view = service.start_experiment(conn, business_id=business_id, key=key, now=utcnow())
-    except AccordError as exc:
-        raise _fail(exc) from None
-    finally:
-        store.dispose()
+    with business_store(business) as (store, business_id), store.write() as conn:
+        view = service.start_experiment(conn, business_id=business_id, key=key, now=utcnow())
     typer.echo(f"started {view.key}; plan sha256 {view.plan_hash}")
 
 
-@app.command("load-logs")
+@experiments_app.command("load-logs")
 def load_logs(
     key: str,
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help=".jsonl/.csv (.gz)")],
-    write_key: WriteKey,
+    business: Business,
     errors: Annotated[Path | None, typer.Option(help="Write rejected rows here (JSONL)")] = None,
 ) -> None:
     """Load ad-log records; valid rows are stored, rejected ones listed by line and field."""
     from accord.experiments import adlogs, service
 
-    settings, store, business_id = _open(write_key)
-    try:
+    settings = Settings()
+    with business_store(business, settings) as (store, business_id):
         with store.read() as conn:
             experiment = service.get_experiment(conn, business_id=business_id, key=key)
         result = service.load_ad_logs(
@@ -106,27 +78,22 @@ def load_logs(
             experiment=experiment,
             records=adlogs.read_records(path),
         )
-    except AccordError as exc:
-        raise _fail(exc) from None
-    finally:
-        store.dispose()
-    table = Table("read", "stored", "rejected rows")
-    table.add_row(
-        str(result.read), str(result.stored), str(len({r["line"] for r in result.rejected}))
+    print_table(
+        "read",
+        "stored",
+        "rejected rows",
+        rows=[(result.read, result.stored, len({r["line"] for r in result.rejected}))],
+        err=True,
     )
-    console.print(table)
-    for problem in result.rejected[:20]:
-        console.print(f"line {problem['line']}: {problem['field']}: {problem['reason']}")
-    if errors is not None:
-        errors.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in result.rejected))
+    report_rejected(result.rejected, errors)
     if result.rejected:
-        raise typer.Exit(code=1)
+        raise typer.Exit(FAILED)
 
 
-@app.command("simulate")
+@experiments_app.command("simulate")
 def simulate_logs(
     key: str,
-    write_key: WriteKey,
+    business: Business,
     users: Annotated[int, typer.Option(min=10)] = 20_000,
     effect: Annotated[
         list[str] | None, typer.Option(help="arm=multiplier of CTR and conversion rate")
@@ -137,14 +104,9 @@ def simulate_logs(
     from accord.experiments import adlogs, service
     from accord.experiments.simulate import Scenario, simulate
 
-    settings, store, business_id = _open(write_key)
-    try:
-        with store.read() as conn:
-            experiment = service.get_experiment(conn, business_id=business_id, key=key)
-    except AccordError as exc:
-        raise _fail(exc) from None
-    finally:
-        store.dispose()
+    settings = Settings()
+    with business_store(business, settings) as (store, business_id), store.read() as conn:
+        experiment = service.get_experiment(conn, business_id=business_id, key=key)
     design = experiment.design
     effects = {}
     for item in effect or []:
@@ -171,22 +133,23 @@ def simulate_logs(
     typer.echo(f"wrote {table.num_rows} records in {len(files)} files")
 
 
-@app.command("report")
+@experiments_app.command("report")
 def report_command(
     key: str,
-    write_key: WriteKey,
+    business: Business,
     out: Annotated[Path, typer.Option(help="HTML report file")] = Path("report.html"),
     csv: Annotated[Path | None, typer.Option(help="Also write the CSV here")] = None,
-    engine: Annotated[
-        str | None, typer.Option(help="Engine URL (default ACCORD_ENGINE_URL)")
-    ] = None,
+    engine: Engine = None,
 ) -> None:
-    """Analyse the experiment and write its report (HTML, and CSV if asked)."""
+    """Analyse the experiment and write its report (HTML, and CSV if asked).
+
+    Exits with 1 when a gate fails: the report is written, the verdict withheld.
+    """
     from accord.engine.connection import connect
     from accord.experiments import report, service
 
-    settings, store, business_id = _open(write_key)
-    try:
+    settings = Settings()
+    with business_store(business, settings) as (store, business_id):
         with store.read() as conn:
             experiment = service.get_experiment(conn, business_id=business_id, key=key)
         analysis = service.analyse_experiment(
@@ -196,10 +159,6 @@ def report_command(
             experiment=experiment,
             now=utcnow(),
         )
-    except AccordError as exc:
-        raise _fail(exc) from None
-    finally:
-        store.dispose()
     out.write_text(report.render_html(analysis, experiment), encoding="utf-8")
     if csv is not None:
         csv.write_text(report.render_csv(analysis), encoding="utf-8")
@@ -209,4 +168,4 @@ def report_command(
     typer.echo(f"report written to {out}")
     if analysis.blocked:
         console.print("[red]no verdict:[/red] a gate failed; results are withheld")
-        raise typer.Exit(code=3)
+        raise typer.Exit(FAILED)

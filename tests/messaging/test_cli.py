@@ -1,4 +1,4 @@
-"""`accord leads import`, `accord email send-due` and `accord email bounces`."""
+"""`accord email send-due` and `accord email bounces` on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from pathlib import Path
 
-import orjson
 import pytest
 from sqlalchemy import select
 
@@ -25,43 +24,10 @@ from accord.store.db import Store
 from tests.smtp_sink import running_sink
 from tests.test_cli import Cli
 
-FIXTURES = Path(__file__).parent / "leads" / "fixtures"
-
 
 @pytest.fixture
 def cli(tmp_path: Path, database_url: str) -> Cli:
     return Cli(tmp_path, database_url)
-
-
-def test_lead_ads_import_reports_rejected_rows(cli: Cli, keys: Bootstrap, tmp_path: Path) -> None:
-    errors = tmp_path / "rejected.jsonl"
-    result = cli(
-        "leads",
-        "import",
-        str(FIXTURES / "lead_ads_utf8_bom.csv"),
-        "--write-key",
-        keys.write_key,
-        "--spend",
-        "120",
-        "--errors",
-        str(errors),
-        code=1,
-    )
-    assert "line 4: email" in result.output and "line 5: phone" in result.output
-    rejected = [orjson.loads(line) for line in errors.read_bytes().splitlines()]
-    assert [(r["line"], r["field"]) for r in rejected] == [(4, "email"), (5, "phone")]
-    mapped = tmp_path / "crm.csv"
-    mapped.write_text("Mail;x\nAda@Example.com,ok\n".replace(";", ","), encoding="utf-8")
-    cli(
-        "leads",
-        "import",
-        str(mapped),
-        "--write-key",
-        keys.write_key,
-        "--mapping",
-        '{"email": "Mail"}',
-    )
-    cli("leads", "import", str(mapped), "--write-key", "wk_nope", code=2)
 
 
 def test_send_due_sends_scheduled_campaigns_and_bounces_suppress(
@@ -141,7 +107,7 @@ def test_send_due_sends_scheduled_campaigns_and_bounces_suppress(
     report.attach(MIMEText(f"X-Accord-Message: {original['X-Accord-Message']}\n", "rfc822-headers"))
     dsn = tmp_path / "bounce.eml"
     dsn.write_bytes(report.as_bytes())
-    result = cli("email", "bounces", str(dsn), "--write-key", keys.write_key)
+    result = cli("email", "bounces", str(dsn), "--business", keys.write_key)
     assert "1 reports, 1 about messages we sent" in result.output
     with store.read() as conn:
         assert conn.execute(select(email_suppressions.c.email)).scalars().all() == [
