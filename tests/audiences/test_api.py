@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from accord.accounts.models import Bootstrap
 from accord.accounts.service import bootstrap
-from accord.audiences import service
+from accord.audiences import destinations
 from accord.audiences.api import consent_source
 from accord.core.settings import Settings
 from accord.process.worker import drain
@@ -167,7 +167,7 @@ def test_dead_letters_are_listed_replayed_and_discarded_within_the_business(
         assert [h.status_code for h in hooks] == [201, 201]
         client.post("/api/audiences/pros/refresh", headers=admin)
         with httpx.Client(timeout=5) as http:
-            runs = service.deliver_webhooks(
+            runs = destinations.deliver_webhooks(
                 store, business_id=keys.business_id, client=http, consent=consent
             )
         assert all(run.parked for run in runs)

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from accord.accounts.models import Bootstrap
 from accord.accounts.service import bootstrap
-from accord.audiences import service
+from accord.audiences import destinations, erasure, membership
 from accord.audiences.api import consent_source
 from accord.audiences.models import SizePoint
 from accord.audiences.pages import sparkline
@@ -348,7 +348,7 @@ def test_detail_shows_webhook_destinations_and_parked_batches_to_replay_or_disca
             assert added.status_code == 201
 
         def deliver() -> None:
-            service.deliver_webhooks(
+            destinations.deliver_webhooks(
                 store,
                 business_id=shop.business_id,
                 client=http,
@@ -359,8 +359,8 @@ def test_detail_shows_webhook_destinations_and_parked_batches_to_replay_or_disca
         client.post("/audiences/pros/refresh", headers=admin)
         deliver()
         with store.write() as conn:
-            [entry] = service.changes(conn, business_id=shop.business_id, audience="pros")
-            service.forget_profile(
+            [entry] = membership.changes(conn, business_id=shop.business_id, audience="pros")
+            erasure.forget_profile(
                 conn, business_id=shop.business_id, profile_id=entry.profile_id, identifiers=[]
             )
         deliver()

@@ -10,7 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from accord.audiences import service
+from accord.audiences import activation, definitions, service
+from accord.audiences import refresh as audience_refresh
 from accord.audiences.exports import Destination
 from accord.audiences.models import AudienceIn
 from accord.core.errors import AccordError
@@ -46,8 +47,8 @@ def list_audiences(business_id: Business) -> None:
     """Every audience with its size after the last refresh."""
     store = _store(Settings())
     with store.write() as conn:
-        service.ensure_predefined(conn, business_id=business_id)
-        views = service.list_audiences(conn, business_id=business_id)
+        definitions.ensure_predefined(conn, business_id=business_id)
+        views = definitions.list_audiences(conn, business_id=business_id)
     table = Table("slug", "size", "realtime", "definition")
     for view in views:
         size = "" if view.size is None else str(view.size)
@@ -61,7 +62,7 @@ def validate(text: str, business_id: Business) -> None:
     store = _store(Settings())
     try:
         with store.read() as conn:
-            result = service.validate_definition(
+            result = definitions.validate_definition(
                 conn,
                 business_id=business_id,
                 definition=None,
@@ -86,7 +87,7 @@ def create(
     store = _store(Settings())
     try:
         with store.write() as conn:
-            view = service.create_audience(
+            view = definitions.create_audience(
                 conn,
                 business_id=business_id,
                 audience=AudienceIn(
@@ -104,10 +105,10 @@ def preview(text: str, business_id: Business, engine: Engine = None) -> None:
     """How many people a definition selects now."""
     settings = Settings()
     try:
-        result = service.preview(
+        result = audience_refresh.preview(
             _store(settings),
             business_id=business_id,
-            definition=service.definition_from(None, text),
+            definition=definitions.definition_from(None, text),
             backend=connect(engine or settings.engine_url),
             lake_url=settings.resolved_lake_url(),
             consent=service.LEDGER_CONSENT,
@@ -127,7 +128,7 @@ def refresh(
 ) -> None:
     """Recompute audiences on the engine; record entries and exits."""
     settings = Settings()
-    results = service.refresh(
+    results = audience_refresh.refresh(
         _store(settings),
         business_id=business_id,
         backend=connect(engine or settings.engine_url),
@@ -156,7 +157,7 @@ def export(
         console.print("interest groups need the buyer's URLs: use the API")
         raise typer.Exit(code=2)
     with store.read() as conn:
-        result = service.export_audience(
+        result = activation.export_audience(
             conn,
             business_id=business_id,
             audience=audience,

@@ -15,20 +15,22 @@ from fastapi.responses import Response
 from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy import Connection
-from starlette.concurrency import run_in_threadpool
 
-from accord.audiences import service
-from accord.audiences.api import WebhookClient, consent_source
+from accord.audiences import activation, definitions, destinations, membership, service
+from accord.audiences.api import (
+    WebhookClient,
+    consent_source,
+    preview_definition,
+    refresh_audiences,
+)
 from accord.audiences.exports import Destination, InterestGroupOptions
 from accord.audiences.models import AudienceIn, Preview, SizePoint, Validated
 from accord.audiences.service import ConsentSource
 from accord.core.errors import Conflict, FieldProblem, InvalidInput, NotFound, WebhookNotDelivered
-from accord.engine.connection import connect
-from accord.process.journeys import on_audience_changes
 from accord.profiles.models import Identifier
 from accord.web import jobs, store_work
 from accord.web.auth import Caller, requires
-from accord.web.state import AppState, State
+from accord.web.state import State
 from accord.web.ui import NavEntry, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -90,33 +92,17 @@ def sparkline(points: Sequence[SizePoint], *, width: int = 320, height: int = 60
 @router.get("/audiences")
 async def audiences_page(request: Request, state: State, caller: Reader) -> Response:
     def work(conn: Connection) -> Any:
-        service.ensure_predefined(conn, business_id=caller.business_id)
-        return service.list_audiences(conn, business_id=caller.business_id)
+        definitions.ensure_predefined(conn, business_id=caller.business_id)
+        return definitions.list_audiences(conn, business_id=caller.business_id)
 
     rows = await store_work.write(state, work)
     return render(request, "audiences/list.html", caller=caller, audiences=rows)
 
 
 @router.post("/audiences/refresh")
-async def refresh_all(
-    request: Request, state: State, caller: Manager, consent: Consent
-) -> Response:
-    results = await run_in_threadpool(_refresh, state, caller, consent, None)
+def refresh_all(request: Request, state: State, caller: Manager, consent: Consent) -> Response:
+    results = refresh_audiences(state, caller, consent, None)
     return redirect(request, "/audiences", notice=f"Refreshed {len(results)} audiences")
-
-
-def _refresh(
-    state: AppState, caller: Caller, consent: ConsentSource, only: list[str] | None
-) -> list[Any]:
-    return service.refresh(
-        state.store,
-        business_id=caller.business_id,
-        backend=connect(state.settings.engine_url),
-        lake_url=state.settings.resolved_lake_url(),
-        consent=consent,
-        only=only,
-        on_changes=on_audience_changes(),
-    )
 
 
 # Builder --------------------------------------------------------------------------------
@@ -199,34 +185,24 @@ async def builder_page(request: Request, caller: Reader) -> Response:
 
 
 @router.post("/audiences/new/check")
-async def builder_check(
+def builder_check(
     request: Request, state: State, caller: Reader, consent: Consent, draft: DraftForm
 ) -> Response:
     """Validate the definition and estimate its size now, with a sample of members; saves
     nothing. This is also what the page does without JavaScript."""
-
-    def work() -> tuple[Validated, Preview]:
+    try:
         definition, text = draft.parsed()
         with state.store.read() as conn:
-            checked = service.validate_definition(
+            checked = definitions.validate_definition(
                 conn,
                 business_id=caller.business_id,
                 definition=definition,
                 text=text,
                 consent=consent,
             )
-        estimate = service.preview(
-            state.store,
-            business_id=caller.business_id,
-            definition=service.definition_from(definition, text),
-            backend=connect(state.settings.engine_url),
-            lake_url=state.settings.resolved_lake_url(),
-            consent=consent,
+        estimate = preview_definition(
+            state, caller, consent, definitions.definition_from(definition, text)
         )
-        return checked, estimate
-
-    try:
-        checked, estimate = await run_in_threadpool(work)
     except InvalidInput as exc:
         return _builder(request, caller, draft, problems=exc.problems, status=400)
     # Both forms show the checked definition, so either can be edited next.
@@ -257,7 +233,7 @@ async def builder_save(
                     for e in exc.errors()
                 ]
             ) from None
-        return service.create_audience(
+        return definitions.create_audience(
             conn, business_id=caller.business_id, audience=audience, consent=consent
         )
 
@@ -281,10 +257,12 @@ async def builder_save(
 @router.get("/suppressions")
 async def suppressions_page(request: Request, state: State, caller: Reader) -> Response:
     def work(conn: Connection) -> tuple[list[dict[str, Any]], list[Any]]:
-        service.ensure_predefined(conn, business_id=caller.business_id)
+        definitions.ensure_predefined(conn, business_id=caller.business_id)
         entries = service.list_suppressions(conn, business_id=caller.business_id)
         lists = [
-            a for a in service.list_audiences(conn, business_id=caller.business_id) if a.suppression
+            a
+            for a in definitions.list_audiences(conn, business_id=caller.business_id)
+            if a.suppression
         ]
         return entries, lists
 
@@ -363,30 +341,30 @@ async def audience_page(
 ) -> Response:
     def work(conn: Connection) -> dict[str, Any]:
         business_id = caller.business_id
-        view = service.get_audience(conn, business_id=business_id, audience=audience)
-        history = service.sizes(conn, business_id=business_id, audience=view.id)
-        ids = service.member_ids(conn, business_id=business_id, audience=view.id)
+        view = definitions.get_audience(conn, business_id=business_id, audience=audience)
+        history = membership.sizes(conn, business_id=business_id, audience=view.id)
+        ids = membership.member_ids(conn, business_id=business_id, audience=view.id)
         pages = max(1, -(-len(ids) // MEMBERS_PER_PAGE))
         current = min(page, pages)
         shown = ids[(current - 1) * MEMBERS_PER_PAGE : current * MEMBERS_PER_PAGE]
         found = service.people(conn, business_id=business_id, profile_ids=shown)
         others = [
-            a for a in service.list_audiences(conn, business_id=business_id) if a.id != view.id
+            a for a in definitions.list_audiences(conn, business_id=business_id) if a.id != view.id
         ]
         overlap, overlap_error = None, None
         if compare:
             try:
-                overlap = service.overlap(
+                overlap = membership.overlap(
                     conn, business_id=business_id, first=view.id, second=compare
                 )
             except NotFound as exc:
                 overlap_error = str(exc)
-        parked = service.list_dead_letters(
+        parked = destinations.list_dead_letters(
             conn, business_id=business_id, audience=view.id, status="parked"
         )
         return {
             "audience": view,
-            "webhooks": service.list_webhooks(conn, business_id=business_id, audience=view.id),
+            "webhooks": destinations.list_webhooks(conn, business_id=business_id, audience=view.id),
             "parked": parked,
             "parked_erasures": sum(d.erasures for d in parked),
             "history": history,
@@ -410,10 +388,10 @@ async def audience_page(
 
 
 @router.post("/audiences/{audience}/refresh")
-async def refresh_one(
+def refresh_one(
     request: Request, state: State, caller: Manager, consent: Consent, audience: str
 ) -> Response:
-    [result] = await run_in_threadpool(_refresh, state, caller, consent, [audience])
+    [result] = refresh_audiences(state, caller, consent, [audience])
     return redirect(
         request,
         f"/audiences/{audience}",
@@ -426,7 +404,7 @@ async def delete(request: Request, state: State, caller: Manager, audience: str)
     try:
         await store_work.write(
             state,
-            lambda conn: service.delete_audience(
+            lambda conn: definitions.delete_audience(
                 conn, business_id=caller.business_id, audience=audience
             ),
         )
@@ -436,7 +414,7 @@ async def delete(request: Request, state: State, caller: Manager, audience: str)
 
 
 @router.post("/audiences/{audience}/webhooks/dead-letters/{dead_letter}/replay")
-async def replay_dead_letter(
+def replay_dead_letter(
     request: Request,
     state: State,
     caller: Manager,
@@ -445,14 +423,12 @@ async def replay_dead_letter(
     dead_letter: str,
 ) -> Response:
     try:
-        replayed = await run_in_threadpool(
-            lambda: service.replay_dead_letter(
-                state.store,
-                business_id=caller.business_id,
-                audience=audience,
-                dead_letter_id=dead_letter,
-                client=client,
-            )
+        replayed = destinations.replay_dead_letter(
+            state.store,
+            business_id=caller.business_id,
+            audience=audience,
+            dead_letter_id=dead_letter,
+            client=client,
         )
     except (WebhookNotDelivered, Conflict) as exc:
         return redirect(request, f"/audiences/{audience}", error=str(exc))
@@ -470,7 +446,7 @@ async def discard_dead_letter(
     try:
         discarded = await store_work.write(
             state,
-            lambda conn: service.discard_dead_letter(
+            lambda conn: destinations.discard_dead_letter(
                 conn, business_id=caller.business_id, audience=audience, dead_letter_id=dead_letter
             ),
         )
@@ -516,8 +492,8 @@ async def export_page(
         query = {"owner": options.owner, "bidding_logic_url": options.bidding_logic_url}
 
     def work(conn: Connection) -> dict[str, Any]:
-        view = service.get_audience(conn, business_id=caller.business_id, audience=audience)
-        result = service.export_audience(
+        view = definitions.get_audience(conn, business_id=caller.business_id, audience=audience)
+        result = activation.export_audience(
             conn,
             business_id=caller.business_id,
             audience=view.id,
@@ -537,7 +513,7 @@ async def export_page(
         caller=caller,
         destination=chosen,
         destination_label=DESTINATIONS[chosen],
-        purpose=service.DESTINATION_PURPOSES[chosen],
+        purpose=activation.DESTINATION_PURPOSES[chosen],
         download=download,
         **found,
     )

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from accord.audiences import service as audiences
+from accord.audiences.membership import audiences_of
 from accord.core.errors import FieldProblem, InvalidInput
 from accord.identity import service as identity
 from accord.journeys import service as journeys
@@ -88,7 +88,7 @@ async def get_profile_by_id(
                 ),
                 audiences=[
                     AudienceMembership(**asdict(m))
-                    for m in audiences.audiences_of(
+                    for m in audiences_of(
                         conn, business_id=caller.business_id, profile_id=profile_id
                     )
                 ],
