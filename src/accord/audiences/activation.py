@@ -31,6 +31,17 @@ class Export:
     left_out: dict[str, int]
 
 
+def interest_group_options(
+    destination: Destination, owner: str | None, bidding_logic_url: str | None
+) -> InterestGroupOptions | None:
+    """The buyer's origin and bidding logic an interest-groups export needs, when both are
+    given (`export_audience` refuses an interest-groups export without them)."""
+    owner, bidding_logic_url = (owner or "").strip(), (bidding_logic_url or "").strip()
+    if destination != "interest_groups" or not owner or not bidding_logic_url:
+        return None
+    return InterestGroupOptions(owner=owner, bidding_logic_url=bidding_logic_url)
+
+
 def export_audience(
     conn: Connection,
     *,
@@ -46,7 +57,13 @@ def export_audience(
     purpose = purpose or DESTINATION_PURPOSES[destination]
     if destination == "interest_groups" and interest_groups is None:
         raise InvalidInput(
-            [FieldProblem("owner", "interest groups need the buyer's owner and bidding logic URL")]
+            [
+                FieldProblem(
+                    "owner",
+                    "interest groups need the buyer's owner origin (`owner`) "
+                    "and bidding logic URL (`bidding_logic_url`)",
+                )
+            ]
         )
     kept, left_out = _reachable(
         conn,

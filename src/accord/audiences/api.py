@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from accord.audiences import activation, definitions, destinations, membership, refresh, service
 from accord.audiences.conditions import Definition
-from accord.audiences.exports import Destination, InterestGroupOptions
+from accord.audiences.exports import Destination
 from accord.audiences.models import (
     AudienceIn,
     AudienceView,
@@ -30,7 +30,6 @@ from accord.audiences.models import (
     WebhookView,
 )
 from accord.audiences.service import ConsentSource
-from accord.core.errors import FieldProblem, InvalidInput
 from accord.engine.connection import connect
 from accord.process.journeys import on_audience_changes
 from accord.profiles.models import Identifier
@@ -233,13 +232,7 @@ async def export(
     bidding_logic_url: str | None = None,
 ) -> Response:
     """The file, with `X-Accord-Included` and `X-Accord-Left-Out` (JSON: reason -> count)."""
-    options = None
-    if destination == "interest_groups":
-        if not owner or not bidding_logic_url:
-            raise InvalidInput(
-                [FieldProblem("owner", "interest groups need `owner` and `bidding_logic_url`")]
-            )
-        options = InterestGroupOptions(owner=owner, bidding_logic_url=bidding_logic_url)
+    options = activation.interest_group_options(destination, owner, bidding_logic_url)
     result = await store_work.read(
         state,
         lambda conn: activation.export_audience(

@@ -23,7 +23,7 @@ from accord.audiences.api import (
     preview_definition,
     refresh_audiences,
 )
-from accord.audiences.exports import Destination, InterestGroupOptions
+from accord.audiences.exports import Destination
 from accord.audiences.models import AudienceIn, Preview, SizePoint, Validated
 from accord.audiences.service import ConsentSource
 from accord.core.errors import Conflict, FieldProblem, InvalidInput, NotFound, WebhookNotDelivered
@@ -477,18 +477,9 @@ async def export_page(
             request, f"/audiences/{audience}", error=f"unknown destination {destination!r}"
         )
     chosen = cast(Destination, destination)
-    options = None
+    options = activation.interest_group_options(chosen, owner, bidding_logic_url)
     query: dict[str, str] = {}
-    if chosen == "interest_groups":
-        if not owner.strip() or not bidding_logic_url.strip():
-            return redirect(
-                request,
-                f"/audiences/{audience}",
-                error="interest groups need the buyer's owner origin and bidding logic URL",
-            )
-        options = InterestGroupOptions(
-            owner=owner.strip(), bidding_logic_url=bidding_logic_url.strip()
-        )
+    if options is not None:
         query = {"owner": options.owner, "bidding_logic_url": options.bidding_logic_url}
 
     def work(conn: Connection) -> dict[str, Any]:
@@ -503,7 +494,10 @@ async def export_page(
         )
         return {"audience": view, "result": result}
 
-    found = await store_work.read(state, work)
+    try:
+        found = await store_work.read(state, work)
+    except InvalidInput as exc:
+        return redirect(request, f"/audiences/{audience}", error=_text(exc.problems))
     download = f"/api/audiences/{found['audience'].slug}/export/{chosen}"
     if query:
         download += "?" + urlencode(query)
