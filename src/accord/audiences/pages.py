@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from typing import Annotated, Any, cast
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Query, Request
 from fastapi.responses import Response
 from markupsafe import Markup
 from pydantic import ValidationError
-from sqlalchemy import Connection
 
 from accord.audiences import activation, definitions, destinations, membership, service
 from accord.audiences.api import (
@@ -90,12 +89,10 @@ def sparkline(points: Sequence[SizePoint], *, width: int = 320, height: int = 60
 
 
 @router.get("/audiences")
-async def audiences_page(request: Request, state: State, caller: Reader) -> Response:
-    def work(conn: Connection) -> Any:
+def audiences_page(request: Request, state: State, caller: Reader) -> Response:
+    with state.store.write() as conn:
         definitions.ensure_predefined(conn, business_id=caller.business_id)
-        return definitions.list_audiences(conn, business_id=caller.business_id)
-
-    rows = await store_work.write(state, work)
+        rows = definitions.list_audiences(conn, business_id=caller.business_id)
     return render(request, "audiences/list.html", caller=caller, audiences=rows)
 
 
@@ -132,6 +129,26 @@ class Draft:
                 raise InvalidInput([FieldProblem("definition", "must be a JSON object")])
             return data, None
         return None, self.text
+
+    def audience(self) -> AudienceIn:
+        """The audience to create, as the API would receive it."""
+        definition, text = self.parsed()
+        try:
+            return AudienceIn(
+                name=self.name,
+                slug=self.slug,
+                description=self.description,
+                definition=definition,
+                text=text,
+                suppression=self.suppression,
+            )
+        except ValidationError as exc:
+            raise InvalidInput(
+                [
+                    FieldProblem(".".join(str(part) for part in e["loc"]), str(e["msg"]))
+                    for e in exc.errors()
+                ]
+            ) from None
 
 
 async def draft_form(
@@ -180,7 +197,7 @@ def _builder(
 
 
 @router.get("/audiences/new")
-async def builder_page(request: Request, caller: Reader) -> Response:
+def builder_page(request: Request, caller: Reader) -> Response:
     return _builder(request, caller, Draft())
 
 
@@ -212,37 +229,30 @@ def builder_check(
 
 
 @router.post("/audiences/new")
-async def builder_save(
-    request: Request, state: State, caller: Manager, consent: Consent, draft: DraftForm
+def builder_save(
+    request: Request,
+    state: State,
+    caller: Manager,
+    consent: Consent,
+    draft: DraftForm,
+    background: BackgroundTasks,
 ) -> Response:
-    def work(conn: Connection) -> Any:
-        definition, text = draft.parsed()
-        try:
-            audience = AudienceIn(
-                name=draft.name,
-                slug=draft.slug,
-                description=draft.description,
-                definition=definition,
-                text=text,
-                suppression=draft.suppression,
-            )
-        except ValidationError as exc:
-            raise InvalidInput(
-                [
-                    FieldProblem(".".join(str(part) for part in e["loc"]), str(e["msg"]))
-                    for e in exc.errors()
-                ]
-            ) from None
-        return definitions.create_audience(
-            conn, business_id=caller.business_id, audience=audience, consent=consent
-        )
-
     try:
-        created = await store_work.write(state, work)
+        audience = draft.audience()
+        with state.store.write() as conn:
+            created = definitions.create_audience(
+                conn, business_id=caller.business_id, audience=audience, consent=consent
+            )
     except InvalidInput as exc:
         return _builder(request, caller, draft, problems=exc.problems, status=400)
-    await jobs.run_soon(
-        state, business_id=caller.business_id, name="audiences.refresh", target=created.id
+    # Asked for once the answer is sent, on the event loop: the new audience is computed
+    # at once, not at its first scheduled refresh.
+    background.add_task(
+        jobs.run_soon,
+        state,
+        business_id=caller.business_id,
+        name="audiences.refresh",
+        target=created.id,
     )
     return redirect(
         request,
@@ -255,8 +265,8 @@ async def builder_save(
 
 
 @router.get("/suppressions")
-async def suppressions_page(request: Request, state: State, caller: Reader) -> Response:
-    def work(conn: Connection) -> tuple[list[dict[str, Any]], list[Any]]:
+def suppressions_page(request: Request, state: State, caller: Reader) -> Response:
+    with state.store.write() as conn:
         definitions.ensure_predefined(conn, business_id=caller.business_id)
         entries = service.list_suppressions(conn, business_id=caller.business_id)
         lists = [
@@ -264,9 +274,6 @@ async def suppressions_page(request: Request, state: State, caller: Reader) -> R
             for a in definitions.list_audiences(conn, business_id=caller.business_id)
             if a.suppression
         ]
-        return entries, lists
-
-    entries, lists = await store_work.write(state, work)
     return render(
         request,
         "audiences/suppressions.html",
@@ -331,7 +338,7 @@ async def unsuppress(
 
 
 @router.get("/audiences/{audience}")
-async def audience_page(
+def audience_page(
     request: Request,
     state: State,
     caller: Reader,
@@ -339,7 +346,7 @@ async def audience_page(
     page: Annotated[int, Query(ge=1)] = 1,
     compare: Annotated[str | None, Query(alias="with")] = None,
 ) -> Response:
-    def work(conn: Connection) -> dict[str, Any]:
+    with state.store.read() as conn:
         business_id = caller.business_id
         view = definitions.get_audience(conn, business_id=business_id, audience=audience)
         history = membership.sizes(conn, business_id=business_id, audience=view.id)
@@ -362,7 +369,7 @@ async def audience_page(
         parked = destinations.list_dead_letters(
             conn, business_id=business_id, audience=view.id, status="parked"
         )
-        return {
+        context = {
             "audience": view,
             "webhooks": destinations.list_webhooks(conn, business_id=business_id, audience=view.id),
             "parked": parked,
@@ -381,10 +388,7 @@ async def audience_page(
             "definition_json": json.dumps(view.definition, indent=2),
             "destinations": DESTINATIONS,
         }
-
-    return render(
-        request, "audiences/detail.html", caller=caller, **await store_work.read(state, work)
-    )
+    return render(request, "audiences/detail.html", caller=caller, **context)
 
 
 @router.post("/audiences/{audience}/refresh")
@@ -460,7 +464,7 @@ async def discard_dead_letter(
 
 
 @router.get("/audiences/{audience}/export")
-async def export_page(
+def export_page(
     request: Request,
     state: State,
     caller: Manager,
@@ -482,23 +486,20 @@ async def export_page(
     if options is not None:
         query = {"owner": options.owner, "bidding_logic_url": options.bidding_logic_url}
 
-    def work(conn: Connection) -> dict[str, Any]:
-        view = definitions.get_audience(conn, business_id=caller.business_id, audience=audience)
-        result = activation.export_audience(
-            conn,
-            business_id=caller.business_id,
-            audience=view.id,
-            destination=chosen,
-            consent=consent,
-            interest_groups=options,
-        )
-        return {"audience": view, "result": result}
-
     try:
-        found = await store_work.read(state, work)
+        with state.store.read() as conn:
+            view = definitions.get_audience(conn, business_id=caller.business_id, audience=audience)
+            result = activation.export_audience(
+                conn,
+                business_id=caller.business_id,
+                audience=view.id,
+                destination=chosen,
+                consent=consent,
+                interest_groups=options,
+            )
     except InvalidInput as exc:
         return redirect(request, f"/audiences/{audience}", error=_text(exc.problems))
-    download = f"/api/audiences/{found['audience'].slug}/export/{chosen}"
+    download = f"/api/audiences/{view.slug}/export/{chosen}"
     if query:
         download += "?" + urlencode(query)
     return render(
@@ -509,5 +510,6 @@ async def export_page(
         destination_label=DESTINATIONS[chosen],
         purpose=activation.DESTINATION_PURPOSES[chosen],
         download=download,
-        **found,
+        audience=view,
+        result=result,
     )
