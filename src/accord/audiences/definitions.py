@@ -106,6 +106,7 @@ def _view(audience: StoredAudience) -> AudienceView:
 
 
 def all_stored(conn: Connection, business_id: str) -> list[StoredAudience]:
+    """The business's audiences as stored, by slug."""
     rows = conn.execute(
         select(audiences).where(audiences.c.business_id == business_id).order_by(audiences.c.slug)
     )
@@ -286,6 +287,7 @@ def create_audience(
 
 
 def find_stored(conn: Connection, business_id: str, audience: str) -> StoredAudience:
+    """One audience as stored, by id or slug."""
     row = conn.execute(
         select(audiences).where(
             audiences.c.business_id == business_id,

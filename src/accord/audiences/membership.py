@@ -65,6 +65,8 @@ def record_changes(
     origin: str,
     now: datetime,
 ) -> list[Change]:
+    """Move who entered in and who exited out of the audience, and append those changes
+    to its history; the changes as recorded."""
     entered, exited = sorted(entered), sorted(exited)
     for start in range(0, len(exited), 500):
         conn.execute(
