@@ -369,7 +369,7 @@ def audience_page(
         parked = destinations.list_dead_letters(
             conn, business_id=business_id, audience=view.id, status="parked"
         )
-        context = {
+        context: dict[str, Any] = {
             "audience": view,
             "webhooks": destinations.list_webhooks(conn, business_id=business_id, audience=view.id),
             "parked": parked,
