@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from accord.accounts.models import SourceRef
 from accord.accounts.service import bootstrap
-from accord.audiences import service
+from accord.audiences import definitions
 from accord.audiences.compile import (
     CONSENT_SCHEMA,
     IDENTIFIER_SCHEMA,
@@ -185,7 +185,7 @@ def time_engine(backend: Any, folder: Path, runs: int, now: datetime) -> dict[st
 
 def realtime_in_memory(n_events: int, now: datetime) -> dict[str, Any]:
     """Decide every real-time audience for the profile of each event, from its history."""
-    live = {s: d for s, d in typical().items() if service.is_realtime(d)}
+    live = {s: d for s, d in typical().items() if definitions.is_realtime(d)}
     catalog = Catalog(traits=TRAITS)
     histories: dict[str, list[Any]] = {}
     stream = list(generate_n_events(n_events, start=now - timedelta(days=30), days=30))
@@ -228,7 +228,7 @@ def realtime_end_to_end(n_events: int, runs: int) -> dict[str, Any]:
                 keys = bootstrap(store, name="Bench")
                 if mode == "with":
                     with store.write() as conn:
-                        service.ensure_predefined(conn, business_id=keys.business_id)
+                        definitions.ensure_predefined(conn, business_id=keys.business_id)
                 now = utcnow()
                 start = now - timedelta(days=7)
                 stream = list(generate_n_events(n_events, seed=run, start=start, days=7))

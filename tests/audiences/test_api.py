@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from accord.accounts.models import Bootstrap
 from accord.accounts.service import bootstrap
-from accord.audiences import service
+from accord.audiences import destinations
 from accord.audiences.api import consent_source
 from accord.core.settings import Settings
 from accord.process.worker import drain
@@ -29,7 +29,10 @@ PROS = {
 }
 
 
-def _collect(client: TestClient, keys: Bootstrap, store: Store, settings: Settings) -> None:
+def collect_two_people(
+    client: TestClient, keys: Bootstrap, store: Store, settings: Settings
+) -> None:
+    """u1 (pro, bought) and u2 (free, viewed a product), through the collection API."""
     auth = "Basic " + base64.b64encode(f"{keys.write_key}:".encode()).decode()
     headers = {"Authorization": auth}
     batch = [
@@ -49,7 +52,7 @@ def _collect(client: TestClient, keys: Bootstrap, store: Store, settings: Settin
 def test_audience_lifecycle(
     client: TestClient, keys: Bootstrap, store: Store, settings: Settings
 ) -> None:
-    _collect(client, keys, store, settings)
+    collect_two_people(client, keys, store, settings)
     admin = {"Authorization": f"Bearer {keys.admin_token}"}
     client.app.dependency_overrides[consent_source] = lambda: Grants(  # type: ignore[attr-defined]
         {"u1": {"marketing"}, "u2": {"marketing"}}
@@ -152,7 +155,7 @@ def test_audiences_need_an_admin_token(client: TestClient) -> None:
 def test_dead_letters_are_listed_replayed_and_discarded_within_the_business(
     client: TestClient, keys: Bootstrap, store: Store, settings: Settings
 ) -> None:
-    _collect(client, keys, store, settings)
+    collect_two_people(client, keys, store, settings)
     admin = {"Authorization": f"Bearer {keys.admin_token}"}
     consent = Grants({"u1": {"marketing"}})
     client.app.dependency_overrides[consent_source] = lambda: consent  # type: ignore[attr-defined]
@@ -167,7 +170,7 @@ def test_dead_letters_are_listed_replayed_and_discarded_within_the_business(
         assert [h.status_code for h in hooks] == [201, 201]
         client.post("/api/audiences/pros/refresh", headers=admin)
         with httpx.Client(timeout=5) as http:
-            runs = service.deliver_webhooks(
+            runs = destinations.deliver_webhooks(
                 store, business_id=keys.business_id, client=http, consent=consent
             )
         assert all(run.parked for run in runs)

@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 
 from accord.accounts.models import Bootstrap
 from accord.accounts.service import bootstrap
-from accord.audiences import service
+from accord.audiences import definitions, destinations, erasure, membership, service
+from accord.audiences.destinations import WebhookRun
 from accord.audiences.models import (
     DeadLetterStatus,
     DeadLetterView,
@@ -21,7 +22,6 @@ from accord.audiences.models import (
     WebhookView,
     audience_changes,
 )
-from accord.audiences.service import WebhookRun
 from accord.audiences.webhook import verify
 from accord.core.clock import utcnow
 from accord.core.errors import Conflict, InvalidInput, NotFound, WebhookNotDelivered
@@ -57,7 +57,7 @@ class Hooked:
         return self.keys.business_id
 
     def deliver(self, *, dead_letter_after: int = 3) -> WebhookRun:
-        [run] = service.deliver_webhooks(
+        [run] = destinations.deliver_webhooks(
             self.store,
             business_id=self.business_id,
             client=self.client,
@@ -69,17 +69,19 @@ class Hooked:
 
     def hook(self) -> WebhookView:
         with self.store.read() as conn:
-            [view] = service.list_webhooks(conn, business_id=self.business_id, audience="carts")
+            [view] = destinations.list_webhooks(
+                conn, business_id=self.business_id, audience="carts"
+            )
         return view
 
     def letters(self, status: DeadLetterStatus | None = None) -> list[DeadLetterView]:
         with self.store.read() as conn:
-            return service.list_dead_letters(
+            return destinations.list_dead_letters(
                 conn, business_id=self.business_id, audience="carts", status=status
             )
 
     def replay(self, dead_letter_id: str) -> DeadLetterView:
-        return service.replay_dead_letter(
+        return destinations.replay_dead_letter(
             self.store,
             business_id=self.business_id,
             audience="carts",
@@ -90,13 +92,13 @@ class Hooked:
 
     def discard(self, dead_letter_id: str) -> DeadLetterView:
         with self.store.write() as conn:
-            return service.discard_dead_letter(
+            return destinations.discard_dead_letter(
                 conn, business_id=self.business_id, audience="carts", dead_letter_id=dead_letter_id
             )
 
     def profile_of(self, user_id: str) -> str:
         with self.store.read() as conn:
-            feed = service.changes(conn, business_id=self.business_id, audience="carts")
+            feed = membership.changes(conn, business_id=self.business_id, audience="carts")
             found = service.people(
                 conn, business_id=self.business_id, profile_ids=[c.profile_id for c in feed]
             )
@@ -105,7 +107,7 @@ class Hooked:
 
     def erase(self, profile_id: str) -> dict[str, int]:
         with self.store.write() as conn:
-            return service.forget_profile(
+            return erasure.forget_profile(
                 conn, business_id=self.business_id, profile_id=profile_id, identifiers=[]
             )
 
@@ -115,7 +117,7 @@ def hooked(store: Store, keys: Bootstrap, settings: Settings) -> Iterator[Hooked
     create(store, keys.business_id, "carts", CARTS)
     with running_receiver() as receiver, httpx.Client(timeout=5) as client:
         with store.write() as conn:
-            added = service.add_webhook(
+            added = destinations.add_webhook(
                 conn,
                 business_id=keys.business_id,
                 audience="carts",
@@ -225,7 +227,7 @@ def test_discard_gives_the_batch_up_and_frees_the_audience(hooked: Hooked) -> No
     assert parked is not None
     # Parked batches keep the audience: deleting it would lose them unseen.
     with pytest.raises(InvalidInput, match="1 parked webhook batches"), hooked.store.write() as c:
-        service.delete_audience(c, business_id=hooked.business_id, audience="carts")
+        definitions.delete_audience(c, business_id=hooked.business_id, audience="carts")
     discarded = hooked.discard(parked)
     assert discarded.status == "discarded" and discarded.resolved_at is not None
     assert hooked.hook().parked == 0
@@ -234,7 +236,7 @@ def test_discard_gives_the_batch_up_and_frees_the_audience(hooked: Hooked) -> No
     hooked.receiver.status = 204
     assert len(hooked.receiver.received) == 1  # nothing was sent on discard
     with hooked.store.write() as conn:
-        service.delete_audience(conn, business_id=hooked.business_id, audience="carts")
+        definitions.delete_audience(conn, business_id=hooked.business_id, audience="carts")
 
 
 def test_erasure_notices_are_parked_and_counted_and_the_erased_leave_parked_batches(
@@ -286,10 +288,10 @@ def test_another_business_can_neither_see_nor_act_on_a_dead_letter(hooked: Hooke
     other = bootstrap(hooked.store, name="Other Business").business_id
     create(hooked.store, other, "carts", CARTS)
     with hooked.store.read() as conn:
-        assert service.list_dead_letters(conn, business_id=other, audience="carts") == []
-        assert service.list_webhooks(conn, business_id=other, audience="carts") == []
+        assert destinations.list_dead_letters(conn, business_id=other, audience="carts") == []
+        assert destinations.list_webhooks(conn, business_id=other, audience="carts") == []
     with pytest.raises(NotFound):
-        service.replay_dead_letter(
+        destinations.replay_dead_letter(
             hooked.store,
             business_id=other,
             audience="carts",
@@ -297,7 +299,7 @@ def test_another_business_can_neither_see_nor_act_on_a_dead_letter(hooked: Hooke
             client=hooked.client,
         )
     with pytest.raises(NotFound), hooked.store.write() as conn:
-        service.discard_dead_letter(
+        destinations.discard_dead_letter(
             conn, business_id=other, audience="carts", dead_letter_id=parked
         )
     [letter] = hooked.letters()

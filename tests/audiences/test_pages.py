@@ -3,7 +3,6 @@ history, members, overlap and exports, suppression lists, and another business's
 
 from __future__ import annotations
 
-import base64
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -13,37 +12,20 @@ from fastapi.testclient import TestClient
 
 from accord.accounts.models import Bootstrap
 from accord.accounts.service import bootstrap
-from accord.audiences import service
+from accord.audiences import destinations, erasure, membership
 from accord.audiences.api import consent_source
 from accord.audiences.models import SizePoint
 from accord.audiences.pages import sparkline
 from accord.core.settings import Settings
-from accord.process.worker import drain
 from accord.store.db import Store
 from tests.accounts.ui import create_business, sign_up
-from tests.audiences.test_service import Grants, ago
+from tests.audiences.test_api import collect_two_people
+from tests.audiences.test_service import Grants
 from tests.webhook_receiver import running_receiver
 
 
 def _html(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", "Accept": "text/html"}
-
-
-def _collect(client: TestClient, keys: Bootstrap, store: Store, settings: Settings) -> None:
-    auth = "Basic " + base64.b64encode(f"{keys.write_key}:".encode()).decode()
-    batch = [
-        {"type": "identify", "userId": "u1", "traits": {"email": "one@example.com", "plan": "pro"}},
-        {
-            "type": "identify",
-            "userId": "u2",
-            "traits": {"email": "two@example.com", "plan": "free"},
-        },
-        {"type": "track", "userId": "u1", "event": "Order Completed", "timestamp": ago(1)},
-        {"type": "track", "userId": "u2", "event": "Product Viewed", "timestamp": ago(1)},
-    ]
-    response = client.post("/v1/batch", headers={"Authorization": auth}, json={"batch": batch})
-    assert response.status_code == 200
-    drain(store, lake_url=settings.resolved_lake_url(), batch_size=100, lease=timedelta(seconds=60))
 
 
 def _form(**fields: str) -> dict[str, list[str]]:
@@ -64,7 +46,7 @@ def _save_pros(client: TestClient, keys: Bootstrap) -> None:
 
 @pytest.fixture
 def shop(client: TestClient, keys: Bootstrap, store: Store, settings: Settings) -> Bootstrap:
-    _collect(client, keys, store, settings)
+    collect_two_people(client, keys, store, settings)
     return keys
 
 
@@ -348,7 +330,7 @@ def test_detail_shows_webhook_destinations_and_parked_batches_to_replay_or_disca
             assert added.status_code == 201
 
         def deliver() -> None:
-            service.deliver_webhooks(
+            destinations.deliver_webhooks(
                 store,
                 business_id=shop.business_id,
                 client=http,
@@ -359,8 +341,8 @@ def test_detail_shows_webhook_destinations_and_parked_batches_to_replay_or_disca
         client.post("/audiences/pros/refresh", headers=admin)
         deliver()
         with store.write() as conn:
-            [entry] = service.changes(conn, business_id=shop.business_id, audience="pros")
-            service.forget_profile(
+            [entry] = membership.changes(conn, business_id=shop.business_id, audience="pros")
+            erasure.forget_profile(
                 conn, business_id=shop.business_id, profile_id=entry.profile_id, identifiers=[]
             )
         deliver()

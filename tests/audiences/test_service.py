@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import Connection
 
 from accord.accounts.models import Bootstrap, SourceRef
-from accord.audiences import service
+from accord.audiences import activation, definitions, destinations, membership, service
+from accord.audiences import refresh as audience_refresh
 from accord.audiences.exports import InterestGroupOptions, sha256
 from accord.audiences.models import AudienceIn, WebhookIn
 from accord.audiences.predefined import PREDEFINED
@@ -102,7 +103,7 @@ def shop(store: Store, keys: Bootstrap, settings: Settings) -> Bootstrap:
 
 def create(store: Store, business_id: str, slug: str, text: str, **extra: Any) -> str:
     with store.write() as conn:
-        view = service.create_audience(
+        view = definitions.create_audience(
             conn,
             business_id=business_id,
             audience=AudienceIn(name=slug, slug=slug, text=text, **extra),
@@ -114,7 +115,7 @@ def create(store: Store, business_id: str, slug: str, text: str, **extra: Any) -
 def refresh(
     store: Store, settings: Settings, business_id: str, consent: Any = None, **kw: Any
 ) -> Any:
-    return service.refresh(
+    return audience_refresh.refresh(
         store,
         business_id=business_id,
         backend=connect("duckdb://"),
@@ -126,16 +127,16 @@ def refresh(
 
 def members(store: Store, business_id: str, audience: str) -> set[str]:
     with store.read() as conn:
-        ids = service.member_ids(conn, business_id=business_id, audience=audience)
+        ids = membership.member_ids(conn, business_id=business_id, audience=audience)
         everyone = service.people(conn, business_id=business_id, profile_ids=ids)
     return {p.user_ids[0] for p in everyone.values()}
 
 
 def test_predefined_audiences_exist_and_validate(store: Store, keys: Bootstrap) -> None:
     with store.write() as conn:
-        service.ensure_predefined(conn, business_id=keys.business_id)
-        service.ensure_predefined(conn, business_id=keys.business_id)
-        listed = service.list_audiences(conn, business_id=keys.business_id)
+        definitions.ensure_predefined(conn, business_id=keys.business_id)
+        definitions.ensure_predefined(conn, business_id=keys.business_id)
+        listed = definitions.list_audiences(conn, business_id=keys.business_id)
     assert sorted(a.slug for a in listed) == sorted(p.slug for p in PREDEFINED)
     assert [a.slug for a in listed if a.suppression] == ["low-nps"]
     for audience in listed:
@@ -157,15 +158,15 @@ def test_create_refuses_what_it_cannot_evaluate(store: Store, shop: Bootstrap) -
     with pytest.raises(InvalidInput, match="unknown audience 'b'"):
         create(store, business, "b", "in audience b")
     with pytest.raises(InvalidInput, match="is predefined"), store.write() as conn:
-        service.delete_audience(conn, business_id=business, audience="purchased-30d")
+        definitions.delete_audience(conn, business_id=business, audience="purchased-30d")
     create(store, business, "c", "in audience a")
     with pytest.raises(InvalidInput, match="'a' is named by c"), store.write() as conn:
-        service.delete_audience(conn, business_id=business, audience="a")
+        definitions.delete_audience(conn, business_id=business, audience="a")
     with store.write() as conn:
-        service.delete_audience(conn, business_id=business, audience="c")
-        service.delete_audience(conn, business_id=business, audience="a")
+        definitions.delete_audience(conn, business_id=business, audience="c")
+        definitions.delete_audience(conn, business_id=business, audience="a")
     with pytest.raises(NotFound), store.read() as conn:
-        service.get_audience(conn, business_id=business, audience="a")
+        definitions.get_audience(conn, business_id=business, audience="a")
 
 
 def test_refresh_on_duckdb_sizes_history_and_overlap(
@@ -193,11 +194,11 @@ def test_refresh_on_duckdb_sizes_history_and_overlap(
     assert members(store, business, shoes) == {"ann", "bob"}
     assert members(store, business, pros) == set()
     with store.read() as conn:
-        history = service.sizes(conn, business_id=business, audience="pros")
-        both = service.overlap(
+        history = membership.sizes(conn, business_id=business, audience="pros")
+        both = membership.overlap(
             conn, business_id=business, first="shoe-fans", second="cart-abandoners"
         )
-        feed = service.changes(conn, business_id=business, audience="pros")
+        feed = membership.changes(conn, business_id=business, audience="pros")
     assert [p.size for p in history] == [1, 0]
     assert (both.first_size, both.second_size, both.both) == (2, 1, 1)
     assert both.jaccard == pytest.approx(1 / 2)
@@ -206,7 +207,7 @@ def test_refresh_on_duckdb_sizes_history_and_overlap(
 
 
 def test_preview_counts_and_samples(store: Store, shop: Bootstrap, settings: Settings) -> None:
-    result = service.preview(
+    result = audience_refresh.preview(
         store,
         business_id=shop.business_id,
         definition=parse('did "Product Viewed" in the last 7 days'),
@@ -224,14 +225,14 @@ def test_realtime_entries_and_exits_from_the_worker(
 ) -> None:
     business = keys.business_id
     with store.write() as conn:
-        service.ensure_predefined(conn, business_id=business)
+        definitions.ensure_predefined(conn, business_id=business)
     ingest(store, keys, settings, [identify(1, "dan", 1), track(2, "dan", "Product Added", 0.5)])
     assert members(store, business, "cart-abandoners") == {"dan"}
     ingest(store, keys, settings, [track(3, "dan", "Order Completed", 0.1, revenue=10)])
     assert members(store, business, "cart-abandoners") == set()
     assert members(store, business, "purchased-7d") == {"dan"}
     with store.read() as conn:
-        feed = service.changes(conn, business_id=business, audience="cart-abandoners")
+        feed = membership.changes(conn, business_id=business, audience="cart-abandoners")
         # Not decided in real time: its window is longer than the inbox keeps events.
         assert members(store, business, "purchased-90d") == set()
     assert [(c.change, c.origin) for c in feed] == [("entered", "realtime"), ("exited", "realtime")]
@@ -242,7 +243,7 @@ def test_realtime_entries_and_exits_from_the_worker(
     with store.read() as conn:
         refreshed = [
             c
-            for c in service.changes(conn, business_id=business, audience="purchased-7d")
+            for c in membership.changes(conn, business_id=business, audience="purchased-7d")
             if c.origin == "refresh"
         ]
     assert refreshed == []
@@ -368,7 +369,7 @@ def test_exports_never_contain_anyone_without_consent_or_suppressed(
         ads=("https://dsp.example/ad/1",),
     )
     with store.read() as conn:
-        export = service.export_audience(
+        export = activation.export_audience(
             conn,
             business_id=business,
             audience="purchased-7d",
@@ -402,7 +403,7 @@ def test_no_consent_source_means_nobody_leaves(
 ) -> None:
     refresh(store, settings, shop.business_id)
     with store.read() as conn:
-        export = service.export_audience(
+        export = activation.export_audience(
             conn,
             business_id=shop.business_id,
             audience="new-visitors",
@@ -419,8 +420,8 @@ def test_webhook_receives_signed_entries_and_exits_with_retries(
 ) -> None:
     business = keys.business_id
     with store.write() as conn:
-        service.ensure_predefined(conn, business_id=business)
-        hook = service.add_webhook(
+        definitions.ensure_predefined(conn, business_id=business)
+        hook = destinations.add_webhook(
             conn,
             business_id=business,
             audience="cart-abandoners",
@@ -447,7 +448,7 @@ def test_webhook_receives_signed_entries_and_exits_with_retries(
 
     consent = Grants({"eve": {"marketing"}})
     client = httpx.Client(transport=httpx.MockTransport(receiver))
-    [run] = service.deliver_webhooks(
+    [run] = destinations.deliver_webhooks(
         store, business_id=business, client=client, consent=consent, sleep=lambda _s: None
     )
     assert run.delivery is not None and run.delivery.delivered and run.delivery.attempts == 2
@@ -461,14 +462,16 @@ def test_webhook_receives_signed_entries_and_exits_with_retries(
     assert verify(hook["secret"], headers, received[-1].content)
     assert not verify("whsec_other", headers, received[-1].content)
     # Delivered once: the next run has nothing to send.
-    [again] = service.deliver_webhooks(store, business_id=business, client=client, consent=consent)
+    [again] = destinations.deliver_webhooks(
+        store, business_id=business, client=client, consent=consent
+    )
     assert again.sent == 0 and again.delivery is None
     with store.read() as conn:
-        feed = service.changes(conn, business_id=business, audience="cart-abandoners")
+        feed = membership.changes(conn, business_id=business, audience="cart-abandoners")
     # fay's entry was withheld (no consent), not lost: it stays in the feed.
     assert [c.change for c in feed] == ["entered", "entered", "exited"]
 
 
 def test_unknown_audience(store: Store, keys: Bootstrap) -> None:
     with pytest.raises(NotFound), store.read() as conn:
-        service.get_audience(conn, business_id=keys.business_id, audience="nope")
+        definitions.get_audience(conn, business_id=keys.business_id, audience="nope")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from accord.accounts.models import Bootstrap, SourceRef
-from accord.audiences import service as audiences
+from accord.audiences import definitions, service
 from accord.audiences.text import parse
 from accord.collect.consent_gate import KeepEverything
 from accord.collect.service import append
@@ -69,7 +69,7 @@ def test_train_on_demo_history(
     assert "predicted_ltv_12m" not in report.skipped
 
     with store.read() as conn:
-        people = audiences.people(conn, business_id=keys.business_id)
+        people = service.people(conn, business_id=keys.business_id)
         scored = [p.traits for p in people.values() if "purchase_likelihood_30d" in p.traits]
         assert scored and report.profiles_updated >= len(scored)
         assert all(0 <= t["purchase_likelihood_30d"] <= 1 for t in scored)
@@ -77,10 +77,10 @@ def test_train_on_demo_history(
         assert any("favourite_category" in p.traits for p in people.values())
         # Predictions are traits: audiences select on them like any other.
         definition = parse("trait purchase_likelihood_30d_percentile > 90")
-        _, types = audiences.check_definition(
+        _, types = definitions.check_definition(
             conn,
             business_id=keys.business_id,
             definition=definition,
-            consent=audiences.NO_CONSENT_RECORDED,
+            consent=service.NO_CONSENT_RECORDED,
         )
     assert types == {"purchase_likelihood_30d_percentile": "number"}

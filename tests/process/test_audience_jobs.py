@@ -1,4 +1,4 @@
-"""`audiences.refresh` hands the entries and exits it finds to journeys, exactly once:
+"""`audiences.refresh.refresh` hands the entries and exits it finds to journeys, exactly once:
 an audience that is not real time changes only at refresh, and journeys that start on
 it (or wait for it) must hear of those changes too."""
 
@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from accord.accounts.models import Bootstrap, SourceRef
-from accord.audiences import service as audiences
+from accord.audiences import definitions, service
 from accord.audiences.models import AudienceIn
 from accord.collect.consent_gate import KeepEverything
 from accord.collect.service import append
@@ -59,13 +59,13 @@ def test_people_a_refresh_finds_enter_the_journeys_on_that_audience_once(
             conn, business_id=business, key="thanks", name="Thanks", definition=THANKS, now=now
         )
         journeys.set_status(conn, business_id=business, key="thanks", status="active", now=now)
-        audience = audiences.create_audience(
+        audience = definitions.create_audience(
             conn,
             business_id=business,
             audience=AudienceIn(
                 name="Ever bought", slug="ever-bought", text='did "Order Completed"'
             ),
-            consent=audiences.LEDGER_CONSENT,
+            consent=service.LEDGER_CONSENT,
         )
         assert not audience.realtime
         ann = conn.execute(

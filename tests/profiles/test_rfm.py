@@ -13,7 +13,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from accord.accounts.models import Bootstrap
-from accord.audiences.service import NoConsentRecorded, preview
+from accord.audiences.refresh import preview
+from accord.audiences.service import NoConsentRecorded
 from accord.audiences.text import parse
 from accord.core.settings import Settings
 from accord.engine.connection import connect

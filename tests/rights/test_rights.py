@@ -230,8 +230,9 @@ def _everything_about_ann(
     audience memberships with a webhook destination."""
     import asyncio
 
+    from accord.audiences.definitions import create_audience
+    from accord.audiences.destinations import add_webhook
     from accord.audiences.models import AudienceIn, WebhookIn
-    from accord.audiences.service import add_webhook, create_audience
     from accord.consent import config
     from accord.consent.models import PropertyIn
     from accord.consent.service import record_consent
@@ -364,7 +365,7 @@ def test_export_and_erasure_cover_leads_email_journeys_and_audiences(
 ) -> None:
     from accord.accounts.models import Actor
     from accord.accounts.service import audit_entries
-    from accord.audiences.service import changes
+    from accord.audiences.membership import changes
     from accord.messaging.service import suppressed
     from accord.rights.service import erase_subject
 
@@ -429,7 +430,7 @@ def test_export_and_erasure_cover_leads_email_journeys_and_audiences(
     # with nothing but the profile id.
     import httpx
 
-    from accord.audiences.service import deliver_webhooks
+    from accord.audiences.destinations import deliver_webhooks
 
     received: list[httpx.Request] = []
 

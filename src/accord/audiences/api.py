@@ -9,10 +9,10 @@ from typing import Annotated, Any
 import httpx
 import orjson
 from fastapi import APIRouter, Depends, Query, Response
-from starlette.concurrency import run_in_threadpool
 
-from accord.audiences import service
-from accord.audiences.exports import Destination, InterestGroupOptions
+from accord.audiences import activation, definitions, destinations, membership, refresh, service
+from accord.audiences.conditions import Definition
+from accord.audiences.exports import Destination
 from accord.audiences.models import (
     AudienceIn,
     AudienceView,
@@ -30,7 +30,6 @@ from accord.audiences.models import (
     WebhookView,
 )
 from accord.audiences.service import ConsentSource
-from accord.core.errors import FieldProblem, InvalidInput
 from accord.engine.connection import connect
 from accord.process.journeys import on_audience_changes
 from accord.profiles.models import Identifier
@@ -64,8 +63,8 @@ WebhookClient = Annotated[httpx.Client, Depends(webhook_client)]
 @router.get("/audiences", summary="Every audience, predefined ones included")
 async def list_audiences(state: State, caller: Reader) -> list[AudienceView]:
     def work(conn: Any) -> list[AudienceView]:
-        service.ensure_predefined(conn, business_id=caller.business_id)
-        return service.list_audiences(conn, business_id=caller.business_id)
+        definitions.ensure_predefined(conn, business_id=caller.business_id)
+        return definitions.list_audiences(conn, business_id=caller.business_id)
 
     return await store_work.write(state, work)
 
@@ -76,7 +75,7 @@ async def create_audience(
 ) -> AudienceView:
     created = await store_work.write(
         state,
-        lambda conn: service.create_audience(
+        lambda conn: definitions.create_audience(
             conn, business_id=caller.business_id, audience=audience, consent=consent
         ),
     )
@@ -90,7 +89,7 @@ async def create_audience(
 async def validate(state: State, caller: Reader, consent: Consent, body: DefinitionIn) -> Validated:
     return await store_work.read(
         state,
-        lambda conn: service.validate_definition(
+        lambda conn: definitions.validate_definition(
             conn,
             business_id=caller.business_id,
             definition=body.definition,
@@ -101,31 +100,37 @@ async def validate(state: State, caller: Reader, consent: Consent, body: Definit
 
 
 @router.post("/audiences/preview", summary="Size of a definition now, with a sample of members")
-async def preview(state: State, caller: Reader, consent: Consent, body: DefinitionIn) -> Preview:
-    definition = service.definition_from(body.definition, body.text)
+def preview(state: State, caller: Reader, consent: Consent, body: DefinitionIn) -> Preview:
+    return preview_definition(
+        state, caller, consent, definitions.definition_from(body.definition, body.text)
+    )
 
-    def work() -> Preview:
-        return service.preview(
-            state.store,
-            business_id=caller.business_id,
-            definition=definition,
-            backend=connect(state.settings.engine_url),
-            lake_url=state.settings.resolved_lake_url(),
-            consent=consent,
-        )
 
-    return await run_in_threadpool(work)
+def preview_definition(
+    state: AppState, caller: Caller, consent: ConsentSource, definition: Definition
+) -> Preview:
+    """The definition's size now on the configured engine, with a sample of members."""
+    return refresh.preview(
+        state.store,
+        business_id=caller.business_id,
+        definition=definition,
+        backend=connect(state.settings.engine_url),
+        lake_url=state.settings.resolved_lake_url(),
+        consent=consent,
+    )
 
 
 @router.post("/audiences/refresh", summary="Recompute every audience on the engine")
-async def refresh_all(state: State, caller: Manager, consent: Consent) -> list[RefreshResult]:
-    return await run_in_threadpool(_refresh, state, caller, consent, None)
+def refresh_all(state: State, caller: Manager, consent: Consent) -> list[RefreshResult]:
+    return refresh_audiences(state, caller, consent, None)
 
 
-def _refresh(
+def refresh_audiences(
     state: AppState, caller: Caller, consent: ConsentSource, only: list[str] | None
 ) -> list[RefreshResult]:
-    return service.refresh(
+    """Recompute the audiences (all, or `only` these) on the configured engine; journeys
+    hear of who entered and who left."""
+    return refresh.refresh(
         state.store,
         business_id=caller.business_id,
         backend=connect(state.settings.engine_url),
@@ -140,7 +145,9 @@ def _refresh(
 async def get_audience(state: State, caller: Reader, audience: str) -> AudienceView:
     return await store_work.read(
         state,
-        lambda conn: service.get_audience(conn, business_id=caller.business_id, audience=audience),
+        lambda conn: definitions.get_audience(
+            conn, business_id=caller.business_id, audience=audience
+        ),
     )
 
 
@@ -148,7 +155,7 @@ async def get_audience(state: State, caller: Reader, audience: str) -> AudienceV
 async def delete_audience(state: State, caller: Manager, audience: str) -> Response:
     await store_work.write(
         state,
-        lambda conn: service.delete_audience(
+        lambda conn: definitions.delete_audience(
             conn, business_id=caller.business_id, audience=audience
         ),
     )
@@ -156,10 +163,8 @@ async def delete_audience(state: State, caller: Manager, audience: str) -> Respo
 
 
 @router.post("/audiences/{audience}/refresh", summary="Recompute one audience on the engine")
-async def refresh_one(
-    state: State, caller: Manager, consent: Consent, audience: str
-) -> RefreshResult:
-    [result] = await run_in_threadpool(_refresh, state, caller, consent, [audience])
+def refresh_one(state: State, caller: Manager, consent: Consent, audience: str) -> RefreshResult:
+    [result] = refresh_audiences(state, caller, consent, [audience])
     return result
 
 
@@ -167,7 +172,7 @@ async def refresh_one(
 async def sizes(state: State, caller: Reader, audience: str) -> list[SizePoint]:
     return await store_work.read(
         state,
-        lambda conn: service.sizes(conn, business_id=caller.business_id, audience=audience),
+        lambda conn: membership.sizes(conn, business_id=caller.business_id, audience=audience),
     )
 
 
@@ -180,7 +185,7 @@ async def members(
 ) -> list[str]:
     ids = await store_work.read(
         state,
-        lambda conn: service.member_ids(conn, business_id=caller.business_id, audience=audience),
+        lambda conn: membership.member_ids(conn, business_id=caller.business_id, audience=audience),
     )
     return ids[:limit]
 
@@ -195,7 +200,7 @@ async def changes(
 ) -> list[Change]:
     return await store_work.read(
         state,
-        lambda conn: service.changes(
+        lambda conn: membership.changes(
             conn, business_id=caller.business_id, audience=audience, after=after, limit=limit
         ),
     )
@@ -205,7 +210,7 @@ async def changes(
 async def overlap(state: State, caller: Reader, first: str, second: str) -> Overlap:
     return await store_work.read(
         state,
-        lambda conn: service.overlap(
+        lambda conn: membership.overlap(
             conn, business_id=caller.business_id, first=first, second=second
         ),
     )
@@ -227,16 +232,10 @@ async def export(
     bidding_logic_url: str | None = None,
 ) -> Response:
     """The file, with `X-Accord-Included` and `X-Accord-Left-Out` (JSON: reason -> count)."""
-    options = None
-    if destination == "interest_groups":
-        if not owner or not bidding_logic_url:
-            raise InvalidInput(
-                [FieldProblem("owner", "interest groups need `owner` and `bidding_logic_url`")]
-            )
-        options = InterestGroupOptions(owner=owner, bidding_logic_url=bidding_logic_url)
+    options = activation.interest_group_options(destination, owner, bidding_logic_url)
     result = await store_work.read(
         state,
-        lambda conn: service.export_audience(
+        lambda conn: activation.export_audience(
             conn,
             business_id=caller.business_id,
             audience=audience,
@@ -265,7 +264,7 @@ async def add_webhook(
     """The signing secret is in this answer only."""
     return await store_work.write(
         state,
-        lambda conn: service.add_webhook(
+        lambda conn: destinations.add_webhook(
             conn, business_id=caller.business_id, audience=audience, webhook_in=body
         ),
     )
@@ -278,7 +277,9 @@ async def list_webhooks(state: State, caller: Reader, audience: str) -> list[Web
     """Failures in a row on the pending batch, the last error, and parked batches."""
     return await store_work.read(
         state,
-        lambda conn: service.list_webhooks(conn, business_id=caller.business_id, audience=audience),
+        lambda conn: destinations.list_webhooks(
+            conn, business_id=caller.business_id, audience=audience
+        ),
     )
 
 
@@ -294,7 +295,7 @@ async def list_dead_letters(
     counts the erasure notices in it, which the receiver has not had yet."""
     return await store_work.read(
         state,
-        lambda conn: service.list_dead_letters(
+        lambda conn: destinations.list_dead_letters(
             conn, business_id=caller.business_id, audience=audience, status=status
         ),
     )
@@ -308,17 +309,15 @@ async def list_dead_letters(
         502: {"description": "The receiver did not accept it; it stays parked"},
     },
 )
-async def replay_dead_letter(
+def replay_dead_letter(
     state: State, caller: Manager, client: WebhookClient, audience: str, dead_letter: str
 ) -> DeadLetterView:
-    return await run_in_threadpool(
-        lambda: service.replay_dead_letter(
-            state.store,
-            business_id=caller.business_id,
-            audience=audience,
-            dead_letter_id=dead_letter,
-            client=client,
-        )
+    return destinations.replay_dead_letter(
+        state.store,
+        business_id=caller.business_id,
+        audience=audience,
+        dead_letter_id=dead_letter,
+        client=client,
     )
 
 
@@ -332,7 +331,7 @@ async def discard_dead_letter(
 ) -> DeadLetterView:
     return await store_work.write(
         state,
-        lambda conn: service.discard_dead_letter(
+        lambda conn: destinations.discard_dead_letter(
             conn, business_id=caller.business_id, audience=audience, dead_letter_id=dead_letter
         ),
     )

@@ -8,7 +8,8 @@ from typing import Annotated
 import orjson
 import typer
 
-from accord.audiences import service
+from accord.audiences import activation, definitions, service
+from accord.audiences import refresh as audience_refresh
 from accord.audiences.exports import Destination
 from accord.audiences.models import AudienceIn
 from accord.cli_common import (
@@ -31,8 +32,8 @@ audiences_app = typer.Typer(help="Audiences, suppression and exports.", no_args_
 def list_audiences(business: Business) -> None:
     """Every audience with its size after the last refresh."""
     with business_store(business) as (store, business_id), store.write() as conn:
-        service.ensure_predefined(conn, business_id=business_id)
-        views = service.list_audiences(conn, business_id=business_id)
+        definitions.ensure_predefined(conn, business_id=business_id)
+        views = definitions.list_audiences(conn, business_id=business_id)
     print_table(
         "slug",
         "size",
@@ -46,7 +47,7 @@ def list_audiences(business: Business) -> None:
 def validate(text: str, business: Business) -> None:
     """Check a definition in the text form; print its canonical text and its JSON."""
     with business_store(business) as (store, business_id), store.read() as conn:
-        result = service.validate_definition(
+        result = definitions.validate_definition(
             conn,
             business_id=business_id,
             definition=None,
@@ -67,7 +68,7 @@ def create(
 ) -> None:
     """Define an audience in the text form."""
     with business_store(business) as (store, business_id), store.write() as conn:
-        view = service.create_audience(
+        view = definitions.create_audience(
             conn,
             business_id=business_id,
             audience=AudienceIn(name=name or slug, slug=slug, text=text, suppression=suppression),
@@ -81,10 +82,10 @@ def preview(text: str, business: Business, engine: Engine = None) -> None:
     """How many people a definition selects now."""
     settings = Settings()
     with business_store(business, settings) as (store, business_id):
-        result = service.preview(
+        result = audience_refresh.preview(
             store,
             business_id=business_id,
-            definition=service.definition_from(None, text),
+            definition=definitions.definition_from(None, text),
             backend=connect(engine or settings.engine_url),
             lake_url=settings.resolved_lake_url(),
             consent=service.LEDGER_CONSENT,
@@ -103,7 +104,7 @@ def refresh(
     """Recompute audiences on the engine; record entries and exits."""
     settings = Settings()
     with business_store(business, settings) as (store, business_id):
-        results = service.refresh(
+        results = audience_refresh.refresh(
             store,
             business_id=business_id,
             backend=connect(engine or settings.engine_url),
@@ -133,7 +134,7 @@ def export(
     if destination == "interest_groups":
         raise usage("interest groups need the buyer's URLs: use the API")
     with business_store(business) as (store, business_id), store.read() as conn:
-        result = service.export_audience(
+        result = activation.export_audience(
             conn,
             business_id=business_id,
             audience=audience,

@@ -1,7 +1,7 @@
 """Export formats: CSV, Meta and Google Ads customer lists, Protected Audience interest groups.
 
 Pure functions from people to bytes. Which people may leave (consent and suppression)
-is decided before, in `service.export_audience`; these only normalise and hash.
+is decided before, in `activation.export_audience`; these only normalise and hash.
 
 Normalisation follows each platform's documentation:
 - Meta customer lists: every field lower-case and trimmed, then SHA-256 hex; email as is;

@@ -10,25 +10,26 @@ from dataclasses import dataclass
 from typing import Annotated, Any, cast
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Query, Request
 from fastapi.responses import Response
 from markupsafe import Markup
 from pydantic import ValidationError
-from sqlalchemy import Connection
-from starlette.concurrency import run_in_threadpool
 
-from accord.audiences import service
-from accord.audiences.api import WebhookClient, consent_source
-from accord.audiences.exports import Destination, InterestGroupOptions
+from accord.audiences import activation, definitions, destinations, membership, service
+from accord.audiences.api import (
+    WebhookClient,
+    consent_source,
+    preview_definition,
+    refresh_audiences,
+)
+from accord.audiences.exports import Destination
 from accord.audiences.models import AudienceIn, Preview, SizePoint, Validated
 from accord.audiences.service import ConsentSource
 from accord.core.errors import Conflict, FieldProblem, InvalidInput, NotFound, WebhookNotDelivered
-from accord.engine.connection import connect
-from accord.process.journeys import on_audience_changes
 from accord.profiles.models import Identifier
 from accord.web import jobs, store_work
 from accord.web.auth import Caller, requires
-from accord.web.state import AppState, State
+from accord.web.state import State
 from accord.web.ui import NavEntry, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -88,35 +89,17 @@ def sparkline(points: Sequence[SizePoint], *, width: int = 320, height: int = 60
 
 
 @router.get("/audiences")
-async def audiences_page(request: Request, state: State, caller: Reader) -> Response:
-    def work(conn: Connection) -> Any:
-        service.ensure_predefined(conn, business_id=caller.business_id)
-        return service.list_audiences(conn, business_id=caller.business_id)
-
-    rows = await store_work.write(state, work)
+def audiences_page(request: Request, state: State, caller: Reader) -> Response:
+    with state.store.write() as conn:
+        definitions.ensure_predefined(conn, business_id=caller.business_id)
+        rows = definitions.list_audiences(conn, business_id=caller.business_id)
     return render(request, "audiences/list.html", caller=caller, audiences=rows)
 
 
 @router.post("/audiences/refresh")
-async def refresh_all(
-    request: Request, state: State, caller: Manager, consent: Consent
-) -> Response:
-    results = await run_in_threadpool(_refresh, state, caller, consent, None)
+def refresh_all(request: Request, state: State, caller: Manager, consent: Consent) -> Response:
+    results = refresh_audiences(state, caller, consent, None)
     return redirect(request, "/audiences", notice=f"Refreshed {len(results)} audiences")
-
-
-def _refresh(
-    state: AppState, caller: Caller, consent: ConsentSource, only: list[str] | None
-) -> list[Any]:
-    return service.refresh(
-        state.store,
-        business_id=caller.business_id,
-        backend=connect(state.settings.engine_url),
-        lake_url=state.settings.resolved_lake_url(),
-        consent=consent,
-        only=only,
-        on_changes=on_audience_changes(),
-    )
 
 
 # Builder --------------------------------------------------------------------------------
@@ -146,6 +129,26 @@ class Draft:
                 raise InvalidInput([FieldProblem("definition", "must be a JSON object")])
             return data, None
         return None, self.text
+
+    def audience(self) -> AudienceIn:
+        """The audience to create, as the API would receive it."""
+        definition, text = self.parsed()
+        try:
+            return AudienceIn(
+                name=self.name,
+                slug=self.slug,
+                description=self.description,
+                definition=definition,
+                text=text,
+                suppression=self.suppression,
+            )
+        except ValidationError as exc:
+            raise InvalidInput(
+                [
+                    FieldProblem(".".join(str(part) for part in e["loc"]), str(e["msg"]))
+                    for e in exc.errors()
+                ]
+            ) from None
 
 
 async def draft_form(
@@ -194,39 +197,29 @@ def _builder(
 
 
 @router.get("/audiences/new")
-async def builder_page(request: Request, caller: Reader) -> Response:
+def builder_page(request: Request, caller: Reader) -> Response:
     return _builder(request, caller, Draft())
 
 
 @router.post("/audiences/new/check")
-async def builder_check(
+def builder_check(
     request: Request, state: State, caller: Reader, consent: Consent, draft: DraftForm
 ) -> Response:
     """Validate the definition and estimate its size now, with a sample of members; saves
     nothing. This is also what the page does without JavaScript."""
-
-    def work() -> tuple[Validated, Preview]:
+    try:
         definition, text = draft.parsed()
         with state.store.read() as conn:
-            checked = service.validate_definition(
+            checked = definitions.validate_definition(
                 conn,
                 business_id=caller.business_id,
                 definition=definition,
                 text=text,
                 consent=consent,
             )
-        estimate = service.preview(
-            state.store,
-            business_id=caller.business_id,
-            definition=service.definition_from(definition, text),
-            backend=connect(state.settings.engine_url),
-            lake_url=state.settings.resolved_lake_url(),
-            consent=consent,
+        estimate = preview_definition(
+            state, caller, consent, definitions.definition_from(definition, text)
         )
-        return checked, estimate
-
-    try:
-        checked, estimate = await run_in_threadpool(work)
     except InvalidInput as exc:
         return _builder(request, caller, draft, problems=exc.problems, status=400)
     # Both forms show the checked definition, so either can be edited next.
@@ -236,37 +229,30 @@ async def builder_check(
 
 
 @router.post("/audiences/new")
-async def builder_save(
-    request: Request, state: State, caller: Manager, consent: Consent, draft: DraftForm
+def builder_save(
+    request: Request,
+    state: State,
+    caller: Manager,
+    consent: Consent,
+    draft: DraftForm,
+    background: BackgroundTasks,
 ) -> Response:
-    def work(conn: Connection) -> Any:
-        definition, text = draft.parsed()
-        try:
-            audience = AudienceIn(
-                name=draft.name,
-                slug=draft.slug,
-                description=draft.description,
-                definition=definition,
-                text=text,
-                suppression=draft.suppression,
-            )
-        except ValidationError as exc:
-            raise InvalidInput(
-                [
-                    FieldProblem(".".join(str(part) for part in e["loc"]), str(e["msg"]))
-                    for e in exc.errors()
-                ]
-            ) from None
-        return service.create_audience(
-            conn, business_id=caller.business_id, audience=audience, consent=consent
-        )
-
     try:
-        created = await store_work.write(state, work)
+        audience = draft.audience()
+        with state.store.write() as conn:
+            created = definitions.create_audience(
+                conn, business_id=caller.business_id, audience=audience, consent=consent
+            )
     except InvalidInput as exc:
         return _builder(request, caller, draft, problems=exc.problems, status=400)
-    await jobs.run_soon(
-        state, business_id=caller.business_id, name="audiences.refresh", target=created.id
+    # Asked for once the answer is sent, on the event loop: the new audience is computed
+    # at once, not at its first scheduled refresh.
+    background.add_task(
+        jobs.run_soon,
+        state,
+        business_id=caller.business_id,
+        name="audiences.refresh",
+        target=created.id,
     )
     return redirect(
         request,
@@ -279,16 +265,15 @@ async def builder_save(
 
 
 @router.get("/suppressions")
-async def suppressions_page(request: Request, state: State, caller: Reader) -> Response:
-    def work(conn: Connection) -> tuple[list[dict[str, Any]], list[Any]]:
-        service.ensure_predefined(conn, business_id=caller.business_id)
+def suppressions_page(request: Request, state: State, caller: Reader) -> Response:
+    with state.store.write() as conn:
+        definitions.ensure_predefined(conn, business_id=caller.business_id)
         entries = service.list_suppressions(conn, business_id=caller.business_id)
         lists = [
-            a for a in service.list_audiences(conn, business_id=caller.business_id) if a.suppression
+            a
+            for a in definitions.list_audiences(conn, business_id=caller.business_id)
+            if a.suppression
         ]
-        return entries, lists
-
-    entries, lists = await store_work.write(state, work)
     return render(
         request,
         "audiences/suppressions.html",
@@ -353,7 +338,7 @@ async def unsuppress(
 
 
 @router.get("/audiences/{audience}")
-async def audience_page(
+def audience_page(
     request: Request,
     state: State,
     caller: Reader,
@@ -361,32 +346,32 @@ async def audience_page(
     page: Annotated[int, Query(ge=1)] = 1,
     compare: Annotated[str | None, Query(alias="with")] = None,
 ) -> Response:
-    def work(conn: Connection) -> dict[str, Any]:
+    with state.store.read() as conn:
         business_id = caller.business_id
-        view = service.get_audience(conn, business_id=business_id, audience=audience)
-        history = service.sizes(conn, business_id=business_id, audience=view.id)
-        ids = service.member_ids(conn, business_id=business_id, audience=view.id)
+        view = definitions.get_audience(conn, business_id=business_id, audience=audience)
+        history = membership.sizes(conn, business_id=business_id, audience=view.id)
+        ids = membership.member_ids(conn, business_id=business_id, audience=view.id)
         pages = max(1, -(-len(ids) // MEMBERS_PER_PAGE))
         current = min(page, pages)
         shown = ids[(current - 1) * MEMBERS_PER_PAGE : current * MEMBERS_PER_PAGE]
         found = service.people(conn, business_id=business_id, profile_ids=shown)
         others = [
-            a for a in service.list_audiences(conn, business_id=business_id) if a.id != view.id
+            a for a in definitions.list_audiences(conn, business_id=business_id) if a.id != view.id
         ]
         overlap, overlap_error = None, None
         if compare:
             try:
-                overlap = service.overlap(
+                overlap = membership.overlap(
                     conn, business_id=business_id, first=view.id, second=compare
                 )
             except NotFound as exc:
                 overlap_error = str(exc)
-        parked = service.list_dead_letters(
+        parked = destinations.list_dead_letters(
             conn, business_id=business_id, audience=view.id, status="parked"
         )
-        return {
+        context: dict[str, Any] = {
             "audience": view,
-            "webhooks": service.list_webhooks(conn, business_id=business_id, audience=view.id),
+            "webhooks": destinations.list_webhooks(conn, business_id=business_id, audience=view.id),
             "parked": parked,
             "parked_erasures": sum(d.erasures for d in parked),
             "history": history,
@@ -403,17 +388,14 @@ async def audience_page(
             "definition_json": json.dumps(view.definition, indent=2),
             "destinations": DESTINATIONS,
         }
-
-    return render(
-        request, "audiences/detail.html", caller=caller, **await store_work.read(state, work)
-    )
+    return render(request, "audiences/detail.html", caller=caller, **context)
 
 
 @router.post("/audiences/{audience}/refresh")
-async def refresh_one(
+def refresh_one(
     request: Request, state: State, caller: Manager, consent: Consent, audience: str
 ) -> Response:
-    [result] = await run_in_threadpool(_refresh, state, caller, consent, [audience])
+    [result] = refresh_audiences(state, caller, consent, [audience])
     return redirect(
         request,
         f"/audiences/{audience}",
@@ -426,7 +408,7 @@ async def delete(request: Request, state: State, caller: Manager, audience: str)
     try:
         await store_work.write(
             state,
-            lambda conn: service.delete_audience(
+            lambda conn: definitions.delete_audience(
                 conn, business_id=caller.business_id, audience=audience
             ),
         )
@@ -436,7 +418,7 @@ async def delete(request: Request, state: State, caller: Manager, audience: str)
 
 
 @router.post("/audiences/{audience}/webhooks/dead-letters/{dead_letter}/replay")
-async def replay_dead_letter(
+def replay_dead_letter(
     request: Request,
     state: State,
     caller: Manager,
@@ -445,14 +427,12 @@ async def replay_dead_letter(
     dead_letter: str,
 ) -> Response:
     try:
-        replayed = await run_in_threadpool(
-            lambda: service.replay_dead_letter(
-                state.store,
-                business_id=caller.business_id,
-                audience=audience,
-                dead_letter_id=dead_letter,
-                client=client,
-            )
+        replayed = destinations.replay_dead_letter(
+            state.store,
+            business_id=caller.business_id,
+            audience=audience,
+            dead_letter_id=dead_letter,
+            client=client,
         )
     except (WebhookNotDelivered, Conflict) as exc:
         return redirect(request, f"/audiences/{audience}", error=str(exc))
@@ -470,7 +450,7 @@ async def discard_dead_letter(
     try:
         discarded = await store_work.write(
             state,
-            lambda conn: service.discard_dead_letter(
+            lambda conn: destinations.discard_dead_letter(
                 conn, business_id=caller.business_id, audience=audience, dead_letter_id=dead_letter
             ),
         )
@@ -484,7 +464,7 @@ async def discard_dead_letter(
 
 
 @router.get("/audiences/{audience}/export")
-async def export_page(
+def export_page(
     request: Request,
     state: State,
     caller: Manager,
@@ -501,34 +481,25 @@ async def export_page(
             request, f"/audiences/{audience}", error=f"unknown destination {destination!r}"
         )
     chosen = cast(Destination, destination)
-    options = None
+    options = activation.interest_group_options(chosen, owner, bidding_logic_url)
     query: dict[str, str] = {}
-    if chosen == "interest_groups":
-        if not owner.strip() or not bidding_logic_url.strip():
-            return redirect(
-                request,
-                f"/audiences/{audience}",
-                error="interest groups need the buyer's owner origin and bidding logic URL",
-            )
-        options = InterestGroupOptions(
-            owner=owner.strip(), bidding_logic_url=bidding_logic_url.strip()
-        )
+    if options is not None:
         query = {"owner": options.owner, "bidding_logic_url": options.bidding_logic_url}
 
-    def work(conn: Connection) -> dict[str, Any]:
-        view = service.get_audience(conn, business_id=caller.business_id, audience=audience)
-        result = service.export_audience(
-            conn,
-            business_id=caller.business_id,
-            audience=view.id,
-            destination=chosen,
-            consent=consent,
-            interest_groups=options,
-        )
-        return {"audience": view, "result": result}
-
-    found = await store_work.read(state, work)
-    download = f"/api/audiences/{found['audience'].slug}/export/{chosen}"
+    try:
+        with state.store.read() as conn:
+            view = definitions.get_audience(conn, business_id=caller.business_id, audience=audience)
+            result = activation.export_audience(
+                conn,
+                business_id=caller.business_id,
+                audience=view.id,
+                destination=chosen,
+                consent=consent,
+                interest_groups=options,
+            )
+    except InvalidInput as exc:
+        return redirect(request, f"/audiences/{audience}", error=_text(exc.problems))
+    download = f"/api/audiences/{view.slug}/export/{chosen}"
     if query:
         download += "?" + urlencode(query)
     return render(
@@ -537,7 +508,8 @@ async def export_page(
         caller=caller,
         destination=chosen,
         destination_label=DESTINATIONS[chosen],
-        purpose=service.DESTINATION_PURPOSES[chosen],
+        purpose=activation.DESTINATION_PURPOSES[chosen],
         download=download,
-        **found,
+        audience=view,
+        result=result,
     )

@@ -27,7 +27,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
 from accord.audiences.compile import EngineTables
-from accord.audiences.service import NO_CONSENT_RECORDED, engine_tables, snapshot
+from accord.audiences.refresh import engine_tables, snapshot
+from accord.audiences.service import NO_CONSENT_RECORDED
 from accord.core.clock import utcnow
 from accord.predict.features import (
     Features,

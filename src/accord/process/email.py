@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from accord.audiences import service as audiences
+from accord.audiences.membership import member_ids
 from accord.consent import config
 from accord.consent import service as consent_service
 from accord.consent.models import PropertyIn, PurposeIn, PurposeText
@@ -100,7 +101,7 @@ def suppress_email_address(
 
 def audience_recipients(conn: Connection, *, business_id: str, audience_id: str) -> list[Recipient]:
     """An audience's members who have an email address, as campaign recipients."""
-    ids = audiences.member_ids(conn, business_id=business_id, audience=audience_id)
+    ids = member_ids(conn, business_id=business_id, audience=audience_id)
     people = audiences.people(conn, business_id=business_id, profile_ids=ids)
     return [
         Recipient(

@@ -15,8 +15,10 @@ import httpx
 from sqlalchemy import Connection, func, select
 
 from accord.accounts.service import purge_expired
-from accord.audiences import service as audiences
+from accord.audiences import definitions, destinations
+from accord.audiences import refresh as audience_refresh
 from accord.audiences.models import audiences as audience_table
+from accord.audiences.service import LEDGER_CONSENT
 from accord.collect.models import inbox
 from accord.collect.service import purge_processed
 from accord.core.clock import parse_instant
@@ -48,7 +50,7 @@ def _target(context: JobContext) -> str:
 
 def audience_ids(conn: Connection, business_id: str) -> list[str]:
     """Every audience of the business, the predefined ones created first if missing."""
-    audiences.ensure_predefined(conn, business_id=business_id)
+    definitions.ensure_predefined(conn, business_id=business_id)
     return list(
         conn.execute(
             select(audience_table.c.id)
@@ -68,12 +70,12 @@ def audience_names(conn: Connection, business_id: str) -> dict[str, str]:
 
 
 def refresh_audience(context: JobContext) -> JobOutcome:
-    results = audiences.refresh(
+    results = audience_refresh.refresh(
         context.store,
         business_id=_business(context),
         backend=connect(context.settings.engine_url),
         lake_url=context.settings.resolved_lake_url(),
-        consent=audiences.LEDGER_CONSENT,
+        consent=LEDGER_CONSENT,
         only=[_target(context)],
         now=context.now,
         on_changes=on_audience_changes(),
@@ -89,11 +91,11 @@ def refresh_audience(context: JobContext) -> JobOutcome:
 def deliver_audience_webhooks(context: JobContext) -> JobOutcome:
     after = context.settings.webhook_dead_letter_after
     with httpx.Client(timeout=context.settings.webhook_timeout_seconds) as client:
-        runs = audiences.deliver_webhooks(
+        runs = destinations.deliver_webhooks(
             context.store,
             business_id=_business(context),
             client=client,
-            consent=audiences.LEDGER_CONSENT,
+            consent=LEDGER_CONSENT,
             dead_letter_after=after,
         )
     failed = [r for r in runs if r.failed]

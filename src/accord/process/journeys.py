@@ -15,7 +15,8 @@ from sqlalchemy import Connection
 
 from accord.accounts.service import internal_source
 from accord.audiences.models import Change
-from accord.audiences.service import ChangeListener, is_suppressed, suppress, unsuppress
+from accord.audiences.refresh import ChangeListener
+from accord.audiences.service import is_suppressed, suppress, unsuppress
 from accord.collect.service import append_in
 from accord.consent.service import granted_purposes
 from accord.core.clock import iso, utcnow

@@ -9,7 +9,7 @@ Each step is one context's part, named for that context, and calls its service:
   recent events and real-time audiences read it; an erased person's events are deleted
   (`collect.service.link_profiles`, `drop_events`);
 - `audiences`: the profiles the events touched enter and leave real-time audiences
-  (`audiences.service.apply_realtime`);
+  (`audiences.realtime.apply_realtime`);
 - `journeys`: people move on these events and audience changes: goals, waits, entries
   (`journeys.runner.Runner.handle_events`, `handle_audience_changes`);
 - `leads`: a track event scores the lead it is of; an event a scoring rule calls a
@@ -33,7 +33,8 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection
 
-from accord.audiences.service import apply_realtime, audience_slugs
+from accord.audiences.definitions import audience_slugs
+from accord.audiences.realtime import apply_realtime
 from accord.collect.service import drop_events, link_profiles
 from accord.core.clock import parse_instant
 from accord.identity.service import erased_events, resolve_events

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from accord.audiences import service as audiences
+from accord.audiences.membership import audiences_of
 from accord.core.errors import FieldProblem, InvalidInput
 from accord.identity import service as identity
 from accord.journeys import service as journeys
@@ -81,9 +81,7 @@ def get_profile_by_id(
             ),
             audiences=[
                 AudienceMembership(**asdict(m))
-                for m in audiences.audiences_of(
-                    conn, business_id=caller.business_id, profile_id=profile_id
-                )
+                for m in audiences_of(conn, business_id=caller.business_id, profile_id=profile_id)
             ],
         )
 

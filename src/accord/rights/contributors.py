@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection
 
-from accord.audiences import service as audiences
+from accord.audiences.erasure import forget_profile
 from accord.collect import service as collect
 from accord.identity import service as identity
 from accord.journeys import service as journeys
@@ -149,7 +149,7 @@ def _erase_journeys(conn: Connection, subject: Subject) -> dict[str, int]:
 
 def _forget_audiences(conn: Connection, subject: Subject) -> dict[str, int]:
     # Includes `erasure_notices`: the audiences whose destinations are told.
-    return audiences.forget_profile(
+    return forget_profile(
         conn,
         business_id=subject.business_id,
         profile_id=subject.profile_id,
