@@ -74,6 +74,7 @@ from accord.consent import service as consent_service
 from accord.core.clock import utcnow
 from accord.core.errors import Conflict, FieldProblem, InvalidInput, NotFound, WebhookNotDelivered
 from accord.core.ids import new_id
+from accord.core.webhooks import new_secret
 from accord.engine.connection import arrow_table as engine_table
 from accord.engine.connection import events as lake_events
 from accord.identity.service import lookup_key
@@ -1313,7 +1314,7 @@ def add_webhook(
     """A destination that receives the audience's entries and exits; the secret is shown once."""
     found = _find(conn, business_id, audience)
     webhook_id = new_id("whk")
-    secret = webhook.new_secret()
+    secret = new_secret()
     last = conn.execute(
         select(func.max(audience_changes.c.seq)).where(audience_changes.c.audience_id == found.id)
     ).scalar()
