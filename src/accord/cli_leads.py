@@ -20,8 +20,9 @@ from accord.core.errors import AccordError, UnknownWriteKey
 from accord.core.settings import Settings
 from accord.leads import imports as leads
 from accord.leads.lead_ads import read_lead_ads, read_mapped_csv
-from accord.messaging import service as messaging
-from accord.messaging.bounces import parse_report_email
+from accord.messaging.bounces import apply_delivery_reports, parse_report_email
+from accord.messaging.mailer import Mailer
+from accord.messaging.sending import run_due
 from accord.process.email import default_wiring
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
@@ -55,13 +56,13 @@ def send_due(
     """Send scheduled campaigns when their time comes, and A/B winners after the wait."""
     settings = Settings()
     store = _store(settings)
-    mailer, wiring = messaging.Mailer.from_settings(settings), default_wiring()
+    mailer, wiring = Mailer.from_settings(settings), default_wiring()
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
     signal.signal(signal.SIGINT, lambda _signum, _frame: stopping.set())
     try:
         while not stopping.is_set():
-            for report in asyncio.run(messaging.run_due(store, mailer=mailer, wiring=wiring)):
+            for report in asyncio.run(run_due(store, mailer=mailer, wiring=wiring)):
                 console.print(
                     f"campaign {report.campaign_id}: {report.status}, sent {report.sent}, "
                     f"failed {report.failed}, not sent {report.skipped}"
@@ -92,7 +93,7 @@ def bounces(
                 continue
             total += len(reports)
             with store.write() as conn:
-                matched += messaging.apply_delivery_reports(
+                matched += apply_delivery_reports(
                     conn, business_id=business_id, reports=reports, wiring=default_wiring()
                 )
     finally:

@@ -16,8 +16,7 @@ from accord.consent.models import PropertyIn, PurposeIn, PurposeText
 from accord.core.clock import parse_instant
 from accord.core.errors import NotFound
 from accord.leads.service import score_email_engagement
-from accord.messaging.ports import Recipient
-from accord.messaging.service import Wiring
+from accord.messaging.ports import Recipient, Wiring
 from accord.profiles.models import Identifier
 
 # The consent property that form confirmations and unsubscribes are recorded under.
