@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from accord.accounts import assets as asset_service
-from accord.accounts import people, permissions, service, signing, team
+from accord.accounts import people, permissions, service, team
 from accord.accounts.models import (
     AdAccountIn,
     BusinessIn,
@@ -26,6 +26,7 @@ from accord.accounts.models import (
 )
 from accord.core.errors import AccordError, CsrfRejected, Forbidden, InvalidInput, InvalidToken
 from accord.core.settings import Settings
+from accord.core.signing import Signer
 from accord.messaging import smtp
 from accord.messaging.smtp import SmtpConfig
 from accord.web import store_work
@@ -522,11 +523,8 @@ async def send_verification(
     request: Request, settings: Settings, *, business_id: str, email: str, name: str
 ) -> str:
     """Email the confirmation link; returns where it went or, without mail, the link."""
-    token = signing.sign(
-        settings.resolved_secret_key(),
-        purpose="verify-email",
-        payload=f"{business_id}|{email}",
-        ttl_seconds=settings.email_link_hours * 3600,
+    token = Signer(settings.resolved_secret_key()).dumps_timed(
+        "verify-email", f"{business_id}|{email}"
     )
     link = f"{base_url(request, settings)}/confirm-email?token={token}"
     sent = await send_account_email(
@@ -566,11 +564,11 @@ async def verify_email(
 
 @router.get("/confirm-email")
 async def confirm_email(request: Request, state: State, token: str = "") -> HTMLResponse:
-    payload = signing.unsign(
-        state.settings.resolved_secret_key(), purpose="verify-email", token=token
+    payload = Signer(state.settings.resolved_secret_key()).loads_timed_or_none(
+        "verify-email", token, max_age_seconds=state.settings.email_link_hours * 3600
     )
     confirmed = False
-    if payload is not None:
+    if isinstance(payload, str) and "|" in payload:
         business_id, email = payload.split("|", 1)
         confirmed = await store_work.write(
             state,

@@ -28,7 +28,7 @@ from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.email_wiring import Email
 from accord.web.state import State
-from accord.web.ui import NavEntry, redirect, render
+from accord.web.ui import NavEntry, arender, redirect
 
 router = APIRouter(include_in_schema=False)
 nav = [
@@ -103,10 +103,10 @@ async def templates_page(request: Request, state: State, caller: Reader) -> Resp
         return templates.list_templates(conn, business_id=caller.business_id)
 
     rows = await store_work.read(state, work)
-    return render(request, "email/templates.html", caller=caller, rows=rows)
+    return await arender(request, "email/templates.html", caller=caller, rows=rows)
 
 
-def _editor(
+async def _editor(
     request: Request,
     caller: Caller,
     *,
@@ -116,7 +116,7 @@ def _editor(
     problems: list[FieldProblem] | None = None,
     status: int = 200,
 ) -> Response:
-    return render(
+    return await arender(
         request,
         "email/template_edit.html",
         caller=caller,
@@ -131,7 +131,7 @@ def _editor(
 @router.get("/email/templates/new")
 async def new_template_page(request: Request, caller: Manager) -> Response:
     values = {**BLANK_TEMPLATE, "sample": SAMPLE_CONTACT}
-    return _editor(request, caller, values=values, source=None)
+    return await _editor(request, caller, values=values, source=None)
 
 
 @router.get("/email/templates/{template_id}")
@@ -149,7 +149,7 @@ async def template_page(
         "text": row.text,
         "sample": SAMPLE_CONTACT,
     }
-    return _editor(request, caller, values=values, source=row.id)
+    return await _editor(request, caller, values=values, source=row.id)
 
 
 @router.post("/email/templates")
@@ -184,7 +184,7 @@ async def save_template_page(request: Request, state: State, caller: Manager) ->
     except InvalidInput as exc:
         problems.extend(exc.problems)
     if problems or data is None or not saving:
-        return _editor(
+        return await _editor(
             request,
             caller,
             values=values,
@@ -210,7 +210,7 @@ async def lists_page(request: Request, state: State, caller: Reader) -> Response
     def work(conn: Connection) -> list[Any]:
         return lists.list_lists(conn, business_id=caller.business_id)
 
-    return render(
+    return await arender(
         request, "email/lists.html", caller=caller, rows=await store_work.read(state, work)
     )
 
@@ -241,7 +241,9 @@ async def list_page(request: Request, state: State, caller: Reader, list_id: str
         )
         return {"list_id": list_id, "name": name, "members": members, "refused": refused}
 
-    return render(request, "email/list.html", caller=caller, **await store_work.read(state, work))
+    return await arender(
+        request, "email/list.html", caller=caller, **await store_work.read(state, work)
+    )
 
 
 @router.post("/email/lists/{list_id}/members")
@@ -327,7 +329,7 @@ async def _campaigns_view(state: State, caller: Caller) -> dict[str, Any]:
 @router.get("/email/campaigns")
 async def campaigns_page(request: Request, state: State, caller: Reader) -> Response:
     view = await _campaigns_view(state, caller)
-    return render(request, "email/campaigns.html", caller=caller, posted={}, **view)
+    return await arender(request, "email/campaigns.html", caller=caller, posted={}, **view)
 
 
 @router.post("/email/campaigns")
@@ -355,7 +357,7 @@ async def create_campaign_page(request: Request, state: State, caller: Manager) 
     if campaign_id is not None:
         return redirect(request, f"/email/campaigns/{campaign_id}", notice="Campaign created")
     view = await _campaigns_view(state, caller)
-    return render(
+    return await arender(
         request,
         "email/campaigns.html",
         caller=caller,
@@ -392,7 +394,7 @@ async def campaign_page(
             }
         return view
 
-    return render(
+    return await arender(
         request,
         "email/campaign.html",
         caller=caller,
@@ -569,7 +571,7 @@ async def performance_page(
     for key, label, colour in CHART_SERIES:
         points = [(i, k.rates[key].value) for i, (_, k) in enumerate(found)]
         series.append(Series(label, colour, [(i, v) for i, v in points if v is not None]))
-    return render(
+    return await arender(
         request,
         "email/performance.html",
         caller=caller,
@@ -589,7 +591,7 @@ async def suppressions_page(request: Request, state: State, caller: Reader) -> R
     def work(conn: Connection) -> list[Any]:
         return list_suppressions(conn, business_id=caller.business_id)
 
-    return render(
+    return await arender(
         request, "email/suppressions.html", caller=caller, rows=await store_work.read(state, work)
     )
 
