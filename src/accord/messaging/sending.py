@@ -67,6 +67,19 @@ def _sample_order(campaign_id: str, recipients: Iterable[Recipient]) -> list[Rec
     )
 
 
+@dataclass(frozen=True)
+class _Claimed:
+    """A campaign taken for sending: who is left, with what, and as which phase."""
+
+    campaign: Any
+    recipients: list[Recipient]
+    done: set[str]
+    templates: dict[str, CompiledTemplate]
+    subjects: dict[str, str | None]
+    phase_two: bool
+    winner: str | None
+
+
 @dataclass
 class _Prepared:
     messages: list[OutgoingEmail]
@@ -76,15 +89,14 @@ class _Prepared:
 def _prepare_chunk(
     store: Store,
     *,
-    campaign: Any,
+    claimed: _Claimed,
     chunk: list[tuple[Recipient, str]],
-    templates: dict[str, CompiledTemplate],
-    subjects: dict[str, str | None],
     mailer: Mailer,
     wiring: Wiring,
     report: SendReport,
 ) -> _Prepared:
     """Check consent and suppression now, render what may go, and record every recipient."""
+    campaign, templates, subjects = claimed.campaign, claimed.templates, claimed.subjects
     business_id = campaign.business_id
     prepared = _Prepared(messages=[], ids=[])
     now = utcnow()
@@ -168,10 +180,8 @@ def _record_outcomes(
 async def _deliver(
     store: Store,
     *,
-    campaign: Any,
+    claimed: _Claimed,
     assignments: list[tuple[Recipient, str]],
-    templates: dict[str, CompiledTemplate],
-    subjects: dict[str, str | None],
     mailer: Mailer,
     wiring: Wiring,
     report: SendReport,
@@ -183,10 +193,8 @@ async def _deliver(
         prepared = await asyncio.to_thread(
             _prepare_chunk,
             store,
-            campaign=campaign,
+            claimed=claimed,
             chunk=assignments[start : start + mailer.chunk],
-            templates=templates,
-            subjects=subjects,
             mailer=mailer,
             wiring=wiring,
             report=report,
@@ -202,19 +210,6 @@ async def _deliver(
         await asyncio.to_thread(
             _record_outcomes, store, prepared=done, outcomes=await task, report=report
         )
-
-
-@dataclass(frozen=True)
-class _Claimed:
-    """A campaign taken for sending: who is left, with what, and as which phase."""
-
-    campaign: Any
-    recipients: list[Recipient]
-    done: set[str]
-    templates: dict[str, CompiledTemplate]
-    subjects: dict[str, str | None]
-    phase_two: bool
-    winner: str | None
 
 
 def _claim(store: Store, *, business_id: str, campaign_id: str, wiring: Wiring) -> _Claimed:
@@ -293,10 +288,8 @@ async def send_campaign(
         next_status, due = "sent", None
     await _deliver(
         store,
-        campaign=campaign,
+        claimed=claimed,
         assignments=assignments,
-        templates=claimed.templates,
-        subjects=claimed.subjects,
         mailer=mailer,
         wiring=wiring,
         report=report,

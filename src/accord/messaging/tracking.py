@@ -120,21 +120,22 @@ def _message(conn: Connection, message_id: str) -> Any:
 def _track(
     conn: Connection,
     *,
+    mailer: Mailer,
     wiring: Wiring | None,
     message: Any,
     kind: str,
     detail: str | None,
     user_agent: str | None,
     ip: str | None,
-    now: datetime,
-    min_human_delay: timedelta,
+    now: datetime | None,
 ) -> bool:
+    now = now or utcnow()
     reason = machine_reason(
         user_agent=user_agent,
         ip=ip,
         sent_at=message.sent_at,
         occurred_at=now,
-        min_human_delay=min_human_delay,
+        min_human_delay=mailer.min_human_delay,
     )
     conn.execute(
         email_events.insert().values(
@@ -168,16 +169,17 @@ def record_open(
     message_id = mailer.signer.loads("open", token)
     if not isinstance(message_id, str):
         raise InvalidLink("the link is not valid")
+    message = _message(conn, message_id)
     return _track(
         conn,
+        mailer=mailer,
         wiring=wiring,
-        message=_message(conn, message_id),
+        message=message,
         kind="open",
         detail=None,
         user_agent=user_agent,
         ip=ip,
-        now=now or utcnow(),
-        min_human_delay=mailer.min_human_delay,
+        now=now,
     )
 
 
@@ -207,14 +209,14 @@ def record_click(
     target = str(links[payload[1]])
     _track(
         conn,
+        mailer=mailer,
         wiring=wiring,
         message=message,
         kind="click",
         detail=target,
         user_agent=user_agent,
         ip=ip,
-        now=now or utcnow(),
-        min_human_delay=mailer.min_human_delay,
+        now=now,
     )
     return target
 
