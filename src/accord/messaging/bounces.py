@@ -1,5 +1,4 @@
-"""Bounces and complaints: DSN emails (RFC 3464), ARF reports, SES and SendGrid events,
-and what they do: recorded on their message, hard ones suppress the address."""
+"""Bounces and complaints: DSN, ARF, SES and SendGrid reports, and what they do."""
 
 from __future__ import annotations
 

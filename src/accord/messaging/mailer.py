@@ -1,5 +1,4 @@
-"""How this installation sends one message: the mailer, building a message with its
-tracking and unsubscribe links, and sending one transactional or journey message."""
+"""How this installation sends one message: the mailer, building a message, sending it."""
 
 from __future__ import annotations
 

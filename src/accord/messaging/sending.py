@@ -1,5 +1,4 @@
-"""Sending campaigns: the A/B sample, then the rest; consent and suppression checked at
-send time, chunk by chunk, with store work off the event loop; resumable after a crash."""
+"""Sending a campaign: A/B sample then the rest, checked at send time, chunk by chunk."""
 
 from __future__ import annotations
 

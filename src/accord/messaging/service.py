@@ -1,5 +1,4 @@
-"""Email suppression, the send-time check, and a person's email history for subject
-rights (export and erasure)."""
+"""Email suppression, the send-time check, and a person's email history for subject rights."""
 
 from __future__ import annotations
 

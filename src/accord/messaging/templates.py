@@ -1,5 +1,4 @@
-"""Email templates: sandboxed Jinja2 with safe fallbacks, CSS inlined into the HTML; stored
-per business and never changed in place, so campaigns keep what they sent."""
+"""Email templates: sandboxed Jinja2, CSS inlined into the HTML, stored per business."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Open pixel, click redirect and unsubscribe links with signed tokens; machine opens;
-recording opens, clicks and unsubscribes."""
+"""Signed open, click and unsubscribe links; machine opens; recording what people do."""
 
 from __future__ import annotations
 
