@@ -6,7 +6,7 @@ For each run this script:
 2. creates a throwaway SQLite (or PostgreSQL) state store with one business, a list of
    --messages members who all confirmed email consent (double opt-in records), a template
    with a <style> block to inline, three links to track and personalisation from traits,
-3. times `messaging.service.send_campaign` end to end: send-time consent and suppression
+3. times `messaging.sending.send_campaign` end to end: send-time consent and suppression
    checks, rendering, CSS inlining, link rewriting with signed tokens, MIME building,
    SMTP over --concurrency reused connections, and the status writes,
 4. reports messages/s (sent / wall time) as the median of --runs runs, as a markdown
@@ -39,9 +39,11 @@ import psycopg
 
 from accord.accounts.service import bootstrap
 from accord.core.clock import utcnow
+from accord.core.signing import Signer
 from accord.leads.models import lead_consents, leads
 from accord.leads.submissions import granted_purposes_of_leads
-from accord.messaging import service
+from accord.messaging import campaigns, lists, sending, templates
+from accord.messaging.mailer import Mailer
 from accord.messaging.models import (
     CampaignIn,
     ListIn,
@@ -49,6 +51,7 @@ from accord.messaging.models import (
     email_list_members,
 )
 from accord.messaging.ports import Wiring
+from accord.messaging.smtp import SmtpConfig
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
 
@@ -134,7 +137,7 @@ def prepare(store: Store, messages: int) -> tuple[str, str]:
     business = keys.business_id
     now = utcnow()
     with store.write() as conn:
-        template_id = service.create_template(
+        template_id = templates.create_template(
             conn,
             business_id=business,
             data=TemplateIn(
@@ -144,7 +147,7 @@ def prepare(store: Store, messages: int) -> tuple[str, str]:
                 text="Hello {{ contact.first_name | default('friend') }}: shop.example/routes",
             ),
         )
-        list_id = service.create_list(conn, business_id=business, data=ListIn(name="all"))
+        list_id = lists.create_list(conn, business_id=business, data=ListIn(name="all"))
         lead_rows, consent_rows, member_rows = [], [], []
         for i in range(messages):
             email, anonymous_id, lead_id = f"p{i}@people.example", f"anon-{i}", f"lead_{i}"
@@ -190,7 +193,7 @@ def prepare(store: Store, messages: int) -> tuple[str, str]:
         ):
             for start in range(0, len(rows), 2000):
                 conn.execute(table.insert(), rows[start : start + 2000])
-        campaign_id = service.create_campaign(
+        campaign_id = campaigns.create_campaign(
             conn,
             business_id=business,
             data=CampaignIn(
@@ -206,18 +209,18 @@ def prepare(store: Store, messages: int) -> tuple[str, str]:
 def one_run(backend: str, messages: int, concurrency: int, port: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder, state_store(backend, Path(folder)) as store:
         business, campaign_id = prepare(store, messages)
-        mailer = service.Mailer(
-            smtp=service.SmtpConfig(
+        mailer = Mailer(
+            smtp=SmtpConfig(
                 host="127.0.0.1", port=port, rate_per_second=0, concurrency=concurrency
             ),
-            signer=service.Signer("bench-signing-key"),
+            signer=Signer("bench-signing-key"),
             base_url="https://mail.shop.example",
             chunk=500,
             min_human_delay=timedelta(seconds=2),
         )
         start = time.perf_counter()
         report = asyncio.run(
-            service.send_campaign(
+            sending.send_campaign(
                 store,
                 business_id=business,
                 campaign_id=campaign_id,

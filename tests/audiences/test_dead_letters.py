@@ -22,10 +22,10 @@ from accord.audiences.models import (
     WebhookView,
     audience_changes,
 )
-from accord.audiences.webhook import verify
 from accord.core.clock import utcnow
 from accord.core.errors import Conflict, InvalidInput, NotFound, WebhookNotDelivered
 from accord.core.settings import Settings
+from accord.core.webhooks import verify
 from accord.process.jobs import WebhookDeliveryFailed, deliver_audience_webhooks
 from accord.process.scheduler import JobContext
 from accord.store.db import Store

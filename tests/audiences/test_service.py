@@ -22,12 +22,12 @@ from accord.audiences.models import AudienceIn, WebhookIn
 from accord.audiences.predefined import PREDEFINED
 from accord.audiences.service import STANDARD_PURPOSES
 from accord.audiences.text import parse
-from accord.audiences.webhook import verify
 from accord.collect.consent_gate import KeepEverything
 from accord.collect.service import append
 from accord.core.clock import iso, utcnow
 from accord.core.errors import InvalidInput, NotFound
 from accord.core.settings import Settings
+from accord.core.webhooks import verify
 from accord.engine.connection import connect
 from accord.process.worker import drain
 from accord.profiles.models import Identifier

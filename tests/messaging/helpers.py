@@ -9,7 +9,10 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from accord.messaging.service import Mailer, Signer, SmtpConfig, Wiring
+from accord.core.signing import Signer
+from accord.messaging.mailer import Mailer
+from accord.messaging.ports import Wiring
+from accord.messaging.smtp import SmtpConfig
 from tests.smtp_sink import SmtpSink
 
 BASE_URL = "http://accord.test"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from email import message_from_string
 from email.message import EmailMessage
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import select
@@ -16,8 +18,9 @@ from sqlalchemy import select
 from accord.accounts.models import Bootstrap
 from accord.core.clock import utcnow
 from accord.core.errors import Conflict, InvalidLink
-from accord.messaging import service
-from accord.messaging.bounces import parse_report_email
+from accord.messaging import campaigns, lists, sending, service, templates, tracking
+from accord.messaging.bounces import apply_delivery_reports, parse_report_email
+from accord.messaging.kpis import ab_decision, campaign_kpis
 from accord.messaging.models import (
     AbTestIn,
     CampaignIn,
@@ -30,6 +33,8 @@ from accord.store.db import Store
 from tests.messaging.helpers import BASE_URL, FakeLedger, mailer_for
 from tests.smtp_sink import SmtpSink, body_text
 
+T = TypeVar("T")
+
 HTML = (
     "<html><head><style>p { color: red }</style></head><body>"
     '<p>Hello {{ contact.first_name | default("friend") }}</p>'
@@ -40,7 +45,7 @@ HTML = (
 
 def _campaign(store: Store, business_id: str, members: list[MemberIn], **extra: object) -> str:
     with store.write() as conn:
-        template_id = service.create_template(
+        template_id = templates.create_template(
             conn,
             business_id=business_id,
             data=TemplateIn(
@@ -50,10 +55,10 @@ def _campaign(store: Store, business_id: str, members: list[MemberIn], **extra: 
                 text="Hello {{ contact.first_name | default('friend') }}",
             ),
         )
-        list_id = service.create_list(conn, business_id=business_id, data=ListIn(name="news"))
+        list_id = lists.create_list(conn, business_id=business_id, data=ListIn(name="news"))
         for member in members:
-            service.add_member(conn, business_id=business_id, list_id=list_id, member=member)
-        return service.create_campaign(
+            lists.add_member(conn, business_id=business_id, list_id=list_id, member=member)
+        return campaigns.create_campaign(
             conn,
             business_id=business_id,
             data=CampaignIn(
@@ -64,6 +69,12 @@ def _campaign(store: Store, business_id: str, members: list[MemberIn], **extra: 
                 **extra,  # type: ignore[arg-type]
             ),
         )
+
+
+def _in_write(store: Store, work: Callable[..., T], **arguments: Any) -> T:
+    """A tracking call in its own write transaction, as the HTTP handlers make it."""
+    with store.write() as conn:
+        return work(conn, **arguments)
 
 
 def _member(name: str) -> MemberIn:
@@ -97,7 +108,7 @@ def test_a_campaign_reaches_only_consenting_unsuppressed_people(
     ledger.granted["anon-withdrawn"]["marketing"] = False
 
     report = asyncio.run(
-        service.send_campaign(
+        sending.send_campaign(
             store,
             business_id=business,
             campaign_id=campaign_id,
@@ -125,7 +136,7 @@ def test_a_campaign_reaches_only_consenting_unsuppressed_people(
     assert body_text(message).strip() == "Hello ada"
     with pytest.raises(Conflict):
         asyncio.run(
-            service.send_campaign(
+            sending.send_campaign(
                 store,
                 business_id=business,
                 campaign_id=campaign_id,
@@ -154,7 +165,7 @@ def test_tracking_separates_people_from_machines_and_refuses_forged_links(
     campaign_id = _campaign(store, business, [_member("ada")])
     mailer = mailer_for(sink)
     asyncio.run(
-        service.send_campaign(
+        sending.send_campaign(
             store,
             business_id=business,
             campaign_id=campaign_id,
@@ -166,8 +177,9 @@ def test_tracking_separates_people_from_machines_and_refuses_forged_links(
     later = utcnow() + timedelta(minutes=5)
 
     def opened(agent: str | None, ip: str, when: object) -> bool:
-        return service.record_open(
+        return _in_write(
             store,
+            tracking.record_open,
             mailer=mailer,
             token=pixel,
             user_agent=agent,
@@ -179,23 +191,38 @@ def test_tracking_separates_people_from_machines_and_refuses_forged_links(
     assert opened("Mozilla/5.0 (compatible; Barracuda)", "203.0.113.9", later) is False
     assert opened(HUMAN, "203.0.113.9", utcnow()) is False  # sub-second after delivery
     assert opened(HUMAN, "203.0.113.9", later) is True
-    target = service.record_click(
-        store, mailer=mailer, token=click, user_agent=HUMAN, ip="203.0.113.9", now=later
+    target = _in_write(
+        store,
+        tracking.record_click,
+        mailer=mailer,
+        token=click,
+        user_agent=HUMAN,
+        ip="203.0.113.9",
+        now=later,
     )
     assert target == "https://shop.example/spring?x=1&y=2"
     with pytest.raises(InvalidLink):
-        service.record_click(
-            store, mailer=mailer, token=click[:-2] + "xx", user_agent=HUMAN, ip=None
+        _in_write(
+            store,
+            tracking.record_click,
+            mailer=mailer,
+            token=click[:-2] + "xx",
+            user_agent=HUMAN,
+            ip=None,
         )
     # A valid signature from another salt, or a link index the message does not hold.
     forged = mailer.signer.dumps("click", [sink.messages[0].message["X-Accord-Message"], 7])
     with pytest.raises(InvalidLink):
-        service.record_click(store, mailer=mailer, token=forged, user_agent=HUMAN, ip=None)
+        _in_write(
+            store, tracking.record_click, mailer=mailer, token=forged, user_agent=HUMAN, ip=None
+        )
     with pytest.raises(InvalidLink):
-        service.record_click(store, mailer=mailer, token=pixel, user_agent=HUMAN, ip=None)
+        _in_write(
+            store, tracking.record_click, mailer=mailer, token=pixel, user_agent=HUMAN, ip=None
+        )
 
     with store.read() as conn:
-        kpis = service.campaign_kpis(conn, business_id=business, campaign_id=campaign_id)
+        kpis = campaign_kpis(conn, business_id=business, campaign_id=campaign_id)
     assert (kpis.sent, kpis.delivered, kpis.human_openers, kpis.clickers) == (1, 1, 1, 1)
     assert kpis.machine_opens == 1  # three machine hits on one message
     assert kpis.rates["open_rate"].value == 1.0
@@ -213,33 +240,45 @@ def test_one_click_unsubscribe_withdraws_and_stops_later_campaigns(
     mailer = mailer_for(sink)
     first = _campaign(store, business, [_member("ada")])
     asyncio.run(
-        service.send_campaign(
+        sending.send_campaign(
             store, business_id=business, campaign_id=first, mailer=mailer, wiring=ledger.wiring()
         )
     )
     header = sink.messages[0].message["List-Unsubscribe"]
     token = header.strip("<>").rsplit("/", 1)[1]
-    result = service.unsubscribe(
-        store, mailer=mailer, token=token, wiring=ledger.wiring(), via="one_click", ip="10.0.0.1"
+    result = _in_write(
+        store,
+        tracking.unsubscribe,
+        mailer=mailer,
+        token=token,
+        wiring=ledger.wiring(),
+        via="one_click",
+        ip="10.0.0.1",
     )
     assert result.unsubscribed and result.email == "ada@people.example"
     assert ledger.suppressed == [("ada@people.example", "unsubscribed")]
     assert ledger.recorded[0]["purposes"] == {"marketing": False}
     # Unsubscribing twice is harmless and records nothing more.
-    service.unsubscribe(
-        store, mailer=mailer, token=token, wiring=ledger.wiring(), via="one_click", ip=None
+    _in_write(
+        store,
+        tracking.unsubscribe,
+        mailer=mailer,
+        token=token,
+        wiring=ledger.wiring(),
+        via="one_click",
+        ip=None,
     )
     assert len(ledger.recorded) == 1
 
     second = _campaign(store, business, [_member("ada")])
     report = asyncio.run(
-        service.send_campaign(
+        sending.send_campaign(
             store, business_id=business, campaign_id=second, mailer=mailer, wiring=ledger.wiring()
         )
     )
     assert report.sent == 0 and report.skipped == {"unsubscribed": 1}
     with store.read() as conn:
-        kpis = service.campaign_kpis(conn, business_id=business, campaign_id=first)
+        kpis = campaign_kpis(conn, business_id=business, campaign_id=first)
     assert kpis.unsubscribes == 1 and kpis.rates["unsubscribe_rate"].value == 1.0
 
 
@@ -270,7 +309,7 @@ def test_hard_bounces_suppress_and_soft_ones_do_not(
     mailer = mailer_for(sink)
     campaign_id = _campaign(store, business, [_member("ada"), _member("bo")])
     asyncio.run(
-        service.send_campaign(
+        sending.send_campaign(
             store,
             business_id=business,
             campaign_id=campaign_id,
@@ -288,9 +327,7 @@ def test_hard_bounces_suppress_and_soft_ones_do_not(
     assert soft == []  # "delayed" is not a bounce
     with store.write() as conn:
         assert (
-            service.apply_delivery_reports(
-                conn, business_id=business, reports=hard, wiring=ledger.wiring()
-            )
+            apply_delivery_reports(conn, business_id=business, reports=hard, wiring=ledger.wiring())
             == 1
         )
         statuses = dict(
@@ -300,7 +337,7 @@ def test_hard_bounces_suppress_and_soft_ones_do_not(
                 )
             ).all()
         )
-        kpis = service.campaign_kpis(conn, business_id=business, campaign_id=campaign_id)
+        kpis = campaign_kpis(conn, business_id=business, campaign_id=campaign_id)
         refused = service.suppressed(
             conn, business_id=business, emails=["ada@people.example", "bo@people.example"]
         )
@@ -329,14 +366,14 @@ def test_ab_test_sends_the_significant_winner_to_the_rest(
             subject="Last days of spring", sample_share=0.5, min_sample=50, wait_hours=2
         ),
     )
-    [first] = asyncio.run(service.run_due(store, mailer=mailer, wiring=ledger.wiring(), now=start))
+    [first] = asyncio.run(sending.run_due(store, mailer=mailer, wiring=ledger.wiring(), now=start))
     assert first.status == "testing" and first.sent == 120
     subjects = [r.message["Subject"] for r in sink.messages]
     assert subjects.count("Last days of spring") == 60
     # Nothing is due before the waiting time is over.
     assert (
         asyncio.run(
-            service.run_due(
+            sending.run_due(
                 store, mailer=mailer, wiring=ledger.wiring(), now=start + timedelta(hours=1)
             )
         )
@@ -350,14 +387,20 @@ def test_ab_test_sends_the_significant_winner_to_the_rest(
             continue
         clicks[variant] += 1
         _pixel, click = _links(received.message)
-        service.record_click(
-            store, mailer=mailer, token=click, user_agent=HUMAN, ip="198.51.100.1", now=later
+        _in_write(
+            store,
+            tracking.record_click,
+            mailer=mailer,
+            token=click,
+            user_agent=HUMAN,
+            ip="198.51.100.1",
+            now=later,
         )
     with store.read() as conn:
-        decision = service.ab_decision(conn, business_id=business, campaign_id=campaign_id)
+        decision = ab_decision(conn, business_id=business, campaign_id=campaign_id)
     assert decision.winner == "B" and decision.test is not None and decision.test.p_value < 0.05
     [second] = asyncio.run(
-        service.run_due(
+        sending.run_due(
             store, mailer=mailer, wiring=ledger.wiring(), now=start + timedelta(hours=3)
         )
     )
@@ -376,7 +419,7 @@ def test_a_scheduled_campaign_waits_for_its_time_and_tests_go_to_the_marketer(
     due = utcnow() + timedelta(days=1)
     campaign_id = _campaign(store, business, [_member("ada")], due_at=due)
     test = asyncio.run(
-        service.send_test(
+        sending.send_test(
             store,
             business_id=business,
             campaign_id=campaign_id,
@@ -386,15 +429,15 @@ def test_a_scheduled_campaign_waits_for_its_time_and_tests_go_to_the_marketer(
     )
     assert test.sent == 1
     assert sink.to("me@shop.example")[0]["Subject"] == "[Test A] Spring for you"
-    assert asyncio.run(service.run_due(store, mailer=mailer, wiring=ledger.wiring())) == []
+    assert asyncio.run(sending.run_due(store, mailer=mailer, wiring=ledger.wiring())) == []
     [report] = asyncio.run(
-        service.run_due(
+        sending.run_due(
             store, mailer=mailer, wiring=ledger.wiring(), now=due + timedelta(seconds=1)
         )
     )
     assert report.sent == 1 and sink.to("ada@people.example")
     with store.read() as conn:
-        kpis = service.campaign_kpis(conn, business_id=business, campaign_id=campaign_id)
+        kpis = campaign_kpis(conn, business_id=business, campaign_id=campaign_id)
     assert kpis.sent == 1  # the test send is not counted
 
 
@@ -405,7 +448,7 @@ def test_ab_test_of_content_sends_each_template_to_half_the_sample(
     names = [f"q{i}" for i in range(8)]
     ledger = FakeLedger(granted={f"anon-{n}": {"marketing": True} for n in names})
     with store.write() as conn:
-        other = service.create_template(
+        other = templates.create_template(
             conn,
             business_id=business,
             data=TemplateIn(name="b", subject="Spring, shorter", html="<p>Variant B body</p>"),
@@ -417,7 +460,7 @@ def test_ab_test_of_content_sends_each_template_to_half_the_sample(
         ab_test=AbTestIn(template_id=other, sample_share=0.5, min_sample=1),
     )
     report = asyncio.run(
-        service.send_campaign(
+        sending.send_campaign(
             store,
             business_id=business,
             campaign_id=campaign_id,

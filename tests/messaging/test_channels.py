@@ -18,14 +18,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from accord.core.webhooks import verify
 from accord.messaging.channels import (
     Outgoing,
     TwilioSms,
     Webhook,
     WebPush,
     WhatsAppCloud,
-    sign_webhook,
-    verify_webhook,
 )
 
 
@@ -144,19 +143,24 @@ def test_whatsapp_cloud_sends_text_and_templates(provider: Provider) -> None:
     assert template["template"] == {"name": "cart_reminder", "language": {"code": "it"}}
 
 
-def test_webhook_is_signed_and_verifiable(provider: Provider) -> None:
-    hook = Webhook(secret="s3cret", clock=lambda: 1_800_000_000)
+def test_webhook_is_signed_the_standard_webhooks_way(provider: Provider) -> None:
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    hook = Webhook(secret=secret, clock=lambda: 1_800_000_000)
     result = hook.send(_message(f"{provider.url}/hook", data={"cart": "c1"}))
     assert result.status == "sent"
     [request] = provider.requests
-    stamp = int(request.headers["accord-timestamp"])
-    signature = request.headers["accord-signature"]
-    assert verify_webhook("s3cret", stamp, request.body, signature, now=stamp + 10)
-    assert not verify_webhook("other", stamp, request.body, signature, now=stamp)
-    assert not verify_webhook("s3cret", stamp, request.body + b" ", signature, now=stamp)
-    assert not verify_webhook("s3cret", stamp, request.body, signature, now=stamp + 3600)
+    headers = {
+        k: request.headers[k] for k in ("webhook-id", "webhook-timestamp", "webhook-signature")
+    }
+    assert headers["webhook-id"] == "msg_1"
+    assert headers["webhook-timestamp"] == "1800000000"
+    assert verify(secret, headers, request.body, now=1_800_000_010)
+    assert not verify(
+        "whsec_" + base64.b64encode(b"other").decode(), headers, request.body, now=1_800_000_000
+    )
+    assert not verify(secret, headers, request.body + b" ", now=1_800_000_000)
+    assert not verify(secret, headers, request.body, now=1_800_003_600)
     assert json.loads(request.body)["data"] == {"cart": "c1"}
-    assert signature == sign_webhook("s3cret", stamp, request.body)
 
 
 def _b64(data: bytes) -> str:

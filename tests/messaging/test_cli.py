@@ -13,12 +13,12 @@ from sqlalchemy import select
 
 from accord.accounts.models import Bootstrap
 from accord.core.clock import utcnow
+from accord.core.signing import Signer
 from accord.leads import confirmation, forms, submissions
 from accord.leads.models import FormIn
 from accord.leads.validation import CleanSubmission
-from accord.messaging import service as messaging
+from accord.messaging import campaigns, lists, templates
 from accord.messaging.models import CampaignIn, ListIn, MemberIn, TemplateIn, email_suppressions
-from accord.messaging.service import Signer
 from accord.process.email import default_wiring
 from accord.store.db import Store
 from tests.smtp_sink import running_sink
@@ -62,23 +62,23 @@ def test_send_due_sends_scheduled_campaigns_and_bounces_suppress(
         confirmation.confirm(
             conn, lead_id=done.lead_id, ip="192.0.2.1", wiring=default_wiring(), signer=Signer("k")
         )
-        list_id = messaging.create_list(conn, business_id=business, data=ListIn(name="n"))
+        list_id = lists.create_list(conn, business_id=business, data=ListIn(name="n"))
         for email, anonymous_id in (
             ("ada@people.example", "anon-ada"),
             ("bo@people.example", "anon-bo"),
         ):
-            messaging.add_member(
+            lists.add_member(
                 conn,
                 business_id=business,
                 list_id=list_id,
                 member=MemberIn(email=email, anonymous_id=anonymous_id),
             )
-        template_id = messaging.create_template(
+        template_id = templates.create_template(
             conn,
             business_id=business,
             data=TemplateIn(name="t", subject="Hello", html="<p>Hello</p>"),
         )
-        messaging.create_campaign(
+        campaigns.create_campaign(
             conn,
             business_id=business,
             data=CampaignIn(

@@ -16,11 +16,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from accord.core.errors import InvalidInput
+from accord.core.signing import Signer
 from accord.messaging.bounces import parse_report_email, parse_sendgrid, parse_ses
 from accord.messaging.smtp import RateLimiter
 from accord.messaging.stats import choose_winner, rate, two_proportion_z_test, wilson_interval
 from accord.messaging.templates import compile_template, personalisation
-from accord.messaging.tracking import Signer, machine_reason, track_html
+from accord.messaging.tracking import machine_reason, track_html
 
 
 @given(

@@ -242,6 +242,7 @@ def _everything_about_ann(
     from accord.leads import confirmation, forms, service, submissions
     from accord.leads.models import FormIn
     from accord.leads.validation import CleanSubmission
+    from accord.messaging import lists, tracking
     from accord.messaging import service as messaging
     from accord.messaging.models import ListIn, MemberIn
     from accord.process.journeys import environment
@@ -318,8 +319,8 @@ def _everything_about_ann(
         service.set_stage(
             conn, business_id=biz, lead_id=done.lead_id, stage="prospect", reason="called"
         )
-        newsletter = messaging.create_list(conn, business_id=biz, data=ListIn(name="Newsletter"))
-        messaging.add_member(
+        newsletter = lists.create_list(conn, business_id=biz, data=ListIn(name="Newsletter"))
+        lists.add_member(
             conn,
             business_id=biz,
             list_id=newsletter,
@@ -328,14 +329,15 @@ def _everything_about_ann(
         messaging.suppress_email(
             conn, business_id=biz, email="ann@example.org", reason="unsubscribed"
         )
-    messaging.record_open(
-        store,
-        mailer=mailer,
-        token=mailer.signer.dumps("open", message_id),
-        user_agent="Thunderbird",
-        ip="198.51.100.7",
-        now=utcnow() + timedelta(minutes=5),
-    )
+    with store.write() as conn:
+        tracking.record_open(
+            conn,
+            mailer=mailer,
+            token=mailer.signer.dumps("open", message_id),
+            user_agent="Thunderbird",
+            ip="198.51.100.7",
+            now=utcnow() + timedelta(minutes=5),
+        )
     with store.write() as conn:
         journeys.create_journey(
             conn, business_id=biz, key="wait", name="Wait", definition=WAIT_JOURNEY, now=utcnow()

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, or_, select, update
 
-from accord.accounts import permissions, signing
+from accord.accounts import permissions
 from accord.accounts.models import (
     AccountEmail,
     Actor,
@@ -49,6 +49,7 @@ from accord.core.errors import (
     UnknownWriteKey,
 )
 from accord.core.ids import hash_token, new_id, new_secret
+from accord.core.signing import Signer
 from accord.store.db import Store
 
 DEFAULT_SOURCE_NAME = "Website"
@@ -291,9 +292,7 @@ def verification_email(
     secret: str, *, business_id: str, email: str, name: str, base_url: str, hours: int
 ) -> AccountEmail:
     """The email asking to confirm a business's contact address, with its signed link."""
-    token = signing.sign(
-        secret, purpose="verify-email", payload=f"{business_id}|{email}", ttl_seconds=hours * 3600
-    )
+    token = Signer(secret).dumps_timed("verify-email", f"{business_id}|{email}")
     link = f"{base_url}/confirm-email?token={token}"
     return AccountEmail(
         to=email,
@@ -306,10 +305,12 @@ def verification_email(
     )
 
 
-def confirm_email(conn: Connection, *, secret: str, token: str) -> bool:
+def confirm_email(conn: Connection, *, secret: str, token: str, hours: int) -> bool:
     """Mark the contact email verified if the link is genuine, unexpired and still current."""
-    payload = signing.unsign(secret, purpose="verify-email", token=token)
-    if payload is None:
+    payload = Signer(secret).loads_timed_or_none(
+        "verify-email", token, max_age_seconds=hours * 3600
+    )
+    if not isinstance(payload, str) or "|" not in payload:
         return False
     business_id, email = payload.split("|", 1)
     return mark_email_verified(conn, business_id=business_id, email=email)

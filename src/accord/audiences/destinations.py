@@ -30,6 +30,7 @@ from accord.audiences.service import ConsentSource, _reachable
 from accord.core.clock import utcnow
 from accord.core.errors import Conflict, NotFound, WebhookNotDelivered
 from accord.core.ids import new_id
+from accord.core.webhooks import new_secret
 from accord.store.db import Store
 
 
@@ -39,7 +40,7 @@ def add_webhook(
     """A destination that receives the audience's entries and exits; the secret is shown once."""
     found = find_stored(conn, business_id, audience)
     webhook_id = new_id("whk")
-    secret = webhook.new_secret()
+    secret = new_secret()
     last = conn.execute(
         select(func.max(audience_changes.c.seq)).where(audience_changes.c.audience_id == found.id)
     ).scalar()

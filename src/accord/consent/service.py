@@ -18,6 +18,9 @@ from accord.consent.models import (
     SOURCES,
     ConsentState,
     LegitimateInterest,
+    PropertyIn,
+    PurposeIn,
+    PurposeText,
     Subject,
     consent_properties,
     consent_records,
@@ -412,12 +415,58 @@ def opt_in_report(
 
 def ensure_property(store: Store, *, business_id: str, key: str, name: str) -> dict[str, Any]:
     """The property `key`, created (with default purposes and notice) if it is missing."""
-    from accord.consent.models import PropertyIn
-
     with store.write() as conn:
-        try:
-            return config.get_property(conn, business_id=business_id, key=key)
-        except NotFound:
-            return config.create_property(
-                conn, business_id=business_id, spec=PropertyIn(key=key, name=name)
+        return _property_made(conn, business_id=business_id, key=key, name=name)
+
+
+def _property_made(conn: Connection, *, business_id: str, key: str, name: str) -> dict[str, Any]:
+    try:
+        return config.get_property(conn, business_id=business_id, key=key)
+    except NotFound:
+        return config.create_property(
+            conn, business_id=business_id, spec=PropertyIn(key=key, name=name)
+        )
+
+
+def record_outside_banner(
+    conn: Connection,
+    *,
+    business_id: str,
+    property_key: str,
+    property_name: str,
+    purposes: dict[str, bool],
+    source: str,
+    anonymous_id: str | None,
+    user_id: str | None,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    recorded_at: datetime | None = None,
+) -> None:
+    """Record a decision made outside a banner (a confirmed form, an unsubscribe link).
+
+    The property is made if missing, and a purpose the business has not configured yet
+    is added as a custom purpose, so the ledger never refuses a decision a person
+    really made.
+    """
+    config.ensure_default_purposes(conn, business_id=business_id)
+    _property_made(conn, business_id=business_id, key=property_key, name=property_name)
+    known = config.purpose_keys(conn, business_id=business_id)
+    for key in purposes:
+        if key not in known:
+            config.save_purpose(
+                conn,
+                business_id=business_id,
+                spec=PurposeIn(key=key, texts={"en": PurposeText(name=key.replace("_", " "))}),
             )
+    record_consent(
+        conn,
+        business_id=business_id,
+        property_key=property_key,
+        purposes=purposes,
+        source=source,
+        anonymous_id=anonymous_id,
+        user_id=user_id,
+        ip=ip,
+        user_agent=user_agent,
+        recorded_at=recorded_at,
+    )

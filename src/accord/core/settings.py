@@ -129,7 +129,7 @@ class Settings(BaseSettings):
     )
     vapid_subject: str | None = Field(default=None, description="mailto: or https: contact")
     webhook_secret: str | None = Field(
-        default=None, description="Signs journey webhooks (Accord-Signature header)"
+        default=None, description="Signs journey webhooks (Standard Webhooks, whsec_...)"
     )
     journey_poll_seconds: float = 0.25
 

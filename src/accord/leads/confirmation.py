@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from accord.core.clock import iso, utcnow
 from accord.core.errors import Conflict, NotFound
+from accord.core.signing import Signer
 from accord.leads.forms import Form, get_form
 from accord.leads.i18n import text
 from accord.leads.identify import lead_traits
@@ -18,13 +19,16 @@ from accord.leads.models import (
     lead_consents,
     leads,
 )
-from accord.messaging import service as messaging
+from accord.messaging.lists import add_member
+from accord.messaging.mailer import Mailer, send_transactional
 from accord.messaging.models import MemberIn
+from accord.messaging.ports import Wiring
+from accord.messaging.templates import CompiledTemplate, compile_template
 from accord.store.db import Store
 
 
-def confirmation_template(lang: str) -> messaging.CompiledTemplate:
-    return messaging.compile_template(
+def confirmation_template(lang: str) -> CompiledTemplate:
+    return compile_template(
         subject=text("confirm_subject", lang),
         html=(
             "<html><body><p>{{ intro }}:</p>"
@@ -41,11 +45,11 @@ async def send_confirmation(
     lead_id: str,
     email: str,
     lang: str,
-    mailer: messaging.Mailer,
+    mailer: Mailer,
 ) -> str:
     """Email the signed confirmation link; the message id is kept as proof it was sent."""
     token = mailer.signer.dumps_timed("confirm", [lead_id, lang])
-    message_id, outcome = await messaging.send_transactional(
+    message_id, outcome = await send_transactional(
         store,
         business_id=form.business_id,
         kind="confirmation",
@@ -90,8 +94,8 @@ def confirm(
     *,
     lead_id: str,
     ip: str | None,
-    wiring: messaging.Wiring,
-    signer: messaging.Signer,
+    wiring: Wiring,
+    signer: Signer,
     now: datetime | None = None,
 ) -> Confirmed:
     """Follow the confirmation link: the lead becomes mailable for the purposes it ticked,
@@ -149,7 +153,7 @@ def confirm(
         form = get_form(conn, business_id=business_id, form_id=lead.form_id)
         result.form = form
         if form.spec.list_id is not None:
-            messaging.add_member(
+            add_member(
                 conn,
                 business_id=business_id,
                 list_id=form.spec.list_id,

@@ -18,7 +18,7 @@ from accord.leads.models import (
     coupon_pools,
     lead_forms,
 )
-from accord.messaging import service as messaging
+from accord.messaging.lists import list_recipients
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def _check_references(conn: Connection, *, business_id: str, data: FormIn) -> No
         if found is None:
             raise NotFound(f"coupon pool {data.coupon_pool_id}")
     if data.list_id is not None:
-        messaging.list_recipients(conn, business_id=business_id, list_id=data.list_id)
+        list_recipients(conn, business_id=business_id, list_id=data.list_id)
 
 
 def _form(row: Any) -> Form:

@@ -16,7 +16,7 @@ from accord.leads.models import (
     lead_spend,
     leads,
 )
-from accord.messaging.service import Rate, rate
+from accord.messaging.stats import Rate, rate
 
 
 class CampaignSpend(Protocol):

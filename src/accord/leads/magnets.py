@@ -11,13 +11,13 @@ from sqlalchemy import Connection, func, select, update
 from accord.core.clock import iso, utcnow
 from accord.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from accord.core.ids import new_id
+from accord.core.signing import Signer
 from accord.leads.models import (
     PoolIn,
     coupon_pools,
     coupons,
     leads,
 )
-from accord.messaging import service as messaging
 
 
 def create_pool(conn: Connection, *, business_id: str, data: PoolIn) -> str:
@@ -91,7 +91,7 @@ def download_target(
     conn: Connection,
     *,
     token: str,
-    signer: messaging.Signer,
+    signer: Signer,
     max_age_seconds: int,
     data_dir: Path,
 ) -> Path:

@@ -18,6 +18,7 @@ from accord.collect.validation import Limits
 from accord.core.clock import utcnow
 from accord.core.errors import NotFound
 from accord.core.ids import new_id
+from accord.core.signing import Signer
 from accord.leads.confirmation import Confirmed, confirm, send_confirmation
 from accord.leads.forms import Form
 from accord.leads.identify import join_identity, lead_traits
@@ -30,7 +31,8 @@ from accord.leads.models import (
 from accord.leads.service import score_submission, scoring_config
 from accord.leads.spam import HONEYPOT_FIELD, RateLimiter, check_honeypot
 from accord.leads.validation import CleanSubmission, validate_submission
-from accord.messaging import service as messaging
+from accord.messaging.mailer import Mailer
+from accord.messaging.ports import Wiring
 from accord.store.db import Store
 
 
@@ -209,8 +211,8 @@ async def submit_form(
     limiter: RateLimiter,
     gate: ConsentGate,
     limits: Limits,
-    mailer: messaging.Mailer,
-    wiring: messaging.Wiring,
+    mailer: Mailer,
+    wiring: Wiring,
 ) -> FormSubmitted:
     """A landing-page submission: rate limit and spam check, validation (`InvalidInput`
     with every problem, in the visitor's language), the lead and its pending consents, the
@@ -252,8 +254,8 @@ def _record(
     posted: Posted,
     gate: ConsentGate,
     limits: Limits,
-    wiring: messaging.Wiring,
-    signer: messaging.Signer,
+    wiring: Wiring,
+    signer: Signer,
 ) -> tuple[Submitted, Confirmed | None]:
     with store.write() as conn:
         done = submit(

@@ -8,13 +8,18 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from accord.core.clock import utcnow
 from accord.core.errors import FieldProblem, InvalidInput
-from accord.messaging import service
-from accord.messaging.bounces import parse_report_email, parse_sendgrid, parse_ses
+from accord.messaging import campaigns, kpis, lists, sending, templates, tracking
+from accord.messaging.bounces import (
+    apply_delivery_reports,
+    parse_report_email,
+    parse_sendgrid,
+    parse_ses,
+)
 from accord.messaging.models import CampaignIn, ListIn, MemberIn, TemplateIn, TestSendIn
+from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.email_wiring import Email
 from accord.web.state import State
@@ -41,33 +46,33 @@ def _client_ip(request: Request) -> str | None:
 @admin.post("/templates", status_code=201, summary="Create an email template")
 def create_template(data: TemplateIn, caller: Manage, state: State) -> dict[str, str]:
     with state.store.write() as conn:
-        return {"id": service.create_template(conn, business_id=caller.business_id, data=data)}
+        return {"id": templates.create_template(conn, business_id=caller.business_id, data=data)}
 
 
 @admin.post("/lists", status_code=201, summary="Create a list")
 def create_list(data: ListIn, caller: Manage, state: State) -> dict[str, str]:
     with state.store.write() as conn:
-        return {"id": service.create_list(conn, business_id=caller.business_id, data=data)}
+        return {"id": lists.create_list(conn, business_id=caller.business_id, data=data)}
 
 
 @admin.post("/lists/{list_id}/members", status_code=204, summary="Add a list member")
 def add_member(list_id: str, data: MemberIn, caller: Manage, state: State) -> Response:
     with state.store.write() as conn:
-        service.add_member(conn, business_id=caller.business_id, list_id=list_id, member=data)
+        lists.add_member(conn, business_id=caller.business_id, list_id=list_id, member=data)
     return Response(status_code=204)
 
 
 @admin.post("/campaigns", status_code=201, summary="Create a campaign (scheduled if due_at)")
 def create_campaign(data: CampaignIn, caller: Manage, state: State) -> dict[str, str]:
     with state.store.write() as conn:
-        return {"id": service.create_campaign(conn, business_id=caller.business_id, data=data)}
+        return {"id": campaigns.create_campaign(conn, business_id=caller.business_id, data=data)}
 
 
 @admin.post("/campaigns/{campaign_id}/send", summary="Send now (or the next A/B phase)")
 async def send_campaign(
     campaign_id: str, caller: Manage, state: State, email: Email
 ) -> dict[str, Any]:
-    report = await service.send_campaign(
+    report = await sending.send_campaign(
         state.store,
         business_id=caller.business_id,
         campaign_id=campaign_id,
@@ -81,7 +86,7 @@ async def send_campaign(
 async def test_campaign(
     campaign_id: str, data: TestSendIn, caller: Manage, state: State, email: Email
 ) -> dict[str, Any]:
-    report = await service.send_test(
+    report = await sending.send_test(
         state.store,
         business_id=caller.business_id,
         campaign_id=campaign_id,
@@ -94,13 +99,13 @@ async def test_campaign(
 @admin.get("/campaigns/{campaign_id}/kpis", summary="Delivery, opens, clicks... with 95% CIs")
 def campaign_kpis(campaign_id: str, caller: Read, state: State) -> dict[str, Any]:
     with state.store.read() as conn:
-        kpis = service.campaign_kpis(conn, business_id=caller.business_id, campaign_id=campaign_id)
-        body: dict[str, Any] = {"campaign_id": campaign_id, **asdict(kpis)}
-        campaign = service.campaign_row(
+        overall = kpis.campaign_kpis(conn, business_id=caller.business_id, campaign_id=campaign_id)
+        body: dict[str, Any] = {"campaign_id": campaign_id, **asdict(overall)}
+        campaign = campaigns.campaign_row(
             conn, business_id=caller.business_id, campaign_id=campaign_id
         )
         if campaign.ab_test:
-            decision = service.ab_decision(
+            decision = kpis.ab_decision(
                 conn, business_id=caller.business_id, campaign_id=campaign_id
             )
             body["ab_test"] = {
@@ -108,7 +113,7 @@ def campaign_kpis(campaign_id: str, caller: Read, state: State) -> dict[str, Any
                 "decision": asdict(decision),
                 "variants": {
                     v: asdict(
-                        service.campaign_kpis(
+                        kpis.campaign_kpis(
                             conn,
                             business_id=caller.business_id,
                             campaign_id=campaign_id,
@@ -127,19 +132,21 @@ def kpis_by_day(
 ) -> list[dict[str, Any]]:
     until = utcnow() + timedelta(days=1)
     with state.store.read() as conn:
-        found = service.kpis_by_day(
+        found = kpis.kpis_by_day(
             conn, business_id=caller.business_id, since=until - timedelta(days=days), until=until
         )
-    return [{"day": day, **asdict(kpis)} for day, kpis in found]
+    return [{"day": day, **asdict(of_day)} for day, of_day in found]
 
 
 @admin.post("/bounces", summary="Read a bounce (RFC 3464 DSN) or complaint (ARF) email")
 async def bounce_email(request: Request, caller: Manage, state: State, email: Email) -> Any:
     reports = parse_report_email(await request.body())
-    with state.store.write() as conn:
-        matched = service.apply_delivery_reports(
+    matched = await store_work.write(
+        state,
+        lambda conn: apply_delivery_reports(
             conn, business_id=caller.business_id, reports=reports, wiring=email.wiring
-        )
+        ),
+    )
     return {"reports": [asdict(r) for r in reports], "matched": matched}
 
 
@@ -158,45 +165,51 @@ async def provider_webhook(
     business_id = email.mailer.signer.loads("webhook", token)
     body = await request.body()
     reports = parse_ses(body) if provider == "ses" else parse_sendgrid(body)
-    with state.store.write() as conn:
-        matched = service.apply_delivery_reports(
+    matched = await store_work.write(
+        state,
+        lambda conn: apply_delivery_reports(
             conn, business_id=str(business_id), reports=reports, wiring=email.wiring
-        )
+        ),
+    )
     return {"reports": len(reports), "matched": matched}
 
 
 @public.get("/o/{token}", summary="Open pixel", include_in_schema=False)
 async def open_pixel(token: str, request: Request, state: State, email: Email) -> Response:
-    await run_in_threadpool(
-        service.record_open,
-        state.store,
-        mailer=email.mailer,
-        token=token,
-        user_agent=request.headers.get("user-agent"),
-        ip=_client_ip(request),
-        wiring=email.wiring,
+    await store_work.write(
+        state,
+        lambda conn: tracking.record_open(
+            conn,
+            mailer=email.mailer,
+            token=token,
+            user_agent=request.headers.get("user-agent"),
+            ip=_client_ip(request),
+            wiring=email.wiring,
+        ),
     )
     return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
 
 
 @public.get("/c/{token}", summary="Click redirect", include_in_schema=False)
 async def click(token: str, request: Request, state: State, email: Email) -> Response:
-    target = await run_in_threadpool(
-        service.record_click,
-        state.store,
-        mailer=email.mailer,
-        token=token,
-        user_agent=request.headers.get("user-agent"),
-        ip=_client_ip(request),
-        wiring=email.wiring,
+    target = await store_work.write(
+        state,
+        lambda conn: tracking.record_click(
+            conn,
+            mailer=email.mailer,
+            token=token,
+            user_agent=request.headers.get("user-agent"),
+            ip=_client_ip(request),
+            wiring=email.wiring,
+        ),
     )
     return RedirectResponse(target, status_code=302, headers=NO_STORE)
 
 
 @public.get("/u/{token}", response_class=HTMLResponse, include_in_schema=False)
 async def preferences(token: str, state: State, email: Email) -> Response:
-    found = await run_in_threadpool(
-        service.subscription, state.store, mailer=email.mailer, token=token
+    found = await store_work.read(
+        state, lambda conn: tracking.subscription(conn, mailer=email.mailer, token=token)
     )
     return email.page("email/preferences.html", email=found.email, unsubscribed=found.unsubscribed)
 
@@ -210,14 +223,16 @@ async def unsubscribe(token: str, request: Request, state: State, email: Email) 
         raise InvalidInput(
             [FieldProblem("List-Unsubscribe", "expected List-Unsubscribe=One-Click")]
         )
-    found = await run_in_threadpool(
-        service.unsubscribe,
-        state.store,
-        mailer=email.mailer,
-        token=token,
-        wiring=email.wiring,
-        via="one_click" if one_click else "preference_page",
-        ip=_client_ip(request),
+    found = await store_work.write(
+        state,
+        lambda conn: tracking.unsubscribe(
+            conn,
+            mailer=email.mailer,
+            token=token,
+            wiring=email.wiring,
+            via="one_click" if one_click else "preference_page",
+            ip=_client_ip(request),
+        ),
     )
     if one_click:
         return Response("unsubscribed", media_type="text/plain", headers=NO_STORE)

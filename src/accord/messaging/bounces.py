@@ -1,17 +1,25 @@
-"""Bounces and complaints: DSN emails (RFC 3464), ARF reports, SES and SendGrid events."""
+"""Bounces and complaints: DSN, ARF, SES and SendGrid reports, and what they do."""
 
 from __future__ import annotations
 
 import email
 import email.policy
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import Message
 from typing import Any, Literal
 
 import orjson
+from sqlalchemy import Connection, select, update
 
+from accord.core.clock import utcnow
 from accord.core.errors import FieldProblem, InvalidInput
+from accord.identity.service import normalise_email
+from accord.messaging.models import email_events, email_messages
+from accord.messaging.ports import Wiring
+from accord.messaging.service import suppress_email
 
 MESSAGE_ID_HEADER = "X-Accord-Message"
 _ADDRESS = re.compile(r"[^\s<>;]+@[^\s<>;]+")
@@ -237,3 +245,60 @@ def parse_sendgrid(body: bytes) -> list[DeliveryReport]:
                 DeliveryReport(email=address, kind="complaint", hard=True, message_id=message_id)
             )
     return reports
+
+
+def apply_delivery_reports(
+    conn: Connection,
+    *,
+    business_id: str,
+    reports: Sequence[DeliveryReport],
+    wiring: Wiring | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Record bounces and complaints; hard bounces and complaints suppress the address.
+
+    Returns how many reports matched a message this business sent.
+    """
+    now = now or utcnow()
+    matched = 0
+    for report in reports:
+        query = select(email_messages).where(
+            email_messages.c.business_id == business_id,
+            email_messages.c.email == normalise_email(report.email),
+        )
+        if report.message_id:
+            query = query.where(email_messages.c.id == report.message_id)
+        message = conn.execute(query.order_by(email_messages.c.created_at.desc())).first()
+        if message is None:
+            continue
+        matched += 1
+        conn.execute(
+            email_events.insert().values(
+                business_id=business_id,
+                message_id=message.id,
+                campaign_id=message.campaign_id,
+                kind=report.kind,
+                machine=False,
+                detail=" ".join(
+                    p
+                    for p in ("hard" if report.hard else "soft", report.status, report.diagnostic)
+                    if p
+                )[:500],
+                occurred_at=now,
+            )
+        )
+        if report.kind == "bounce" and report.hard:
+            conn.execute(
+                update(email_messages)
+                .where(email_messages.c.id == message.id)
+                .values(status="bounced", reason=(report.status or "hard bounce")[:200])
+            )
+        if report.hard:
+            suppress_email(
+                conn,
+                business_id=business_id,
+                email=message.email,
+                reason="hard_bounce" if report.kind == "bounce" else "complaint",
+                wiring=wiring,
+            )
+    return matched

@@ -6,8 +6,6 @@ request as its idempotency key, so a retry after a crash can be recognised downs
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import Callable
@@ -16,7 +14,7 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
-RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
+from accord.core.webhooks import RETRY_STATUSES, signed_headers
 
 
 @dataclass(frozen=True)
@@ -68,7 +66,7 @@ def _post(
         except httpx.TransportError as exc:
             last = f"{type(exc).__name__}: {exc}"
         else:
-            if last.status_code not in RETRYABLE:
+            if last.status_code not in RETRY_STATUSES:
                 return last
         if attempt + 1 < attempts:
             sleep(backoff * 2**attempt)
@@ -84,7 +82,7 @@ def _outcome(response: httpx.Response | str, provider_id: Callable[[Any], str]) 
         except ValueError:
             payload = {}
         return Delivery("sent", provider_id=provider_id(payload))
-    permanent = 400 <= response.status_code < 500 and response.status_code not in RETRYABLE
+    permanent = 400 <= response.status_code < 500 and response.status_code not in RETRY_STATUSES
     return Delivery(
         "failed", detail=f"HTTP {response.status_code}: {response.text[:300]}", permanent=permanent
     )
@@ -200,24 +198,10 @@ class WebPush:
         return Delivery("sent", provider_id=response.headers.get("Location", ""))
 
 
-def sign_webhook(secret: str, timestamp: int, body: bytes) -> str:
-    """`v1=<hex HMAC-SHA256 of "<timestamp>.<body>">`: receivers recompute it and refuse
-    stale timestamps, which stops both forgery and replay."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"v1={mac.hexdigest()}"
-
-
-def verify_webhook(
-    secret: str, timestamp: int, body: bytes, signature: str, *, now: int, tolerance: int = 300
-) -> bool:
-    if abs(now - timestamp) > tolerance:
-        return False
-    return hmac.compare_digest(sign_webhook(secret, timestamp, body), signature)
-
-
 @dataclass
 class Webhook:
-    """A JSON POST signed with the destination's secret, retried on failure."""
+    """A JSON POST signed (Standard Webhooks) with the destination's secret, retried on
+    failure; the outbox id is the `webhook-id`, the same on every retry."""
 
     secret: str
     attempts: int = 5
@@ -239,7 +223,6 @@ class Webhook:
             separators=(",", ":"),
             sort_keys=True,
         ).encode()
-        stamp = int(self.clock())
         response = _post(
             self.client,
             str(message.to),
@@ -247,11 +230,8 @@ class Webhook:
             backoff=self.backoff,
             sleep=self.sleep,
             content=body,
-            headers={
-                "Content-Type": "application/json",
-                "Accord-Delivery": message.id,
-                "Accord-Timestamp": str(stamp),
-                "Accord-Signature": sign_webhook(self.secret, stamp, body),
-            },
+            headers=signed_headers(
+                self.secret, message_id=message.id, body=body, timestamp=int(self.clock())
+            ),
         )
         return _outcome(response, lambda p: str(p.get("id", "")) if isinstance(p, dict) else "")

@@ -11,8 +11,9 @@ import typer
 from accord.cli_common import Business, business_store, console, state_store, stop_on_signals
 from accord.core.errors import AccordError
 from accord.core.settings import Settings
-from accord.messaging import service
-from accord.messaging.bounces import parse_report_email
+from accord.messaging.bounces import apply_delivery_reports, parse_report_email
+from accord.messaging.mailer import Mailer
+from accord.messaging.sending import run_due
 from accord.process.email import default_wiring
 
 email_app = typer.Typer(
@@ -27,11 +28,11 @@ def send_due(
 ) -> None:
     """Send scheduled campaigns when their time comes, and A/B winners after the wait."""
     settings = Settings()
-    mailer, wiring = service.Mailer.from_settings(settings), default_wiring()
+    mailer, wiring = Mailer.from_settings(settings), default_wiring()
     stopping = stop_on_signals()
     with state_store(settings) as store:
         while not stopping.is_set():
-            for report in asyncio.run(service.run_due(store, mailer=mailer, wiring=wiring)):
+            for report in asyncio.run(run_due(store, mailer=mailer, wiring=wiring)):
                 console.print(
                     f"campaign {report.campaign_id}: {report.status}, sent {report.sent}, "
                     f"failed {report.failed}, not sent {report.skipped}"
@@ -58,7 +59,7 @@ def bounces(
                 continue
             total += len(reports)
             with store.write() as conn:
-                matched += service.apply_delivery_reports(
+                matched += apply_delivery_reports(
                     conn, business_id=business_id, reports=reports, wiring=default_wiring()
                 )
     console.print(f"{total} reports, {matched} about messages we sent")

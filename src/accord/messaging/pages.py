@@ -1,9 +1,9 @@
 """Email pages of the admin UI: templates with a sandboxed preview, lists, campaigns with
 their KPIs and A/B test, KPIs over time, and the suppression list.
 
-Writes go through `accord.messaging.service`; the listings the service has no function
-for (templates, lists, campaigns, suppressions of a business) are read here, always
-filtered by the caller's business.
+Reads and writes go through the messaging modules (`templates`, `lists`, `campaigns`,
+`sending`, `kpis`); only the suppression listing is read here, filtered by the
+caller's business.
 """
 
 from __future__ import annotations
@@ -17,30 +17,18 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 from markupsafe import Markup
 from pydantic import ValidationError
-from sqlalchemy import Connection, func, select
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy import Connection, select
 from starlette.datastructures import FormData
 
 from accord.core.clock import utcnow
-from accord.core.errors import AccordError, Conflict, FieldProblem, InvalidInput, NotFound
-from accord.messaging import service
-from accord.messaging.models import (
-    CampaignIn,
-    ListIn,
-    MemberIn,
-    TemplateIn,
-    email_campaigns,
-    email_list_members,
-    email_lists,
-    email_suppressions,
-    email_templates,
-)
-from accord.messaging.templates import personalisation
+from accord.core.errors import AccordError, Conflict, FieldProblem, InvalidInput
+from accord.messaging import campaigns, kpis, lists, sending, service, templates
+from accord.messaging.models import CampaignIn, ListIn, MemberIn, TemplateIn, email_suppressions
 from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.email_wiring import Email
 from accord.web.state import State
-from accord.web.ui import NavEntry, redirect, render
+from accord.web.ui import NavEntry, arender, redirect
 
 router = APIRouter(include_in_schema=False)
 nav = [
@@ -73,55 +61,7 @@ BLANK_TEMPLATE = {
 }
 
 
-# Reads the service has no function for -------------------------------------------------
-
-
-def list_templates(conn: Connection, *, business_id: str) -> list[Any]:
-    return list(
-        conn.execute(
-            select(email_templates)
-            .where(email_templates.c.business_id == business_id)
-            .order_by(email_templates.c.created_at.desc())
-        ).all()
-    )
-
-
-def get_template(conn: Connection, *, business_id: str, template_id: str) -> Any:
-    row = conn.execute(
-        select(email_templates).where(
-            email_templates.c.id == template_id, email_templates.c.business_id == business_id
-        )
-    ).first()
-    if row is None:
-        raise NotFound(f"template {template_id}")
-    return row
-
-
-def list_lists(conn: Connection, *, business_id: str) -> list[Any]:
-    return list(
-        conn.execute(
-            select(email_lists.c.id, email_lists.c.name, func.count(email_list_members.c.email))
-            .select_from(
-                email_lists.outerjoin(
-                    email_list_members, email_list_members.c.list_id == email_lists.c.id
-                )
-            )
-            .where(email_lists.c.business_id == business_id)
-            .group_by(email_lists.c.id, email_lists.c.name)
-            .order_by(email_lists.c.name)
-        ).all()
-    )
-
-
-def list_campaigns(conn: Connection, *, business_id: str) -> list[Any]:
-    return list(
-        conn.execute(
-            select(email_campaigns)
-            .where(email_campaigns.c.business_id == business_id)
-            .order_by(email_campaigns.c.created_at.desc())
-            .limit(PAGE_SIZE)
-        ).all()
-    )
+# Reads no service has a function for ----------------------------------------------------
 
 
 def list_suppressions(conn: Connection, *, business_id: str) -> list[Any]:
@@ -135,22 +75,11 @@ def list_suppressions(conn: Connection, *, business_id: str) -> list[Any]:
     )
 
 
-def require_list(conn: Connection, *, business_id: str, list_id: str) -> str:
-    name = conn.execute(
-        select(email_lists.c.name).where(
-            email_lists.c.id == list_id, email_lists.c.business_id == business_id
-        )
-    ).scalar()
-    if name is None:
-        raise NotFound(f"list {list_id}")
-    return str(name)
-
-
 async def _require_campaign(state: State, caller: Caller, campaign_id: str) -> None:
     """Another business's campaign is not found, before any input is looked at."""
 
     def work(conn: Connection) -> None:
-        service.campaign_row(conn, business_id=caller.business_id, campaign_id=campaign_id)
+        campaigns.campaign_row(conn, business_id=caller.business_id, campaign_id=campaign_id)
 
     await store_work.read(state, work)
 
@@ -171,13 +100,13 @@ def _pydantic_problems(exc: ValidationError) -> list[FieldProblem]:
 @router.get("/email/templates")
 async def templates_page(request: Request, state: State, caller: Reader) -> Response:
     def work(conn: Connection) -> list[Any]:
-        return list_templates(conn, business_id=caller.business_id)
+        return templates.list_templates(conn, business_id=caller.business_id)
 
     rows = await store_work.read(state, work)
-    return render(request, "email/templates.html", caller=caller, rows=rows)
+    return await arender(request, "email/templates.html", caller=caller, rows=rows)
 
 
-def _editor(
+async def _editor(
     request: Request,
     caller: Caller,
     *,
@@ -187,7 +116,7 @@ def _editor(
     problems: list[FieldProblem] | None = None,
     status: int = 200,
 ) -> Response:
-    return render(
+    return await arender(
         request,
         "email/template_edit.html",
         caller=caller,
@@ -202,7 +131,7 @@ def _editor(
 @router.get("/email/templates/new")
 async def new_template_page(request: Request, caller: Manager) -> Response:
     values = {**BLANK_TEMPLATE, "sample": SAMPLE_CONTACT}
-    return _editor(request, caller, values=values, source=None)
+    return await _editor(request, caller, values=values, source=None)
 
 
 @router.get("/email/templates/{template_id}")
@@ -210,7 +139,7 @@ async def template_page(
     request: Request, state: State, caller: Reader, template_id: str
 ) -> Response:
     def work(conn: Connection) -> Any:
-        return get_template(conn, business_id=caller.business_id, template_id=template_id)
+        return templates.get_template(conn, business_id=caller.business_id, template_id=template_id)
 
     row = await store_work.read(state, work)
     values = {
@@ -220,7 +149,7 @@ async def template_page(
         "text": row.text,
         "sample": SAMPLE_CONTACT,
     }
-    return _editor(request, caller, values=values, source=row.id)
+    return await _editor(request, caller, values=values, source=row.id)
 
 
 @router.post("/email/templates")
@@ -248,14 +177,14 @@ async def save_template_page(request: Request, state: State, caller: Manager) ->
             problems.extend(_pydantic_problems(exc))
     preview = None
     try:
-        compiled = service.compile_template(
+        compiled = templates.compile_template(
             subject=values["subject"], html=values["html"], text=values["text"]
         )
-        preview = compiled.render(personalisation(sample, email="ada@example.com"))
+        preview = compiled.render(templates.personalisation(sample, email="ada@example.com"))
     except InvalidInput as exc:
         problems.extend(exc.problems)
     if problems or data is None or not saving:
-        return _editor(
+        return await _editor(
             request,
             caller,
             values=values,
@@ -267,7 +196,7 @@ async def save_template_page(request: Request, state: State, caller: Manager) ->
     saved = data
 
     def work(conn: Connection) -> str:
-        return service.create_template(conn, business_id=caller.business_id, data=saved)
+        return templates.create_template(conn, business_id=caller.business_id, data=saved)
 
     template_id = await store_work.write(state, work)
     return redirect(request, f"/email/templates/{template_id}", notice="Template saved")
@@ -279,9 +208,9 @@ async def save_template_page(request: Request, state: State, caller: Manager) ->
 @router.get("/email/lists")
 async def lists_page(request: Request, state: State, caller: Reader) -> Response:
     def work(conn: Connection) -> list[Any]:
-        return list_lists(conn, business_id=caller.business_id)
+        return lists.list_lists(conn, business_id=caller.business_id)
 
-    return render(
+    return await arender(
         request, "email/lists.html", caller=caller, rows=await store_work.read(state, work)
     )
 
@@ -296,7 +225,7 @@ async def create_list_page(
         return redirect(request, "/email/lists", error="Give the list a name")
 
     def work(conn: Connection) -> str:
-        return service.create_list(conn, business_id=caller.business_id, data=data)
+        return lists.create_list(conn, business_id=caller.business_id, data=data)
 
     list_id = await store_work.write(state, work)
     return redirect(request, f"/email/lists/{list_id}", notice=f"List {data.name} made")
@@ -305,14 +234,16 @@ async def create_list_page(
 @router.get("/email/lists/{list_id}")
 async def list_page(request: Request, state: State, caller: Reader, list_id: str) -> Response:
     def work(conn: Connection) -> dict[str, Any]:
-        members = service.list_recipients(conn, business_id=caller.business_id, list_id=list_id)
-        name = require_list(conn, business_id=caller.business_id, list_id=list_id)
+        members = lists.list_recipients(conn, business_id=caller.business_id, list_id=list_id)
+        name = lists.require_list(conn, business_id=caller.business_id, list_id=list_id)
         refused = service.suppressed(
             conn, business_id=caller.business_id, emails=[m.email for m in members]
         )
         return {"list_id": list_id, "name": name, "members": members, "refused": refused}
 
-    return render(request, "email/list.html", caller=caller, **await store_work.read(state, work))
+    return await arender(
+        request, "email/list.html", caller=caller, **await store_work.read(state, work)
+    )
 
 
 @router.post("/email/lists/{list_id}/members")
@@ -326,7 +257,7 @@ async def add_member_page(
     where = f"/email/lists/{list_id}"
 
     def exists(conn: Connection) -> None:
-        require_list(conn, business_id=caller.business_id, list_id=list_id)
+        lists.require_list(conn, business_id=caller.business_id, list_id=list_id)
 
     await store_work.read(state, exists)
     try:
@@ -335,7 +266,7 @@ async def add_member_page(
         return redirect(request, where, error=f"{email!r} is not an email address")
 
     def work(conn: Connection) -> None:
-        service.add_member(conn, business_id=caller.business_id, list_id=list_id, member=member)
+        lists.add_member(conn, business_id=caller.business_id, list_id=list_id, member=member)
 
     await store_work.write(state, work)
     return redirect(request, where, notice=f"{member.email} added")
@@ -387,9 +318,9 @@ def _campaign_body(posted: FormData, problems: list[FieldProblem]) -> dict[str, 
 async def _campaigns_view(state: State, caller: Caller) -> dict[str, Any]:
     def work(conn: Connection) -> dict[str, Any]:
         return {
-            "rows": list_campaigns(conn, business_id=caller.business_id),
-            "templates": list_templates(conn, business_id=caller.business_id),
-            "lists": list_lists(conn, business_id=caller.business_id),
+            "rows": campaigns.list_campaigns(conn, business_id=caller.business_id, limit=PAGE_SIZE),
+            "templates": templates.list_templates(conn, business_id=caller.business_id),
+            "lists": lists.list_lists(conn, business_id=caller.business_id),
         }
 
     return await store_work.read(state, work)
@@ -398,7 +329,7 @@ async def _campaigns_view(state: State, caller: Caller) -> dict[str, Any]:
 @router.get("/email/campaigns")
 async def campaigns_page(request: Request, state: State, caller: Reader) -> Response:
     view = await _campaigns_view(state, caller)
-    return render(request, "email/campaigns.html", caller=caller, posted={}, **view)
+    return await arender(request, "email/campaigns.html", caller=caller, posted={}, **view)
 
 
 @router.post("/email/campaigns")
@@ -415,7 +346,7 @@ async def create_campaign_page(request: Request, state: State, caller: Manager) 
         else:
 
             def work(conn: Connection) -> str:
-                return service.create_campaign(conn, business_id=caller.business_id, data=data)
+                return campaigns.create_campaign(conn, business_id=caller.business_id, data=data)
 
             try:
                 campaign_id = await store_work.write(state, work)
@@ -426,7 +357,7 @@ async def create_campaign_page(request: Request, state: State, caller: Manager) 
     if campaign_id is not None:
         return redirect(request, f"/email/campaigns/{campaign_id}", notice="Campaign created")
     view = await _campaigns_view(state, caller)
-    return render(
+    return await arender(
         request,
         "email/campaigns.html",
         caller=caller,
@@ -441,37 +372,34 @@ async def create_campaign_page(request: Request, state: State, caller: Manager) 
 async def campaign_page(
     request: Request, state: State, caller: Reader, campaign_id: str
 ) -> Response:
-    def work() -> dict[str, Any]:
+    def work(conn: Connection) -> dict[str, Any]:
         business_id = caller.business_id
-        with state.store.read() as conn:
-            campaign = service.campaign_row(conn, business_id=business_id, campaign_id=campaign_id)
-            view: dict[str, Any] = {
-                "campaign": campaign,
-                "kpis": service.campaign_kpis(
-                    conn, business_id=business_id, campaign_id=campaign_id
-                ),
-                "ab": orjson.loads(campaign.ab_test) if campaign.ab_test else None,
-                "decision": None,
-                "variants": {},
-            }
-            if campaign.ab_test:
-                view["decision"] = service.ab_decision(
-                    conn, business_id=business_id, campaign_id=campaign_id
+        campaign = campaigns.campaign_row(conn, business_id=business_id, campaign_id=campaign_id)
+        view: dict[str, Any] = {
+            "campaign": campaign,
+            "kpis": kpis.campaign_kpis(conn, business_id=business_id, campaign_id=campaign_id),
+            "ab": orjson.loads(campaign.ab_test) if campaign.ab_test else None,
+            "decision": None,
+            "variants": {},
+        }
+        if campaign.ab_test:
+            view["decision"] = kpis.ab_decision(
+                conn, business_id=business_id, campaign_id=campaign_id
+            )
+            view["variants"] = {
+                v: kpis.campaign_kpis(
+                    conn, business_id=business_id, campaign_id=campaign_id, variant=v
                 )
-                view["variants"] = {
-                    v: service.campaign_kpis(
-                        conn, business_id=business_id, campaign_id=campaign_id, variant=v
-                    )
-                    for v in ("A", "B")
-                }
-            return view
+                for v in ("A", "B")
+            }
+        return view
 
-    return render(
+    return await arender(
         request,
         "email/campaign.html",
         caller=caller,
         labels=RATE_LABELS,
-        **await run_in_threadpool(work),
+        **await store_work.read(state, work),
     )
 
 
@@ -493,7 +421,7 @@ async def test_send_page(
         return redirect(request, where, error="Give one or more email addresses")
     if not 1 <= len(members) <= 20:
         return redirect(request, where, error="Give between 1 and 20 addresses")
-    report = await service.send_test(
+    report = await sending.send_test(
         state.store,
         business_id=caller.business_id,
         campaign_id=campaign_id,
@@ -522,7 +450,7 @@ async def schedule_page(
     when = due
 
     def work(conn: Connection) -> None:
-        service.schedule_campaign(
+        campaigns.schedule_campaign(
             conn, business_id=caller.business_id, campaign_id=campaign_id, due_at=when
         )
 
@@ -539,7 +467,7 @@ async def send_page(
 ) -> Response:
     where = f"/email/campaigns/{campaign_id}"
     try:
-        report = await service.send_campaign(
+        report = await sending.send_campaign(
             state.store,
             business_id=caller.business_id,
             campaign_id=campaign_id,
@@ -629,8 +557,8 @@ async def performance_page(
     days = min(max(days, 1), 366)
     until = utcnow() + timedelta(days=1)
 
-    def work(conn: Connection) -> list[tuple[str, service.Kpis]]:
-        return service.kpis_by_day(
+    def work(conn: Connection) -> list[tuple[str, kpis.Kpis]]:
+        return kpis.kpis_by_day(
             conn,
             business_id=caller.business_id,
             since=until - timedelta(days=days),
@@ -643,7 +571,7 @@ async def performance_page(
     for key, label, colour in CHART_SERIES:
         points = [(i, k.rates[key].value) for i, (_, k) in enumerate(found)]
         series.append(Series(label, colour, [(i, v) for i, v in points if v is not None]))
-    return render(
+    return await arender(
         request,
         "email/performance.html",
         caller=caller,
@@ -663,7 +591,7 @@ async def suppressions_page(request: Request, state: State, caller: Reader) -> R
     def work(conn: Connection) -> list[Any]:
         return list_suppressions(conn, business_id=caller.business_id)
 
-    return render(
+    return await arender(
         request, "email/suppressions.html", caller=caller, rows=await store_work.read(state, work)
     )
 

@@ -1,4 +1,4 @@
-"""Email templates: sandboxed Jinja2 with safe fallbacks, CSS inlined into the HTML."""
+"""Email templates: sandboxed Jinja2, CSS inlined into the HTML, stored per business."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ from typing import Any
 import css_inline
 from jinja2 import ChainableUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
+from sqlalchemy import Connection, select
 
-from accord.core.errors import FieldProblem, InvalidInput
+from accord.core.clock import utcnow
+from accord.core.errors import FieldProblem, InvalidInput, NotFound
+from accord.core.ids import new_id
+from accord.messaging.models import TemplateIn, email_templates
 
 # A missing trait renders as nothing (or its `default(...)`), never as an error,
 # because profiles rarely hold every trait a marketer writes into a template.
@@ -65,3 +69,41 @@ def personalisation(traits: Mapping[str, Any], *, email: str) -> dict[str, Any]:
     contact = {str(k): v for k, v in traits.items()}
     contact.setdefault("email", email)
     return {"contact": contact, "email": email}
+
+
+def create_template(conn: Connection, *, business_id: str, data: TemplateIn) -> str:
+    compile_template(subject=data.subject, html=data.html, text=data.text)
+    template_id = new_id("tpl")
+    conn.execute(
+        email_templates.insert().values(
+            id=template_id, business_id=business_id, created_at=utcnow(), **data.model_dump()
+        )
+    )
+    return template_id
+
+
+def get_template(conn: Connection, *, business_id: str, template_id: str) -> Any:
+    """The stored template (its row), of this business only."""
+    row = conn.execute(
+        select(email_templates).where(
+            email_templates.c.id == template_id, email_templates.c.business_id == business_id
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"template {template_id}")
+    return row
+
+
+def load_template(conn: Connection, *, business_id: str, template_id: str) -> CompiledTemplate:
+    row = get_template(conn, business_id=business_id, template_id=template_id)
+    return compile_template(subject=row.subject, html=row.html, text=row.text)
+
+
+def list_templates(conn: Connection, *, business_id: str) -> list[Any]:
+    return list(
+        conn.execute(
+            select(email_templates)
+            .where(email_templates.c.business_id == business_id)
+            .order_by(email_templates.c.created_at.desc())
+        ).all()
+    )

@@ -1,4 +1,4 @@
-"""Open pixel, click redirect and unsubscribe links with signed tokens; machine opens."""
+"""Signed open, click and unsubscribe links; machine opens; recording what people do."""
 
 from __future__ import annotations
 
@@ -7,11 +7,20 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape, unescape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+import orjson
+from sqlalchemy import Connection, select
 
-from accord.core.errors import InvalidLink, LinkExpired
+from accord.core.clock import utcnow
+from accord.core.errors import InvalidLink
+from accord.core.signing import Signer
+from accord.messaging.models import email_events, email_messages
+from accord.messaging.ports import Wiring
+from accord.messaging.service import suppress_email, suppressed
+
+if TYPE_CHECKING:
+    from accord.messaging.mailer import Mailer
 
 # href="http(s)://..." of anchors in rendered HTML; other schemes (mailto:, tel:) stay.
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"']+)\2""", re.IGNORECASE)
@@ -40,42 +49,6 @@ SCANNER_AGENTS = (
     "spider",
     "crawler",
 )
-
-
-class Signer:
-    """Signs and checks the tokens of tracking, unsubscribe and other public links."""
-
-    def __init__(self, secret: str) -> None:
-        self._secret = secret
-        self._by_salt: dict[str, URLSafeSerializer] = {}
-
-    def _serializer(self, salt: str) -> URLSafeSerializer:
-        serializer = self._by_salt.get(salt)
-        if serializer is None:
-            serializer = self._by_salt[salt] = URLSafeSerializer(self._secret, salt=salt)
-        return serializer
-
-    def dumps(self, salt: str, payload: Any) -> str:
-        return str(self._serializer(salt).dumps(payload))
-
-    def dumps_timed(self, salt: str, payload: Any) -> str:
-        return str(URLSafeTimedSerializer(self._secret, salt=salt).dumps(payload))
-
-    def loads_timed(self, salt: str, token: str, *, max_age_seconds: int, what: str) -> Any:
-        """The payload of a link that expires; expired and forged links differ in error."""
-        serializer = URLSafeTimedSerializer(self._secret, salt=salt)
-        try:
-            return serializer.loads(token, max_age=max_age_seconds)
-        except SignatureExpired as exc:
-            raise LinkExpired(what) from exc
-        except BadSignature as exc:
-            raise InvalidLink(f"the {what} link is not valid: it was changed or cut") from exc
-
-    def loads(self, salt: str, token: str) -> Any:
-        try:
-            return self._serializer(salt).loads(token)
-        except BadSignature as exc:
-            raise InvalidLink("the link is not valid: it was changed or cut") from exc
 
 
 @dataclass(frozen=True)
@@ -134,3 +107,175 @@ def machine_reason(
     if sent_at is not None and occurred_at - sent_at < min_human_delay:
         return "too_soon_after_delivery"
     return None
+
+
+def _message(conn: Connection, message_id: str) -> Any:
+    row = conn.execute(select(email_messages).where(email_messages.c.id == message_id)).first()
+    if row is None:
+        raise InvalidLink("the link points to no message")
+    return row
+
+
+def _track(
+    conn: Connection,
+    *,
+    mailer: Mailer,
+    wiring: Wiring | None,
+    message: Any,
+    kind: str,
+    detail: str | None,
+    user_agent: str | None,
+    ip: str | None,
+    now: datetime | None,
+) -> bool:
+    now = now or utcnow()
+    reason = machine_reason(
+        user_agent=user_agent,
+        ip=ip,
+        sent_at=message.sent_at,
+        occurred_at=now,
+        min_human_delay=mailer.min_human_delay,
+    )
+    conn.execute(
+        email_events.insert().values(
+            business_id=message.business_id,
+            message_id=message.id,
+            campaign_id=message.campaign_id,
+            kind=kind,
+            machine=reason is not None,
+            detail=" ".join(p for p in (detail, reason) if p)[:500] or None,
+            user_agent=(user_agent or "")[:500] or None,
+            ip=ip,
+            occurred_at=now,
+        )
+    )
+    if reason is None and wiring is not None and wiring.on_engagement is not None:
+        wiring.on_engagement(conn, business_id=message.business_id, email=message.email, kind=kind)
+    return reason is None
+
+
+def record_open(
+    conn: Connection,
+    *,
+    mailer: Mailer,
+    token: str,
+    user_agent: str | None,
+    ip: str | None,
+    now: datetime | None = None,
+    wiring: Wiring | None = None,
+) -> bool:
+    """Record a pixel hit; True when a person (not a machine) opened the message."""
+    message_id = mailer.signer.loads("open", token)
+    if not isinstance(message_id, str):
+        raise InvalidLink("the link is not valid")
+    message = _message(conn, message_id)
+    return _track(
+        conn,
+        mailer=mailer,
+        wiring=wiring,
+        message=message,
+        kind="open",
+        detail=None,
+        user_agent=user_agent,
+        ip=ip,
+        now=now,
+    )
+
+
+def record_click(
+    conn: Connection,
+    *,
+    mailer: Mailer,
+    token: str,
+    user_agent: str | None,
+    ip: str | None,
+    now: datetime | None = None,
+    wiring: Wiring | None = None,
+) -> str:
+    """Record a click and return where it goes: only ever one of the message's links."""
+    payload = mailer.signer.loads("click", token)
+    if (
+        not isinstance(payload, list)
+        or len(payload) != 2
+        or not isinstance(payload[0], str)
+        or not isinstance(payload[1], int)
+    ):
+        raise InvalidLink("the link is not valid")
+    message = _message(conn, payload[0])
+    links = orjson.loads(message.links)
+    if not 0 <= payload[1] < len(links):
+        raise InvalidLink("the link points to nothing in its message")
+    target = str(links[payload[1]])
+    _track(
+        conn,
+        mailer=mailer,
+        wiring=wiring,
+        message=message,
+        kind="click",
+        detail=target,
+        user_agent=user_agent,
+        ip=ip,
+        now=now,
+    )
+    return target
+
+
+@dataclass(frozen=True)
+class Subscription:
+    email: str
+    unsubscribed: bool
+
+
+def subscription(conn: Connection, *, mailer: Mailer, token: str) -> Subscription:
+    message_id = mailer.signer.loads("unsubscribe", token)
+    message = _message(conn, str(message_id))
+    found = suppressed(conn, business_id=message.business_id, emails=[message.email])
+    return Subscription(email=message.email, unsubscribed=message.email in found)
+
+
+def unsubscribe(
+    conn: Connection,
+    *,
+    mailer: Mailer,
+    token: str,
+    wiring: Wiring,
+    via: str,
+    ip: str | None,
+    now: datetime | None = None,
+) -> Subscription:
+    """Stop marketing email to the message's recipient (one-click or preference page)."""
+    message_id = mailer.signer.loads("unsubscribe", token)
+    now = now or utcnow()
+    message = _message(conn, str(message_id))
+    already = suppressed(conn, business_id=message.business_id, emails=[message.email])
+    if message.email not in already:
+        suppress_email(
+            conn,
+            business_id=message.business_id,
+            email=message.email,
+            reason="unsubscribed",
+            wiring=wiring,
+        )
+        conn.execute(
+            email_events.insert().values(
+                business_id=message.business_id,
+                message_id=message.id,
+                campaign_id=message.campaign_id,
+                kind="unsubscribe",
+                machine=False,
+                detail=via,
+                ip=ip,
+                occurred_at=now,
+            )
+        )
+        if wiring.record_consent is not None:
+            wiring.record_consent(
+                conn,
+                business_id=message.business_id,
+                anonymous_id=message.anonymous_id,
+                user_id=message.user_id,
+                purposes={wiring.consent_purpose: False},
+                source=f"email_unsubscribe:{via}",
+                evidence={"message_id": message.id, "ip": ip, "at": now.isoformat()},
+            )
+    return Subscription(email=message.email, unsubscribed=True)

@@ -11,14 +11,10 @@ from sqlalchemy import Connection
 
 from accord.audiences import service as audiences
 from accord.audiences.membership import member_ids
-from accord.consent import config
 from accord.consent import service as consent_service
-from accord.consent.models import PropertyIn, PurposeIn, PurposeText
 from accord.core.clock import parse_instant
-from accord.core.errors import NotFound
 from accord.leads.service import score_email_engagement
-from accord.messaging.ports import Recipient
-from accord.messaging.service import Wiring
+from accord.messaging.ports import Recipient, Wiring
 from accord.profiles.models import Identifier
 
 # The consent property that form confirmations and unsubscribes are recorded under.
@@ -35,34 +31,14 @@ def record_in_ledger(
     source: str,
     evidence: Mapping[str, Any],
 ) -> None:
-    """Append a form confirmation or an unsubscribe to the consent ledger.
-
-    Decisions are recorded under the business's `lead-forms` property; a purpose a form
-    asks for that the business has not configured yet is added as a custom purpose, so
-    the ledger never refuses a decision a person really made.
-    """
-    config.ensure_default_purposes(conn, business_id=business_id)
-    try:
-        config.get_property(conn, business_id=business_id, key=FORMS_PROPERTY)
-    except NotFound:
-        config.create_property(
-            conn,
-            business_id=business_id,
-            spec=PropertyIn(key=FORMS_PROPERTY, name="Lead forms and email"),
-        )
-    known = config.purpose_keys(conn, business_id=business_id)
-    for key in purposes:
-        if key not in known:
-            config.save_purpose(
-                conn,
-                business_id=business_id,
-                spec=PurposeIn(key=key, texts={"en": PurposeText(name=key.replace("_", " "))}),
-            )
+    """Append a form confirmation or an unsubscribe to the consent ledger, under the
+    business's `lead-forms` property."""
     at = evidence.get("at")
-    consent_service.record_consent(
+    consent_service.record_outside_banner(
         conn,
         business_id=business_id,
         property_key=FORMS_PROPERTY,
+        property_name="Lead forms and email",
         purposes=dict(purposes),
         # `form:<id>` is a confirmed form; `email_unsubscribe:<how>` is the person's own
         # request through Accord's links.

@@ -26,8 +26,8 @@ from accord.engine.connection import connect
 from accord.identity.service import purge_tombstones
 from accord.journeys.runner import Runner
 from accord.lake.compaction import compact
-from accord.messaging import service as messaging
-from accord.messaging.service import Mailer
+from accord.messaging.mailer import Mailer
+from accord.messaging.sending import run_due
 from accord.predict.service import train
 from accord.process.email import default_wiring
 from accord.process.journeys import environment as journey_environment
@@ -128,7 +128,7 @@ class WebhookDeliveryFailed(Exception):
 
 def send_due_campaigns(context: JobContext) -> JobOutcome:
     reports = asyncio.run(
-        messaging.run_due(
+        run_due(
             context.store,
             mailer=Mailer.from_settings(context.settings),
             wiring=default_wiring(),

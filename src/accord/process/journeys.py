@@ -34,7 +34,7 @@ from accord.messaging.channels import (
     WebPush,
     WhatsAppCloud,
 )
-from accord.messaging.service import Mailer, send_rendered
+from accord.messaging.mailer import Mailer, send_rendered
 from accord.messaging.service import suppressed as email_suppressed
 from accord.messaging.templates import RenderedEmail
 from accord.profiles.models import Identifier

@@ -12,7 +12,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from accord.core.settings import Settings
 from accord.leads.spam import RateLimiter
-from accord.messaging.service import Mailer, Wiring
+from accord.messaging.mailer import Mailer
+from accord.messaging.ports import Wiring
 from accord.process.email import default_wiring
 from accord.web.state import State
 

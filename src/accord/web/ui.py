@@ -20,8 +20,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
-from accord.accounts import signing
 from accord.accounts.service import businesses_of, permitted
+from accord.core.signing import Signer
 from accord.web import store_work
 from accord.web.auth import ANON_CSRF_COOKIE, CSRF_FIELD, Caller, anonymous_csrf
 
@@ -69,8 +69,12 @@ def _shell(request: Request) -> Shell:
     return shell
 
 
-def _secret(request: Request) -> str:
-    return str(request.app.state.accord.settings.resolved_secret_key())
+# How long the one-line message of a redirect after a form post can be shown.
+MESSAGE_SECONDS = 120
+
+
+def _signer(request: Request) -> Signer:
+    return Signer(str(request.app.state.accord.settings.resolved_secret_key()))
 
 
 def redirect(
@@ -79,13 +83,9 @@ def redirect(
     """Redirect after a form post, carrying a one-line message signed so it cannot be forged."""
     query: dict[str, str] = {}
     if notice:
-        query["notice"] = signing.sign(
-            _secret(request), purpose="notice", payload=notice, ttl_seconds=120
-        )
+        query["notice"] = _signer(request).dumps_timed("notice", notice)
     if error:
-        query["error"] = signing.sign(
-            _secret(request), purpose="error", payload=error, ttl_seconds=120
-        )
+        query["error"] = _signer(request).dumps_timed("error", error)
     sep = "&" if "?" in path else "?"
     target = f"{path}{sep}{urlencode(query)}" if query else path
     return RedirectResponse(target, status_code=303)
@@ -93,7 +93,10 @@ def redirect(
 
 def _message(request: Request, kind: str) -> str | None:
     token = request.query_params.get(kind)
-    return signing.unsign(_secret(request), purpose=kind, token=token) if token else None
+    if not token:
+        return None
+    found = _signer(request).loads_timed_or_none(kind, token, max_age_seconds=MESSAGE_SECONDS)
+    return found if isinstance(found, str) else None
 
 
 def render(

@@ -168,7 +168,10 @@ async def verify_email(request: Request, state: State, caller: AccountsManage) -
 async def confirm_email(request: Request, state: State, token: str = "") -> HTMLResponse:
     secret = state.settings.resolved_secret_key()
     confirmed = await store_work.write(
-        state, lambda conn: service.confirm_email(conn, secret=secret, token=token)
+        state,
+        lambda conn: service.confirm_email(
+            conn, secret=secret, token=token, hours=state.settings.email_link_hours
+        ),
     )
     return await arender(
         request,
