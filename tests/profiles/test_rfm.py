@@ -202,3 +202,11 @@ def test_spark_gives_the_boundaries_and_scores_duckdb_gives() -> None:
     for name in rfm.DIMENSIONS:
         assert getattr(on_spark, name) == pytest.approx(getattr(on_duck, name))
     assert rfm.scores_on_engine(spark, base, on_duck) == _python_scores(base, on_duck)
+
+
+def test_cuts_of_equal_values_stay_in_order() -> None:
+    # Interpolated quantiles of equal values once came out 51.00000000000001 before 51.0.
+    base, backend = _base([(1_700_000_000, 1, 51)] * 2), connect("duckdb://")
+    bounds = rfm.boundaries_on_engine(backend, base, as_of=AS_OF)
+    assert bounds is not None
+    assert all(list(cuts) == sorted(cuts) for cuts in (bounds.recency, bounds.monetary))

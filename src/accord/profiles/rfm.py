@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import accumulate
 from typing import Any
 
 import ibis
@@ -137,8 +138,11 @@ def boundaries_on_engine(backend: Any, base: pa.Table, *, as_of: datetime) -> Bo
         for i, q in enumerate(QUANTILES)
     }
     row = backend.to_pyarrow(values.aggregate(**aggregates)).to_pylist()[0]
+    # Interpolating between equal values can come out a hair apart (51.00000000000001
+    # before 51.0); a running maximum keeps each dimension's cuts in order.
     cuts = {
-        name: tuple(float(row[f"{name}_{i}"]) for i in range(len(QUANTILES))) for name in DIMENSIONS
+        name: tuple(accumulate((float(row[f"{name}_{i}"]) for i in range(len(QUANTILES))), max))
+        for name in DIMENSIONS
     }
     return Boundaries(as_of, base.num_rows, cuts["recency"], cuts["frequency"], cuts["monetary"])
 
