@@ -14,7 +14,7 @@ from accord.core.clock import utcnow
 from accord.core.errors import FieldProblem, InvalidInput
 from accord.journeys import analytics, service
 from accord.journeys.diagram import svg
-from accord.journeys.graph import SplitNode, parse_definition
+from accord.journeys.graph import SplitNode, load_definition, parse_definition
 from accord.web import jobs, store_work
 from accord.web.auth import Caller, requires
 from accord.web.state import State
@@ -49,7 +49,11 @@ NODE_DEFAULTS: dict[str, dict[str, Any]] = {
         "on_change": "",
         "on_timeout": "",
     },
-    "branch": {"conditions": [{"trait": "", "op": "eq", "value": ""}], "then": "", "otherwise": ""},
+    "branch": {
+        "condition": {"kind": "trait", "trait": "", "op": "=", "value": ""},
+        "then": "",
+        "otherwise": "",
+    },
     "split": {
         "paths": [{"name": "a", "weight": 1, "next": ""}, {"name": "b", "weight": 1, "next": ""}]
     },
@@ -120,7 +124,7 @@ async def journey_page(request: Request, state: State, caller: Reader, key: str)
         now = utcnow()
         with state.store.read() as conn:
             view = service.get_journey(conn, business_id=caller.business_id, key=key)
-            definition = parse_definition(view.definition)
+            definition = load_definition(view.definition)
             counts = analytics.node_counts(conn, journey_id=view.id)
             splits = [
                 analytics.split_result(

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import orjson
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
 
+from accord.audiences.evaluate import path_value
 from accord.core.clock import utcnow
 from accord.core.errors import NotFound
 from accord.core.ids import new_id
@@ -39,7 +40,7 @@ from accord.journeys.graph import (
     WaitNode,
     WebhookNode,
     audience_event,
-    parse_definition,
+    load_definition,
     parse_duration,
 )
 from accord.journeys.models import (
@@ -151,7 +152,7 @@ class _Definitions:
                     journey_versions.c.version == version,
                 )
             ).scalar_one()
-            found = self.cache[key] = parse_definition(orjson.loads(text))
+            found = self.cache[key] = load_definition(orjson.loads(text))
         return found
 
 
@@ -486,7 +487,7 @@ class Runner:
                 )
                 return
             if isinstance(node, BranchNode):
-                taken = node.then if policy.holds(node.conditions, person()) else node.otherwise
+                taken = node.then if policy.holds(node.condition, person(), now) else node.otherwise
                 self._step(conn, run, node_id, "branched", now, {"to": taken})
                 node_id = taken
                 continue
@@ -609,7 +610,7 @@ class Runner:
         if node.until_time:
             return policy.next_local_time(now, node.until_time, zone)
         assert node.until_trait is not None
-        when = policy.trait_instant(policy.lookup(traits, node.until_trait), zone)
+        when = policy.trait_instant(path_value(traits, node.until_trait), zone)
         if when is None:
             return None
         return when + (parse_duration(node.offset) if node.offset else timedelta(0))
@@ -778,9 +779,9 @@ class Runner:
                     touched.add(profile_id)
                     moves += moved
             for journey_id, entry in active.get(name, []):
-                if not policy.matches(entry.where, event):
+                if not policy.passes(entry.where, event, now):
                     continue
-                key = policy.lookup(event, entry.dedupe) if entry.dedupe else event.get("messageId")
+                key = path_value(event, entry.dedupe) if entry.dedupe else event.get("messageId")
                 entry_key = f"{entry.event}:{key}"
                 # An entry may start a pass with waits: read this person each time after.
                 touched.add(profile_id)
@@ -923,7 +924,7 @@ class Runner:
                     traits, definition.timezone_trait, definition.default_timezone
                 )
                 when = policy.anniversary(
-                    policy.lookup(traits, entry.trait), zone, now, entry.offset_days, entry.at
+                    path_value(traits, entry.trait), zone, now, entry.offset_days, entry.at
                 )
                 if when is None or not (when <= now < when + timedelta(days=1)):
                     continue
@@ -1013,7 +1014,7 @@ class Runner:
             definition = self.definitions.get(conn, run.journey_id, run.version)
             node = definition.nodes[wait.node]
             if isinstance(node, WaitForEventNode):
-                if not policy.matches(node.where, event):
+                if not policy.passes(node.where, event, now):
                     continue
                 follow = node.on_event
             else:
