@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pydantic import ValidationError
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 from sqlalchemy import Connection, select
 
 from accord.accounts.models import Bootstrap
@@ -105,17 +105,17 @@ def test_rules_are_audience_conditions_on_the_activity() -> None:
     assert (
         match(rules, kind="event", name="Order Completed", now=T0, event=order(total=120)).points
         == 30
-    )  # noqa: E501
+    )
     assert (
         match(rules, kind="event", name="Order Completed", now=T0, event=order(total=90)).points
         == 0
-    )  # noqa: E501
+    )
     assert (
         match(
             rules, kind="event", name="Order Completed", now=T0, event=order(total=120, coupon="X")
         ).points
         == 0
-    )  # noqa: E501
+    )
     assert match(rules, kind="answer", name="size", value="XL", now=T0).points == 5
     assert match(rules, kind="answer", name="size", value="S", now=T0).points == 0
 

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from accord.core.errors import FieldProblem, InvalidInput, NotFound
 from accord.core.ids import new_id
+from accord.journeys.environment import Environment
 from accord.journeys.graph import ApiEntry, JourneyDefinition, load_definition, parse_definition
 from accord.journeys.models import (
     JourneyView,
@@ -25,7 +26,7 @@ from accord.journeys.models import (
     journeys,
 )
 from accord.journeys.policy import CHANNEL_PURPOSE
-from accord.journeys.runner import Environment, Runner
+from accord.journeys.runner import Runner
 
 KEY = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 STATUSES = ("draft", "active", "paused", "archived")

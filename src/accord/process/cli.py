@@ -11,7 +11,7 @@ from rich.table import Table
 
 from accord.core.errors import AccordError
 from accord.core.settings import Settings
-from accord.process import scheduler
+from accord.process import claims, job_admin, scheduler
 from accord.process.jobs import default_kinds
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
@@ -46,7 +46,7 @@ def list_jobs(
     try:
         scheduler.sync(store, kinds, settings=settings)
         with store.read() as conn:
-            views = scheduler.list_jobs(conn, kinds, business_id=business_id)
+            views = job_admin.list_jobs(conn, kinds, business_id=business_id)
     finally:
         store.dispose()
     if as_json:
@@ -76,23 +76,23 @@ def run_job(
     """Run a job now, in this process, and wait for it (it is recorded in the history)."""
     settings, kinds = Settings(), default_kinds()
     store = _store(settings)
-    worker = f"cli:{scheduler.worker_name()}"
+    worker = f"cli:{claims.worker_name()}"
     failed = 0
     try:
         scheduler.sync(store, kinds, settings=settings)
         with store.write() as conn:
-            ids = scheduler.request_run(
+            ids = job_admin.request_run(
                 conn, kinds, business_id=business_id, name=name, target=target
             )
         for job_id in ids:
             # One at a time, so that each run's duration is its own.
-            claimed = scheduler.claim(store, kinds, worker=worker, limit=1, only=[job_id])
+            claimed = claims.claim(store, kinds, worker=worker, limit=1, only=[job_id])
             if not claimed:
                 console.print(f"{job_id} runs on a worker right now; left to it")
                 continue
             job = claimed[0]
-            outcome, error = scheduler.execute(store, settings, kinds, job, worker=worker)
-            scheduler.finish(
+            outcome, error = claims.execute(store, settings, kinds, job, worker=worker)
+            claims.finish(
                 store,
                 kinds,
                 job,
@@ -128,7 +128,7 @@ def history(
     store = _store(settings)
     try:
         with store.read() as conn:
-            runs = scheduler.history(conn, business_id=business_id, name=name, limit=limit)
+            runs = job_admin.history(conn, business_id=business_id, name=name, limit=limit)
     finally:
         store.dispose()
     table = Table("started (UTC)", "job", "object", "status", "attempt", "seconds", "did")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
 
-from accord.process import scheduler
+from accord.process import job_admin, scheduler
 from accord.web.state import AppState
 
 
@@ -14,7 +14,7 @@ def _run_soon(state: AppState, business_id: str, name: str, target: str | None) 
         return
     scheduler.sync(state.store, state.job_kinds, settings=state.settings, business_id=business_id)
     with state.store.write() as conn:
-        scheduler.request_run(
+        job_admin.request_run(
             conn, state.job_kinds, business_id=business_id, name=name, target=target
         )
 
