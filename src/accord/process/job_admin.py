@@ -154,22 +154,14 @@ def history(
         query = query.where(job_runs.c.status == status)
     rows = conn.execute(query.order_by(job_runs.c.id.desc()).limit(limit)).all()
     return [
-        JobRunView(
-            id=row.id,
-            job_id=row.job_id,
-            name=row.name,
-            target=row.target,
-            attempt=row.attempt,
-            due_at=row.due_at,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            status=row.status,
-            seconds=None
-            if row.finished_at is None
-            else (row.finished_at - row.started_at).total_seconds(),
-            counts=orjson.loads(row.counts),
-            error=row.error,
-            worker=row.worker,
+        JobRunView.model_validate(
+            {
+                **row._mapping,
+                "seconds": None
+                if row.finished_at is None
+                else (row.finished_at - row.started_at).total_seconds(),
+                "counts": orjson.loads(row.counts),
+            }
         )
         for row in rows
     ]
