@@ -10,7 +10,6 @@ from starlette.concurrency import run_in_threadpool
 
 from accord.core.clock import utcnow
 from accord.journeys import analytics, service
-from accord.journeys.graph import SplitNode
 from accord.journeys.models import JourneyView, RunView
 from accord.web import jobs
 from accord.web.auth import Caller, requires
@@ -136,19 +135,13 @@ async def report(state: State, caller: Reader, key: str) -> dict[str, Any]:
                 conn, business_id=caller.business_id, key=key
             )
             view = service.get_journey(conn, business_id=caller.business_id, key=key)
-            splits = [
-                analytics.split_result(
-                    conn,
-                    journey_id=journey_id,
-                    version=view.current_version,
-                    node=node_id,
-                    split=node,
-                    definition=definition,
-                    now=now,
-                )
-                for node_id, node in definition.nodes.items()
-                if isinstance(node, SplitNode) and node.ab_test
-            ]
+            splits = analytics.split_results(
+                conn,
+                journey_id=journey_id,
+                version=view.current_version,
+                definition=definition,
+                now=now,
+            )
             return {
                 "summary": analytics.summary(conn, journey_id=journey_id).__dict__,
                 "nodes": [c.__dict__ for c in analytics.node_counts(conn, journey_id=journey_id)],

@@ -14,7 +14,7 @@ from accord.core.clock import utcnow
 from accord.core.errors import FieldProblem, InvalidInput
 from accord.journeys import analytics, service
 from accord.journeys.diagram import svg
-from accord.journeys.graph import SplitNode, load_definition, parse_definition
+from accord.journeys.graph import load_definition, parse_definition
 from accord.web import jobs, store_work
 from accord.web.auth import Caller, requires
 from accord.web.state import State
@@ -126,19 +126,13 @@ async def journey_page(request: Request, state: State, caller: Reader, key: str)
             view = service.get_journey(conn, business_id=caller.business_id, key=key)
             definition = load_definition(view.definition)
             counts = analytics.node_counts(conn, journey_id=view.id)
-            splits = [
-                analytics.split_result(
-                    conn,
-                    journey_id=view.id,
-                    version=view.current_version,
-                    node=node_id,
-                    split=node,
-                    definition=definition,
-                    now=now,
-                )
-                for node_id, node in definition.nodes.items()
-                if isinstance(node, SplitNode) and node.ab_test
-            ]
+            splits = analytics.split_results(
+                conn,
+                journey_id=view.id,
+                version=view.current_version,
+                definition=definition,
+                now=now,
+            )
             return {
                 "journey": view,
                 "graph": svg(definition, counts),
