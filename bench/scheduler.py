@@ -35,8 +35,9 @@ from accord.accounts.service import bootstrap
 from accord.core.clock import utcnow
 from accord.core.settings import Settings
 from accord.process import scheduler
+from accord.process.kinds import JobContext, JobKind, JobOutcome
 from accord.process.models import job_runs, jobs
-from accord.process.scheduler import JobContext, JobKind, JobOutcome, Scheduler
+from accord.process.scheduler import Scheduler
 from accord.store.db import open_store
 from accord.store.migrate import upgrade
 

@@ -93,6 +93,11 @@ def trait_conditions(draw: st.DrawFn) -> TraitCondition:
 
 @st.composite
 def property_filters(draw: st.DrawFn) -> PropertyFilter:
+    if draw(st.integers(0, 4)) == 0:
+        return PropertyFilter(
+            property=draw(st.sampled_from(["category", "revenue"])),
+            op=draw(st.sampled_from(["exists", "missing"])),
+        )
     if draw(st.booleans()):
         op = draw(st.sampled_from(["=", "!=", "contains", "in"]))
         if op == "in":
@@ -240,7 +245,8 @@ any_leaves = st.one_of(
                 property=names,
                 op=st.sampled_from(["=", "!=", "<", ">=", "contains"]),
                 value=scalars,
-            ),
+            )
+            | st.builds(PropertyFilter, property=names, op=st.sampled_from(["exists", "missing"])),
             max_size=2,
         ),
         count=st.builds(

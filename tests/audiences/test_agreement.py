@@ -202,6 +202,8 @@ BOUNDARY_POPULATION = [
         ('did "Order Completed" where revenue > 20 at least 1 time', set()),
         ('did "Order Completed" where category = "shoes"', set()),
         ('not did "Order Completed" where category != "shoes"', {"prof_0", "prof_1", "prof_2", "prof_3"}),  # noqa: E501
+        ('did "Order Completed" where category missing, revenue exists', {"prof_0", "prof_1", "prof_2", "prof_3"}),  # noqa: E501
+        ('did "Order Completed" where category exists', set()),
         (f"first seen before {_at(7).isoformat()}", {"prof_0", "prof_3"}),
         (f"last seen between {_at(30).isoformat()} and {_at(7).isoformat()}", {"prof_0"}),
         (f"first seen since {_at(7).isoformat()}", {"prof_1", "prof_2"}),

@@ -27,7 +27,7 @@ from accord.core.errors import Conflict, InvalidInput, NotFound, WebhookNotDeliv
 from accord.core.settings import Settings
 from accord.core.webhooks import verify
 from accord.process.jobs import WebhookDeliveryFailed, deliver_audience_webhooks
-from accord.process.scheduler import JobContext
+from accord.process.kinds import JobContext
 from accord.store.db import Store
 from tests.audiences.test_service import Grants, create, identify, ingest, track
 from tests.webhook_receiver import WebhookReceiver, running_receiver

@@ -60,6 +60,7 @@ def test_the_example_of_the_brief() -> None:
         ("trait ltv >= 100 and trait vip = true", "trait ltv >= 100 and trait vip = true"),
         ("not (trait plan exists or consent marketing)", "not (trait plan exists or consent marketing)"),  # noqa: E501
         ('in audience "buyers" and trait "the plan" in ("a", 2)', 'in audience buyers and trait "the plan" in ("a", 2)'),  # noqa: E501
+        ('did x where category exists, revenue MISSING', "did x where category exists, revenue missing"),  # noqa: E501
         ("a_b", None),
     ],
 )  # fmt: skip

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from accord.journeys.runner import Environment, Reach
+from accord.journeys.environment import Environment, Reach
 
 ABANDONED_CART: dict[str, Any] = {
     "entry": {"type": "event", "event": "Cart Updated", "dedupe": "properties.cart_id"},

@@ -203,7 +203,7 @@ def test_branch_and_trait_update_follow_the_person(store: Store) -> None:
         "nodes": {
             "vip": {
                 "type": "branch",
-                "conditions": [{"trait": "tier", "op": "eq", "value": "gold"}],
+                "condition": {"kind": "trait", "trait": "tier", "op": "=", "value": "gold"},
                 "then": "mark",
                 "otherwise": "out",
             },

@@ -233,7 +233,19 @@ def test_scoring_and_funnel_over_http(app_client: TestClient, keys: Bootstrap) -
     assert app_client.put("/api/leads/scoring", json=rules, headers=headers).status_code == 204
     bad = {**rules, "consideration_at": 80}
     assert app_client.put("/api/leads/scoring", json=bad, headers=headers).status_code == 400
-    assert app_client.get("/api/leads/scoring", headers=headers).json()["prospect_at"] == 50
+    shown = app_client.get("/api/leads/scoring", headers=headers).json()
+    assert shown["prospect_at"] == 50
+    # The old rule form is taken and shown as the audience condition it means.
+    assert shown["rules"][0]["condition"] == {
+        "kind": "trait",
+        "trait": "size",
+        "op": "=",
+        "value": "L",
+    }
+    ordering = {"kind": "trait", "trait": "size", "op": ">", "value": "L"}
+    wrong = {"rules": [{"kind": "answer", "condition": ordering, "points": 1}]}
+    refused = app_client.put("/api/leads/scoring", json=wrong, headers=headers)
+    assert refused.status_code == 422 and "cannot order a string" in refused.text
     _setup(app_client, keys, double_opt_in=False)
     big = {**GOOD, "size": "L", "utm_campaign": "spring"}
     assert app_client.post("/l/autumn-catalogue", data=big).status_code == 200

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 from sqlalchemy import Connection, select
 
 from accord.accounts.models import Bootstrap
@@ -51,15 +52,89 @@ def test_half_life_halves() -> None:
 
 
 def test_rules_match_by_kind_name_and_value() -> None:
+    # The old form of rules (deprecated), converted to audience conditions.
     rules = [
-        ScoringRule(kind="answer", name="budget", value="high", points=20),
-        ScoringRule(kind="answer", name="budget", points=2),
-        ScoringRule(kind="event", name="Order Completed", points=50, stage="customer"),
+        ScoringRule.model_validate(r)
+        for r in (
+            {"kind": "answer", "name": "budget", "value": "high", "points": 20},
+            {"kind": "answer", "name": "budget", "points": 2},
+            {"kind": "event", "name": "Order Completed", "points": 50, "stage": "customer"},
+            {"kind": "email", "name": "click", "value": "x", "points": 9},
+        )
     ]
-    assert match(rules, kind="answer", name="budget", value="high").points == 22
-    assert match(rules, kind="answer", name="budget", value="low").points == 2
-    assert match(rules, kind="event", name="Order Completed").customer is True
-    assert match(rules, kind="fit", name="budget").rules == ()
+    assert match(rules, kind="answer", name="budget", value="high", now=T0).points == 22
+    assert match(rules, kind="answer", name="budget", value="low", now=T0).points == 2
+    assert match(rules, kind="event", name="Order Completed", now=T0).customer is True
+    assert match(rules, kind="fit", name="budget", now=T0).rules == ()
+    assert match(rules, kind="email", name="click", now=T0).rules == ()
+    assert rules[1].model_dump()["condition"] == {
+        "kind": "trait",
+        "trait": "budget",
+        "op": "exists",
+        "value": None,
+    }
+
+
+def test_rules_are_audience_conditions_on_the_activity() -> None:
+    big_order = ScoringRule.model_validate(
+        {
+            "kind": "event",
+            "condition": {
+                "kind": "event",
+                "event": "Order Completed",
+                "where": [
+                    {"property": "revenue", "op": ">=", "value": 100},
+                    {"property": "properties.coupon", "op": "missing"},
+                ],
+            },
+            "points": 30,
+        }
+    )
+    sizes = ScoringRule.model_validate(
+        {
+            "kind": "answer",
+            "condition": {"kind": "trait", "trait": "size", "op": "in", "value": ["L", "XL"]},
+            "points": 5,
+        }
+    )
+    rules = [big_order, sizes]
+
+    def order(**properties: object) -> dict[str, object]:
+        return {"type": "track", "event": "Order Completed", "properties": properties}
+
+    assert (
+        match(rules, kind="event", name="Order Completed", now=T0, event=order(total=120)).points
+        == 30
+    )
+    assert (
+        match(rules, kind="event", name="Order Completed", now=T0, event=order(total=90)).points
+        == 0
+    )
+    assert (
+        match(
+            rules, kind="event", name="Order Completed", now=T0, event=order(total=120, coupon="X")
+        ).points
+        == 0
+    )
+    assert match(rules, kind="answer", name="size", value="XL", now=T0).points == 5
+    assert match(rules, kind="answer", name="size", value="S", now=T0).points == 0
+
+
+@pytest.mark.parametrize(
+    ("rule", "reason"),
+    [
+        ({"kind": "answer", "condition": {"kind": "event", "event": "X"}}, "trait conditions"),
+        ({"kind": "event", "condition": {"kind": "consent", "purpose": "m"}}, "event conditions"),
+        (
+            {"kind": "fit", "condition": {"kind": "trait", "trait": "n", "op": ">", "value": "a"}},
+            "cannot order a string",
+        ),
+    ],
+)
+def test_rules_are_validated_as_audience_conditions(rule: dict[str, object], reason: str) -> None:
+    with pytest.raises(ValidationError, match=reason):
+        ScoringRule.model_validate({**rule, "points": 1})
+
     config = ScoringIn(prospect_at=50)
     assert next_stage("lead", score=49, customer=False, config=config) == "lead"
     assert next_stage("lead", score=50, customer=False, config=config) == "prospect"

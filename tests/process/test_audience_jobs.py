@@ -19,7 +19,7 @@ from accord.core.settings import Settings
 from accord.journeys import service as journeys
 from accord.journeys.models import journey_runs
 from accord.process.jobs import default_kinds
-from accord.process.scheduler import JobContext
+from accord.process.kinds import JobContext
 from accord.process.worker import drain
 from accord.profiles.models import profile_identifiers
 from accord.store.db import Store

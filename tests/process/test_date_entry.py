@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 from accord.accounts.models import Bootstrap
 from accord.core.settings import Settings
 from accord.process.jobs import default_kinds
-from accord.process.scheduler import JobContext, Scheduler
+from accord.process.kinds import JobContext
+from accord.process.scheduler import Scheduler
 from accord.process.worker import drain
 from accord.store.db import Store
 

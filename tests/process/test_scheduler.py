@@ -14,10 +14,11 @@ from sqlalchemy import select, update
 from accord.accounts.models import Bootstrap
 from accord.core.errors import InvalidInput, NotFound
 from accord.core.settings import Settings
-from accord.process import scheduler
+from accord.process import claims, job_admin, scheduler
+from accord.process.kinds import JobContext, JobKind, JobOutcome
 from accord.process.models import JobChange, job_runs, jobs
 from accord.process.schedule import parse_schedule
-from accord.process.scheduler import JobContext, JobKind, JobOutcome, Scheduler
+from accord.process.scheduler import Scheduler
 from accord.store.db import Store, open_store
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
@@ -51,7 +52,7 @@ def test_new_businesses_get_their_jobs_due_at_once(store: Store, keys: Bootstrap
     assert scheduler.sync(store, kinds, settings=Settings(), now=T0) == 1
     assert scheduler.sync(store, kinds, settings=Settings(), now=T0) == 0
     with store.read() as conn:
-        (view,) = scheduler.list_jobs(conn, kinds, business_id=keys.business_id, now=T0)
+        (view,) = job_admin.list_jobs(conn, kinds, business_id=keys.business_id, now=T0)
     assert view.next_due_at == T0 and view.schedule == "every 1m" and view.enabled
 
 
@@ -61,14 +62,14 @@ def test_a_run_is_recorded_and_the_next_one_follows_the_schedule(
     counter = Counter()
     kinds = kinds_of(JobKind(name="test.tick", title="tick", run=counter, schedule="every 1m"))
     scheduler.sync(store, kinds, settings=Settings(), now=T0)
-    (job,) = scheduler.claim(store, kinds, worker="w1", limit=5, now=T0)
-    assert scheduler.claim(store, kinds, worker="w2", limit=5, now=T0) == []
-    outcome, error = scheduler.execute(store, Settings(), kinds, job, worker="w1")
+    (job,) = claims.claim(store, kinds, worker="w1", limit=5, now=T0)
+    assert claims.claim(store, kinds, worker="w2", limit=5, now=T0) == []
+    outcome, error = claims.execute(store, Settings(), kinds, job, worker="w1")
     assert error is None
-    scheduler.finish(store, kinds, job, worker="w1", outcome=outcome, now=T0 + timedelta(seconds=2))
+    claims.finish(store, kinds, job, worker="w1", outcome=outcome, now=T0 + timedelta(seconds=2))
     with store.read() as conn:
-        (view,) = scheduler.list_jobs(conn, kinds, business_id=keys.business_id, now=T0)
-        (run,) = scheduler.history(conn, business_id=keys.business_id)
+        (view,) = job_admin.list_jobs(conn, kinds, business_id=keys.business_id, now=T0)
+        (run,) = job_admin.history(conn, business_id=keys.business_id)
         state = conn.execute(select(jobs.c.state)).scalar_one()
     assert view.next_due_at == T0 + timedelta(minutes=1)
     assert view.last_status == "succeeded" and not view.running
@@ -95,10 +96,10 @@ def test_a_failing_job_is_retried_with_backoff_then_waits_for_its_next_occurrenc
     now = T0
     dues = []
     for _ in range(3):
-        (job,) = scheduler.claim(store, kinds, worker="w", limit=1, now=now)
-        outcome, error = scheduler.execute(store, Settings(), kinds, job, worker="w")
+        (job,) = claims.claim(store, kinds, worker="w", limit=1, now=now)
+        outcome, error = claims.execute(store, Settings(), kinds, job, worker="w")
         assert outcome is None and error is not None and "RuntimeError: boom" in error
-        scheduler.finish(
+        claims.finish(
             store, kinds, job, worker="w", outcome=None, error=error, status="failed", now=now
         )
         with store.read() as conn:
@@ -109,7 +110,7 @@ def test_a_failing_job_is_retried_with_backoff_then_waits_for_its_next_occurrenc
     assert dues[:2] == [timedelta(seconds=10), timedelta(seconds=20)]
     assert now == T0.replace(hour=10)
     with store.read() as conn:
-        runs = scheduler.history(conn, business_id=keys.business_id)
+        runs = job_admin.history(conn, business_id=keys.business_id)
         attempt = conn.execute(select(jobs.c.attempt)).scalar_one()
     assert [r.status for r in runs] == ["failed"] * 3
     assert [r.attempt for r in reversed(runs)] == [1, 2, 3]
@@ -130,16 +131,16 @@ def test_a_lease_that_ran_out_is_taken_over_and_the_lost_run_recorded(
         )
     )
     scheduler.sync(store, kinds, settings=Settings(), now=T0)
-    (first,) = scheduler.claim(store, kinds, worker="dead", limit=1, now=T0)
+    (first,) = claims.claim(store, kinds, worker="dead", limit=1, now=T0)
     # The worker died: nothing until the lease (timeout plus margin) runs out.
-    assert scheduler.claim(store, kinds, worker="w2", limit=1, now=T0 + timedelta(seconds=60)) == []
+    assert claims.claim(store, kinds, worker="w2", limit=1, now=T0 + timedelta(seconds=60)) == []
     later = T0 + timedelta(seconds=91)
-    (second,) = scheduler.claim(store, kinds, worker="w2", limit=1, now=later)
+    (second,) = claims.claim(store, kinds, worker="w2", limit=1, now=later)
     assert second.job_id == first.job_id
     # The dead worker's late report moves nothing on; the run it held is already lost.
-    scheduler.finish(store, kinds, first, worker="dead", outcome=JobOutcome(), now=later)
+    claims.finish(store, kinds, first, worker="dead", outcome=JobOutcome(), now=later)
     with store.read() as conn:
-        statuses = {r.id: r.status for r in scheduler.history(conn, business_id=keys.business_id)}
+        statuses = {r.id: r.status for r in job_admin.history(conn, business_id=keys.business_id)}
         owner = conn.execute(select(jobs.c.lease_owner)).scalar_one()
     assert statuses == {first.run_id: "lost", second.run_id: "running"}
     assert owner == "w2"
@@ -196,7 +197,7 @@ def test_a_job_past_its_timeout_is_recorded_and_the_scheduler_goes_on(
     runner = Scheduler(store, Settings(scheduler_poll_seconds=0.05), kinds, concurrency=2)
     runner.run_until_idle(timeout=30)
     with store.read() as conn:
-        statuses = {r.name: r.status for r in scheduler.history(conn, business_id=keys.business_id)}
+        statuses = {r.name: r.status for r in job_admin.history(conn, business_id=keys.business_id)}
         error = conn.execute(select(jobs.c.last_error).where(jobs.c.name == "test.slow")).scalar()
     assert statuses == {"test.slow": "timed_out", "test.quick": "succeeded"}
     assert "timed out" in (error or "")
@@ -211,8 +212,8 @@ def test_quiet_runs_that_did_nothing_leave_no_history(store: Store, keys: Bootst
     )
     Scheduler(store, Settings(), kinds).run_until_idle()
     with store.read() as conn:
-        assert scheduler.history(conn, business_id=keys.business_id) == []
-        (view,) = scheduler.list_jobs(conn, kinds, business_id=keys.business_id)
+        assert job_admin.history(conn, business_id=keys.business_id) == []
+        (view,) = job_admin.list_jobs(conn, kinds, business_id=keys.business_id)
     assert view.last_status == "succeeded" and view.last_finished_at is not None
 
 
@@ -234,15 +235,15 @@ def test_run_now_change_and_bad_input(store: Store, keys: Bootstrap) -> None:
     with store.write() as conn:
         conn.execute(update(jobs).values(next_due_at=T0 + timedelta(hours=1)))
         with pytest.raises(NotFound):
-            scheduler.request_run(conn, kinds, business_id=keys.business_id, name="test.nope")
+            job_admin.request_run(conn, kinds, business_id=keys.business_id, name="test.nope")
         with pytest.raises(NotFound):
-            scheduler.request_run(conn, kinds, business_id=other, name="test.tick")
+            job_admin.request_run(conn, kinds, business_id=other, name="test.tick")
         with pytest.raises(NotFound):
-            scheduler.request_run(
+            job_admin.request_run(
                 conn, kinds, business_id=keys.business_id, name="test.each", target="obj_zzz"
             )
         with pytest.raises(InvalidInput) as bad:
-            scheduler.change(
+            job_admin.change(
                 conn,
                 kinds,
                 business_id=keys.business_id,
@@ -252,7 +253,7 @@ def test_run_now_change_and_bad_input(store: Store, keys: Bootstrap) -> None:
             )
         assert bad.value.problems[0].field == "schedule"
         with pytest.raises(InvalidInput) as bad_zone:
-            scheduler.change(
+            job_admin.change(
                 conn,
                 kinds,
                 business_id=keys.business_id,
@@ -263,10 +264,10 @@ def test_run_now_change_and_bad_input(store: Store, keys: Bootstrap) -> None:
         assert bad_zone.value.problems[0].field == "timezone"
     # Nothing changed by the refused requests.
     with store.read() as conn:
-        views = scheduler.list_jobs(conn, kinds, business_id=keys.business_id, now=T0)
+        views = job_admin.list_jobs(conn, kinds, business_id=keys.business_id, now=T0)
     assert {(v.schedule, v.next_due_at) for v in views} == {("every 1h", T0 + timedelta(hours=1))}
     with store.write() as conn:
-        (changed,) = scheduler.change(
+        (changed,) = job_admin.change(
             conn,
             kinds,
             business_id=keys.business_id,
@@ -275,17 +276,17 @@ def test_run_now_change_and_bad_input(store: Store, keys: Bootstrap) -> None:
             now=T0,
         )
         assert changed.next_due_at == datetime(2026, 12, 8, 7, 30, tzinfo=UTC)
-        ids = scheduler.request_run(
+        ids = job_admin.request_run(
             conn, kinds, business_id=keys.business_id, name="test.each", target="obj_b", now=T0
         )
-    (job,) = scheduler.claim(store, kinds, worker="w", limit=5, now=T0)
+    (job,) = claims.claim(store, kinds, worker="w", limit=5, now=T0)
     assert [job.job_id] == ids and job.target == "obj_b"
     # A synced default schedule never overrides one a person chose.
     scheduler.sync(store, kinds, settings=Settings(), now=T0)
     with store.read() as conn:
         tick = next(
             v
-            for v in scheduler.list_jobs(conn, kinds, business_id=keys.business_id)
+            for v in job_admin.list_jobs(conn, kinds, business_id=keys.business_id)
             if v.name == "test.tick"
         )
     assert tick.schedule == "30 8 * * *" and tick.default_schedule == "every 1h"
@@ -307,7 +308,7 @@ def test_objects_that_go_away_take_their_jobs_with_them(store: Store, keys: Boot
     objects[:] = ["obj_b", "obj_c"]
     assert scheduler.sync(store, kinds, settings=Settings(), now=T0) == 2
     with store.read() as conn:
-        targets = [v.target for v in scheduler.list_jobs(conn, kinds, business_id=keys.business_id)]
+        targets = [v.target for v in job_admin.list_jobs(conn, kinds, business_id=keys.business_id)]
     assert targets == ["obj_b", "obj_c"]
 
 

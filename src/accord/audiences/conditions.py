@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -17,7 +17,7 @@ TraitType = Literal["string", "number", "boolean", "datetime"]
 Comparison = Literal["=", "!=", "<", "<=", ">", ">="]
 CountOperator = Literal[">=", "<=", "=", ">", "<"]
 TraitOperator = Literal["=", "!=", "<", "<=", ">", ">=", "contains", "in", "exists", "missing"]
-PropertyOperator = Literal["=", "!=", "<", "<=", ">", ">=", "contains", "in"]
+PropertyOperator = Literal["=", "!=", "<", "<=", ">", ">=", "contains", "in", "exists", "missing"]
 Scalar = bool | int | float | str
 
 # Event conditions filter on the lake's typed columns only: every engine reads them,
@@ -121,9 +121,13 @@ def _utc(value: datetime) -> datetime:
 
 
 class PropertyFilter(_Node):
-    property: str
+    """An event property compared to a value. Audiences name the lake's typed columns
+    (`EVENT_PROPERTIES`); a test of one event in real time (journeys, lead scoring) may
+    also name a dotted path into the event (`properties.cart_id`)."""
+
+    property: str = Field(min_length=1, max_length=200)
     op: PropertyOperator
-    value: Scalar | list[Scalar]
+    value: Scalar | list[Scalar] | None = None
 
 
 class Count(_Node):
@@ -228,6 +232,9 @@ class Catalog:
     purposes: frozenset[str] = frozenset()
     # slug -> audience id
     audiences: dict[str, str] = field(default_factory=dict)
+    # Whether event filters may name paths into the event: a test of one event in real
+    # time reads any of them; the compiler reads the lake's typed columns only.
+    event_paths: bool = False
 
 
 def window_bounds(window: Any, now: datetime) -> tuple[datetime | None, datetime | None]:
@@ -277,6 +284,49 @@ def _type_of(value: Any) -> TraitType | None:
     if isinstance(value, str):
         return "string"
     return None
+
+
+def _is_instant(text: str) -> bool:
+    try:
+        parse_instant(text)
+    except ValueError:
+        return False
+    return True
+
+
+def literal_type(value: Any, actual: Any = None) -> TraitType:
+    """The type of a field no catalog types (a journey's trait, a path into one event):
+    the type of the literal it is compared with (text that reads as an ISO 8601 instant
+    is a datetime), else of its actual value for `exists` and `missing`."""
+    items = value if isinstance(value, list) else [value]
+    kinds = {
+        "datetime" if isinstance(item, str) and _is_instant(item) else _type_of(item)
+        for item in items
+        if item is not None
+    }
+    if len(kinds) == 1:
+        return kinds.pop() or "string"
+    if kinds:
+        # Mixed literals: validation names the odd ones out; evaluation compares text.
+        return "string"
+    return _type_of(actual) or "string"
+
+
+def loose_catalog(node: Any, traits: Mapping[str, Any] | None = None) -> Catalog:
+    """A catalog for a condition over traits no catalog describes (journeys, lead
+    scoring): each trait typed by `literal_type`."""
+    found: dict[str, TraitType] = {}
+    from_literal: set[str] = set()
+    values = traits or {}
+    for _, leaf in walk(node):
+        if not isinstance(leaf, TraitCondition):
+            continue
+        if leaf.value is not None and leaf.trait not in from_literal:
+            found[leaf.trait] = literal_type(leaf.value)
+            from_literal.add(leaf.trait)
+        elif leaf.trait not in found:
+            found[leaf.trait] = literal_type(None, values.get(leaf.trait))
+    return Catalog(traits=found, event_paths=True)
 
 
 _ORDERED = {"<", "<=", ">", ">="}
@@ -359,6 +409,8 @@ def problems_of(definition: Definition, catalog: Catalog) -> list[FieldProblem]:
             for index, where in enumerate(node.where):
                 where_path = f"{path}.where[{index}]"
                 expected = EVENT_PROPERTIES.get(where.property)
+                if expected is None and catalog.event_paths:
+                    expected = literal_type(where.value)
                 if expected is None:
                     known = ", ".join(EVENT_PROPERTIES)
                     problems.append(

@@ -9,7 +9,7 @@ of it is true, exactly as the compiled expression does with `fill_null(False)`.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,8 +32,11 @@ from accord.audiences.conditions import (
     TraitType,
     coerce,
     literal,
+    literal_type,
     window_bounds,
 )
+from accord.core.clock import parse_instant
+from accord.lake.schema import lake_row
 
 _ORDER: dict[str, Callable[[Any, Any], bool]] = {
     "=": operator.eq,
@@ -60,6 +63,57 @@ def event_facts(row: Mapping[str, Any]) -> EventFacts:
         event=row["event"],
         timestamp=row["timestamp"],
         properties={name: row.get(name) for name in EVENT_PROPERTIES},
+    )
+
+
+def path_value(data: Mapping[str, Any], path: str) -> Any:
+    """A dotted path into nested mappings (`properties.cart_id`), or None."""
+    current: Any = data
+    for part in path.split("."):
+        if not isinstance(current, Mapping):
+            return None
+        current = current.get(part)
+    return current
+
+
+class _EventValues(Mapping[str, Any]):
+    """A raw event's values by property: the lake's typed columns as the lake derives
+    them (so `category` means here what it means to audiences), any other name as a
+    dotted path into the event."""
+
+    def __init__(self, event: Mapping[str, Any]) -> None:
+        self._event = event
+        self._typed: dict[str, Any] | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in EVENT_PROPERTIES:
+            return path_value(self._event, key)
+        if self._typed is None:
+            try:
+                self._typed = lake_row(0, "", {"messageId": "", "type": "track", **self._event})
+            except ValueError:
+                self._typed = {}
+        return self._typed.get(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(EVENT_PROPERTIES)
+
+    def __len__(self) -> int:
+        return len(EVENT_PROPERTIES)
+
+
+def raw_event_facts(event: Mapping[str, Any], now: datetime) -> EventFacts:
+    """A Segment event as it arrives (journeys and lead scoring test one in real time)."""
+    name = event.get("event")
+    timestamp = event.get("timestamp")
+    try:
+        at = parse_instant(timestamp) if isinstance(timestamp, str) else now
+    except ValueError:
+        at = now
+    return EventFacts(
+        event=name if isinstance(name, str) else None,
+        timestamp=at,
+        properties=_EventValues(event),
     )
 
 
@@ -104,9 +158,15 @@ def in_window(instant: datetime, window: Any, now: datetime) -> bool:
 
 
 def _filter_matches(where: PropertyFilter, event: EventFacts) -> bool:
-    kind = EVENT_PROPERTIES[where.property]
-    value = coerce(event.properties.get(where.property), kind)
-    return compare(where.op, value, where.value, kind)
+    raw = event.properties.get(where.property)
+    # Only a path into one raw event lies outside the typed columns (see PropertyFilter).
+    kind = EVENT_PROPERTIES.get(where.property) or literal_type(where.value, raw)
+    return compare(where.op, coerce(raw, kind), where.value, kind)
+
+
+def filters_match(where: Sequence[PropertyFilter], event: EventFacts) -> bool:
+    """Whether one event passes every filter (a journey's entry or wait, a lead rule)."""
+    return all(_filter_matches(f, event) for f in where)
 
 
 def count_matches(count: Count, n: int) -> bool:
@@ -120,7 +180,7 @@ def event_count(condition: EventCondition, facts: ProfileFacts, now: datetime) -
         for event in facts.by_name.get(condition.event, ())
         if (start is None or event.timestamp >= start)
         and (end is None or event.timestamp < end)
-        and all(_filter_matches(where, event) for where in condition.where)
+        and filters_match(condition.where, event)
     )
 
 

@@ -19,7 +19,7 @@ Grammar (keywords are case-insensitive; names are bare words or "quoted"):
     consent   := "consent" name
     member    := "in" "audience" name
     did       := "did" ["not"] name ["where" filter ("," filter)*] [count] [window]
-    filter    := name (cmp value | "contains" string | "in" list)
+    filter    := name (cmp value | "contains" string | "in" list | "exists" | "missing")
     count     := ("at least" | "at most" | "exactly" | "more than" | "fewer than")
                  integer ("time" | "times")
     seen      := ("first" | "last") "seen" window
@@ -272,15 +272,19 @@ class _Parser:
             return "in", self.values()
         raise self.fail("a comparison (=, !=, <, <=, >, >=, contains or in)")
 
-    def trait(self) -> TraitCondition:
-        name = self.name("a trait name")
+    def test(self) -> tuple[str, Any]:
+        """A comparison, or `exists` / `missing` (which take no value)."""
         if self.at_word("exists") or self.at_word("missing"):
             op = self.token.text.lower()
             self.index += 1
-            return TraitCondition(trait=name, op=op)
+            return op, None
         if self.token.kind not in ("op",) and not (self.at_word("contains") or self.at_word("in")):
             raise self.fail("a comparison, 'exists' or 'missing'")
-        op, value = self.comparison()
+        return self.comparison()
+
+    def trait(self) -> TraitCondition:
+        name = self.name("a trait name")
+        op, value = self.test()
         return TraitCondition(trait=name, op=op, value=value)
 
     def did(self) -> EventCondition:
@@ -303,7 +307,7 @@ class _Parser:
 
     def filter(self) -> PropertyFilter:
         name = self.name("an event property")
-        op, value = self.comparison()
+        op, value = self.test()
         return PropertyFilter(property=name, op=op, value=value)
 
     def at_count(self) -> bool:
@@ -422,6 +426,8 @@ def _window(window: Any) -> str:
 
 
 def _comparison(op: str, value: Any) -> str:
+    if op in ("exists", "missing"):
+        return op
     return f"{op} {_value(value)}"
 
 
@@ -440,8 +446,6 @@ def render_condition(node: Any) -> str:
     if isinstance(node, Not):
         return f"not {_grouped(node.condition)}"
     if isinstance(node, TraitCondition):
-        if node.op in ("exists", "missing"):
-            return f"trait {_name(node.trait)} {node.op}"
         return f"trait {_name(node.trait)} {_comparison(node.op, node.value)}"
     if isinstance(node, ConsentCondition):
         return f"consent {_name(node.purpose)}"

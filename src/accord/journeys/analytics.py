@@ -144,6 +144,30 @@ def _holm(p_values: dict[str, float]) -> dict[str, float]:
     return adjusted
 
 
+def split_results(
+    conn: Connection,
+    *,
+    journey_id: str,
+    version: int,
+    definition: JourneyDefinition,
+    now: datetime,
+) -> list[SplitResult]:
+    """The result of every A/B split of a journey version, as its report shows them."""
+    return [
+        split_result(
+            conn,
+            journey_id=journey_id,
+            version=version,
+            node=node_id,
+            split=node,
+            definition=definition,
+            now=now,
+        )
+        for node_id, node in definition.nodes.items()
+        if isinstance(node, SplitNode) and node.ab_test
+    ]
+
+
 def settle_splits(
     conn: Connection,
     *,

@@ -9,7 +9,6 @@ from pydantic import BaseModel, Field
 
 from accord.core.clock import utcnow
 from accord.journeys import analytics, service
-from accord.journeys.graph import SplitNode
 from accord.journeys.models import JourneyView, RunView
 from accord.web import jobs, store_work
 from accord.web.auth import Caller, requires
@@ -119,19 +118,13 @@ def report(state: State, caller: Reader, key: str) -> dict[str, Any]:
             conn, business_id=caller.business_id, key=key
         )
         view = service.get_journey(conn, business_id=caller.business_id, key=key)
-        splits = [
-            analytics.split_result(
-                conn,
-                journey_id=journey_id,
-                version=view.current_version,
-                node=node_id,
-                split=node,
-                definition=definition,
-                now=now,
-            )
-            for node_id, node in definition.nodes.items()
-            if isinstance(node, SplitNode) and node.ab_test
-        ]
+        splits = analytics.split_results(
+            conn,
+            journey_id=journey_id,
+            version=view.current_version,
+            definition=definition,
+            now=now,
+        )
         return {
             "summary": analytics.summary(conn, journey_id=journey_id).__dict__,
             "nodes": [c.__dict__ for c in analytics.node_counts(conn, journey_id=journey_id)],

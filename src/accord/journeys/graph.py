@@ -10,13 +10,28 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
+from accord.audiences.conditions import (
+    And,
+    Condition,
+    Definition,
+    Everyone,
+    Not,
+    Or,
+    PropertyFilter,
+    TraitCondition,
+    loose_catalog,
+    problems_of,
+    walk,
+)
 from accord.core.errors import FieldProblem, InvalidInput
 
 NODE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
@@ -64,13 +79,51 @@ class _Node(BaseModel):
         return []
 
 
-class Condition(BaseModel):
-    """A test on one profile trait, as branches and audience-change waits use it."""
+# The old branch operators (deprecated; accepted on input and in stored versions).
+_LEGACY_OPS = {
+    "eq": "=",
+    "gt": ">",
+    "gte": ">=",
+    "lt": "<",
+    "lte": "<=",
+    "in": "in",
+    "exists": "exists",
+    "not_exists": "missing",
+}
+NEVER_TRUE: dict[str, Any] = {"kind": "not", "condition": {"kind": "everyone"}}
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    trait: str = Field(min_length=1, max_length=200)
-    op: Literal["eq", "neq", "gt", "gte", "lt", "lte", "exists", "not_exists", "in"] = "eq"
-    value: Any = None
+
+def legacy_condition(item: dict[str, Any]) -> dict[str, Any]:
+    """One `{trait, op, value}` of the old branch form as an audience condition with
+    the same answers (deprecated form; see docs/journeys.md)."""
+    trait, op, value = item.get("trait"), item.get("op", "eq"), item.get("value")
+    if op == "neq":
+        # The old `neq` also held when the trait was missing: `not (trait = value)` does.
+        return {"kind": "not", "condition": legacy_condition({**item, "op": "eq"})}
+    if op == "eq" and value is None:
+        return {"kind": "trait", "trait": trait, "op": "missing"}
+    if op in ("exists", "not_exists"):
+        value = None
+    elif (value is None and op != "in") or isinstance(value, list) != (op == "in"):
+        # Ordering against nothing or a list, or `in` a non-list, was never true.
+        return NEVER_TRUE
+    return {"kind": "trait", "trait": trait, "op": _LEGACY_OPS.get(op, op), "value": value}
+
+
+def legacy_where(where: Any) -> Any:
+    """The old `where` form, `{path: value}` (deprecated), as event property filters."""
+    if not isinstance(where, dict):
+        return where
+    return [
+        {"property": path, "op": "missing"}
+        if value is None
+        else {"property": path, "op": "=", "value": value}
+        for path, value in where.items()
+    ]
+
+
+# Event filters of an entry or a wait: the audiences' filters, paths into the event allowed.
+Where = Annotated[list[PropertyFilter], BeforeValidator(legacy_where), Field(max_length=50)]
 
 
 class WaitNode(_Node):
@@ -96,7 +149,7 @@ class WaitForEventNode(_Node):
 
     type: Literal["wait_for_event"]
     event: str = Field(min_length=1, max_length=200)
-    where: dict[str, Any] = Field(default_factory=dict)
+    where: Where = Field(default_factory=list)
     timeout: Duration | None = None
     on_event: str
     on_timeout: str | None = None
@@ -125,12 +178,26 @@ def audience_event(audience: str, change: str) -> str:
 
 
 class BranchNode(_Node):
-    """Take `then` when every condition holds for the person, else `otherwise`."""
+    """Take `then` when the condition (an audience condition over the person's traits)
+    holds, else `otherwise`."""
 
     type: Literal["branch"]
-    conditions: list[Condition] = Field(min_length=1, max_length=50)
+    condition: Condition
     then: str
     otherwise: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_conditions(cls, data: Any) -> Any:
+        """The old `conditions` list (deprecated): all must hold."""
+        if not isinstance(data, dict) or "conditions" not in data or "condition" in data:
+            return data
+        items = data["conditions"]
+        if not isinstance(items, list) or not items:
+            raise ValueError("a branch needs a condition")
+        parts = [legacy_condition(i) if isinstance(i, dict) else i for i in items]
+        rest = {k: v for k, v in data.items() if k != "conditions"}
+        return {**rest, "condition": parts[0] if len(parts) == 1 else {"kind": "and", "all": parts}}
 
     def targets(self) -> list[str]:
         return [self.then, self.otherwise]
@@ -242,7 +309,7 @@ class EventEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     type: Literal["event"]
     event: str = Field(min_length=1, max_length=200)
-    where: dict[str, Any] = Field(default_factory=dict)
+    where: Where = Field(default_factory=list)
     # A property path whose value names one entry, e.g. `properties.cart_id`: the same
     # cart enters once however often `Cart Updated` arrives.
     dedupe: str | None = None
@@ -345,18 +412,67 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "definition"
 
 
-def parse_definition(data: Any) -> JourneyDefinition:
-    """Validate a journey definition; every problem names the node or field at fault."""
+def load_definition(data: Any) -> JourneyDefinition:
+    """A stored version, checked when it was saved: its shape only, old forms converted."""
     try:
-        definition = _DEFINITION.validate_python(data)
+        return _DEFINITION.validate_python(data)
     except ValidationError as exc:
         raise InvalidInput(
             [FieldProblem(_loc(err["loc"]), err["msg"]) for err in exc.errors()]
         ) from None
-    problems = graph_problems(definition)
+
+
+def parse_definition(data: Any) -> JourneyDefinition:
+    """Validate a journey definition; every problem names the node or field at fault."""
+    definition = load_definition(data)
+    problems = graph_problems(definition) + condition_problems(definition)
     if problems:
         raise InvalidInput(problems)
     return definition
+
+
+_BRANCH_KINDS = (Everyone, And, Or, Not, TraitCondition)
+
+
+def _where_problems(where: list[PropertyFilter], path: str) -> list[FieldProblem]:
+    """The audience validation of event filters, with paths into the event allowed."""
+    if not where:
+        return []
+    probe = Definition(condition={"kind": "event", "event": "-", "where": where})
+    return [
+        FieldProblem(p.field.replace("condition.where", f"{path}.where", 1), p.reason)
+        for p in problems_of(probe, loose_catalog(probe.condition))
+    ]
+
+
+def condition_problems(definition: JourneyDefinition) -> list[FieldProblem]:
+    """Branch conditions and `where` filters, checked as audience conditions are (each
+    trait typed by the literal it is compared with, see `loose_catalog`)."""
+    problems: list[FieldProblem] = []
+    if isinstance(definition.entry, EventEntry):
+        problems += _where_problems(definition.entry.where, "entry")
+    for node_id, node in definition.nodes.items():
+        where = f"nodes.{node_id}"
+        if isinstance(node, WaitForEventNode):
+            problems += _where_problems(node.where, where)
+        if not isinstance(node, BranchNode):
+            continue
+        odd = [(p, n) for p, n in walk(node.condition) if not isinstance(n, _BRANCH_KINDS)]
+        for path, leaf in odd:
+            problems.append(
+                FieldProblem(
+                    f"{where}.{path}",
+                    f"a branch tests the person's traits; {leaf.kind!r} conditions are for "
+                    "audiences (enter or wait for an audience instead)",
+                )
+            )
+        if not odd:
+            catalog = loose_catalog(node.condition)
+            problems += [
+                FieldProblem(f"{where}.{p.field}", p.reason)
+                for p in problems_of(Definition(condition=node.condition), catalog)
+            ]
+    return problems
 
 
 def _waits(node: _Node) -> bool:

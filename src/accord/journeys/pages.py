@@ -13,7 +13,7 @@ from accord.core.clock import utcnow
 from accord.core.errors import FieldProblem, InvalidInput
 from accord.journeys import analytics, service
 from accord.journeys.diagram import svg
-from accord.journeys.graph import SplitNode, parse_definition
+from accord.journeys.graph import load_definition, parse_definition
 from accord.web import jobs, store_work
 from accord.web.auth import Caller, requires
 from accord.web.state import State
@@ -48,7 +48,11 @@ NODE_DEFAULTS: dict[str, dict[str, Any]] = {
         "on_change": "",
         "on_timeout": "",
     },
-    "branch": {"conditions": [{"trait": "", "op": "eq", "value": ""}], "then": "", "otherwise": ""},
+    "branch": {
+        "condition": {"kind": "trait", "trait": "", "op": "=", "value": ""},
+        "then": "",
+        "otherwise": "",
+    },
     "split": {
         "paths": [{"name": "a", "weight": 1, "next": ""}, {"name": "b", "weight": 1, "next": ""}]
     },
@@ -119,21 +123,15 @@ async def journey_page(request: Request, state: State, caller: Reader, key: str)
         now = utcnow()
         with state.store.read() as conn:
             view = service.get_journey(conn, business_id=caller.business_id, key=key)
-            definition = parse_definition(view.definition)
+            definition = load_definition(view.definition)
             counts = analytics.node_counts(conn, journey_id=view.id)
-            splits = [
-                analytics.split_result(
-                    conn,
-                    journey_id=view.id,
-                    version=view.current_version,
-                    node=node_id,
-                    split=node,
-                    definition=definition,
-                    now=now,
-                )
-                for node_id, node in definition.nodes.items()
-                if isinstance(node, SplitNode) and node.ab_test
-            ]
+            splits = analytics.split_results(
+                conn,
+                journey_id=view.id,
+                version=view.current_version,
+                definition=definition,
+                now=now,
+            )
             return {
                 "journey": view,
                 "graph": svg(definition, counts),

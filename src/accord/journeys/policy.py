@@ -9,7 +9,21 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from accord.journeys.graph import Condition, QuietHours, SplitPath
+from accord.audiences.conditions import (
+    Condition,
+    PropertyFilter,
+    TraitCondition,
+    loose_catalog,
+    walk,
+)
+from accord.audiences.evaluate import (
+    ProfileFacts,
+    filters_match,
+    matches,
+    path_value,
+    raw_event_facts,
+)
+from accord.journeys.graph import QuietHours, SplitPath
 
 # The purpose each channel needs consent for. Webhooks go to the business's own
 # systems and carry only references, so they need none.
@@ -81,51 +95,18 @@ def choose_path(paths: list[SplitPath], *, run_id: str, node: str) -> SplitPath:
     return paths[-1]
 
 
-def _compare(actual: Any, op: str, expected: Any) -> bool:
-    if op == "exists":
-        return actual is not None
-    if op == "not_exists":
-        return actual is None
-    if op == "eq":
-        return bool(actual == expected)
-    if op == "neq":
-        return bool(actual != expected)
-    if op == "in":
-        return isinstance(expected, list) and actual in expected
-    if actual is None or expected is None:
-        return False
-    try:
-        if op == "gt":
-            return bool(actual > expected)
-        if op == "gte":
-            return bool(actual >= expected)
-        if op == "lt":
-            return bool(actual < expected)
-        if op == "lte":
-            return bool(actual <= expected)
-    except TypeError:
-        return False
-    raise ValueError(f"unknown operator {op!r}")
+def holds(condition: Condition, traits: dict[str, Any], now: datetime) -> bool:
+    """Whether a branch's condition holds for the person: the audiences' evaluator over
+    their traits (a name may be a dotted path into a nested trait)."""
+    names = {leaf.trait for _, leaf in walk(condition) if isinstance(leaf, TraitCondition)}
+    values = {name: path_value(traits, name) for name in names}
+    facts = ProfileFacts(profile_id="", traits=values, first_seen=now, last_seen=now)
+    return matches(condition, facts, catalog=loose_catalog(condition, values), now=now)
 
 
-def lookup(data: dict[str, Any], path: str) -> Any:
-    """A dotted path into nested dicts (`properties.cart_id`), or None."""
-    current: Any = data
-    for part in path.split("."):
-        if not isinstance(current, dict):
-            return None
-        current = current.get(part)
-    return current
-
-
-def holds(conditions: list[Condition], traits: dict[str, Any]) -> bool:
-    return all(_compare(lookup(traits, c.trait), c.op, c.value) for c in conditions)
-
-
-def matches(where: dict[str, Any], event: dict[str, Any]) -> bool:
-    """Whether an event carries every `where` value (paths into the event, e.g.
-    `properties.category`)."""
-    return all(lookup(event, path) == value for path, value in where.items())
+def passes(where: list[PropertyFilter], event: dict[str, Any], now: datetime) -> bool:
+    """Whether an event passes an entry's or a wait's filters."""
+    return not where or filters_match(where, raw_event_facts(event, now))
 
 
 def in_quiet_hours(local: datetime, quiet: QuietHours) -> bool:

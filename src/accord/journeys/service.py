@@ -11,7 +11,8 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from accord.core.errors import FieldProblem, InvalidInput, NotFound
 from accord.core.ids import new_id
-from accord.journeys.graph import ApiEntry, JourneyDefinition, parse_definition
+from accord.journeys.environment import Environment
+from accord.journeys.graph import ApiEntry, JourneyDefinition, load_definition, parse_definition
 from accord.journeys.models import (
     JourneyView,
     RunView,
@@ -25,7 +26,7 @@ from accord.journeys.models import (
     journeys,
 )
 from accord.journeys.policy import CHANNEL_PURPOSE
-from accord.journeys.runner import Environment, Runner
+from accord.journeys.runner import Runner
 
 KEY = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 STATUSES = ("draft", "active", "paused", "archived")
@@ -53,7 +54,8 @@ def _view(conn: Connection, row: Any) -> JourneyView:
         name=row.name,
         status=row.status,
         current_version=row.current_version,
-        definition=orjson.loads(text),
+        # Versions saved in an older form are shown (and run) in today's.
+        definition=load_definition(orjson.loads(text)).model_dump(mode="json", by_alias=True),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -158,7 +160,7 @@ def list_journeys(conn: Connection, *, business_id: str) -> list[JourneyView]:
 
 def definition_of(conn: Connection, *, business_id: str, key: str) -> tuple[str, JourneyDefinition]:
     view = get_journey(conn, business_id=business_id, key=key)
-    return view.id, parse_definition(view.definition)
+    return view.id, load_definition(view.definition)
 
 
 def trigger(

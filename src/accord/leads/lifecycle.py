@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from accord.audiences.conditions import loose_catalog
+from accord.audiences.evaluate import EventFacts, ProfileFacts, matches, raw_event_facts
 from accord.leads.models import ScoringIn, ScoringRule
 
 STAGES = ("lead", "prospect", "customer")
@@ -29,14 +32,43 @@ class Match:
     rules: tuple[ScoringRule, ...]
 
 
-def match(rules: Sequence[ScoringRule], *, kind: str, name: str, value: str | None = None) -> Match:
-    """Points of every rule of `kind` that matches `name` (and `value` when the rule has one)."""
+def activity_facts(
+    kind: str,
+    name: str,
+    value: str | None,
+    *,
+    now: datetime,
+    event: Mapping[str, Any] | None = None,
+) -> ProfileFacts:
+    """One activity as the facts a rule's audience condition is tested on: a tracked
+    event or an email `open`/`click` as the one event, an answer or a field as a trait."""
+    if kind == "event":
+        events = [raw_event_facts(event or {"event": name}, now)]
+        return ProfileFacts(profile_id="", traits={}, first_seen=now, last_seen=now, events=events)
+    if kind == "email":
+        events = [EventFacts(event=name, timestamp=now, properties={})]
+        return ProfileFacts(profile_id="", traits={}, first_seen=now, last_seen=now, events=events)
+    return ProfileFacts(profile_id="", traits={name: value}, first_seen=now, last_seen=now)
+
+
+def match(
+    rules: Sequence[ScoringRule],
+    *,
+    kind: str,
+    name: str,
+    value: str | None = None,
+    now: datetime,
+    event: Mapping[str, Any] | None = None,
+) -> Match:
+    """Points of every rule of `kind` whose condition holds for the activity."""
+    facts = activity_facts(kind, name, value, now=now, event=event)
     found = tuple(
         rule
         for rule in rules
         if rule.kind == kind
-        and rule.name == name
-        and (rule.value is None or (value is not None and rule.value == value))
+        and matches(
+            rule.condition, facts, catalog=loose_catalog(rule.condition, facts.traits), now=now
+        )
     )
     return Match(
         points=sum(rule.points for rule in found),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, HttpUrl, model_validator
 from sqlalchemy import (
@@ -17,6 +17,20 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from accord.audiences.conditions import (
+    And,
+    Condition,
+    Definition,
+    EventCondition,
+    Everyone,
+    Not,
+    Or,
+    TraitCondition,
+    loose_catalog,
+    problems_of,
+    walk,
+)
+from accord.core.errors import FieldProblem
 from accord.store.metadata import SequenceInt, id_column_type, instant, metadata
 
 lead_forms = Table(
@@ -220,20 +234,68 @@ class PoolIn(BaseModel):
     codes: list[str] = Field(min_length=1, max_length=100_000)
 
 
-class ScoringRule(BaseModel):
-    """Points for one thing a lead does or is.
+# What a rule of each kind may test: the activity it scores, seen as audience facts.
+_RULE_LEAVES: dict[str, tuple[type, str]] = {
+    "event": (EventCondition, "event conditions on the tracked event"),
+    "email": (EventCondition, "event conditions on 'open' or 'click'"),
+    "answer": (TraitCondition, "trait conditions on the form's answers"),
+    "fit": (TraitCondition, "trait conditions on the lead's fields"),
+}
+_NEVER: dict[str, Any] = {"kind": "not", "condition": {"kind": "everyone"}}
 
-    kind `event`: a tracked event named `name` (`stage: customer` for purchases);
-    `answer`: form answer `name` equal to `value` (or any answer when `value` is None);
-    `email`: a human `open` or `click` (`name`); `fit`: lead field or trait `name`
-    (name, phone, company) present, or equal to `value`.
+
+def legacy_rule_condition(kind: Any, name: Any, value: Any) -> dict[str, Any]:
+    """The old `name` and `value` of a rule (deprecated) as the audience condition with
+    the same answers."""
+    if kind in ("event", "email"):
+        # An event or email rule with a value never matched: the activity has none.
+        return {"kind": "event", "event": name} if value is None else _NEVER
+    if value is None:
+        return {"kind": "trait", "trait": name, "op": "exists"}
+    return {"kind": "trait", "trait": name, "op": "=", "value": value}
+
+
+class ScoringRule(BaseModel):
+    """Points for one thing a lead does or is: an audience condition, tested against
+    each activity of the rule's kind as it happens.
+
+    kind `event`: a tracked event, tested by an event condition (`where` filters on its
+    properties; `stage: customer` for purchases); `email`: a human `open` or `click` of
+    marketing email, an event condition on `open` or `click`; `answer`: a form answer, a
+    trait condition on the answer's key; `fit`: a lead field (name, phone, company), a
+    trait condition on it. The old form, `name` and `value` (the answer or field equal
+    to `value`, or present when there is none), is accepted and converted (deprecated).
     """
 
     kind: Literal["event", "answer", "email", "fit"]
-    name: str = Field(min_length=1, max_length=200)
-    value: str | None = Field(default=None, max_length=200)
+    condition: Condition
     points: float = Field(ge=-1000, le=1000)
     stage: Literal["customer"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "condition" in data or "name" not in data:
+            return data
+        rest = {k: v for k, v in data.items() if k not in ("name", "value")}
+        condition = legacy_rule_condition(data.get("kind"), data["name"], data.get("value"))
+        return {**rest, "condition": condition}
+
+    @model_validator(mode="after")
+    def _valid(self) -> ScoringRule:
+        leaf, words = _RULE_LEAVES[self.kind]
+        problems = [
+            FieldProblem(path, f"{self.kind} rules hold {words}")
+            for path, node in walk(self.condition)
+            if not isinstance(node, Everyone | And | Or | Not | leaf)
+        ]
+        if not problems:
+            problems = problems_of(
+                Definition(condition=self.condition), loose_catalog(self.condition)
+            )
+        if problems:
+            raise ValueError("; ".join(f"{p.field}: {p.reason}" for p in problems))
+        return self
 
 
 class ScoringIn(BaseModel):

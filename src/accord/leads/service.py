@@ -97,10 +97,13 @@ def score_activity(
     name: str,
     value: str | None = None,
     now: datetime | None = None,
+    event: dict[str, Any] | None = None,
 ) -> float:
-    """Apply the scoring rules matching one activity of a lead; returns the points given."""
+    """Apply the scoring rules matching one activity of a lead (a tracked `event` is
+    tested whole); returns the points given."""
     config = scoring_config(conn, business_id=business_id)
-    found = match(config.rules, kind=kind, name=name, value=value)
+    now = now or utcnow()
+    found = match(config.rules, kind=kind, name=name, value=value, now=now, event=event)
     if not found.rules:
         return 0.0
     lead = conn.execute(
@@ -115,7 +118,7 @@ def score_activity(
         points=found.points,
         customer=found.customer,
         reason=f"{kind} {name}" + (f" = {value}" if value else ""),
-        now=now or utcnow(),
+        now=now,
     )
     return found.points
 
@@ -179,7 +182,12 @@ def score_event(conn: Connection, *, business_id: str, event: dict[str, Any]) ->
     if lead_id is None:
         return 0.0
     return score_activity(
-        conn, business_id=business_id, lead_id=lead_id, kind="event", name=event["event"]
+        conn,
+        business_id=business_id,
+        lead_id=lead_id,
+        kind="event",
+        name=event["event"],
+        event=event,
     )
 
 

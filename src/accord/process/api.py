@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import Connection
 
-from accord.process import scheduler
+from accord.process import job_admin, scheduler
 from accord.process.models import JobChange, JobRunView, JobView, RunRequest
 from accord.web import store_work
 from accord.web.auth import Caller, requires
@@ -23,7 +23,7 @@ def _jobs(state: AppState, business_id: str) -> list[JobView]:
     # A business created since the worker's last look has its jobs at once.
     scheduler.sync(state.store, state.job_kinds, settings=state.settings, business_id=business_id)
     with state.store.read() as conn:
-        return scheduler.list_jobs(conn, state.job_kinds, business_id=business_id)
+        return job_admin.list_jobs(conn, state.job_kinds, business_id=business_id)
 
 
 @router.get("/jobs", summary="The business's jobs: schedules, next and last runs")
@@ -43,7 +43,7 @@ async def job_history(
 ) -> list[JobRunView]:
     return await store_work.read(
         state,
-        lambda conn: scheduler.history(
+        lambda conn: job_admin.history(
             conn, business_id=caller.business_id, name=name, status=status, limit=limit
         ),
     )
@@ -61,11 +61,11 @@ async def run_job(
 
     def work(conn: Connection) -> list[JobView]:
         ids = set(
-            scheduler.request_run(
+            job_admin.request_run(
                 conn, state.job_kinds, business_id=caller.business_id, name=name, target=target
             )
         )
-        views = scheduler.list_jobs(conn, state.job_kinds, business_id=caller.business_id)
+        views = job_admin.list_jobs(conn, state.job_kinds, business_id=caller.business_id)
         return [v for v in views if v.id in ids]
 
     await store_work.run(
@@ -89,7 +89,7 @@ async def change_job(state: State, caller: Manager, name: str, body: JobChange) 
     )
     return await store_work.write(
         state,
-        lambda conn: scheduler.change(
+        lambda conn: job_admin.change(
             conn, state.job_kinds, business_id=caller.business_id, name=name, body=body
         ),
     )

@@ -20,7 +20,7 @@ from accord.cli_common import (
     stop_on_signals,
 )
 from accord.core.settings import Settings
-from accord.process import scheduler
+from accord.process import claims, job_admin, scheduler
 from accord.process.jobs import default_kinds
 from accord.process.worker import drain, pending_count
 from accord.process.worker import run as run_worker_loop
@@ -83,7 +83,7 @@ def list_jobs(business: SomeBusiness = None, as_json: AsJson = False) -> None:
         business_id = some_business_id(store, business)
         scheduler.sync(store, kinds, settings=settings)
         with store.read() as conn:
-            views = scheduler.list_jobs(conn, kinds, business_id=business_id)
+            views = job_admin.list_jobs(conn, kinds, business_id=business_id)
     if as_json:
         echo_json(views)
         return
@@ -118,24 +118,24 @@ def run_job(
 ) -> None:
     """Run a job now, in this process, and wait for it (it is recorded in the history)."""
     settings, kinds = Settings(), default_kinds()
-    worker_name = f"cli:{scheduler.worker_name()}"
+    worker_name = f"cli:{claims.worker_name()}"
     failed = 0
     with state_store(settings) as store:
         business_id = some_business_id(store, business)
         scheduler.sync(store, kinds, settings=settings)
         with store.write() as conn:
-            ids = scheduler.request_run(
+            ids = job_admin.request_run(
                 conn, kinds, business_id=business_id, name=name, target=target
             )
         for job_id in ids:
             # One at a time, so that each run's duration is its own.
-            claimed = scheduler.claim(store, kinds, worker=worker_name, limit=1, only=[job_id])
+            claimed = claims.claim(store, kinds, worker=worker_name, limit=1, only=[job_id])
             if not claimed:
                 console.print(f"{job_id} runs on a worker right now; left to it")
                 continue
             job = claimed[0]
-            outcome, error = scheduler.execute(store, settings, kinds, job, worker=worker_name)
-            scheduler.finish(
+            outcome, error = claims.execute(store, settings, kinds, job, worker=worker_name)
+            claims.finish(
                 store,
                 kinds,
                 job,
@@ -165,7 +165,7 @@ def history(
     with state_store() as store:
         business_id = some_business_id(store, business)
         with store.read() as conn:
-            runs = scheduler.history(conn, business_id=business_id, name=name, limit=limit)
+            runs = job_admin.history(conn, business_id=business_id, name=name, limit=limit)
     print_table(
         "started (UTC)",
         "job",

@@ -30,9 +30,10 @@ from accord.messaging.mailer import Mailer
 from accord.messaging.sending import run_due
 from accord.predict.service import train
 from accord.process.email import default_wiring
+from accord.process.job_admin import purge_history
 from accord.process.journeys import environment as journey_environment
 from accord.process.journeys import on_audience_changes
-from accord.process.scheduler import JobContext, JobKind, JobOutcome, Kinds, purge_history
+from accord.process.kinds import JobContext, JobKind, JobOutcome, Kinds
 
 
 def _business(context: JobContext) -> str:

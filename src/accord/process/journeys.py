@@ -22,8 +22,9 @@ from accord.consent.service import granted_purposes
 from accord.core.clock import iso, utcnow
 from accord.core.ids import new_id
 from accord.core.settings import Settings
+from accord.journeys.environment import Environment, Reach
 from accord.journeys.policy import CHANNEL_PURPOSE
-from accord.journeys.runner import Environment, Reach, Runner
+from accord.journeys.runner import Runner
 from accord.journeys.worker import run as run_journeys
 from accord.messaging.channels import (
     Channel,

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from markupsafe import Markup
 
 from accord.core.errors import AccordError
-from accord.process import scheduler
+from accord.process import job_admin, scheduler
 from accord.process.models import JobChange, JobRunView, JobView
 from accord.web import store_work
 from accord.web.auth import Caller, requires
@@ -65,8 +65,8 @@ def duration_chart(runs: Sequence[JobRunView], *, width: int = 640, height: int 
 def _page_data(state: AppState, business_id: str) -> tuple[list[JobView], list[JobRunView]]:
     scheduler.sync(state.store, state.job_kinds, settings=state.settings, business_id=business_id)
     with state.store.read() as conn:
-        views = scheduler.list_jobs(conn, state.job_kinds, business_id=business_id)
-        runs = scheduler.history(conn, business_id=business_id, limit=HISTORY_ROWS)
+        views = job_admin.list_jobs(conn, state.job_kinds, business_id=business_id)
+        runs = job_admin.history(conn, business_id=business_id, limit=HISTORY_ROWS)
     return views, runs
 
 
@@ -148,7 +148,7 @@ async def run_now(
     def work() -> int:
         with state.store.write() as conn:
             return len(
-                scheduler.request_run(
+                job_admin.request_run(
                     conn,
                     state.job_kinds,
                     business_id=caller.business_id,
@@ -182,7 +182,7 @@ async def change_schedule(
     def work() -> int:
         with state.store.write() as conn:
             return len(
-                scheduler.change(
+                job_admin.change(
                     conn, state.job_kinds, business_id=caller.business_id, name=name, body=body
                 )
             )

@@ -3,7 +3,7 @@ at once, not at its first scheduled refresh)."""
 
 from __future__ import annotations
 
-from accord.process import scheduler
+from accord.process import job_admin, scheduler
 from accord.web import store_work
 from accord.web.state import AppState
 
@@ -13,7 +13,7 @@ def _run_soon(state: AppState, business_id: str, name: str, target: str | None) 
         return
     scheduler.sync(state.store, state.job_kinds, settings=state.settings, business_id=business_id)
     with state.store.write() as conn:
-        scheduler.request_run(
+        job_admin.request_run(
             conn, state.job_kinds, business_id=business_id, name=name, target=target
         )
 

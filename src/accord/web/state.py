@@ -12,8 +12,8 @@ from accord.collect.consent_gate import ConsentGate
 from accord.collect.inbox import InboxWriter
 from accord.collect.validation import Limits
 from accord.core.settings import Settings
-from accord.journeys.runner import Environment
-from accord.process.scheduler import Kinds
+from accord.journeys.environment import Environment
+from accord.process.kinds import Kinds
 from accord.profiles.consent import ConsentLookup
 from accord.rights.models import ConsentRecords
 from accord.store.db import Store
