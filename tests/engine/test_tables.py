@@ -26,6 +26,10 @@ ROWS = pa.table(
 
 def rows(backend: Any, table: Any) -> list[dict[str, Any]]:
     result: list[dict[str, Any]] = backend.to_pyarrow(table.order_by("id")).to_pylist()
+    # Spark hands timestamps back naive (in UTC), DuckDB aware.
+    for row in result:
+        if isinstance(row.get("at"), datetime) and row["at"].tzinfo is None:
+            row["at"] = row["at"].replace(tzinfo=UTC)
     return result
 
 
