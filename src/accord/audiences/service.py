@@ -74,8 +74,8 @@ from accord.consent import service as consent_service
 from accord.core.clock import utcnow
 from accord.core.errors import Conflict, FieldProblem, InvalidInput, NotFound, WebhookNotDelivered
 from accord.core.ids import new_id
-from accord.engine.tables import register as engine_table
 from accord.engine.lake import events as lake_events
+from accord.engine.tables import register as engine_table
 from accord.identity.service import lookup_key
 from accord.lake.schema import lake_row
 from accord.profiles.models import Identifier
