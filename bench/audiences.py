@@ -52,7 +52,8 @@ from accord.collect.consent_gate import KeepEverything
 from accord.collect.service import append
 from accord.core.clock import parse_instant, utcnow
 from accord.demo.generator import generate_n_events
-from accord.engine.connection import connect, events
+from accord.engine.connection import close, connect
+from accord.engine.lake import events
 from accord.lake.schema import lake_row
 from accord.lake.service import write_batch
 from accord.process.worker import drain
@@ -275,7 +276,7 @@ def main() -> None:
         print("Spark local[2]", flush=True)
         spark = connect("pyspark://local[2]")
         report["spark"] = time_engine(spark, folder, args.runs, now)
-        spark._session.stop()  # type: ignore[attr-defined]
+        close(spark)
     print("real time, in memory", flush=True)
     report["realtime_in_memory"] = realtime_in_memory(realtime_events, now)
     print(f"  {report['realtime_in_memory']}", flush=True)

@@ -44,7 +44,8 @@ import orjson
 
 from accord.audiences.compile import business_events
 from accord.demo.generator import generate_n_events
-from accord.engine.connection import connect, events
+from accord.engine.connection import connect
+from accord.engine.lake import events
 from accord.lake.compaction import compact
 from accord.lake.schema import lake_row
 from accord.lake.service import visible_files, write_batch

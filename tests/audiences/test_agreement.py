@@ -26,7 +26,8 @@ from accord.audiences.conditions import Definition, validate
 from accord.audiences.evaluate import EventFacts, ProfileFacts, matches
 from accord.audiences.text import parse
 from accord.core.clock import iso
-from accord.engine.connection import connect, events
+from accord.engine.connection import connect
+from accord.engine.lake import events
 from accord.lake.schema import lake_row
 from accord.lake.service import write_batch
 from tests.audiences.strategies import CATALOG, NOW, conditions, populations

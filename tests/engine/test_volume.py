@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from accord.analytics.service import volume
 from accord.analytics.volume import events_per_type_per_day
-from accord.engine.connection import connect, events
+from accord.engine.connection import close, connect, spark_session
+from accord.engine.lake import events
 from accord.lake.schema import lake_row
 from accord.lake.service import write_batch
 
@@ -140,7 +141,7 @@ def spark_backend() -> Iterator[Any]:
     """One local Spark for the whole run: starting it takes seconds."""
     backend = connect(SPARK_URL)
     yield backend
-    backend._session.stop()
+    close(backend)
 
 
 # DuckDB --------------------------------------------------------------------------
@@ -226,7 +227,7 @@ def test_spark_empty_lake_leaves_nothing_behind(spark_backend: Any, tmp_path: Pa
         assert run(spark_backend, lake) == []
     # The empty table is a temporary view: no managed table whose folder would
     # make the next Spark process fail.
-    warehouse = spark_backend._session.conf.get("spark.sql.warehouse.dir")
+    warehouse = spark_session(spark_backend).conf.get("spark.sql.warehouse.dir")
     assert not (Path(warehouse.removeprefix("file:")) / "accord_events_empty").exists()
 
 

@@ -17,6 +17,7 @@ from accord.experiments import adlogs, service
 from accord.experiments.adlogs import InvalidRecord, RawRecord, parse_record
 from accord.experiments.models import ExperimentView, cma_three_arm
 from accord.experiments.taxonomy import taxonomy
+from accord.lake.service import visible_files
 
 ARMS = ["treatment", "control_1", "control_2"]
 
@@ -152,6 +153,27 @@ def test_parquet_round_trip_and_idempotent_reload(tmp_path: Path) -> None:
     assert list(table["topic_ids"].iloc[0]) == [1, 350]
     empty = adlogs.ad_logs(backend, lake, business_id="b1", experiment_key="other")
     assert backend.execute(empty.count()) == 0
+
+
+def test_ad_logs_are_a_lake_dataset_apart_from_the_events(tmp_path: Path) -> None:
+    lake = str(tmp_path / "lake")
+    rows, _ = adlogs.validate([RawRecord(1, BID_REQUEST)], arms=ARMS)
+    files = adlogs.write_rows(lake, business_id="b1", experiment_key="cma", rows=rows)
+    assert files == visible_files(lake, "b1", dataset=adlogs.AD_LOGS, within=("cma",))
+    assert visible_files(lake, "b1", dataset=adlogs.AD_LOGS, within=("other",)) == []
+    assert visible_files(lake) == []
+
+
+def test_ad_logs_read_only_visible_files(tmp_path: Path) -> None:
+    lake = str(tmp_path / "lake")
+    rows, _ = adlogs.validate([RawRecord(1, BID_REQUEST)], arms=ARMS)
+    [written] = adlogs.write_rows(lake, business_id="b1", experiment_key="cma", rows=rows)
+    # A writer that died left its temporary file; readers never see it.
+    Path(written).with_name(".part-x-1234.parquet.tmp").write_bytes(Path(written).read_bytes())
+    backend = ibis.duckdb.connect()
+    table = adlogs.ad_logs(backend, lake, business_id="b1", experiment_key="cma")
+    assert backend.execute(table.count()) == 1
+    assert table.schema().names == tuple(adlogs.AD_LOG_SCHEMA.names)
 
 
 def test_loading_needs_a_started_experiment(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from accord.core.errors import InvalidInput
-from accord.engine.connection import connect
+from accord.engine.connection import close, connect
 from accord.experiments import adlogs
 from accord.experiments.metrics import (
     CATALOGUE,
@@ -190,13 +190,13 @@ def lake(table: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def spark_backend() -> Iterator[Any]:
     backend = connect("pyspark://local[2]")
     yield backend
-    backend._session.stop()
+    close(backend)
 
 
 def _daily(backend: Any, lake: Path) -> pd.DataFrame:
     logs = adlogs.ad_logs(backend, str(lake), business_id="b1", experiment_key="cma")
     metrics = list(metric_catalogue().values())
-    frame = daily_sums(logs, metrics, start=START, engine=backend.name).execute()
+    frame = daily_sums(logs, metrics, start=START, backend=backend).execute()
     return frame.sort_values(["arm", "day"]).reset_index(drop=True)
 
 
@@ -229,8 +229,9 @@ def test_day_numbers_change_at_utc_midnight() -> None:
             "record_id": ["r1", "r2", "r3", "r4"],
         }
     )
-    logs = ibis.duckdb.connect().create_table("logs", rows)
-    frame = daily_sums(logs, [metric_catalogue()["ctr"]], start=None, engine="duckdb").execute()
+    duck = ibis.duckdb.connect()
+    logs = duck.create_table("logs", rows)
+    frame = daily_sums(logs, [metric_catalogue()["ctr"]], start=None, backend=duck).execute()
     days = {day_of(int(d)): n for d, n in zip(frame["day"], frame["impression__n"], strict=True)}
     assert days == {s.date(): 1.0 for s in stamps}
 

@@ -24,7 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyarrow import fs
 
-from accord.engine.connection import connect, events
+from accord.engine.connection import close, connect
+from accord.engine.lake import events
 from accord.lake.compaction import CompactionReport, compact
 from accord.lake.schema import EVENT_SCHEMA, lake_row
 from accord.lake.service import (
@@ -648,7 +649,7 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
 def spark_backend() -> Iterator[Any]:
     backend = connect("pyspark://local[2]")
     yield backend
-    backend._session.stop()
+    close(backend)
 
 
 @pytest.mark.slow

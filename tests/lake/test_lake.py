@@ -14,9 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pyarrow import fs
 
 from accord.collect.validation import Limits, normalise_event
-from accord.lake.schema import EVENT_SCHEMA, PARTITIONS, lake_row
+from accord.lake import service
+from accord.lake.schema import EVENT_SCHEMA, EVENTS, lake_row
 from accord.lake.service import partition_dir, visible_files, write_batch
 
 LIMITS = Limits(
@@ -56,7 +58,7 @@ def read_lake(lake: Path) -> list[dict[str, Any]]:
 def test_lake_row_has_exactly_the_schema_columns_and_fits_the_schema() -> None:
     row = lake_row(7, "src_1", envelope())
     assert list(row) == EVENT_SCHEMA.names
-    assert not set(PARTITIONS) & set(row)
+    assert not set(EVENTS.partitions.names) & set(row)
     table = pa.Table.from_pylist([row], schema=EVENT_SCHEMA)
     assert table.num_rows == 1
 
@@ -483,3 +485,24 @@ def test_file_uri_lakes_work_like_folders(tmp_path: Path) -> None:
     write_batch(lake.as_uri(), batch_id="bat_1", rows=batch_rows(SPECS))
     assert bool(visible_files(lake.as_uri()))
     assert len(read_lake(lake)) == len(SPECS)
+
+
+def test_object_stores_get_each_file_in_one_upload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not a LocalFileSystem, so written to as an object store (where a rename is a
+    # copy and a delete), while the files land in tmp_path.
+    store = fs.SubTreeFileSystem(str(tmp_path), fs.LocalFileSystem())
+    monkeypatch.setattr(service, "filesystem_of", lambda url: (store, "lake"))
+    uploads: list[str] = []
+    real_write = pq.write_table
+
+    def write(table: pa.Table, where: str, **options: Any) -> None:
+        uploads.append(where)
+        real_write(table, where, **options)
+
+    monkeypatch.setattr(service.pq, "write_table", write)
+    files = write_batch("s3://bucket/lake", batch_id="bat_1", rows=batch_rows(SPECS))
+    assert uploads == files
+    assert {f.rsplit("/", 1)[1] for f in files} == {"part-bat_1.parquet"}
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]

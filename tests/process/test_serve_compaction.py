@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from accord.accounts.service import bootstrap
-from accord.engine.connection import connect, events
+from accord.engine.connection import connect
+from accord.engine.lake import events
 from accord.lake.service import visible_files
 from accord.store.db import open_store
 from tests.serverproc import ServerProcess, server_env

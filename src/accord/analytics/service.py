@@ -6,7 +6,8 @@ from datetime import date
 from typing import Any
 
 from accord.analytics.volume import events_per_type_per_day
-from accord.engine.connection import connect, events
+from accord.engine.connection import connect
+from accord.engine.lake import events
 
 
 def volume(*, engine_url: str, lake_url: str, business_id: str | None) -> list[dict[str, Any]]:

@@ -39,7 +39,7 @@ from accord.audiences.conditions import (
     referenced_traits,
     window_bounds,
 )
-from accord.engine.connection import arrow_table as engine_table
+from accord.engine.tables import register as engine_table
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 ARROW_TYPES: dict[TraitType, pa.DataType] = {

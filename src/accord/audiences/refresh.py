@@ -45,8 +45,8 @@ from accord.audiences.models import (
 )
 from accord.audiences.service import ConsentSource, granted, people
 from accord.core.clock import utcnow
-from accord.engine.connection import arrow_table as engine_table
-from accord.engine.connection import events as lake_events
+from accord.engine.lake import events as lake_events
+from accord.engine.tables import register as engine_table
 from accord.profiles.service import identifier_rows, profile_rows
 from accord.store.db import Store
 

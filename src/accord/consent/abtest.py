@@ -19,7 +19,8 @@ from typing import Any
 import pyarrow as pa
 from ibis.backends import BaseBackend
 
-from accord.consent.analytics import load, with_choice
+from accord.consent.analytics import with_choice
+from accord.engine.tables import register
 
 _NORMAL = NormalDist()
 
@@ -96,7 +97,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """The test's report: each variant's rate, the comparison with the control, the winner."""
     expr = first_choices_expr(
-        load(backend, decisions, "consent_abtest"),
+        register(backend, decisions, name="consent_abtest"),
         property_id=property_id,
         version=version,
         purpose=purpose,

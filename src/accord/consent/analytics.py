@@ -17,6 +17,7 @@ from ibis.backends import BaseBackend
 from sqlalchemy import Connection, select
 
 from accord.consent.models import consent_records
+from accord.engine.tables import register
 
 DIMENSIONS = (
     "purpose",
@@ -83,13 +84,6 @@ def decisions(conn: Connection, *, business_id: str) -> pa.Table:
     return pa.table(columns, schema=DECISIONS_SCHEMA)
 
 
-def load(backend: BaseBackend, table: pa.Table, name: str = "consent_decisions") -> Any:
-    """The decisions as an Ibis table on the backend (a temporary view on Spark)."""
-    if backend.name == "pyspark":
-        return backend.create_view(name, ibis.memtable(table), overwrite=True)
-    return backend.create_table(name, table, overwrite=True)
-
-
 def with_choice(decisions_table: Any) -> Any:
     """Adds `choice`: "first" for a subject's first decision on a purpose, else "change"."""
     order = ibis.window(
@@ -124,7 +118,9 @@ def opt_in_rates(
 ) -> list[dict[str, Any]]:
     """Plain rows of `opt_in_rates_expr` computed on the backend."""
     rows: list[dict[str, Any]] = (
-        opt_in_rates_expr(load(backend, table), by=by).to_pyarrow().to_pylist()
+        opt_in_rates_expr(register(backend, table, name="consent_decisions"), by=by)
+        .to_pyarrow()
+        .to_pylist()
     )
     for row in rows:
         for key, value in row.items():

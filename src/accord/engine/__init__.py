@@ -1,1 +1,1 @@
-"""The batch engine: an Ibis backend from a URL (DuckDB or Spark) and the lake as a table."""
+"""The batch engine: every difference between DuckDB and Spark, behind Ibis."""

@@ -15,24 +15,23 @@ import gzip
 import hashlib
 import io
 import math
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import ibis
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from ibis.backends import BaseBackend
-from pyarrow import fs
 
 from accord.core.clock import parse_instant
 from accord.core.errors import FieldProblem
+from accord.engine.lake import dataset
 from accord.experiments.taxonomy import taxonomy, version_for_segtax
+from accord.lake.schema import Dataset
+from accord.lake.service import write_parts
 
 RECORD_TYPES = (
     "bid_request",
@@ -54,8 +53,6 @@ DEVICE_TYPES = {
     7: "set_top_box",
     8: "ooh",
 }
-AD_LOGS_DIR = "_ad_logs"
-
 AD_LOG_SCHEMA = pa.schema(
     [
         ("record_id", pa.string()),
@@ -82,6 +79,13 @@ AD_LOG_SCHEMA = pa.schema(
         ("conversion_value", pa.float64()),
         ("planned_spend", pa.float64()),
     ]
+)
+AD_LOGS = Dataset(
+    folder="_ad_logs",
+    partitions=pa.schema(
+        [("business_id", pa.string()), ("experiment", pa.string()), ("day", pa.date32())]
+    ),
+    schema=AD_LOG_SCHEMA,
 )
 NUMERIC_COLUMNS = tuple(
     f.name for f in AD_LOG_SCHEMA if pa.types.is_floating(f.type) or pa.types.is_integer(f.type)
@@ -330,18 +334,6 @@ def validate(
     return rows, report
 
 
-def _filesystem(lake_url: str) -> tuple[fs.FileSystem, str]:
-    if "://" not in lake_url:
-        return fs.LocalFileSystem(), lake_url
-    filesystem, path = fs.FileSystem.from_uri(lake_url)
-    return filesystem, path
-
-
-def experiment_dir(lake_url: str, *, business_id: str, experiment_key: str) -> str:
-    base = lake_url.rstrip("/")
-    return f"{base}/{AD_LOGS_DIR}/business_id={business_id}/experiment={experiment_key}"
-
-
 def batch_id_for(table: pa.Table) -> str:
     """The same records make the same batch id, so loading a file twice replaces its parts."""
     digest = hashlib.sha256()
@@ -365,39 +357,21 @@ def write_rows(
 def write_table(
     lake_url: str, *, business_id: str, experiment_key: str, table: pa.Table
 ) -> list[str]:
-    """Parquet files of the records, one per day; each written aside, then renamed."""
+    """The records as lake files, one per day, named after the records' batch id."""
     if table.num_rows == 0:
         return []
-    filesystem, root = _filesystem(lake_url)
-    base = experiment_dir(root, business_id=business_id, experiment_key=experiment_key)
-    batch = batch_id_for(table)
     days = pc.cast(table.column("timestamp"), pa.date32())
-    written = []
-    for day in sorted(pc.unique(days).to_pylist()):
-        group = table.filter(pc.equal(days, pa.scalar(day, pa.date32())))
-        directory = f"{base}/day={day.isoformat()}"
-        filesystem.create_dir(directory, recursive=True)
-        target = f"{directory}/part-{batch}.parquet"
-        temporary = f"{directory}/.part-{batch}-{uuid.uuid4().hex[:8]}.parquet.tmp"
-        pq.write_table(group, temporary, filesystem=filesystem, compression="zstd")
-        filesystem.move(temporary, target)
-        written.append(target)
-    return written
-
-
-def _has_files(directory: str) -> bool:
-    filesystem, path = _filesystem(directory)
-    selector = fs.FileSelector(path, recursive=True, allow_not_found=True)
-    return any(i.path.endswith(".parquet") for i in filesystem.get_file_info(selector))
+    parts = [
+        (
+            (business_id, experiment_key, day.isoformat()),
+            table.filter(pc.equal(days, pa.scalar(day, pa.date32()))),
+        )
+        for day in sorted(pc.unique(days).to_pylist())
+    ]
+    return write_parts(lake_url, AD_LOGS, batch_id=batch_id_for(table), parts=parts)
 
 
 def ad_logs(backend: BaseBackend, lake_url: str, *, business_id: str, experiment_key: str) -> Any:
     """The experiment's ad logs as an Ibis table (empty, with the schema, if none)."""
-    directory = experiment_dir(lake_url, business_id=business_id, experiment_key=experiment_key)
-    if not _has_files(directory):
-        return ibis.memtable(AD_LOG_SCHEMA.empty_table())
-    if backend.name == "pyspark":
-        table = backend.read_parquet(directory)
-    else:
-        table = backend.read_parquet(f"{directory}/day=*/*.parquet", hive_partitioning=True)
-    return table.select(*AD_LOG_SCHEMA.names)
+    logs = dataset(backend, lake_url, AD_LOGS, business_id=business_id, within=(experiment_key,))
+    return logs.select(*AD_LOG_SCHEMA.names)

@@ -10,15 +10,16 @@ returned, the reasons are.
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import ibis
 import numpy as np
+from ibis.backends import BaseBackend
 from pydantic import BaseModel
 
+from accord.engine.tables import materialise
 from accord.experiments import statistics as st
 from accord.experiments.metrics import (
     Metric,
@@ -259,12 +260,12 @@ def _anomaly_gate(
     metrics: Sequence[Metric],
     start: datetime | None,
     units_per_arm: dict[str, int],
-    engine: str,
+    backend: BaseBackend,
 ) -> GateResult:
     problems: list[str] = []
     days_seen = 0
     pairs = contrasts(design)
-    rows = _records(daily_sums(logs, metrics, start=start, engine=engine).execute())
+    rows = _records(daily_sums(logs, metrics, start=start, backend=backend).execute())
     for metric in metrics:
         # Each arm's daily figure by ISO day: numerator, denominator, and for a sum of
         # values its records and Σ value².
@@ -445,7 +446,9 @@ def _compare_rows(
     return out
 
 
-def analyse(backend: Any, logs: Any, experiment: ExperimentView, *, now: datetime) -> Analysis:
+def analyse(
+    backend: BaseBackend, logs: Any, experiment: ExperimentView, *, now: datetime
+) -> Analysis:
     """Gates, then (only if all pass) every planned metric, contrast, variant and slice."""
     design = experiment.design
     plan = design.plan
@@ -462,11 +465,7 @@ def analyse(backend: Any, logs: Any, experiment: ExperimentView, *, now: datetim
     pre_period = timedelta(days=design.pre_period_days) if design.pre_period_days else None
     units = unit_values(logs, all_metrics, start=start, pre_period=pre_period)
     # Every later step reads the per-unit table: compute it once.
-    if backend.name == "duckdb":
-        name = f"accord_units_{uuid.uuid4().hex[:12]}"
-        units = backend.create_table(name, units, temp=True)
-    else:
-        units = units.cache()
+    units = materialise(backend, units)
     has_pre = start is not None and pre_period is not None
     counts_frame = units.group_by("arm").aggregate(n=units.count()).execute()
     counts = {str(r["arm"]): int(r["n"]) for r in _records(counts_frame)}
@@ -483,7 +482,7 @@ def analyse(backend: Any, logs: Any, experiment: ExperimentView, *, now: datetim
             [catalogue[k] for k in plan.primary_metrics],
             start,
             counts,
-            backend.name,
+            backend,
         ),
         _concentration_gate(units, catalogue),
     ]

@@ -16,8 +16,10 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 import ibis
+from ibis.backends import BaseBackend
 
 from accord.core.errors import FieldProblem, InvalidInput
+from accord.engine.functions import epoch_microseconds
 from accord.experiments.adlogs import NUMERIC_COLUMNS, RECORD_TYPES
 from accord.experiments.models import MetricDefinition
 
@@ -443,33 +445,15 @@ def arm_sums(
 MICROSECONDS_PER_DAY = 86_400_000_000
 
 
-@ibis.udf.scalar.builtin(name="epoch_us")  # type: ignore[untyped-decorator]
-def _duckdb_epoch_us(timestamp: datetime) -> int:  # type: ignore[empty-body]
-    """DuckDB's microseconds since the epoch of an instant (no time-zone arithmetic)."""
+def _day_number(t: Any, backend: BaseBackend) -> Any:
+    """The UTC day number since 1970-01-01 of each record's timestamp: integer arithmetic
+    on the epoch, as truncating to a date goes through the time-zone machinery per row."""
+    return (epoch_microseconds(backend, t.timestamp) // MICROSECONDS_PER_DAY).cast("int32")
 
 
-@ibis.udf.scalar.builtin(name="unix_micros")  # type: ignore[untyped-decorator]
-def _spark_unix_micros(timestamp: datetime) -> int:  # type: ignore[empty-body]
-    """Spark's microseconds since the epoch of an instant."""
-
-
-def _day_number(t: Any, engine: str) -> Any:
-    """The UTC day number since 1970-01-01 of each record's timestamp.
-
-    Integer arithmetic on the epoch: truncating to a date (or `epoch_seconds`, which casts
-    to a naive timestamp first) goes through the time-zone machinery per row, several
-    times dearer on DuckDB.
-    """
-    if engine == "duckdb":
-        micros = _duckdb_epoch_us(t.timestamp)
-    elif engine == "pyspark":
-        micros = _spark_unix_micros(t.timestamp)
-    else:
-        micros = t.timestamp.epoch_seconds() * 1_000_000
-    return (micros // MICROSECONDS_PER_DAY).cast("int32")
-
-
-def daily_sums(logs: Any, metrics: Sequence[Metric], *, start: datetime | None, engine: str) -> Any:
+def daily_sums(
+    logs: Any, metrics: Sequence[Metric], *, start: datetime | None, backend: BaseBackend
+) -> Any:
     """Per arm and day, in one scan: every measure of `metrics` summed over records as
     logged (a duplicated record counts twice: that is an anomaly to see).
 
@@ -478,7 +462,7 @@ def daily_sums(logs: Any, metrics: Sequence[Metric], *, start: datetime | None, 
     `<name>__squares` (Σ value²): the anomaly gate's compound-Poisson noise needs both.
     """
     post = logs if start is None else logs.filter(logs.timestamp >= start)
-    post = post.mutate(day=_day_number(post, engine))
+    post = post.mutate(day=_day_number(post, backend))
     columns = {m.name: _measure_expr(post, m, exact=False) for m in measures_of(metrics)}
     for m in measures_of(metrics):
         if m.value is not None:

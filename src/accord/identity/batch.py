@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from sqlalchemy import Connection, select
 
 from accord.engine.connection import connect
+from accord.engine.tables import drop, materialise, register
 from accord.identity.models import identity_edges
 from accord.identity.rules import IdentityRules
 from accord.profiles.models import profile_identifiers
@@ -52,19 +53,21 @@ def components(backend: Any, nodes: pa.Table, edges: pa.Table) -> dict[str, str]
             "dst": pc.cast(pc.index_in(_column(edges, "dst"), value_set=names), pa.int64()),
         }
     )
-    edge_table = _on_backend(backend, "accord_identity_edges", numbered)
+    edge_table = register(backend, numbered, name="accord_identity_edges")
     both_ways = edge_table.select(src=edge_table.src, dst=edge_table.dst).union(
         edge_table.select(src=edge_table.dst, dst=edge_table.src)
     )
-    neighbours = _materialise(
-        backend, both_ways.filter(both_ways.src != both_ways.dst).distinct(), "accord_neighbours"
+    neighbours = materialise(
+        backend,
+        both_ways.filter(both_ways.src != both_ways.dst).distinct(),
+        name="accord_neighbours",
     )
     every = pa.array(range(len(names)), pa.int64())
-    labels = _on_backend(backend, "accord_labels_0", pa.table({"node": every, "label": every}))
+    labels = register(backend, pa.table({"node": every, "label": every}), name="accord_labels_0")
     total = _label_sum(backend, labels)
     for round_ in range(1, MAX_ROUNDS + 1):
-        updated = _materialise(backend, _step(labels, neighbours), f"accord_labels_{round_}")
-        _forget(backend, f"accord_labels_{round_ - 1}")
+        updated = materialise(backend, _step(labels, neighbours), name=f"accord_labels_{round_}")
+        drop(backend, f"accord_labels_{round_ - 1}")
         labels = updated
         before, total = total, _label_sum(backend, labels)
         if total == before:
@@ -91,31 +94,6 @@ def _strings(table: pa.Table, name: str) -> list[pa.Array]:
 
 def _label_sum(backend: Any, labels: Any) -> int:
     return int(backend.to_pyarrow(labels.label.sum()).as_py() or 0)
-
-
-def _on_backend(backend: Any, name: str, data: pa.Table) -> Any:
-    """A table the backend holds, so cached steps stay on that backend."""
-    if backend.name == "pyspark":
-        # A temporary view writes nothing under ./spark-warehouse.
-        return backend.create_view(name, ibis.memtable(data), overwrite=True)
-    return backend.create_table(name, data, temp=True, overwrite=True)
-
-
-def _materialise(backend: Any, expr: Any, name: str) -> Any:
-    """Compute a step and keep its result, so the next round starts from data, not from
-    the whole chain of earlier rounds (Spark would otherwise re-plan every round)."""
-    if backend.name == "pyspark":
-        frame = backend._session.sql(backend.compile(expr))
-        frame.localCheckpoint(eager=True).createOrReplaceTempView(name)
-        return backend.table(name)
-    return backend.create_table(name, expr, temp=True, overwrite=True)
-
-
-def _forget(backend: Any, name: str) -> None:
-    if backend.name == "pyspark":
-        backend._session.catalog.dropTempView(name)
-    else:
-        backend.drop_table(name, force=True)
 
 
 def _step(labels: Any, neighbours: Any) -> Any:

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import orjson
 import pyarrow as pa
@@ -27,7 +27,7 @@ from accord.core.errors import FieldProblem, InvalidInput
 from accord.core.ids import new_id
 from accord.identity import service
 from accord.identity.graph import Evidence, Key, Resolver
-from accord.identity.matching_config import BlockingRule, Comparison, MatchingConfig
+from accord.identity.matching_config import BlockingRule, Comparison, MatchingConfig, Method
 from accord.identity.models import SplitReport, identity_edges, identity_reviews
 from accord.identity.rules import IdentityRules
 from accord.profiles import service as profiles
@@ -159,40 +159,26 @@ def splink_settings(config: MatchingConfig) -> Any:
     )
 
 
-# Spark has no built-in for these; Splink brings them as a Java UDF jar built for Spark 3,
-# which the engine's Spark 4 session does not load.
-SPARK_UNSUPPORTED = ("jaro", "jaro_winkler", "damerau_levenshtein")
-
-
 def _db_api(engine_url: str, config: MatchingConfig) -> tuple[Any, Any]:
     """Splink's API for the engine's backend, and a function making its input table."""
-    from accord.engine.connection import connect
+    from accord.engine import splink
+    from accord.engine.connection import connect, label
 
     backend = connect(engine_url)
-    if backend.name == "pyspark":
-        from splink import SparkAPI
-
-        unsupported = sorted({c.method for c in config.comparisons} & set(SPARK_UNSUPPORTED))
-        if unsupported:
-            raise MatchingFailed(
-                [
-                    FieldProblem(
-                        "matching.comparisons",
-                        f"methods {unsupported} do not run on the Spark engine; use exact, "
-                        "levenshtein, date or date_parts there",
-                    )
-                ]
-            )
-
-        session = backend._session
-        # Persisting breaks Spark's lineage between steps without a checkpoint folder.
-        api = SparkAPI(  # type: ignore[no-untyped-call]
-            spark_session=session, break_lineage_method="persist"
+    methods = {c.method for c in config.comparisons}
+    unsupported = sorted(methods & splink.unsupported_methods(backend))
+    if unsupported:
+        usable = [m for m in get_args(Method) if m not in splink.unsupported_methods(backend)]
+        raise MatchingFailed(
+            [
+                FieldProblem(
+                    "matching.comparisons",
+                    f"methods {unsupported} do not run on the {label(backend)} "
+                    f"engine; use {', '.join(usable)} there",
+                )
+            ]
         )
-        return api, (lambda table: session.createDataFrame(table.to_pandas()))
-    from splink import DuckDBAPI
-
-    return DuckDBAPI(connection=backend.con), lambda table: table.to_pandas()
+    return splink.db_api(backend)
 
 
 def _level_labels(linker: Any) -> dict[str, dict[int, str]]:

@@ -1,8 +1,11 @@
-"""The lake's columns: the Segment envelope and common fields typed, the rest as JSON text."""
+"""The lake's datasets, and the events' columns: the Segment envelope and common fields
+typed, the rest as JSON text."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,8 +16,39 @@ from accord.core.clock import parse_instant
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
-# Partition columns live in folder names (business_id=…/day=…), not inside files.
-PARTITIONS = ("business_id", "day")
+
+@dataclass(frozen=True)
+class Dataset:
+    """Parquet files of one kind in the lake: their folder, partition folders and columns.
+
+    Partition columns live in folder names (`business_id=…/day=…`), not inside files.
+    Every dataset is partitioned by business first: a business's files are one listing.
+    """
+
+    folder: str  # under the lake's root; "" for the events, which sit at the root
+    partitions: pa.Schema
+    schema: pa.Schema
+
+    def __post_init__(self) -> None:
+        if self.partitions.names[:1] != ["business_id"]:
+            raise ValueError("a lake dataset is partitioned by business_id first")
+
+    def root(self, base: str) -> str:
+        base = base.rstrip("/")
+        return f"{base}/{self.folder}" if self.folder else base
+
+    def directory(self, base: str, values: Sequence[str]) -> str:
+        """The folder of one partition (values of the first partitions give a parent)."""
+        if len(values) > len(self.partitions):
+            raise ValueError(f"{self.folder or 'events'} has {len(self.partitions)} partitions")
+        keys = self.partitions.names[: len(values)]
+        folders = [f"{key}={value}" for key, value in zip(keys, values, strict=True)]
+        return "/".join([self.root(base), *folders])
+
+    def table_schema(self) -> pa.Schema:
+        """The columns readers see: the files' columns, then the partition columns."""
+        return pa.unify_schemas([self.schema, self.partitions])
+
 
 EVENT_SCHEMA = pa.schema(
     [
@@ -50,6 +84,12 @@ EVENT_SCHEMA = pa.schema(
         ("traits", pa.string()),
         ("context", pa.string()),
     ]
+)
+
+EVENTS = Dataset(
+    folder="",
+    partitions=pa.schema([("business_id", pa.string()), ("day", pa.date32())]),
+    schema=EVENT_SCHEMA,
 )
 
 

@@ -6,7 +6,7 @@ import fcntl
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyarrow import fs
 
-from accord.lake.schema import EVENT_SCHEMA
+from accord.lake.schema import EVENT_SCHEMA, EVENTS, Dataset
 
 # A compacted file names in its footer every file of its folder that it supersedes,
 # each with the time it was superseded: {"part-bat_1.parquet": "2026-11-10T12:00:00+00:00"}.
@@ -43,7 +43,7 @@ ROW_GROUP_ROWS = 128 * 1024
 
 
 def partition_dir(base: str, business_id: str, day: str) -> str:
-    return f"{base.rstrip('/')}/business_id={business_id}/day={day}"
+    return EVENTS.directory(base, (business_id, day))
 
 
 def write_batch(
@@ -53,22 +53,42 @@ def write_batch(
     rows: list[tuple[str, dict[str, Any]]],
     clean_leftovers: bool = True,
 ) -> list[str]:
-    """Write (business_id, row) pairs as one file per business and day, named by the batch.
+    """Write (business_id, row) pairs of events as one file per business and day."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for business_id, row in rows:
+        groups[(business_id, row["timestamp"].date().isoformat())].append(row)
+    parts = [
+        (key, pa.Table.from_pylist(group, schema=EVENT_SCHEMA))
+        for key, group in sorted(groups.items())
+    ]
+    return write_parts(
+        lake_url, EVENTS, batch_id=batch_id, parts=parts, clean_leftovers=clean_leftovers
+    )
+
+
+def write_parts(
+    lake_url: str,
+    dataset: Dataset,
+    *,
+    batch_id: str,
+    parts: Iterable[tuple[Sequence[str], pa.Table]],
+    clean_leftovers: bool = True,
+) -> list[str]:
+    """Write each (partition values, rows) as `part-<batch_id>.parquet` in its folder.
 
     Writing the same batch again replaces its files, so a batch retried after a
     crash never appears twice in the lake.
     """
     filesystem, base = filesystem_of(lake_url)
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for business_id, row in rows:
-        groups[(business_id, row["timestamp"].date().isoformat())].append(row)
-    written = []
     local = isinstance(filesystem, fs.LocalFileSystem)
-    for (business_id, day), group in sorted(groups.items()):
-        directory = partition_dir(base, business_id, day)
+    written = []
+    for values, rows in parts:
+        if len(values) != len(dataset.partitions):
+            raise ValueError(f"a part needs a value for each of {dataset.partitions.names}")
+        table = rows.select(dataset.schema.names).cast(dataset.schema)
+        directory = dataset.directory(base, values)
         filesystem.create_dir(directory, recursive=True)
         target = f"{directory}/part-{batch_id}.parquet"
-        table = pa.Table.from_pylist(group, schema=EVENT_SCHEMA)
         if local:
             # Readers must never see half a file: write aside, then rename.
             # The random part keeps two workers redoing one batch off each other's file.
@@ -80,7 +100,8 @@ def write_batch(
                 # redone after a crash can have leftovers.
                 _remove_leftovers(filesystem, directory, batch_id)
         else:
-            # Object stores publish an object only when its upload completes.
+            # Object stores publish an object only when its upload completes; a rename
+            # there is a copy and a delete, neither atomic nor cheap.
             pq.write_table(table, target, filesystem=filesystem, compression="zstd")
         written.append(target)
     return written
@@ -101,23 +122,33 @@ def is_data_file(name: str) -> bool:
 
 
 def partition_files(
-    filesystem: fs.FileSystem, base: str, business_id: str | None
+    filesystem: fs.FileSystem,
+    base: str,
+    business_id: str | None = None,
+    *,
+    dataset: Dataset = EVENTS,
+    within: Sequence[str] = (),
 ) -> dict[str, list[str]]:
     """Data files by partition folder (`business_id=…/day=…`), in one listing.
 
-    Only that layout counts: other folders under the lake (the experiments' ad logs)
-    are not events.
+    Only the dataset's layout counts: other folders under its root (the experiments'
+    ad logs under the events' root) are not its files. `within` gives values of the
+    partitions after `business_id`, to list only below them.
     """
-    root = base.rstrip("/")
-    start = f"{root}/business_id={business_id}" if business_id is not None else root
+    root = dataset.root(base)
+    keys = dataset.partitions.names
+    leading = [] if business_id is None else [business_id, *within]
+    start = dataset.directory(base, leading)
     selector = fs.FileSelector(start, recursive=True, allow_not_found=True)
     folders: dict[str, list[str]] = defaultdict(list)
     for info in filesystem.get_file_info(selector):
         if info.type != fs.FileType.File or not is_data_file(info.base_name):
             continue
         parts = info.path[len(root) + 1 :].split("/")
-        if len(parts) == 3 and parts[0].startswith("business_id=") and parts[1].startswith("day="):
-            folders[f"{root}/{parts[0]}/{parts[1]}"].append(info.base_name)
+        if len(parts) == len(keys) + 1 and all(
+            part.startswith(f"{key}=") for part, key in zip(parts, keys, strict=False)
+        ):
+            folders["/".join([root, *parts[:-1]])].append(info.base_name)
     return folders
 
 
@@ -161,8 +192,14 @@ def superseded(supersessions: Iterable[Supersession]) -> set[str]:
     return {name for s in supersessions for name in s.replaces}
 
 
-def visible_files(lake_url: str, business_id: str | None = None) -> list[str]:
-    """The lake's files that hold each event exactly once: every reader lists these.
+def visible_files(
+    lake_url: str,
+    business_id: str | None = None,
+    *,
+    dataset: Dataset = EVENTS,
+    within: Sequence[str] = (),
+) -> list[str]:
+    """The dataset's files that hold each row exactly once: every reader lists these.
 
     A file superseded by a compacted file in its folder is left out: its rows are in
     the compacted file. Paths are spelled like `lake_url` (a folder or a URL).
@@ -171,7 +208,8 @@ def visible_files(lake_url: str, business_id: str | None = None) -> list[str]:
     root = base.rstrip("/")
     prefix = lake_url.rstrip("/")
     files = []
-    for directory, names in partition_files(filesystem, base, business_id).items():
+    listed = partition_files(filesystem, base, business_id, dataset=dataset, within=within)
+    for directory, names in listed.items():
         hidden = superseded(supersessions(filesystem, directory, names))
         files += [f"{prefix}{directory[len(root) :]}/{n}" for n in names if n not in hidden]
     return sorted(files)

@@ -27,7 +27,7 @@ import pyarrow as pa
 from sqlalchemy import Connection, delete, insert, select
 
 from accord.core.clock import utcnow
-from accord.engine.connection import arrow_table
+from accord.engine.tables import register
 from accord.profiles.models import profile_computed, rfm_boundaries
 
 QUANTILES = (0.2, 0.4, 0.6, 0.8)
@@ -131,7 +131,7 @@ def boundaries_on_engine(backend: Any, base: pa.Table, *, as_of: datetime) -> Bo
     """The quintile boundaries of the base, computed on the engine (None without customers)."""
     if base.num_rows == 0:
         return None
-    values = _values(arrow_table(backend, base), as_of)
+    values = _values(register(backend, base), as_of)
     aggregates = {
         f"{name}_{i}": values[name].quantile(q)
         for name in DIMENSIONS
@@ -158,7 +158,7 @@ def scores_on_engine(backend: Any, base: pa.Table, bounds: Boundaries) -> dict[s
     """Profile id → RFM traits for every customer of the base, computed on the engine."""
     if base.num_rows == 0:
         return {}
-    values = _values(arrow_table(backend, base), bounds.as_of)
+    values = _values(register(backend, base), bounds.as_of)
     scored = values.select(
         "profile_id",
         r=5 - _count_above(values.recency, bounds.recency),
