@@ -158,7 +158,7 @@ def build(folder: Path, n_events: int) -> dict[str, Any]:
 
 def time_engine(backend: Any, folder: Path, runs: int, now: datetime) -> dict[str, Any]:
     started = time.perf_counter()
-    prepared = business_events(events(backend, str(folder / "lake")), BUSINESS)
+    prepared = business_events(backend, events(backend, str(folder / "lake")), BUSINESS)
     tables = tables_on(
         backend,
         profiles=pq.read_table(folder / "profiles.parquet"),

@@ -7,7 +7,7 @@ DuckDB before and after compaction, and the time compaction itself takes.
    time order, so each batch touches nearly every day).
 2. For each of --runs runs, on a fresh copy of that lake:
    - reads the business's events as an audience refresh does
-     (`business_events(events(backend, lake), business)`: filter, the columns
+     (`business_events(backend, events(backend, lake), business)`: filter, the columns
      conditions read, cached on the engine), on a new in-memory DuckDB each time;
    - compacts the lake (`accord.lake.compaction.compact`) and times it;
    - reads again while the superseded files are still on disk (within the grace),
@@ -91,7 +91,7 @@ def read_for_refresh(lake: Path) -> tuple[float, int]:
     """Seconds to read the business's events the way an audience refresh does."""
     backend = connect("duckdb://")
     started = time.perf_counter()
-    cached = business_events(events(backend, str(lake)), BUSINESS)
+    cached = business_events(backend, events(backend, str(lake)), BUSINESS)
     seconds = time.perf_counter() - started
     rows = int(backend.to_pyarrow(cached.count()).as_py())
     return seconds, rows

@@ -39,6 +39,7 @@ from accord.audiences.conditions import (
     referenced_traits,
     window_bounds,
 )
+from accord.engine.tables import materialise
 from accord.engine.tables import register as engine_table
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -281,13 +282,13 @@ def profiles_table(rows: Any, traits: dict[str, TraitType]) -> pa.Table:
 EVENT_COLUMNS = ("user_id", "anonymous_id", "event", "timestamp", *EVENT_PROPERTIES)
 
 
-def business_events(lake_events: Any, business_id: str) -> Any:
-    """One business's named events with only the columns conditions read, cached on the
-    engine: a refresh evaluates many audiences over them, and reads the lake once."""
+def business_events(backend: Any, lake_events: Any, business_id: str) -> Any:
+    """One business's named events with only the columns conditions read, materialised on
+    the engine: a refresh evaluates many audiences over them, and reads the lake once."""
     events = lake_events.filter(
         (lake_events.business_id == business_id) & lake_events.event.notnull()
     )
-    return events.select(*EVENT_COLUMNS).cache()
+    return materialise(backend, events.select(*EVENT_COLUMNS))
 
 
 def tables_on(

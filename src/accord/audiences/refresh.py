@@ -115,7 +115,7 @@ def engine_tables(
         backend,
         profiles=state.profiles,
         events=business_events(
-            lake_events(backend, lake_url, business_id=business_id), business_id
+            backend, lake_events(backend, lake_url, business_id=business_id), business_id
         ),
         identifiers=state.identifiers,
         consents=state.consents,
