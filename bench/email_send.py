@@ -40,7 +40,6 @@ import psycopg
 from accord.accounts.service import bootstrap
 from accord.core.clock import utcnow
 from accord.leads.models import lead_consents, leads
-from accord.leads.service import granted_purposes_of_leads
 from accord.messaging import service
 from accord.messaging.models import (
     CampaignIn,
@@ -49,6 +48,7 @@ from accord.messaging.models import (
     email_list_members,
 )
 from accord.messaging.ports import Wiring
+from accord.process.email import record_in_ledger
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
 
@@ -190,6 +190,17 @@ def prepare(store: Store, messages: int) -> tuple[str, str]:
         ):
             for start in range(0, len(rows), 2000):
                 conn.execute(table.insert(), rows[start : start + 2000])
+        # Send time asks the consent ledger: each member's confirmation is recorded there.
+        for row in lead_rows:
+            record_in_ledger(
+                conn,
+                business_id=business,
+                anonymous_id=str(row["anonymous_id"]),
+                user_id=None,
+                purposes={"marketing": True},
+                source="form",
+                evidence={},
+            )
         campaign_id = service.create_campaign(
             conn,
             business_id=business,
@@ -222,7 +233,7 @@ def one_run(backend: str, messages: int, concurrency: int, port: int) -> dict[st
                 business_id=business,
                 campaign_id=campaign_id,
                 mailer=mailer,
-                wiring=Wiring(granted_purposes=granted_purposes_of_leads),
+                wiring=Wiring(),
             )
         )
         elapsed = time.perf_counter() - start

@@ -18,9 +18,10 @@ from accord.leads import service as leads
 from accord.leads.models import FormIn
 from accord.leads.validation import CleanSubmission
 from accord.messaging import service as messaging
-from accord.messaging.models import CampaignIn, ListIn, MemberIn, TemplateIn, email_suppressions
+from accord.messaging.models import CampaignIn, ListIn, MemberIn, TemplateIn
 from accord.messaging.service import Signer
 from accord.process.email import default_wiring
+from accord.reach.models import suppressions
 from accord.store.db import Store
 from tests.smtp_sink import running_sink
 from tests.test_cli import Cli
@@ -144,6 +145,4 @@ def test_send_due_sends_scheduled_campaigns_and_bounces_suppress(
     result = cli("email", "bounces", str(dsn), "--write-key", keys.write_key)
     assert "1 reports, 1 about messages we sent" in result.output
     with store.read() as conn:
-        assert conn.execute(select(email_suppressions.c.email)).scalars().all() == [
-            "ada@people.example"
-        ]
+        assert conn.execute(select(suppressions.c.value)).scalars().all() == ["ada@people.example"]

@@ -93,7 +93,7 @@ def bounces(
             total += len(reports)
             with store.write() as conn:
                 matched += messaging.apply_delivery_reports(
-                    conn, business_id=business_id, reports=reports, wiring=default_wiring()
+                    conn, business_id=business_id, reports=reports
                 )
     finally:
         store.dispose()

@@ -17,7 +17,7 @@ from accord.core.errors import AccordError
 from accord.core.settings import Settings
 from accord.engine.connection import connect
 from accord.process.journeys import on_audience_changes
-from accord.profiles.models import Identifier
+from accord.reach import service as reach
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
 
@@ -161,7 +161,6 @@ def export(
             business_id=business_id,
             audience=audience,
             destination=destination,
-            consent=service.LEDGER_CONSENT,
             purpose=purpose,
         )
     output.write_bytes(result.body)
@@ -180,9 +179,6 @@ def suppress(
     """Leave an email, phone, user id, anonymous id or profile out of every activation."""
     store = _store(Settings())
     with store.write() as conn:
-        service.suppress(
-            conn,
-            business_id=business_id,
-            identifier=Identifier(kind=kind, value=value),
-            reason=reason,
+        reach.suppress(
+            conn, business_id=business_id, kind=kind, value=value, reason=reason, source="cli"
         )

@@ -25,7 +25,8 @@ from accord.audiences.service import ConsentSource
 from accord.core.errors import Conflict, FieldProblem, InvalidInput, NotFound, WebhookNotDelivered
 from accord.engine.connection import connect
 from accord.process.journeys import on_audience_changes
-from accord.profiles.models import Identifier
+from accord.reach import service as reach
+from accord.reach.models import SUPPRESSION_KINDS
 from accord.web import jobs, store_work
 from accord.web.auth import Caller, requires
 from accord.web.state import AppState, State
@@ -48,7 +49,6 @@ DESTINATIONS: dict[str, str] = {
     "google": "Google Ads customer match, hashed (advertising consent)",
     "interest_groups": "Interest group JSON, Protected Audience (advertising consent)",
 }
-SUPPRESSION_KINDS = ("email", "phone", "user_id", "anonymous_id", "profile")
 EXAMPLE = 'did "Product Viewed" at least 2 times in the last 30 days\nand not did "Order Completed"'
 
 
@@ -282,7 +282,7 @@ async def builder_save(
 async def suppressions_page(request: Request, state: State, caller: Reader) -> Response:
     def work(conn: Connection) -> tuple[list[dict[str, Any]], list[Any]]:
         service.ensure_predefined(conn, business_id=caller.business_id)
-        entries = service.list_suppressions(conn, business_id=caller.business_id)
+        entries = reach.list_suppressions(conn, business_id=caller.business_id)
         lists = [
             a for a in service.list_audiences(conn, business_id=caller.business_id) if a.suppression
         ]
@@ -320,11 +320,13 @@ async def suppress(
         return redirect(request, "/suppressions", error=_text(problems))
     await store_work.write(
         state,
-        lambda conn: service.suppress(
+        lambda conn: reach.suppress(
             conn,
             business_id=caller.business_id,
-            identifier=Identifier(kind=kind, value=value),
+            kind=kind,
+            value=value,
             reason=reason,
+            source="page",
         ),
     )
     return redirect(request, "/suppressions", notice=f"Suppressed {kind} {value}")
@@ -340,9 +342,7 @@ async def unsuppress(
 ) -> Response:
     removed = await store_work.write(
         state,
-        lambda conn: service.unsuppress(
-            conn, business_id=caller.business_id, identifier=Identifier(kind=kind, value=value)
-        ),
+        lambda conn: reach.unsuppress(conn, business_id=caller.business_id, kind=kind, value=value),
     )
     if not removed:
         return redirect(request, "/suppressions", error=f"{kind} {value} was not suppressed")
@@ -488,7 +488,6 @@ async def export_page(
     request: Request,
     state: State,
     caller: Manager,
-    consent: Consent,
     audience: str,
     destination: str = "csv",
     owner: str = "",
@@ -522,7 +521,6 @@ async def export_page(
             business_id=caller.business_id,
             audience=view.id,
             destination=chosen,
-            consent=consent,
             interest_groups=options,
         )
         return {"audience": view, "result": result}

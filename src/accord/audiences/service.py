@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -64,26 +64,23 @@ from accord.audiences.models import (
     audience_webhook_dead_letters,
     audience_webhooks,
     audiences,
-    suppressions,
 )
 from accord.audiences.predefined import BUILTIN_TRAITS, PREDEFINED
 from accord.audiences.text import parse, render
 from accord.collect.service import payloads_of_profiles
 from accord.consent import config as consent_config
 from accord.consent import service as consent_service
+from accord.consent.models import STANDARD_PURPOSES
 from accord.core.clock import utcnow
 from accord.core.errors import Conflict, FieldProblem, InvalidInput, NotFound, WebhookNotDelivered
 from accord.core.ids import new_id
 from accord.engine.connection import arrow_table as engine_table
 from accord.engine.connection import events as lake_events
-from accord.identity.service import lookup_key
 from accord.lake.schema import lake_row
-from accord.profiles.models import Identifier
-from accord.profiles.service import identifier_rows, profile_ids_for, profile_rows
+from accord.profiles.service import identifier_rows, profile_rows
+from accord.reach import service as reach
 from accord.store.db import Store
 
-# The consent context's standard purposes; a business may add its own.
-STANDARD_PURPOSES = frozenset({"necessary", "preferences", "statistics", "marketing"})
 # Real-time decisions read the profile's events still held in the inbox; only
 # definitions whose event windows fit inside this many days are decided in real time
 # (the inbox must keep events at least this long: ACCORD_INBOX_RETENTION_DAYS).
@@ -124,7 +121,7 @@ class NoConsentRecorded:
     """Consent-first default while no consent ledger is connected: no one has granted any
     purpose, so consent conditions select no one and exports leave everyone out."""
 
-    known: frozenset[str] = STANDARD_PURPOSES
+    known: frozenset[str] = frozenset(STANDARD_PURPOSES)
 
     def purposes(self, conn: Connection, *, business_id: str) -> frozenset[str]:
         return self.known
@@ -148,7 +145,7 @@ class LedgerConsent:
     each person's newest decision per purpose across their identifiers."""
 
     def purposes(self, conn: Connection, *, business_id: str) -> frozenset[str]:
-        return frozenset(consent_config.purpose_keys(conn, business_id=business_id)) | (
+        return frozenset(consent_config.purpose_keys(conn, business_id=business_id)) | set(
             STANDARD_PURPOSES
         )
 
@@ -501,6 +498,7 @@ def people(
             user_ids=tuple(sorted(known.get("user_id", []))),
             anonymous_ids=tuple(sorted(known.get("anonymous_id", []))),
             emails=tuple(sorted(known.get("email", []))),
+            phones=tuple(sorted(known.get("phone", []))),
             traits=row.traits,
         )
     return out
@@ -1001,12 +999,9 @@ def apply_realtime(
 # Suppression -----------------------------------------------------------------------------
 
 
-def forget_profile(
-    conn: Connection, *, business_id: str, profile_id: str, identifiers: list[Identifier]
-) -> dict[str, int]:
+def forget_profile(conn: Connection, *, business_id: str, profile_id: str) -> dict[str, int]:
     """Erase a person from audiences, in the caller's transaction: their memberships and
-    change history go, suppressions of their identifiers go (tombstones keep them from
-    coming back), and every audience they were ever in gets one `erased` change, which
+    change history go, and every audience they were ever in gets one `erased` change, which
     webhook destinations receive like entries and exits. Their entries and exits are
     taken out of the batches webhook dead letters keep."""
     touched = set(
@@ -1057,18 +1052,6 @@ def forget_profile(
             audience_changes.c.seq <= replaced,
         )
     ).rowcount
-    suppressed = 0
-    for identifier in [Identifier(kind="profile", value=profile_id), *identifiers]:
-        suppressed += max(
-            conn.execute(
-                delete(suppressions).where(
-                    suppressions.c.business_id == business_id,
-                    suppressions.c.kind == identifier.kind,
-                    suppressions.c.value == normalise_identifier(identifier.kind, identifier.value),
-                )
-            ).rowcount,
-            0,
-        )
     return {
         "audience_members": max(members, 0),
         "audience_changes": max(history, 0),
@@ -1076,163 +1059,32 @@ def forget_profile(
             conn, business_id=business_id, profile_id=profile_id
         ),
         "erasure_notices": len(touched),
-        "suppressions": suppressed,
     }
 
 
-def normalise_identifier(kind: str, value: str) -> str:
-    if kind == "email":
-        return value.strip().lower()
-    if kind == "phone":
-        return exports.e164(value) or re.sub(r"\D", "", value)
-    return value.strip()
-
-
-def suppress(
-    conn: Connection, *, business_id: str, identifier: Identifier, reason: str = "manual"
-) -> None:
-    """Leave this identifier out of every activation from now on (unsubscribes, complaints…)."""
-    value = normalise_identifier(identifier.kind, identifier.value)
-    key = and_(
-        suppressions.c.business_id == business_id,
-        suppressions.c.kind == identifier.kind,
-        suppressions.c.value == value,
-    )
-    if conn.execute(select(suppressions.c.reason).where(key)).first() is not None:
-        return
-    conn.execute(
-        insert(suppressions).values(
-            business_id=business_id,
-            kind=identifier.kind,
-            value=value,
-            reason=reason,
-            created_at=utcnow(),
-        )
-    )
-
-
-def unsuppress(conn: Connection, *, business_id: str, identifier: Identifier) -> bool:
-    value = normalise_identifier(identifier.kind, identifier.value)
-    result = conn.execute(
-        delete(suppressions).where(
-            suppressions.c.business_id == business_id,
-            suppressions.c.kind == identifier.kind,
-            suppressions.c.value == value,
-        )
-    )
-    return bool(result.rowcount)
-
-
-def list_suppressions(conn: Connection, *, business_id: str) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        select(suppressions)
-        .where(suppressions.c.business_id == business_id)
-        .order_by(suppressions.c.kind, suppressions.c.value)
-    )
-    return [
-        {"kind": r.kind, "value": r.value, "reason": r.reason, "created_at": r.created_at}
-        for r in rows
-    ]
-
-
-def _keys(person: Person) -> set[tuple[str, str]]:
-    keys = {("profile", person.profile_id)}
-    keys |= {("user_id", v) for v in person.user_ids}
-    keys |= {("anonymous_id", v) for v in person.anonymous_ids}
-    emails = set(person.emails)
-    if isinstance(person.traits.get("email"), str):
-        emails.add(person.traits["email"])
-    keys |= {("email", normalise_identifier("email", e)) for e in emails}
-    if isinstance(person.traits.get("phone"), str):
-        keys.add(("phone", normalise_identifier("phone", person.traits["phone"])))
-    return keys
-
-
-def suppression_reasons(
-    conn: Connection, *, business_id: str, people: Iterable[Person]
+def suppression_lists(
+    conn: Connection, business_id: str, profile_ids: Sequence[str]
 ) -> dict[str, str]:
-    """profile id -> why that person is suppressed, for the suppressed ones only."""
-    people = list(people)
-    if not people:
-        return {}
-    wanted: dict[tuple[str, str], list[str]] = {}
-    for person in people:
-        for key in _keys(person):
-            wanted.setdefault(key, []).append(person.profile_id)
-    reasons: dict[str, str] = {}
-    by_kind: dict[str, list[str]] = {}
-    for kind, value in wanted:
-        by_kind.setdefault(kind, []).append(value)
-    for kind, values in by_kind.items():
-        values.sort()
-        for start in range(0, len(values), 500):
-            rows = conn.execute(
-                select(suppressions.c.value, suppressions.c.reason).where(
-                    suppressions.c.business_id == business_id,
-                    suppressions.c.kind == kind,
-                    suppressions.c.value.in_(values[start : start + 500]),
-                )
-            )
-            for row in rows:
-                for profile_id in wanted[(kind, row.value)]:
-                    reasons.setdefault(profile_id, f"suppressed: {row.reason}")
+    """Profile id → the suppression audience it is a member of, for those in one (reach
+    counts these as suppressions)."""
     lists = conn.execute(
         select(audiences.c.id, audiences.c.slug).where(
             audiences.c.business_id == business_id, audiences.c.suppression.is_(True)
         )
     ).all()
-    ids = sorted({p.profile_id for p in people} - set(reasons))
+    found: dict[str, str] = {}
+    ids = sorted(set(profile_ids))
     for audience_id, slug in lists:
         for start in range(0, len(ids), 500):
-            found = conn.execute(
+            rows = conn.execute(
                 select(audience_members.c.profile_id).where(
                     audience_members.c.audience_id == audience_id,
                     audience_members.c.profile_id.in_(ids[start : start + 500]),
                 )
             ).scalars()
-            for profile_id in found:
-                reasons.setdefault(profile_id, f"suppressed: in audience {slug}")
-    return reasons
-
-
-def is_suppressed(conn: Connection, *, business_id: str, identifiers: list[Identifier]) -> bool:
-    """Whether any of these identifiers, or the profile they belong to, is suppressed."""
-    direct = [Person(profile_id=f"{i.kind}:{i.value}", **_person_fields(i)) for i in identifiers]
-    if suppression_reasons(conn, business_id=business_id, people=direct):
-        return True
-    profile_ids = {i.value for i in identifiers if i.kind == "profile"}
-    canonical = []
-    for i in identifiers:
-        if i.kind == "profile":
-            continue
-        try:
-            canonical.append(lookup_key(conn, business_id=business_id, kind=i.kind, value=i.value))
-        except InvalidInput:
-            continue  # not an identifier type or value the graph would hold
-    profile_ids |= profile_ids_for(conn, business_id=business_id, identifiers=canonical)
-    found = people(conn, business_id=business_id, profile_ids=sorted(profile_ids))
-    return bool(suppression_reasons(conn, business_id=business_id, people=found.values()))
-
-
-def _person_fields(identifier: Identifier) -> dict[str, Any]:
-    if identifier.kind == "email":
-        return {"emails": (identifier.value,)}
-    if identifier.kind == "user_id":
-        return {"user_ids": (identifier.value,)}
-    if identifier.kind == "anonymous_id":
-        return {"anonymous_ids": (identifier.value,)}
-    if identifier.kind == "phone":
-        return {"traits": {"phone": identifier.value}}
-    return {}
-
-
-def filter_suppressed(
-    conn: Connection, *, business_id: str, people: list[Person]
-) -> tuple[list[Person], dict[str, int]]:
-    """The people who may be contacted, and how many were left out for each reason."""
-    reasons = suppression_reasons(conn, business_id=business_id, people=people)
-    kept = [p for p in people if p.profile_id not in reasons]
-    return kept, dict(Counter(reasons.values()))
+            for profile_id in rows:
+                found.setdefault(profile_id, f"in audience {slug}")
+    return found
 
 
 # Activation ----------------------------------------------------------------------------------
@@ -1246,27 +1098,42 @@ class Export:
     left_out: dict[str, int]
 
 
+def _addressee(person: Person) -> reach.Addressee:
+    email, phone = person.traits.get("email"), person.traits.get("phone")
+    return reach.Addressee(
+        key=person.profile_id,
+        profile_ids=(person.profile_id,),
+        anonymous_ids=person.anonymous_ids,
+        user_ids=person.user_ids,
+        emails=(*person.emails, *([email] if isinstance(email, str) else [])),
+        phones=(*person.phones, *([phone] if isinstance(phone, str) else [])),
+    )
+
+
 def _reachable(
-    conn: Connection,
-    *,
-    business_id: str,
-    profile_ids: list[str],
-    purpose: str,
-    consent: ConsentSource,
+    conn: Connection, *, business_id: str, profile_ids: list[str], purpose: str
 ) -> tuple[list[Person], Counter[str]]:
-    """Members whose consent covers the purpose and who are not suppressed."""
+    """Members reach allows for the purpose (consent in the ledger, not suppressed), and
+    how many were left out for each reason."""
     found = people(conn, business_id=business_id, profile_ids=profile_ids)
     left_out: Counter[str] = Counter()
     left_out["profile no longer exists"] += len(set(profile_ids) - set(found))
-    purposes = granted(conn, business_id=business_id, people=found.values(), consent=consent)
-    allowed = []
-    for profile_id in sorted(found):
-        if purpose in purposes.get(profile_id, frozenset()):
-            allowed.append(found[profile_id])
+    decided = reach.decisions(
+        conn,
+        business_id=business_id,
+        people=[_addressee(found[pid]) for pid in sorted(found)],
+        channel="ads",
+        purpose=purpose,
+        lists=suppression_lists,
+    )
+    kept = []
+    for profile_id, decision in decided.items():
+        if decision.allowed:
+            kept.append(found[profile_id])
+        elif decision.reason == "no_consent":
+            left_out[decision.detail] += 1
         else:
-            left_out[f"no consent for {purpose}"] += 1
-    kept, suppressed = filter_suppressed(conn, business_id=business_id, people=allowed)
-    left_out.update(suppressed)
+            left_out[f"suppressed: {decision.detail}"] += 1
     return kept, +left_out
 
 
@@ -1276,7 +1143,6 @@ def export_audience(
     business_id: str,
     audience: str,
     destination: Destination,
-    consent: ConsentSource,
     purpose: str | None = None,
     interest_groups: InterestGroupOptions | None = None,
 ) -> Export:
@@ -1292,7 +1158,6 @@ def export_audience(
         business_id=business_id,
         profile_ids=member_ids(conn, business_id=business_id, audience=found.id),
         purpose=purpose,
-        consent=consent,
     )
     rendered = exports.render(
         destination, kept, audience=found.slug, interest_groups=interest_groups
@@ -1366,7 +1231,6 @@ def deliver_webhooks(
     *,
     business_id: str,
     client: httpx.Client,
-    consent: ConsentSource,
     batch: int = 500,
     dead_letter_after: int = 10,
     sleep: Callable[[float], None] | None = None,
@@ -1403,7 +1267,6 @@ def deliver_webhooks(
                 business_id=business_id,
                 profile_ids=sorted({c.profile_id for c in pending}),
                 purpose=hook.purpose,
-                consent=consent,
             )
         allowed = {p.profile_id: p for p in kept}
         body = {

@@ -20,6 +20,7 @@ from accord.collect.validation import Limits
 from accord.core.clock import iso, utcnow
 from accord.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from accord.core.ids import new_id
+from accord.identity.rules import phone_e164
 from accord.leads.i18n import localised, text
 from accord.leads.lead_ads import LeadRow
 from accord.leads.lifecycle import STAGES, decayed, match, next_stage, phase_for
@@ -40,7 +41,7 @@ from accord.leads.models import (
     leads,
 )
 from accord.leads.spam import RateLimiter, check_honeypot
-from accord.leads.validation import CleanSubmission, normalise_email_address, normalise_phone
+from accord.leads.validation import CleanSubmission, normalise_email_address
 from accord.messaging import service as messaging
 from accord.messaging.models import MemberIn
 from accord.messaging.service import Rate, rate
@@ -431,28 +432,6 @@ def confirm(
     return result
 
 
-def granted_purposes_of_leads(
-    conn: Connection, *, business_id: str, anonymous_ids: Sequence[str], user_ids: Sequence[str]
-) -> dict[str, bool]:
-    """Purposes a lead agreed to and confirmed, from this context's own records.
-
-    This is the consent check at send time until the consent ledger answers it.
-    """
-    if not anonymous_ids:
-        return {}
-    rows = conn.execute(
-        select(lead_consents.c.purpose)
-        .join(leads, leads.c.id == lead_consents.c.lead_id)
-        .where(
-            leads.c.business_id == business_id,
-            leads.c.anonymous_id.in_(list(anonymous_ids)),
-            leads.c.status == "confirmed",
-            lead_consents.c.status == "recorded",
-        )
-    ).scalars()
-    return dict.fromkeys(rows, True)
-
-
 def lead_id_by_email(conn: Connection, *, business_id: str, email: str) -> str:
     found = conn.execute(
         select(leads.c.id).where(
@@ -628,7 +607,7 @@ def import_leads(
             phone = row.fields.get("phone")
             if phone:
                 try:
-                    phone = normalise_phone(phone, phone_region)
+                    phone = phone_e164(phone, phone_region)
                 except ValueError as exc:
                     problems.append(("phone", str(exc)))
             if problems:

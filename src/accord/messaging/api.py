@@ -138,7 +138,7 @@ async def bounce_email(request: Request, caller: Manage, state: State, email: Em
     reports = parse_report_email(await request.body())
     with state.store.write() as conn:
         matched = service.apply_delivery_reports(
-            conn, business_id=caller.business_id, reports=reports, wiring=email.wiring
+            conn, business_id=caller.business_id, reports=reports
         )
     return {"reports": [asdict(r) for r in reports], "matched": matched}
 
@@ -160,7 +160,7 @@ async def provider_webhook(
     reports = parse_ses(body) if provider == "ses" else parse_sendgrid(body)
     with state.store.write() as conn:
         matched = service.apply_delivery_reports(
-            conn, business_id=str(business_id), reports=reports, wiring=email.wiring
+            conn, business_id=str(business_id), reports=reports
         )
     return {"reports": len(reports), "matched": matched}
 

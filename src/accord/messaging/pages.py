@@ -32,10 +32,10 @@ from accord.messaging.models import (
     email_campaigns,
     email_list_members,
     email_lists,
-    email_suppressions,
     email_templates,
 )
 from accord.messaging.templates import personalisation
+from accord.reach import service as reach
 from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.email_wiring import Email
@@ -119,17 +119,6 @@ def list_campaigns(conn: Connection, *, business_id: str) -> list[Any]:
             select(email_campaigns)
             .where(email_campaigns.c.business_id == business_id)
             .order_by(email_campaigns.c.created_at.desc())
-            .limit(PAGE_SIZE)
-        ).all()
-    )
-
-
-def list_suppressions(conn: Connection, *, business_id: str) -> list[Any]:
-    return list(
-        conn.execute(
-            select(email_suppressions)
-            .where(email_suppressions.c.business_id == business_id)
-            .order_by(email_suppressions.c.created_at.desc())
             .limit(PAGE_SIZE)
         ).all()
     )
@@ -307,8 +296,12 @@ async def list_page(request: Request, state: State, caller: Reader, list_id: str
     def work(conn: Connection) -> dict[str, Any]:
         members = service.list_recipients(conn, business_id=caller.business_id, list_id=list_id)
         name = require_list(conn, business_id=caller.business_id, list_id=list_id)
-        refused = service.suppressed(
-            conn, business_id=caller.business_id, emails=[m.email for m in members]
+        refused = reach.suppressed(
+            conn,
+            business_id=caller.business_id,
+            kind="email",
+            values=[m.email for m in members],
+            channel="email",
         )
         return {"list_id": list_id, "name": name, "members": members, "refused": refused}
 
@@ -660,8 +653,10 @@ async def performance_page(
 
 @router.get("/email/suppressions")
 async def suppressions_page(request: Request, state: State, caller: Reader) -> Response:
-    def work(conn: Connection) -> list[Any]:
-        return list_suppressions(conn, business_id=caller.business_id)
+    def work(conn: Connection) -> list[dict[str, Any]]:
+        return reach.list_suppressions(
+            conn, business_id=caller.business_id, kind="email", limit=PAGE_SIZE
+        )
 
     return render(
         request, "email/suppressions.html", caller=caller, rows=await store_work.read(state, work)
@@ -689,7 +684,6 @@ async def suppress_page(
             business_id=caller.business_id,
             email=str(member.email),
             reason="manual",
-            wiring=email.wiring,
         )
 
     await store_work.write(state, work)

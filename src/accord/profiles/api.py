@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from accord.audiences import service as audiences
+from accord.consent import service as consent_service
 from accord.core.errors import FieldProblem, InvalidInput
 from accord.identity import service as identity
 from accord.journeys import service as journeys
@@ -67,14 +68,12 @@ async def get_profile_by_id(
     def work() -> ProfileDetail:
         with state.store.read() as conn:
             view = service.profile_view(conn, business_id=caller.business_id, profile_id=profile_id)
-            consent = None
-            if state.consent_lookup is not None:
-                consent = state.consent_lookup(
-                    conn,
-                    business_id=caller.business_id,
-                    anonymous_ids=[i.value for i in view.identifiers if i.kind == "anonymous_id"],
-                    user_ids=[i.value for i in view.identifiers if i.kind == "user_id"],
-                )
+            consent = consent_service.granted_purposes(
+                conn,
+                business_id=caller.business_id,
+                anonymous_ids=[i.value for i in view.identifiers if i.kind == "anonymous_id"],
+                user_ids=[i.value for i in view.identifiers if i.kind == "user_id"],
+            )
             return ProfileDetail(
                 **view.model_dump(),
                 consent=consent,
