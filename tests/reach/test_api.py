@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from accord.accounts.models import Bootstrap
 from accord.core.settings import Settings
 from accord.process.email import record_in_ledger
+from accord.process.journeys import environment
 from accord.process.worker import drain
 from accord.store.db import Store
 
@@ -86,6 +87,12 @@ def test_a_suppressed_phone_is_refused_whichever_form_it_was_written_in(
         "/api/reach", headers=admin, params={"channel": "whatsapp", "phone": on_profile}
     ).json()
     assert (by_phone["reason"], by_phone["profile_id"]) == ("suppressed", profile_id)
+    # A journey's SMS step skips the person.
+    with store.read() as conn:
+        step = environment().reachability.check(
+            conn, business_id=keys.business_id, profile_id=profile_id, channel="sms"
+        )
+    assert (step.allowed, step.reason) == (False, "suppressed (manual)")
     # An audience export leaves the person out too.
     created = client.post(
         "/api/audiences",

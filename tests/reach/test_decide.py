@@ -68,6 +68,13 @@ def test_decisions(kwargs: dict[str, object], expected: Reach) -> None:
     assert decide(**kwargs) == expected  # type: ignore[arg-type]
 
 
+def test_explained_in_one_line() -> None:
+    assert Reach(True).explained() == ""
+    assert Reach(False, "no_consent", "no consent for sms").explained() == "no consent for sms"
+    assert Reach(False, "unsubscribed", "unsubscribed").explained() == "unsubscribed"
+    assert Reach(False, "bounced", "hard_bounce").explained() == "bounced (hard_bounce)"
+
+
 def test_stored_reasons_map_to_refusals() -> None:
     assert refusal_of("Hard_Bounce") == "bounced"
     assert refusal_of("unsubscribe") == "unsubscribed"

@@ -121,7 +121,7 @@ class ReachOfProfiles:
             channel=channel,
             lists=suppression_lists,
         )[profile_id]
-        return Reach(decided.allowed, decided.detail)
+        return Reach(decided.allowed, decided.explained())
 
 
 class SuppressionLists:

@@ -66,6 +66,14 @@ class Reach:
     reason: Refusal | None = None
     detail: str = ""
 
+    def explained(self) -> str:
+        """One line for people: `no consent for marketing`, `suppressed (manual)`."""
+        if self.reason is None or self.reason in ("no_consent", "no_address", "quiet_hours"):
+            return self.detail
+        if self.detail in ("", self.reason):
+            return self.reason
+        return f"{self.reason} ({self.detail})"
+
 
 ALLOWED = Reach(True)
 
