@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -37,15 +36,6 @@ class SuppressionIn(BaseModel):
     kind: Literal["email", "phone", "user_id", "anonymous_id", "profile"]
     value: str = Field(min_length=1, max_length=255)
     reason: str = Field(default="manual", min_length=1, max_length=32)
-
-
-class SuppressionView(BaseModel):
-    kind: str
-    value: str
-    reason: str
-    source: str
-    channel: str | None
-    created_at: datetime
 
 
 class ReachView(BaseModel):
