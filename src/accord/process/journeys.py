@@ -113,11 +113,12 @@ class ReachOfProfiles:
     suppression audiences, an address on the channel)."""
 
     def check(self, conn: Connection, *, business_id: str, profile_id: str, channel: str) -> Reach:
-        person = reach.addressees(conn, business_id=business_id, profile_ids=[profile_id])
+        # The reader adds every identifier the profile holds.
+        person = reach.Addressee(key=profile_id, profile_ids=(profile_id,))
         decided = reach.decisions(
             conn,
             business_id=business_id,
-            people=[person[profile_id]],
+            people=[person],
             channel=channel,
             lists=suppression_lists,
         )[profile_id]
