@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "accord"
 LAYERS: dict[str, int] = {
     **dict.fromkeys(("core", "store", "lake", "engine"), 0),
     **dict.fromkeys(("accounts", "consent", "collect"), 1),
-    **dict.fromkeys(("identity", "profiles"), 2),
+    **dict.fromkeys(("identity", "profiles", "reach"), 2),
     **dict.fromkeys(("audiences", "predict", "recommend", "analytics", "experiments"), 3),
     **dict.fromkeys(("messaging", "leads", "journeys"), 4),
     **dict.fromkeys(("process", "rights"), 5),

@@ -54,9 +54,9 @@ def test_audience_lifecycle(
 ) -> None:
     collect_two_people(client, keys, store, settings)
     admin = {"Authorization": f"Bearer {keys.admin_token}"}
-    client.app.dependency_overrides[consent_source] = lambda: Grants(  # type: ignore[attr-defined]
-        {"u1": {"marketing"}, "u2": {"marketing"}}
-    )
+    grants = Grants({"u1": {"marketing"}, "u2": {"marketing"}})
+    client.app.dependency_overrides[consent_source] = lambda: grants  # type: ignore[attr-defined]
+    grants.record(store, keys.business_id)
 
     listed = client.get("/api/audiences", headers=admin).json()
     assert {"purchased-30d", "low-nps", "cart-abandoners"} <= {a["slug"] for a in listed}
@@ -159,6 +159,7 @@ def test_dead_letters_are_listed_replayed_and_discarded_within_the_business(
     admin = {"Authorization": f"Bearer {keys.admin_token}"}
     consent = Grants({"u1": {"marketing"}})
     client.app.dependency_overrides[consent_source] = lambda: consent  # type: ignore[attr-defined]
+    consent.record(store, keys.business_id)
     created = client.post("/api/audiences", headers=admin, json=PROS)
     assert created.status_code == 201
     with running_receiver() as receiver:
@@ -170,9 +171,7 @@ def test_dead_letters_are_listed_replayed_and_discarded_within_the_business(
         assert [h.status_code for h in hooks] == [201, 201]
         client.post("/api/audiences/pros/refresh", headers=admin)
         with httpx.Client(timeout=5) as http:
-            runs = destinations.deliver_webhooks(
-                store, business_id=keys.business_id, client=http, consent=consent
-            )
+            runs = destinations.deliver_webhooks(store, business_id=keys.business_id, client=http)
         assert all(run.parked for run in runs)
 
         states = client.get("/api/audiences/pros/webhooks", headers=admin).json()

@@ -61,7 +61,6 @@ class Hooked:
             self.store,
             business_id=self.business_id,
             client=self.client,
-            consent=CONSENT,
             dead_letter_after=dead_letter_after,
             sleep=no_wait,
         )
@@ -107,14 +106,13 @@ class Hooked:
 
     def erase(self, profile_id: str) -> dict[str, int]:
         with self.store.write() as conn:
-            return erasure.forget_profile(
-                conn, business_id=self.business_id, profile_id=profile_id, identifiers=[]
-            )
+            return erasure.forget_profile(conn, business_id=self.business_id, profile_id=profile_id)
 
 
 @pytest.fixture
 def hooked(store: Store, keys: Bootstrap, settings: Settings) -> Iterator[Hooked]:
     create(store, keys.business_id, "carts", CARTS)
+    CONSENT.record(store, keys.business_id)
     with running_receiver() as receiver, httpx.Client(timeout=5) as client:
         with store.write() as conn:
             added = destinations.add_webhook(

@@ -40,7 +40,7 @@ def test_gmail_dots_only_for_google(raw: str, google: str | None, meta: str | No
 
 
 @pytest.mark.parametrize(
-    ("raw", "e164", "meta"),
+    ("raw", "google", "meta"),
     [
         ("+44 844 412 4653", "+448444124653", "448444124653"),
         ("0044 (844) 412-4653", "+448444124653", "448444124653"),
@@ -49,8 +49,8 @@ def test_gmail_dots_only_for_google(raw: str, google: str | None, meta: str | No
         ("+12", None, None),
     ],
 )
-def test_phone_numbers(raw: str, e164: str | None, meta: str | None) -> None:
-    assert exports.e164(raw) == e164
+def test_phone_numbers(raw: str, google: str | None, meta: str | None) -> None:
+    assert exports.phone_for_google(raw) == google
     assert exports.phone_for_meta(raw) == meta
 
 

@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from accord.accounts.models import Bootstrap
 from accord.accounts.service import bootstrap
 from accord.audiences import destinations, erasure, membership
-from accord.audiences.api import consent_source
 from accord.audiences.models import SizePoint
 from accord.audiences.pages import sparkline
 from accord.core.settings import Settings
@@ -156,7 +155,7 @@ def test_an_invalid_definition_shows_the_error_and_saves_nothing(
 
 
 def test_detail_shows_history_members_overlap_and_exports(
-    client: TestClient, shop: Bootstrap
+    client: TestClient, shop: Bootstrap, store: Store
 ) -> None:
     admin = _html(shop.admin_token)
     _save_pros(client, shop)
@@ -186,9 +185,7 @@ def test_detail_shows_history_members_overlap_and_exports(
     assert "<td>no consent for marketing</td><td>1</td>" in export.text
     assert 'href="/api/audiences/pros/export/meta"' in export.text
 
-    client.app.dependency_overrides[consent_source] = lambda: Grants(  # type: ignore[attr-defined]
-        {"u1": {"marketing"}}
-    )
+    Grants({"u1": {"marketing"}}).record(store, shop.business_id)
     export = client.get("/audiences/pros/export?destination=csv", headers=admin)
     assert '<strong id="export-included">1</strong>' in export.text
     assert "No member was left out" in export.text
@@ -316,7 +313,7 @@ def test_detail_shows_webhook_destinations_and_parked_batches_to_replay_or_disca
     api = {"Authorization": f"Bearer {shop.admin_token}"}
     _save_pros(client, shop)
     assert "No webhook destination" in client.get("/audiences/pros", headers=admin).text
-    consent = Grants({"u1": {"marketing"}})
+    Grants({"u1": {"marketing"}}).record(store, shop.business_id)
     with (
         running_receiver() as refusing,
         running_receiver() as down,
@@ -334,7 +331,6 @@ def test_detail_shows_webhook_destinations_and_parked_batches_to_replay_or_disca
                 store,
                 business_id=shop.business_id,
                 client=http,
-                consent=consent,
                 sleep=lambda _seconds: None,
             )
 
@@ -342,9 +338,7 @@ def test_detail_shows_webhook_destinations_and_parked_batches_to_replay_or_disca
         deliver()
         with store.write() as conn:
             [entry] = membership.changes(conn, business_id=shop.business_id, audience="pros")
-            erasure.forget_profile(
-                conn, business_id=shop.business_id, profile_id=entry.profile_id, identifiers=[]
-            )
+            erasure.forget_profile(conn, business_id=shop.business_id, profile_id=entry.profile_id)
         deliver()
 
         page = client.get("/audiences/pros", headers=admin).text

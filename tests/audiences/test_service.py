@@ -20,17 +20,18 @@ from accord.audiences import refresh as audience_refresh
 from accord.audiences.exports import InterestGroupOptions, sha256
 from accord.audiences.models import AudienceIn, WebhookIn
 from accord.audiences.predefined import PREDEFINED
-from accord.audiences.service import STANDARD_PURPOSES
 from accord.audiences.text import parse
 from accord.collect.consent_gate import KeepEverything
 from accord.collect.service import append
+from accord.consent.models import STANDARD_PURPOSES
 from accord.core.clock import iso, utcnow
 from accord.core.errors import InvalidInput, NotFound
 from accord.core.settings import Settings
 from accord.core.webhooks import verify
 from accord.engine.connection import connect
+from accord.process.email import record_in_ledger
 from accord.process.worker import drain
-from accord.profiles.models import Identifier
+from accord.reach import service as reach
 from accord.store.db import Store
 
 LEASE = timedelta(seconds=60)
@@ -43,12 +44,27 @@ class Grants:
     by_user: dict[str, set[str]] = field(default_factory=dict)
 
     def purposes(self, conn: Connection, *, business_id: str) -> frozenset[str]:
-        return STANDARD_PURPOSES
+        return frozenset(STANDARD_PURPOSES)
 
     def granted_purposes(
         self, conn: Connection, *, business_id: str, anonymous_ids: list[str], user_ids: list[str]
     ) -> dict[str, bool]:
         return {p: True for u in user_ids for p in self.by_user.get(u, ())}
+
+    def record(self, store: Store, business_id: str) -> None:
+        """The same grants as records in the consent ledger (exports and webhooks read it)."""
+        with store.write() as conn:
+            for user_id, purposes in self.by_user.items():
+                if purposes:
+                    record_in_ledger(
+                        conn,
+                        business_id=business_id,
+                        anonymous_id=None,
+                        user_id=user_id,
+                        purposes=dict.fromkeys(purposes, True),
+                        source="api",
+                        evidence={},
+                    )
 
 
 def ago(days: float) -> str:
@@ -249,61 +265,47 @@ def test_realtime_entries_and_exits_from_the_worker(
     assert refreshed == []
 
 
+def _reach(store: Store, business: str, **identifiers: str) -> Any:
+    fields = {"email": "emails", "user_id": "user_ids", "phone": "phones"}
+    person = reach.Addressee(
+        key="p", **{fields[kind]: (value,) for kind, value in identifiers.items()}
+    )
+    with store.read() as conn:
+        return reach.decisions(
+            conn,
+            business_id=business,
+            people=[person],
+            channel="email",
+            lists=service.suppression_lists,
+        )["p"]
+
+
 def test_suppression_by_identifier_and_by_audience(
     store: Store, shop: Bootstrap, settings: Settings
 ) -> None:
     business = shop.business_id
     refresh(store, settings, business)
     with store.write() as conn:
-        service.suppress(
-            conn,
-            business_id=business,
-            identifier=Identifier(kind="email", value=" ANN@example.com"),
-            reason="unsubscribe",
+        reach.suppress(
+            conn, business_id=business, kind="email", value=" ANN@example.com", reason="unsubscribe"
         )
-        service.suppress(
-            conn,
-            business_id=business,
-            identifier=Identifier(kind="email", value="ann@example.com"),
-            reason="complaint",
+        reach.suppress(
+            conn, business_id=business, kind="email", value="ann@example.com", reason="complaint"
         )
+    assert _reach(store, business, user_id="ann").reason == "unsubscribed"
+    assert _reach(store, business, email="Ann@example.com").reason == "unsubscribed"
+    # cyd answered the NPS survey with 3: the low-NPS audience suppresses her.
+    assert _reach(store, business, user_id="cyd").detail == "in audience low-nps"
+    assert _reach(store, business, user_id="bob").reason == "no_consent"
+    assert _reach(store, business, email="nobody@example.com").reason == "no_consent"
     with store.read() as conn:
-        assert service.is_suppressed(
-            conn, business_id=business, identifiers=[Identifier(kind="user_id", value="ann")]
-        )
-        assert service.is_suppressed(
-            conn,
-            business_id=business,
-            identifiers=[Identifier(kind="email", value="Ann@example.com")],
-        )
-        # cyd answered the NPS survey with 3: the low-NPS audience suppresses her.
-        assert service.is_suppressed(
-            conn, business_id=business, identifiers=[Identifier(kind="user_id", value="cyd")]
-        )
-        assert not service.is_suppressed(
-            conn, business_id=business, identifiers=[Identifier(kind="user_id", value="bob")]
-        )
-        assert not service.is_suppressed(
-            conn,
-            business_id=business,
-            identifiers=[Identifier(kind="email", value="nobody@example.com")],
-        )
-        everyone = list(service.people(conn, business_id=business).values())
-        kept, left_out = service.filter_suppressed(conn, business_id=business, people=everyone)
-        listed = service.list_suppressions(conn, business_id=business)
-    assert [p.user_ids for p in kept] == [("bob",)]
-    assert left_out == {"suppressed: unsubscribe": 1, "suppressed: in audience low-nps": 1}
+        listed = reach.list_suppressions(conn, business_id=business)
     assert [(s["kind"], s["value"], s["reason"]) for s in listed] == [
         ("email", "ann@example.com", "unsubscribe")
     ]
     with store.write() as conn:
-        assert service.unsuppress(
-            conn, business_id=business, identifier=Identifier(kind="email", value="ann@example.com")
-        )
-    with store.read() as conn:
-        assert not service.is_suppressed(
-            conn, business_id=business, identifiers=[Identifier(kind="user_id", value="ann")]
-        )
+        assert reach.unsuppress(conn, business_id=business, kind="email", value="ann@example.com")
+    assert _reach(store, business, user_id="ann").reason == "no_consent"
 
 
 # Exports: never a person without consent or on a suppression list ----------------------
@@ -344,23 +346,17 @@ def test_exports_never_contain_anyone_without_consent_or_suppressed(
     business = keys.business_id
     ingest(store, keys, settings, _population())
     consent = Grants({f"user{i}": set(g) for i, (g, _) in enumerate(COMBINATIONS)})
+    consent.record(store, business)
     refresh(store, settings, business, consent=consent)
     with store.write() as conn:
         for i, (_, suppressed) in enumerate(COMBINATIONS):
             if suppressed in ("email", "phone"):
                 value = f"p{i}@example.com" if suppressed == "email" else f"+33612345 6{i:02d}"
-                service.suppress(
-                    conn,
-                    business_id=business,
-                    identifier=Identifier(kind=suppressed, value=value),
-                    reason="complaint",
+                reach.suppress(
+                    conn, business_id=business, kind=suppressed, value=value, reason="complaint"
                 )
             elif suppressed == "user_id":
-                service.suppress(
-                    conn,
-                    business_id=business,
-                    identifier=Identifier(kind="user_id", value=f"user{i}"),
-                )
+                reach.suppress(conn, business_id=business, kind="user_id", value=f"user{i}")
     purpose = "marketing"
     allowed = {i for i, (g, s) in enumerate(COMBINATIONS) if purpose in g and s is None}
     options = InterestGroupOptions(
@@ -374,7 +370,6 @@ def test_exports_never_contain_anyone_without_consent_or_suppressed(
             business_id=business,
             audience="purchased-7d",
             destination=destination,
-            consent=consent,
             interest_groups=options,
         )
 
@@ -393,12 +388,13 @@ def test_exports_never_contain_anyone_without_consent_or_suppressed(
         found = {index[row[column]] for row in rows}
     assert found == allowed
     assert export.included == len(allowed)
-    without = sum(1 for g, _ in COMBINATIONS if purpose not in g)
+    # Suppressions come first: a suppressed person is counted as suppressed.
+    without = sum(1 for g, s in COMBINATIONS if purpose not in g and s is None)
     assert export.left_out[f"no consent for {purpose}"] == without
     assert sum(export.left_out.values()) == len(COMBINATIONS) - len(allowed)
 
 
-def test_no_consent_source_means_nobody_leaves(
+def test_no_consent_recorded_means_nobody_leaves(
     store: Store, shop: Bootstrap, settings: Settings
 ) -> None:
     refresh(store, settings, shop.business_id)
@@ -408,10 +404,9 @@ def test_no_consent_source_means_nobody_leaves(
             business_id=shop.business_id,
             audience="new-visitors",
             destination="meta",
-            consent=service.NO_CONSENT_RECORDED,
         )
     assert export.included == 0
-    assert export.left_out == {"no consent for marketing": 3}
+    assert export.left_out == {"no consent for marketing": 2, "suppressed: in audience low-nps": 1}
     assert export.body.decode().strip() == "email,phone,fn,ln,zip,country"
 
 
@@ -446,10 +441,10 @@ def test_webhook_receives_signed_entries_and_exits_with_retries(
         received.append(request)
         return httpx.Response(next(answers))
 
-    consent = Grants({"eve": {"marketing"}})
+    Grants({"eve": {"marketing"}}).record(store, business)
     client = httpx.Client(transport=httpx.MockTransport(receiver))
     [run] = destinations.deliver_webhooks(
-        store, business_id=business, client=client, consent=consent, sleep=lambda _s: None
+        store, business_id=business, client=client, sleep=lambda _s: None
     )
     assert run.delivery is not None and run.delivery.delivered and run.delivery.attempts == 2
     assert run.left_out == {"no consent for marketing": 1}
@@ -462,9 +457,7 @@ def test_webhook_receives_signed_entries_and_exits_with_retries(
     assert verify(hook["secret"], headers, received[-1].content)
     assert not verify("whsec_other", headers, received[-1].content)
     # Delivered once: the next run has nothing to send.
-    [again] = destinations.deliver_webhooks(
-        store, business_id=business, client=client, consent=consent
-    )
+    [again] = destinations.deliver_webhooks(store, business_id=business, client=client)
     assert again.sent == 0 and again.delivery is None
     with store.read() as conn:
         feed = membership.changes(conn, business_id=business, audience="cart-abandoners")

@@ -7,10 +7,10 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection
 
 from accord.accounts.models import Bootstrap
 from accord.core.settings import Settings
+from accord.process.email import record_in_ledger
 from accord.process.worker import drain
 from accord.store.db import Store
 
@@ -140,22 +140,22 @@ def test_profile_routes(
     assert client.get("/api/identity/rules").status_code == 401
 
 
-def test_consent_state_comes_from_the_injected_lookup(
+def test_consent_state_comes_from_the_ledger(
     client: TestClient, keys: Bootstrap, store: Store, settings: Settings
 ) -> None:
     admin = {"Authorization": f"Bearer {keys.admin_token}"}
-    asked: list[tuple[str, list[str], list[str]]] = []
-
-    def granted(
-        conn: Connection, *, business_id: str, anonymous_ids: list[str], user_ids: list[str]
-    ) -> dict[str, bool]:
-        asked.append((business_id, anonymous_ids, user_ids))
-        return {"analytics": True, "marketing": False}
-
-    client.app.state.accord.consent_lookup = granted  # type: ignore[attr-defined]
+    with store.write() as conn:
+        record_in_ledger(
+            conn,
+            business_id=keys.business_id,
+            anonymous_id="a1",
+            user_id=None,
+            purposes={"analytics": True, "marketing": False},
+            source="api",
+            evidence={},
+        )
     _send(client, keys, "track", {"userId": "u1", "anonymousId": "a1", "event": "X"})
     _drain(store, settings)
     pid = client.get("/api/profiles?user_id=u1", headers=admin).json()["id"]
     detail = client.get(f"/api/profiles/{pid}", headers=admin).json()
-    assert detail["consent"] == {"analytics": True, "marketing": False}
-    assert asked == [(keys.business_id, ["a1"], ["u1"])]
+    assert detail["consent"] == {"analytics": True, "marketing": False, "necessary": True}

@@ -60,13 +60,6 @@ def test_consent_reaches_the_ledger_with_its_proof_only_after_confirmation(
         )
         assert sink.to("ada@people.example")
     assert ledger.recorded == []
-    with store.read() as conn:
-        assert (
-            submissions.granted_purposes_of_leads(
-                conn, business_id=keys.business_id, anonymous_ids=["anon-ada"], user_ids=[]
-            )
-            == {}
-        )
 
     with store.write() as conn:
         confirmed = confirmation.confirm(
@@ -86,10 +79,6 @@ def test_consent_reaches_the_ledger_with_its_proof_only_after_confirmation(
     assert evidence["double_opt_in"]["confirmation_message_id"] == message_id
     assert evidence["double_opt_in"]["ip"] == "198.51.100.9"
     assert all(r["anonymous_id"] == "anon-ada" for r in ledger.recorded)
-    with store.read() as conn:
-        assert submissions.granted_purposes_of_leads(
-            conn, business_id=keys.business_id, anonymous_ids=["anon-ada"], user_ids=[]
-        ) == {"marketing": True, "profiling": True}
 
     # Confirming again records nothing twice; a later submission of a confirmed lead
     # is recorded at once (it needs no new confirmation).

@@ -7,10 +7,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from accord.core.errors import InvalidInput, TooManyRequests
+from accord.identity.rules import phone_e164
 from accord.leads.i18n import pick_language, text
 from accord.leads.models import FormIn
 from accord.leads.spam import RateLimiter, check_honeypot
-from accord.leads.validation import normalise_phone, validate_submission
+from accord.leads.validation import validate_submission
 
 FORM = FormIn.model_validate(
     {
@@ -70,9 +71,9 @@ def test_a_form_needs_one_email_field() -> None:
 
 @given(st.sampled_from(["+39 347 123 4567", "+44 7911 123456", "+1 415 555 2671"]))
 def test_phone_numbers_become_e164(number: str) -> None:
-    normalised = normalise_phone(number, None)
+    normalised = phone_e164(number, None)
     assert normalised.startswith("+") and normalised[1:].isdigit()
-    assert normalise_phone(normalised, None) == normalised
+    assert phone_e164(normalised, None) == normalised
 
 
 @pytest.mark.parametrize(

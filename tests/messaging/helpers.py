@@ -1,8 +1,8 @@
-"""In-test stand-ins for the consent ledger and suppression lists, and a mailer."""
+"""Consent in the real ledger, a recorder of what messaging asks it to record, a mailer."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -13,40 +13,33 @@ from accord.core.signing import Signer
 from accord.messaging.mailer import Mailer
 from accord.messaging.ports import Wiring
 from accord.messaging.smtp import SmtpConfig
+from accord.process.email import record_in_ledger
+from accord.store.db import Store
 from tests.smtp_sink import SmtpSink
 
 BASE_URL = "http://accord.test"
 
 
+def grant(store: Store, business_id: str, granted: Mapping[str, Mapping[str, bool]]) -> None:
+    """Record consent decisions in the real consent ledger, by anonymous id."""
+    with store.write() as conn:
+        for anonymous_id, purposes in granted.items():
+            record_in_ledger(
+                conn,
+                business_id=business_id,
+                anonymous_id=anonymous_id,
+                user_id=None,
+                purposes=purposes,
+                source="api",
+                evidence={},
+            )
+
+
 @dataclass
 class FakeLedger:
-    """Consent by anonymous id, a suppression list, and what was recorded."""
+    """What messaging asked the consent ledger to record (tests read it back)."""
 
-    granted: dict[str, dict[str, bool]] = field(default_factory=dict)
-    blocked: set[str] = field(default_factory=set)
-    suppressed: list[tuple[str, str]] = field(default_factory=list)
     recorded: list[dict[str, Any]] = field(default_factory=list)
-
-    def granted_purposes(
-        self,
-        conn: Connection,
-        *,
-        business_id: str,
-        anonymous_ids: Sequence[str],
-        user_ids: Sequence[str],
-    ) -> dict[str, bool]:
-        found: dict[str, bool] = {}
-        for anonymous_id in anonymous_ids:
-            found.update(self.granted.get(anonymous_id, {}))
-        return found
-
-    def filter_suppressed(
-        self, conn: Connection, *, business_id: str, identifiers: Sequence[str]
-    ) -> list[str]:
-        return [i for i in identifiers if i not in self.blocked]
-
-    def suppress(self, conn: Connection, *, business_id: str, identifier: str, reason: str) -> None:
-        self.suppressed.append((identifier, reason))
 
     def record_consent(
         self,
@@ -67,16 +60,9 @@ class FakeLedger:
                 "evidence": dict(evidence),
             }
         )
-        if anonymous_id is not None:
-            self.granted.setdefault(anonymous_id, {}).update(purposes)
 
     def wiring(self) -> Wiring:
-        return Wiring(
-            granted_purposes=self.granted_purposes,
-            filter_suppressed=self.filter_suppressed,
-            suppress=self.suppress,
-            record_consent=self.record_consent,
-        )
+        return Wiring(record_consent=self.record_consent)
 
 
 def mailer_for(sink: SmtpSink, **overrides: Any) -> Mailer:

@@ -161,5 +161,5 @@ def test_campaign_to_a_mixed_list_reaches_only_confirmed_consenting_people(
     sink.messages.clear()
     report = app_client.post(f"/api/email/campaigns/{second}/send", headers=headers).json()
     assert report["sent"] == 0
-    assert report["skipped"] == {"no_consent": 2, "unsubscribed": 1, "hard_bounce": 1}
+    assert report["skipped"] == {"no_consent": 2, "unsubscribed": 1, "bounced": 1}
     assert sink.messages == []

@@ -18,8 +18,9 @@ from accord.leads import confirmation, forms, submissions
 from accord.leads.models import FormIn
 from accord.leads.validation import CleanSubmission
 from accord.messaging import campaigns, lists, templates
-from accord.messaging.models import CampaignIn, ListIn, MemberIn, TemplateIn, email_suppressions
+from accord.messaging.models import CampaignIn, ListIn, MemberIn, TemplateIn
 from accord.process.email import default_wiring
+from accord.reach.models import suppressions
 from accord.store.db import Store
 from tests.smtp_sink import running_sink
 from tests.test_cli import Cli
@@ -110,6 +111,4 @@ def test_send_due_sends_scheduled_campaigns_and_bounces_suppress(
     result = cli("email", "bounces", str(dsn), "--business", keys.write_key)
     assert "1 reports, 1 about messages we sent" in result.output
     with store.read() as conn:
-        assert conn.execute(select(email_suppressions.c.email)).scalars().all() == [
-            "ada@people.example"
-        ]
+        assert conn.execute(select(suppressions.c.value)).scalars().all() == ["ada@people.example"]

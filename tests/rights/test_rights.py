@@ -368,7 +368,7 @@ def test_export_and_erasure_cover_leads_email_journeys_and_audiences(
     from accord.accounts.models import Actor
     from accord.accounts.service import audit_entries
     from accord.audiences.membership import changes
-    from accord.messaging.service import suppressed
+    from accord.reach.service import suppressed
     from accord.rights.service import erase_subject
 
     biz, lake = keys.business_id, settings.resolved_lake_url()
@@ -404,7 +404,7 @@ def test_export_and_erasure_cover_leads_email_journeys_and_audiences(
     assert report.tables["email_messages_anonymised"] == 1
     assert report.tables["email_events_anonymised"] == 1
     assert report.tables["email_list_members"] == 1
-    assert report.tables["email_suppressions_hashed"] == 1
+    assert report.tables["suppressions_hashed"] == 1
     assert report.tables["journey_runs"] == 1
     assert report.tables["journey_timers"] == 1
     assert report.tables["audience_members"] >= 1
@@ -416,9 +416,9 @@ def test_export_and_erasure_cover_leads_email_journeys_and_audiences(
     assert _scan_lake(lake) == []
     with store.read() as conn:
         # The address stays suppressed, by its hash alone.
-        assert suppressed(conn, business_id=biz, emails=["ann@example.org"]) == {
-            "ann@example.org": "unsubscribed"
-        }
+        assert suppressed(
+            conn, business_id=biz, kind="email", values=["ann@example.org"], channel="email"
+        ) == {"ann@example.org": "unsubscribed"}
         # Destinations of the audience get one `erased` change naming the profile id.
         assert [
             (c.change, c.profile_id)
@@ -441,7 +441,7 @@ def test_export_and_erasure_cover_leads_email_journeys_and_audiences(
         return httpx.Response(204)
 
     client = httpx.Client(transport=httpx.MockTransport(receiver))
-    deliver_webhooks(store, business_id=biz, client=client, consent=_no_consent())
+    deliver_webhooks(store, business_id=biz, client=client)
     body = orjson.loads(received[-1].content)
     assert [c for c in body["changes"] if c["profile_id"] == ann] == [
         {

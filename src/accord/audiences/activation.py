@@ -10,7 +10,7 @@ from accord.audiences import exports
 from accord.audiences.definitions import find_stored
 from accord.audiences.exports import Destination, InterestGroupOptions
 from accord.audiences.membership import member_ids
-from accord.audiences.service import ConsentSource, _reachable
+from accord.audiences.service import _reachable
 from accord.core.errors import FieldProblem, InvalidInput
 
 # The purpose a destination's consent must cover. In the consent model, `marketing`
@@ -48,7 +48,6 @@ def export_audience(
     business_id: str,
     audience: str,
     destination: Destination,
-    consent: ConsentSource,
     purpose: str | None = None,
     interest_groups: InterestGroupOptions | None = None,
 ) -> Export:
@@ -70,7 +69,6 @@ def export_audience(
         business_id=business_id,
         profile_ids=member_ids(conn, business_id=business_id, audience=found.id),
         purpose=purpose,
-        consent=consent,
     )
     rendered = exports.render(
         destination, kept, audience=found.slug, interest_groups=interest_groups

@@ -24,7 +24,6 @@ from accord.audiences.models import (
     Preview,
     RefreshResult,
     SizePoint,
-    SuppressionIn,
     Validated,
     WebhookIn,
     WebhookView,
@@ -32,7 +31,8 @@ from accord.audiences.models import (
 from accord.audiences.service import ConsentSource
 from accord.engine.connection import connect
 from accord.process.journeys import on_audience_changes
-from accord.profiles.models import Identifier
+from accord.reach import service as reach
+from accord.reach.models import SuppressionIn
 from accord.web import jobs, store_work
 from accord.web.auth import Caller, requires
 from accord.web.state import AppState, State
@@ -224,7 +224,6 @@ async def overlap(state: State, caller: Reader, first: str, second: str) -> Over
 async def export(
     state: State,
     caller: Manager,
-    consent: Consent,
     audience: str,
     destination: Destination,
     purpose: str | None = None,
@@ -240,7 +239,6 @@ async def export(
             business_id=caller.business_id,
             audience=audience,
             destination=destination,
-            consent=consent,
             purpose=purpose,
             interest_groups=options,
         ),
@@ -340,7 +338,7 @@ async def discard_dead_letter(
 @router.get("/suppressions", summary="The suppression list")
 async def list_suppressions(state: State, caller: Reader) -> list[dict[str, Any]]:
     return await store_work.read(
-        state, lambda conn: service.list_suppressions(conn, business_id=caller.business_id)
+        state, lambda conn: reach.list_suppressions(conn, business_id=caller.business_id)
     )
 
 
@@ -348,11 +346,13 @@ async def list_suppressions(state: State, caller: Reader) -> list[dict[str, Any]
 async def suppress(state: State, caller: Manager, body: SuppressionIn) -> Response:
     await store_work.write(
         state,
-        lambda conn: service.suppress(
+        lambda conn: reach.suppress(
             conn,
             business_id=caller.business_id,
-            identifier=Identifier(kind=body.kind, value=body.value),
+            kind=body.kind,
+            value=body.value,
             reason=body.reason,
+            source="api",
         ),
     )
     return Response(status_code=204)
@@ -362,8 +362,6 @@ async def suppress(state: State, caller: Manager, body: SuppressionIn) -> Respon
 async def unsuppress(state: State, caller: Manager, kind: str, value: str) -> Response:
     await store_work.write(
         state,
-        lambda conn: service.unsuppress(
-            conn, business_id=caller.business_id, identifier=Identifier(kind=kind, value=value)
-        ),
+        lambda conn: reach.unsuppress(conn, business_id=caller.business_id, kind=kind, value=value),
     )
     return Response(status_code=204)

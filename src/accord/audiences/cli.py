@@ -23,7 +23,7 @@ from accord.cli_common import (
 from accord.core.settings import Settings
 from accord.engine.connection import connect
 from accord.process.journeys import on_audience_changes
-from accord.profiles.models import Identifier
+from accord.reach import service as reach
 
 audiences_app = typer.Typer(help="Audiences, suppression and exports.", no_args_is_help=True)
 
@@ -139,7 +139,6 @@ def export(
             business_id=business_id,
             audience=audience,
             destination=destination,
-            consent=service.LEDGER_CONSENT,
             purpose=purpose,
         )
     output.write_bytes(result.body)
@@ -157,9 +156,6 @@ def suppress(
 ) -> None:
     """Leave an email, phone, user id, anonymous id or profile out of every activation."""
     with business_store(business) as (store, business_id), store.write() as conn:
-        service.suppress(
-            conn,
-            business_id=business_id,
-            identifier=Identifier(kind=kind, value=value),
-            reason=reason,
+        reach.suppress(
+            conn, business_id=business_id, kind=kind, value=value, reason=reason, source="cli"
         )

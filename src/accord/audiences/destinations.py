@@ -26,7 +26,7 @@ from accord.audiences.models import (
     audience_webhooks,
     audiences,
 )
-from accord.audiences.service import ConsentSource, _reachable
+from accord.audiences.service import _reachable
 from accord.core.clock import utcnow
 from accord.core.errors import Conflict, NotFound, WebhookNotDelivered
 from accord.core.ids import new_id
@@ -93,7 +93,6 @@ def deliver_webhooks(
     *,
     business_id: str,
     client: httpx.Client,
-    consent: ConsentSource,
     batch: int = 500,
     dead_letter_after: int = 10,
     sleep: Callable[[float], None] | None = None,
@@ -130,7 +129,6 @@ def deliver_webhooks(
                 business_id=business_id,
                 profile_ids=sorted({c.profile_id for c in pending}),
                 purpose=hook.purpose,
-                consent=consent,
             )
         allowed = {p.profile_id: p for p in kept}
         body = {

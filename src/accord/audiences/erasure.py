@@ -9,19 +9,13 @@ from accord.audiences.models import (
     audience_changes,
     audience_members,
     audience_webhook_dead_letters,
-    suppressions,
 )
-from accord.audiences.service import normalise_identifier
 from accord.core.clock import utcnow
-from accord.profiles.models import Identifier
 
 
-def forget_profile(
-    conn: Connection, *, business_id: str, profile_id: str, identifiers: list[Identifier]
-) -> dict[str, int]:
+def forget_profile(conn: Connection, *, business_id: str, profile_id: str) -> dict[str, int]:
     """Erase a person from audiences, in the caller's transaction: their memberships and
-    change history go, suppressions of their identifiers go (tombstones keep them from
-    coming back), and every audience they were ever in gets one `erased` change, which
+    change history go, and every audience they were ever in gets one `erased` change, which
     webhook destinations receive like entries and exits. Their entries and exits are
     taken out of the batches webhook dead letters keep."""
     touched = set(
@@ -72,18 +66,6 @@ def forget_profile(
             audience_changes.c.seq <= replaced,
         )
     ).rowcount
-    suppressed = 0
-    for identifier in [Identifier(kind="profile", value=profile_id), *identifiers]:
-        suppressed += max(
-            conn.execute(
-                delete(suppressions).where(
-                    suppressions.c.business_id == business_id,
-                    suppressions.c.kind == identifier.kind,
-                    suppressions.c.value == normalise_identifier(identifier.kind, identifier.value),
-                )
-            ).rowcount,
-            0,
-        )
     return {
         "audience_members": max(members, 0),
         "audience_changes": max(history, 0),
@@ -91,7 +73,6 @@ def forget_profile(
             conn, business_id=business_id, profile_id=profile_id
         ),
         "erasure_notices": len(touched),
-        "suppressions": suppressed,
     }
 
 

@@ -26,6 +26,8 @@ from typing import Any, Literal
 
 import orjson
 
+from accord.identity.rules import normalise
+
 Destination = Literal["csv", "meta", "google", "interest_groups"]
 
 
@@ -37,6 +39,8 @@ class Person:
     user_ids: tuple[str, ...] = ()
     anonymous_ids: tuple[str, ...] = ()
     emails: tuple[str, ...] = ()
+    # Phone identifiers, E.164 as the identity graph holds them.
+    phones: tuple[str, ...] = ()
     traits: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -65,24 +69,15 @@ def email_for_google(value: str) -> str | None:
     return f"{local}@{domain}"
 
 
-def e164(value: str) -> str | None:
-    """'+<country code><number>' from an international number, else None.
-
-    A national number (no '+' or '00' prefix) names no country, so it cannot be put
-    in E.164 without guessing; it is left out rather than exported wrong.
-    """
-    text = value.strip()
-    if text.startswith("00"):
-        text = "+" + text[2:]
-    if not text.startswith("+"):
-        return None
-    digits = re.sub(r"\D", "", text)
-    digits = digits.lstrip("0")
-    return f"+{digits}" if 8 <= len(digits) <= 15 else None
+def phone_for_google(value: str) -> str | None:
+    """E.164 as identity writes it. A national number names no country: it is left out
+    rather than exported wrong (profiles' phone identifiers are already E.164)."""
+    return normalise("phone", value)
 
 
 def phone_for_meta(value: str) -> str | None:
-    number = e164(value)
+    # Meta's one step on top of E.164: digits only, without the '+'.
+    number = normalise("phone", value)
     return number[1:] if number else None
 
 
@@ -130,12 +125,16 @@ def _email(person: Person) -> str | None:
     return person.emails[0] if person.emails else _first(person, "email")
 
 
+def _phone(person: Person) -> str | None:
+    return person.phones[0] if person.phones else _first(person, "phone")
+
+
 def meta_row(person: Person) -> dict[str, str] | None:
     """One row of a Meta customer list (columns email, phone, fn, ln, zip, country)."""
     address = _address(person)
     country = country_code(person.traits.get("country") or address.get("country"))
     email = _email(person)
-    phone = _first(person, "phone")
+    phone = _phone(person)
     first_name = _first(person, "first_name", "firstName")
     last_name = _first(person, "last_name", "lastName")
     zip_code = _text(
@@ -158,7 +157,7 @@ def google_row(person: Person) -> dict[str, str] | None:
     """One row of a Google Ads Customer Match upload (Email, Phone, First Name, ...)."""
     address = _address(person)
     email = _email(person)
-    phone = _first(person, "phone")
+    phone = _phone(person)
     first_name = _first(person, "first_name", "firstName")
     last_name = _first(person, "last_name", "lastName")
     country = country_code(person.traits.get("country") or address.get("country"))
@@ -167,7 +166,7 @@ def google_row(person: Person) -> dict[str, str] | None:
     )
     hashed = {
         "Email": email_for_google(email) if email else None,
-        "Phone": e164(phone) if phone else None,
+        "Phone": phone_for_google(phone) if phone else None,
         "First Name": name_for_google(first_name) if first_name else None,
         "Last Name": name_for_google(last_name) if last_name else None,
     }

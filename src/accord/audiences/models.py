@@ -1,4 +1,4 @@
-"""Tables of audiences, their members, entries and exits, sizes, suppressions and webhooks;
+"""Tables of audiences, their members, entries and exits, sizes and webhooks;
 the API's schemas."""
 
 from __future__ import annotations
@@ -72,18 +72,6 @@ audience_sizes = Table(
     Column("at", instant(), primary_key=True),
     Column("business_id", id_column_type(), nullable=False),
     Column("size", Integer, nullable=False),
-)
-
-suppressions = Table(
-    "suppressions",
-    metadata,
-    Column("business_id", id_column_type(), primary_key=True),
-    # email, phone, user_id, anonymous_id or profile
-    Column("kind", String(32), primary_key=True),
-    Column("value", String(255), primary_key=True),
-    # manual, unsubscribe, complaint, bounce, ...
-    Column("reason", String(32), nullable=False),
-    Column("created_at", instant(), nullable=False),
 )
 
 audience_webhooks = Table(
@@ -210,12 +198,6 @@ class RefreshResult(BaseModel):
     size: int
     entered: int
     exited: int
-
-
-class SuppressionIn(BaseModel):
-    kind: Literal["email", "phone", "user_id", "anonymous_id", "profile"]
-    value: str = Field(min_length=1, max_length=255)
-    reason: str = Field(default="manual", min_length=1, max_length=32)
 
 
 class WebhookIn(BaseModel):

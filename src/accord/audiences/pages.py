@@ -26,7 +26,8 @@ from accord.audiences.exports import Destination
 from accord.audiences.models import AudienceIn, Preview, SizePoint, Validated
 from accord.audiences.service import ConsentSource
 from accord.core.errors import Conflict, FieldProblem, InvalidInput, NotFound, WebhookNotDelivered
-from accord.profiles.models import Identifier
+from accord.reach import service as reach
+from accord.reach.models import SUPPRESSION_KINDS
 from accord.web import jobs, store_work
 from accord.web.auth import Caller, requires
 from accord.web.state import State
@@ -49,7 +50,6 @@ DESTINATIONS: dict[str, str] = {
     "google": "Google Ads customer match, hashed (advertising consent)",
     "interest_groups": "Interest group JSON, Protected Audience (advertising consent)",
 }
-SUPPRESSION_KINDS = ("email", "phone", "user_id", "anonymous_id", "profile")
 EXAMPLE = 'did "Product Viewed" at least 2 times in the last 30 days\nand not did "Order Completed"'
 
 
@@ -268,7 +268,7 @@ def builder_save(
 def suppressions_page(request: Request, state: State, caller: Reader) -> Response:
     with state.store.write() as conn:
         definitions.ensure_predefined(conn, business_id=caller.business_id)
-        entries = service.list_suppressions(conn, business_id=caller.business_id)
+        entries = reach.list_suppressions(conn, business_id=caller.business_id)
         lists = [
             a
             for a in definitions.list_audiences(conn, business_id=caller.business_id)
@@ -305,11 +305,13 @@ async def suppress(
         return redirect(request, "/suppressions", error=_text(problems))
     await store_work.write(
         state,
-        lambda conn: service.suppress(
+        lambda conn: reach.suppress(
             conn,
             business_id=caller.business_id,
-            identifier=Identifier(kind=kind, value=value),
+            kind=kind,
+            value=value,
             reason=reason,
+            source="page",
         ),
     )
     return redirect(request, "/suppressions", notice=f"Suppressed {kind} {value}")
@@ -325,9 +327,7 @@ async def unsuppress(
 ) -> Response:
     removed = await store_work.write(
         state,
-        lambda conn: service.unsuppress(
-            conn, business_id=caller.business_id, identifier=Identifier(kind=kind, value=value)
-        ),
+        lambda conn: reach.unsuppress(conn, business_id=caller.business_id, kind=kind, value=value),
     )
     if not removed:
         return redirect(request, "/suppressions", error=f"{kind} {value} was not suppressed")
@@ -468,7 +468,6 @@ def export_page(
     request: Request,
     state: State,
     caller: Manager,
-    consent: Consent,
     audience: str,
     destination: str = "csv",
     owner: str = "",
@@ -494,7 +493,6 @@ def export_page(
                 business_id=caller.business_id,
                 audience=view.id,
                 destination=chosen,
-                consent=consent,
                 interest_groups=options,
             )
     except InvalidInput as exc:

@@ -152,13 +152,26 @@ def normalise(kind: str, raw: Any, *, phone_region: str | None = None) -> str | 
         return value if _EMAIL.match(value) else None
     if kind == "phone":
         try:
-            number = phonenumbers.parse(value, phone_region)
-        except phonenumbers.NumberParseException:
+            return phone_e164(value, phone_region)
+        except ValueError:
             return None
-        if not phonenumbers.is_valid_number(number):
-            return None
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return value
+
+
+def phone_e164(value: str, region: str | None) -> str:
+    """A phone number in E.164 (`+33612345678`), the one form every context stores and
+    compares; a number without `+` is read in `region` (or as international when it
+    starts with `00` and no region is given). Raises ValueError saying what is wrong."""
+    text = value.strip()
+    if region is None and text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError("is not a phone number; write it with its country code, e.g. +39") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 @lru_cache(maxsize=64)

@@ -16,13 +16,14 @@ from accord.collect.consent_gate import ConsentGate
 from accord.collect.validation import Limits
 from accord.core.clock import utcnow
 from accord.core.ids import new_id
+from accord.identity.rules import phone_e164
 from accord.leads.identify import join_identity, lead_traits
 from accord.leads.lead_ads import LeadRow
 from accord.leads.models import (
     lead_imports,
     leads,
 )
-from accord.leads.validation import normalise_email_address, normalise_phone
+from accord.leads.validation import normalise_email_address
 from accord.store.db import Store
 
 
@@ -75,7 +76,7 @@ def import_leads(
             phone = row.fields.get("phone")
             if phone:
                 try:
-                    phone = normalise_phone(phone, phone_region)
+                    phone = phone_e164(phone, phone_region)
                 except ValueError as exc:
                     problems.append(("phone", str(exc)))
             if problems:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -121,28 +121,6 @@ def submit(
         needs_confirmation=form.spec.double_opt_in and not confirmed,
         already_confirmed=confirmed and existing is not None,
     )
-
-
-def granted_purposes_of_leads(
-    conn: Connection, *, business_id: str, anonymous_ids: Sequence[str], user_ids: Sequence[str]
-) -> dict[str, bool]:
-    """Purposes a lead agreed to and confirmed, from this context's own records.
-
-    This is the consent check at send time until the consent ledger answers it.
-    """
-    if not anonymous_ids:
-        return {}
-    rows = conn.execute(
-        select(lead_consents.c.purpose)
-        .join(leads, leads.c.id == lead_consents.c.lead_id)
-        .where(
-            leads.c.business_id == business_id,
-            leads.c.anonymous_id.in_(list(anonymous_ids)),
-            leads.c.status == "confirmed",
-            lead_consents.c.status == "recorded",
-        )
-    ).scalars()
-    return dict.fromkeys(rows, True)
 
 
 def lead_id_by_email(conn: Connection, *, business_id: str, email: str) -> str:

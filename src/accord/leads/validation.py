@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from accord.core.errors import FieldProblem, InvalidInput
+from accord.identity.rules import phone_e164
 from accord.leads.i18n import text
 from accord.leads.models import FormIn
 
@@ -24,17 +24,6 @@ class CleanSubmission:
     answers: dict[str, str | list[str]] = field(default_factory=dict)
     utm: dict[str, str] = field(default_factory=dict)
     purposes: list[str] = field(default_factory=list)
-
-
-def normalise_phone(value: str, region: str | None) -> str:
-    """E.164 form of a phone number; raises ValueError with a reason people understand."""
-    try:
-        number = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError("is not a phone number; write it with its country code, e.g. +39") from exc
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError("is not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def normalise_email_address(value: str, *, check_deliverability: bool) -> str:
@@ -85,7 +74,7 @@ def validate_submission(
                     value, check_deliverability=check_deliverability
                 )
             elif spec.kind == "phone":
-                clean.phone = normalise_phone(value, form.phone_region)
+                clean.phone = phone_e164(value, form.phone_region)
             elif spec.kind == "choice":
                 if value not in spec.options:
                     raise ValueError(text("unknown_option", lang))

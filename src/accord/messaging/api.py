@@ -143,9 +143,7 @@ async def bounce_email(request: Request, caller: Manage, state: State, email: Em
     reports = parse_report_email(await request.body())
     matched = await store_work.write(
         state,
-        lambda conn: apply_delivery_reports(
-            conn, business_id=caller.business_id, reports=reports, wiring=email.wiring
-        ),
+        lambda conn: apply_delivery_reports(conn, business_id=caller.business_id, reports=reports),
     )
     return {"reports": [asdict(r) for r in reports], "matched": matched}
 
@@ -167,9 +165,7 @@ async def provider_webhook(
     reports = parse_ses(body) if provider == "ses" else parse_sendgrid(body)
     matched = await store_work.write(
         state,
-        lambda conn: apply_delivery_reports(
-            conn, business_id=str(business_id), reports=reports, wiring=email.wiring
-        ),
+        lambda conn: apply_delivery_reports(conn, business_id=str(business_id), reports=reports),
     )
     return {"reports": len(reports), "matched": matched}
 

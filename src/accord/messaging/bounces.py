@@ -18,7 +18,6 @@ from accord.core.clock import utcnow
 from accord.core.errors import FieldProblem, InvalidInput
 from accord.identity.service import normalise_email
 from accord.messaging.models import email_events, email_messages
-from accord.messaging.ports import Wiring
 from accord.messaging.service import suppress_email
 
 MESSAGE_ID_HEADER = "X-Accord-Message"
@@ -252,7 +251,6 @@ def apply_delivery_reports(
     *,
     business_id: str,
     reports: Sequence[DeliveryReport],
-    wiring: Wiring | None = None,
     now: datetime | None = None,
 ) -> int:
     """Record bounces and complaints; hard bounces and complaints suppress the address.
@@ -299,6 +297,5 @@ def apply_delivery_reports(
                 business_id=business_id,
                 email=message.email,
                 reason="hard_bounce" if report.kind == "bounce" else "complaint",
-                wiring=wiring,
             )
     return matched

@@ -59,7 +59,5 @@ def bounces(
                 continue
             total += len(reports)
             with store.write() as conn:
-                matched += apply_delivery_reports(
-                    conn, business_id=business_id, reports=reports, wiring=default_wiring()
-                )
+                matched += apply_delivery_reports(conn, business_id=business_id, reports=reports)
     console.print(f"{total} reports, {matched} about messages we sent")

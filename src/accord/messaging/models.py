@@ -121,16 +121,6 @@ email_events = Table(
 )
 Index("ix_email_events_message_id_kind", email_events.c.message_id, email_events.c.kind)
 
-email_suppressions = Table(
-    "email_suppressions",
-    metadata,
-    Column("business_id", id_column_type(), ForeignKey("businesses.id"), primary_key=True),
-    Column("email", String(320), primary_key=True),
-    # unsubscribed, hard_bounce, complaint
-    Column("reason", String(50), nullable=False),
-    Column("created_at", instant(), nullable=False),
-)
-
 
 class TemplateIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)

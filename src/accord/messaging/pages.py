@@ -17,13 +17,14 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 from markupsafe import Markup
 from pydantic import ValidationError
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from starlette.datastructures import FormData
 
 from accord.core.clock import utcnow
 from accord.core.errors import AccordError, Conflict, FieldProblem, InvalidInput
 from accord.messaging import campaigns, kpis, lists, sending, service, templates
-from accord.messaging.models import CampaignIn, ListIn, MemberIn, TemplateIn, email_suppressions
+from accord.messaging.models import CampaignIn, ListIn, MemberIn, TemplateIn
+from accord.reach import service as reach
 from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.email_wiring import Email
@@ -59,20 +60,6 @@ BLANK_TEMPLATE = {
     "html": "<html><body><p>Hello {{ contact.first_name | default('there') }},</p></body></html>",
     "text": "Hello {{ contact.first_name | default('there') }},\n",
 }
-
-
-# Reads no service has a function for ----------------------------------------------------
-
-
-def list_suppressions(conn: Connection, *, business_id: str) -> list[Any]:
-    return list(
-        conn.execute(
-            select(email_suppressions)
-            .where(email_suppressions.c.business_id == business_id)
-            .order_by(email_suppressions.c.created_at.desc())
-            .limit(PAGE_SIZE)
-        ).all()
-    )
 
 
 async def _require_campaign(state: State, caller: Caller, campaign_id: str) -> None:
@@ -236,8 +223,12 @@ async def list_page(request: Request, state: State, caller: Reader, list_id: str
     def work(conn: Connection) -> dict[str, Any]:
         members = lists.list_recipients(conn, business_id=caller.business_id, list_id=list_id)
         name = lists.require_list(conn, business_id=caller.business_id, list_id=list_id)
-        refused = service.suppressed(
-            conn, business_id=caller.business_id, emails=[m.email for m in members]
+        refused = reach.suppressed(
+            conn,
+            business_id=caller.business_id,
+            kind="email",
+            values=[m.email for m in members],
+            channel="email",
         )
         return {"list_id": list_id, "name": name, "members": members, "refused": refused}
 
@@ -588,8 +579,10 @@ async def performance_page(
 
 @router.get("/email/suppressions")
 async def suppressions_page(request: Request, state: State, caller: Reader) -> Response:
-    def work(conn: Connection) -> list[Any]:
-        return list_suppressions(conn, business_id=caller.business_id)
+    def work(conn: Connection) -> list[dict[str, Any]]:
+        return reach.list_suppressions(
+            conn, business_id=caller.business_id, kind="email", limit=PAGE_SIZE
+        )
 
     return await arender(
         request, "email/suppressions.html", caller=caller, rows=await store_work.read(state, work)
@@ -617,7 +610,6 @@ async def suppress_page(
             business_id=caller.business_id,
             email=str(member.email),
             reason="manual",
-            wiring=email.wiring,
         )
 
     await store_work.write(state, work)

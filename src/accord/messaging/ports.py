@@ -1,13 +1,12 @@
-"""What messaging needs from contexts built elsewhere (consent, audiences, suppression).
+"""What messaging needs from contexts above it or beside it: recording consent, audience
+members, engagement scoring. Consent and suppression it reads from `reach` directly.
 
-Each is a callable with keyword-only arguments, passed in by `web/` or the CLI, so the
-engine can be tested with small in-test implementations and wired to the real
-services when they exist.
+Each is a callable with keyword-only arguments, passed in by `web/` or the CLI.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -22,33 +21,6 @@ class Recipient:
     anonymous_ids: tuple[str, ...] = ()
     user_ids: tuple[str, ...] = ()
     traits: Mapping[str, Any] = field(default_factory=dict)
-
-
-class GrantedPurposes(Protocol):
-    """Consent in force now for a person, purpose → granted."""
-
-    def __call__(
-        self,
-        conn: Connection,
-        *,
-        business_id: str,
-        anonymous_ids: Sequence[str],
-        user_ids: Sequence[str],
-    ) -> dict[str, bool]: ...
-
-
-class FilterSuppressed(Protocol):
-    """The identifiers (email addresses here) that are NOT on a suppression list."""
-
-    def __call__(
-        self, conn: Connection, *, business_id: str, identifiers: Sequence[str]
-    ) -> list[str]: ...
-
-
-class Suppress(Protocol):
-    def __call__(
-        self, conn: Connection, *, business_id: str, identifier: str, reason: str
-    ) -> None: ...
 
 
 class RecordConsent(Protocol):
@@ -81,15 +53,10 @@ class OnEngagement(Protocol):
 
 @dataclass(frozen=True)
 class Wiring:
-    """The outside services messaging and leads call; optional ones may be absent.
+    """The outside services messaging and leads call; each may be absent. Every send is
+    checked by `reach` (consent in the ledger for `consent_purpose`, suppressions)."""
 
-    `granted_purposes` is required: no email leaves without a consent check.
-    """
-
-    granted_purposes: GrantedPurposes
     consent_purpose: str = "marketing"
-    filter_suppressed: FilterSuppressed | None = None
-    suppress: Suppress | None = None
     record_consent: RecordConsent | None = None
     audience_members: AudienceMembers | None = None
     on_engagement: OnEngagement | None = None

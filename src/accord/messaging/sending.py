@@ -101,7 +101,10 @@ def _prepare_chunk(
     now = utcnow()
     with store.write() as conn:
         refused = send_time_refusals(
-            conn, business_id=business_id, recipients=[r for r, _ in chunk], wiring=wiring
+            conn,
+            business_id=business_id,
+            recipients=[r for r, _ in chunk],
+            purpose=wiring.consent_purpose,
         )
         profile_traits = traits_by_identifier(
             conn,

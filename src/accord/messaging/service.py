@@ -2,70 +2,42 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table, and_, or_, select, update
 
-from accord.core.clock import utcnow
-from accord.identity.service import normalise_email
+from accord.audiences.service import suppression_lists
 from accord.messaging.models import (
     email_events,
     email_list_members,
     email_lists,
     email_messages,
-    email_suppressions,
 )
-from accord.messaging.ports import Recipient, Wiring
+from accord.messaging.ports import Recipient
+from accord.reach import service as reach
 
 # Suppression and send-time checks ------------------------------------------------------
 
 
-def suppress_email(
-    conn: Connection, *, business_id: str, email: str, reason: str, wiring: Wiring | None = None
-) -> None:
-    email = normalise_email(email)
-    exists = conn.execute(
-        select(email_suppressions.c.reason).where(
-            email_suppressions.c.business_id == business_id, email_suppressions.c.email == email
-        )
-    ).first()
-    if exists is None:
-        conn.execute(
-            email_suppressions.insert().values(
-                business_id=business_id, email=email, reason=reason, created_at=utcnow()
-            )
-        )
-    if wiring is not None and wiring.suppress is not None:
-        wiring.suppress(conn, business_id=business_id, identifier=email, reason=reason)
+def suppress_email(conn: Connection, *, business_id: str, email: str, reason: str) -> None:
+    """Put an address on the business's suppression list (unsubscribes, bounces, complaints)."""
+    reach.suppress(
+        conn,
+        business_id=business_id,
+        kind="email",
+        value=email,
+        reason=reason,
+        source="email",
+        channel="email",
+    )
 
 
-def suppressed(conn: Connection, *, business_id: str, emails: Sequence[str]) -> dict[str, str]:
-    """Email → reason, for those on this business's own suppression list (kept as the
-    address, or only as its hash once the person was erased)."""
-    found: dict[str, str] = {}
-    for start in range(0, len(emails), 500):
-        chunk = list(emails[start : start + 500])
-        hashed = {suppression_hash(business_id, e): e for e in chunk}
-        rows = conn.execute(
-            select(email_suppressions.c.email, email_suppressions.c.reason).where(
-                email_suppressions.c.business_id == business_id,
-                email_suppressions.c.email.in_([*chunk, *hashed]),
-            )
-        ).all()
-        found.update({hashed.get(row.email, row.email): row.reason for row in rows})
-    return found
-
-
-HASHED_PREFIX = "sha256:"
-
-
-def suppression_hash(business_id: str, email: str) -> str:
-    """How an erased person's suppressed address is kept: salted with the business id
-    so the same address hashes differently per business, and normalised first."""
-    digest = hashlib.sha256(f"{business_id}\x1femail\x1f{normalise_email(email)}".encode())
-    return HASHED_PREFIX + digest.hexdigest()
+def is_unsubscribed(conn: Connection, *, business_id: str, email: str) -> bool:
+    found = reach.suppressed(
+        conn, business_id=business_id, kind="email", values=[email], channel="email"
+    )
+    return bool(found)
 
 
 # Subject rights -------------------------------------------------------------------------
@@ -154,16 +126,13 @@ def subject_history(
                 .order_by(email_events.c.occurred_at, email_events.c.id)
             )
         )
-    suppressions = conn.execute(
-        select(email_suppressions).where(
-            email_suppressions.c.business_id == business_id,
-            email_suppressions.c.email.in_(list(emails)),
-        )
-    ).all()
+    suppressions = reach.entries(
+        conn, business_id=business_id, identifiers=[("email", e) for e in emails]
+    )
     return {
         "messages": [_plain(m) for m in messages],
         "events": [_plain(e) for e in events],
-        "suppressions": [_plain(r) for r in suppressions],
+        "suppressions": suppressions,
         "list_memberships": [
             _plain(r) for r in _members_of(conn, business_id, emails, anonymous_ids, user_ids)
         ],
@@ -179,8 +148,8 @@ def erase_subject(
     user_ids: Sequence[str] = (),
 ) -> dict[str, int]:
     """Erase a person from email: list memberships deleted; messages and their events
-    anonymised (campaign statistics keep their counts, nothing names the person);
-    suppressions kept only as `suppression_hash`, so the address stays suppressed."""
+    anonymised (campaign statistics keep their counts, nothing names the person). Their
+    suppressions are reach's to keep as hashes."""
     messages = _messages_of(conn, business_id, emails, anonymous_ids, user_ids)
     ids = [m.id for m in messages]
     events = 0
@@ -211,59 +180,31 @@ def erase_subject(
                 email_list_members.c.email == row.email,
             )
         )
-    hashed = 0
-    rows = conn.execute(
-        select(email_suppressions).where(
-            email_suppressions.c.business_id == business_id,
-            email_suppressions.c.email.in_(list(emails)),
-        )
-    ).all()
-    for row in rows:
-        conn.execute(
-            email_suppressions.delete().where(
-                email_suppressions.c.business_id == business_id,
-                email_suppressions.c.email == row.email,
-            )
-        )
-        digest = suppression_hash(business_id, row.email)
-        if not suppressed(conn, business_id=business_id, emails=[row.email]):
-            conn.execute(
-                email_suppressions.insert().values(
-                    business_id=business_id,
-                    email=digest,
-                    reason=row.reason,
-                    created_at=row.created_at,
-                )
-            )
-        hashed += 1
     return {
         "email_messages_anonymised": len(ids),
         "email_events_anonymised": max(events, 0),
         "email_list_members": len(members),
-        "email_suppressions_hashed": hashed,
     }
 
 
 def send_time_refusals(
-    conn: Connection, *, business_id: str, recipients: Sequence[Recipient], wiring: Wiring
+    conn: Connection, *, business_id: str, recipients: Sequence[Recipient], purpose: str
 ) -> dict[str, str]:
-    """Email → why it may not be sent now: unsubscribed, bounced, suppressed, no consent."""
-    emails = [r.email for r in recipients]
-    refused = suppressed(conn, business_id=business_id, emails=emails)
-    if wiring.filter_suppressed is not None:
-        allowed = set(wiring.filter_suppressed(conn, business_id=business_id, identifiers=emails))
-        for email in emails:
-            if email not in allowed:
-                refused.setdefault(email, "suppressed")
-    for recipient in recipients:
-        if recipient.email in refused:
-            continue
-        granted = wiring.granted_purposes(
-            conn,
-            business_id=business_id,
-            anonymous_ids=list(recipient.anonymous_ids),
-            user_ids=list(recipient.user_ids),
-        )
-        if granted.get(wiring.consent_purpose) is not True:
-            refused[recipient.email] = "no_consent"
-    return refused
+    """Email → why reach refuses it now (unsubscribed, bounced, no_consent...)."""
+    decided = reach.decisions(
+        conn,
+        business_id=business_id,
+        people=[
+            reach.Addressee(
+                key=r.email,
+                anonymous_ids=r.anonymous_ids,
+                user_ids=r.user_ids,
+                emails=(r.email,),
+            )
+            for r in recipients
+        ],
+        channel="email",
+        purpose=purpose,
+        lists=suppression_lists,
+    )
+    return {email: d.reason for email, d in decided.items() if d.reason is not None}

@@ -17,7 +17,7 @@ from accord.core.errors import InvalidLink
 from accord.core.signing import Signer
 from accord.messaging.models import email_events, email_messages
 from accord.messaging.ports import Wiring
-from accord.messaging.service import suppress_email, suppressed
+from accord.messaging.service import is_unsubscribed, suppress_email
 
 if TYPE_CHECKING:
     from accord.messaging.mailer import Mailer
@@ -229,8 +229,8 @@ class Subscription:
 def subscription(conn: Connection, *, mailer: Mailer, token: str) -> Subscription:
     message_id = mailer.signer.loads("unsubscribe", token)
     message = _message(conn, str(message_id))
-    found = suppressed(conn, business_id=message.business_id, emails=[message.email])
-    return Subscription(email=message.email, unsubscribed=message.email in found)
+    found = is_unsubscribed(conn, business_id=message.business_id, email=message.email)
+    return Subscription(email=message.email, unsubscribed=found)
 
 
 def unsubscribe(
@@ -247,14 +247,9 @@ def unsubscribe(
     message_id = mailer.signer.loads("unsubscribe", token)
     now = now or utcnow()
     message = _message(conn, str(message_id))
-    already = suppressed(conn, business_id=message.business_id, emails=[message.email])
-    if message.email not in already:
+    if not is_unsubscribed(conn, business_id=message.business_id, email=message.email):
         suppress_email(
-            conn,
-            business_id=message.business_id,
-            email=message.email,
-            reason="unsubscribed",
-            wiring=wiring,
+            conn, business_id=message.business_id, email=message.email, reason="unsubscribed"
         )
         conn.execute(
             email_events.insert().values(

@@ -1,10 +1,10 @@
-"""Messaging's view of the other contexts: consent from the ledger, suppression and
+"""Messaging's view of the other contexts: decisions recorded in the consent ledger,
 audiences from the audiences context, engagement that scores leads. The worker's jobs,
 the journeys' email channel and the HTTP handlers all send email through this wiring."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection
@@ -15,7 +15,6 @@ from accord.consent import service as consent_service
 from accord.core.clock import parse_instant
 from accord.leads.service import score_email_engagement
 from accord.messaging.ports import Recipient, Wiring
-from accord.profiles.models import Identifier
 
 # The consent property that form confirmations and unsubscribes are recorded under.
 FORMS_PROPERTY = "lead-forms"
@@ -51,30 +50,6 @@ def record_in_ledger(
     )
 
 
-def unsuppressed_emails(
-    conn: Connection, *, business_id: str, identifiers: Sequence[str]
-) -> list[str]:
-    """The addresses not on the business's suppression list."""
-    return [
-        email
-        for email in identifiers
-        if not audiences.is_suppressed(
-            conn, business_id=business_id, identifiers=[Identifier(kind="email", value=email)]
-        )
-    ]
-
-
-def suppress_email_address(
-    conn: Connection, *, business_id: str, identifier: str, reason: str
-) -> None:
-    audiences.suppress(
-        conn,
-        business_id=business_id,
-        identifier=Identifier(kind="email", value=identifier),
-        reason=reason,
-    )
-
-
 def audience_recipients(conn: Connection, *, business_id: str, audience_id: str) -> list[Recipient]:
     """An audience's members who have an email address, as campaign recipients."""
     ids = member_ids(conn, business_id=business_id, audience=audience_id)
@@ -92,13 +67,10 @@ def audience_recipients(conn: Connection, *, business_id: str, audience_id: str)
 
 
 def default_wiring() -> Wiring:
-    """Consent from the ledger and decisions recorded in it; suppression and audiences
-    from the audiences context; human opens and clicks score leads."""
+    """Decisions recorded in the consent ledger; audiences from the audiences context;
+    human opens and clicks score leads."""
     return Wiring(
-        granted_purposes=consent_service.granted_purposes,
         record_consent=record_in_ledger,
-        filter_suppressed=unsuppressed_emails,
-        suppress=suppress_email_address,
         audience_members=audience_recipients,
         on_engagement=score_email_engagement,
     )

@@ -96,7 +96,6 @@ def deliver_audience_webhooks(context: JobContext) -> JobOutcome:
             context.store,
             business_id=_business(context),
             client=client,
-            consent=LEDGER_CONSENT,
             dead_letter_after=after,
         )
     failed = [r for r in runs if r.failed]

@@ -16,14 +16,12 @@ from sqlalchemy import Connection
 from accord.accounts.service import internal_source
 from accord.audiences.models import Change
 from accord.audiences.refresh import ChangeListener
-from accord.audiences.service import is_suppressed, suppress, unsuppress
+from accord.audiences.service import suppression_lists
 from accord.collect.service import append_in
-from accord.consent.service import granted_purposes
 from accord.core.clock import iso, utcnow
 from accord.core.ids import new_id
 from accord.core.settings import Settings
 from accord.journeys.environment import Environment, Reach
-from accord.journeys.policy import CHANNEL_PURPOSE
 from accord.journeys.runner import Runner
 from accord.journeys.worker import run as run_journeys
 from accord.messaging.channels import (
@@ -36,10 +34,9 @@ from accord.messaging.channels import (
     WhatsAppCloud,
 )
 from accord.messaging.mailer import Mailer, send_rendered
-from accord.messaging.service import suppressed as email_suppressed
 from accord.messaging.templates import RenderedEmail
-from accord.profiles.models import Identifier
 from accord.profiles.service import identifier_rows, load_states, profile_rows
+from accord.reach import service as reach
 from accord.store.db import Store, open_store
 
 
@@ -113,33 +110,21 @@ class ProfilePeople:
                 yield row.id, row.traits
 
 
-@dataclass
-class ConsentAndSuppression:
-    """Reachable on a channel: consent for its purpose in the ledger, not suppressed (by
-    any identifier), and for email not unsubscribed or bounced."""
+class ReachOfProfiles:
+    """Reach decides (consent in the ledger, suppressions by any identifier and
+    suppression audiences, an address on the channel)."""
 
     def check(self, conn: Connection, *, business_id: str, profile_id: str, channel: str) -> Reach:
-        ids = _identifiers(conn, business_id, profile_id)
-        purpose = CHANNEL_PURPOSE.get(channel)
-        if purpose is not None:
-            granted = granted_purposes(
-                conn,
-                business_id=business_id,
-                anonymous_ids=ids.get("anonymous_id", []),
-                user_ids=ids.get("user_id", []),
-            )
-            if not granted.get(purpose, False):
-                return Reach(False, f"no consent for {purpose}")
-        identifiers = [Identifier(kind="profile", value=profile_id)] + [
-            Identifier(kind=kind, value=value) for kind, values in ids.items() for value in values
-        ]
-        if is_suppressed(conn, business_id=business_id, identifiers=identifiers):
-            return Reach(False, "suppressed")
-        if channel == "email" and ids.get("email"):
-            reasons = email_suppressed(conn, business_id=business_id, emails=ids["email"])
-            if reasons:
-                return Reach(False, f"email {next(iter(reasons.values()))}")
-        return Reach(True)
+        # The reader adds every identifier the profile holds.
+        person = reach.Addressee(key=profile_id, profile_ids=(profile_id,))
+        decided = reach.decisions(
+            conn,
+            business_id=business_id,
+            people=[person],
+            channel=channel,
+            lists=suppression_lists,
+        )[profile_id]
+        return Reach(decided.allowed, decided.explained())
 
 
 class SuppressionLists:
@@ -148,16 +133,22 @@ class SuppressionLists:
     def change(
         self, conn: Connection, *, business_id: str, profile_id: str, name: str, add: bool
     ) -> None:
-        identifier = Identifier(kind="profile", value=profile_id)
         if add:
-            suppress(conn, business_id=business_id, identifier=identifier, reason=f"list {name}")
+            reach.suppress(
+                conn,
+                business_id=business_id,
+                kind="profile",
+                value=profile_id,
+                reason=f"list {name}",
+                source="journey",
+            )
         else:
-            unsuppress(conn, business_id=business_id, identifier=identifier)
+            reach.unsuppress(conn, business_id=business_id, kind="profile", value=profile_id)
 
 
 def environment() -> Environment:
     return Environment(
-        people=ProfilePeople(), reachability=ConsentAndSuppression(), lists=SuppressionLists()
+        people=ProfilePeople(), reachability=ReachOfProfiles(), lists=SuppressionLists()
     )
 
 

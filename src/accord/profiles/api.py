@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from accord.audiences.membership import audiences_of
+from accord.consent import service as consent_service
 from accord.core.errors import FieldProblem, InvalidInput
 from accord.identity import service as identity
 from accord.journeys import service as journeys
@@ -60,14 +61,12 @@ def get_profile_by_id(
 
     with state.store.read() as conn:
         view = service.profile_view(conn, business_id=caller.business_id, profile_id=profile_id)
-        consent = None
-        if state.consent_lookup is not None:
-            consent = state.consent_lookup(
-                conn,
-                business_id=caller.business_id,
-                anonymous_ids=[i.value for i in view.identifiers if i.kind == "anonymous_id"],
-                user_ids=[i.value for i in view.identifiers if i.kind == "user_id"],
-            )
+        consent = consent_service.granted_purposes(
+            conn,
+            business_id=caller.business_id,
+            anonymous_ids=[i.value for i in view.identifiers if i.kind == "anonymous_id"],
+            user_ids=[i.value for i in view.identifiers if i.kind == "user_id"],
+        )
         return ProfileDetail(
             **view.model_dump(),
             consent=consent,

@@ -111,7 +111,7 @@ class AudienceMembership(BaseModel):
 
 
 class ProfileDetail(ProfileView):
-    # Granted purposes by name; null when no consent ledger is wired into the app.
+    # Granted purposes by name, from the consent ledger (purposes never decided are absent).
     consent: dict[str, bool] | None
     # Channels (email, sms, whatsapp, push) the person has an address on and may be
     # messaged on now: consent for the channel's purpose, not suppressed.

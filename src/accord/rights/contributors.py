@@ -22,6 +22,7 @@ from accord.leads import subjects as leads
 from accord.messaging import service as messaging
 from accord.profiles import service as profiles
 from accord.profiles.models import Identifier
+from accord.reach import service as reach
 from accord.rights.models import ConsentRecords
 
 
@@ -153,8 +154,14 @@ def _forget_audiences(conn: Connection, subject: Subject) -> dict[str, int]:
         conn,
         business_id=subject.business_id,
         profile_id=subject.profile_id,
-        identifiers=list(subject.identifiers),
     )
+
+
+def _hash_suppressions(conn: Connection, subject: Subject) -> dict[str, int]:
+    keys = [("profile", subject.profile_id), *((i.kind, i.value) for i in subject.identifiers)]
+    keys += [("email", e) for e in subject.lead_emails]
+    hashed = reach.erase(conn, business_id=subject.business_id, identifiers=keys)
+    return {"suppressions_hashed": hashed}
 
 
 def _export_profile(conn: Connection, subject: Subject) -> dict[str, Any]:
@@ -196,6 +203,8 @@ CONTRIBUTORS: tuple[Contributor, ...] = (
     Contributor("journeys", export=_export_journeys, erase=_erase_journeys),
     # Audiences export nothing of their own: memberships follow from the profile.
     Contributor("audiences", erase=_forget_audiences),
+    # Suppressions stay, as hashes: an erased person must not start receiving messages.
+    Contributor("reach", erase=_hash_suppressions),
     # Last, once every other context has let go of the profile.
     Contributor("profiles", export=_export_profile, erase=_delete_profile),
     # Consent ledger records are kept as they are: the proof of consent the law requires.

@@ -13,6 +13,7 @@ from accord.leads import models as _leads
 from accord.messaging import models as _messaging
 from accord.process import models as _process
 from accord.profiles import models as _profiles
+from accord.reach import models as _reach
 from accord.store.metadata import metadata
 
 __all__ = [
@@ -27,5 +28,6 @@ __all__ = [
     "_messaging",
     "_process",
     "_profiles",
+    "_reach",
     "metadata",
 ]

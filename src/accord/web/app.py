@@ -40,6 +40,7 @@ from accord.process.jobs import default_kinds
 from accord.process.journeys import environment as journey_environment
 from accord.process.worker import pending_count
 from accord.profiles.api import router as profiles_router
+from accord.reach.api import router as reach_router
 from accord.rights.api import router as rights_router
 from accord.store.db import open_store
 from accord.store.migrate import upgrade
@@ -66,7 +67,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gate=LedgerGate(store=store, ttl_seconds=settings.write_key_cache_seconds),
             limits=limits_from(settings),
             email=email_wiring.build(settings),
-            consent_lookup=consent_service.granted_purposes,
             consent_records=consent_service.records_of_person,
             job_kinds=default_kinds(),
             journey_environment=journey_environment(),
@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(consent_admin_router)
     app.include_router(identity_router)
     app.include_router(audiences_router)
+    app.include_router(reach_router)
     app.include_router(messaging_router)
     app.include_router(leads_router)
     app.include_router(experiments_router)

@@ -14,7 +14,6 @@ from accord.collect.validation import Limits
 from accord.core.settings import Settings
 from accord.journeys.environment import Environment
 from accord.process.kinds import Kinds
-from accord.profiles.consent import ConsentLookup
 from accord.rights.models import ConsentRecords
 from accord.store.db import Store
 
@@ -30,8 +29,6 @@ class AppState:
     write_keys: WriteKeyCache
     gate: ConsentGate
     limits: Limits
-    # The consent context's `granted_purposes`; profiles show no consent state without it.
-    consent_lookup: ConsentLookup | None = None
     # The consent context's records of a person, for subject-rights exports.
     consent_records: ConsentRecords | None = None
     email: EmailWiring | None = None
