@@ -15,7 +15,6 @@ from fastapi.testclient import TestClient
 from accord.accounts.models import Bootstrap
 from accord.accounts.service import bootstrap
 from accord.audiences import destinations
-from accord.audiences.api import consent_source
 from accord.core.settings import Settings
 from accord.process.worker import drain
 from accord.store.db import Store
@@ -54,9 +53,7 @@ def test_audience_lifecycle(
 ) -> None:
     collect_two_people(client, keys, store, settings)
     admin = {"Authorization": f"Bearer {keys.admin_token}"}
-    grants = Grants({"u1": {"marketing"}, "u2": {"marketing"}})
-    client.app.dependency_overrides[consent_source] = lambda: grants  # type: ignore[attr-defined]
-    grants.record(store, keys.business_id)
+    Grants({"u1": {"marketing"}, "u2": {"marketing"}}).record(store, keys.business_id)
 
     listed = client.get("/api/audiences", headers=admin).json()
     assert {"purchased-30d", "low-nps", "cart-abandoners"} <= {a["slug"] for a in listed}
@@ -157,9 +154,7 @@ def test_dead_letters_are_listed_replayed_and_discarded_within_the_business(
 ) -> None:
     collect_two_people(client, keys, store, settings)
     admin = {"Authorization": f"Bearer {keys.admin_token}"}
-    consent = Grants({"u1": {"marketing"}})
-    client.app.dependency_overrides[consent_source] = lambda: consent  # type: ignore[attr-defined]
-    consent.record(store, keys.business_id)
+    Grants({"u1": {"marketing"}}).record(store, keys.business_id)
     created = client.post("/api/audiences", headers=admin, json=PROS)
     assert created.status_code == 201
     with running_receiver() as receiver:

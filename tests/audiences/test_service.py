@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from sqlalchemy import Connection
 
 from accord.accounts.models import Bootstrap, SourceRef
 from accord.audiences import activation, definitions, destinations, membership, service
@@ -23,7 +22,6 @@ from accord.audiences.predefined import PREDEFINED
 from accord.audiences.text import parse
 from accord.collect.consent_gate import KeepEverything
 from accord.collect.service import append
-from accord.consent.models import STANDARD_PURPOSES
 from accord.core.clock import iso, utcnow
 from accord.core.errors import InvalidInput, NotFound
 from accord.core.settings import Settings
@@ -39,20 +37,13 @@ LEASE = timedelta(seconds=60)
 
 @dataclass
 class Grants:
-    """Consent by user id, as the consent context will answer it."""
+    """Purposes granted by user id, to record in the consent ledger (everything that asks
+    about consent reads the ledger)."""
 
     by_user: dict[str, set[str]] = field(default_factory=dict)
 
-    def purposes(self, conn: Connection, *, business_id: str) -> frozenset[str]:
-        return frozenset(STANDARD_PURPOSES)
-
-    def granted_purposes(
-        self, conn: Connection, *, business_id: str, anonymous_ids: list[str], user_ids: list[str]
-    ) -> dict[str, bool]:
-        return {p: True for u in user_ids for p in self.by_user.get(u, ())}
-
     def record(self, store: Store, business_id: str) -> None:
-        """The same grants as records in the consent ledger (exports and webhooks read it)."""
+        """Append the grants to the ledger the way a confirmed form does."""
         with store.write() as conn:
             for user_id, purposes in self.by_user.items():
                 if purposes:
@@ -123,20 +114,16 @@ def create(store: Store, business_id: str, slug: str, text: str, **extra: Any) -
             conn,
             business_id=business_id,
             audience=AudienceIn(name=slug, slug=slug, text=text, **extra),
-            consent=Grants(),
         )
     return view.id
 
 
-def refresh(
-    store: Store, settings: Settings, business_id: str, consent: Any = None, **kw: Any
-) -> Any:
+def refresh(store: Store, settings: Settings, business_id: str, **kw: Any) -> Any:
     return audience_refresh.refresh(
         store,
         business_id=business_id,
         backend=connect("duckdb://"),
         lake_url=settings.resolved_lake_url(),
-        consent=consent or Grants(),
         **kw,
     )
 
@@ -229,7 +216,6 @@ def test_preview_counts_and_samples(store: Store, shop: Bootstrap, settings: Set
         definition=parse('did "Product Viewed" in the last 7 days'),
         backend=connect("duckdb://"),
         lake_url=settings.resolved_lake_url(),
-        consent=Grants(),
         sample=1,
     )
     assert result.size == 2
@@ -263,6 +249,44 @@ def test_realtime_entries_and_exits_from_the_worker(
             if c.origin == "refresh"
         ]
     assert refreshed == []
+
+
+def test_consent_conditions_read_the_ledger(
+    store: Store, shop: Bootstrap, settings: Settings
+) -> None:
+    """ann granted marketing, bob refused it, cyd has no record (so has not consented);
+    refresh, preview and real time all read the same ledger."""
+    business = shop.business_id
+    marketable = create(store, business, "marketable", "consent marketing")
+    Grants({"ann": {"marketing"}}).record(store, business)
+    with store.write() as conn:
+        record_in_ledger(
+            conn,
+            business_id=business,
+            anonymous_id=None,
+            user_id="bob",
+            purposes={"marketing": False, "newsletter": True},
+            source="api",
+            evidence={},
+        )
+    refresh(store, settings, business)
+    assert members(store, business, marketable) == {"ann"}
+    result = audience_refresh.preview(
+        store,
+        business_id=business,
+        definition=parse("consent newsletter and not consent marketing"),
+        backend=connect("duckdb://"),
+        lake_url=settings.resolved_lake_url(),
+    )
+    assert [m.traits["email"] for m in result.sample] == ["bob@example.com"]
+    # bob changes his mind; his next event decides again in real time.
+    Grants({"bob": {"marketing"}}).record(store, business)
+    ingest(store, shop, settings, [identify(30, "bob", 0, plan="pro")])
+    assert members(store, business, marketable) == {"ann", "bob"}
+    # A purpose is known when the business has it (newsletter came with bob's decision)
+    # or it is a standard one; any other is refused.
+    with pytest.raises(InvalidInput, match="unknown purpose 'nonsense'"):
+        create(store, business, "x", "consent nonsense")
 
 
 def _reach(store: Store, business: str, **identifiers: str) -> Any:
@@ -345,9 +369,8 @@ def test_exports_never_contain_anyone_without_consent_or_suppressed(
 ) -> None:
     business = keys.business_id
     ingest(store, keys, settings, _population())
-    consent = Grants({f"user{i}": set(g) for i, (g, _) in enumerate(COMBINATIONS)})
-    consent.record(store, business)
-    refresh(store, settings, business, consent=consent)
+    Grants({f"user{i}": set(g) for i, (g, _) in enumerate(COMBINATIONS)}).record(store, business)
+    refresh(store, settings, business)
     with store.write() as conn:
         for i, (_, suppressed) in enumerate(COMBINATIONS):
             if suppressed in ("email", "phone"):

@@ -78,9 +78,6 @@ def test_train_on_demo_history(
         # Predictions are traits: audiences select on them like any other.
         definition = parse("trait purchase_likelihood_30d_percentile > 90")
         _, types = definitions.check_definition(
-            conn,
-            business_id=keys.business_id,
-            definition=definition,
-            consent=service.NO_CONSENT_RECORDED,
+            conn, business_id=keys.business_id, definition=definition
         )
     assert types == {"purchase_likelihood_30d_percentile": "number"}

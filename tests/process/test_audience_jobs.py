@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from accord.accounts.models import Bootstrap, SourceRef
-from accord.audiences import definitions, service
+from accord.audiences import definitions
 from accord.audiences.models import AudienceIn
 from accord.collect.consent_gate import KeepEverything
 from accord.collect.service import append
@@ -65,7 +65,6 @@ def test_people_a_refresh_finds_enter_the_journeys_on_that_audience_once(
             audience=AudienceIn(
                 name="Ever bought", slug="ever-bought", text='did "Order Completed"'
             ),
-            consent=service.LEDGER_CONSENT,
         )
         assert not audience.realtime
         ann = conn.execute(

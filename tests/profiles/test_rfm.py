@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from accord.accounts.models import Bootstrap
 from accord.audiences.refresh import preview
-from accord.audiences.service import NoConsentRecorded
 from accord.audiences.text import parse
 from accord.core.settings import Settings
 from accord.engine.connection import connect
@@ -89,7 +88,6 @@ def test_batch_scores_equal_real_time_scores_and_numpy_quintiles(
         definition=parse("trait rfm_monetary_score >= 5"),
         backend=connect("duckdb://"),
         lake_url=lake,
-        consent=NoConsentRecorded(),
     )
     assert top in {m.profile_id for m in chosen.sample}
     assert chosen.size == sum(1 for row in base if row["monetary"] > bounds.monetary[-1])

@@ -256,7 +256,6 @@ def _everything_about_ann(
             audience=AudienceIn(
                 name="Known by email", slug="with-email", text="trait email exists"
             ),
-            consent=_no_consent(),
         )
         hook = add_webhook(
             conn,
@@ -354,12 +353,6 @@ def _everything_about_ann(
             now=utcnow(),
         )
     return {"ann": ann, "sent": sent, "audience": audience.id, "hook": hook["id"]}
-
-
-def _no_consent() -> Any:
-    from accord.audiences.service import NoConsentRecorded
-
-    return NoConsentRecorded()
 
 
 def test_export_and_erasure_cover_leads_email_journeys_and_audiences(

@@ -10,7 +10,7 @@ import httpx
 import orjson
 from fastapi import APIRouter, Depends, Query, Response
 
-from accord.audiences import activation, definitions, destinations, membership, refresh, service
+from accord.audiences import activation, definitions, destinations, membership, refresh
 from accord.audiences.conditions import Definition
 from accord.audiences.exports import Destination
 from accord.audiences.models import (
@@ -28,7 +28,6 @@ from accord.audiences.models import (
     WebhookIn,
     WebhookView,
 )
-from accord.audiences.service import ConsentSource
 from accord.engine.connection import connect
 from accord.process.journeys import on_audience_changes
 from accord.reach import service as reach
@@ -41,14 +40,6 @@ router = APIRouter(prefix="/api", tags=["audiences"])
 
 Reader = Annotated[Caller, Depends(requires("audiences.read"))]
 Manager = Annotated[Caller, Depends(requires("audiences.manage"))]
-
-
-def consent_source() -> ConsentSource:
-    """The consent ledger's answers."""
-    return service.LEDGER_CONSENT
-
-
-Consent = Annotated[ConsentSource, Depends(consent_source)]
 
 
 def webhook_client(state: State) -> Iterator[httpx.Client]:
@@ -70,13 +61,11 @@ async def list_audiences(state: State, caller: Reader) -> list[AudienceView]:
 
 
 @router.post("/audiences", status_code=201, summary="Define an audience (JSON or text form)")
-async def create_audience(
-    state: State, caller: Manager, consent: Consent, audience: AudienceIn
-) -> AudienceView:
+async def create_audience(state: State, caller: Manager, audience: AudienceIn) -> AudienceView:
     created = await store_work.write(
         state,
         lambda conn: definitions.create_audience(
-            conn, business_id=caller.business_id, audience=audience, consent=consent
+            conn, business_id=caller.business_id, audience=audience
         ),
     )
     await jobs.run_soon(
@@ -86,7 +75,7 @@ async def create_audience(
 
 
 @router.post("/audiences/validate", summary="Check a definition; get both of its forms")
-async def validate(state: State, caller: Reader, consent: Consent, body: DefinitionIn) -> Validated:
+async def validate(state: State, caller: Reader, body: DefinitionIn) -> Validated:
     return await store_work.read(
         state,
         lambda conn: definitions.validate_definition(
@@ -94,21 +83,18 @@ async def validate(state: State, caller: Reader, consent: Consent, body: Definit
             business_id=caller.business_id,
             definition=body.definition,
             text=body.text,
-            consent=consent,
         ),
     )
 
 
 @router.post("/audiences/preview", summary="Size of a definition now, with a sample of members")
-def preview(state: State, caller: Reader, consent: Consent, body: DefinitionIn) -> Preview:
+def preview(state: State, caller: Reader, body: DefinitionIn) -> Preview:
     return preview_definition(
-        state, caller, consent, definitions.definition_from(body.definition, body.text)
+        state, caller, definitions.definition_from(body.definition, body.text)
     )
 
 
-def preview_definition(
-    state: AppState, caller: Caller, consent: ConsentSource, definition: Definition
-) -> Preview:
+def preview_definition(state: AppState, caller: Caller, definition: Definition) -> Preview:
     """The definition's size now on the configured engine, with a sample of members."""
     return refresh.preview(
         state.store,
@@ -116,17 +102,16 @@ def preview_definition(
         definition=definition,
         backend=connect(state.settings.engine_url),
         lake_url=state.settings.resolved_lake_url(),
-        consent=consent,
     )
 
 
 @router.post("/audiences/refresh", summary="Recompute every audience on the engine")
-def refresh_all(state: State, caller: Manager, consent: Consent) -> list[RefreshResult]:
-    return refresh_audiences(state, caller, consent, None)
+def refresh_all(state: State, caller: Manager) -> list[RefreshResult]:
+    return refresh_audiences(state, caller, None)
 
 
 def refresh_audiences(
-    state: AppState, caller: Caller, consent: ConsentSource, only: list[str] | None
+    state: AppState, caller: Caller, only: list[str] | None
 ) -> list[RefreshResult]:
     """Recompute the audiences (all, or `only` these) on the configured engine; journeys
     hear of who entered and who left."""
@@ -135,7 +120,6 @@ def refresh_audiences(
         business_id=caller.business_id,
         backend=connect(state.settings.engine_url),
         lake_url=state.settings.resolved_lake_url(),
-        consent=consent,
         only=only,
         on_changes=on_audience_changes(),
     )
@@ -163,8 +147,8 @@ async def delete_audience(state: State, caller: Manager, audience: str) -> Respo
 
 
 @router.post("/audiences/{audience}/refresh", summary="Recompute one audience on the engine")
-def refresh_one(state: State, caller: Manager, consent: Consent, audience: str) -> RefreshResult:
-    [result] = refresh_audiences(state, caller, consent, [audience])
+def refresh_one(state: State, caller: Manager, audience: str) -> RefreshResult:
+    [result] = refresh_audiences(state, caller, [audience])
     return result
 
 

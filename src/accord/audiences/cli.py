@@ -8,7 +8,7 @@ from typing import Annotated
 import orjson
 import typer
 
-from accord.audiences import activation, definitions, service
+from accord.audiences import activation, definitions
 from accord.audiences import refresh as audience_refresh
 from accord.audiences.exports import Destination
 from accord.audiences.models import AudienceIn
@@ -52,7 +52,6 @@ def validate(text: str, business: Business) -> None:
             business_id=business_id,
             definition=None,
             text=text,
-            consent=service.LEDGER_CONSENT,
         )
     typer.echo(result.text)
     echo_json(result.definition, indent=True)
@@ -72,7 +71,6 @@ def create(
             conn,
             business_id=business_id,
             audience=AudienceIn(name=name or slug, slug=slug, text=text, suppression=suppression),
-            consent=service.LEDGER_CONSENT,
         )
     typer.echo(view.id)
 
@@ -88,7 +86,6 @@ def preview(text: str, business: Business, engine: Engine = None) -> None:
             definition=definitions.definition_from(None, text),
             backend=connect(engine or settings.engine_url),
             lake_url=settings.resolved_lake_url(),
-            consent=service.LEDGER_CONSENT,
         )
     typer.echo(f"{result.size} people")
     for member in result.sample:
@@ -109,7 +106,6 @@ def refresh(
             business_id=business_id,
             backend=connect(engine or settings.engine_url),
             lake_url=settings.resolved_lake_url(),
-            consent=service.LEDGER_CONSENT,
             only=audiences or None,
             on_changes=on_audience_changes(),
         )

@@ -34,7 +34,7 @@ from accord.audiences.models import (
     audiences,
 )
 from accord.audiences.predefined import BUILTIN_TRAITS, PREDEFINED
-from accord.audiences.service import ConsentSource
+from accord.audiences.service import known_purposes
 from accord.audiences.text import parse, render
 from accord.core.clock import utcnow
 from accord.core.errors import FieldProblem, InvalidInput, NotFound
@@ -141,7 +141,7 @@ def _infer(value: Any) -> TraitType | None:
     return None
 
 
-def catalog(conn: Connection, *, business_id: str, consent: ConsentSource) -> Catalog:
+def catalog(conn: Connection, *, business_id: str) -> Catalog:
     """The traits (typed by the values recent profiles hold), purposes and audiences."""
     votes: dict[str, Counter[TraitType]] = {}
     for row in profile_rows(conn, business_id=business_id, latest=CATALOG_SAMPLE):
@@ -156,7 +156,7 @@ def catalog(conn: Connection, *, business_id: str, consent: ConsentSource) -> Ca
     )
     return Catalog(
         traits=traits,
-        purposes=consent.purposes(conn, business_id=business_id),
+        purposes=known_purposes(conn, business_id=business_id),
         audiences={row.slug: row.id for row in slugs},
     )
 
@@ -173,9 +173,9 @@ def definition_from(
 
 
 def check_definition(
-    conn: Connection, *, business_id: str, definition: Definition, consent: ConsentSource
+    conn: Connection, *, business_id: str, definition: Definition
 ) -> tuple[Catalog, dict[str, TraitType]]:
-    known = catalog(conn, business_id=business_id, consent=consent)
+    known = catalog(conn, business_id=business_id)
     validate(definition, known)
     types = {name: known.traits[name] for name in referenced_traits(definition)}
     return known, types
@@ -187,10 +187,9 @@ def validate_definition(
     business_id: str,
     definition: dict[str, Any] | None,
     text: str | None,
-    consent: ConsentSource,
 ) -> Validated:
     parsed = definition_from(definition, text)
-    check_definition(conn, business_id=business_id, definition=parsed, consent=consent)
+    check_definition(conn, business_id=business_id, definition=parsed)
     return Validated(
         definition=parsed.model_dump(mode="json")["condition"],
         text=render(parsed),
@@ -260,14 +259,10 @@ def ensure_predefined(conn: Connection, *, business_id: str) -> None:
         )
 
 
-def create_audience(
-    conn: Connection, *, business_id: str, audience: AudienceIn, consent: ConsentSource
-) -> AudienceView:
+def create_audience(conn: Connection, *, business_id: str, audience: AudienceIn) -> AudienceView:
     ensure_predefined(conn, business_id=business_id)
     definition = definition_from(audience.definition, audience.text)
-    known, types = check_definition(
-        conn, business_id=business_id, definition=definition, consent=consent
-    )
+    known, types = check_definition(conn, business_id=business_id, definition=definition)
     if audience.slug in known.audiences:
         raise InvalidInput([FieldProblem("slug", f"an audience {audience.slug!r} exists already")])
     # A definition names only audiences that exist already and definitions never change,

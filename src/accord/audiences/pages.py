@@ -16,15 +16,9 @@ from markupsafe import Markup
 from pydantic import ValidationError
 
 from accord.audiences import activation, definitions, destinations, membership, service
-from accord.audiences.api import (
-    WebhookClient,
-    consent_source,
-    preview_definition,
-    refresh_audiences,
-)
+from accord.audiences.api import WebhookClient, preview_definition, refresh_audiences
 from accord.audiences.exports import Destination
 from accord.audiences.models import AudienceIn, Preview, SizePoint, Validated
-from accord.audiences.service import ConsentSource
 from accord.core.errors import Conflict, FieldProblem, InvalidInput, NotFound, WebhookNotDelivered
 from accord.reach import service as reach
 from accord.reach.models import SUPPRESSION_KINDS
@@ -41,7 +35,6 @@ nav = [
 
 Reader = Annotated[Caller, Depends(requires("audiences.read"))]
 Manager = Annotated[Caller, Depends(requires("audiences.manage"))]
-Consent = Annotated[ConsentSource, Depends(consent_source)]
 
 MEMBERS_PER_PAGE = 50
 DESTINATIONS: dict[str, str] = {
@@ -97,8 +90,8 @@ def audiences_page(request: Request, state: State, caller: Reader) -> Response:
 
 
 @router.post("/audiences/refresh")
-def refresh_all(request: Request, state: State, caller: Manager, consent: Consent) -> Response:
-    results = refresh_audiences(state, caller, consent, None)
+def refresh_all(request: Request, state: State, caller: Manager) -> Response:
+    results = refresh_audiences(state, caller, None)
     return redirect(request, "/audiences", notice=f"Refreshed {len(results)} audiences")
 
 
@@ -202,9 +195,7 @@ def builder_page(request: Request, caller: Reader) -> Response:
 
 
 @router.post("/audiences/new/check")
-def builder_check(
-    request: Request, state: State, caller: Reader, consent: Consent, draft: DraftForm
-) -> Response:
+def builder_check(request: Request, state: State, caller: Reader, draft: DraftForm) -> Response:
     """Validate the definition and estimate its size now, with a sample of members; saves
     nothing. This is also what the page does without JavaScript."""
     try:
@@ -215,11 +206,8 @@ def builder_check(
                 business_id=caller.business_id,
                 definition=definition,
                 text=text,
-                consent=consent,
             )
-        estimate = preview_definition(
-            state, caller, consent, definitions.definition_from(definition, text)
-        )
+        estimate = preview_definition(state, caller, definitions.definition_from(definition, text))
     except InvalidInput as exc:
         return _builder(request, caller, draft, problems=exc.problems, status=400)
     # Both forms show the checked definition, so either can be edited next.
@@ -233,7 +221,6 @@ def builder_save(
     request: Request,
     state: State,
     caller: Manager,
-    consent: Consent,
     draft: DraftForm,
     background: BackgroundTasks,
 ) -> Response:
@@ -241,7 +228,7 @@ def builder_save(
         audience = draft.audience()
         with state.store.write() as conn:
             created = definitions.create_audience(
-                conn, business_id=caller.business_id, audience=audience, consent=consent
+                conn, business_id=caller.business_id, audience=audience
             )
     except InvalidInput as exc:
         return _builder(request, caller, draft, problems=exc.problems, status=400)
@@ -392,10 +379,8 @@ def audience_page(
 
 
 @router.post("/audiences/{audience}/refresh")
-def refresh_one(
-    request: Request, state: State, caller: Manager, consent: Consent, audience: str
-) -> Response:
-    [result] = refresh_audiences(state, caller, consent, [audience])
+def refresh_one(request: Request, state: State, caller: Manager, audience: str) -> Response:
+    [result] = refresh_audiences(state, caller, [audience])
     return redirect(
         request,
         f"/audiences/{audience}",

@@ -18,7 +18,7 @@ from accord.audiences.definitions import (
 from accord.audiences.evaluate import ProfileFacts, event_facts, matches
 from accord.audiences.membership import record_changes
 from accord.audiences.models import Change, audience_members, audiences
-from accord.audiences.service import LEDGER_CONSENT, ConsentSource, granted, people
+from accord.audiences.service import granted, people
 from accord.collect.service import payloads_of_profiles
 from accord.core.clock import utcnow
 from accord.lake.schema import lake_row
@@ -30,7 +30,6 @@ def apply_realtime(
     *,
     business_id: str,
     profile_ids: list[str],
-    consent: ConsentSource = LEDGER_CONSENT,
     now: datetime | None = None,
     history_days: int = REALTIME_HISTORY_DAYS,
 ) -> list[Change]:
@@ -68,7 +67,6 @@ def apply_realtime(
             conn,
             business_id=business_id,
             people=people(conn, business_id=business_id, profile_ids=ids).values(),
-            consent=consent,
         )
     history: dict[str, list[Any]] = {}
     if any(isinstance(n, EventCondition) for a in live for _, n in walk(a.definition.condition)):

@@ -43,7 +43,7 @@ from accord.audiences.models import (
     audience_sizes,
     audiences,
 )
-from accord.audiences.service import ConsentSource, granted, people
+from accord.audiences.service import granted, people
 from accord.core.clock import utcnow
 from accord.engine.lake import events as lake_events
 from accord.engine.tables import register as engine_table
@@ -70,7 +70,6 @@ def snapshot(
     business_id: str,
     trait_types: dict[str, TraitType],
     with_consent: bool,
-    consent: ConsentSource,
 ) -> Snapshot:
     rows = profile_rows(conn, business_id=business_id)
     identifiers = identifier_rows(conn, business_id=business_id)
@@ -78,7 +77,7 @@ def snapshot(
     if with_consent:
         everyone = people(conn, business_id=business_id)
         for profile_id, purposes in granted(
-            conn, business_id=business_id, people=everyone.values(), consent=consent
+            conn, business_id=business_id, people=everyone.values()
         ).items():
             consents += [{"profile_id": profile_id, "purpose": p} for p in sorted(purposes)]
     return Snapshot(
@@ -154,7 +153,6 @@ def refresh(
     business_id: str,
     backend: Any,
     lake_url: str,
-    consent: ConsentSource,
     only: list[str] | None = None,
     now: datetime | None = None,
     on_changes: ChangeListener | None = None,
@@ -176,7 +174,6 @@ def refresh(
             business_id=business_id,
             trait_types=trait_types,
             with_consent=with_consent,
-            consent=consent,
         )
     slugs = {a.slug: a.id for a in everything}
     tables = engine_tables(backend, lake_url=lake_url, business_id=business_id, state=state)
@@ -234,21 +231,17 @@ def preview(
     definition: Definition,
     backend: Any,
     lake_url: str,
-    consent: ConsentSource,
     sample: int = SAMPLE_SIZE,
     now: datetime | None = None,
 ) -> Preview:
     """How many people a definition selects now, with a few of them."""
     with store.read() as conn:
-        known, types = check_definition(
-            conn, business_id=business_id, definition=definition, consent=consent
-        )
+        known, types = check_definition(conn, business_id=business_id, definition=definition)
         state = snapshot(
             conn,
             business_id=business_id,
             trait_types=types,
             with_consent=bool(referenced_purposes(definition)),
-            consent=consent,
         )
     selected = evaluate_on_engine(
         definition,

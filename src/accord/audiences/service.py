@@ -4,100 +4,40 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
 from sqlalchemy import Connection, select
 
 from accord.audiences.exports import Person
 from accord.audiences.models import audience_members, audiences
 from accord.consent import config as consent_config
-from accord.consent import service as consent_service
 from accord.consent.models import STANDARD_PURPOSES
 from accord.profiles.service import identifier_rows, profile_rows
 from accord.reach import service as reach
 
-# Consent, as the consent context will offer it ---------------------------------------
+# Consent, read from the ledger -----------------------------------------------------------
 
 
-class ConsentSource(Protocol):
-    """What audiences need from the consent context."""
-
-    def purposes(self, conn: Connection, *, business_id: str) -> frozenset[str]: ...
-
-    def granted_purposes(
-        self,
-        conn: Connection,
-        *,
-        business_id: str,
-        anonymous_ids: list[str],
-        user_ids: list[str],
-    ) -> dict[str, bool]: ...
-
-
-@dataclass(frozen=True)
-class NoConsentRecorded:
-    """Consent-first default while no consent ledger is connected: no one has granted any
-    purpose, so consent conditions select no one and exports leave everyone out."""
-
-    known: frozenset[str] = frozenset(STANDARD_PURPOSES)
-
-    def purposes(self, conn: Connection, *, business_id: str) -> frozenset[str]:
-        return self.known
-
-    def granted_purposes(
-        self,
-        conn: Connection,
-        *,
-        business_id: str,
-        anonymous_ids: list[str],
-        user_ids: list[str],
-    ) -> dict[str, bool]:
-        return {}
-
-
-NO_CONSENT_RECORDED = NoConsentRecorded()
-
-
-class LedgerConsent:
-    """Consent as the consent ledger holds it: the business's configured purposes, and
-    each person's newest decision per purpose across their identifiers."""
-
-    def purposes(self, conn: Connection, *, business_id: str) -> frozenset[str]:
-        return frozenset(consent_config.purpose_keys(conn, business_id=business_id)) | set(
-            STANDARD_PURPOSES
-        )
-
-    def granted_purposes(
-        self,
-        conn: Connection,
-        *,
-        business_id: str,
-        anonymous_ids: list[str],
-        user_ids: list[str],
-    ) -> dict[str, bool]:
-        return consent_service.granted_purposes(
-            conn, business_id=business_id, anonymous_ids=anonymous_ids, user_ids=user_ids
-        )
-
-
-LEDGER_CONSENT = LedgerConsent()
+def known_purposes(conn: Connection, *, business_id: str) -> frozenset[str]:
+    """The purposes a consent condition may name: the business's and the standard ones."""
+    return frozenset(consent_config.purpose_keys(conn, business_id=business_id)) | set(
+        STANDARD_PURPOSES
+    )
 
 
 def granted(
-    conn: Connection, *, business_id: str, people: Iterable[Person], consent: ConsentSource
+    conn: Connection, *, business_id: str, people: Iterable[Person]
 ) -> dict[str, frozenset[str]]:
-    """The purposes each person has granted."""
-    out = {}
-    for person in people:
-        answer = consent.granted_purposes(
-            conn,
-            business_id=business_id,
-            anonymous_ids=list(person.anonymous_ids),
-            user_ids=list(person.user_ids),
-        )
-        out[person.profile_id] = frozenset(p for p, yes in answer.items() if yes)
-    return out
+    """The purposes each person has granted, per the ledger's newest decision per purpose
+    across their identifiers; a person with no record has granted nothing."""
+    choices = reach.granted(
+        conn,
+        business_id=business_id,
+        people=[
+            reach.Addressee(key=p.profile_id, anonymous_ids=p.anonymous_ids, user_ids=p.user_ids)
+            for p in people
+        ],
+    )
+    return {key: frozenset(p for p, yes in c.items() if yes) for key, c in choices.items()}
 
 
 # Who each profile is --------------------------------------------------------------------

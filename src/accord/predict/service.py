@@ -28,7 +28,6 @@ from sklearn.metrics import roc_auc_score
 
 from accord.audiences.compile import EngineTables
 from accord.audiences.refresh import engine_tables, snapshot
-from accord.audiences.service import NO_CONSENT_RECORDED
 from accord.core.clock import utcnow
 from accord.predict.features import (
     Features,
@@ -282,7 +281,6 @@ def train(
             business_id=business_id,
             trait_types={},
             with_consent=False,
-            consent=NO_CONSENT_RECORDED,
         )
     tables = engine_tables(backend, lake_url=lake_url, business_id=business_id, state=state)
     trained: list[Trained] = []

@@ -18,7 +18,6 @@ from accord.accounts.service import purge_expired
 from accord.audiences import definitions, destinations
 from accord.audiences import refresh as audience_refresh
 from accord.audiences.models import audiences as audience_table
-from accord.audiences.service import LEDGER_CONSENT
 from accord.collect.models import inbox
 from accord.collect.service import purge_processed
 from accord.core.clock import parse_instant
@@ -76,7 +75,6 @@ def refresh_audience(context: JobContext) -> JobOutcome:
         business_id=_business(context),
         backend=connect(context.settings.engine_url),
         lake_url=context.settings.resolved_lake_url(),
-        consent=LEDGER_CONSENT,
         only=[_target(context)],
         now=context.now,
         on_changes=on_audience_changes(),
