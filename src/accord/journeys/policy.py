@@ -24,15 +24,7 @@ from accord.audiences.evaluate import (
     raw_event_facts,
 )
 from accord.journeys.graph import QuietHours, SplitPath
-
-# The purpose each channel needs consent for. Webhooks go to the business's own
-# systems and carry only references, so they need none.
-CHANNEL_PURPOSE = {
-    "email": "marketing",
-    "sms": "marketing",
-    "whatsapp": "marketing",
-    "push": "marketing",
-}
+from accord.reach import decide as reach
 
 
 def zone_of(traits: dict[str, Any], trait: str, default: str) -> ZoneInfo:
@@ -109,15 +101,6 @@ def passes(where: list[PropertyFilter], event: dict[str, Any], now: datetime) ->
     return not where or filters_match(where, raw_event_facts(event, now))
 
 
-def in_quiet_hours(local: datetime, quiet: QuietHours) -> bool:
-    start, end, now = time.fromisoformat(quiet.start), time.fromisoformat(quiet.end), local.time()
-    if start == end:
-        return False
-    if start < end:
-        return start <= now < end
-    return now >= start or now < end
-
-
 @dataclass(frozen=True)
 class SendDecision:
     action: Literal["send", "delay", "skip"]
@@ -144,7 +127,10 @@ def decide_send(
         return SendDecision("skip", unreachable_reason or "unreachable")
     if cap is not None and sent_in_window >= cap:
         return SendDecision("skip", "frequency cap reached")
-    if quiet is not None and in_quiet_hours(now.astimezone(zone), quiet):
+    if quiet is not None and reach.in_quiet_hours(
+        now.astimezone(zone).time(),
+        reach.QuietHours(start=time.fromisoformat(quiet.start), end=time.fromisoformat(quiet.end)),
+    ):
         if quiet.mode == "skip":
             return SendDecision("skip", "quiet hours")
         return SendDecision("delay", "quiet hours", next_local_time(now, quiet.end, zone))

@@ -25,7 +25,6 @@ from accord.journeys.models import (
     journey_waits,
     journeys,
 )
-from accord.journeys.policy import CHANNEL_PURPOSE
 from accord.journeys.runner import Runner
 
 KEY = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
@@ -292,12 +291,13 @@ def reachable_channels(
 
     `env` is the runner's view of the other contexts (`process.journeys.environment()`).
     """
-    from accord.journeys.outbox import address
+    from accord.journeys.outbox import ADDRESS_TRAITS, address
 
     traits = env.people.traits(conn, business_id=business_id, profile_id=profile_id)
     return [
         channel
-        for channel in CHANNEL_PURPOSE
+        # The channels that reach a person (webhooks go to the business's own systems).
+        for channel in ADDRESS_TRAITS
         if address(channel, traits) is not None
         and env.reachability.check(
             conn, business_id=business_id, profile_id=profile_id, channel=channel
