@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
 
-from accord.journeys import service
+from accord.journeys import policy, service
+from accord.journeys.graph import QuietHours
 from accord.journeys.models import (
     journey_outbox,
     journey_runs,
@@ -173,6 +175,35 @@ def test_quiet_hours_delay_the_message_to_the_morning_in_the_persons_zone(store:
     assert runner.fire_due(store, now=morning - timedelta(seconds=1)) == 0
     assert runner.fire_due(store, now=morning) == 1
     assert len(_outbox(store)) == 1
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "mode", "utc_hour", "action"),
+    [
+        ("21:00", "08:00", "delay", 20, "delay"),  # 21:00 in Rome: the window starts
+        ("21:00", "08:00", "delay", 7, "send"),  # 08:00 in Rome: the window has ended
+        ("21:00", "08:00", "skip", 2, "skip"),
+        ("12:00", "14:00", "delay", 12, "delay"),  # 13:00 in Rome, inside a daytime window
+        ("09:00", "09:00", "delay", 8, "send"),  # start == end: no quiet hours
+    ],
+)
+def test_quiet_hours_are_reachs_clock_in_the_persons_zone(
+    start: str, end: str, mode: str, utc_hour: int, action: str
+) -> None:
+    now = datetime(2026, 11, 24, utc_hour, 0, tzinfo=UTC)
+    decision = policy.decide_send(
+        reachable=True,
+        unreachable_reason="",
+        now=now,
+        zone=ZoneInfo("Europe/Rome"),
+        quiet=QuietHours.model_validate({"start": start, "end": end, "mode": mode}),
+        sent_in_window=0,
+        cap=None,
+    )
+    assert decision.action == action
+    if action == "delay":
+        assert decision.until is not None
+        assert decision.until.astimezone(ZoneInfo("Europe/Rome")).strftime("%H:%M") == end
 
 
 def test_frequency_cap_skips_beyond_the_limit(store: Store) -> None:
