@@ -87,13 +87,8 @@ def test_export_then_erase_everywhere(store: Store, keys: Bootstrap, settings: S
     ann = profile_of(store, biz, "user_id:ann-user")
     assert _scan_lake(lake) and _scan_store(store)
 
-    def records(
-        conn: Any, *, business_id: str, anonymous_ids: list[str], user_ids: list[str]
-    ) -> list[dict[str, Any]]:
-        return [{"purpose": "analytics", "granted": True, "user_ids": user_ids}]
-
     with store.read() as conn:
-        exported = export_subject(conn, business_id=biz, profile_id=ann, consent_records=records)
+        exported = export_subject(conn, business_id=biz, profile_id=ann)
     assert len(exported.events) == 3
     assert {i["value"] for i in exported.identifiers} == {
         "ann-user",
@@ -102,9 +97,7 @@ def test_export_then_erase_everywhere(store: Store, keys: Bootstrap, settings: S
         "ann@example.org",
         "+33612345678",
     }
-    assert exported.consent_records == [
-        {"purpose": "analytics", "granted": True, "user_ids": ["ann-user"]}
-    ]
+    assert exported.consent_records == []  # nobody recorded a decision for ann
     assert exported.profile["computed"]["total_spend"] == 20
 
     report = erase_subject(store, business_id=biz, profile_id=ann, lake_url=lake)
@@ -368,12 +361,8 @@ def test_export_and_erasure_cover_leads_email_journeys_and_audiences(
     made = _everything_about_ann(store, keys, settings, sink)
     ann = made["ann"]
 
-    from accord.consent.service import records_of_person
-
     with store.read() as conn:
-        exported = export_subject(
-            conn, business_id=biz, profile_id=ann, consent_records=records_of_person
-        )
+        exported = export_subject(conn, business_id=biz, profile_id=ann)
     assert [r["purposes"]["marketing"] for r in exported.consent_records or []] == [True]
     assert [lead["email"] for lead in exported.leads["leads"]] == ["ann@example.org"]
     assert [c["status"] for c in exported.leads["consents"]] == ["recorded"]

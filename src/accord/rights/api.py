@@ -29,7 +29,6 @@ def export_profile(
             conn,
             business_id=caller.business_id,
             profile_id=profile_id,
-            consent_records=state.consent_records,
         )
 
 

@@ -10,7 +10,6 @@ from sqlalchemy import Connection
 
 from accord.accounts.models import Actor
 from accord.cli_common import Business, business_store, echo_json
-from accord.consent import service as consent
 from accord.core.settings import Settings
 from accord.identity import service as identity
 from accord.profiles import service as profiles
@@ -37,7 +36,6 @@ def export(subject: Subject, business: Business) -> None:
             conn,
             business_id=business_id,
             profile_id=_profile_id(conn, business_id, subject),
-            consent_records=consent.records_of_person,
         )
     echo_json(exported, indent=True)
 

@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 
 from accord.audiences.erasure import forget_profile
 from accord.collect import service as collect
+from accord.consent import service as consent
 from accord.identity import service as identity
 from accord.journeys import service as journeys
 from accord.leads import subjects as leads
@@ -23,7 +24,6 @@ from accord.messaging import service as messaging
 from accord.profiles import service as profiles
 from accord.profiles.models import Identifier
 from accord.reach import service as reach
-from accord.rights.models import ConsentRecords
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,6 @@ class Subject:
     lead_emails: tuple[str, ...] = ()
     # Erasure: the inbox rows of the profile's events, read before the lake was rewritten.
     inbox_seqs: tuple[int, ...] = ()
-    # Export: the consent ledger's reader wired in by the caller (None: not wired).
-    consent_records: ConsentRecords | None = None
 
     def values(self, kind: str) -> list[str]:
         return [i.value for i in self.identifiers if i.kind == kind]
@@ -184,9 +182,7 @@ def _delete_profile(conn: Connection, subject: Subject) -> dict[str, int]:
 
 
 def _export_consent(conn: Connection, subject: Subject) -> dict[str, Any]:
-    if subject.consent_records is None:
-        return {"consent_records": None}
-    records = subject.consent_records(
+    records = consent.records_of_person(
         conn,
         business_id=subject.business_id,
         anonymous_ids=subject.values("anonymous_id"),

@@ -3,23 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Connection
-
-
-class ConsentRecords(Protocol):
-    """The consent records of a person known by these identifiers (consent context)."""
-
-    def __call__(
-        self,
-        conn: Connection,
-        *,
-        business_id: str,
-        anonymous_ids: list[str],
-        user_ids: list[str],
-    ) -> list[dict[str, Any]]: ...
 
 
 class SubjectExport(BaseModel):
@@ -28,7 +14,7 @@ class SubjectExport(BaseModel):
     events: list[dict[str, Any]]
     merges: list[dict[str, Any]]
     # Null when no consent ledger is wired into the caller.
-    consent_records: list[dict[str, Any]] | None
+    consent_records: list[dict[str, Any]]
     # leads, consents (double opt-in copies), stage_changes, coupons
     leads: dict[str, list[dict[str, Any]]]
     # messages, events, suppressions, list_memberships

@@ -34,7 +34,7 @@ from accord.leads import subjects as leads
 from accord.profiles import service as profiles
 from accord.profiles.models import Identifier
 from accord.rights.contributors import CONTRIBUTORS, Subject
-from accord.rights.models import ConsentRecords, ErasureReport, SubjectExport
+from accord.rights.models import ErasureReport, SubjectExport
 from accord.store.db import Store
 
 
@@ -54,14 +54,12 @@ def export_subject(
     *,
     business_id: str,
     profile_id: str,
-    consent_records: ConsentRecords | None = None,
 ) -> SubjectExport:
     view = profiles.profile_view(conn, business_id=business_id, profile_id=profile_id)
     subject = Subject(
         business_id=business_id,
         profile_id=profile_id,
         identifiers=tuple(view.identifiers),
-        consent_records=consent_records,
     )
     subject = _with_lead_emails(conn, subject)
     parts: dict[str, Any] = {}

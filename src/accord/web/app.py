@@ -19,7 +19,6 @@ from accord.audiences.api import router as audiences_router
 from accord.collect.api import router as collect_router
 from accord.collect.inbox import InboxWriter
 from accord.collect.service import limits_from
-from accord.consent import service as consent_service
 from accord.consent.api import admin_router as consent_admin_router
 from accord.consent.api import public_router as consent_router
 from accord.consent.gate import LedgerGate
@@ -67,7 +66,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gate=LedgerGate(store=store, ttl_seconds=settings.write_key_cache_seconds),
             limits=limits_from(settings),
             email=email_wiring.build(settings),
-            consent_records=consent_service.records_of_person,
             job_kinds=default_kinds(),
             journey_environment=journey_environment(),
         )

@@ -14,7 +14,6 @@ from accord.collect.validation import Limits
 from accord.core.settings import Settings
 from accord.journeys.environment import Environment
 from accord.process.kinds import Kinds
-from accord.rights.models import ConsentRecords
 from accord.store.db import Store
 
 if TYPE_CHECKING:
@@ -29,8 +28,6 @@ class AppState:
     write_keys: WriteKeyCache
     gate: ConsentGate
     limits: Limits
-    # The consent context's records of a person, for subject-rights exports.
-    consent_records: ConsentRecords | None = None
     email: EmailWiring | None = None
     # The kinds of scheduled jobs (`process.jobs.default_kinds()`).
     job_kinds: Kinds = field(default_factory=dict)
