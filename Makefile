@@ -24,7 +24,7 @@ $(TEST_STAMP): pyproject.toml constraints.txt | $(BIN)/python
 ## Serve the demo business on http://127.0.0.1:8000 (embedded SQLite + Parquet + DuckDB).
 run: $(RUN_STAMP)
 	$(BIN)/accord demo
-	@echo "Accord is serving the demo on http://127.0.0.1:8000 (API docs: /docs). Ctrl-C stops it."
+	@echo "Accord is serving the demo on http://$${ACCORD_HOST:-127.0.0.1}:$${ACCORD_PORT:-8000} (API docs: /docs). Ctrl-C stops it."
 	$(BIN)/accord serve
 
 ## Lint, type-check and run the whole suite (SQLite and PostgreSQL, DuckDB and Spark).

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+from datetime import timedelta
 
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from accord.accounts.models import Bootstrap
+from accord.core.settings import Settings
+from accord.process.worker import drain
+from accord.profiles.service import find_profile_id
+from accord.store.db import Store
 from tests.journeys.helpers import ABANDONED_CART
 
 
@@ -54,3 +61,58 @@ def test_journeys_need_a_token_and_stay_in_their_business(
 ) -> None:
     assert client.get("/api/journeys").status_code == 401
     assert client.get("/api/journeys/cart", headers=_auth(keys)).status_code == 404
+
+
+WELCOME = {
+    "entry": {"type": "api"},
+    "start": "mark",
+    "nodes": {
+        "mark": {"type": "update_trait", "trait": "welcomed", "value": True, "next": "out"},
+        "out": {"type": "exit"},
+    },
+}
+
+
+def test_a_person_enters_an_api_journey_once_per_entry_key(
+    client: TestClient, keys: Bootstrap, store: Store, settings: Settings
+) -> None:
+    basic = "Basic " + base64.b64encode(f"{keys.write_key}:".encode()).decode()
+    client.post(
+        "/v1/identify",
+        headers={"Authorization": basic, "Content-Type": "application/json"},
+        json={"userId": "u-1", "traits": {"email": "ann@example.org"}},
+    )
+    drain(store, lake_url=settings.resolved_lake_url(), batch_size=100, lease=timedelta(seconds=60))
+    with store.read() as conn:
+        profile_id = find_profile_id(
+            conn, business_id=keys.business_id, kind="user_id", value="u-1"
+        )
+    body = {"key": "welcome", "name": "Welcome", "definition": WELCOME}
+    assert client.post("/api/journeys", json=body, headers=_auth(keys)).status_code == 201
+    activated = client.post(
+        "/api/journeys/welcome/status", json={"status": "active"}, headers=_auth(keys)
+    )
+    assert activated.status_code == 200, activated.text
+
+    def enter(person: str, entry_key: str) -> Response:
+        return client.post(
+            "/api/journeys/welcome/entries",
+            json={"profile_id": person, "entry_key": entry_key},
+            headers=_auth(keys),
+        )
+
+    first = enter(profile_id, "signup-1")
+    assert first.status_code == 200, first.text
+    assert first.json()["entered"] is True and first.json()["run_id"]
+    assert enter(profile_id, "signup-1").json() == {"entered": False, "run_id": None}
+    assert enter("nobody", "signup-2").status_code == 404
+    path = client.get(f"/api/profiles/{profile_id}/journeys", headers=_auth(keys)).json()
+    assert path[0]["steps"][0]["outcome"] == "entered"
+    cart = {"key": "cart", "name": "Cart", "definition": ABANDONED_CART}
+    assert client.post("/api/journeys", json=cart, headers=_auth(keys)).status_code == 201
+    refused = client.post(
+        "/api/journeys/cart/entries",
+        json={"profile_id": profile_id, "entry_key": "k"},
+        headers=_auth(keys),
+    )
+    assert refused.status_code == 400, refused.text  # entered by events, not the API

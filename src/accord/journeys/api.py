@@ -10,6 +10,9 @@ from pydantic import BaseModel, Field
 from accord.core.clock import utcnow
 from accord.journeys import analytics, service
 from accord.journeys.models import JourneyView, RunView
+from accord.journeys.runner import Runner
+from accord.process.journeys import environment as journey_environment
+from accord.profiles import service as profiles
 from accord.web import jobs, store_work
 from accord.web.auth import Caller, requires
 from accord.web.state import State
@@ -32,6 +35,23 @@ class NewVersion(BaseModel):
 
 class StatusChange(BaseModel):
     status: str = Field(description="draft, active, paused or archived")
+
+
+class Entry(BaseModel):
+    profile_id: str = Field(min_length=1, max_length=200)
+    entry_key: str = Field(
+        min_length=1,
+        max_length=200,
+        description="the caller's id for this entry: the same key enters a person once",
+    )
+    context: dict[str, Any] = Field(
+        default_factory=dict, description="values the journey's messages may use"
+    )
+
+
+class Entered(BaseModel):
+    entered: bool = Field(description="false when the entry rules kept the person out")
+    run_id: str | None = None
 
 
 class Migration(BaseModel):
@@ -94,6 +114,29 @@ async def set_status(state: State, caller: Manager, key: str, body: StatusChange
         # A date journey's people whose day it is enter now, not at the job's next round.
         await jobs.run_soon(state, business_id=caller.business_id, name="journeys.date_entry")
     return view
+
+
+@router.post(
+    "/{key}/entries", response_model=Entered, summary="Enter a person (journeys entered by `api`)"
+)
+def enter(state: State, caller: Manager, key: str, body: Entry) -> Entered:
+    """The `api` entry of docs/journeys.md: the person enters now unless the journey's entry
+    rules keep them out (already inside, re-entry, maximum); what follows runs on the
+    worker's journey loop like any other entry."""
+    environment = state.journey_environment or journey_environment()
+    with state.store.write() as conn:
+        profiles.profile_view(conn, business_id=caller.business_id, profile_id=body.profile_id)
+        run_id = service.trigger(
+            conn,
+            Runner(environment),
+            business_id=caller.business_id,
+            key=key,
+            profile_id=body.profile_id,
+            entry_key=body.entry_key,
+            context=body.context,
+            now=utcnow(),
+        )
+    return Entered(entered=run_id is not None, run_id=run_id)
 
 
 @router.post("/{key}/migrate", summary="Move people from an older version onto the current one")
