@@ -171,7 +171,16 @@ def suppression_reasons(
     """Key → the stored reasons of the suppressions naming that person (plain or hashed)
     that stop `channel` (None: only those that stop every channel), for the suppressed
     ones only; one query per identifier kind and chunk."""
-    region = phone_region(conn, business_id=business_id)
+    return _reasons(conn, business_id, people, channel, phone_region(conn, business_id=business_id))
+
+
+def _reasons(
+    conn: Connection,
+    business_id: str,
+    people: Sequence[Addressee],
+    channel: str | None,
+    region: str | None,
+) -> dict[str, list[str]]:
     wanted: dict[tuple[str, str], set[str]] = {}
     for person in people:
         for kind, raw in person.identifiers():
@@ -215,11 +224,10 @@ def granted(
 
 
 def _with_profiles(
-    conn: Connection, business_id: str, people: Sequence[Addressee]
+    conn: Connection, business_id: str, people: Sequence[Addressee], region: str | None
 ) -> list[Addressee]:
     """Each person with every identifier of the profiles their identifiers belong to, so
     a suppression of a person's phone also stops email to their address."""
-    region = phone_region(conn, business_id=business_id)
     keys: list[list[tuple[str, str]]] = []
     for person in people:
         keys.append([])
@@ -253,7 +261,8 @@ def _with_profiles(
 
 def profile_of(conn: Connection, *, business_id: str, person: Addressee) -> str | None:
     """The profile the person's identifiers belong to, if any."""
-    [found] = _with_profiles(conn, business_id, [person])
+    region = phone_region(conn, business_id=business_id)
+    [found] = _with_profiles(conn, business_id, [person], region)
     return found.profile_ids[0] if found.profile_ids else None
 
 
@@ -277,8 +286,10 @@ def decisions(
     Each person counts with every identifier of their profile; `lists` adds the
     suppressions that are not identifiers (suppression audiences); `local_times` are the
     people's clocks for quiet hours. Consent is the ledger's, read at this moment."""
-    people = _with_profiles(conn, business_id, people)
-    hits = suppression_reasons(conn, business_id=business_id, people=people, channel=channel)
+    # The business's phone region is read once: both steps normalise with it.
+    region = phone_region(conn, business_id=business_id)
+    people = _with_profiles(conn, business_id, people, region)
+    hits = _reasons(conn, business_id, people, channel, region)
     if lists is not None:
         listed = lists(conn, business_id, sorted({p for a in people for p in a.profile_ids}))
         for person in people:
