@@ -158,9 +158,9 @@ def test_detail_shows_the_frozen_plan_gates_and_results(
     assert 'href="/experiments/cma/report"' in detail.text
     report = client.get("/experiments/cma/report", headers=_html(keys.admin_token))
     assert report.status_code == 200
-    assert '<script src="/experiments/assets/plotly.js"></script>' in report.text
+    assert '<script src="/ui/plotly.js"></script>' in report.text
     assert "cdn" not in report.text.lower()
-    script = client.get("/experiments/assets/plotly.js")
+    script = client.get("/ui/plotly.js")
     assert script.status_code == 200 and script.headers["content-type"].startswith(
         "text/javascript"
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from functools import cache
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -23,6 +22,7 @@ from accord.experiments.metrics import metric_catalogue
 from accord.experiments.models import DesignIn, ExperimentView, cma_three_arm
 from accord.web import store_work
 from accord.web.auth import Caller, requires
+from accord.web.charts import PLOTLY_PATH
 from accord.web.state import AppState, State
 from accord.web.ui import NavEntry, arender, redirect
 
@@ -32,7 +32,6 @@ nav = [NavEntry("Experiments", "/experiments", "experiments.read", "Activation",
 Reader = Annotated[Caller, Depends(requires("experiments.read"))]
 Manager = Annotated[Caller, Depends(requires("experiments.manage"))]
 
-PLOTLY_PATH = "/experiments/assets/plotly.js"
 POWER_FIELDS = tuple(PowerIn.model_fields)
 
 
@@ -195,22 +194,6 @@ async def design_save(
             request, caller, design_json=design, design=None, problems=exc.problems, status=400
         )
     return redirect(request, f"/experiments/{created.key}", notice="Experiment saved as a draft")
-
-
-@cache
-def _plotly() -> bytes:
-    return report.plotly_js().encode()
-
-
-@router.get(PLOTLY_PATH)
-async def plotly_script() -> Response:
-    """plotly.js from the installed `plotly` package, so reports never use a CDN."""
-    body = await store_work.run(_plotly)
-    return Response(
-        body,
-        media_type="text/javascript",
-        headers={"Cache-Control": "public, max-age=86400"},
-    )
 
 
 def _analysis(

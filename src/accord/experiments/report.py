@@ -6,11 +6,11 @@ import csv
 import io
 import json
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from accord.core.bundles import plotly_js
 from accord.experiments.analysis import Analysis, ContrastResult
 from accord.experiments.metrics import metric_catalogue
 from accord.experiments.models import ExperimentView
@@ -55,13 +55,6 @@ def _environment() -> Environment:
     env.filters["interval"] = interval
     env.filters["number"] = number
     return env
-
-
-@cache
-def plotly_js() -> str:
-    """plotly.js from the installed `plotly` package: reports never fetch it from a CDN."""
-    bundle = resources.files("plotly").joinpath("package_data/plotly.min.js")
-    return bundle.read_text(encoding="utf-8")
 
 
 def percent(value: float | None, digits: int = 1) -> str:

@@ -19,6 +19,7 @@ from accord.audiences.api import router as audiences_router
 from accord.collect.api import router as collect_router
 from accord.collect.inbox import InboxWriter
 from accord.collect.service import limits_from
+from accord.consent import pages as consent_pages
 from accord.consent.api import admin_router as consent_admin_router
 from accord.consent.api import public_router as consent_router
 from accord.consent.gate import LedgerGate
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app,
         [
             accounts_pages,
+            consent_pages,
             journey_pages,
             leads_pages,
             email_pages,

@@ -6,7 +6,9 @@ from urllib.parse import quote
 
 import orjson
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from accord.core.errors import (
     AccordError,
@@ -119,6 +121,28 @@ def install(app: FastAPI) -> None:
             return _error_page(request, exc, to_response(exc).status_code)
         return to_response(exc)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _handle_http(request: Request, exc: StarletteHTTPException) -> Response:
+        # Unknown URLs and wrong methods: a page for a browser, FastAPI's JSON otherwise.
+        if _wants_page(request):
+            return _page(request, exc.status_code, _HTTP_MESSAGES.get(exc.status_code, exc.detail))
+        return await http_exception_handler(request, exc)
+
+    @app.exception_handler(Exception)
+    async def _handle_unexpected(request: Request, exc: Exception) -> Response:
+        # Starlette logs the exception and re-raises it after this answer is sent.
+        if _wants_page(request):
+            return _page(request, 500, "Accord could not show this page. The error is logged.")
+        return json_response(
+            error_body("internal_error", "internal server error", []), status_code=500
+        )
+
+
+_HTTP_MESSAGES = {
+    404: "There is no page at this address.",
+    405: "This address does not answer that kind of request.",
+}
+
 
 def _wants_page(request: Request) -> bool:
     # Browsers ask for HTML when they navigate or post a form; API clients do not.
@@ -129,7 +153,11 @@ def _wants_page(request: Request) -> bool:
 
 
 def _error_page(request: Request, exc: AccordError, status: int) -> Response:
+    return _page(request, status, str(exc))
+
+
+def _page(request: Request, status: int, message: str) -> Response:
     # Imported here: the UI module imports this one for its error shape.
     from accord.web.ui import render_error
 
-    return render_error(request, status=status, message=str(exc))
+    return render_error(request, status=status, message=message)

@@ -15,19 +15,23 @@ from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from accord.accounts.service import businesses_of, permitted
+from accord.core.bundles import plotly_js
 from accord.core.signing import Signer
 from accord.web import store_work
 from accord.web.auth import ANON_CSRF_COOKIE, CSRF_FIELD, Caller, anonymous_csrf
+from accord.web.charts import PLOTLY_PATH
 
 WEB_DIR = Path(__file__).parent
 TEMPLATES_DIR = WEB_DIR / "templates"
 STATIC_DIR = WEB_DIR / "static"
+# Static assets change only with a release: browsers may keep them a day.
+ASSET_MAX_AGE = 86_400
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,36 @@ def install(app: FastAPI, modules: Sequence[PageModule]) -> None:
         shell.nav.extend(module.nav)
     shell.nav.sort(key=lambda entry: (entry.order, entry.label))
     app.state.ui = shell
+    app.include_router(_assets)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+
+
+_assets = APIRouter(include_in_schema=False)
+
+
+def _plotly() -> bytes:
+    return plotly_js().encode()
+
+
+@_assets.get(PLOTLY_PATH)
+async def plotly_script() -> Response:
+    """plotly.js, the one chart library of the UI, from the installed `plotly` package."""
+    body = await store_work.run(_plotly)
+    return Response(
+        body,
+        media_type="text/javascript",
+        headers={"Cache-Control": f"public, max-age={ASSET_MAX_AGE}"},
+    )
+
+
+@_assets.get("/favicon.ico")
+async def favicon() -> Response:
+    """Browsers ask for /favicon.ico by themselves: answer with the SVG icon."""
+    return FileResponse(
+        STATIC_DIR / "favicon.svg",
+        media_type="image/svg+xml",
+        headers={"Cache-Control": f"public, max-age={ASSET_MAX_AGE}"},
+    )
 
 
 def _shell(request: Request) -> Shell:

@@ -26,3 +26,30 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 });
+
+// Charts: each `[data-chart]` holds a plotly.js figure as JSON; the table beside it has
+// the same numbers. plotly.js is large, so it is loaded only on pages that draw a chart.
+function drawCharts() {
+  const plots = document.querySelectorAll("[data-chart]");
+  if (plots.length === 0) return;
+  const draw = () => {
+    for (const plot of plots) {
+      const figure = JSON.parse(plot.dataset.chart);
+      window.Plotly.newPlot(plot, figure.data, figure.layout, {
+        displaylogo: false,
+        responsive: true,
+        modeBarButtonsToRemove: ["lasso2d", "select2d"],
+      });
+      plot.dataset.drawn = "true";
+    }
+  };
+  if (window.Plotly) {
+    draw();
+    return;
+  }
+  const script = document.createElement("script");
+  script.src = "/ui/plotly.js";
+  script.onload = draw;
+  document.head.appendChild(script);
+}
+document.addEventListener("DOMContentLoaded", drawCharts);
