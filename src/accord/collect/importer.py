@@ -34,7 +34,7 @@ def _open(path: Path) -> IO[bytes]:
     return raw
 
 
-def _coerce(text: str) -> Any:
+def coerce_cell(text: str) -> Any:
     """CSV cells are text; numbers, booleans and JSON objects are given their type back.
 
     Only numbers written as JSON writes them count: `+4477…`, `02139`, `nan` stay text.
@@ -60,11 +60,11 @@ def csv_event(record: dict[str, str]) -> dict[str, Any]:
             *parents, leaf = rest.split(".")
             for parent in parents:
                 target = target.setdefault(parent, {})
-            target[leaf] = _coerce(cell)
+            target[leaf] = coerce_cell(cell)
         elif head in ("userId", "anonymousId", "messageId", "groupId", "previousId"):
             event[column] = cell
         else:
-            event[column] = _coerce(cell) if head in NESTED_SECTIONS else cell
+            event[column] = coerce_cell(cell) if head in NESTED_SECTIONS else cell
     return event
 
 

@@ -3,9 +3,10 @@
 Hashing: each record's `hash` is the SHA-256 (hex) of the canonical JSON of every
 field in `HASHED_FIELDS` (which includes `position` and `prev_hash`): keys sorted,
 no spaces, UTF-8, datetimes as `YYYY-MM-DDTHH:MM:SS.ffffffZ`, JSON columns as the
-objects they hold. The first record of a business has `prev_hash` = 64 zeros. The
-business's chain head (`consent_chain_heads`) holds the length and the last hash, so
-removing records from the end is detected too.
+objects they hold; a record imported from a file adds its `imported` object (records
+made through Accord have none, so their hashes are as before). The first record of a
+business has `prev_hash` = 64 zeros. The business's chain head (`consent_chain_heads`)
+holds the length and the last hash, so removing records from the end is detected too.
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ def record_hash(fields: dict[str, Any]) -> str:
         if isinstance(value, datetime):
             value = instant_text(value)
         canonical[name] = value
+    if fields.get("imported") is not None:
+        canonical["imported"] = fields["imported"]
     return hashlib.sha256(canonical_json(canonical)).hexdigest()
 
 
@@ -79,6 +82,8 @@ def _stored_fields(row: Row[Any] | dict[str, Any]) -> dict[str, Any]:
     mapping = dict(row._mapping) if isinstance(row, Row) else dict(row)
     for name in JSON_FIELDS:
         mapping[name] = orjson.loads(mapping[name])
+    if mapping.get("imported") is not None:
+        mapping["imported"] = orjson.loads(mapping["imported"])
     return mapping
 
 
@@ -106,7 +111,8 @@ def append(conn: Connection, *, business_id: str, fields: dict[str, Any]) -> App
     """Add one record at the end of the business's chain, in the caller's transaction.
 
     `fields` holds every hashed field except id, business_id, position and prev_hash;
-    JSON columns as objects. The chain head row is locked for the rest of the
+    JSON columns as objects; `imported` ({"from", "notice", "key"}) only for a record
+    imported from a file. The chain head row is locked for the rest of the
     transaction (SELECT ... FOR UPDATE on PostgreSQL; SQLite transactions here begin
     IMMEDIATE, which already serialises writers), so concurrent appends queue.
     """
@@ -132,6 +138,10 @@ def append(conn: Connection, *, business_id: str, fields: dict[str, Any]) -> App
     row = dict(record)
     for name in JSON_FIELDS:
         row[name] = canonical_json(record[name]).decode()
+    imported = record.get("imported")
+    if imported is not None:
+        row["imported"] = canonical_json(imported).decode()
+        row["import_key"] = imported["key"]
     conn.execute(consent_records.insert().values(row))
     conn.execute(
         update(consent_chain_heads)
@@ -258,5 +268,7 @@ def record_json(row: Row[Any]) -> dict[str, Any]:
     out = {name: fields[name] for name in HASHED_FIELDS}
     for name in ("recorded_at", "received_at"):
         out[name] = instant_text(fields[name])
+    if fields.get("imported") is not None:
+        out["imported"] = fields["imported"]
     out["hash"] = fields["hash"]
     return out

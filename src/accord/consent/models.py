@@ -193,7 +193,14 @@ consent_records = Table(
     Column("tc_string", Text, nullable=True),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # A record imported from a file (a CRM opt-in column, another CMP's export): JSON
+    # {"from", "notice", "key"} as the file states them; hashed with the record. NULL
+    # for decisions made through Accord.
+    Column("imported", Text, nullable=True),
+    # The import's key of the decision, so importing the same file again adds nothing.
+    Column("import_key", String(64), nullable=True),
     UniqueConstraint("business_id", "position"),
+    UniqueConstraint("business_id", "import_key"),
     Index("ix_consent_records_anonymous", "business_id", "anonymous_id"),
     Index("ix_consent_records_user", "business_id", "user_id"),
 )

@@ -57,7 +57,9 @@ blockquote { border-left: 3px solid #ccc; margin: .5rem 0; padding: .2rem 1rem; 
 <h2>Decision {{ loop.index }} · {{ r.recorded_at }}</h2>
 <table>
 <tr><th>Record</th><td><code>{{ r.id }}</code> (position {{ r.position }} in the chain)</td></tr>
-<tr><th>Source</th><td>{{ r.source }}</td></tr>
+<tr><th>Source</th><td>{{ r.source }}{% if r.imported %} · <strong>imported</strong> from
+ {{ r.imported.from }}{% if r.imported.notice %}; the notice it names: {{ r.imported.notice }}
+{% endif %}{% endif %}</td></tr>
 <tr><th>Regime</th><td>{{ r.regime }}
 {% if r.country %} (country {{ r.country }}){% endif %}</td></tr>
 <tr><th>Choices</th><td>

@@ -76,6 +76,7 @@ def record_consent(
     ip: str | None = None,
     user_agent: str | None = None,
     tc_validator: TcValidator = validate_tc_string,
+    imported: dict[str, str | None] | None = None,
 ) -> Recorded:
     """Append one consent decision to the business's ledger and return the new state.
 
@@ -89,6 +90,8 @@ def record_consent(
     - `ip` is stored truncated (IPv4 /24, IPv6 /48); the user agent is kept (cut to
       512 characters) with its device class.
     - A withdrawal is simply a record with the purpose set to false.
+    - `imported` ({"from", "notice", "key"}) marks a decision taken from a file (source
+      "import"): where the file says it was given, the notice it names, the import's key.
     - Raises `InvalidInput` naming each bad field: no subject, unknown property,
       purpose or vendor, a notice or text hash that was never published, a malformed
       TC string, an unknown source or regime, a timestamp in the future.
@@ -203,6 +206,7 @@ def record_consent(
         "user_agent": user_agent[:512] if user_agent else None,
         "device": device_of(user_agent),
         "tc_string": tc_string,
+        "imported": imported,
     }
     appended = ledger.append(conn, business_id=business_id, fields=fields)
     state = current_state(

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     max_future_seconds: int = 24 * 3600
     # An event older than this is refused; imports of history raise it.
     max_event_age_days: int = 3650
+    # Largest upload the Imports page takes (the whole form); it is imported while the
+    # request waits, so bigger files go through `accord import`.
+    max_import_bytes: int = 10 * 1024 * 1024
 
     worker_inline: bool = Field(default=True, description="Process the inbox inside `serve`")
     worker_batch_size: int = 5000

@@ -16,6 +16,7 @@ from accord.accounts.service import WriteKeyCache
 from accord.analytics.api import router as analytics_router
 from accord.audiences import pages as audience_pages
 from accord.audiences.api import router as audiences_router
+from accord.collect import pages as import_pages
 from accord.collect.api import router as collect_router
 from accord.collect.inbox import InboxWriter
 from accord.collect.service import limits_from
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             consent_pages,
             journey_pages,
             leads_pages,
+            import_pages,
             email_pages,
             audience_pages,
             experiment_pages,
