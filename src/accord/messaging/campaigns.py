@@ -1,4 +1,4 @@
-"""Email campaigns: creating and scheduling them, their A/B variants, and the listing."""
+"""Email campaigns: creating, changing and scheduling them, their A/B variants, the listing."""
 
 from __future__ import annotations
 
@@ -8,15 +8,22 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, select, update
 
+from accord.accounts.models import Actor
+from accord.accounts.service import audit
 from accord.core.clock import utcnow
 from accord.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from accord.core.ids import new_id
 from accord.messaging.lists import require_list
-from accord.messaging.models import CampaignIn, email_campaigns
+from accord.messaging.models import AbTestIn, CampaignIn, email_campaigns
 from accord.messaging.templates import CompiledTemplate, load_template
 
+# A campaign can be changed until it starts sending; after that it is what was sent.
+EDITABLE_STATUSES = ("draft", "scheduled")
 
-def create_campaign(conn: Connection, *, business_id: str, data: CampaignIn) -> str:
+
+def _check(conn: Connection, *, business_id: str, data: CampaignIn) -> None:
+    """What creating and changing a campaign both check: one target, templates and list
+    of this business, a variant B that differs."""
     if (data.list_id is None) == (data.audience_id is None):
         raise InvalidInput([FieldProblem("list_id", "give exactly one of list_id, audience_id")])
     load_template(conn, business_id=business_id, template_id=data.template_id)
@@ -29,6 +36,10 @@ def create_campaign(conn: Connection, *, business_id: str, data: CampaignIn) -> 
             )
         if data.ab_test.template_id is not None:
             load_template(conn, business_id=business_id, template_id=data.ab_test.template_id)
+
+
+def create_campaign(conn: Connection, *, business_id: str, data: CampaignIn) -> str:
+    _check(conn, business_id=business_id, data=data)
     campaign_id = new_id("cmp")
     conn.execute(
         email_campaigns.insert().values(
@@ -47,6 +58,78 @@ def create_campaign(conn: Connection, *, business_id: str, data: CampaignIn) -> 
         )
     )
     return campaign_id
+
+
+def campaign_input(campaign: Any) -> CampaignIn:
+    """A stored campaign as the input that would make it: what an edit starts from."""
+    return CampaignIn(
+        name=campaign.name,
+        template_id=campaign.template_id,
+        list_id=campaign.list_id,
+        audience_id=campaign.audience_id,
+        from_address=campaign.from_address,
+        due_at=campaign.due_at,
+        ab_test=AbTestIn.model_validate_json(campaign.ab_test) if campaign.ab_test else None,
+        spend=campaign.spend,
+    )
+
+
+def update_campaign(
+    conn: Connection,
+    *,
+    business_id: str,
+    campaign_id: str,
+    data: CampaignIn,
+    actor: Actor,
+    ip: str | None,
+) -> None:
+    """Replace what a draft or scheduled campaign will send, to whom, from whom and when.
+
+    Once it is sending (or tested, or sent) it is refused with `Conflict`: the campaign
+    is then the record of what was sent. With `due_at` it is scheduled, without a draft.
+    """
+    row = campaign_row(conn, business_id=business_id, campaign_id=campaign_id)
+    if row.status not in EDITABLE_STATUSES:
+        raise Conflict(
+            f"campaign {campaign_id} is {row.status}; only draft and scheduled campaigns "
+            "can be changed"
+        )
+    _check(conn, business_id=business_id, data=data)
+    before = campaign_input(row).model_dump(mode="json")
+    values = {
+        "name": data.name,
+        "template_id": data.template_id,
+        "list_id": data.list_id,
+        "audience_id": data.audience_id,
+        "from_address": str(data.from_address),
+        "status": "scheduled" if data.due_at else "draft",
+        "due_at": data.due_at,
+        "ab_test": data.ab_test.model_dump_json() if data.ab_test else None,
+        "spend": data.spend,
+    }
+    # Conditional on the status, so a sender that took the campaign meanwhile wins.
+    changed = conn.execute(
+        update(email_campaigns)
+        .where(
+            email_campaigns.c.id == campaign_id,
+            email_campaigns.c.business_id == business_id,
+            email_campaigns.c.status.in_(EDITABLE_STATUSES),
+        )
+        .values(**values)
+    ).rowcount
+    if not changed:
+        raise Conflict(f"campaign {campaign_id} started sending; it can no longer be changed")
+    after = data.model_dump(mode="json")
+    audit(
+        conn,
+        business_id=business_id,
+        actor=actor,
+        action="email_campaign.update",
+        asset=("email_campaign", campaign_id),
+        before={k: v for k, v in before.items() if after[k] != v},
+        after={k: v for k, v in after.items() if before[k] != v},
+        ip=ip,
+    )
 
 
 def schedule_campaign(
