@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 from sqlalchemy import Connection, select, update
 
 from accord.accounts.models import Actor
@@ -14,7 +15,7 @@ from accord.core.clock import utcnow
 from accord.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from accord.core.ids import new_id
 from accord.messaging.lists import require_list
-from accord.messaging.models import AbTestIn, CampaignIn, email_campaigns
+from accord.messaging.models import AbTestIn, CampaignIn, CampaignPatch, email_campaigns
 from accord.messaging.templates import CompiledTemplate, load_template
 
 # A campaign can be changed until it starts sending; after that it is what was sent.
@@ -130,6 +131,35 @@ def update_campaign(
         after={k: v for k, v in after.items() if before[k] != v},
         ip=ip,
     )
+
+
+def patch_campaign(
+    conn: Connection,
+    *,
+    business_id: str,
+    campaign_id: str,
+    patch: CampaignPatch,
+    actor: Actor,
+    ip: str | None,
+) -> CampaignIn:
+    """`update_campaign` with the fields `patch` sets over the stored ones; the result."""
+    row = campaign_row(conn, business_id=business_id, campaign_id=campaign_id)
+    if row.status not in EDITABLE_STATUSES:
+        raise Conflict(
+            f"campaign {campaign_id} is {row.status}; only draft and scheduled campaigns "
+            "can be changed"
+        )
+    merged = {**campaign_input(row).model_dump(), **patch.model_dump(exclude_unset=True)}
+    try:
+        data = CampaignIn.model_validate(merged)
+    except ValidationError as exc:
+        raise InvalidInput(
+            [FieldProblem(".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()]
+        ) from exc
+    update_campaign(
+        conn, business_id=business_id, campaign_id=campaign_id, data=data, actor=actor, ip=ip
+    )
+    return data
 
 
 def schedule_campaign(

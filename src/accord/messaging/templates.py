@@ -16,7 +16,7 @@ from accord.accounts.service import audit
 from accord.core.clock import utcnow
 from accord.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from accord.core.ids import new_id
-from accord.messaging.models import TemplateIn, email_campaigns, email_templates
+from accord.messaging.models import TemplateIn, TemplatePatch, email_campaigns, email_templates
 
 # Campaigns in these states have sent with their templates, which then stay as they were.
 SENT_STATUSES = ("sending", "testing", "sent")
@@ -148,6 +148,26 @@ def update_template(
         after={k: after[k] for k in sorted(changed)},
         ip=ip,
     )
+
+
+def patch_template(
+    conn: Connection,
+    *,
+    business_id: str,
+    template_id: str,
+    patch: TemplatePatch,
+    actor: Actor,
+    ip: str | None,
+) -> TemplateIn:
+    """`update_template` with the parts `patch` sets over the stored ones; the result."""
+    row = get_template(conn, business_id=business_id, template_id=template_id)
+    stored = {k: getattr(row, k) for k in TemplateIn.model_fields}
+    given = {k: v for k, v in patch.model_dump(exclude_unset=True).items() if v is not None}
+    data = TemplateIn(**{**stored, **given})
+    update_template(
+        conn, business_id=business_id, template_id=template_id, data=data, actor=actor, ip=ip
+    )
+    return data
 
 
 def get_template(conn: Connection, *, business_id: str, template_id: str) -> Any:
