@@ -24,19 +24,41 @@ EDITABLE_STATUSES = ("draft", "scheduled")
 
 def _check(conn: Connection, *, business_id: str, data: CampaignIn) -> None:
     """What creating and changing a campaign both check: one target, templates and list
-    of this business, a variant B that differs."""
+    of this business, a variant B that differs. Each problem names its field."""
     if (data.list_id is None) == (data.audience_id is None):
         raise InvalidInput([FieldProblem("list_id", "give exactly one of list_id, audience_id")])
-    load_template(conn, business_id=business_id, template_id=data.template_id)
+    references: list[tuple[str, Any]] = [
+        (
+            "template_id",
+            lambda: load_template(conn, business_id=business_id, template_id=data.template_id),
+        )
+    ]
     if data.list_id is not None:
-        require_list(conn, business_id=business_id, list_id=data.list_id)
+        list_id = data.list_id
+        references.append(
+            ("list_id", lambda: require_list(conn, business_id=business_id, list_id=list_id))
+        )
     if data.ab_test is not None:
         if data.ab_test.template_id is None and data.ab_test.subject is None:
             raise InvalidInput(
                 [FieldProblem("ab_test", "variant B needs a subject or a template_id")]
             )
-        if data.ab_test.template_id is not None:
-            load_template(conn, business_id=business_id, template_id=data.ab_test.template_id)
+        b_template = data.ab_test.template_id
+        if b_template is not None:
+            references.append(
+                (
+                    "ab_test.template_id",
+                    lambda: load_template(conn, business_id=business_id, template_id=b_template),
+                )
+            )
+    problems: list[FieldProblem] = []
+    for field, look_up in references:
+        try:
+            look_up()
+        except NotFound as exc:
+            problems.append(FieldProblem(field, str(exc)))
+    if problems:
+        raise InvalidInput(problems)
 
 
 def create_campaign(conn: Connection, *, business_id: str, data: CampaignIn) -> str:

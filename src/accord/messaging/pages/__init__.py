@@ -90,6 +90,7 @@ async def _editor(
         values=values,
         source=source,
         sent_by=sent_by or [],
+        may_edit=caller.can("email.manage"),
         preview=preview,
         problems=problems or [],
         by_field=by_field(problems or []),

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection
 from starlette.datastructures import FormData
 
-from accord.core.errors import AccordError, Conflict, FieldProblem, InvalidInput, NotFound
+from accord.core.errors import AccordError, Conflict, FieldProblem, InvalidInput
 from accord.messaging import campaigns, kpis, lists, sending, templates
 from accord.messaging.models import CampaignIn, MemberIn
 from accord.messaging.pages.common import (
@@ -255,10 +255,6 @@ async def edit_campaign_page(
             )
         except InvalidInput as exc:
             problems.extend(exc.problems)
-        except NotFound as exc:  # the campaign exists: a template or list does not
-            problems.append(
-                FieldProblem("template_id" if "template" in exc.what else "list_id", str(exc))
-            )
     if problems:
         return await _campaign_view(
             request,
