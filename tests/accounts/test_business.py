@@ -420,6 +420,7 @@ def test_audit_log_records_who_what_and_filters(store: Store) -> None:
             business_id=business_id,
             pixel_id=pixel.id,
             enabled=False,
+            max_pixels=10,
             actor=_actor(owner),
             ip="10.1.1.1",
         )

@@ -110,13 +110,13 @@ def test_an_invalid_template_is_explained_and_not_saved(
     )
 
 
-def test_editing_a_template_saves_a_new_one(client: TestClient, keys: Bootstrap) -> None:
+def test_a_template_saved_as_a_new_one_keeps_the_first(client: TestClient, keys: Bootstrap) -> None:
     first = _template(client, keys)
     editor = client.get(f"/email/templates/{first}", headers=_auth(keys.admin_token))
-    assert editor.status_code == 200 and "Saving makes a new template" in editor.text
+    assert editor.status_code == 200 and "Save as a new template" in editor.text
     second = client.post(
-        "/email/templates",
-        data={**TEMPLATE, "subject": "Changed", "source": first, "action": "save"},
+        f"/email/templates/{first}",
+        data={**TEMPLATE, "subject": "Changed", "action": "copy"},
         headers=_auth(keys.admin_token),
         follow_redirects=False,
     )

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
+from sqlalchemy import Connection
 
 from accord.accounts import assets as asset_service
 from accord.accounts import permissions, service, team, tokens
@@ -18,6 +19,7 @@ from accord.accounts.models import (
     BusinessIn,
     BusinessView,
     CampaignIn,
+    CampaignPatch,
     CampaignView,
     InvitationIn,
     InvitationView,
@@ -26,6 +28,7 @@ from accord.accounts.models import (
     PartnerShareIn,
     PartnerShareView,
     PixelIn,
+    PixelPatch,
     PixelView,
     PropertyIn,
     SocialAccountIn,
@@ -226,6 +229,47 @@ async def get_pixel(
     )
 
 
+@router.patch(
+    "/pixels/{pixel_id}",
+    response_model=PixelView,
+    summary="Rename a pixel, or disable or enable it",
+    description="A disabled pixel's write key stops accepting events; enabling one counts "
+    "against ACCORD_MAX_PIXELS_PER_BUSINESS again. Fields left out keep their value.",
+)
+async def update_pixel(
+    state: State, caller: AdminAssets, pixel_id: str, body: PixelPatch
+) -> PixelView:
+    owner = await require_asset(state, caller, kind="pixel", asset_id=pixel_id, task="manage")
+
+    def work(c: Connection) -> PixelView:
+        pixel = asset_service.get_pixel(c, business_id=owner, pixel_id=pixel_id)
+        if body.name is not None or "name" in body.model_fields_set:
+            pixel = asset_service.rename_pixel(
+                c,
+                business_id=owner,
+                pixel_id=pixel_id,
+                name=body.name or "",
+                actor=caller.actor,
+                ip=caller.ip,
+            )
+        if body.enabled is not None:
+            pixel = asset_service.set_pixel_enabled(
+                c,
+                business_id=owner,
+                pixel_id=pixel_id,
+                enabled=body.enabled,
+                max_pixels=state.settings.max_pixels_per_business,
+                actor=caller.actor,
+                ip=caller.ip,
+            )
+        return pixel
+
+    pixel = await store_work.write(state, work)
+    if not pixel.enabled:
+        state.write_keys.forget(pixel.write_key)
+    return pixel
+
+
 @router.post("/properties", response_model=AssetView, status_code=201, summary="Add a property")
 async def create_property(state: State, caller: AdminAssets, body: PropertyIn) -> AssetView:
     permissions.check_may_create(caller.role, "property")
@@ -318,6 +362,35 @@ async def create_campaign(
             c,
             business_id=owner,
             ad_account_id=ad_account_id,
+            data=body,
+            actor=caller.actor,
+            ip=caller.ip,
+        ),
+    )
+
+
+@router.patch(
+    "/ad-accounts/{ad_account_id}/campaigns/{campaign_id}",
+    response_model=CampaignView,
+    summary="Change a campaign",
+    description="Name, budget, start, end and status; fields left out keep their value. "
+    "The checks of creating one apply: the budget within the ad account's spend limit, "
+    "the end after the start, an open ad account. An ended campaign stays ended and one "
+    "that has run does not become a draft again (400 invalid_input naming the field).",
+)
+async def update_campaign(
+    state: State, caller: Ads, ad_account_id: str, campaign_id: str, body: CampaignPatch
+) -> CampaignView:
+    owner = await require_asset(
+        state, caller, kind="ad_account", asset_id=ad_account_id, task="advertise"
+    )
+    return await store_work.write(
+        state,
+        lambda c: asset_service.update_campaign(
+            c,
+            business_id=owner,
+            ad_account_id=ad_account_id,
+            campaign_id=campaign_id,
             data=body,
             actor=caller.actor,
             ip=caller.ip,

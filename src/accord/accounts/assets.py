@@ -7,6 +7,7 @@ that row, so every kind, including those later contexts add, is handled alike.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -18,6 +19,7 @@ from accord.accounts.models import (
     AdAccountIn,
     AssetView,
     CampaignIn,
+    CampaignPatch,
     CampaignView,
     PixelView,
     PropertyIn,
@@ -134,22 +136,7 @@ def create_pixel(
         problems.append(FieldProblem("kind", f"one of {', '.join(PIXEL_KINDS)}"))
     if problems:
         raise InvalidInput(problems)
-    count = conn.execute(
-        select(func.count()).where(
-            sources.c.business_id == business_id, sources.c.kind.in_(PIXEL_KINDS)
-        )
-    ).scalar_one()
-    if count >= max_pixels:
-        raise InvalidInput(
-            [
-                FieldProblem(
-                    "pixels",
-                    f"a business can have at most {max_pixels} pixels and this one has "
-                    f"{count}; disable or reuse one, or ask the operator to raise "
-                    "ACCORD_MAX_PIXELS_PER_BUSINESS",
-                )
-            ]
-        )
+    _check_pixel_room(conn, business_id=business_id, max_pixels=max_pixels)
     ref = create_source(conn, business_id=business_id, name=name.strip(), kind=kind)
     audit(
         conn,
@@ -161,6 +148,31 @@ def create_pixel(
         ip=ip,
     )
     return get_pixel(conn, business_id=business_id, pixel_id=ref.source_id)
+
+
+def _check_pixel_room(conn: Connection, *, business_id: str, max_pixels: int) -> None:
+    """Refuse one more enabled pixel when the business already has `max_pixels` enabled.
+
+    Only enabled pixels count, so disabling one makes room, as the refusal advises.
+    """
+    count = conn.execute(
+        select(func.count()).where(
+            sources.c.business_id == business_id,
+            sources.c.kind.in_(PIXEL_KINDS),
+            sources.c.enabled.is_(True),
+        )
+    ).scalar_one()
+    if count >= max_pixels:
+        raise InvalidInput(
+            [
+                FieldProblem(
+                    "pixels",
+                    f"a business can have at most {max_pixels} pixels enabled and this one "
+                    f"has {count}; disable or reuse one, or ask the operator to raise "
+                    "ACCORD_MAX_PIXELS_PER_BUSINESS",
+                )
+            ]
+        )
 
 
 def get_pixel(conn: Connection, *, business_id: str, pixel_id: str) -> PixelView:
@@ -185,10 +197,17 @@ def set_pixel_enabled(
     business_id: str,
     pixel_id: str,
     enabled: bool,
+    max_pixels: int,
     actor: Actor,
     ip: str | None,
 ) -> PixelView:
+    """Stop or resume collection with the pixel's write key; enabling one counts against
+    `max_pixels` again. Setting the state it already has changes nothing."""
     before = get_pixel(conn, business_id=business_id, pixel_id=pixel_id)
+    if before.enabled == enabled:
+        return before
+    if enabled:
+        _check_pixel_room(conn, business_id=business_id, max_pixels=max_pixels)
     conn.execute(
         update(sources)
         .where(sources.c.id == pixel_id, sources.c.business_id == business_id)
@@ -202,6 +221,46 @@ def set_pixel_enabled(
         asset=("pixel", pixel_id),
         before={"enabled": before.enabled},
         after={"enabled": enabled},
+        ip=ip,
+    )
+    return get_pixel(conn, business_id=business_id, pixel_id=pixel_id)
+
+
+def rename_pixel(
+    conn: Connection,
+    *,
+    business_id: str,
+    pixel_id: str,
+    name: str,
+    actor: Actor,
+    ip: str | None,
+) -> PixelView:
+    """Rename a pixel (its source and its asset row alike); the write key stays."""
+    before = get_pixel(conn, business_id=business_id, pixel_id=pixel_id)
+    problems = _name_problems(name, MAX_PIXEL_NAME)
+    if problems:
+        raise InvalidInput(problems)
+    new_name = name.strip()
+    if new_name == before.name:
+        return before
+    conn.execute(
+        update(sources)
+        .where(sources.c.id == pixel_id, sources.c.business_id == business_id)
+        .values(name=new_name)
+    )
+    conn.execute(
+        update(assets)
+        .where(assets.c.id == pixel_id, assets.c.business_id == business_id)
+        .values(name=new_name)
+    )
+    audit(
+        conn,
+        business_id=business_id,
+        actor=actor,
+        action="pixel.rename",
+        asset=("pixel", pixel_id),
+        before={"name": before.name},
+        after={"name": new_name},
         ip=ip,
     )
     return get_pixel(conn, business_id=business_id, pixel_id=pixel_id)
@@ -308,6 +367,35 @@ def close_ad_account(
     return get_asset(conn, business_id=business_id, asset_id=ad_account_id)
 
 
+def _campaign_problems(
+    conn: Connection,
+    *,
+    account: Any,
+    name: str,
+    status: str,
+    budget_minor: int,
+    starts_at: datetime | None,
+    ends_at: datetime | None,
+) -> list[FieldProblem]:
+    """What creating and changing a campaign both check: the name, the status, the dates,
+    an open ad account and the budget within its spend limit."""
+    problems = _name_problems(name)
+    if account.closed_at is not None:
+        problems.append(FieldProblem("ad_account", "this ad account is closed"))
+    if status not in CAMPAIGN_STATUSES:
+        problems.append(FieldProblem("status", f"one of {', '.join(CAMPAIGN_STATUSES)}"))
+    if starts_at and ends_at and ends_at <= starts_at:
+        problems.append(FieldProblem("ends_at", "must be after starts_at"))
+    limit = conn.execute(
+        select(ad_accounts.c.spend_limit_minor).where(ad_accounts.c.asset_id == account.id)
+    ).scalar()
+    if limit is not None and budget_minor > limit:
+        problems.append(
+            FieldProblem("budget_minor", f"above the ad account's spend limit of {limit}")
+        )
+    return problems
+
+
 def create_campaign(
     conn: Connection,
     *,
@@ -318,24 +406,19 @@ def create_campaign(
     ip: str | None,
 ) -> CampaignView:
     account = _asset(conn, business_id=business_id, asset_id=ad_account_id, kind="ad_account")
-    problems = _name_problems(data.name)
-    if account.closed_at is not None:
-        problems.append(FieldProblem("ad_account", "this ad account is closed"))
+    problems = _campaign_problems(
+        conn,
+        account=account,
+        name=data.name,
+        status=data.status,
+        budget_minor=data.budget_minor,
+        starts_at=data.starts_at,
+        ends_at=data.ends_at,
+    )
     if data.objective not in OBJECTIVES:
         problems.append(FieldProblem("objective", f"one of {', '.join(OBJECTIVES)}"))
     if data.pricing not in PRICING:
         problems.append(FieldProblem("pricing", f"one of {', '.join(PRICING)}"))
-    if data.status not in CAMPAIGN_STATUSES:
-        problems.append(FieldProblem("status", f"one of {', '.join(CAMPAIGN_STATUSES)}"))
-    if data.starts_at and data.ends_at and data.ends_at <= data.starts_at:
-        problems.append(FieldProblem("ends_at", "must be after starts_at"))
-    limit = conn.execute(
-        select(ad_accounts.c.spend_limit_minor).where(ad_accounts.c.asset_id == ad_account_id)
-    ).scalar()
-    if limit is not None and data.budget_minor > limit:
-        problems.append(
-            FieldProblem("budget_minor", f"above the ad account's spend limit of {limit}")
-        )
     if problems:
         raise InvalidInput(problems)
     campaign_id = new_id("cmp")
@@ -363,7 +446,108 @@ def create_campaign(
         after={"campaign_id": campaign_id, **data.model_dump(mode="json")},
         ip=ip,
     )
-    return list_campaigns(conn, business_id=business_id, ad_account_id=ad_account_id)[0]
+    return get_campaign(
+        conn, business_id=business_id, ad_account_id=ad_account_id, campaign_id=campaign_id
+    )
+
+
+# Fields a campaign's owner may change after creating it; objective and pricing are
+# what the campaign is, so a different one is a new campaign.
+CAMPAIGN_EDITABLE = ("name", "budget_minor", "starts_at", "ends_at", "status")
+
+
+def update_campaign(
+    conn: Connection,
+    *,
+    business_id: str,
+    ad_account_id: str,
+    campaign_id: str,
+    data: CampaignPatch,
+    actor: Actor,
+    ip: str | None,
+) -> CampaignView:
+    """Change the fields `data` sets, with the checks of `create_campaign`.
+
+    An ended campaign stays ended, and one that has run does not become a draft again.
+    """
+    account = _asset(conn, business_id=business_id, asset_id=ad_account_id, kind="ad_account")
+    before = get_campaign(
+        conn, business_id=business_id, ad_account_id=ad_account_id, campaign_id=campaign_id
+    )
+    current = before.model_dump(include=set(CAMPAIGN_EDITABLE))
+    given = data.model_dump(include=data.model_fields_set & set(CAMPAIGN_EDITABLE))
+    if "name" in given and given["name"] is not None:
+        given["name"] = given["name"].strip()
+    after = {**current, **given}
+    problems: list[FieldProblem] = []
+    for required in ("name", "budget_minor", "status"):
+        if after[required] is None:
+            problems.append(FieldProblem(required, "cannot be empty"))
+    if problems:
+        raise InvalidInput(problems)
+    problems = _campaign_problems(
+        conn,
+        account=account,
+        name=after["name"],
+        status=after["status"],
+        budget_minor=after["budget_minor"],
+        starts_at=after["starts_at"],
+        ends_at=after["ends_at"],
+    )
+    if after["status"] != before.status:
+        if before.status == "ended":
+            problems.append(FieldProblem("status", "an ended campaign stays ended"))
+        elif after["status"] == "draft":
+            problems.append(
+                FieldProblem("status", f"a {before.status} campaign cannot become a draft again")
+            )
+    if problems:
+        raise InvalidInput(problems)
+    changed = {k: v for k, v in after.items() if v != current[k]}
+    if not changed:
+        return before
+    conn.execute(
+        update(campaigns)
+        .where(
+            campaigns.c.id == campaign_id,
+            campaigns.c.business_id == business_id,
+            campaigns.c.ad_account_id == ad_account_id,
+        )
+        .values(**changed)
+    )
+    audit(
+        conn,
+        business_id=business_id,
+        actor=actor,
+        action="campaign.update",
+        asset=("ad_account", ad_account_id),
+        before={"campaign_id": campaign_id, **_as_json({k: current[k] for k in changed})},
+        after={"campaign_id": campaign_id, **_as_json(changed)},
+        ip=ip,
+    )
+    return get_campaign(
+        conn, business_id=business_id, ad_account_id=ad_account_id, campaign_id=campaign_id
+    )
+
+
+def _as_json(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
+
+
+def get_campaign(
+    conn: Connection, *, business_id: str, ad_account_id: str, campaign_id: str
+) -> CampaignView:
+    """One campaign of an ad account owned by `business_id`."""
+    row = conn.execute(
+        select(campaigns).where(
+            campaigns.c.id == campaign_id,
+            campaigns.c.business_id == business_id,
+            campaigns.c.ad_account_id == ad_account_id,
+        )
+    ).first()
+    if row is None:
+        raise NotFound("campaign")
+    return CampaignView(**{k: v for k, v in row._mapping.items() if k != "business_id"})
 
 
 def list_campaigns(conn: Connection, *, business_id: str, ad_account_id: str) -> list[CampaignView]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -352,6 +352,15 @@ class PixelView(BaseModel):
     created_at: datetime
 
 
+class PixelPatch(BaseModel):
+    """What changes on a pixel; fields left out keep their value."""
+
+    name: str | None = None
+    enabled: bool | None = Field(
+        default=None, description="false: its write key stops accepting events"
+    )
+
+
 class PropertyIn(BaseModel):
     name: str
     platform: str = Field(description="site or app")
@@ -370,9 +379,19 @@ class CampaignIn(BaseModel):
     objective: str = Field(description="awareness, consideration, leads or conversions")
     pricing: str = Field(description="CPM, CPC or CPL")
     budget_minor: int = Field(ge=0)
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
     status: str = "draft"
+
+
+class CampaignPatch(BaseModel):
+    """The fields of a campaign to change; those left out keep their value."""
+
+    name: str | None = None
+    budget_minor: int | None = Field(default=None, ge=0)
+    starts_at: AwareDatetime | None = Field(default=None, description="null: no start date")
+    ends_at: AwareDatetime | None = Field(default=None, description="null: no end date")
+    status: str | None = Field(default=None, description="draft, active, paused or ended")
 
 
 class CampaignView(BaseModel):

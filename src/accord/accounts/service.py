@@ -615,6 +615,12 @@ class WriteKeyCache:
             self._entries[write_key] = (now + self.ttl_seconds, source)
         return source
 
+    def forget(self, write_key: str) -> None:
+        """Drop a remembered key, so a pixel disabled through this process stops at once
+        (other processes stop when their entry expires, within `ttl_seconds`)."""
+        with self._lock:
+            self._entries.pop(write_key, None)
+
 
 @dataclass
 class Purged:

@@ -18,7 +18,15 @@ from accord.messaging.bounces import (
     parse_sendgrid,
     parse_ses,
 )
-from accord.messaging.models import CampaignIn, ListIn, MemberIn, TemplateIn, TestSendIn
+from accord.messaging.models import (
+    CampaignIn,
+    CampaignPatch,
+    ListIn,
+    MemberIn,
+    TemplateIn,
+    TemplatePatch,
+    TestSendIn,
+)
 from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.email_wiring import Email
@@ -49,6 +57,28 @@ def create_template(data: TemplateIn, caller: Manage, state: State) -> dict[str,
         return {"id": templates.create_template(conn, business_id=caller.business_id, data=data)}
 
 
+@admin.patch(
+    "/templates/{template_id}",
+    summary="Change an email template in place",
+    description="Parts left out keep their value; the sandbox checks the result (400 "
+    "invalid_input naming `subject`, `html` or `text`). A template a campaign has sent "
+    "(or is sending) is refused with 409: create a new template instead.",
+)
+def update_template(
+    template_id: str, data: TemplatePatch, caller: Manage, state: State
+) -> dict[str, Any]:
+    with state.store.write() as conn:
+        saved = templates.patch_template(
+            conn,
+            business_id=caller.business_id,
+            template_id=template_id,
+            patch=data,
+            actor=caller.actor,
+            ip=caller.ip,
+        )
+    return {"id": template_id, **saved.model_dump()}
+
+
 @admin.post("/lists", status_code=201, summary="Create a list")
 def create_list(data: ListIn, caller: Manage, state: State) -> dict[str, str]:
     with state.store.write() as conn:
@@ -66,6 +96,29 @@ def add_member(list_id: str, data: MemberIn, caller: Manage, state: State) -> Re
 def create_campaign(data: CampaignIn, caller: Manage, state: State) -> dict[str, str]:
     with state.store.write() as conn:
         return {"id": campaigns.create_campaign(conn, business_id=caller.business_id, data=data)}
+
+
+@admin.patch(
+    "/campaigns/{campaign_id}",
+    summary="Change a campaign before it is sent",
+    description="Name, template, list or audience, sender, schedule (`due_at`; null makes "
+    "it a draft), A/B test and spend; fields left out keep their value. Only draft and "
+    "scheduled campaigns change: a sending, testing or sent one answers 409.",
+)
+def update_campaign(
+    campaign_id: str, data: CampaignPatch, caller: Manage, state: State
+) -> dict[str, Any]:
+    with state.store.write() as conn:
+        saved = campaigns.patch_campaign(
+            conn,
+            business_id=caller.business_id,
+            campaign_id=campaign_id,
+            patch=data,
+            actor=caller.actor,
+            ip=caller.ip,
+        )
+        row = campaigns.campaign_row(conn, business_id=caller.business_id, campaign_id=campaign_id)
+    return {"id": campaign_id, "status": row.status, **saved.model_dump(mode="json")}
 
 
 @admin.post("/campaigns/{campaign_id}/send", summary="Send now (or the next A/B phase)")

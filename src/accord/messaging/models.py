@@ -129,6 +129,15 @@ class TemplateIn(BaseModel):
     text: str = Field(default="", max_length=500_000)
 
 
+class TemplatePatch(BaseModel):
+    """The parts of a template to change; those left out keep their value."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    subject: str | None = Field(default=None, min_length=1, max_length=500)
+    html: str | None = Field(default=None, min_length=1, max_length=500_000)
+    text: str | None = Field(default=None, max_length=500_000)
+
+
 class ListIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
 
@@ -160,6 +169,23 @@ class CampaignIn(BaseModel):
     list_id: str | None = None
     audience_id: str | None = None
     from_address: EmailStr
+    due_at: datetime | None = None
+    ab_test: AbTestIn | None = None
+    spend: float | None = Field(default=None, ge=0)
+
+
+class CampaignPatch(BaseModel):
+    """What to change on a draft or scheduled campaign; fields left out keep their value.
+
+    To move a campaign from a list to an audience, give `audience_id` and `list_id: null`;
+    `due_at: null` makes a scheduled campaign a draft again.
+    """
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    template_id: str | None = None
+    list_id: str | None = None
+    audience_id: str | None = None
+    from_address: EmailStr | None = None
     due_at: datetime | None = None
     ab_test: AbTestIn | None = None
     spend: float | None = Field(default=None, ge=0)

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
 from sqlalchemy import Connection
 
 from accord.accounts import assets as asset_service
 from accord.accounts import permissions, service
-from accord.accounts.models import AdAccountIn, CampaignIn, PropertyIn, SocialAccountIn
+from accord.accounts.models import (
+    AdAccountIn,
+    CampaignIn,
+    CampaignPatch,
+    CampaignView,
+    PixelView,
+    PropertyIn,
+    SocialAccountIn,
+)
 from accord.accounts.pages.common import (
     AdsManage,
     AdsRead,
@@ -19,9 +30,10 @@ from accord.accounts.pages.common import (
     caller_action,
     form_action,
 )
+from accord.core.errors import FieldProblem, InvalidInput, NotFound
 from accord.web import store_work
 from accord.web.account_mail import base_url
-from accord.web.auth import require_asset
+from accord.web.auth import Caller, require_asset
 from accord.web.state import State
 from accord.web.ui import arender, redirect
 
@@ -76,20 +88,124 @@ async def create_pixel(
     )
 
 
+def _problems_by_field(problems: list[FieldProblem]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for problem in problems:
+        found.setdefault(problem.field, []).append(problem.reason)
+    return found
+
+
+def _may(conn: Connection, caller: Caller, *, kind: str, asset_id: str, task: str) -> bool:
+    """Whether the caller holds `task` on the asset (to show its forms, or not)."""
+    try:
+        service.check_asset(conn, access=caller.access, asset_id=asset_id, kind=kind, task=task)
+    except NotFound:
+        return False
+    return True
+
+
+async def _pixel_page(
+    request: Request,
+    state: State,
+    caller: Caller,
+    *,
+    owner: str,
+    pixel_id: str,
+    name: str | None = None,
+    problems: list[FieldProblem] | None = None,
+) -> HTMLResponse:
+    def work(conn: Connection) -> tuple[PixelView, bool]:
+        pixel = asset_service.get_pixel(conn, business_id=owner, pixel_id=pixel_id)
+        may_manage = caller.can("assets.manage") and _may(
+            conn, caller, kind="pixel", asset_id=pixel_id, task="manage"
+        )
+        return pixel, may_manage
+
+    pixel, may_manage = await store_work.read(state, work)
+    snippet = asset_service.install_snippet(
+        base_url=base_url(request, state.settings), write_key=pixel.write_key
+    )
+    return await arender(
+        request,
+        "accounts/pixel.html",
+        caller=caller,
+        pixel=pixel,
+        snippet=snippet,
+        may_manage=may_manage,
+        name=pixel.name if name is None else name,
+        problems=_problems_by_field(problems or []),
+        status=400 if problems else 200,
+    )
+
+
 @router.get("/assets/pixels/{pixel_id}")
 async def pixel_page(
     request: Request, state: State, pixel_id: str, caller: AssetsRead
 ) -> HTMLResponse:
     owner = await require_asset(state, caller, kind="pixel", asset_id=pixel_id, task="analyse")
-    pixel = await store_work.read(
-        state, lambda conn: asset_service.get_pixel(conn, business_id=owner, pixel_id=pixel_id)
-    )
-    snippet = asset_service.install_snippet(
-        base_url=base_url(request, state.settings), write_key=pixel.write_key
-    )
-    return await arender(
-        request, "accounts/pixel.html", caller=caller, pixel=pixel, snippet=snippet
-    )
+    return await _pixel_page(request, state, caller, owner=owner, pixel_id=pixel_id)
+
+
+@router.post("/assets/pixels/{pixel_id}")
+async def rename_pixel(
+    request: Request,
+    state: State,
+    pixel_id: str,
+    caller: AssetsManage,
+    name: Annotated[str, Form()] = "",
+) -> Response:
+    owner = await require_asset(state, caller, kind="pixel", asset_id=pixel_id, task="manage")
+
+    def work(conn: Connection) -> PixelView:
+        return asset_service.rename_pixel(
+            conn, business_id=owner, pixel_id=pixel_id, name=name, actor=caller.actor, ip=caller.ip
+        )
+
+    try:
+        pixel = await store_work.write(state, work)
+    except InvalidInput as exc:
+        return await _pixel_page(
+            request, state, caller, owner=owner, pixel_id=pixel_id, name=name, problems=exc.problems
+        )
+    return redirect(request, f"/assets/pixels/{pixel_id}", notice=f"Pixel renamed {pixel.name}")
+
+
+@router.post("/assets/pixels/{pixel_id}/enabled")
+async def enable_pixel(
+    request: Request,
+    state: State,
+    pixel_id: str,
+    caller: AssetsManage,
+    enabled: Annotated[str, Form()] = "",
+) -> Response:
+    owner = await require_asset(state, caller, kind="pixel", asset_id=pixel_id, task="manage")
+    if enabled not in ("true", "false"):
+        problem = FieldProblem("enabled", "true or false")
+        return await _pixel_page(
+            request, state, caller, owner=owner, pixel_id=pixel_id, problems=[problem]
+        )
+
+    def work(conn: Connection) -> PixelView:
+        return asset_service.set_pixel_enabled(
+            conn,
+            business_id=owner,
+            pixel_id=pixel_id,
+            enabled=enabled == "true",
+            max_pixels=state.settings.max_pixels_per_business,
+            actor=caller.actor,
+            ip=caller.ip,
+        )
+
+    try:
+        pixel = await store_work.write(state, work)
+    except InvalidInput as exc:
+        return await _pixel_page(
+            request, state, caller, owner=owner, pixel_id=pixel_id, problems=exc.problems
+        )
+    if not pixel.enabled:
+        state.write_keys.forget(pixel.write_key)
+    notice = "Pixel enabled" if pixel.enabled else "Pixel disabled: its write key takes no events"
+    return redirect(request, f"/assets/pixels/{pixel_id}", notice=notice)
 
 
 @router.post("/assets/properties")
@@ -217,6 +333,170 @@ async def create_campaign(
             actor=caller.actor,
             ip=caller.ip,
         ),
+    )
+
+
+LOCAL_MINUTE = "%Y-%m-%dT%H:%M"
+
+
+def _local(value: datetime | None, zone: ZoneInfo) -> str:
+    """An instant as the `datetime-local` value of the ad account's time zone."""
+    return value.astimezone(zone).strftime(LOCAL_MINUTE) if value else ""
+
+
+def _instant(
+    text: str, zone: ZoneInfo, field: str, problems: list[FieldProblem]
+) -> datetime | None:
+    """A `datetime-local` value read in the ad account's time zone; empty: none."""
+    if not text.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        problems.append(FieldProblem(field, "a date and time such as 2026-05-01T09:00"))
+        return None
+    local = parsed.replace(tzinfo=zone) if parsed.tzinfo is None else parsed
+    return local.astimezone(UTC)
+
+
+def _campaign_values(campaign: CampaignView, zone: ZoneInfo) -> dict[str, str]:
+    return {
+        "name": campaign.name,
+        "budget": f"{campaign.budget_minor / 100:.2f}",
+        "starts_at": _local(campaign.starts_at, zone),
+        "ends_at": _local(campaign.ends_at, zone),
+        "status": campaign.status,
+    }
+
+
+async def _campaign_page(
+    request: Request,
+    state: State,
+    caller: Caller,
+    *,
+    owner: str,
+    ad_account_id: str,
+    campaign_id: str,
+    values: dict[str, str] | None = None,
+    problems: list[FieldProblem] | None = None,
+) -> HTMLResponse:
+    def work(conn: Connection) -> dict[str, Any]:
+        return {
+            "account": asset_service.get_asset(conn, business_id=owner, asset_id=ad_account_id),
+            "campaign": asset_service.get_campaign(
+                conn, business_id=owner, ad_account_id=ad_account_id, campaign_id=campaign_id
+            ),
+            "may_edit": caller.can("ads.manage")
+            and _may(conn, caller, kind="ad_account", asset_id=ad_account_id, task="advertise"),
+        }
+
+    found = await store_work.read(state, work)
+    zone = ZoneInfo(found["account"].details["timezone"])
+    return await arender(
+        request,
+        "accounts/campaign.html",
+        caller=caller,
+        statuses=asset_service.CAMPAIGN_STATUSES,
+        values=values or _campaign_values(found["campaign"], zone),
+        problems=_problems_by_field(problems or []),
+        status=400 if problems else 200,
+        **found,
+    )
+
+
+@router.get("/assets/ad-accounts/{ad_account_id}/campaigns/{campaign_id}")
+async def campaign_page(
+    request: Request, state: State, ad_account_id: str, campaign_id: str, caller: AdsRead
+) -> HTMLResponse:
+    owner = await require_asset(
+        state, caller, kind="ad_account", asset_id=ad_account_id, task="analyse"
+    )
+    return await _campaign_page(
+        request, state, caller, owner=owner, ad_account_id=ad_account_id, campaign_id=campaign_id
+    )
+
+
+@router.post("/assets/ad-accounts/{ad_account_id}/campaigns/{campaign_id}")
+async def update_campaign(
+    request: Request,
+    state: State,
+    ad_account_id: str,
+    campaign_id: str,
+    caller: AdsManage,
+    name: Annotated[str, Form()] = "",
+    budget: Annotated[str, Form()] = "",
+    starts_at: Annotated[str, Form()] = "",
+    ends_at: Annotated[str, Form()] = "",
+    status: Annotated[str, Form()] = "",
+) -> Response:
+    owner = await require_asset(
+        state, caller, kind="ad_account", asset_id=ad_account_id, task="advertise"
+    )
+    values = {
+        "name": name,
+        "budget": budget,
+        "starts_at": starts_at,
+        "ends_at": ends_at,
+        "status": status,
+    }
+
+    def account_zone(conn: Connection) -> ZoneInfo:
+        account = asset_service.get_asset(conn, business_id=owner, asset_id=ad_account_id)
+        return ZoneInfo(str(account.details["timezone"]))
+
+    zone = await store_work.read(state, account_zone)
+    problems: list[FieldProblem] = []
+    budget_minor: int | None = None
+    try:
+        budget_minor = round(float(budget) * 100)
+    except ValueError:
+        problems.append(FieldProblem("budget_minor", "a number such as 250.00"))
+    fields: dict[str, Any] = {
+        "name": name,
+        "budget_minor": budget_minor,
+        "starts_at": _instant(starts_at, zone, "starts_at", problems),
+        "ends_at": _instant(ends_at, zone, "ends_at", problems),
+        "status": status,
+    }
+    if not problems:
+        try:
+            patch = CampaignPatch(**fields)
+        except ValidationError as exc:
+            problems.extend(
+                FieldProblem(str(e["loc"][0]), "must not be negative") for e in exc.errors()
+            )
+
+    def work(conn: Connection) -> CampaignView:
+        return asset_service.update_campaign(
+            conn,
+            business_id=owner,
+            ad_account_id=ad_account_id,
+            campaign_id=campaign_id,
+            data=patch,
+            actor=caller.actor,
+            ip=caller.ip,
+        )
+
+    if not problems:
+        try:
+            saved = await store_work.write(state, work)
+        except InvalidInput as exc:
+            problems.extend(exc.problems)
+    if problems:
+        return await _campaign_page(
+            request,
+            state,
+            caller,
+            owner=owner,
+            ad_account_id=ad_account_id,
+            campaign_id=campaign_id,
+            values=values,
+            problems=problems,
+        )
+    return redirect(
+        request,
+        f"/assets/ad-accounts/{ad_account_id}/campaigns/{campaign_id}",
+        notice=f"Campaign {saved.name} saved",
     )
 
 

@@ -1,5 +1,6 @@
-"""Email pages of the admin UI: templates with a sandboxed preview, lists, campaigns with
-their KPIs and A/B test, KPIs over time, and the suppression list.
+"""Email pages of the admin UI: templates with a sandboxed preview, edited in place until
+a campaign sends them, lists, KPIs over time and the suppression list; campaigns are in
+`campaigns.py`, what the pages share in `common.py`. `router` and `nav` gather them.
 
 Reads and writes go through the messaging modules (`templates`, `lists`, `campaigns`,
 `sending`, `kpis`); only the suppression listing is read here, filtered by the
@@ -9,29 +10,38 @@ caller's business.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy import Connection
-from starlette.datastructures import FormData
 
 from accord.core.clock import utcnow
-from accord.core.errors import AccordError, Conflict, FieldProblem, InvalidInput
-from accord.messaging import campaigns, kpis, lists, sending, service, templates
-from accord.messaging.models import CampaignIn, ListIn, MemberIn, TemplateIn
+from accord.core.errors import Conflict, FieldProblem, InvalidInput
+from accord.messaging import kpis, lists, service, templates
+from accord.messaging.models import ListIn, MemberIn, TemplateIn
+from accord.messaging.pages import campaigns
+from accord.messaging.pages.common import (
+    PAGE_SIZE,
+    RATE_LABELS,
+    Manager,
+    Reader,
+    by_field,
+    pydantic_problems,
+)
 from accord.reach import service as reach
 from accord.web import store_work
-from accord.web.auth import Caller, requires
+from accord.web.auth import Caller
 from accord.web.email_wiring import Email
 from accord.web.state import State
 from accord.web.ui import NavEntry, arender, redirect
 
 router = APIRouter(include_in_schema=False)
+router.include_router(campaigns.router)
 nav = [
     NavEntry("Email templates", "/email/templates", "email.read", "Email", 35),
     NavEntry("Email lists", "/email/lists", "email.read", "Email", 36),
@@ -40,19 +50,6 @@ nav = [
     NavEntry("Suppressions", "/email/suppressions", "email.read", "Email", 39),
 ]
 
-Reader = Annotated[Caller, Depends(requires("email.read"))]
-Manager = Annotated[Caller, Depends(requires("email.manage"))]
-
-PAGE_SIZE = 200
-RATE_LABELS = {
-    "delivery_rate": "Delivery",
-    "open_rate": "Human open",
-    "click_through_rate": "Click-through (CTR)",
-    "click_to_open_rate": "Click-to-open",
-    "unsubscribe_rate": "Unsubscribe",
-    "bounce_rate": "Bounce",
-    "complaint_rate": "Complaint",
-}
 SAMPLE_CONTACT = '{"first_name": "Ada", "last_name": "Lovelace"}'
 BLANK_TEMPLATE = {
     "name": "",
@@ -60,25 +57,6 @@ BLANK_TEMPLATE = {
     "html": "<html><body><p>Hello {{ contact.first_name | default('there') }},</p></body></html>",
     "text": "Hello {{ contact.first_name | default('there') }},\n",
 }
-
-
-async def _require_campaign(state: State, caller: Caller, campaign_id: str) -> None:
-    """Another business's campaign is not found, before any input is looked at."""
-
-    def work(conn: Connection) -> None:
-        campaigns.campaign_row(conn, business_id=caller.business_id, campaign_id=campaign_id)
-
-    await store_work.read(state, work)
-
-
-def _text(problems: list[FieldProblem]) -> str:
-    return "; ".join(f"{p.field}: {p.reason}" for p in problems)
-
-
-def _pydantic_problems(exc: ValidationError) -> list[FieldProblem]:
-    return [
-        FieldProblem(".".join(str(p) for p in e["loc"]) or "form", e["msg"]) for e in exc.errors()
-    ]
 
 
 # Templates -----------------------------------------------------------------------------
@@ -99,8 +77,10 @@ async def _editor(
     *,
     values: dict[str, str],
     source: str | None,
+    sent_by: list[str] | None = None,
     preview: Any = None,
     problems: list[FieldProblem] | None = None,
+    error: str | None = None,
     status: int = 200,
 ) -> Response:
     return await arender(
@@ -109,8 +89,12 @@ async def _editor(
         caller=caller,
         values=values,
         source=source,
+        sent_by=sent_by or [],
+        may_edit=caller.can("email.manage"),
         preview=preview,
         problems=problems or [],
+        by_field=by_field(problems or []),
+        error=error,
         status=status,
     )
 
@@ -125,10 +109,14 @@ async def new_template_page(request: Request, caller: Manager) -> Response:
 async def template_page(
     request: Request, state: State, caller: Reader, template_id: str
 ) -> Response:
-    def work(conn: Connection) -> Any:
-        return templates.get_template(conn, business_id=caller.business_id, template_id=template_id)
+    business_id = caller.business_id
 
-    row = await store_work.read(state, work)
+    def work(conn: Connection) -> tuple[Any, list[str]]:
+        row = templates.get_template(conn, business_id=business_id, template_id=template_id)
+        sent = templates.campaigns_sent_with(conn, business_id=business_id, template_id=template_id)
+        return row, sent
+
+    row, sent_by = await store_work.read(state, work)
     values = {
         "name": row.name,
         "subject": row.subject,
@@ -136,16 +124,25 @@ async def template_page(
         "text": row.text,
         "sample": SAMPLE_CONTACT,
     }
-    return await _editor(request, caller, values=values, source=row.id)
+    return await _editor(request, caller, values=values, source=row.id, sent_by=sent_by)
 
 
-@router.post("/email/templates")
-async def save_template_page(request: Request, state: State, caller: Manager) -> Response:
-    """Preview through the sandbox, or save. A saved template is never changed in place:
-    saving an edited one makes a new template, so campaigns keep what they sent."""
+@dataclass(frozen=True)
+class _Posted:
+    """A template form as posted: its values, what it asks for, and what is wrong."""
+
+    values: dict[str, str]
+    action: str
+    data: TemplateIn | None
+    preview: Any
+    problems: list[FieldProblem]
+
+
+async def _posted_template(request: Request) -> _Posted:
+    """Read the form, check it in the sandbox and render the preview."""
     posted = await request.form()
     values = {k: str(posted.get(k, "")) for k in ("name", "subject", "html", "text", "sample")}
-    source = str(posted.get("source", "")) or None
+    action = str(posted.get("action", "preview"))
     problems: list[FieldProblem] = []
     try:
         sample = orjson.loads(values["sample"] or "{}")
@@ -154,14 +151,13 @@ async def save_template_page(request: Request, state: State, caller: Manager) ->
     except (orjson.JSONDecodeError, ValueError):
         problems.append(FieldProblem("sample", "the sample contact must be a JSON object"))
         sample = {}
-    saving = posted.get("action") == "save"
     data: TemplateIn | None = None
     try:
         data = TemplateIn(**{k: values[k] for k in ("name", "subject", "html", "text")})
     except ValidationError as exc:
         # A preview needs no name yet; saving does.
-        if saving:
-            problems.extend(_pydantic_problems(exc))
+        if action != "preview":
+            problems.extend(pydantic_problems(exc))
     preview = None
     try:
         compiled = templates.compile_template(
@@ -170,22 +166,89 @@ async def save_template_page(request: Request, state: State, caller: Manager) ->
         preview = compiled.render(templates.personalisation(sample, email="ada@example.com"))
     except InvalidInput as exc:
         problems.extend(exc.problems)
-    if problems or data is None or not saving:
+    return _Posted(values, action, data, preview, problems)
+
+
+async def _save_new(request: Request, state: State, caller: Caller, data: TemplateIn) -> Response:
+    def work(conn: Connection) -> str:
+        return templates.create_template(conn, business_id=caller.business_id, data=data)
+
+    template_id = await store_work.write(state, work)
+    return redirect(request, f"/email/templates/{template_id}", notice="Template saved")
+
+
+@router.post("/email/templates")
+async def save_template_page(request: Request, state: State, caller: Manager) -> Response:
+    """Preview a new template through the sandbox, or save it."""
+    form = await _posted_template(request)
+    if form.problems or form.data is None or form.action == "preview":
         return await _editor(
             request,
             caller,
-            values=values,
-            source=source,
-            preview=preview,
-            problems=problems,
-            status=400 if problems else 200,
+            values=form.values,
+            source=None,
+            preview=form.preview,
+            problems=form.problems,
+            status=400 if form.problems else 200,
         )
-    saved = data
+    return await _save_new(request, state, caller, form.data)
 
-    def work(conn: Connection) -> str:
-        return templates.create_template(conn, business_id=caller.business_id, data=saved)
 
-    template_id = await store_work.write(state, work)
+@router.post("/email/templates/{template_id}")
+async def edit_template_page(
+    request: Request, state: State, caller: Manager, template_id: str
+) -> Response:
+    """Preview the edited template, save it in place (`save`) or as a new one (`copy`).
+
+    In place is refused (409) once a campaign has sent with it: what was sent stays on
+    record, and the page offers saving a new template instead.
+    """
+    business_id = caller.business_id
+
+    def sent_with(conn: Connection) -> list[str]:
+        templates.get_template(conn, business_id=business_id, template_id=template_id)
+        return templates.campaigns_sent_with(conn, business_id=business_id, template_id=template_id)
+
+    sent_by = await store_work.read(state, sent_with)
+    form = await _posted_template(request)
+    if form.problems or form.data is None or form.action == "preview":
+        return await _editor(
+            request,
+            caller,
+            values=form.values,
+            source=template_id,
+            sent_by=sent_by,
+            preview=form.preview,
+            problems=form.problems,
+            status=400 if form.problems else 200,
+        )
+    if form.action == "copy":
+        return await _save_new(request, state, caller, form.data)
+    data = form.data
+
+    def work(conn: Connection) -> None:
+        templates.update_template(
+            conn,
+            business_id=business_id,
+            template_id=template_id,
+            data=data,
+            actor=caller.actor,
+            ip=caller.ip,
+        )
+
+    try:
+        await store_work.write(state, work)
+    except Conflict as exc:
+        return await _editor(
+            request,
+            caller,
+            values=form.values,
+            source=template_id,
+            sent_by=sent_by,
+            preview=form.preview,
+            error=str(exc),
+            status=409,
+        )
     return redirect(request, f"/email/templates/{template_id}", notice="Template saved")
 
 
@@ -261,220 +324,6 @@ async def add_member_page(
 
     await store_work.write(state, work)
     return redirect(request, where, notice=f"{member.email} added")
-
-
-# Campaigns -----------------------------------------------------------------------------
-
-
-def _due(text: str, field: str, problems: list[FieldProblem]) -> datetime | None:
-    """A `datetime-local` value, read as UTC."""
-    if not text.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(text.strip())
-    except ValueError:
-        problems.append(FieldProblem(field, "use a date and time like 2026-05-01T09:30"))
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def _campaign_body(posted: FormData, problems: list[FieldProblem]) -> dict[str, Any]:
-    def value(name: str) -> str:
-        return str(posted.get(name, "")).strip()
-
-    target = value("target")
-    body: dict[str, Any] = {
-        "name": value("name"),
-        "template_id": value("template_id"),
-        "from_address": value("from_address"),
-        "list_id": (value("list_id") or None) if target == "list" else None,
-        "audience_id": (value("audience_id") or None) if target == "audience" else None,
-        "due_at": _due(value("due_at"), "due_at", problems),
-    }
-    if value("spend"):
-        body["spend"] = value("spend")
-    if posted.get("ab_enabled") == "on":
-        ab: dict[str, Any] = {
-            "subject": value("ab_subject") or None,
-            "template_id": value("ab_template_id") or None,
-            "metric": value("ab_metric") or "clicks",
-        }
-        for key in ("sample_share", "min_sample", "alpha", "wait_hours"):
-            if value(f"ab_{key}"):
-                ab[key] = value(f"ab_{key}")
-        body["ab_test"] = ab
-    return body
-
-
-async def _campaigns_view(state: State, caller: Caller) -> dict[str, Any]:
-    def work(conn: Connection) -> dict[str, Any]:
-        return {
-            "rows": campaigns.list_campaigns(conn, business_id=caller.business_id, limit=PAGE_SIZE),
-            "templates": templates.list_templates(conn, business_id=caller.business_id),
-            "lists": lists.list_lists(conn, business_id=caller.business_id),
-        }
-
-    return await store_work.read(state, work)
-
-
-@router.get("/email/campaigns")
-async def campaigns_page(request: Request, state: State, caller: Reader) -> Response:
-    view = await _campaigns_view(state, caller)
-    return await arender(request, "email/campaigns.html", caller=caller, posted={}, **view)
-
-
-@router.post("/email/campaigns")
-async def create_campaign_page(request: Request, state: State, caller: Manager) -> Response:
-    posted = await request.form()
-    problems: list[FieldProblem] = []
-    body = _campaign_body(posted, problems)
-    campaign_id: str | None = None
-    if not problems:
-        try:
-            data = CampaignIn.model_validate(body)
-        except ValidationError as exc:
-            problems.extend(_pydantic_problems(exc))
-        else:
-
-            def work(conn: Connection) -> str:
-                return campaigns.create_campaign(conn, business_id=caller.business_id, data=data)
-
-            try:
-                campaign_id = await store_work.write(state, work)
-            except InvalidInput as exc:
-                problems.extend(exc.problems)
-            except AccordError as exc:
-                problems.append(FieldProblem("campaign", str(exc)))
-    if campaign_id is not None:
-        return redirect(request, f"/email/campaigns/{campaign_id}", notice="Campaign created")
-    view = await _campaigns_view(state, caller)
-    return await arender(
-        request,
-        "email/campaigns.html",
-        caller=caller,
-        posted={k: str(v) for k, v in posted.items()},
-        error="Nothing was saved. " + _text(problems),
-        status=400,
-        **view,
-    )
-
-
-@router.get("/email/campaigns/{campaign_id}")
-async def campaign_page(
-    request: Request, state: State, caller: Reader, campaign_id: str
-) -> Response:
-    def work(conn: Connection) -> dict[str, Any]:
-        business_id = caller.business_id
-        campaign = campaigns.campaign_row(conn, business_id=business_id, campaign_id=campaign_id)
-        view: dict[str, Any] = {
-            "campaign": campaign,
-            "kpis": kpis.campaign_kpis(conn, business_id=business_id, campaign_id=campaign_id),
-            "ab": orjson.loads(campaign.ab_test) if campaign.ab_test else None,
-            "decision": None,
-            "variants": {},
-        }
-        if campaign.ab_test:
-            view["decision"] = kpis.ab_decision(
-                conn, business_id=business_id, campaign_id=campaign_id
-            )
-            view["variants"] = {
-                v: kpis.campaign_kpis(
-                    conn, business_id=business_id, campaign_id=campaign_id, variant=v
-                )
-                for v in ("A", "B")
-            }
-        return view
-
-    return await arender(
-        request,
-        "email/campaign.html",
-        caller=caller,
-        labels=RATE_LABELS,
-        **await store_work.read(state, work),
-    )
-
-
-@router.post("/email/campaigns/{campaign_id}/test")
-async def test_send_page(
-    request: Request,
-    state: State,
-    caller: Manager,
-    email: Email,
-    campaign_id: str,
-    to: Annotated[str, Form()] = "",
-) -> Response:
-    where = f"/email/campaigns/{campaign_id}"
-    await _require_campaign(state, caller, campaign_id)
-    addresses = [a for a in to.replace(",", " ").split() if a]
-    try:
-        members = [MemberIn(email=a) for a in addresses]
-    except ValidationError:
-        return redirect(request, where, error="Give one or more email addresses")
-    if not 1 <= len(members) <= 20:
-        return redirect(request, where, error="Give between 1 and 20 addresses")
-    report = await sending.send_test(
-        state.store,
-        business_id=caller.business_id,
-        campaign_id=campaign_id,
-        to=[str(m.email) for m in members],
-        mailer=email.mailer,
-    )
-    if report.failed:
-        return redirect(request, where, error=f"{report.failed} test messages could not be sent")
-    return redirect(request, where, notice=f"{report.sent} test messages sent")
-
-
-@router.post("/email/campaigns/{campaign_id}/schedule")
-async def schedule_page(
-    request: Request,
-    state: State,
-    caller: Manager,
-    campaign_id: str,
-    due_at: Annotated[str, Form()] = "",
-) -> Response:
-    where = f"/email/campaigns/{campaign_id}"
-    await _require_campaign(state, caller, campaign_id)
-    problems: list[FieldProblem] = []
-    due = _due(due_at, "due_at", problems)
-    if due is None:
-        return redirect(request, where, error=_text(problems) or "Choose when to send")
-    when = due
-
-    def work(conn: Connection) -> None:
-        campaigns.schedule_campaign(
-            conn, business_id=caller.business_id, campaign_id=campaign_id, due_at=when
-        )
-
-    try:
-        await store_work.write(state, work)
-    except (Conflict, InvalidInput) as exc:
-        return redirect(request, where, error=str(exc))
-    return redirect(request, where, notice=f"Scheduled for {when:%Y-%m-%d %H:%M} UTC")
-
-
-@router.post("/email/campaigns/{campaign_id}/send")
-async def send_page(
-    request: Request, state: State, caller: Manager, email: Email, campaign_id: str
-) -> Response:
-    where = f"/email/campaigns/{campaign_id}"
-    try:
-        report = await sending.send_campaign(
-            state.store,
-            business_id=caller.business_id,
-            campaign_id=campaign_id,
-            mailer=email.mailer,
-            wiring=email.wiring,
-        )
-    except (Conflict, InvalidInput) as exc:
-        return redirect(request, where, error=str(exc))
-    skipped = ", ".join(f"{n} {why}" for why, n in sorted(report.skipped.items()))
-    return redirect(
-        request,
-        where,
-        notice=f"{report.sent} sent, {report.failed} failed"
-        + (f", skipped: {skipped}" if skipped else "")
-        + f"; the campaign is {report.status}",
-    )
 
 
 # KPIs over time ------------------------------------------------------------------------
