@@ -302,7 +302,7 @@ def findings(conn: Connection, *, business_id: str, scan_id: str) -> list[dict[s
     for row in rows:
         item = dict(row._mapping)
         listed_as = None if row.kind == "request" else declared_purpose(purposes, row.name)
-        vendor = declared_vendor(vendors, row.vendor)
+        vendor = declared_vendor(vendors, _vendor_name(row))
         item["declared_purpose"] = listed_as
         item["vendor_declared"] = vendor is not None
         item["declared"] = vendor is not None if row.kind == "request" else listed_as is not None
@@ -311,6 +311,11 @@ def findings(conn: Connection, *, business_id: str, scan_id: str) -> list[dict[s
 
 
 # --- Declaring a finding ---------------------------------------------------------------
+
+
+def _vendor_name(row: Row[Any]) -> str | None:
+    """The finding's vendor; a request the catalogue does not know is its host's."""
+    return row.vendor or (row.domain if row.kind == "request" else None)
 
 
 def _finding(conn: Connection, business_id: str, finding_id: int) -> Row[Any]:
@@ -349,7 +354,7 @@ def declare(conn: Connection, *, business_id: str, finding_id: int, purpose: str
             ) from exc
         config.save_purpose(conn, business_id=business_id, spec=spec)
         changed["cookie"] = row.name
-    vendor_name = row.vendor or (row.domain if row.kind == "request" else None)
+    vendor_name = _vendor_name(row)
     if vendor_name:
         vendors = config.list_vendors(conn, business_id=business_id)
         known = declared_vendor(vendors, vendor_name)
