@@ -16,6 +16,7 @@ from accord.accounts.models import Bootstrap
 from accord.consent import config, scans
 from accord.consent.models import PropertyIn, consent_scans
 from accord.consent.scanner import Finding, ScanReport
+from accord.core.errors import NotFound
 from accord.core.settings import Settings
 from accord.process.jobs import default_kinds
 from accord.process.models import jobs
@@ -153,6 +154,14 @@ def test_declaring_a_request_adds_its_host_as_a_vendor(store: Store, keys: Boots
     with store.write() as conn:
         (finding,) = scans.findings(conn, business_id=keys.business_id, scan_id=queued["id"])
         assert not finding["declared"]
+        with pytest.raises(NotFound):  # a finding is declared from its own scan only
+            scans.declare(
+                conn,
+                business_id=keys.business_id,
+                scan_id="scan_other",
+                finding_id=finding["id"],
+                purpose="marketing",
+            )
         changed = scans.declare(
             conn, business_id=keys.business_id, finding_id=finding["id"], purpose="marketing"
         )

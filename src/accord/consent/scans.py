@@ -318,27 +318,35 @@ def _vendor_name(row: Row[Any]) -> str | None:
     return row.vendor or (row.domain if row.kind == "request" else None)
 
 
-def _finding(conn: Connection, business_id: str, finding_id: int) -> Row[Any]:
-    row = conn.execute(
-        select(consent_scan_findings).where(
-            consent_scan_findings.c.business_id == business_id,
-            consent_scan_findings.c.id == finding_id,
-        )
-    ).first()
+def _finding(conn: Connection, business_id: str, scan_id: str | None, finding_id: int) -> Row[Any]:
+    query = select(consent_scan_findings).where(
+        consent_scan_findings.c.business_id == business_id,
+        consent_scan_findings.c.id == finding_id,
+    )
+    if scan_id is not None:
+        query = query.where(consent_scan_findings.c.scan_id == scan_id)
+    row = conn.execute(query).first()
     if row is None:
         raise NotFound(f"finding {finding_id}")
     return row
 
 
-def declare(conn: Connection, *, business_id: str, finding_id: int, purpose: str) -> dict[str, Any]:
+def declare(
+    conn: Connection,
+    *,
+    business_id: str,
+    finding_id: int,
+    purpose: str,
+    scan_id: str | None = None,
+) -> dict[str, Any]:
     """Add a finding to what the banner declares under `purpose`.
 
     A cookie or storage key joins the purpose's cookie list (the banner deletes it when
     the purpose is withdrawn); the finding's vendor (for a request without a known
     vendor, its host) becomes one of the business's vendors with that purpose. Returns
-    what changed.
+    what changed. With `scan_id`, the finding must be one of that scan's.
     """
-    row = _finding(conn, business_id, finding_id)
+    row = _finding(conn, business_id, scan_id, finding_id)
     purposes = config.list_purposes(conn, business_id=business_id)
     chosen = next((p for p in purposes if p["key"] == purpose), None)
     if chosen is None:

@@ -194,9 +194,12 @@ def declare_finding(
     """Add the finding's cookie to the purpose's list and its vendor to the vendors."""
     try:
         with state.store.write() as conn:
-            service.get_scan(conn, business_id=caller.business_id, scan_id=scan_id)
             changed = service.declare(
-                conn, business_id=caller.business_id, finding_id=finding_id, purpose=purpose
+                conn,
+                business_id=caller.business_id,
+                scan_id=scan_id,
+                finding_id=finding_id,
+                purpose=purpose,
             )
     except InvalidInput as exc:
         return render(

@@ -47,9 +47,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_consent_scans")),
     )
-    op.create_index(
-        "ix_consent_scans_property_status", "consent_scans", ["property_id", "status"]
-    )
+    op.create_index("ix_consent_scans_property_status", "consent_scans", ["property_id", "status"])
     op.create_index(
         "ix_consent_scans_business_requested", "consent_scans", ["business_id", "requested_at"]
     )
