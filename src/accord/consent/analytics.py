@@ -96,11 +96,41 @@ def with_choice(decisions_table: Any) -> Any:
     )
 
 
-def opt_in_rates_expr(decisions_table: Any, *, by: str) -> Any:
-    """Decisions, grants and opt-in rate per purpose (and per `by`, when not "purpose")."""
+def within(
+    decisions_table: Any,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    property_id: str | None = None,
+) -> Any:
+    """The decisions made from day `start` to day `end` (both included; None: open), on
+    one property when `property_id` is given."""
+    table = decisions_table
+    if property_id is not None:
+        table = table.filter(table.property_id == property_id)
+    if start is not None:
+        table = table.filter(table.day >= start)
+    if end is not None:
+        table = table.filter(table.day <= end)
+    return table
+
+
+def opt_in_rates_expr(
+    decisions_table: Any,
+    *,
+    by: str,
+    start: date | None = None,
+    end: date | None = None,
+    property_id: str | None = None,
+) -> Any:
+    """Decisions, grants and opt-in rate per purpose (and per `by`, when not "purpose").
+
+    With `start` / `end` only the decisions of those days count; `choice` still says
+    whether a decision was the subject's first ever, not the first within the days.
+    """
     if by not in DIMENSIONS:
         raise ValueError(f"unknown dimension {by!r}")
-    table = with_choice(decisions_table)
+    table = within(with_choice(decisions_table), start=start, end=end, property_id=property_id)
     keys = ["purpose"] if by == "purpose" else ["purpose", by]
     return (
         table.group_by(keys)
@@ -113,17 +143,95 @@ def opt_in_rates_expr(decisions_table: Any, *, by: str) -> Any:
     )
 
 
-def opt_in_rates(
-    backend: BaseBackend, table: pa.Table, *, by: str = "purpose"
-) -> list[dict[str, Any]]:
-    """Plain rows of `opt_in_rates_expr` computed on the backend."""
-    rows: list[dict[str, Any]] = (
-        opt_in_rates_expr(register(backend, table, name="consent_decisions"), by=by)
-        .to_pyarrow()
-        .to_pylist()
-    )
+def _plain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         for key, value in row.items():
             if isinstance(value, date):
                 row[key] = value.isoformat()
     return rows
+
+
+def opt_in_rates(
+    backend: BaseBackend,
+    table: pa.Table,
+    *,
+    by: str = "purpose",
+    start: date | None = None,
+    end: date | None = None,
+    property_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """Plain rows of `opt_in_rates_expr` computed on the backend."""
+    expr = opt_in_rates_expr(
+        register(backend, table, name="consent_decisions"),
+        by=by,
+        start=start,
+        end=end,
+        property_id=property_id,
+    )
+    return _plain(expr.to_pyarrow().to_pylist())
+
+
+def summary_expr(
+    decisions_table: Any,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    property_id: str | None = None,
+) -> Any:
+    """One row: decisions (ledger records), choices (record and purpose), choices granted,
+    and decisions that refused every purpose they were about (reject-all)."""
+    table = within(decisions_table, start=start, end=end, property_id=property_id)
+    per_record = table.group_by("record_id").aggregate(
+        choices=table.count(), granted=table.granted.cast("int64").sum()
+    )
+    return per_record.aggregate(
+        decisions=per_record.count(),
+        choices=per_record.choices.sum(),
+        granted=per_record.granted.sum(),
+        reject_all=(per_record.granted == 0).cast("int64").sum(),
+    )
+
+
+def summary(
+    backend: BaseBackend,
+    table: pa.Table,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    property_id: str | None = None,
+) -> dict[str, Any]:
+    """`summary_expr` computed, with the overall opt-in rate and the reject-all share
+    (None when there is no decision)."""
+    expr = summary_expr(
+        register(backend, table, name="consent_summary"),
+        start=start,
+        end=end,
+        property_id=property_id,
+    )
+    row = expr.to_pyarrow().to_pylist()[0]
+    decisions = int(row["decisions"] or 0)
+    choices = int(row["choices"] or 0)
+    granted = int(row["granted"] or 0)
+    reject_all = int(row["reject_all"] or 0)
+    return {
+        "decisions": decisions,
+        "choices": choices,
+        "granted": granted,
+        "opt_in_rate": granted / choices if choices else None,
+        "reject_all": reject_all,
+        "reject_all_share": reject_all / decisions if decisions else None,
+    }
+
+
+def decisions_per_day_expr(decisions_table: Any) -> Any:
+    """Ledger records per day and source."""
+    return (
+        decisions_table.group_by(["day", "source"])
+        .aggregate(decisions=decisions_table.record_id.nunique())
+        .order_by(["day", "source"])
+    )
+
+
+def decisions_per_day(backend: BaseBackend, table: pa.Table) -> list[dict[str, Any]]:
+    expr = decisions_per_day_expr(register(backend, table, name="consent_per_day"))
+    return _plain(expr.to_pyarrow().to_pylist())

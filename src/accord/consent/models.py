@@ -206,6 +206,54 @@ consent_records = Table(
 )
 
 
+# A cookie scan of a property's site, asked for in the admin UI and run by the job
+# scheduler (`consent.scan`), never inside the request.
+consent_scans = Table(
+    "consent_scans",
+    metadata,
+    Column("id", id_column_type(), primary_key=True),
+    Column("business_id", id_column_type(), ForeignKey("businesses.id"), nullable=False),
+    Column("property_id", id_column_type(), ForeignKey("consent_properties.id"), nullable=False),
+    Column("url", String(2000), nullable=False),
+    Column("max_pages", Integer, nullable=False),
+    # False: third-party requests are recorded, then aborted (the scan contacts no tracker).
+    Column("fetch_third_party", Boolean, nullable=False),
+    # queued, running, succeeded, failed
+    Column("status", String(16), nullable=False),
+    Column("requested_by", String(255), nullable=True),
+    Column("requested_at", instant(), nullable=False),
+    Column("started_at", instant(), nullable=True),
+    Column("finished_at", instant(), nullable=True),
+    # JSON list of the pages visited.
+    Column("pages", Text, nullable=False),
+    Column("consent_action", String(255), nullable=True),
+    Column("error", Text, nullable=True),
+    Index("ix_consent_scans_property_status", "property_id", "status"),
+    Index("ix_consent_scans_business_requested", "business_id", "requested_at"),
+)
+
+# What a scan saw: one row per cookie, storage key or third-party host, as classified.
+consent_scan_findings = Table(
+    "consent_scan_findings",
+    metadata,
+    Column("id", SequenceInt, primary_key=True, autoincrement=True),
+    Column("scan_id", id_column_type(), ForeignKey("consent_scans.id"), nullable=False),
+    Column("business_id", id_column_type(), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("domain", String(255), nullable=False),
+    Column("page", String(2000), nullable=False),
+    Column("phase", String(16), nullable=False),
+    Column("third_party", Boolean, nullable=False),
+    Column("vendor", String(255), nullable=True),
+    Column("purpose", String(40), nullable=True),
+    Column("flagged", Boolean, nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("example", String(500), nullable=False),
+    Index("ix_consent_scan_findings_scan", "scan_id"),
+)
+
+
 @dataclass(frozen=True)
 class Subject:
     anonymous_id: str | None = None

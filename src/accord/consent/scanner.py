@@ -36,7 +36,7 @@ class Tracker:
     hosts: tuple[str, ...]
 
 
-def _name_matches(pattern: str, name: str) -> bool:
+def name_matches(pattern: str, name: str) -> bool:
     # Entries are exact names, or regular expressions when they start with "^".
     return re.match(pattern, name) is not None if pattern.startswith("^") else pattern == name
 
@@ -54,12 +54,12 @@ class Catalogue:
 
     def cookie(self, name: str) -> Tracker | None:
         return next(
-            (t for t in self.trackers if any(_name_matches(p, name) for p in t.cookies)), None
+            (t for t in self.trackers if any(name_matches(p, name) for p in t.cookies)), None
         )
 
     def storage(self, key: str) -> Tracker | None:
         return next(
-            (t for t in self.trackers if any(_name_matches(p, key) for p in t.storage)), None
+            (t for t in self.trackers if any(name_matches(p, key) for p in t.storage)), None
         )
 
     def host(self, host: str) -> Tracker | None:

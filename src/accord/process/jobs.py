@@ -20,6 +20,8 @@ from accord.audiences import refresh as audience_refresh
 from accord.audiences.models import audiences as audience_table
 from accord.collect.models import inbox
 from accord.collect.service import purge_processed
+from accord.consent import config as consent_config
+from accord.consent import scans as consent_scans
 from accord.core.clock import parse_instant
 from accord.engine.connection import connect
 from accord.identity.service import purge_tombstones
@@ -219,6 +221,28 @@ def compact_lake(context: JobContext) -> JobOutcome:
     )
 
 
+# Consent ------------------------------------------------------------------------------
+
+
+def consent_property_ids(conn: Connection, business_id: str) -> list[str]:
+    return [p["id"] for p in consent_config.list_properties(conn, business_id=business_id)]
+
+
+def consent_property_names(conn: Connection, business_id: str) -> dict[str, str]:
+    return {
+        p["id"]: p["name"] for p in consent_config.list_properties(conn, business_id=business_id)
+    }
+
+
+def scan_requested(conn: Connection, context: JobContext) -> bool:
+    return consent_scans.has_waiting(conn, property_id=_target(context), now=context.now)
+
+
+def scan_property(context: JobContext) -> JobOutcome:
+    counts = consent_scans.run_waiting(context.store, property_id=_target(context), now=context.now)
+    return JobOutcome(counts=counts)
+
+
 # Retention ----------------------------------------------------------------------------
 
 
@@ -309,6 +333,23 @@ def default_kinds() -> Kinds:
             schedule="every 1h",
             timeout=timedelta(hours=1),
             triggers=("lake compaction",),
+        ),
+        JobKind(
+            name="consent.scan",
+            title="Run the cookie scans asked for on a consent property's site",
+            run=scan_property,
+            # Scans run when asked ("Scan now" makes the job due, and a waiting scan wakes
+            # it at the next sync); the schedule only picks up a scan nothing woke.
+            schedule="every 1h",
+            scope="object",
+            targets=consent_property_ids,
+            labels=consent_property_names,
+            wake=scan_requested,
+            first_run="schedule",
+            timeout=timedelta(minutes=15),
+            max_attempts=1,
+            quiet=True,
+            triggers=("cookie scans",),
         ),
         JobKind(
             name="retention.purge",
