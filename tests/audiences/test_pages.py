@@ -308,7 +308,12 @@ def test_the_size_charts_follow_the_refreshes_and_rank_the_audiences() -> None:
         )
 
     ranked = sizes_chart(
-        [view("a", "Buyers", 5), view("b", "New", None), view("c", "Buyers", 9), view("d", "VIP", 7)]
+        [
+            view("a", "Buyers", 5),
+            view("b", "New", None),
+            view("c", "Buyers", 9),
+            view("d", "VIP", 7),
+        ]
     )
     assert ranked.x == ["Buyers (c)", "VIP", "Buyers (a)"]
     assert list(ranked.series[0].values) == [9, 7, 5]

@@ -444,9 +444,7 @@ async def funnel_page(
 
     view = await store_work.read(state, work)
     charts = funnel_charts(view["rows"], view["names"], by)
-    return await arender(
-        request, "leads/funnel.html", caller=caller, by=by, charts=charts, **view
-    )
+    return await arender(request, "leads/funnel.html", caller=caller, by=by, charts=charts, **view)
 
 
 @router.post("/leads/funnel/spend")

@@ -42,7 +42,7 @@ class Series:
     low: Sequence[float | int | None] | None = None
     high: Sequence[float | int | None] | None = None
 
-    def interval(self, i: int) -> tuple[float | int | None, float | int | None] | None:
+    def interval(self, i: int) -> tuple[float | int, float | int] | None:
         """The `i`-th value's interval, or None when the series has none or it is missing."""
         if self.low is None or self.high is None or i >= len(self.low) or i >= len(self.high):
             return None
@@ -181,8 +181,8 @@ def _error_bars(series: Series) -> dict[str, Any]:
             above.append(None)
             below.append(None)
             continue
-        above.append(max(float(bounds[1]) - value, 0.0))
-        below.append(max(value - float(bounds[0]), 0.0))
+        above.append(max(bounds[1] - value, 0.0))
+        below.append(max(value - bounds[0], 0.0))
     return {
         "type": "data",
         "symmetric": False,
