@@ -13,13 +13,14 @@ from fastapi.testclient import TestClient
 from accord.accounts.models import Bootstrap
 from accord.accounts.service import bootstrap
 from accord.audiences import destinations, erasure, membership
-from accord.audiences.models import SizePoint
-from accord.audiences.pages import sparkline
+from accord.audiences.models import AudienceView, SizePoint
+from accord.audiences.pages import size_chart, sizes_chart
 from accord.core.settings import Settings
 from accord.store.db import Store
 from tests.accounts.ui import create_business, sign_up
 from tests.audiences.test_api import collect_two_people
 from tests.audiences.test_service import Grants
+from tests.charts import chart
 from tests.webhook_receiver import running_receiver
 
 
@@ -168,8 +169,13 @@ def test_detail_shows_history_members_overlap_and_exports(
     client.post("/audiences/purchased-7d/refresh", headers=admin)
     detail = client.get("/audiences/pros?with=purchased-7d", headers=admin)
     assert detail.status_code == 200
-    assert '<svg class="sparkline"' in detail.text and "from 1 to 1" in detail.text
-    assert detail.text.count("<td>1</td>") == 2  # the size after each refresh
+    sizes = chart(detail.text, "Size after each refresh")
+    assert sizes.trace("Size")["y"] == [1, 1] and sizes.traces[0]["type"] == "scatter"
+    assert detail.text.count("<td>1</td>") == 2  # the size after each refresh, in its table
+    listed = client.get("/audiences", headers=admin)
+    all_sizes = chart(listed.text, "Audience sizes")
+    assert all_sizes.traces[0]["orientation"] == "h"
+    assert all_sizes.rows["Pros"] == ["1"]
     assert "one@example.com" in detail.text and "two@example.com" not in detail.text
     assert "1 people are in both <code>pros</code> (1)" in detail.text
     assert "Page 1 of 1" in detail.text
@@ -278,16 +284,39 @@ def test_pages_need_a_caller(client: TestClient) -> None:
         assert response.status_code in (303, 401), path
 
 
-def test_sparkline_scales_sizes_into_the_box() -> None:
+def test_the_size_charts_follow_the_refreshes_and_rank_the_audiences() -> None:
     start = datetime(2026, 11, 1, tzinfo=UTC)
     points = [SizePoint(at=start + timedelta(days=i), size=s) for i, s in enumerate([10, 30, 20])]
-    svg = str(sparkline(points, width=108, height=58))
-    # x from 4 to 104 in two steps; y from 54 (lowest) to 4 (highest).
-    assert 'points="4.0,54.0 54.0,4.0 104.0,29.0"' in svg
-    assert "from 10 to 20 (low 10, high 30)" in svg
-    level = str(sparkline(points[:1] * 2, width=108, height=58))
-    assert 'points="4.0,29.0 104.0,29.0"' in level
-    assert str(sparkline([])) == ""
+    history = size_chart(points)
+    assert history.x == ["2026-11-01 00:00:00", "2026-11-02 00:00:00", "2026-11-03 00:00:00"]
+    assert list(history.series[0].values) == [10, 30, 20]
+    assert size_chart([]).is_empty()
+
+    def view(slug: str, name: str, size: int | None) -> AudienceView:
+        return AudienceView(
+            id=slug,
+            slug=slug,
+            name=name,
+            description="",
+            definition={},
+            text="",
+            predefined=False,
+            suppression=False,
+            realtime=False,
+            size=size,
+            refreshed_at=None,
+        )
+
+    ranked = sizes_chart(
+        [
+            view("a", "Buyers", 5),
+            view("b", "New", None),
+            view("c", "Buyers", 9),
+            view("d", "VIP", 7),
+        ]
+    )
+    assert ranked.x == ["Buyers (c)", "VIP", "Buyers (a)"]
+    assert list(ranked.series[0].values) == [9, 7, 5]
 
 
 def test_a_signed_in_person_uses_the_forms_with_their_csrf_token(client: TestClient) -> None:

@@ -4,6 +4,7 @@ plan, gates and results, the report with Accord's own plotly.js, and tenant isol
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -16,6 +17,7 @@ from accord.experiments.models import cma_three_arm
 from accord.experiments.simulate import Scenario, simulate
 from accord.store.db import Store
 from tests.accounts.ui import create_business, sign_up
+from tests.charts import chart
 
 
 def _html(token: str) -> dict[str, str]:
@@ -155,6 +157,15 @@ def test_detail_shows_the_frozen_plan_gates_and_results(
     assert detail.text.count('<span class="badge ok">passed</span>') >= 3
     assert "<td>treatment vs control_1</td>" in detail.text
     assert "<td>control_2 vs control_1</td>" in detail.text
+    units = chart(detail.text, "Units per arm")
+    assert [t["name"] for t in units.traces] == ["Units", "Expected from the weights"]
+    assert sum(int(v[0].replace(",", "")) for v in units.rows.values()) > 0
+    lifts = chart(detail.text, "% change against the control, with 95 % intervals")
+    assert lifts.traces[0]["orientation"] == "h" and "error_x" in lifts.traces[0]
+    assert len(lifts.rows) == 3  # the three CMA contrasts of the one primary metric
+    lift = lifts.rows["Click-through rate: treatment vs control_1"][0]
+    assert re.fullmatch(r"-?[\d.]+ % \[-?[\d.]+ % – -?[\d.]+ %\]", lift)
+    assert f"{lift.split(' [')[0]} [" in detail.text  # as the results table reads it
     assert 'href="/experiments/cma/report"' in detail.text
     report = client.get("/experiments/cma/report", headers=_html(keys.admin_token))
     assert report.status_code == 200

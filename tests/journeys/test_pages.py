@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 from fastapi.testclient import TestClient
 
 from accord.accounts.models import Bootstrap
+from accord.core.clock import utcnow
+from accord.journeys.analytics import NodeCounts
+from accord.journeys.pages import daily_chart, nodes_chart
+from tests.charts import chart, charts
 from tests.journeys.helpers import ABANDONED_CART
 
 
@@ -46,6 +51,25 @@ def test_list_and_graph_pages_show_the_journey(client: TestClient, keys: Bootstr
     assert detail.status_code == 200
     assert "<svg" in detail.text and 'data-node="wait_order"' in detail.text
     assert "wait for Order Completed" in detail.text
+    daily = chart(detail.text, "Entries and conversions per day, last 30 days (UTC)")
+    assert [t["name"] for t in daily.traces] == ["Entered", "Converted"]
+    assert len(daily.rows) == 30 and daily.rows[utcnow().date().isoformat()] == ["0", "0"]
+    assert charts(detail.text)["People per node"].figure is None  # nobody entered yet
+
+
+def test_the_journey_charts_count_per_day_and_per_node() -> None:
+    first, last = date(2026, 11, 22), date(2026, 11, 24)
+    daily = daily_chart({"2026-11-23": (4, 1)}, first=first, last=last)
+    assert daily.x == ["2026-11-22", "2026-11-23", "2026-11-24"]
+    assert [list(s.values) for s in daily.series] == [[0, 4, 0], [0, 1, 0]]
+    nodes = nodes_chart(
+        [
+            NodeCounts("remind", entered=3, waiting_now=0, outcomes={"sent": 3}),
+            NodeCounts("wait_order", entered=5, waiting_now=2, outcomes={}),
+        ]
+    )
+    assert nodes.x == ["remind", "wait_order"]
+    assert [list(s.values) for s in nodes.series] == [[3, 5], [0, 2]]
 
 
 def test_the_builder_names_the_broken_node_and_saves_nothing(

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from accord.journeys import policy, service
+from accord.journeys import analytics, policy, service
 from accord.journeys.graph import QuietHours
 from accord.journeys.models import (
     journey_outbox,
@@ -353,3 +353,17 @@ def test_one_batch_moves_people_from_wait_to_wait_and_out_leaving_only_the_new_r
         ("second", "timed_out"),
         ("out", "exited"),
     ]
+
+
+def test_entries_and_conversions_are_counted_per_utc_day(store: Store) -> None:
+    runner = Runner(World().environment())
+    journey_id = _journey(store, ABANDONED_CART)
+    _events(runner, store, "p1", track("Cart Updated", cart_id="c1"), at=T0)
+    _events(runner, store, "p1", track("Order Completed"), at=T0 + timedelta(minutes=20))
+    _events(runner, store, "p2", track("Cart Updated", cart_id="c2"), at=T0 + timedelta(days=1))
+    _events(runner, store, "p3", track("Cart Updated", cart_id="c3"), at=T0 + timedelta(days=1))
+    with store.read() as conn:
+        days = analytics.per_day(conn, journey_id=journey_id, since=T0 - timedelta(hours=12))
+        later = analytics.per_day(conn, journey_id=journey_id, since=T0 + timedelta(hours=1))
+    assert days == {"2026-11-23": (1, 1), "2026-11-24": (2, 0)}
+    assert later == {"2026-11-24": (2, 0)}

@@ -12,8 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from accord.accounts.models import Bootstrap
+from accord.core.clock import utcnow
 from accord.core.settings import Settings
 from accord.web.app import create_app
+from tests.charts import chart
 from tests.smtp_sink import SmtpSink, body_text, mail_settings
 
 
@@ -246,7 +248,7 @@ def test_scoring_and_funnel_over_http(app_client: TestClient, keys: Bootstrap) -
     wrong = {"rules": [{"kind": "answer", "condition": ordering, "points": 1}]}
     refused = app_client.put("/api/leads/scoring", json=wrong, headers=headers)
     assert refused.status_code == 422 and "cannot order a string" in refused.text
-    _setup(app_client, keys, double_opt_in=False)
+    form = _setup(app_client, keys, double_opt_in=False)
     big = {**GOOD, "size": "L", "utm_campaign": "spring"}
     assert app_client.post("/l/autumn-catalogue", data=big).status_code == 200
     small = {**GOOD, "email": "bo@people.example", "utm_campaign": "spring"}
@@ -270,3 +272,24 @@ def test_scoring_and_funnel_over_http(app_client: TestClient, keys: Bootstrap) -
     [row] = app_client.get("/api/leads/funnel?by=campaign", headers=headers).json()
     assert row["customers"] == 1 and row["cost_per_customer"] == 40.0
     assert app_client.get("/api/leads/funnel?by=planet", headers=headers).status_code == 422
+    # The pages draw the same numbers, each chart with its table.
+    pages = {**headers, "Accept": "text/html"}
+    funnel_page = app_client.get("/leads/funnel?by=campaign", headers=pages).text
+    stages = chart(funnel_page, "Leads, prospects and customers by campaign")
+    assert stages.rows["spring"] == [str(row[k]) for k in ("leads", "prospects", "customers")]
+    converted = chart(funnel_page, "Lead → customer by campaign")
+    assert converted.rows["spring"][0].startswith("50.0 % [")
+    assert converted.trace("Lead → customer")["error_y"]["type"] == "data"
+    today = utcnow().date().isoformat()
+    by_form = chart(
+        app_client.get("/leads/forms", headers=pages).text,
+        "New leads per day by form, last 30 days (UTC)",
+    )
+    assert by_form.trace("autumn-catalogue")["y"][-1] == 2 and by_form.rows[today] == ["2"]
+    one_form = app_client.get(f"/leads/forms/{form['id']}", headers=pages).text
+    assert chart(one_form, "New leads per day, last 30 days (UTC)").rows[today] == ["2"]
+    by_source = chart(
+        app_client.get("/leads/people", headers=pages).text,
+        "New leads per day by source, last 30 days (UTC)",
+    )
+    assert by_source.trace("Forms")["y"][-1] == 2

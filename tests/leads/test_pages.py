@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from accord.accounts.models import Bootstrap
 from accord.accounts.service import bootstrap
 from accord.store.db import Store
+from tests.charts import chart
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -193,6 +194,8 @@ def test_import_report_lead_list_and_funnel(client: TestClient, keys: Bootstrap)
     assert "<td>3</td><td>email</td>" in report and "<td>4</td><td>phone</td>" in report
     people = client.get("/leads/people", headers=_auth(keys.admin_token))
     assert "ada@people.example" in people.text and "awareness" in people.text
+    per_day = chart(people.text, "New leads per day by source, last 30 days (UTC)")
+    assert per_day.trace("CSV imports")["y"][-1] == 1
     funnel = client.get("/leads/funnel?by=import", headers=_auth(keys.admin_token))
     row = funnel.text.split("<td>fair 2026</td>")[1].split("</tr>")[0]
     assert "<td>1</td>" in row and "30.00" in row  # one lead, 30 spent: 30 per lead

@@ -13,9 +13,11 @@ from fastapi.testclient import TestClient
 
 from accord.accounts.models import Bootstrap
 from accord.accounts.service import bootstrap
+from accord.core.clock import utcnow
 from accord.core.settings import Settings
 from accord.store.db import Store
 from accord.web.app import create_app
+from tests.charts import chart
 from tests.leads.test_landing_pages import FORM, admin
 from tests.smtp_sink import SmtpSink, body_text, mail_settings
 
@@ -229,9 +231,24 @@ def test_sent_campaign_shows_kpis_with_intervals_and_bands(
     assert "100.00 %" in delivery and "20.65 % – 100.00 %" in delivery
     assert "90.00 % – 95.00 %" in delivery and "above" in delivery
     assert "Click-to-open" in sent.text and "Complaint" in sent.text
+    counts = chart(sent.text, "Delivered, opened, clicked, bounced")
+    assert counts.traces[0]["type"] == "bar"
+    assert counts.traces[0]["x"][:2] == ["Sent", "Delivered"]
+    assert counts.rows["Sent"] == ["1"] and counts.rows["Delivered"] == ["1"]
+    assert counts.rows["Bounced"] == ["0"]
     over_time = client.get("/email/performance", headers=_auth(keys.admin_token))
     assert over_time.status_code == 200
-    assert '<svg class="kpi-chart"' in over_time.text and "data-series" in over_time.text
+    rates = chart(over_time.text, "Rates per day (UTC)")
+    today = utcnow().date().isoformat()
+    assert [t["name"] for t in rates.traces] == [
+        "Human open",
+        "Click-through",
+        "Unsubscribe",
+        "Bounce",
+    ]
+    assert rates.trace("Bounce")["y"] == [0.0] and rates.trace("Bounce")["x"] == [today]
+    assert rates.trace("Bounce")["error_y"]["arrayminus"] == [0.0]
+    assert rates.rows[today][3].startswith("0.0 % [0.0 % – ")
     # Nothing is fetched from elsewhere: no script, style or image from another site.
     assert not re.search(r'(src|href)="(https?:)?//', over_time.text)
 

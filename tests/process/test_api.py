@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -9,10 +11,12 @@ from accord.accounts.models import Bootstrap
 from accord.accounts.service import bootstrap
 from accord.core.settings import Settings
 from accord.process.jobs import default_kinds
-from accord.process.models import jobs
+from accord.process.models import JobRunView, jobs
+from accord.process.pages import duration_chart
 from accord.process.scheduler import Scheduler
 from accord.store.db import Store
 from tests.accounts.ui import create_business, csrf_of, sign_up
+from tests.charts import chart
 
 
 def _admin(keys: Bootstrap) -> dict[str, str]:
@@ -143,4 +147,50 @@ def test_the_jobs_page_shows_schedules_and_runs_a_job_now(
     assert "schedule saved" in saved and "Asia/Tokyo" in saved
     Scheduler(store, settings, default_kinds()).run_until_idle(timeout=120)
     shown = browser.get("/jobs").text
-    assert 'id="history"' in shown and "<svg" in shown and "succeeded" in shown
+    assert 'id="history"' in shown and "succeeded" in shown
+    durations = chart(shown, "Duration of the recent runs")
+    succeeded = durations.trace("Succeeded")
+    assert succeeded["type"] == "bar" and len(succeeded["y"]) == len(durations.rows)
+    assert all(isinstance(y, float) for y in succeeded["y"])
+    assert any(" audiences.refresh #" in label for label in durations.rows)
+
+
+def _run(name: str, status: str, seconds: float | None, minute: int) -> JobRunView:
+    started = datetime(2026, 12, 1, 9, minute, tzinfo=UTC)
+    return JobRunView(
+        id=minute,
+        job_id=f"job-{name}",
+        name=name,
+        target=None,
+        attempt=1,
+        due_at=started,
+        started_at=started,
+        finished_at=None if seconds is None else started,
+        status=status,
+        seconds=seconds,
+        counts={},
+        error=None,
+        worker="w1",
+    )
+
+
+def test_the_duration_chart_puts_runs_oldest_first_with_one_series_per_outcome() -> None:
+    newest_first = [
+        _run("lake.compact", "running", None, 4),
+        _run("predict.train", "failed", 2.5, 3),
+        _run("audiences.refresh", "succeeded", 0.25, 2),
+        _run("audiences.refresh", "succeeded", 0.5, 1),
+    ]
+    drawn = duration_chart(newest_first)
+    assert drawn.x == [
+        "2026-12-01 09:01:00 audiences.refresh #1",
+        "2026-12-01 09:02:00 audiences.refresh #2",
+        "2026-12-01 09:03:00 predict.train #3",
+    ]
+    assert [(s.name, list(s.values)) for s in drawn.series] == [
+        ("Succeeded", [0.5, 0.25, None]),
+        ("Failed", [None, None, 2.5]),
+    ]
+    table = chart(str(drawn.html()), "Duration of the recent runs")
+    assert table.rows["2026-12-01 09:03:00 predict.train #3"] == ["–", "2.50 s"]
+    assert duration_chart(newest_first[:1]).is_empty()

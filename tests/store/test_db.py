@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import literal, select, text
 
 from accord.accounts.models import businesses
-from accord.store.db import normalise_url, open_store
+from accord.store.db import Store, normalise_url, open_store
+from accord.store.metadata import UTCDateTime, utc_day
 from accord.store.migrate import upgrade
 
 
@@ -47,3 +48,17 @@ def test_naive_datetimes_are_refused(database_url: str) -> None:
             )
         )
     store.dispose()
+
+
+def test_utc_day_is_the_day_in_utc_whatever_the_offset_or_the_session_zone(store: Store) -> None:
+    new_york = timezone(timedelta(hours=-5))
+    instants = {
+        datetime(2026, 12, 1, 23, 30, tzinfo=new_york): "2026-12-02",
+        datetime(2026, 12, 1, 0, 0, tzinfo=UTC): "2026-12-01",
+        datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC): "2026-12-31",
+    }
+    with store.read() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SET LOCAL TIME ZONE 'America/New_York'"))
+        for instant, day in instants.items():
+            assert conn.execute(select(utc_day(literal(instant, UTCDateTime())))).scalar() == day

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from html import unescape
 
 import pytest
@@ -11,7 +12,7 @@ from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from accord.web.charts import Chart, Series, format_value
+from accord.web.charts import Chart, Series, day_labels, format_value
 
 
 def _figure(markup: str) -> dict[str, object]:
@@ -47,6 +48,39 @@ def test_percent_values_read_as_percent_in_the_table_and_on_the_axis() -> None:
     layout = _figure(markup)["layout"]
     assert isinstance(layout, dict)
     assert layout["yaxis"]["tickformat"] == ".0%"
+
+
+def test_intervals_are_error_bars_in_the_figure_and_brackets_in_the_table() -> None:
+    chart = Chart(
+        title="Open rate",
+        x=["mon", "tue", "wed"],
+        series=[Series("open", [0.2, None, 0.5], low=[0.1, None, 0.45], high=[0.35, None, None])],
+        kind="bar",
+        fmt="percent",
+    )
+    markup = str(chart.html())
+    [trace] = _figure(markup)["data"]  # type: ignore[misc]
+    bars = trace["error_y"]
+    assert bars["symmetric"] is False
+    assert bars["array"] == [pytest.approx(0.15), None, None]
+    assert bars["arrayminus"] == [pytest.approx(0.1), None, None]
+    assert "<td>20.0 % [10.0 % – 35.0 %]</td>" in markup
+    assert "<td>50.0 %</td>" in markup  # no upper bound: the value alone
+    sideways = Chart(
+        title="Lift", x=["a"], series=[Series("lift", [0.1], low=[-0.1], high=[0.2])], kind="hbar"
+    )
+    [bar] = _figure(str(sideways.html()))["data"]  # type: ignore[misc]
+    assert "error_x" in bar and "error_y" not in bar
+
+
+def test_day_labels_run_from_the_first_to_the_last_day() -> None:
+    assert day_labels(date(2026, 12, 30), date(2027, 1, 2)) == [
+        "2026-12-30",
+        "2026-12-31",
+        "2027-01-01",
+        "2027-01-02",
+    ]
+    assert day_labels(date(2026, 12, 30), date(2026, 12, 29)) == []
 
 
 def test_a_chart_without_numbers_says_so_and_draws_nothing() -> None:

@@ -5,6 +5,7 @@ the suppression list."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
@@ -12,18 +13,18 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Form, Query, Request
 from fastapi.responses import Response
-from markupsafe import Markup
 from pydantic import ValidationError
 
 from accord.audiences import activation, definitions, destinations, membership, service
 from accord.audiences.api import WebhookClient, preview_definition, refresh_audiences
 from accord.audiences.exports import Destination
-from accord.audiences.models import AudienceIn, Preview, SizePoint, Validated
+from accord.audiences.models import AudienceIn, AudienceView, Preview, SizePoint, Validated
 from accord.core.errors import Conflict, FieldProblem, InvalidInput, NotFound, WebhookNotDelivered
 from accord.reach import service as reach
 from accord.reach.models import SUPPRESSION_KINDS
 from accord.web import jobs, store_work
 from accord.web.auth import Caller, requires
+from accord.web.charts import Chart, Series
 from accord.web.state import State
 from accord.web.ui import NavEntry, redirect, render
 
@@ -50,32 +51,35 @@ def _text(problems: Sequence[FieldProblem]) -> str:
     return "; ".join(f"{p.field}: {p.reason}" for p in problems)
 
 
-def sparkline(points: Sequence[SizePoint], *, width: int = 320, height: int = 60) -> Markup:
-    """The size after each refresh as an inline SVG line (no script, no external file)."""
-    if not points:
-        return Markup("")
-    sizes = [p.size for p in points]
-    low, high = min(sizes), max(sizes)
-    step = (width - 8) / max(len(points) - 1, 1)
-
-    def y(size: int) -> float:
-        if high == low:
-            return height / 2  # a constant size is a level line in the middle
-        return height - 4 - (size - low) * (height - 8) / (high - low)
-
-    coords = [(4 + i * step, y(size)) for i, size in enumerate(sizes)]
-    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
-    last_x, last_y = coords[-1]
-    label = (
-        f"Size over {len(points)} refreshes, from {sizes[0]} to {sizes[-1]} "
-        f"(low {low}, high {high})"
+def size_chart(points: Sequence[SizePoint]) -> Chart:
+    """The audience's size after each refresh."""
+    return Chart(
+        title="Size after each refresh",
+        x=[p.at.strftime("%Y-%m-%d %H:%M:%S") for p in points],
+        series=[Series("Size", [p.size for p in points])],
+        x_title="Refreshed (UTC)",
+        y_title="People",
+        id="size-history",
     )
-    return Markup(
-        '<svg class="sparkline" role="img" viewBox="0 0 {w} {h}" width="{w}" height="{h}">'
-        "<title>{label}</title>"
-        '<polyline fill="none" stroke="currentColor" stroke-width="2" points="{path}"/>'
-        '<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="currentColor"/></svg>'
-    ).format(w=width, h=height, label=label, path=path, x=last_x, y=last_y)
+
+
+def sizes_chart(audiences: Sequence[AudienceView]) -> Chart:
+    """Every computed audience's size, largest first."""
+    computed = sorted(
+        (a for a in audiences if a.size is not None), key=lambda a: (-(a.size or 0), a.name)
+    )
+    names = Counter(a.name for a in computed)
+    return Chart(
+        title="Audience sizes",
+        # Two audiences may share a name: their slugs tell the bars apart.
+        x=[a.name if names[a.name] == 1 else f"{a.name} ({a.slug})" for a in computed],
+        series=[Series("People", [a.size for a in computed])],
+        kind="hbar",
+        x_title="Audience",
+        y_title="People",
+        height=max(160, 28 * len(computed) + 60),
+        id="audience-sizes",
+    )
 
 
 # List -----------------------------------------------------------------------------------
@@ -86,7 +90,9 @@ def audiences_page(request: Request, state: State, caller: Reader) -> Response:
     with state.store.write() as conn:
         definitions.ensure_predefined(conn, business_id=caller.business_id)
         rows = definitions.list_audiences(conn, business_id=caller.business_id)
-    return render(request, "audiences/list.html", caller=caller, audiences=rows)
+    return render(
+        request, "audiences/list.html", caller=caller, audiences=rows, chart=sizes_chart(rows)
+    )
 
 
 @router.post("/audiences/refresh")
@@ -362,7 +368,7 @@ def audience_page(
             "parked": parked,
             "parked_erasures": sum(d.erasures for d in parked),
             "history": history,
-            "sparkline": sparkline(history),
+            "chart": size_chart(history),
             "members": [found.get(p) for p in shown],
             "member_ids": shown,
             "member_count": len(ids),

@@ -22,7 +22,7 @@ from accord.experiments.metrics import metric_catalogue
 from accord.experiments.models import DesignIn, ExperimentView, cma_three_arm
 from accord.web import store_work
 from accord.web.auth import Caller, requires
-from accord.web.charts import PLOTLY_PATH
+from accord.web.charts import PLOTLY_PATH, Chart, Series
 from accord.web.state import AppState, State
 from accord.web.ui import NavEntry, arender, redirect
 
@@ -227,10 +227,50 @@ def _main_results(analysis: Analysis) -> list[ContrastResult]:
     return sorted(chosen.values(), key=lambda r: (order.get(r.group, 3), r.metric))
 
 
+def units_chart(analysis: Analysis) -> Chart:
+    """Units per arm against what the weights lead to expect (the sample-ratio check)."""
+    return Chart(
+        title="Units per arm",
+        x=[f"{a.name} ({a.arm})" for a in analysis.arms],
+        series=[
+            Series("Units", [a.units for a in analysis.arms]),
+            Series("Expected from the weights", [round(a.expected_units) for a in analysis.arms]),
+        ],
+        kind="bar",
+        x_title="Arm",
+        y_title="Units",
+        id="arm-units",
+    )
+
+
+def lifts_chart(results: Sequence[ContrastResult]) -> Chart:
+    """Each metric's % change of an arm against its control, with its 95 % interval."""
+    shown = [r for r in results if r.lift is not None]
+    return Chart(
+        title="% change against the control, with 95 % intervals",
+        x=[f"{r.metric_name}: {r.treatment} vs {r.control}" for r in shown],
+        series=[
+            Series(
+                "% change",
+                [r.lift for r in shown],
+                low=[r.lift_lower for r in shown],
+                high=[r.lift_upper for r in shown],
+            )
+        ],
+        kind="hbar",
+        fmt="percent",
+        y_title="Metric and contrast",
+        height=max(160, 36 * len(shown) + 80),
+        id="arm-lifts",
+        notes=["A bar whose interval crosses 0 is no evidence of a difference."],
+    )
+
+
 @router.get("/experiments/{key}")
 async def experiment_page(request: Request, state: State, caller: Reader, key: str) -> Response:
     experiment, analysis = await store_work.run(_analysis, state, caller.business_id, key)
     catalogue = metric_catalogue(experiment.design.metrics)
+    results = _main_results(analysis) if analysis else []
     return await arender(
         request,
         "experiments/detail.html",
@@ -240,7 +280,9 @@ async def experiment_page(request: Request, state: State, caller: Reader, key: s
         shares=_shares(experiment.design),
         catalogue=catalogue,
         analysis=analysis,
-        results=_main_results(analysis) if analysis else [],
+        results=results,
+        units=units_chart(analysis) if analysis else None,
+        lifts=lifts_chart(results),
         interval=report.interval,
         percent=report.percent,
     )

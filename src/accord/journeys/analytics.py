@@ -12,6 +12,7 @@ from sqlalchemy import Connection, case, func, insert, select
 
 from accord.journeys.graph import JourneyDefinition, SplitNode, parse_duration
 from accord.journeys.models import journey_runs, journey_split_winners, journey_steps
+from accord.store.metadata import utc_day
 
 _NORMAL = NormalDist()
 
@@ -253,6 +254,31 @@ def node_counts(conn: Connection, *, journey_id: str) -> list[NodeCounts]:
         )
         for node in sorted(reached)
     ]
+
+
+def per_day(conn: Connection, *, journey_id: str, since: datetime) -> dict[str, tuple[int, int]]:
+    """(entries, conversions) per UTC day since `since`: entries by the day people entered,
+    conversions by the day their run converted."""
+    runs = journey_runs.c
+    entry_day, conversion_day = utc_day(runs.entered_at), utc_day(runs.finished_at)
+    entered = conn.execute(
+        select(entry_day, func.count())
+        .where(runs.journey_id == journey_id, runs.entered_at >= since)
+        .group_by(entry_day)
+    ).all()
+    converted = conn.execute(
+        select(conversion_day, func.count())
+        .where(
+            runs.journey_id == journey_id,
+            runs.status == "converted",
+            runs.finished_at >= since,
+        )
+        .group_by(conversion_day)
+    ).all()
+    days: dict[str, tuple[int, int]] = {str(day): (int(n), 0) for day, n in entered}
+    for day, n in converted:
+        days[str(day)] = (days.get(str(day), (0, 0))[0], int(n))
+    return dict(sorted(days.items()))
 
 
 @dataclass(frozen=True)

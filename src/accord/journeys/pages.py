@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -16,6 +17,7 @@ from accord.journeys.diagram import svg
 from accord.journeys.graph import load_definition, parse_definition
 from accord.web import jobs, store_work
 from accord.web.auth import Caller, requires
+from accord.web.charts import Chart, Series, day_labels
 from accord.web.state import State
 from accord.web.ui import NavEntry, arender, redirect
 
@@ -117,6 +119,42 @@ async def create_page(
     return redirect(request, f"/journeys/{key.strip()}/edit", notice="Journey created as a draft")
 
 
+# How far back the journey page counts entries and conversions per day.
+CHART_DAYS = 30
+
+
+def daily_chart(days: dict[str, tuple[int, int]], *, first: date, last: date) -> Chart:
+    """Entries and conversions per day, quiet days included."""
+    labels = day_labels(first, last)
+    return Chart(
+        title=f"Entries and conversions per day, last {len(labels)} days (UTC)",
+        x=labels,
+        series=[
+            Series("Entered", [days.get(d, (0, 0))[0] for d in labels]),
+            Series("Converted", [days.get(d, (0, 0))[1] for d in labels]),
+        ],
+        x_title="Day",
+        y_title="People",
+        id="journey-per-day",
+    )
+
+
+def nodes_chart(counts: list[analytics.NodeCounts]) -> Chart:
+    """How many people reached each node and how many wait there now."""
+    return Chart(
+        title="People per node",
+        x=[c.node for c in counts],
+        series=[
+            Series("Reached", [c.entered for c in counts]),
+            Series("Here now", [c.waiting_now for c in counts]),
+        ],
+        kind="bar",
+        x_title="Node",
+        y_title="People",
+        id="journey-nodes",
+    )
+
+
 @router.get("/journeys/{key}")
 async def journey_page(request: Request, state: State, caller: Reader, key: str) -> Response:
     def work() -> dict[str, Any]:
@@ -125,6 +163,9 @@ async def journey_page(request: Request, state: State, caller: Reader, key: str)
             view = service.get_journey(conn, business_id=caller.business_id, key=key)
             definition = load_definition(view.definition)
             counts = analytics.node_counts(conn, journey_id=view.id)
+            first = now.date() - timedelta(days=CHART_DAYS - 1)
+            since = datetime.combine(first, time(), tzinfo=UTC)
+            days = analytics.per_day(conn, journey_id=view.id, since=since)
             splits = analytics.split_results(
                 conn,
                 journey_id=view.id,
@@ -136,6 +177,8 @@ async def journey_page(request: Request, state: State, caller: Reader, key: str)
                 "journey": view,
                 "graph": svg(definition, counts),
                 "counts": counts,
+                "daily": daily_chart(days, first=first, last=now.date()),
+                "nodes": nodes_chart(counts),
                 "summary": analytics.summary(conn, journey_id=view.id),
                 "splits": splits,
                 "smart": analytics.smart_comparison(conn, journey_id=view.id),

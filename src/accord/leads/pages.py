@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -10,6 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, func, select
 from starlette.datastructures import UploadFile
 
+from accord.core.clock import utcnow
 from accord.core.errors import AccordError, Conflict, FieldProblem, InvalidInput
 from accord.leads import builder, forms, funnel, imports, magnets, service, submissions
 from accord.leads.i18n import LANGUAGES
@@ -22,6 +24,7 @@ from accord.leads.models import (
 )
 from accord.web import store_work
 from accord.web.auth import Caller, requires
+from accord.web.charts import Chart, Series, day_labels
 from accord.web.email_wiring import Email
 from accord.web.state import State
 from accord.web.ui import NavEntry, arender, redirect, render
@@ -54,6 +57,73 @@ MAX_IMPORT_BYTES = MAX_BYTES
 MAX_MAGNET_BYTES = 200 * 1024 * 1024
 
 
+# Charts --------------------------------------------------------------------------------
+
+# How far back the lead pages count new leads per day.
+CHART_DAYS = 30
+SOURCES = {"form": "Forms", "lead_ads": "Lead ads", "csv": "CSV imports"}
+
+
+def _since() -> tuple[date, datetime]:
+    first = utcnow().date() - timedelta(days=CHART_DAYS - 1)
+    return first, datetime.combine(first, time(), tzinfo=UTC)
+
+
+def per_day_chart(
+    title: str, found: dict[str, dict[str, int]], names: dict[str, str], *, first: date, last: date
+) -> Chart:
+    """New leads per day, one series per group (stacked), quiet days included."""
+    days = day_labels(first, last)
+    return Chart(
+        title=title,
+        x=days,
+        series=[
+            Series(names.get(group, group), [counts.get(d, 0) for d in days])
+            for group, counts in sorted(found.items())
+        ],
+        kind="stacked",
+        x_title="Day",
+        y_title="New leads",
+        id="leads-per-day",
+    )
+
+
+def funnel_charts(rows: list[funnel.FunnelRow], names: dict[str, str], by: str) -> list[Chart]:
+    """People at each stage per group, and each group's lead-to-customer rate with its interval."""
+    labels = [names.get(r.group, r.group) for r in rows]
+    stages = Chart(
+        title=f"Leads, prospects and customers by {by}",
+        x=labels,
+        series=[
+            Series("Leads", [r.leads for r in rows]),
+            Series("Prospects", [r.prospects for r in rows]),
+            Series("Customers", [r.customers for r in rows]),
+        ],
+        kind="bar",
+        x_title=by.capitalize(),
+        y_title="People",
+        id="funnel-stages",
+    )
+    rates = Chart(
+        title=f"Lead → customer by {by}",
+        x=labels,
+        series=[
+            Series(
+                "Lead → customer",
+                [r.lead_to_customer.value for r in rows],
+                low=[r.lead_to_customer.low for r in rows],
+                high=[r.lead_to_customer.high for r in rows],
+            )
+        ],
+        kind="bar",
+        fmt="percent",
+        x_title=by.capitalize(),
+        id="funnel-rates",
+        notes=["Each rate with its 95 % interval."],
+    )
+    return [stages, rates]
+
+
 # Forms ---------------------------------------------------------------------------------
 
 
@@ -72,8 +142,23 @@ async def forms_page(request: Request, state: State, caller: Reader) -> Response
             for f in forms.list_forms(conn, business_id=caller.business_id)
         ]
 
+    first, since = _since()
+
+    def per_day(conn: Connection) -> dict[str, dict[str, int]]:
+        return submissions.leads_per_day(
+            conn, business_id=caller.business_id, since=since, by="form"
+        )
+
     rows = await store_work.read(state, work)
-    return await arender(request, "leads/forms.html", caller=caller, rows=rows)
+    names = {row["form"].id: row["form"].spec.slug for row in rows}
+    chart = per_day_chart(
+        f"New leads per day by form, last {CHART_DAYS} days (UTC)",
+        await store_work.read(state, per_day),
+        names,
+        first=first,
+        last=utcnow().date(),
+    )
+    return await arender(request, "leads/forms.html", caller=caller, rows=rows, chart=chart)
 
 
 def _builder(
@@ -201,6 +286,8 @@ async def update_form_page(
 async def form_page(
     request: Request, state: State, caller: Reader, email: Email, form_id: str
 ) -> Response:
+    first, since = _since()
+
     def work(conn: Connection) -> dict[str, Any]:
         form = forms.get_form(conn, business_id=caller.business_id, form_id=form_id)
         pools = {
@@ -220,11 +307,20 @@ async def form_page(
                 name=form.spec.download_name or "",
             ).is_file(),
             "rows": submissions.list_leads(conn, business_id=caller.business_id, form_id=form.id),
+            "per_day": submissions.leads_per_day(
+                conn, business_id=caller.business_id, since=since, by="form", form_id=form.id
+            ),
         }
 
-    return await arender(
-        request, "leads/form_detail.html", caller=caller, **await store_work.read(state, work)
+    view = await store_work.read(state, work)
+    chart = per_day_chart(
+        f"New leads per day, last {CHART_DAYS} days (UTC)",
+        view.pop("per_day"),
+        {form_id: "Leads"},
+        first=first,
+        last=utcnow().date(),
     )
+    return await arender(request, "leads/form_detail.html", caller=caller, chart=chart, **view)
 
 
 # Leads ---------------------------------------------------------------------------------
@@ -249,12 +345,27 @@ async def leads_page(
             limit=PAGE_SIZE,
         )
 
+    first, since = _since()
+
+    def per_day(conn: Connection) -> dict[str, dict[str, int]]:
+        return submissions.leads_per_day(
+            conn, business_id=caller.business_id, since=since, by="source"
+        )
+
     rows = await store_work.read(state, work)
+    chart = per_day_chart(
+        f"New leads per day by source, last {CHART_DAYS} days (UTC)",
+        await store_work.read(state, per_day),
+        SOURCES,
+        first=first,
+        last=utcnow().date(),
+    )
     return await arender(
         request,
         "leads/people.html",
         caller=caller,
         rows=rows,
+        chart=chart,
         stage=stage,
         stages=STAGES,
         page=page,
@@ -331,9 +442,9 @@ async def funnel_page(
             "names": names,
         }
 
-    return await arender(
-        request, "leads/funnel.html", caller=caller, by=by, **await store_work.read(state, work)
-    )
+    view = await store_work.read(state, work)
+    charts = funnel_charts(view["rows"], view["names"], by)
+    return await arender(request, "leads/funnel.html", caller=caller, by=by, charts=charts, **view)
 
 
 @router.post("/leads/funnel/spend")

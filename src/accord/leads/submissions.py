@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 from starlette.concurrency import run_in_threadpool
 
 from accord.collect.consent_gate import ConsentGate
@@ -34,6 +34,7 @@ from accord.leads.validation import CleanSubmission, validate_submission
 from accord.messaging.mailer import Mailer
 from accord.messaging.ports import Wiring
 from accord.store.db import Store
+from accord.store.metadata import utc_day
 
 
 @dataclass
@@ -292,4 +293,31 @@ def list_leads(
         )
         view["utm"] = orjson.loads(row.utm)
         found.append(view)
+    return found
+
+
+def leads_per_day(
+    conn: Connection,
+    *,
+    business_id: str,
+    since: datetime,
+    by: Literal["form", "source"] = "source",
+    form_id: str | None = None,
+) -> dict[str, dict[str, int]]:
+    """New leads per UTC day since `since`, by form id (leads of no form left out) or by
+    source: `{group: {day: count}}`."""
+    day = utc_day(leads.c.created_at)
+    group = leads.c.form_id if by == "form" else leads.c.source
+    query = (
+        select(group, day, func.count())
+        .where(leads.c.business_id == business_id, leads.c.created_at >= since)
+        .group_by(group, day)
+    )
+    if by == "form":
+        query = query.where(leads.c.form_id.is_not(None))
+    if form_id:
+        query = query.where(leads.c.form_id == form_id)
+    found: dict[str, dict[str, int]] = {}
+    for key, on, count in conn.execute(query):
+        found.setdefault(str(key), {})[str(on)] = int(count)
     return found

@@ -9,13 +9,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
-from markupsafe import Markup
 
 from accord.core.errors import AccordError
 from accord.process import job_admin, scheduler
 from accord.process.models import JobChange, JobRunView, JobView
 from accord.web import store_work
 from accord.web.auth import Caller, requires
+from accord.web.charts import Chart, Series
 from accord.web.state import AppState, State
 from accord.web.ui import NavEntry, arender, redirect
 
@@ -26,40 +26,27 @@ Reader = Annotated[Caller, Depends(requires("jobs.read"))]
 Manager = Annotated[Caller, Depends(requires("jobs.manage"))]
 
 HISTORY_ROWS = 60
-COLOURS = {"succeeded": "#1f7a3f", "failed": "#b3261e", "timed_out": "#a15c00", "lost": "#6b7280"}
+OUTCOMES = {"succeeded": "Succeeded", "failed": "Failed", "timed_out": "Timed out", "lost": "Lost"}
 
 
-def duration_chart(runs: Sequence[JobRunView], *, width: int = 640, height: int = 120) -> Markup:
-    """Run durations, oldest to newest, one bar each, coloured by outcome (inline SVG)."""
+def duration_chart(runs: Sequence[JobRunView]) -> Chart:
+    """Run durations, oldest to newest, one bar each, one series per outcome."""
     ended = [r for r in reversed(runs) if r.seconds is not None]
-    if not ended:
-        return Markup("")
-    longest = max(r.seconds or 0.0 for r in ended) or 1.0
-    step = width / len(ended)
-    bars = []
-    for i, run in enumerate(ended):
-        bar = max(2.0, (run.seconds or 0.0) / longest * (height - 4))
-        bars.append(
-            Markup(
-                '<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" fill="{c}">'
-                "<title>{name} {status} in {s:.2f} s at {at}</title></rect>"
-            ).format(
-                x=i * step,
-                y=height - bar,
-                w=max(step - 1, 1),
-                h=bar,
-                c=COLOURS.get(run.status, "#6b7280"),
-                name=run.name,
-                status=run.status,
-                s=run.seconds or 0.0,
-                at=run.started_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
-            )
-        )
-    label = f"Durations of the last {len(ended)} runs; the longest took {longest:.2f} s"
-    return Markup(
-        '<svg class="chart" role="img" viewBox="0 0 {w} {h}" width="100%" height="{h}">'
-        "<title>{label}</title>{bars}</svg>"
-    ).format(w=width, h=height, label=label, bars=Markup("").join(bars))
+    return Chart(
+        title="Duration of the recent runs",
+        # The run's number keeps two runs started in the same second apart.
+        x=[f"{r.started_at:%Y-%m-%d %H:%M:%S} {r.name} #{r.id}" for r in ended],
+        series=[
+            Series(label, [r.seconds if r.status == status else None for r in ended])
+            for status, label in OUTCOMES.items()
+            if any(r.status == status for r in ended)
+        ],
+        kind="stacked",
+        fmt="seconds",
+        x_title="Run (started, UTC)",
+        y_title="Seconds",
+        id="run-durations",
+    )
 
 
 def _page_data(state: AppState, business_id: str) -> tuple[list[JobView], list[JobRunView]]:

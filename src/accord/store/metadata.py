@@ -6,6 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Dialect, Integer, MetaData, String
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 metadata = MetaData(
@@ -49,3 +52,24 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def instant() -> UTCDateTime:
     return UTCDateTime()
+
+
+class utc_day(FunctionElement[str]):  # noqa: N801 - named like the SQL functions it stands for
+    """The UTC day of an instant column as text, `YYYY-MM-DD`, on every backend: group by it
+    to count per day in the database."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(utc_day)
+def _utc_day_sqlite(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite keeps an instant as ISO text in UTC (`UTCDateTime` binds it so): its first ten
+    # characters are the day.
+    return f"substr({compiler.process(element.clauses, **kw)}, 1, 10)"
+
+
+@compiles(utc_day, "postgresql")
+def _utc_day_postgresql(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.clauses, **kw)
+    return f"to_char(({column}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"

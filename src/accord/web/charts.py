@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from functools import cache
 from typing import Any, Literal
 
@@ -29,10 +30,24 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F
 
 @dataclass(frozen=True)
 class Series:
-    """One named row of values, aligned with the chart's `x` labels."""
+    """One named row of values, aligned with the chart's `x` labels.
+
+    `low` and `high`, when given, are each value's interval (a 95 % confidence interval,
+    say): drawn as error bars on line and bar charts and written beside the value in
+    the table.
+    """
 
     name: str
     values: Sequence[float | int | None]
+    low: Sequence[float | int | None] | None = None
+    high: Sequence[float | int | None] | None = None
+
+    def interval(self, i: int) -> tuple[float | int, float | int] | None:
+        """The `i`-th value's interval, or None when the series has none or it is missing."""
+        if self.low is None or self.high is None or i >= len(self.low) or i >= len(self.high):
+            return None
+        low, high = self.low[i], self.high[i]
+        return None if low is None or high is None else (low, high)
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,12 @@ class Chart:
     def html(self, *, table_open: bool = False) -> Markup:
         """The figure for plotly.js plus the table of the same numbers."""
         return render(self, table_open=table_open)
+
+
+def day_labels(first: date, last: date) -> list[str]:
+    """Every day from `first` to `last` as `YYYY-MM-DD`: a chart per day shows the quiet
+    days too."""
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
 def format_value(value: float | int | None, fmt: Format, currency: str = "") -> str:
@@ -143,8 +164,33 @@ def _traces(chart: Chart) -> list[dict[str, Any]]:
         else:
             trace |= {"type": "bar", "x": x, "y": values, "marker": {"color": colour}}
         trace["hovertemplate"] = f"{series.name}: {_hover(chart)}<extra></extra>"
+        if series.low is not None and series.high is not None:
+            axis = "error_x" if chart.kind == "hbar" else "error_y"
+            trace[axis] = _error_bars(series)
         traces.append(trace)
     return traces
+
+
+def _error_bars(series: Series) -> dict[str, Any]:
+    """Plotly's asymmetric error bars: the distance from each value up to `high`, down to `low`."""
+    above: list[float | None] = []
+    below: list[float | None] = []
+    for i, value in enumerate(series.values):
+        bounds = series.interval(i)
+        if value is None or bounds is None:
+            above.append(None)
+            below.append(None)
+            continue
+        above.append(max(bounds[1] - value, 0.0))
+        below.append(max(value - bounds[0], 0.0))
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": above,
+        "arrayminus": below,
+        "thickness": 1.5,
+        "width": 4,
+    }
 
 
 def _layout(chart: Chart) -> dict[str, Any]:
@@ -205,14 +251,18 @@ def _rows(chart: Chart) -> tuple[str, list[str], list[tuple[str, list[str]]]]:
     def cell(value: float | int | None) -> str:
         return format_value(value, chart.fmt, chart.currency)
 
+    def cell_of(series: Series, i: int) -> str:
+        value = series.values[i] if i < len(series.values) else None
+        bounds = series.interval(i)
+        if value is None or bounds is None:
+            return cell(value)
+        return f"{cell(value)} [{cell(bounds[0])} – {cell(bounds[1])}]"
+
     if chart.kind == "heatmap":
         rows = [(s.name, [cell(v) for v in s.values]) for s in chart.series]
         return chart.y_title, list(chart.x), rows
     series = list(chart.series[:1] if chart.kind == "pie" else chart.series)
-    rows = [
-        (label, [cell(s.values[i] if i < len(s.values) else None) for s in series])
-        for i, label in enumerate(chart.x)
-    ]
+    rows = [(label, [cell_of(s, i) for s in series]) for i, label in enumerate(chart.x)]
     return chart.x_title, [s.name for s in series], rows
 
 

@@ -16,7 +16,6 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
-from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy import Connection
 
@@ -36,6 +35,7 @@ from accord.messaging.pages.common import (
 from accord.reach import service as reach
 from accord.web import store_work
 from accord.web.auth import Caller
+from accord.web.charts import Chart, Series
 from accord.web.email_wiring import Email
 from accord.web.state import State
 from accord.web.ui import NavEntry, arender, redirect
@@ -328,66 +328,35 @@ async def add_member_page(
 
 # KPIs over time ------------------------------------------------------------------------
 
+CHART_RATES = {
+    "open_rate": "Human open",
+    "click_through_rate": "Click-through",
+    "unsubscribe_rate": "Unsubscribe",
+    "bounce_rate": "Bounce",
+}
 
-@dataclass(frozen=True)
-class Series:
-    name: str
-    css: str
-    points: list[tuple[int, float]]
 
+def rates_chart(found: list[tuple[str, kpis.Kpis]]) -> Chart:
+    """The main rates per day with their 95 % intervals."""
 
-def chart(days: list[str], series: list[Series], *, width: int = 640, height: int = 220) -> Markup:
-    """An inline SVG line chart of rates (0–100 %) per day; the table beside it has the
-    same figures for screen readers and exact values."""
-    left, bottom, top, right = 40, 24, 10, 10
-    plot_w, plot_h = width - left - right, height - top - bottom
-    peak = max([v for s in series for _, v in s.points] + [0.05])
-    scale = min(1.0, (int(peak * 10) + 1) / 10)
-
-    def x(i: int) -> float:
-        return left + (plot_w * i / max(len(days) - 1, 1))
-
-    def y(v: float) -> float:
-        return top + plot_h * (1 - v / scale)
-
-    parts = [
-        f'<svg class="kpi-chart" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="Rates per day" xmlns="http://www.w3.org/2000/svg">'
-    ]
-    for step in range(5):
-        v = scale * step / 4
-        parts.append(
-            f'<line x1="{left}" x2="{width - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
-            'stroke="#dde1e7"/>'
-            f'<text x="{left - 4}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="10">'
-            f"{v * 100:.0f}%</text>"
+    def series(key: str, label: str) -> Series:
+        rates = [k.rates[key] for _, k in found]
+        return Series(
+            label,
+            [r.value for r in rates],
+            low=[r.low for r in rates],
+            high=[r.high for r in rates],
         )
-    for i, day in enumerate(days):
-        if len(days) <= 10 or i % max(len(days) // 6, 1) == 0:
-            parts.append(
-                f'<text x="{x(i):.1f}" y="{height - 6}" text-anchor="middle" font-size="10">'
-                f"{Markup.escape(day[5:])}</text>"
-            )
-    for s in series:
-        if not s.points:
-            continue
-        coords = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in s.points)
-        parts.append(
-            f'<polyline fill="none" stroke="{s.css}" stroke-width="2" points="{coords}" '
-            f'data-series="{Markup.escape(s.name)}"/>'
-        )
-        for i, v in s.points:
-            parts.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="2.5" fill="{s.css}"/>')
-    parts.append("</svg>")
-    return Markup("".join(parts))  # noqa: S704 - labels are escaped, the rest are numbers
 
-
-CHART_SERIES = (
-    ("open_rate", "Human open", "#1f5fbf"),
-    ("click_through_rate", "Click-through", "#1e7b3a"),
-    ("unsubscribe_rate", "Unsubscribe", "#8a5a00"),
-    ("bounce_rate", "Bounce", "#b3261e"),
-)
+    return Chart(
+        title="Rates per day (UTC)",
+        x=[day for day, _ in found],
+        series=[series(key, label) for key, label in CHART_RATES.items()],
+        fmt="percent",
+        x_title="Day",
+        id="rates-per-day",
+        notes=["Each rate with its 95 % interval."],
+    )
 
 
 @router.get("/email/performance")
@@ -406,19 +375,13 @@ async def performance_page(
         )
 
     found = await store_work.read(state, work)
-    labels = [day for day, _ in found]
-    series = []
-    for key, label, colour in CHART_SERIES:
-        points = [(i, k.rates[key].value) for i, (_, k) in enumerate(found)]
-        series.append(Series(label, colour, [(i, v) for i, v in points if v is not None]))
     return await arender(
         request,
         "email/performance.html",
         caller=caller,
         rows=found,
         days=days,
-        svg=chart(labels, series) if found else None,
-        series=series,
+        chart=rates_chart(found),
         labels=RATE_LABELS,
     )
 

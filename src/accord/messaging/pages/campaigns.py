@@ -27,6 +27,7 @@ from accord.messaging.pages.common import (
 )
 from accord.web import store_work
 from accord.web.auth import Caller
+from accord.web.charts import Chart, Series
 from accord.web.email_wiring import Email
 from accord.web.state import State
 from accord.web.ui import arender, redirect
@@ -208,6 +209,7 @@ async def _campaign_view(
         "email/campaign.html",
         caller=caller,
         labels=RATE_LABELS,
+        chart=counts_chart(view["kpis"], view["variants"]),
         editable=editable and caller.can("email.manage"),
         posted=_form_of(view["campaign"]) if posted is None else posted,
         problems=by_field(problems or []),
@@ -349,4 +351,31 @@ async def send_page(
         notice=f"{report.sent} sent, {report.failed} failed"
         + (f", skipped: {skipped}" if skipped else "")
         + f"; the campaign is {report.status}",
+    )
+
+
+COUNTS = {
+    "sent": "Sent",
+    "delivered": "Delivered",
+    "human_openers": "Opened by people",
+    "clickers": "Clicked",
+    "unsubscribes": "Unsubscribed",
+    "bounces": "Bounced",
+    "complaints": "Complained",
+}
+
+
+def counts_chart(overall: kpis.Kpis, variants: dict[str, kpis.Kpis]) -> Chart:
+    """What became of a campaign's email: one bar per count, per A/B variant when there are."""
+    columns = variants or {"Campaign": overall}
+    return Chart(
+        title="Delivered, opened, clicked, bounced",
+        x=list(COUNTS.values()),
+        series=[
+            Series(name if not variants else f"Variant {name}", [getattr(k, f) for f in COUNTS])
+            for name, k in columns.items()
+        ],
+        kind="bar",
+        y_title="Messages or people",
+        id="campaign-counts",
     )
