@@ -18,11 +18,15 @@ from accord.audiences.text import parse
 from accord.core.settings import Settings
 from accord.engine.connection import connect
 from accord.profiles import rfm
-from accord.profiles.service import profile_view, rfm_scores, run_rfm
+from accord.profiles.service import profile_view, run_rfm
 from accord.store.db import Store
 from tests.identity.helpers import ev, process, profile_of
 
 AS_OF = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def _rfm(computed: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in computed.items() if k in rfm.TRAITS}
 
 
 def _orders(person: int) -> list[dict[str, Any]]:
@@ -65,23 +69,22 @@ def test_batch_scores_equal_real_time_scores_and_numpy_quintiles(
         segments = set()
         for n in range(1, 13):
             pid = profile_of(store, biz, f"user_id:u-{n}")
-            traits = profile_view(conn, business_id=biz, profile_id=pid).traits
-            live = rfm_scores(conn, business_id=biz, profile_id=pid, as_of=AS_OF)
+            view = profile_view(conn, business_id=biz, profile_id=pid, as_of=AS_OF)
+            traits, live = view.traits, _rfm(view.computed)
             assert {k: traits[k] for k in rfm.TRAITS} == live
             segments.add(live["rfm_segment"])
             assert all(1 <= live[k] <= 5 for k in rfm.TRAITS[:3])
         assert len(segments) > 3
         browser = profile_of(store, biz, "user_id:browser")
-        assert rfm_scores(conn, business_id=biz, profile_id=browser, as_of=AS_OF) == {}
-        assert "rfm_segment" not in profile_view(conn, business_id=biz, profile_id=browser).traits
+        seen = profile_view(conn, business_id=biz, profile_id=browser, as_of=AS_OF)
+        assert _rfm(seen.computed) == {}
+        assert "rfm_segment" not in seen.traits
 
     # The biggest spender is in the top monetary quintile and audiences select on it.
     top = max(base, key=lambda row: row["monetary"])["profile_id"]
     with store.read() as conn:
-        assert (
-            rfm_scores(conn, business_id=biz, profile_id=top, as_of=AS_OF)["rfm_monetary_score"]
-            == 5
-        )
+        computed = profile_view(conn, business_id=biz, profile_id=top, as_of=AS_OF).computed
+        assert computed["rfm_monetary_score"] == 5
     chosen = preview(
         store,
         business_id=biz,

@@ -88,6 +88,28 @@ def lookup_key(conn: Connection, *, business_id: str, kind: str, value: str) -> 
     return (kind, cleaned)
 
 
+def profiles_holding(
+    conn: Connection, *, business_id: str, value: str, kind: str | None = None
+) -> dict[str, list[Key]]:
+    """Profile id → the identifiers it holds that read `value` as typed, taking it as
+    every identifier type of the business (or only `kind`), each normalised as at
+    collection: an email lower-cased, a phone number to E.164."""
+    rules = get_rules(conn, business_id=business_id)
+    if kind is not None and kind not in rules.kinds:
+        raise InvalidInput(
+            [FieldProblem("kind", f"unknown identifier type; use one of {rules.kinds}")]
+        )
+    keys = {
+        (k, cleaned)
+        for k in ([kind] if kind else rules.kinds)
+        if (cleaned := clean(k, value, rules)) is not None
+    }
+    found: dict[str, list[Key]] = {}
+    for key, pid in sorted(profiles.owners(conn, business_id=business_id, keys=keys).items()):
+        found.setdefault(pid, []).append(key)
+    return found
+
+
 def resolve_events(
     conn: Connection,
     *,

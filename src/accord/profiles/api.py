@@ -13,7 +13,7 @@ from accord.consent import service as consent_service
 from accord.core.errors import FieldProblem, InvalidInput
 from accord.identity import service as identity
 from accord.journeys import service as journeys
-from accord.profiles import service
+from accord.profiles import browse, service
 from accord.profiles.models import AudienceMembership, ProfileDetail, ProfileView
 from accord.web.auth import Caller, requires
 from accord.web.state import State
@@ -95,7 +95,7 @@ def get_timeline(
 ) -> list[dict[str, Any]]:
     with state.store.read() as conn:
         service.profile_view(conn, business_id=caller.business_id, profile_id=profile_id)
-        return service.timeline(
+        return browse.timeline(
             conn,
             business_id=caller.business_id,
             profile_id=profile_id,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -205,18 +205,6 @@ def _rfm_scores(bounds: rfm.Boundaries | None, state: ProfileState, at: datetime
         last_order_at=state.last_order_at,
     )
     return {} if inputs is None else rfm.score(bounds, inputs, as_of=at)
-
-
-def rfm_scores(
-    conn: Connection, *, business_id: str, profile_id: str, as_of: datetime | None = None
-) -> dict[str, Any]:
-    """One profile's RFM traits scored now (or at `as_of`) with the business's stored
-    boundaries; empty without a batch run or for a profile that never ordered."""
-    state = load_states(conn, profile_ids=[profile_id]).get(profile_id)
-    if state is None:
-        raise NotFound(f"profile {profile_id!r}")
-    bounds = rfm.load_boundaries(conn, business_id=business_id)
-    return _rfm_scores(bounds, state, as_of or utcnow())
 
 
 @dataclass(frozen=True)
@@ -427,7 +415,12 @@ def find_profile_id(conn: Connection, *, business_id: str, kind: str, value: str
     return str(profile_id)
 
 
-def profile_view(conn: Connection, *, business_id: str, profile_id: str) -> ProfileView:
+def profile_view(
+    conn: Connection, *, business_id: str, profile_id: str, as_of: datetime | None = None
+) -> ProfileView:
+    """A profile with its identifiers, traits, newest events and computed traits, RFM
+    scores among them: scored now (or at `as_of`) with the business's stored boundaries,
+    none without a batch run or for a profile that never ordered."""
     row = conn.execute(
         select(profiles).where(profiles.c.id == profile_id, profiles.c.business_id == business_id)
     ).one_or_none()
@@ -454,7 +447,9 @@ def profile_view(conn: Connection, *, business_id: str, profile_id: str) -> Prof
         trait_times=orjson.loads(row.trait_times),
         computed={
             **state.computed(),
-            **_rfm_scores(rfm.load_boundaries(conn, business_id=business_id), state, utcnow()),
+            **_rfm_scores(
+                rfm.load_boundaries(conn, business_id=business_id), state, as_of or utcnow()
+            ),
         },
         first_seen=row.first_seen,
         last_seen=row.last_seen,
@@ -466,25 +461,6 @@ def find_profile(conn: Connection, *, business_id: str, kind: str, value: str) -
     """The profile holding an identifier (already in its canonical form)."""
     profile_id = find_profile_id(conn, business_id=business_id, kind=kind, value=value)
     return profile_view(conn, business_id=business_id, profile_id=profile_id)
-
-
-def timeline(
-    conn: Connection, *, business_id: str, profile_id: str, before: datetime | None, limit: int
-) -> list[dict[str, Any]]:
-    """A profile's events, newest first, optionally those before an instant."""
-    query = select(profile_events.c.payload).where(
-        profile_events.c.business_id == business_id, profile_events.c.profile_id == profile_id
-    )
-    if before is not None:
-        if before.tzinfo is None:
-            before = before.replace(tzinfo=UTC)
-        query = query.where(profile_events.c.occurred_at < before)
-    rows = conn.execute(
-        query.order_by(
-            profile_events.c.occurred_at.desc(), profile_events.c.inbox_seq.desc()
-        ).limit(limit)
-    ).scalars()
-    return [orjson.loads(payload) for payload in rows]
 
 
 def delete_profile(conn: Connection, *, business_id: str, profile_id: str) -> tuple[int, int]:

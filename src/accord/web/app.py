@@ -27,6 +27,7 @@ from accord.consent.gate import LedgerGate
 from accord.core.settings import Settings
 from accord.experiments import pages as experiment_pages
 from accord.experiments.api import router as experiments_router
+from accord.identity import pages as identity_pages
 from accord.identity.api import router as identity_router
 from accord.journeys import pages as journey_pages
 from accord.journeys.api import people_router as journey_people_router
@@ -40,6 +41,7 @@ from accord.process.api import router as jobs_router
 from accord.process.jobs import default_kinds
 from accord.process.journeys import environment as journey_environment
 from accord.process.worker import pending_count
+from accord.profiles import pages as profile_pages
 from accord.profiles.api import router as profiles_router
 from accord.reach.api import router as reach_router
 from accord.rights.api import router as rights_router
@@ -94,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         [
             accounts_pages,
             consent_pages,
+            profile_pages,
+            identity_pages,
             journey_pages,
             leads_pages,
             import_pages,
