@@ -18,7 +18,8 @@ document.addEventListener("DOMContentLoaded", () => {
         if (/^#[0-9a-fA-F]{6}$/.test(text.value)) picker.value = text.value;
       });
     }
+    // Only "input": a "change" also fires when a field loses focus, which would reload the
+    // preview under a click made in it.
     form.addEventListener("input", refresh);
-    form.addEventListener("change", refresh);
   }
 });
