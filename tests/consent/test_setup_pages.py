@@ -15,6 +15,7 @@ from accord.accounts import people, service, team
 from accord.accounts.models import Actor, Bootstrap, InvitationIn
 from accord.store.db import Store
 from accord.web.auth import SESSION_COOKIE
+from accord.web.cmp import default_texts
 from tests.accounts.ui import create_business, sign_up
 
 VECTORS = Path(__file__).parent / "vectors"
@@ -80,7 +81,7 @@ def test_landing_lists_properties_and_creates_one(client: TestClient, keys: Boot
     landing = client.get("/consent", headers=_html(keys)).text
     assert 'data-property="shop"' in landing and "Shoe shop" in landing
     assert 'id="kpi-properties">1<' in landing and 'id="kpi-purposes">4<' in landing
-    assert 'data-chart="' in landing and "<details class=\"chart-table\"" in landing
+    assert 'data-chart="' in landing and '<details class="chart-table"' in landing
     listed = client.get("/api/consent/properties", headers=_api(keys)).json()
     assert [p["key"] for p in listed] == ["shop"]
     again = _post(client, keys, "/consent/properties", PROPERTY)
@@ -136,8 +137,11 @@ def test_publishing_one_language_keeps_the_other_languages(
     german = client.get("/consent/properties/shop/texts?lang=de", headers=_html(shop))
     assert german.status_code == 200
     form = _texts_form(german.text)
-    # A shipped language starts from Accord's own translation.
-    assert form["text_accept_all"] != "Accept all"
+    # A shipped language starts from Accord's own translation, and the preview shows it.
+    assert form["text_accept_all"] == default_texts("de")["accept_all"] != "Accept all"
+    preview = client.get("/consent/properties/shop/preview?lang=de", headers=_html(shop))
+    shown = _preview_config(preview.text)["notice"]
+    assert shown["language"] == "de" and shown["texts"]["accept_all"] == form["text_accept_all"]
     form["text_title"] = "Ihre Privatsphäre bei Schuhe"
     published = _post(
         client, shop, "/consent/properties/shop/texts", {**form, "language": "de", "variant": "A"}
@@ -145,9 +149,7 @@ def test_publishing_one_language_keeps_the_other_languages(
     assert published.status_code == 303, published.text
     english = _texts_form(client.get("/consent/properties/shop/texts", headers=_html(shop)).text)
     english["text_title"] = "Your privacy at the shoe shop"
-    again = _post(
-        client, shop, "/consent/properties/shop/texts", {**english, "language": "en"}
-    )
+    again = _post(client, shop, "/consent/properties/shop/texts", {**english, "language": "en"})
     assert again.status_code == 303
     versions = _versions(client, shop)
     assert [v["version"] for v in versions] == [1, 2, 3]
@@ -213,11 +215,18 @@ def test_the_banner_designer_publishes_a_new_look_with_the_same_texts(
     assert _problem(refused.text, "background")
     assert _value(refused.text, "background") == "dark blue"
     assert _value(refused.text, "accent") == "#ff8800"
+    bad_logo = _post(
+        client, shop, "/consent/properties/shop/banner", {**look, "logo_url": "javascript:x"}
+    )
+    assert bad_logo.status_code == 400 and "https://" in _problem(bad_logo.text, "logo_url")
+    assert _value(bad_logo.text, "logo_url") == "javascript:x"
     assert len(_versions(client, shop)) == 2
 
 
 def _preview_config(page: str) -> dict[str, Any]:
-    found = re.search(r"<script src=\"/cmp.js\" data-property=\"shop\" data-preview='([^']*)'", page)
+    found = re.search(
+        r"<script src=\"/cmp.js\" data-property=\"shop\" data-preview='([^']*)'", page
+    )
     assert found, page
     config: dict[str, Any] = json.loads(html.unescape(found.group(1)))
     return config
@@ -230,7 +239,12 @@ def test_the_preview_shows_the_unsaved_draft_with_cmp_js_and_changes_nothing(
         client.get("/consent/properties/shop/preview?regime=ccpa", headers=_html(shop)).text
     )
     assert published["notice"]["layout"] == "bar" and published["show_do_not_sell"]
-    assert [p["key"] for p in published["purposes"]][0] == "necessary"
+    assert [p["key"] for p in published["purposes"]] == [
+        "necessary",
+        "preferences",
+        "statistics",
+        "marketing",
+    ]
     draft = client.post(
         "/consent/properties/shop/preview",
         data={
@@ -335,8 +349,16 @@ def test_purposes_are_added_edited_and_bad_input_is_kept(
         client,
         shop,
         "/consent/purposes",
-        {"key": "more", "lang": ["en"], "name": ["More"], "description": [""],
-         "legal_basis": "consent", "tcf_purposes": "12", "cookies": "", "position": "1"},
+        {
+            "key": "more",
+            "lang": ["en"],
+            "name": ["More"],
+            "description": [""],
+            "legal_basis": "consent",
+            "tcf_purposes": "12",
+            "cookies": "",
+            "position": "1",
+        },
     )
     assert unknown_tcf.status_code == 400 and "TCF" in _problem(unknown_tcf.text, "tcf_purposes")
     after = {p["key"]: p for p in client.get("/api/consent/purposes", headers=_api(shop)).json()}
@@ -346,18 +368,27 @@ def test_purposes_are_added_edited_and_bad_input_is_kept(
 def test_vendors_are_added_edited_and_imported_from_a_gvl_file(
     client: TestClient, shop: Bootstrap
 ) -> None:
-    vendor = {"key": "crm", "name": "Our CRM", "purposes": ["marketing"], "tcf_id": "",
-              "policy_url": "https://crm.example/privacy"}
+    vendor = {
+        "key": "crm",
+        "name": "Our CRM",
+        "purposes": ["marketing"],
+        "tcf_id": "",
+        "policy_url": "https://crm.example/privacy",
+    }
     assert _post(client, shop, "/consent/vendors", vendor).status_code == 303
     page = client.get("/consent/vendors", headers=_html(shop)).text
     assert 'data-vendor="crm"' in page and 'id="catalogue-chart"' in page
     edited = _post(
-        client, shop, "/consent/vendors/crm",
+        client,
+        shop,
+        "/consent/vendors/crm",
         {"name": "CRM", "purposes": ["marketing", "statistics"], "tcf_id": "", "policy_url": ""},
     )
     assert edited.status_code == 303
     refused = _post(
-        client, shop, "/consent/vendors/crm",
+        client,
+        shop,
+        "/consent/vendors/crm",
         {"name": "Typed CRM", "purposes": ["marketing"], "tcf_id": "zero", "policy_url": ""},
     )
     assert refused.status_code == 400 and _problem(refused.text, "tcf_id")
@@ -367,7 +398,10 @@ def test_vendors_are_added_edited_and_imported_from_a_gvl_file(
 
     gvl = (VECTORS / "gvl-v3-sample.json").read_bytes()
     imported = _post(
-        client, shop, "/consent/gvl", {"tcf_ids": "755"},
+        client,
+        shop,
+        "/consent/gvl",
+        {"tcf_ids": "755"},
         files={"file": ("vendor-list.json", gvl, "application/json")},
     )
     assert imported.status_code == 303, imported.text
@@ -376,13 +410,19 @@ def test_vendors_are_added_edited_and_imported_from_a_gvl_file(
     prop = client.get("/api/consent/properties", headers=_api(shop)).json()[0]
     assert prop["gvl_version"] == 120
     broken = _post(
-        client, shop, "/consent/gvl", {"tcf_ids": "755, x"},
+        client,
+        shop,
+        "/consent/gvl",
+        {"tcf_ids": "755, x"},
         files={"file": ("vendor-list.json", b'{"vendors": 1}', "application/json")},
     )
     assert broken.status_code == 400 and _problem(broken.text, "tcf_ids")
     assert _value(broken.text, "tcf_ids") == "755, x"
     not_json = _post(
-        client, shop, "/consent/gvl", {"tcf_ids": ""},
+        client,
+        shop,
+        "/consent/gvl",
+        {"tcf_ids": ""},
         files={"file": ("vendor-list.json", b"{not json", "application/json")},
     )
     assert not_json.status_code == 400 and "not JSON" in _problem(not_json.text, "file")
@@ -393,8 +433,14 @@ def test_geo_rules_are_set_and_removed(client: TestClient, shop: Bootstrap) -> N
     page = client.get("/consent/geo-rules", headers=_html(shop))
     assert page.status_code == 200 and 'data-region="DE"' in page.text
     assert 'id="regimes-chart"' in page.text
-    assert _post(client, shop, "/consent/geo-rules", {"region": "ch", "regime": "gdpr"}).status_code == 303
-    assert _post(client, shop, "/consent/geo-rules", {"region": "*", "regime": "gdpr"}).status_code == 303
+    assert (
+        _post(client, shop, "/consent/geo-rules", {"region": "ch", "regime": "gdpr"}).status_code
+        == 303
+    )
+    assert (
+        _post(client, shop, "/consent/geo-rules", {"region": "*", "regime": "gdpr"}).status_code
+        == 303
+    )
     rules = client.get("/api/consent/geo-rules", headers=_api(shop)).json()["rules"]
     assert rules == {"CH": "gdpr", "*": "gdpr"}
     refused = _post(client, shop, "/consent/geo-rules", {"region": "Switzerland", "regime": "gdpr"})
@@ -431,8 +477,11 @@ def test_the_collection_policy_is_shown_and_saved(client: TestClient, shop: Boot
         client,
         shop,
         "/consent/policy",
-        {"event": ["Ad Clicked", ""], "purpose": ["adverts", "marketing"],
-         "default_purpose": "statistics"},
+        {
+            "event": ["Ad Clicked", ""],
+            "purpose": ["adverts", "marketing"],
+            "default_purpose": "statistics",
+        },
     )
     assert refused.status_code == 400
     assert _problem(refused.text, "purpose-0") and _problem(refused.text, "event-1")
@@ -490,12 +539,22 @@ def test_an_employee_without_the_consent_task_changes_nothing(
     posts = [
         ("/consent/properties", {**PROPERTY, "key": "other"}),
         ("/consent/properties/shop", {**PROPERTY, "name": "Hijacked"}),
-        ("/consent/properties/shop/banner", {"layout": "box", "background": "#000",
-                                             "text": "#fff", "accent": "#f00"}),
-        ("/consent/properties/shop/texts", {"language": "fr", "text_title": "Pirate",
-                                            "text_description": "x", "text_accept_all": "x",
-                                            "text_reject_all": "x", "text_customise": "x",
-                                            "text_save": "x"}),
+        (
+            "/consent/properties/shop/banner",
+            {"layout": "box", "background": "#000", "text": "#fff", "accent": "#f00"},
+        ),
+        (
+            "/consent/properties/shop/texts",
+            {
+                "language": "fr",
+                "text_title": "Pirate",
+                "text_description": "x",
+                "text_accept_all": "x",
+                "text_reject_all": "x",
+                "text_customise": "x",
+                "text_save": "x",
+            },
+        ),
         ("/consent/purposes", {"key": "evil", "lang": "en", "name": "Evil", "position": "1"}),
         ("/consent/purposes/marketing", {"lang": "en", "name": "Renamed", "position": "1"}),
         ("/consent/vendors", {"key": "evil", "name": "Evil"}),
@@ -525,8 +584,12 @@ def test_an_employee_without_the_consent_task_changes_nothing(
     nobody, nobody_csrf = _employee(store, shop, "nobody@acme.test", [])
     client.cookies.set(SESSION_COOKIE, nobody)
     headers = {"accept": "text/html", "x-csrf-token": nobody_csrf}
-    for path in ("/consent", "/consent/properties/shop/texts", "/consent/vendors",
-                 "/consent/properties/shop/preview"):
+    for path in (
+        "/consent",
+        "/consent/properties/shop/texts",
+        "/consent/vendors",
+        "/consent/properties/shop/preview",
+    ):
         assert client.get(path, headers=headers).status_code == 403, path
     for path, data in posts:
         response = client.post(path, data=data, headers=headers, follow_redirects=False)
@@ -541,11 +604,15 @@ def test_a_signed_in_admin_uses_the_forms_with_their_csrf_token(client: TestClie
     nav = browser.get("/consent").text
     assert 'href="/consent/purposes"' in nav and 'href="/consent/geo-rules"' in nav
     forged = client.post(
-        "/consent/properties", data=PROPERTY, headers={"accept": "text/html"},
+        "/consent/properties",
+        data=PROPERTY,
+        headers={"accept": "text/html"},
         follow_redirects=False,
     )
     assert forged.status_code == 403
     created = browser.submit("/consent", "/consent/properties", PROPERTY)
     assert created.status_code == 200 and "Property shop created" in created.text
-    rule = browser.submit("/consent/geo-rules", "/consent/geo-rules", {"region": "CH", "regime": "gdpr"})
+    rule = browser.submit(
+        "/consent/geo-rules", "/consent/geo-rules", {"region": "CH", "regime": "gdpr"}
+    )
     assert rule.status_code == 200 and "CH now follows gdpr" in rule.text

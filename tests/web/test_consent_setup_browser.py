@@ -1,4 +1,4 @@
-"""The banner designer in headless Chromium: the preview is the real cmp.js, and it records nothing."""
+"""The banner designer in Chromium: the preview is the real cmp.js, and it records nothing."""
 
 from __future__ import annotations
 

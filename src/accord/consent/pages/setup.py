@@ -39,7 +39,9 @@ for area in (setup_notice, setup_catalogue, setup_rules):
     router.include_router(area.router)
 
 nav = [
-    NavEntry("Properties", "/consent", "consent.read", "Consent", 11),
+    # The properties are at /consent too; linking the longer address keeps this entry from
+    # being marked current on every other page under /consent/.
+    NavEntry("Properties", "/consent/properties", "consent.read", "Consent", 11),
     NavEntry("Purposes", "/consent/purposes", "consent.read", "Consent", 12),
     NavEntry("Vendors", "/consent/vendors", "consent.read", "Consent", 13),
     NavEntry("Geo rules", "/consent/geo-rules", "consent.read", "Consent", 14),
@@ -149,6 +151,7 @@ def _landing_page(
 
 
 @router.get("/consent")
+@router.get("/consent/properties")
 def landing(request: Request, state: State, caller: Read) -> Response:
     return _landing_page(request, state, caller)
 

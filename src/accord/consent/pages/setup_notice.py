@@ -112,13 +112,14 @@ def check_texts(texts: dict[str, str]) -> Problems:
             add(problems, f"text_{key}", "must not be empty")
         if len(value) > MAX_TEXT.get(key, 200):
             add(problems, f"text_{key}", f"at most {MAX_TEXT.get(key, 200)} characters")
-    url = texts.get("privacy_policy_url", "")
-    # cmp.js links only to http(s) addresses and paths of the same site.
-    if url and not (url.startswith(("http://", "https://")) or url.startswith("/")):
-        add(problems, "text_privacy_policy_url", "must start with https://, http:// or /")
-    if url.startswith("//"):
-        add(problems, "text_privacy_policy_url", "must start with https://, http:// or /")
-    return problems
+    return problems | check_address(texts.get("privacy_policy_url", ""), "text_privacy_policy_url")
+
+
+def check_address(url: str, name: str) -> Problems:
+    """cmp.js shows links and images only from http(s) addresses and paths of the same site."""
+    if url and (not url.startswith(("http://", "https://", "/")) or url.startswith("//")):
+        return {name: ["must start with https://, http:// or /"]}
+    return {}
 
 
 def check_language(language: str) -> Problems:
@@ -209,6 +210,9 @@ def publish_banner(
 ) -> Response:
     values = {name: field(form, name).strip() for name in LOOK_FIELDS}
     variant = field(form, "variant")
+    problems = check_address(values["logo_url"], "logo_url")
+    if problems:
+        return _banner_page(request, state, caller, key, variant, values=values, problems=problems)
     try:
         with state.store.write() as conn:
             _, variants = _current(conn, caller.business_id, key)
@@ -287,9 +291,7 @@ def texts_page(
 def posted_texts(form: FormData) -> dict[str, str]:
     """The texts the form holds; a key it does not hold gets the default when published."""
     return {
-        key: field(form, f"text_{key}").strip()
-        for key in NOTICE_TEXT_KEYS
-        if f"text_{key}" in form
+        key: field(form, f"text_{key}").strip() for key in NOTICE_TEXT_KEYS if f"text_{key}" in form
     }
 
 
@@ -362,7 +364,11 @@ def _preview(
     regime = regime if regime in REGIMES else "gdpr"
     with state.store.read() as conn:
         _, variants = _current(conn, caller.business_id, key)
-        draft = as_variant_in(_chosen(variants, variant))
+        chosen = _chosen(variants, variant)
+        draft = as_variant_in(chosen)
+        if LANGUAGE.fullmatch(language) and language not in draft["texts"]:
+            # A language being added: what its texts page starts from.
+            draft["texts"] = {**draft["texts"], language: starting_texts(chosen, language)}
         if form is not None and "layout" in form:
             draft = with_look(draft, {name: field(form, name).strip() for name in LOOK_FIELDS})
         if form is not None and "text_title" in form and LANGUAGE.fullmatch(language):
