@@ -9,14 +9,17 @@ from typing import Any
 from sqlalchemy import Connection
 
 from accord.consent.config import (
+    DEFAULT_TEXTS_EN,
     current_variants,
     geo_rules,
     get_property,
+    list_purposes,
     list_vendors,
     purpose_text,
+    text_hash,
 )
 from accord.consent.geo import regime_for
-from accord.consent.models import OPT_IN_REGIMES
+from accord.consent.models import OPT_IN_REGIMES, NoticeVariantIn
 from accord.core.errors import NotFound
 
 TCF_POLICY_VERSION = 5
@@ -109,6 +112,81 @@ def public_config(
         default=notice["default_language"],
     )
     regime = regime_for(visitor.country, visitor.region, geo_rules(conn, business_id=business_id))
+    return _banner_config(
+        conn,
+        business_id=business_id,
+        prop=prop,
+        notice=notice,
+        language=language,
+        regime=regime,
+        country=visitor.country,
+        gpc=visitor.gpc,
+        endpoint=endpoint,
+    )
+
+
+def preview_config(
+    conn: Connection,
+    *,
+    business_id: str,
+    property_key: str,
+    draft: NoticeVariantIn,
+    language: str,
+    regime: str,
+) -> dict[str, Any]:
+    """What cmp.js would read if `draft` were published: the banner designer's preview.
+
+    The draft's texts get the English defaults for missing keys and the purposes their
+    current texts, as publishing would do; nothing is stored.
+    """
+    prop = get_property(conn, business_id=business_id, key=property_key)
+    purposes = list_purposes(conn, business_id=business_id)
+    texts = {lang: {**DEFAULT_TEXTS_EN, **given} for lang, given in draft.texts.items()}
+    shown = language if language in texts else draft.default_language
+    if shown not in texts:
+        shown = next(iter(texts))
+    notice = {
+        "id": "preview",
+        "version": 0,
+        "variant": draft.variant,
+        "default_language": draft.default_language,
+        "texts": texts,
+        "purposes": purposes,
+        "layout": draft.layout,
+        "colours": draft.colours.model_dump(),
+        "logo_url": draft.logo_url,
+        "text_hashes": {
+            shown: text_hash(
+                texts[shown],
+                [purpose_text(p, shown, draft.default_language) for p in purposes],
+            )
+        },
+    }
+    return _banner_config(
+        conn,
+        business_id=business_id,
+        prop=prop,
+        notice=notice,
+        language=shown,
+        regime=regime,
+        country=None,
+        gpc=False,
+        endpoint="/v1/consent",
+    )
+
+
+def _banner_config(
+    conn: Connection,
+    *,
+    business_id: str,
+    prop: dict[str, Any],
+    notice: dict[str, Any],
+    language: str,
+    regime: str,
+    country: str | None,
+    gpc: bool,
+    endpoint: str,
+) -> dict[str, Any]:
     purposes = []
     for purpose in notice["purposes"]:
         shown = purpose_text(purpose, language, notice["default_language"])
@@ -128,8 +206,8 @@ def public_config(
     return {
         "property": prop["key"],
         "regime": regime,
-        "country": visitor.country,
-        "gpc": visitor.gpc,
+        "country": country,
+        "gpc": gpc,
         "requires_opt_in": regime in OPT_IN_REGIMES,
         "show_do_not_sell": regime == "ccpa",
         "notice": {
@@ -137,7 +215,7 @@ def public_config(
             "version": notice["version"],
             "variant": notice["variant"],
             "language": language,
-            "languages": languages,
+            "languages": sorted(notice["texts"]),
             "text_hash": notice["text_hashes"][language],
             "layout": notice["layout"],
             "colours": notice["colours"],

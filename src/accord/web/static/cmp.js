@@ -22,6 +22,10 @@
   var nonce = (me && (me.nonce || me.getAttribute('nonce'))) || '';
   var base = (ds.endpoint || (me && me.src ? new URL(me.src, location.href).origin : location.origin))
     .replace(/\/+$/, '');
+  // The admin UI's banner preview gives its configuration in data-preview: nothing is then
+  // fetched, read from or written to cookies, or recorded. Sites never set it.
+  var preview = null;
+  if (ds.preview) { try { preview = JSON.parse(ds.preview); } catch (e) { preview = null; } }
 
   var cfg = null;          // GET /v1/consent/config answer
   var texts = {};
@@ -400,6 +404,7 @@
 
   // ---------- Cookies: the choice, and deleting cookies of refused purposes ----------
   function writeChoice() {
+    if (preview) return;
     var c = cfg.cookie || {}, name = c.name || 'accord_consent';
     var parts = [name + '=' + b64url(JSON.stringify(choice)), 'Path=/', 'SameSite=Lax',
       'Max-Age=' + Math.round((c.max_age_days || 180) * 86400)];
@@ -434,7 +439,7 @@
     writeChoice();
     var refused = [];
     purposes().forEach(function (x) { if (!after[x.key]) refused = refused.concat(x.cookies || []); });
-    if (refused.length) deleteCookies(refused);
+    if (refused.length && !preview) deleteCookies(refused);
     apply('useractioncomplete', true);
     var body = {writeKey: ds.writeKey, anonymousId: choice.id, userId: ds.userId || null, property: ds.property,
       notice: {id: cfg.notice.id, version: cfg.notice.version, variant: cfg.notice.variant || null,
@@ -443,7 +448,7 @@
       gpc: gpc || !!cfg.gpc, tcString: tcString()};  // no timestamp: the server's clock, not the visitor's
     purposes().forEach(function (x) { body.purposes[x.key] = after[x.key]; });
     var url = cfg.endpoint ? new URL(cfg.endpoint, base + '/').href : base + '/v1/consent';
-    api.lastPost = fetch(url, {method: 'POST', headers: {'Content-Type': 'application/json'},
+    api.lastPost = preview ? Promise.resolve(null) : fetch(url, {method: 'POST', headers: {'Content-Type': 'application/json'},
       body: JSON.stringify(body), keepalive: true, credentials: 'omit'}).then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
       .catch(function (e) { if (w.console) console.warn('accord: consent not recorded', e); return null; });
     close();
@@ -628,7 +633,7 @@
         .then(function (t) { Object.keys(t).forEach(function (k) { if (!texts[k]) texts[k] = t[k]; }); })
         .catch(function () {});
     }
-    var stored = readCookie((cfg.cookie && cfg.cookie.name) || 'accord_consent');
+    var stored = preview ? null : readCookie((cfg.cookie && cfg.cookie.name) || 'accord_consent');
     if (stored && Array.isArray(stored.p)) choice = stored;
     installStandards();
     apply(choice ? 'tcloaded' : 'cmpuishown');
@@ -667,9 +672,9 @@
     if (t) { ev.preventDefault(); api.open(); }
   });
 
-  fetchConfig(null).then(function (c) {
+  (preview ? Promise.resolve(preview) : fetchConfig(null).then(function (c) {
     var best = pickLanguage(c.notice.languages || []);
     return best && best !== c.notice.language ? fetchConfig(best) : c;
-  }).then(function (c) { whenBody(function () { start(c); }); })
+  })).then(function (c) { whenBody(function () { start(c); }); })
     .catch(function (e) { if (w.console) console.warn('accord: consent banner unavailable', e); });
 })();
