@@ -471,6 +471,28 @@ _Consent = tuple[bool, bool, bool]
 _T = TypeVar("_T")
 
 
+# How readily visitors accept the banner, by country and by device: apps ask once at
+# install and get more yes, phones' small banners get more no. Rates stay within 55-75 %.
+_OPT_IN_BY_COUNTRY: Final = {
+    "DE": 0.58,
+    "AT": 0.60,
+    "FR": 0.62,
+    "NL": 0.70,
+    "GB": 0.68,
+    "IE": 0.66,
+    "ES": 0.65,
+    "IT": 0.63,
+    "SE": 0.71,
+}
+_OPT_IN_BY_DEVICE: Final = {"desktop": 0.03, "mobile": -0.03, "app": 0.04}
+
+
+def _device_class(device: _Device) -> str:
+    if device.app is not None:
+        return "app"
+    return "mobile" if "Mobile" in device.user_agent else "desktop"
+
+
 def _consent_dict(consent: _Consent) -> dict[str, bool]:
     return {
         "necessary": True,
@@ -932,10 +954,13 @@ class _Visitor:
 
     def _choose_consent(self) -> _Consent:
         rng = self.rng
+        # Each purpose is granted with probability `rate`: all of them, none of them, or
+        # (on 12 % of banners) a coin toss per purpose.
+        rate = _OPT_IN_BY_COUNTRY[self.country.code] + _OPT_IN_BY_DEVICE[_device_class(self.dev)]
         r = rng.random()
-        if r < 0.60:
+        if r < rate - 0.06:
             return (True, True, True)
-        if r < 0.85:
+        if r < 0.88:
             return (False, False, False)
         while True:
             choice = (rng.random() < 0.5, rng.random() < 0.5, rng.random() < 0.5)
