@@ -120,6 +120,8 @@ def _seed_areas(
     began = time.monotonic()
     report = activation.train_predictions(store, settings, business_id=business_id, backend=backend)
     step("models trained", began, f"{len(report.cards)} ({report.profiles_updated} profiles)")
+    for name, reason in report.skipped.items():
+        console.print(f"  skipped {name}: {reason}")
     began = time.monotonic()
     sizes = activation.refresh_audiences(
         store, business_id=business_id, backend=backend, lake_url=settings.resolved_lake_url()
