@@ -6,18 +6,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from accord.audiences.definitions import definition_from, get_audience
+from accord.audiences.refresh import preview
 from accord.cli import app
 from accord.consent.service import opt_in_report
 from accord.core.clock import utcnow
 from accord.core.settings import Settings
-from accord.demo.activation import EXPERIMENT, JOURNEY
+from accord.demo.activation import AUDIENCES, EXPERIMENT, JOURNEY
 from accord.demo.email import CAMPAIGN
 from accord.engine.connection import connect
 from accord.experiments import service as experiments
@@ -177,6 +178,23 @@ def test_the_experiment_is_stopped_and_its_report_has_results(seeded: Seeded) ->
     assert analysis.results
 
 
-def test_predictions_have_model_cards(seeded: Seeded) -> None:
+def test_predictions_have_model_cards_and_profiles_carry_scores(seeded: Seeded) -> None:
     cards = model_cards(seeded.settings.data_dir / "models", business_id=seeded.business_id)
-    assert cards
+    assert {card["model"] for card in cards} >= {"predicted_ltv_12m"}
+    scored = preview(
+        seeded.store,
+        business_id=seeded.business_id,
+        definition=definition_from(None, "trait predicted_ltv_12m exists"),
+        backend=connect("duckdb://"),
+        lake_url=seeded.settings.resolved_lake_url(),
+    )
+    assert scored.size > 0
+
+
+def test_the_demo_audiences_were_computed_one_of_them_on_consent(seeded: Seeded) -> None:
+    with seeded.store.read() as conn:
+        views = [
+            get_audience(conn, business_id=seeded.business_id, audience=a.slug) for a in AUDIENCES
+        ]
+    assert all(view.size for view in views), views
+    assert any("consent marketing" in a.text for a in AUDIENCES if a.text)

@@ -42,14 +42,19 @@ AUDIENCES = (
 
 def refresh_audiences(
     store: Store, *, business_id: str, backend: Any, lake_url: str
-) -> dict[str, int]:
-    """Create the demo audiences once, then recompute them; their sizes by slug."""
+) -> dict[str, int] | None:
+    """Create the demo audiences and compute them, once (the scheduler keeps them fresh);
+    their sizes by slug, or None when they existed."""
     with store.write() as conn:
+        made = 0
         for audience in AUDIENCES:
             try:
                 definitions.get_audience(conn, business_id=business_id, audience=audience.slug)
             except NotFound:
                 definitions.create_audience(conn, business_id=business_id, audience=audience)
+                made += 1
+    if not made:
+        return None
     results = refresh.refresh(
         store,
         business_id=business_id,
@@ -183,12 +188,21 @@ def finish_experiment(
 
 
 def train_predictions(
-    store: Store, settings: Settings, *, business_id: str, backend: Any
-) -> predict.TrainReport:
+    store: Store, settings: Settings, *, business_id: str, backend: Any, days: int
+) -> predict.TrainReport | None:
+    """Train every model once (the scheduler retrains); None when model cards exist.
+
+    A likelihood model learns from a window of two horizons before now, so the horizon is
+    a third of the demo's history: a 30-day horizon would find no one to learn from.
+    """
+    models_dir = settings.data_dir / "models"
+    if predict.model_cards(models_dir, business_id=business_id):
+        return None
     return predict.train(
         store,
         business_id=business_id,
         backend=backend,
         lake_url=settings.resolved_lake_url(),
-        models_dir=settings.data_dir / "models",
+        models_dir=models_dir,
+        horizon_days=max(7, days // 3),
     )

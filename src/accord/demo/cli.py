@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -19,6 +19,7 @@ from accord.collect.service import limits_from
 from accord.consent.gate import LedgerGate
 from accord.consent.service import ensure_property
 from accord.core.settings import Settings
+from accord.demo.seen import Seen
 from accord.process.cli import drain_with_progress
 from accord.process.email import default_wiring
 from accord.store.db import Store
@@ -34,7 +35,6 @@ def demo(
     new password: consent, leads, email, journeys, experiments, predictions, audiences."""
     from accord.demo.generator import generate_n_events
     from accord.demo.ledger import admin_sign_in, record_decisions
-    from accord.demo.seen import Seen
 
     settings = Settings()
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -57,7 +57,9 @@ def demo(
         decided = record_decisions(store, business_id=business_id, decisions=seen.decisions)
         console.print(f"consent decisions recorded: {decided} of {len(seen.decisions)}")
         drain_with_progress(store, settings)
-        _seed_areas(store, settings, business_id=business_id, seen=seen, seed=seed, today=today)
+        _seed_areas(
+            store, settings, business_id=business_id, seen=seen, seed=seed, today=today, days=days
+        )
         drain_with_progress(store, settings)
         sign_in = admin_sign_in(store, settings, business_id=business_id)
     if as_json:
@@ -71,7 +73,14 @@ def demo(
 
 
 def _seed_areas(
-    store: Store, settings: Settings, *, business_id: str, seen: Any, seed: int, today: datetime
+    store: Store,
+    settings: Settings,
+    *,
+    business_id: str,
+    seen: Seen,
+    seed: int,
+    today: datetime,
+    days: int,
 ) -> None:
     """Leads, email, a journey, an experiment, predictions and audiences, each once."""
     from accord.demo import activation, email, leads
@@ -118,15 +127,20 @@ def _seed_areas(
     made = activation.finish_experiment(store, settings, business_id=business_id, today=today)
     step("experiment", began, "finished" if made else "there before")
     began = time.monotonic()
-    report = activation.train_predictions(store, settings, business_id=business_id, backend=backend)
-    step("models trained", began, f"{len(report.cards)} ({report.profiles_updated} profiles)")
-    for name, reason in report.skipped.items():
-        console.print(f"  skipped {name}: {reason}")
+    report = activation.train_predictions(
+        store, settings, business_id=business_id, backend=backend, days=days
+    )
+    if report is None:
+        step("models", began, "trained before")
+    else:
+        step("model cards", began, f"{len(report.cards)} ({report.profiles_updated} profiles)")
+        for name, reason in report.skipped.items():
+            console.print(f"  not used: {name}: {reason}")
     began = time.monotonic()
     sizes = activation.refresh_audiences(
         store, business_id=business_id, backend=backend, lake_url=settings.resolved_lake_url()
     )
-    step("audiences", began, sizes)
+    step("audiences", began, "made before" if sizes is None else sizes)
     if sent is not None:
         began = time.monotonic()
         counts = email.record_engagement(

@@ -40,7 +40,7 @@ FORM = FormIn(
     consents=[
         ConsentPurpose(purpose="marketing", label={"en": "Email me news and offers"}),
     ],
-    privacy_policy_url=f"{SHOP_URL}/privacy",  # type: ignore[arg-type]
+    privacy_policy_url=f"{SHOP_URL}/privacy",
     thank_you={"en": "Thank you! The guide is on its way."},
     double_opt_in=False,
     from_address="guides@shop.example.com",
