@@ -107,16 +107,21 @@ def _seed_areas(
         console.print(f"{label}: {result} ({time.monotonic() - began:.1f} s)")
 
     began = time.monotonic()
-    submitted = asyncio.run(
-        leads.submit_forms(
-            store,
-            business_id=business_id,
-            customers=customers[: max(5, len(customers) // 8)],
-            gate=gate,
-            limits=limits,
-            mailer=mailer,
-            wiring=wiring,
-            seed=seed,
+    form = leads.new_form(store, business_id=business_id)
+    submitted = (
+        0
+        if form is None
+        else asyncio.run(
+            leads.submit_forms(
+                store,
+                form=form,
+                customers=customers[: max(5, len(customers) // 8)],
+                gate=gate,
+                limits=limits,
+                mailer=mailer,
+                wiring=wiring,
+                seed=seed,
+            )
         )
     )
     imported = leads.import_lead_ads(
@@ -124,9 +129,18 @@ def _seed_areas(
     )
     step("leads from the form, from Lead Ads", began, (submitted, imported))
     began = time.monotonic()
-    sent = asyncio.run(
-        email.send_newsletter(
-            store, business_id=business_id, customers=customers, mailer=mailer, wiring=wiring
+    campaign_id = email.prepare_newsletter(store, business_id=business_id, customers=customers)
+    sent = (
+        None
+        if campaign_id is None
+        else asyncio.run(
+            email.send_newsletter(
+                store,
+                business_id=business_id,
+                campaign_id=campaign_id,
+                mailer=mailer,
+                wiring=wiring,
+            )
         )
     )
     step("newsletter", began, "sent before" if sent is None else f"{sent.sent} sent")

@@ -50,10 +50,11 @@ class Sent:
     finished_at: float  # time.monotonic() when the last message left
 
 
-async def send_newsletter(
-    store: Store, *, business_id: str, customers: Sequence[Customer], mailer: Mailer, wiring: Wiring
-) -> Sent | None:
-    """Create and send the demo campaign once; None when it exists already."""
+def prepare_newsletter(
+    store: Store, *, business_id: str, customers: Sequence[Customer]
+) -> str | None:
+    """Create the demo template, list and campaign once; the campaign's id, or None when
+    it exists already."""
     with store.write() as conn:
         existing = campaigns.list_campaigns(conn, business_id=business_id, limit=1000)
         if any(row.name == CAMPAIGN for row in existing):
@@ -73,13 +74,19 @@ async def send_newsletter(
                     traits={"first_name": first_name},
                 ),
             )
-        campaign_id = campaigns.create_campaign(
+        return campaigns.create_campaign(
             conn,
             business_id=business_id,
             data=CampaignIn(
                 name=CAMPAIGN, template_id=template_id, list_id=list_id, from_address=FROM_ADDRESS
             ),
         )
+
+
+async def send_newsletter(
+    store: Store, *, business_id: str, campaign_id: str, mailer: Mailer, wiring: Wiring
+) -> Sent:
+    """Send the campaign through the campaign sender to the discarding SMTP server."""
     async with discarding_smtp() as smtp:
         report = await sending.send_campaign(
             store,

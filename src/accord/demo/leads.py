@@ -52,10 +52,18 @@ _BROWSER = (
 )
 
 
+def new_form(store: Store, *, business_id: str) -> forms.Form | None:
+    """The demo form, created; None when it exists already (it was filled in then)."""
+    with store.write() as conn:
+        if any(f.spec.slug == FORM_SLUG for f in forms.list_forms(conn, business_id=business_id)):
+            return None
+        return forms.create_form(conn, business_id=business_id, data=FORM)
+
+
 async def submit_forms(
     store: Store,
     *,
-    business_id: str,
+    form: forms.Form,
     customers: Sequence[Customer],
     gate: ConsentGate,
     limits: Limits,
@@ -63,12 +71,8 @@ async def submit_forms(
     wiring: Wiring,
     seed: int,
 ) -> int:
-    """Create the demo form once and have some customers fill it in (about seven in ten
-    tick the marketing box); returns how many submitted, 0 when the form existed."""
-    with store.write() as conn:
-        if any(f.spec.slug == FORM_SLUG for f in forms.list_forms(conn, business_id=business_id)):
-            return 0
-        form = forms.create_form(conn, business_id=business_id, data=FORM)
+    """Have the customers fill in the form as visitors do (about seven in ten tick the
+    marketing box); returns how many submitted."""
     rng = Random(f"accord-demo/{seed}/leads")
     limiter = RateLimiter(limit=len(customers) + 1, window_seconds=60)
     for customer in customers:
