@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from accord.audiences.activation import export_audience
 from accord.audiences.definitions import definition_from, get_audience
 from accord.audiences.refresh import preview
 from accord.cli import app
@@ -197,4 +198,13 @@ def test_the_demo_audiences_were_computed_one_of_them_on_consent(seeded: Seeded)
             get_audience(conn, business_id=seeded.business_id, audience=a.slug) for a in AUDIENCES
         ]
     assert all(view.size for view in views), views
-    assert any("consent marketing" in a.text for a in AUDIENCES if a.text)
+    [consented] = [a for a in AUDIENCES if a.text and "consent marketing" in a.text]
+    with seeded.store.read() as conn:
+        export = export_audience(
+            conn,
+            business_id=seeded.business_id,
+            audience=consented.slug,
+            destination="csv",
+            purpose="marketing",
+        )
+    assert export.included > 0
