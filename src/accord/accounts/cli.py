@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from accord.accounts import permissions, team
+from accord.accounts import membership, permissions
 from accord.accounts.models import Actor, Bootstrap
 from accord.accounts.service import bootstrap as bootstrap_business
 from accord.cli_common import (
@@ -65,7 +65,7 @@ def create_person(
         raise fail(f"role: one of {', '.join(permissions.ROLES)}")
     actor = Actor(kind="system", label=f"accord people create (by {getpass.getuser()})")
     with business_store(business) as (store, business_id), store.write() as conn:
-        added = team.add_person(
+        added = membership.add_person(
             conn,
             business_id=business_id,
             email=email,

@@ -26,13 +26,7 @@ from accord.accounts.models import (
     partner_shares,
     people,
 )
-from accord.accounts.people import (
-    new_password,
-    normal_email,
-    person_by_email,
-    revoke_everything_of,
-    sign_up,
-)
+from accord.accounts.people import normal_email, revoke_everything_of
 from accord.accounts.service import (
     TWO_FACTOR_POLICIES,
     audit,
@@ -111,90 +105,6 @@ def members(conn: Connection, *, business_id: str) -> list[MemberView]:
         )
         for r in rows
     ]
-
-
-def add_member(
-    conn: Connection,
-    *,
-    business_id: str,
-    person_id: str,
-    role: str,
-    actor: Actor,
-    ip: str | None = None,
-) -> MemberView:
-    """Make an existing person a member of the business with `role` (no invitation)."""
-    get_business(conn, business_id=business_id)
-    if problems := _check_role(role):
-        raise InvalidInput(problems)
-    already = conn.execute(
-        select(memberships.c.role).where(
-            memberships.c.business_id == business_id, memberships.c.person_id == person_id
-        )
-    ).scalar()
-    if already is not None:
-        raise InvalidInput(
-            [FieldProblem("email", f"is already a member of this business ({already})")]
-        )
-    conn.execute(
-        memberships.insert().values(
-            business_id=business_id, person_id=person_id, role=role, created_at=utcnow()
-        )
-    )
-    member = _member(conn, business_id=business_id, person_id=person_id)
-    audit(
-        conn,
-        business_id=business_id,
-        actor=actor,
-        action="person.add",
-        asset=("person", person_id),
-        after={"email": member.email, "role": role},
-        ip=ip,
-    )
-    return member
-
-
-@dataclass(frozen=True)
-class Added:
-    """A person made a member; `password` is set only when it was generated here."""
-
-    member: MemberView
-    created: bool
-    password: str | None
-
-
-def add_person(
-    conn: Connection,
-    *,
-    business_id: str,
-    email: str,
-    role: str,
-    actor: Actor,
-    name: str | None = None,
-    password: str | None = None,
-) -> Added:
-    """Make the person with `email` a member of the business, creating their account if
-    there is none (with `password`, or a generated one returned once).
-
-    An existing account keeps its password: giving one for it is refused, as is a person
-    who is already a member.
-    """
-    if problems := _check_role(role):
-        raise InvalidInput(problems)
-    person = person_by_email(conn, email=email)
-    created = person is None
-    generated: str | None = None
-    if person is None:
-        if password is None:
-            password = generated = new_password()
-        person = sign_up(
-            conn, email=email, name=name or normal_email(email).split("@")[0], password=password
-        )
-    elif password is not None:
-        raise InvalidInput(
-            [FieldProblem("password", "this person already has an account and keeps its password")]
-        )
-    member = add_member(conn, business_id=business_id, person_id=person.id, role=role, actor=actor)
-    return Added(member=member, created=created, password=generated)
 
 
 def _member(conn: Connection, *, business_id: str, person_id: str) -> MemberView:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from accord.accounts import people, team
+from accord.accounts import membership, people
 from accord.accounts import service as accounts
 from accord.accounts.models import Actor
 from accord.consent import analytics, config
@@ -69,7 +69,7 @@ def admin_sign_in(store: Store, settings: Settings, *, business_id: str) -> dict
     with store.write() as conn:
         person = people.person_by_email(conn, email=ADMIN_EMAIL)
         if person is None:
-            team.add_person(
+            membership.add_person(
                 conn,
                 business_id=business_id,
                 email=ADMIN_EMAIL,
@@ -81,7 +81,7 @@ def admin_sign_in(store: Store, settings: Settings, *, business_id: str) -> dict
         else:
             people.set_password(conn, person_id=person.id, password=password)
             if accounts.role_of(conn, business_id=business_id, person_id=person.id) is None:
-                team.add_member(
+                membership.add_member(
                     conn, business_id=business_id, person_id=person.id, role="admin", actor=_ACTOR
                 )
     return {
