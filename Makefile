@@ -21,10 +21,12 @@ $(TEST_STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP_INSTALL) -e '.[dev,spark]'
 	touch $@ $(RUN_STAMP)
 
-## Serve the demo business on http://127.0.0.1:8000 (embedded SQLite + Parquet + DuckDB).
+## Seed and serve the demo business on http://127.0.0.1:8000 (embedded SQLite + Parquet + DuckDB);
+## prints the write key, an admin token and the administrator's sign-in for the admin UI.
 run: $(RUN_STAMP)
 	$(BIN)/accord demo
 	@echo "Accord is serving the demo on http://$${ACCORD_HOST:-127.0.0.1}:$${ACCORD_PORT:-8000} (API docs: /docs). Ctrl-C stops it."
+	@echo "Admin UI: http://$${ACCORD_HOST:-127.0.0.1}:$${ACCORD_PORT:-8000}/sign-in with the email and password printed above (a new password on every run)."
 	$(BIN)/accord serve
 
 ## Lint, type-check and run the whole suite (SQLite and PostgreSQL, DuckDB and Spark).

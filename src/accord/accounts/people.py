@@ -120,6 +120,21 @@ def sign_up(conn: Connection, *, email: str, name: str, password: str) -> Person
     return get_person(conn, person_id=person_id)
 
 
+def new_password() -> str:
+    """A strong password for someone who did not choose one (about 144 random bits)."""
+    return secrets.token_urlsafe(18)
+
+
+def set_password(conn: Connection, *, person_id: str, password: str) -> None:
+    """Give a person a new password; their open sessions end with the old one."""
+    if problems := check_password(password):
+        raise InvalidInput(problems)
+    conn.execute(
+        update(people).where(people.c.id == person_id).values(password_hash=_hasher.hash(password))
+    )
+    conn.execute(delete(ui_sessions).where(ui_sessions.c.person_id == person_id))
+
+
 # -- sign-in and throttling ------------------------------------------------------------
 
 

@@ -471,6 +471,28 @@ _Consent = tuple[bool, bool, bool]
 _T = TypeVar("_T")
 
 
+# How readily visitors accept the banner, by country and by device: apps ask once at
+# install and get more yes, phones' small banners get more no: rates of about 55-75 %.
+_OPT_IN_BY_COUNTRY: Final = {
+    "DE": 0.60,
+    "AT": 0.57,
+    "FR": 0.64,
+    "NL": 0.71,
+    "GB": 0.69,
+    "IE": 0.67,
+    "ES": 0.66,
+    "IT": 0.63,
+    "SE": 0.72,
+}
+_OPT_IN_BY_DEVICE: Final = {"desktop": 0.04, "mobile": -0.04, "app": 0.05}
+
+
+def _device_class(device: _Device) -> str:
+    if device.app is not None:
+        return "app"
+    return "mobile" if "Mobile" in device.user_agent else "desktop"
+
+
 def _consent_dict(consent: _Consent) -> dict[str, bool]:
     return {
         "necessary": True,
@@ -932,10 +954,13 @@ class _Visitor:
 
     def _choose_consent(self) -> _Consent:
         rng = self.rng
+        # Each purpose is granted with probability `rate`: all of them, none of them, or
+        # (on 12 % of banners) a coin toss per purpose.
+        rate = _OPT_IN_BY_COUNTRY[self.country.code] + _OPT_IN_BY_DEVICE[_device_class(self.dev)]
         r = rng.random()
-        if r < 0.60:
+        if r < rate - 0.06:
             return (True, True, True)
-        if r < 0.85:
+        if r < 0.88:
             return (False, False, False)
         while True:
             choice = (rng.random() < 0.5, rng.random() < 0.5, rng.random() < 0.5)

@@ -208,3 +208,17 @@ def send_time_refusals(
         lists=suppression_lists,
     )
     return {email: d.reason for email, d in decided.items() if d.reason is not None}
+
+
+def sent_messages(conn: Connection, *, business_id: str, campaign_id: str) -> list[tuple[str, str]]:
+    """The (message id, address) of every message of a campaign that went out, in send order."""
+    rows = conn.execute(
+        select(email_messages.c.id, email_messages.c.email)
+        .where(
+            email_messages.c.business_id == business_id,
+            email_messages.c.campaign_id == campaign_id,
+            email_messages.c.status == "sent",
+        )
+        .order_by(email_messages.c.sent_at, email_messages.c.id)
+    ).all()
+    return [(row.id, row.email) for row in rows]
