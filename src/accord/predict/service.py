@@ -411,7 +411,7 @@ class ScoreDistribution:
     trait: str
     kind: Literal["likelihood", "value"]
     labels: list[str]
-    values: list[float]
+    values: list[float | int]
     scored: int
 
 
@@ -452,7 +452,7 @@ def score_distributions(
                     trait=card["trait"],
                     kind="likelihood",
                     labels=[f"{i * width}–{(i + 1) * width} %" for i in range(SCORE_BINS)],
-                    values=[float(n) for n in likelihood_histogram(scores)],
+                    values=list(likelihood_histogram(scores)),
                     scored=len(scores),
                 )
             )
@@ -463,7 +463,7 @@ def score_distributions(
                     trait=card["trait"],
                     kind="value",
                     labels=[f"decile {i + 1}" for i in range(len(means))],
-                    values=means,
+                    values=list(means),
                     scored=len(scores),
                 )
             )
