@@ -173,10 +173,13 @@ def audiences_widget(state: AppState, business_id: str, window: Window) -> Widge
             kind="hbar",
             x_title="audience",
             y_title="people",
+            # One readable bar per audience, however many the business has.
+            height=max(280, 22 * len(sized) + 80),
             id="chart-audiences",
         ),
         link="/audiences",
         link_label="Audiences",
+        wide=True,
         notes=["Sizes as of each audience's last refresh."],
     )
 
@@ -296,9 +299,9 @@ def jobs_widget(state: AppState, business_id: str, window: Window) -> Widget:
 # Each area's widget and the permission that shows it, in the order of the page.
 WIDGETS: list[tuple[str, Callable[[AppState, str, Window], Widget]]] = [
     ("reports.read", events_widget),
+    ("audiences.read", audiences_widget),
     ("profiles.read", profiles_widget),
     ("consent.read", consent_widget),
-    ("audiences.read", audiences_widget),
     ("email.read", email_widget),
     ("journeys.read", journeys_widget),
     ("jobs.read", jobs_widget),
