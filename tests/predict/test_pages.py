@@ -15,6 +15,7 @@ from accord.collect.service import append
 from accord.core.clock import utcnow
 from accord.core.settings import Settings
 from accord.demo.generator import generate_n_events
+from accord.engine.connection import connect
 from accord.predict import service
 from accord.process.jobs import default_kinds
 from accord.process.models import job_runs, jobs
@@ -133,3 +134,22 @@ def test_an_employee_without_the_permissions_reads_and_trains_nothing(
             conn.execute(select(jobs.c.id).where(jobs.c.business_id == business_id)).first() is None
         )
     assert owner.get("/predictions").text.count('action="/predictions/train"') == 1
+
+
+def test_a_training_that_could_train_nothing_says_why(
+    client: TestClient, keys: Bootstrap, store: Store, settings: Settings
+) -> None:
+    report = service.train(
+        store,
+        business_id=keys.business_id,
+        backend=connect("duckdb://"),
+        lake_url=settings.resolved_lake_url(),
+        models_dir=settings.data_dir / "models",
+    )
+    assert report.cards == [] and report.skipped
+    page = client.get("/predictions", headers=_admin(keys))
+    assert page.status_code == 200
+    assert 'id="not-trained"' in page.text and "could not train any model" in page.text
+    for name, reason in report.skipped.items():
+        assert f"<code>{name}</code>: {reason}" in page.text
+    assert 'action="/predictions/train"' in page.text
