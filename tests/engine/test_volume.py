@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from accord.analytics.service import volume
 from accord.analytics.volume import events_per_type_per_day
+from accord.core.errors import InvalidInput
 from accord.engine.connection import close, connect, spark_session
 from accord.engine.lake import events
 from accord.lake.schema import lake_row
@@ -171,6 +172,50 @@ def test_one_business_on_duckdb(duck: Any, lake: Path, business_id: str) -> None
 def test_service_returns_json_ready_rows(lake: Path) -> None:
     rows = volume(engine_url="duckdb://", lake_url=str(lake), business_id="biz_cafe")
     assert rows == [r for r in EXPECTED if r["business_id"] == "biz_cafe"]
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "source_id"),
+    [
+        (date(2026, 11, 2), None, None),
+        (None, date(2026, 11, 1), None),
+        (date(2026, 11, 2), date(2026, 11, 2), None),
+        (None, None, "src_app"),
+        (date(2026, 11, 3), date(2026, 11, 3), "src_pos"),
+        (date(2026, 11, 4), None, None),
+    ],
+)
+def test_service_filters_by_days_and_source(
+    lake: Path, since: date | None, until: date | None, source_id: str | None
+) -> None:
+    expected = [
+        r
+        for r in EXPECTED
+        if r["business_id"] == "biz_shop"
+        and (since is None or r["day"] >= since.isoformat())
+        and (until is None or r["day"] <= until.isoformat())
+        and (source_id is None or r["source_id"] == source_id)
+    ]
+    rows = volume(
+        engine_url="duckdb://",
+        lake_url=str(lake),
+        business_id="biz_shop",
+        since=since,
+        until=until,
+        source_id=source_id,
+    )
+    assert rows == expected
+
+
+def test_a_range_ending_before_it_starts_is_refused(lake: Path) -> None:
+    with pytest.raises(InvalidInput, match="until: must be on or after since"):
+        volume(
+            engine_url="duckdb://",
+            lake_url=str(lake),
+            business_id=None,
+            since=date(2026, 11, 2),
+            until=date(2026, 11, 1),
+        )
 
 
 def test_duckdb_file_engine_url(tmp_path: Path, lake: Path) -> None:

@@ -530,6 +530,14 @@ def internal_source(conn: Connection, *, business_id: str, kind: str, name: str)
     return create_source(conn, business_id=business_id, name=name, kind=kind)
 
 
+def source_names(conn: Connection, *, business_id: str) -> dict[str, str]:
+    """Source id → name, for every source of the business (pixels and internal ones)."""
+    rows = conn.execute(
+        select(sources.c.id, sources.c.name).where(sources.c.business_id == business_id)
+    ).all()
+    return {row.id: row.name for row in rows}
+
+
 # -- bootstrap and write keys ------------------------------------------------------------
 
 

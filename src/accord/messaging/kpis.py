@@ -91,6 +91,16 @@ def campaign_kpis(
     return _kpis(conn, where)
 
 
+def kpis_between(conn: Connection, *, business_id: str, since: datetime, until: datetime) -> Kpis:
+    """KPIs of every campaign message sent in [since, until), all campaigns together."""
+    where = and_(
+        email_messages.c.business_id == business_id,
+        email_messages.c.sent_at >= since,
+        email_messages.c.sent_at < until,
+    )
+    return _kpis(conn, where)
+
+
 def kpis_by_day(
     conn: Connection, *, business_id: str, since: datetime, until: datetime
 ) -> list[tuple[str, Kpis]]:

@@ -14,17 +14,19 @@ their scores to profiles as traits with percentile cohorts, and keep a model car
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import orjson
 from numpy.typing import NDArray
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
+from sqlalchemy import Connection
 
 from accord.audiences.compile import EngineTables
 from accord.audiences.refresh import engine_tables, snapshot
@@ -36,7 +38,7 @@ from accord.predict.features import (
     purchases,
 )
 from accord.predict.lifetime import fit_beta_geo, fit_gamma_gamma, lifetime_value
-from accord.profiles.service import set_traits
+from accord.profiles.service import profile_rows, set_traits
 from accord.store.db import Store
 
 # The last horizon's labels are only complete after the horizon; a small base is not enough.
@@ -260,6 +262,11 @@ class TrainReport:
     cards: list[ModelCard]
     skipped: dict[str, str]
     profiles_updated: int
+    seconds: float = 0.0
+
+
+# Beside the model cards: what the last training did (when, how long, what it skipped).
+LAST_TRAINING = "last_training.json"
 
 
 def train(
@@ -273,8 +280,11 @@ def train(
     ltv_months: int = 12,
     now: datetime | None = None,
 ) -> TrainReport:
-    """Train every model, write scores and cohorts to profiles, save the model cards."""
-    now = now or utcnow()
+    """Train every model, write scores and cohorts to profiles, save the model cards and
+    a record of this training (`last_training`)."""
+    started = utcnow()
+    clock = time.monotonic()
+    now = now or started
     with store.read() as conn:
         state = snapshot(
             conn,
@@ -349,11 +359,112 @@ def train(
         (folder / f"{card.model}.json").write_bytes(
             orjson.dumps(asdict(card), option=orjson.OPT_INDENT_2)
         )
-    return TrainReport(cards, skipped, updated)
+    report = TrainReport(cards, skipped, updated, seconds=time.monotonic() - clock)
+    record = {
+        "started_at": started.isoformat(),
+        "finished_at": utcnow().isoformat(),
+        "as_of": now.isoformat(),
+        "seconds": round(report.seconds, 3),
+        "models": {card.model: card.used for card in cards},
+        "skipped": skipped,
+        "profiles_updated": updated,
+    }
+    (folder / LAST_TRAINING).write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
+    return report
 
 
 def model_cards(models_dir: Path, *, business_id: str) -> list[dict[str, Any]]:
     folder = models_dir / business_id
     if not folder.exists():
         return []
-    return [orjson.loads(path.read_bytes()) for path in sorted(folder.glob("*.json"))]
+    return [
+        orjson.loads(path.read_bytes())
+        for path in sorted(folder.glob("*.json"))
+        if path.name != LAST_TRAINING
+    ]
+
+
+def last_training(models_dir: Path, *, business_id: str) -> dict[str, Any] | None:
+    """What the last training recorded: started_at, finished_at, as_of, seconds, models
+    (name → whether its scores were written), skipped (name → reason), profiles_updated."""
+    path = models_dir / business_id / LAST_TRAINING
+    if not path.exists():
+        return None
+    found: dict[str, Any] = orjson.loads(path.read_bytes())
+    return found
+
+
+# Score distributions ---------------------------------------------------------------
+
+SCORE_BINS = 10
+
+
+@dataclass(frozen=True)
+class ScoreDistribution:
+    """How a model's scores spread over the people scored.
+
+    A likelihood is a histogram: people per tenth of the 0–1 range. A value (lifetime
+    value) is skewed, so it is shown by deciles of people: the mean value of each tenth
+    of the people, lowest first.
+    """
+
+    trait: str
+    kind: Literal["likelihood", "value"]
+    labels: list[str]
+    values: list[float | int]
+    scored: int
+
+
+def likelihood_histogram(scores: Sequence[float], bins: int = SCORE_BINS) -> list[int]:
+    """People per equal-width bin of [0, 1]; a score of exactly 1 counts in the last bin."""
+    counts = [0] * bins
+    for score in scores:
+        counts[max(0, min(int(score * bins), bins - 1))] += 1
+    return counts
+
+
+def decile_means(values: Sequence[float], parts: int = SCORE_BINS) -> list[float]:
+    """The mean of each tenth of the values once sorted (fewer parts than people: fewer
+    parts)."""
+    ordered = np.sort(np.asarray(values, dtype=np.float64))
+    return [round(float(part.mean()), 2) for part in np.array_split(ordered, parts) if len(part)]
+
+
+def score_distributions(
+    conn: Connection, *, business_id: str, cards: Sequence[Mapping[str, Any]]
+) -> list[ScoreDistribution]:
+    """The distribution of each used model's scores as written on profiles now, read in
+    one pass over the business's profiles."""
+    used = [card for card in cards if card.get("used", True)]
+    found: dict[str, list[float]] = {card["trait"]: [] for card in used}
+    for row in profile_rows(conn, business_id=business_id):
+        for trait, scores in found.items():
+            score = row.traits.get(trait)
+            if isinstance(score, int | float) and not isinstance(score, bool):
+                scores.append(float(score))
+    distributions = []
+    for card in used:
+        scores = found[card["trait"]]
+        if "auc" in card.get("metrics", {}):
+            width = 100 // SCORE_BINS
+            distributions.append(
+                ScoreDistribution(
+                    trait=card["trait"],
+                    kind="likelihood",
+                    labels=[f"{i * width}–{(i + 1) * width} %" for i in range(SCORE_BINS)],
+                    values=list(likelihood_histogram(scores)),
+                    scored=len(scores),
+                )
+            )
+        else:
+            means = decile_means(scores)
+            distributions.append(
+                ScoreDistribution(
+                    trait=card["trait"],
+                    kind="value",
+                    labels=[f"decile {i + 1}" for i in range(len(means))],
+                    values=list(means),
+                    scored=len(scores),
+                )
+            )
+    return distributions

@@ -3,11 +3,12 @@ schedule or a pause, the history and its purge."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, func, select, update
 
 from accord.core.clock import utcnow
 from accord.core.errors import FieldProblem, InvalidInput, NotFound
@@ -140,8 +141,12 @@ def history(
     business_id: str | None,
     name: str | None = None,
     status: str | None = None,
+    statuses: Sequence[str] = (),
+    since: datetime | None = None,
     limit: int = 100,
 ) -> list[JobRunView]:
+    """Runs, newest first: of one job (`name`), with one `status` or any of `statuses`,
+    started since `since`."""
     owner = (
         job_runs.c.business_id.is_(None)
         if business_id is None
@@ -152,6 +157,10 @@ def history(
         query = query.where(job_runs.c.name == name)
     if status is not None:
         query = query.where(job_runs.c.status == status)
+    if statuses:
+        query = query.where(job_runs.c.status.in_(statuses))
+    if since is not None:
+        query = query.where(job_runs.c.started_at >= since)
     rows = conn.execute(query.order_by(job_runs.c.id.desc()).limit(limit)).all()
     return [
         JobRunView.model_validate(
@@ -165,6 +174,33 @@ def history(
         )
         for row in rows
     ]
+
+
+# Run statuses that mean the work was not done.
+FAILED_STATUSES = ("failed", "timed_out", "lost")
+
+
+def outcomes(conn: Connection, *, business_id: str, since: datetime) -> dict[str, dict[str, int]]:
+    """Job name → run status → how many runs of the business's jobs started since `since`."""
+    rows = conn.execute(
+        select(job_runs.c.name, job_runs.c.status, func.count().label("runs"))
+        .where(job_runs.c.business_id == business_id, job_runs.c.started_at >= since)
+        .group_by(job_runs.c.name, job_runs.c.status)
+        .order_by(job_runs.c.name, job_runs.c.status)
+    ).all()
+    found: dict[str, dict[str, int]] = {}
+    for row in rows:
+        found.setdefault(row.name, {})[row.status] = int(row.runs)
+    return found
+
+
+def failed_runs(
+    conn: Connection, *, business_id: str, since: datetime, limit: int = 5
+) -> list[JobRunView]:
+    """The newest runs since `since` that failed, timed out or were lost."""
+    return history(
+        conn, business_id=business_id, statuses=FAILED_STATUSES, since=since, limit=limit
+    )
 
 
 def purge_history(store: Store, *, older_than: timedelta, now: datetime | None = None) -> int:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, delete, select, tuple_, update
+from sqlalchemy import Connection, bindparam, delete, func, select, tuple_, update
 
 from accord.core.clock import iso, utcnow
 from accord.core.errors import NotFound
@@ -400,6 +400,36 @@ def profile_ids(conn: Connection, *, business_id: str) -> list[str]:
             .order_by(profiles.c.id)
         ).scalars()
     )
+
+
+# Identifiers a browser or device makes up by itself: a profile holding only these is
+# anonymous; any other kind (user id, email, phone, a custom id) makes it known.
+ANONYMOUS_KINDS = ("anonymous_id", "device_id")
+
+
+@dataclass(frozen=True)
+class ProfileCounts:
+    known: int
+    anonymous: int
+
+    @property
+    def total(self) -> int:
+        return self.known + self.anonymous
+
+
+def known_and_anonymous(conn: Connection, *, business_id: str) -> ProfileCounts:
+    """How many profiles of the business are known (hold an identifier a person gave) and
+    how many are anonymous, in two counting queries."""
+    total = conn.execute(
+        select(func.count()).select_from(profiles).where(profiles.c.business_id == business_id)
+    ).scalar_one()
+    known = conn.execute(
+        select(func.count(func.distinct(profile_identifiers.c.profile_id))).where(
+            profile_identifiers.c.business_id == business_id,
+            profile_identifiers.c.kind.not_in(ANONYMOUS_KINDS),
+        )
+    ).scalar_one()
+    return ProfileCounts(known=int(known), anonymous=int(total) - int(known))
 
 
 def find_profile_id(conn: Connection, *, business_id: str, kind: str, value: str) -> str:

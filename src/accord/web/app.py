@@ -13,6 +13,7 @@ from accord import __version__
 from accord.accounts import pages as accounts_pages
 from accord.accounts.api import router as accounts_router
 from accord.accounts.service import WriteKeyCache
+from accord.analytics import pages as analytics_pages
 from accord.analytics.api import router as analytics_router
 from accord.audiences import pages as audience_pages
 from accord.audiences.api import router as audiences_router
@@ -36,6 +37,7 @@ from accord.leads import pages as leads_pages
 from accord.leads.api import router as leads_router
 from accord.messaging import pages as email_pages
 from accord.messaging.api import router as messaging_router
+from accord.predict import pages as prediction_pages
 from accord.process import pages as job_pages
 from accord.process.api import router as jobs_router
 from accord.process.jobs import default_kinds
@@ -95,6 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app,
         [
             accounts_pages,
+            analytics_pages,
+            prediction_pages,
             consent_pages,
             profile_pages,
             identity_pages,

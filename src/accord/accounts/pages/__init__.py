@@ -12,7 +12,6 @@ for area in (sign_in, business, members, assets, security):
     router.include_router(area.router)
 
 nav = [
-    NavEntry("Overview", "/app", "assets.read", "Business", 10),
     NavEntry("Assets", "/assets", "assets.read", "Business", 20),
     NavEntry("People", "/people", "accounts.read", "Settings", 60),
     NavEntry("Partners", "/partners", "accounts.read", "Settings", 65),

@@ -1,20 +1,19 @@
-"""The business pages: choosing and creating businesses, the overview and business settings."""
+"""The business pages: choosing and creating businesses, and business settings (the
+overview at `/app` is in `analytics/pages/overview.py`)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import Connection
 
-from accord.accounts import assets as asset_service
 from accord.accounts import people, service
 from accord.accounts.models import BusinessIn
 from accord.accounts.pages.common import (
     AccountsManage,
     AccountsRead,
-    AssetsRead,
     caller_action,
     error_text,
     session_caller,
@@ -92,22 +91,6 @@ async def switch_business(
     if not await store_work.write(state, work):
         return redirect(request, "/businesses", error="you are not a member of that business")
     return redirect(request, "/app")
-
-
-@router.get("/app")
-async def overview(request: Request, state: State, caller: AssetsRead) -> HTMLResponse:
-    def work(conn: Connection) -> dict[str, Any]:
-        return {
-            "business": service.get_business(conn, business_id=caller.business_id),
-            "assets": asset_service.asset_views(
-                conn, rows=service.visible_assets(conn, access=caller.access)
-            ),
-            "role": caller.role,
-        }
-
-    return await arender(
-        request, "accounts/overview.html", caller=caller, **await store_work.read(state, work)
-    )
 
 
 @router.get("/business/settings")
