@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from accord.web.charts import Chart, Series, day_labels, format_value
+from accord.core.clock import day_labels
+from accord.web.charts import Chart, Series, format_value
 
 
 def _figure(markup: str) -> dict[str, object]:

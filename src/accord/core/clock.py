@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 
 def utcnow() -> datetime:
@@ -22,3 +22,9 @@ def parse_instant(value: str) -> datetime:
 
 def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def day_labels(first: date, last: date) -> list[str]:
+    """Every day from `first` to `last` as `YYYY-MM-DD`: a count per day shows the quiet
+    days too."""
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]

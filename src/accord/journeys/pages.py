@@ -10,14 +10,14 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection
 
-from accord.core.clock import utcnow
+from accord.core.clock import day_labels, utcnow
 from accord.core.errors import FieldProblem, InvalidInput
 from accord.journeys import analytics, service
 from accord.journeys.diagram import svg
 from accord.journeys.graph import load_definition, parse_definition
 from accord.web import jobs, store_work
 from accord.web.auth import Caller, requires
-from accord.web.charts import Chart, Series, day_labels
+from accord.web.charts import Chart, Series
 from accord.web.state import State
 from accord.web.ui import NavEntry, arender, redirect
 

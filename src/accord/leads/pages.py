@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, func, select
 from starlette.datastructures import UploadFile
 
-from accord.core.clock import utcnow
+from accord.core.clock import day_labels, utcnow
 from accord.core.errors import AccordError, Conflict, FieldProblem, InvalidInput
 from accord.leads import builder, forms, funnel, imports, magnets, service, submissions
 from accord.leads.i18n import LANGUAGES
@@ -24,7 +24,7 @@ from accord.leads.models import (
 )
 from accord.web import store_work
 from accord.web.auth import Caller, requires
-from accord.web.charts import Chart, Series, day_labels
+from accord.web.charts import Chart, Series
 from accord.web.email_wiring import Email
 from accord.web.state import State
 from accord.web.ui import NavEntry, arender, redirect, render

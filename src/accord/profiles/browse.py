@@ -26,19 +26,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from accord.core.clock import day_labels
 from accord.core.errors import FieldProblem, InvalidInput
 from accord.profiles.models import (
     Identifier,
     profile_computed,
     profile_events,
-    profile_identifiers,
     profiles,
 )
-from accord.profiles.service import chunks, identifier_rows
+from accord.profiles.service import ANONYMOUS_KINDS, chunks, identifier_rows
+from accord.store.metadata import utc_day
 
-# Identifier types that name a browser or a device, not a person: a profile holding
-# only these is anonymous, one with any other (user id, email, phone, a custom id) known.
-ANONYMOUS_KINDS = frozenset({"anonymous_id", "device_id"})
 # Trait names a search may name: what `$."…"` (SQLite) and a jsonb key take literally.
 TRAIT_NAME = re.compile(r"^[\w .:-]{1,100}$")
 EVENT_TYPES = ("track", "identify", "page", "screen", "group", "alias")
@@ -81,14 +79,6 @@ def json_text(conn: Connection, column: Any, key: str) -> ColumnElement[Any]:
         (func.json_type(column, path) == "false", literal("false")),
         else_=cast(func.json_extract(column, path), String),
     )
-
-
-def utc_day(conn: Connection, column: Any) -> ColumnElement[Any]:
-    """The UTC day of an instant column as `YYYY-MM-DD`."""
-    if conn.dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
-    # SQLite holds instants as UTC text, `YYYY-MM-DD HH:MM:SS.ffffff`.
-    return func.substr(column, 1, 10)
 
 
 def summaries(
@@ -164,20 +154,6 @@ def with_trait(
     return _listing(conn, business_id, query, limit, offset)
 
 
-def known_counts(conn: Connection, *, business_id: str) -> tuple[int, int]:
-    """(known, anonymous) profiles of the business."""
-    total = conn.execute(
-        select(func.count()).select_from(profiles).where(profiles.c.business_id == business_id)
-    ).scalar_one()
-    ids = profile_identifiers
-    known = conn.execute(
-        select(func.count(ids.c.profile_id.distinct())).where(
-            ids.c.business_id == business_id, ids.c.kind.not_in(sorted(ANONYMOUS_KINDS))
-        )
-    ).scalar_one()
-    return int(known), int(total) - int(known)
-
-
 def new_per_day(conn: Connection, *, business_id: str, days: int = 30) -> list[tuple[str, int]]:
     """Profiles first seen on each of the `days` days up to the newest one's, oldest first."""
     newest = conn.execute(
@@ -188,7 +164,7 @@ def new_per_day(conn: Connection, *, business_id: str, days: int = 30) -> list[t
     last = newest.astimezone(UTC).date()
     first = last - timedelta(days=days - 1)
     start = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    day = utc_day(conn, profiles.c.first_seen).label("day")
+    day = utc_day(profiles.c.first_seen).label("day")
     counts: dict[str, int] = dict(
         conn.execute(
             select(day, func.count())
@@ -196,11 +172,7 @@ def new_per_day(conn: Connection, *, business_id: str, days: int = 30) -> list[t
             .group_by(day)
         ).all()
     )
-    return [(d, int(counts.get(d, 0))) for d in _days(first, last)]
-
-
-def _days(first: date, last: date) -> list[str]:
-    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+    return [(d, int(counts.get(d, 0))) for d in day_labels(first, last)]
 
 
 @dataclass(frozen=True)
@@ -302,7 +274,7 @@ def events_per_day(
     conn: Connection, *, business_id: str, profile_id: str, where: EventFilter | None = None
 ) -> list[tuple[str, int]]:
     """How many of a profile's events (those a filter keeps) fell on each UTC day."""
-    day = utc_day(conn, profile_events.c.occurred_at).label("day")
+    day = utc_day(profile_events.c.occurred_at).label("day")
     rows = conn.execute(
         select(day, func.count())
         .where(*_events_where(conn, business_id, profile_id, where or EventFilter()))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
 from functools import cache
 from typing import Any, Literal
 
@@ -84,12 +83,6 @@ class Chart:
     def html(self, *, table_open: bool = False) -> Markup:
         """The figure for plotly.js plus the table of the same numbers."""
         return render(self, table_open=table_open)
-
-
-def day_labels(first: date, last: date) -> list[str]:
-    """Every day from `first` to `last` as `YYYY-MM-DD`: a chart per day shows the quiet
-    days too."""
-    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
 def format_value(value: float | int | None, fmt: Format, currency: str = "") -> str:

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from accord.core.errors import FieldProblem, InvalidInput
 from accord.identity import service as identity
 from accord.profiles import browse
+from accord.profiles import service as profile_service
 from accord.web.auth import Caller, requires
 from accord.web.charts import Chart, Series
 from accord.web.state import State
@@ -118,7 +119,8 @@ def profiles_page(
                 )
         except InvalidInput as exc:
             errors = problems_by_field(exc)
-        known, anonymous = browse.known_counts(conn, business_id=caller.business_id)
+        counts = profile_service.known_and_anonymous(conn, business_id=caller.business_id)
+        known, anonymous = counts.known, counts.anonymous
         per_day = browse.new_per_day(conn, business_id=caller.business_id)
     return render(
         request,

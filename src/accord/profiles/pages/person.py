@@ -283,7 +283,7 @@ def person_context(
     merges = identity.merge_history(conn, business_id=business_id, profile_id=profile_id)
     return {
         "view": view,
-        "known": any(i.kind not in browse.ANONYMOUS_KINDS for i in view.identifiers),
+        "known": any(i.kind not in profiles.ANONYMOUS_KINDS for i in view.identifiers),
         "traits": {k: v for k, v in sorted(view.traits.items()) if k not in hidden},
         "computed": {k: v for k, v in view.computed.items() if k not in SHOWN_ELSEWHERE},
         "rfm": {k: view.computed[k] for k in rfm.TRAITS if k in view.computed},
