@@ -1,15 +1,21 @@
-"""The demo's banner decisions into the consent ledger, and its administrator's sign-in."""
+"""The demo's banner decisions into the consent ledger (with a banner A/B test), and its
+administrator's sign-in."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
 
 from accord.accounts import membership, people
 from accord.accounts import service as accounts
 from accord.accounts.models import Actor
 from accord.consent import analytics, config
 from accord.consent import service as consent
+from accord.consent.models import NoticeIn, NoticeVariantIn
 from accord.core.settings import Settings
 from accord.demo.seen import BannerDecision
 from accord.store.db import Store
@@ -25,13 +31,36 @@ def _ms(at: datetime) -> int:
     return int(aware.timestamp() * 1000)
 
 
+def banner_test(conn: Connection, *, business_id: str) -> list[dict[str, Any]]:
+    """The demo's banner A/B test, published once: the notice as it was (A) against the
+    other layout (B), with the same texts. Returns the current variants."""
+    prop = config.get_property(conn, business_id=business_id, key=PROPERTY)
+    variants = config.current_variants(conn, property_id=prop["id"])
+    if len(variants) > 1:
+        return variants
+    base = variants[0]
+    other = "box" if base["layout"] == "bar" else "bar"
+    spec = NoticeIn(
+        variants=[
+            NoticeVariantIn(
+                variant=name,
+                default_language=base["default_language"],
+                texts=base["texts"],
+                layout=layout,
+            )
+            for name, layout in (("A", base["layout"]), ("B", other))
+        ]
+    )
+    config.publish_notice(conn, business_id=business_id, property_key=PROPERTY, spec=spec)
+    return config.current_variants(conn, property_id=prop["id"])
+
+
 def record_decisions(store: Store, *, business_id: str, decisions: Sequence[BannerDecision]) -> int:
     """Append each decision the ledger does not hold yet, through the function that
     `POST /v1/consent` calls, under the property's published notice; returns how many."""
     recorded = 0
     with store.write() as conn:
-        prop = config.get_property(conn, business_id=business_id, key=PROPERTY)
-        notice = config.current_variants(conn, property_id=prop["id"])[0]
+        variants = banner_test(conn, business_id=business_id)
         held = analytics.decisions(conn, business_id=business_id)
         done = {
             (subject, _ms(at))
@@ -43,6 +72,8 @@ def record_decisions(store: Store, *, business_id: str, decisions: Sequence[Bann
             key = (decision.user_id or decision.anonymous_id, _ms(decision.at))
             if key in done:
                 continue
+            # The banner shows each visitor one variant, the same on every visit.
+            notice = variants[zlib.crc32(decision.anonymous_id.encode()) % len(variants)]
             consent.record_consent(
                 conn,
                 business_id=business_id,

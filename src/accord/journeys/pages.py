@@ -91,7 +91,22 @@ async def journeys_page(request: Request, state: State, caller: Reader) -> Respo
         ]
 
     rows = await store_work.read(state, work)
-    return await arender(request, "journeys/list.html", caller=caller, rows=rows)
+    chart = Chart(
+        title="People per journey",
+        x=[row["journey"].name for row in rows],
+        series=[
+            Series(label, [getattr(row["summary"], field) for row in rows])
+            for field, label in (
+                ("entered", "Entered"),
+                ("active", "Inside now"),
+                ("converted", "Converted"),
+            )
+        ],
+        kind="bar",
+        y_title="People",
+        id="people-per-journey",
+    )
+    return await arender(request, "journeys/list.html", caller=caller, rows=rows, chart=chart)
 
 
 @router.post("/journeys")
