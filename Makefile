@@ -39,8 +39,10 @@ lint: $(TEST_STAMP)
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
+# Two processes: most tests wait on servers, browsers and databases more than they compute.
+# --dist loadfile keeps each file on one process (module-scoped browsers and servers).
 pytest: $(TEST_STAMP) system-deps
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # What the suite needs beyond Python packages: Java for Spark, a running PostgreSQL.
 system-deps:
