@@ -204,18 +204,20 @@ def abtests_page(
     with state.store.read() as conn:
         properties = config.list_properties(conn, business_id=caller.business_id)
         purposes = sorted(config.purpose_keys(conn, business_id=caller.business_id) - {"necessary"})
+        tests = {
+            p["key"]: _tested_versions(
+                config.notice_versions(conn, business_id=caller.business_id, property_key=p["key"])
+            )
+            for p in properties
+        }
         chosen = property_of(properties, property, problems)
         if chosen is None and not property and properties:
-            chosen = properties[0]
+            # Without a choice, the first property that runs a test, else the first.
+            chosen = next((p for p in properties if tests[p["key"]][1]), properties[0])
         if purposes and purpose not in purposes:
             problems["purpose"] = f"unknown purpose {purpose!r}"
-        versions: list[int] = []
-        if chosen is not None:
-            notices = config.notice_versions(
-                conn, business_id=caller.business_id, property_key=chosen["key"]
-            )
-            versions = sorted({n["version"] for n in notices}, reverse=True)
-        tested: int | None = versions[0] if versions else None
+        versions, with_test = tests[chosen["key"]] if chosen is not None else ([], [])
+        tested: int | None = next(iter(with_test or versions), None)
         if version:
             if not version.isdigit() or int(version) not in versions:
                 problems["version"] = f"{version!r} is not a published version of this property"
@@ -249,6 +251,15 @@ def abtests_page(
         report=report,
         chart=_verdict_chart(report) if report and report["variants"] else None,
     )
+
+
+def _tested_versions(notices: list[dict[str, Any]]) -> tuple[list[int], list[int]]:
+    """A property's versions, newest first, and those published with several variants."""
+    variants: dict[int, int] = {}
+    for notice in notices:
+        variants[notice["version"]] = variants.get(notice["version"], 0) + 1
+    versions = sorted(variants, reverse=True)
+    return versions, [v for v in versions if variants[v] > 1]
 
 
 def _per_day_chart(rows: list[dict[str, Any]]) -> Chart:
