@@ -191,14 +191,16 @@ def _layout(chart: Chart) -> dict[str, Any]:
     if chart.fmt == "percent":
         value_axis |= {"tickformat": ".0%", "rangemode": "tozero"}
     label_axis: dict[str, Any] = {"title": {"text": chart.x_title}, "automargin": True}
+    legend = chart.kind == "pie" or len(chart.series) > 1
     layout: dict[str, Any] = {
         "height": chart.height,
-        "margin": {"l": 56, "r": 16, "t": 16, "b": 48},
+        # The legend sits above the plot, clear of the axis titles below it.
+        "margin": {"l": 56, "r": 16, "t": 40 if legend else 16, "b": 48},
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "rgba(0,0,0,0)",
         "font": {"family": "system-ui, sans-serif", "size": 12},
-        "showlegend": chart.kind == "pie" or len(chart.series) > 1,
-        "legend": {"orientation": "h", "y": -0.2},
+        "showlegend": legend,
+        "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
         "colorway": list(PALETTE),
     }
     if chart.kind == "hbar":
