@@ -14,8 +14,8 @@ from accord.accounts.models import Bootstrap
 from accord.core.clock import utcnow
 from accord.core.settings import Settings
 from accord.journeys import service
-from accord.journeys.engagement import JourneyEngagement
 from accord.journeys.analytics import smart_comparison
+from accord.journeys.engagement import JourneyEngagement
 from accord.journeys.models import journey_outbox, journey_runs, journey_timers
 from accord.journeys.runner import Runner
 from accord.journeys.smart import ChannelStats, best_hour, hourly_counts, next_best_channel
