@@ -259,3 +259,91 @@ def test_the_documented_configuration_is_valid() -> None:
     rules = IdentityRules.model_validate(json.loads(example))
     assert rules.matching is not None
     assert rules.matching.link_threshold == 0.99
+
+
+def test_item_16_names_alone_never_link(store: Store, keys: Bootstrap, settings: Settings) -> None:
+    """An in-store "Giulia Rossi" (names only) and a different online Giulia Rossi score
+    high on first and last name alone: that goes to review, it never links."""
+    biz = keys.business_id
+    _setup(store, keys, settings)
+    process(
+        store,
+        keys,
+        settings.resolved_lake_url(),
+        [
+            ev(
+                "identify",
+                59,
+                anonymousId="store-giulia",
+                traits={"first_name": "Giulia", "last_name": "Rossi"},
+            ),
+            ev(
+                "identify",
+                59,
+                anonymousId="web-giulia",
+                traits={
+                    "first_name": "giulia",
+                    "last_name": "rossi",
+                    "birth_date": "1983-04-09",
+                    "postcode": "20121",
+                    "email": "giulia@web.example",
+                },
+            ),
+        ],
+    )
+    shop, web = (profile_of(store, biz, f"anonymous_id:{k}-giulia") for k in ("store", "web"))
+    report = run_match(store, business_id=biz, engine_url=ENGINE)
+    (pair,) = [p for p in report.pairs if {p.profile_id, p.other_profile_id} == {shop, web}]
+    assert pair.probability >= 0.99
+    assert pair.outcome == "review"
+    assert pair.reason is not None and "first_name, last_name alone" in pair.reason
+    assert "birth_date, postcode" in pair.reason
+    assert profile_of(store, biz, "anonymous_id:store-giulia") == shop != web
+    # The people the model links still agree exactly on a birth date or postcode.
+    linked = [p for p in report.pairs if p.outcome == "linked"]
+    assert len(linked) >= 10
+    assert all(
+        {"birth_date", "postcode"} & {k for k, v in p.levels.items() if v.startswith("Exact")}
+        for p in linked
+    )
+    with store.read() as conn:
+        (item,) = [r for r in service.list_reviews(conn, business_id=biz) if r.id == pair.review_id]
+    assert item.reason == pair.reason
+
+
+def test_item_16_distinguishing_traits_are_configurable() -> None:
+    from accord.identity.matching_config import MatchingConfig
+
+    config = MatchingConfig.model_validate(
+        {
+            **MATCHING,
+            "comparisons": [
+                *MATCHING["comparisons"],
+                {"field": "city", "method": "exact", "distinguishing": False},
+                {"field": "surname", "method": "exact"},
+            ],
+        }
+    )
+    assert config.distinguishing == ["birth_date", "postcode"]
+
+
+def test_item_16_untrained_model_never_links(
+    store: Store, keys: Bootstrap, settings: Settings
+) -> None:
+    """EM over birth date blocks alone cannot train birth date's m-probabilities: every
+    pair whose score uses them rests on Splink's defaults and waits for an operator."""
+    biz = keys.business_id
+    _setup(store, keys, settings, training_rules=[[{"field": "birth_date"}]])
+    before = groups(store, biz)
+    report = run_match(store, business_id=biz, engine_url=ENGINE)
+    assert any(u.startswith("birth_date: Exact match") for u in report.untrained)
+    high = [p for p in report.pairs if p.probability >= 0.99]
+    assert len(high) >= 10
+    assert report.linked == 0 and groups(store, biz) == before
+    reasons = []
+    for pair in high:
+        assert pair.outcome == "review"
+        assert pair.reason is not None and "the model did not train" in pair.reason
+        assert pair.reason.endswith("the score rests on default values")
+        reasons.append(pair.reason)
+    assert any("birth_date: Exact match on birth_date (m)" in r for r in reasons)

@@ -73,7 +73,7 @@ WELCOME = {
 }
 
 
-def test_a_person_enters_an_api_journey_once_per_entry_key(
+def test_item_16_a_person_enters_an_api_journey_once_per_entry_key(
     client: TestClient, keys: Bootstrap, store: Store, settings: Settings
 ) -> None:
     basic = "Basic " + base64.b64encode(f"{keys.write_key}:".encode()).decode()

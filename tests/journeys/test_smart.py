@@ -10,12 +10,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from accord.accounts.models import Bootstrap
+from accord.core.clock import utcnow
+from accord.core.settings import Settings
 from accord.journeys import service
 from accord.journeys.analytics import smart_comparison
+from accord.journeys.engagement import JourneyEngagement
 from accord.journeys.models import journey_outbox, journey_runs, journey_timers
 from accord.journeys.runner import Runner
 from accord.journeys.smart import ChannelStats, best_hour, hourly_counts, next_best_channel
+from accord.profiles.service import find_profile_id
 from accord.store.db import Store
+from tests.identity.helpers import ev, process
 from tests.journeys.helpers import World
 
 ROME = ZoneInfo("Europe/Rome")
@@ -112,3 +118,47 @@ def test_the_runner_waits_for_the_best_hour_and_uses_a_reachable_channel(store: 
         if int(profile[1:]) % 2 == 0:
             assert channel == "sms"
     assert comparison.holdout.people == len(holdout)
+
+
+def test_item_16_send_time_optimisation_counts_imported_email_opens(
+    store: Store, keys: Bootstrap, settings: Settings
+) -> None:
+    """Opens brought in from another email tool place the person's engagement on the clock."""
+    rome = ZoneInfo("Europe/Rome")
+    today = utcnow().astimezone(rome).replace(minute=10, second=0, microsecond=0)
+    # 20:10 in Rome, on each of the last five days; a page view in the morning is no open,
+    # nor is an event whose name only contains "Email Opened".
+    opens = [(today - timedelta(days=d)).replace(hour=20) for d in range(1, 6)]
+    events = [ev("identify", userId="u-1", traits={"email": "ann@example.org"})]
+    events += [
+        ev("track", userId="u-1", event="Email Opened", timestamp=at.isoformat()) for at in opens
+    ]
+    events.append(
+        ev(
+            "track",
+            userId="u-1",
+            event="Page Viewed",
+            timestamp=(today - timedelta(days=1)).replace(hour=8).isoformat(),
+        )
+    )
+    events.append(
+        ev(
+            "track",
+            userId="u-1",
+            event="Email Opened Elsewhere",
+            timestamp=(today - timedelta(days=1)).replace(hour=9).isoformat(),
+        )
+    )
+    process(store, keys, settings.resolved_lake_url(), events, batch=50)
+    engagement = JourneyEngagement()
+    with store.read() as conn:
+        person = find_profile_id(conn, business_id=keys.business_id, kind="user_id", value="u-1")
+        personal = engagement.personal_hours(
+            conn, business_id=keys.business_id, profile_id=person, zone=rome
+        )
+        population = engagement.population_hours(conn, business_id=keys.business_id)
+    assert personal[20] == 5 and sum(personal) == 5
+    # Business-wide hours are counted in UTC (20:10 in Rome is 19:10 UTC in winter).
+    assert population[opens[0].astimezone(UTC).hour] == 5
+    assert sum(population) == 5
+    assert best_hour(personal, [0.0] * 24, fallback=10) == (20, "person")

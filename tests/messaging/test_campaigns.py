@@ -359,10 +359,11 @@ def test_hard_bounces_suppress_and_soft_ones_do_not(
     assert kpis.rates["delivery_rate"].band == "below"
 
 
-def test_ab_test_sends_the_significant_winner_to_the_rest(
-    store: Store, keys: Bootstrap, sink: SmtpSink
-) -> None:
-    business = keys.business_id
+def _ab_test_with_clicks(
+    store: Store, business: str, sink: SmtpSink
+) -> tuple[str, Any, FakeLedger, Any]:
+    """An A/B test of subjects sent to half of 240 people, B clicked 24 times and A 6:
+    the campaign, its mailer and wiring, and when it started."""
     names = [f"p{i:03d}" for i in range(240)]
     ledger = FakeLedger()
     grant(store, business, {f"anon-{n}": {"marketing": True} for n in names})
@@ -407,6 +408,14 @@ def test_ab_test_sends_the_significant_winner_to_the_rest(
             ip="198.51.100.1",
             now=later,
         )
+    return campaign_id, mailer, ledger, start
+
+
+def test_ab_test_sends_the_significant_winner_to_the_rest(
+    store: Store, keys: Bootstrap, sink: SmtpSink
+) -> None:
+    business = keys.business_id
+    campaign_id, mailer, ledger, start = _ab_test_with_clicks(store, business, sink)
     with store.read() as conn:
         decision = ab_decision(conn, business_id=business, campaign_id=campaign_id)
     assert decision.winner == "B" and decision.test is not None and decision.test.p_value < 0.05
@@ -419,6 +428,32 @@ def test_ab_test_sends_the_significant_winner_to_the_rest(
     rest = [r.message["Subject"] for r in sink.messages[120:]]
     assert rest == ["Last days of spring"] * 120
     assert len({r.envelope_to[0] for r in sink.messages}) == 240
+
+
+def test_item_16_ab_statistics_exclude_rollout_mail(
+    store: Store, keys: Bootstrap, sink: SmtpSink
+) -> None:
+    business = keys.business_id
+    campaign_id, mailer, ledger, start = _ab_test_with_clicks(store, business, sink)
+    with store.read() as conn:
+        before = ab_decision(conn, business_id=business, campaign_id=campaign_id)
+    asyncio.run(
+        sending.run_due(
+            store, mailer=mailer, wiring=ledger.wiring(), now=start + timedelta(hours=3)
+        )
+    )
+    with store.read() as conn:
+        after = ab_decision(conn, business_id=business, campaign_id=campaign_id)
+        arms = {
+            v: campaign_kpis(conn, business_id=business, campaign_id=campaign_id, variant=v)
+            for v in ("A", "B")
+        }
+        overall = campaign_kpis(conn, business_id=business, campaign_id=campaign_id)
+    # The 120 rollout messages of the winner are in the campaign's figures, not the test's.
+    assert (arms["A"].delivered, arms["B"].delivered, overall.delivered) == (60, 60, 240)
+    assert after.winner == before.winner == "B"
+    assert after.test is not None and before.test is not None
+    assert after.test.p_value == pytest.approx(before.test.p_value)
 
 
 def test_a_scheduled_campaign_waits_for_its_time_and_tests_go_to_the_marketer(

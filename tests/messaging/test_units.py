@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from email import message_from_string
@@ -18,9 +19,10 @@ from hypothesis import strategies as st
 from accord.core.errors import InvalidInput
 from accord.core.signing import Signer
 from accord.messaging.bounces import parse_report_email, parse_sendgrid, parse_ses
-from accord.messaging.smtp import RateLimiter
+from accord.messaging.mailer import Mailer, build_message
+from accord.messaging.smtp import RateLimiter, SmtpConfig
 from accord.messaging.stats import choose_winner, rate, two_proportion_z_test, wilson_interval
-from accord.messaging.templates import compile_template, personalisation
+from accord.messaging.templates import RenderedEmail, compile_template, personalisation
 from accord.messaging.tracking import machine_reason, track_html
 
 
@@ -252,3 +254,24 @@ def test_rate_limiter_spaces_sends() -> None:
         return time.monotonic() - start
 
     assert asyncio.run(run()) >= 0.19
+
+
+@pytest.mark.parametrize(
+    ("sender", "domain"),
+    [
+        ("Accord <accord@localhost>", "localhost"),
+        ("news@shop.example", "shop.example"),
+        ('"Shop, Inc." <news@shop.example>', "shop.example"),
+    ],
+)
+def test_item_16_message_id_is_one_bracketed_address(sender: str, domain: str) -> None:
+    message, _links, _subject = build_message(
+        message_id="msg_1",
+        template=RenderedEmail(subject="Hi", html="<p>Hi</p>", text="Hi"),
+        context={},
+        to="ada@example.com",
+        from_address=sender,
+        mailer=Mailer(smtp=SmtpConfig(), signer=Signer("k" * 32), base_url="http://x.test"),
+    )
+    header = message_from_string(message.data.decode())["Message-ID"]
+    assert re.fullmatch(rf"<msg_1\.[0-9a-f]{{12}}@{re.escape(domain)}>", header), header

@@ -248,3 +248,9 @@ def match(
         f"{prefix}linked {report.linked}, sent {report.review} to review, "
         f"refused {report.refused}"
     )
+    if report.untrained:
+        console.print(
+            "The model did not train these levels (pairs reaching them go to review): "
+            + "; ".join(report.untrained),
+            markup=False,
+        )

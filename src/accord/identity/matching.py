@@ -4,7 +4,9 @@ Profiles are records (their traits); Splink, trained without labels (u-probabili
 from random pairs, m-probabilities by expectation maximisation over the blocking rules,
 the prior from rules that almost only same people agree on), scores candidate pairs.
 A pair from the link threshold up becomes a `probabilistic` edge through the Resolver,
-so every guardrail applies; a pair in the review band becomes a review item.
+so every guardrail applies, but only when its score rests on trained parameters alone
+and a distinguishing trait (not a name) agrees exactly; otherwise, and for a pair in the
+review band, it becomes a review item.
 """
 
 from __future__ import annotations
@@ -48,13 +50,27 @@ class MatchingFailed(InvalidInput):
 
 @dataclass(frozen=True)
 class ScoredPair:
-    """Two records Splink scored, with the level each comparison reached."""
+    """Two records Splink scored, with the level each comparison reached, the traits that
+    agree exactly, and the levels reached whose parameters Splink did not train (it then
+    scores with its default values)."""
 
     left: str
     right: str
     probability: float
     weight: float
     levels: dict[str, str] = field(default_factory=dict)
+    exact: tuple[str, ...] = ()
+    untrained: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Level:
+    """One level of a comparison in the trained model."""
+
+    label: str
+    exact: bool
+    # Which of the level's m and u probabilities Splink did not estimate ("" when both).
+    untrained: str
 
 
 def clean_value(comparison: Comparison, raw: Any) -> str | None:
@@ -181,22 +197,36 @@ def _db_api(engine_url: str, config: MatchingConfig) -> tuple[Any, Any]:
     return splink.db_api(backend)
 
 
-def _level_labels(linker: Any) -> dict[str, dict[int, str]]:
-    """Comparison name → gamma value → the level's label, from the trained model."""
+def model_levels(linker: Any) -> dict[str, dict[int, Level]]:
+    """Comparison name → gamma value → the level, from the trained model. The highest
+    gamma is the exact match; a level the model holds no m or u probability for was not
+    trained (Splink leaves them out of the saved model)."""
     model = linker.misc.save_model_to_json()
-    out: dict[str, dict[int, str]] = {}
+    out: dict[str, dict[int, Level]] = {}
     for comparison in model["comparisons"]:
         levels = comparison["comparison_levels"]
-        labels: dict[int, str] = {}
-        value = sum(1 for lv in levels if not lv.get("is_null_level")) - 1
+        found: dict[int, Level] = {}
+        top = sum(1 for lv in levels if not lv.get("is_null_level")) - 1
+        value = top
         for level in levels:
             if level.get("is_null_level"):
-                labels[-1] = level.get("label_for_charts", "null")
-            else:
-                labels[value] = level.get("label_for_charts", str(value))
-                value -= 1
-        out[comparison["output_column_name"]] = labels
+                found[-1] = Level(level.get("label_for_charts", "null"), False, "")
+                continue
+            missing = " and ".join(p for p in ("m", "u") if level.get(f"{p}_probability") is None)
+            found[value] = Level(level.get("label_for_charts", str(value)), value == top, missing)
+            value -= 1
+        out[comparison["output_column_name"]] = found
     return out
+
+
+def untrained_parameters(levels: dict[str, dict[int, Level]]) -> list[str]:
+    """Every level of the model Splink could not train, as `trait: level (m and u)`."""
+    return [
+        f"{name}: {level.label} ({level.untrained})"
+        for name, by_gamma in levels.items()
+        for _gamma, level in sorted(by_gamma.items(), reverse=True)
+        if level.untrained
+    ]
 
 
 def train(frame: Any, config: MatchingConfig, *, engine_url: str = "duckdb://") -> Any:
@@ -248,31 +278,40 @@ def score(
     frame: Any, config: MatchingConfig, *, engine_url: str = "duckdb://", floor: float | None = None
 ) -> list[ScoredPair]:
     """Every candidate pair scoring at least `floor` (default the review threshold)."""
-    linker = train(frame, config, engine_url=engine_url)
+    return predict(train(frame, config, engine_url=engine_url), config, floor=floor)
+
+
+def predict(linker: Any, config: MatchingConfig, *, floor: float | None = None) -> list[ScoredPair]:
+    """The trained linker's candidate pairs scoring at least `floor` (default the review
+    threshold), strongest first."""
     threshold = config.review_threshold if floor is None else floor
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         predictions = linker.inference.predict(threshold_match_probability=threshold)
         table = predictions.as_pandas_dataframe()
-    labels = _level_labels(linker)
-    gammas = [c for c in table.columns if c.startswith("gamma_")]
+    model = model_levels(linker)
+    gammas = [c.removeprefix("gamma_") for c in table.columns if c.startswith("gamma_")]
     out = []
     for row in table.itertuples(index=False):
         values = row._asdict()
         left, right = sorted((str(values[f"{UNIQUE_ID}_l"]), str(values[f"{UNIQUE_ID}_r"])))
-        levels = {
-            g.removeprefix("gamma_"): labels.get(g.removeprefix("gamma_"), {}).get(
-                int(values[g]), str(values[g])
-            )
-            for g in gammas
-        }
+        reached = {name: model.get(name, {}).get(int(values[f"gamma_{name}"])) for name in gammas}
         out.append(
             ScoredPair(
                 left=left,
                 right=right,
                 probability=float(values["match_probability"]),
                 weight=float(values["match_weight"]),
-                levels=levels,
+                levels={
+                    name: level.label if level else str(values[f"gamma_{name}"])
+                    for name, level in reached.items()
+                },
+                exact=tuple(name for name, level in reached.items() if level and level.exact),
+                untrained=tuple(
+                    f"{name}: {level.label} ({level.untrained})"
+                    for name, level in reached.items()
+                    if level and level.untrained
+                ),
             )
         )
     out.sort(key=lambda p: (-p.probability, p.left, p.right))
@@ -304,6 +343,9 @@ class MatchReport(BaseModel):
     records: int
     link_threshold: float
     review_threshold: float
+    # Levels of the model Splink could not train: a pair reaching one is never linked
+    # automatically.
+    untrained: list[str] = []
     linked: int
     review: int
     refused: int
@@ -348,6 +390,28 @@ def matching_config(rules: IdentityRules) -> MatchingConfig:
     return rules.matching
 
 
+def held_for_review(pair: ScoredPair, config: MatchingConfig) -> str | None:
+    """Why a pair at or above the link threshold must still wait for an operator: its
+    score rests on a parameter Splink did not train (a default value), or no
+    distinguishing trait agrees exactly (names alone never link). None: it may link."""
+    if pair.probability < config.link_threshold:
+        return None
+    if pair.untrained:
+        return (
+            f"probabilistic match {pair.probability:.3f}, but the model did not train "
+            f"{'; '.join(pair.untrained)}: the score rests on default values"
+        )
+    distinguishing = config.distinguishing
+    if not any(name in distinguishing for name in pair.exact):
+        agreed = ", ".join(pair.exact) or "nothing"
+        wanted = ", ".join(distinguishing) or "none configured"
+        return (
+            f"probabilistic match {pair.probability:.3f} on {agreed} alone: no "
+            f"distinguishing trait ({wanted}) agrees exactly"
+        )
+    return None
+
+
 def _decide(
     resolver: Resolver,
     pair: ScoredPair,
@@ -384,11 +448,12 @@ def _decide(
             "profiles": [pair.left, pair.right],
         },
     )
-    if pair.probability < config.link_threshold:
+    held = held_for_review(pair, config)
+    if pair.probability < config.link_threshold or held is not None:
         refusal = resolver.refusal(list(keys), now)
         if refusal is not None:
             return PairOutcome(**result, outcome="refused", reason=refusal)
-        reason = (
+        reason = held or (
             f"probabilistic match {pair.probability:.3f}: between the review threshold "
             f"{config.review_threshold} and the link threshold {config.link_threshold}"
         )
@@ -424,7 +489,12 @@ def run_match(
         rows = profiles.profile_rows(conn, business_id=business_id)
         keys = _representatives(conn, business_id, rules)
     frame = records_frame(((r.id, r.traits) for r in rows if r.id in keys), config)
-    scored = score(frame, config, engine_url=engine_url) if len(frame) >= 2 else []
+    scored: list[ScoredPair] = []
+    untrained: list[str] = []
+    if len(frame) >= 2:
+        linker = train(frame, config, engine_url=engine_url)
+        scored = predict(linker, config)
+        untrained = untrained_parameters(model_levels(linker))
     run_id = new_id("match")
     session = store.read() if dry_run else store.write()
     with session as conn:
@@ -449,6 +519,7 @@ def run_match(
         records=len(frame),
         link_threshold=config.link_threshold,
         review_threshold=config.review_threshold,
+        untrained=untrained,
         linked=counts["linked"],
         review=counts["review"],
         refused=sum(o.outcome == "refused" for o in outcomes),

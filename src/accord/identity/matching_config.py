@@ -9,6 +9,8 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 # A trait name as it appears in identify calls; also a safe SQL column name.
 _FIELD = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# Traits that are names: many people share them, so agreeing on them alone proves nothing.
+_NAME = re.compile(r"(^|_)(name|surname|forename)$")
 
 Method = Literal[
     "exact",
@@ -52,6 +54,13 @@ class Comparison(BaseModel):
         default=False,
         description="Weigh an exact match on a rare value more than on a common one",
     )
+    distinguishing: bool | None = Field(
+        default=None,
+        description="Whether agreeing on this trait tells one person from another (a date "
+        "of birth, email, phone, address): a pair links automatically only when at least "
+        "one distinguishing trait agrees exactly, else it goes to review. Default: every "
+        "trait but names (`name`, `surname`, `…_name`)",
+    )
 
     @field_validator("field")
     @classmethod
@@ -77,6 +86,12 @@ class Comparison(BaseModel):
             if self.thresholds != sorted(self.thresholds):
                 raise ValueError("edit-distance thresholds go from closest to farthest")
         return self
+
+    @property
+    def is_distinguishing(self) -> bool:
+        if self.distinguishing is not None:
+            return self.distinguishing
+        return not _NAME.search(self.field)
 
     @property
     def levels(self) -> list[float]:
@@ -164,3 +179,8 @@ class MatchingConfig(BaseModel):
     @property
     def fields(self) -> list[str]:
         return [c.field for c in self.comparisons]
+
+    @property
+    def distinguishing(self) -> list[str]:
+        """The traits of which one must agree exactly for a pair to link automatically."""
+        return [c.field for c in self.comparisons if c.is_distinguishing]

@@ -1,9 +1,10 @@
-"""Engagement history for smart timing and channel choice, from what journeys record.
+"""Engagement history for smart timing and channel choice.
 
-A response is a journey conversion: the moment of a person's goal events places their
-engagement on the clock, and a converted pass credits the channels of the messages it
-delivered. Other contexts (email opens and clicks) can offer richer history through
-the same `Engagement` protocol.
+The clock of a person's engagement: their journey conversions (the moments of their goal
+events) and the email they opened or clicked, as the `Email Opened` and `Email Link
+Clicked` track events of their profile, sent live or imported from another email tool.
+A converted journey pass credits the channels of the messages it delivered. Other
+contexts can offer richer history through the same `Engagement` protocol.
 """
 
 from __future__ import annotations
@@ -18,9 +19,14 @@ from sqlalchemy import Connection, case, func, select
 from accord.core.clock import utcnow
 from accord.journeys.models import journey_outbox, journey_runs, journey_steps
 from accord.journeys.smart import ChannelStats, hourly_counts
+from accord.profiles import service as profiles
 
 HISTORY = timedelta(days=180)
+# Track events (Segment's email spec) that place an engagement on the clock.
+ENGAGEMENT_EVENTS = ("Email Opened", "Email Link Clicked")
 POPULATION_TTL_SECONDS = 600.0
+# At most this many conversions, and as many opens and clicks, per count of hours.
+MAX_MOMENTS = 100_000
 
 
 class Engagement(Protocol):
@@ -50,14 +56,24 @@ class JourneyEngagement:
     def _moments(
         self, conn: Connection, business_id: str, profile_id: str | None
     ) -> list[datetime]:
+        since = utcnow() - HISTORY
         query = select(journey_steps.c.at).where(
             journey_steps.c.business_id == business_id,
             journey_steps.c.outcome == "converted",
-            journey_steps.c.at >= utcnow() - HISTORY,
+            journey_steps.c.at >= since,
         )
         if profile_id is not None:
             query = query.where(journey_steps.c.profile_id == profile_id)
-        return list(conn.execute(query.limit(100_000)).scalars())
+        conversions = list(conn.execute(query.limit(MAX_MOMENTS)).scalars())
+        opens = profiles.track_times(
+            conn,
+            business_id=business_id,
+            events=ENGAGEMENT_EVENTS,
+            since=since,
+            profile_id=profile_id,
+            limit=MAX_MOMENTS,
+        )
+        return conversions + opens
 
     def personal_hours(
         self, conn: Connection, *, business_id: str, profile_id: str, zone: ZoneInfo

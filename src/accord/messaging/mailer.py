@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from email.utils import parseaddr
 from typing import Any
 
 import orjson
@@ -48,6 +49,14 @@ class Mailer:
         )
 
 
+def message_id_header(message_id: str, from_address: str) -> str:
+    """`<id.random@domain>` (RFC 5322), the domain taken from the sender's address, which
+    may carry a display name (`Shop <news@shop.example>`)."""
+    _name, address = parseaddr(from_address)
+    domain = address.rpartition("@")[2].strip("<>[] ") or "localhost"
+    return f"<{message_id}.{uuid.uuid4().hex[:12]}@{domain}>"
+
+
 def build_message(
     *,
     message_id: str,
@@ -72,10 +81,9 @@ def build_message(
             html, message_id=message_id, base_url=mailer.base_url, signer=mailer.signer
         )
         html, links = tracked.html, tracked.links
-    domain = from_address.rsplit("@", 1)[-1]
     headers = [
         ("Subject", subject),
-        ("Message-ID", f"<{message_id}.{uuid.uuid4().hex[:12]}@{domain}>"),
+        ("Message-ID", message_id_header(message_id, from_address)),
         (MESSAGE_ID_HEADER, message_id),
     ]
     if unsubscribe:

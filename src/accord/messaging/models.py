@@ -87,6 +87,8 @@ email_messages = Table(
     Column("id", id_column_type(), primary_key=True),
     Column("business_id", id_column_type(), nullable=False, index=True),
     Column("campaign_id", id_column_type(), ForeignKey("email_campaigns.id"), nullable=True),
+    # The A/B arm (A, B) a message was sent in; A without a test; none for the winner's
+    # rollout after a test (campaigns.winner says which content it had).
     Column("variant", String(1), nullable=True),
     Column("kind", String(20), nullable=False),  # campaign, test, confirmation
     Column("email", String(320), nullable=False),

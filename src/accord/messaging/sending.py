@@ -113,6 +113,9 @@ def _prepare_chunk(
             values=[r.email for r, _ in chunk if r.email not in refused],
         )
         rows = []
+        # The winner's rollout is in no arm of the A/B test: its mail must not weigh on
+        # the test's figures (the campaign's overall KPIs still count it).
+        rollout = bool(campaign.ab_test) and claimed.phase_two
         for recipient, variant in chunk:
             message_id = new_id("msg")
             reason = refused.get(recipient.email)
@@ -138,7 +141,7 @@ def _prepare_chunk(
                     "id": message_id,
                     "business_id": business_id,
                     "campaign_id": campaign.id,
-                    "variant": variant,
+                    "variant": None if rollout else variant,
                     "kind": "campaign",
                     "email": recipient.email,
                     "anonymous_id": recipient.anonymous_ids[0] if recipient.anonymous_ids else None,

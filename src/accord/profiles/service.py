@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, delete, func, select, tuple_, update
+from sqlalchemy import Connection, bindparam, delete, func, or_, select, tuple_, update
 
 from accord.core.clock import iso, utcnow
 from accord.core.errors import NotFound
@@ -540,6 +540,36 @@ def profile_rows(
             ProfileRow(r.id, orjson.loads(r.traits), r.first_seen, r.last_seen)
             for r in conn.execute(scoped)
         ]
+    return out
+
+
+def track_times(
+    conn: Connection,
+    *,
+    business_id: str,
+    events: Iterable[str],
+    since: datetime,
+    profile_id: str | None = None,
+    limit: int = 100_000,
+) -> list[datetime]:
+    """When a profile (or, without one, the business's profiles) did any of these track
+    events since `since`, whether sent live or imported; at most `limit` moments."""
+    names = set(events)
+    query = select(profile_events.c.occurred_at, profile_events.c.payload).where(
+        profile_events.c.business_id == business_id,
+        profile_events.c.occurred_at >= since,
+        # A cheap first cut; the JSON decides below.
+        or_(*(profile_events.c.payload.contains(name, autoescape=True) for name in names)),
+    )
+    if profile_id is not None:
+        query = query.where(profile_events.c.profile_id == profile_id)
+    out: list[datetime] = []
+    for row in conn.execute(query.order_by(profile_events.c.occurred_at.desc())):
+        payload = orjson.loads(row.payload)
+        if payload.get("type") == "track" and payload.get("event") in names:
+            out.append(row.occurred_at)
+            if len(out) >= limit:
+                break
     return out
 
 
