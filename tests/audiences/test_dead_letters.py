@@ -24,6 +24,7 @@ from accord.audiences.models import (
 )
 from accord.core.clock import utcnow
 from accord.core.errors import Conflict, InvalidInput, NotFound, WebhookNotDelivered
+from accord.core.outbound import OutboundPolicy
 from accord.core.settings import Settings
 from accord.core.webhooks import verify
 from accord.process.jobs import WebhookDeliveryFailed, deliver_audience_webhooks
@@ -120,6 +121,7 @@ def hooked(store: Store, keys: Bootstrap, settings: Settings) -> Iterator[Hooked
                 business_id=keys.business_id,
                 audience="carts",
                 webhook_in=WebhookIn(url=receiver.url),
+                outbound=OutboundPolicy.from_setting("127.0.0.1"),
             )
         ingest(
             store,

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from accord.core.outbound import OutboundPolicy
 from accord.journeys import service
 from accord.journeys.analytics import smart_comparison
 from accord.journeys.models import journey_outbox, journey_runs, journey_timers
@@ -79,7 +80,13 @@ def test_the_runner_waits_for_the_best_hour_and_uses_a_reachable_channel(store: 
     runner = Runner(world.environment())
     with store.write() as conn:
         service.create_journey(
-            conn, business_id="b", key="best", name="Best", definition=BEST, now=T0
+            conn,
+            business_id="b",
+            key="best",
+            name="Best",
+            definition=BEST,
+            now=T0,
+            outbound=OutboundPolicy(),
         )
         service.set_status(conn, business_id="b", key="best", status="active", now=T0)
         for n in range(200):
