@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from accord.consent.scanner import ScanFailed, scan
 from accord.core import outbound
 from accord.core.errors import InvalidInput
 from accord.core.outbound import OutboundPolicy, OutboundRefused
@@ -144,3 +145,9 @@ def test_item_1_ssrf_journey_webhook_refuses_loopback() -> None:
         delivery = hook.send(message)
         assert delivery.status == "failed" and "loopback" in delivery.detail
         assert receiver.received == []
+
+
+def test_item_1_ssrf_the_cookie_scanner_refuses_an_internal_start_address() -> None:
+    # Refused before any browser starts: the job's scans carry the operator's policy.
+    with pytest.raises(ScanFailed, match="outbound request refused"):
+        scan("http://169.254.169.254/latest/meta-data/", pages=1, outbound=OutboundPolicy())

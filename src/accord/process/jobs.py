@@ -242,7 +242,12 @@ def scan_requested(conn: Connection, context: JobContext) -> bool:
 
 
 def scan_property(context: JobContext) -> JobOutcome:
-    counts = consent_scans.run_waiting(context.store, property_id=_target(context), now=context.now)
+    counts = consent_scans.run_waiting(
+        context.store,
+        property_id=_target(context),
+        now=context.now,
+        outbound=context.settings.outbound_policy(),
+    )
     return JobOutcome(counts=counts)
 
 
