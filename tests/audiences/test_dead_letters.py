@@ -24,7 +24,6 @@ from accord.audiences.models import (
 )
 from accord.core.clock import utcnow
 from accord.core.errors import Conflict, InvalidInput, NotFound, WebhookNotDelivered
-from accord.core.outbound import OutboundPolicy
 from accord.core.settings import Settings
 from accord.core.webhooks import verify
 from accord.process.jobs import WebhookDeliveryFailed, deliver_audience_webhooks
@@ -112,6 +111,8 @@ class Hooked:
 
 @pytest.fixture
 def hooked(store: Store, keys: Bootstrap, settings: Settings) -> Iterator[Hooked]:
+    # The receiver listens on loopback: the operator allows it here.
+    settings = settings.model_copy(update={"outbound_allow": "127.0.0.1"})
     create(store, keys.business_id, "carts", CARTS)
     CONSENT.record(store, keys.business_id)
     with running_receiver() as receiver, httpx.Client(timeout=5) as client:
@@ -121,7 +122,7 @@ def hooked(store: Store, keys: Bootstrap, settings: Settings) -> Iterator[Hooked
                 business_id=keys.business_id,
                 audience="carts",
                 webhook_in=WebhookIn(url=receiver.url),
-                outbound=OutboundPolicy.from_setting("127.0.0.1"),
+                outbound=settings.outbound_policy(),
             )
         ingest(
             store,
