@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 from fastapi.testclient import TestClient
 
 from accord.accounts.models import Bootstrap
@@ -20,6 +21,13 @@ from accord.process.worker import drain
 from accord.store.db import Store
 from tests.audiences.test_service import Grants, ago
 from tests.webhook_receiver import running_receiver
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The webhook receivers listen on loopback: the operator allows it here."""
+    return settings.model_copy(update={"outbound_allow": "127.0.0.1"})
+
 
 PROS = {
     "name": "Pros",
@@ -240,3 +248,22 @@ def test_dead_letters_are_listed_replayed_and_discarded_within_the_business(
         "502"
         in schema[base.replace("pros", "{audience}") + "/{dead_letter}/replay"]["post"]["responses"]
     )
+
+
+def test_item_1_ssrf_audience_webhook_destination_refused_at_save(
+    client: TestClient, keys: Bootstrap, store: Store, settings: Settings
+) -> None:
+    collect_two_people(client, keys, store, settings)
+    admin = {"Authorization": f"Bearer {keys.admin_token}"}
+    assert client.post("/api/audiences", headers=admin, json=PROS).status_code == 201
+    # This module's operator allows 127.0.0.1 only: metadata and private ranges stay refused.
+    for url in (
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.7/hook",
+        "http://[::1]/",
+    ):
+        added = client.post("/api/audiences/pros/webhooks", headers=admin, json={"url": url})
+        assert added.status_code == 400, added.text
+        [problem] = added.json()["problems"]
+        assert problem["field"] == "url" and "refused" in problem["reason"]
+    assert client.get("/api/audiences/pros/webhooks", headers=admin).json() == []

@@ -111,6 +111,8 @@ class Hooked:
 
 @pytest.fixture
 def hooked(store: Store, keys: Bootstrap, settings: Settings) -> Iterator[Hooked]:
+    # The receiver listens on loopback: the operator allows it here.
+    settings = settings.model_copy(update={"outbound_allow": "127.0.0.1"})
     create(store, keys.business_id, "carts", CARTS)
     CONSENT.record(store, keys.business_id)
     with running_receiver() as receiver, httpx.Client(timeout=5) as client:
@@ -120,6 +122,7 @@ def hooked(store: Store, keys: Bootstrap, settings: Settings) -> Iterator[Hooked
                 business_id=keys.business_id,
                 audience="carts",
                 webhook_in=WebhookIn(url=receiver.url),
+                outbound=settings.outbound_policy(),
             )
         ingest(
             store,

@@ -24,6 +24,12 @@ from tests.charts import chart
 from tests.webhook_receiver import running_receiver
 
 
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The webhook receivers listen on loopback: the operator allows it here."""
+    return settings.model_copy(update={"outbound_allow": "127.0.0.1"})
+
+
 def _html(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", "Accept": "text/html"}
 

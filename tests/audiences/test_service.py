@@ -24,6 +24,7 @@ from accord.collect.consent_gate import KeepEverything
 from accord.collect.service import append
 from accord.core.clock import iso, utcnow
 from accord.core.errors import InvalidInput, NotFound
+from accord.core.outbound import OutboundPolicy
 from accord.core.settings import Settings
 from accord.core.webhooks import verify
 from accord.engine.connection import connect
@@ -444,6 +445,7 @@ def test_webhook_receives_signed_entries_and_exits_with_retries(
             business_id=business,
             audience="cart-abandoners",
             webhook_in=WebhookIn(url="https://hooks.example/accord"),
+            outbound=OutboundPolicy(),
         )
     ingest(
         store,

@@ -17,6 +17,7 @@ from accord.consent import config, scans
 from accord.consent.models import PropertyIn, consent_scans
 from accord.consent.scanner import Finding, ScanReport
 from accord.core.errors import NotFound
+from accord.core.outbound import OutboundPolicy
 from accord.core.settings import Settings
 from accord.process.jobs import default_kinds
 from accord.process.models import jobs
@@ -26,6 +27,12 @@ from tests.consent.test_insight_pages import html
 from tests.consent.test_scanner import fixture_site  # noqa: F401 - the local site fixture
 
 JOB = "consent.scan"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The fixture site listens on loopback: the operator allows it here."""
+    return settings.model_copy(update={"outbound_allow": "127.0.0.1"})
 
 
 def make_property(store: Store, business_id: str) -> dict[str, Any]:
@@ -115,25 +122,37 @@ def test_a_failed_scan_is_stored_with_its_reason(
             property_key="shop-web",
             url="https://shop.example/",
             pages=1,
+            outbound=OutboundPolicy(),
         )
 
     def broken(url: str, **_: Any) -> ScanReport:
         raise RuntimeError("the browser crashed")
 
-    counts = scans.run_waiting(store, property_id=prop["id"], scanner=broken)
+    counts = scans.run_waiting(
+        store, property_id=prop["id"], outbound=OutboundPolicy(), scanner=broken
+    )
     assert counts["scans"] == 1 and counts["failed"] == 1
     with store.read() as conn:
         stored = scans.get_scan(conn, business_id=keys.business_id, scan_id=queued["id"])
     assert stored["status"] == "failed" and "browser crashed" in stored["error"]
     # Nothing waits any more: running again does nothing.
-    assert scans.run_waiting(store, property_id=prop["id"], scanner=broken)["scans"] == 0
+    assert (
+        scans.run_waiting(store, property_id=prop["id"], outbound=OutboundPolicy(), scanner=broken)[
+            "scans"
+        ]
+        == 0
+    )
 
 
 def test_declaring_a_request_adds_its_host_as_a_vendor(store: Store, keys: Bootstrap) -> None:
     prop = make_property(store, keys.business_id)
     with store.write() as conn:
         queued = scans.request_scan(
-            conn, business_id=keys.business_id, property_key="shop-web", url="https://s.test/"
+            conn,
+            business_id=keys.business_id,
+            property_key="shop-web",
+            url="https://s.test/",
+            outbound=OutboundPolicy(),
         )
     report = ScanReport(url="https://s.test/", pages=["https://s.test/"], consent_action=None)
     report.findings.append(
@@ -150,7 +169,9 @@ def test_declaring_a_request_adds_its_host_as_a_vendor(store: Store, keys: Boots
             reason="not in the catalogue",
         )
     )
-    scans.run_waiting(store, property_id=prop["id"], scanner=lambda url, **_: report)
+    scans.run_waiting(
+        store, property_id=prop["id"], outbound=OutboundPolicy(), scanner=lambda url, **_: report
+    )
     with store.write() as conn:
         (finding,) = scans.findings(conn, business_id=keys.business_id, scan_id=queued["id"])
         assert not finding["declared"]
@@ -229,3 +250,16 @@ def test_the_scan_job_stores_findings_and_one_click_declares_them(
         "/v1/consent/config", params={"writeKey": keys.write_key, "property": "shop-web"}
     )
     assert "Hotjar" in {v["name"] for v in public.json()["vendors"]}
+
+
+def test_item_1_ssrf_a_scan_of_an_internal_address_is_refused(
+    client: TestClient, keys: Bootstrap, store: Store
+) -> None:
+    make_property(store, keys.business_id)
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://10.0.0.8/"):
+        form = {"property": "shop-web", "url": url, "pages": "1"}
+        page = client.post("/consent/scans", data=form, headers=html(keys.admin_token))
+        assert page.status_code == 400
+        assert 'id="e-url"' in page.text and "ACCORD_OUTBOUND_ALLOW" in page.text
+    with store.read() as conn:
+        assert conn.execute(select(consent_scans)).first() is None

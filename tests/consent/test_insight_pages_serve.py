@@ -33,7 +33,8 @@ def test_scan_now_through_serve_stores_the_findings(
         data_dir=tmp_path,
         database_url=database_url,
         lake_url=str(tmp_path / "lake"),
-        extra={"PYTHONPATH": pythonpath},
+        # The fixture site is on loopback: the operator allows it.
+        extra={"PYTHONPATH": pythonpath, "ACCORD_OUTBOUND_ALLOW": "127.0.0.1"},
     )
     headers = {"Authorization": f"Bearer {keys.admin_token}", "Accept": "text/html"}
     with (

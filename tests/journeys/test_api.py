@@ -116,3 +116,32 @@ def test_item_16_a_person_enters_an_api_journey_once_per_entry_key(
         headers=_auth(keys),
     )
     assert refused.status_code == 400, refused.text  # entered by events, not the API
+
+
+def test_item_1_ssrf_journey_webhook_destination_refused_at_save(
+    client: TestClient, keys: Bootstrap
+) -> None:
+    definition = copy.deepcopy(ABANDONED_CART)
+    definition["nodes"]["remind"] = {"type": "webhook", "destination": "crm", "next": "done"}
+    for url in ("http://127.0.0.1:8000/hook", "http://169.254.169.254/latest/meta-data/"):
+        definition["destinations"] = {"crm": url}
+        body = {"key": "cart", "name": "Cart", "definition": definition}
+        created = client.post("/api/journeys", json=body, headers=_auth(keys))
+        assert created.status_code == 400, created.text
+        [problem] = created.json()["problems"]
+        assert (
+            problem["field"] == "destinations.crm" and "ACCORD_OUTBOUND_ALLOW" in problem["reason"]
+        )
+    assert client.get("/api/journeys", headers=_auth(keys)).json() == []
+    # A public destination is saved; a new version cannot point it inside either.
+    definition["destinations"] = {"crm": "https://hooks.shop.example/accord"}
+    body = {"key": "cart", "name": "Cart", "definition": definition}
+    assert client.post("/api/journeys", json=body, headers=_auth(keys)).status_code == 201
+    definition["destinations"] = {"crm": "http://10.0.0.5/hook"}
+    again = client.put(
+        "/api/journeys/cart/definition", json={"definition": definition}, headers=_auth(keys)
+    )
+    assert again.status_code == 400
+    assert again.json()["problems"][0]["field"] == "destinations.crm"
+    current = client.get("/api/journeys/cart", headers=_auth(keys)).json()
+    assert current["current_version"] == 1

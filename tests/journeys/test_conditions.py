@@ -15,6 +15,7 @@ from sqlalchemy import update
 
 from accord.audiences.conditions import PropertyFilter
 from accord.core.errors import InvalidInput
+from accord.core.outbound import OutboundPolicy
 from accord.journeys import policy, service
 from accord.journeys.graph import BranchNode, legacy_condition, parse_definition
 from accord.journeys.models import journey_versions
@@ -212,7 +213,13 @@ def test_a_version_stored_in_the_old_form_runs_and_reads_in_the_new(store: Store
     }
     with store.write() as conn:
         view = service.create_journey(
-            conn, business_id=BIZ, key="cart", name="Cart", definition=definition, now=T0
+            conn,
+            business_id=BIZ,
+            key="cart",
+            name="Cart",
+            definition=definition,
+            now=T0,
+            outbound=OutboundPolicy(),
         )
         service.set_status(conn, business_id=BIZ, key="cart", status="active", now=T0)
         # What an older Accord wrote: `where` as a mapping, `conditions` as a list.

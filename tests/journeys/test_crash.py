@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from accord.core.clock import utcnow
+from accord.core.outbound import OutboundPolicy
 from accord.journeys import service
 from accord.journeys.models import journey_outbox, journey_runs, journey_steps, journey_timers
 from accord.journeys.runner import Runner
@@ -64,7 +65,13 @@ def test_sigkill_while_timers_are_due_loses_and_repeats_nothing(
     runner = Runner(World().environment())
     with store.write() as conn:
         service.create_journey(
-            conn, business_id="b", key="hello", name="Hello", definition=DEFINITION, now=utcnow()
+            conn,
+            business_id="b",
+            key="hello",
+            name="Hello",
+            definition=DEFINITION,
+            now=utcnow(),
+            outbound=OutboundPolicy(),
         )
         service.set_status(conn, business_id="b", key="hello", status="active", now=utcnow())
         start = utcnow()

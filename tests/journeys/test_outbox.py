@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from accord.core.outbound import OutboundPolicy
 from accord.journeys import service
 from accord.journeys.models import journey_outbox
 from accord.journeys.outbox import dispatch, render
@@ -41,7 +42,13 @@ class Phone:
 def _enter(store: Store, runner: Runner, *people: str) -> None:
     with store.write() as conn:
         service.create_journey(
-            conn, business_id="b", key="hi", name="Hi", definition=DEFINITION, now=T0
+            conn,
+            business_id="b",
+            key="hi",
+            name="Hi",
+            definition=DEFINITION,
+            now=T0,
+            outbound=OutboundPolicy(),
         )
         service.set_status(conn, business_id="b", key="hi", status="active", now=T0)
         for person in people:

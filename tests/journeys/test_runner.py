@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
+from accord.core.outbound import OutboundPolicy
 from accord.journeys import analytics, policy, service
 from accord.journeys.graph import QuietHours
 from accord.journeys.models import (
@@ -29,7 +30,13 @@ T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 def _journey(store: Store, definition: dict[str, Any], key: str = "cart") -> str:
     with store.write() as conn:
         view = service.create_journey(
-            conn, business_id=BIZ, key=key, name=key.title(), definition=definition, now=T0
+            conn,
+            business_id=BIZ,
+            key=key,
+            name=key.title(),
+            definition=definition,
+            now=T0,
+            outbound=OutboundPolicy(),
         )
         service.set_status(conn, business_id=BIZ, key=key, status="active", now=T0)
     return view.id
@@ -276,7 +283,9 @@ def test_new_version_applies_to_new_entries_only(store: Store) -> None:
         "next": "done",
     }
     with store.write() as conn:
-        service.publish_version(conn, business_id=BIZ, key="cart", definition=changed, now=T0)
+        service.publish_version(
+            conn, business_id=BIZ, key="cart", definition=changed, now=T0, outbound=OutboundPolicy()
+        )
     _events(runner, store, "p2", track("Cart Updated", cart_id="c2"), at=T0)
     runner.fire_due(store, now=T0 + timedelta(hours=1))
     sent = {(m.profile_id, m.channel) for m in _outbox(store)}

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from accord.accounts.models import Bootstrap
 from accord.core.clock import utcnow
+from accord.core.outbound import OutboundPolicy
 from accord.core.settings import Settings
 from accord.journeys import service
 from accord.journeys.analytics import smart_comparison
@@ -85,7 +86,13 @@ def test_the_runner_waits_for_the_best_hour_and_uses_a_reachable_channel(store: 
     runner = Runner(world.environment())
     with store.write() as conn:
         service.create_journey(
-            conn, business_id="b", key="best", name="Best", definition=BEST, now=T0
+            conn,
+            business_id="b",
+            key="best",
+            name="Best",
+            definition=BEST,
+            now=T0,
+            outbound=OutboundPolicy(),
         )
         service.set_status(conn, business_id="b", key="best", status="active", now=T0)
         for n in range(200):

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from accord.core.outbound import OutboundPolicy
 from accord.journeys import service
 from accord.journeys.models import journey_outbox, journey_runs
 from accord.journeys.runner import Runner
@@ -19,7 +20,13 @@ T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 def _activate(store: Store, key: str, definition: dict[str, Any]) -> None:
     with store.write() as conn:
         service.create_journey(
-            conn, business_id="b", key=key, name=key, definition=definition, now=T0
+            conn,
+            business_id="b",
+            key=key,
+            name=key,
+            definition=definition,
+            now=T0,
+            outbound=OutboundPolicy(),
         )
         service.set_status(conn, business_id="b", key=key, status="active", now=T0)
 

@@ -18,6 +18,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from accord.core import outbound
+from accord.core.outbound import OutboundPolicy
 from accord.core.webhooks import verify
 from accord.messaging.channels import (
     Outgoing,
@@ -26,6 +28,9 @@ from accord.messaging.channels import (
     WebPush,
     WhatsAppCloud,
 )
+
+# The test providers listen on loopback: the operator allows it here.
+LOOPBACK = OutboundPolicy.from_setting("127.0.0.1")
 
 
 @dataclass
@@ -145,7 +150,11 @@ def test_whatsapp_cloud_sends_text_and_templates(provider: Provider) -> None:
 
 def test_webhook_is_signed_the_standard_webhooks_way(provider: Provider) -> None:
     secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-    hook = Webhook(secret=secret, clock=lambda: 1_800_000_000)
+    hook = Webhook(
+        secret=secret,
+        clock=lambda: 1_800_000_000,
+        client=outbound.client(LOOPBACK, timeout=5),
+    )
     result = hook.send(_message(f"{provider.url}/hook", data={"cart": "c1"}))
     assert result.status == "sent"
     [request] = provider.requests
@@ -180,7 +189,9 @@ def test_web_push_payload_decrypts_with_the_subscription_keys(provider: Provider
     }
     vapid = ec.generate_private_key(ec.SECP256R1())
     vapid_raw = vapid.private_numbers().private_value.to_bytes(32, "big")
-    push = WebPush(vapid_private_key=_b64(vapid_raw), subject="mailto:ops@example.com")
+    push = WebPush(
+        vapid_private_key=_b64(vapid_raw), subject="mailto:ops@example.com", outbound=LOOPBACK
+    )
 
     result = push.send(_message(subscription, title="Cart", url="https://shop.example/cart"))
 
@@ -218,6 +229,10 @@ def test_an_expired_push_subscription_fails_permanently(provider: Provider) -> N
         "keys": {"p256dh": _b64(public), "auth": _b64(os.urandom(16))},
     }
     vapid_raw = ec.generate_private_key(ec.SECP256R1()).private_numbers().private_value
-    push = WebPush(vapid_private_key=_b64(vapid_raw.to_bytes(32, "big")), subject="mailto:x@y.z")
+    push = WebPush(
+        vapid_private_key=_b64(vapid_raw.to_bytes(32, "big")),
+        subject="mailto:x@y.z",
+        outbound=LOOPBACK,
+    )
     result = push.send(_message(subscription))
     assert result.status == "failed" and result.permanent

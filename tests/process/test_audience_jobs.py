@@ -15,6 +15,7 @@ from accord.audiences.models import AudienceIn
 from accord.collect.consent_gate import KeepEverything
 from accord.collect.service import append
 from accord.core.clock import utcnow
+from accord.core.outbound import OutboundPolicy
 from accord.core.settings import Settings
 from accord.journeys import service as journeys
 from accord.journeys.models import journey_runs
@@ -56,7 +57,13 @@ def test_people_a_refresh_finds_enter_the_journeys_on_that_audience_once(
     now = utcnow()
     with store.write() as conn:
         journeys.create_journey(
-            conn, business_id=business, key="thanks", name="Thanks", definition=THANKS, now=now
+            conn,
+            business_id=business,
+            key="thanks",
+            name="Thanks",
+            definition=THANKS,
+            now=now,
+            outbound=OutboundPolicy(),
         )
         journeys.set_status(conn, business_id=business, key="thanks", status="active", now=now)
         audience = definitions.create_audience(

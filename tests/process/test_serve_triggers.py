@@ -115,7 +115,13 @@ def _env(tmp_path: Path, database_url: str, extra: dict[str, str]) -> dict[str, 
         data_dir=tmp_path,
         database_url=database_url,
         lake_url=str(tmp_path / "lake"),
-        extra={"PYTHONPATH": pythonpath, **extra},
+        extra={
+            "PYTHONPATH": pythonpath,
+            # The webhook receivers listen on loopback, which outbound requests may not reach
+            # unless the operator allows it.
+            "ACCORD_OUTBOUND_ALLOW": "127.0.0.1",
+            **extra,
+        },
     )
 
 

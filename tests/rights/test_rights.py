@@ -13,6 +13,7 @@ from sqlalchemy import String, Text, select
 
 from accord.accounts.models import Bootstrap
 from accord.core.errors import NotFound
+from accord.core.outbound import OutboundPolicy
 from accord.core.settings import Settings
 from accord.rights.service import erase_subject, export_subject
 from accord.store.db import Store
@@ -255,6 +256,7 @@ def _everything_about_ann(
             business_id=biz,
             audience="with-email",
             webhook_in=WebhookIn(url="http://127.0.0.1:9/hook", purpose="marketing"),
+            outbound=OutboundPolicy.from_setting("127.0.0.1"),
         )
         config.create_property(conn, business_id=biz, spec=PropertyIn(key="web", name="Web"))
         record_consent(
@@ -332,7 +334,13 @@ def _everything_about_ann(
         )
     with store.write() as conn:
         journeys.create_journey(
-            conn, business_id=biz, key="wait", name="Wait", definition=WAIT_JOURNEY, now=utcnow()
+            conn,
+            business_id=biz,
+            key="wait",
+            name="Wait",
+            definition=WAIT_JOURNEY,
+            now=utcnow(),
+            outbound=OutboundPolicy(),
         )
         journeys.set_status(conn, business_id=biz, key="wait", status="active", now=utcnow())
         journeys.trigger(

@@ -28,6 +28,7 @@ from accord.audiences.models import (
     WebhookIn,
     WebhookView,
 )
+from accord.core import outbound
 from accord.engine.connection import connect
 from accord.process.journeys import on_audience_changes
 from accord.reach import service as reach
@@ -43,8 +44,11 @@ Manager = Annotated[Caller, Depends(requires("audiences.manage"))]
 
 
 def webhook_client(state: State) -> Iterator[httpx.Client]:
-    """The HTTP client replays go out through, with the configured timeout."""
-    with httpx.Client(timeout=state.settings.webhook_timeout_seconds) as client:
+    """The HTTP client replays go out through: the outbound guard, the configured timeout."""
+    settings = state.settings
+    with outbound.client(
+        settings.outbound_policy(), timeout=settings.webhook_timeout_seconds
+    ) as client:
         yield client
 
 
@@ -247,7 +251,11 @@ async def add_webhook(
     return await store_work.write(
         state,
         lambda conn: destinations.add_webhook(
-            conn, business_id=caller.business_id, audience=audience, webhook_in=body
+            conn,
+            business_id=caller.business_id,
+            audience=audience,
+            webhook_in=body,
+            outbound=state.settings.outbound_policy(),
         ),
     )
 

@@ -30,14 +30,22 @@ from accord.audiences.service import _reachable
 from accord.core.clock import utcnow
 from accord.core.errors import Conflict, NotFound, WebhookNotDelivered
 from accord.core.ids import new_id
+from accord.core.outbound import OutboundPolicy
 from accord.core.webhooks import new_secret
 from accord.store.db import Store
 
 
 def add_webhook(
-    conn: Connection, *, business_id: str, audience: str, webhook_in: WebhookIn
+    conn: Connection,
+    *,
+    business_id: str,
+    audience: str,
+    webhook_in: WebhookIn,
+    outbound: OutboundPolicy,
 ) -> dict[str, str]:
-    """A destination that receives the audience's entries and exits; the secret is shown once."""
+    """A destination that receives the audience's entries and exits; the secret is shown
+    once. A URL the outbound policy refuses (loopback, private, metadata...) is a 400."""
+    outbound.check_url(webhook_in.url, field_name="url")
     found = find_stored(conn, business_id, audience)
     webhook_id = new_id("whk")
     secret = new_secret()

@@ -13,6 +13,7 @@ from typing import Literal
 
 import httpx
 
+from accord.core.outbound import OutboundRefused
 from accord.core.webhooks import RETRY_STATUSES, signed_headers
 
 
@@ -47,6 +48,9 @@ def deliver(
                 return Delivery(True, attempt, status)
             if status not in RETRY_STATUSES:
                 return Delivery(False, attempt, status, f"refused with HTTP {status}")
+        except OutboundRefused as exc:
+            # The address will not change on retry: refused once is refused.
+            return Delivery(False, attempt, None, str(exc))
         except httpx.TransportError as exc:
             status, error = None, f"{type(exc).__name__}: {exc}"
         if attempt < attempts:

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from accord.collect import service
 from accord.core.clock import utcnow
 from accord.web import store_work
+from accord.web.bodies import read_limited
 from accord.web.errors import json_response
 from accord.web.state import AppState, State
 
@@ -58,12 +59,12 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 async def _collect(request: Request, state: AppState, kind: str) -> Response:
-    body = await request.body()
-    received_at = utcnow()
     settings = state.settings
+    max_bytes = settings.max_batch_bytes if kind == "batch" else settings.max_event_bytes
+    body = await read_limited(request, limit=max_bytes)
+    received_at = utcnow()
 
     def work() -> service.Accepted:
-        max_bytes = settings.max_batch_bytes if kind == "batch" else settings.max_event_bytes
         payload = service.decode_body(
             body,
             content_type=request.headers.get("content-type"),

@@ -31,6 +31,7 @@ from accord.consent.imports import (
 from accord.core.errors import FieldProblem, InvalidInput, PayloadTooLarge
 from accord.web import store_work
 from accord.web.auth import Caller, requires
+from accord.web.bodies import read_limited, refuse_declared_over
 from accord.web.charts import Chart, Series
 from accord.web.state import AppState, State
 from accord.web.ui import NavEntry, arender, redirect
@@ -52,18 +53,8 @@ async def within_import_limit(request: Request, state: State) -> None:
         f"the upload is over {limit} bytes (ACCORD_MAX_IMPORT_BYTES); "
         "import bigger files with `accord import`"
     )
-    length = request.headers.get("content-length")
-    if length is not None:
-        if not length.isdigit() or int(length) > limit:
-            raise PayloadTooLarge("file", reason)
-        return
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge("file", reason)
-    # Starlette's form parser reads a body already received from here.
-    request._body = bytes(body)
+    if not refuse_declared_over(request, limit=limit, field="file", reason=reason):
+        await read_limited(request, limit=limit, field="file", reason=reason)
 
 
 Limited = Depends(within_import_limit)

@@ -34,6 +34,7 @@ from accord.core.errors import FieldProblem, InvalidInput, NotFound
 from accord.engine.connection import connect
 from accord.web import store_work
 from accord.web.auth import Caller, requires
+from accord.web.bodies import read_limited
 from accord.web.errors import json_response
 from accord.web.state import AppState, State
 
@@ -108,9 +109,10 @@ def _visitor_place(request: Request, state: AppState) -> tuple[str | None, str |
 # thread pool, where the write-key lookup, the store and DuckDB may block.
 
 
-async def raw_body(request: Request) -> bytes:
-    """The request's bytes, read on the event loop for a plain `def` route."""
-    return await request.body()
+async def raw_body(request: Request, state: State) -> bytes:
+    """The request's bytes, read on the event loop for a plain `def` route, and refused as
+    soon as they pass `ACCORD_MAX_CONSENT_BYTES`."""
+    return await read_limited(request, limit=state.settings.max_consent_bytes)
 
 
 @public_router.options("/v1/consent/config", include_in_schema=False)
@@ -331,7 +333,7 @@ async def import_gvl(
     tcf_ids: Annotated[str | None, Query(description="comma-separated vendor ids")] = None,
 ) -> Any:
     """The body is the GVL JSON (vendor-list.json); `tcf_ids` limits what is imported."""
-    body = await request.body()
+    body = await read_limited(request, limit=state.settings.max_import_bytes)
     wanted = None
     if tcf_ids:
         try:

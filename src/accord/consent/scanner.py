@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any, Literal
 from urllib.parse import urldefrag, urlsplit
+
+from accord.core.outbound import OutboundPolicy
 
 Kind = Literal["cookie", "local_storage", "request"]
 Phase = Literal["before_consent", "after_accept"]
@@ -214,6 +216,28 @@ def default_chromium() -> str:
     return shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 
 
+def _refusals(outbound: OutboundPolicy | None) -> Callable[[str], str | None]:
+    """Why the browser may not fetch a URL, by the policy; answers kept per host."""
+    known: dict[tuple[str, int], str | None] = {}
+
+    def refused(url: str) -> str | None:
+        if outbound is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
+            return None
+        try:
+            port = parts.port or (443 if parts.scheme in ("https", "wss") else 80)
+        except ValueError:
+            return f"invalid port in {url[:100]!r}"
+        key = (parts.hostname, port)
+        if key not in known:
+            known[key] = outbound.refusal(parts.hostname, port)
+        return known[key]
+
+    return refused
+
+
 def scan(
     url: str,
     *,
@@ -223,11 +247,15 @@ def scan(
     fetch_third_party: bool = True,
     timeout_ms: int = 15_000,
     catalogue: Catalogue | None = None,
+    outbound: OutboundPolicy | None = None,
 ) -> ScanReport:
     """Crawl up to `pages` same-origin pages, accept all, crawl them again, and classify.
 
     With `fetch_third_party=False` third-party requests are recorded and then aborted, so a
     scan never contacts the trackers it lists (their own cookies then never appear).
+    With `outbound` (scans a business asked for), the start URL and every request the
+    browser makes, redirects included, must reach an address the policy allows; the
+    operator's own `accord consent scan` passes none.
     """
     if not 1 <= pages <= MAX_PAGES:
         raise ScanFailed(f"pages must be between 1 and {MAX_PAGES}")
@@ -240,6 +268,10 @@ def scan(
     start = urlsplit(url)
     if start.scheme not in ("http", "https") or not start.netloc:
         raise ScanFailed(f"not an http(s) URL: {url!r}")
+    refused = _refusals(outbound)
+    why = refused(url)
+    if why is not None:
+        raise ScanFailed(f"outbound request refused: {why}")
     # The site is where the first page lands (http:// often redirects to https://www.).
     where = {
         "origin": f"{start.scheme}://{start.netloc}",
@@ -260,8 +292,10 @@ def scan(
 
     def guard(route: Route) -> None:
         host = urlsplit(route.request.url).hostname or ""
-        if is_third_party(host, where["site"]):
+        if not fetch_third_party and is_third_party(host, where["site"]):
             route.abort()
+        elif refused(route.request.url) is not None:
+            route.abort("addressunreachable")
         else:
             route.continue_()
 
@@ -332,7 +366,7 @@ def scan(
         try:
             context = browser.new_context()
             context.on("request", on_request)
-            if not fetch_third_party:
+            if not fetch_third_party or outbound is not None:
                 context.route("**/*", guard)
             page = context.new_page()
             visited: list[str] = []

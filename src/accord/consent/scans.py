@@ -25,6 +25,7 @@ from accord.consent.scanner import MAX_PAGES, ScanFailed, ScanReport, name_match
 from accord.core.clock import utcnow
 from accord.core.errors import FieldProblem, InvalidInput, NotFound
 from accord.core.ids import new_id
+from accord.core.outbound import OutboundPolicy
 from accord.store.db import Store
 
 # A scan left "running" by a worker that stopped is taken again after this long.
@@ -51,8 +52,10 @@ def request_scan(
     fetch_third_party: bool = True,
     requested_by: str | None = None,
     now: datetime | None = None,
+    outbound: OutboundPolicy,
 ) -> dict[str, Any]:
-    """Queue a scan of `url` for the property; the `consent.scan` job runs it."""
+    """Queue a scan of `url` for the property; the `consent.scan` job runs it. An address
+    the outbound policy refuses (loopback, private, metadata...) is refused here too."""
     problems: list[FieldProblem] = []
     prop: dict[str, Any] | None = None
     try:
@@ -64,6 +67,8 @@ def request_scan(
         problems.append(FieldProblem("url", "must be an http:// or https:// address"))
     elif len(url) > 2000:
         problems.append(FieldProblem("url", "must be at most 2000 characters"))
+    else:
+        problems += outbound.problems({"url": url.strip()})
     if not 1 <= pages <= MAX_PAGES:
         problems.append(FieldProblem("pages", f"must be between 1 and {MAX_PAGES}"))
     if problems or prop is None:
@@ -122,6 +127,7 @@ def run_waiting(
     *,
     property_id: str,
     now: datetime | None = None,
+    outbound: OutboundPolicy,
     scanner: Scanner = scan,
     chromium: str | None = None,
 ) -> dict[str, float]:
@@ -140,6 +146,7 @@ def run_waiting(
                 pages=row.max_pages,
                 chromium=chromium,
                 fetch_third_party=row.fetch_third_party,
+                outbound=outbound,
             )
         except Exception as exc:  # a failed scan is the scan's result, not the job's
             reason = str(exc) if isinstance(exc, ScanFailed) else f"{type(exc).__name__}: {exc}"

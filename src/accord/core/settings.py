@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from accord.core.outbound import OutboundPolicy
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ACCORD_", extra="ignore")
@@ -151,6 +153,12 @@ class Settings(BaseSettings):
     session_retention_days: int = Field(default=30, ge=1)
     # Predictions are retrained weekly, or as soon as this many new events were processed.
     predict_retrain_events: int = Field(default=10_000, ge=1)
+    # Outbound requests to URLs a business gave (journey webhooks, audience webhook
+    # destinations, push endpoints, the cookie scanner) reach public addresses only,
+    # plus these networks and host names, separated by commas: "10.1.0.0/16,hooks.internal".
+    outbound_allow: str = Field(
+        default="", description="Networks and hosts outbound requests may reach besides public ones"
+    )
     # One POST to an audience webhook destination.
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     # Failed delivery runs in a row after which a destination's pending batch is parked
@@ -160,6 +168,9 @@ class Settings(BaseSettings):
     # Experiments: one POST of ad-log records to /v1/experiments/{key}/ad-logs.
     max_ad_log_bytes: int = 5 * 1024 * 1024
     max_ad_log_records: int = 10_000
+
+    def outbound_policy(self) -> OutboundPolicy:
+        return OutboundPolicy.from_setting(self.outbound_allow)
 
     def resolved_lake_url(self) -> str:
         if self.lake_url:

@@ -93,7 +93,12 @@ JOURNEY_DEFINITION: dict[str, Any] = {
 
 
 def run_journey(
-    store: Store, *, business_id: str, customers: Sequence[Customer], now: datetime
+    store: Store,
+    settings: Settings,
+    *,
+    business_id: str,
+    customers: Sequence[Customer],
+    now: datetime,
 ) -> int:
     """The thank-you journey, active, with every buyer entered once; returns who entered."""
     with store.write() as conn:
@@ -107,6 +112,7 @@ def run_journey(
                 name="Thank you, buyers",
                 definition=JOURNEY_DEFINITION,
                 now=now,
+                outbound=settings.outbound_policy(),
             )
         if view.status != "active":
             journeys.set_status(

@@ -145,7 +145,9 @@ def _seed_areas(
     )
     step("newsletter", began, "sent before" if sent is None else f"{sent.sent} sent")
     began = time.monotonic()
-    entered = activation.run_journey(store, business_id=business_id, customers=buyers, now=today)
+    entered = activation.run_journey(
+        store, settings, business_id=business_id, customers=buyers, now=today
+    )
     step("people entered into the journey", began, entered)
     began = time.monotonic()
     made = activation.finish_experiment(store, settings, business_id=business_id, today=today)

@@ -20,6 +20,7 @@ from accord.experiments.analysis import Analysis
 from accord.experiments.models import Assignment, DesignIn, ExperimentView, cma_three_arm
 from accord.web import store_work
 from accord.web.auth import Caller, requires
+from accord.web.bodies import read_limited
 from accord.web.errors import json_response
 from accord.web.state import AppState, State
 
@@ -216,8 +217,8 @@ async def assignment(
     summary="Collect ad-log records (write key); valid ones are stored, others reported",
 )
 async def collect_ad_logs(request: Request, state: State, key: str) -> AdLogsOut:
-    body = await request.body()
     settings = state.settings
+    body = await read_limited(request, limit=settings.max_ad_log_bytes)
 
     def work() -> AdLogsOut:
         payload = collect.decode_body(

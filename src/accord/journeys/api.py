@@ -78,6 +78,7 @@ def create_journey(state: State, caller: Manager, body: NewJourney) -> JourneyVi
             name=body.name,
             definition=body.definition,
             now=utcnow(),
+            outbound=state.settings.outbound_policy(),
         )
 
 
@@ -98,6 +99,7 @@ def publish_version(state: State, caller: Manager, key: str, body: NewVersion) -
             key=key,
             definition=body.definition,
             now=utcnow(),
+            outbound=state.settings.outbound_policy(),
         )
 
 

@@ -63,6 +63,7 @@ def create(
             name=name or key,
             definition=json.loads(definition.read_text()),
             now=utcnow(),
+            outbound=Settings().outbound_policy(),
         )
         if activate:
             view = service.set_status(

@@ -125,6 +125,7 @@ async def create_page(
             name=name,
             definition=BLANK,
             now=utcnow(),
+            outbound=state.settings.outbound_policy(),
         )
 
     try:
@@ -302,17 +303,25 @@ async def builder_save(request: Request, state: State, caller: Manager, key: str
         **(settings if isinstance(settings, dict) else {}),
     }
     saving = form.get("action") == "save" and not new_id
+    outbound = state.settings.outbound_policy()
 
     def work(conn: Connection) -> Any:
         if not problems:
             try:
-                parse_definition(definition)
+                parsed = parse_definition(definition)
             except InvalidInput as exc:
                 problems.extend(exc.problems)
+            else:
+                problems.extend(service.destination_problems(parsed, outbound))
         if problems or not saving:
             return service.get_journey(conn, business_id=caller.business_id, key=key)
         return service.publish_version(
-            conn, business_id=caller.business_id, key=key, definition=definition, now=utcnow()
+            conn,
+            business_id=caller.business_id,
+            key=key,
+            definition=definition,
+            now=utcnow(),
+            outbound=outbound,
         )
 
     view = await store_work.write(state, work)

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from accord.core.errors import FieldProblem, InvalidInput, NotFound
 from accord.core.ids import new_id
+from accord.core.outbound import OutboundPolicy
 from accord.journeys.environment import Environment
 from accord.journeys.graph import ApiEntry, JourneyDefinition, load_definition, parse_definition
 from accord.journeys.models import (
@@ -68,6 +69,7 @@ def create_journey(
     name: str,
     definition: dict[str, Any],
     now: datetime,
+    outbound: OutboundPolicy,
 ) -> JourneyView:
     """A new journey in draft, with its first version."""
     if not KEY.match(key):
@@ -77,6 +79,7 @@ def create_journey(
     if not name.strip() or len(name) > 200:
         raise InvalidInput([FieldProblem("name", "a name of 1 to 200 characters")])
     parsed = parse_definition(definition)
+    refuse_destinations(parsed, outbound)
     exists = conn.execute(
         select(journeys.c.id).where(journeys.c.business_id == business_id, journeys.c.key == key)
     ).first()
@@ -99,6 +102,21 @@ def create_journey(
     return _view(conn, _row(conn, business_id=business_id, key=key))
 
 
+def destination_problems(
+    definition: JourneyDefinition, outbound: OutboundPolicy
+) -> list[FieldProblem]:
+    """Webhook destinations the outbound policy refuses (loopback, private, metadata...)."""
+    return outbound.problems(
+        {f"destinations.{name}": url for name, url in definition.destinations.items()}
+    )
+
+
+def refuse_destinations(definition: JourneyDefinition, outbound: OutboundPolicy) -> None:
+    problems = destination_problems(definition, outbound)
+    if problems:
+        raise InvalidInput(problems)
+
+
 def _write_version(
     conn: Connection,
     business_id: str,
@@ -119,11 +137,18 @@ def _write_version(
 
 
 def publish_version(
-    conn: Connection, *, business_id: str, key: str, definition: dict[str, Any], now: datetime
+    conn: Connection,
+    *,
+    business_id: str,
+    key: str,
+    definition: dict[str, Any],
+    now: datetime,
+    outbound: OutboundPolicy,
 ) -> JourneyView:
     """A new version for new entries; people inside finish on the version they entered."""
     row = _row(conn, business_id=business_id, key=key)
     parsed = parse_definition(definition)
+    refuse_destinations(parsed, outbound)
     version = row.current_version + 1
     _write_version(conn, business_id, row.id, version, parsed, now)
     conn.execute(

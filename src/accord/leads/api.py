@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
-from accord.core.errors import Conflict, FieldProblem, InvalidInput, PayloadTooLarge
+from accord.core.errors import Conflict, FieldProblem, InvalidInput
 from accord.leads import confirmation, forms, imports, magnets, service, submissions
 from accord.leads import funnel as lead_funnel
 from accord.leads.i18n import LANGUAGES, localised, pick_language, texts
@@ -19,6 +19,7 @@ from accord.leads.models import FormIn, PoolIn, ScoringIn, SpendIn, StageIn
 from accord.leads.spam import HONEYPOT_FIELD
 from accord.web import store_work
 from accord.web.auth import Caller, requires
+from accord.web.bodies import read_limited
 from accord.web.email_wiring import Email
 from accord.web.state import State
 
@@ -136,9 +137,11 @@ def redeem(code: str, caller: Manage, state: State) -> dict[str, Any]:
 
 @admin.put("/magnets/{name}", status_code=204, summary="Upload a gated download")
 async def upload_magnet(name: str, request: Request, caller: Manage, email: Email) -> Response:
-    body = await request.body()
-    if len(body) > MAX_MAGNET_BYTES:
-        raise PayloadTooLarge("body", f"a download may hold at most {MAX_MAGNET_BYTES} bytes")
+    body = await read_limited(
+        request,
+        limit=MAX_MAGNET_BYTES,
+        reason=f"a download may hold at most {MAX_MAGNET_BYTES} bytes",
+    )
     if not name.replace(".", "").replace("-", "").replace("_", "").isalnum():
         raise InvalidInput([FieldProblem("name", "use letters, digits, '.', '-' and '_'")])
     path = magnets.magnet_path(email.settings.data_dir, business_id=caller.business_id, name=name)
@@ -156,7 +159,7 @@ async def import_lead_ads(
     spend: Annotated[float | None, Query(ge=0)] = None,
     phone_region: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
 ) -> dict[str, Any]:
-    raw = await request.body()
+    raw = await read_limited(request, limit=state.settings.max_import_bytes)
     rows = list(read_lead_ads(raw))
     report = await store_work.run(
         imports.import_leads,
@@ -189,7 +192,8 @@ async def import_csv(
         raise InvalidInput([FieldProblem("mapping", f"malformed JSON: {exc}")]) from exc
     if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
         raise InvalidInput([FieldProblem("mapping", "must map lead fields to column names")])
-    rows = list(read_mapped_csv(await request.body(), parsed))
+    raw = await read_limited(request, limit=state.settings.max_import_bytes)
+    rows = list(read_mapped_csv(raw, parsed))
     report = await store_work.run(
         imports.import_leads,
         state.store,
@@ -248,9 +252,11 @@ async def submit(slug: str, request: Request, state: State, email: Email) -> Res
     form = await store_work.read(state, partial(forms.form_by_slug, slug=slug))
     lang = _lang(request, form)
     wants_json = "application/json" in request.headers.get("accept", "")
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise PayloadTooLarge("body", f"a submission may hold at most {MAX_FORM_BYTES} bytes")
+    await read_limited(
+        request,
+        limit=MAX_FORM_BYTES,
+        reason=f"a submission may hold at most {MAX_FORM_BYTES} bytes",
+    )
     values: dict[str, list[str]] = {}
     for key, value in (await request.form()).multi_items():
         if isinstance(value, str):

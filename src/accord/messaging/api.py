@@ -29,6 +29,7 @@ from accord.messaging.models import (
 )
 from accord.web import store_work
 from accord.web.auth import Caller, requires
+from accord.web.bodies import read_limited
 from accord.web.email_wiring import Email
 from accord.web.state import State
 
@@ -193,7 +194,7 @@ def kpis_by_day(
 
 @admin.post("/bounces", summary="Read a bounce (RFC 3464 DSN) or complaint (ARF) email")
 async def bounce_email(request: Request, caller: Manage, state: State, email: Email) -> Any:
-    reports = parse_report_email(await request.body())
+    reports = parse_report_email(await read_limited(request, limit=state.settings.max_import_bytes))
     matched = await store_work.write(
         state,
         lambda conn: apply_delivery_reports(conn, business_id=caller.business_id, reports=reports),
@@ -214,7 +215,7 @@ async def provider_webhook(
     provider: Literal["ses", "sendgrid"], token: str, request: Request, state: State, email: Email
 ) -> dict[str, int]:
     business_id = email.mailer.signer.loads("webhook", token)
-    body = await request.body()
+    body = await read_limited(request, limit=state.settings.max_import_bytes)
     reports = parse_ses(body) if provider == "ses" else parse_sendgrid(body)
     matched = await store_work.write(
         state,

@@ -14,6 +14,8 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
+from accord.core.outbound import OutboundPolicy, OutboundRefused
+from accord.core.outbound import client as outbound_client
 from accord.core.webhooks import RETRY_STATUSES, signed_headers
 
 
@@ -63,6 +65,9 @@ def _post(
     for attempt in range(attempts):
         try:
             last = client.post(url, **kwargs)
+        except OutboundRefused as exc:
+            # The address will not change on retry: refused once is refused.
+            return str(exc)
         except httpx.TransportError as exc:
             last = f"{type(exc).__name__}: {exc}"
         else:
@@ -172,12 +177,17 @@ class WebPush:
     vapid_private_key: str
     subject: str  # mailto: or https: contact for the push service
     ttl: int = 86400
+    # A subscription's endpoint comes from a visitor's browser: only public push services.
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
     name: str = "push"
 
     def send(self, message: Outgoing) -> Delivery:
         from pywebpush import WebPushException, webpush
 
         subscription = message.to if isinstance(message.to, dict) else json.loads(message.to)
+        problems = self.outbound.problems({"endpoint": str(subscription.get("endpoint", ""))})
+        if problems:
+            return Delivery("failed", detail=problems[0].reason, permanent=True)
         payload = json.dumps(
             {"title": message.title, "body": message.body, "url": message.url, "id": message.id}
         )
@@ -198,6 +208,10 @@ class WebPush:
         return Delivery("sent", provider_id=response.headers.get("Location", ""))
 
 
+def _public_only_client() -> httpx.Client:
+    return outbound_client(OutboundPolicy(), timeout=10)
+
+
 @dataclass
 class Webhook:
     """A JSON POST signed (Standard Webhooks) with the destination's secret, retried on
@@ -206,7 +220,11 @@ class Webhook:
     secret: str
     attempts: int = 5
     backoff: float = 0.5
-    client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10))
+    # Destinations are tenant-given URLs: public addresses only, unless the caller's
+    # client carries the operator's allow-list.
+    client: httpx.Client = field(
+        default_factory=lambda: outbound_client(OutboundPolicy(), timeout=10)
+    )
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.time
     name: str = "webhook"

@@ -11,7 +11,6 @@ import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 from sqlalchemy import Connection, func, select
 
 from accord.accounts.service import purge_expired
@@ -22,6 +21,7 @@ from accord.collect.models import inbox
 from accord.collect.service import purge_processed
 from accord.consent import config as consent_config
 from accord.consent import scans as consent_scans
+from accord.core import outbound
 from accord.core.clock import parse_instant
 from accord.engine.connection import connect
 from accord.identity.service import purge_tombstones
@@ -91,7 +91,10 @@ def refresh_audience(context: JobContext) -> JobOutcome:
 
 def deliver_audience_webhooks(context: JobContext) -> JobOutcome:
     after = context.settings.webhook_dead_letter_after
-    with httpx.Client(timeout=context.settings.webhook_timeout_seconds) as client:
+    settings = context.settings
+    with outbound.client(
+        settings.outbound_policy(), timeout=settings.webhook_timeout_seconds
+    ) as client:
         runs = destinations.deliver_webhooks(
             context.store,
             business_id=_business(context),
@@ -239,7 +242,12 @@ def scan_requested(conn: Connection, context: JobContext) -> bool:
 
 
 def scan_property(context: JobContext) -> JobOutcome:
-    counts = consent_scans.run_waiting(context.store, property_id=_target(context), now=context.now)
+    counts = consent_scans.run_waiting(
+        context.store,
+        property_id=_target(context),
+        now=context.now,
+        outbound=context.settings.outbound_policy(),
+    )
     return JobOutcome(counts=counts)
 
 

@@ -18,6 +18,7 @@ from accord.audiences.models import Change
 from accord.audiences.refresh import ChangeListener
 from accord.audiences.service import suppression_lists
 from accord.collect.service import append_in
+from accord.core import outbound
 from accord.core.clock import iso, utcnow
 from accord.core.ids import new_id
 from accord.core.settings import Settings
@@ -189,10 +190,15 @@ def channels(settings: Settings, email: Channel | None = None) -> Mapping[str, C
             base_url=settings.whatsapp_base_url,
         )
     if settings.webhook_secret:
-        out["webhook"] = Webhook(secret=settings.webhook_secret)
+        out["webhook"] = Webhook(
+            secret=settings.webhook_secret,
+            client=outbound.client(settings.outbound_policy(), timeout=10),
+        )
     if settings.vapid_private_key and settings.vapid_subject:
         out["push"] = WebPush(
-            vapid_private_key=settings.vapid_private_key, subject=settings.vapid_subject
+            vapid_private_key=settings.vapid_private_key,
+            subject=settings.vapid_subject,
+            outbound=settings.outbound_policy(),
         )
     return out
 

@@ -48,6 +48,7 @@ from accord.profiles.api import router as profiles_router
 from accord.reach.api import router as reach_router
 from accord.rights.api import router as rights_router
 from accord.store.db import open_store
+from accord.store.full import StorageHealth
 from accord.store.migrate import upgrade
 from accord.web import email_wiring, errors, store_work, ui
 from accord.web.cmp import router as cmp_router
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             email=email_wiring.build(settings),
             job_kinds=default_kinds(),
             journey_environment=journey_environment(),
+            storage=StorageHealth(settings.data_dir),
         )
         try:
             yield
@@ -124,10 +126,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(journey_people_router)
     app.include_router(jobs_router)
 
-    @app.get("/healthz", tags=["operations"], summary="Liveness and inbox backlog")
+    @app.get("/healthz", tags=["operations"], summary="Liveness, storage and inbox backlog")
     async def healthz() -> dict[str, object]:
+        """`status` is `degraded` while the disk is full (writes answer 503), and `ok`
+        again on its own once space returns."""
         state: AppState = app.state.accord
+        problems = await store_work.run(state.storage.problems)
         pending = await store_work.run(pending_count, state.store)
-        return {"status": "ok", "version": __version__, "pending_events": pending}
+        return {
+            "status": "degraded" if problems else "ok",
+            "version": __version__,
+            "pending_events": pending,
+            "problems": problems,
+        }
 
     return app

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import quote
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from accord.core.errors import (
@@ -30,6 +32,11 @@ from accord.core.errors import (
     UnsupportedMediaType,
     WebhookNotDelivered,
 )
+from accord.store.full import storage_full
+
+log = logging.getLogger(__name__)
+# What a client is asked to wait when the disk is full, before it sends again.
+STORAGE_RETRY_AFTER_SECONDS = 30
 
 
 def error_body(code: str, message: str, problems: list[dict[str, str]]) -> dict[str, object]:
@@ -127,6 +134,28 @@ def install(app: FastAPI) -> None:
         if _wants_page(request):
             return _page(request, exc.status_code, _HTTP_MESSAGES.get(exc.status_code, exc.detail))
         return await http_exception_handler(request, exc)
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(OSError)
+    async def _handle_storage(request: Request, exc: Exception) -> Response:
+        # A full disk is the operator's to fix and passes once space returns: the caller
+        # is told to come back (503, Retry-After) and /healthz says the store is degraded.
+        if not storage_full(exc):
+            raise exc
+        state = getattr(request.app.state, "accord", None)
+        if state is not None:
+            state.storage.record_full()
+        log.error("storage is full: %s", exc)
+        headers = {"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)}
+        message = "storage is full; nothing was saved, try again later"
+        if _wants_page(request):
+            page = _page(request, 503, "Accord cannot save anything right now: its disk is full.")
+            page.headers.update(headers)
+            return page
+        problems = [{"field": "storage", "reason": "the disk or the database is full"}]
+        return json_response(
+            error_body("storage_full", message, problems), status_code=503, headers=headers
+        )
 
     @app.exception_handler(Exception)
     async def _handle_unexpected(request: Request, exc: Exception) -> Response:

@@ -15,6 +15,7 @@ from accord.core.settings import Settings
 from accord.journeys.environment import Environment
 from accord.process.kinds import Kinds
 from accord.store.db import Store
+from accord.store.full import StorageHealth
 
 if TYPE_CHECKING:
     from accord.web.email_wiring import EmailWiring
@@ -28,6 +29,8 @@ class AppState:
     write_keys: WriteKeyCache
     gate: ConsentGate
     limits: Limits
+    # Whether writes last failed for lack of space (set by web/errors, read by /healthz).
+    storage: StorageHealth
     email: EmailWiring | None = None
     # The kinds of scheduled jobs (`process.jobs.default_kinds()`).
     job_kinds: Kinds = field(default_factory=dict)

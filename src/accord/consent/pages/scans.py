@@ -108,6 +108,7 @@ async def scan_now(
                     pages=count,
                     fetch_third_party=fetch_third_party == "on",
                     requested_by=caller.label,
+                    outbound=state.settings.outbound_policy(),
                 ),
             )
         except InvalidInput as exc:
