@@ -134,7 +134,8 @@ def test_item_12_every_written_form_of_a_number_hashes_the_same(
     import phonenumbers
 
     example = phonenumbers.example_number_for_type(
-        region, data.draw(st.sampled_from([0, 1]))  # FIXED_LINE, MOBILE
+        region,
+        data.draw(st.sampled_from([0, 1])),  # FIXED_LINE, MOBILE
     )
     assert example is not None
     e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
-
 import phonenumbers
 
 from accord.identity.rules import normalise
