@@ -57,7 +57,7 @@ def test_phone_numbers(raw: str, google: str | None, meta: str | None) -> None:
 def test_names_zip_and_country() -> None:
     assert exports.name_for_meta(" Mary-Ann O'Neil ") == "maryannoneil"
     assert exports.name_for_meta("Émile") == "émile"
-    assert exports.name_for_google(" Mary-Ann ") == "mary-ann"
+    assert exports.name_for_google(" Mary-Ann ") == "maryann"
     assert exports.zip_for_meta("94025-1234", "us") == "94025"
     assert exports.zip_for_meta("SW1A 1AA", "gb") == "sw1a1aa"
     assert exports.country_code("FR") == "fr"
@@ -78,6 +78,82 @@ ANN = Person(
     },
 )
 NOBODY = Person(profile_id="prof_2", anonymous_ids=("a3",))
+
+
+def test_item_12_google_names_lose_punctuation_and_extra_spaces() -> None:
+    # Google Ads: names lower-cased, punctuation removed, no extra spaces before, after
+    # or in between (OfflineUserAddressInfo.hashed_first_name / hashed_last_name).
+    assert exports.name_for_google("  Mary-Ann   O'Neil. ") == "maryann oneil"
+    assert exports.name_for_google("JEAN  PIERRE") == "jean pierre"
+    assert exports.name_for_google("Émile") == "émile"
+    assert exports.name_for_google(" .-' ") is None
+    person = Person(profile_id="p", emails=("a@example.com",), traits={"first_name": "Ann-Marie"})
+    assert exports.google_row(person)["First Name"] == sha256("annmarie")  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("raw", "country", "default", "e164"),
+    [
+        # Meta's own example: a country code written without '+' or '00'.
+        ("1-650-253-0000", None, None, "+16502530000"),
+        ("1 (650) 253-0000", "GB", None, "+16502530000"),
+        ("1-650-253-0000", "US", None, "+16502530000"),
+        # a national number, read in the person's country, else the business default
+        ("06 12 34 56 78", "FR", None, "+33612345678"),
+        ("06 12 34 56 78", None, "FR", "+33612345678"),
+        ("(650) 253-0000", "us", "FR", "+16502530000"),
+        # a national trunk prefix written (0) after the country code is dropped
+        ("+44 (0)20 7946 0958", None, None, "+442079460958"),
+        ("0049 (0)151 23456789", "FR", None, "+4915123456789"),
+        ("44 (0)20 7946 0958", None, None, "+442079460958"),
+    ],
+)
+def test_item_12_customer_list_phones_use_the_persons_country(
+    raw: str, country: str | None, default: str | None, e164: str
+) -> None:
+    traits = {"phone": raw, **({"country": country} if country else {})}
+    person = Person(profile_id="p", traits=traits)
+    google = exports.google_row(person, default)
+    meta = exports.meta_row(person, default)
+    assert google is not None and meta is not None
+    assert google["Phone"] == sha256(e164)
+    assert meta["phone"] == sha256(e164[1:])
+
+
+def test_item_12_national_number_without_any_country_is_left_out() -> None:
+    person = Person(profile_id="p", traits={"phone": "06 12 34 56 78"})
+    assert exports.google_row(person) is None
+    rendered = exports.render("meta", [person], audience="vip", default_region="FR")
+    assert rendered.rows == 1 and sha256("33612345678") in rendered.body.decode()
+
+
+@given(st.sampled_from(["US", "GB", "FR", "DE", "IT", "JP", "BR", "IN"]), st.data())
+def test_item_12_every_written_form_of_a_number_hashes_the_same(
+    region: str, data: st.DataObject
+) -> None:
+    import phonenumbers
+
+    example = phonenumbers.example_number_for_type(
+        region,
+        data.draw(st.sampled_from([0, 1])),  # FIXED_LINE, MOBILE
+    )
+    assert example is not None
+    e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+    national = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)
+    international = phonenumbers.format_number(
+        example, phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    )
+    other = data.draw(st.sampled_from(["US", "GB", "FR", "DE", "IT", "JP", "BR", "IN", None]))
+    written = [
+        (e164, other),
+        (international, other),
+        ("00" + e164[1:], None),
+        (international[1:], None),  # the country code without '+'
+        (national, region),
+    ]
+    for raw, country in written:
+        assert exports.phone_for_google(raw, country) == e164, (raw, country)
+        assert exports.phone_for_meta(raw, country) == e164[1:], (raw, country)
 
 
 def test_meta_and_google_rows() -> None:

@@ -85,6 +85,22 @@ def test_config_follows_language_country_and_gpc(shop: TestClient, keys: Bootstr
     assert ccpa["regime"] == "ccpa" and ccpa["show_do_not_sell"] and ccpa["gpc"]
     assert not ccpa["requires_opt_in"]
     # Without the header the offline IP table is used; the test client has no IP.
+    assert config_of(shop, keys)["regime"] == "gdpr"
+
+
+def test_item_14_the_banner_is_strictest_where_the_location_is_unknown(
+    shop: TestClient, keys: Bootstrap
+) -> None:
+    """No country (the test client has no IP): opt-in, so no marketing tag runs before a
+    choice; each business may set its own rule for unknown locations ("XX") or "*"."""
+    unknown = config_of(shop, keys)
+    assert unknown["regime"] == "gdpr" and unknown["requires_opt_in"]
+    assert config_of(shop, keys, **{"CF-IPCountry": "JP"})["regime"] == "default"
+    h = {"Authorization": f"Bearer {keys.admin_token}"}
+    shop.put("/api/consent/geo-rules/XX", json={"regime": "ccpa"}, headers=h).raise_for_status()
+    assert config_of(shop, keys)["regime"] == "ccpa"
+    shop.delete("/api/consent/geo-rules/XX", headers=h).raise_for_status()
+    shop.put("/api/consent/geo-rules/*", json={"regime": "default"}, headers=h).raise_for_status()
     assert config_of(shop, keys)["regime"] == "default"
 
 
@@ -307,7 +323,8 @@ def test_admin_configuration_routes(shop: TestClient, keys: Bootstrap) -> None:
     assert config_of(shop, keys)["regime"] == "gdpr"  # unknown country: the "*" rule
     assert config_of(shop, keys, **{"CF-IPCountry": "US"})["regime"] == "ccpa"
     assert shop.delete("/api/consent/geo-rules/*", headers=h).status_code == 200
-    assert config_of(shop, keys)["regime"] == "default"
+    assert config_of(shop, keys)["regime"] == "gdpr"  # unknown country: the strictest
+    assert config_of(shop, keys, **{"CF-IPCountry": "JP"})["regime"] == "default"
     policy = shop.put(
         "/api/consent/policy", json={"event_purposes": {"Ad Clicked": "marketing"}}, headers=h
     )

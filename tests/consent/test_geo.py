@@ -32,6 +32,7 @@ from accord.consent.geo import (
         ("JP", None, {}, "default"),
         (None, None, {}, "default"),
         (None, None, {"*": "gdpr"}, "gdpr"),
+        (None, None, {"XX": "ccpa", "*": "gdpr"}, "ccpa"),  # XX: unknown location
         ("DE", None, {"*": "ccpa"}, "gdpr"),  # "*" is for everywhere not named
         ("JP", None, {"*": "gdpr"}, "gdpr"),
         ("CH", None, {"CH": "gdpr"}, "gdpr"),
@@ -102,3 +103,10 @@ def test_truncation_keeps_only_the_network(
 )
 def test_device_of(agent: str | None, device: str | None) -> None:
     assert device_of(agent) == device
+
+
+def test_item_14_unknown_locations_take_the_callers_strict_default() -> None:
+    assert regime_for(None, None, {}, unknown_default="gdpr") == "gdpr"
+    assert regime_for(None, None, {"*": "ccpa"}, unknown_default="gdpr") == "ccpa"
+    assert regime_for(None, None, {"XX": "default"}, unknown_default="gdpr") == "default"
+    assert regime_for("JP", None, {}, unknown_default="gdpr") == "default"

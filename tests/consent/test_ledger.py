@@ -12,7 +12,8 @@ from sqlalchemy import text
 from accord.accounts.models import Bootstrap
 from accord.accounts.service import bootstrap
 from accord.consent import config, ledger
-from accord.consent.models import PropertyIn
+from accord.consent.gate import LedgerGate
+from accord.consent.models import PolicyIn, PropertyIn
 from accord.consent.service import (
     current_state,
     current_states,
@@ -21,6 +22,7 @@ from accord.consent.service import (
     record_consent,
     subject_state,
 )
+from accord.consent.signals import effective_purposes
 from accord.core.clock import utcnow
 from accord.core.errors import InvalidInput
 from accord.store.db import Store
@@ -286,3 +288,42 @@ def test_states_for_many_subjects_equal_one_by_one(store: Store, shop: str) -> N
     assert many == single
     assert many[3] is None and many[1] is not None
     assert many[1].purposes == {"necessary": True, "statistics": False}
+
+
+def test_item_14_gpc_received_after_an_opt_in_overrides_it_under_ccpa(
+    store: Store, shop: str
+) -> None:
+    """CCPA regulations §7025(c)(3): GPC after an opt-in to sale or sharing wins, unless
+    the person opts in again while sending GPC; the ledger, the signals and the collection
+    gate agree."""
+    with store.write() as conn:
+        config.set_policy(
+            conn,
+            business_id=shop,
+            spec=PolicyIn(event_purposes={"Ad Clicked": "marketing"}),
+        )
+
+    def decide(gpc: bool, purposes: dict[str, bool]) -> tuple[bool, bool]:
+        with store.write() as conn:
+            record_consent(
+                conn,
+                business_id=shop,
+                property_key="shop-web",
+                anonymous_id="a-ca",
+                purposes=purposes,
+                source="banner",
+                regime="ccpa",
+                gpc=gpc,
+            )
+        with store.read() as conn:
+            state = current_state(conn, business_id=shop, anonymous_ids=["a-ca"])
+        assert state is not None
+        event = {"type": "track", "event": "Ad Clicked", "anonymousId": "a-ca"}
+        kept = LedgerGate(store).decide(event, business_id=shop)
+        return effective_purposes(state)["marketing"].granted, kept.keep and not kept.anonymise
+
+    assert decide(False, {"marketing": True}) == (True, True)
+    # GPC arrives later with another choice: the marketing opt-in no longer stands.
+    assert decide(True, {"statistics": True}) == (False, False)
+    # Opting in again while sending GPC (after the banner said GPC is honoured) counts.
+    assert decide(True, {"marketing": True}) == (True, True)

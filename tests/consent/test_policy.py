@@ -39,7 +39,9 @@ CASES = [
     (track("Ad Clicked"), {"marketing": True}, "gdpr", False, POLICY, KEEP),
     (track("Ad Clicked"), None, "ccpa", True, POLICY, ANON),
     (track("Ad Clicked"), None, "ccpa", True, Policy(honour_gpc=False), KEEP),
-    (track("Ad Clicked"), {"marketing": True}, "ccpa", True, POLICY, KEEP),
+    # CCPA: GPC received after an opt-in overrides it (see the item 14 test below)
+    (track("Ad Clicked"), {"marketing": True}, "ccpa", True, POLICY, ANON),
+    (track("Ad Clicked"), {"marketing": True}, "gdpr", True, POLICY, KEEP),
     (track("Ad Clicked"), None, "ccpa", False, POLICY, KEEP),
     (track(), None, "ccpa", True, POLICY, KEEP),  # GPC is about sale and sharing only
     ({"type": "identify", "userId": "u"}, None, "gdpr", False, POLICY, DROP),
@@ -151,3 +153,18 @@ def test_anonymise_removes_identifiers_and_free_text() -> None:
     assert out["properties"] == {"price": 10.5, "currency": "EUR", "ok": True}
     assert out["context"] == {"locale": "de-DE", "page": {"path": "/p/1"}}
     assert "x@example.com" not in str(out)
+
+
+def test_item_14_ccpa_opt_in_given_with_gpc_on_stands() -> None:
+    event = track("Ad Clicked")
+    later = decide(event, choices={"marketing": True}, regime="ccpa", gpc=True, policy=POLICY)
+    assert later.outcome is ANON and "Global Privacy Control" in later.reason
+    again = decide(
+        event,
+        choices={"marketing": True},
+        regime="ccpa",
+        gpc=True,
+        policy=POLICY,
+        consented_with_gpc=frozenset({"marketing"}),
+    )
+    assert again.outcome is KEEP

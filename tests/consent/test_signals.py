@@ -99,10 +99,27 @@ PRECEDENCE = [
         Decision(True, "regime_default"),
     ),
     (
-        "explicit choice beats GPC",
+        "ccpa: GPC after an opt-in overrides it",
         {"regime": "ccpa", "gpc": True, "purposes": {"marketing": True}},
+        Decision(False, "gpc"),
+        Decision(True, "regime_default"),
+    ),
+    (
+        "ccpa: an opt-in given while sending GPC stands",
+        {
+            "regime": "ccpa",
+            "gpc": True,
+            "purposes": {"marketing": True},
+            "granted_with_gpc": frozenset({"marketing"}),
+        },
         Decision(True, "explicit"),
         Decision(True, "regime_default"),
+    ),
+    (
+        "gdpr: an explicit opt-in beats GPC",
+        {"gpc": True, "purposes": {"marketing": True}},
+        Decision(True, "explicit"),
+        Decision(False, "regime_default"),
     ),
     (
         "GPC in opt-in regime",
@@ -132,13 +149,14 @@ def test_necessary_cannot_be_refused() -> None:
 G, D = "granted", "denied"
 # (case, state changes, expected Consent Mode v2 signals in CONSENT_MODE_SIGNALS order)
 CONSENT_MODE = [
-    ("gdpr, nothing chosen", {}, (D, D, D, D, G, D, G)),
+    ("gdpr, nothing chosen", {}, (D, D, D, D, D, D, G)),
     (
         "gdpr, accept all",
         {"purposes": {"preferences": True, "statistics": True, "marketing": True}},
         (G, G, G, G, G, G, G),
     ),
-    ("gdpr, statistics only", {"purposes": {"statistics": True}}, (D, D, D, G, G, D, G)),
+    ("gdpr, statistics only", {"purposes": {"statistics": True}}, (D, D, D, G, D, D, G)),
+    ("gdpr, preferences only", {"purposes": {"preferences": True}}, (D, D, D, D, G, G, G)),
     ("ccpa, nothing chosen", {"regime": "ccpa"}, (G, G, G, G, G, G, G)),
     ("ccpa with GPC", {"regime": "ccpa", "gpc": True, "sale_opt_out": True}, (D, D, D, G, G, G, G)),
     (
@@ -179,9 +197,19 @@ US_PRIVACY = [
     ("ccpa, Do Not Sell", {"regime": "ccpa", "sale_opt_out": True}, "1YYN"),
     ("ccpa, marketing refused", {"regime": "ccpa", "purposes": {"marketing": False}}, "1YYN"),
     (
-        "ccpa, explicit grant after GPC",
-        {"regime": "ccpa", "gpc": True, "purposes": {"marketing": True}},
+        "ccpa, explicit grant given while sending GPC",
+        {
+            "regime": "ccpa",
+            "gpc": True,
+            "purposes": {"marketing": True},
+            "granted_with_gpc": frozenset({"marketing"}),
+        },
         "1YNN",
+    ),
+    (
+        "ccpa, GPC after an explicit grant",
+        {"regime": "ccpa", "gpc": True, "purposes": {"marketing": True}},
+        "1YYN",
     ),
     ("ccpa, no notice shown yet", {"regime": "ccpa", "notice_version": 0}, "1NNN"),
 ]
@@ -335,3 +363,30 @@ def test_cmp_settings_from_the_config_block() -> None:
     assert text is not None and tcf.decode(text).vendor_list_version == 150
     unregistered = CmpSettings.from_config({**block, "cmp_id": None, "tcf_enabled": False})
     assert tc_string(state(purposes={"marketing": True}), unregistered) is None
+
+
+def test_item_14_only_security_storage_is_granted_before_any_choice() -> None:
+    # docs/cmp.md: "everything denied except security_storage"; functionality storage
+    # belongs to preferences, which the visitor may refuse.
+    before = consent_mode(state())
+    assert [k for k, v in before.items() if v == "granted"] == ["security_storage"]
+    refused = consent_mode(state(purposes={"preferences": False, "statistics": True}))
+    assert refused["functionality_storage"] == "denied"
+    assert consent_mode(state(purposes={"preferences": True}))["functionality_storage"] == "granted"
+
+
+def test_item_14_gpc_after_an_opt_in_overrides_it_under_ccpa() -> None:
+    opted_in = state(regime="ccpa", purposes={"marketing": True}, notice_version=1)
+    assert us_privacy(opted_in) == "1YNN"
+    later_gpc = state(regime="ccpa", purposes={"marketing": True}, notice_version=1, gpc=True)
+    assert effective_purposes(later_gpc)["marketing"] == Decision(False, "gpc")
+    assert us_privacy(later_gpc) == "1YYN"
+    assert consent_mode(later_gpc)["ad_storage"] == "denied"
+    again = state(
+        regime="ccpa",
+        purposes={"marketing": True},
+        notice_version=1,
+        gpc=True,
+        granted_with_gpc=frozenset({"marketing"}),
+    )
+    assert us_privacy(again) == "1YNN"

@@ -145,7 +145,7 @@ def _model(**changes: Any) -> TCString:
 
 
 def test_v23_strings_need_a_disclosed_vendors_segment() -> None:
-    text = encode(_model(disclosed_vendors=None))
+    text = encode(_model(disclosed_vendors=None), require_disclosed_vendors=False)
     with pytest.raises(MalformedTCString) as raised:
         decode(text)
     assert raised.value.field_name == "DisclosedVendors"
@@ -330,7 +330,7 @@ _models = st.builds(
 @settings(max_examples=200, deadline=None)
 @given(_models)
 def test_decode_of_encode_is_identity(tc: TCString) -> None:
-    text = encode(tc)
+    text = encode(tc, require_disclosed_vendors=False)
     assert "=" not in text
     assert decode(text, require_disclosed_vendors=False) == tc
 
@@ -338,15 +338,16 @@ def test_decode_of_encode_is_identity(tc: TCString) -> None:
 @settings(max_examples=200, deadline=None)
 @given(_models)
 def test_encode_of_decode_is_identity_for_canonical_strings(tc: TCString) -> None:
-    text = encode(tc)
-    assert encode(decode(text, require_disclosed_vendors=False)) == text
+    text = encode(tc, require_disclosed_vendors=False)
+    decoded = decode(text, require_disclosed_vendors=False)
+    assert encode(decoded, require_disclosed_vendors=False) == text
 
 
 @settings(max_examples=100, deadline=None)
 @given(_models)
 def test_reference_decoder_reads_what_accord_encodes(tc: TCString) -> None:
     iab_tcf = pytest.importorskip("iab_tcf")
-    ref = iab_tcf.decode(encode(tc))
+    ref = iab_tcf.decode(encode(tc, require_disclosed_vendors=False))
     assert ref.cmp_id == tc.cmp_id
     assert {k for k, v in ref.purposes_consent.items() if v} == tc.purposes_consent
     if ref.is_consent_range_encoding:
@@ -354,3 +355,51 @@ def test_reference_decoder_reads_what_accord_encodes(tc: TCString) -> None:
     else:
         got = {k for k, v in ref.consented_vendors.items() if v}
     assert got == tc.vendor_consents
+
+
+def test_item_14_encode_refuses_a_v23_string_without_disclosed_vendors() -> None:
+    with pytest.raises(ValueError, match="DisclosedVendors"):
+        encode(_model(disclosed_vendors=None))
+    # a decisecond before the deadline is still a pre-v2.3 string, as decode reads it
+    just_before = TCF_V23_DEADLINE - timedelta(milliseconds=1)
+    assert decode(encode(_model(created=just_before, disclosed_vendors=None))).created < (
+        TCF_V23_DEADLINE
+    )
+    with pytest.raises(ValueError, match="version"):
+        encode(_model(version=1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_models, st.booleans())
+def test_item_14_encode_refuses_exactly_what_decode_refuses(tc: TCString, strict: bool) -> None:
+    """Property: whatever model encode accepts, decode (with the same strictness) accepts
+    and reads back unchanged; whatever it refuses, the loose string is refused by decode."""
+    try:
+        text = encode(tc, require_disclosed_vendors=strict)
+    except ValueError:
+        loose = encode(tc, require_disclosed_vendors=False)
+        with pytest.raises(MalformedTCString):
+            decode(loose, require_disclosed_vendors=strict)
+        return
+    assert decode(text, require_disclosed_vendors=strict) == tc
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 3000), st.integers(0, 40)), min_size=1, max_size=12))
+def test_item_14_range_entries_in_any_order_decode_to_their_union(
+    entries: list[tuple[int, int]],
+) -> None:
+    """Range entries out of order (or overlapping) are accepted and read as the union of
+    their ids, as docs/consent-standards.md says; encode writes them ascending."""
+    from accord.consent.tcf import BitReader
+
+    bits = "".join(
+        ("1" + format(first, "016b") + format(first + extra, "016b"))
+        if extra
+        else ("0" + format(first, "016b"))
+        for first, extra in entries
+    )
+    union = frozenset(i for first, extra in entries for i in range(first, first + extra + 1))
+    assert BitReader(bits).ranges(len(entries), "VendorConsents") == union
+    tc = _model(vendor_consents=union, disclosed_vendors=union)
+    assert decode(encode(tc)).vendor_consents == union

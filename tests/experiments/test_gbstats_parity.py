@@ -120,6 +120,11 @@ def test_relative_lifts_and_srm_match_gbstats() -> None:
     for (kind, result), reference in zip(ours, theirs["tests"], strict=True):
         assert result.relative is not None
         assert result.relative.estimate == pytest.approx(reference["expected"], abs=TOL), kind
+        if kind == "cuped":
+            # gbstats 0.8.0 scales the whole CUPED control variance by (T/C)²; Accord takes
+            # the delta method term by term (issue 19 item 13, checked by simulation in
+            # test_statistics.py), so only the estimate is shared.
+            continue
         assert result.relative.lower == pytest.approx(reference["ci"][0], abs=TOL), kind
         assert result.relative.upper == pytest.approx(reference["ci"][1], abs=TOL), kind
         assert result.p_value == pytest.approx(reference["p"], abs=TOL), kind

@@ -14,6 +14,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import NormalIndPower
 
 from accord.experiments.statistics import (
+    CupedStats,
     MeanStats,
     adjust,
     compare,
@@ -265,3 +266,66 @@ def test_poisson_point_variances_reject_bad_input() -> None:
         poisson_point_variances([1], [0])
     with pytest.raises(ValueError):
         poisson_point_variances([-1], [1])
+
+
+def _cuped_arm(post: np.ndarray, pre: np.ndarray) -> CupedStats:
+    return CupedStats(
+        post=MeanStats(len(post), float(post.sum()), float((post**2).sum())),
+        pre=MeanStats(len(pre), float(pre.sum()), float((pre**2).sum())),
+        cross=float((post * pre).sum()),
+    )
+
+
+def test_item_13_cuped_relative_lift_variance_is_the_delta_method_term_by_term() -> None:
+    """Worked example: the lift L(ȳ_T, x̄_T, ȳ_C, x̄_C) = ((ȳ_T − θx̄_T) − (ȳ_C − θx̄_C)) / ȳ_C
+    differentiated numerically, its gradient applied to each arm's sample covariance of
+    (post, pre) over n; θ held fixed as the pooled estimate."""
+    rng = np.random.default_rng(13)
+    pre_c, pre_t = rng.normal(10, 2, 400), rng.normal(10, 2, 300)
+    post_c = pre_c + rng.normal(0, 1, 400)
+    post_t = 1.8 * pre_t + rng.normal(0, 1.5, 300)  # a large lift (about +80%)
+    c, t = with_theta([_cuped_arm(post_c, pre_c), _cuped_arm(post_t, pre_t)])
+    theta = c.theta
+
+    def lift(m: np.ndarray) -> float:
+        yt, xt, yc, xc = m
+        return float(((yt - theta * xt) - (yc - theta * xc)) / yc)
+
+    means = np.array([post_t.mean(), pre_t.mean(), post_c.mean(), pre_c.mean()])
+    gradient = np.zeros(4)
+    for i in range(4):
+        step = np.zeros(4)
+        step[i] = 1e-5
+        gradient[i] = (lift(means + step) - lift(means - step)) / 2e-5
+    cov_t = np.cov(post_t, pre_t, ddof=1) / len(post_t)
+    cov_c = np.cov(post_c, pre_c, ddof=1) / len(post_c)
+    variance = gradient[:2] @ cov_t @ gradient[:2] + gradient[2:] @ cov_c @ gradient[2:]
+    result = compare(c, t)
+    assert result.relative is not None
+    assert result.relative.estimate == pytest.approx(lift(means), rel=1e-12)
+    assert result.relative.standard_error == pytest.approx(math.sqrt(variance), rel=1e-6)
+
+
+def test_item_13_cuped_relative_intervals_cover_large_lifts_in_simulation() -> None:
+    """2,000 simulated experiments with a +100% lift and ρ(pre, post) ≈ 0.9: the 95%
+    interval of the relative lift covers the true lift about 95% of the time, and the
+    standard error matches the spread of the estimates (the approximation that scaled
+    every control term by (T/C)² covered about 86%)."""
+    rng = np.random.default_rng(2026)
+    runs, n = 2000, 400
+    pre = rng.normal(10, 2, (runs, 2, n))
+    post = pre + rng.normal(0, 1, (runs, 2, n))
+    post[:, 1] += 10  # treatment: control mean 10, treatment mean 20
+    true_lift = 1.0
+    estimates, errors, covered = [], [], 0
+    for run in range(runs):
+        c, t = with_theta(
+            [_cuped_arm(post[run, 0], pre[run, 0]), _cuped_arm(post[run, 1], pre[run, 1])]
+        )
+        relative = compare(c, t).relative
+        assert relative is not None
+        estimates.append(relative.estimate)
+        errors.append(relative.standard_error)
+        covered += relative.lower <= true_lift <= relative.upper
+    assert 0.93 <= covered / runs <= 0.97
+    assert float(np.mean(errors)) == pytest.approx(float(np.std(estimates, ddof=1)), rel=0.06)

@@ -75,7 +75,7 @@ PURPOSES = (
         "preferences",
         {"en": "Preferences", "de": "Präferenzen", "fr": "Préférences"},
         tcf_purposes=[5, 6],
-        consent_mode=["personalization_storage"],
+        consent_mode=["functionality_storage", "personalization_storage"],
         position=1,
     ),
     _purpose(

@@ -12,6 +12,7 @@ from accord.audiences.exports import Destination, InterestGroupOptions
 from accord.audiences.membership import member_ids
 from accord.audiences.service import _reachable
 from accord.core.errors import FieldProblem, InvalidInput
+from accord.reach import service as reach
 
 # The purpose a destination's consent must cover. In the consent model, `marketing`
 # is advertising and personalised ads (TCF purposes 1-4, Consent Mode ad_* signals).
@@ -71,7 +72,11 @@ def export_audience(
         purpose=purpose,
     )
     rendered = exports.render(
-        destination, kept, audience=found.slug, interest_groups=interest_groups
+        destination,
+        kept,
+        audience=found.slug,
+        interest_groups=interest_groups,
+        default_region=reach.phone_region(conn, business_id=business_id),
     )
     if rendered.unmatchable:
         left_out[f"nothing {destination} can match on"] += rendered.unmatchable

@@ -9,8 +9,14 @@ Normalisation follows each platform's documentation:
   punctuation; zip without spaces or dashes (US: first five digits); country as ISO 3166-1
   alpha-2, lower-case.
 - Google Ads Customer Match: email, phone, first and last name trimmed, lower-case and
-  SHA-256 hex; dots before '@' removed for gmail.com and googlemail.com; phone in E.164
-  with '+'; country (alpha-2) and zip sent in clear.
+  SHA-256 hex; dots before '@' removed for gmail.com and googlemail.com; names without
+  punctuation and with inner spaces collapsed to one; phone in E.164 with '+'; country
+  (alpha-2) and zip sent in clear.
+
+Phones go through `identity.rules.phone_e164`, the one normaliser every context uses: a
+number written without '+' is read in the person's country (their `country` trait, else
+the business's default phone region), and a number written with its country code but no
+'+' or '00' (`1-650-253-0000`) is read as international.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
+import phonenumbers
 
 from accord.identity.rules import normalise
 
@@ -69,29 +76,35 @@ def email_for_google(value: str) -> str | None:
     return f"{local}@{domain}"
 
 
-def phone_for_google(value: str) -> str | None:
-    """E.164 as identity writes it. A national number names no country: it is left out
-    rather than exported wrong (profiles' phone identifiers are already E.164)."""
-    return normalise("phone", value)
+def phone_for_google(value: str, region: str | None = None) -> str | None:
+    """E.164 as identity writes it, a number without '+' read in `region` (the person's
+    country). A national number with no region names no country: it is left out rather
+    than exported wrong (profiles' phone identifiers are already E.164)."""
+    return normalise("phone", value, phone_region=region)
 
 
-def phone_for_meta(value: str) -> str | None:
+def phone_for_meta(value: str, region: str | None = None) -> str | None:
     # Meta's one step on top of E.164: digits only, without the '+'.
-    number = normalise("phone", value)
+    number = normalise("phone", value, phone_region=region)
     return number[1:] if number else None
 
 
-def name_for_meta(value: str) -> str | None:
-    # Meta asks for lower case without punctuation; letters outside a-z stay (UTF-8).
+def _without_punctuation(value: str) -> str:
+    # Letters outside a-z stay (UTF-8); punctuation and symbols go.
     text = unicodedata.normalize("NFC", value.strip().lower())
-    cleaned = "".join(c for c in text if not unicodedata.category(c).startswith(("P", "S")))
-    cleaned = re.sub(r"\s+", "", cleaned)
+    return "".join(c for c in text if not unicodedata.category(c).startswith(("P", "S")))
+
+
+def name_for_meta(value: str) -> str | None:
+    # Meta asks for lower case without punctuation or spaces.
+    cleaned = re.sub(r"\s+", "", _without_punctuation(value))
     return cleaned or None
 
 
 def name_for_google(value: str) -> str | None:
-    text = value.strip().lower()
-    return text or None
+    # Google: lower case, no punctuation, no extra spaces before, after or in between.
+    cleaned = re.sub(r"\s+", " ", _without_punctuation(value)).strip()
+    return cleaned or None
 
 
 def zip_for_meta(value: str, country: str | None) -> str | None:
@@ -129,12 +142,21 @@ def _phone(person: Person) -> str | None:
     return person.phones[0] if person.phones else _first(person, "phone")
 
 
-def meta_row(person: Person) -> dict[str, str] | None:
+def phone_region(country: str | None, default: str | None) -> str | None:
+    """The region a person's phone number without '+' is read in: their country when it is
+    one phonenumbers knows, else the business's default phone region."""
+    if country is not None and country.upper() in phonenumbers.SUPPORTED_REGIONS:
+        return country.upper()
+    return default
+
+
+def meta_row(person: Person, default_region: str | None = None) -> dict[str, str] | None:
     """One row of a Meta customer list (columns email, phone, fn, ln, zip, country)."""
     address = _address(person)
     country = country_code(person.traits.get("country") or address.get("country"))
     email = _email(person)
     phone = _phone(person)
+    region = phone_region(country, default_region)
     first_name = _first(person, "first_name", "firstName")
     last_name = _first(person, "last_name", "lastName")
     zip_code = _text(
@@ -142,7 +164,7 @@ def meta_row(person: Person) -> dict[str, str] | None:
     )
     values = {
         "email": email_for_meta(email) if email else None,
-        "phone": phone_for_meta(phone) if phone else None,
+        "phone": phone_for_meta(phone, region) if phone else None,
         "fn": name_for_meta(first_name) if first_name else None,
         "ln": name_for_meta(last_name) if last_name else None,
         "zip": zip_for_meta(zip_code, country) if zip_code else None,
@@ -153,7 +175,7 @@ def meta_row(person: Person) -> dict[str, str] | None:
     return {key: sha256(value) if value else "" for key, value in values.items()}
 
 
-def google_row(person: Person) -> dict[str, str] | None:
+def google_row(person: Person, default_region: str | None = None) -> dict[str, str] | None:
     """One row of a Google Ads Customer Match upload (Email, Phone, First Name, ...)."""
     address = _address(person)
     email = _email(person)
@@ -161,12 +183,13 @@ def google_row(person: Person) -> dict[str, str] | None:
     first_name = _first(person, "first_name", "firstName")
     last_name = _first(person, "last_name", "lastName")
     country = country_code(person.traits.get("country") or address.get("country"))
+    region = phone_region(country, default_region)
     zip_code = _text(
         person.traits.get("zip") or address.get("postal_code") or address.get("postalCode")
     )
     hashed = {
         "Email": email_for_google(email) if email else None,
-        "Phone": phone_for_google(phone) if phone else None,
+        "Phone": phone_for_google(phone, region) if phone else None,
         "First Name": name_for_google(first_name) if first_name else None,
         "Last Name": name_for_google(last_name) if last_name else None,
     }
@@ -248,13 +271,15 @@ def render(
     *,
     audience: str,
     interest_groups: InterestGroupOptions | None = None,
+    default_region: str | None = None,
 ) -> Rendered:
+    """`default_region` reads phone numbers without '+' of people with no known country."""
     if destination == "csv":
         return Rendered(_csv(CSV_COLUMNS, map(csv_row, people)), "text/csv", len(people), 0)
     if destination in ("meta", "google"):
         make = meta_row if destination == "meta" else google_row
         columns = META_COLUMNS if destination == "meta" else GOOGLE_COLUMNS
-        rows = [row for row in map(make, people) if row is not None]
+        rows = [row for row in (make(p, default_region) for p in people) if row is not None]
         return Rendered(_csv(columns, rows), "text/csv", len(rows), len(people) - len(rows))
     if interest_groups is None:
         raise ValueError("interest-group exports need the buyer's owner and bidding logic URL")

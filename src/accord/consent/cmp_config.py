@@ -18,7 +18,7 @@ from accord.consent.config import (
     purpose_text,
     text_hash,
 )
-from accord.consent.geo import regime_for
+from accord.consent.geo import STRICTEST_REGIME, regime_for
 from accord.consent.models import OPT_IN_REGIMES, NoticeVariantIn
 from accord.core.errors import NotFound
 
@@ -111,7 +111,14 @@ def public_config(
         accept_language=visitor.accept_language,
         default=notice["default_language"],
     )
-    regime = regime_for(visitor.country, visitor.region, geo_rules(conn, business_id=business_id))
+    # Where the visitor is cannot be told: the strictest regime, so no tag runs before a
+    # choice, unless the business set a rule for unknown locations ("XX") or "*".
+    regime = regime_for(
+        visitor.country,
+        visitor.region,
+        geo_rules(conn, business_id=business_id),
+        unknown_default=STRICTEST_REGIME,
+    )
     return _banner_config(
         conn,
         business_id=business_id,

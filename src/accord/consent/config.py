@@ -42,7 +42,7 @@ DEFAULT_PURPOSES: tuple[PurposeIn, ...] = (
             )
         },
         legal_basis="legitimate_interest",
-        consent_mode=["security_storage", "functionality_storage"],
+        consent_mode=["security_storage"],
         position=0,
     ),
     PurposeIn(
@@ -53,7 +53,7 @@ DEFAULT_PURPOSES: tuple[PurposeIn, ...] = (
             )
         },
         tcf_purposes=[5, 6],
-        consent_mode=["personalization_storage"],
+        consent_mode=["functionality_storage", "personalization_storage"],
         position=1,
     ),
     PurposeIn(

@@ -92,15 +92,24 @@ class LedgerGate:
     def _decide(
         self, event: dict[str, Any], state: ConsentState | None, rules: _BusinessRules
     ) -> GateDecision:
+        consented_with_gpc: frozenset[str] = frozenset()
         if state is not None:
             choices: dict[str, bool] | None = state.purposes
             regime = state.regime
             gpc = state.gpc or gpc_of(event)
+            consented_with_gpc = state.granted_with_gpc
         else:
             choices = preferences_of(event)
             regime = regime_for(_country_of(event), None, rules.geo_rules)
             gpc = gpc_of(event)
-        verdict = decide(event, choices=choices, regime=regime, gpc=gpc, policy=rules.policy)
+        verdict = decide(
+            event,
+            choices=choices,
+            regime=regime,
+            gpc=gpc,
+            policy=rules.policy,
+            consented_with_gpc=consented_with_gpc,
+        )
         return GateDecision(
             keep=verdict.outcome is not Outcome.DROP,
             anonymise=verdict.outcome is Outcome.ANONYMISE,

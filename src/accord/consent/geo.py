@@ -3,7 +3,10 @@
 Country: the proxy's header (`ACCORD_CONSENT_COUNTRY_HEADER`, default `CF-IPCountry`)
 wins; without it, the connecting IP is looked up offline in the regional-registry
 table that the `iptocc` package ships. Regime: the most specific rule wins ("CC-REGION",
-then "CC", then "*"), the business's own rule before the default at each level.
+then "CC", then "*"), the business's own rule before the default at each level. A visitor
+whose location is unknown falls under the business's rule "XX" (Cloudflare's code for an
+unknown country), else its "*" rule, else `unknown_default` when the caller gives one
+(the banner gives the strictest regime, `gdpr`), else the default "*".
 """
 
 from __future__ import annotations
@@ -24,6 +27,12 @@ US_STATES = (  # noqa: SIM905
     "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO "
     "MT NE NV NH NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY"
 ).split()
+
+
+# The rule key of a visitor whose country is unknown (a business may set its own).
+UNKNOWN_LOCATION = "XX"
+# The strictest regime: opt-in for every purpose but the necessary one.
+STRICTEST_REGIME = "gdpr"
 
 
 def default_rules() -> dict[str, str]:
@@ -75,14 +84,25 @@ def region_from(headers: Mapping[str, str], *, region_header: str) -> str | None
     return code if 1 <= len(code) <= 3 and code.isalnum() else None
 
 
-def regime_for(country: str | None, region: str | None, rules: Mapping[str, str]) -> str:
+def regime_for(
+    country: str | None,
+    region: str | None,
+    rules: Mapping[str, str],
+    *,
+    unknown_default: str | None = None,
+) -> str:
     """The regime of the most specific rule ("US-CA" before "US" before "*"); at the same
-    level the business's rule beats the default one."""
+    level the business's rule beats the default one. With no country: the business's "XX"
+    rule, else its "*" rule, else `unknown_default` (when given), else the default "*"."""
+    if not country:
+        for key in (UNKNOWN_LOCATION, "*"):
+            if key in rules:
+                return rules[key]
+        return unknown_default or DEFAULT_RULES["*"]
     candidates = []
-    if country and region:
+    if region:
         candidates.append(f"{country}-{region}")
-    if country:
-        candidates.append(country)
+    candidates.append(country)
     for key in candidates:
         for table in (rules, DEFAULT_RULES):
             if key in table:

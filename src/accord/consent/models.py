@@ -27,6 +27,10 @@ Regime = Literal["gdpr", "uk_gdpr", "ccpa", "lgpd", "default"]
 REGIMES: tuple[str, ...] = ("gdpr", "uk_gdpr", "ccpa", "lgpd", "default")
 # Regimes where nothing beyond what is strictly necessary happens before a yes.
 OPT_IN_REGIMES = frozenset({"gdpr", "uk_gdpr", "lgpd"})
+# Regimes where a Global Privacy Control signal received after an opt-in to sale or
+# sharing overrides it, unless the person opts in again while sending GPC (CCPA
+# regulations §7025(c)(3)).
+GPC_OVERRIDES_OPT_IN = frozenset({"ccpa"})
 SOURCES: tuple[str, ...] = ("banner", "preference_centre", "form", "import", "api")
 PURPOSE_KEY_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 STANDARD_PURPOSES: tuple[str, ...] = ("necessary", "preferences", "statistics", "marketing")
@@ -284,6 +288,9 @@ class ConsentState:
     language: str = "en"
     updated_at: datetime | None = None
     tc_string: str | None = None
+    # Purposes whose newest grant was recorded while the browser sent GPC: the person
+    # consented again after the banner told them GPC was honoured.
+    granted_with_gpc: frozenset[str] = frozenset()
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -2,7 +2,9 @@
 
 Precedence for an event's purpose (named by the policy's event → purpose mapping):
 1. "necessary" events are always kept;
-2. an explicit choice (ledger, else `context.consent.categoryPreferences`) decides;
+2. an explicit choice (ledger, else `context.consent.categoryPreferences`) decides,
+   except that under the CCPA a GPC signal overrides an earlier opt-in to marketing
+   unless the opt-in was itself given with GPC on (`consented_with_gpc`);
 3. without one, Global Privacy Control refuses marketing in opt-out regimes;
 4. otherwise the regime's default: opt-in regimes (GDPR, UK GDPR, LGPD) refuse,
    opt-out regimes (CCPA, default) allow.
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from accord.consent.models import OPT_IN_REGIMES
+from accord.consent.models import GPC_OVERRIDES_OPT_IN, OPT_IN_REGIMES
 
 ADVERTISING_PURPOSE = "marketing"
 COUNTABLE_TYPES = frozenset({"track", "page", "screen"})
@@ -77,12 +79,22 @@ def decide(
     regime: str,
     gpc: bool,
     policy: Policy,
+    consented_with_gpc: frozenset[str] = frozenset(),
 ) -> Verdict:
     """Keep, anonymise or drop one event. Pure: everything it needs is in its arguments."""
     purpose = event_purpose(event, policy)
     if purpose == "necessary":
         return Verdict(Outcome.KEEP, purpose, "strictly necessary")
     granted = choices.get(purpose) if choices is not None else None
+    if (
+        granted is True
+        and gpc
+        and policy.honour_gpc
+        and purpose == ADVERTISING_PURPOSE
+        and regime in GPC_OVERRIDES_OPT_IN
+        and purpose not in consented_with_gpc
+    ):
+        granted = None  # GPC after the opt-in: the opt-in no longer stands
     if granted is True:
         return Verdict(Outcome.KEEP, purpose, f"{purpose} granted")
     if granted is False:

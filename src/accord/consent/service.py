@@ -340,7 +340,17 @@ def _state_from(rows: list[Row[Any]]) -> ConsentState | None:
         language=latest.language,
         updated_at=latest.recorded_at,
         tc_string=next((r.tc_string for r in reversed(rows) if r.tc_string), None),
+        granted_with_gpc=_granted_with_gpc(rows),
     )
+
+
+def _granted_with_gpc(rows: list[Row[Any]]) -> frozenset[str]:
+    """Purposes whose newest decision (rows oldest first) was a grant recorded with GPC on."""
+    found: dict[str, bool] = {}
+    for row in rows:
+        for key, granted in orjson.loads(row.purposes).items():
+            found[key] = bool(granted) and bool(row.gpc)
+    return frozenset(key for key, yes in found.items() if yes)
 
 
 def subject_state(conn: Connection, *, business_id: str, subject: str) -> ConsentState | None:

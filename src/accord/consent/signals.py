@@ -1,10 +1,12 @@
 """Every outgoing consent signal derived from the one canonical consent state, by one precedence.
 
 Precedence, per purpose: a strictly necessary purpose is always granted; otherwise the
-subject's explicit choice wins; without one, Global Privacy Control (or a "Do Not Sell or
-Share" request) denies the purposes that sell or share data or serve targeted advertising;
-otherwise the regime's default applies: denied in opt-in regimes (GDPR, UK GDPR, LGPD),
-granted in opt-out regimes (CCPA, default).
+subject's explicit choice wins — except that under the CCPA a Global Privacy Control
+signal received after an opt-in to sale or sharing overrides it, unless that opt-in was
+itself recorded while GPC was sent (CCPA regulations §7025(c)(3)); without a choice, GPC
+(or a "Do Not Sell or Share" request) denies the purposes that sell or share data or
+serve targeted advertising; otherwise the regime's default applies: denied in opt-in
+regimes (GDPR, UK GDPR, LGPD), granted in opt-out regimes (CCPA, default).
 
 A TC string is emitted only with a configured, IAB-registered CMP id, only where the GDPR
 applies, and only from explicit choices: TCF consent is never inferred from a default.
@@ -18,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from accord.consent import gpp, tcf, usprivacy
+from accord.consent.models import GPC_OVERRIDES_OPT_IN
 
 __all__ = [
     "AD_SIGNALS",
@@ -97,6 +100,9 @@ class ConsentStateLike(Protocol):
     @property
     def updated_at(self) -> datetime | None: ...
 
+    @property
+    def granted_with_gpc(self) -> frozenset[str]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class PurposeSignals:
@@ -109,8 +115,12 @@ class PurposeSignals:
 
 
 DEFAULT_PURPOSE_MAP: Mapping[str, PurposeSignals] = {
-    "necessary": PurposeSignals(consent_mode=("security_storage", "functionality_storage")),
-    "preferences": PurposeSignals(tcf_purposes=(5, 6), consent_mode=("personalization_storage",)),
+    # Only security_storage is strictly necessary; functionality storage (language, chat
+    # widgets, remembered settings) is a preference the visitor may refuse.
+    "necessary": PurposeSignals(consent_mode=("security_storage",)),
+    "preferences": PurposeSignals(
+        tcf_purposes=(5, 6), consent_mode=("functionality_storage", "personalization_storage")
+    ),
     "statistics": PurposeSignals(tcf_purposes=(7, 8, 9, 10), consent_mode=("analytics_storage",)),
     "marketing": PurposeSignals(
         tcf_purposes=(1, 2, 3, 4),
@@ -147,7 +157,16 @@ def _decide(state: ConsentStateLike, key: str, signals: PurposeSignals) -> Decis
     if key == NECESSARY:
         return Decision(True, "necessary")
     if key in state.purposes:
-        return Decision(bool(state.purposes[key]), "explicit")
+        granted = bool(state.purposes[key])
+        if (
+            granted
+            and signals.sale_or_sharing
+            and state.gpc
+            and state.regime in GPC_OVERRIDES_OPT_IN
+            and key not in state.granted_with_gpc
+        ):
+            return Decision(False, "gpc")
+        return Decision(granted, "explicit")
     if signals.sale_or_sharing and state.gpc:
         return Decision(False, "gpc")
     if signals.sale_or_sharing and state.sale_opt_out:

@@ -365,6 +365,12 @@ def _deciseconds(moment: datetime, name: str) -> str:
     return _uint(delta // timedelta(milliseconds=100), 36, name)
 
 
+def _deciseconds_floor(moment: datetime) -> datetime:
+    """The instant a TC string keeps of `moment` (whole deciseconds), as `decode` reads it."""
+    _check(moment.tzinfo is not None, "created must be timezone-aware")
+    return _EPOCH + timedelta(milliseconds=(moment - _EPOCH) // timedelta(milliseconds=100) * 100)
+
+
 def _runs(ids: Iterable[int]) -> list[tuple[int, int]]:
     """Consecutive ids folded into (first, last) runs, in ascending order."""
     runs: list[tuple[int, int]] = []
@@ -455,12 +461,23 @@ def _encode_publisher_tc(ptc: PublisherTC) -> str:
     )
 
 
-def encode(tc: TCString) -> str:
+def encode(tc: TCString, *, require_disclosed_vendors: bool = True) -> str:
     """The canonical TC string of a model: core, DisclosedVendors, AllowedVendors, PublisherTC.
 
     Created and LastUpdated are stored in deciseconds: finer parts of a second are dropped.
-    Raises ValueError for a model no TC string can carry (ids or numbers out of range).
+    Raises ValueError for a model no TC string can carry (ids or numbers out of range) and
+    for one `decode` would refuse: a version other than 2, or (with
+    `require_disclosed_vendors`, the default, as for `decode`) no DisclosedVendors segment
+    in a string created on or after the TCF v2.3 deadline.
     """
+    _check(tc.version == 2, f"version must be 2 (TC string version {tc.version} is refused)")
+    _check(
+        not require_disclosed_vendors
+        or tc.disclosed_vendors is not None
+        or _deciseconds_floor(tc.created) < TCF_V23_DEADLINE,
+        "disclosed_vendors: TCF v2.3: a TC string created on or after 2026-02-28 must "
+        "carry a DisclosedVendors segment",
+    )
     segments = [_encode_core(tc)]
     if tc.disclosed_vendors is not None:
         segments.append(

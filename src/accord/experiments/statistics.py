@@ -11,7 +11,11 @@ GrowthBook's `gbstats` so results can be checked against it:
 - the relative lift (T − C) / C has the delta-method variance
   s²_T/(C²·n_T) + s²_C·T²/(C⁴·n_C), with Welch–Satterthwaite degrees of freedom;
 - CUPED subtracts θ·(pre-period mean) with θ = cov(post, pre) / var(pre) pooled over
-  the arms compared, so the adjustment is the same in every arm.
+  the arms compared, so the adjustment is the same in every arm. Its relative lift
+  L = ((Ȳ_T − θX̄_T) − (Ȳ_C − θX̄_C)) / Ȳ_C takes the delta method term by term: with
+  R = 1 + L, the control's share is (R²·s²_Y − 2·R·θ·s_XY + θ²·s²_X) / (Ȳ_C²·n_C) —
+  only the outcome-variance term scales with the ratio of means, the cross term with
+  its square root and the pre-period term not at all.
 """
 
 from __future__ import annotations
@@ -228,6 +232,20 @@ def _two_sided_p(estimate: float, variance: float, dof: float) -> float:
     return 2 * t_survival(abs(estimate) / math.sqrt(variance), dof)
 
 
+def _cuped_scaled_variance(control: CupedStats, ratio: float) -> float:
+    """The CUPED control's per-unit variance in the relative lift's delta method, times
+    its mean squared. The lift's derivative is −ratio/C̄ in the control's outcome mean and
+    θ/C̄ in its pre-period mean, so only the outcome term scales with ratio² (the cross
+    term with ratio, the pre-period term not at all)."""
+    theta = control.theta
+    return max(
+        ratio**2 * control.post.variance
+        - 2 * ratio * theta * control.covariance
+        + theta**2 * control.pre.variance,
+        0.0,
+    )
+
+
 def compare(control: ArmStats, treatment: ArmStats, *, alpha: float = 0.05) -> Comparison:
     """Welch t-test of treatment vs control: absolute difference and relative lift.
 
@@ -247,7 +265,11 @@ def compare(control: ArmStats, treatment: ArmStats, *, alpha: float = 0.05) -> C
     if base == 0:
         return Comparison(control.mean, treatment.mean, absolute, None, dof, p_absolute, p_absolute)
     lift = difference / base
-    rel_variance = vt / (base**2 * nt) + vc * unadjusted_mean(treatment) ** 2 / (base**4 * nc)
+    if isinstance(control, CupedStats):
+        control_share = _cuped_scaled_variance(control, 1 + lift) / (base**2 * nc)
+    else:
+        control_share = vc * unadjusted_mean(treatment) ** 2 / (base**4 * nc)
+    rel_variance = vt / (base**2 * nt) + control_share
     relative = _interval(lift, rel_variance, dof, alpha)
     return Comparison(
         control.mean,

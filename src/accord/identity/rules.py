@@ -160,18 +160,32 @@ def normalise(kind: str, raw: Any, *, phone_region: str | None = None) -> str | 
 
 def phone_e164(value: str, region: str | None) -> str:
     """A phone number in E.164 (`+33612345678`), the one form every context stores and
-    compares; a number without `+` is read in `region` (or as international when it
-    starts with `00` and no region is given). Raises ValueError saying what is wrong."""
+    compares. A number without `+` is read in `region` (or as international when it
+    starts with `00` and no region is given); one that is not a valid number there but
+    is one when read with its leading digits as country code (`1-650-253-0000`, as
+    Meta's examples write numbers) is taken as that. A national trunk prefix written
+    `(0)` after the country code is dropped (`+44 (0)20 7946 0958`). Raises ValueError
+    saying what is wrong."""
     text = value.strip()
     if region is None and text.startswith("00"):
         text = "+" + text[2:]
-    try:
-        number = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError("is not a phone number; write it with its country code, e.g. +39") from exc
-    if not phonenumbers.is_valid_number(number):
+    number = _parsed(text, region)
+    if number is None and not text.startswith("+"):
+        number = _parsed("+" + text, None)
+    if number is None:
+        if region is None and not text.startswith("+"):
+            raise ValueError("is not a phone number; write it with its country code, e.g. +39")
         raise ValueError("is not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _parsed(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+    """The number `text` is in `region` when it is a valid one."""
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    return number if phonenumbers.is_valid_number(number) else None
 
 
 @lru_cache(maxsize=64)

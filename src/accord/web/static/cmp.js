@@ -7,8 +7,8 @@
   var SIGNALS = ['ad_storage', 'ad_user_data', 'ad_personalization', 'analytics_storage',
     'functionality_storage', 'personalization_storage', 'security_storage'];
   var DEFAULT_SIGNALS = {
-    necessary: ['security_storage', 'functionality_storage'],
-    preferences: ['personalization_storage'],
+    necessary: ['security_storage'],
+    preferences: ['functionality_storage', 'personalization_storage'],
     statistics: ['analytics_storage'],
     marketing: ['ad_storage', 'ad_user_data', 'ad_personalization']
   };
@@ -102,13 +102,18 @@
   }
 
   // The effective state: explicit choice > GPC (sale/sharing only) > regime default.
+  // Under the CCPA, GPC sent after an opt-in to sale/sharing overrides it unless the
+  // choice was itself made while GPC was sent (choice.g), as the server decides.
   function state() {
     var explicit = choice ? grantedFromChoice(choice) : {};
     var optIn = !cfg || cfg.requires_opt_in;
+    var gpcNow = gpc || !!(cfg && cfg.gpc);
     var out = {};
     purposes().forEach(function (p) {
       var k = p.key;
       if (isRequired(p)) out[k] = true;
+      else if (k in explicit && explicit[k] && gpcNow && cfg && cfg.regime === 'ccpa' &&
+               !(choice && choice.g) && saleSignals(p)) out[k] = false;
       else if (k in explicit) out[k] = explicit[k];
       else if (optIn) out[k] = false;
       else out[k] = !((gpc || (cfg && cfg.gpc)) && saleSignals(p));
@@ -433,7 +438,7 @@
       (on ? p : dn).push(x.key);
     });
     choice = {v: cfg.notice.version, p: p, d: dn, ven: [], t: Math.floor(Date.now() / 1000),
-      id: anonymousId(), h: cfg.notice.text_hash};
+      id: anonymousId(), h: cfg.notice.text_hash, g: (gpc || !!cfg.gpc) ? 1 : 0};
     var after = state(), vendors = vendorState(after);
     choice.ven = Object.keys(vendors).filter(function (k) { return vendors[k]; });
     writeChoice();
