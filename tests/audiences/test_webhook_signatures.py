@@ -11,6 +11,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from accord.accounts.models import Bootstrap
 from accord.audiences import definitions, destinations, webhook
 from accord.audiences.models import WebhookIn
+from accord.core.outbound import OutboundPolicy
 from accord.store.db import Store
 
 
@@ -24,6 +25,7 @@ def test_item_16_audience_webhook_signatures_pass_standardwebhooks(
             business_id=keys.business_id,
             audience="cart-abandoners",
             webhook_in=WebhookIn(url="https://hooks.example/accord"),
+            outbound=OutboundPolicy(),
         )
     received: list[httpx.Request] = []
 
