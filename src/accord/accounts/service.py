@@ -8,8 +8,6 @@ to act on one asset.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 import threading
@@ -42,6 +40,7 @@ from accord.accounts.models import (
     ui_sessions,
 )
 from accord.core.clock import utcnow
+from accord.core.csvfile import csv_text
 from accord.core.errors import (
     FieldProblem,
     InvalidInput,
@@ -163,11 +162,9 @@ AUDIT_CSV_COLUMNS = (
 
 def audit_csv(entries: list[AuditEntry]) -> str:
     """The audit log as CSV, `before` and `after` as JSON text."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(AUDIT_CSV_COLUMNS)
-    for e in entries:
-        writer.writerow(
+    return csv_text(
+        AUDIT_CSV_COLUMNS,
+        (
             [
                 e.id,
                 e.at.isoformat(),
@@ -181,8 +178,9 @@ def audit_csv(entries: list[AuditEntry]) -> str:
                 "" if e.after is None else as_json(e.after),
                 e.ip or "",
             ]
-        )
-    return out.getvalue()
+            for e in entries
+        ),
+    )
 
 
 # -- businesses ------------------------------------------------------------------------
