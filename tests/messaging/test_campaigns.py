@@ -49,11 +49,13 @@ def _campaign(store: Store, business_id: str, members: list[MemberIn], **extra: 
         template_id = templates.create_template(
             conn,
             business_id=business_id,
-            data=TemplateIn(
-                name="spring",
-                subject="Spring for {{ contact.first_name | default('you') }}",
-                html=HTML,
-                text="Hello {{ contact.first_name | default('friend') }}",
+            checked=templates.check_template(
+                TemplateIn(
+                    name="spring",
+                    subject="Spring for {{ contact.first_name | default('you') }}",
+                    html=HTML,
+                    text="Hello {{ contact.first_name | default('friend') }}",
+                )
             ),
         )
         list_id = lists.create_list(conn, business_id=business_id, data=ListIn(name="news"))
@@ -464,7 +466,9 @@ def test_ab_test_of_content_sends_each_template_to_half_the_sample(
         other = templates.create_template(
             conn,
             business_id=business,
-            data=TemplateIn(name="b", subject="Spring, shorter", html="<p>Variant B body</p>"),
+            checked=templates.check_template(
+                TemplateIn(name="b", subject="Spring, shorter", html="<p>Variant B body</p>")
+            ),
         )
     campaign_id = _campaign(
         store,
