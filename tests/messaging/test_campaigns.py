@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from accord.accounts.models import Bootstrap
 from accord.core.clock import utcnow
-from accord.core.errors import Conflict, InvalidLink
+from accord.core.errors import Conflict, InvalidInput, InvalidLink
 from accord.messaging import campaigns, lists, sending, service, templates, tracking
 from accord.messaging.bounces import apply_delivery_reports, parse_report_email
 from accord.messaging.kpis import ab_decision, campaign_kpis
@@ -489,3 +489,49 @@ def test_ab_test_of_content_sends_each_template_to_half_the_sample(
     bodies = [body_text(r.message, "html") for r in sink.messages]
     assert sum("Variant B body" in b for b in bodies) == 2
     assert sum("Hello q" in b for b in bodies) == 2
+
+
+def test_item_15_ab_variant_subject_is_rendered_for_each_recipient(
+    store: Store, keys: Bootstrap, sink: SmtpSink
+) -> None:
+    business = keys.business_id
+    ledger = FakeLedger()
+    names = [f"r{i}" for i in range(4)]
+    grant(store, business, {f"anon-{n}": {"marketing": True} for n in names})
+    members = [
+        MemberIn(email=f"{n}@people.example", anonymous_id=f"anon-{n}", traits={"first_name": n})
+        for n in names
+    ]
+    campaign_id = _campaign(
+        store,
+        business,
+        members,
+        ab_test=AbTestIn(
+            subject='Last days, {{ contact.first_name | default("friend") }}',
+            sample_share=1.0,
+            min_sample=1,
+        ),
+    )
+    asyncio.run(
+        sending.send_campaign(
+            store,
+            business_id=business,
+            campaign_id=campaign_id,
+            mailer=mailer_for(sink),
+            wiring=ledger.wiring(),
+        )
+    )
+    subjects = {r.envelope_to[0]: r.message["Subject"] for r in sink.messages}
+    b_subjects = [s for s in subjects.values() if s.startswith("Last days")]
+    assert b_subjects and all("{{" not in s for s in subjects.values())
+    for address, subject in subjects.items():
+        if subject.startswith("Last days"):
+            assert subject == f"Last days, {address.split('@')[0]}"
+
+
+def test_item_15_ab_variant_subject_that_does_not_parse_is_refused(
+    store: Store, keys: Bootstrap
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        _campaign(store, keys.business_id, [], ab_test=AbTestIn(subject="Hi {{ broken"))
+    assert refused.value.problems[0].field == "ab_test.subject"

@@ -16,7 +16,7 @@ from accord.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from accord.core.ids import new_id
 from accord.messaging.lists import require_list
 from accord.messaging.models import AbTestIn, CampaignIn, CampaignPatch, email_campaigns
-from accord.messaging.templates import CompiledTemplate, load_template
+from accord.messaging.templates import CompiledTemplate, compile_template, load_template
 
 # A campaign can be changed until it starts sending; after that it is what was sent.
 EDITABLE_STATUSES = ("draft", "scheduled")
@@ -43,6 +43,12 @@ def _check(conn: Connection, *, business_id: str, data: CampaignIn) -> None:
             raise InvalidInput(
                 [FieldProblem("ab_test", "variant B needs a subject or a template_id")]
             )
+        if data.ab_test.subject is not None:
+            try:
+                compile_template(subject=data.ab_test.subject, html="", text="")
+            except InvalidInput as exc:
+                reasons = "; ".join(p.reason for p in exc.problems)
+                raise InvalidInput([FieldProblem("ab_test.subject", reasons)]) from exc
         b_template = data.ab_test.template_id
         if b_template is not None:
             references.append(
@@ -225,6 +231,9 @@ def variants(
             else templates["A"]
         )
         subjects["B"] = ab.get("subject")
+        if subjects["B"]:
+            # Variant B's subject is a template too, rendered for each recipient.
+            templates["B"] = templates["B"].with_subject(subjects["B"])
     return templates, subjects
 
 

@@ -56,7 +56,6 @@ def build_message(
     to: str,
     from_address: str,
     mailer: Mailer,
-    subject_override: str | None = None,
     subject_prefix: str = "",
     tracking: bool = True,
     unsubscribe: bool = True,
@@ -65,7 +64,7 @@ def build_message(
     template sees (`personalisation(...)` for marketing email)."""
     # A message another context already rendered (a journey's) is taken as it is.
     rendered = template if isinstance(template, RenderedEmail) else template.render(context)
-    subject = subject_prefix + (subject_override or rendered.subject)
+    subject = subject_prefix + rendered.subject
     html, links = rendered.html, []
     if tracking:
         tracked = track_html(

@@ -127,7 +127,6 @@ def _prepare_chunk(
                     to=recipient.email,
                     from_address=campaign.from_address,
                     mailer=mailer,
-                    subject_override=subjects[variant],
                 )
                 prepared.messages.append(message)
                 prepared.ids.append(message_id)
@@ -316,7 +315,7 @@ async def send_test(
             campaign = campaign_row(conn, business_id=business_id, campaign_id=campaign_id)
             return (campaign, *variants(conn, campaign))
 
-    campaign, templates, subjects = await asyncio.to_thread(load)
+    campaign, templates, _subjects = await asyncio.to_thread(load)
     report = SendReport(campaign_id=campaign_id, status=campaign.status)
     messages = []
     for variant in templates:
@@ -328,7 +327,6 @@ async def send_test(
                 to=str(address),
                 from_address=campaign.from_address,
                 mailer=mailer,
-                subject_override=subjects[variant],
                 subject_prefix=f"[Test {variant}] ",
                 tracking=False,
             )

@@ -212,6 +212,14 @@ class CompiledTemplate:
             raise InvalidInput([FieldProblem("template", f"cannot render: {exc}")]) from exc
         return RenderedEmail(subject=subject, html=html, text=text)
 
+    def with_subject(self, subject: str) -> CompiledTemplate:
+        """This template with another subject line (an A/B variant's), compiled alike."""
+        return CompiledTemplate(
+            subject=compile_template(subject=subject, html="", text="").subject,
+            html=self.html,
+            text=self.text,
+        )
+
 
 def compile_template(*, subject: str, html: str, text: str) -> CompiledTemplate:
     """Parse once per campaign; errors name the part of the template at fault.
