@@ -293,3 +293,25 @@ def test_scoring_and_funnel_over_http(app_client: TestClient, keys: Bootstrap) -
         "New leads per day by source, last 30 days (UTC)",
     )
     assert by_source.trace("Forms")["y"][-1] == 2
+
+
+def test_item_15_utm_campaign_survives_a_failed_first_submit(
+    app_client: TestClient, keys: Bootstrap
+) -> None:
+    fields = [*FORM["fields"], {"key": "utm_campaign", "kind": "hidden"}]
+    _setup(app_client, keys, double_opt_in=False, fields=fields)
+    page = app_client.get("/l/autumn-catalogue?utm_campaign=spring").text
+    assert page.count('name="utm_campaign"') == 1
+    failed = app_client.post(
+        "/l/autumn-catalogue", data={**GOOD, "name": "", "utm_campaign": "spring"}
+    )
+    assert failed.status_code == 400
+    assert failed.text.count('name="utm_campaign" value="spring"') == 1
+    assert "[&#39;spring&#39;" not in failed.text and "['spring'" not in failed.text
+    again = re.findall(r'name="utm_campaign" value="([^"]*)"', failed.text)
+    sent = app_client.post("/l/autumn-catalogue", data={**GOOD, "utm_campaign": again})
+    assert sent.status_code == 200
+    lead = app_client.get(
+        "/api/leads/leads", params={"email": "giulia.rossi@example.it"}, headers=admin(keys)
+    ).json()
+    assert lead["utm"]["utm_campaign"] == "spring"

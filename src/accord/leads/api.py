@@ -276,7 +276,9 @@ async def submit(slug: str, request: Request, state: State, email: Email) -> Res
         if wants_json:
             raise
         problems = {p.field: p.reason for p in exc.problems}
-        flat = {k: v if len(v) > 1 else v[0] for k, v in values.items()}
+        # Only checkbox sets hold several values; any other field shows what was read.
+        several = {f.key for f in form.spec.fields if f.kind == "checkboxes"}
+        flat = {k: v if k in several else v[0] for k, v in values.items()}
         return email.page(
             "leads/form.html",
             status_code=400,
