@@ -22,7 +22,7 @@ FORM = FormIn.model_validate(
         "fields": [{"key": "email", "kind": "email"}],
         "consents": [
             {"purpose": "marketing", "label": {"en": "Email me"}},
-            {"purpose": "profiling", "label": {"en": "Tailor offers"}},
+            {"purpose": "preferences", "label": {"en": "Tailor offers"}},
         ],
         "privacy_policy_url": "https://shop.example/privacy",
         "from_address": "hello@shop.example",
@@ -34,7 +34,7 @@ def test_consent_reaches_the_ledger_with_its_proof_only_after_confirmation(
     store: Store, keys: Bootstrap
 ) -> None:
     ledger = FakeLedger()
-    submission = CleanSubmission(email="ada@people.example", purposes=["marketing", "profiling"])
+    submission = CleanSubmission(email="ada@people.example", purposes=["marketing", "preferences"])
     with store.write() as conn:
         form = forms.create_form(conn, business_id=keys.business_id, data=FORM)
         done = submissions.submit(
@@ -69,10 +69,10 @@ def test_consent_reaches_the_ledger_with_its_proof_only_after_confirmation(
             wiring=ledger.wiring(),
             signer=mailer.signer,
         )
-    assert confirmed.purposes == ["marketing", "profiling"]
+    assert confirmed.purposes == ["marketing", "preferences"]
     assert sorted(orjson.dumps(r["purposes"]) for r in ledger.recorded) == [
         b'{"marketing":true}',
-        b'{"profiling":true}',
+        b'{"preferences":true}',
     ]
     evidence = ledger.recorded[0]["evidence"]
     assert evidence["form_version"] == 1 and evidence["ip"] == "198.51.100.4"
