@@ -445,6 +445,7 @@ def check_asset(
     row = conn.execute(select(assets).where(assets.c.id == asset_id)).first()
     if row is None or (kind is not None and row.kind != kind):
         raise NotFound(kind or "asset")
+    accepted = permissions.accepted_tasks(row.kind, task)
     if row.business_id != access.business_id:
         shared = conn.execute(
             select(partner_shares.c.tasks).where(
@@ -454,12 +455,12 @@ def check_asset(
                 partner_shares.c.revoked_at.is_(None),
             )
         ).scalar()
-        if shared is None or not permissions.holds(shared.split(), task):
+        if shared is None or not any(permissions.holds(shared.split(), t) for t in accepted):
             raise NotFound(row.kind if kind else "asset")
-    if permissions.role_task_on(access.role, row.kind, task):
+    if any(permissions.role_task_on(access.role, row.kind, t) for t in accepted):
         return str(row.business_id)
     grant = _grants_of(conn, access=access).get(asset_id, set())
-    if permissions.holds(grant, task):
+    if any(permissions.holds(grant, t) for t in accepted):
         return str(row.business_id)
     raise NotFound(row.kind if kind else "asset")
 
