@@ -10,11 +10,12 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, select, update
 
 from accord.accounts.models import Actor
-from accord.accounts.service import audit
+from accord.accounts.service import audit, get_business
 from accord.core.clock import utcnow
 from accord.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from accord.core.ids import new_id
 from accord.messaging.lists import require_list
+from accord.messaging.mailer import Footer
 from accord.messaging.models import AbTestIn, CampaignIn, CampaignPatch, email_campaigns
 from accord.messaging.templates import CompiledTemplate, compile_template, load_template
 
@@ -212,6 +213,12 @@ def campaign_row(conn: Connection, *, business_id: str, campaign_id: str) -> Any
     if row is None:
         raise NotFound(f"campaign {campaign_id}")
     return row
+
+
+def sender_footer(conn: Connection, *, business_id: str) -> Footer:
+    """The footer of this business's marketing email: its name and postal address."""
+    business = get_business(conn, business_id=business_id)
+    return Footer(sender=business.name, postal_address=business.address)
 
 
 def variants(
