@@ -317,6 +317,7 @@ def confirm(token: str, request: Request, state: State, email: Email) -> Respons
             ip=_client_ip(request),
             wiring=email.wiring,
             signer=email.mailer.signer,
+            lang=str(lang),
         )
     if confirmed.form is None:
         raise Conflict("this lead did not come from a form")
