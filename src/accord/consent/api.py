@@ -274,8 +274,13 @@ async def list_properties(state: State, caller: Read) -> Any:
 )
 async def create_property(state: State, caller: Manage, body: JsonBody) -> Any:
     spec = parse(PropertyIn, body)
-    return await store_work.write(
-        state, lambda c: config.create_property(c, business_id=caller.business_id, spec=spec)
+    return await store_work.audited(
+        state,
+        caller,
+        "consent_property.create",
+        lambda c: config.create_property(c, business_id=caller.business_id, spec=spec),
+        asset=("consent_property", spec.key),
+        spec=spec.model_dump(mode="json"),
     )
 
 
@@ -284,8 +289,13 @@ async def create_property(state: State, caller: Manage, body: JsonBody) -> Any:
 )
 async def update_property(key: str, state: State, caller: Manage, body: JsonBody) -> Any:
     spec = parse(PropertyIn, {**body, "key": key})
-    return await store_work.write(
-        state, lambda c: config.update_property(c, business_id=caller.business_id, spec=spec)
+    return await store_work.audited(
+        state,
+        caller,
+        "consent_property.update",
+        lambda c: config.update_property(c, business_id=caller.business_id, spec=spec),
+        asset=("consent_property", key),
+        spec=spec.model_dump(mode="json"),
     )
 
 
@@ -301,8 +311,13 @@ async def list_purposes(state: State, caller: Read) -> Any:
 )
 async def save_purpose(key: str, state: State, caller: Manage, body: JsonBody) -> Any:
     spec = parse(PurposeIn, {**body, "key": key})
-    return await store_work.write(
-        state, lambda c: config.save_purpose(c, business_id=caller.business_id, spec=spec)
+    return await store_work.audited(
+        state,
+        caller,
+        "consent_purpose.save",
+        lambda c: config.save_purpose(c, business_id=caller.business_id, spec=spec),
+        asset=("consent_purpose", key),
+        spec=spec.model_dump(mode="json"),
     )
 
 
@@ -318,8 +333,13 @@ async def list_vendors(state: State, caller: Read) -> Any:
 )
 async def save_vendor(key: str, state: State, caller: Manage, body: JsonBody) -> Any:
     spec = parse(VendorIn, {**body, "key": key})
-    return await store_work.write(
-        state, lambda c: config.save_vendor(c, business_id=caller.business_id, spec=spec)
+    return await store_work.audited(
+        state,
+        caller,
+        "consent_vendor.save",
+        lambda c: config.save_vendor(c, business_id=caller.business_id, spec=spec),
+        asset=("consent_vendor", key),
+        spec=spec.model_dump(mode="json"),
     )
 
 
@@ -339,11 +359,15 @@ async def import_gvl(
         except ValueError as exc:
             raise InvalidInput([FieldProblem("tcf_ids", "must be integers")]) from exc
     vendor_list = gvl.parse(body)
-    count = await store_work.write(
+    count = await store_work.audited(
         state,
+        caller,
+        "consent_vendor.import_gvl",
         lambda c: config.import_gvl(
             c, business_id=caller.business_id, gvl=vendor_list, tcf_ids=wanted
         ),
+        gvl_version=vendor_list.vendor_list_version,
+        tcf_ids=sorted(wanted) if wanted else None,
     )
     return {"imported": count, "gvl_version": vendor_list.vendor_list_version}
 
@@ -363,11 +387,15 @@ async def list_notices(key: str, state: State, caller: Read) -> Any:
 )
 async def publish_notice(key: str, state: State, caller: Manage, body: JsonBody) -> Any:
     spec = parse(NoticeIn, body)
-    return await store_work.write(
+    return await store_work.audited(
         state,
+        caller,
+        "consent_notice.publish",
         lambda c: config.publish_notice(
             c, business_id=caller.business_id, property_key=key, spec=spec
         ),
+        asset=("consent_property", key),
+        spec=spec.model_dump(mode="json"),
     )
 
 
@@ -389,19 +417,27 @@ async def list_geo_rules(state: State, caller: Read) -> Any:
 )
 async def set_geo_rule(region: str, state: State, caller: Manage, body: JsonBody) -> Any:
     rule = parse(GeoRuleIn, {**body, "region": region})
-    await store_work.write(
+    await store_work.audited(
         state,
+        caller,
+        "consent_geo_rule.set",
         lambda c: config.set_geo_rule(
             c, business_id=caller.business_id, region=rule.region, regime=rule.regime
         ),
+        region=rule.region,
+        regime=rule.regime,
     )
     return rule.model_dump()
 
 
 @admin_router.delete("/geo-rules/{region}", summary="Remove a geo rule (the default applies)")
 async def delete_geo_rule(region: str, state: State, caller: Manage) -> Any:
-    removed = await store_work.write(
-        state, lambda c: config.delete_geo_rule(c, business_id=caller.business_id, region=region)
+    removed = await store_work.audited(
+        state,
+        caller,
+        "consent_geo_rule.delete",
+        lambda c: config.delete_geo_rule(c, business_id=caller.business_id, region=region),
+        region=region,
     )
     if not removed:
         raise NotFound(f"geo rule {region!r}")
@@ -418,8 +454,12 @@ async def get_policy(state: State, caller: Read) -> Any:
 @admin_router.put("/policy", summary="Set the collection policy", openapi_extra=body_of(PolicyIn))
 async def set_policy(state: State, caller: Manage, body: JsonBody) -> Any:
     spec = parse(PolicyIn, body)
-    saved = await store_work.write(
-        state, lambda c: config.set_policy(c, business_id=caller.business_id, spec=spec)
+    saved = await store_work.audited(
+        state,
+        caller,
+        "consent_policy.set",
+        lambda c: config.set_policy(c, business_id=caller.business_id, spec=spec),
+        spec=spec.model_dump(mode="json"),
     )
     return saved.model_dump()
 
@@ -457,6 +497,10 @@ async def export_csv(
     rows = await store_work.read(
         state,
         lambda c: export.subjects_granting(c, business_id=caller.business_id, purpose=purpose),
+    )
+    await store_work.write(
+        state,
+        lambda c: store_work.record(c, caller, "consent.export", purpose=purpose, rows=len(rows)),
     )
     return StreamingResponse(
         export.to_csv(rows),

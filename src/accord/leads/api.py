@@ -40,6 +40,9 @@ def _client_ip(request: Request) -> str:
 def create_form(data: FormIn, caller: Manage, state: State, email: Email) -> dict[str, Any]:
     with state.store.write() as conn:
         form = forms.create_form(conn, business_id=caller.business_id, data=data)
+        store_work.record(
+            conn, caller, "lead_form.create", asset=("lead_form", form.id), slug=data.slug
+        )
     return {
         "id": form.id,
         "version": form.version,
@@ -52,6 +55,9 @@ def create_form(data: FormIn, caller: Manage, state: State, email: Email) -> dic
 def update_form(form_id: str, data: FormIn, caller: Manage, state: State) -> dict[str, Any]:
     with state.store.write() as conn:
         form = forms.update_form(conn, business_id=caller.business_id, form_id=form_id, data=data)
+        store_work.record(
+            conn, caller, "lead_form.update", asset=("lead_form", form_id), version=form.version
+        )
     return {"id": form.id, "version": form.version}
 
 

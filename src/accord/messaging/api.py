@@ -139,7 +139,18 @@ async def send_campaign(
         mailer=email.mailer,
         wiring=email.wiring,
     )
-    return asdict(report)
+    summary = asdict(report)
+    await store_work.write(
+        state,
+        lambda conn: store_work.record(
+            conn,
+            caller,
+            "email_campaign.send",
+            asset=("email_campaign", campaign_id),
+            **{k: summary[k] for k in ("status", "sent", "failed", "skipped")},
+        ),
+    )
+    return summary
 
 
 @admin.post("/campaigns/{campaign_id}/test", summary="Send a test to your own addresses")
