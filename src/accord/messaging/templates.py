@@ -14,7 +14,7 @@ from types import FrameType
 from typing import Any
 
 import css_inline
-from jinja2 import ChainableUndefined, Template, TemplateError
+from jinja2 import ChainableUndefined, StrictUndefined, Template, TemplateError
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import Connection, or_, select, update
@@ -131,6 +131,9 @@ class BoundedEnvironment(SandboxedEnvironment):
 _HTML_ENV = BoundedEnvironment(autoescape=True, undefined=ChainableUndefined)
 _TEXT_ENV = BoundedEnvironment(autoescape=False, undefined=ChainableUndefined)
 _INLINER = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
+# Journeys want a missing trait to stop a message rather than leave a blank.
+_STRICT_HTML_ENV = BoundedEnvironment(autoescape=True, undefined=StrictUndefined)
+_STRICT_TEXT_ENV = BoundedEnvironment(autoescape=False, undefined=StrictUndefined)
 
 _deadline: dict[int, float] = {}
 
@@ -186,6 +189,19 @@ def _render_part(template: Template, context: Mapping[str, Any]) -> str:
 # Errors a template can raise beyond Jinja's own: huge numbers printed or ranged over,
 # runaway recursion, memory. They name the template at fault, never a 500.
 _COST_ERRORS = (TemplateError, OverflowError, ValueError, MemoryError, RecursionError)
+
+
+def render_text(source: str, context: Mapping[str, Any], *, html: bool = False) -> str:
+    """One template string (a journey message), compiled and rendered within the bounds
+    of every template; a missing name is an error. Raises `TemplateError`."""
+    if len(source) > MAX_SOURCE:
+        raise TemplateTooCostly(f"template is over {MAX_SOURCE} characters")
+    environment = _STRICT_HTML_ENV if html else _STRICT_TEXT_ENV
+    try:
+        with _time_limit():
+            return _render_part(environment.from_string(source), context)
+    except (OverflowError, ValueError, MemoryError, RecursionError) as exc:
+        raise TemplateTooCostly(str(exc)) from exc
 
 
 @dataclass(frozen=True)
