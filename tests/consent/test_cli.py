@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
 
@@ -128,7 +129,7 @@ def test_the_demo_has_a_banner(settings: Settings, tmp_path: Path) -> None:
 
 
 def test_item_15_consent_proof_finds_a_lead_by_email(
-    env: dict[str, str], store: Store, keys: Bootstrap
+    env: dict[str, str], store: Store, keys: Bootstrap, client: TestClient
 ) -> None:
     form_in = FormIn.model_validate(
         {
@@ -162,3 +163,9 @@ def test_item_15_consent_proof_finds_a_lead_by_email(
     assert item["record"]["purposes"]["marketing"] is True
     assert item["record"]["anonymous_id"] == done.anonymous_id
     run(env, "proof", "nobody@people.example", code=1)
+    admin = {"Authorization": f"Bearer {keys.admin_token}"}
+    found = client.get("/api/consent/subjects/Giulia@People.example/proof", headers=admin)
+    assert found.status_code == 200, found.text
+    assert found.json()["records"][0]["record"]["anonymous_id"] == done.anonymous_id
+    missing = client.get("/api/consent/subjects/nobody@people.example/proof", headers=admin)
+    assert missing.status_code == 404

@@ -7,6 +7,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import Connection
 
 from accord.collect.service import decode_body, write_key_from
 from accord.consent import (
@@ -32,6 +33,7 @@ from accord.consent.models import (
 )
 from accord.core.errors import FieldProblem, InvalidInput, NotFound
 from accord.engine.connection import connect
+from accord.leads.subjects import anonymous_ids_of_email
 from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.errors import json_response
@@ -480,9 +482,20 @@ async def subject_proof(
 ) -> Response:
     if fmt not in ("json", "html"):
         raise InvalidInput([FieldProblem("format", "must be json or html")])
-    built = await store_work.read(
-        state, lambda c: proof.build(c, business_id=caller.business_id, subject=subject)
-    )
+
+    def work(conn: Connection) -> dict[str, Any]:
+        built = proof.build(conn, business_id=caller.business_id, subject=subject)
+        if not built["records"] and "@" in subject:
+            # A lead's consent is in the ledger under the anonymous id its form gave it.
+            for anonymous_id in anonymous_ids_of_email(
+                conn, business_id=caller.business_id, email=subject
+            ):
+                built = proof.build(conn, business_id=caller.business_id, subject=anonymous_id)
+                if built["records"]:
+                    break
+        return built
+
+    built = await store_work.read(state, work)
     if not built["records"]:
         raise NotFound(f"consent records of {subject!r}")
     if fmt == "html":
