@@ -98,7 +98,8 @@ def test_bad_changes_show_next_to_their_field_keep_what_was_typed_and_save_nothi
     page = f"/assets/ad-accounts/{account_id}/campaigns/{campaign_id}"
     before = row(store, campaign_id)
     cases = [
-        ({"budget": "1500.50"}, "budget_minor", "spend limit of 100000", 'value="1500.50"'),
+        ({"budget": "1500.50"}, "budget_minor", "spend limit of 1,000.00 EUR", 'value="1500.50"'),
+        ({"budget": "inf"}, "budget_minor", "a number such as 250.00", 'value="inf"'),
         ({"budget": "lots"}, "budget_minor", "a number such as 250.00", 'value="lots"'),
         ({"budget": "-5"}, "budget_minor", "must not be negative", 'value="-5"'),
         ({"ends_at": "2026-04-01T09:00"}, "ends_at", "after starts_at", "2026-04-01T09:00"),
@@ -200,3 +201,61 @@ def test_an_employee_without_the_task_changes_no_campaign(client: TestClient, st
         patched = who.patch(api, json={"budget_minor": 1}, headers=headers)
         assert posted.status_code in (403, 404) and patched.status_code in (403, 404)
     assert row(store, campaign_id) == before
+
+
+def test_item_15_budget_error_in_currency_units_not_cents(client: TestClient, store: Store) -> None:
+    browser = sign_up(client, "ann@acme.test")
+    create_business(browser)
+    account_id = ad_account(browser, limit="1000.00")
+    where = f"/assets/ad-accounts/{account_id}"
+    refused = browser.submit(
+        where,
+        f"{where}/campaigns",
+        {"name": "Big", "objective": "leads", "pricing": "CPL", "budget": "1500"},
+    )
+    assert "spend limit of 1,000.00 EUR" in refused.text and "100000" not in refused.text
+    assert 'href="/assets/ad-accounts/{account_id}/campaigns/cmp_' not in refused.text
+    keys = service.bootstrap(store, name="Token Shop")
+    api = {"authorization": f"Bearer {keys.admin_token}"}
+    account = client.post(
+        "/api/accounts/ad-accounts",
+        json={"name": "US", "currency": "USD", "timezone": "UTC", "spend_limit_minor": 90_000},
+        headers=api,
+    ).json()
+    refused_api = client.post(
+        f"/api/accounts/ad-accounts/{account['id']}/campaigns",
+        json={"name": "Big", "objective": "leads", "pricing": "CPL", "budget_minor": 150_000},
+        headers=api,
+    )
+    assert refused_api.status_code == 400 and "spend limit of 900.00 USD" in refused_api.text
+
+
+def test_item_15_advertise_only_employee_sees_the_ad_account_they_advertise_in(
+    client: TestClient, store: Store
+) -> None:
+    browser = sign_up(client, "ann@acme.test")
+    business_id = create_business(browser)
+    account_id = ad_account(browser)
+    other_account = ad_account(browser, "Other ads")
+    campaign_id = new_campaign(browser, account_id)
+    advertiser, headers = employee(
+        client, store, business_id, "eve@acme.test", {account_id: ["advertise"]}
+    )
+    listed = advertiser.get("/assets", headers=headers)
+    assert listed.status_code == 200
+    assert f"/assets/ad-accounts/{account_id}" in listed.text
+    assert f"/assets/ad-accounts/{other_account}" not in listed.text
+    page = advertiser.get(f"/assets/ad-accounts/{account_id}", headers=headers)
+    assert page.status_code == 200 and "Spring" in page.text
+    shown = advertiser.get(
+        f"/assets/ad-accounts/{account_id}/campaigns/{campaign_id}", headers=headers
+    )
+    assert shown.status_code == 200 and 'id="campaign-form"' in shown.text
+    listed_api = advertiser.get(
+        f"/api/accounts/ad-accounts/{account_id}/campaigns", headers=headers
+    )
+    assert listed_api.status_code == 200 and [c["id"] for c in listed_api.json()] == [campaign_id]
+    assert advertiser.get(f"/assets/ad-accounts/{other_account}", headers=headers).status_code in (
+        403,
+        404,
+    )

@@ -12,8 +12,9 @@ import httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
-from accord.accounts.models import Bootstrap
+from accord.accounts.models import Bootstrap, audit_log
 from accord.accounts.service import bootstrap
 from accord.audiences import destinations
 from accord.core.settings import Settings
@@ -132,6 +133,14 @@ def test_audience_lifecycle(
     csv_export = client.get("/api/audiences/new-visitors/export/csv", headers=admin)
     # The CSV export needs the same marketing consent, so it leaves out the same person.
     assert orjson.loads(csv_export.headers["x-accord-left-out"]) == {"suppressed: complaint": 1}
+    # Item 15 of issue 19: every export is in the audit log, with what left and what not.
+    with store.read() as conn:
+        audited = conn.execute(
+            select(audit_log.c.after).where(audit_log.c.action == "audience.export")
+        ).scalars()
+        exports = [orjson.loads(after) for after in audited]
+    assert [e["destination"] for e in exports] == ["meta", "meta", "csv"]
+    assert exports[-1]["left_out"] == {"suppressed: complaint": 1}
     groups = client.get("/api/audiences/new-visitors/export/interest_groups", headers=admin)
     assert groups.status_code == 400
     groups = client.get(

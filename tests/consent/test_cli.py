@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
 
@@ -16,6 +17,11 @@ from accord.consent import config
 from accord.consent.models import PropertyIn
 from accord.consent.service import record_consent
 from accord.core.settings import Settings
+from accord.core.signing import Signer
+from accord.leads import confirmation, forms, submissions
+from accord.leads.models import FormIn
+from accord.leads.validation import CleanSubmission
+from accord.process.email import default_wiring
 from accord.store.db import Store, open_store
 
 
@@ -120,3 +126,46 @@ def test_the_demo_has_a_banner(settings: Settings, tmp_path: Path) -> None:
             )
     finally:
         store.dispose()
+
+
+def test_item_15_consent_proof_finds_a_lead_by_email(
+    env: dict[str, str], store: Store, keys: Bootstrap, client: TestClient
+) -> None:
+    form_in = FormIn.model_validate(
+        {
+            "slug": "news",
+            "title": {"en": "News"},
+            "fields": [{"key": "email", "kind": "email"}],
+            "consents": [{"purpose": "marketing", "label": {"en": "Email me"}}],
+            "privacy_policy_url": "https://shop.example/privacy",
+            "from_address": "hello@shop.example",
+        }
+    )
+    with store.write() as conn:
+        form = forms.create_form(conn, business_id=keys.business_id, data=form_in)
+        done = submissions.submit(
+            conn,
+            form=form,
+            submission=CleanSubmission(email="giulia@people.example", purposes=["marketing"]),
+            anonymous_id=None,
+            ip="198.51.100.4",
+            user_agent="Firefox",
+        )
+        confirmation.confirm(
+            conn,
+            lead_id=done.lead_id,
+            ip="198.51.100.9",
+            wiring=default_wiring(),
+            signer=Signer("k" * 32),
+        )
+    proof = json.loads(run(env, "proof", "Giulia@People.example").stdout)
+    [item] = proof["records"]
+    assert item["record"]["purposes"]["marketing"] is True
+    assert item["record"]["anonymous_id"] == done.anonymous_id
+    run(env, "proof", "nobody@people.example", code=1)
+    admin = {"Authorization": f"Bearer {keys.admin_token}"}
+    found = client.get("/api/consent/subjects/Giulia@People.example/proof", headers=admin)
+    assert found.status_code == 200, found.text
+    assert found.json()["records"][0]["record"]["anonymous_id"] == done.anonymous_id
+    missing = client.get("/api/consent/subjects/nobody@people.example/proof", headers=admin)
+    assert missing.status_code == 404

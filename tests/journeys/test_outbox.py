@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+from jinja2 import TemplateError
 from sqlalchemy import select
 
 from accord.core.outbound import OutboundPolicy
@@ -101,3 +103,13 @@ def test_a_missing_trait_without_fallback_is_an_error_not_a_blank() -> None:
     else:
         raise AssertionError("a missing trait rendered as a blank")
     assert render("<b>{{ name }}</b>", {"name": "<script>"}, html=True) == "<b>&lt;script&gt;</b>"
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["{{ (3**10000000) % 7 }}", "{{ 10**5000 }}", "{{ range(10**6) | list }}", "{{ 'x' * 10**9 }}"],
+)
+def test_item_2_template_dos_journey_messages_are_bounded(source: str) -> None:
+    with pytest.raises(TemplateError):
+        render(source, {"first_name": "Ada"})
+    assert render("Hi {{ first_name }}", {"first_name": "Ada"}) == "Hi Ada"

@@ -49,7 +49,7 @@ FORM: dict[str, Any] = {
             "purpose": "marketing",
             "label": {"en": "Send me offers by email", "it": "Inviatemi offerte via email"},
         },
-        {"purpose": "analytics", "label": {"en": "Measure my visits"}},
+        {"purpose": "statistics", "label": {"en": "Measure my visits"}},
     ],
     "privacy_policy_url": "https://shop.example/privacy",
     "next_url": "https://shop.example/",
@@ -293,3 +293,46 @@ def test_scoring_and_funnel_over_http(app_client: TestClient, keys: Bootstrap) -
         "New leads per day by source, last 30 days (UTC)",
     )
     assert by_source.trace("Forms")["y"][-1] == 2
+
+
+def test_item_15_utm_campaign_survives_a_failed_first_submit(
+    app_client: TestClient, keys: Bootstrap
+) -> None:
+    fields = [*FORM["fields"], {"key": "utm_campaign", "kind": "hidden"}]
+    _setup(app_client, keys, double_opt_in=False, fields=fields)
+    page = app_client.get("/l/autumn-catalogue?utm_campaign=spring").text
+    assert page.count('name="utm_campaign"') == 1
+    failed = app_client.post(
+        "/l/autumn-catalogue", data={**GOOD, "name": "", "utm_campaign": "spring"}
+    )
+    assert failed.status_code == 400
+    assert failed.text.count('name="utm_campaign" value="spring"') == 1
+    assert "[&#39;spring&#39;" not in failed.text and "['spring'" not in failed.text
+    again = re.findall(r'name="utm_campaign" value="([^"]*)"', failed.text)
+    sent = app_client.post("/l/autumn-catalogue", data={**GOOD, "utm_campaign": again})
+    assert sent.status_code == 200
+    lead = app_client.get(
+        "/api/leads/leads", params={"email": "giulia.rossi@example.it"}, headers=admin(keys)
+    ).json()
+    assert lead["utm"]["utm_campaign"] == "spring"
+
+
+def test_item_15_form_builder_refuses_an_unknown_consent_purpose(
+    app_client: TestClient, keys: Bootstrap
+) -> None:
+    consents = [*FORM["consents"], {"purpose": "telepathy", "label": {"en": "Read my mind"}}]
+    refused = app_client.post(
+        "/api/leads/forms", json={**FORM, "consents": consents}, headers=admin(keys)
+    )
+    assert refused.status_code == 400, refused.text
+    [problem] = refused.json()["problems"]
+    assert problem["field"] == "consents.2.purpose" and "telepathy" in problem["reason"]
+    assert app_client.get("/l/autumn-catalogue").status_code == 404
+    # A purpose the business added itself is fine.
+    purpose = {"texts": {"en": {"name": "Mind", "description": "Reading"}}}
+    saved = app_client.put("/api/consent/purposes/telepathy", json=purpose, headers=admin(keys))
+    assert saved.status_code in (200, 201), saved.text
+    made = app_client.post(
+        "/api/leads/forms", json={**FORM, "consents": consents}, headers=admin(keys)
+    )
+    assert made.status_code == 201, made.text

@@ -9,9 +9,11 @@ from hypothesis import strategies as st
 from accord.core.errors import InvalidInput, TooManyRequests
 from accord.identity.rules import phone_e164
 from accord.leads.i18n import pick_language, text
+from accord.leads.identify import lead_traits
 from accord.leads.models import FormIn
 from accord.leads.spam import RateLimiter, check_honeypot
 from accord.leads.validation import validate_submission
+from accord.messaging.templates import compile_template, personalisation
 
 FORM = FormIn.model_validate(
     {
@@ -113,3 +115,15 @@ def test_honeypot() -> None:
     check_honeypot(None)
     with pytest.raises(InvalidInput):
         check_honeypot("https://spam.example")
+
+
+def test_item_15_leads_have_first_name_for_templates() -> None:
+    traits = lead_traits({"name": "Giulia Maria Rossi", "email": "g@people.example"})
+    assert traits["first_name"] == "Giulia" and traits["last_name"] == "Maria Rossi"
+    assert lead_traits({"name": "Cher"})["first_name"] == "Cher"
+    assert "first_name" not in lead_traits({"email": "x@people.example"})
+    greeting = compile_template(
+        subject='Hi {{ contact.first_name | default("friend") }}', html="<p>x</p>", text=""
+    )
+    rendered = greeting.render(personalisation(traits, email="g@people.example"))
+    assert rendered.subject == "Hi Giulia"

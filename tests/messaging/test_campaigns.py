@@ -13,11 +13,11 @@ from email.mime.text import MIMEText
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from accord.accounts.models import Bootstrap
+from accord.accounts.models import Bootstrap, businesses
 from accord.core.clock import utcnow
-from accord.core.errors import Conflict, InvalidLink
+from accord.core.errors import Conflict, InvalidInput, InvalidLink
 from accord.messaging import campaigns, lists, sending, service, templates, tracking
 from accord.messaging.bounces import apply_delivery_reports, parse_report_email
 from accord.messaging.kpis import ab_decision, campaign_kpis
@@ -49,11 +49,13 @@ def _campaign(store: Store, business_id: str, members: list[MemberIn], **extra: 
         template_id = templates.create_template(
             conn,
             business_id=business_id,
-            data=TemplateIn(
-                name="spring",
-                subject="Spring for {{ contact.first_name | default('you') }}",
-                html=HTML,
-                text="Hello {{ contact.first_name | default('friend') }}",
+            checked=templates.check_template(
+                TemplateIn(
+                    name="spring",
+                    subject="Spring for {{ contact.first_name | default('you') }}",
+                    html=HTML,
+                    text="Hello {{ contact.first_name | default('friend') }}",
+                )
             ),
         )
         list_id = lists.create_list(conn, business_id=business_id, data=ListIn(name="news"))
@@ -139,7 +141,7 @@ def test_a_campaign_reaches_only_consenting_unsuppressed_people(
     assert "Hello ada" in html and "color: red" in html and "<style>" not in html
     assert "https://shop.example/spring" not in html  # went through the click redirect
     assert "mailto:help@shop.example" in html
-    assert body_text(message).strip() == "Hello ada"
+    assert body_text(message).startswith("Hello ada\n\n-- \n")
     with pytest.raises(Conflict):
         asyncio.run(
             sending.send_campaign(
@@ -499,7 +501,9 @@ def test_ab_test_of_content_sends_each_template_to_half_the_sample(
         other = templates.create_template(
             conn,
             business_id=business,
-            data=TemplateIn(name="b", subject="Spring, shorter", html="<p>Variant B body</p>"),
+            checked=templates.check_template(
+                TemplateIn(name="b", subject="Spring, shorter", html="<p>Variant B body</p>")
+            ),
         )
     campaign_id = _campaign(
         store,
@@ -520,3 +524,113 @@ def test_ab_test_of_content_sends_each_template_to_half_the_sample(
     bodies = [body_text(r.message, "html") for r in sink.messages]
     assert sum("Variant B body" in b for b in bodies) == 2
     assert sum("Hello q" in b for b in bodies) == 2
+
+
+def test_item_15_ab_variant_subject_is_rendered_for_each_recipient(
+    store: Store, keys: Bootstrap, sink: SmtpSink
+) -> None:
+    business = keys.business_id
+    ledger = FakeLedger()
+    names = [f"r{i}" for i in range(4)]
+    grant(store, business, {f"anon-{n}": {"marketing": True} for n in names})
+    members = [
+        MemberIn(email=f"{n}@people.example", anonymous_id=f"anon-{n}", traits={"first_name": n})
+        for n in names
+    ]
+    campaign_id = _campaign(
+        store,
+        business,
+        members,
+        ab_test=AbTestIn(
+            subject='Last days, {{ contact.first_name | default("friend") }}',
+            sample_share=1.0,
+            min_sample=1,
+        ),
+    )
+    asyncio.run(
+        sending.send_campaign(
+            store,
+            business_id=business,
+            campaign_id=campaign_id,
+            mailer=mailer_for(sink),
+            wiring=ledger.wiring(),
+        )
+    )
+    subjects = {r.envelope_to[0]: r.message["Subject"] for r in sink.messages}
+    b_subjects = [s for s in subjects.values() if s.startswith("Last days")]
+    assert b_subjects and all("{{" not in s for s in subjects.values())
+    for address, subject in subjects.items():
+        if subject.startswith("Last days"):
+            assert subject == f"Last days, {address.split('@')[0]}"
+
+
+def test_item_15_ab_variant_subject_that_does_not_parse_is_refused(
+    store: Store, keys: Bootstrap
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        _campaign(store, keys.business_id, [], ab_test=AbTestIn(subject="Hi {{ broken"))
+    assert refused.value.problems[0].field == "ab_test.subject"
+
+
+def test_item_15_unsubscribe_link_and_footer_with_postal_address(
+    store: Store, keys: Bootstrap, sink: SmtpSink
+) -> None:
+    business = keys.business_id
+    with store.write() as conn:
+        conn.execute(
+            update(businesses)
+            .where(businesses.c.id == business)
+            .values(address="Via Roma 1, 20121 Milano, Italy")
+        )
+        body = templates.check_template(
+            TemplateIn(
+                name="with link",
+                subject="News",
+                html='<p>Hi</p><a href="{{ unsubscribe_url }}">Stop these emails</a>',
+                text="Hi. Stop: {{ unsubscribe_url }}",
+            )
+        )
+        template_id = templates.create_template(conn, business_id=business, checked=body)
+        list_id = lists.create_list(conn, business_id=business, data=ListIn(name="l"))
+        lists.add_member(conn, business_id=business, list_id=list_id, member=_member("ada"))
+        campaign_id = campaigns.create_campaign(
+            conn,
+            business_id=business,
+            data=CampaignIn(
+                name="c", template_id=template_id, list_id=list_id, from_address="n@shop.example"
+            ),
+        )
+    ledger = FakeLedger()
+    grant(store, business, {"anon-ada": {"marketing": True}})
+    asyncio.run(
+        sending.send_campaign(
+            store,
+            business_id=business,
+            campaign_id=campaign_id,
+            mailer=mailer_for(sink),
+            wiring=ledger.wiring(),
+        )
+    )
+    [received] = sink.messages
+    header = received.message["List-Unsubscribe"].strip("<>")
+    html = body_text(received.message, "html")
+    text = body_text(received.message)
+    assert header.startswith(f"{BASE_URL}/e/u/")
+    # The body link is the same one-click address, not sent through the click redirect.
+    assert f'<a href="{header}">Stop these emails</a>' in html
+    assert f"Stop: {header}" in text
+    footer = re.search(r'<p class="accord-footer"[^>]*>(.*?)</p>', html, re.S)
+    assert footer and "Via Roma 1, 20121 Milano, Italy" in footer.group(1)
+    assert f'href="{header}"' in footer.group(1)
+    assert text.rstrip().endswith(f"Via Roma 1, 20121 Milano, Italy\nUnsubscribe: {header}")
+    # Unsubscribing through it works.
+    with store.write() as conn:
+        tracking.unsubscribe(
+            conn,
+            mailer=mailer_for(sink),
+            token=header.rsplit("/", 1)[1],
+            wiring=ledger.wiring(),
+            via="link",
+            ip=None,
+        )
+        assert service.is_unsubscribed(conn, business_id=business, email="ada@people.example")

@@ -77,7 +77,9 @@ def test_send_due_sends_scheduled_campaigns_and_bounces_suppress(
         template_id = templates.create_template(
             conn,
             business_id=business,
-            data=TemplateIn(name="t", subject="Hello", html="<p>Hello</p>"),
+            checked=templates.check_template(
+                TemplateIn(name="t", subject="Hello", html="<p>Hello</p>")
+            ),
         )
         campaigns.create_campaign(
             conn,

@@ -386,12 +386,16 @@ def _campaign_problems(
         problems.append(FieldProblem("status", f"one of {', '.join(CAMPAIGN_STATUSES)}"))
     if starts_at and ends_at and ends_at <= starts_at:
         problems.append(FieldProblem("ends_at", "must be after starts_at"))
-    limit = conn.execute(
-        select(ad_accounts.c.spend_limit_minor).where(ad_accounts.c.asset_id == account.id)
-    ).scalar()
+    limit, currency = conn.execute(
+        select(ad_accounts.c.spend_limit_minor, ad_accounts.c.currency).where(
+            ad_accounts.c.asset_id == account.id
+        )
+    ).one()
     if limit is not None and budget_minor > limit:
+        # Shown in the currency's units, as people type budgets, not in cents.
+        shown = f"{limit / 100:,.2f} {currency.upper()}"
         problems.append(
-            FieldProblem("budget_minor", f"above the ad account's spend limit of {limit}")
+            FieldProblem("budget_minor", f"above the ad account's spend limit of {shown}")
         )
     return problems
 

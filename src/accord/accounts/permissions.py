@@ -151,6 +151,16 @@ def role_task_on(role: str, asset_kind: str, task: str) -> bool:
     return task in held
 
 
+# Tasks that also let a person look at an asset (what `analyse` is asked for on pages and
+# reads of that asset): who places campaigns in an ad account sees it and its campaigns.
+ALSO_SEES: dict[str, tuple[str, ...]] = {"ad_account": ("advertise",)}
+
+
+def accepted_tasks(asset_kind: str, task: str) -> tuple[str, ...]:
+    """The tasks any one of which allows `task` on an asset of `asset_kind`."""
+    return (task, *ALSO_SEES.get(asset_kind, ())) if task == "analyse" else (task,)
+
+
 def holds(tasks: Iterable[str], task: str) -> bool:
     """`manage` on an asset includes every other task on it."""
     given = set(tasks)

@@ -8,8 +8,6 @@ to act on one asset.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 import threading
@@ -42,6 +40,7 @@ from accord.accounts.models import (
     ui_sessions,
 )
 from accord.core.clock import utcnow
+from accord.core.csvfile import csv_text
 from accord.core.errors import (
     FieldProblem,
     InvalidInput,
@@ -163,11 +162,9 @@ AUDIT_CSV_COLUMNS = (
 
 def audit_csv(entries: list[AuditEntry]) -> str:
     """The audit log as CSV, `before` and `after` as JSON text."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(AUDIT_CSV_COLUMNS)
-    for e in entries:
-        writer.writerow(
+    return csv_text(
+        AUDIT_CSV_COLUMNS,
+        (
             [
                 e.id,
                 e.at.isoformat(),
@@ -181,8 +178,9 @@ def audit_csv(entries: list[AuditEntry]) -> str:
                 "" if e.after is None else as_json(e.after),
                 e.ip or "",
             ]
-        )
-    return out.getvalue()
+            for e in entries
+        ),
+    )
 
 
 # -- businesses ------------------------------------------------------------------------
@@ -447,6 +445,7 @@ def check_asset(
     row = conn.execute(select(assets).where(assets.c.id == asset_id)).first()
     if row is None or (kind is not None and row.kind != kind):
         raise NotFound(kind or "asset")
+    accepted = permissions.accepted_tasks(row.kind, task)
     if row.business_id != access.business_id:
         shared = conn.execute(
             select(partner_shares.c.tasks).where(
@@ -456,12 +455,12 @@ def check_asset(
                 partner_shares.c.revoked_at.is_(None),
             )
         ).scalar()
-        if shared is None or not permissions.holds(shared.split(), task):
+        if shared is None or not any(permissions.holds(shared.split(), t) for t in accepted):
             raise NotFound(row.kind if kind else "asset")
-    if permissions.role_task_on(access.role, row.kind, task):
+    if any(permissions.role_task_on(access.role, row.kind, t) for t in accepted):
         return str(row.business_id)
     grant = _grants_of(conn, access=access).get(asset_id, set())
-    if permissions.holds(grant, task):
+    if any(permissions.holds(grant, t) for t in accepted):
         return str(row.business_id)
     raise NotFound(row.kind if kind else "asset")
 

@@ -231,6 +231,19 @@ async def export(
             interest_groups=options,
         ),
     )
+    await store_work.write(
+        state,
+        lambda conn: store_work.record(
+            conn,
+            caller,
+            "audience.export",
+            asset=("audience", audience),
+            destination=destination,
+            purpose=purpose,
+            included=result.included,
+            left_out=result.left_out,
+        ),
+    )
     extension = "json" if destination == "interest_groups" else "csv"
     return Response(
         result.body,
@@ -336,8 +349,10 @@ async def list_suppressions(state: State, caller: Reader) -> list[dict[str, Any]
 
 @router.post("/suppressions", status_code=204, summary="Suppress an identifier everywhere")
 async def suppress(state: State, caller: Manager, body: SuppressionIn) -> Response:
-    await store_work.write(
+    await store_work.audited(
         state,
+        caller,
+        "suppression.add",
         lambda conn: reach.suppress(
             conn,
             business_id=caller.business_id,
@@ -346,14 +361,21 @@ async def suppress(state: State, caller: Manager, body: SuppressionIn) -> Respon
             reason=body.reason,
             source="api",
         ),
+        kind=body.kind,
+        value=body.value,
+        reason=body.reason,
     )
     return Response(status_code=204)
 
 
 @router.delete("/suppressions/{kind}/{value}", status_code=204, summary="Lift a suppression")
 async def unsuppress(state: State, caller: Manager, kind: str, value: str) -> Response:
-    await store_work.write(
+    await store_work.audited(
         state,
+        caller,
+        "suppression.remove",
         lambda conn: reach.unsuppress(conn, business_id=caller.business_id, kind=kind, value=value),
+        kind=kind,
+        value=value,
     )
     return Response(status_code=204)

@@ -21,9 +21,7 @@ the business's default phone region), and a number written with its country code
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -33,6 +31,7 @@ from typing import Any, Literal
 import orjson
 import phonenumbers
 
+from accord.core.csvfile import csv_text
 from accord.identity.rules import normalise
 
 Destination = Literal["csv", "meta", "google", "interest_groups"]
@@ -208,12 +207,7 @@ CSV_COLUMNS = ["profile_id", "email", "user_id", "anonymous_id", "first_name", "
 
 
 def _csv(columns: list[str], rows: Iterable[Mapping[str, str]]) -> bytes:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(row)
-    return out.getvalue().encode()
+    return csv_text(columns, rows).encode()
 
 
 def csv_row(person: Person) -> dict[str, str]:

@@ -21,6 +21,7 @@ from accord.collect.models import event_imports, import_mappings, import_uploads
 from accord.collect.service import append
 from accord.collect.validation import EventProblems, Limits, normalise_event
 from accord.core.clock import utcnow
+from accord.core.csvfile import csv_text
 from accord.core.errors import FieldProblem, InvalidInput, NotFound
 from accord.core.ids import new_id
 from accord.store.db import Store
@@ -206,12 +207,7 @@ def import_mapped(
 
 def rejected_csv(rejected: Iterable[dict[str, Any]]) -> str:
     """The rejected-rows report as CSV: row, field, reason."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["row", "field", "reason"])
-    for item in rejected:
-        writer.writerow([item["row"], item["field"], item["reason"]])
-    return out.getvalue()
+    return csv_text(("row", "field", "reason"), rejected)
 
 
 # --- Saved mappings --------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import Connection
 
 from accord.collect.service import decode_body, write_key_from
 from accord.consent import (
@@ -32,6 +33,7 @@ from accord.consent.models import (
 )
 from accord.core.errors import FieldProblem, InvalidInput, NotFound
 from accord.engine.connection import connect
+from accord.leads.subjects import anonymous_ids_of_email
 from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.bodies import read_limited
@@ -276,8 +278,13 @@ async def list_properties(state: State, caller: Read) -> Any:
 )
 async def create_property(state: State, caller: Manage, body: JsonBody) -> Any:
     spec = parse(PropertyIn, body)
-    return await store_work.write(
-        state, lambda c: config.create_property(c, business_id=caller.business_id, spec=spec)
+    return await store_work.audited(
+        state,
+        caller,
+        "consent_property.create",
+        lambda c: config.create_property(c, business_id=caller.business_id, spec=spec),
+        asset=("consent_property", spec.key),
+        spec=spec.model_dump(mode="json"),
     )
 
 
@@ -286,8 +293,13 @@ async def create_property(state: State, caller: Manage, body: JsonBody) -> Any:
 )
 async def update_property(key: str, state: State, caller: Manage, body: JsonBody) -> Any:
     spec = parse(PropertyIn, {**body, "key": key})
-    return await store_work.write(
-        state, lambda c: config.update_property(c, business_id=caller.business_id, spec=spec)
+    return await store_work.audited(
+        state,
+        caller,
+        "consent_property.update",
+        lambda c: config.update_property(c, business_id=caller.business_id, spec=spec),
+        asset=("consent_property", key),
+        spec=spec.model_dump(mode="json"),
     )
 
 
@@ -303,8 +315,13 @@ async def list_purposes(state: State, caller: Read) -> Any:
 )
 async def save_purpose(key: str, state: State, caller: Manage, body: JsonBody) -> Any:
     spec = parse(PurposeIn, {**body, "key": key})
-    return await store_work.write(
-        state, lambda c: config.save_purpose(c, business_id=caller.business_id, spec=spec)
+    return await store_work.audited(
+        state,
+        caller,
+        "consent_purpose.save",
+        lambda c: config.save_purpose(c, business_id=caller.business_id, spec=spec),
+        asset=("consent_purpose", key),
+        spec=spec.model_dump(mode="json"),
     )
 
 
@@ -320,8 +337,13 @@ async def list_vendors(state: State, caller: Read) -> Any:
 )
 async def save_vendor(key: str, state: State, caller: Manage, body: JsonBody) -> Any:
     spec = parse(VendorIn, {**body, "key": key})
-    return await store_work.write(
-        state, lambda c: config.save_vendor(c, business_id=caller.business_id, spec=spec)
+    return await store_work.audited(
+        state,
+        caller,
+        "consent_vendor.save",
+        lambda c: config.save_vendor(c, business_id=caller.business_id, spec=spec),
+        asset=("consent_vendor", key),
+        spec=spec.model_dump(mode="json"),
     )
 
 
@@ -341,11 +363,15 @@ async def import_gvl(
         except ValueError as exc:
             raise InvalidInput([FieldProblem("tcf_ids", "must be integers")]) from exc
     vendor_list = gvl.parse(body)
-    count = await store_work.write(
+    count = await store_work.audited(
         state,
+        caller,
+        "consent_vendor.import_gvl",
         lambda c: config.import_gvl(
             c, business_id=caller.business_id, gvl=vendor_list, tcf_ids=wanted
         ),
+        gvl_version=vendor_list.vendor_list_version,
+        tcf_ids=sorted(wanted) if wanted else None,
     )
     return {"imported": count, "gvl_version": vendor_list.vendor_list_version}
 
@@ -365,11 +391,15 @@ async def list_notices(key: str, state: State, caller: Read) -> Any:
 )
 async def publish_notice(key: str, state: State, caller: Manage, body: JsonBody) -> Any:
     spec = parse(NoticeIn, body)
-    return await store_work.write(
+    return await store_work.audited(
         state,
+        caller,
+        "consent_notice.publish",
         lambda c: config.publish_notice(
             c, business_id=caller.business_id, property_key=key, spec=spec
         ),
+        asset=("consent_property", key),
+        spec=spec.model_dump(mode="json"),
     )
 
 
@@ -391,19 +421,27 @@ async def list_geo_rules(state: State, caller: Read) -> Any:
 )
 async def set_geo_rule(region: str, state: State, caller: Manage, body: JsonBody) -> Any:
     rule = parse(GeoRuleIn, {**body, "region": region})
-    await store_work.write(
+    await store_work.audited(
         state,
+        caller,
+        "consent_geo_rule.set",
         lambda c: config.set_geo_rule(
             c, business_id=caller.business_id, region=rule.region, regime=rule.regime
         ),
+        region=rule.region,
+        regime=rule.regime,
     )
     return rule.model_dump()
 
 
 @admin_router.delete("/geo-rules/{region}", summary="Remove a geo rule (the default applies)")
 async def delete_geo_rule(region: str, state: State, caller: Manage) -> Any:
-    removed = await store_work.write(
-        state, lambda c: config.delete_geo_rule(c, business_id=caller.business_id, region=region)
+    removed = await store_work.audited(
+        state,
+        caller,
+        "consent_geo_rule.delete",
+        lambda c: config.delete_geo_rule(c, business_id=caller.business_id, region=region),
+        region=region,
     )
     if not removed:
         raise NotFound(f"geo rule {region!r}")
@@ -420,8 +458,12 @@ async def get_policy(state: State, caller: Read) -> Any:
 @admin_router.put("/policy", summary="Set the collection policy", openapi_extra=body_of(PolicyIn))
 async def set_policy(state: State, caller: Manage, body: JsonBody) -> Any:
     spec = parse(PolicyIn, body)
-    saved = await store_work.write(
-        state, lambda c: config.set_policy(c, business_id=caller.business_id, spec=spec)
+    saved = await store_work.audited(
+        state,
+        caller,
+        "consent_policy.set",
+        lambda c: config.set_policy(c, business_id=caller.business_id, spec=spec),
+        spec=spec.model_dump(mode="json"),
     )
     return saved.model_dump()
 
@@ -442,9 +484,20 @@ async def subject_proof(
 ) -> Response:
     if fmt not in ("json", "html"):
         raise InvalidInput([FieldProblem("format", "must be json or html")])
-    built = await store_work.read(
-        state, lambda c: proof.build(c, business_id=caller.business_id, subject=subject)
-    )
+
+    def work(conn: Connection) -> dict[str, Any]:
+        built = proof.build(conn, business_id=caller.business_id, subject=subject)
+        if not built["records"] and "@" in subject:
+            # A lead's consent is in the ledger under the anonymous id its form gave it.
+            for anonymous_id in anonymous_ids_of_email(
+                conn, business_id=caller.business_id, email=subject
+            ):
+                built = proof.build(conn, business_id=caller.business_id, subject=anonymous_id)
+                if built["records"]:
+                    break
+        return built
+
+    built = await store_work.read(state, work)
     if not built["records"]:
         raise NotFound(f"consent records of {subject!r}")
     if fmt == "html":
@@ -459,6 +512,10 @@ async def export_csv(
     rows = await store_work.read(
         state,
         lambda c: export.subjects_granting(c, business_id=caller.business_id, purpose=purpose),
+    )
+    await store_work.write(
+        state,
+        lambda c: store_work.record(c, caller, "consent.export", purpose=purpose, rows=len(rows)),
     )
     return StreamingResponse(
         export.to_csv(rows),

@@ -22,6 +22,7 @@ from accord.cli_common import (
 )
 from accord.consent import service
 from accord.core.settings import Settings
+from accord.leads.subjects import anonymous_ids_of_email
 from accord.store.db import Store
 
 consent_app = typer.Typer(help="Consent: ledger, proofs, cookie scanner.", no_args_is_help=True)
@@ -126,7 +127,7 @@ def verify(
 
 @consent_app.command("proof")
 def proof(
-    subject: Annotated[str, typer.Argument(help="anonymousId or userId")],
+    subject: Annotated[str, typer.Argument(help="anonymousId, userId or a lead's email")],
     business: SomeBusiness = None,
     fmt: Annotated[str, typer.Option("--format", help="json or html")] = "json",
     out: Annotated[Path | None, typer.Option(help="Write to this file")] = None,
@@ -139,6 +140,16 @@ def proof(
         document = service.proof_of(
             store, business_id=business_id, subject=subject, html=fmt == "html"
         )
+        if document is None and "@" in subject:
+            # A lead's consent is in the ledger under the anonymous id its form gave it.
+            with store.read() as conn:
+                found = anonymous_ids_of_email(conn, business_id=business_id, email=subject)
+            for anonymous_id in found:
+                document = service.proof_of(
+                    store, business_id=business_id, subject=anonymous_id, html=fmt == "html"
+                )
+                if document is not None:
+                    break
     if document is None:
         raise fail(f"no consent record of {subject!r}")
     if out is not None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +10,7 @@ from sqlalchemy import Connection, select
 
 from accord.consent.ledger import instant_text
 from accord.consent.models import consent_records
+from accord.core.csvfile import csv_lines
 
 CSV_COLUMNS = (
     "identifier_kind",
@@ -79,12 +78,4 @@ def subjects_granting(
 
 def to_csv(rows: list[dict[str, Any]]) -> Iterator[str]:
     """CSV text, header first, one identifier per line."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    yield buffer.getvalue()
-    for row in rows:
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerow(row)
-        yield buffer.getvalue()
+    return csv_lines(CSV_COLUMNS, rows)

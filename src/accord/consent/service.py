@@ -455,8 +455,10 @@ def record_outside_banner(
     ip: str | None = None,
     user_agent: str | None = None,
     recorded_at: datetime | None = None,
+    language: str = "en",
 ) -> None:
-    """Record a decision made outside a banner (a confirmed form, an unsubscribe link).
+    """Record a decision made outside a banner (a confirmed form, an unsubscribe link),
+    in the `language` the person was shown it in.
 
     The property is made if missing, and a purpose the business has not configured yet
     is added as a custom purpose, so the ledger never refuses a decision a person
@@ -483,4 +485,5 @@ def record_outside_banner(
         ip=ip,
         user_agent=user_agent,
         recorded_at=recorded_at,
+        language=language,
     )

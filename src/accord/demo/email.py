@@ -55,11 +55,12 @@ def prepare_newsletter(
 ) -> str | None:
     """Create the demo template, list and campaign once; the campaign's id, or None when
     it exists already."""
+    checked = templates.check_template(TEMPLATE)
     with store.write() as conn:
         existing = campaigns.list_campaigns(conn, business_id=business_id, limit=1000)
         if any(row.name == CAMPAIGN for row in existing):
             return None
-        template_id = templates.create_template(conn, business_id=business_id, data=TEMPLATE)
+        template_id = templates.create_template(conn, business_id=business_id, checked=checked)
         list_id = lists.create_list(conn, business_id=business_id, data=ListIn(name="Newsletter"))
         for customer in customers:
             first_name = customer.name.split(" ", 1)[0]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from functools import cache
 from typing import Any
@@ -11,6 +9,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from accord.core.bundles import plotly_js
+from accord.core.csvfile import csv_text
 from accord.experiments.analysis import Analysis, ContrastResult
 from accord.experiments.metrics import metric_catalogue
 from accord.experiments.models import ExperimentView
@@ -176,15 +175,12 @@ def render_html(
 
 
 def render_csv(analysis: Analysis) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for gate in analysis.gates:
-        writer.writerow(
-            {"section": "gate", "name": gate.key, "passed": gate.passed, "detail": gate.detail}
-        )
+    rows: list[dict[str, Any]] = [
+        {"section": "gate", "name": gate.key, "passed": gate.passed, "detail": gate.detail}
+        for gate in analysis.gates
+    ]
     for result in analysis.results:
         row = result.model_dump()
         row.pop("metric_name")
-        writer.writerow({"section": "result", **row})
-    return out.getvalue()
+        rows.append({"section": "result", **row})
+    return csv_text(CSV_COLUMNS, rows)

@@ -15,8 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import TemplateError
 from sqlalchemy import insert, select, update
 
 from accord.core.clock import utcnow
@@ -24,6 +23,7 @@ from accord.journeys.graph import Message
 from accord.journeys.models import journey_outbox, journey_runs, journey_steps
 from accord.journeys.runner import Runner
 from accord.messaging.channels import Channel, Delivery, Outgoing
+from accord.messaging.templates import render_text
 from accord.store.db import Store
 
 LEASE = timedelta(minutes=5)
@@ -36,18 +36,15 @@ ADDRESS_TRAITS = {
     "push": ("push_subscription",),
 }
 
-_templates = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
-_html = SandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
-
 
 def render(text: str, traits: Mapping[str, Any], *, html: bool = False) -> str:
-    """Render a message template over a person's traits in a sandbox.
+    """Render a message template over a person's traits in the bounded sandbox of
+    email templates (messaging.templates).
 
     A missing trait is an error unless the template gives a fallback with
     `| default(...)`: a message never goes out with a blank where a name should be.
     """
-    environment = _html if html else _templates
-    return environment.from_string(text).render(**dict(traits))
+    return render_text(text, dict(traits), html=html)
 
 
 def address(channel: str, traits: Mapping[str, Any]) -> Any:

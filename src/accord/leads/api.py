@@ -41,6 +41,9 @@ def _client_ip(request: Request) -> str:
 def create_form(data: FormIn, caller: Manage, state: State, email: Email) -> dict[str, Any]:
     with state.store.write() as conn:
         form = forms.create_form(conn, business_id=caller.business_id, data=data)
+        store_work.record(
+            conn, caller, "lead_form.create", asset=("lead_form", form.id), slug=data.slug
+        )
     return {
         "id": form.id,
         "version": form.version,
@@ -53,6 +56,9 @@ def create_form(data: FormIn, caller: Manage, state: State, email: Email) -> dic
 def update_form(form_id: str, data: FormIn, caller: Manage, state: State) -> dict[str, Any]:
     with state.store.write() as conn:
         form = forms.update_form(conn, business_id=caller.business_id, form_id=form_id, data=data)
+        store_work.record(
+            conn, caller, "lead_form.update", asset=("lead_form", form_id), version=form.version
+        )
     return {"id": form.id, "version": form.version}
 
 
@@ -282,7 +288,9 @@ async def submit(slug: str, request: Request, state: State, email: Email) -> Res
         if wants_json:
             raise
         problems = {p.field: p.reason for p in exc.problems}
-        flat = {k: v if len(v) > 1 else v[0] for k, v in values.items()}
+        # Only checkbox sets hold several values; any other field shows what was read.
+        several = {f.key for f in form.spec.fields if f.kind == "checkboxes"}
+        flat = {k: v if k in several else v[0] for k, v in values.items()}
         return email.page(
             "leads/form.html",
             status_code=400,
@@ -321,6 +329,7 @@ def confirm(token: str, request: Request, state: State, email: Email) -> Respons
             ip=_client_ip(request),
             wiring=email.wiring,
             signer=email.mailer.signer,
+            lang=str(lang),
         )
     if confirmed.form is None:
         raise Conflict("this lead did not come from a form")

@@ -12,7 +12,7 @@ from accord.core.clock import iso, utcnow
 from accord.core.errors import Conflict, NotFound
 from accord.core.signing import Signer
 from accord.leads.forms import Form, get_form
-from accord.leads.i18n import text
+from accord.leads.i18n import localised, text
 from accord.leads.identify import lead_traits
 from accord.leads.magnets import assign_coupon
 from accord.leads.models import (
@@ -96,11 +96,13 @@ def confirm(
     ip: str | None,
     wiring: Wiring,
     signer: Signer,
+    lang: str = "en",
     now: datetime | None = None,
 ) -> Confirmed:
     """Follow the confirmation link: the lead becomes mailable for the purposes it ticked,
     the consent (with its proof) goes to the ledger, the lead joins the form's list and
-    gets its lead magnet."""
+    gets its lead magnet. `lang` is the language the form was shown in (the link keeps
+    it), recorded with the consent along with the checkbox's text in that language."""
     now = now or utcnow()
     lead = conn.execute(select(leads).where(leads.c.id == lead_id)).first()
     if lead is None:
@@ -123,6 +125,12 @@ def confirm(
             .where(lead_consents.c.lead_id == lead_id, lead_consents.c.status == "pending")
             .values(status="recorded", confirmed_at=now, confirm_ip=ip)
         )
+    form = (
+        get_form(conn, business_id=business_id, form_id=lead.form_id)
+        if lead.form_id is not None
+        else None
+    )
+    labels = {c.purpose: c.label for c in form.spec.consents} if form is not None else {}
     if wiring.record_consent is not None:
         for consent in pending:
             wiring.record_consent(
@@ -138,6 +146,10 @@ def confirm(
                     "given_at": iso(consent.given_at),
                     "ip": consent.ip,
                     "user_agent": consent.user_agent,
+                    "language": lang,
+                    "checkbox_text": localised(labels[consent.purpose], lang)
+                    if consent.purpose in labels
+                    else None,
                     "double_opt_in": {
                         "confirmation_message_id": consent.confirmation_message_id,
                         "confirmed_at": iso(now),
@@ -149,8 +161,7 @@ def confirm(
             )
     result = Confirmed(lead_id=lead_id, business_id=business_id, form=None)
     result.purposes = sorted({c.purpose for c in pending})
-    if lead.form_id is not None:
-        form = get_form(conn, business_id=business_id, form_id=lead.form_id)
+    if form is not None:
         result.form = form
         if form.spec.list_id is not None:
             add_member(

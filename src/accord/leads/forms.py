@@ -9,6 +9,7 @@ from sqlalchemy import Connection, select, update
 
 from accord.accounts.models import SourceRef
 from accord.accounts.service import create_source
+from accord.consent.config import DEFAULT_PURPOSES, purpose_keys
 from accord.core.clock import utcnow
 from accord.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from accord.core.ids import new_id
@@ -67,6 +68,15 @@ def update_form(conn: Connection, *, business_id: str, form_id: str, data: FormI
 
 
 def _check_references(conn: Connection, *, business_id: str, data: FormIn) -> None:
+    # A consent names one of the business's purposes (the standard four until it has its own).
+    known = purpose_keys(conn, business_id=business_id) | {p.key for p in DEFAULT_PURPOSES}
+    unknown = [
+        FieldProblem(f"consents.{index}.purpose", f"{c.purpose!r} is not a consent purpose")
+        for index, c in enumerate(data.consents)
+        if c.purpose not in known
+    ]
+    if unknown:
+        raise InvalidInput(unknown)
     if data.coupon_pool_id is not None:
         found = conn.execute(
             select(coupon_pools.c.id).where(

@@ -50,6 +50,13 @@ def join_identity(
 
 
 def lead_traits(lead: CleanSubmission | dict[str, Any]) -> dict[str, Any]:
+    """A lead's profile traits: email, name, phone, company, and the name split into
+    `first_name` and `last_name`, the names email templates greet people by."""
     values = lead if isinstance(lead, dict) else vars(lead)
     traits = {k: values.get(k) for k in ("email", "name", "phone", "company") if values.get(k)}
+    parts = str(traits.get("name", "")).split(maxsplit=1)
+    if parts:
+        traits["first_name"] = parts[0]
+    if len(parts) == 2:
+        traits["last_name"] = parts[1]
     return traits

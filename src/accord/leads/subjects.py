@@ -57,6 +57,16 @@ def subject_history(
     }
 
 
+def anonymous_ids_of_email(conn: Connection, *, business_id: str, email: str) -> list[str]:
+    """The anonymous ids a lead form recorded consent under for this address, oldest
+    lead first: the consent ledger knows a lead by its anonymous id, never its email."""
+    return [
+        str(row.anonymous_id)
+        for row in _leads_of(conn, business_id, [email.strip().lower()], [])
+        if row.anonymous_id
+    ]
+
+
 def subject_emails(
     conn: Connection, *, business_id: str, emails: Sequence[str], anonymous_ids: Sequence[str]
 ) -> list[str]:

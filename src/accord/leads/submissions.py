@@ -262,7 +262,14 @@ def _record(
     if done.needs_confirmation:
         return done, None
     with store.write() as conn:
-        return done, confirm(conn, lead_id=done.lead_id, ip=posted.ip, wiring=wiring, signer=signer)
+        return done, confirm(
+            conn,
+            lead_id=done.lead_id,
+            ip=posted.ip,
+            wiring=wiring,
+            signer=signer,
+            lang=posted.lang,
+        )
 
 
 def list_leads(

@@ -54,8 +54,12 @@ def _client_ip(request: Request) -> str | None:
 
 @admin.post("/templates", status_code=201, summary="Create an email template")
 def create_template(data: TemplateIn, caller: Manage, state: State) -> dict[str, str]:
+    checked = templates.check_template(data)  # CPU-bound: before the transaction opens
     with state.store.write() as conn:
-        return {"id": templates.create_template(conn, business_id=caller.business_id, data=data)}
+        template_id = templates.create_template(
+            conn, business_id=caller.business_id, checked=checked
+        )
+    return {"id": template_id}
 
 
 @admin.patch(
@@ -68,16 +72,19 @@ def create_template(data: TemplateIn, caller: Manage, state: State) -> dict[str,
 def update_template(
     template_id: str, data: TemplatePatch, caller: Manage, state: State
 ) -> dict[str, Any]:
+    with state.store.read() as conn:
+        row = templates.get_template(conn, business_id=caller.business_id, template_id=template_id)
+    checked = templates.check_template(templates.patched(row, data))
     with state.store.write() as conn:
-        saved = templates.patch_template(
+        templates.update_template(
             conn,
             business_id=caller.business_id,
             template_id=template_id,
-            patch=data,
+            checked=checked,
             actor=caller.actor,
             ip=caller.ip,
         )
-    return {"id": template_id, **saved.model_dump()}
+    return {"id": template_id, **checked.data.model_dump()}
 
 
 @admin.post("/lists", status_code=201, summary="Create a list")
@@ -133,7 +140,18 @@ async def send_campaign(
         mailer=email.mailer,
         wiring=email.wiring,
     )
-    return asdict(report)
+    summary = asdict(report)
+    await store_work.write(
+        state,
+        lambda conn: store_work.record(
+            conn,
+            caller,
+            "email_campaign.send",
+            asset=("email_campaign", campaign_id),
+            **{k: summary[k] for k in ("status", "sent", "failed", "skipped")},
+        ),
+    )
+    return summary
 
 
 @admin.post("/campaigns/{campaign_id}/test", summary="Send a test to your own addresses")

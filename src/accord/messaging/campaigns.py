@@ -10,13 +10,14 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, select, update
 
 from accord.accounts.models import Actor
-from accord.accounts.service import audit
+from accord.accounts.service import audit, get_business
 from accord.core.clock import utcnow
 from accord.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from accord.core.ids import new_id
 from accord.messaging.lists import require_list
+from accord.messaging.mailer import Footer
 from accord.messaging.models import AbTestIn, CampaignIn, CampaignPatch, email_campaigns
-from accord.messaging.templates import CompiledTemplate, load_template
+from accord.messaging.templates import CompiledTemplate, compile_template, load_template
 
 # A campaign can be changed until it starts sending; after that it is what was sent.
 EDITABLE_STATUSES = ("draft", "scheduled")
@@ -43,6 +44,12 @@ def _check(conn: Connection, *, business_id: str, data: CampaignIn) -> None:
             raise InvalidInput(
                 [FieldProblem("ab_test", "variant B needs a subject or a template_id")]
             )
+        if data.ab_test.subject is not None:
+            try:
+                compile_template(subject=data.ab_test.subject, html="", text="")
+            except InvalidInput as exc:
+                reasons = "; ".join(p.reason for p in exc.problems)
+                raise InvalidInput([FieldProblem("ab_test.subject", reasons)]) from exc
         b_template = data.ab_test.template_id
         if b_template is not None:
             references.append(
@@ -208,6 +215,12 @@ def campaign_row(conn: Connection, *, business_id: str, campaign_id: str) -> Any
     return row
 
 
+def sender_footer(conn: Connection, *, business_id: str) -> Footer:
+    """The footer of this business's marketing email: its name and postal address."""
+    business = get_business(conn, business_id=business_id)
+    return Footer(sender=business.name, postal_address=business.address)
+
+
 def variants(
     conn: Connection, campaign: Any
 ) -> tuple[dict[str, CompiledTemplate], dict[str, str | None]]:
@@ -225,6 +238,9 @@ def variants(
             else templates["A"]
         )
         subjects["B"] = ab.get("subject")
+        if subjects["B"]:
+            # Variant B's subject is a template too, rendered for each recipient.
+            templates["B"] = templates["B"].with_subject(subjects["B"])
     return templates, subjects
 
 

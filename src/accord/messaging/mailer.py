@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parseaddr
+from html import escape
 from typing import Any
 
 import orjson
@@ -57,6 +58,33 @@ def message_id_header(message_id: str, from_address: str) -> str:
     return f"<{message_id}.{uuid.uuid4().hex[:12]}@{domain}>"
 
 
+@dataclass(frozen=True)
+class Footer:
+    """Who sends a marketing email and where they are, with the way out: the footer
+    CAN-SPAM requires (and EU rules expect) under every marketing message."""
+
+    sender: str
+    postal_address: str | None
+
+    def _lines(self) -> list[str]:
+        return [self.sender, *([self.postal_address] if self.postal_address else [])]
+
+    def html(self, unsubscribe_url: str) -> str:
+        who = " · ".join(escape(line) for line in self._lines())
+        return (
+            '<p class="accord-footer" style="font-size:12px;color:#666;margin-top:24px">'
+            f'{who}<br><a href="{escape(unsubscribe_url)}">Unsubscribe</a></p>'
+        )
+
+    def text(self, unsubscribe_url: str) -> str:
+        return "\n\n-- \n" + "\n".join(self._lines()) + f"\nUnsubscribe: {unsubscribe_url}\n"
+
+
+def _before_body_end(html: str, addition: str) -> str:
+    body_end = html.lower().rfind("</body>")
+    return html + addition if body_end == -1 else html[:body_end] + addition + html[body_end:]
+
+
 def build_message(
     *,
     message_id: str,
@@ -65,36 +93,45 @@ def build_message(
     to: str,
     from_address: str,
     mailer: Mailer,
-    subject_override: str | None = None,
     subject_prefix: str = "",
     tracking: bool = True,
     unsubscribe: bool = True,
+    footer: Footer | None = None,
 ) -> tuple[OutgoingEmail, list[str], str]:
     """The raw message, the links it holds and its subject; `context` is what the
-    template sees (`personalisation(...)` for marketing email)."""
+    template sees (`personalisation(...)` for marketing email), plus `unsubscribe_url`
+    when the message carries one. A `footer` goes under the HTML and the text."""
+    unsubscribe_url = ""
+    if unsubscribe:
+        token = mailer.signer.dumps("unsubscribe", message_id)
+        unsubscribe_url = f"{mailer.base_url}/e/u/{token}"
+        context = {**context, "unsubscribe_url": unsubscribe_url}
     # A message another context already rendered (a journey's) is taken as it is.
     rendered = template if isinstance(template, RenderedEmail) else template.render(context)
-    subject = subject_prefix + (subject_override or rendered.subject)
+    subject = subject_prefix + rendered.subject
     html, links = rendered.html, []
     if tracking:
         tracked = track_html(
             html, message_id=message_id, base_url=mailer.base_url, signer=mailer.signer
         )
         html, links = tracked.html, tracked.links
+    text = rendered.text or subject
+    if footer is not None and unsubscribe:
+        html = _before_body_end(html, footer.html(unsubscribe_url))
+        text += footer.text(unsubscribe_url)
     headers = [
         ("Subject", subject),
         ("Message-ID", message_id_header(message_id, from_address)),
         (MESSAGE_ID_HEADER, message_id),
     ]
     if unsubscribe:
-        token = mailer.signer.dumps("unsubscribe", message_id)
-        headers.append(("List-Unsubscribe", f"<{mailer.base_url}/e/u/{token}>"))
+        headers.append(("List-Unsubscribe", f"<{unsubscribe_url}>"))
         headers.append(("List-Unsubscribe-Post", ONE_CLICK))
     message = build_mime(
         sender=from_address,
         recipient=to,
         headers=headers,
-        text=rendered.text or subject,
+        text=text,
         html=html,
     )
     return message, links, subject

@@ -17,10 +17,10 @@ from accord.core.clock import utcnow
 from accord.core.errors import Conflict
 from accord.core.ids import new_id
 from accord.identity.service import normalise_email
-from accord.messaging.campaigns import campaign_row, variants
+from accord.messaging.campaigns import campaign_row, sender_footer, variants
 from accord.messaging.kpis import ab_decision
 from accord.messaging.lists import list_recipients
-from accord.messaging.mailer import Mailer, build_message
+from accord.messaging.mailer import Footer, Mailer, build_message
 from accord.messaging.mime import OutgoingEmail
 from accord.messaging.models import email_campaigns, email_messages
 from accord.messaging.ports import Recipient, Wiring
@@ -77,6 +77,7 @@ class _Claimed:
     subjects: dict[str, str | None]
     phase_two: bool
     winner: str | None
+    footer: Footer
 
 
 @dataclass
@@ -130,7 +131,7 @@ def _prepare_chunk(
                     to=recipient.email,
                     from_address=campaign.from_address,
                     mailer=mailer,
-                    subject_override=subjects[variant],
+                    footer=claimed.footer,
                 )
                 prepared.messages.append(message)
                 prepared.ids.append(message_id)
@@ -247,7 +248,8 @@ def _claim(store: Store, *, business_id: str, campaign_id: str, wiring: Wiring) 
         ).rowcount
         if not taken:
             raise Conflict(f"campaign {campaign_id} is being sent by another worker")
-    return _Claimed(campaign, recipients, done, templates, subjects, phase_two, winner)
+        footer = sender_footer(conn, business_id=business_id)
+    return _Claimed(campaign, recipients, done, templates, subjects, phase_two, winner, footer)
 
 
 def _finish(store: Store, *, campaign_id: str, status: str, due: datetime | None) -> None:
@@ -314,12 +316,13 @@ async def send_test(
 ) -> SendReport:
     """Send the campaign's message(s) to the marketer's own addresses; not in the KPIs."""
 
-    def load() -> tuple[Any, dict[str, CompiledTemplate], dict[str, str | None]]:
+    def load() -> tuple[Any, dict[str, CompiledTemplate], Footer]:
         with store.read() as conn:
             campaign = campaign_row(conn, business_id=business_id, campaign_id=campaign_id)
-            return (campaign, *variants(conn, campaign))
+            templates, _subjects = variants(conn, campaign)
+            return campaign, templates, sender_footer(conn, business_id=business_id)
 
-    campaign, templates, subjects = await asyncio.to_thread(load)
+    campaign, templates, footer = await asyncio.to_thread(load)
     report = SendReport(campaign_id=campaign_id, status=campaign.status)
     messages = []
     for variant in templates:
@@ -331,9 +334,9 @@ async def send_test(
                 to=str(address),
                 from_address=campaign.from_address,
                 mailer=mailer,
-                subject_override=subjects[variant],
                 subject_prefix=f"[Test {variant}] ",
                 tracking=False,
+                footer=footer,
             )
             messages.append(message)
     outcomes = await send_all(messages, mailer.smtp)

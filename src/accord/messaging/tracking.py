@@ -63,6 +63,8 @@ def track_html(html: str, *, message_id: str, base_url: str, signer: Signer) -> 
 
     def rewrite(match: re.Match[str]) -> str:
         target = unescape(match.group(3))
+        if target.startswith(f"{base_url}/e/u/"):
+            return match.group(0)  # the unsubscribe link is no click to count
         index = len(links)
         links.append(target)
         token = signer.dumps("click", [message_id, index])

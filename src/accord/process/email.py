@@ -46,6 +46,7 @@ def record_in_ledger(
         user_id=user_id,
         ip=evidence.get("ip"),
         user_agent=evidence.get("user_agent"),
+        language=str(evidence.get("language") or "en"),
         recorded_at=parse_instant(at) if isinstance(at, str) else None,
     )
 

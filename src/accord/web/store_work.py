@@ -13,12 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
+from accord.accounts.service import audit
 from accord.web.state import AppState
+
+if TYPE_CHECKING:
+    from accord.web.auth import Caller
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -47,3 +51,42 @@ async def write(state: AppState, work: Callable[[Connection], T]) -> T:
 async def run(work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """A blocking call that manages its own transactions (or none), off the event loop."""
     return await run_in_threadpool(partial(work, *args, **kwargs))
+
+
+# The audit log's asset_id column holds ids (40 characters); longer keys go in the details.
+ASSET_ID_MAX = 40
+
+
+def record(conn: Connection, caller: Caller, action: str, **details: Any) -> None:
+    """Note in the business's audit log that `caller` did `action` (in `conn`'s
+    transaction); `asset` is (kind, id), the rest of `details` is what was done."""
+    asset = details.pop("asset", None)
+    if asset is not None and len(asset[1]) > ASSET_ID_MAX:  # a long key: kept in full below
+        details["asset"] = list(asset)
+        asset = None
+    audit(
+        conn,
+        business_id=caller.business_id,
+        actor=caller.actor,
+        action=action,
+        asset=asset,
+        after=details or None,
+        ip=caller.ip,
+    )
+
+
+async def audited(
+    state: AppState,
+    caller: Caller,
+    action: str,
+    work: Callable[[Connection], T],
+    **details: Any,
+) -> T:
+    """`work` in one write transaction with its audit-log entry (`record`)."""
+
+    def both(conn: Connection) -> T:
+        result = work(conn)
+        record(conn, caller, action, **details)
+        return result
+
+    return await write(state, both)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -86,6 +87,19 @@ async def create_pixel(
         kind=kind,
         max_pixels=state.settings.max_pixels_per_business,
     )
+
+
+# Budgets and limits far beyond any ad account, refused rather than overflowing the column.
+MAX_MONEY = 10**12
+
+
+def minor_units(text: str) -> int:
+    """An amount typed in currency units ("250.00") in minor units (25000); `ValueError`
+    when it is not a finite number of reasonable size (`inf`, `nan`, `1e400`)."""
+    amount = float(text)
+    if not math.isfinite(amount) or abs(amount) > MAX_MONEY:
+        raise ValueError(f"not an amount: {text!r}")
+    return round(amount * 100)
 
 
 def _problems_by_field(problems: list[FieldProblem]) -> dict[str, list[str]]:
@@ -245,7 +259,7 @@ async def create_ad_account(
     if not permissions.may_create(caller.role, "ad_account"):
         return redirect(request, "/assets", error=permissions.creator_refusal("ad_account"))
     try:
-        limit = round(float(spend_limit) * 100) if spend_limit.strip() else None
+        limit = minor_units(spend_limit) if spend_limit.strip() else None
     except ValueError:
         return redirect(request, "/assets", error="spend limit: a number such as 1500.00")
     data = AdAccountIn(name=name, currency=currency, timezone=timezone, spend_limit_minor=limit)
@@ -306,7 +320,7 @@ async def create_campaign(
     )
     back = f"/assets/ad-accounts/{ad_account_id}"
     try:
-        budget_minor = round(float(budget) * 100)
+        budget_minor = minor_units(budget)
     except ValueError:
         return redirect(request, back, error="budget: a number such as 250.00")
     try:
@@ -448,7 +462,7 @@ async def update_campaign(
     problems: list[FieldProblem] = []
     budget_minor: int | None = None
     try:
-        budget_minor = round(float(budget) * 100)
+        budget_minor = minor_units(budget)
     except ValueError:
         problems.append(FieldProblem("budget_minor", "a number such as 250.00"))
     fields: dict[str, Any] = {

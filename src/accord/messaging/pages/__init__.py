@@ -133,16 +133,13 @@ class _Posted:
 
     values: dict[str, str]
     action: str
-    data: TemplateIn | None
+    checked: templates.CheckedTemplate | None
     preview: Any
     problems: list[FieldProblem]
 
 
-async def _posted_template(request: Request) -> _Posted:
-    """Read the form, check it in the sandbox and render the preview."""
-    posted = await request.form()
-    values = {k: str(posted.get(k, "")) for k in ("name", "subject", "html", "text", "sample")}
-    action = str(posted.get("action", "preview"))
+def _check_posted(values: dict[str, str], action: str) -> _Posted:
+    """Check the form in the sandbox and render the preview (CPU-bound: in a worker)."""
     problems: list[FieldProblem] = []
     try:
         sample = orjson.loads(values["sample"] or "{}")
@@ -159,19 +156,31 @@ async def _posted_template(request: Request) -> _Posted:
         if action != "preview":
             problems.extend(pydantic_problems(exc))
     preview = None
+    checked = None
     try:
         compiled = templates.compile_template(
             subject=values["subject"], html=values["html"], text=values["text"]
         )
+        checked = templates.CheckedTemplate(data) if data is not None else None
         preview = compiled.render(templates.personalisation(sample, email="ada@example.com"))
     except InvalidInput as exc:
         problems.extend(exc.problems)
-    return _Posted(values, action, data, preview, problems)
+    return _Posted(values, action, checked, preview, problems)
 
 
-async def _save_new(request: Request, state: State, caller: Caller, data: TemplateIn) -> Response:
+async def _posted_template(request: Request) -> _Posted:
+    """Read the form, then check it and render the preview off the event loop."""
+    posted = await request.form()
+    values = {k: str(posted.get(k, "")) for k in ("name", "subject", "html", "text", "sample")}
+    action = str(posted.get("action", "preview"))
+    return await store_work.run(_check_posted, values, action)
+
+
+async def _save_new(
+    request: Request, state: State, caller: Caller, checked: templates.CheckedTemplate
+) -> Response:
     def work(conn: Connection) -> str:
-        return templates.create_template(conn, business_id=caller.business_id, data=data)
+        return templates.create_template(conn, business_id=caller.business_id, checked=checked)
 
     template_id = await store_work.write(state, work)
     return redirect(request, f"/email/templates/{template_id}", notice="Template saved")
@@ -181,7 +190,7 @@ async def _save_new(request: Request, state: State, caller: Caller, data: Templa
 async def save_template_page(request: Request, state: State, caller: Manager) -> Response:
     """Preview a new template through the sandbox, or save it."""
     form = await _posted_template(request)
-    if form.problems or form.data is None or form.action == "preview":
+    if form.problems or form.checked is None or form.action == "preview":
         return await _editor(
             request,
             caller,
@@ -191,7 +200,7 @@ async def save_template_page(request: Request, state: State, caller: Manager) ->
             problems=form.problems,
             status=400 if form.problems else 200,
         )
-    return await _save_new(request, state, caller, form.data)
+    return await _save_new(request, state, caller, form.checked)
 
 
 @router.post("/email/templates/{template_id}")
@@ -211,7 +220,7 @@ async def edit_template_page(
 
     sent_by = await store_work.read(state, sent_with)
     form = await _posted_template(request)
-    if form.problems or form.data is None or form.action == "preview":
+    if form.problems or form.checked is None or form.action == "preview":
         return await _editor(
             request,
             caller,
@@ -223,15 +232,15 @@ async def edit_template_page(
             status=400 if form.problems else 200,
         )
     if form.action == "copy":
-        return await _save_new(request, state, caller, form.data)
-    data = form.data
+        return await _save_new(request, state, caller, form.checked)
+    checked = form.checked
 
     def work(conn: Connection) -> None:
         templates.update_template(
             conn,
             business_id=business_id,
             template_id=template_id,
-            data=data,
+            checked=checked,
             actor=caller.actor,
             ip=caller.ip,
         )
