@@ -78,7 +78,10 @@ def test_people_on_an_older_version_are_moved_after_confirmation(
     for form, field in (
         ({"from_version": "1", "node_map": "wait_order = wait_paid"}, "confirm"),
         ({"from_version": "1", "node_map": "wait_order", "confirm": "yes"}, "node_map"),
-        ({"from_version": "", "node_map": "wait_order = wait_paid", "confirm": "yes"}, "from_version"),
+        (
+            {"from_version": "", "node_map": "wait_order = wait_paid", "confirm": "yes"},
+            "from_version",
+        ),
     ):
         refused = admin.post("/journeys/cart/migrate", form)
         assert refused.status_code == 400, form
