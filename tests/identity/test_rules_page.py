@@ -135,7 +135,13 @@ def test_without_the_permission_nothing_is_shown_or_changed(
     client.cookies.set(SESSION_COOKIE, session)
     headers = {"Accept": "text/html"}
     assert client.get("/identity/rules", headers=headers).status_code == 403
-    for path in ("/identity/rules", "/identity/match/dry-run", "/identity/match/undo"):
+    paths = (
+        "/identity/rules",
+        "/identity/match/dry-run",
+        "/identity/match/run",
+        "/identity/match/undo",
+    )
+    for path in paths:
         posted = client.post(path, data={**_form(), "csrf_token": csrf}, headers=headers)
         assert posted.status_code == 403, path
     client.cookies.clear()
@@ -146,4 +152,5 @@ def test_without_the_permission_nothing_is_shown_or_changed(
     assert page.status_code == 200 and 'id="rules-form"' not in page.text
     refused = client.post("/identity/rules", data=_form(), headers=html(reader))
     assert refused.status_code == 403
+    assert client.post("/identity/match/run", headers=html(reader)).status_code == 403
     assert _rules(store, keys.business_id) == before

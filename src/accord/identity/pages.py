@@ -17,8 +17,10 @@ from accord.core.errors import Conflict, InvalidInput, NotFound
 from accord.identity import matching, service
 from accord.identity.models import Edge, ReviewDiff, ReviewItem
 from accord.identity.rules import IdentityRules
+from accord.process import job_admin
 from accord.profiles import service as profiles
 from accord.profiles.models import ProfileView
+from accord.web import jobs
 from accord.web.auth import Caller, requires
 from accord.web.charts import Chart, Series
 from accord.web.state import State
@@ -253,6 +255,8 @@ LIST_FIELDS = ("custom_kinds", "priority", "hard_kinds", "blocked_values", "bloc
 # Form fields holding JSON.
 JSON_FIELDS = ("limits", "trait_policies", "matching")
 MAX_FIELD = 20_000
+# The job that runs matching for real (`process/jobs.py`).
+MATCH_JOB = "identity.match"
 
 
 def rules_fields(rules: IdentityRules) -> dict[str, str]:
@@ -353,9 +357,11 @@ def _rules_page(
 ) -> Response:
     with state.store.read() as conn:
         rules = service.get_rules(conn, business_id=caller.business_id)
+        runs = job_admin.history(conn, business_id=caller.business_id, name=MATCH_JOB, limit=1)
     return render(
         request,
         "identity/rules.html",
+        last_run=runs[0] if runs else None,
         caller=caller,
         status=status,
         rules=rules,
@@ -431,6 +437,17 @@ def match_dry_run(request: Request, state: State, caller: Manager) -> Response:
     except InvalidInput as exc:
         return _rules_page(request, state, caller, errors=_problem_errors(exc), status=400)
     return _rules_page(request, state, caller, report=report)
+
+
+@router.post("/identity/match/run")
+async def match_run(request: Request, state: State, caller: Manager) -> Response:
+    """Make the `identity.match` job due now: the worker links, proposes and refuses."""
+    await jobs.run_soon(state, business_id=caller.business_id, name=MATCH_JOB)
+    return redirect(
+        request,
+        "/identity/rules",
+        notice="Matching will run within seconds; its report shows here when it is done",
+    )
 
 
 @router.post("/identity/match/undo")
