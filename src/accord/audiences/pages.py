@@ -14,11 +14,20 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, BackgroundTasks, Depends, Form, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
+from sqlalchemy import Connection
 
 from accord.audiences import activation, definitions, destinations, membership, service
 from accord.audiences.api import WebhookClient, preview_definition, refresh_audiences
 from accord.audiences.exports import Destination
-from accord.audiences.models import AudienceIn, AudienceView, Preview, SizePoint, Validated
+from accord.audiences.models import (
+    AudienceIn,
+    AudienceView,
+    Preview,
+    SizePoint,
+    Validated,
+    WebhookIn,
+)
+from accord.consent import config as consent_config
 from accord.core.errors import Conflict, FieldProblem, InvalidInput, NotFound, WebhookNotDelivered
 from accord.reach import service as reach
 from accord.reach.models import SUPPRESSION_KINDS
@@ -330,14 +339,17 @@ async def unsuppress(
 # Detail ---------------------------------------------------------------------------------
 
 
-@router.get("/audiences/{audience}")
-def audience_page(
+def _detail(
     request: Request,
     state: State,
-    caller: Reader,
+    caller: Caller,
     audience: str,
-    page: Annotated[int, Query(ge=1)] = 1,
-    compare: Annotated[str | None, Query(alias="with")] = None,
+    *,
+    page: int = 1,
+    compare: str | None = None,
+    webhook: dict[str, str] | None = None,
+    webhook_errors: dict[str, str] | None = None,
+    created: dict[str, str] | None = None,
 ) -> Response:
     with state.store.read() as conn:
         business_id = caller.business_id
@@ -380,8 +392,62 @@ def audience_page(
             "compare": compare,
             "definition_json": json.dumps(view.definition, indent=2),
             "destinations": DESTINATIONS,
+            "purposes": _purposes(conn, business_id),
+            "webhook": webhook or {"url": "", "purpose": "marketing"},
+            "webhook_errors": webhook_errors or {},
+            "created": created,
+            "can_manage": caller.can("audiences.manage"),
         }
-    return render(request, "audiences/detail.html", caller=caller, **context)
+    status = 400 if webhook_errors else 200
+    return render(request, "audiences/detail.html", caller=caller, status=status, **context)
+
+
+def _purposes(conn: Connection, business_id: str) -> list[str]:
+    return [p["key"] for p in consent_config.list_purposes(conn, business_id=business_id)]
+
+
+@router.get("/audiences/{audience}")
+def audience_page(
+    request: Request,
+    state: State,
+    caller: Reader,
+    audience: str,
+    page: Annotated[int, Query(ge=1)] = 1,
+    compare: Annotated[str | None, Query(alias="with")] = None,
+) -> Response:
+    return _detail(request, state, caller, audience, page=page, compare=compare)
+
+
+@router.post("/audiences/{audience}/webhooks")
+def add_webhook(
+    request: Request,
+    state: State,
+    caller: Manager,
+    audience: str,
+    url: Annotated[str, Form(max_length=4000)] = "",
+    purpose: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Add a destination (as `POST /api/audiences/{audience}/webhooks`); the page that
+    answers shows its signing secret, the one time it is shown."""
+    typed = {"url": url.strip(), "purpose": purpose.strip()}
+    errors: dict[str, str] = {}
+    try:
+        body = WebhookIn.model_validate(typed)
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "url"
+            errors.setdefault(name, str(error["msg"]))
+    with state.store.read() as conn:
+        purposes = _purposes(conn, caller.business_id)
+    if "purpose" not in errors and purposes and typed["purpose"] not in purposes:
+        errors["purpose"] = f"not a consent purpose of yours ({', '.join(purposes)})"
+    if errors:
+        return _detail(request, state, caller, audience, webhook=typed, webhook_errors=errors)
+    with state.store.write() as conn:
+        created = destinations.add_webhook(
+            conn, business_id=caller.business_id, audience=audience, webhook_in=body
+        )
+    return _detail(request, state, caller, audience, created={**created, "url": body.url})
 
 
 @router.post("/audiences/{audience}/refresh")

@@ -1,8 +1,10 @@
-"""Identity pages of the admin UI: the review queue with each proposal's two sides, accept
-and reject, and undoing a merge (unmerge an edge), each through the API's services."""
+"""Identity pages of the admin UI: the rules and their editor, probabilistic matching (dry
+run, undo), the review queue with each proposal's two sides, accept and reject, and undoing
+a merge (unmerge an edge), each through the API's services."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -11,18 +13,24 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection
 
-from accord.core.errors import Conflict, NotFound
-from accord.identity import service
+from accord.core.errors import Conflict, InvalidInput, NotFound
+from accord.identity import matching, service
 from accord.identity.models import Edge, ReviewDiff, ReviewItem
+from accord.identity.rules import IdentityRules
+from accord.process import job_admin
 from accord.profiles import service as profiles
 from accord.profiles.models import ProfileView
+from accord.web import jobs
 from accord.web.auth import Caller, requires
 from accord.web.charts import Chart, Series
 from accord.web.state import State
 from accord.web.ui import NavEntry, redirect, render
 
 router = APIRouter(include_in_schema=False)
-nav = [NavEntry("Identity reviews", "/identity/reviews", "profiles.read", "Customers", 14)]
+nav = [
+    NavEntry("Identity reviews", "/identity/reviews", "profiles.read", "Customers", 14),
+    NavEntry("Identity rules", "/identity/rules", "profiles.read", "Customers", 15),
+]
 
 # The identity API's permissions (`identity/api.py`).
 Reader = Annotated[Caller, Depends(requires("profiles.read"))]
@@ -237,4 +245,221 @@ def unmerge_post(
     parts = ", ".join(report.profiles)
     return redirect(
         request, f"/profiles/{profile_id}", notice=f"Edge {edge.id} removed; profiles now: {parts}"
+    )
+
+
+# The rules editor: lists as text, maps and the matching section as JSON ----------------
+
+# Form fields holding a list: one item a line (or separated by commas).
+LIST_FIELDS = ("custom_kinds", "priority", "hard_kinds", "blocked_values", "blocked_patterns")
+# Form fields holding JSON.
+JSON_FIELDS = ("limits", "trait_policies", "matching")
+MAX_FIELD = 20_000
+# The job that runs matching for real (`process/jobs.py`).
+MATCH_JOB = "identity.match"
+
+
+def rules_fields(rules: IdentityRules) -> dict[str, str]:
+    """The rules as the editor's text fields."""
+    data = rules.model_dump(mode="json")
+    fields = {name: "\n".join(data[name]) for name in LIST_FIELDS}
+    fields.update(
+        {
+            name: "" if data[name] is None else json.dumps(data[name], indent=2)
+            for name in JSON_FIELDS
+        }
+    )
+    fields["max_component_identifiers"] = str(data["max_component_identifiers"])
+    fields["default_phone_region"] = data["default_phone_region"] or ""
+    return fields
+
+
+def _items(text: str, *, commas: bool) -> list[str]:
+    lines = text.splitlines()
+    parts = [p for line in lines for p in (line.split(",") if commas else [line])]
+    return [p.strip() for p in parts if p.strip()]
+
+
+def rules_from_fields(fields: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The rules a filled-in editor asks for, or the fields it cannot read and why."""
+    errors: dict[str, str] = {}
+    data: dict[str, Any] = {}
+    for name in LIST_FIELDS:
+        # A blocked value may hold a comma; a regular expression often does.
+        data[name] = _items(fields[name], commas=name not in ("blocked_values", "blocked_patterns"))
+    for name in JSON_FIELDS:
+        text = fields[name].strip()
+        if not text:
+            data[name] = None if name == "matching" else {}
+            continue
+        try:
+            data[name] = json.loads(text)
+        except ValueError as exc:
+            errors[name] = f"is not JSON: {exc}"
+    try:
+        data["max_component_identifiers"] = int(fields["max_component_identifiers"])
+    except ValueError:
+        errors["max_component_identifiers"] = "must be a whole number"
+    data["default_phone_region"] = fields["default_phone_region"].strip().upper() or None
+    # The lines of the default order come back as typed: an empty box means the default.
+    if not data["priority"]:
+        del data["priority"]
+    return data, errors
+
+
+def _problem_errors(exc: InvalidInput) -> dict[str, str]:
+    """Each problem next to the form field it is about (the rules as a whole otherwise)."""
+    known = {*LIST_FIELDS, *JSON_FIELDS, "max_component_identifiers", "default_phone_region"}
+    errors: dict[str, str] = {}
+    for problem in exc.problems:
+        head, _, rest = problem.field.partition(".")
+        name = head if head in known else "rules"
+        reason = f"{rest}: {problem.reason}" if rest and name != "rules" else problem.reason
+        errors[name] = f"{errors[name]}; {reason}" if name in errors else reason
+    return errors
+
+
+def _match_chart(report: matching.MatchReport) -> Chart:
+    outcomes = ("linked", "review", "refused", "already_linked", "skipped")
+    return Chart(
+        title="Pairs of the dry run by outcome",
+        x=list(outcomes),
+        series=[Series("Pairs", [sum(p.outcome == o for p in report.pairs) for o in outcomes])],
+        kind="bar",
+        x_title="Outcome",
+        y_title="Pairs",
+        id="chart-match",
+    )
+
+
+def _limits_chart(rules: IdentityRules) -> Chart:
+    kinds = [k for k in rules.kinds if k in rules.limits]
+    return Chart(
+        title="Most values of each identifier type in one profile",
+        x=kinds,
+        series=[Series("Limit", [rules.limits[k].max for k in kinds])],
+        kind="hbar",
+        x_title="Values",
+        y_title="Identifier type",
+        id="chart-limits",
+    )
+
+
+def _rules_page(
+    request: Request,
+    state: State,
+    caller: Caller,
+    *,
+    fields: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    report: matching.MatchReport | None = None,
+    status: int = 200,
+) -> Response:
+    with state.store.read() as conn:
+        rules = service.get_rules(conn, business_id=caller.business_id)
+        runs = job_admin.history(conn, business_id=caller.business_id, name=MATCH_JOB, limit=1)
+    return render(
+        request,
+        "identity/rules.html",
+        last_run=runs[0] if runs else None,
+        caller=caller,
+        status=status,
+        rules=rules,
+        fields=fields or rules_fields(rules),
+        errors=errors or {},
+        report=report,
+        chart=_match_chart(report) if report else _limits_chart(rules),
+        can_manage=caller.can("profiles.manage"),
+    )
+
+
+@router.get("/identity/rules")
+def rules_page(request: Request, state: State, caller: Reader) -> Response:
+    """How identifiers link into profiles, the editor, and probabilistic matching."""
+    return _rules_page(request, state, caller)
+
+
+@router.post("/identity/rules")
+def rules_post(
+    request: Request,
+    state: State,
+    caller: Manager,
+    custom_kinds: Annotated[str, Form(max_length=MAX_FIELD)] = "",
+    priority: Annotated[str, Form(max_length=MAX_FIELD)] = "",
+    hard_kinds: Annotated[str, Form(max_length=MAX_FIELD)] = "",
+    blocked_values: Annotated[str, Form(max_length=MAX_FIELD)] = "",
+    blocked_patterns: Annotated[str, Form(max_length=MAX_FIELD)] = "",
+    limits: Annotated[str, Form(max_length=MAX_FIELD)] = "",
+    trait_policies: Annotated[str, Form(max_length=MAX_FIELD)] = "",
+    matching_section: Annotated[str, Form(alias="matching", max_length=MAX_FIELD)] = "",
+    max_component_identifiers: Annotated[str, Form(max_length=20)] = "",
+    default_phone_region: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    """Replace the rules (as `PUT /api/identity/rules`); nothing changes when a field is wrong."""
+    fields = {
+        "custom_kinds": custom_kinds,
+        "priority": priority,
+        "hard_kinds": hard_kinds,
+        "blocked_values": blocked_values,
+        "blocked_patterns": blocked_patterns,
+        "limits": limits,
+        "trait_policies": trait_policies,
+        "matching": matching_section,
+        "max_component_identifiers": max_component_identifiers,
+        "default_phone_region": default_phone_region,
+    }
+    data, errors = rules_from_fields(fields)
+    if not errors:
+        try:
+            with state.store.write() as conn:
+                service.set_rules(conn, business_id=caller.business_id, rules=data)
+        except InvalidInput as exc:
+            errors = _problem_errors(exc)
+    if errors:
+        return _rules_page(request, state, caller, fields=fields, errors=errors, status=400)
+    return redirect(
+        request,
+        "/identity/rules",
+        notice="Identity rules saved: they apply to events processed from now on",
+    )
+
+
+@router.post("/identity/match/dry-run")
+def match_dry_run(request: Request, state: State, caller: Manager) -> Response:
+    """Score the profiles and show what a run would do, changing nothing."""
+    try:
+        report = matching.run_match(
+            state.store,
+            business_id=caller.business_id,
+            engine_url=state.settings.engine_url,
+            dry_run=True,
+        )
+    except InvalidInput as exc:
+        return _rules_page(request, state, caller, errors=_problem_errors(exc), status=400)
+    return _rules_page(request, state, caller, report=report)
+
+
+@router.post("/identity/match/run")
+async def match_run(request: Request, state: State, caller: Manager) -> Response:
+    """Make the `identity.match` job due now: the worker links, proposes and refuses."""
+    await jobs.run_soon(state, business_id=caller.business_id, name=MATCH_JOB)
+    return redirect(
+        request,
+        "/identity/rules",
+        notice="Matching will run within seconds; its report shows here when it is done",
+    )
+
+
+@router.post("/identity/match/undo")
+def match_undo(request: Request, state: State, caller: Manager) -> Response:
+    """Remove the probabilistic links of the last run that made any (as the API's `undo`)."""
+    with state.store.write() as conn:
+        undone = matching.undo_last_match(conn, business_id=caller.business_id)
+    if undone.run_id is None:
+        return redirect(request, "/identity/rules", error="No matching run left to undo")
+    return redirect(
+        request,
+        "/identity/rules",
+        notice=f"Run {undone.run_id} undone: {undone.edges_removed} link(s) removed, "
+        f"{undone.reviews_rejected} proposal(s) withdrawn",
     )

@@ -292,6 +292,18 @@ class JourneySummary:
     conversion_interval: tuple[float, float]
 
 
+def inside_per_version(conn: Connection, *, journey_id: str) -> dict[int, int]:
+    """People inside the journey now (active runs), by the version they are on."""
+    runs = journey_runs.c
+    rows = conn.execute(
+        select(runs.version, func.count())
+        .where(runs.journey_id == journey_id, runs.status == "active")
+        .group_by(runs.version)
+        .order_by(runs.version)
+    ).all()
+    return {int(version): int(people) for version, people in rows}
+
+
 def summary(conn: Connection, *, journey_id: str) -> JourneySummary:
     runs = journey_runs.c
     counts: dict[str, int] = dict(

@@ -171,38 +171,110 @@ def nodes_chart(counts: list[analytics.NodeCounts]) -> Chart:
     )
 
 
+def _detail(state: State, caller: Caller, key: str) -> dict[str, Any]:
+    now = utcnow()
+    with state.store.read() as conn:
+        view = service.get_journey(conn, business_id=caller.business_id, key=key)
+        definition = load_definition(view.definition)
+        counts = analytics.node_counts(conn, journey_id=view.id)
+        first = now.date() - timedelta(days=CHART_DAYS - 1)
+        since = datetime.combine(first, time(), tzinfo=UTC)
+        days = analytics.per_day(conn, journey_id=view.id, since=since)
+        splits = analytics.split_results(
+            conn,
+            journey_id=view.id,
+            version=view.current_version,
+            definition=definition,
+            now=now,
+        )
+        inside = analytics.inside_per_version(conn, journey_id=view.id)
+        return {
+            "journey": view,
+            "graph": svg(definition, counts),
+            "counts": counts,
+            "daily": daily_chart(days, first=first, last=now.date()),
+            "nodes": nodes_chart(counts),
+            "summary": analytics.summary(conn, journey_id=view.id),
+            "splits": splits,
+            "smart": analytics.smart_comparison(conn, journey_id=view.id),
+            "older": {v: n for v, n in inside.items() if v < view.current_version},
+            "current_nodes": sorted(definition.nodes),
+            "can_manage": caller.can("journeys.manage"),
+            "migration": {},
+            "migration_errors": {},
+        }
+
+
 @router.get("/journeys/{key}")
 async def journey_page(request: Request, state: State, caller: Reader, key: str) -> Response:
-    def work() -> dict[str, Any]:
-        now = utcnow()
-        with state.store.read() as conn:
-            view = service.get_journey(conn, business_id=caller.business_id, key=key)
-            definition = load_definition(view.definition)
-            counts = analytics.node_counts(conn, journey_id=view.id)
-            first = now.date() - timedelta(days=CHART_DAYS - 1)
-            since = datetime.combine(first, time(), tzinfo=UTC)
-            days = analytics.per_day(conn, journey_id=view.id, since=since)
-            splits = analytics.split_results(
-                conn,
-                journey_id=view.id,
-                version=view.current_version,
-                definition=definition,
-                now=now,
-            )
-            return {
-                "journey": view,
-                "graph": svg(definition, counts),
-                "counts": counts,
-                "daily": daily_chart(days, first=first, last=now.date()),
-                "nodes": nodes_chart(counts),
-                "summary": analytics.summary(conn, journey_id=view.id),
-                "splits": splits,
-                "smart": analytics.smart_comparison(conn, journey_id=view.id),
-            }
-
     return await arender(
-        request, "journeys/detail.html", caller=caller, **await store_work.run(work)
+        request,
+        "journeys/detail.html",
+        caller=caller,
+        **await store_work.run(_detail, state, caller, key),
     )
+
+
+def parse_node_map(text: str) -> tuple[dict[str, str], str | None]:
+    """`old = new` lines as a map of node names, or why they cannot be read."""
+    found: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        old, sep, new = line.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            return {}, f"line {number}: write `old node = new node`"
+        found[old.strip()] = new.strip()
+    return found, None
+
+
+@router.post("/journeys/{key}/migrate")
+async def migrate_page(
+    request: Request,
+    state: State,
+    caller: Manager,
+    key: str,
+    from_version: Annotated[str, Form(max_length=10)] = "",
+    node_map: Annotated[str, Form(max_length=20_000)] = "",
+    confirm: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    """Move the people inside an older version onto the current one (as the API's migrate)."""
+    errors: dict[str, str] = {}
+    mapping, map_error = parse_node_map(node_map)
+    if map_error:
+        errors["node_map"] = map_error
+    version = int(from_version) if from_version.isdigit() else None
+    if version is None:
+        errors["from_version"] = "choose a version"
+    if confirm != "yes":
+        errors["confirm"] = "tick the box to confirm the move"
+
+    def work(conn: Connection) -> int:
+        assert version is not None
+        return service.migrate_runs(
+            conn,
+            business_id=caller.business_id,
+            key=key,
+            from_version=version,
+            node_map=mapping,
+            now=utcnow(),
+        )
+
+    if not errors:
+        try:
+            moved = await store_work.write(state, work)
+        except InvalidInput as exc:
+            errors["node_map"] = _text(exc.problems)
+        else:
+            return redirect(
+                request,
+                f"/journeys/{key}",
+                notice=f"{moved} people moved from version {version} to the current version",
+            )
+    context = await store_work.run(_detail, state, caller, key)
+    context["migration"] = {"from_version": from_version, "node_map": node_map}
+    context["migration_errors"] = errors
+    return await arender(request, "journeys/detail.html", caller=caller, status=400, **context)
 
 
 @router.post("/journeys/{key}/status")

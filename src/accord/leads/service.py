@@ -55,6 +55,25 @@ def scoring_config(conn: Connection, *, business_id: str) -> ScoringIn:
     )
 
 
+PHASES = ("awareness", "consideration", "decision")
+
+
+def leads_per_phase(
+    conn: Connection, *, business_id: str, config: ScoringIn, now: datetime
+) -> dict[str, int]:
+    """How many leads' decayed score falls in each band of `config`'s thresholds now."""
+    counts = dict.fromkeys(PHASES, 0)
+    rows = conn.execute(
+        select(leads.c.score, leads.c.scored_at).where(leads.c.business_id == business_id)
+    )
+    for score, scored_at in rows:
+        now_score = decayed(
+            score, scored_at=scored_at, now=now, half_life_days=config.half_life_days
+        )
+        counts[phase_for(now_score, config)] += 1
+    return counts
+
+
 def _apply(
     conn: Connection,
     *,

@@ -24,6 +24,8 @@ from accord.consent import scans as consent_scans
 from accord.core import outbound
 from accord.core.clock import parse_instant
 from accord.engine.connection import connect
+from accord.identity import matching as identity_matching
+from accord.identity.service import get_rules as identity_rules
 from accord.identity.service import purge_tombstones
 from accord.journeys.runner import Runner
 from accord.lake.compaction import compact
@@ -251,6 +253,31 @@ def scan_property(context: JobContext) -> JobOutcome:
     return JobOutcome(counts=counts)
 
 
+# Identity -----------------------------------------------------------------------------
+
+
+def match_profiles(context: JobContext) -> JobOutcome:
+    """Probabilistic matching of the business's profiles ("Run matching" on /identity/rules)."""
+    business_id = _business(context)
+    with context.store.read() as conn:
+        configured = identity_rules(conn, business_id=business_id).matching is not None
+    if not configured:
+        return JobOutcome(counts={"not_configured": 1.0})
+    report = identity_matching.run_match(
+        context.store, business_id=business_id, engine_url=context.settings.engine_url
+    )
+    return JobOutcome(
+        counts={
+            "profiles": float(report.profiles),
+            "linked": float(report.linked),
+            "review": float(report.review),
+            "refused": float(report.refused),
+            "skipped": float(sum(p.outcome == "skipped" for p in report.pairs)),
+        },
+        state={"run_id": report.run_id},
+    )
+
+
 # Retention ----------------------------------------------------------------------------
 
 
@@ -358,6 +385,18 @@ def default_kinds() -> Kinds:
             max_attempts=1,
             quiet=True,
             triggers=("cookie scans",),
+        ),
+        JobKind(
+            name="identity.match",
+            title="Probabilistic matching of profiles that share no identifier",
+            run=match_profiles,
+            # Matching merges profiles: it runs when a person asks ("Run matching" makes it
+            # due); the yearly default only keeps it from never running.
+            schedule="0 4 1 1 *",
+            first_run="schedule",
+            timeout=timedelta(hours=1),
+            max_attempts=1,
+            triggers=("probabilistic matching",),
         ),
         JobKind(
             name="retention.purge",

@@ -8,9 +8,9 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
-from accord.consent import abtest, analytics, config, ledger
+from accord.consent import abtest, analytics, config, export, ledger
 from accord.consent.pages import proofs, scans
 from accord.core.clock import utcnow
 from accord.engine.connection import connect
@@ -277,18 +277,49 @@ def _per_day_chart(rows: list[dict[str, Any]]) -> Chart:
     )
 
 
-@router.get("/consent/ledger")
-def ledger_page(request: Request, state: State, caller: Reader) -> Response:
-    """The ledger's hash chain checked now, with what was checked and when."""
+def _ledger_page(
+    request: Request, state: State, caller: Caller, *, purpose: str = "", error: str | None = None
+) -> Response:
     with state.store.read() as conn:
         checked_at = utcnow()
         verification = ledger.verify(conn, business_id=caller.business_id)
         table = analytics.decisions(conn, business_id=caller.business_id)
+        purposes = [p["key"] for p in config.list_purposes(conn, business_id=caller.business_id)]
     return render(
         request,
         "consent/insight/ledger.html",
         caller=caller,
+        status=400 if error else 200,
         verification=verification.to_json(),
         checked_at=checked_at,
         chart=_per_day_chart(analytics.decisions_per_day(_engine(), table)),
+        purposes=purposes,
+        purpose=purpose,
+        errors={"purpose": error} if error else {},
+    )
+
+
+@router.get("/consent/ledger")
+def ledger_page(request: Request, state: State, caller: Reader) -> Response:
+    """The ledger's hash chain checked now, with what was checked and when."""
+    return _ledger_page(request, state, caller)
+
+
+@router.get("/consent/export.csv")
+def export_page(request: Request, state: State, caller: Reader, purpose: str = "") -> Response:
+    """The identifiers whose newest choice grants `purpose`, as `GET /api/consent/export`."""
+    with state.store.read() as conn:
+        known = {p["key"] for p in config.list_purposes(conn, business_id=caller.business_id)}
+        rows = (
+            export.subjects_granting(conn, business_id=caller.business_id, purpose=purpose)
+            if purpose in known
+            else None
+        )
+    if rows is None:
+        error = "choose a purpose" if not purpose else f"{purpose!r} is not a purpose of yours"
+        return _ledger_page(request, state, caller, purpose=purpose[:100], error=error)
+    return StreamingResponse(
+        export.to_csv(rows),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="consent-{purpose}.csv"'},
     )
