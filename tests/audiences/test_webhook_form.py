@@ -53,6 +53,8 @@ def test_bad_destinations_are_refused_next_to_the_field(
         ({"url": "ftp://crm.example/hook", "purpose": "marketing"}, "url"),
         ({"url": "", "purpose": "marketing"}, "url"),
         ({"url": "https://crm.example/hook", "purpose": ""}, "purpose"),
+        # An address Accord may not call: the outbound guard refuses it at save time.
+        ({"url": "http://169.254.169.254/latest", "purpose": "marketing"}, "url"),
     ):
         refused = admin.post("/audiences/pros/webhooks", form)
         assert refused.status_code == 400, (form, refused.text)

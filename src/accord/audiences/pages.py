@@ -443,10 +443,19 @@ def add_webhook(
         errors["purpose"] = f"not a consent purpose of yours ({', '.join(purposes)})"
     if errors:
         return _detail(request, state, caller, audience, webhook=typed, webhook_errors=errors)
-    with state.store.write() as conn:
-        created = destinations.add_webhook(
-            conn, business_id=caller.business_id, audience=audience, webhook_in=body
-        )
+    try:
+        with state.store.write() as conn:
+            created = destinations.add_webhook(
+                conn,
+                business_id=caller.business_id,
+                audience=audience,
+                webhook_in=body,
+                outbound=state.settings.outbound_policy(),
+            )
+    except InvalidInput as exc:
+        # An address Accord may not call (loopback, a private network, …), named by field.
+        refused = {p.field: p.reason for p in exc.problems}
+        return _detail(request, state, caller, audience, webhook=typed, webhook_errors=refused)
     return _detail(request, state, caller, audience, created={**created, "url": body.url})
 
 

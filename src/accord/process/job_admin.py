@@ -12,7 +12,7 @@ from sqlalchemy import Connection, delete, func, select, update
 
 from accord.core.clock import utcnow
 from accord.core.errors import FieldProblem, InvalidInput, NotFound
-from accord.process.kinds import JobKind, Kinds
+from accord.process.kinds import REQUESTED_AT, JobKind, Kinds
 from accord.process.models import JobChange, JobRunView, JobView, job_runs, jobs
 from accord.process.schedule import parse_schedule, parse_timezone
 from accord.store.db import Store
@@ -88,12 +88,20 @@ def request_run(
     target: str | None = None,
     now: datetime | None = None,
 ) -> list[str]:
-    """Make the named job(s) due now; a worker picks them up within a second or so."""
+    """Make the named job(s) due now; a worker picks them up within a second or so.
+
+    The job's kept state records the request (`requested_at`), so a kind that must only
+    run when someone asks can tell an asked run from a scheduled one."""
     now = now or utcnow()
     rows = _selected(conn, kinds, business_id=business_id, name=name, target=target)
-    ids = [row.id for row in rows]
-    conn.execute(update(jobs).where(jobs.c.id.in_(ids)).values(next_due_at=now, updated_at=now))
-    return ids
+    for row in rows:
+        state = {**orjson.loads(row.state), REQUESTED_AT: now.isoformat()}
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.id == row.id)
+            .values(next_due_at=now, updated_at=now, state=orjson.dumps(state).decode())
+        )
+    return [row.id for row in rows]
 
 
 def change(

@@ -36,7 +36,7 @@ from accord.process.email import default_wiring
 from accord.process.job_admin import purge_history
 from accord.process.journeys import environment as journey_environment
 from accord.process.journeys import on_audience_changes
-from accord.process.kinds import JobContext, JobKind, JobOutcome, Kinds
+from accord.process.kinds import REQUESTED_AT, JobContext, JobKind, JobOutcome, Kinds
 
 
 def _business(context: JobContext) -> str:
@@ -257,8 +257,13 @@ def scan_property(context: JobContext) -> JobOutcome:
 
 
 def match_profiles(context: JobContext) -> JobOutcome:
-    """Probabilistic matching of the business's profiles ("Run matching" on /identity/rules)."""
+    """Probabilistic matching of the business's profiles ("Run matching" on /identity/rules).
+
+    Matching merges profiles, so it runs only when someone asked (the page, `/jobs` or
+    the API); a scheduled run without a request does nothing."""
     business_id = _business(context)
+    if REQUESTED_AT not in context.state:
+        return JobOutcome(counts={"not_asked": 1.0})
     with context.store.read() as conn:
         configured = identity_rules(conn, business_id=business_id).matching is not None
     if not configured:
@@ -390,8 +395,8 @@ def default_kinds() -> Kinds:
             name="identity.match",
             title="Probabilistic matching of profiles that share no identifier",
             run=match_profiles,
-            # Matching merges profiles: it runs when a person asks ("Run matching" makes it
-            # due); the yearly default only keeps it from never running.
+            # Matching merges profiles: it works only when a person asked ("Run matching"
+            # makes it due and records the request); its scheduled runs do nothing.
             schedule="0 4 1 1 *",
             first_run="schedule",
             timeout=timedelta(hours=1),

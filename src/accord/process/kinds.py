@@ -28,6 +28,10 @@ class JobContext:
     state: dict[str, Any]
 
 
+# The key of a job's kept state that `job_admin.request_run` sets when someone asks for a run.
+REQUESTED_AT = "requested_at"
+
+
 @dataclass
 class JobOutcome:
     counts: dict[str, float] = field(default_factory=dict)
