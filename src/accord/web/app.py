@@ -49,6 +49,8 @@ from accord.store.db import open_store
 from accord.store.migrate import upgrade
 from accord.web import email_wiring, errors, store_work, ui
 from accord.web.cmp import router as cmp_router
+from accord.web.headers import SecurityHeaders
+from accord.web.proxies import TrustedProxies
 from accord.web.state import AppState
 
 
@@ -86,6 +88,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    # The last added runs first: the client and scheme are settled before the headers.
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(TrustedProxies, trusted=settings.trusted_proxies)
     app.include_router(collect_router)
     app.include_router(profiles_router)
     app.include_router(rights_router)
