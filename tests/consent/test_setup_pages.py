@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from accord.accounts import people, service, team
 from accord.accounts.models import Actor, Bootstrap, InvitationIn
+from accord.accounts.service import Access
 from accord.store.db import Store
 from accord.web.auth import SESSION_COOKIE
 from accord.web.cmp import default_texts
@@ -508,6 +509,7 @@ def _employee(store: Store, keys: Bootstrap, email: str, tasks: list[str]) -> tu
             data=InvitationIn(email=email, role="employee", grants={keys.source_id: tasks}),
             invited_by=owner.id,
             days=7,
+            by=Access(business_id=keys.business_id, role="admin"),
             actor=SYSTEM,
             ip=None,
         )

@@ -153,10 +153,18 @@ class Site:
             return service.history(conn, business_id=self.business_id, subject=anonymous_id)
 
 
+# The customer's site is served by the test app, but it is not an Accord page: it sends
+# its own headers (inline scripts of its own, its embed framed by itself), not Accord's.
+CUSTOMER_SITE = {
+    "Content-Security-Policy": "frame-ancestors 'self'",
+    "X-Frame-Options": "SAMEORIGIN",
+}
+
+
 def _site_routes(app: FastAPI, site: list[Site]) -> None:
     @app.get("/site/page")
     async def page() -> HTMLResponse:
-        return HTMLResponse(site_page(site[0].write_key))
+        return HTMLResponse(site_page(site[0].write_key), headers=CUSTOMER_SITE)
 
     @app.get("/site/strict")
     async def strict() -> HTMLResponse:
@@ -169,7 +177,7 @@ def _site_routes(app: FastAPI, site: list[Site]) -> None:
 
     @app.get("/site/embed")
     async def embed() -> HTMLResponse:
-        return HTMLResponse("<p id=video>video</p>")
+        return HTMLResponse("<p id=video>video</p>", headers=CUSTOMER_SITE)
 
 
 @pytest.fixture
