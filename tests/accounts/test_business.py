@@ -466,5 +466,7 @@ def test_later_contexts_register_their_own_asset_kinds(store: Store) -> None:
         assert service.check_asset(
             conn, access=access, asset_id=form_id, kind="lead_form", task="manage_leads"
         )
-        assert service.permitted(conn, access=access, permission="leads.manage")
+        # The task opens the asset, not the business's leads (issue 19 item 4).
+        assert service.permitted(conn, access=access, permission="assets.read")
+        assert not service.permitted(conn, access=access, permission="leads.manage")
         assert not service.permitted(conn, access=access, permission="email.manage")

@@ -177,3 +177,22 @@ def test_item_8_secret_key_is_private_from_creation(
     assert key
     assert modes == [0o600]
     assert stat.S_IMODE((tmp_path / "secret.key").stat().st_mode) == 0o600
+
+
+def test_item_8_a_429_without_retry_after_gets_one() -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from accord.web.headers import DEFAULT_RETRY_AFTER, SecurityHeaders
+
+    def slow_down(request: object) -> PlainTextResponse:
+        return PlainTextResponse("slow down", status_code=429)
+
+    def told(request: object) -> PlainTextResponse:
+        return PlainTextResponse("later", status_code=429, headers={"Retry-After": "7"})
+
+    app = SecurityHeaders(Starlette(routes=[Route("/a", slow_down), Route("/b", told)]))
+    with TestClient(app) as client:
+        assert client.get("/a").headers["Retry-After"] == DEFAULT_RETRY_AFTER
+        assert client.get("/b").headers["Retry-After"] == "7"

@@ -20,12 +20,21 @@ import pytest
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from playwright.sync_api import Browser, BrowserContext, Page
+from sqlalchemy import update
 
 from accord.accounts.service import bootstrap
 from accord.consent import config, gpp, service
-from accord.consent.models import NOTICE_TEXT_KEYS, NoticeIn, PropertyIn, PurposeIn, PurposeText
+from accord.consent.models import (
+    NOTICE_TEXT_KEYS,
+    NoticeIn,
+    PropertyIn,
+    PurposeIn,
+    PurposeText,
+    consent_notices,
+)
 from accord.consent.scanner import scan
 from accord.consent.tcf import decode
+from accord.core.errors import InvalidInput
 from accord.core.settings import Settings
 from accord.store.db import Store, open_store
 from accord.web.app import create_app
@@ -706,12 +715,29 @@ def test_links_from_the_configuration_are_never_javascript(
     context: BrowserContext, site: Site
 ) -> None:
     texts = {**notice_texts("en"), "privacy_policy_url": "javascript:alert(document.cookie)"}
-    with site.store.write() as conn:
+    # Such a link is refused when saved (issue 19 item 8) ...
+    with pytest.raises(InvalidInput), site.store.write() as conn:
         config.publish_notice(
             conn,
             business_id=site.business_id,
             property_key=PROPERTY,
             spec=NoticeIn.model_validate({"variants": [{"texts": {"en": texts}}]}),
+        )
+    # ... and cmp.js still never makes a link of one stored before that check existed.
+    with site.store.write() as conn:
+        published = config.publish_notice(
+            conn,
+            business_id=site.business_id,
+            property_key=PROPERTY,
+            spec=NoticeIn.model_validate({"variants": [{"texts": {"en": notice_texts("en")}}]}),
+        )
+        conn.execute(
+            update(consent_notices)
+            .where(
+                consent_notices.c.business_id == site.business_id,
+                consent_notices.c.version == published["version"],
+            )
+            .values(texts=json.dumps({"en": texts}))
         )
     page = open_site(context, site)
     assert page.get_by_role("dialog").locator("a").count() == 0
