@@ -194,7 +194,9 @@ def test_employee_sees_only_assigned_assets(store: Store) -> None:
         with pytest.raises(NotFound):
             service.check_asset(conn, access=access, asset_id=mine, kind="pixel", task="manage")
         assert [a["id"] for a in service.visible_assets(conn, access=access)] == [mine]
-        assert service.permitted(conn, access=access, permission="reports.read")
+        # A task opens its asset, not the business's reports (issue 19 item 4).
+        assert service.permitted(conn, access=access, permission="ads.read")
+        assert not service.permitted(conn, access=access, permission="reports.read")
         assert not service.permitted(conn, access=access, permission="accounts.manage")
         assert not service.permitted(conn, access=access, permission="no.such")
 
