@@ -166,8 +166,8 @@ def test_a_newcomer_signs_in_to_the_demo_and_every_page_works(
                 if shots:
                     page.screenshot(path=str(Path(shots) / f"console-{_slug(detail)}.png"))
         context.close()
-        assert not problems, "\n".join(problems) + "\n" + server.log_tail()
         assert not violations, "\n".join(violations)
+        assert not problems, "\n".join(problems) + "\n" + server.log_tail()
         assert not without_charts, f"pages with numbers but no chart: {without_charts}"
         # Every page of the issue is reachable from the navigation.
         for expected in ("/app", "/consent", "/profiles", "/identity/reviews", "/predictions"):
