@@ -66,6 +66,8 @@ def serve(
                 port=bind_port,
                 log_level="info",
                 access_log=False,
+                # Forwarded headers are read by Accord from ACCORD_TRUSTED_PROXIES only.
+                proxy_headers=False,
             )
         else:
             # Each process builds its app from the same ACCORD_* environment.
@@ -77,6 +79,8 @@ def serve(
                 port=bind_port,
                 log_level="info",
                 access_log=False,
+                # Forwarded headers are read by Accord from ACCORD_TRUSTED_PROXIES only.
+                proxy_headers=False,
             )
     finally:
         if inbox_worker is not None:

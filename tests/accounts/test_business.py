@@ -19,6 +19,7 @@ from accord.accounts.models import (
     invitations,
     sources,
 )
+from accord.accounts.service import Access
 from accord.core.clock import utcnow
 from accord.core.errors import Forbidden, InvalidInput, InvalidToken, NotFound
 from accord.store.db import Store
@@ -166,6 +167,7 @@ def _invite_and_accept(
             data=InvitationIn(email=email, role=role, grants=grants),
             invited_by=None,
             days=7,
+            by=Access(business_id=business_id, role="admin"),
             actor=Actor(kind="system", label="test"),
             ip=None,
         )
@@ -192,7 +194,9 @@ def test_employee_sees_only_assigned_assets(store: Store) -> None:
         with pytest.raises(NotFound):
             service.check_asset(conn, access=access, asset_id=mine, kind="pixel", task="manage")
         assert [a["id"] for a in service.visible_assets(conn, access=access)] == [mine]
-        assert service.permitted(conn, access=access, permission="reports.read")
+        # A task opens its asset, not the business's reports (issue 19 item 4).
+        assert service.permitted(conn, access=access, permission="ads.read")
+        assert not service.permitted(conn, access=access, permission="reports.read")
         assert not service.permitted(conn, access=access, permission="accounts.manage")
         assert not service.permitted(conn, access=access, permission="no.such")
 
@@ -207,6 +211,7 @@ def test_expired_invitation_is_refused_and_nothing_changes(store: Store) -> None
             data=InvitationIn(email="bob@acme.test", role="employee"),
             invited_by=owner.id,
             days=7,
+            by=Access(business_id=business_id, role="admin"),
             actor=_actor(owner),
             ip=None,
         )
@@ -223,6 +228,7 @@ def test_expired_invitation_is_refused_and_nothing_changes(store: Store) -> None
             business_id=business_id,
             invitation_id=created.invitation.id,
             days=7,
+            by=Access(business_id=business_id, role="admin"),
             actor=_actor(owner),
             ip=None,
         )
@@ -240,6 +246,7 @@ def test_revoked_invitation_and_wrong_person_are_refused(store: Store) -> None:
             data=InvitationIn(email="bob@acme.test", role="analyst"),
             invited_by=owner.id,
             days=7,
+            by=Access(business_id=business_id, role="admin"),
             actor=_actor(owner),
             ip=None,
         )
@@ -275,7 +282,12 @@ def test_removing_a_person_ends_their_sessions_and_tokens(store: Store) -> None:
     assert tokens.access_for_token(store, f"Bearer {new.token}").access.person_id == bob.id
     with store.write() as conn:
         team.remove_person(
-            conn, business_id=business_id, person_id=bob.id, actor=_actor(owner), ip=None
+            conn,
+            business_id=business_id,
+            person_id=bob.id,
+            by=Access(business_id=business_id, role="admin"),
+            actor=_actor(owner),
+            ip=None,
         )
     with store.read() as conn:
         assert people.session_for(conn, token=session_token) is None
@@ -288,7 +300,12 @@ def test_last_admin_cannot_be_removed_or_demoted(store: Store) -> None:
     business_id = _business(store, owner)
     with pytest.raises(InvalidInput, match="at least one admin"), store.write() as conn:
         team.remove_person(
-            conn, business_id=business_id, person_id=owner.id, actor=_actor(owner), ip=None
+            conn,
+            business_id=business_id,
+            person_id=owner.id,
+            by=Access(business_id=business_id, role="admin"),
+            actor=_actor(owner),
+            ip=None,
         )
     with pytest.raises(InvalidInput, match="at least one admin"), store.write() as conn:
         team.set_role(
@@ -296,6 +313,7 @@ def test_last_admin_cannot_be_removed_or_demoted(store: Store) -> None:
             business_id=business_id,
             person_id=owner.id,
             role="analyst",
+            by=Access(business_id=business_id, role="admin"),
             actor=_actor(owner),
             ip=None,
         )
@@ -376,6 +394,7 @@ def test_partners_share_assets_their_admins_assign_and_revocation_takes_it_back(
             conn,
             business_id=business_id,
             data=PartnerShareIn(partner_business_id=agency_id, asset_id=pixel, tasks=["analyse"]),
+            by=Access(business_id=business_id, role="admin"),
             actor=_actor(owner),
             ip=None,
         )
@@ -384,6 +403,7 @@ def test_partners_share_assets_their_admins_assign_and_revocation_takes_it_back(
             business_id=agency_id,
             person_id=agency_staff.id,
             grants={pixel: ["analyse"]},
+            by=Access(business_id=agency_id, role="admin"),
             actor=_actor(agency_admin),
             ip=None,
         )
@@ -448,5 +468,7 @@ def test_later_contexts_register_their_own_asset_kinds(store: Store) -> None:
         assert service.check_asset(
             conn, access=access, asset_id=form_id, kind="lead_form", task="manage_leads"
         )
-        assert service.permitted(conn, access=access, permission="leads.manage")
+        # The task opens the asset, not the business's leads (issue 19 item 4).
+        assert service.permitted(conn, access=access, permission="assets.read")
+        assert not service.permitted(conn, access=access, permission="leads.manage")
         assert not service.permitted(conn, access=access, permission="email.manage")

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from accord.accounts import people, service, team
 from accord.accounts.models import Actor, InvitationIn, assets, sources
+from accord.accounts.service import Access
 from accord.core.settings import Settings
 from accord.store.db import Store
 from accord.web.app import create_app
@@ -40,6 +41,7 @@ def employee(
             data=InvitationIn(email=email, role="employee"),
             invited_by=None,
             days=7,
+            by=Access(business_id=business_id, role="admin"),
             actor=SYSTEM,
             ip=None,
         )
@@ -50,6 +52,7 @@ def employee(
                 business_id=business_id,
                 person_id=person.id,
                 grants=dict(grants),
+                by=Access(business_id=business_id, role="admin"),
                 actor=SYSTEM,
                 ip=None,
             )

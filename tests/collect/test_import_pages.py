@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from accord.accounts import people, team
 from accord.accounts.models import Actor, Bootstrap, InvitationIn
+from accord.accounts.service import Access
 from accord.collect.mapped import read_csv_bytes
 from accord.collect.mapping import fit_preset
 from accord.collect.mapping_form import fields_of
@@ -261,6 +262,7 @@ def test_an_employee_without_the_task_is_refused_and_nothing_changes(
             data=InvitationIn(email=person.email, role="employee"),
             invited_by=None,
             days=7,
+            by=Access(business_id=keys.business_id, role="admin"),
             actor=actor,
             ip=None,
         )

@@ -16,7 +16,7 @@ from sqlalchemy import update
 
 from accord.accounts import people, team
 from accord.accounts.models import Actor, Bootstrap, InvitationIn
-from accord.accounts.service import memberships, utcnow
+from accord.accounts.service import Access, memberships, utcnow
 from accord.consent import config, service
 from accord.consent.models import NoticeIn, PropertyIn, consent_records
 from accord.core.settings import Settings
@@ -329,6 +329,7 @@ def _employee(store: Store, business_id: str) -> str:
             data=InvitationIn(email=employee.email, role="employee"),
             invited_by=owner.id,
             days=7,
+            by=Access(business_id=business_id, role="admin"),
             actor=SYSTEM,
             ip=None,
         )

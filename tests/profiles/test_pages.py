@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from accord.accounts import people, service, team, tokens
 from accord.accounts.models import Actor, Bootstrap, InvitationIn
-from accord.accounts.service import bootstrap
+from accord.accounts.service import Access, bootstrap
 from accord.core.settings import Settings
 from accord.process.worker import drain
 from accord.profiles.models import profile_events, profiles
@@ -349,6 +349,7 @@ def employee_session(store: Store, business_id: str) -> tuple[str, str]:
             data=InvitationIn(email=employee.email, role="employee"),
             invited_by=owner.id,
             days=7,
+            by=Access(business_id=business_id, role="admin"),
             actor=SYSTEM,
             ip=None,
         )

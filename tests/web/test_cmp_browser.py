@@ -20,12 +20,21 @@ import pytest
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from playwright.sync_api import Browser, BrowserContext, Page
+from sqlalchemy import update
 
 from accord.accounts.service import bootstrap
 from accord.consent import config, gpp, service
-from accord.consent.models import NOTICE_TEXT_KEYS, NoticeIn, PropertyIn, PurposeIn, PurposeText
+from accord.consent.models import (
+    NOTICE_TEXT_KEYS,
+    NoticeIn,
+    PropertyIn,
+    PurposeIn,
+    PurposeText,
+    consent_notices,
+)
 from accord.consent.scanner import scan
 from accord.consent.tcf import decode
+from accord.core.errors import InvalidInput
 from accord.core.settings import Settings
 from accord.store.db import Store, open_store
 from accord.web.app import create_app
@@ -153,10 +162,18 @@ class Site:
             return service.history(conn, business_id=self.business_id, subject=anonymous_id)
 
 
+# The customer's site is served by the test app, but it is not an Accord page: it sends
+# its own headers (inline scripts of its own, its embed framed by itself), not Accord's.
+CUSTOMER_SITE = {
+    "Content-Security-Policy": "frame-ancestors 'self'",
+    "X-Frame-Options": "SAMEORIGIN",
+}
+
+
 def _site_routes(app: FastAPI, site: list[Site]) -> None:
     @app.get("/site/page")
     async def page() -> HTMLResponse:
-        return HTMLResponse(site_page(site[0].write_key))
+        return HTMLResponse(site_page(site[0].write_key), headers=CUSTOMER_SITE)
 
     @app.get("/site/strict")
     async def strict() -> HTMLResponse:
@@ -169,7 +186,7 @@ def _site_routes(app: FastAPI, site: list[Site]) -> None:
 
     @app.get("/site/embed")
     async def embed() -> HTMLResponse:
-        return HTMLResponse("<p id=video>video</p>")
+        return HTMLResponse("<p id=video>video</p>", headers=CUSTOMER_SITE)
 
 
 @pytest.fixture
@@ -698,12 +715,29 @@ def test_links_from_the_configuration_are_never_javascript(
     context: BrowserContext, site: Site
 ) -> None:
     texts = {**notice_texts("en"), "privacy_policy_url": "javascript:alert(document.cookie)"}
-    with site.store.write() as conn:
+    # Such a link is refused when saved (issue 19 item 8) ...
+    with pytest.raises(InvalidInput), site.store.write() as conn:
         config.publish_notice(
             conn,
             business_id=site.business_id,
             property_key=PROPERTY,
             spec=NoticeIn.model_validate({"variants": [{"texts": {"en": texts}}]}),
+        )
+    # ... and cmp.js still never makes a link of one stored before that check existed.
+    with site.store.write() as conn:
+        published = config.publish_notice(
+            conn,
+            business_id=site.business_id,
+            property_key=PROPERTY,
+            spec=NoticeIn.model_validate({"variants": [{"texts": {"en": notice_texts("en")}}]}),
+        )
+        conn.execute(
+            update(consent_notices)
+            .where(
+                consent_notices.c.business_id == site.business_id,
+                consent_notices.c.version == published["version"],
+            )
+            .values(texts=json.dumps({"en": texts}))
         )
     page = open_site(context, site)
     assert page.get_by_role("dialog").locator("a").count() == 0

@@ -126,6 +126,17 @@ def test_a_newcomer_signs_in_to_the_demo_and_every_page_works(
         base = server.base_url
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         page = context.new_page()
+        # Issue 19 item 6: the Content-Security-Policy allows no inline script; a page
+        # that still had one (or an inline handler) would log a violation here.
+        violations: list[str] = []
+        page.on(
+            "console",
+            lambda m: (
+                violations.append(f"{page.url}: {m.text}")
+                if "Content Security Policy" in m.text
+                else None
+            ),
+        )
         page.goto(f"{base}/sign-in")
         page.fill("input[name=email]", str(sign_in["email"]))
         page.fill("input[name=password]", str(sign_in["password"]))
@@ -164,6 +175,7 @@ def test_a_newcomer_signs_in_to_the_demo_and_every_page_works(
                 if shots:
                     page.screenshot(path=str(Path(shots) / f"console-{_slug(path)}-detail.png"))
         context.close()
+        assert not violations, "\n".join(violations)
         assert not problems, "\n".join(problems) + "\n" + server.log_tail()
         assert not without_charts, f"pages with numbers but no chart: {without_charts}"
         # Every page of the issue is reachable from the navigation.

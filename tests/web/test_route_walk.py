@@ -28,7 +28,7 @@ from accord.accounts.models import (
     PropertyIn,
     SocialAccountIn,
 )
-from accord.accounts.service import bootstrap
+from accord.accounts.service import Access, bootstrap
 from accord.store.db import Store
 from accord.web.auth import SESSION_COOKIE
 
@@ -106,6 +106,7 @@ def _seed(store: Store, keys: Bootstrap) -> BusinessA:
             data=InvitationIn(email="invitee-a@alpha.test", role="analyst"),
             invited_by=owner.id,
             days=7,
+            by=Access(business_id=business_id, role="admin"),
             actor=SYSTEM,
             ip=None,
         )
@@ -126,6 +127,7 @@ def _seed(store: Store, keys: Bootstrap) -> BusinessA:
             data=PartnerShareIn(
                 partner_business_id=partner_keys.business_id, asset_id=second.id, tasks=["analyse"]
             ),
+            by=Access(business_id=business_id, role="admin"),
             actor=SYSTEM,
             ip=None,
         )
@@ -138,6 +140,7 @@ def _seed(store: Store, keys: Bootstrap) -> BusinessA:
             data=InvitationIn(email=employee.email, role="employee"),
             invited_by=owner.id,
             days=7,
+            by=Access(business_id=business_id, role="admin"),
             actor=SYSTEM,
             ip=None,
         )

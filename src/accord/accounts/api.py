@@ -91,6 +91,7 @@ async def set_role(state: State, caller: Manage, person_id: str, body: RoleIn) -
             business_id=caller.business_id,
             person_id=person_id,
             role=body.role,
+            by=caller.access,
             actor=caller.actor,
             ip=caller.ip,
         ),
@@ -106,6 +107,7 @@ async def set_grants(state: State, caller: Manage, person_id: str, body: GrantsI
             business_id=caller.business_id,
             person_id=person_id,
             grants=body.grants,
+            by=caller.access,
             actor=caller.actor,
             ip=caller.ip,
         ),
@@ -117,7 +119,12 @@ async def remove_person(state: State, caller: Manage, person_id: str) -> Respons
     await store_work.write(
         state,
         lambda c: team.remove_person(
-            c, business_id=caller.business_id, person_id=person_id, actor=caller.actor, ip=caller.ip
+            c,
+            business_id=caller.business_id,
+            person_id=person_id,
+            by=caller.access,
+            actor=caller.actor,
+            ip=caller.ip,
         ),
     )
     return Response(status_code=204)
@@ -146,6 +153,7 @@ async def invite(
             data=body,
             invited_by=caller.person_id,
             days=days,
+            by=caller.access,
             actor=caller.actor,
             ip=caller.ip,
         ),
@@ -458,7 +466,12 @@ async def share(state: State, caller: Manage, body: PartnerShareIn) -> PartnerSh
     return await store_work.write(
         state,
         lambda c: team.share_with_partner(
-            c, business_id=caller.business_id, data=body, actor=caller.actor, ip=caller.ip
+            c,
+            business_id=caller.business_id,
+            data=body,
+            by=caller.access,
+            actor=caller.actor,
+            ip=caller.ip,
         ),
     )
 

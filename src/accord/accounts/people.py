@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import io
 import math
@@ -9,6 +10,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from typing import Any
 
 import pyotp
@@ -88,17 +90,32 @@ def person_by_email(conn: Connection, *, email: str) -> Person | None:
     return _person(row) if row else None
 
 
-def check_password(password: str) -> list[FieldProblem]:
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    """The 10,000 most common passwords (zxcvbn's list), lower-cased, shipped in the package."""
+    text = resources.files("accord.accounts").joinpath("common-passwords.txt").read_text("utf-8")
+    return frozenset(line.strip().lower() for line in text.splitlines() if line.strip())
+
+
+def check_password(password: str, *, email: str | None = None) -> list[FieldProblem]:
+    """What is wrong with a new password (NIST SP 800-63B: length, breached or common, context)."""
     if len(password) < MIN_PASSWORD:
         return [FieldProblem("password", f"use at least {MIN_PASSWORD} characters")]
     if len(password) > MAX_PASSWORD:
         return [FieldProblem("password", f"use at most {MAX_PASSWORD} characters")]
+    folded = password.strip().lower()
+    if email is not None and folded in {normal_email(email), normal_email(email).split("@")[0]}:
+        return [FieldProblem("password", "do not use your email address as your password")]
+    if folded in _common_passwords():
+        return [
+            FieldProblem("password", "this is one of the most common passwords; choose another")
+        ]
     return []
 
 
 def sign_up(conn: Connection, *, email: str, name: str, password: str) -> Person:
     email = normal_email(email)
-    problems = check_password(password)
+    problems = check_password(password, email=email)
     if not valid_email(email):
         problems.append(FieldProblem("email", "not an email address"))
     if not name.strip() or len(name) > 200:
@@ -127,7 +144,7 @@ def new_password() -> str:
 
 def set_password(conn: Connection, *, person_id: str, password: str) -> None:
     """Give a person a new password; their open sessions end with the old one."""
-    if problems := check_password(password):
+    if problems := check_password(password, email=get_person(conn, person_id=person_id).email):
         raise InvalidInput(problems)
     conn.execute(
         update(people).where(people.c.id == person_id).values(password_hash=_hasher.hash(password))

@@ -62,50 +62,21 @@ ROLE_LABELS: dict[str, str] = {
     "analyst": "Analyst — read-only access to everything but people",
 }
 
+# Permissions whose every route acts on one asset and checks the caller's task on it
+# (`web.auth.require_asset`, `service.visible_assets`): a task held on an asset grants
+# them there, and only there. Every other permission opens data of the whole business —
+# profiles fed by every pixel, leads, consent records and exports, journeys, email,
+# audiences, experiments, reports — so only a business role grants it, never a task on
+# one asset (issue 19 item 4; the table per route is in docs/accounts.md).
+PER_ASSET: frozenset[str] = frozenset({"assets.read", "assets.manage", "ads.read", "ads.manage"})
+
 # What a task on one asset grants, on that asset.
 TASKS: dict[str, frozenset[str]] = {
-    # Jobs work for the whole business, so no task on one asset grants running them.
-    "manage": frozenset(PERMISSIONS)
-    - {"accounts.manage", "accounts.read", "audit.read", "jobs.read", "jobs.manage"},
-    "advertise": frozenset(
-        {
-            "ads.read",
-            "ads.manage",
-            "audiences.read",
-            "audiences.manage",
-            "experiments.read",
-            "experiments.manage",
-            "reports.read",
-            "assets.read",
-        }
-    ),
-    "analyse": frozenset(
-        {
-            "reports.read",
-            "profiles.read",
-            "audiences.read",
-            "experiments.read",
-            "ads.read",
-            "journeys.read",
-            "leads.read",
-            "email.read",
-            "consent.read",
-            "assets.read",
-        }
-    ),
-    "edit_content": frozenset(
-        {
-            "email.read",
-            "email.manage",
-            "journeys.read",
-            "journeys.manage",
-            "consent.read",
-            "consent.manage",
-            "leads.read",
-            "assets.read",
-        }
-    ),
-    "manage_leads": frozenset({"leads.read", "leads.manage", "profiles.read", "assets.read"}),
+    "manage": PER_ASSET,
+    "advertise": frozenset({"ads.read", "ads.manage", "assets.read"}),
+    "analyse": frozenset({"ads.read", "assets.read"}),
+    "edit_content": frozenset({"assets.read"}),
+    "manage_leads": frozenset({"assets.read"}),
 }
 
 TASK_LABELS: dict[str, str] = {
@@ -138,10 +109,14 @@ def tasks_grant(tasks: Iterable[str], permission: str) -> bool:
 
 
 def allowed(role: str, granted_tasks: Iterable[str], permission: str) -> bool:
-    """Whether a role plus the tasks held on any asset allow `permission` (unknown: no)."""
+    """Whether a role plus the tasks held on any asset allow `permission` (unknown: no).
+
+    Tasks count only for `PER_ASSET` permissions, whose routes then check the asset."""
     if not known(permission):
         return False
-    return role_grants(role, permission) or tasks_grant(granted_tasks, permission)
+    if role_grants(role, permission):
+        return True
+    return permission in PER_ASSET and tasks_grant(granted_tasks, permission)
 
 
 def role_task_on(role: str, asset_kind: str, task: str) -> bool:

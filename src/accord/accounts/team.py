@@ -1,4 +1,5 @@
-"""People of a business: roles, asset tasks, invitations, partners and the security centre."""
+"""People of a business: roles, asset tasks, invitations, partners and the security centre.
+Changes that give or take access are checked by `ceiling`: nobody grants more than they hold."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, select, update
 
-from accord.accounts import permissions
+from accord.accounts import ceiling, permissions
 from accord.accounts.models import (
     AccountEmail,
     Actor,
@@ -29,6 +30,7 @@ from accord.accounts.models import (
 from accord.accounts.people import normal_email, revoke_everything_of
 from accord.accounts.service import (
     TWO_FACTOR_POLICIES,
+    Access,
     audit,
     get_business,
     valid_email,
@@ -120,12 +122,15 @@ def set_role(
     business_id: str,
     person_id: str,
     role: str,
+    by: Access,
     actor: Actor,
     ip: str | None,
 ) -> MemberView:
     before = _member(conn, business_id=business_id, person_id=person_id)
     if problems := _check_role(role):
         raise InvalidInput(problems)
+    ceiling.check_role(conn, by=by, role=before.role)
+    ceiling.check_role(conn, by=by, role=role)
     if (
         before.role == "admin"
         and role != "admin"
@@ -156,6 +161,7 @@ def set_grants(
     business_id: str,
     person_id: str,
     grants: dict[str, list[str]],
+    by: Access,
     actor: Actor,
     ip: str | None,
 ) -> MemberView:
@@ -166,6 +172,11 @@ def set_grants(
         problems += _tasks_problems(tasks, "grants")
     if problems:
         raise InvalidInput(problems)
+    changed = {
+        asset_id: set(before.grants.get(asset_id, [])) ^ set(grants.get(asset_id, []))
+        for asset_id in set(before.grants) | set(grants)
+    }
+    ceiling.check_tasks(conn, by=by, grants=changed)
     conn.execute(
         delete(asset_grants).where(
             asset_grants.c.business_id == business_id, asset_grants.c.person_id == person_id
@@ -197,10 +208,17 @@ def set_grants(
 
 
 def remove_person(
-    conn: Connection, *, business_id: str, person_id: str, actor: Actor, ip: str | None
+    conn: Connection,
+    *,
+    business_id: str,
+    person_id: str,
+    by: Access,
+    actor: Actor,
+    ip: str | None,
 ) -> None:
     """Take a person out of the business; their sessions end and their tokens stop working."""
     before = _member(conn, business_id=business_id, person_id=person_id)
+    ceiling.check_role(conn, by=by, role=before.role)
     if before.role == "admin" and count_admins(conn, business_id=business_id) <= 1:
         raise InvalidInput([FieldProblem("person", "a business keeps at least one admin")])
     conn.execute(
@@ -283,6 +301,7 @@ def invite(
     data: InvitationIn,
     invited_by: str | None,
     days: int,
+    by: Access,
     actor: Actor,
     ip: str | None,
 ) -> NewInvitation:
@@ -302,6 +321,8 @@ def invite(
         problems.append(FieldProblem("email", "this person is already in the business"))
     if problems:
         raise InvalidInput(problems)
+    ceiling.check_role(conn, by=by, role=data.role)
+    ceiling.check_tasks(conn, by=by, grants=data.grants)
     token = new_secret("inv", 24)
     invitation_id = new_id("inv")
     now = utcnow()
@@ -366,6 +387,7 @@ def renew_invitation(
     business_id: str,
     invitation_id: str,
     days: int,
+    by: Access,
     actor: Actor,
     ip: str | None,
 ) -> NewInvitation:
@@ -373,6 +395,8 @@ def renew_invitation(
     current = get_invitation(conn, business_id=business_id, invitation_id=invitation_id)
     if current.status not in ("pending", "expired"):
         raise InvalidInput([FieldProblem("invitation", f"this invitation is {current.status}")])
+    ceiling.check_role(conn, by=by, role=current.role)
+    ceiling.check_tasks(conn, by=by, grants=current.grants)
     token = new_secret("inv", 24)
     conn.execute(
         update(invitations)
@@ -515,7 +539,13 @@ def _share_view(row: Any) -> PartnerShareView:
 
 
 def share_with_partner(
-    conn: Connection, *, business_id: str, data: PartnerShareIn, actor: Actor, ip: str | None
+    conn: Connection,
+    *,
+    business_id: str,
+    data: PartnerShareIn,
+    by: Access,
+    actor: Actor,
+    ip: str | None,
 ) -> PartnerShareView:
     problems = _tasks_problems(data.tasks, "tasks")
     if not data.tasks:
@@ -536,6 +566,7 @@ def share_with_partner(
         problems.append(FieldProblem("asset_id", "only the business's own assets can be shared"))
     if problems:
         raise InvalidInput(problems)
+    ceiling.check_tasks(conn, by=by, grants={data.asset_id: data.tasks})
     conn.execute(
         update(partner_shares)
         .where(

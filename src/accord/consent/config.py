@@ -31,6 +31,7 @@ from accord.consent.signals import CONSENT_MODE_SIGNALS
 from accord.core.clock import utcnow
 from accord.core.errors import FieldProblem, InvalidInput, NotFound
 from accord.core.ids import new_id
+from accord.core.links import link_problem
 
 DEFAULT_PURPOSES: tuple[PurposeIn, ...] = (
     PurposeIn(
@@ -273,9 +274,14 @@ def purpose_keys(conn: Connection, *, business_id: str) -> set[str]:
 
 
 def save_vendor(conn: Connection, *, business_id: str, spec: VendorIn) -> dict[str, Any]:
+    problems: list[FieldProblem] = []
     unknown = sorted(set(spec.purposes) - purpose_keys(conn, business_id=business_id))
     if unknown:
-        raise InvalidInput([FieldProblem("purposes", f"unknown purposes: {', '.join(unknown)}")])
+        problems.append(FieldProblem("purposes", f"unknown purposes: {', '.join(unknown)}"))
+    if reason := link_problem(spec.policy_url):
+        problems.append(FieldProblem("policy_url", reason))
+    if problems:
+        raise InvalidInput(problems)
     values = {
         "name": spec.name,
         "purposes": _json(spec.purposes),
@@ -341,6 +347,8 @@ def import_gvl(
         policy_url = vendor.policy_url or next(
             (url.privacy for url in vendor.urls if url.privacy), None
         )
+        if link_problem(policy_url):
+            policy_url = None
         save_vendor(
             conn,
             business_id=business_id,
@@ -399,7 +407,13 @@ def publish_notice(
             problems.append(
                 FieldProblem(f"variants[{i}].default_language", "has no texts in that language")
             )
+        if reason := link_problem(variant.logo_url):
+            problems.append(FieldProblem(f"variants[{i}].logo_url", reason))
         for language, given in variant.texts.items():
+            if reason := link_problem(given.get("privacy_policy_url")):
+                problems.append(
+                    FieldProblem(f"variants[{i}].texts.{language}.privacy_policy_url", reason)
+                )
             unknown = sorted(set(given) - set(NOTICE_TEXT_KEYS))
             if unknown:
                 problems.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from typing import Literal
@@ -27,6 +28,9 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or
+    # networks, comma separated); none by default, from any peer.
+    trusted_proxies: str = ""
 
     # SQLite durability: FULL fsyncs the WAL at every commit, so an acknowledged
     # event survives power loss as well as kill -9.
@@ -89,12 +93,14 @@ class Settings(BaseSettings):
         path = self.data_dir / "secret.key"
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            # Exclusive creation: of two processes starting together, one key wins.
-            with path.open("x") as created:
-                created.write(secrets.token_urlsafe(32))
-            path.chmod(0o600)
+            # Exclusive creation: of two processes starting together, one key wins. The
+            # file is private (0600) from the moment it exists, not after a chmod.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             pass
+        else:
+            with os.fdopen(fd, "w") as created:
+                created.write(secrets.token_urlsafe(32))
         return path.read_text().strip()
 
     def resolved_public_url(self) -> str:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
@@ -52,7 +53,22 @@ from accord.store.full import StorageHealth
 from accord.store.migrate import upgrade
 from accord.web import email_wiring, errors, store_work, ui
 from accord.web.cmp import router as cmp_router
+from accord.web.headers import SecurityHeaders
+from accord.web.proxies import TrustedProxies
 from accord.web.state import AppState
+
+# The API's interactive documentation (Swagger UI, shipped by fastapi-offline).
+SWAGGER_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<title>Accord - Swagger UI</title>
+<link rel="stylesheet" href="/static-offline-docs/swagger-ui.css">
+<link rel="icon" href="/static-offline-docs/favicon.png">
+</head><body><div id="swagger-ui"></div>
+<script src="/static-offline-docs/swagger-ui-bundle.js"></script>
+<script src="/static/swagger-init.js"></script>
+</body></html>
+"""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -88,8 +104,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Consent-first customer data platform. Collection is Segment-compatible.",
         lifespan=lifespan,
+        # Served below with its start-up script as a file: the CSP allows no inline script.
+        docs_url=None,
     )
     errors.install(app)
+    # The last added runs first: the client and scheme are settled before the headers.
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(TrustedProxies, trusted=settings.trusted_proxies)
     app.include_router(collect_router)
     app.include_router(profiles_router)
     app.include_router(rights_router)
@@ -125,6 +146,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(journeys_router)
     app.include_router(journey_people_router)
     app.include_router(jobs_router)
+
+    @app.get("/docs", include_in_schema=False)
+    async def api_docs() -> HTMLResponse:
+        return HTMLResponse(SWAGGER_PAGE)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness, storage and inbox backlog")
     async def healthz() -> dict[str, object]:

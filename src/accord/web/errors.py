@@ -125,7 +125,11 @@ def install(app: FastAPI) -> None:
                 return RedirectResponse("/account/two-factor", status_code=303)
             if isinstance(exc, Forbidden) and exc.reason == NO_BUSINESS:
                 return RedirectResponse("/businesses", status_code=303)
-            return _error_page(request, exc, to_response(exc).status_code)
+            answer = to_response(exc)
+            page = _error_page(request, exc, answer.status_code)
+            if "retry-after" in answer.headers:
+                page.headers["Retry-After"] = answer.headers["retry-after"]
+            return page
         return to_response(exc)
 
     @app.exception_handler(StarletteHTTPException)

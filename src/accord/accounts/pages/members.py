@@ -77,6 +77,7 @@ async def invite(request: Request, state: State, caller: AccountsManage) -> Resp
                 data=data,
                 invited_by=caller.person_id,
                 days=days,
+                by=caller.access,
                 actor=caller.actor,
                 ip=caller.ip,
             ),
@@ -104,6 +105,7 @@ async def resend_invitation(
                 business_id=caller.business_id,
                 invitation_id=invitation_id,
                 days=days,
+                by=caller.access,
                 actor=caller.actor,
                 ip=caller.ip,
             ),
@@ -146,6 +148,7 @@ async def change_role(
         "Role changed",
         team.set_role,
         person_id=person_id,
+        by=caller.access,
         role=role,
     )
 
@@ -164,6 +167,7 @@ async def change_grants(
         "Asset access saved",
         team.set_grants,
         person_id=person_id,
+        by=caller.access,
         grants=grants,
     )
 
@@ -180,6 +184,7 @@ async def remove_person(
         "Person removed; their sessions and tokens are revoked",
         team.remove_person,
         person_id=person_id,
+        by=caller.access,
     )
 
 
@@ -302,6 +307,7 @@ async def share_with_partner(request: Request, state: State, caller: AccountsMan
         "Asset shared with the partner",
         team.share_with_partner,
         data=data,
+        by=caller.access,
     )
 
 

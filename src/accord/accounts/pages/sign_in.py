@@ -116,9 +116,11 @@ async def sign_in(
     try:
         signed_in = await store_work.write(state, work)
     except TooManyAttempts as exc:
-        return await arender(
+        refused = await arender(
             request, "accounts/sign_in.html", status=429, error=str(exc), email=email, next=next
         )
+        refused.headers["Retry-After"] = str(exc.retry_after_seconds)
+        return refused
     if signed_in is None:
         return await arender(
             request,
@@ -177,16 +179,17 @@ async def second_factor(
             people.complete_session(conn, session_id=session.id)
         return accepted
 
+    retry_after: int | None = None
     try:
         accepted = await store_work.write(state, work)
         error = None if accepted is not None else people.WRONG_CODE
         status = 401
     except TooManyAttempts as exc:
-        error, status = str(exc), 429
+        error, status, retry_after = str(exc), 429, exc.retry_after_seconds
     except InvalidInput as exc:
         error, status = error_text(exc), 401
     if error is not None:
-        return await arender(
+        refused = await arender(
             request,
             "accounts/second_factor.html",
             status=status,
@@ -194,6 +197,9 @@ async def second_factor(
             csrf_token_override=session.csrf_token,
             next=next,
         )
+        if retry_after is not None:
+            refused.headers["Retry-After"] = str(retry_after)
+        return refused
     return RedirectResponse(safe_next(next), status_code=303)
 
 
