@@ -34,6 +34,7 @@ from accord.core.errors import FieldProblem, InvalidInput, NotFound
 from accord.engine.connection import connect
 from accord.web import store_work
 from accord.web.auth import Caller, requires
+from accord.web.downloads import attachment
 from accord.web.errors import json_response
 from accord.web.state import AppState, State
 
@@ -461,7 +462,7 @@ async def export_csv(
     return StreamingResponse(
         export.to_csv(rows),
         media_type="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="consent-{purpose}.csv"'},
+        headers=attachment(f"consent-{purpose}.csv"),
     )
 
 
