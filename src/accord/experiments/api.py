@@ -59,7 +59,8 @@ class PowerIn(BaseModel):
 class PowerOut(BaseModel):
     minimum_detectable_effect: float
     relative_mde: float | None
-    units_per_arm: tuple[int, int]
+    # Treatment, then control. A list, not a tuple: OpenAPI tools read its schema.
+    units_per_arm: list[int] = Field(min_length=2, max_length=2)
 
 
 class AdLogsOut(BaseModel):
