@@ -117,3 +117,16 @@ def test_item_9_nul_and_huge_numbers_in_audiences(
     ):
         response = client.post("/api/audiences/preview", headers=_admin(keys), json={"text": text})
         _refused(response, "text", "less than or equal")
+
+
+def test_item_11_power_without_units_or_with_overflow_is_refused(
+    client: TestClient, keys: Bootstrap
+) -> None:
+    # Found by bench/fuzz.py: both answered an infinite effect, sent as null.
+    base = {"baseline_mean": 1.0, "treatment_weight": 0.01, "control_weight": 0.01}
+    empty = {**base, "baseline_variance": 1.0, "total_units": 2}
+    response = client.post("/api/experiments/power", headers=_admin(keys), json=empty)
+    _refused(response, "total_units", "without units")
+    huge = {**base, "baseline_variance": 1.7e308, "total_units": 200, "treatment_weight": 0.005}
+    response = client.post("/api/experiments/power", headers=_admin(keys), json=huge)
+    _refused(response, "baseline_variance", "too large")

@@ -3,6 +3,7 @@ routes (write key) for assignment and ad-log collection."""
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -113,6 +114,15 @@ async def cma_template(_caller: Reader, body: CmaTemplateIn) -> DesignIn:
 @router.post("/api/experiments/power", summary="Minimum detectable effect for unequal arms")
 async def power(_caller: Reader, body: PowerIn) -> PowerOut:
     result = statistics.minimum_detectable_effect(**body.model_dump())
+    # Found by the fuzz: both cases answered an infinite effect, sent as null.
+    if min(result.units_per_arm) < 1:
+        raise InvalidInput(
+            [FieldProblem("total_units", "leaves an arm without units at these weights")]
+        )
+    if not math.isfinite(result.minimum_detectable_effect):
+        raise InvalidInput(
+            [FieldProblem("baseline_variance", "is too large: the detectable effect overflows")]
+        )
     return PowerOut(**result.__dict__)
 
 
