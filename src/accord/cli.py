@@ -44,7 +44,9 @@ def migrate() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
-    worker: Annotated[bool, typer.Option(help="Run an inbox worker process beside")] = True,
+    worker: Annotated[
+        bool, typer.Option(help="Run the worker process beside the server: inbox, journeys, jobs")
+    ] = True,
     workers: Annotated[int, typer.Option(min=1, help="HTTP server processes")] = 1,
 ) -> None:
     """Serve the API, with one worker process beside it (inbox, journeys, scheduled jobs)

@@ -194,3 +194,27 @@ def test_cli_import_applies_the_gate(
     assert len(payloads) == 5 and all(p["type"] == "track" for p in payloads)
     assert len(lake_rows(settings)) == 5
     assert_nothing_identifying(store, settings)
+
+
+def test_item_17_cli_import_reports_consent_gate_drops(
+    gdpr_shop: TestClient, keys: Bootstrap, store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "events.jsonl"
+    rows = [unconsented(n) for n in range(30, 34)] + [unconsented(34, "identify")]
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    env = {
+        "ACCORD_DATA_DIR": str(tmp_path / "data"),
+        "ACCORD_DATABASE_URL": settings.resolved_database_url(),
+        "ACCORD_LAKE_URL": settings.resolved_lake_url(),
+        "ACCORD_SQLITE_SYNCHRONOUS": "NORMAL",
+        "COLUMNS": "200",
+    }
+    result = CliRunner().invoke(
+        cli_app, ["import", str(path), "--business", keys.write_key], env=env
+    )
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "dropped by consent" in result.output and "anonymised by consent" in result.output
+    # read 5, stored 4 (anonymised), 0 duplicates, 1 identify dropped, 4 anonymised, 0 rejected
+    numbers = [line.split() for line in result.output.splitlines() if line.strip()[:1] == "│"]
+    cells = [[c for c in row if c != "│"] for row in numbers]
+    assert ["5", "4", "0", "1", "4", "0"] in cells, result.output

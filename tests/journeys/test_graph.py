@@ -126,3 +126,16 @@ DOCS = Path(__file__).parents[2] / "docs" / "examples" / "journeys"
 @pytest.mark.parametrize("name", ["welcome-series", "abandoned-cart", "win-back"])
 def test_the_documented_journeys_are_valid(name: str) -> None:
     parse_definition(json.loads((DOCS / f"{name}.json").read_text()))
+
+
+def test_item_9_journey_send_on_channel_webhook_is_refused() -> None:
+    definition = _with(
+        {"remind": {"type": "send", "channel": "webhook", "message": "hook", "next": "done"}}
+    )
+    definition["messages"]["hook"] = {"channel": "webhook", "body": "{}"}
+    with pytest.raises(InvalidInput) as caught:
+        parse_definition(definition)
+    assert any(
+        p.field == "nodes.remind.channel" and "webhook node" in p.reason
+        for p in caught.value.problems
+    ), caught.value.problems

@@ -35,6 +35,7 @@ from accord.reach import service as reach
 from accord.reach.models import SuppressionIn
 from accord.web import jobs, store_work
 from accord.web.auth import Caller, requires
+from accord.web.downloads import attachment
 from accord.web.state import AppState, State
 
 router = APIRouter(prefix="/api", tags=["audiences"])
@@ -249,7 +250,7 @@ async def export(
         result.body,
         media_type=result.media_type,
         headers={
-            "Content-Disposition": f'attachment; filename="{audience}-{destination}.{extension}"',
+            **attachment(f"{audience}-{destination}.{extension}"),
             "X-Accord-Included": str(result.included),
             "X-Accord-Left-Out": orjson.dumps(result.left_out).decode(),
         },

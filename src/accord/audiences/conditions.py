@@ -90,9 +90,14 @@ class MemberCondition(_Node):
     audience: str = Field(min_length=1, max_length=100)
 
 
+# Bounds that no real audience reaches and that every engine's integers hold.
+MAX_COUNT = 1_000_000_000
+MAX_DAYS = 100_000
+
+
 class LastDays(_Node):
     kind: Literal["last"] = "last"
-    days: int
+    days: int = Field(le=MAX_DAYS)
 
 
 class Since(_Node):
@@ -132,7 +137,7 @@ class PropertyFilter(_Node):
 
 class Count(_Node):
     op: CountOperator = ">="
-    value: int = 1
+    value: int = Field(default=1, le=MAX_COUNT)
 
 
 AT_LEAST_ONCE = Count(op=">=", value=1)
@@ -432,11 +437,26 @@ def problems_of(definition: Definition, catalog: Catalog) -> list[FieldProblem]:
 
 
 def validate(definition: Definition, catalog: Catalog, *, prefix: str = "definition") -> None:
-    problems = problems_of(definition, catalog)
+    problems = _nul_problems(definition.model_dump(), "") or problems_of(definition, catalog)
     if problems:
         raise InvalidInput(
             [FieldProblem(f"{prefix}.{p.field}" if prefix else p.field, p.reason) for p in problems]
         )
+
+
+def _nul_problems(value: Any, path: str) -> list[FieldProblem]:
+    # NUL ends a string in the engines' SQL and PostgreSQL refuses it in text.
+    if isinstance(value, str):
+        return [FieldProblem(path, "must not contain the NUL character")] if "\x00" in value else []
+    if isinstance(value, dict):
+        items: list[tuple[str, Any]] = [
+            (f"{path}.{key}" if path else str(key), item) for key, item in value.items()
+        ]
+    elif isinstance(value, list):
+        items = [(f"{path}[{index}]", item) for index, item in enumerate(value)]
+    else:
+        return []
+    return [problem for where, item in items for problem in _nul_problems(item, where)]
 
 
 def parse_definition(data: Any, *, prefix: str = "definition") -> Definition:

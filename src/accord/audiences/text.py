@@ -98,6 +98,10 @@ class Token:
     position: int
 
 
+# How deeply `not` and parentheses may nest: far beyond any audience a person writes.
+MAX_DEPTH = 64
+
+
 class _Syntax(Exception):
     def __init__(self, position: int, reason: str) -> None:
         super().__init__(reason)
@@ -124,6 +128,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.tokens = tokenize(text)
         self.index = 0
+        self.depth = 0
 
     # Token helpers --------------------------------------------------------------
 
@@ -183,19 +188,30 @@ class _Parser:
             parts.append(self.unary())
         return parts[0] if len(parts) == 1 else And(all=parts)
 
+    def deeper(self) -> None:
+        # Each `not` and `(` is one level of recursion here and in every later pass.
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _Syntax(self.token.position, f"conditions nest deeper than {MAX_DEPTH} levels")
+
     def unary(self) -> Any:
         if self.at_word("not"):
             self.index += 1
-            return Not(condition=self.unary())
+            self.deeper()
+            node = Not(condition=self.unary())
+            self.depth -= 1
+            return node
         return self.atom()
 
     def atom(self) -> Any:
         if self.at_punct("("):
             self.index += 1
+            self.deeper()
             node = self.expr()
             if not self.at_punct(")"):
                 raise self.fail("')'")
             self.index += 1
+            self.depth -= 1
             return node
         if self.at_word("everyone"):
             self.index += 1

@@ -111,9 +111,18 @@ def import_file(
         "read",
         "stored",
         "duplicates",
+        "dropped by consent",
+        "anonymised by consent",
         "rejected rows",
         rows=[
-            (summary.read, summary.stored, summary.duplicates, len({r["line"] for r in rejected}))
+            (
+                summary.read,
+                summary.stored,
+                summary.duplicates,
+                summary.dropped_by_consent,
+                summary.anonymised_by_consent,
+                len({r["line"] for r in rejected}),
+            )
         ],
         err=True,
     )

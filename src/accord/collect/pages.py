@@ -33,6 +33,7 @@ from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.bodies import read_limited, refuse_declared_over
 from accord.web.charts import Chart, Series
+from accord.web.downloads import attachment
 from accord.web.state import AppState, State
 from accord.web.ui import NavEntry, arender, redirect
 
@@ -412,7 +413,7 @@ async def rejected_download(
     return Response(
         mapped.rejected_csv(report["rejected"]),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{report_id}-rejected.csv"'},
+        headers=attachment(f"{report_id}-rejected.csv"),
     )
 
 

@@ -40,6 +40,8 @@ class Accepted:
     stored: int
     dropped_by_consent: int
     message_ids: list[str] = field(default_factory=list)
+    # Kept only as an anonymous count (identifiers and free text removed) by the gate.
+    anonymised_by_consent: int = 0
 
 
 def limits_from(settings: Settings) -> Limits:
@@ -176,7 +178,7 @@ def append(
     between concurrent requests.
     """
     rows = []
-    dropped = 0
+    dropped = anonymised = 0
     decide_many = getattr(gate, "decide_many", None)
     if decide_many is not None:
         decisions = decide_many(events, business_id=source.business_id)
@@ -186,6 +188,7 @@ def append(
         if not decision.keep:
             dropped += 1
             continue
+        anonymised += decision.anonymise
         event = apply_decision(event, decision)
         rows.append(
             {
@@ -206,6 +209,7 @@ def append(
         stored=stored,
         dropped_by_consent=dropped,
         message_ids=[e["messageId"] for e in events],
+        anonymised_by_consent=anonymised,
     )
 
 
@@ -241,6 +245,9 @@ class ImportReport:
     read: int = 0
     stored: int = 0
     duplicates: int = 0
+    # Valid events the consent gate did not store, or stored without identifiers.
+    dropped_by_consent: int = 0
+    anonymised_by_consent: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -285,6 +292,8 @@ def import_rows(
         if chunk:
             accepted = append(store, source=source, events=chunk, gate=gate, received_at=utcnow())
             report.stored += accepted.stored
+            report.dropped_by_consent += accepted.dropped_by_consent
+            report.anonymised_by_consent += accepted.anonymised_by_consent
             report.duplicates += accepted.received - accepted.dropped_by_consent - accepted.stored
             chunk.clear()
         # Progress counts rows read, rejected ones included, so a bar ends full.

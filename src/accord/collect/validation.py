@@ -108,7 +108,7 @@ def normalise_event(
         event_type = implied_type
     if event_type is None:
         problems.append(FieldProblem(f"{prefix}type", "is required"))
-    elif event_type not in EVENT_TYPES:
+    elif not isinstance(event_type, str) or event_type not in EVENT_TYPES:
         problems.append(
             FieldProblem(f"{prefix}type", f"must be one of {', '.join(sorted(EVENT_TYPES))}")
         )
@@ -169,7 +169,13 @@ def normalise_event(
     if problems:
         raise EventProblems(problems)
 
-    timestamp = corrected_timestamp(original=original, sent_at=sent_at, received_at=received_at)
+    try:
+        timestamp = corrected_timestamp(original=original, sent_at=sent_at, received_at=received_at)
+    except OverflowError:
+        # Clocks thousands of years apart: the correction leaves the calendar.
+        raise EventProblems(
+            [FieldProblem(f"{prefix}sentAt", "is too far from timestamp to correct the clock")]
+        ) from None
     if timestamp - received_at > limits.max_future:
         hours = limits.max_future.total_seconds() / 3600
         problems.append(

@@ -37,6 +37,7 @@ from accord.leads.subjects import anonymous_ids_of_email
 from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.bodies import read_limited
+from accord.web.downloads import attachment
 from accord.web.errors import json_response
 from accord.web.state import AppState, State
 
@@ -520,7 +521,7 @@ async def export_csv(
     return StreamingResponse(
         export.to_csv(rows),
         media_type="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="consent-{purpose}.csv"'},
+        headers=attachment(f"consent-{purpose}.csv"),
     )
 
 

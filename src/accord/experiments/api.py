@@ -3,11 +3,12 @@ routes (write key) for assignment and ad-log collection."""
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from accord.accounts.models import SourceRef
 from accord.collect import service as collect
@@ -17,11 +18,18 @@ from accord.engine.connection import connect
 from accord.experiments import report, service, statistics
 from accord.experiments.adlogs import RawRecord
 from accord.experiments.analysis import Analysis
-from accord.experiments.models import Assignment, DesignIn, ExperimentView, cma_three_arm
+from accord.experiments.models import (
+    KEY_PATTERN,
+    Assignment,
+    DesignIn,
+    ExperimentView,
+    cma_three_arm,
+)
 from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.bodies import read_limited
-from accord.web.errors import json_response
+from accord.web.downloads import attachment
+from accord.web.errors import json_response, validation_problems
 from accord.web.state import AppState, State
 
 router = APIRouter(tags=["experiments"])
@@ -31,8 +39,9 @@ Manager = Annotated[Caller, Depends(requires("experiments.manage"))]
 
 
 class CmaTemplateIn(BaseModel):
-    key: str
-    name: str
+    # The same rules as the design it fills in, so a bad key is refused here, by name.
+    key: str = Field(pattern=KEY_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
     primary_metrics: list[str] = Field(min_length=1)
     guardrail_metrics: list[str] = Field(default_factory=list)
     minimum_detectable_effect: float = Field(default=0.05, gt=0)
@@ -52,7 +61,8 @@ class PowerIn(BaseModel):
 class PowerOut(BaseModel):
     minimum_detectable_effect: float
     relative_mde: float | None
-    units_per_arm: tuple[int, int]
+    # Treatment, then control. A list, not a tuple: OpenAPI tools read its schema.
+    units_per_arm: list[int] = Field(min_length=2, max_length=2)
 
 
 class AdLogsOut(BaseModel):
@@ -89,18 +99,31 @@ def create(state: State, caller: Manager, design: DesignIn) -> ExperimentView:
 
 @router.post("/api/experiments/templates/cma", summary="A CMA three-arm design (3:1:3), not saved")
 async def cma_template(_caller: Reader, body: CmaTemplateIn) -> DesignIn:
-    return cma_three_arm(
-        key=body.key,
-        name=body.name,
-        primary_metrics=body.primary_metrics,
-        guardrail_metrics=body.guardrail_metrics,
-        minimum_detectable_effect=body.minimum_detectable_effect,
-    )
+    try:
+        return cma_three_arm(
+            key=body.key,
+            name=body.name,
+            primary_metrics=body.primary_metrics,
+            guardrail_metrics=body.guardrail_metrics,
+            minimum_detectable_effect=body.minimum_detectable_effect,
+        )
+    except ValidationError as exc:
+        # The design's own rules (metric names…) refuse what the template was given.
+        raise validation_problems(exc.errors()) from None
 
 
 @router.post("/api/experiments/power", summary="Minimum detectable effect for unequal arms")
 async def power(_caller: Reader, body: PowerIn) -> PowerOut:
     result = statistics.minimum_detectable_effect(**body.model_dump())
+    # Found by the fuzz: both cases answered an infinite effect, sent as null.
+    if min(result.units_per_arm) < 1:
+        raise InvalidInput(
+            [FieldProblem("total_units", "leaves an arm without units at these weights")]
+        )
+    if not math.isfinite(result.minimum_detectable_effect):
+        raise InvalidInput(
+            [FieldProblem("baseline_variance", "is too large: the detectable effect overflows")]
+        )
     return PowerOut(**result.__dict__)
 
 
@@ -164,7 +187,7 @@ async def report_csv(state: State, caller: Reader, key: str) -> Response:
     return Response(
         report.render_csv(result),
         media_type="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{key}.csv"'},
+        headers=attachment(f"{key}.csv"),
     )
 
 

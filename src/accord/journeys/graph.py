@@ -518,12 +518,22 @@ def graph_problems(definition: JourneyDefinition) -> list[FieldProblem]:
                 FieldProblem(where, "waiting for an event needs a timeout and on_timeout")
             )
         if isinstance(node, SendNode):
-            if node.channel == "best":
+            if node.channel == "webhook":
+                problems.append(
+                    FieldProblem(
+                        f"{where}.channel",
+                        "a send cannot call a webhook: use a webhook node and a destination",
+                    )
+                )
+            choices: list[tuple[str, str]]
+            if node.channel == "webhook":
+                choices = []
+            elif node.channel == "best":
                 if len(node.options) < 2:
                     problems.append(
                         FieldProblem(where, "the best channel needs at least two options")
                     )
-                choices: list[tuple[str, str]] = list(node.options.items())
+                choices = list(node.options.items())
             else:
                 choices = [(node.channel, node.message)]
             for channel, key in choices:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 from urllib.parse import quote
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -17,6 +20,7 @@ from accord.core.errors import (
     Conflict,
     CsrfRejected,
     ExperimentState,
+    FieldProblem,
     Forbidden,
     InvalidInput,
     InvalidLink,
@@ -132,6 +136,12 @@ def install(app: FastAPI) -> None:
             return page
         return to_response(exc)
 
+    @app.exception_handler(RequestValidationError)
+    async def _handle_validation(request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's own checks (query, path, header and body models) answer in Accord's one
+        # shape: 400 with each field and its reason, like every other refused input.
+        return await _handle(request, validation_problems(exc.errors(), request=True))
+
     @app.exception_handler(StarletteHTTPException)
     async def _handle_http(request: Request, exc: StarletteHTTPException) -> Response:
         # Unknown URLs and wrong methods: a page for a browser, FastAPI's JSON otherwise.
@@ -169,6 +179,23 @@ def install(app: FastAPI) -> None:
         return json_response(
             error_body("internal_error", "internal server error", []), status_code=500
         )
+
+
+def validation_problems(errors: Sequence[Any], *, request: bool = False) -> InvalidInput:
+    """Pydantic's errors as one `InvalidInput`: `batch[0].type`, `purpose`…
+
+    With `request`, each location starts with where FastAPI found the value (`query`,
+    `body`…), which is left out of the field's name.
+    """
+    problems = []
+    for error in errors:
+        location = list(error.get("loc", ()))
+        source = location.pop(0) if request and location else "body"
+        field = ""
+        for part in location:
+            field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
+        problems.append(FieldProblem(field or str(source), str(error.get("msg", "is not valid"))))
+    return InvalidInput(problems or [FieldProblem("body", "is not valid")])
 
 
 _HTTP_MESSAGES = {

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from accord.profiles import service as profiles
 from accord.rights import service as rights
 from accord.web.auth import Caller, requires
+from accord.web.downloads import attachment
 from accord.web.state import State
 from accord.web.ui import NavEntry, redirect, render
 
@@ -29,7 +30,7 @@ def export_download(state: State, caller: Manager, profile_id: str) -> Response:
     return Response(
         export.model_dump_json(indent=2),
         media_type="application/json",
-        headers={"Content-Disposition": f'attachment; filename="{profile_id}.json"'},
+        headers=attachment(f"{profile_id}.json"),
     )
 
 
