@@ -48,11 +48,16 @@ def tile(html: str, tile_id: str) -> str:
 
 
 def join_as_employee(
-    client: TestClient, owner: Browser, email: str, grants: dict[str, str] | None = None
+    client: TestClient,
+    owner: Browser,
+    email: str,
+    grants: dict[str, str] | None = None,
+    *,
+    role: str = "employee",
 ) -> Browser:
-    """`owner` invites `email` as an employee with tasks on assets (asset id → task); the
-    invitee accepts through the invitation page and is signed in."""
-    data: dict[str, object] = {"email": email, "role": "employee"}
+    """`owner` invites `email` with a role (an employee by default) and tasks on assets
+    (asset id → task); the invitee accepts through the invitation page and is signed in."""
+    data: dict[str, object] = {"email": email, "role": role}
     for asset_id, task in (grants or {}).items():
         data[f"grant:{asset_id}"] = task
     invited = owner.submit("/people", "/people/invite", data)

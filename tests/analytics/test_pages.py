@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from accord.accounts.models import Bootstrap
+from accord.accounts.permissions import ROLES
 from accord.consent.service import record_outside_banner
 from accord.core.clock import iso, utcnow
 from accord.core.settings import Settings
@@ -159,11 +160,16 @@ def test_an_employee_sees_only_the_areas_their_tasks_grant(
         from accord.accounts.models import sources
 
         shop = conn.execute(select(sources.c.id).where(sources.c.name == "Shop")).scalar_one()
-    analyst = join_as_employee(client, owner, "cat@acme.test", {shop: "analyse"})
+    # A task on one pixel opens that pixel, not the business's numbers (issue 19, item 4).
+    tasked = join_as_employee(client, owner, "cat@acme.test", {shop: "analyse"})
+    page = tasked.get("/app")
+    assert 'id="widget-events"' not in page.text and "data-chart" not in page.text
+    assert tasked.get("/analytics/volume").status_code == 403
+    # The analyst role reads the business's reports; jobs are not among its reads.
+    analyst = join_as_employee(client, owner, "dan@acme.test", role="analyst")
     page = analyst.get("/app")
     assert 'id="widget-events"' in page.text and 'id="widget-profiles"' in page.text
-    # Jobs work for the whole business: no task on an asset shows them.
-    assert 'id="widget-jobs"' not in page.text
+    assert ('id="widget-jobs"' in page.text) == ("jobs.read" in ROLES["analyst"])
     assert analyst.get("/analytics/volume").status_code == 200
 
 

@@ -123,7 +123,10 @@ def test_an_employee_without_the_permissions_reads_and_trains_nothing(
 
     with store.read() as conn:
         shop = conn.execute(select(sources.c.id).where(sources.c.name == "Shop")).scalar_one()
-    analyst = join_as_employee(client, owner, "cat@acme.test", {shop: "analyse"})
+    # A task on one pixel opens that pixel only (issue 19, item 4).
+    tasked = join_as_employee(client, owner, "cat@acme.test", {shop: "analyse"})
+    assert tasked.get("/predictions").status_code == 403
+    analyst = join_as_employee(client, owner, "dan@acme.test", role="analyst")
     page = analyst.get("/predictions")
     assert page.status_code == 200
     # Reading reports does not run jobs: no button, and a forged post is refused.
