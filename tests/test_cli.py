@@ -232,17 +232,20 @@ def test_demo_is_idempotent_and_reported(cli: Cli) -> None:
     kept = _demo_kept(2000)
     assert 1900 < len(kept) <= 2000
     assert set(keys) == BOOTSTRAP_KEYS | {"sign_in"}
-    assert {row.message_id for row in cli.inbox()} == kept
-    assert set(cli.lake_ids()) == kept
+    # Every generated event the consent gate keeps, plus what the demo's other areas add
+    # through their own services (form and Lead Ads leads, email outcomes, journeys).
+    stored = {row.message_id for row in cli.inbox()}
+    assert kept <= stored
+    assert set(cli.lake_ids()) == stored
 
     again = cli.json("demo", "--events", "2000", "--json")
     assert again["business_id"] == keys["business_id"]
     assert again["write_key"] == keys["write_key"]
-    assert len(cli.inbox()) == len(kept)
-    assert len(cli.lake_ids()) == len(kept)
+    assert {row.message_id for row in cli.inbox()} == stored
+    assert set(cli.lake_ids()) == stored
 
     report = cli.json("report", "volume", "--json")
-    assert sum(r["events"] for r in report) == len(kept)
+    assert sum(r["events"] for r in report) == len(stored)
     assert {r["business_id"] for r in report} == {keys["business_id"]}
     assert all(r["events"] > 0 for r in report)
     days = sorted({r["day"] for r in report})

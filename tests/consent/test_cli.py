@@ -121,9 +121,13 @@ def test_the_demo_has_a_banner(settings: Settings, tmp_path: Path) -> None:
     try:
         with store.read() as conn:
             assert config.get_property(conn, business_id=business_id, key="web")["name"]
-            assert (
-                len(config.notice_versions(conn, business_id=business_id, property_key="web")) == 1
-            )
+            notices = config.notice_versions(conn, business_id=business_id, property_key="web")
+            # The first notice, then the banner A/B test (variants A and B), made once.
+            assert sorted((n["version"], n["variant"]) for n in notices) == [
+                (1, "A"),
+                (2, "A"),
+                (2, "B"),
+            ]
     finally:
         store.dispose()
 
