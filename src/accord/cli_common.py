@@ -131,7 +131,9 @@ def print_table(
     table = Table(*columns, title=title)
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
-    (console if err else Console()).print(table)
+    # A console made now reads the terminal's width now (`COLUMNS` included), where the
+    # module's console keeps the width it saw when it was made.
+    Console(stderr=err).print(table)
 
 
 def report_rejected(rejected: Sequence[dict[str, Any]], errors: Path | None) -> None:
