@@ -140,9 +140,7 @@ def funnel(events: list[Event], spec: funnels.FunnelSpec) -> funnels.FunnelResul
     late = micros(spec.to + spec.window)
     grouped: dict[Any, list[list[int]]] = {}
     for mine in _by_person(events).values():
-        if any(
-            start <= e.us < late and _matches(x, e) for e in mine for x in spec.exclusions
-        ):
+        if any(start <= e.us < late and _matches(x, e) for e in mine for x in spec.exclusions):
             continue
         best: dict[Any, tuple[int, int]] = {}  # group -> (level, t0)
         for e in mine:

@@ -246,7 +246,9 @@ def _run_grouped(
         try:
             counts = backend.to_pyarrow(step_counts(people, n)).to_pylist()
             medians_expr = step_medians(people, n)
-            medians = backend.to_pyarrow(medians_expr).to_pylist() if medians_expr is not None else []
+            medians = (
+                backend.to_pyarrow(medians_expr).to_pylist() if medians_expr is not None else []
+            )
         finally:
             drop(backend, people.get_name())
     finally:
@@ -273,7 +275,9 @@ def run(source: EventSource, spec: FunnelSpec, *, now: datetime) -> FunnelResult
     return FunnelResult(
         steps=result.steps,
         breakdown=spec.breakdown,
-        groups=[FunnelGroup(value=v, steps=steps_of(spec, *grouped[v])) for v in order[:MAX_GROUPS]],
+        groups=[
+            FunnelGroup(value=v, steps=steps_of(spec, *grouped[v])) for v in order[:MAX_GROUPS]
+        ],
         other_groups=max(0, len(order) - MAX_GROUPS),
     )
 

@@ -107,9 +107,11 @@ def fold(spec: PathSpec, nodes: NodeCounts, links: LinkCounts) -> PathResult:
         by_position.setdefault(position, []).append((event, people))
     for position, items in by_position.items():
         ranked = sorted(items, key=lambda item: (-item[1], item[0]))
-        kept[position] = {event for event, _ in ranked[: spec.width]} if position else {
-            event for event, _ in items
-        }
+        kept[position] = (
+            {event for event, _ in ranked[: spec.width]}
+            if position
+            else {event for event, _ in items}
+        )
 
     def name(position: int, event: str) -> str:
         return event if event in kept.get(position, set()) else OTHER
@@ -184,11 +186,11 @@ def sequence(source: EventSource, spec: PathSpec, now: datetime) -> Any:
 def run(source: EventSource, spec: PathSpec, *, now: datetime) -> PathResult:
     backend = source.backend
     seq = sequence(source, spec, now)
-    node_rows = backend.to_pyarrow(seq.group_by(["position", "event"]).aggregate(people=seq.count()))
-    nxt = seq.select(n_profile="profile_id", n_position="position", n_event="event")
-    pairs = seq.join(
-        nxt, [seq.profile_id == nxt.n_profile, nxt.n_position == seq.position + 1]
+    node_rows = backend.to_pyarrow(
+        seq.group_by(["position", "event"]).aggregate(people=seq.count())
     )
+    nxt = seq.select(n_profile="profile_id", n_position="position", n_event="event")
+    pairs = seq.join(nxt, [seq.profile_id == nxt.n_profile, nxt.n_position == seq.position + 1])
     link_rows = backend.to_pyarrow(
         pairs.group_by(["position", "event", "n_event"]).aggregate(people=pairs.count())
     )

@@ -90,7 +90,9 @@ def property_problems(name: str, path: str) -> list[FieldProblem]:
     """Whether the audience language can read this event property (a breakdown)."""
     probe = Step(event="-", where=[PropertyFilter(property=name, op="exists")])
     return [
-        FieldProblem(path, p.reason) for p in step_problems(probe, "x") if p.field.endswith("property")
+        FieldProblem(path, p.reason)
+        for p in step_problems(probe, "x")
+        if p.field.endswith("property")
     ]
 
 
