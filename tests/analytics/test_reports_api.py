@@ -22,16 +22,15 @@ from tests.analytics.pages import figure
 VIEW, ADD, ORDER = "Product Viewed", "Product Added", "Order Completed"
 
 
-def _start() -> datetime:
+def start() -> datetime:
     """A Monday 10:00 UTC two to three weeks ago."""
     today = utcnow().astimezone(UTC).replace(hour=10, minute=0, second=0, microsecond=0)
     return today - timedelta(days=today.weekday() + 14)
 
 
-def collect(client: TestClient, keys: Bootstrap, store: Store, settings: Settings) -> datetime:
+def batch_of(t: datetime) -> list[dict[str, Any]]:
     """Four visitors. a1 views, signs in as u1, adds and orders as u1 (one person); a2
     views and adds; a3 views and adds two days later; a4 only adds."""
-    t = _start()
 
     def at(minutes: float) -> str:
         return iso(t + timedelta(minutes=minutes))
@@ -51,6 +50,13 @@ def collect(client: TestClient, keys: Bootstrap, store: Store, settings: Setting
         {"type": "track", "anonymousId": "a3", "event": ADD, "timestamp": at(2 * 24 * 60)},
         {"type": "track", "anonymousId": "a4", "event": ADD, "timestamp": at(3)},
     ]  # fmt: skip
+    return batch
+
+
+def collect(client: TestClient, keys: Bootstrap, store: Store, settings: Settings) -> datetime:
+    """The events of `batch_of`, through the collection API and the worker."""
+    t = start()
+    batch = batch_of(t)
     auth = "Basic " + base64.b64encode(f"{keys.write_key}:".encode()).decode()
     response = client.post("/v1/batch", headers={"Authorization": auth}, json={"batch": batch})
     assert response.status_code == 200, response.text
@@ -157,16 +163,16 @@ BAD = [
     ({"from": "2026-02-01", "to": "2026-01-01"}, "from"),
     ({"breakdown": "store_id"}, "breakdown"),
     ({"steps": [{"where": []}]}, "steps[0].event"),
-    ({"steps": [{"event": VIEW, "where": [{"property": "revenue", "op": "~"}]}]}, "steps[0].where[0].op"),
-    ({"steps": [{"event": VIEW, "where": [{"property": "store_id", "op": "exists"}]}]}, "steps[0].where[0].property"),
-    ({"steps": [{"event": VIEW, "where": [{"property": "revenue", "op": ">", "value": "a"}]}]}, "steps[0].where[0].value"),
+    ({"steps": [{"event": VIEW, "where": [{"property": "revenue", "op": "~"}]}]}, "steps[0].where[0].op"),  # noqa: E501
+    ({"steps": [{"event": VIEW, "where": [{"property": "store_id", "op": "exists"}]}]}, "steps[0].where[0].property"),  # noqa: E501
+    ({"steps": [{"event": VIEW, "where": [{"property": "revenue", "op": ">", "value": "a"}]}]}, "steps[0].where[0].value"),  # noqa: E501
     ({"exclusions": [{"event": ""}]}, "exclusions[0].event"),
     ({"from": "yesterday"}, "from"),
 ]  # fmt: skip
 
 
 def test_bad_funnels_are_refused_with_the_field(client: TestClient, keys: Bootstrap) -> None:
-    base = funnel_body(_start())
+    base = funnel_body(start())
     for change, field in BAD:
         response = _post(client, keys, "funnels", {**base, **change})
         assert response.status_code == 400, (change, response.text)
