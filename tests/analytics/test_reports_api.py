@@ -5,7 +5,9 @@ pages showing the API's numbers, and bad input answered 400 with the field."""
 from __future__ import annotations
 
 import base64
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,6 +20,7 @@ from accord.core.settings import Settings
 from accord.process.worker import drain
 from accord.store.db import Store
 from tests.analytics.pages import figure
+from tests.test_cli import Cli
 
 VIEW, ADD, ORDER = "Product Viewed", "Product Added", "Order Completed"
 
@@ -183,3 +186,25 @@ def test_bad_funnels_are_refused_with_the_field(client: TestClient, keys: Bootst
     bad_weeks = {"periods": 53, "from": "2026-01-01", "to": "2026-02-01"}
     response = _post(client, keys, "retention", bad_weeks)
     assert response.status_code == 400 and "periods" in response.text
+
+
+def test_reports_from_the_shell(
+    tmp_path: Path,
+    client: TestClient,
+    store: Store,
+    keys: Bootstrap,
+    settings: Settings,
+    database_url: str,
+) -> None:
+    t = collect(client, keys, store, settings)
+    cli = Cli(tmp_path, database_url)
+    cli.env["ACCORD_LAKE_URL"] = settings.resolved_lake_url()
+    spec = tmp_path / "funnel.json"
+    spec.write_text(json.dumps(funnel_body(t)))
+    answer = json.loads(
+        cli("analytics", "funnel", "--business", keys.business_id, str(spec), "--json").stdout
+    )
+    assert [s["count"] for s in answer["steps"]] == [3, 2, 1]
+    spec.write_text(json.dumps(funnel_body(t, window_seconds=0)))
+    refused = cli("analytics", "funnel", "--business", keys.business_id, str(spec), code=2)
+    assert "window_seconds" in refused.output
