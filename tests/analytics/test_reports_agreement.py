@@ -148,13 +148,13 @@ def spark_backend() -> Iterator[Any]:
 @pytest.mark.spark
 def test_spark_reports_equal_their_definitions(spark_backend: Any) -> None:
     @settings(
-        max_examples=4,
+        max_examples=3,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )
     @given(
         events=minutes,
-        funnel_list=st.lists(funnel_specs(), min_size=2, max_size=2),
+        funnel_list=st.lists(funnel_specs(), min_size=1, max_size=1),
         path_list=st.lists(path_specs(), min_size=1, max_size=1),
         retention_list=st.lists(retention_specs(), min_size=1, max_size=1),
     )
