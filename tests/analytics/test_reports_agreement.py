@@ -148,7 +148,7 @@ def spark_backend() -> Iterator[Any]:
 @pytest.mark.spark
 def test_spark_reports_equal_their_definitions(spark_backend: Any) -> None:
     @settings(
-        max_examples=3,
+        max_examples=2,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )
