@@ -43,6 +43,13 @@ CAPABILITIES: dict[str, str | ApiOnly] = {
     "POST /v1/alias": COLLECTION,
     "POST /v1/batch": COLLECTION,
     "GET /api/reports/volume": "/analytics/volume",
+    "POST /api/analytics/funnels": "/analytics/funnels",
+    "POST /api/analytics/funnels/people": ApiOnly(
+        "the profile ids of one funnel step, for scripts that save or export them "
+        "(the page shows the counts)"
+    ),
+    "POST /api/analytics/paths": "/analytics/paths",
+    "POST /api/analytics/retention": "/analytics/retention",
     # Profiles, identity and subject rights
     "GET /api/profiles": "/profiles",
     "GET /api/profiles/{profile_id}": "/profiles/{profile_id}",

@@ -136,3 +136,23 @@ def test_the_favicon_and_the_chart_library_are_served_by_accord(client: TestClie
     assert script.status_code == 200
     assert script.headers["content-type"].startswith("text/javascript")
     assert "plotly" in script.text[:2000].lower()
+
+
+def test_a_sankey_chart_links_named_nodes_and_lists_each_flow_in_its_table() -> None:
+    chart = Chart(
+        title="Paths",
+        x=["Viewed → Added", "Viewed → Other", "Added → Paid"],
+        series=[Series("people", [5, 2, 3])],
+        links=[("0 Viewed", "1 Added"), ("0 Viewed", "1 Other"), ("1 Added", "2 Paid")],
+        kind="sankey",
+        x_title="flow",
+    )
+    markup = str(chart.html())
+    trace = _figure(markup)["data"][0]  # type: ignore[index]
+    assert trace["type"] == "sankey"
+    assert trace["node"]["label"] == ["0 Viewed", "1 Added", "1 Other", "2 Paid"]
+    assert trace["link"]["source"] == [0, 0, 1]
+    assert trace["link"]["target"] == [1, 2, 3]
+    assert trace["link"]["value"] == [5, 2, 3]
+    assert markup.count('<tr><th scope="row">') == 3
+    assert "<td>2</td>" in markup

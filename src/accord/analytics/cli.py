@@ -1,13 +1,28 @@
-"""`accord report …`: reports computed on the engine."""
+"""`accord report …` and `accord analytics funnel|paths|retention`: reports computed on
+the engine (the analytics ones take the API's JSON body as their spec)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from pathlib import Path
+from typing import Annotated, Any
 
+import orjson
 import typer
 
-from accord.analytics.service import volume
-from accord.cli_common import AsJson, Engine, business_id_of, echo_json, print_table, state_store
+from accord.analytics.service import run_report, volume
+from accord.cli_common import (
+    AsJson,
+    Business,
+    Engine,
+    business_id_of,
+    business_store,
+    echo_json,
+    print_table,
+    state_store,
+    usage,
+)
+from accord.core.errors import InvalidInput
 from accord.core.settings import Settings
 
 report_app = typer.Typer(help="Reports computed on the engine.", no_args_is_help=True)
@@ -42,4 +57,112 @@ def report_volume(
         "type",
         "events",
         rows=[(r["business_id"], r["day"], r["source_id"], r["type"], r["events"]) for r in rows],
+    )
+
+
+analytics_app = typer.Typer(
+    help="Funnels, paths and retention on the engine (the spec is the API's JSON body).",
+    no_args_is_help=True,
+)
+Spec = Annotated[str, typer.Argument(help="A JSON file with the spec, or - for stdin")]
+
+
+def _spec(path: str) -> Any:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+        return orjson.loads(text)
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise usage(f"SPEC: {exc}") from None
+
+
+def _run(kind: str, business: str, spec: str, engine: str | None) -> dict[str, Any]:
+    settings = Settings()
+    data = _spec(spec)
+    with business_store(business, settings) as (store, business_id):
+        try:
+            return run_report(
+                kind,
+                data,
+                store=store,
+                engine_url=engine or settings.engine_url,
+                lake_url=settings.resolved_lake_url(),
+                business_id=business_id,
+            )
+        except InvalidInput as exc:
+            raise usage(f"SPEC: {exc}") from None
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f} %"
+
+
+@analytics_app.command("funnel")
+def funnel(business: Business, spec: Spec, engine: Engine = None, as_json: AsJson = False) -> None:
+    """People reaching each step of a funnel, in order, within its window."""
+    result = _run("funnels", business, spec, engine)
+    if as_json:
+        echo_json(result)
+        return
+    print_table(
+        "step",
+        "people",
+        "from previous",
+        "from first",
+        "median s",
+        rows=[
+            (
+                f"{i + 1}. {s['name']}",
+                s["count"],
+                _pct(s["conversion_from_previous"]),
+                _pct(s["conversion_from_first"]),
+                "–"
+                if s["median_seconds_to_convert"] is None
+                else f"{s['median_seconds_to_convert']:.0f}",
+            )
+            for i, s in enumerate(result["steps"])
+        ],
+    )
+
+
+@analytics_app.command("paths")
+def paths(business: Business, spec: Spec, engine: Engine = None, as_json: AsJson = False) -> None:
+    """The events people do next after (or before) their first event of a kind."""
+    result = _run("paths", business, spec, engine)
+    if as_json:
+        echo_json(result)
+        return
+    print_table(
+        "from",
+        "to",
+        "people",
+        rows=[
+            (
+                f"{x['source_position']} {x['source']}",
+                f"{x['target_position']} {x['target']}",
+                x["people"],
+            )
+            for x in result["links"]
+        ],
+        title=f"{result['people']} people",
+    )
+
+
+@analytics_app.command("retention")
+def retention(
+    business: Business, spec: Spec, engine: Engine = None, as_json: AsJson = False
+) -> None:
+    """Cohorts by first period and how many come back in each later one."""
+    result = _run("retention", business, spec, engine)
+    if as_json:
+        echo_json(result)
+        return
+    periods = len(result["curve"])
+    print_table(
+        "cohort",
+        "people",
+        *(f"{result['period']} {p}" for p in range(1, periods + 1)),
+        rows=[
+            (c["start"], c["people"], *("–" if n is None else n for n in c["returned"]))
+            for c in result["cohorts"]
+        ],
     )

@@ -19,7 +19,7 @@ from markupsafe import Markup
 
 PLOTLY_PATH = "/ui/plotly.js"
 
-Kind = Literal["line", "bar", "stacked", "hbar", "pie", "heatmap"]
+Kind = Literal["line", "bar", "stacked", "hbar", "pie", "heatmap", "sankey"]
 Format = Literal["number", "percent", "seconds", "money"]
 
 # One palette for every chart, readable by people with the common colour deficiencies
@@ -56,6 +56,8 @@ class Chart:
     - `line`, `bar`, `stacked`, `hbar`: one trace per series over the `x` labels.
     - `pie`: the first series' values shared among the `x` labels.
     - `heatmap`: one row per series (its name labels the row), one column per `x` label.
+    - `sankey`: one flow per `x` label, from node `links[i][0]` to node `links[i][1]`,
+      as wide as the first series' value; the table lists the flows.
 
     `fmt` says how values read in the table and on the axis: `percent` expects shares
     from 0 to 1, `money` expects amounts in the currency's units.
@@ -72,6 +74,8 @@ class Chart:
     height: int = 280
     id: str = ""
     notes: Sequence[str] = field(default_factory=tuple)
+    # sankey only: (source node, target node) of each `x` label
+    links: Sequence[tuple[str, str]] = field(default_factory=tuple)
 
     def is_empty(self) -> bool:
         return not self.x or all(v is None for s in self.series for v in s.values)
@@ -118,6 +122,26 @@ def _traces(chart: Chart) -> list[dict[str, Any]]:
                 "sort": False,
                 "marker": {"colors": list(PALETTE)},
                 "textinfo": "percent",
+            }
+        ]
+    if chart.kind == "sankey":
+        nodes = list(dict.fromkeys(name for link in chart.links for name in link))
+        index = {name: i for i, name in enumerate(nodes)}
+        return [
+            {
+                "type": "sankey",
+                "arrangement": "snap",
+                "node": {
+                    "label": nodes,
+                    "color": [PALETTE[i % len(PALETTE)] for i in range(len(nodes))],
+                    "pad": 12,
+                },
+                "link": {
+                    "source": [index[a] for a, _ in chart.links],
+                    "target": [index[b] for _, b in chart.links],
+                    "value": list(chart.series[0].values) if chart.series else [],
+                    "label": x,
+                },
             }
         ]
     if chart.kind == "heatmap":
@@ -191,7 +215,7 @@ def _layout(chart: Chart) -> dict[str, Any]:
     if chart.fmt == "percent":
         value_axis |= {"tickformat": ".0%", "rangemode": "tozero"}
     label_axis: dict[str, Any] = {"title": {"text": chart.x_title}, "automargin": True}
-    legend = chart.kind == "pie" or len(chart.series) > 1
+    legend = chart.kind == "pie" or (chart.kind != "sankey" and len(chart.series) > 1)
     layout: dict[str, Any] = {
         "height": chart.height,
         # The legend sits above the plot, clear of the axis titles below it.
@@ -205,7 +229,7 @@ def _layout(chart: Chart) -> dict[str, Any]:
     }
     if chart.kind == "hbar":
         layout |= {"xaxis": value_axis, "yaxis": label_axis | {"autorange": "reversed"}}
-    elif chart.kind not in ("pie",):
+    elif chart.kind not in ("pie", "sankey"):
         layout |= {"xaxis": label_axis, "yaxis": value_axis}
     if chart.kind == "stacked":
         layout["barmode"] = "stack"
@@ -256,7 +280,7 @@ def _rows(chart: Chart) -> tuple[str, list[str], list[tuple[str, list[str]]]]:
     if chart.kind == "heatmap":
         rows = [(s.name, [cell(v) for v in s.values]) for s in chart.series]
         return chart.y_title, list(chart.x), rows
-    series = list(chart.series[:1] if chart.kind == "pie" else chart.series)
+    series = list(chart.series[:1] if chart.kind in ("pie", "sankey") else chart.series)
     rows = [(label, [cell_of(s, i) for s in series]) for i, label in enumerate(chart.x)]
     return chart.x_title, [s.name for s in series], rows
 

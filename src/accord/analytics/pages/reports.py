@@ -1,0 +1,287 @@
+"""The funnel, path and retention pages: a form whose fields are the report's spec (steps
+written in the audience language), the chart, and a table of the same numbers as the API."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
+
+from accord.analytics import service
+from accord.analytics.people import Step
+from accord.audiences.conditions import EventCondition
+from accord.audiences.text import parse as parse_text
+from accord.core.clock import utcnow
+from accord.core.errors import InvalidInput
+from accord.web.auth import Caller, requires
+from accord.web.charts import Chart, Series
+from accord.web.state import State
+from accord.web.ui import render
+
+router = APIRouter(include_in_schema=False)
+Analyst = Annotated[Caller, Depends(requires("analytics.read"))]
+DEFAULT_DAYS = 30
+STEP_FIELDS = 5
+
+
+def _step(text: str, field: str, problems: dict[str, str]) -> dict[str, Any] | None:
+    """A step typed as an event clause of the audience language:
+    `"Product Viewed" where category = "jackets"`."""
+    try:
+        definition = parse_text(f"did {text.strip()}", field=field)
+    except InvalidInput as exc:
+        problems[field] = exc.problems[0].reason
+        return None
+    condition = definition.condition
+    if not isinstance(condition, EventCondition) or condition.window or condition.count.value != 1:
+        problems[field] = 'one event with optional filters: "Product Viewed" where category = "x"'
+        return None
+    return Step(event=condition.event, where=condition.where).model_dump(mode="json")
+
+
+def _range(start: str | None, end: str | None) -> tuple[str, str]:
+    today = utcnow().date()
+    return (
+        start or (today - timedelta(days=DEFAULT_DAYS - 1)).isoformat(),
+        end or (today + timedelta(days=1)).isoformat(),
+    )
+
+
+def _problems_of(exc: InvalidInput, names: dict[str, str]) -> dict[str, str]:
+    """The API's field names as the form's."""
+    out: dict[str, str] = {}
+    for problem in exc.problems:
+        key = next((form for api, form in names.items() if problem.field.startswith(api)), "")
+        out.setdefault(key or "form", f"{problem.field}: {problem.reason}")
+    return out
+
+
+def _run(state: State, caller: Caller, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    settings = state.settings
+    return service.run_report(
+        kind,
+        spec,
+        store=state.store,
+        engine_url=settings.engine_url,
+        lake_url=settings.resolved_lake_url(),
+        business_id=caller.business_id,
+    )
+
+
+def _page(
+    request: Request,
+    caller: Caller,
+    template: str,
+    problems: dict[str, str],
+    spec: dict[str, Any] | None,
+    **context: Any,
+) -> HTMLResponse:
+    return render(
+        request,
+        template,
+        caller=caller,
+        status=400 if problems else 200,
+        error="Check the highlighted fields." if problems else None,
+        problems=problems,
+        spec_json=orjson.dumps(spec, option=orjson.OPT_INDENT_2).decode() if spec else "",
+        **context,
+    )
+
+
+def funnel_chart(result: dict[str, Any]) -> Chart:
+    steps = result["steps"]
+    return Chart(
+        title="People reaching each step",
+        x=[f"{i + 1}. {s['name']}" for i, s in enumerate(steps)],
+        series=[Series("people", [s["count"] for s in steps])],
+        kind="bar",
+        x_title="step",
+        y_title="people",
+        id="funnel-chart",
+    )
+
+
+@router.get("/analytics/funnels")
+def funnels_page(
+    request: Request,
+    state: State,
+    caller: Analyst,
+    step: Annotated[list[str] | None, Query(max_length=20)] = None,
+    window_hours: str = "168",
+    start: Annotated[str | None, Query(alias="from")] = None,
+    end: Annotated[str | None, Query(alias="to")] = None,
+    breakdown: str = "",
+) -> HTMLResponse:
+    typed = [s for s in (step or []) if s.strip()]
+    first, last = _range(start, end)
+    form = {
+        "steps": typed + [""] * max(0, STEP_FIELDS - len(typed)),
+        "window_hours": window_hours,
+        "from": first,
+        "to": last,
+        "breakdown": breakdown,
+    }
+    problems: dict[str, str] = {}
+    context: dict[str, Any] = {"form": form, "result": None, "chart": None}
+    if not typed:
+        return _page(request, caller, "analytics/funnels.html", {}, None, **context)
+    steps = [_step(text, f"step{i}", problems) for i, text in enumerate(typed)]
+    try:
+        hours = float(window_hours)
+    except ValueError:
+        problems["window_hours"] = "must be a number of hours"
+        hours = 0
+    if problems:
+        return _page(request, caller, "analytics/funnels.html", problems, None, **context)
+    spec: dict[str, Any] = {
+        "steps": steps,
+        "window_seconds": round(hours * 3600),
+        "from": first,
+        "to": last,
+    }
+    if breakdown.strip():
+        spec["breakdown"] = breakdown.strip()
+    names = {f"steps[{i}]": f"step{i}" for i in range(len(steps))}
+    names |= {"window_seconds": "window_hours", "from": "from", "to": "to"}
+    names["breakdown"] = "breakdown"
+    try:
+        result = _run(state, caller, "funnels", spec)
+    except InvalidInput as exc:
+        return _page(
+            request, caller, "analytics/funnels.html", _problems_of(exc, names), spec, **context
+        )
+    context |= {"result": result, "chart": funnel_chart(result)}
+    return _page(request, caller, "analytics/funnels.html", {}, spec, **context)
+
+
+def path_chart(result: dict[str, Any]) -> Chart:
+    def node(position: int, event: str) -> str:
+        return f"{position:+d} {event}" if position else f"0 {event}"
+
+    links = result["links"]
+    return Chart(
+        title="Where people go",
+        x=[
+            f"{node(x['source_position'], x['source'])} → {node(x['target_position'], x['target'])}"
+            for x in links
+        ],
+        series=[Series("people", [x["people"] for x in links])],
+        links=[
+            (node(x["source_position"], x["source"]), node(x["target_position"], x["target"]))
+            for x in links
+        ],
+        kind="sankey",
+        x_title="from → to",
+        height=420,
+        id="paths-chart",
+    )
+
+
+@router.get("/analytics/paths")
+def paths_page(
+    request: Request,
+    state: State,
+    caller: Analyst,
+    step: str = "",
+    direction: str = "after",
+    depth: str = "3",
+    width: str = "5",
+    start: Annotated[str | None, Query(alias="from")] = None,
+    end: Annotated[str | None, Query(alias="to")] = None,
+) -> HTMLResponse:
+    first, last = _range(start, end)
+    form = {"step": step, "direction": direction, "depth": depth, "width": width}
+    form |= {"from": first, "to": last}
+    context: dict[str, Any] = {"form": form, "result": None, "chart": None}
+    if not step.strip():
+        return _page(request, caller, "analytics/paths.html", {}, None, **context)
+    problems: dict[str, str] = {}
+    anchor = _step(step, "step", problems)
+    if problems:
+        return _page(request, caller, "analytics/paths.html", problems, None, **context)
+    spec = {"step": anchor, "direction": direction, "depth": depth, "width": width}
+    spec |= {"from": first, "to": last}
+    names = {k: k for k in ("step", "direction", "depth", "width", "from", "to")}
+    try:
+        result = _run(state, caller, "paths", spec)
+    except InvalidInput as exc:
+        return _page(
+            request, caller, "analytics/paths.html", _problems_of(exc, names), spec, **context
+        )
+    context |= {"result": result, "chart": path_chart(result)}
+    return _page(request, caller, "analytics/paths.html", {}, spec, **context)
+
+
+def retention_charts(result: dict[str, Any]) -> tuple[Chart, Chart]:
+    cohorts = result["cohorts"]
+    periods = len(result["curve"])
+    labels = [f"{result['period']} {p}" for p in range(1, periods + 1)]
+    triangle = Chart(
+        title="Share of each cohort returning",
+        x=labels,
+        series=[
+            Series(
+                f"{c['start']} ({c['people']:,})",
+                [None if n is None or not c["people"] else n / c["people"] for n in c["returned"]],
+            )
+            for c in cohorts
+        ],
+        kind="heatmap",
+        fmt="percent",
+        y_title="cohort (people)",
+        height=max(200, 28 * len(cohorts) + 80),
+        id="retention-triangle",
+    )
+    curve = Chart(
+        title="Retention curve (all cohorts)",
+        x=labels,
+        series=[Series("returning", result["curve"])],
+        kind="line",
+        fmt="percent",
+        x_title="period after the cohort's",
+        id="retention-curve",
+    )
+    return triangle, curve
+
+
+@router.get("/analytics/retention")
+def retention_page(
+    request: Request,
+    state: State,
+    caller: Analyst,
+    cohort_event: str = "",
+    return_event: str = "",
+    period: str = "week",
+    periods: str = "12",
+    start: Annotated[str | None, Query(alias="from")] = None,
+    end: Annotated[str | None, Query(alias="to")] = None,
+    show: str = "",
+) -> HTMLResponse:
+    today = utcnow().date()
+    first = start or (today - timedelta(weeks=12)).isoformat()
+    last = end or (today + timedelta(days=1)).isoformat()
+    form = {"cohort_event": cohort_event, "return_event": return_event, "period": period}
+    form |= {"periods": periods, "from": first, "to": last}
+    context: dict[str, Any] = {"form": form, "result": None, "triangle": None, "curve": None}
+    if not show:
+        return _page(request, caller, "analytics/retention.html", {}, None, **context)
+    problems: dict[str, str] = {}
+    spec: dict[str, Any] = {"period": period, "periods": periods, "from": first, "to": last}
+    for field, text in (("cohort_event", cohort_event), ("return_event", return_event)):
+        if text.strip():
+            spec[field] = _step(text, field, problems)
+    if problems:
+        return _page(request, caller, "analytics/retention.html", problems, None, **context)
+    names = {k: k for k in ("cohort_event", "return_event", "period", "periods", "from", "to")}
+    try:
+        result = _run(state, caller, "retention", spec)
+    except InvalidInput as exc:
+        return _page(
+            request, caller, "analytics/retention.html", _problems_of(exc, names), spec, **context
+        )
+    triangle, curve = retention_charts(result)
+    context |= {"result": result, "triangle": triangle, "curve": curve}
+    return _page(request, caller, "analytics/retention.html", {}, spec, **context)

@@ -1,0 +1,210 @@
+"""`POST /api/analytics/funnels|paths|retention` and their pages, on SQLite and PostgreSQL:
+people stitched across their anonymous and known events, numbers worked out by hand, the
+pages showing the API's numbers, and bad input answered 400 with the field."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from fastapi.testclient import TestClient
+
+from accord.accounts.models import Bootstrap
+from accord.core.clock import iso, utcnow
+from accord.core.settings import Settings
+from accord.process.worker import drain
+from accord.store.db import Store
+from tests.analytics.pages import figure
+from tests.test_cli import Cli
+
+VIEW, ADD, ORDER = "Product Viewed", "Product Added", "Order Completed"
+
+
+def start() -> datetime:
+    """A Monday 10:00 UTC two to three weeks ago."""
+    today = utcnow().astimezone(UTC).replace(hour=10, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=today.weekday() + 14)
+
+
+def batch_of(t: datetime) -> list[dict[str, Any]]:
+    """Four visitors. a1 views, signs in as u1, adds and orders as u1 (one person); a2
+    views and adds; a3 views and adds two days later; a4 only adds."""
+
+    def at(minutes: float) -> str:
+        return iso(t + timedelta(minutes=minutes))
+
+    batch: list[dict[str, Any]] = [
+        {"type": "track", "anonymousId": "a1", "event": VIEW, "timestamp": at(0),
+         "properties": {"category": "jackets"}},
+        {"type": "identify", "anonymousId": "a1", "userId": "u1", "timestamp": at(1)},
+        {"type": "track", "userId": "u1", "event": ADD, "timestamp": at(10)},
+        {"type": "track", "userId": "u1", "event": ORDER, "timestamp": at(60),
+         "properties": {"revenue": 80}},
+        {"type": "track", "anonymousId": "a2", "event": VIEW, "timestamp": at(0),
+         "properties": {"category": "boots"}},
+        {"type": "track", "anonymousId": "a2", "event": ADD, "timestamp": at(5)},
+        {"type": "track", "anonymousId": "a3", "event": VIEW, "timestamp": at(0),
+         "properties": {"category": "jackets"}},
+        {"type": "track", "anonymousId": "a3", "event": ADD, "timestamp": at(2 * 24 * 60)},
+        {"type": "track", "anonymousId": "a4", "event": ADD, "timestamp": at(3)},
+    ]  # fmt: skip
+    return batch
+
+
+def collect(client: TestClient, keys: Bootstrap, store: Store, settings: Settings) -> datetime:
+    """The events of `batch_of`, through the collection API and the worker."""
+    t = start()
+    batch = batch_of(t)
+    auth = "Basic " + base64.b64encode(f"{keys.write_key}:".encode()).decode()
+    response = client.post("/v1/batch", headers={"Authorization": auth}, json={"batch": batch})
+    assert response.status_code == 200, response.text
+    drain(store, lake_url=settings.resolved_lake_url(), batch_size=100, lease=timedelta(seconds=60))
+    return t
+
+
+def _post(client: TestClient, keys: Bootstrap, path: str, body: Any) -> Any:
+    return client.post(
+        f"/api/analytics/{path}",
+        headers={"Authorization": f"Bearer {keys.admin_token}"},
+        json=body,
+    )
+
+
+def funnel_body(t: datetime, **more: Any) -> dict[str, Any]:
+    return {
+        "steps": [{"event": VIEW}, {"event": ADD}, {"event": ORDER}],
+        "window_seconds": 86_400,
+        "from": (t - timedelta(days=1)).date().isoformat(),
+        "to": (t + timedelta(days=1)).date().isoformat(),
+        **more,
+    }
+
+
+def test_reports_count_people_across_their_anonymous_and_known_events(
+    client: TestClient, keys: Bootstrap, store: Store, settings: Settings
+) -> None:
+    t = collect(client, keys, store, settings)
+    response = _post(client, keys, "funnels", funnel_body(t))
+    assert response.status_code == 200, response.text
+    steps = response.json()["steps"]
+    assert [s["count"] for s in steps] == [3, 2, 1]
+    assert [s["conversion_from_previous"] for s in steps] == [1.0, pytest.approx(2 / 3), 0.5]
+    assert [s["conversion_from_first"] for s in steps] == [
+        1.0,
+        pytest.approx(2 / 3),
+        pytest.approx(1 / 3),
+    ]
+    # a1 took 10 minutes to add, a2 5: the median is 450 s; u1 ordered 50 minutes later.
+    assert [s["median_seconds_to_convert"] for s in steps] == [None, 450.0, 3000.0]
+
+    by_category = _post(client, keys, "funnels", funnel_body(t, breakdown="category")).json()
+    groups = {g["value"]: [s["count"] for s in g["steps"]] for g in by_category["groups"]}
+    assert groups == {"jackets": [2, 1, 1], "boots": [1, 1, 0]}
+
+    excluded = funnel_body(t, exclusions=[{"event": ORDER}])
+    assert [s["count"] for s in _post(client, keys, "funnels", excluded).json()["steps"]] == [
+        2,
+        1,
+        0,
+    ]
+    unknown = funnel_body(t, steps=[{"event": VIEW}, {"event": "Never Sent"}])
+    assert [s["count"] for s in _post(client, keys, "funnels", unknown).json()["steps"]] == [3, 0]
+
+    people = client.post(
+        "/api/analytics/funnels/people?step=3",
+        headers={"Authorization": f"Bearer {keys.admin_token}"},
+        json=funnel_body(t),
+    ).json()
+    assert people["count"] == 1
+
+    after_view = {
+        "step": {"event": VIEW},
+        "depth": 2,
+        "from": (t - timedelta(days=1)).date().isoformat(),
+        "to": (t + timedelta(days=3)).date().isoformat(),
+    }
+    paths = _post(client, keys, "paths", after_view).json()
+    assert paths["people"] == 3
+    assert {(x["source"], x["target"], x["people"]) for x in paths["links"]} == {
+        (VIEW, ADD, 3),
+        (ADD, ORDER, 1),
+    }
+
+    weekly = {"from": (t - timedelta(days=7)).date().isoformat(), "to": iso(utcnow()), "periods": 2}
+    retention = _post(client, keys, "retention", weekly).json()
+    # Everyone was first seen in t's week; only a3 came back, in the week after (t + 2 days
+    # is still t's week: a Monday plus two days), so no one returned.
+    assert [(c["people"], c["returned"]) for c in retention["cohorts"]] == [(4, [0, 0])]
+
+    page = client.get(
+        "/analytics/funnels?"
+        + urlencode(
+            {
+                "step": [f'"{VIEW}"', f'"{ADD}"', f'"{ORDER}"'],
+                "window_hours": "24",
+                "from": funnel_body(t)["from"],
+                "to": funnel_body(t)["to"],
+            },
+            doseq=True,
+        ),
+        headers={"Authorization": f"Bearer {keys.admin_token}", "accept": "text/html"},
+    )
+    assert page.status_code == 200, page.text
+    assert figure(page.text, "funnel-chart")["data"][0]["y"] == [s["count"] for s in steps]
+
+
+BAD = [
+    ({"steps": []}, "steps"),
+    ({"steps": [{"event": VIEW}] * 21}, "steps"),
+    ({"window_seconds": 0}, "window_seconds"),
+    ({"window_seconds": -5}, "window_seconds"),
+    ({"from": "2026-02-01", "to": "2026-01-01"}, "from"),
+    ({"breakdown": "store_id"}, "breakdown"),
+    ({"steps": [{"where": []}]}, "steps[0].event"),
+    ({"steps": [{"event": VIEW, "where": [{"property": "revenue", "op": "~"}]}]}, "steps[0].where[0].op"),  # noqa: E501
+    ({"steps": [{"event": VIEW, "where": [{"property": "store_id", "op": "exists"}]}]}, "steps[0].where[0].property"),  # noqa: E501
+    ({"steps": [{"event": VIEW, "where": [{"property": "revenue", "op": ">", "value": "a"}]}]}, "steps[0].where[0].value"),  # noqa: E501
+    ({"exclusions": [{"event": ""}]}, "exclusions[0].event"),
+    ({"from": "yesterday"}, "from"),
+]  # fmt: skip
+
+
+def test_bad_funnels_are_refused_with_the_field(client: TestClient, keys: Bootstrap) -> None:
+    base = funnel_body(start())
+    for change, field in BAD:
+        response = _post(client, keys, "funnels", {**base, **change})
+        assert response.status_code == 400, (change, response.text)
+        assert field in response.text, (change, response.text)
+    assert _post(client, keys, "funnels", [1, 2]).status_code == 400
+    bad_paths = {"step": {"event": VIEW}, "depth": 0, "from": "2026-01-01", "to": "2026-02-01"}
+    assert "depth" in _post(client, keys, "paths", bad_paths).text
+    bad_weeks = {"periods": 53, "from": "2026-01-01", "to": "2026-02-01"}
+    response = _post(client, keys, "retention", bad_weeks)
+    assert response.status_code == 400 and "periods" in response.text
+
+
+def test_reports_from_the_shell(
+    tmp_path: Path,
+    client: TestClient,
+    store: Store,
+    keys: Bootstrap,
+    settings: Settings,
+    database_url: str,
+) -> None:
+    t = collect(client, keys, store, settings)
+    cli = Cli(tmp_path, database_url)
+    cli.env["ACCORD_LAKE_URL"] = settings.resolved_lake_url()
+    spec = tmp_path / "funnel.json"
+    spec.write_text(json.dumps(funnel_body(t)))
+    answer = json.loads(
+        cli("analytics", "funnel", "--business", keys.business_id, str(spec), "--json").stdout
+    )
+    assert [s["count"] for s in answer["steps"]] == [3, 2, 1]
+    spec.write_text(json.dumps(funnel_body(t, window_seconds=0)))
+    refused = cli("analytics", "funnel", "--business", keys.business_id, str(spec), code=2)
+    assert "window_seconds" in refused.output
