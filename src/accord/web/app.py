@@ -94,11 +94,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             journey_environment=journey_environment(),
             storage=StorageHealth(settings.data_dir),
         )
-        # Everything loaded so far lives as long as the process: moved out of the
-        # collector's sight, a full collection no longer walks it (it took up to a second,
-        # and every request waited behind it).
-        gc.collect()
-        gc.freeze()
         try:
             yield
         finally:
@@ -171,4 +166,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "problems": problems,
         }
 
+    return app
+
+
+def create_served_app(settings: Settings | None = None) -> FastAPI:
+    """The app as `accord serve` runs it, with everything loaded at start-up moved out of
+    the garbage collector's sight: it lives as long as the process, and a full collection
+    walked all of it (about a million objects; pauses of up to a second, every request
+    waiting behind them). Tests build apps with `create_app`, whose cyclic garbage must
+    stay collectable."""
+    app = create_app(settings)
+    gc.collect()
+    gc.freeze()
     return app
