@@ -54,7 +54,7 @@ def serve(
     import uvicorn
 
     from accord.process.worker import start_process, stop_process
-    from accord.web.app import create_app
+    from accord.web.app import create_served_app
 
     settings = Settings()
     upgrade(settings.resolved_database_url())
@@ -63,7 +63,7 @@ def serve(
         bind_host, bind_port = host or settings.host, port or settings.port
         if workers == 1:
             uvicorn.run(
-                create_app(settings),
+                create_served_app(settings),
                 host=bind_host,
                 port=bind_port,
                 log_level="info",
@@ -74,7 +74,7 @@ def serve(
         else:
             # Each process builds its app from the same ACCORD_* environment.
             uvicorn.run(
-                "accord.web.app:create_app",
+                "accord.web.app:create_served_app",
                 factory=True,
                 workers=workers,
                 host=bind_host,

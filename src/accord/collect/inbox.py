@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.sql.dml import Insert
 
 from accord.collect.models import inbox
 from accord.store.db import Store
@@ -20,15 +21,27 @@ log = logging.getLogger(__name__)
 Row = dict[str, Any]
 
 
+# One statement per dialect, built once: for a single call, building it cost more than
+# running it. RETURNING tells what was inserted, skipping known messageIds, the same way
+# on every backend (rowcount is not reliable for executemany).
+_INSERTS: dict[str, Insert] = {}
+
+
+def _insert_statement(store: Store) -> Insert:
+    statement = _INSERTS.get(store.dialect)
+    if statement is None:
+        statement = store.insert_ignoring_conflicts(inbox).returning(
+            inbox.c.source_id, inbox.c.message_id
+        )
+        _INSERTS[store.dialect] = statement
+    return statement
+
+
 def insert_rows(store: Store, rows: list[Row]) -> list[tuple[str, str]]:
     """Insert in one transaction; returns the (source, messageId) pairs really inserted."""
     if not rows:
         return []
-    # RETURNING tells what was inserted, skipping known messageIds, the same way on
-    # every backend (rowcount is not reliable for executemany).
-    statement = store.insert_ignoring_conflicts(inbox).returning(
-        inbox.c.source_id, inbox.c.message_id
-    )
+    statement = _insert_statement(store)
 
     def work(conn: Connection) -> list[tuple[str, str]]:
         return [(r.source_id, r.message_id) for r in conn.execute(statement, rows)]

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Row, or_, select
+from sqlalchemy import Connection, Row, Select, bindparam, or_, select
 
 from accord.consent import config, ledger
 from accord.consent.geo import device_of, regime_for, truncate_ip
@@ -219,24 +219,42 @@ def record_consent(
     return Recorded(record_id=appended.record_id, hash=appended.hash, state=state)
 
 
+def _records_statement(anonymous: bool, users: bool) -> Select[Any]:
+    matches = []
+    if anonymous:
+        matches.append(consent_records.c.anonymous_id.in_(bindparam("anonymous", expanding=True)))
+    if users:
+        matches.append(consent_records.c.user_id.in_(bindparam("users", expanding=True)))
+    return (
+        select(consent_records)
+        .where(consent_records.c.business_id == bindparam("business_id"), or_(*matches))
+        .order_by(consent_records.c.recorded_at, consent_records.c.position)
+    )
+
+
+# Built once: collection reads the ledger on every call, and building the statement
+# anew cost more than running it.
+_RECORDS_OF = {
+    (anonymous, users): _records_statement(anonymous, users)
+    for anonymous in (True, False)
+    for users in (True, False)
+    if anonymous or users
+}
+
+
 def _records_of(
     conn: Connection, business_id: str, anonymous_ids: Iterable[str], user_ids: Iterable[str]
 ) -> list[Row[Any]]:
     anonymous, users = list(anonymous_ids), list(user_ids)
-    matches = []
-    if anonymous:
-        matches.append(consent_records.c.anonymous_id.in_(anonymous))
-    if users:
-        matches.append(consent_records.c.user_id.in_(users))
-    if not matches:
+    if not anonymous and not users:
         return []
-    return list(
-        conn.execute(
-            select(consent_records)
-            .where(consent_records.c.business_id == business_id, or_(*matches))
-            .order_by(consent_records.c.recorded_at, consent_records.c.position)
-        ).all()
-    )
+    statement = _RECORDS_OF[(bool(anonymous), bool(users))]
+    parameters: dict[str, Any] = {"business_id": business_id}
+    if anonymous:
+        parameters["anonymous"] = anonymous
+    if users:
+        parameters["users"] = users
+    return list(conn.execute(statement, parameters).all())
 
 
 def _fold(rows: list[Row[Any]], column: str) -> dict[str, bool]:

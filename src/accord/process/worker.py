@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 import multiprocessing
 import multiprocessing.process
@@ -293,6 +294,11 @@ def process_main(settings: Settings, parent_pid: int) -> None:
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The modules are loaded for good: out of the collector's sight, a full collection
+    # walks only what batches create. It used to walk them all, pausing for up to a
+    # second, sometimes with SQLite's write lock held and collection waiting on it.
+    gc.collect()
+    gc.freeze()
     run(settings, should_stop=lambda: stopping.is_set() or os.getppid() != parent_pid)
 
 
