@@ -1,7 +1,8 @@
 """Audience benchmark: typical audiences over the whole base on DuckDB and Spark, and the
 cost real-time evaluation adds to each processed event.
 
-1. Builds (once, cached under bench/results/data/) a lake of --events demo events and the
+1. Takes the shared data set of --events demo events (bench/dataset.py: built once in
+   parallel, cached under bench/results/data/): the lake, one file per day, and the
    profiles and identifiers the worker would link them to (one profile per browser;
    a userId joins the browser's profile that first sent it; identify traits latest-wins).
 2. Times the compiled expression of each typical audience (the predefined ones and a few
@@ -19,7 +20,6 @@ Usage: .venv/bin/python bench/audiences.py [--events 10000000] [--runs 3] [--no-
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import tempfile
@@ -29,44 +29,35 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pyarrow as pa
 import pyarrow.parquet as pq
+from dataset import TRAITS, Built, ensure
 
 from accord.accounts.models import SourceRef
 from accord.accounts.service import bootstrap
 from accord.audiences import definitions
 from accord.audiences.compile import (
     CONSENT_SCHEMA,
-    IDENTIFIER_SCHEMA,
     MEMBERSHIP_SCHEMA,
     business_events,
     members,
-    profiles_table,
     tables_on,
 )
 from accord.audiences.conditions import Catalog, Definition
 from accord.audiences.evaluate import ProfileFacts, event_facts, matches
-from accord.audiences.predefined import BUILTIN_TRAITS, PREDEFINED
+from accord.audiences.predefined import PREDEFINED
 from accord.audiences.text import parse
 from accord.collect.consent_gate import KeepEverything
 from accord.collect.service import append
-from accord.core.clock import parse_instant, utcnow
+from accord.core.clock import utcnow
 from accord.demo.generator import generate_n_events
 from accord.engine.connection import close, connect
 from accord.engine.lake import events
 from accord.lake.schema import lake_row
-from accord.lake.service import write_batch
 from accord.process.worker import drain
 from accord.store.db import open_store
 from accord.store.migrate import upgrade
 
-BUSINESS = "biz_bench"
 RESULTS = Path(__file__).resolve().parent / "results"
-# Generated data sets, cached between runs (bench/results/ is git-ignored).
-DATA = RESULTS / "data"
-CHUNK = 250_000
-START = datetime(2026, 9, 1, tzinfo=UTC)
-DAYS = 60
 
 EXTRA = {
     "jacket-fans": 'did "Product Viewed" where category = "jackets" at least 3 times '
@@ -75,7 +66,6 @@ EXTRA = {
     'and did not "Order Completed" in the last 14 days',
     "german-newsletter": 'trait locale = "de-DE" or did "Signed Up" in the last 60 days',
 }
-TRAITS = {**BUILTIN_TRAITS, "locale": "string"}
 
 
 def typical() -> dict[str, Definition]:
@@ -84,86 +74,14 @@ def typical() -> dict[str, Definition]:
     return out
 
 
-def build(folder: Path, n_events: int) -> dict[str, Any]:
-    """The lake, profiles and identifiers for n demo events (cached by size)."""
-    done = folder / "done.json"
-    if done.exists():
-        return dict(json.loads(done.read_text()))
-    lake = folder / "lake"
-    by_browser: dict[str, str] = {}
-    by_user: dict[str, str] = {}
-    profiles: dict[str, dict[str, Any]] = {}
-    rows: list[tuple[str, dict[str, Any]]] = []
-    seq = 0
+def time_engine(backend: Any, data: Built, runs: int, now: datetime) -> dict[str, Any]:
     started = time.perf_counter()
-    for event in generate_n_events(n_events, start=START, days=DAYS):
-        seq += 1
-        anonymous, user = event.get("anonymousId"), event.get("userId")
-        profile_id = (by_user.get(user) if user else None) or (
-            by_browser.get(anonymous) if anonymous else None
-        )
-        if profile_id is None:
-            profile_id = f"prof_{len(profiles)}"
-            profiles[profile_id] = {"traits": {}, "first": event["timestamp"], "last": None}
-        if anonymous:
-            by_browser.setdefault(anonymous, profile_id)
-        if user:
-            by_user.setdefault(user, profile_id)
-        profile = profiles[profile_id]
-        profile["first"] = min(profile["first"], event["timestamp"])
-        profile["last"] = max(profile["last"] or event["timestamp"], event["timestamp"])
-        if event["type"] == "identify" and isinstance(event.get("traits"), dict):
-            profile["traits"].update(event["traits"])
-        locale = (event.get("context") or {}).get("locale")
-        if locale and "locale" not in profile["traits"]:
-            profile["traits"]["locale"] = locale
-        rows.append((BUSINESS, lake_row(seq, "src_bench", event)))
-        if len(rows) >= CHUNK:
-            write_batch(str(lake), batch_id=f"bat_{seq}", rows=rows)
-            rows = []
-    if rows:
-        write_batch(str(lake), batch_id=f"bat_{seq}", rows=rows)
-    pq.write_table(
-        profiles_table(
-            (
-                (pid, p["traits"], parse_instant(p["first"]), parse_instant(p["last"]))
-                for pid, p in profiles.items()
-            ),
-            TRAITS,
-        ),
-        folder / "profiles.parquet",
-    )
-    identifiers = [("anonymous_id", a, p) for a, p in by_browser.items()]
-    identifiers += [("user_id", u, p) for u, p in by_user.items()]
-    pq.write_table(
-        pa.Table.from_pydict(
-            {
-                "kind": [k for k, _, _ in identifiers],
-                "value": [v for _, v, _ in identifiers],
-                "profile_id": [p for _, _, p in identifiers],
-            },
-            schema=IDENTIFIER_SCHEMA,
-        ),
-        folder / "identifiers.parquet",
-    )
-    info = {
-        "events": seq,
-        "profiles": len(profiles),
-        "identifiers": len(identifiers),
-        "build_seconds": round(time.perf_counter() - started, 1),
-    }
-    done.write_text(json.dumps(info))
-    return info
-
-
-def time_engine(backend: Any, folder: Path, runs: int, now: datetime) -> dict[str, Any]:
-    started = time.perf_counter()
-    prepared = business_events(backend, events(backend, str(folder / "lake")), BUSINESS)
+    prepared = business_events(backend, events(backend, str(data.lake)), data.business_id)
     tables = tables_on(
         backend,
-        profiles=pq.read_table(folder / "profiles.parquet"),
+        profiles=pq.read_table(data.profiles),
         events=prepared,
-        identifiers=pq.read_table(folder / "identifiers.parquet"),
+        identifiers=pq.read_table(data.identifiers),
         consents=CONSENT_SCHEMA.empty_table(),
         memberships=MEMBERSHIP_SCHEMA.empty_table(),
     )
@@ -254,28 +172,27 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-spark", action="store_true")
+    parser.add_argument("--processes", type=int, help="to build the data set (default: cores)")
     parser.add_argument("--quick", action="store_true", help="200k events, 1 run, small real-time")
     args = parser.parse_args()
     if args.quick:
         args.events, args.runs = 200_000, 1
     realtime_events = 2_000 if args.quick else 20_000
-    folder = DATA / f"audiences-{args.events}"
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"building {args.events} events in {folder} (cached)", flush=True)
-    dataset = build(folder, args.events)
-    print(f"  {dataset}", flush=True)
-    now = START + timedelta(days=DAYS)
+    print(f"the data set of {args.events} events (built once, cached)", flush=True)
+    data = ensure(events=args.events, processes=args.processes)
+    print(f"  {data.folder}: {data.info}", flush=True)
+    now = data.now
     report: dict[str, Any] = {
-        "dataset": dataset,
+        "dataset": data.info,
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "runs": args.runs,
     }
     print("DuckDB", flush=True)
-    report["duckdb"] = time_engine(connect("duckdb://"), folder, args.runs, now)
+    report["duckdb"] = time_engine(connect("duckdb://"), data, args.runs, now)
     if not args.no_spark:
         print("Spark local[2]", flush=True)
         spark = connect("pyspark://local[2]")
-        report["spark"] = time_engine(spark, folder, args.runs, now)
+        report["spark"] = time_engine(spark, data, args.runs, now)
         close(spark)
     print("real time, in memory", flush=True)
     report["realtime_in_memory"] = realtime_in_memory(realtime_events, now)
