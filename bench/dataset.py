@@ -96,35 +96,42 @@ def ensure(
     shard_visitors: int = SHARD_VISITORS,
     log: bool = True,
 ) -> Built:
-    """The data set of exactly `events` demo events, built unless cached in `folder`."""
+    """The data set of exactly `events` demo events, built unless cached in `folder`.
+
+    Simulated shards are kept in a staging folder shared by every size with the same
+    seed and window (`folder`/staging when a folder is given): a stopped build resumes,
+    and a smaller data set reuses the first shards of a larger one.
+    """
     if events < 1:
         raise ValueError("events must be at least 1")
-    folder = folder or DATA / f"demo-{events}-seed{seed}-{start:%Y%m%d}-{days}d"
-    params = {"events": events, "seed": seed, "start": start.isoformat(), "days": days}
-    params |= {"shard_visitors": shard_visitors, "format": FORMAT}
+    simulation = {"seed": seed, "start": start.isoformat(), "days": days}
+    simulation |= {"shard_visitors": shard_visitors, "format": FORMAT}
+    name = f"seed{seed}-{start:%Y%m%d}-{days}d"
+    staging = folder / "staging" if folder else DATA / f"shards-{name}-{shard_visitors}v-f{FORMAT}"
+    folder = folder or DATA / f"demo-{events}-{name}"
+    params = {"events": events, **simulation}
     done = folder / "done.json"
     if done.exists():
         info = json.loads(done.read_text())
         if info.get("params") == params:
             return _built(folder, start, days, info)
-    staging = folder / "staging"
-    staged = staging / "params.json"
-    if not (staged.exists() and json.loads(staged.read_text()) == params):
-        # Shards staged for these parameters are kept: a stopped build resumes.
-        shutil.rmtree(folder, ignore_errors=True)
+    staged = staging / "simulation.json"
+    if not (staged.exists() and json.loads(staged.read_text()) == simulation):
+        shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        staged.write_text(json.dumps(params))
-    shutil.rmtree(folder / "lake", ignore_errors=True)
+        staged.write_text(json.dumps(simulation))
+    for old in ("lake", "profiles.parquet", "identifiers.parquet", "done.json"):
+        shutil.rmtree(folder / old, ignore_errors=True)
+        (folder / old).unlink(missing_ok=True)
     started = time.perf_counter()
     processes = processes or os.cpu_count() or 1
-    shards = _simulate(staging, params, events, processes, log=log)
+    shards = _simulate(staging, simulation, events, processes, log=log)
     simulated = time.perf_counter() - started
     if log:
         print(f"  simulated {events} events in {len(shards)} shards: {simulated:.1f} s", flush=True)
     _lay_out(folder, staging, shards, threads=processes)
     _concatenate(folder / "profiles.parquet", [staging / s.profiles for s in shards])
     _concatenate(folder / "identifiers.parquet", [staging / s.identifiers for s in shards])
-    shutil.rmtree(staging)
     info = {
         "params": params,
         "events": sum(s.events for s in shards),
@@ -134,11 +141,18 @@ def ensure(
         "shards": len(shards),
         "processes": processes,
         "simulate_seconds": round(simulated, 1),
+        # Less dependent on the load: the simulation's CPU time per event, in the processes.
+        "simulate_cpu_us_per_event": _cpu_per_event(shards),
         "build_seconds": round(time.perf_counter() - started, 1),
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     done.write_text(json.dumps(info, indent=2))
     return _built(folder, start, days, info)
+
+
+def _cpu_per_event(shards: list[_Shard]) -> float:
+    timed = [s for s in shards if s.cpu_seconds]
+    return round(1e6 * sum(s.cpu_seconds for s in timed) / max(1, sum(s.events for s in timed)), 1)
 
 
 def _built(folder: Path, start: datetime, days: int, info: dict[str, Any]) -> Built:
@@ -165,6 +179,7 @@ class _Shard:
     data: str  # file names in the staging folder
     profiles: str
     identifiers: str
+    cpu_seconds: float = 0.0
 
 
 def _simulate(
@@ -190,16 +205,15 @@ def _simulate(
             if log:
                 total = sum(s.events for s in finished.values())
                 print(f"  shard {index}: {finished[index].events} events ({total})", flush=True)
-        # The smallest run of shards from the first that holds the events.
+        # The smallest run of shards from the first that holds the events (the others
+        # stay staged for a larger data set).
         kept: list[_Shard] = []
         for index in sorted(finished):
             held = sum(s.events for s in kept)
             if held >= events:
-                _remove(staging, finished[index])
-                continue
+                break
             if held + finished[index].events > events:
                 # Simulated again, cut at the exact count (a prefix of the same visitors).
-                _remove(staging, finished[index])
                 finished[index] = _start(pool, staging, params, index, events - held).result()
             kept.append(finished[index])
     return kept
@@ -212,7 +226,7 @@ def _stem(index: int, limit: int | None) -> str:
 def _start(
     pool: ProcessPoolExecutor, staging: Path, params: dict[str, Any], index: int, limit: int | None
 ) -> Future[_Shard]:
-    """A shard's simulation, or its result staged by an earlier, stopped build."""
+    """A shard's simulation, or its result staged by an earlier build."""
     done = staging / f"shard-{_stem(index, limit)}.json"
     if done.exists():
         staged: Future[_Shard] = Future()
@@ -221,16 +235,11 @@ def _start(
     return pool.submit(_shard, str(staging), params, index, limit)
 
 
-def _remove(staging: Path, shard: _Shard) -> None:
-    (staging / f"shard-{shard.stem}.json").unlink(missing_ok=True)
-    for name in (shard.data, shard.profiles, shard.identifiers):
-        (staging / name).unlink(missing_ok=True)
-
-
 def _shard(staging: str, params: dict[str, Any], index: int, limit: int | None) -> _Shard:
     """Simulate one shard's visitors; write its lake rows, profiles and identifiers."""
     from accord.lake.schema import lake_row
 
+    cpu = time.process_time()
     first = index * params["shard_visitors"]
     stream = generate_visitor_events(
         range(first, first + params["shard_visitors"]),
@@ -318,6 +327,7 @@ def _shard(staging: str, params: dict[str, Any], index: int, limit: int | None) 
         data=data,
         profiles=f"profiles-{stem}.parquet",
         identifiers=f"identifiers-{stem}.parquet",
+        cpu_seconds=round(time.process_time() - cpu, 2),
     )
     # Written last: a shard with this file is complete.
     (Path(staging) / f"shard-{stem}.json").write_text(json.dumps(dataclasses.asdict(shard)))
