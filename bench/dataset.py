@@ -19,9 +19,10 @@ How it is built, fast enough for 10M events on 2 cores:
    profile per browser; a userId joins the profile of the browser that first sent it;
    identify traits latest-wins; the first locale seen): visitors share no browser and
    no userId, so shards can do it alone.
-4. DuckDB lays the staged rows out as the lake after compaction: one file per business
-   and day (`part-demo-0.parquet`), sorted by time, in row groups of 131,072 rows,
-   `inbox_seq` numbered 1..N in shard order.
+4. DuckDB splits the staged rows by day (streaming, in bounded memory), numbering
+   `inbox_seq` 1..N in shard order; each day is then sorted by time and written as the
+   lake looks after compaction: one file per business and day (`part-demo.parquet`),
+   in row groups of 131,072 rows.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from accord.audiences.compile import IDENTIFIER_SCHEMA, profiles_table
@@ -71,7 +73,7 @@ class Built:
     """A built data set: its files and what it holds."""
 
     folder: Path
-    lake: Path  # the lake's root: business_id=…/day=…/part-demo-0.parquet
+    lake: Path  # the lake's root: business_id=…/day=…/part-demo.parquet
     profiles: Path  # profiles_table(…, TRAITS) rows
     identifiers: Path  # (kind, value, profile_id): anonymous_id and user_id
     business_id: str
@@ -120,6 +122,7 @@ def ensure(
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         staged.write_text(json.dumps(simulation))
+    folder.mkdir(parents=True, exist_ok=True)
     for old in ("lake", "profiles.parquet", "identifiers.parquet", "done.json"):
         shutil.rmtree(folder / old, ignore_errors=True)
         (folder / old).unlink(missing_ok=True)
@@ -335,7 +338,8 @@ def _shard(staging: str, params: dict[str, Any], index: int, limit: int | None) 
 
 
 def _lay_out(folder: Path, staging: Path, shards: list[_Shard], *, threads: int) -> None:
-    """The staged rows as the compacted lake: one sorted file per business and day."""
+    """The staged rows as the compacted lake: one file per business and day, sorted by time
+    like `accord.lake.compaction` sorts, in row groups of ROW_GROUP_ROWS."""
     offsets = itertools.accumulate((s.events for s in shards), initial=0)
     # Each shard's rows are numbered after the rows of the shards before it.
     numbering = ", ".join(
@@ -346,31 +350,42 @@ def _lay_out(folder: Path, staging: Path, shards: list[_Shard], *, threads: int)
         "e.inbox_seq + o.offset_ AS inbox_seq" if name == "inbox_seq" else f'e."{name}"'
         for name in EVENT_SCHEMA.names
     ]
-    lake = folder / "lake"
+    by_day = folder / "by-day"
+    shutil.rmtree(by_day, ignore_errors=True)
     connection = duckdb.connect()
     try:
         connection.execute("SET TimeZone = 'UTC'")
         connection.execute(f"SET threads = {threads}")
+        # Streamed, not sorted: a sort of every row would hold them all in memory.
+        connection.execute("SET preserve_insertion_order = false")
+        connection.execute("SET memory_limit = '3GB'")
         connection.execute(f"SET temp_directory = '{folder / 'duckdb-tmp'}'")
         connection.execute(
             f"""
             COPY (
-                SELECT {", ".join(columns)},
-                       '{BUSINESS}' AS business_id,
-                       CAST(e."timestamp" AS DATE) AS day
+                SELECT {", ".join(columns)}, CAST(e."timestamp" AS DATE) AS day
                 FROM read_parquet([{listing}], filename = true) AS e
                 JOIN (VALUES {numbering}) AS o(shard, offset_)
                   ON o.shard = CAST(regexp_extract(e.filename, 'events-(\\d+)', 1) AS INTEGER)
-                ORDER BY day, e."timestamp", inbox_seq
-            ) TO '{lake}' (
-                FORMAT parquet, PARTITION_BY (business_id, day), COMPRESSION zstd,
-                ROW_GROUP_SIZE {ROW_GROUP_ROWS}, FILENAME_PATTERN 'part-demo-{{i}}'
-            )
+            ) TO '{by_day}' (FORMAT parquet, PARTITION_BY (day), COMPRESSION snappy)
             """
         )
     finally:
         connection.close()
     shutil.rmtree(folder / "duckdb-tmp", ignore_errors=True)
+    lake = folder / "lake"
+    for day in sorted(by_day.iterdir()):
+        rows = ds.dataset(day, schema=EVENT_SCHEMA, format="parquet").to_table()
+        rows = rows.sort_by([("timestamp", "ascending"), ("inbox_seq", "ascending")])
+        target = lake / f"business_id={BUSINESS}" / day.name
+        target.mkdir(parents=True)
+        pq.write_table(
+            rows,
+            target / "part-demo.parquet",
+            compression="zstd",
+            row_group_size=ROW_GROUP_ROWS,
+        )
+    shutil.rmtree(by_day)
     _check_layout(lake)
 
 
