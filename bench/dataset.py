@@ -79,7 +79,7 @@ class Built:
     business_id: str
     start: datetime
     days: int
-    info: dict[str, Any]  # events, profiles, identifiers, visitors, build_seconds, …
+    info: dict[str, Any]  # events, profiles, identifiers, users, build_seconds, …
 
     @property
     def now(self) -> datetime:
@@ -140,7 +140,9 @@ def ensure(
         "events": sum(s.events for s in shards),
         "profiles": sum(s.profiles_count for s in shards),
         "identifiers": sum(s.identifiers_count for s in shards),
-        "visitors": sum(s.visitors for s in shards),
+        # People with a userId (who signed up or logged in); a shard has SHARD_VISITORS
+        # visitors in all, the cut one fewer.
+        "users": sum(s.visitors for s in shards),
         "shards": len(shards),
         "processes": processes,
         "simulate_seconds": round(simulated, 1),
@@ -323,8 +325,7 @@ def _shard(staging: str, params: dict[str, Any], index: int, limit: int | None) 
         index=index,
         stem=stem,
         events=seq,
-        # Visitors with a userId among the events (a cut shard ends mid-visitor).
-        visitors=len(users),
+        visitors=len(users),  # with a userId: the field's name is kept for staged shards
         profiles_count=len(profiles),
         identifiers_count=len(identifiers),
         data=data,
