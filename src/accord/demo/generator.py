@@ -1236,9 +1236,7 @@ class _Visitor:
             self.subscribed = False
 
 
-def _stream(
-    world: _World, indices: Iterable[int], position: int = 0
-) -> Iterator[dict[str, Any]]:
+def _stream(world: _World, indices: Iterable[int], position: int = 0) -> Iterator[dict[str, Any]]:
     make_id = _MessageIds(world.seed).make
     for index in indices:
         for event in _Visitor(world, index).run():
