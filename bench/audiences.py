@@ -1,7 +1,8 @@
 """Audience benchmark: typical audiences over the whole base on DuckDB and Spark, and the
 cost real-time evaluation adds to each processed event.
 
-1. Builds (once, cached under bench/results/data/) a lake of --events demo events and the
+1. Takes the shared data set of --events demo events (bench/dataset.py: built once in
+   parallel, cached under bench/results/data/): the lake, one file per day, and the
    profiles and identifiers the worker would link them to (one profile per browser;
    a userId joins the browser's profile that first sent it; identify traits latest-wins).
 2. Times the compiled expression of each typical audience (the predefined ones and a few
@@ -13,13 +14,14 @@ cost real-time evaluation adds to each processed event.
    predefined audiences; the difference per event is what real-time evaluation adds.
 
 Usage: .venv/bin/python bench/audiences.py [--events 10000000] [--runs 3] [--no-spark]
+                                          [--no-realtime] [--processes N]
        .venv/bin/python bench/audiences.py --quick
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import platform
 import statistics
 import tempfile
@@ -29,44 +31,38 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pyarrow as pa
 import pyarrow.parquet as pq
+from dataset import TRAITS, Built, ensure
 
 from accord.accounts.models import SourceRef
 from accord.accounts.service import bootstrap
 from accord.audiences import definitions
 from accord.audiences.compile import (
     CONSENT_SCHEMA,
-    IDENTIFIER_SCHEMA,
+    EVERY_EVENT,
     MEMBERSHIP_SCHEMA,
+    EventNeeds,
     business_events,
+    event_needs,
     members,
-    profiles_table,
     tables_on,
 )
 from accord.audiences.conditions import Catalog, Definition
 from accord.audiences.evaluate import ProfileFacts, event_facts, matches
-from accord.audiences.predefined import BUILTIN_TRAITS, PREDEFINED
+from accord.audiences.predefined import PREDEFINED
 from accord.audiences.text import parse
 from accord.collect.consent_gate import KeepEverything
 from accord.collect.service import append
-from accord.core.clock import parse_instant, utcnow
+from accord.core.clock import utcnow
 from accord.demo.generator import generate_n_events
 from accord.engine.connection import close, connect
 from accord.engine.lake import events
 from accord.lake.schema import lake_row
-from accord.lake.service import write_batch
 from accord.process.worker import drain
 from accord.store.db import open_store
 from accord.store.migrate import upgrade
 
-BUSINESS = "biz_bench"
 RESULTS = Path(__file__).resolve().parent / "results"
-# Generated data sets, cached between runs (bench/results/ is git-ignored).
-DATA = RESULTS / "data"
-CHUNK = 250_000
-START = datetime(2026, 9, 1, tzinfo=UTC)
-DAYS = 60
 
 EXTRA = {
     "jacket-fans": 'did "Product Viewed" where category = "jackets" at least 3 times '
@@ -75,7 +71,6 @@ EXTRA = {
     'and did not "Order Completed" in the last 14 days',
     "german-newsletter": 'trait locale = "de-DE" or did "Signed Up" in the last 60 days',
 }
-TRAITS = {**BUILTIN_TRAITS, "locale": "string"}
 
 
 def typical() -> dict[str, Definition]:
@@ -84,103 +79,67 @@ def typical() -> dict[str, Definition]:
     return out
 
 
-def build(folder: Path, n_events: int) -> dict[str, Any]:
-    """The lake, profiles and identifiers for n demo events (cached by size)."""
-    done = folder / "done.json"
-    if done.exists():
-        return dict(json.loads(done.read_text()))
-    lake = folder / "lake"
-    by_browser: dict[str, str] = {}
-    by_user: dict[str, str] = {}
-    profiles: dict[str, dict[str, Any]] = {}
-    rows: list[tuple[str, dict[str, Any]]] = []
-    seq = 0
-    started = time.perf_counter()
-    for event in generate_n_events(n_events, start=START, days=DAYS):
-        seq += 1
-        anonymous, user = event.get("anonymousId"), event.get("userId")
-        profile_id = (by_user.get(user) if user else None) or (
-            by_browser.get(anonymous) if anonymous else None
-        )
-        if profile_id is None:
-            profile_id = f"prof_{len(profiles)}"
-            profiles[profile_id] = {"traits": {}, "first": event["timestamp"], "last": None}
-        if anonymous:
-            by_browser.setdefault(anonymous, profile_id)
-        if user:
-            by_user.setdefault(user, profile_id)
-        profile = profiles[profile_id]
-        profile["first"] = min(profile["first"], event["timestamp"])
-        profile["last"] = max(profile["last"] or event["timestamp"], event["timestamp"])
-        if event["type"] == "identify" and isinstance(event.get("traits"), dict):
-            profile["traits"].update(event["traits"])
-        locale = (event.get("context") or {}).get("locale")
-        if locale and "locale" not in profile["traits"]:
-            profile["traits"]["locale"] = locale
-        rows.append((BUSINESS, lake_row(seq, "src_bench", event)))
-        if len(rows) >= CHUNK:
-            write_batch(str(lake), batch_id=f"bat_{seq}", rows=rows)
-            rows = []
-    if rows:
-        write_batch(str(lake), batch_id=f"bat_{seq}", rows=rows)
-    pq.write_table(
-        profiles_table(
-            (
-                (pid, p["traits"], parse_instant(p["first"]), parse_instant(p["last"]))
-                for pid, p in profiles.items()
-            ),
-            TRAITS,
-        ),
-        folder / "profiles.parquet",
-    )
-    identifiers = [("anonymous_id", a, p) for a, p in by_browser.items()]
-    identifiers += [("user_id", u, p) for u, p in by_user.items()]
-    pq.write_table(
-        pa.Table.from_pydict(
-            {
-                "kind": [k for k, _, _ in identifiers],
-                "value": [v for _, v, _ in identifiers],
-                "profile_id": [p for _, _, p in identifiers],
-            },
-            schema=IDENTIFIER_SCHEMA,
-        ),
-        folder / "identifiers.parquet",
-    )
-    info = {
-        "events": seq,
-        "profiles": len(profiles),
-        "identifiers": len(identifiers),
-        "build_seconds": round(time.perf_counter() - started, 1),
-    }
-    done.write_text(json.dumps(info))
-    return info
+def read_events(backend: Any, data: Built, needs: EventNeeds) -> tuple[Any, float, float]:
+    """The business's events on the engine as a refresh reads them; wall and CPU seconds
+    (CPU of this process: DuckDB's threads, not Spark's executors)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    lake = events(backend, str(data.lake), business_id=data.business_id)
+    prepared = business_events(backend, lake, data.business_id, needs)
+    return prepared, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def time_engine(backend: Any, folder: Path, runs: int, now: datetime) -> dict[str, Any]:
-    started = time.perf_counter()
-    prepared = business_events(backend, events(backend, str(folder / "lake")), BUSINESS)
+def time_engine(backend: Any, data: Built, runs: int, now: datetime) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    definitions = typical()
+    # Before: every named event with every column conditions can read.
+    reads = [read_events(backend, data, EVERY_EVENT)[1:] for _ in range(runs)]
+    out["read_every_column_s"] = statistics.median(w for w, _ in reads)
+    out["read_every_column_cpu_s"] = statistics.median(c for _, c in reads)
+    # Now: the events and columns the refreshed definitions name.
+    needs = event_needs(definitions.values())
+    reads = []
+    for _ in range(runs):
+        prepared, wall, cpu = read_events(backend, data, needs)
+        reads.append((wall, cpu))
+    out["read_s"] = statistics.median(w for w, _ in reads)
+    out["read_cpu_s"] = statistics.median(c for _, c in reads)
+    out["read_columns"] = list(needs.columns)
     tables = tables_on(
         backend,
-        profiles=pq.read_table(folder / "profiles.parquet"),
+        profiles=pq.read_table(data.profiles),
         events=prepared,
-        identifiers=pq.read_table(folder / "identifiers.parquet"),
+        identifiers=pq.read_table(data.identifiers),
         consents=CONSENT_SCHEMA.empty_table(),
         memberships=MEMBERSHIP_SCHEMA.empty_table(),
     )
-    prepare = time.perf_counter() - started
-    print(f"  reading the lake once per refresh: {prepare:.3f} s", flush=True)
+    print(
+        f"  reading the lake once per refresh: every column {out['read_every_column_s']:.2f} s "
+        f"(CPU {out['read_every_column_cpu_s']:.2f} s), the needed ones {out['read_s']:.2f} s "
+        f"(CPU {out['read_cpu_s']:.2f} s)",
+        flush=True,
+    )
     catalog = Catalog(traits=TRAITS)
-    out: dict[str, Any] = {"prepare_s": prepare}
-    for slug, definition in typical().items():
+    for slug, definition in definitions.items():
         expression = members(definition, tables=tables, catalog=catalog, now=now)
         seconds = []
+        cpu_seconds = []
         size = 0
         for _ in range(runs):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             size = backend.to_pyarrow(expression).num_rows
             seconds.append(time.perf_counter() - started)
-        out[slug] = {"size": size, "median_s": statistics.median(seconds), "runs_s": seconds}
-        print(f"  {slug:28} {size:>9} members  {statistics.median(seconds):7.3f} s", flush=True)
+            cpu_seconds.append(time.process_time() - cpu)
+        out[slug] = {
+            "size": size,
+            "median_s": statistics.median(seconds),
+            "runs_s": seconds,
+            "median_cpu_s": statistics.median(cpu_seconds),
+        }
+        print(
+            f"  {slug:28} {size:>9} members  {statistics.median(seconds):7.3f} s "
+            f"(CPU {statistics.median(cpu_seconds):.3f} s)",
+            flush=True,
+        )
     return out
 
 
@@ -254,35 +213,41 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-spark", action="store_true")
+    parser.add_argument("--processes", type=int, help="to build the data set (default: cores)")
+    parser.add_argument("--no-realtime", action="store_true", help="the engine figures only")
     parser.add_argument("--quick", action="store_true", help="200k events, 1 run, small real-time")
     args = parser.parse_args()
     if args.quick:
         args.events, args.runs = 200_000, 1
     realtime_events = 2_000 if args.quick else 20_000
-    folder = DATA / f"audiences-{args.events}"
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"building {args.events} events in {folder} (cached)", flush=True)
-    dataset = build(folder, args.events)
-    print(f"  {dataset}", flush=True)
-    now = START + timedelta(days=DAYS)
+    print(f"the data set of {args.events} events (built once, cached)", flush=True)
+    data = ensure(events=args.events, processes=args.processes)
+    print(f"  {data.folder}: {data.info}", flush=True)
+    now = data.now
     report: dict[str, Any] = {
-        "dataset": dataset,
-        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "dataset": data.info,
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_average": os.getloadavg(),
+        },
         "runs": args.runs,
     }
     print("DuckDB", flush=True)
-    report["duckdb"] = time_engine(connect("duckdb://"), folder, args.runs, now)
+    report["duckdb"] = time_engine(connect("duckdb://"), data, args.runs, now)
     if not args.no_spark:
         print("Spark local[2]", flush=True)
         spark = connect("pyspark://local[2]")
-        report["spark"] = time_engine(spark, folder, args.runs, now)
+        report["spark"] = time_engine(spark, data, args.runs, now)
         close(spark)
-    print("real time, in memory", flush=True)
-    report["realtime_in_memory"] = realtime_in_memory(realtime_events, now)
-    print(f"  {report['realtime_in_memory']}", flush=True)
-    print("real time, through the worker on SQLite", flush=True)
-    report["realtime_worker"] = realtime_end_to_end(realtime_events, args.runs)
-    print(f"  {report['realtime_worker']}", flush=True)
+    if not args.no_realtime:
+        print("real time, in memory", flush=True)
+        report["realtime_in_memory"] = realtime_in_memory(realtime_events, now)
+        print(f"  {report['realtime_in_memory']}", flush=True)
+        print("real time, through the worker on SQLite", flush=True)
+        report["realtime_worker"] = realtime_end_to_end(realtime_events, args.runs)
+        print(f"  {report['realtime_worker']}", flush=True)
+    report["machine"]["load_average_after"] = os.getloadavg()
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = RESULTS / f"audiences-{stamp}.json"

@@ -15,9 +15,12 @@ from hypothesis import strategies as st
 
 from accord.audiences.compile import (
     CONSENT_SCHEMA,
+    EVENT_COLUMNS,
     IDENTIFIER_SCHEMA,
     MEMBERSHIP_SCHEMA,
+    EventNeeds,
     business_events,
+    event_needs,
     members,
     profiles_table,
     tables_on,
@@ -94,7 +97,8 @@ def engine_members(
             [(f.profile_id, f.traits, f.first_seen, f.last_seen) for f in population],
             CATALOG.traits,
         ),
-        events=business_events(backend, lake_events, BUSINESS),
+        # Only the events and columns the definitions read, as a refresh reads them.
+        events=business_events(backend, lake_events, BUSINESS, event_needs(definitions)),
         identifiers=pa.Table.from_pylist(identifiers, schema=IDENTIFIER_SCHEMA),
         consents=pa.Table.from_pylist(
             [{"profile_id": f.profile_id, "purpose": p} for f in population for p in f.purposes],
@@ -222,3 +226,28 @@ def test_windows_counts_and_missing_values_at_their_edges(text: str, expected: s
         assert engine_members(connect("duckdb://"), lake, BOUNDARY_POPULATION, [definition]) == [
             expected
         ]
+
+
+def test_a_refresh_reads_only_the_events_and_columns_its_definitions_name() -> None:
+    definitions = [
+        parse('did "Order Completed" where revenue >= 150 and did "Signed Up"'),
+        parse('did "Product Viewed" where category = "jackets", revenue exists at least 3 times'),
+        parse('trait plan = "pro"'),
+    ]
+    assert event_needs(definitions) == EventNeeds(
+        names=("Order Completed", "Product Viewed", "Signed Up"),
+        columns=("user_id", "anonymous_id", "event", "timestamp", "category", "revenue"),
+    )
+    assert event_needs(definitions[2:]) == EventNeeds(names=(), columns=EVENT_COLUMNS[:4])
+    with tempfile.TemporaryDirectory() as folder:
+        lake = Path(folder) / "lake"
+        write_population(lake, BOUNDARY_POPULATION)
+        backend = connect("duckdb://")
+        lake_events = events(backend, str(lake))
+        read = business_events(backend, lake_events, BUSINESS, event_needs(definitions[:1]))
+        assert read.columns == ("user_id", "anonymous_id", "event", "timestamp", "revenue")
+        # The population's 10 orders and the stranger's; no other business's.
+        assert read.count().execute() == 11
+        nothing = business_events(backend, lake_events, BUSINESS, event_needs(definitions[2:]))
+        assert nothing.count().execute() == 0
+        assert business_events(backend, lake_events, BUSINESS).columns == EVENT_COLUMNS

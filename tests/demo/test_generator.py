@@ -26,6 +26,7 @@ from accord.demo.generator import (
     DemoConfig,
     generate_events,
     generate_n_events,
+    generate_visitor_events,
     summarise,
 )
 
@@ -180,6 +181,23 @@ def test_generate_n_events_is_a_prefix_of_generate_events() -> None:
     n = 3000
     expected = list(itertools.islice(generate_events(DemoConfig(seed=5, visitors=10_000)), n))
     assert list(generate_n_events(n, seed=5)) == expected
+
+
+def test_visitor_ranges_are_the_same_visitors_as_the_whole_stream() -> None:
+    config = DemoConfig(seed=5, visitors=40)
+    whole = list(generate_events(config))
+    shards = [
+        list(generate_visitor_events(range(lo, lo + 10), seed=5, first_position=lo << 40))
+        for lo in range(0, 40, 10)
+    ]
+    assert [e for shard in shards for e in shard] != whole  # ids differ by position
+    strip = [{k: v for k, v in e.items() if k != "messageId"} for e in whole]
+    assert [{k: v for k, v in e.items() if k != "messageId"} for s in shards for e in s] == strip
+    # From position 0 the first range is exactly the stream's start, ids included.
+    assert shards[0] == whole[: len(shards[0])]
+    # Disjoint positions: no id is shared across ranges.
+    ids = [e["messageId"] for shard in shards for e in shard]
+    assert len(set(ids)) == len(ids)
 
 
 def test_generate_n_events_rejects_negative_counts() -> None:

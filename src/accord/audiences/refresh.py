@@ -12,10 +12,13 @@ from sqlalchemy import Connection, insert, update
 
 from accord.audiences.compile import (
     CONSENT_SCHEMA,
+    EVERY_EVENT,
     IDENTIFIER_SCHEMA,
     MEMBERSHIP_SCHEMA,
     EngineTables,
+    EventNeeds,
     business_events,
+    event_needs,
     members,
     profiles_table,
     tables_on,
@@ -107,14 +110,20 @@ def _membership_table(memberships: dict[str, set[str]]) -> pa.Table:
 
 
 def engine_tables(
-    backend: Any, *, lake_url: str, business_id: str, state: Snapshot
+    backend: Any,
+    *,
+    lake_url: str,
+    business_id: str,
+    state: Snapshot,
+    needs: EventNeeds = EVERY_EVENT,
 ) -> EngineTables:
-    """The snapshot and the business's events as tables on the engine, prepared once."""
+    """The snapshot and the business's events as tables on the engine, prepared once
+    (only the events and columns `needs` names)."""
     return tables_on(
         backend,
         profiles=state.profiles,
         events=business_events(
-            backend, lake_events(backend, lake_url, business_id=business_id), business_id
+            backend, lake_events(backend, lake_url, business_id=business_id), business_id, needs
         ),
         identifiers=state.identifiers,
         consents=state.consents,
@@ -176,7 +185,13 @@ def refresh(
             with_consent=with_consent,
         )
     slugs = {a.slug: a.id for a in everything}
-    tables = engine_tables(backend, lake_url=lake_url, business_id=business_id, state=state)
+    tables = engine_tables(
+        backend,
+        lake_url=lake_url,
+        business_id=business_id,
+        state=state,
+        needs=event_needs(a.definition for a in targets),
+    )
     results = []
     for audience in targets:
         known = Catalog(traits=audience.trait_types, audiences=slugs)
@@ -246,7 +261,13 @@ def preview(
     selected = evaluate_on_engine(
         definition,
         backend=backend,
-        tables=engine_tables(backend, lake_url=lake_url, business_id=business_id, state=state),
+        tables=engine_tables(
+            backend,
+            lake_url=lake_url,
+            business_id=business_id,
+            state=state,
+            needs=event_needs([definition]),
+        ),
         state=state,
         catalog=known,
         now=now or utcnow(),

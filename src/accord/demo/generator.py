@@ -22,6 +22,7 @@ __all__ = [
     "Product",
     "generate_events",
     "generate_n_events",
+    "generate_visitor_events",
     "summarise",
 ]
 
@@ -1235,9 +1236,8 @@ class _Visitor:
             self.subscribed = False
 
 
-def _stream(world: _World, indices: Iterable[int]) -> Iterator[dict[str, Any]]:
+def _stream(world: _World, indices: Iterable[int], position: int = 0) -> Iterator[dict[str, Any]]:
     make_id = _MessageIds(world.seed).make
-    position = 0
     for index in indices:
         for event in _Visitor(world, index).run():
             event["messageId"] = make_id(position)
@@ -1271,6 +1271,26 @@ def generate_n_events(
         raise ValueError(f"n_events must be >= 0, got {n_events}")
     world = _World(DemoConfig(seed=seed, visitors=0, start=start, days=days, pos_share=pos_share))
     return itertools.islice(_stream(world, itertools.count()), n_events)
+
+
+def generate_visitor_events(
+    visitors: range,
+    *,
+    seed: int = 42,
+    start: datetime = DEFAULT_START,
+    days: int = 30,
+    pos_share: float = 0.03,
+    first_position: int = 0,
+) -> Iterator[dict[str, Any]]:
+    """The events of a range of visitors, the same as `generate_events` gives them.
+
+    Visitors are independent, so ranges can be generated in parallel (each visitor's
+    events depend only on the seed, the window and its index). Message ids come from a
+    stream position starting at `first_position`; ranges given disjoint positions
+    (below 2**62) never share an id.
+    """
+    world = _World(DemoConfig(seed=seed, visitors=0, start=start, days=days, pos_share=pos_share))
+    return _stream(world, visitors, first_position)
 
 
 def summarise(events: Iterable[Mapping[str, Any]]) -> dict[str, int]:
