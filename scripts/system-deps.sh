@@ -38,3 +38,11 @@ if ! pg_up; then
   for _ in $(seq 1 30); do pg_up && break; sleep 1; done
 fi
 pg_up || { echo "system-deps: PostgreSQL is not reachable at 127.0.0.1:5432" >&2; exit 1; }
+
+# The browser collection tests load Segment's and RudderStack's libraries unchanged from
+# npm (pinned in tests/web/npm-libs/package.json) into .cache/npm-libs.
+if ! command -v npm >/dev/null 2>&1; then
+  echo "system-deps: installing npm for the browser library tests"
+  apt_install npm
+fi
+python3 -m tests.web.npm_libs >/dev/null

@@ -217,3 +217,36 @@ def test_an_employee_without_the_task_changes_no_pixel(client: TestClient, store
         )
         assert {renamed.status_code, disabled.status_code, patched.status_code} <= {403, 404}
     assert pixel_row(store, pixel_id) == before
+
+
+def test_a_pixel_lists_its_allowed_origins_and_other_sites_are_refused(
+    client: TestClient, store: Store
+) -> None:
+    browser = sign_up(client, "ann@acme.test")
+    business_id = create_business(browser)
+    pixel_id = new_pixel(browser, "Shop")
+    write_key = pixel_row(store, pixel_id)["write_key"]
+    page = f"/assets/pixels/{pixel_id}"
+    shown = browser.get(page).text
+    assert 'id="origins-form"' in shown and "any origin" in shown
+    assert f'src="http://testserver/accord.js" data-write-key="{write_key}"' in shown.replace(
+        "&#34;", '"'
+    ).replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">")
+
+    refused = browser.submit(page, f"{page}/origins", {"allowed_origins": "shop.example/x"})
+    assert refused.status_code == 400 and 'id="e-origins"' in refused.text
+    assert "allowed_origins.0" in refused.text and "shop.example/x" in refused.text
+    assert pixel_row(store, pixel_id)["allowed_origins"] is None
+
+    typed = "https://shop.example\nhttps://*.shop.example\n"
+    saved = browser.submit(page, f"{page}/origins", {"allowed_origins": typed})
+    assert saved.status_code == 200 and "Browsers allowed from https://shop.example" in saved.text
+    body = {"event": "Viewed", "userId": "u", "writeKey": write_key}
+
+    def send(origin: str) -> int:
+        headers = {"Content-Type": "text/plain", "Origin": origin}
+        return client.post("/v1/t", json=body, headers=headers).status_code
+
+    assert send("https://eu.shop.example") == 200
+    assert send("https://other.example") == 403
+    assert audit_actions(store, business_id, "pixel.origins") == ["pixel.origins"]

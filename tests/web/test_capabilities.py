@@ -42,6 +42,9 @@ CAPABILITIES: dict[str, str | ApiOnly] = {
     "POST /v1/group": COLLECTION,
     "POST /v1/alias": COLLECTION,
     "POST /v1/batch": COLLECTION,
+    "GET /accord.js": ApiOnly(
+        "the collection tag a business's sites load (the pixel page gives its snippet)"
+    ),
     "GET /api/reports/volume": "/analytics/volume",
     "POST /api/analytics/funnels": "/analytics/funnels",
     "POST /api/analytics/funnels/people": ApiOnly(

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import Connection
 
 from accord.accounts import assets as asset_service
-from accord.accounts import permissions, service, team, tokens
+from accord.accounts import permissions, pixel_web, service, team, tokens
 from accord.accounts.models import (
     AdAccountIn,
     AssetView,
@@ -240,9 +240,10 @@ async def get_pixel(
 @router.patch(
     "/pixels/{pixel_id}",
     response_model=PixelView,
-    summary="Rename a pixel, or disable or enable it",
+    summary="Rename a pixel, disable or enable it, or set the origins browsers may send from",
     description="A disabled pixel's write key stops accepting events; enabling one counts "
-    "against ACCORD_MAX_PIXELS_PER_BUSINESS again. Fields left out keep their value.",
+    "against ACCORD_MAX_PIXELS_PER_BUSINESS again. `allowed_origins` restricts browsers "
+    '(`["*"]` or `[]`: any origin). Fields left out keep their value.',
 )
 async def update_pixel(
     state: State, caller: AdminAssets, pixel_id: str, body: PixelPatch
@@ -270,11 +271,19 @@ async def update_pixel(
                 actor=caller.actor,
                 ip=caller.ip,
             )
+        if body.allowed_origins is not None:
+            pixel = pixel_web.set_allowed_origins(
+                c,
+                business_id=owner,
+                pixel_id=pixel_id,
+                entries=body.allowed_origins,
+                actor=caller.actor,
+                ip=caller.ip,
+            )
         return pixel
 
     pixel = await store_work.write(state, work)
-    if not pixel.enabled:
-        state.write_keys.forget(pixel.write_key)
+    state.write_keys.forget(pixel.write_key)
     return pixel
 
 

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel
 from sqlalchemy import Connection, func, select, update
 
+from accord.accounts import origins
 from accord.accounts.models import (
     Actor,
     AdAccountIn,
@@ -188,6 +189,7 @@ def get_pixel(conn: Connection, *, business_id: str, pixel_id: str) -> PixelView
         write_key=row.write_key,
         enabled=row.enabled,
         created_at=row.created_at,
+        allowed_origins=list(origins.loaded(row.allowed_origins) or []) or None,
     )
 
 
@@ -264,19 +266,6 @@ def rename_pixel(
         ip=ip,
     )
     return get_pixel(conn, business_id=business_id, pixel_id=pixel_id)
-
-
-def install_snippet(*, base_url: str, write_key: str) -> str:
-    """The HTML a site owner pastes into their pages to send events to this pixel."""
-    return (
-        "<script>\n"
-        "  window.accordConfig = {\n"
-        f'    writeKey: "{write_key}",\n'
-        f'    endpoint: "{base_url.rstrip("/")}"\n'
-        "  };\n"
-        "</script>\n"
-        f'<script async src="{base_url.rstrip("/")}/accord.js"></script>'
-    )
 
 
 # -- properties ------------------------------------------------------------------------

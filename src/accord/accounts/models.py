@@ -51,6 +51,8 @@ sources = Table(
     Column("write_key", String(80), nullable=False, unique=True),
     Column("enabled", Boolean, nullable=False, default=True),
     Column("created_at", instant(), nullable=False),
+    # Web origins browsers may send from, one a line; NULL: any origin (see accounts/origins).
+    Column("allowed_origins", Text, nullable=True),
 )
 
 people = Table(
@@ -276,6 +278,8 @@ class SourceRef(BaseModel):
 
     business_id: str
     source_id: str
+    # The web origins browsers may send from; None: any origin.
+    allowed_origins: tuple[str, ...] | None = None
 
 
 class Bootstrap(BaseModel):
@@ -350,12 +354,20 @@ class PixelView(BaseModel):
     write_key: str
     enabled: bool
     created_at: datetime
+    allowed_origins: list[str] | None = Field(
+        default=None, description="web origins browsers may send from; null: any origin"
+    )
 
 
 class PixelPatch(BaseModel):
     """What changes on a pixel; fields left out keep their value."""
 
     name: str | None = None
+    allowed_origins: list[str] | None = Field(
+        default=None,
+        description='origins like "https://shop.example" or "https://*.shop.example"; '
+        '["*"] allows any origin again',
+    )
     enabled: bool | None = Field(
         default=None, description="false: its write key stops accepting events"
     )

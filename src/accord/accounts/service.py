@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, or_, select, update
 
-from accord.accounts import permissions
+from accord.accounts import origins, permissions
 from accord.accounts.models import (
     AccountEmail,
     Actor,
@@ -45,6 +45,7 @@ from accord.core.errors import (
     FieldProblem,
     InvalidInput,
     NotFound,
+    OriginNotAllowed,
     UnknownWriteKey,
 )
 from accord.core.ids import hash_token, new_id, new_secret
@@ -592,13 +593,27 @@ def bootstrap(store: Store, *, name: str) -> Bootstrap:
 def source_for_write_key(store: Store, write_key: str) -> SourceRef:
     with store.read() as conn:
         row = conn.execute(
-            select(sources.c.business_id, sources.c.id).where(
+            select(sources.c.business_id, sources.c.id, sources.c.allowed_origins).where(
                 sources.c.write_key == write_key, sources.c.enabled.is_(True)
             )
         ).first()
     if row is None:
         raise UnknownWriteKey()
-    return SourceRef(business_id=row.business_id, source_id=row.id)
+    return SourceRef(
+        business_id=row.business_id,
+        source_id=row.id,
+        allowed_origins=origins.loaded(row.allowed_origins),
+    )
+
+
+def origin_allowed_anywhere(store: Store, origin: str) -> bool:
+    """Whether some enabled pixel accepts browsers from `origin` (a CORS preflight carries
+    no write key, so it can only be refused when no pixel at all would take it)."""
+    with store.read() as conn:
+        rows = conn.execute(
+            select(sources.c.allowed_origins).where(sources.c.enabled.is_(True)).distinct()
+        ).all()
+    return any(origins.origin_allowed(origins.loaded(r.allowed_origins), origin) for r in rows)
 
 
 @dataclass
@@ -610,16 +625,21 @@ class WriteKeyCache:
     _entries: dict[str, tuple[float, SourceRef]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def resolve(self, write_key: str | None) -> SourceRef:
+    def resolve(self, write_key: str | None, *, origin: str | None = None) -> SourceRef:
+        """The write key's source; a browser's `origin` (its Origin header) must be one
+        the source allows. Every public route passes the request's Origin."""
         if not write_key:
             raise UnknownWriteKey()
         now = time.monotonic()
         hit = self._entries.get(write_key)
         if hit is not None and hit[0] > now:
-            return hit[1]
-        source = source_for_write_key(self.store, write_key)
-        with self._lock:
-            self._entries[write_key] = (now + self.ttl_seconds, source)
+            source = hit[1]
+        else:
+            source = source_for_write_key(self.store, write_key)
+            with self._lock:
+                self._entries[write_key] = (now + self.ttl_seconds, source)
+        if not origins.origin_allowed(source.allowed_origins, origin):
+            raise OriginNotAllowed(str(origin)[:200])
         return source
 
     def forget(self, write_key: str) -> None:

@@ -72,7 +72,8 @@ async def _collect(request: Request, state: AppState, kind: str) -> Response:
             max_bytes=max_bytes,
         )
         source = state.write_keys.resolve(
-            service.write_key_from(request.headers.get("authorization"), payload)
+            service.write_key_from(request.headers.get("authorization"), payload),
+            origin=request.headers.get("origin"),
         )
         events = service.normalise_request(
             payload,
@@ -115,7 +116,7 @@ def _route(kind: str, path: str, summary: str) -> None:
         openapi_extra={
             "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}
         },
-        include_in_schema=path not in ("/v1/b", "/v1/import"),
+        include_in_schema=len(path) > len("/v1/b") and path != "/v1/import",
     )
 
 
@@ -125,3 +126,15 @@ _route("batch", "/v1/batch", "Record a batch of events")
 # Segment's older clients post batches to /v1/import, and analytics-node-next to /v1/b.
 _route("batch", "/v1/import", "Record a batch of events (alias of /v1/batch)")
 _route("batch", "/v1/b", "Record a batch of events (alias of /v1/batch)")
+# analytics.js (@segment/analytics-next) posts single calls to these short routes, as
+# `text/plain` with the write key in the body (no CORS preflight; what sendBeacon sends).
+SHORT_ROUTES = {
+    "t": "track",
+    "i": "identify",
+    "p": "page",
+    "s": "screen",
+    "g": "group",
+    "a": "alias",
+}
+for _short, _kind in SHORT_ROUTES.items():
+    _route(_kind, f"/v1/{_short}", f"Record one {_kind} call (alias of /v1/{_kind})")

@@ -47,14 +47,6 @@ admin_router = APIRouter(prefix="/api/consent", tags=["consent admin"])
 M = TypeVar("M", bound=BaseModel)
 Manage = Annotated[Caller, Depends(requires("consent.manage"))]
 Read = Annotated[Caller, Depends(requires("consent.read"))]
-# Browsers call these from the business's own sites; write keys are not cookies, so
-# any origin may send them.
-CORS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type, Authorization, Sec-GPC",
-    "Access-Control-Max-Age": "86400",
-}
 _PUBLIC_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Invalid decision; `problems` names each field and reason"},
     401: {"description": "Unknown or missing write key"},
@@ -118,13 +110,6 @@ async def raw_body(request: Request, state: State) -> bytes:
     return await read_limited(request, limit=state.settings.max_consent_bytes)
 
 
-@public_router.options("/v1/consent/config", include_in_schema=False)
-@public_router.options("/v1/consent", include_in_schema=False)
-@public_router.options("/v1/consent/{subject}", include_in_schema=False)
-async def preflight() -> Response:
-    return Response(status_code=204, headers=CORS)
-
-
 @public_router.get(
     "/v1/consent/config",
     summary="The banner's configuration for a visitor",
@@ -144,7 +129,8 @@ def consent_config(
     sets `gpc`. With `anonymousId` the A/B variant is the visitor's sticky one.
     """
     source = state.write_keys.resolve(
-        write_key or write_key_from(request.headers.get("authorization"), None)
+        write_key or write_key_from(request.headers.get("authorization"), None),
+        origin=request.headers.get("origin"),
     )
     country, region = _visitor_place(request, state)
     visitor = cmp_config.Visitor(
@@ -161,7 +147,6 @@ def consent_config(
             conn, business_id=source.business_id, property_key=property_key, visitor=visitor
         )
     headers = {
-        **CORS,
         "Vary": f"Accept-Language, Sec-GPC, {state.settings.consent_country_header}",
         "Cache-Control": f"{'private' if anonymous_id else 'public'}, max-age=300",
     }
@@ -189,7 +174,10 @@ def post_consent(
         content_encoding=request.headers.get("content-encoding"),
         max_bytes=state.settings.max_consent_bytes,
     )
-    source = state.write_keys.resolve(write_key_from(request.headers.get("authorization"), payload))
+    source = state.write_keys.resolve(
+        write_key_from(request.headers.get("authorization"), payload),
+        origin=request.headers.get("origin"),
+    )
     decision = parse(ConsentIn, payload)
     country, region = _visitor_place(request, state)
     notice = decision.notice
@@ -224,7 +212,7 @@ def post_consent(
         "hash": recorded.hash,
         "state": recorded.state.to_json(),
     }
-    return json_response(answer, headers=CORS)
+    return json_response(answer)
 
 
 @public_router.get(
@@ -239,14 +227,15 @@ def get_consent(
     write_key: Annotated[str | None, Query(alias="writeKey")] = None,
 ) -> Response:
     source = state.write_keys.resolve(
-        write_key_from(request.headers.get("authorization"), None) or write_key
+        write_key_from(request.headers.get("authorization"), None) or write_key,
+        origin=request.headers.get("origin"),
     )
 
     with state.store.read() as conn:
         found = service.subject_state(conn, business_id=source.business_id, subject=subject)
     if found is None:
         raise NotFound(f"consent of {subject!r}")
-    return json_response(found.to_json(), headers=CORS)
+    return json_response(found.to_json())
 
 
 # --- Admin -----------------------------------------------------------------------------

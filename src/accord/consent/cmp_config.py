@@ -12,6 +12,7 @@ from accord.consent.config import (
     DEFAULT_TEXTS_EN,
     current_variants,
     geo_rules,
+    get_policy,
     get_property,
     list_purposes,
     list_vendors,
@@ -119,7 +120,7 @@ def public_config(
         geo_rules(conn, business_id=business_id),
         unknown_default=STRICTEST_REGIME,
     )
-    return _banner_config(
+    answer = _banner_config(
         conn,
         business_id=business_id,
         prop=prop,
@@ -130,6 +131,9 @@ def public_config(
         gpc=visitor.gpc,
         endpoint=endpoint,
     )
+    # The collection policy, so accord.js sends only what the gate would keep (policy.py).
+    answer["collection"] = get_policy(conn, business_id=business_id).model_dump()
+    return answer
 
 
 def preview_config(

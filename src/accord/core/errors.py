@@ -78,6 +78,16 @@ class Forbidden(AccordError):
         return self.reason
 
 
+@dataclass
+class OriginNotAllowed(AccordError):
+    """A browser on a web origin the write key's pixel does not list."""
+
+    origin: str
+
+    def __str__(self) -> str:
+        return f"origin {self.origin} is not allowed to send with this write key"
+
+
 class CsrfRejected(AccordError):
     def __str__(self) -> str:
         return "the form's security token is missing or wrong; reload the page and try again"

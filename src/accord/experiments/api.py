@@ -193,7 +193,7 @@ async def report_csv(state: State, caller: Reader, key: str) -> Response:
 
 def _source(state: AppState, request: Request, body: Any, write_key: str | None) -> SourceRef:
     key = collect.write_key_from(request.headers.get("authorization"), body) or write_key
-    return state.write_keys.resolve(key)
+    return state.write_keys.resolve(key, origin=request.headers.get("origin"))
 
 
 @router.get(

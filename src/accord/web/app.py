@@ -55,9 +55,11 @@ from accord.store.full import StorageHealth
 from accord.store.migrate import upgrade
 from accord.web import email_wiring, errors, store_work, ui
 from accord.web.cmp import router as cmp_router
+from accord.web.cors import PublicCors
 from accord.web.headers import SecurityHeaders
 from accord.web.proxies import TrustedProxies
 from accord.web.state import AppState
+from accord.web.tag import router as tag_router
 
 # The API's interactive documentation (Swagger UI, shipped by fastapi-offline).
 SWAGGER_PAGE = """<!DOCTYPE html>
@@ -110,7 +112,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
     )
     errors.install(app)
-    # The last added runs first: the client and scheme are settled before the headers.
+    # The last added runs first: the client and scheme are settled before the headers,
+    # and CORS answers preflights inside them (they get the security headers too).
+    app.add_middleware(PublicCors, ttl_seconds=settings.write_key_cache_seconds)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(TrustedProxies, trusted=settings.trusted_proxies)
     app.include_router(collect_router)
@@ -138,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
     )
     app.include_router(cmp_router)
+    app.include_router(tag_router)
     app.include_router(consent_router)
     app.include_router(consent_admin_router)
     app.include_router(identity_router)

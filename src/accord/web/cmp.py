@@ -34,11 +34,11 @@ class Asset:
     media_type: str
 
 
-def _static(name: str) -> str:
+def static_text(name: str) -> str:
     return resources.files("accord.web").joinpath("static", name).read_text(encoding="utf-8")
 
 
-def _asset(body: bytes, media_type: str) -> Asset:
+def make_asset(body: bytes, media_type: str) -> Asset:
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     gzipped = gzip.compress(body, 9, mtime=0)
     return Asset(body=body, gzipped=gzipped, etag=etag, media_type=media_type)
@@ -52,15 +52,15 @@ def compact_css(css: str) -> str:
 
 def build_script() -> str:
     """cmp.js with cmp.css inlined, so one request and one nonce-bearing <style> suffice."""
-    script = _static("cmp.js")
+    script = static_text("cmp.js")
     if CSS_PLACEHOLDER not in script:
         raise RuntimeError("cmp.js lost its CSS placeholder")
-    return script.replace(CSS_PLACEHOLDER, json.dumps(compact_css(_static("cmp.css"))))
+    return script.replace(CSS_PLACEHOLDER, json.dumps(compact_css(static_text("cmp.css"))))
 
 
 @cache
 def script_asset() -> Asset:
-    return _asset(build_script().encode(), "text/javascript; charset=utf-8")
+    return make_asset(build_script().encode(), "text/javascript; charset=utf-8")
 
 
 def translation_languages() -> list[str]:
@@ -73,9 +73,9 @@ def translation_languages() -> list[str]:
 def translation_asset(language: str) -> Asset:
     if not _LANGUAGE.fullmatch(language) or language not in translation_languages():
         raise NotFound(f"no default banner texts for language {language!r}")
-    texts = json.loads(_static(f"cmp/{language}.json"))
+    texts = json.loads(static_text(f"cmp/{language}.json"))
     body = json.dumps(texts, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
-    return _asset(body, "application/json")
+    return make_asset(body, "application/json")
 
 
 def default_texts(language: str) -> dict[str, str]:
@@ -84,7 +84,7 @@ def default_texts(language: str) -> dict[str, str]:
     return texts
 
 
-def _serve(request: Request, asset: Asset) -> Response:
+def serve_asset(request: Request, asset: Asset) -> Response:
     headers = {
         "ETag": asset.etag,
         "Cache-Control": CACHE_CONTROL,
@@ -104,10 +104,10 @@ def _serve(request: Request, asset: Asset) -> Response:
 @router.get("/cmp.js", summary="The consent banner script for websites (docs/cmp.md)")
 @router.head("/cmp.js", include_in_schema=False)
 async def cmp_script(request: Request) -> Response:
-    return _serve(request, script_asset())
+    return serve_asset(request, script_asset())
 
 
 @router.get("/cmp/i18n/{language}.json", summary="Default banner texts of one language")
 @router.head("/cmp/i18n/{language}.json", include_in_schema=False)
 async def cmp_translation(language: str, request: Request) -> Response:
-    return _serve(request, translation_asset(language.lower()))
+    return serve_asset(request, translation_asset(language.lower()))

@@ -28,6 +28,7 @@ from accord.core.errors import (
     LinkExpired,
     MailNotSent,
     NotFound,
+    OriginNotAllowed,
     PayloadTooLarge,
     SignInFailed,
     TooManyAttempts,
@@ -81,6 +82,9 @@ def to_response(exc: AccordError) -> Response:
         problems = [{"field": "Authorization", "reason": str(exc)}]
     elif isinstance(exc, NotFound):
         status, code = 404, "not_found"
+    elif isinstance(exc, OriginNotAllowed):
+        status, code = 403, "origin_not_allowed"
+        problems = [{"field": "Origin", "reason": str(exc)}]
     elif isinstance(exc, Forbidden):
         status, code = 403, "forbidden"
     elif isinstance(exc, CsrfRejected):

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection
 
 from accord.accounts import assets as asset_service
-from accord.accounts import permissions, service
+from accord.accounts import permissions, pixel_web, service
 from accord.accounts.models import (
     AdAccountIn,
     CampaignIn,
@@ -31,6 +31,7 @@ from accord.accounts.pages.common import (
     caller_action,
     form_action,
 )
+from accord.consent import config as consent_config
 from accord.core.errors import FieldProblem, InvalidInput, NotFound
 from accord.web import store_work
 from accord.web.account_mail import base_url
@@ -126,18 +127,22 @@ async def _pixel_page(
     owner: str,
     pixel_id: str,
     name: str | None = None,
+    origins_text: str | None = None,
     problems: list[FieldProblem] | None = None,
 ) -> HTMLResponse:
-    def work(conn: Connection) -> tuple[PixelView, bool]:
+    def work(conn: Connection) -> tuple[PixelView, bool, str | None]:
         pixel = asset_service.get_pixel(conn, business_id=owner, pixel_id=pixel_id)
         may_manage = caller.can("assets.manage") and _may(
             conn, caller, kind="pixel", asset_id=pixel_id, task="manage"
         )
-        return pixel, may_manage
+        banners = consent_config.list_properties(conn, business_id=owner)
+        return pixel, may_manage, banners[0]["key"] if banners else None
 
-    pixel, may_manage = await store_work.read(state, work)
-    snippet = asset_service.install_snippet(
-        base_url=base_url(request, state.settings), write_key=pixel.write_key
+    pixel, may_manage, property_key = await store_work.read(state, work)
+    snippet = pixel_web.install_snippet(
+        base_url=base_url(request, state.settings),
+        write_key=pixel.write_key,
+        property_key=property_key,
     )
     return await arender(
         request,
@@ -145,9 +150,18 @@ async def _pixel_page(
         caller=caller,
         pixel=pixel,
         snippet=snippet,
+        has_banner=property_key is not None,
         may_manage=may_manage,
         name=pixel.name if name is None else name,
+        origins_text=origins_text
+        if origins_text is not None
+        else "\n".join(pixel.allowed_origins or []),
         problems=_problems_by_field(problems or []),
+        origin_problems=[
+            f"{p.field}: {p.reason}"
+            for p in problems or []
+            if p.field.startswith("allowed_origins")
+        ],
         status=400 if problems else 200,
     )
 
@@ -182,6 +196,43 @@ async def rename_pixel(
             request, state, caller, owner=owner, pixel_id=pixel_id, name=name, problems=exc.problems
         )
     return redirect(request, f"/assets/pixels/{pixel_id}", notice=f"Pixel renamed {pixel.name}")
+
+
+@router.post("/assets/pixels/{pixel_id}/origins")
+async def set_pixel_origins(
+    request: Request,
+    state: State,
+    pixel_id: str,
+    caller: AssetsManage,
+    allowed_origins: Annotated[str, Form()] = "",
+) -> Response:
+    owner = await require_asset(state, caller, kind="pixel", asset_id=pixel_id, task="manage")
+
+    def work(conn: Connection) -> PixelView:
+        return pixel_web.set_allowed_origins(
+            conn,
+            business_id=owner,
+            pixel_id=pixel_id,
+            entries=allowed_origins.splitlines(),
+            actor=caller.actor,
+            ip=caller.ip,
+        )
+
+    try:
+        pixel = await store_work.write(state, work)
+    except InvalidInput as exc:
+        return await _pixel_page(
+            request,
+            state,
+            caller,
+            owner=owner,
+            pixel_id=pixel_id,
+            origins_text=allowed_origins,
+            problems=exc.problems,
+        )
+    state.write_keys.forget(pixel.write_key)
+    shown = ", ".join(pixel.allowed_origins or []) or "any origin"
+    return redirect(request, f"/assets/pixels/{pixel_id}", notice=f"Browsers allowed from {shown}")
 
 
 @router.post("/assets/pixels/{pixel_id}/enabled")

@@ -655,7 +655,8 @@
       var granted = state();
       return {ready: !!cfg, choiceMade: !!choice, purposes: granted, vendors: vendorState(granted),
         regime: cfg && cfg.regime, gpc: gpc || !!(cfg && cfg.gpc), language: cfg && cfg.notice.language,
-        anonymousId: anonymousId(), tcString: tcString(), gppString: cfg ? gppString() : null};
+        anonymousId: anonymousId(), tcString: tcString(), gppString: cfg ? gppString() : null,
+        requiresOptIn: !cfg || !!cfg.requires_opt_in, collection: (cfg && cfg.collection) || null};
     },
     on: function (name, fn) {
       (handlers[name] = handlers[name] || []).push(fn);
