@@ -94,7 +94,7 @@ def engine_members(
             [(f.profile_id, f.traits, f.first_seen, f.last_seen) for f in population],
             CATALOG.traits,
         ),
-        events=business_events(backend, lake_events, BUSINESS),
+        events=business_events(backend, lake_events, BUSINESS, documents=True),
         identifiers=pa.Table.from_pylist(identifiers, schema=IDENTIFIER_SCHEMA),
         consents=pa.Table.from_pylist(
             [{"profile_id": f.profile_id, "purpose": p} for f in population for p in f.purposes],

@@ -20,10 +20,12 @@ from accord.audiences.compile import (
     profiles_table,
     tables_on,
 )
+from accord.audiences.computed import reads_computed, with_computed
 from accord.audiences.conditions import (
     Catalog,
     Definition,
     TraitType,
+    reads_paths,
     referenced_audiences,
     referenced_purposes,
 )
@@ -70,8 +72,15 @@ def snapshot(
     business_id: str,
     trait_types: dict[str, TraitType],
     with_consent: bool,
+    now: datetime | None = None,
 ) -> Snapshot:
-    rows = profile_rows(conn, business_id=business_id)
+    """Profiles with the referenced traits (computed ones as at `now`), identifiers and
+    consents, as the engine reads them."""
+    at = now or utcnow()
+    computed = reads_computed(trait_types)
+    rows = profile_rows(conn, business_id=business_id, computed=computed)
+    if computed:
+        rows = [replace(r, traits=with_computed(r.traits, r.computed, at)) for r in rows]
     identifiers = identifier_rows(conn, business_id=business_id)
     consents: list[dict[str, str]] = []
     if with_consent:
@@ -107,14 +116,23 @@ def _membership_table(memberships: dict[str, set[str]]) -> pa.Table:
 
 
 def engine_tables(
-    backend: Any, *, lake_url: str, business_id: str, state: Snapshot
+    backend: Any,
+    *,
+    lake_url: str,
+    business_id: str,
+    state: Snapshot,
+    documents: bool = False,
 ) -> EngineTables:
-    """The snapshot and the business's events as tables on the engine, prepared once."""
+    """The snapshot and the business's events as tables on the engine, prepared once
+    (with the events' JSON columns when `documents`: a condition reads a path)."""
     return tables_on(
         backend,
         profiles=state.profiles,
         events=business_events(
-            backend, lake_events(backend, lake_url, business_id=business_id), business_id
+            backend,
+            lake_events(backend, lake_url, business_id=business_id),
+            business_id,
+            documents=documents,
         ),
         identifiers=state.identifiers,
         consents=state.consents,
@@ -174,9 +192,16 @@ def refresh(
             business_id=business_id,
             trait_types=trait_types,
             with_consent=with_consent,
+            now=now,
         )
     slugs = {a.slug: a.id for a in everything}
-    tables = engine_tables(backend, lake_url=lake_url, business_id=business_id, state=state)
+    tables = engine_tables(
+        backend,
+        lake_url=lake_url,
+        business_id=business_id,
+        state=state,
+        documents=any(reads_paths(a.definition) for a in targets),
+    )
     results = []
     for audience in targets:
         known = Catalog(traits=audience.trait_types, audiences=slugs)
@@ -235,6 +260,7 @@ def preview(
     now: datetime | None = None,
 ) -> Preview:
     """How many people a definition selects now, with a few of them."""
+    now = now or utcnow()
     with store.read() as conn:
         known, types = check_definition(conn, business_id=business_id, definition=definition)
         state = snapshot(
@@ -242,14 +268,21 @@ def preview(
             business_id=business_id,
             trait_types=types,
             with_consent=bool(referenced_purposes(definition)),
+            now=now,
         )
     selected = evaluate_on_engine(
         definition,
         backend=backend,
-        tables=engine_tables(backend, lake_url=lake_url, business_id=business_id, state=state),
+        tables=engine_tables(
+            backend,
+            lake_url=lake_url,
+            business_id=business_id,
+            state=state,
+            documents=reads_paths(definition),
+        ),
         state=state,
         catalog=known,
-        now=now or utcnow(),
+        now=now,
     )
     chosen = sorted(selected)[:sample]
     return Preview(
