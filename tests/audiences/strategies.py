@@ -245,9 +245,7 @@ def events_of(draw: st.DrawFn) -> list[EventFacts]:
         if draw(st.booleans()):
             documents["context"] = {"store": draw(st.sampled_from(STORES) | odd_values)}
         out.append(
-            EventFacts(
-                event=name, timestamp=draw(instants), properties=typed, documents=documents
-            )
+            EventFacts(event=name, timestamp=draw(instants), properties=typed, documents=documents)
         )
     return out
 
@@ -293,20 +291,7 @@ any_windows = st.one_of(
         end=st.datetimes(timezones=st.just(UTC)),
     ),
 )
-any_@st.composite
-def aggregate_conditions(draw: st.DrawFn) -> AggregateCondition:
-    return AggregateCondition(
-        function=draw(st.sampled_from(["sum", "average", "min", "max"])),
-        property=draw(st.sampled_from(["revenue", "properties.items", "properties.store_id"])),
-        event=draw(st.sampled_from(EVENTS)),
-        where=draw(st.lists(property_filters(), max_size=1)),
-        op=draw(st.sampled_from(["=", "!=", "<", "<=", ">", ">="])),
-        value=draw(st.sampled_from([0, 2, 2.5, 20, 49.5, 100])),
-        window=draw(st.none() | windows()),
-    )
-
-
-leaves = st.one_of(
+any_leaves = st.one_of(
     st.just(Everyone()),
     st.builds(TraitCondition, trait=names, op=st.sampled_from(["exists", "missing"])),
     st.builds(
@@ -347,9 +332,7 @@ leaves = st.one_of(
         function=st.sampled_from(["sum", "average", "min", "max"]),
         property=names,
         event=names,
-        where=st.lists(
-            st.builds(PropertyFilter, property=names, op=st.just("exists")), max_size=1
-        ),
+        where=st.lists(st.builds(PropertyFilter, property=names, op=st.just("exists")), max_size=1),
         op=st.sampled_from(["=", "!=", "<", "<=", ">", ">="]),
         value=st.integers(-(10**12), 10**12) | st.floats(allow_nan=False, allow_infinity=False),
         window=st.none() | any_windows,

@@ -84,8 +84,9 @@ def _stored(row: Any) -> StoredAudience:
 
 def is_realtime(definition: Definition, *, history_days: int = REALTIME_HISTORY_DAYS) -> bool:
     """Whether the events a real-time decision can read are enough to decide it."""
-    for condition in [*event_conditions(definition), *aggregate_conditions(definition)]:
-        window = condition.window
+    windows = [c.window for c in event_conditions(definition)]
+    windows += [c.window for c in aggregate_conditions(definition)]
+    for window in windows:
         if not (isinstance(window, LastDays) and window.days <= history_days):
             return False
     return True

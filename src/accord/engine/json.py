@@ -30,31 +30,31 @@ _SPARK_NUMBERS = ("TINYINT", "SMALLINT", "INT", "BIGINT", "FLOAT", "DOUBLE")
 _DUCKDB_NUMBERS = ("BIGINT", "UBIGINT", "HUGEINT", "DOUBLE")
 
 
-@ibis.udf.scalar.builtin(name="json_type")
+@ibis.udf.scalar.builtin(name="json_type")  # type: ignore[untyped-decorator]
 def _duckdb_json_type(doc: str, path: str) -> str: ...  # type: ignore[empty-body]
 
 
-@ibis.udf.scalar.builtin(name="json_extract_string")
+@ibis.udf.scalar.builtin(name="json_extract_string")  # type: ignore[untyped-decorator]
 def _duckdb_json_text(doc: str, path: str) -> str: ...  # type: ignore[empty-body]
 
 
-@ibis.udf.scalar.builtin(name="try_parse_json")
+@ibis.udf.scalar.builtin(name="try_parse_json")  # type: ignore[untyped-decorator]
 def _spark_parse(doc: str) -> bytes: ...  # type: ignore[empty-body]
 
 
-@ibis.udf.scalar.builtin(name="variant_get")
+@ibis.udf.scalar.builtin(name="variant_get")  # type: ignore[untyped-decorator]
 def _spark_at(variant: bytes, path: str) -> bytes: ...  # type: ignore[empty-body]
 
 
-@ibis.udf.scalar.builtin(name="schema_of_variant")
+@ibis.udf.scalar.builtin(name="schema_of_variant")  # type: ignore[untyped-decorator]
 def _spark_schema(variant: bytes) -> str: ...  # type: ignore[empty-body]
 
 
-@ibis.udf.scalar.builtin(name="try_variant_get")
+@ibis.udf.scalar.builtin(name="try_variant_get")  # type: ignore[untyped-decorator]
 def _spark_text(variant: bytes, path: str, as_type: str) -> str: ...  # type: ignore[empty-body]
 
 
-@ibis.udf.scalar.builtin(name="try_variant_get")
+@ibis.udf.scalar.builtin(name="try_variant_get")  # type: ignore[untyped-decorator]
 def _spark_number(variant: bytes, path: str, as_type: str) -> float: ...  # type: ignore[empty-body]
 
 
