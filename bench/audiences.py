@@ -44,7 +44,7 @@ from accord.audiences.compile import (
     profiles_table,
     tables_on,
 )
-from accord.audiences.conditions import Catalog, Definition
+from accord.audiences.conditions import Catalog, Definition, reads_paths
 from accord.audiences.evaluate import ProfileFacts, event_facts, matches
 from accord.audiences.predefined import BUILTIN_TRAITS, PREDEFINED
 from accord.audiences.text import parse
@@ -74,6 +74,12 @@ EXTRA = {
     "big-spenders-not-recent": 'did "Order Completed" where revenue >= 150 '
     'and did not "Order Completed" in the last 14 days',
     "german-newsletter": 'trait locale = "de-DE" or did "Signed Up" in the last 60 days',
+    # The grown language: a path into the events' JSON, and aggregates.
+    "cash-in-store": 'did "Order Completed" where properties.payment_method = "cash", '
+    "properties.store_id exists in the last 30 days",
+    "big-baskets": 'did "Order Completed" with average of revenue >= 100 in the last 30 days',
+    "shipping-payers": 'did "Order Completed" with sum of properties.shipping > 10 '
+    "in the last 30 days",
 }
 TRAITS = {**BUILTIN_TRAITS, "locale": "string"}
 
@@ -158,7 +164,10 @@ def build(folder: Path, n_events: int) -> dict[str, Any]:
 
 def time_engine(backend: Any, folder: Path, runs: int, now: datetime) -> dict[str, Any]:
     started = time.perf_counter()
-    prepared = business_events(backend, events(backend, str(folder / "lake")), BUSINESS)
+    paths = any(reads_paths(d) for d in typical().values())
+    prepared = business_events(
+        backend, events(backend, str(folder / "lake")), BUSINESS, documents=paths
+    )
     tables = tables_on(
         backend,
         profiles=pq.read_table(folder / "profiles.parquet"),
