@@ -86,10 +86,7 @@ def is_realtime(definition: Definition, *, history_days: int = REALTIME_HISTORY_
     """Whether the events a real-time decision can read are enough to decide it."""
     windows = [c.window for c in event_conditions(definition)]
     windows += [c.window for c in aggregate_conditions(definition)]
-    for window in windows:
-        if not (isinstance(window, LastDays) and window.days <= history_days):
-            return False
-    return True
+    return all(isinstance(w, LastDays) and w.days <= history_days for w in windows)
 
 
 def _view(audience: StoredAudience) -> AudienceView:
