@@ -70,6 +70,12 @@ EXTRA = {
     "big-spenders-not-recent": 'did "Order Completed" where revenue >= 150 '
     'and did not "Order Completed" in the last 14 days',
     "german-newsletter": 'trait locale = "de-DE" or did "Signed Up" in the last 60 days',
+    # The grown language: a path into the events' JSON, and aggregates.
+    "cash-in-store": 'did "Order Completed" where properties.payment_method = "cash", '
+    "properties.store_id exists in the last 30 days",
+    "big-baskets": 'did "Order Completed" with average of revenue >= 100 in the last 30 days',
+    "shipping-payers": 'did "Order Completed" with sum of properties.shipping > 10 '
+    "in the last 30 days",
 }
 
 

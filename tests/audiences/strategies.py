@@ -8,6 +8,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from accord.audiences.conditions import (
+    AggregateCondition,
     And,
     Before,
     Between,
@@ -91,8 +92,43 @@ def trait_conditions(draw: st.DrawFn) -> TraitCondition:
     return TraitCondition(trait=trait, op=op, value=draw(_trait_value(trait)))
 
 
+STORES = ["s1", "s2"]
+METHODS = ["card", "cash"]
+PATHS = ["properties.store_id", "properties.payment.method", "properties.items", "context.store"]
+
+
+@st.composite
+def path_filters(draw: st.DrawFn) -> PropertyFilter:
+    """Filters on paths into the events' JSON, typed by their literal."""
+    path = draw(st.sampled_from(PATHS))
+    kind = draw(st.sampled_from(["presence", "string", "number", "boolean"]))
+    if kind == "presence":
+        return PropertyFilter(property=path, op=draw(st.sampled_from(["exists", "missing"])))
+    if kind == "string":
+        op = draw(st.sampled_from(["=", "!=", "contains", "in"]))
+        words = st.sampled_from([*STORES, *METHODS, "12"])
+        if op == "in":
+            value: Any = draw(st.lists(words, min_size=1, max_size=2))
+        elif op == "contains":
+            value = draw(st.sampled_from(["s", "a", "1"]))
+        else:
+            value = draw(words)
+        return PropertyFilter(property=path, op=op, value=value)
+    if kind == "boolean":
+        return PropertyFilter(property=path, op=draw(st.sampled_from(["=", "!="])), value=True)
+    op = draw(st.sampled_from(["=", "!=", "<", "<=", ">", ">=", "in"]))
+    numbers = st.sampled_from([1, 2, 2.5, 12])
+    if op == "in":
+        return PropertyFilter(
+            property=path, op=op, value=draw(st.lists(numbers, min_size=1, max_size=2))
+        )
+    return PropertyFilter(property=path, op=op, value=draw(numbers))
+
+
 @st.composite
 def property_filters(draw: st.DrawFn) -> PropertyFilter:
+    if draw(st.integers(0, 3)) == 0:
+        return draw(path_filters())
     if draw(st.integers(0, 4)) == 0:
         return PropertyFilter(
             property=draw(st.sampled_from(["category", "revenue"])),
@@ -123,12 +159,26 @@ def event_conditions(draw: st.DrawFn) -> EventCondition:
     )
 
 
+@st.composite
+def aggregate_conditions(draw: st.DrawFn) -> AggregateCondition:
+    return AggregateCondition(
+        function=draw(st.sampled_from(["sum", "average", "min", "max"])),
+        property=draw(st.sampled_from(["revenue", "properties.items", "properties.store_id"])),
+        event=draw(st.sampled_from(EVENTS)),
+        where=draw(st.lists(property_filters(), max_size=1)),
+        op=draw(st.sampled_from(["=", "!=", "<", "<=", ">", ">="])),
+        value=draw(st.sampled_from([0, 2, 2.5, 20, 49.5, 100])),
+        window=draw(st.none() | windows()),
+    )
+
+
 leaves = st.one_of(
     st.just(Everyone()),
     trait_conditions(),
     st.sampled_from(sorted(CATALOG.purposes)).map(lambda p: ConsentCondition(purpose=p)),
     st.sampled_from(sorted(CATALOG.audiences)).map(lambda a: MemberCondition(audience=a)),
     event_conditions(),
+    aggregate_conditions(),
     st.builds(SeenCondition, which=st.sampled_from(["first", "last"]), window=windows()),
 )
 
@@ -160,20 +210,42 @@ def traits(draw: st.DrawFn) -> dict[str, Any]:
     return out
 
 
+# JSON values a path may meet: of the type compared, of another, null, an object.
+odd_values = st.sampled_from([None, True, False, "12", 12, {"a": 1}, [1]])
+
+
+@st.composite
+def extra_properties(draw: st.DrawFn) -> dict[str, Any]:
+    """Properties the lake does not type, as an event's JSON carries them."""
+    out: dict[str, Any] = {}
+    if draw(st.booleans()):
+        out["store_id"] = draw(st.sampled_from(STORES) | odd_values)
+    choice = draw(st.integers(0, 3))
+    if choice == 1:
+        out["payment"] = {"method": draw(st.sampled_from(METHODS) | odd_values)}
+    elif choice == 2:
+        out["payment"] = draw(odd_values)
+    if draw(st.booleans()):
+        out["items"] = draw(st.sampled_from([1, 2, 2.5, -1, 12]) | odd_values)
+    return out
+
+
 @st.composite
 def events_of(draw: st.DrawFn) -> list[EventFacts]:
     out = []
     for _ in range(draw(st.integers(0, 6))):
         name = draw(st.sampled_from([*EVENTS, "Cart Viewed"]))
+        typed = {
+            "category": draw(st.none() | st.sampled_from(CATEGORIES)),
+            "revenue": draw(st.none() | st.sampled_from([0.0, 20.0, 49.5, 120.0])),
+        }
+        properties = {k: v for k, v in typed.items() if v is not None}
+        properties |= draw(extra_properties())
+        documents: dict[str, Any] = {"properties": properties or None, "context": None}
+        if draw(st.booleans()):
+            documents["context"] = {"store": draw(st.sampled_from(STORES) | odd_values)}
         out.append(
-            EventFacts(
-                event=name,
-                timestamp=draw(instants),
-                properties={
-                    "category": draw(st.none() | st.sampled_from(CATEGORIES)),
-                    "revenue": draw(st.none() | st.sampled_from([0.0, 20.0, 49.5, 120.0])),
-                },
-            )
+            EventFacts(event=name, timestamp=draw(instants), properties=typed, documents=documents)
         )
     return out
 
@@ -255,6 +327,16 @@ any_leaves = st.one_of(
         window=st.none() | any_windows,
     ),
     st.builds(SeenCondition, which=st.sampled_from(["first", "last"]), window=any_windows),
+    st.builds(
+        AggregateCondition,
+        function=st.sampled_from(["sum", "average", "min", "max"]),
+        property=names,
+        event=names,
+        where=st.lists(st.builds(PropertyFilter, property=names, op=st.just("exists")), max_size=1),
+        op=st.sampled_from(["=", "!=", "<", "<=", ">", ">="]),
+        value=st.integers(-(10**12), 10**12) | st.floats(allow_nan=False, allow_infinity=False),
+        window=st.none() | any_windows,
+    ),
 )
 any_conditions = st.recursive(
     any_leaves,

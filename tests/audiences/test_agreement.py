@@ -57,8 +57,11 @@ def write_population(lake: Path, population: list[ProfileFacts]) -> None:
                 "event": event.event,
                 "anonymousId": anonymous_ids[j % 2],
                 "timestamp": event.timestamp.isoformat(),
-                "properties": {k: v for k, v in event.properties.items() if v is not None},
+                "properties": event.documents.get("properties")
+                or {k: v for k, v in event.properties.items() if v is not None},
             }
+            if event.documents.get("context") is not None:
+                call["context"] = event.documents["context"]
             if user_id and j % 3 == 0:
                 call["userId"] = user_id
             rows.append((BUSINESS, lake_row(seq, "src", call)))

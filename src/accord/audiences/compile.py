@@ -20,6 +20,8 @@ import pyarrow as pa
 
 from accord.audiences.conditions import (
     EVENT_PROPERTIES,
+    PATH_ROOTS,
+    AggregateCondition,
     And,
     Catalog,
     ConsentCondition,
@@ -29,17 +31,23 @@ from accord.audiences.conditions import (
     MemberCondition,
     Not,
     Or,
+    PropertyFilter,
     SeenCondition,
     TraitCondition,
     TraitType,
+    aggregate_conditions,
     coerce,
     event_conditions,
+    is_path,
     literal,
+    literal_type,
+    path_keys,
     referenced_audiences,
     referenced_purposes,
     referenced_traits,
     window_bounds,
 )
+from accord.engine.json import json_present, json_value
 from accord.engine.tables import materialise
 from accord.engine.tables import register as engine_table
 
@@ -127,14 +135,50 @@ def _compare(column: Any, op: str, value: Any, kind: TraitType) -> Any:
     }[op]
 
 
-def _event_predicate(events: Any, condition: EventCondition, now: datetime) -> Any:
-    predicate = events.event == condition.event
-    for where in condition.where:
+def event_property(events: Any, name: str, kind: TraitType) -> Any:
+    """An event property as an Ibis column of `kind`: a typed column of the lake, or the
+    value at a path into its JSON (NULL when missing or of another type). A breakdown
+    reads a path as a string (`kind="string"`)."""
+    if not is_path(name):
+        return events[name]
+    root, keys = path_keys(name)
+    if kind == "datetime":
+        raise ValueError(f"{name!r}: a path into event JSON is not read as a date")
+    return json_value(events[root], keys, kind)
+
+
+def _filter(events: Any, where: PropertyFilter) -> Any:
+    if where.property in EVENT_PROPERTIES:
         kind = EVENT_PROPERTIES[where.property]
-        predicate = predicate & _compare(events[where.property], where.op, where.value, kind)
+    else:
+        if where.op in ("exists", "missing"):
+            root, keys = path_keys(where.property)
+            present = json_present(events[root], keys)
+            return present if where.op == "exists" else ~present
+        kind = literal_type(where.value)
+    return _compare(event_property(events, where.property, kind), where.op, where.value, kind)
+
+
+def event_matches(events: Any, event_name: str | None, where: list[PropertyFilter]) -> Any:
+    """An Ibis boolean over the lake's events table (or `business_events`): the event is
+    `event_name` (any event when None) and passes every filter; never NULL. The filters
+    are validated (`conditions.filter_problems`). Its in-memory counterpart is
+    `accord.audiences.evaluate.event_matches`; funnel steps compile with it."""
+    predicate = ibis.literal(True) if event_name is None else events.event == event_name
+    for item in where:
+        predicate = predicate & _filter(events, item)
+    return predicate.fill_null(False)
+
+
+def _event_predicate(events: Any, condition: Any, now: datetime) -> Any:
+    predicate = event_matches(events, condition.event, condition.where)
     if condition.window is not None:
         predicate = predicate & _bounded(events.timestamp, condition.window, now)
     return predicate.fill_null(False)
+
+
+def _aggregated(events: Any, condition: AggregateCondition) -> Any:
+    return event_property(events, condition.property, "number").cast("float64")
 
 
 def with_profile(tables: EngineTables, per_pair: Any) -> Any:
@@ -159,19 +203,49 @@ def with_profile(tables: EngineTables, per_pair: Any) -> Any:
     return resolved.filter(resolved.profile_id.notnull())
 
 
-def event_counts(tables: EngineTables, conditions: list[EventCondition], now: datetime) -> Any:
-    """profile_id and `event_<i>`: how many events satisfy condition i, per profile."""
-    events = tables.events.filter(tables.events.event.isin([c.event for c in conditions]))
-    per_pair = events.group_by(["user_id", "anonymous_id"]).aggregate(
-        **{
-            f"event_{i}": _event_predicate(events, c, now).ifelse(1, 0).sum()
-            for i, c in enumerate(conditions)
+def event_counts(
+    tables: EngineTables,
+    conditions: list[EventCondition],
+    now: datetime,
+    aggregates: list[AggregateCondition] | None = None,
+) -> Any:
+    """profile_id, `event_<i>` (how many events satisfy event condition i) and, per
+    aggregate condition j, `agg_<j>_sum`, `agg_<j>_n` (values summed), `agg_<j>_min` and
+    `agg_<j>_max` over the matching events' numeric values, per profile."""
+    aggregates = aggregates or []
+    names = {c.event for c in conditions} | {a.event for a in aggregates}
+    events = tables.events.filter(tables.events.event.isin(sorted(names)))
+    per_event: dict[str, Any] = {}
+    for i, c in enumerate(conditions):
+        per_event[f"event_{i}"] = _event_predicate(events, c, now).ifelse(1, 0)
+    for j, a in enumerate(aggregates):
+        value = _event_predicate(events, a, now).ifelse(
+            _aggregated(events, a), ibis.null("float64")
+        )
+        per_event[f"agg_{j}_value"] = value
+    rows = events.select("user_id", "anonymous_id", **per_event)
+    sums = {f"event_{i}": rows[f"event_{i}"].sum() for i in range(len(conditions))}
+    for j in range(len(aggregates)):
+        value = rows[f"agg_{j}_value"]
+        sums |= {
+            f"agg_{j}_sum": value.sum(),
+            f"agg_{j}_n": value.count(),
+            f"agg_{j}_min": value.min(),
+            f"agg_{j}_max": value.max(),
         }
-    )
+    per_pair = rows.group_by(["user_id", "anonymous_id"]).aggregate(**sums)
     resolved = with_profile(tables, per_pair)
-    return resolved.group_by("profile_id").aggregate(
-        **{f"event_{i}": resolved[f"event_{i}"].sum() for i in range(len(conditions))}
-    )
+    totals: dict[str, Any] = {
+        f"event_{i}": resolved[f"event_{i}"].sum() for i in range(len(conditions))
+    }
+    for j in range(len(aggregates)):
+        totals |= {
+            f"agg_{j}_sum": resolved[f"agg_{j}_sum"].sum(),
+            f"agg_{j}_n": resolved[f"agg_{j}_n"].sum(),
+            f"agg_{j}_min": resolved[f"agg_{j}_min"].min(),
+            f"agg_{j}_max": resolved[f"agg_{j}_max"].max(),
+        }
+    return resolved.group_by("profile_id").aggregate(**totals)
 
 
 def _flags(table: Any, column: str, values: list[str], prefix: str) -> Any:
@@ -189,6 +263,19 @@ class _Columns:
     events: list[str]
     purposes: list[str]
     audiences: list[str]
+    aggregates: list[str]
+
+
+def _aggregate(base: Any, node: AggregateCondition, index: int) -> Any:
+    n = base[f"agg_{index}_n"].fill_null(0)
+    total = base[f"agg_{index}_sum"]
+    value = {
+        "sum": total,
+        "average": total / n.cast("float64"),
+        "min": base[f"agg_{index}_min"],
+        "max": base[f"agg_{index}_max"],
+    }[node.function]
+    return ibis.ifelse(n > 0, value, ibis.null("float64"))
 
 
 def _boolean(node: Any, base: Any, columns: _Columns, catalog: Catalog, now: datetime) -> Any:
@@ -226,6 +313,10 @@ def _boolean(node: Any, base: Any, columns: _Columns, catalog: Catalog, now: dat
             ">=": n >= right,
         }[node.count.op]
         return leaf(compared)
+    if isinstance(node, AggregateCondition):
+        index = columns.aggregates.index(node.model_dump_json())
+        value = _aggregate(base, node, index)
+        return leaf(_compare(value, node.op, node.value, "number"))
     if isinstance(node, ConsentCondition):
         return leaf(base[f"purpose_{columns.purposes.index(node.purpose)}"] == 1)
     if isinstance(node, MemberCondition):
@@ -239,12 +330,13 @@ def members(
 ) -> Any:
     """An Ibis table of `profile_id`: the profiles the definition selects at `now`."""
     conditions = event_conditions(definition)
+    aggregates = aggregate_conditions(definition)
     purposes = sorted(referenced_purposes(definition))
     audiences = sorted(catalog.audiences[slug] for slug in referenced_audiences(definition))
     base = tables.profiles
     steps: list[Any] = []
-    if conditions:
-        steps.append(event_counts(tables, conditions, now))
+    if conditions or aggregates:
+        steps.append(event_counts(tables, conditions, now, aggregates))
     if purposes:
         steps.append(_flags(tables.consents, "purpose", purposes, "purpose"))
     if audiences:
@@ -254,7 +346,10 @@ def members(
         joined = base.left_join(renamed, base.profile_id == renamed.step_profile_id)
         base = joined.drop("step_profile_id")
     columns = _Columns(
-        events=[c.model_dump_json() for c in conditions], purposes=purposes, audiences=audiences
+        events=[c.model_dump_json() for c in conditions],
+        purposes=purposes,
+        audiences=audiences,
+        aggregates=[a.model_dump_json() for a in aggregates],
     )
     missing = referenced_traits(definition) - set(catalog.traits)
     if missing:
@@ -286,24 +381,32 @@ EVENT_COLUMNS = ("user_id", "anonymous_id", "event", "timestamp", *EVENT_PROPERT
 @dataclass(frozen=True)
 class EventNeeds:
     """What of the events some definitions read: the named events (None: every named
-    event) and the columns (the ids and time, and the properties their `where` names)."""
+    event), the columns (the ids and time, and the typed properties their conditions
+    name) and whether the JSON columns (`PATH_ROOTS`) come along: a condition reads a path."""
 
     names: tuple[str, ...] | None = None
     columns: tuple[str, ...] = EVENT_COLUMNS
+    documents: bool = False
 
 
-# Every named event with every column conditions can read.
+# Every named event with every typed column conditions can read (no JSON columns).
 EVERY_EVENT = EventNeeds()
 
 
 def event_needs(definitions: Iterable[Definition]) -> EventNeeds:
     """Only the events and columns these definitions' conditions read: at 10M events,
     copying every property column of every named event is most of a refresh's read."""
-    conditions = [c for d in definitions for c in event_conditions(d)]
-    used = {where.property for c in conditions for where in c.where}
+    chosen = list(definitions)
+    nodes: list[EventCondition | AggregateCondition] = [
+        *(c for d in chosen for c in event_conditions(d)),
+        *(c for d in chosen for c in aggregate_conditions(d)),
+    ]
+    used = {where.property for c in nodes for where in c.where}
+    used |= {c.property for c in nodes if isinstance(c, AggregateCondition)}
     return EventNeeds(
-        names=tuple(sorted({c.event for c in conditions})),
+        names=tuple(sorted({c.event for c in nodes})),
         columns=(*EVENT_COLUMNS[:4], *(p for p in EVENT_PROPERTIES if p in used)),
+        documents=any(is_path(name) for name in used),
     )
 
 
@@ -311,13 +414,15 @@ def business_events(
     backend: Any, lake_events: Any, business_id: str, needs: EventNeeds = EVERY_EVENT
 ) -> Any:
     """One business's named events with only the columns conditions read, materialised on
-    the engine: a refresh evaluates many audiences over them, and reads the lake once."""
+    the engine: a refresh evaluates many audiences over them, and reads the lake once.
+    The JSON columns (`PATH_ROOTS`) come along only when `needs.documents`."""
     wanted = lake_events.event.notnull()
     if needs.names is not None:
         # No names (no event condition at all) keeps no row: isin of nothing is false.
         wanted = lake_events.event.isin(needs.names) if needs.names else ibis.literal(False)
     events = lake_events.filter((lake_events.business_id == business_id) & wanted)
-    return materialise(backend, events.select(*needs.columns))
+    columns = (*needs.columns, *PATH_ROOTS) if needs.documents else needs.columns
+    return materialise(backend, events.select(*columns))
 
 
 def tables_on(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,8 +21,8 @@ TraitOperator = Literal["=", "!=", "<", "<=", ">", ">=", "contains", "in", "exis
 PropertyOperator = Literal["=", "!=", "<", "<=", ">", ">=", "contains", "in", "exists", "missing"]
 Scalar = bool | int | float | str
 
-# Event conditions filter on the lake's typed columns only: every engine reads them,
-# where JSON paths into `properties` are not portable (Spark lacks them).
+# Event conditions filter on the lake's typed columns, and on paths into the JSON columns
+# (`PATH_ROOTS`), which each engine reads with its own JSON functions (engine/json.py).
 EVENT_PROPERTIES: dict[str, TraitType] = {
     "category": "string",
     "product_id": "string",
@@ -39,6 +40,14 @@ EVENT_PROPERTIES: dict[str, TraitType] = {
     "utm_term": "string",
     "utm_content": "string",
 }
+
+# A path into an event: a JSON column of the lake, then object keys. Keys are plain
+# identifiers, so every engine's JSONPath reads them alike (no quoting, no arrays).
+PATH_ROOTS = ("properties", "context", "traits")
+MAX_PATH_KEYS = 6
+MAX_PATH_LENGTH = 200
+MAX_KEY_LENGTH = 64
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 
 # The longest window a definition may name; anything longer is a typing slip.
 MAX_WINDOW_DAYS = 3650
@@ -126,9 +135,10 @@ def _utc(value: datetime) -> datetime:
 
 
 class PropertyFilter(_Node):
-    """An event property compared to a value. Audiences name the lake's typed columns
-    (`EVENT_PROPERTIES`); a test of one event in real time (journeys, lead scoring) may
-    also name a dotted path into the event (`properties.cart_id`)."""
+    """An event property compared to a value: one of the lake's typed columns
+    (`EVENT_PROPERTIES`) or a path into the event's JSON (`properties.store_id`,
+    `context.campaign.source`; see `path_problem`). A test of one event in real time
+    (journeys, lead scoring) may also name any other dotted path into the event."""
 
     property: str = Field(min_length=1, max_length=200)
     op: PropertyOperator
@@ -154,6 +164,24 @@ class EventCondition(_Node):
     window: Window | None = None
 
 
+AggregateFunction = Literal["sum", "average", "min", "max"]
+
+
+class AggregateCondition(_Node):
+    """The sum, average, minimum or maximum of a numeric property over the events that
+    match, compared to a number. With no numeric value among them the aggregate is
+    missing, and the comparison false (as a missing trait)."""
+
+    kind: Literal["aggregate"] = "aggregate"
+    function: AggregateFunction
+    property: str = Field(min_length=1, max_length=MAX_PATH_LENGTH)
+    event: str = Field(min_length=1, max_length=200)
+    where: list[PropertyFilter] = Field(default_factory=list)
+    op: Comparison
+    value: int | float
+    window: Window | None = None
+
+
 class SeenCondition(_Node):
     """When the person was first or last seen, inside a window."""
 
@@ -171,6 +199,7 @@ Condition = Annotated[
     | ConsentCondition
     | MemberCondition
     | EventCondition
+    | AggregateCondition
     | SeenCondition,
     Field(discriminator="kind"),
 ]
@@ -204,7 +233,7 @@ def normalise_times(node: Any) -> Any:
         return node.model_copy(update={"any": [normalise_times(c) for c in node.any]})
     if isinstance(node, Not):
         return node.model_copy(update={"condition": normalise_times(node.condition)})
-    if isinstance(node, EventCondition | SeenCondition) and node.window is not None:
+    if isinstance(node, EventCondition | AggregateCondition | SeenCondition) and node.window:
         return node.model_copy(update={"window": normalise_times(node.window)})
     return node
 
@@ -237,8 +266,8 @@ class Catalog:
     purposes: frozenset[str] = frozenset()
     # slug -> audience id
     audiences: dict[str, str] = field(default_factory=dict)
-    # Whether event filters may name paths into the event: a test of one event in real
-    # time reads any of them; the compiler reads the lake's typed columns only.
+    # Whether event filters may name any dotted path into the raw event (a test of one
+    # event in real time reads any); audiences name typed columns and `PATH_ROOTS` paths.
     event_paths: bool = False
 
 
@@ -385,6 +414,109 @@ def _value_problems(
     return problems
 
 
+def path_problem(name: str) -> str | None:
+    """Why `name` is not a path into an event's JSON (`properties.payment.method`), or
+    None when it is one: a root of `PATH_ROOTS`, then 1 to `MAX_PATH_KEYS` keys of
+    letters, digits, `_` and `-` (not starting with a digit or `-`), each at most
+    `MAX_KEY_LENGTH` characters, `MAX_PATH_LENGTH` in all."""
+    root, _, rest = name.partition(".")
+    if root not in PATH_ROOTS or not rest:
+        return f"a path starts with {', '.join(PATH_ROOTS)} and a dot"
+    if len(name) > MAX_PATH_LENGTH:
+        return f"a path has at most {MAX_PATH_LENGTH} characters"
+    keys = rest.split(".")
+    if len(keys) > MAX_PATH_KEYS:
+        return f"a path has at most {MAX_PATH_KEYS} keys after {root!r}"
+    for key in keys:
+        if not _KEY.fullmatch(key) or len(key) > MAX_KEY_LENGTH:
+            return (
+                f"key {key!r} is not a plain name: use letters, digits, '_' and '-', "
+                f"starting with a letter or '_', at most {MAX_KEY_LENGTH} characters"
+            )
+    return None
+
+
+def is_path(name: str) -> bool:
+    """Whether an event property names a path into the event's JSON (not a typed column)."""
+    return name.partition(".")[0] in PATH_ROOTS and "." in name
+
+
+def path_keys(name: str) -> tuple[str, list[str]]:
+    """A checked path as its JSON column and the keys inside it."""
+    root, _, rest = name.partition(".")
+    return root, rest.split(".")
+
+
+def property_type(name: str, value: Any) -> TraitType | None:
+    """How an event property compares: a typed column as the lake types it; a path by the
+    literal it is compared with (a number, true/false or text); None if neither."""
+    if name in EVENT_PROPERTIES:
+        return EVENT_PROPERTIES[name]
+    if is_path(name):
+        kind = _type_of(value[0] if isinstance(value, list) and value else value)
+        return kind or "string"
+    return None
+
+
+def _property_problems(where: PropertyFilter, path: str, catalog: Catalog) -> list[FieldProblem]:
+    what = f"property {where.property!r}"
+    if where.property in EVENT_PROPERTIES:
+        expected: TraitType = EVENT_PROPERTIES[where.property]
+    elif catalog.event_paths:
+        expected = literal_type(where.value)
+    else:
+        reason = path_problem(where.property)
+        if reason is not None:
+            known = ", ".join(EVENT_PROPERTIES)
+            hint = ""
+            if "." not in where.property:
+                hint = f"; a property the lake does not type is properties.{where.property}"
+            return [
+                FieldProblem(
+                    f"{path}.property",
+                    f"unknown event property {where.property!r}: {reason} "
+                    f"(typed properties: {known}){hint}",
+                )
+            ]
+        if literal_type(where.value) == "datetime":
+            return [
+                FieldProblem(
+                    f"{path}.value",
+                    f"{what} is a path: compare it with a string, a number or true/false; "
+                    "dates inside event JSON are not compared as dates",
+                )
+            ]
+        expected = property_type(where.property, where.value) or "string"
+    return _value_problems(where.op, where.value, expected, path, what)
+
+
+def filter_problems(where: list[PropertyFilter], path: str, catalog: Catalog) -> list[FieldProblem]:
+    """The problems of a list of event filters (`path` names the list: `steps[0].where`)."""
+    problems: list[FieldProblem] = []
+    for index, item in enumerate(where):
+        problems += _property_problems(item, f"{path}[{index}]", catalog)
+    return problems
+
+
+def _aggregate_problems(node: AggregateCondition, path: str) -> list[FieldProblem]:
+    problems = []
+    if node.property not in EVENT_PROPERTIES:
+        reason = path_problem(node.property)
+        if reason is not None:
+            problems.append(
+                FieldProblem(f"{path}.property", f"cannot aggregate {node.property!r}: {reason}")
+            )
+    elif EVENT_PROPERTIES[node.property] != "number":
+        problems.append(
+            FieldProblem(
+                f"{path}.property", f"cannot {node.function} {node.property!r}: it is not a number"
+            )
+        )
+    if _type_of(node.value) != "number":
+        problems.append(FieldProblem(f"{path}.value", f"compare the {node.function} with a number"))
+    return problems
+
+
 def problems_of(definition: Definition, catalog: Catalog) -> list[FieldProblem]:
     """Every problem of a definition, each naming the path of its condition."""
     problems: list[FieldProblem] = []
@@ -411,24 +543,13 @@ def problems_of(definition: Definition, catalog: Catalog) -> list[FieldProblem]:
                     FieldProblem(f"{path}.audience", f"unknown audience {node.audience!r}")
                 )
         elif isinstance(node, EventCondition):
-            for index, where in enumerate(node.where):
-                where_path = f"{path}.where[{index}]"
-                expected = EVENT_PROPERTIES.get(where.property)
-                if expected is None and catalog.event_paths:
-                    expected = literal_type(where.value)
-                if expected is None:
-                    known = ", ".join(EVENT_PROPERTIES)
-                    problems.append(
-                        FieldProblem(
-                            f"{where_path}.property",
-                            f"unknown event property {where.property!r} (known: {known})",
-                        )
-                    )
-                    continue
-                problems += _value_problems(
-                    where.op, where.value, expected, where_path, f"property {where.property!r}"
-                )
+            problems += filter_problems(node.where, f"{path}.where", catalog)
             problems += _count_problems(node.count, f"{path}.count")
+            if node.window is not None:
+                problems += _window_problems(node.window, f"{path}.window")
+        elif isinstance(node, AggregateCondition):
+            problems += filter_problems(node.where, f"{path}.where", catalog)
+            problems += _aggregate_problems(node, path)
             if node.window is not None:
                 problems += _window_problems(node.window, f"{path}.window")
         elif isinstance(node, SeenCondition):
@@ -526,3 +647,24 @@ def event_conditions(definition: Definition) -> list[EventCondition]:
         if isinstance(node, EventCondition):
             seen.setdefault(node.model_dump_json(), node)
     return list(seen.values())
+
+
+def aggregate_conditions(definition: Definition) -> list[AggregateCondition]:
+    """Distinct aggregate conditions in a fixed order (a column, or two, per each)."""
+    seen: dict[str, AggregateCondition] = {}
+    for _, node in walk(definition.condition):
+        if isinstance(node, AggregateCondition):
+            seen.setdefault(node.model_dump_json(), node)
+    return list(seen.values())
+
+
+def reads_paths(definition: Definition) -> bool:
+    """Whether a condition reads a path into the events' JSON columns."""
+    for _, node in walk(definition.condition):
+        if isinstance(node, EventCondition | AggregateCondition):
+            names = [f.property for f in node.where]
+            if isinstance(node, AggregateCondition):
+                names.append(node.property)
+            if any(is_path(name) for name in names):
+                return True
+    return False

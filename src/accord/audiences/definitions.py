@@ -11,11 +11,13 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, delete, func, insert, select
 
+from accord.audiences.computed import COMPUTED_TRAITS
 from accord.audiences.conditions import (
     Catalog,
     Definition,
     LastDays,
     TraitType,
+    aggregate_conditions,
     event_conditions,
     parse_definition,
     referenced_audiences,
@@ -82,11 +84,9 @@ def _stored(row: Any) -> StoredAudience:
 
 def is_realtime(definition: Definition, *, history_days: int = REALTIME_HISTORY_DAYS) -> bool:
     """Whether the events a real-time decision can read are enough to decide it."""
-    for condition in event_conditions(definition):
-        window = condition.window
-        if not (isinstance(window, LastDays) and window.days <= history_days):
-            return False
-    return True
+    windows = [c.window for c in event_conditions(definition)]
+    windows += [c.window for c in aggregate_conditions(definition)]
+    return all(isinstance(w, LastDays) and w.days <= history_days for w in windows)
 
 
 def _view(audience: StoredAudience) -> AudienceView:
@@ -151,6 +151,7 @@ def catalog(conn: Connection, *, business_id: str) -> Catalog:
                 votes.setdefault(name, Counter())[kind] += 1
     traits: dict[str, TraitType] = {name: c.most_common(1)[0][0] for name, c in votes.items()}
     traits.update(BUILTIN_TRAITS)
+    traits.update(COMPUTED_TRAITS)
     slugs = conn.execute(
         select(audiences.c.slug, audiences.c.id).where(audiences.c.business_id == business_id)
     )

@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from accord.audiences.conditions import (
     EVENT_PROPERTIES,
+    AggregateCondition,
     And,
     Catalog,
     ConsentCondition,
@@ -31,6 +34,7 @@ from accord.audiences.conditions import (
     TraitCondition,
     TraitType,
     coerce,
+    is_path,
     literal,
     literal_type,
     window_bounds,
@@ -50,11 +54,34 @@ _ORDER: dict[str, Callable[[Any, Any], bool]] = {
 
 @dataclass(frozen=True)
 class EventFacts:
-    """One event as the lake types it: its name, time and typed property columns."""
+    """One event as the lake types it: its name, time and typed property columns, and
+    its JSON columns (`properties`, `context`, `traits`) decoded, for paths into them."""
 
     event: str | None
     timestamp: datetime
     properties: Mapping[str, Any]
+    documents: Mapping[str, Any] = field(default_factory=dict)
+
+
+class _LakeDocuments(Mapping[str, Any]):
+    """A lake row's JSON columns, decoded when a path first reads one (real-time
+    decisions read many events and most conditions name no path)."""
+
+    def __init__(self, row: Mapping[str, Any]) -> None:
+        self._row = row
+        self._decoded: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._decoded:
+            text = self._row.get(key)
+            self._decoded[key] = orjson.loads(text) if isinstance(text, str) else None
+        return self._decoded[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("properties", "context", "traits"))
+
+    def __len__(self) -> int:
+        return 3
 
 
 def event_facts(row: Mapping[str, Any]) -> EventFacts:
@@ -63,6 +90,7 @@ def event_facts(row: Mapping[str, Any]) -> EventFacts:
         event=row["event"],
         timestamp=row["timestamp"],
         properties={name: row.get(name) for name in EVENT_PROPERTIES},
+        documents=_LakeDocuments(row),
     )
 
 
@@ -157,16 +185,38 @@ def in_window(instant: datetime, window: Any, now: datetime) -> bool:
     return (start is None or instant >= start) and (end is None or instant < end)
 
 
+def event_value(event: EventFacts, name: str) -> Any:
+    """An event property as stored: a typed column, or the raw JSON value at a path."""
+    if event.documents and is_path(name):
+        return path_value(event.documents, name)
+    return event.properties.get(name)
+
+
 def _filter_matches(where: PropertyFilter, event: EventFacts) -> bool:
-    raw = event.properties.get(where.property)
-    # Only a path into one raw event lies outside the typed columns (see PropertyFilter).
-    kind = EVENT_PROPERTIES.get(where.property) or literal_type(where.value, raw)
+    raw = event_value(event, where.property)
+    if where.property in EVENT_PROPERTIES:
+        kind = EVENT_PROPERTIES[where.property]
+    else:
+        if where.op in ("exists", "missing"):
+            # Any JSON value but null is there, an object or a list too.
+            return (raw is not None) == (where.op == "exists")
+        kind = literal_type(where.value, raw)
     return compare(where.op, coerce(raw, kind), where.value, kind)
 
 
 def filters_match(where: Sequence[PropertyFilter], event: EventFacts) -> bool:
     """Whether one event passes every filter (a journey's entry or wait, a lead rule)."""
     return all(_filter_matches(f, event) for f in where)
+
+
+def event_matches(
+    event_name: str | None, where: Sequence[PropertyFilter], event: EventFacts
+) -> bool:
+    """Whether one event is `event_name` (any event when None) and passes every filter:
+    the in-memory counterpart of `accord.audiences.compile.event_matches`."""
+    if event_name is not None and event.event != event_name:
+        return False
+    return filters_match(where, event)
 
 
 def count_matches(count: Count, n: int) -> bool:
@@ -182,6 +232,31 @@ def event_count(condition: EventCondition, facts: ProfileFacts, now: datetime) -
         and (end is None or event.timestamp < end)
         and filters_match(condition.where, event)
     )
+
+
+def aggregate_value(
+    condition: AggregateCondition, facts: ProfileFacts, now: datetime
+) -> float | None:
+    """The aggregate over the matching events' numeric values, None when there are none."""
+    start, end = window_bounds(condition.window, now)
+    values: list[float] = []
+    for event in facts.by_name.get(condition.event, ()):
+        if (start is not None and event.timestamp < start) or (
+            end is not None and event.timestamp >= end
+        ):
+            continue
+        if not filters_match(condition.where, event):
+            continue
+        number = coerce(event_value(event, condition.property), "number")
+        if number is not None:
+            values.append(number)
+    if not values:
+        return None
+    if condition.function == "sum":
+        return float(sum(values))
+    if condition.function == "average":
+        return float(sum(values)) / len(values)
+    return min(values) if condition.function == "min" else max(values)
 
 
 def matches(node: Any, facts: ProfileFacts, *, catalog: Catalog, now: datetime) -> bool:
@@ -208,4 +283,6 @@ def matches(node: Any, facts: ProfileFacts, *, catalog: Catalog, now: datetime) 
         return in_window(instant, node.window, now)
     if isinstance(node, EventCondition):
         return count_matches(node.count, event_count(node, facts, now))
+    if isinstance(node, AggregateCondition):
+        return compare(node.op, aggregate_value(node, facts, now), node.value, "number")
     raise TypeError(f"not a condition: {node!r}")

@@ -8,7 +8,14 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, select, update
 
-from accord.audiences.conditions import Catalog, EventCondition, referenced_purposes, walk
+from accord.audiences.computed import reads_computed, with_computed
+from accord.audiences.conditions import (
+    AggregateCondition,
+    Catalog,
+    EventCondition,
+    referenced_purposes,
+    walk,
+)
 from accord.audiences.definitions import (
     REALTIME_HISTORY_DAYS,
     all_stored,
@@ -50,7 +57,11 @@ def apply_realtime(
         return []
     now = now or utcnow()
     ids = sorted(set(profile_ids))
-    rows = {r.id: r for r in profile_rows(conn, business_id=business_id, profile_ids=ids)}
+    computed = any(reads_computed(a.trait_types) for a in live)
+    rows = {
+        r.id: r
+        for r in profile_rows(conn, business_id=business_id, profile_ids=ids, computed=computed)
+    }
     current: dict[str, set[str]] = {}
     for start in range(0, len(ids), 500):
         found = conn.execute(
@@ -69,7 +80,11 @@ def apply_realtime(
             people=people(conn, business_id=business_id, profile_ids=ids).values(),
         )
     history: dict[str, list[Any]] = {}
-    if any(isinstance(n, EventCondition) for a in live for _, n in walk(a.definition.condition)):
+    if any(
+        isinstance(n, EventCondition | AggregateCondition)
+        for a in live
+        for _, n in walk(a.definition.condition)
+    ):
         for profile_id, payloads in payloads_of_profiles(
             conn, profile_ids=ids, types=("track",)
         ).items():
@@ -85,7 +100,9 @@ def apply_realtime(
         for profile_id, profile in rows.items():
             facts = ProfileFacts(
                 profile_id=profile_id,
-                traits=profile.traits,
+                traits=with_computed(profile.traits, profile.computed, now)
+                if computed
+                else profile.traits,
                 first_seen=profile.first_seen,
                 last_seen=profile.last_seen,
                 events=history.get(profile_id, ()),

@@ -23,6 +23,7 @@ from accord.audiences.compile import (
     profiles_table,
     tables_on,
 )
+from accord.audiences.computed import reads_computed, with_computed
 from accord.audiences.conditions import (
     Catalog,
     Definition,
@@ -73,8 +74,15 @@ def snapshot(
     business_id: str,
     trait_types: dict[str, TraitType],
     with_consent: bool,
+    now: datetime | None = None,
 ) -> Snapshot:
-    rows = profile_rows(conn, business_id=business_id)
+    """Profiles with the referenced traits (computed ones as at `now`), identifiers and
+    consents, as the engine reads them."""
+    at = now or utcnow()
+    computed = reads_computed(trait_types)
+    rows = profile_rows(conn, business_id=business_id, computed=computed)
+    if computed:
+        rows = [replace(r, traits=with_computed(r.traits, r.computed, at)) for r in rows]
     identifiers = identifier_rows(conn, business_id=business_id)
     consents: list[dict[str, str]] = []
     if with_consent:
@@ -183,6 +191,7 @@ def refresh(
             business_id=business_id,
             trait_types=trait_types,
             with_consent=with_consent,
+            now=now,
         )
     slugs = {a.slug: a.id for a in everything}
     tables = engine_tables(
@@ -250,6 +259,7 @@ def preview(
     now: datetime | None = None,
 ) -> Preview:
     """How many people a definition selects now, with a few of them."""
+    now = now or utcnow()
     with store.read() as conn:
         known, types = check_definition(conn, business_id=business_id, definition=definition)
         state = snapshot(
@@ -257,6 +267,7 @@ def preview(
             business_id=business_id,
             trait_types=types,
             with_consent=bool(referenced_purposes(definition)),
+            now=now,
         )
     selected = evaluate_on_engine(
         definition,
@@ -270,7 +281,7 @@ def preview(
         ),
         state=state,
         catalog=known,
-        now=now or utcnow(),
+        now=now,
     )
     chosen = sorted(selected)[:sample]
     return Preview(

@@ -18,8 +18,9 @@ Grammar (keywords are case-insensitive; names are bare words or "quoted"):
                                 | "exists" | "missing")
     consent   := "consent" name
     member    := "in" "audience" name
-    did       := "did" ["not"] name ["where" filter ("," filter)*] [count] [window]
+    did       := "did" ["not"] name ["where" filter ("," filter)*] [count | aggregate] [window]
     filter    := name (cmp value | "contains" string | "in" list | "exists" | "missing")
+    aggregate := "with" ("sum" | "average" | "min" | "max") "of" name cmp number
     count     := ("at least" | "at most" | "exactly" | "more than" | "fewer than")
                  integer ("time" | "times")
     seen      := ("first" | "last") "seen" window
@@ -39,6 +40,7 @@ from pydantic import ValidationError
 
 from accord.audiences.conditions import (
     NEVER,
+    AggregateCondition,
     And,
     Before,
     Between,
@@ -89,6 +91,7 @@ _COUNTS = {
     ("fewer", "than"): "<",
 }
 _COUNT_WORDS = {op: " ".join(words) for words, op in _COUNTS.items()}
+_FUNCTIONS = ("sum", "average", "min", "max")
 
 
 @dataclass(frozen=True)
@@ -303,7 +306,7 @@ class _Parser:
         op, value = self.test()
         return TraitCondition(trait=name, op=op, value=value)
 
-    def did(self) -> EventCondition:
+    def did(self) -> EventCondition | AggregateCondition:
         negated = self.at_word("not")
         if negated:
             self.index += 1
@@ -315,11 +318,40 @@ class _Parser:
             while self.at_punct(","):
                 self.index += 1
                 where.append(self.filter())
+        if not negated and self.at_word("with"):
+            self.index += 1
+            function, name, op, value = self.aggregate()
+            return AggregateCondition(
+                function=function,
+                property=name,
+                event=event,
+                where=where,
+                op=op,
+                value=value,
+                window=self.window(required=False),
+            )
         count = NEVER if negated else Count()
         if not negated and self.at_count():
             count = self.count()
         window = self.window(required=False)
         return EventCondition(event=event, where=where, count=count, window=window)
+
+    def aggregate(self) -> tuple[Any, str, str, int | float]:
+        """`sum of revenue >= 500` after `with`."""
+        function = self.token.text.lower() if self.token.kind == "word" else ""
+        if function not in _FUNCTIONS:
+            raise self.fail("'sum', 'average', 'min' or 'max'")
+        self.index += 1
+        self.take_word("of")
+        name = self.name("a numeric event property")
+        if self.token.kind != "op":
+            raise self.fail("a comparison (=, !=, <, <=, >, >=)")
+        op = self.token.text
+        self.index += 1
+        if self.token.kind != "number":
+            raise self.fail("a number")
+        value = self.value()
+        return function, name, op, value
 
     def filter(self) -> PropertyFilter:
         name = self.name("an event property")
@@ -452,6 +484,11 @@ def _grouped(node: Any) -> str:
     return f"({text})" if isinstance(node, And | Or) else text
 
 
+def _where(where: list[PropertyFilter]) -> str:
+    filters = ", ".join(f"{_name(f.property)} {_comparison(f.op, f.value)}" for f in where)
+    return f"where {filters}"
+
+
 def render_condition(node: Any) -> str:
     if isinstance(node, Everyone):
         return "everyone"
@@ -469,14 +506,21 @@ def render_condition(node: Any) -> str:
         return f"in audience {_name(node.audience)}"
     if isinstance(node, SeenCondition):
         return f"{node.which} seen {_window(node.window)}"
+    if isinstance(node, AggregateCondition):
+        parts = ["did", _name(node.event)]
+        if node.where:
+            parts.append(_where(node.where))
+        parts.append(
+            f"with {node.function} of {_name(node.property)} {node.op} {_value(node.value)}"
+        )
+        if node.window is not None:
+            parts.append(_window(node.window))
+        return " ".join(parts)
     if isinstance(node, EventCondition):
         negated = node.count == NEVER
         parts = ["did not" if negated else "did", _name(node.event)]
         if node.where:
-            filters = ", ".join(
-                f"{_name(f.property)} {_comparison(f.op, f.value)}" for f in node.where
-            )
-            parts.append(f"where {filters}")
+            parts.append(_where(node.where))
         if not negated and node.count != Count():
             times = "time" if node.count.value == 1 else "times"
             parts.append(f"{_COUNT_WORDS[node.count.op]} {node.count.value} {times}")

@@ -40,6 +40,8 @@ class ProfileState:
     order_count: int = 0
     spend_cents: int = 0
     last_order_at: datetime | None = None
+    # Kept in `details` (profiles derived before it existed have none until derived again).
+    first_order_at: datetime | None = None
     last_cart_at: datetime | None = None
     last_viewed: list[ProductSeen] = field(default_factory=list)
     last_carted: list[ProductSeen] = field(default_factory=list)
@@ -58,6 +60,7 @@ class ProfileState:
             "last_viewed": [list(p) for p in self.last_viewed],
             "last_carted": [list(p) for p in self.last_carted],
             "last_purchased": [list(p) for p in self.last_purchased],
+            "first_order_at": iso(self.first_order_at) if self.first_order_at else None,
         }
 
     def computed(self) -> dict[str, Any]:
@@ -72,6 +75,7 @@ class ProfileState:
             "average_order_value": (
                 round(self.spend_cents / self.order_count / 100, 2) if self.order_count else None
             ),
+            "first_order_at": iso(self.first_order_at) if self.first_order_at else None,
             "last_order_at": iso(self.last_order_at) if self.last_order_at else None,
             "last_cart_at": iso(self.last_cart_at) if self.last_cart_at else None,
             "cart_abandoned": self.cart_abandoned,
@@ -151,6 +155,7 @@ def contribution(event: dict[str, Any]) -> ProfileState:
     elif name == PURCHASED:
         state.last_purchased = _products(properties, stamp)
         state.last_order_at = when
+        state.first_order_at = when
         state.order_count = 1
         state.spend_cents = _cents(properties.get("revenue", properties.get("total")))
     return state
@@ -224,6 +229,7 @@ def combine(
         order_count=a.order_count + b.order_count,
         spend_cents=a.spend_cents + b.spend_cents,
         last_order_at=_latest(a.last_order_at, b.last_order_at),
+        first_order_at=_earliest(a.first_order_at, b.first_order_at),
         last_cart_at=_latest(a.last_cart_at, b.last_cart_at),
         last_viewed=_recent([*a.last_viewed, *b.last_viewed]),
         last_carted=_recent([*a.last_carted, *b.last_carted]),
@@ -242,8 +248,10 @@ def derive(
 
 def from_details(details: dict[str, Any]) -> dict[str, Any]:
     """The list fields of `ProfileState.details()` back as tuples."""
+    first_order = details.get("first_order_at")
     return {
         "event_counts": dict(details.get("event_counts", {})),
+        "first_order_at": parse_instant(first_order) if isinstance(first_order, str) else None,
         **{
             key: [tuple(p) for p in details.get(key, [])]
             for key in ("last_viewed", "last_carted", "last_purchased")

@@ -27,6 +27,9 @@ from accord.profiles.models import (
     profile_identifiers,
     profiles,
 )
+from accord.profiles.rows import ComputedFacts as ComputedFacts
+from accord.profiles.rows import ProfileRow as ProfileRow
+from accord.profiles.rows import profile_rows as profile_rows
 from accord.store.db import Store
 
 RECENT_EVENTS = 50
@@ -509,38 +512,6 @@ def delete_profile(conn: Connection, *, business_id: str, profile_id: str) -> tu
     ).rowcount
     delete_profile_rows(conn, profile_id=profile_id)
     return max(identifiers, 0), max(events, 0)
-
-
-@dataclass(frozen=True)
-class ProfileRow:
-    """A profile's traits and times, for contexts that evaluate profiles (audiences)."""
-
-    id: str
-    traits: dict[str, Any]
-    first_seen: datetime
-    last_seen: datetime
-
-
-def profile_rows(
-    conn: Connection,
-    *,
-    business_id: str,
-    profile_ids: list[str] | None = None,
-    latest: int | None = None,
-) -> list[ProfileRow]:
-    """Every profile of a business, the ones named, or the `latest` updated."""
-    query = select(profiles.c.id, profiles.c.traits, profiles.c.first_seen, profiles.c.last_seen)
-    query = query.where(profiles.c.business_id == business_id)
-    if latest is not None:
-        query = query.order_by(profiles.c.updated_at.desc()).limit(latest)
-    out: list[ProfileRow] = []
-    for chunk in chunks(sorted(profile_ids)) if profile_ids is not None else [None]:
-        scoped = query if chunk is None else query.where(profiles.c.id.in_(chunk))
-        out += [
-            ProfileRow(r.id, orjson.loads(r.traits), r.first_seen, r.last_seen)
-            for r in conn.execute(scoped)
-        ]
-    return out
 
 
 def track_times(
