@@ -22,10 +22,10 @@ from accord.engine.connection import is_spark, spark_session
 
 @dataclass(frozen=True)
 class Settings:
-    factors: int = 32
-    regularization: float = 0.05
+    factors: int = 16
+    regularization: float = 0.1
     iterations: int = 15
-    alpha: float = 10.0
+    alpha: float = 1.0
     seed: int = 7
 
 

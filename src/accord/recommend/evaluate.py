@@ -4,10 +4,10 @@ hit rate@10 and NDCG@10 of each model against the popularity baseline."""
 from __future__ import annotations
 
 import time
-from functools import partial
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from ibis.backends import BaseBackend
@@ -27,6 +27,7 @@ class TrainSettings:
     top_k: int = 50
     per_person: int = 50
     min_support: int = 2
+    holdout_gap_hours: int = 24
     als: als.Settings = field(default_factory=als.Settings)
 
 
@@ -106,7 +107,7 @@ def evaluate(
     neighbours like co-occurrence does.
     """
     settings = settings or TrainSettings()
-    split = split_last_purchase(backend, rows)
+    split = split_last_purchase(backend, rows, gap_hours=settings.holdout_gap_hours)
     train = strengths(backend, split.train, now=now, half_life_days=settings.half_life_days)
     held: dict[str, set[str]] = {}
     pairs = backend.to_pyarrow(split.held_out).to_pydict()
@@ -125,6 +126,8 @@ def evaluate(
             if was_bought:
                 bought.setdefault(person, set()).add(product)
     warm = sorted(p for p in held if p in histories)
+    if not warm:
+        return Evaluation([], held_out_people=len(held), cold_people=len(held))
     popular_table, popular_seconds = _timed(lambda: cooccurrence.popular(backend, train))
     popular = popular_from(popular_table, backend)
 
@@ -153,7 +156,7 @@ def evaluate(
     engine = "Spark" if is_spark(backend) else "DuckDB"
     for model in models:
         if model == "popularity":
-            qualities.append(measure(model, served({}), popular_seconds, engine))
+            qualities.append(measure(model, _popular(bought, popular), popular_seconds, engine))
         elif model == "cooccurrence":
             table, seconds = _timed(
                 lambda: cooccurrence.neighbours(
@@ -182,6 +185,16 @@ def evaluate(
         lists = _native(factors, bought, popular)
         qualities.append(measure(f"als_native_{library}", lists, seconds, factors.library))
     return Evaluation(qualities, held_out_people=len(held), cold_people=len(held) - len(warm))
+
+
+def _popular(
+    bought: Mapping[str, set[str]], popular: Sequence[tuple[str, float]]
+) -> Callable[[str], list[str]]:
+    def lists(person: str) -> list[str]:
+        ranked = rank(history={}, neighbours={}, popular=popular, exclude=bought.get(person, ()))
+        return [r.product_id for r in ranked[:K]]
+
+    return lists
 
 
 def _native(

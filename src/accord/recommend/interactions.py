@@ -107,18 +107,20 @@ def interactions(backend: BaseBackend, events: Any, identifiers: Any) -> Any:
 
 @dataclass(frozen=True)
 class Split:
-    """Leave-last-purchase-out: each buyer's last order held out, their later events hidden."""
+    """Leave-last-purchase-out: each buyer's last order held out, with everything of theirs
+    in the `gap_hours` before it (the visit that led to it would give it away) and after."""
 
     train: Any  # interactions
     held_out: Any  # profile_id, product_id
 
 
-def split_last_purchase(backend: BaseBackend, rows: Any) -> Split:
+def split_last_purchase(backend: BaseBackend, rows: Any, *, gap_hours: int = 24) -> Split:
     orders = rows.filter(rows.bought == 1)
     last = orders.group_by("profile_id").aggregate(last_order=orders.timestamp.max())
     joined = rows.left_join(last, rows.profile_id == last.profile_id)
     train = joined.filter(
-        joined.last_order.isnull() | (joined.timestamp < joined.last_order)
+        joined.last_order.isnull()
+        | (joined.timestamp < joined.last_order - ibis.interval(hours=gap_hours))
     ).select(*rows.columns)
     test = orders.join(
         last, (orders.profile_id == last.profile_id) & (orders.timestamp == last.last_order)

@@ -28,7 +28,8 @@ def rank(
     limit: int = 10,
 ) -> list[Ranked]:
     """Products related to the context product first, then to the person's history
-    (Σ strength × similarity), then the popular ones; never an excluded product (out of
+    (Σ strength × similarity, a product being similar to itself by 1), then the popular
+    ones; never an excluded product (out of
     stock, already bought) nor the context product itself."""
     excluded = set(exclude)
     if context is not None:
@@ -48,6 +49,9 @@ def rank(
         take(dict(neighbours.get(context, ())), "context")
     personal: dict[str, float] = {}
     for product, strength in history.items():
+        # A product counts as its own nearest neighbour: what someone looked at and did
+        # not buy is often what they buy next.
+        personal[product] = personal.get(product, 0.0) + strength
         for related, similarity in neighbours.get(product, ()):
             personal[related] = personal.get(related, 0.0) + strength * similarity
     take(personal, "personal")

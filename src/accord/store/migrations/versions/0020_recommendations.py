@@ -91,7 +91,9 @@ def upgrade() -> None:
         sa.Column("product_id", _PRODUCT, nullable=False),
         sa.Column("score", sa.Float(), nullable=False),
         _business("recommendation_popular"),
-        sa.PrimaryKeyConstraint("business_id", "product_id", name=op.f("pk_recommendation_popular")),
+        sa.PrimaryKeyConstraint(
+            "business_id", "product_id", name=op.f("pk_recommendation_popular")
+        ),
     )
 
 
