@@ -125,7 +125,14 @@ def parse_csv(text: str) -> list[Product]:
 
     Every bad cell is reported as `row N.column`, rows counted from 1 after the header.
     """
-    reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _parse_csv(text)
+    except csv.Error as exc:
+        raise InvalidInput([FieldProblem("file", f"not readable as CSV: {exc}")]) from None
+
+
+def _parse_csv(text: str) -> list[Product]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     header = reader.fieldnames or []
     problems: list[FieldProblem] = []
     missing = [c for c in ("product_id", "name") if c not in header]
