@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,8 +18,11 @@ from accord.consent.models import PropertyIn
 from accord.consent.service import record_consent
 from accord.core.settings import Settings
 from accord.engine.connection import connect
+from accord.journeys import outbox
+from accord.journeys.graph import Message
 from accord.messaging.templates import compile_template, personalisation, recommender
 from accord.process.worker import drain
+from accord.profiles.service import find_profile_id
 from accord.recommend import catalogue
 from accord.recommend.service import runs, train
 from accord.store.db import Store
@@ -191,10 +195,33 @@ def _templates_and_pages(client: TestClient, trained: Bootstrap, store: Store) -
         html = template.render(names).html
     assert html.count("<a href=") == 2 and "Product jac-" in html
 
+    # A journey's email step can use them too, for the person the run belongs to.
+    with store.read() as conn:
+        profile = find_profile_id(
+            conn, business_id=trained.business_id, kind="user_id", value="u-0"
+        )
+        message = Message(
+            channel="email",
+            subject="{{ contact.name }}, for you",
+            body="{% for p in recommendations(contact, 1) %}{{ p.product_id }}{% endfor %}",
+        )
+        row = SimpleNamespace(
+            id="out_1",
+            business_id=trained.business_id,
+            profile_id=profile,
+            run_id="run_1",
+            node="send",
+            channel="email",
+            message="m",
+        )
+        traits = {"email": "zero@example.com", "name": "Zero"}
+        names = outbox._names(conn, row, message, traits)
+    sent = outbox._build(row, message, None, names)
+    assert not isinstance(sent, str), sent
+    assert sent.body in set(PRODUCTS["jackets"]) - _bought(0) and sent.title == "Zero, for you"
+
     admin = {"Authorization": f"Bearer {trained.admin_token}", "Accept": "text/html"}
     with store.read() as conn:
-        from accord.profiles.service import find_profile_id
-
         profile = find_profile_id(
             conn, business_id=trained.business_id, kind="user_id", value="u-0"
         )
