@@ -229,6 +229,20 @@ CAPABILITIES: dict[str, str | ApiOnly] = {
     "POST /api/jobs/{name}/run": "/jobs",
     "PATCH /api/jobs/{name}": "/jobs",
     "GET /healthz": PROBE,
+    # Recommendations
+    "GET /v1/recommendations": ApiOnly(
+        "called by the business's own site (accord.recommend in accord.js) with the write key; "
+        "the recommendations page previews the same answer for any profile"
+    ),
+    "GET /api/products": "/recommendations/catalogue",
+    "POST /api/products": ApiOnly(
+        "sent by the shop's own system as products change, like identify for products; "
+        "the catalogue page imports a CSV"
+    ),
+    "POST /api/products/import": "/recommendations/catalogue",
+    "GET /api/recommendations/runs": "/recommendations",
+    "GET /api/recommendations/preview": "/recommendations",
+    "POST /api/recommendations/train": "/recommendations",
 }
 
 

@@ -182,6 +182,12 @@ _PRODUCT_CUM: Final = _cumulative(
     (2.0 if p.category == "jackets" else 1.0) / (1 + (i % 10)) ** 0.8 for i, p in enumerate(CATALOG)
 )
 _CATEGORY_CUM: Final = _cumulative((0.9, 1.4, 0.8, 0.7))
+# How often a visitor's product comes from their favourite category (Zipf inside it).
+_TASTE: Final = 0.7
+_CATEGORY_PRODUCT_CUM: Final = {
+    c: _cumulative(1 / (1 + i) ** 0.8 for i in range(len(items)))
+    for c, items in _BY_CATEGORY.items()
+}
 
 # Traffic by UTC hour for a shop whose customers live in UTC+0..+2: quiet nights,
 # a lunch bump and the evening peak; weekends are flatter with a midday plateau.
@@ -736,6 +742,10 @@ class _Visitor:
         self.campaign: dict[str, str] | None = None
         self.cart: dict[Product, int] = {}
         self.cart_id = ""
+        # A taste for one category, drawn from its own stream so every other choice (and
+        # every test that counts them) stays as it was; recommendations learn from it.
+        self.taste = Random(f"accord-demo/{world.seed}/taste/{index}")
+        self.favourite = _pick(self.taste, _CATEGORIES, _CATEGORY_CUM)
 
     # -- scheduling -------------------------------------------------------------------
 
@@ -951,7 +961,12 @@ class _Visitor:
         self._track("Cart Viewed", {"cart_id": self.cart_id, "products": _lines(self.cart)})
 
     def _random_product(self) -> Product:
-        return _pick(self.rng, CATALOG, _PRODUCT_CUM)
+        anyone = _pick(self.rng, CATALOG, _PRODUCT_CUM)
+        if self.taste.random() < _TASTE:
+            return _pick(
+                self.taste, _BY_CATEGORY[self.favourite], _CATEGORY_PRODUCT_CUM[self.favourite]
+            )
+        return anyone
 
     def _choose_consent(self) -> _Consent:
         rng = self.rng

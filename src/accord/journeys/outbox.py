@@ -16,14 +16,15 @@ from typing import Any
 
 import orjson
 from jinja2 import TemplateError
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from accord.core.clock import utcnow
 from accord.journeys.graph import Message
 from accord.journeys.models import journey_outbox, journey_runs, journey_steps
 from accord.journeys.runner import Runner
 from accord.messaging.channels import Channel, Delivery, Outgoing
-from accord.messaging.templates import render_text
+from accord.messaging.templates import listed, render_text
+from accord.recommend.serving import MAX_LIMIT, for_contact
 from accord.store.db import Store
 
 LEASE = timedelta(minutes=5)
@@ -45,6 +46,21 @@ def render(text: str, traits: Mapping[str, Any], *, html: bool = False) -> str:
     `| default(...)`: a message never goes out with a blank where a name should be.
     """
     return render_text(text, dict(traits), html=html)
+
+
+def _names(
+    conn: Connection, row: Any, message: Message | None, traits: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    """The person's traits, plus `contact` (the same traits) and `recommendations(contact,
+    n)` when the message uses them, read now like the traits (the person's consent to
+    personalisation decides between their own products and the popular ones)."""
+    texts = (message.body, message.subject or "", message.title or "") if message else ()
+    if not any("recommendations" in text for text in texts):
+        return traits
+    items = for_contact(
+        conn, business_id=row.business_id, contact={"profile_id": row.profile_id}, limit=MAX_LIMIT
+    )
+    return {**traits, "contact": dict(traits), "recommendations": listed(items)}
 
 
 def address(channel: str, traits: Mapping[str, Any]) -> Any:
@@ -205,12 +221,9 @@ def _deliver(store: Store, runner: Runner, channel: Channel, row: Any) -> Delive
         traits = runner.env.people.traits(
             conn, business_id=row.business_id, profile_id=row.profile_id
         )
-    outgoing = _build(
-        row,
-        definition.messages.get(row.message),
-        definition.destinations.get(row.message),
-        traits,
-    )
+        message = definition.messages.get(row.message)
+        names = _names(conn, row, message, traits)
+    outgoing = _build(row, message, definition.destinations.get(row.message), names)
     if isinstance(outgoing, str):
         return Delivery("failed", detail=outgoing, permanent=True)
     try:

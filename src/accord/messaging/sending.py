@@ -26,8 +26,9 @@ from accord.messaging.models import email_campaigns, email_messages
 from accord.messaging.ports import Recipient, Wiring
 from accord.messaging.service import send_time_refusals
 from accord.messaging.smtp import Outcome, send_all
-from accord.messaging.templates import CompiledTemplate, personalisation
+from accord.messaging.templates import CompiledTemplate, listed, personalisation, recommender
 from accord.profiles.service import traits_by_identifier
+from accord.recommend.serving import MAX_LIMIT
 from accord.store.db import Store
 
 
@@ -113,6 +114,7 @@ def _prepare_chunk(
             kind="email",
             values=[r.email for r, _ in chunk if r.email not in refused],
         )
+        recommendations = recommender(conn, business_id=business_id)
         rows = []
         # The winner's rollout is in no arm of the A/B test: its mail must not weigh on
         # the test's figures (the campaign's overall KPIs still count it).
@@ -127,7 +129,9 @@ def _prepare_chunk(
                 message, links, subject = build_message(
                     message_id=message_id,
                     template=templates[variant],
-                    context=personalisation(traits, email=recipient.email),
+                    context=personalisation(
+                        traits, email=recipient.email, recommendations=recommendations
+                    ),
                     to=recipient.email,
                     from_address=campaign.from_address,
                     mailer=mailer,
@@ -316,13 +320,15 @@ async def send_test(
 ) -> SendReport:
     """Send the campaign's message(s) to the marketer's own addresses; not in the KPIs."""
 
-    def load() -> tuple[Any, dict[str, CompiledTemplate], Footer]:
+    def load() -> tuple[Any, dict[str, CompiledTemplate], Footer, list[dict[str, Any]]]:
         with store.read() as conn:
             campaign = campaign_row(conn, business_id=business_id, campaign_id=campaign_id)
             templates, _subjects = variants(conn, campaign)
-            return campaign, templates, sender_footer(conn, business_id=business_id)
+            # The marketer's own addresses are no profile: they get the popular products.
+            popular = recommender(conn, business_id=business_id)({}, MAX_LIMIT)
+            return campaign, templates, sender_footer(conn, business_id=business_id), popular
 
-    campaign, templates, footer = await asyncio.to_thread(load)
+    campaign, templates, footer, popular = await asyncio.to_thread(load)
     report = SendReport(campaign_id=campaign_id, status=campaign.status)
     messages = []
     for variant in templates:
@@ -330,7 +336,7 @@ async def send_test(
             message, _links, _subject = build_message(
                 message_id=new_id("msg"),
                 template=templates[variant],
-                context=personalisation({}, email=str(address)),
+                context=personalisation({}, email=str(address), recommendations=listed(popular)),
                 to=str(address),
                 from_address=campaign.from_address,
                 mailer=mailer,

@@ -25,6 +25,7 @@ from accord.core.clock import utcnow
 from accord.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from accord.core.ids import new_id
 from accord.messaging.models import TemplateIn, TemplatePatch, email_campaigns, email_templates
+from accord.recommend.serving import for_contact
 
 # Campaigns in these states have sent with their templates, which then stay as they were.
 SENT_STATUSES = ("sending", "testing", "sent")
@@ -279,11 +280,46 @@ def check_template(data: TemplateIn) -> CheckedTemplate:
     return CheckedTemplate(data)
 
 
-def personalisation(traits: Mapping[str, Any], *, email: str) -> dict[str, Any]:
-    """The names templates see: `contact` (profile traits) and `email`."""
+Recommender = Callable[..., list[dict[str, Any]]]
+
+
+def personalisation(
+    traits: Mapping[str, Any], *, email: str, recommendations: Recommender | None = None
+) -> dict[str, Any]:
+    """The names templates see: `contact` (profile traits), `email` and, when sending,
+    `recommendations(contact, n)` (products for the contact, see `recommender`)."""
     contact = {str(k): v for k, v in traits.items()}
     contact.setdefault("email", email)
-    return {"contact": contact, "email": email}
+    names: dict[str, Any] = {"contact": contact, "email": email}
+    if recommendations is not None:
+        names["recommendations"] = recommendations
+    return names
+
+
+def _count(n: Any) -> int:
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise TemplateError("recommendations(contact, n): n must be a whole number")
+    return n
+
+
+def listed(items: list[dict[str, Any]]) -> Recommender:
+    """`recommendations(contact, n)` over a list read beforehand (the first n of it)."""
+
+    def recommendations(contact: Any = None, n: Any = 3) -> list[dict[str, Any]]:
+        return items[: max(0, _count(n))]
+
+    return recommendations
+
+
+def recommender(conn: Connection, *, business_id: str) -> Recommender:
+    """`recommendations(contact, n=3)` for templates: up to n products (name, url, image,
+    price, …) for the contact's profile; popular ones without their `preferences` consent."""
+
+    def recommendations(contact: Any = None, n: Any = 3) -> list[dict[str, Any]]:
+        found = contact if isinstance(contact, Mapping) else {}
+        return for_contact(conn, business_id=business_id, contact=found, limit=_count(n))
+
+    return recommendations
 
 
 def create_template(conn: Connection, *, business_id: str, checked: CheckedTemplate) -> str:

@@ -37,6 +37,7 @@ from accord.process.job_admin import purge_history
 from accord.process.journeys import environment as journey_environment
 from accord.process.journeys import on_audience_changes
 from accord.process.kinds import REQUESTED_AT, JobContext, JobKind, JobOutcome, Kinds
+from accord.recommend.service import train as train_recommender
 
 
 def _business(context: JobContext) -> str:
@@ -209,6 +210,20 @@ def train_predictions(context: JobContext) -> JobOutcome:
     )
 
 
+def train_recommendations(context: JobContext) -> JobOutcome:
+    report = train_recommender(
+        context.store,
+        business_id=_business(context),
+        backend=connect(context.settings.engine_url),
+        lake_url=context.settings.resolved_lake_url(),
+        now=context.now,
+    )
+    return JobOutcome(
+        counts={name: float(value) for name, value in report.counts.items()},
+        state={"trained_at": context.now.isoformat()},
+    )
+
+
 # Lake ---------------------------------------------------------------------------------
 
 
@@ -365,6 +380,18 @@ def default_kinds() -> Kinds:
             max_attempts=2,
             backoff=timedelta(minutes=10),
             triggers=("prediction retraining",),
+        ),
+        JobKind(
+            name="recommend.train",
+            title="Retrain product recommendations (daily, or after enough new events)",
+            run=train_recommendations,
+            schedule="0 2 * * *",
+            first_run="schedule",
+            wake=enough_new_events,
+            timeout=timedelta(hours=2),
+            max_attempts=2,
+            backoff=timedelta(minutes=10),
+            triggers=("recommendation retraining",),
         ),
         JobKind(
             name="lake.compact",

@@ -14,6 +14,7 @@ from accord.messaging import models as _messaging
 from accord.process import models as _process
 from accord.profiles import models as _profiles
 from accord.reach import models as _reach
+from accord.recommend import models as _recommend
 from accord.store.metadata import metadata
 
 __all__ = [
@@ -29,5 +30,6 @@ __all__ = [
     "_process",
     "_profiles",
     "_reach",
+    "_recommend",
     "metadata",
 ]

@@ -49,6 +49,8 @@ from accord.process.worker import pending_count
 from accord.profiles import pages as profile_pages
 from accord.profiles.api import router as profiles_router
 from accord.reach.api import router as reach_router
+from accord.recommend import pages as recommendation_pages
+from accord.recommend.api import router as recommend_router
 from accord.rights.api import router as rights_router
 from accord.store.db import open_store
 from accord.store.full import StorageHealth
@@ -129,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             accounts_pages,
             analytics_pages,
             prediction_pages,
+            recommendation_pages,
             consent_pages,
             profile_pages,
             identity_pages,
@@ -154,6 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(journeys_router)
     app.include_router(journey_people_router)
     app.include_router(jobs_router)
+    app.include_router(recommend_router)
 
     @app.get("/docs", include_in_schema=False)
     async def api_docs() -> HTMLResponse:

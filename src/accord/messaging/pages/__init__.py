@@ -33,11 +33,13 @@ from accord.messaging.pages.common import (
     pydantic_problems,
 )
 from accord.reach import service as reach
+from accord.recommend.serving import MAX_LIMIT
+from accord.store.db import Store
 from accord.web import store_work
 from accord.web.auth import Caller
 from accord.web.charts import Chart, Series
 from accord.web.email_wiring import Email
-from accord.web.state import State
+from accord.web.state import AppState, State
 from accord.web.ui import NavEntry, arender, redirect
 
 router = APIRouter(include_in_schema=False)
@@ -138,7 +140,7 @@ class _Posted:
     problems: list[FieldProblem]
 
 
-def _check_posted(values: dict[str, str], action: str) -> _Posted:
+def _check_posted(values: dict[str, str], action: str, store: Store, business_id: str) -> _Posted:
     """Check the form in the sandbox and render the preview (CPU-bound: in a worker)."""
     problems: list[FieldProblem] = []
     try:
@@ -162,18 +164,25 @@ def _check_posted(values: dict[str, str], action: str) -> _Posted:
             subject=values["subject"], html=values["html"], text=values["text"]
         )
         checked = templates.CheckedTemplate(data) if data is not None else None
-        preview = compiled.render(templates.personalisation(sample, email="ada@example.com"))
+        names = templates.personalisation(sample, email="ada@example.com")
+        if any("recommendations" in values[part] for part in ("subject", "html", "text")):
+            # The sample contact has no profile: its recommendations are the popular ones,
+            # read before rendering so the render's time limit counts the template only.
+            with store.read() as conn:
+                popular = templates.recommender(conn, business_id=business_id)({}, MAX_LIMIT)
+            names["recommendations"] = templates.listed(popular)
+        preview = compiled.render(names)
     except InvalidInput as exc:
         problems.extend(exc.problems)
     return _Posted(values, action, checked, preview, problems)
 
 
-async def _posted_template(request: Request) -> _Posted:
+async def _posted_template(request: Request, state: AppState, caller: Caller) -> _Posted:
     """Read the form, then check it and render the preview off the event loop."""
     posted = await request.form()
     values = {k: str(posted.get(k, "")) for k in ("name", "subject", "html", "text", "sample")}
     action = str(posted.get("action", "preview"))
-    return await store_work.run(_check_posted, values, action)
+    return await store_work.run(_check_posted, values, action, state.store, caller.business_id)
 
 
 async def _save_new(
@@ -189,7 +198,7 @@ async def _save_new(
 @router.post("/email/templates")
 async def save_template_page(request: Request, state: State, caller: Manager) -> Response:
     """Preview a new template through the sandbox, or save it."""
-    form = await _posted_template(request)
+    form = await _posted_template(request, state, caller)
     if form.problems or form.checked is None or form.action == "preview":
         return await _editor(
             request,
@@ -219,7 +228,7 @@ async def edit_template_page(
         return templates.campaigns_sent_with(conn, business_id=business_id, template_id=template_id)
 
     sent_by = await store_work.read(state, sent_with)
-    form = await _posted_template(request)
+    form = await _posted_template(request, state, caller)
     if form.problems or form.checked is None or form.action == "preview":
         return await _editor(
             request,

@@ -1,0 +1,1 @@
+"""Product recommendations: the catalogue, models trained on the engine, serving tables."""
