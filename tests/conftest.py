@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 
 from accord.accounts.models import Bootstrap
 from accord.accounts.service import bootstrap
+from accord.consent.config import set_geo_rule
 from accord.core.settings import Settings
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
@@ -94,6 +95,25 @@ def store(settings: Settings) -> Iterator[Store]:
 @pytest.fixture
 def keys(store: Store) -> Bootstrap:
     return bootstrap(store, name="Test Shop")
+
+
+def opt_out_where_unknown(store: Store, business_id: str) -> None:
+    """Make a business's visitors of unknown location fall under the opt-out regime.
+
+    Where a visitor's country cannot be told (the test client has no IP), Accord applies
+    the strictest regime and keeps no identifier before consent. Tests of collection,
+    profiles and what comes after, which send events with no consent, say explicitly that
+    their business is laxer there, as a business can (the geo rule "XX")."""
+    with store.write() as conn:
+        set_geo_rule(conn, business_id=business_id, region="XX", regime="default")
+
+
+@pytest.fixture
+def opt_out_keys(store: Store) -> Bootstrap:
+    """A business whose visitors of unknown location are under the opt-out regime."""
+    made = bootstrap(store, name="Test Shop")
+    opt_out_where_unknown(store, made.business_id)
+    return made
 
 
 @pytest.fixture
