@@ -45,7 +45,9 @@ def test_item_14_functionality_storage_moves_to_preferences(database_url: str) -
     snapshot = [{"key": key, "name": key, "consent_mode": signals} for key, signals in old]
     with engine.begin() as conn:
         conn.execute(
-            text("INSERT INTO businesses (id, name, slug, created_at) VALUES ('b1', 'Old', 'old', :now)"),
+            text(
+                "INSERT INTO businesses (id, name, slug, created_at) VALUES ('b1', 'Old', 'old', :now)"
+            ),
             {"now": now},
         )
         for n, (key, signals) in enumerate(old):

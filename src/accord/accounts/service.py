@@ -104,6 +104,45 @@ def audit(
     )
 
 
+# The audit log's asset_id column holds ids (40 characters); longer keys go in the details.
+ASSET_ID_MAX = 40
+
+
+def record_action(
+    conn: Connection,
+    *,
+    business_id: str,
+    actor: Actor,
+    action: str,
+    ip: str | None = None,
+    **details: Any,
+) -> None:
+    """Note in the audit log that `actor` did `action` (in `conn`'s transaction).
+
+    The one writer of action entries, whichever door the action came through: an API
+    route, a console page (both through `web.store_work.record`) or a CLI command (with
+    `cli_actor`), so the same action reads the same in the log. `asset` is (kind, id); the
+    rest of `details` is what was done."""
+    asset = details.pop("asset", None)
+    if asset is not None and len(asset[1]) > ASSET_ID_MAX:  # a long key: kept in full below
+        details["asset"] = list(asset)
+        asset = None
+    audit(
+        conn,
+        business_id=business_id,
+        actor=actor,
+        action=action,
+        asset=asset,
+        after=details or None,
+        ip=ip,
+    )
+
+
+def cli_actor(command: str) -> Actor:
+    """Who the audit log names for an `accord` command: the operator at the machine."""
+    return Actor(kind="cli", label=f"accord {command}")
+
+
 def audit_entries(
     conn: Connection,
     *,
@@ -284,6 +323,24 @@ def update_business(
         ip=ip,
     )
     return get_business(conn, business_id=business_id)
+
+
+def set_postal_address(
+    conn: Connection, *, business_id: str, address: str, actor: Actor, ip: str | None = None
+) -> None:
+    """Set only the business's postal address (the footer of its marketing email)."""
+    before = get_business(conn, business_id=business_id)
+    conn.execute(update(businesses).where(businesses.c.id == business_id).values(address=address))
+    audit(
+        conn,
+        business_id=business_id,
+        actor=actor,
+        action="business.update",
+        asset=("business", business_id),
+        before={"address": before.address},
+        after={"address": address},
+        ip=ip,
+    )
 
 
 def verification_email(
