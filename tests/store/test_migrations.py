@@ -46,7 +46,8 @@ def test_item_14_functionality_storage_moves_to_preferences(database_url: str) -
     with engine.begin() as conn:
         conn.execute(
             text(
-                "INSERT INTO businesses (id, name, slug, created_at) VALUES ('b1', 'Old', 'old', :now)"
+                "INSERT INTO businesses (id, name, slug, created_at)"
+                " VALUES ('b1', 'Old', 'old', :now)  -- made before item 14"
             ),
             {"now": now},
         )
