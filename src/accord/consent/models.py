@@ -203,6 +203,10 @@ consent_records = Table(
     Column("imported", Text, nullable=True),
     # The import's key of the decision, so importing the same file again adds nothing.
     Column("import_key", String(64), nullable=True),
+    # What a form's consent was given on (double opt-in): JSON {"form_id", "form_version",
+    # "language", "checkbox_text", "confirmation_message_id", "given_at", "confirmed_at"};
+    # hashed with the record, like `imported`. NULL for every other decision.
+    Column("evidence", Text, nullable=True),
     UniqueConstraint("business_id", "position"),
     UniqueConstraint("business_id", "import_key"),
     Index("ix_consent_records_anonymous", "business_id", "anonymous_id"),

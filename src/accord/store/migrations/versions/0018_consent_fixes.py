@@ -1,4 +1,9 @@
-"""consent purposes: functionality_storage moves from `necessary` to `preferences`
+"""consent fixes of issue 19: functionality_storage to `preferences`; form evidence
+
+1. `consent_records.evidence`: what a form's consent was given on (double opt-in: form and
+   version, language, checkbox text, confirmation message id), hashed with the record when
+   present; NULL for every record before it, whose hashes therefore do not change.
+2. Consent purposes: functionality_storage moves from `necessary` to `preferences`.
 
 Businesses created before issue 19 (item 14) have Consent Mode's `functionality_storage`
 under their `necessary` purpose, so it was granted to every visitor. Only
@@ -10,7 +15,8 @@ since the banner reads its signals from there; the snapshot's names and descript
 which the notice's text hash covers, are untouched. Older notice versions keep what they
 were published with.
 
-Downgrading leaves the data as it is: it was a fix, not a schema change.
+Downgrading drops the evidence column and leaves the purposes as they are (moving the
+signal back would grant it again).
 
 Revision ID: 0018
 Revises: 0015
@@ -67,6 +73,7 @@ def moved(purposes: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
 
 
 def upgrade() -> None:
+    op.add_column("consent_records", sa.Column("evidence", sa.Text(), nullable=True))
     conn = op.get_bind()
     rows = conn.execute(sa.select(_purposes)).all()
     by_business: dict[str, list[dict[str, Any]]] = {}
@@ -108,5 +115,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # A data fix: the schema is unchanged, and moving the signal back would grant it again.
-    pass
+    with op.batch_alter_table("consent_records") as batch:
+        batch.drop_column("evidence")
