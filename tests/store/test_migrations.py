@@ -80,7 +80,7 @@ def test_item_14_functionality_storage_moves_to_preferences(database_url: str) -
             )
     upgrade(database_url)
     with engine.connect() as conn:
-        signals = {
+        stored = {
             key: json.loads(cm)
             for key, cm in conn.execute(text("SELECT key, consent_mode FROM consent_purposes"))
         }
@@ -89,10 +89,10 @@ def test_item_14_functionality_storage_moves_to_preferences(database_url: str) -
             for v, p in conn.execute(text("SELECT version, purposes FROM consent_notices"))
         }
     engine.dispose()
-    assert signals == {
+    assert stored == {
         "necessary": ["security_storage"],
         "preferences": ["functionality_storage", "personalization_storage"],
         "statistics": ["analytics_storage"],
     }
-    assert notices[2] == signals  # the current notice, which the banner reads
+    assert notices[2] == stored  # the current notice, which the banner reads
     assert notices[1]["necessary"] == ["security_storage", "functionality_storage"]

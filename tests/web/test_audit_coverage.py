@@ -107,7 +107,7 @@ def test_item_15_audit_refused_requests_leave_no_entry(
 def test_item_15_pages_cli_and_test_sends_write_the_same_entries(
     client: TestClient, keys: Bootstrap, store: Store, settings: Settings
 ) -> None:
-    """One writer (`accounts.service.record_action`): a console page names the person, a
+    """One writer (`accounts.audit.record_action`): a console page names the person, a
     command the operator, and a test send is audited wherever it is asked for."""
     admin = {"Authorization": f"Bearer {keys.admin_token}"}
     session = admin_session(client, store, keys.business_id)

@@ -8,7 +8,7 @@ from typing import Annotated
 import orjson
 import typer
 
-from accord.accounts.service import cli_actor, record_action
+from accord.accounts.audit import cli_actor, record_action
 from accord.audiences import activation, definitions
 from accord.audiences import refresh as audience_refresh
 from accord.audiences.exports import Destination

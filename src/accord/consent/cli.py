@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from accord.accounts.service import cli_actor, record_action
+from accord.accounts.audit import cli_actor, record_action
 from accord.cli_common import (
     FAILED,
     AsJson,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
-from accord.accounts.service import record_action
+from accord.accounts.audit import record_action
 from accord.web.state import AppState
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ async def run(work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
 
 def record(conn: Connection, caller: Caller, action: str, **details: Any) -> None:
     """Note in the business's audit log that `caller` did `action` (in `conn`'s
-    transaction), through `accounts.service.record_action`, the one writer that pages,
+    transaction), through `accounts.audit.record_action`, the one writer that pages,
     API routes and CLI commands share."""
     record_action(
         conn,
