@@ -171,3 +171,11 @@ def test_item_9_nul_in_any_stored_text_is_a_400_naming_the_field(
     ] == []
     # The guard names the column the value was compared with.
     _refused(client.get("/api/audiences/a%00b", headers=admin), "id", "NUL")
+
+
+def test_item_11_a_vendor_id_beyond_16_bits_is_refused(client: TestClient, keys: Bootstrap) -> None:
+    # Found by the fuzz guard on PostgreSQL (integer out of range, a 500): TCF vendor ids
+    # are 16 bits.
+    body = {"name": "Vendor", "tcf_id": 4398046511105}
+    response = client.put("/api/consent/vendors/models", headers=_admin(keys), json=body)
+    _refused(response, "tcf_id", "less than or equal")

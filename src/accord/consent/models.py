@@ -361,7 +361,8 @@ class VendorIn(_Strict):
     key: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")
     name: str = Field(min_length=1, max_length=255)
     purposes: list[str] = Field(default_factory=list)
-    tcf_id: int | None = Field(default=None, ge=1)
+    # A TCF vendor id is 16 bits (MaxVendorId); PostgreSQL's integer column would refuse more.
+    tcf_id: int | None = Field(default=None, ge=1, le=65535)
     policy_url: str | None = Field(default=None, max_length=1000)
 
 
