@@ -179,3 +179,19 @@ def test_item_11_a_vendor_id_beyond_16_bits_is_refused(client: TestClient, keys:
     body = {"name": "Vendor", "tcf_id": 4398046511105}
     response = client.put("/api/consent/vendors/models", headers=_admin(keys), json=body)
     _refused(response, "tcf_id", "less than or equal")
+
+
+def test_item_9_nul_in_an_event_id_refuses_that_event_only(
+    client: TestClient, keys: Bootstrap
+) -> None:
+    batch = {
+        "batch": [
+            {"type": "track", "event": "E", "anonymousId": "a\x00b", "messageId": "nul-1"},
+            {"type": "track", "event": "E", "anonymousId": "ok", "messageId": "nul\x002"},
+        ]
+    }
+    response = client.post("/v1/batch", headers=_write(keys), json=batch)
+    _refused(response, "batch[0].anonymousId", "NUL")
+    _refused(response, "batch[1].messageId", "NUL")
+    single = {"event": "E", "userId": "u\x00"}
+    _refused(client.post("/v1/track", headers=_write(keys), json=single), "userId", "NUL")
