@@ -173,7 +173,7 @@ def consent_config(
 def _add_gpc_notice(notice: dict[str, Any]) -> None:
     """The banner tells a visitor who sends GPC that opting in overrides the signal (CCPA
     regulations §7025(c)(3)): in the notice's language from Accord's shipped texts, else
-    in English, unless the notice has its own text."""
+    in English."""
     texts = notice["texts"]
     if texts.get("gpc_notice"):
         return

@@ -48,9 +48,6 @@ NOTICE_TEXT_KEYS: tuple[str, ...] = (
     "do_not_sell_label",
     "placeholder",
     "placeholder_button",
-    # Shown to a visitor who sends Global Privacy Control; filled from Accord's shipped
-    # texts of the notice's language when a notice does not set it.
-    "gpc_notice",
 )
 GENESIS_HASH = "0" * 64
 
