@@ -10,11 +10,12 @@ from pathlib import Path
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.engine import make_url
 
-from accord.accounts.models import Bootstrap
+from accord.accounts.models import Bootstrap, businesses
 from accord.accounts.service import bootstrap
+from accord.consent.config import set_geo_rule
 from accord.core.settings import Settings
 from accord.store.db import Store, open_store
 from accord.store.migrate import upgrade
@@ -91,9 +92,45 @@ def store(settings: Settings) -> Iterator[Store]:
     opened.dispose()
 
 
+# Every marketing email shows its sender's postal address; a business without one cannot
+# send campaigns (item 15), so the test businesses have one, as real ones must.
+TEST_POSTAL_ADDRESS = "1 Test Street, 10115 Berlin, Germany"
+
+
+def with_postal_address(store: Store, business_id: str) -> None:
+    with store.write() as conn:
+        conn.execute(
+            update(businesses)
+            .where(businesses.c.id == business_id)
+            .values(address=TEST_POSTAL_ADDRESS)
+        )
+
+
 @pytest.fixture
 def keys(store: Store) -> Bootstrap:
-    return bootstrap(store, name="Test Shop")
+    made = bootstrap(store, name="Test Shop")
+    with_postal_address(store, made.business_id)
+    return made
+
+
+def opt_out_where_unknown(store: Store, business_id: str) -> None:
+    """Make a business's visitors of unknown location fall under the opt-out regime.
+
+    Where a visitor's country cannot be told (the test client has no IP), Accord applies
+    the strictest regime and keeps no identifier before consent. Tests of collection,
+    profiles and what comes after, which send events with no consent, say explicitly that
+    their business is laxer there, as a business can (the geo rule "XX")."""
+    with store.write() as conn:
+        set_geo_rule(conn, business_id=business_id, region="XX", regime="default")
+
+
+@pytest.fixture
+def opt_out_keys(store: Store) -> Bootstrap:
+    """A business whose visitors of unknown location are under the opt-out regime."""
+    made = bootstrap(store, name="Test Shop")
+    with_postal_address(store, made.business_id)
+    opt_out_where_unknown(store, made.business_id)
+    return made
 
 
 @pytest.fixture

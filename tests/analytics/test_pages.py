@@ -24,6 +24,14 @@ from accord.store.db import Store
 from tests.accounts.ui import create_business, sign_up
 from tests.analytics.pages import figure, join_as_employee, table, tile
 
+
+@pytest.fixture
+def keys(opt_out_keys: Bootstrap) -> Bootstrap:
+    # Events here carry no consent and no location; this business keeps them, as its
+    # rule for unknown locations ("XX") says (item 14: the default is the strictest).
+    return opt_out_keys
+
+
 HTML = {"accept": "text/html"}
 
 

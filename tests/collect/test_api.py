@@ -18,6 +18,13 @@ from accord.core.clock import iso, utcnow
 from accord.store.db import Store
 
 
+@pytest.fixture
+def keys(opt_out_keys: Bootstrap) -> Bootstrap:
+    # Events here carry no consent and no location; this business keeps them, as its
+    # rule for unknown locations ("XX") says (item 14: the default is the strictest).
+    return opt_out_keys
+
+
 def basic(write_key: str) -> dict[str, str]:
     token = base64.b64encode(f"{write_key}:".encode()).decode()
     return {"Authorization": f"Basic {token}", "Content-Type": "application/json"}

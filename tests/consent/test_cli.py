@@ -8,18 +8,18 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import text, update
 from typer.testing import CliRunner
 
 from accord.accounts.models import Bootstrap
 from accord.cli import app
-from accord.consent import config
-from accord.consent.models import PropertyIn
+from accord.consent import config, ledger
+from accord.consent.models import PropertyIn, consent_records
 from accord.consent.service import record_consent
 from accord.core.settings import Settings
 from accord.core.signing import Signer
 from accord.leads import confirmation, forms, submissions
-from accord.leads.models import FormIn
+from accord.leads.models import FormIn, lead_consents
 from accord.leads.validation import CleanSubmission
 from accord.process.email import default_wiring
 from accord.store.db import Store, open_store
@@ -173,3 +173,65 @@ def test_item_15_consent_proof_finds_a_lead_by_email(
     assert found.json()["records"][0]["record"]["anonymous_id"] == done.anonymous_id
     missing = client.get("/api/consent/subjects/nobody@people.example/proof", headers=admin)
     assert missing.status_code == 404
+
+
+def test_item_15_double_opt_in_evidence_is_in_the_hashed_ledger_record(
+    env: dict[str, str], store: Store, keys: Bootstrap
+) -> None:
+    form_in = FormIn.model_validate(
+        {
+            "slug": "news",
+            "title": {"en": "News", "it": "Novità"},
+            "fields": [{"key": "email", "kind": "email"}],
+            "consents": [{"purpose": "marketing", "label": {"en": "Email me", "it": "Scrivetemi"}}],
+            "privacy_policy_url": "https://shop.example/privacy",
+            "from_address": "hello@shop.example",
+        }
+    )
+    with store.write() as conn:
+        form = forms.create_form(conn, business_id=keys.business_id, data=form_in)
+        done = submissions.submit(
+            conn,
+            form=form,
+            submission=CleanSubmission(email="giulia@people.example", purposes=["marketing"]),
+            anonymous_id=None,
+            ip="198.51.100.4",
+            user_agent="Firefox",
+        )
+        conn.execute(
+            update(lead_consents)
+            .where(lead_consents.c.lead_id == done.lead_id)
+            .values(confirmation_message_id="<msg-1@shop.example>")
+        )
+        confirmation.confirm(
+            conn,
+            lead_id=done.lead_id,
+            ip="198.51.100.9",
+            wiring=default_wiring(),
+            signer=Signer("k" * 32),
+            lang="it",
+        )
+    proof = json.loads(run(env, "proof", "giulia@people.example").stdout)
+    [item] = proof["records"]
+    record = item["record"]
+    evidence = record["evidence"]
+    assert evidence["form_id"] == form.id and evidence["form_version"] == form.version
+    assert evidence["language"] == "it" and record["language"] == "it"
+    assert evidence["checkbox_text"] == "Scrivetemi"
+    assert evidence["confirmation_message_id"] == "<msg-1@shop.example>"
+    assert evidence["confirmed_at"]
+    html = run(env, "proof", "giulia@people.example", "--format", "html").stdout
+    assert "&lt;msg-1@shop.example&gt;" in html and "Scrivetemi" in html
+    # The evidence is covered by the record's hash: the chain verifies, and a changed
+    # checkbox text does not.
+    with store.read() as conn:
+        assert ledger.verify(conn, business_id=keys.business_id).ok
+    with store.write() as conn:
+        conn.execute(
+            update(consent_records)
+            .where(consent_records.c.id == record["id"])
+            .values(evidence=json.dumps({**evidence, "checkbox_text": "Email me"}))
+        )
+    with store.read() as conn:
+        failed = ledger.verify(conn, business_id=keys.business_id)
+    assert not failed.ok

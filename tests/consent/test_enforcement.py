@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from accord.accounts.models import Bootstrap
 from accord.cli import app as cli_app
 from accord.collect.models import inbox
+from accord.consent.gate import LedgerGate
 from accord.core.settings import Settings
 from accord.lake.service import visible_files
 from accord.process.worker import drain
@@ -169,9 +170,37 @@ def test_opt_out_regimes_keep_events_until_refused(
 ) -> None:
     auth = basic(keys.write_key)
     client.post("/api/consent/properties", json={"key": "web", "name": "W"}, headers=admin(keys))
-    event = {"type": "track", "event": "Viewed", "anonymousId": "anon-us", "messageId": "us1"}
+    event = {
+        "type": "track",
+        "event": "Viewed",
+        "anonymousId": "anon-us",
+        "messageId": "us1",
+        "context": {"location": {"country": "US"}},
+    }
     client.post("/v1/track", json=event, headers=auth).raise_for_status()
     assert stored_payloads(store)[0]["anonymousId"] == "anon-us"
+
+
+def test_item_14_unknown_location_is_the_strictest_regime_unless_the_business_says(
+    client: TestClient, keys: Bootstrap, store: Store
+) -> None:
+    """No consent, no country (the test client has no IP): opt-in, as the banner does;
+    the business's rule XX (unknown location) makes it laxer, explicitly."""
+    auth, h = basic(keys.write_key), admin(keys)
+    client.post("/api/consent/properties", json={"key": "web", "name": "W"}, headers=h)
+    event = {"type": "track", "event": "Viewed", "anonymousId": "anon-xx", "messageId": "xx1"}
+    client.post("/v1/track", json=event, headers=auth).raise_for_status()
+    identify = {"userId": "u-xx", "traits": {"email": "xx@example.com"}, "messageId": "xx2"}
+    client.post("/v1/identify", json=identify, headers=auth).raise_for_status()
+    (kept,) = stored_payloads(store)
+    assert kept["messageId"] == "xx1" and "anonymousId" not in kept  # an anonymous count
+    client.put("/api/consent/geo-rules/XX", json={"regime": "default"}, headers=h)
+    gate = client.app.state.accord.gate  # rules are cached for 30 s; not this long
+    assert isinstance(gate, LedgerGate)
+    gate.forget(keys.business_id)
+    client.post("/v1/track", json={**event, "messageId": "xx3"}, headers=auth)
+    by_id = {p["messageId"]: p for p in stored_payloads(store)}
+    assert by_id["xx3"]["anonymousId"] == "anon-xx"
 
 
 def test_cli_import_applies_the_gate(

@@ -30,7 +30,7 @@ from accord.consent.geo import (
         ("US", "AL", {}, "default"),
         ("US", None, {}, "ccpa"),
         ("JP", None, {}, "default"),
-        (None, None, {}, "default"),
+        (None, None, {}, "gdpr"),  # unknown location: the strictest regime
         (None, None, {"*": "gdpr"}, "gdpr"),
         (None, None, {"XX": "ccpa", "*": "gdpr"}, "ccpa"),  # XX: unknown location
         ("DE", None, {"*": "ccpa"}, "gdpr"),  # "*" is for everywhere not named
@@ -105,8 +105,8 @@ def test_device_of(agent: str | None, device: str | None) -> None:
     assert device_of(agent) == device
 
 
-def test_item_14_unknown_locations_take_the_callers_strict_default() -> None:
-    assert regime_for(None, None, {}, unknown_default="gdpr") == "gdpr"
-    assert regime_for(None, None, {"*": "ccpa"}, unknown_default="gdpr") == "ccpa"
-    assert regime_for(None, None, {"XX": "default"}, unknown_default="gdpr") == "default"
-    assert regime_for("JP", None, {}, unknown_default="gdpr") == "default"
+def test_item_14_unknown_locations_take_the_strictest_regime_unless_the_business_says() -> None:
+    assert regime_for(None, None, {}) == "gdpr"
+    assert regime_for(None, None, {"*": "ccpa"}) == "ccpa"
+    assert regime_for(None, None, {"XX": "default"}) == "default"
+    assert regime_for("JP", None, {}) == "default"

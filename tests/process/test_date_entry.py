@@ -19,6 +19,14 @@ from accord.process.scheduler import Scheduler
 from accord.process.worker import drain
 from accord.store.db import Store
 
+
+@pytest.fixture
+def keys(opt_out_keys: Bootstrap) -> Bootstrap:
+    # Events here carry no consent and no location; this business keeps them, as its
+    # rule for unknown locations ("XX") says (item 14: the default is the strictest).
+    return opt_out_keys
+
+
 DAY = date(2027, 1, 15)
 PARIS = ZoneInfo("Europe/Paris")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -7,12 +7,19 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from accord.accounts.models import Bootstrap
 from accord.core.settings import Settings
 from accord.process.worker import drain
 from accord.store.db import Store
+
+
+@pytest.fixture
+def keys(opt_out_keys: Bootstrap) -> Bootstrap:
+    # Events here carry no consent and no location: this business keeps them (rule "XX").
+    return opt_out_keys
 
 
 def _write(keys: Bootstrap) -> dict[str, str]:
@@ -130,3 +137,61 @@ def test_item_11_power_without_units_or_with_overflow_is_refused(
     huge = {**base, "baseline_variance": 1.7e308, "total_units": 200, "treatment_weight": 0.005}
     response = client.post("/api/experiments/power", headers=_admin(keys), json=huge)
     _refused(response, "baseline_variance", "too large")
+
+
+def test_item_9_nul_in_any_stored_text_is_a_400_naming_the_field(
+    client: TestClient, keys: Bootstrap
+) -> None:
+    """One guard at the store's door (`accord.store.db`) refuses NUL in every bound text,
+    so a name, a slug or a reason answers the same 400 on SQLite and on PostgreSQL."""
+    admin = _admin(keys)
+    cases = [
+        (
+            "/api/audiences",
+            {"name": "Nul\x00name", "slug": "nul", "text": "consent marketing"},
+            "name",
+        ),
+        (
+            "/api/audiences",
+            {"name": "Nul", "slug": "nul", "description": "a\x00b", "text": "consent marketing"},
+            "description",
+        ),
+        ("/api/consent/properties", {"key": "web", "name": "W\x00eb"}, "name"),
+        (
+            "/api/suppressions",
+            {"kind": "email", "value": "a@example.com", "reason": "x\x00"},
+            "reason",
+        ),
+    ]
+    for path, body, field in cases:
+        _refused(client.post(path, headers=admin, json=body), field, "NUL")
+    # Nothing was half-saved, and a lookup by a key holding NUL is refused the same way.
+    assert [
+        a["slug"] for a in client.get("/api/audiences", headers=admin).json() if a["slug"] == "nul"
+    ] == []
+    # The guard names the column the value was compared with.
+    _refused(client.get("/api/audiences/a%00b", headers=admin), "id", "NUL")
+
+
+def test_item_11_a_vendor_id_beyond_16_bits_is_refused(client: TestClient, keys: Bootstrap) -> None:
+    # Found by the fuzz guard on PostgreSQL (integer out of range, a 500): TCF vendor ids
+    # are 16 bits.
+    body = {"name": "Vendor", "tcf_id": 4398046511105}
+    response = client.put("/api/consent/vendors/models", headers=_admin(keys), json=body)
+    _refused(response, "tcf_id", "less than or equal")
+
+
+def test_item_9_nul_in_an_event_id_refuses_that_event_only(
+    client: TestClient, keys: Bootstrap
+) -> None:
+    batch = {
+        "batch": [
+            {"type": "track", "event": "E", "anonymousId": "a\x00b", "messageId": "nul-1"},
+            {"type": "track", "event": "E", "anonymousId": "ok", "messageId": "nul\x002"},
+        ]
+    }
+    response = client.post("/v1/batch", headers=_write(keys), json=batch)
+    _refused(response, "batch[0].anonymousId", "NUL")
+    _refused(response, "batch[1].messageId", "NUL")
+    single = {"event": "E", "userId": "u\x00"}
+    _refused(client.post("/v1/track", headers=_write(keys), json=single), "userId", "NUL")

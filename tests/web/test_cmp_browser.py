@@ -742,3 +742,46 @@ def test_links_from_the_configuration_are_never_javascript(
     page = open_site(context, site)
     assert page.get_by_role("dialog").locator("a").count() == 0
     assert page.get_by_text(texts["description"]).is_visible()
+
+
+GPC_ON = "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true})"
+
+
+def test_item_14_gpc_after_an_opt_in_overrides_it_until_the_visitor_consents_again(
+    browser: Browser, site: Site
+) -> None:
+    site.configure(regime="ccpa")
+    context = browser.new_context(locale="en-US")
+    first = open_site(context, site)
+    assert first.locator("[data-accord=gpc-notice]").count() == 0  # no GPC, no notice
+    first.get_by_role("button", name="Accept all").click()
+    wait_recorded(first)
+    assert stored_choice(context)["g"] == 0
+    assert first.evaluate("() => window.mktRuns") == 1
+    # The same visitor comes back with Global Privacy Control on (header and navigator).
+    context.add_init_script(GPC_ON)
+    context.set_extra_http_headers({"Sec-GPC": "1"})
+    back = open_site(context, site)  # the banner opens again: the opt-in no longer stands
+    assert back.evaluate("() => window.accord.consent.get().purposes.marketing") is False
+    assert back.evaluate("() => window.mktRuns") is None
+    english = default_texts("en")["gpc_notice"]
+    assert back.locator("[data-accord=gpc-notice]").inner_text() == english
+    # Told, the visitor opts in again: that choice, made with GPC on, stands.
+    back.get_by_role("button", name="Accept all").click()
+    wait_recorded(back)
+    assert stored_choice(context)["g"] == 1
+    assert back.evaluate("() => window.mktRuns") == 1
+    latest = site.ledger(stored_choice(context)["id"])[-1]
+    assert latest["gpc"] is True and latest["purposes"]["marketing"] is True
+    again = context.new_page()
+    again.goto(site.base + "/site/page")
+    again.wait_for_function("() => window.mktRuns === 1")
+    assert again.locator("[role=dialog]").count() == 0
+    context.close()
+    # The notice speaks the visitor's language.
+    german = browser.new_context(locale="de-DE", extra_http_headers={"Sec-GPC": "1"})
+    german.add_init_script(GPC_ON)
+    page = open_site(german, site)
+    notice = page.locator("[data-accord=gpc-notice]").inner_text()
+    assert notice == default_texts("de")["gpc_notice"]
+    german.close()

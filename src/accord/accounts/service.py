@@ -287,6 +287,24 @@ def update_business(
     return get_business(conn, business_id=business_id)
 
 
+def set_postal_address(
+    conn: Connection, *, business_id: str, address: str, actor: Actor, ip: str | None = None
+) -> None:
+    """Set only the business's postal address (the footer of its marketing email)."""
+    before = get_business(conn, business_id=business_id)
+    conn.execute(update(businesses).where(businesses.c.id == business_id).values(address=address))
+    audit(
+        conn,
+        business_id=business_id,
+        actor=actor,
+        action="business.update",
+        asset=("business", business_id),
+        before={"address": before.address},
+        after={"address": address},
+        ip=ip,
+    )
+
+
 def verification_email(
     secret: str, *, business_id: str, email: str, name: str, base_url: str, hours: int
 ) -> AccountEmail:

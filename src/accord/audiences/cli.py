@@ -8,6 +8,7 @@ from typing import Annotated
 import orjson
 import typer
 
+from accord.accounts.audit import cli_actor, record_action
 from accord.audiences import activation, definitions
 from accord.audiences import refresh as audience_refresh
 from accord.audiences.exports import Destination
@@ -129,15 +130,28 @@ def export(
     """Members as CSV or a Meta / Google Ads customer list (consent and suppression applied)."""
     if destination == "interest_groups":
         raise usage("interest groups need the buyer's URLs: use the API")
-    with business_store(business) as (store, business_id), store.read() as conn:
-        result = activation.export_audience(
-            conn,
-            business_id=business_id,
-            audience=audience,
-            destination=destination,
-            purpose=purpose,
-        )
-    output.write_bytes(result.body)
+    with business_store(business) as (store, business_id):
+        with store.read() as conn:
+            result = activation.export_audience(
+                conn,
+                business_id=business_id,
+                audience=audience,
+                destination=destination,
+                purpose=purpose,
+            )
+        output.write_bytes(result.body)
+        with store.write() as conn:
+            record_action(
+                conn,
+                business_id=business_id,
+                actor=cli_actor("audiences export"),
+                action="audience.export",
+                asset=("audience", audience),
+                destination=destination,
+                purpose=purpose,
+                included=result.included,
+                left_out=result.left_out,
+            )
     typer.echo(f"{result.included} people written to {output}")
     for reason, count in result.left_out.items():
         typer.echo(f"  left out, {reason}: {count}")
@@ -154,4 +168,13 @@ def suppress(
     with business_store(business) as (store, business_id), store.write() as conn:
         reach.suppress(
             conn, business_id=business_id, kind=kind, value=value, reason=reason, source="cli"
+        )
+        record_action(
+            conn,
+            business_id=business_id,
+            actor=cli_actor("audiences suppress"),
+            action="suppression.add",
+            kind=kind,
+            value=value,
+            reason=reason,
         )

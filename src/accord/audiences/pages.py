@@ -305,8 +305,10 @@ async def suppress(
         problems.append(FieldProblem("reason", "must be at most 32 characters"))
     if problems:
         return redirect(request, "/suppressions", error=_text(problems))
-    await store_work.write(
+    await store_work.audited(
         state,
+        caller,
+        "suppression.add",
         lambda conn: reach.suppress(
             conn,
             business_id=caller.business_id,
@@ -315,6 +317,9 @@ async def suppress(
             reason=reason,
             source="page",
         ),
+        kind=kind,
+        value=value,
+        reason=reason,
     )
     return redirect(request, "/suppressions", notice=f"Suppressed {kind} {value}")
 
@@ -327,9 +332,13 @@ async def unsuppress(
     kind: Annotated[str, Form()] = "",
     value: Annotated[str, Form()] = "",
 ) -> Response:
-    removed = await store_work.write(
+    removed = await store_work.audited(
         state,
+        caller,
+        "suppression.remove",
         lambda conn: reach.unsuppress(conn, business_id=caller.business_id, kind=kind, value=value),
+        kind=kind,
+        value=value,
     )
     if not removed:
         return redirect(request, "/suppressions", error=f"{kind} {value} was not suppressed")

@@ -47,6 +47,11 @@ def _identifier(value: Any, field: str, problems: list[FieldProblem]) -> str | N
     if len(text) > ID_MAX_LENGTH:
         problems.append(FieldProblem(field, f"must be at most {ID_MAX_LENGTH} characters"))
         return None
+    if "\x00" in text:
+        # Refused per event here, not by the store's guard, which would fail the whole
+        # group of requests the inbox writer inserts together.
+        problems.append(FieldProblem(field, "must not contain the NUL character"))
+        return None
     return text
 
 

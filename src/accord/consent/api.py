@@ -37,6 +37,7 @@ from accord.leads.subjects import anonymous_ids_of_email
 from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.bodies import read_limited
+from accord.web.cmp import default_texts, translation_languages
 from accord.web.downloads import attachment
 from accord.web.errors import json_response
 from accord.web.state import AppState, State
@@ -146,11 +147,27 @@ def consent_config(
         body = cmp_config.public_config(
             conn, business_id=source.business_id, property_key=property_key, visitor=visitor
         )
+    _add_gpc_notice(body["notice"])
     headers = {
         "Vary": f"Accept-Language, Sec-GPC, {state.settings.consent_country_header}",
         "Cache-Control": f"{'private' if anonymous_id else 'public'}, max-age=300",
     }
     return json_response(body, headers=headers)
+
+
+def _add_gpc_notice(notice: dict[str, Any]) -> None:
+    """The banner tells a visitor who sends GPC that opting in overrides the signal (CCPA
+    regulations §7025(c)(3)): in the notice's language from Accord's shipped texts, else
+    in English."""
+    texts = notice["texts"]
+    if texts.get("gpc_notice"):
+        return
+    language = str(notice["language"]).lower()
+    shipped = translation_languages()
+    for candidate in (language, language.split("-")[0], "en"):
+        if candidate in shipped:
+            texts["gpc_notice"] = default_texts(candidate)["gpc_notice"]
+            return
 
 
 @public_router.post(

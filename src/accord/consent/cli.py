@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from accord.accounts.audit import cli_actor, record_action
 from accord.cli_common import (
     FAILED,
     AsJson,
@@ -168,6 +169,15 @@ def export(
     with state_store() as store:
         business_id = _business_id(store, business)
         lines = service.export_granted(store, business_id=business_id, purpose=purpose)
+        with store.write() as conn:
+            record_action(
+                conn,
+                business_id=business_id,
+                actor=cli_actor("consent export"),
+                action="consent.export",
+                purpose=purpose,
+                rows=len(lines) - 1,  # the header is the first line
+            )
     if out is not None:
         out.write_text("".join(lines), encoding="utf-8")
     else:

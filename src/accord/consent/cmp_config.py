@@ -19,7 +19,7 @@ from accord.consent.config import (
     purpose_text,
     text_hash,
 )
-from accord.consent.geo import STRICTEST_REGIME, regime_for
+from accord.consent.geo import regime_for
 from accord.consent.models import OPT_IN_REGIMES, NoticeVariantIn
 from accord.core.errors import NotFound
 
@@ -118,7 +118,6 @@ def public_config(
         visitor.country,
         visitor.region,
         geo_rules(conn, business_id=business_id),
-        unknown_default=STRICTEST_REGIME,
     )
     answer = _banner_config(
         conn,

@@ -5,8 +5,8 @@ wins; without it, the connecting IP is looked up offline in the regional-registr
 table that the `iptocc` package ships. Regime: the most specific rule wins ("CC-REGION",
 then "CC", then "*"), the business's own rule before the default at each level. A visitor
 whose location is unknown falls under the business's rule "XX" (Cloudflare's code for an
-unknown country), else its "*" rule, else `unknown_default` when the caller gives one
-(the banner gives the strictest regime, `gdpr`), else the default "*".
+unknown country), else its "*" rule, else the strictest regime, `gdpr`: the banner and
+collection alike, so nothing optional runs or is kept before a choice.
 """
 
 from __future__ import annotations
@@ -88,17 +88,15 @@ def regime_for(
     country: str | None,
     region: str | None,
     rules: Mapping[str, str],
-    *,
-    unknown_default: str | None = None,
 ) -> str:
     """The regime of the most specific rule ("US-CA" before "US" before "*"); at the same
     level the business's rule beats the default one. With no country: the business's "XX"
-    rule, else its "*" rule, else `unknown_default` (when given), else the default "*"."""
+    rule, else its "*" rule, else the strictest regime (a consent-first default)."""
     if not country:
         for key in (UNKNOWN_LOCATION, "*"):
             if key in rules:
                 return rules[key]
-        return unknown_default or DEFAULT_RULES["*"]
+        return STRICTEST_REGIME
     candidates = []
     if region:
         candidates.append(f"{country}-{region}")

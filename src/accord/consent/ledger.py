@@ -4,7 +4,10 @@ Hashing: each record's `hash` is the SHA-256 (hex) of the canonical JSON of ever
 field in `HASHED_FIELDS` (which includes `position` and `prev_hash`): keys sorted,
 no spaces, UTF-8, datetimes as `YYYY-MM-DDTHH:MM:SS.ffffffZ`, JSON columns as the
 objects they hold; a record imported from a file adds its `imported` object (records
-made through Accord have none, so their hashes are as before). The first record of a
+made through Accord have none, so their hashes are as before), and a record of a form's
+consent adds its `evidence` object the same way (double opt-in: form and version, language,
+checkbox text, confirmation message id; older records have none and verify as they did).
+The first record of a
 business has `prev_hash` = 64 zeros. The business's chain head (`consent_chain_heads`)
 holds the length and the last hash, so removing records from the end is detected too.
 """
@@ -56,6 +59,11 @@ HASHED_FIELDS = (
 )
 
 
+# JSON objects hashed with a record only when it has them, so records without them keep
+# the hashes they were written with.
+OPTIONAL_HASHED = ("imported", "evidence")
+
+
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, no spaces, UTF-8: the bytes every hash in consent is taken over."""
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
@@ -73,8 +81,9 @@ def record_hash(fields: dict[str, Any]) -> str:
         if isinstance(value, datetime):
             value = instant_text(value)
         canonical[name] = value
-    if fields.get("imported") is not None:
-        canonical["imported"] = fields["imported"]
+    for optional in OPTIONAL_HASHED:
+        if fields.get(optional) is not None:
+            canonical[optional] = fields[optional]
     return hashlib.sha256(canonical_json(canonical)).hexdigest()
 
 
@@ -82,8 +91,9 @@ def _stored_fields(row: Row[Any] | dict[str, Any]) -> dict[str, Any]:
     mapping = dict(row._mapping) if isinstance(row, Row) else dict(row)
     for name in JSON_FIELDS:
         mapping[name] = orjson.loads(mapping[name])
-    if mapping.get("imported") is not None:
-        mapping["imported"] = orjson.loads(mapping["imported"])
+    for optional in OPTIONAL_HASHED:
+        if mapping.get(optional) is not None:
+            mapping[optional] = orjson.loads(mapping[optional])
     return mapping
 
 
@@ -142,6 +152,8 @@ def append(conn: Connection, *, business_id: str, fields: dict[str, Any]) -> App
     if imported is not None:
         row["imported"] = canonical_json(imported).decode()
         row["import_key"] = imported["key"]
+    if record.get("evidence") is not None:
+        row["evidence"] = canonical_json(record["evidence"]).decode()
     conn.execute(consent_records.insert().values(row))
     conn.execute(
         update(consent_chain_heads)
@@ -268,7 +280,8 @@ def record_json(row: Row[Any]) -> dict[str, Any]:
     out = {name: fields[name] for name in HASHED_FIELDS}
     for name in ("recorded_at", "received_at"):
         out[name] = instant_text(fields[name])
-    if fields.get("imported") is not None:
-        out["imported"] = fields["imported"]
+    for optional in OPTIONAL_HASHED:
+        if fields.get(optional) is not None:
+            out[optional] = fields[optional]
     out["hash"] = fields["hash"]
     return out

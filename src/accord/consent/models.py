@@ -203,6 +203,10 @@ consent_records = Table(
     Column("imported", Text, nullable=True),
     # The import's key of the decision, so importing the same file again adds nothing.
     Column("import_key", String(64), nullable=True),
+    # What a form's consent was given on (double opt-in): JSON {"form_id", "form_version",
+    # "language", "checkbox_text", "confirmation_message_id", "given_at", "confirmed_at"};
+    # hashed with the record, like `imported`. NULL for every other decision.
+    Column("evidence", Text, nullable=True),
     UniqueConstraint("business_id", "position"),
     UniqueConstraint("business_id", "import_key"),
     Index("ix_consent_records_anonymous", "business_id", "anonymous_id"),
@@ -354,7 +358,8 @@ class VendorIn(_Strict):
     key: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")
     name: str = Field(min_length=1, max_length=255)
     purposes: list[str] = Field(default_factory=list)
-    tcf_id: int | None = Field(default=None, ge=1)
+    # A TCF vendor id is 16 bits (MaxVendorId); PostgreSQL's integer column would refuse more.
+    tcf_id: int | None = Field(default=None, ge=1, le=65535)
     policy_url: str | None = Field(default=None, max_length=1000)
 
 

@@ -60,6 +60,12 @@ blockquote { border-left: 3px solid #ccc; margin: .5rem 0; padding: .2rem 1rem; 
 <tr><th>Source</th><td>{{ r.source }}{% if r.imported %} · <strong>imported</strong> from
  {{ r.imported.from }}{% if r.imported.notice %}; the notice it names: {{ r.imported.notice }}
 {% endif %}{% endif %}</td></tr>
+{% if r.evidence %}<tr><th>Form evidence</th><td>form <code>{{ r.evidence.form_id }}</code>
+ version {{ r.evidence.form_version }} · language {{ r.evidence.language }}
+ · checkbox text: “{{ r.evidence.checkbox_text }}”
+ {% if r.evidence.confirmation_message_id %}· double opt-in: confirmation message
+ <code>{{ r.evidence.confirmation_message_id }}</code>, confirmed {{ r.evidence.confirmed_at }}
+ {% endif %}</td></tr>{% endif %}
 <tr><th>Regime</th><td>{{ r.regime }}
 {% if r.country %} (country {{ r.country }}){% endif %}</td></tr>
 <tr><th>Choices</th><td>

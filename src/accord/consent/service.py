@@ -77,6 +77,7 @@ def record_consent(
     user_agent: str | None = None,
     tc_validator: TcValidator = validate_tc_string,
     imported: dict[str, str | None] | None = None,
+    evidence: dict[str, Any] | None = None,
 ) -> Recorded:
     """Append one consent decision to the business's ledger and return the new state.
 
@@ -92,6 +93,8 @@ def record_consent(
     - A withdrawal is simply a record with the purpose set to false.
     - `imported` ({"from", "notice", "key"}) marks a decision taken from a file (source
       "import"): where the file says it was given, the notice it names, the import's key.
+    - `evidence` is what a form's consent was given on (form and version, language,
+      checkbox text, the double opt-in message id); hashed with the record.
     - Raises `InvalidInput` naming each bad field: no subject, unknown property,
       purpose or vendor, a notice or text hash that was never published, a malformed
       TC string, an unknown source or regime, a timestamp in the future.
@@ -207,6 +210,7 @@ def record_consent(
         "device": device_of(user_agent),
         "tc_string": tc_string,
         "imported": imported,
+        "evidence": evidence,
     }
     appended = ledger.append(conn, business_id=business_id, fields=fields)
     state = current_state(
@@ -474,6 +478,7 @@ def record_outside_banner(
     user_agent: str | None = None,
     recorded_at: datetime | None = None,
     language: str = "en",
+    evidence: dict[str, Any] | None = None,
 ) -> None:
     """Record a decision made outside a banner (a confirmed form, an unsubscribe link),
     in the `language` the person was shown it in.
@@ -504,4 +509,5 @@ def record_outside_banner(
         user_agent=user_agent,
         recorded_at=recorded_at,
         language=language,
+        evidence=evidence,
     )

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from random import Random
 
+from accord.accounts import service as accounts
+from accord.accounts.models import Actor
 from accord.demo.generator import SHOP_URL
 from accord.demo.mail_sink import discarding_smtp
 from accord.demo.seen import Customer
@@ -25,6 +27,8 @@ from accord.store.db import Store
 
 CAMPAIGN = "Autumn layers (demo newsletter)"
 FROM_ADDRESS = "news@shop.example.com"
+POSTAL_ADDRESS = "Demo Outdoor Shop, 12 Example Street, 1000 Brussels, Belgium"
+_ACTOR = Actor(kind="system", label="accord demo")
 TEMPLATE = TemplateIn(
     name="Autumn layers",
     subject="{{ first_name | default('Hello') }}, layer up: new jackets just landed",
@@ -60,6 +64,11 @@ def prepare_newsletter(
         existing = campaigns.list_campaigns(conn, business_id=business_id, limit=1000)
         if any(row.name == CAMPAIGN for row in existing):
             return None
+        # Marketing email must show the sender's postal address (the campaign footer).
+        if not campaigns.has_postal_address(conn, business_id=business_id):
+            accounts.set_postal_address(
+                conn, business_id=business_id, address=POSTAL_ADDRESS, actor=_ACTOR
+            )
         template_id = templates.create_template(conn, business_id=business_id, checked=checked)
         list_id = lists.create_list(conn, business_id=business_id, data=ListIn(name="Newsletter"))
         for customer in customers:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import Connection
 
 from accord.core.clock import utcnow
 from accord.core.errors import FieldProblem, InvalidInput
@@ -165,7 +166,20 @@ async def test_campaign(
         to=[str(address) for address in data.to],
         mailer=email.mailer,
     )
+    await store_work.write(state, lambda conn: _record_test_send(conn, caller, report))
     return asdict(report)
+
+
+def _record_test_send(conn: Connection, caller: Caller, report: sending.SendReport) -> None:
+    """The audit entry of a test send, as the campaign page writes it too."""
+    store_work.record(
+        conn,
+        caller,
+        "email_campaign.test_send",
+        asset=("email_campaign", report.campaign_id),
+        sent=report.sent,
+        failed=report.failed,
+    )
 
 
 @admin.get("/campaigns/{campaign_id}/kpis", summary="Delivery, opens, clicks... with 95% CIs")

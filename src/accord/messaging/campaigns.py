@@ -197,6 +197,7 @@ def schedule_campaign(
     row = campaign_row(conn, business_id=business_id, campaign_id=campaign_id)
     if row.status not in ("draft", "scheduled"):
         raise Conflict(f"campaign {campaign_id} is {row.status}; only drafts can be scheduled")
+    sender_footer(conn, business_id=business_id)  # refused now rather than when due
     conn.execute(
         update(email_campaigns)
         .where(email_campaigns.c.id == campaign_id)
@@ -215,10 +216,26 @@ def campaign_row(conn: Connection, *, business_id: str, campaign_id: str) -> Any
     return row
 
 
+# Where the setting lives, for the error and the campaign page.
+POSTAL_ADDRESS_SETTING = "business.address"
+NO_POSTAL_ADDRESS = (
+    "the business has no postal address, which every marketing email must show (CAN-SPAM); "
+    "set it under Business settings (/business/settings, field Address) or with "
+    'PUT /api/business {"address": ...}'
+)
+
+
 def sender_footer(conn: Connection, *, business_id: str) -> Footer:
-    """The footer of this business's marketing email: its name and postal address."""
+    """The footer of this business's marketing email: its name and postal address.
+    Without a postal address there is no lawful footer, so nothing may be sent."""
     business = get_business(conn, business_id=business_id)
+    if not (business.address or "").strip():
+        raise InvalidInput([FieldProblem(POSTAL_ADDRESS_SETTING, NO_POSTAL_ADDRESS)])
     return Footer(sender=business.name, postal_address=business.address)
+
+
+def has_postal_address(conn: Connection, *, business_id: str) -> bool:
+    return bool((get_business(conn, business_id=business_id).address or "").strip())
 
 
 def variants(

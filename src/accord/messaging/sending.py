@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ import orjson
 from sqlalchemy import Connection, select, update
 
 from accord.core.clock import utcnow
-from accord.core.errors import Conflict
+from accord.core.errors import Conflict, InvalidInput
 from accord.core.ids import new_id
 from accord.identity.service import normalise_email
 from accord.messaging.campaigns import campaign_row, sender_footer, variants
@@ -30,6 +31,8 @@ from accord.messaging.templates import CompiledTemplate, listed, personalisation
 from accord.profiles.service import traits_by_identifier
 from accord.recommend.serving import MAX_LIMIT
 from accord.store.db import Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -389,5 +392,9 @@ async def run_due(
                 )
             )
         except Conflict:
+            continue
+        except InvalidInput as exc:
+            # A business without a postal address: its campaign waits, the others go.
+            log.warning("campaign %s not sent: %s", row.id, exc)
             continue
     return reports

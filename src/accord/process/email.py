@@ -48,7 +48,23 @@ def record_in_ledger(
         user_agent=evidence.get("user_agent"),
         language=str(evidence.get("language") or "en"),
         recorded_at=parse_instant(at) if isinstance(at, str) else None,
+        evidence=ledger_evidence(evidence) if source.startswith("form") else None,
     )
+
+
+def ledger_evidence(evidence: Mapping[str, Any]) -> dict[str, Any]:
+    """What the ledger keeps of a form's consent: what the person saw and confirmed. The
+    addresses are left out; the record has the truncated IP and the user agent already."""
+    double_opt_in = evidence.get("double_opt_in") or {}
+    return {
+        "form_id": evidence.get("form_id"),
+        "form_version": evidence.get("form_version"),
+        "language": evidence.get("language"),
+        "checkbox_text": evidence.get("checkbox_text"),
+        "given_at": evidence.get("given_at"),
+        "confirmation_message_id": double_opt_in.get("confirmation_message_id"),
+        "confirmed_at": double_opt_in.get("confirmed_at"),
+    }
 
 
 def audience_recipients(conn: Connection, *, business_id: str, audience_id: str) -> list[Recipient]:

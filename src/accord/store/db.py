@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.dml import Insert
+
+from accord.core.errors import FieldProblem, InvalidInput
 
 T = TypeVar("T")
 
@@ -30,6 +33,43 @@ def ensure_sqlite_folder(url: str) -> None:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
+
+
+_NUL = "\x00"
+# Bind names get a number when one statement binds a column twice ("key_1").
+_BIND_SUFFIX = re.compile(r"_\d+$")
+
+
+def _refuse_nul(
+    _conn: Connection,
+    _cursor: Any,
+    _statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> None:
+    """Refuse text holding a NUL character before it reaches the database, naming the column.
+
+    PostgreSQL cannot store NUL in text (its driver raises, which was a 500) and SQLite
+    would keep it, so one rule for both: every value bound to a statement, whichever
+    route, page or command sent it, is checked here, the one door to the store."""
+    rows = parameters if executemany else (parameters,)
+    compiled = getattr(context, "compiled", None)
+    names = getattr(compiled, "positiontup", None)
+    for row in rows:
+        if isinstance(row, Mapping):
+            pairs: Iterable[tuple[Any, Any]] = row.items()
+        else:
+            pairs = zip(names or (), row or (), strict=False)
+        for name, value in pairs:
+            if isinstance(value, str) and _NUL in value:
+                field = _BIND_SUFFIX.sub("", str(name).removeprefix("param_")) or "value"
+                raise InvalidInput([FieldProblem(field, "must not contain the NUL character")])
+
+
+def _guarded(engine: Engine) -> Engine:
+    event.listen(engine, "before_cursor_execute", _refuse_nul)
+    return engine
 
 
 def _sqlite_engine(
@@ -63,7 +103,7 @@ def _sqlite_engine(
         cursor.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
         cursor.close()
 
-    return engine
+    return _guarded(engine)
 
 
 @dataclass
@@ -133,5 +173,5 @@ def open_store(url: str, *, sqlite_synchronous: str = "FULL") -> Store:
             url, synchronous=sqlite_synchronous, immediate=True, busy_timeout_ms=0
         )
         return Store(url=url, writer=writer, reader=reader, eager_writer=eager)
-    engine = create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    engine = _guarded(create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True))
     return Store(url=url, writer=engine, reader=engine)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
-from accord.accounts.service import audit
+from accord.accounts.audit import record_action
 from accord.web.state import AppState
 
 if TYPE_CHECKING:
@@ -53,25 +53,17 @@ async def run(work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     return await run_in_threadpool(partial(work, *args, **kwargs))
 
 
-# The audit log's asset_id column holds ids (40 characters); longer keys go in the details.
-ASSET_ID_MAX = 40
-
-
 def record(conn: Connection, caller: Caller, action: str, **details: Any) -> None:
     """Note in the business's audit log that `caller` did `action` (in `conn`'s
-    transaction); `asset` is (kind, id), the rest of `details` is what was done."""
-    asset = details.pop("asset", None)
-    if asset is not None and len(asset[1]) > ASSET_ID_MAX:  # a long key: kept in full below
-        details["asset"] = list(asset)
-        asset = None
-    audit(
+    transaction), through `accounts.audit.record_action`, the one writer that pages,
+    API routes and CLI commands share."""
+    record_action(
         conn,
         business_id=caller.business_id,
         actor=caller.actor,
         action=action,
-        asset=asset,
-        after=details or None,
         ip=caller.ip,
+        **details,
     )
 
 

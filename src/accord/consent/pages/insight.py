@@ -14,6 +14,7 @@ from accord.consent import abtest, analytics, config, export, ledger
 from accord.consent.pages import proofs, scans
 from accord.core.clock import utcnow
 from accord.engine.connection import connect
+from accord.web import store_work
 from accord.web.auth import Caller, requires
 from accord.web.charts import Chart, Kind, Series
 from accord.web.state import State
@@ -318,6 +319,8 @@ def export_page(request: Request, state: State, caller: Reader, purpose: str = "
     if rows is None:
         error = "choose a purpose" if not purpose else f"{purpose!r} is not a purpose of yours"
         return _ledger_page(request, state, caller, purpose=purpose[:100], error=error)
+    with state.store.write() as conn:
+        store_work.record(conn, caller, "consent.export", purpose=purpose, rows=len(rows))
     return StreamingResponse(
         export.to_csv(rows),
         media_type="text/csv",

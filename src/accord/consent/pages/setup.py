@@ -29,6 +29,7 @@ from accord.consent.pages.setup_common import (
 )
 from accord.consent.pages.setup_notice import versions_of
 from accord.core.errors import InvalidInput
+from accord.web import store_work
 from accord.web.auth import Caller
 from accord.web.charts import Chart, Series
 from accord.web.state import State
@@ -163,6 +164,13 @@ def create_property(request: Request, state: State, caller: Manage, form: Posted
         spec = property_spec(values)
         with state.store.write() as conn:
             config.create_property(conn, business_id=caller.business_id, spec=spec)
+            store_work.record(
+                conn,
+                caller,
+                "consent_property.create",
+                asset=("consent_property", spec.key),
+                spec=spec.model_dump(mode="json"),
+            )
     except ValidationError as exc:
         return _landing_page(request, state, caller, values=values, problems=from_validation(exc))
     except InvalidInput as exc:
@@ -232,6 +240,13 @@ def update_property(
         spec = property_spec(values)
         with state.store.write() as conn:
             config.update_property(conn, business_id=caller.business_id, spec=spec)
+            store_work.record(
+                conn,
+                caller,
+                "consent_property.update",
+                asset=("consent_property", spec.key),
+                spec=spec.model_dump(mode="json"),
+            )
     except ValidationError as exc:
         return _property_page(
             request, state, caller, key, values=values, problems=from_validation(exc)

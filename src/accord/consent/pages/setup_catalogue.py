@@ -28,6 +28,7 @@ from accord.consent.pages.setup_common import (
 )
 from accord.consent.signals import CONSENT_MODE_SIGNALS
 from accord.core.errors import FieldProblem, InvalidInput, NotFound
+from accord.web import store_work
 from accord.web.auth import Caller
 from accord.web.charts import Chart, Series
 from accord.web.state import State
@@ -194,6 +195,13 @@ def _save_purpose(state: State, caller: Caller, spec: PurposeIn, *, adding: bool
                 [FieldProblem("key", f"purpose {spec.key!r} exists already: edit it")]
             )
         config.save_purpose(conn, business_id=caller.business_id, spec=spec)
+        store_work.record(
+            conn,
+            caller,
+            "consent_purpose.save",
+            asset=("consent_purpose", spec.key),
+            spec=spec.model_dump(mode="json"),
+        )
 
 
 @router.post("/consent/purposes")
@@ -340,6 +348,13 @@ def _save_vendor(state: State, caller: Caller, spec: VendorIn, *, adding: bool) 
                 [FieldProblem("key", f"vendor {spec.key!r} exists already: edit it")]
             )
         config.save_vendor(conn, business_id=caller.business_id, spec=spec)
+        store_work.record(
+            conn,
+            caller,
+            "consent_vendor.save",
+            asset=("consent_vendor", spec.key),
+            spec=spec.model_dump(mode="json"),
+        )
 
 
 @router.post("/consent/vendors")
@@ -425,6 +440,13 @@ def import_gvl(request: Request, state: State, caller: Manage, form: Posted) -> 
         with state.store.write() as conn:
             count = config.import_gvl(
                 conn, business_id=caller.business_id, gvl=vendor_list, tcf_ids=wanted
+            )
+            store_work.record(
+                conn,
+                caller,
+                "consent_vendor.import_gvl",
+                gvl_version=vendor_list.vendor_list_version,
+                tcf_ids=sorted(wanted) if wanted else None,
             )
     except InvalidInput as exc:
         found: Problems = {"file": [f"{p.field}: {p.reason}" for p in exc.problems]}

@@ -30,6 +30,7 @@ from accord.consent.pages.setup_common import (
     page,
 )
 from accord.core.errors import InvalidInput, NotFound
+from accord.web import store_work
 from accord.web.auth import Caller
 from accord.web.cmp import default_texts, translation_languages
 from accord.web.state import State
@@ -141,7 +142,7 @@ def starting_texts(notice: dict[str, Any], language: str) -> dict[str, str]:
 
 
 def _publish(
-    conn: Connection, business_id: str, key: str, variants: list[Any], changed: dict[str, Any]
+    conn: Connection, caller: Caller, key: str, variants: list[Any], changed: dict[str, Any]
 ) -> dict[str, Any]:
     """Publish the current variants again with `changed` in place of its own variant."""
     spec = NoticeIn.model_validate(
@@ -152,7 +153,17 @@ def _publish(
             ]
         }
     )
-    return config.publish_notice(conn, business_id=business_id, property_key=key, spec=spec)
+    published = config.publish_notice(
+        conn, business_id=caller.business_id, property_key=key, spec=spec
+    )
+    store_work.record(
+        conn,
+        caller,
+        "consent_notice.publish",
+        asset=("consent_property", key),
+        spec=spec.model_dump(mode="json"),
+    )
+    return published
 
 
 def versions_of(conn: Connection, business_id: str, key: str) -> list[dict[str, Any]]:
@@ -218,9 +229,7 @@ def publish_banner(
             _, variants = _current(conn, caller.business_id, key)
             notice = _chosen(variants, variant)
             changed = NoticeVariantIn.model_validate(with_look(as_variant_in(notice), values))
-            published = _publish(
-                conn, caller.business_id, key, variants, changed.model_dump(mode="json")
-            )
+            published = _publish(conn, caller, key, variants, changed.model_dump(mode="json"))
     except ValidationError as exc:
         problems = from_validation(
             exc, {f"colours.{c}": c for c in ("background", "text", "accent")}
@@ -325,7 +334,7 @@ def publish_texts(
                 "texts": {**notice["texts"], language: texts},
                 "default_language": language if make_default else notice["default_language"],
             }
-            published = _publish(conn, caller.business_id, key, variants, changed)
+            published = _publish(conn, caller, key, variants, changed)
     except (ValidationError, InvalidInput) as exc:
         found = from_validation(exc) if isinstance(exc, ValidationError) else from_invalid(exc)
         return _texts_page(

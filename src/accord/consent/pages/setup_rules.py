@@ -25,6 +25,7 @@ from accord.consent.pages.setup_common import (
     page,
 )
 from accord.core.errors import InvalidInput, NotFound
+from accord.web import store_work
 from accord.web.auth import Caller
 from accord.web.charts import Chart, Series
 from accord.web.state import State
@@ -109,6 +110,9 @@ def set_geo_rule(request: Request, state: State, caller: Manage, form: Posted) -
         config.set_geo_rule(
             conn, business_id=caller.business_id, region=rule.region, regime=rule.regime
         )
+        store_work.record(
+            conn, caller, "consent_geo_rule.set", region=rule.region, regime=rule.regime
+        )
     return redirect(
         request, "/consent/geo-rules", notice=f"{rule.region} now follows {rule.regime}"
     )
@@ -119,6 +123,8 @@ def delete_geo_rule(request: Request, state: State, caller: Manage, form: Posted
     region = field(form, "region").strip()
     with state.store.write() as conn:
         removed = config.delete_geo_rule(conn, business_id=caller.business_id, region=region)
+        if removed:
+            store_work.record(conn, caller, "consent_geo_rule.delete", region=region)
     if not removed:
         raise NotFound(f"geo rule {region!r}")
     return redirect(
@@ -241,6 +247,9 @@ def set_policy(request: Request, state: State, caller: Manage, form: Posted) -> 
         try:
             with state.store.write() as conn:
                 config.set_policy(conn, business_id=caller.business_id, spec=spec)
+                store_work.record(
+                    conn, caller, "consent_policy.set", spec=spec.model_dump(mode="json")
+                )
         except InvalidInput as exc:
             problems = from_invalid(exc)
     if spec is None or problems:

@@ -241,9 +241,23 @@ async def _save_builder(
                 with state.store.write() as conn:
                     if form is None:
                         form = forms.create_form(conn, business_id=caller.business_id, data=data)
+                        store_work.record(
+                            conn,
+                            caller,
+                            "lead_form.create",
+                            asset=("lead_form", form.id),
+                            slug=data.slug,
+                        )
                     else:
                         form = forms.update_form(
                             conn, business_id=caller.business_id, form_id=form.id, data=data
+                        )
+                        store_work.record(
+                            conn,
+                            caller,
+                            "lead_form.update",
+                            asset=("lead_form", form.id),
+                            version=form.version,
                         )
             except InvalidInput as exc:
                 found = exc.problems

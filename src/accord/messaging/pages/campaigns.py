@@ -3,6 +3,7 @@ and A/B test, changing it until it is sent, test sends, scheduling and sending."
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import orjson
@@ -189,6 +190,9 @@ async def _campaign_view(
             "email_template": templates.get_template(
                 conn, business_id=business_id, template_id=campaign.template_id
             ),
+            "postal_address_missing": not campaigns.has_postal_address(
+                conn, business_id=business_id
+            ),
         }
         if campaign.ab_test:
             view["decision"] = kpis.ab_decision(
@@ -289,12 +293,26 @@ async def test_send_page(
         return redirect(request, where, error="Give one or more email addresses")
     if not 1 <= len(members) <= 20:
         return redirect(request, where, error="Give between 1 and 20 addresses")
-    report = await sending.send_test(
-        state.store,
-        business_id=caller.business_id,
-        campaign_id=campaign_id,
-        to=[str(m.email) for m in members],
-        mailer=email.mailer,
+    try:
+        report = await sending.send_test(
+            state.store,
+            business_id=caller.business_id,
+            campaign_id=campaign_id,
+            to=[str(m.email) for m in members],
+            mailer=email.mailer,
+        )
+    except InvalidInput as exc:
+        return redirect(request, where, error=str(exc))
+    await store_work.write(
+        state,
+        lambda conn: store_work.record(
+            conn,
+            caller,
+            "email_campaign.test_send",
+            asset=("email_campaign", campaign_id),
+            sent=report.sent,
+            failed=report.failed,
+        ),
     )
     if report.failed:
         return redirect(request, where, error=f"{report.failed} test messages could not be sent")
@@ -344,6 +362,17 @@ async def send_page(
         )
     except (Conflict, InvalidInput) as exc:
         return redirect(request, where, error=str(exc))
+    summary = asdict(report)
+    await store_work.write(
+        state,
+        lambda conn: store_work.record(
+            conn,
+            caller,
+            "email_campaign.send",
+            asset=("email_campaign", campaign_id),
+            **{k: summary[k] for k in ("status", "sent", "failed", "skipped")},
+        ),
+    )
     skipped = ", ".join(f"{n} {why}" for why, n in sorted(report.skipped.items()))
     return redirect(
         request,

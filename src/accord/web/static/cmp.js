@@ -120,6 +120,19 @@
     });
     return out;
   }
+  // GPC with a purpose that sells or shares: the visitor is told that opting in overrides
+  // the signal (CCPA regulations §7025(c)(3)), before they choose.
+  function gpcNotice() {
+    if (!(gpc || (cfg && cfg.gpc)) || !texts.gpc_notice || !purposes().some(saleSignals)) return null;
+    return el('p', {class: 'acc-p acc-gpc', 'data-accord': 'gpc-notice', text: texts.gpc_notice});
+  }
+  // An opt-in to sale or sharing made without GPC, now overridden by GPC (see state()):
+  // the banner opens again so the visitor can see it and consent again if they wish.
+  function gpcOverridesChoice() {
+    if (!choice || choice.g || !(gpc || (cfg && cfg.gpc)) || !cfg || cfg.regime !== 'ccpa') return false;
+    var explicit = grantedFromChoice(choice);
+    return purposes().some(function (p) { return explicit[p.key] === true && saleSignals(p); });
+  }
   function vendorState(granted) {
     var out = {};
     ((cfg && cfg.vendors) || []).forEach(function (v) {
@@ -503,6 +516,7 @@
       safeUrl(cfg.notice.logo_url) ? el('img', {src: safeUrl(cfg.notice.logo_url), alt: '', class: 'acc-logo'}) : null,
       el('h2', {id: t, class: 'acc-h', text: texts.title}),
       el('p', {id: ds2, class: 'acc-p'}, [d.createTextNode(texts.description + ' '), policyLink()]),
+      gpcNotice(),
       el('div', {class: 'acc-row'}, choiceButtons('banner').concat([
         button(texts.customise, 'acc-alt', function () { render('prefs'); }, {'data-accord': 'customise'}),
         doNotSell('banner')
@@ -533,6 +547,7 @@
     return {labelledby: t, describedby: null, body: [
       el('h2', {id: t, class: 'acc-h', text: texts.customise}),
       el('p', {class: 'acc-p'}, [d.createTextNode(texts.description + ' '), policyLink()]),
+      gpcNotice(),
       el('ul', {class: 'acc-list'}, rows),
       el('div', {class: 'acc-row'}, choiceButtons('preference_centre').concat([
         button(texts.save, 'acc-alt', function () {
@@ -642,7 +657,7 @@
     if (stored && Array.isArray(stored.p)) choice = stored;
     installStandards();
     apply(choice ? 'tcloaded' : 'cmpuishown');
-    if (!choice || choice.v !== cfg.notice.version) {
+    if (!choice || choice.v !== cfg.notice.version || gpcOverridesChoice()) {
       var go = function () { render('banner'); notifyStandards('cmpuishown'); };
       if (d.body) go(); else d.addEventListener('DOMContentLoaded', go);
     }
