@@ -19,7 +19,7 @@ Downgrading drops the evidence column and leaves the purposes as they are (movin
 signal back would grant it again).
 
 Revision ID: 0018
-Revises: 0015
+Revises: 0016
 Create Date: 2026-12-07 16:00:00
 """
 

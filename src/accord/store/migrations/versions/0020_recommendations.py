@@ -1,7 +1,7 @@
 """recommendations: the product catalogue, training runs and the serving tables
 
 Revision ID: 0020
-Revises: 0015
+Revises: 0018
 Create Date: 2026-12-07 15:30:00
 """
 
