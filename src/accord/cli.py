@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from accord.accounts.cli import bootstrap, people_app
-from accord.analytics.cli import report_app
+from accord.analytics.cli import analytics_app, report_app
 from accord.audiences.cli import audiences_app
 from accord.cli_common import console, old_option_names
 from accord.collect.cli import import_file
@@ -95,6 +95,7 @@ app.command("import")(import_file)
 app.command()(demo)
 app.add_typer(people_app, name="people")
 app.add_typer(report_app, name="report")
+app.add_typer(analytics_app, name="analytics")
 app.add_typer(consent_app, name="consent")
 app.add_typer(identity_app, name="identity")
 app.add_typer(profiles_app, name="profiles")

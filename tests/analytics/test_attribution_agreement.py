@@ -27,6 +27,8 @@ from accord.lake.service import write_batch
 BUSINESS = "biz_attr"
 START = datetime(2026, 11, 1, tzinfo=UTC)
 PEOPLE = 5
+# One connection for every example: opening one per example costs more than the query.
+DUCKDB = connect("duckdb://")
 
 SOURCES = [None, "", "google", "Facebook", "newsletter", "partner-site", " bing "]
 MEDIUMS = [None, "cpc", "CPC", "social", "email", "organic", "display", "referral", "weird"]
@@ -211,10 +213,10 @@ def check(backend: Any, found: list[Event], spec: AttributionSpec) -> None:
         assert got[key] == pytest.approx(values, abs=1e-9), (key, spec)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(found=st.lists(events_strategy, min_size=1, max_size=30), spec=specs)
 def test_duckdb_agrees_with_plain_python(found: list[Event], spec: AttributionSpec) -> None:
-    check(connect("duckdb://"), found, spec)
+    check(DUCKDB, found, spec)
 
 
 @pytest.fixture(scope="module")
@@ -251,10 +253,10 @@ urls = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=st.lists(st.tuples(texts, texts, texts, urls, urls), min_size=1, max_size=20))
 def test_channel_rules_agree_on_duckdb(rows: list[tuple[Any, ...]]) -> None:
-    backend = connect("duckdb://")
+    backend = DUCKDB
     table = register(
         backend,
         pa.Table.from_pylist(

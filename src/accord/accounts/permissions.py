@@ -19,6 +19,8 @@ PERMISSIONS: dict[str, str] = {
     "identity.read": "see the identity graph and merge evidence",
     "identity.manage": "merge and unmerge identities, change identity rules",
     "reports.read": "see reports and dashboards",
+    "analytics.read": "see attribution, acquisition cost, spend and saved reports",
+    "analytics.manage": "enter spend and save reports to the dashboard",
     "consent.read": "see purposes, banners and consent records",
     "consent.manage": "change purposes, vendors, banners and geo rules",
     "audiences.read": "see audiences and their members",
@@ -48,7 +50,16 @@ READS = frozenset(p for p in PERMISSIONS if p.endswith(".read"))
 ROLES: dict[str, frozenset[str]] = {
     "admin": frozenset(PERMISSIONS),
     "finance": frozenset(
-        {"ads.read", "ads.manage", "reports.read", "assets.read", "accounts.read", "audit.read"}
+        {
+            "ads.read",
+            "ads.manage",
+            "reports.read",
+            "analytics.read",
+            "analytics.manage",
+            "assets.read",
+            "accounts.read",
+            "audit.read",
+        }
     ),
     "analyst": READS - {"accounts.read", "audit.read"},
     # Employees get only what the tasks on their assigned assets grant.

@@ -15,6 +15,7 @@ from accord.accounts import pages as accounts_pages
 from accord.accounts.api import router as accounts_router
 from accord.accounts.service import WriteKeyCache
 from accord.analytics import pages as analytics_pages
+from accord.analytics.api import analytics_router as attribution_router
 from accord.analytics.api import router as analytics_router
 from accord.audiences import pages as audience_pages
 from accord.audiences.api import router as audiences_router
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(profiles_router)
     app.include_router(rights_router)
     app.include_router(analytics_router)
+    app.include_router(attribution_router)
     app.include_router(accounts_router)
     ui.install(
         app,
