@@ -1,17 +1,21 @@
-"""The report pages of the admin UI: the business overview (`/app`) and the event volume."""
+"""The report pages of the admin UI: the business overview (`/app`), the event volume,
+attribution, spend and the dashboard of saved reports."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from accord.analytics.pages import overview, volume
+from accord.analytics.pages import attribution, dashboard, overview, spend, volume
 from accord.web.ui import NavEntry
 
 router = APIRouter(include_in_schema=False)
-for area in (overview, volume):
+for area in (overview, volume, attribution, spend, dashboard):
     router.include_router(area.router)
 
 nav = [
     NavEntry("Overview", "/app", "assets.read", "Business", 10),
     NavEntry("Event volume", "/analytics/volume", "reports.read", "Customers", 11),
+    NavEntry("Dashboard", "/analytics/dashboard", "analytics.read", "Customers", 12),
+    NavEntry("Attribution", "/analytics/attribution", "analytics.read", "Customers", 13),
+    NavEntry("Spend", "/analytics/spend", "analytics.read", "Customers", 14),
 ]
