@@ -140,7 +140,9 @@ def write_events(lake: Path, found: list[Event]) -> None:
     write_batch(str(lake), batch_id="bat_1", rows=rows)
 
 
-def in_memory(found: list[Event], spec: AttributionSpec) -> dict[tuple[str, str], tuple[float, ...]]:
+def in_memory(
+    found: list[Event], spec: AttributionSpec
+) -> dict[tuple[str, str], tuple[float, ...]]:
     """The report written the plain way, one conversion at a time."""
     user_ids = {f"u{p}": f"p{p}" for p in range(PEOPLE) if _user(p)}
     anonymous = {f"a{p}-{i}": f"p{p}" for p in range(PEOPLE) for i in range(2)}
@@ -161,7 +163,11 @@ def in_memory(found: list[Event], spec: AttributionSpec) -> dict[tuple[str, str]
             external = channels.referrer_host(e.referrer, e.page)
             if channels.is_touch(e.source, e.medium, e.campaign, external):
                 touched.append(
-                    (at, channels.channel(e.source, e.medium, external), channels.campaign(e.campaign))
+                    (
+                        at,
+                        channels.channel(e.source, e.medium, external),
+                        channels.campaign(e.campaign),
+                    )
                 )
         for at, message_id, e in converted:
             if not start <= at < end:
@@ -261,12 +267,28 @@ def test_channel_rules_agree_on_duckdb(rows: list[tuple[Any, ...]]) -> None:
         backend,
         pa.Table.from_pylist(
             [
-                {"i": i, "utm_source": s, "utm_medium": m, "utm_campaign": c, "page_referrer": r, "page_url": u}
+                {
+                    "i": i,
+                    "utm_source": s,
+                    "utm_medium": m,
+                    "utm_campaign": c,
+                    "page_referrer": r,
+                    "page_url": u,
+                }
                 for i, (s, m, c, r, u) in enumerate(rows)
             ],
             schema=pa.schema(
                 [("i", pa.int64())]
-                + [(n, pa.string()) for n in ("utm_source", "utm_medium", "utm_campaign", "page_referrer", "page_url")]
+                + [
+                    (n, pa.string())
+                    for n in (
+                        "utm_source",
+                        "utm_medium",
+                        "utm_campaign",
+                        "page_referrer",
+                        "page_url",
+                    )
+                ]
             ),
         ),
     )

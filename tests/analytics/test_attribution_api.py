@@ -241,7 +241,10 @@ def test_bad_input_is_a_400_naming_the_field(client: TestClient, keys: Bootstrap
             {"kind": "attribution", "name": "x", "spec": {"last_days": 7, "lookback_days": 0}},
             "spec.lookback_days",
         ),
-        ({"kind": "attribution", "name": "x", "spec": {"model": "x", "last_days": 3}}, "spec.model"),
+        (
+            {"kind": "attribution", "name": "x", "spec": {"model": "x", "last_days": 3}},
+            "spec.model",
+        ),
     ):
         answer = client.post("/api/analytics/reports", headers=_api(keys), json=report)
         assert field in _problem(answer), (report, answer.text)
@@ -252,8 +255,6 @@ def test_bad_input_is_a_400_naming_the_field(client: TestClient, keys: Bootstrap
         ({"from": "2026-11-05", "to": "2026-11-01"}, "to"),
         ({"model": "u_shaped"}, "model"),
     ):
-        page = client.get(
-            "/analytics/attribution", headers={**_api(keys), **HTML}, params=params
-        )
+        page = client.get("/analytics/attribution", headers={**_api(keys), **HTML}, params=params)
         assert page.status_code == 400
         assert f'id="e-{field}"' in page.text, params

@@ -39,7 +39,11 @@ def test_a_saved_report_is_refreshed_by_serve_and_drawn_on_the_dashboard(
     ):
         spent = admin.post(
             "/api/analytics/spend",
-            json={"day": time.strftime("%Y-%m-%d", time.gmtime()), "channel": "email", "amount": 12},
+            json={
+                "day": time.strftime("%Y-%m-%d", time.gmtime()),
+                "channel": "email",
+                "amount": 12,
+            },
         )
         assert spent.status_code == 201, spent.text
         saved = admin.post(

@@ -67,9 +67,7 @@ def run_attribution(state: AppState, business_id: str, spec: AttributionSpec) ->
 @analytics_router.post(
     "/attribution", summary="Conversions and acquisition cost per channel and campaign"
 )
-def attribution(
-    spec: AttributionSpec, state: State, caller: AnalyticsReader
-) -> dict[str, Any]:
+def attribution(spec: AttributionSpec, state: State, caller: AnalyticsReader) -> dict[str, Any]:
     return run_attribution(state, caller.business_id, spec)
 
 
@@ -129,7 +127,9 @@ def get_report(report_id: str, state: State, caller: AnalyticsReader) -> dict[st
 
 @analytics_router.post("/reports/{report_id}/refresh", summary="Run a saved report now")
 def refresh_report(report_id: str, state: State, caller: AnalyticsManager) -> dict[str, Any]:
-    return asdict(reports.refresh(report_inputs(state, caller.business_id), report_id=report_id, now=utcnow()))
+    return asdict(
+        reports.refresh(report_inputs(state, caller.business_id), report_id=report_id, now=utcnow())
+    )
 
 
 @analytics_router.delete("/reports/{report_id}", status_code=204, summary="Remove a saved report")

@@ -143,9 +143,7 @@ def credited(converted: Any, touched: Any, spec: AttributionSpec) -> Any:
         weighted = pairs.mutate(weight=share).select(*columns, "weight")
     else:
         when = pairs.touched_at if spec.model == "first_touch" else pairs.touched_at.desc()
-        rank = ibis.row_number().over(
-            group_by=key, order_by=[when, pairs.channel, pairs.campaign]
-        )
+        rank = ibis.row_number().over(group_by=key, order_by=[when, pairs.channel, pairs.campaign])
         ranked = pairs.mutate(touch_rank=rank)
         weighted = (
             ranked.filter(ranked.touch_rank == 0)
@@ -188,6 +186,4 @@ def attribution_table(events: Any, identifiers: Any, spec: AttributionSpec) -> A
     """The whole report as one Ibis expression over the lake's events of one business and
     its identifiers (kind, value, profile_id)."""
     resolved = resolved_events(events, identifiers)
-    return by_channel_and_campaign(
-        credited(conversions(resolved, spec), touches(resolved), spec)
-    )
+    return by_channel_and_campaign(credited(conversions(resolved, spec), touches(resolved), spec))

@@ -143,7 +143,9 @@ def referrer_host_column(referrer: Any, page_url: Any) -> Any:
 
 
 def is_touch_column(table: Any, external: Any) -> Any:
-    parts = [_clean_column(table[c]).notnull() for c in ("utm_source", "utm_medium", "utm_campaign")]
+    parts = [
+        _clean_column(table[c]).notnull() for c in ("utm_source", "utm_medium", "utm_campaign")
+    ]
     return parts[0] | parts[1] | parts[2] | external.notnull()
 
 
@@ -158,7 +160,10 @@ def channel_column(utm_source: Any, utm_medium: Any, external: Any) -> Any:
 
     no_medium = medium.isnull()
     rules = [
-        (medium_in(PAID_SOCIAL_MEDIUMS) | (medium_in(PAID_MEDIUMS) & source_in(SOCIAL_SOURCES)), "paid social"),
+        (
+            medium_in(PAID_SOCIAL_MEDIUMS) | (medium_in(PAID_MEDIUMS) & source_in(SOCIAL_SOURCES)),
+            "paid social",
+        ),
         (medium_in(PAID_MEDIUMS), "paid search"),
         (medium_in(DISPLAY_MEDIUMS), "display"),
         (medium_in(EMAIL_MEDIUMS) | source_in(EMAIL_MEDIUMS), "email"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-
 from pydantic import ValidationError
 
 from accord.analytics.attribution import AttributionSpec
@@ -66,9 +65,7 @@ def attribution_command(
     business: Annotated[str, typer.Option("--business", help="The business (id or write key)")],
     since: Annotated[str, typer.Option("--from", help="First UTC day of conversions")],
     until: Annotated[str, typer.Option("--to", help="Last UTC day of conversions, included")],
-    model: Annotated[
-        str, typer.Option(help="first_touch, last_touch or linear")
-    ] = "last_touch",
+    model: Annotated[str, typer.Option(help="first_touch, last_touch or linear")] = "last_touch",
     event: Annotated[str, typer.Option(help="The conversion event")] = "Order Completed",
     lookback_days: Annotated[int, typer.Option(help="Touches at most this many days before")] = 30,
     engine: Engine = None,

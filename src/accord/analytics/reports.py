@@ -138,7 +138,9 @@ def check_input(data: SavedReportIn, *, today: date) -> None:
     try:
         kind.check(data.spec, today)
     except InvalidInput as exc:
-        raise InvalidInput([FieldProblem(f"spec.{p.field}", p.reason) for p in exc.problems])
+        raise InvalidInput(
+            [FieldProblem(f"spec.{p.field}", p.reason) for p in exc.problems]
+        ) from exc
 
 
 def save(conn: Connection, *, business_id: str, data: SavedReportIn) -> str:
@@ -214,7 +216,7 @@ def refresh(inputs: ReportInputs, *, report_id: str, now: datetime) -> SavedRepo
             raise InvalidInput([FieldProblem("kind", f"no report kind {report.kind!r}")])
         result = kind.run(inputs, report.spec)
         values = {"result": orjson.dumps(result).decode(), "refreshed_at": now, "error": None}
-    except Exception as exc:  # noqa: BLE001 - one report's failure must not stop the others
+    except Exception as exc:  # one report's failure must not stop the others
         reason = str(exc) if isinstance(exc, InvalidInput) else traceback.format_exc()
         values = {"error": reason[-4000:]}
     with inputs.store.write() as conn:

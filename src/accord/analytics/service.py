@@ -96,9 +96,7 @@ def attribution(
         ),
         spec,
     )
-    credited = {
-        (r["channel"], r["campaign"]): r for r in backend.to_pyarrow(table).to_pylist()
-    }
+    credited = {(r["channel"], r["campaign"]): r for r in backend.to_pyarrow(table).to_pylist()}
     costs = spend.by_channel_and_campaign(lines)
     rows = [
         _cost_row(
@@ -112,7 +110,8 @@ def attribution(
     per_channel: dict[str, dict[str, Any]] = {}
     for row in rows:
         total = per_channel.setdefault(
-            row["channel"], {"conversions": 0.0, "new_customers": 0.0, "revenue": 0.0, "spend": None}
+            row["channel"],
+            {"conversions": 0.0, "new_customers": 0.0, "revenue": 0.0, "spend": None},
         )
         for column in ("conversions", "new_customers", "revenue"):
             total[column] += row[column]

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from accord.accounts.service import campaign_names
 from accord.analytics import spend
+from accord.analytics.channels import NO_CAMPAIGN
 from accord.analytics.pages.common import Window
 from accord.analytics.pages.volume import window_of
 from accord.core.clock import utcnow
@@ -118,7 +119,7 @@ def add_spend(
         data = spend.SpendIn(
             day=date.fromisoformat(day.strip()),
             channel=channel,
-            campaign=campaign.strip() or spend.NO_CAMPAIGN,
+            campaign=campaign.strip() or NO_CAMPAIGN,
             amount=float(amount),
         )
     except (ValueError, ValidationError) as exc:
