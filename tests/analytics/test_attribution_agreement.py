@@ -235,7 +235,7 @@ def spark_backend() -> Iterator[Any]:
 @pytest.mark.slow
 @pytest.mark.spark
 def test_spark_agrees_with_plain_python(spark_backend: Any) -> None:
-    @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(found=st.lists(events_strategy, min_size=5, max_size=30), spec=specs)
     def run(found: list[Event], spec: AttributionSpec) -> None:
         check(spark_backend, found, spec)
