@@ -43,6 +43,7 @@ def volume(
     )
 
 
+# Funnels, paths, retention, attribution, spend and saved reports (`/api/analytics`).
 analytics_router = APIRouter(prefix="/api/analytics", tags=["analytics"])
 Analyst = Annotated[Caller, Depends(requires("analytics.read"))]
 FUNNEL_EXAMPLE = {
@@ -131,9 +132,7 @@ def retained(
 
 # -- attribution, spend and saved reports (`/api/analytics`) ----------------------------
 
-analytics_router = APIRouter(prefix="/api/analytics", tags=["analytics"])
-
-AnalyticsReader = Annotated[Caller, Depends(requires("analytics.read"))]
+AnalyticsReader = Analyst
 AnalyticsManager = Annotated[Caller, Depends(requires("analytics.manage"))]
 
 
