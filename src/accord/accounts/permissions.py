@@ -19,7 +19,11 @@ PERMISSIONS: dict[str, str] = {
     "identity.read": "see the identity graph and merge evidence",
     "identity.manage": "merge and unmerge identities, change identity rules",
     "reports.read": "see reports and dashboards",
-    "analytics.read": "run funnels, paths and retention over the business's events",
+    "analytics.read": (
+        "run funnels, paths, retention and attribution over the business's events; "
+        "see acquisition cost, spend and saved reports"
+    ),
+    "analytics.manage": "enter spend and save reports to the dashboard",
     "consent.read": "see purposes, banners and consent records",
     "consent.manage": "change purposes, vendors, banners and geo rules",
     "audiences.read": "see audiences and their members",
@@ -54,6 +58,7 @@ ROLES: dict[str, frozenset[str]] = {
             "ads.manage",
             "reports.read",
             "analytics.read",
+            "analytics.manage",
             "assets.read",
             "accounts.read",
             "audit.read",

@@ -32,6 +32,7 @@ from accord.accounts.models import (
     assets,
     audit_log,
     businesses,
+    campaigns,
     invitations,
     login_attempts,
     memberships,
@@ -552,6 +553,14 @@ def source_names(conn: Connection, *, business_id: str) -> dict[str, str]:
     """Source id → name, for every source of the business (pixels and internal ones)."""
     rows = conn.execute(
         select(sources.c.id, sources.c.name).where(sources.c.business_id == business_id)
+    ).all()
+    return {row.id: row.name for row in rows}
+
+
+def campaign_names(conn: Connection, *, business_id: str) -> dict[str, str]:
+    """Campaign id → name, for every ad-account campaign of the business."""
+    rows = conn.execute(
+        select(campaigns.c.id, campaigns.c.name).where(campaigns.c.business_id == business_id)
     ).all()
     return {row.id: row.name for row in rows}
 

@@ -1,5 +1,6 @@
-"""`accord report …` and `accord analytics funnel|paths|retention`: reports computed on
-the engine (the analytics ones take the API's JSON body as their spec)."""
+"""`accord report …` and `accord analytics funnel|paths|retention|attribution`: reports
+computed on the engine (funnel, paths and retention take the API's JSON body as their spec;
+attribution takes options)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+from pydantic import ValidationError
 
-from accord.analytics.service import run_report, volume
+from accord.analytics.attribution import AttributionSpec
+from accord.analytics.service import attribution, run_report, volume
 from accord.cli_common import (
     AsJson,
     Business,
@@ -24,6 +27,7 @@ from accord.cli_common import (
 )
 from accord.core.errors import InvalidInput
 from accord.core.settings import Settings
+from accord.engine.connection import connect
 
 report_app = typer.Typer(help="Reports computed on the engine.", no_args_is_help=True)
 
@@ -61,7 +65,7 @@ def report_volume(
 
 
 analytics_app = typer.Typer(
-    help="Funnels, paths and retention on the engine (the spec is the API's JSON body).",
+    help="Funnels, paths, retention (the spec is the API's JSON body) and attribution.",
     no_args_is_help=True,
 )
 Spec = Annotated[str, typer.Argument(help="A JSON file with the spec, or - for stdin")]
@@ -164,5 +168,69 @@ def retention(
         rows=[
             (c["start"], c["people"], *("–" if n is None else n for n in c["returned"]))
             for c in result["cohorts"]
+        ],
+    )
+
+
+@analytics_app.command("attribution")
+def attribution_command(
+    business: Business,
+    since: Annotated[str, typer.Option("--from", help="First UTC day of conversions")],
+    until: Annotated[str, typer.Option("--to", help="Last UTC day of conversions, included")],
+    model: Annotated[str, typer.Option(help="first_touch, last_touch or linear")] = "last_touch",
+    event: Annotated[str, typer.Option(help="The conversion event")] = "Order Completed",
+    lookback_days: Annotated[int, typer.Option(help="Touches at most this many days before")] = 30,
+    engine: Engine = None,
+    as_json: AsJson = False,
+) -> None:
+    """Conversions, new customers, revenue, spend and cost per acquired customer per
+    channel and campaign (the same report as POST /api/analytics/attribution)."""
+    try:
+        spec = AttributionSpec.model_validate(
+            {
+                "model": model,
+                "conversion_event": event,
+                "lookback_days": lookback_days,
+                "from": since,
+                "to": until,
+            }
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = {"from": "--from", "to": "--to", "lookback_days": "--lookback-days"}.get(
+            str(first["loc"][0]), f"--{first['loc'][0]}"
+        )
+        raise usage(f"{field}: {first['msg']}") from None
+    settings = Settings()
+    with business_store(business, settings) as (store, business_id), store.read() as conn:
+        report = attribution(
+            conn,
+            backend=connect(engine or settings.engine_url),
+            lake_url=settings.resolved_lake_url(),
+            business_id=business_id,
+            spec=spec,
+        )
+    if as_json:
+        echo_json(report)
+        return
+    print_table(
+        "channel",
+        "campaign",
+        "conversions",
+        "new customers",
+        "revenue",
+        "spend",
+        "cost per acquisition",
+        rows=[
+            (
+                r["channel"],
+                r["campaign"],
+                f"{r['conversions']:.2f}",
+                f"{r['new_customers']:.2f}",
+                f"{r['revenue']:.2f}",
+                "" if r["spend"] is None else f"{r['spend']:.2f}",
+                "" if r["cost_per_acquisition"] is None else f"{r['cost_per_acquisition']:.2f}",
+            )
+            for r in report["rows"]
         ],
     )

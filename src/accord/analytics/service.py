@@ -7,16 +7,23 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
+import pyarrow as pa
 from ibis.backends import BaseBackend
 from sqlalchemy import Connection
 
-from accord.analytics import funnels, paths, retention
+from accord.accounts.service import campaign_names
+from accord.analytics import funnels, paths, retention, spend
+from accord.analytics.attribution import AttributionSpec, attribution_table
+from accord.analytics.attribution import check as check_attribution
+from accord.analytics.channels import CHANNELS
 from accord.analytics.people import EventSource, identifier_table, source_on
 from accord.analytics.volume import events_per_type_per_day
+from accord.audiences.compile import IDENTIFIER_SCHEMA
 from accord.core.clock import utcnow
 from accord.core.errors import FieldProblem, InvalidInput
 from accord.engine.connection import connect
 from accord.engine.lake import events
+from accord.engine.tables import register
 from accord.profiles.service import identifier_rows
 from accord.store.db import Store
 
@@ -97,12 +104,32 @@ def run_report(
     business_id: str,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """One funnel, path or retention report from its JSON spec, as its JSON result.
+    """One funnel, path or retention report from its JSON spec, as its JSON result."""
+    return report_on(
+        kind,
+        data,
+        store=store,
+        backend=connect(engine_url),
+        lake_url=lake_url,
+        business_id=business_id,
+        now=now,
+    )
 
-    A saved report stores `kind` and `data` and calls this again to refresh."""
+
+def report_on(
+    kind: str,
+    data: Any,
+    *,
+    store: Store,
+    backend: BaseBackend,
+    lake_url: str,
+    business_id: str,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """`run_report` on a backend already connected (a saved report's refresh, in
+    `analytics.reports`, stores `kind` and `data` and calls this again)."""
     report = REPORTS[kind]
     spec = report.parse(data)
-    backend = connect(engine_url)
     with store.read() as conn:
         source = event_source(backend, conn, lake_url=lake_url, business_id=business_id)
     return report.run(source, spec, now=now or utcnow()).to_json()
@@ -124,3 +151,100 @@ def funnel_people(
     with store.read() as conn:
         source = event_source(backend, conn, lake_url=lake_url, business_id=business_id)
     return funnels.people_at(source, spec, step, now=now or utcnow())
+
+
+# -- attribution and acquisition cost --------------------------------------------------
+
+
+def attribution(
+    conn: Connection,
+    *,
+    backend: BaseBackend,
+    lake_url: str,
+    business_id: str,
+    spec: AttributionSpec,
+) -> dict[str, Any]:
+    """Conversions, acquisitions and revenue credited to each channel and campaign by the
+    spec's model, beside what each cost in the range (the spend model) and the cost per
+    acquired customer; `channels` adds the rows up per channel."""
+    check_attribution(spec)
+    identifiers = identifier_rows(conn, business_id=business_id)
+    lines = spend.stored(conn, business_id=business_id, since=spec.from_, until=spec.to)
+    lines += spend.ad_log_lines(
+        backend,
+        lake_url,
+        business_id=business_id,
+        since=spec.from_,
+        until=spec.to,
+        campaign_names=campaign_names(conn, business_id=business_id),
+    )
+    table = attribution_table(
+        events(backend, lake_url, business_id=business_id),
+        register(
+            backend,
+            pa.Table.from_pydict(
+                {
+                    "kind": [kind for _, kind, _ in identifiers],
+                    "value": [value for _, _, value in identifiers],
+                    "profile_id": [pid for pid, _, _ in identifiers],
+                },
+                schema=IDENTIFIER_SCHEMA,
+            ),
+        ),
+        spec,
+    )
+    credited = {(r["channel"], r["campaign"]): r for r in backend.to_pyarrow(table).to_pylist()}
+    costs = spend.by_channel_and_campaign(lines)
+    rows = [
+        _cost_row(
+            channel,
+            campaign,
+            credited.get((channel, campaign), {}),
+            costs.get((channel, campaign)),
+        )
+        for channel, campaign in sorted(set(credited) | set(costs))
+    ]
+    per_channel: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        total = per_channel.setdefault(
+            row["channel"],
+            {"conversions": 0.0, "new_customers": 0.0, "revenue": 0.0, "spend": None},
+        )
+        for column in ("conversions", "new_customers", "revenue"):
+            total[column] += row[column]
+        if row["spend"] is not None:
+            total["spend"] = (total["spend"] or 0.0) + row["spend"]
+    channel_rows = [
+        _cost_row(channel, None, values, values["spend"])
+        for channel, values in sorted(per_channel.items(), key=lambda item: CHANNELS.index(item[0]))
+    ]
+    return {
+        "spec": spec.model_dump(mode="json", by_alias=True),
+        "rows": rows,
+        "channels": channel_rows,
+        "totals": {
+            "conversions": sum(r["conversions"] for r in rows),
+            "new_customers": sum(r["new_customers"] for r in rows),
+            "revenue": sum(r["revenue"] for r in rows),
+            "spend": sum(line.amount for line in lines),
+        },
+    }
+
+
+def _cost_row(
+    channel: str, campaign: str | None, credit: dict[str, Any], cost: float | None
+) -> dict[str, Any]:
+    conversions = float(credit.get("conversions") or 0.0)
+    acquired = float(credit.get("new_customers") or 0.0)
+    row: dict[str, Any] = {"channel": channel}
+    if campaign is not None:
+        row["campaign"] = campaign
+    row.update(
+        conversions=round(conversions, 6),
+        new_customers=round(acquired, 6),
+        revenue=round(float(credit.get("revenue") or 0.0), 6),
+        spend=cost,
+        # Spend over the customers it won (none: no spend known, or nobody acquired).
+        cost_per_acquisition=round(cost / acquired, 6) if cost is not None and acquired else None,
+    )
+    return row

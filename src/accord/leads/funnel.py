@@ -6,16 +6,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import orjson
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 
-from accord.core.clock import utcnow
+from accord.analytics import spend as spend_model
 from accord.core.errors import FieldProblem, InvalidInput
-from accord.leads.models import (
-    SpendIn,
-    lead_imports,
-    lead_spend,
-    leads,
-)
+from accord.leads.models import SpendIn, leads
 from accord.messaging.stats import Rate, rate
 
 
@@ -26,18 +21,14 @@ class CampaignSpend(Protocol):
 
 
 def set_spend(conn: Connection, *, business_id: str, data: SpendIn) -> None:
-    key = (lead_spend.c.business_id == business_id) & (lead_spend.c.campaign == data.campaign)
-    if conn.execute(select(lead_spend.c.campaign).where(key)).first():
-        conn.execute(update(lead_spend).where(key).values(amount=data.amount, updated_at=utcnow()))
-    else:
-        conn.execute(
-            lead_spend.insert().values(
-                business_id=business_id,
-                campaign=data.campaign,
-                amount=data.amount,
-                updated_at=utcnow(),
-            )
-        )
+    """What a campaign's leads cost in all, kept in the one spend model (analytics.spend)."""
+    spend_model.set_campaign_total(
+        conn,
+        business_id=business_id,
+        campaign=data.campaign,
+        amount=data.amount,
+        channel=data.channel,
+    )
 
 
 @dataclass
@@ -84,28 +75,20 @@ def funnel(
         tally[0] += 1
         tally[1] += row.stage in ("prospect", "customer")
         tally[2] += row.stage == "customer"
+    # Spend from the one spend model: per campaign, per lead import, or per kind of
+    # import (a lead's source is the kind of import that brought it).
     spend: dict[str, float] = {}
     if by == "campaign":
-        spend = dict(
-            conn.execute(
-                select(lead_spend.c.campaign, lead_spend.c.amount).where(
-                    lead_spend.c.business_id == business_id
-                )
-            ).all()
-        )
+        spend = spend_model.totals(conn, business_id=business_id, by="campaign")
         if campaign_spend is not None:
             for group in counts:
                 found = campaign_spend(conn, business_id=business_id, campaign=group)
                 if found is not None:
                     spend[group] = found
-    elif by in ("import", "source"):
-        for import_id, kind, amount in conn.execute(
-            select(lead_imports.c.id, lead_imports.c.kind, lead_imports.c.spend).where(
-                lead_imports.c.business_id == business_id, lead_imports.c.spend.is_not(None)
-            )
-        ).all():
-            key = import_id if by == "import" else kind
-            spend[key] = spend.get(key, 0.0) + amount
+    elif by == "import":
+        spend = spend_model.totals(conn, business_id=business_id, by="origin_id")
+    elif by == "source":
+        spend = spend_model.totals(conn, business_id=business_id, by="origin")
     report = []
     for group, (n_leads, n_prospects, n_customers) in sorted(counts.items()):
         cost = spend.get(group)

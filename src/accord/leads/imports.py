@@ -12,6 +12,7 @@ from sqlalchemy import Connection, select
 
 from accord.accounts.models import SourceRef
 from accord.accounts.service import create_source
+from accord.analytics import spend as spend_model
 from accord.collect.consent_gate import ConsentGate
 from accord.collect.validation import Limits
 from accord.core.clock import utcnow
@@ -143,6 +144,15 @@ def import_leads(
                 created_at=utcnow(),
             )
         )
+        if spend is not None:
+            spend_model.record_import(
+                conn,
+                business_id=business_id,
+                import_id=report.id,
+                kind=kind,
+                name=name,
+                amount=spend,
+            )
     for start in range(0, len(identities), 1000):
         join_identity(
             store,

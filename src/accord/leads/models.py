@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, HttpUrl, model_validator
+from pydantic import BaseModel, Field, HttpUrl, field_validator, model_validator
 from sqlalchemy import (
     Column,
     Float,
@@ -17,6 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from accord.analytics.spend import SPEND_CHANNELS
 from accord.audiences.conditions import (
     And,
     Condition,
@@ -149,16 +150,6 @@ lead_scoring = Table(
     Column("half_life_days", Float, nullable=False),
     Column("consideration_at", Float, nullable=False),
     Column("prospect_at", Float, nullable=False),
-    Column("updated_at", instant(), nullable=False),
-)
-
-lead_spend = Table(
-    "lead_spend",
-    metadata,
-    Column("business_id", id_column_type(), ForeignKey("businesses.id"), primary_key=True),
-    # The utm_campaign leads carry (or the Lead Ads campaign name).
-    Column("campaign", String(200), primary_key=True),
-    Column("amount", Float, nullable=False),
     Column("updated_at", instant(), nullable=False),
 )
 
@@ -307,7 +298,15 @@ class ScoringIn(BaseModel):
 
 class SpendIn(BaseModel):
     campaign: str = Field(min_length=1, max_length=200)
-    amount: float = Field(ge=0)
+    amount: float = Field(ge=0, allow_inf_nan=False)
+    channel: str = Field("other", description="the channel of the spend model it is bought in")
+
+    @field_validator("channel")
+    @classmethod
+    def _known_channel(cls, value: str) -> str:
+        if value not in SPEND_CHANNELS:
+            raise ValueError(f"unknown channel; use one of: {', '.join(SPEND_CHANNELS)}")
+        return value
 
 
 class StageIn(BaseModel):

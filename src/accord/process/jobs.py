@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from accord.accounts.service import purge_expired
+from accord.analytics import reports as saved_reports
 from accord.audiences import definitions, destinations
 from accord.audiences import refresh as audience_refresh
 from accord.audiences.models import audiences as audience_table
@@ -298,6 +299,24 @@ def match_profiles(context: JobContext) -> JobOutcome:
     )
 
 
+# Analytics ----------------------------------------------------------------------------
+
+
+def saved_reports_waiting(conn: Connection, context: JobContext) -> bool:
+    return saved_reports.waiting(conn, business_id=_business(context))
+
+
+def refresh_saved_reports(context: JobContext) -> JobOutcome:
+    inputs = saved_reports.ReportInputs(
+        store=context.store,
+        backend=connect(context.settings.engine_url),
+        lake_url=context.settings.resolved_lake_url(),
+        business_id=_business(context),
+        today=context.now.date(),
+    )
+    return JobOutcome(counts=saved_reports.refresh_all(inputs, now=context.now))
+
+
 # Retention ----------------------------------------------------------------------------
 
 
@@ -392,6 +411,15 @@ def default_kinds() -> Kinds:
             max_attempts=2,
             backoff=timedelta(minutes=10),
             triggers=("recommendation retraining",),
+        ),
+        JobKind(
+            name="analytics.reports",
+            title="Refresh the saved reports of the dashboard",
+            run=refresh_saved_reports,
+            schedule="every 1h",
+            wake=saved_reports_waiting,
+            timeout=timedelta(minutes=30),
+            triggers=("saved reports",),
         ),
         JobKind(
             name="lake.compact",

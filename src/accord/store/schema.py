@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from accord.accounts import models as _accounts
+from accord.analytics import models as _analytics
 from accord.audiences import models as _audiences
 from accord.collect import models as _collect
 from accord.consent import models as _consent
@@ -19,6 +20,7 @@ from accord.store.metadata import metadata
 
 __all__ = [
     "_accounts",
+    "_analytics",
     "_audiences",
     "_collect",
     "_consent",

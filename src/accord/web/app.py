@@ -16,7 +16,7 @@ from accord.accounts import pages as accounts_pages
 from accord.accounts.api import router as accounts_router
 from accord.accounts.service import WriteKeyCache
 from accord.analytics import pages as analytics_pages
-from accord.analytics.api import analytics_router as reports_router
+from accord.analytics.api import analytics_router as analytics_api_router
 from accord.analytics.api import router as analytics_router
 from accord.audiences import pages as audience_pages
 from accord.audiences.api import router as audiences_router
@@ -123,7 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(profiles_router)
     app.include_router(rights_router)
     app.include_router(analytics_router)
-    app.include_router(reports_router)
+    app.include_router(analytics_api_router)
     app.include_router(accounts_router)
     ui.install(
         app,

@@ -3,14 +3,16 @@ written in the audience language), the chart, and a table of the same numbers as
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
 
-from accord.analytics import service
+from accord.analytics import reports, service
 from accord.analytics.people import Step
 from accord.audiences.conditions import EventCondition
 from accord.audiences.text import parse as parse_text
@@ -19,10 +21,11 @@ from accord.core.errors import InvalidInput
 from accord.web.auth import Caller, requires
 from accord.web.charts import Chart, Series
 from accord.web.state import State
-from accord.web.ui import render
+from accord.web.ui import redirect, render
 
 router = APIRouter(include_in_schema=False)
 Analyst = Annotated[Caller, Depends(requires("analytics.read"))]
+Manager = Annotated[Caller, Depends(requires("analytics.manage"))]
 DEFAULT_DAYS = 30
 STEP_FIELDS = 5
 
@@ -91,7 +94,7 @@ def _page(
     )
 
 
-def funnel_chart(result: dict[str, Any]) -> Chart:
+def funnel_chart(result: Mapping[str, Any]) -> Chart:
     steps = result["steps"]
     return Chart(
         title="People reaching each step",
@@ -157,7 +160,7 @@ def funnels_page(
     return _page(request, caller, "analytics/funnels.html", {}, spec, **context)
 
 
-def path_chart(result: dict[str, Any]) -> Chart:
+def path_chart(result: Mapping[str, Any]) -> Chart:
     def node(position: int, event: str) -> str:
         return f"{position:+d} {event}" if position else f"0 {event}"
 
@@ -215,7 +218,7 @@ def paths_page(
     return _page(request, caller, "analytics/paths.html", {}, spec, **context)
 
 
-def retention_charts(result: dict[str, Any]) -> tuple[Chart, Chart]:
+def retention_charts(result: Mapping[str, Any]) -> tuple[Chart, Chart]:
     cohorts = result["cohorts"]
     periods = len(result["curve"])
     labels = [f"{result['period']} {p}" for p in range(1, periods + 1)]
@@ -285,3 +288,35 @@ def retention_page(
     triangle, curve = retention_charts(result)
     context |= {"result": result, "triangle": triangle, "curve": curve}
     return _page(request, caller, "analytics/retention.html", {}, spec, **context)
+
+
+SAVE_TITLES = {"funnels": "Funnel", "paths": "Paths", "retention": "Retention"}
+
+
+@router.post("/analytics/funnels/save")
+@router.post("/analytics/paths/save")
+@router.post("/analytics/retention/save")
+def save_report(
+    request: Request,
+    state: State,
+    caller: Manager,
+    spec: Annotated[str, Form()] = "",
+    name: Annotated[str, Form()] = "",
+    last_days: Annotated[str, Form()] = "",
+) -> Response:
+    """Save the funnel, paths or retention report shown to the dashboard: the shown spec,
+    over the latest `last_days` days when given (else its own from and to)."""
+    kind = request.url.path.split("/")[2]
+    try:
+        values = orjson.loads(spec)
+        if not isinstance(values, dict):
+            raise ValueError("the spec must be a JSON object")
+        if last_days.strip():
+            values = {k: v for k, v in values.items() if k not in ("from", "to")}
+            values["last_days"] = int(last_days)
+        data = reports.SavedReportIn(kind=kind, name=name.strip() or SAVE_TITLES[kind], spec=values)
+        with state.store.write() as conn:
+            reports.save(conn, business_id=caller.business_id, data=data)
+    except (ValueError, ValidationError, InvalidInput) as exc:
+        return redirect(request, f"/analytics/{kind}", error=f"Not saved: {exc}"[:300])
+    return redirect(request, "/analytics/dashboard", notice=f"{data.name} saved to the dashboard")

@@ -1,0 +1,77 @@
+"""Funnels, paths and retention as saved reports: *Save to the dashboard* on the funnel
+page stores the spec shown (over the latest days), the `analytics.reports` job runs it
+and stores the result, and the dashboard draws it."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from fastapi.testclient import TestClient
+
+from accord.accounts.models import Bootstrap
+from accord.core.settings import Settings
+from accord.process.jobs import default_kinds
+from accord.process.scheduler import Scheduler
+from accord.store.db import Store
+from tests.analytics.pages import figure
+from tests.analytics.test_reports_api import ADD, ORDER, VIEW, collect
+
+HTML = {"accept": "text/html"}
+
+
+def test_a_saved_funnel_is_run_by_the_job_and_drawn_on_the_dashboard(
+    client: TestClient, keys: Bootstrap, store: Store, settings: Settings
+) -> None:
+    collect(client, keys, store, settings)  # three to three weeks less a day ago
+    api = {"Authorization": f"Bearer {keys.admin_token}"}
+    page = client.get(
+        "/analytics/funnels",
+        headers={**api, **HTML},
+        params={"step": [f'"{e}"' for e in (VIEW, ADD, ORDER)], "window_hours": "24"},
+    )
+    assert page.status_code == 200, page.text
+    shown = re.search(r'id="save-report".*?name="spec" value="([^"]*)"', page.text, re.S)
+    assert shown is not None, "the page offers Save to the dashboard"
+    saved = client.post(
+        "/analytics/funnels/save",
+        headers=api,
+        data={"spec": html.unescape(shown.group(1)), "name": "Checkout", "last_days": "28"},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303, saved.text
+    assert saved.headers["location"].startswith("/analytics/dashboard")
+
+    (report,) = client.get("/api/analytics/reports", headers=api).json()
+    assert (report["kind"], report["name"], report["result"]) == ("funnels", "Checkout", None)
+    assert report["spec"]["last_days"] == 28 and "from" not in report["spec"]
+    assert [s["event"] for s in report["spec"]["steps"]] == [VIEW, ADD, ORDER]
+
+    kinds = {"analytics.reports": default_kinds()["analytics.reports"]}
+    Scheduler(store, settings, kinds).run_until_idle()
+    stored = client.get(f"/api/analytics/reports/{report['id']}", headers=api).json()
+    assert stored["error"] is None and stored["refreshed_at"] is not None
+    assert [s["count"] for s in stored["result"]["steps"]] == [3, 2, 1]
+
+    dashboard = client.get("/analytics/dashboard", headers={**api, **HTML})
+    assert dashboard.status_code == 200
+    assert figure(dashboard.text, f"{report['id']}-funnel-chart")["data"][0]["y"] == [3, 2, 1]
+
+
+def test_a_saved_event_report_is_checked_when_saved(client: TestClient, keys: Bootstrap) -> None:
+    api = {"Authorization": f"Bearer {keys.admin_token}"}
+    for kind, spec, field in [
+        ("funnels", {"steps": [], "window_seconds": 60, "last_days": 7}, "spec.steps"),
+        ("paths", {"step": {"event": VIEW}, "last_days": 0}, "spec.last_days"),
+        ("retention", {"period": "fortnight", "periods": 4, "last_days": 30}, "spec.period"),
+    ]:
+        answer = client.post(
+            "/api/analytics/reports", headers=api, json={"kind": kind, "name": kind, "spec": spec}
+        )
+        assert answer.status_code == 400, answer.text
+        assert field in {p["field"] for p in answer.json()["problems"]}, answer.text
+    refused = client.post(
+        "/analytics/retention/save", headers=api, data={"spec": "[]"}, follow_redirects=False
+    )
+    assert refused.status_code == 303 and "/analytics/retention" in refused.headers["location"]
+    assert client.get("/api/analytics/reports", headers=api).json() == []
