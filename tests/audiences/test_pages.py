@@ -25,6 +25,13 @@ from tests.webhook_receiver import running_receiver
 
 
 @pytest.fixture
+def keys(opt_out_keys: Bootstrap) -> Bootstrap:
+    # Events here carry no consent and no location; this business keeps them, as its
+    # rule for unknown locations ("XX") says (item 14: the default is the strictest).
+    return opt_out_keys
+
+
+@pytest.fixture
 def settings(settings: Settings) -> Settings:
     """The webhook receivers listen on loopback: the operator allows it here."""
     return settings.model_copy(update={"outbound_allow": "127.0.0.1"})
