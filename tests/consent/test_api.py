@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 
 from accord.accounts.models import Bootstrap
 from accord.consent.ledger import canonical_json
+from accord.consent.models import NOTICE_TEXT_KEYS
+from accord.web.cmp import default_texts
 
 
 def admin(keys: Bootstrap) -> dict[str, str]:
@@ -68,9 +70,13 @@ def test_config_follows_language_country_and_gpc(shop: TestClient, keys: Bootstr
         {"description": p["description"], "key": p["key"], "name": p["name"]}
         for p in body["purposes"]
     ]
-    expected = hashlib.sha256(
-        canonical_json({"purposes": shown, "texts": notice["texts"]})
-    ).hexdigest()
+    # The hash covers the published notice's own texts, what the ledger and a proof can
+    # check against the stored version; the GPC sentence is Accord's shipped text, added
+    # for the banner alongside them and not part of the notice.
+    assert notice["texts"]["gpc_notice"] == default_texts("de")["gpc_notice"]
+    own = {key: value for key, value in notice["texts"].items() if key != "gpc_notice"}
+    assert set(own) == set(NOTICE_TEXT_KEYS)
+    expected = hashlib.sha256(canonical_json({"purposes": shown, "texts": own})).hexdigest()
     assert notice["text_hash"] == expected
     assert [p["key"] for p in body["purposes"]] == [
         "necessary",

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import literal, select, text
 
 from accord.accounts.models import businesses
+from accord.core.errors import InvalidInput
 from accord.store.db import Store, normalise_url, open_store
 from accord.store.metadata import UTCDateTime, utc_day
 from accord.store.migrate import upgrade
@@ -62,3 +63,26 @@ def test_utc_day_is_the_day_in_utc_whatever_the_offset_or_the_session_zone(store
             conn.execute(text("SET LOCAL TIME ZONE 'America/New_York'"))
         for instant, day in instants.items():
             assert conn.execute(select(utc_day(literal(instant, UTCDateTime())))).scalar() == day
+
+
+def test_nul_is_refused_in_inserts_of_many_rows_too(store: Store) -> None:
+    """An insert of many rows that returns ids goes out as one multi-row statement, its
+    values bound as one flat tuple (SQLite) or one dict of numbered names (PostgreSQL):
+    clean rows go in, and a NUL in any row's text is refused naming the column."""
+    moment = datetime(2026, 12, 7, tzinfo=UTC)
+    rows = [
+        {"id": f"m{i}", "name": f"M{i}", "slug": f"m{i}", "created_at": moment} for i in range(3)
+    ]
+    many = businesses.insert().returning(businesses.c.id, sort_by_parameter_order=True)
+    with store.write() as conn:
+        assert conn.execute(many, rows).scalars().all() == ["m0", "m1", "m2"]
+    bad = [{**row, "id": f"n{i}", "slug": f"n{i}"} for i, row in enumerate(rows)]
+    bad[2]["name"] = "N\x00"
+    with pytest.raises(InvalidInput) as refused, store.write() as conn:
+        conn.execute(many, bad)
+    assert [(p.field, p.reason) for p in refused.value.problems] == [
+        ("name", "must not contain the NUL character")
+    ]
+    with store.read() as conn:
+        stored = conn.execute(select(businesses.c.id).where(businesses.c.id.like("n%"))).all()
+    assert stored == []

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import cycle, repeat
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,8 +37,22 @@ def ensure_sqlite_folder(url: str) -> None:
 
 
 _NUL = "\x00"
-# Bind names get a number when one statement binds a column twice ("key_1").
-_BIND_SUFFIX = re.compile(r"_\d+$")
+# Bind names get a number when one statement binds a column twice ("key_1"), and each
+# row's number in an insert of many rows batched into one statement ("key__3").
+_BIND_SUFFIX = re.compile(r"__?\d+$")
+
+
+def _bound_rows(parameters: Any, executemany: bool) -> Iterable[Any]:
+    """The rows of values bound to one cursor call.
+
+    `executemany` is not enough to tell: an insert of many rows sent as one multi-row
+    statement ("insertmanyvalues") arrives with it set, yet as one row, a dict of
+    numbered names on PostgreSQL, one flat tuple of every row's values on SQLite."""
+    if isinstance(parameters, Mapping):
+        return (parameters,)
+    if executemany and all(isinstance(row, Mapping | list | tuple) for row in parameters):
+        return parameters  # type: ignore[no-any-return]
+    return (parameters,)
 
 
 def _refuse_nul(
@@ -53,14 +68,14 @@ def _refuse_nul(
     PostgreSQL cannot store NUL in text (its driver raises, which was a 500) and SQLite
     would keep it, so one rule for both: every value bound to a statement, whichever
     route, page or command sent it, is checked here, the one door to the store."""
-    rows = parameters if executemany else (parameters,)
     compiled = getattr(context, "compiled", None)
     names = getattr(compiled, "positiontup", None)
-    for row in rows:
+    for row in _bound_rows(parameters, executemany):
         if isinstance(row, Mapping):
             pairs: Iterable[tuple[Any, Any]] = row.items()
         else:
-            pairs = zip(names or (), row or (), strict=False)
+            # A flat batch holds several rows' values in bind order, so the names repeat.
+            pairs = zip(cycle(names) if names else repeat("value"), row or (), strict=False)
         for name, value in pairs:
             if isinstance(value, str) and _NUL in value:
                 field = _BIND_SUFFIX.sub("", str(name).removeprefix("param_")) or "value"
