@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import re
 
+import pytest
 from fastapi.testclient import TestClient
 
 from accord.accounts.models import Bootstrap
@@ -16,6 +17,14 @@ from accord.process.scheduler import Scheduler
 from accord.store.db import Store
 from tests.analytics.pages import figure
 from tests.analytics.test_reports_api import ADD, ORDER, VIEW, collect
+
+
+@pytest.fixture
+def keys(opt_out_keys: Bootstrap) -> Bootstrap:
+    # Events here carry no consent and no location; this business keeps them, as its
+    # rule for unknown locations ("XX") says (the default is the strictest regime).
+    return opt_out_keys
+
 
 HTML = {"accept": "text/html"}
 

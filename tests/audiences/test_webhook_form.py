@@ -3,6 +3,7 @@ to the field with what was typed, and nothing for an employee without the task."
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from accord.accounts.models import Bootstrap
@@ -15,6 +16,13 @@ from tests.audiences.test_api import collect_two_people
 from tests.audiences.test_pages import _save_pros
 from tests.profiles.test_pages import employee_session
 from tests.web.sessions import admin_session
+
+
+@pytest.fixture
+def keys(opt_out_keys: Bootstrap) -> Bootstrap:
+    # Events here carry no consent and no location; this business keeps them, as its
+    # rule for unknown locations ("XX") says (the default is the strictest regime).
+    return opt_out_keys
 
 
 def _webhooks(store: Store, business_id: str) -> list[WebhookView]:

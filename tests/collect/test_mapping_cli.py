@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 from sqlalchemy import select
 
 from accord.accounts.models import Bootstrap
@@ -15,6 +16,14 @@ from accord.collect.mapping import parse_mapping
 from accord.consent.models import consent_records
 from accord.store.db import Store
 from tests.test_cli import Cli
+
+
+@pytest.fixture
+def keys(opt_out_keys: Bootstrap) -> Bootstrap:
+    # Events here carry no consent and no location; this business keeps them, as its
+    # rule for unknown locations ("XX") says (the default is the strictest regime).
+    return opt_out_keys
+
 
 ORDERS = (
     "id;who;mail;sum;when\n"

@@ -35,6 +35,8 @@ TEXT_KEYS = {
     "placeholder_button",
     "always_on",
     "vendors_label",
+    # Shipped with Accord and shown to visitors who send GPC; not a business's own text.
+    "gpc_notice",
 }
 
 
