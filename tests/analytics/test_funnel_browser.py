@@ -21,6 +21,7 @@ from accord.store.db import open_store
 from accord.store.migrate import upgrade
 from accord.web.app import create_app
 from tests.analytics.test_reports_api import ADD, ORDER, VIEW, batch_of, funnel_body, start
+from tests.conftest import opt_out_where_unknown
 from tests.live_app import serving
 from tests.web.conftest import browser  # noqa: F401  (the session's Chromium)
 
@@ -41,6 +42,8 @@ def site(tmp_path: Path) -> Iterator[Site]:
     upgrade(url)
     store = open_store(url)
     keys = bootstrap(store, name="Outdoor Shop")
+    # Events here carry no consent and no location: this business keeps them (rule XX).
+    opt_out_where_unknown(store, keys.business_id)
     t = start()
     with serving(create_app(settings)) as base:
         auth = "Basic " + base64.b64encode(f"{keys.write_key}:".encode()).decode()

@@ -20,6 +20,7 @@ from accord.store.db import open_store
 from accord.store.migrate import upgrade
 from accord.web.app import create_app
 from tests.audiences.test_service import ago
+from tests.conftest import opt_out_where_unknown
 from tests.live_app import serving
 from tests.web.conftest import browser  # noqa: F401  (the session's Chromium)
 
@@ -39,6 +40,8 @@ def site(tmp_path: Path) -> Iterator[Site]:
     upgrade(url)
     store = open_store(url)
     keys = bootstrap(store, name="Outdoor Shop")
+    # Events here carry no consent and no location: this business keeps them (rule XX).
+    opt_out_where_unknown(store, keys.business_id)
     with serving(create_app(settings)) as base:
         auth = "Basic " + base64.b64encode(f"{keys.write_key}:".encode()).decode()
         batch = [

@@ -6,6 +6,7 @@ import base64
 from typing import Any
 
 import orjson
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -16,6 +17,13 @@ from accord.experiments import adlogs
 from accord.experiments.models import cma_three_arm
 from accord.experiments.simulate import Scenario, simulate
 from accord.store.db import Store
+
+
+@pytest.fixture
+def keys(opt_out_keys: Bootstrap) -> Bootstrap:
+    # Events here carry no consent and no location; this business keeps them, as its
+    # rule for unknown locations ("XX") says (the default is the strictest regime).
+    return opt_out_keys
 
 
 def _admin(keys: Bootstrap) -> dict[str, str]:

@@ -82,7 +82,7 @@ def test_owner_sets_up_a_business_and_an_employee_sees_only_their_pixel(
     shop_id = _asset_id(owner, "Shop")
     blog_id = _asset_id(owner, "Blog")
     owner.get_by_role("link", name="Shop").click()
-    expect(owner.locator("#install-snippet")).to_contain_text("writeKey")
+    expect(owner.locator("#install-snippet")).to_contain_text("data-write-key")
     _shot(owner, shots, "pixel")
 
     owner.goto(f"{live_server}/people")

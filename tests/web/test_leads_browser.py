@@ -18,6 +18,7 @@ from accord.core.settings import Settings
 from accord.store.db import open_store
 from accord.store.migrate import upgrade
 from accord.web.app import create_app
+from tests.conftest import with_postal_address
 from tests.live_app import free_port, serving
 from tests.smtp_sink import SmtpSink, body_text, running_sink
 
@@ -50,6 +51,8 @@ def site(tmp_path: Path) -> Iterator[Site]:
         upgrade(settings.resolved_database_url())
         store = open_store(settings.resolved_database_url())
         keys = bootstrap(store, name="Outdoor Shop")
+        # Campaigns go out only from a business with a postal address (CAN-SPAM).
+        with_postal_address(store, keys.business_id)
         store.dispose()
         stack.enter_context(serving(create_app(settings), port=port))
         admin = {"Authorization": f"Bearer {keys.admin_token}"}
