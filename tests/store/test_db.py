@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import literal, select, text
+from sqlalchemy import Connection, literal, select, text
+from sqlalchemy.exc import OperationalError
 
 from accord.accounts.models import businesses
 from accord.core.errors import InvalidInput
@@ -86,3 +89,42 @@ def test_nul_is_refused_in_inserts_of_many_rows_too(store: Store) -> None:
     with store.read() as conn:
         stored = conn.execute(select(businesses.c.id).where(businesses.c.id.like("n%"))).all()
     assert stored == []
+
+
+NOW = datetime(2026, 12, 7, tzinfo=UTC)
+
+
+def test_the_group_commit_waits_for_a_held_sqlite_write_lock(tmp_path: Path) -> None:
+    # A regression: BEGIN IMMEDIATE, sent straight to the driver, raised the driver's own
+    # "database is locked", which `write_soon`'s retry did not recognise: a collection
+    # call arriving while a job held the write lock failed with a 500 at once.
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    upgrade(url)
+    store = open_store(url)
+    holder = open_store(url)
+    release = threading.Event()
+
+    def hold() -> None:
+        with holder.write() as conn:
+            conn.execute(businesses.insert().values(id="b1", name="B", slug="b", created_at=NOW))
+            release.wait(5)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    time.sleep(0.2)
+    threading.Timer(0.3, release.set).start()
+    started = time.monotonic()
+
+    def add(conn: Connection) -> int:
+        conn.execute(businesses.insert().values(id="b2", name="C", slug="c", created_at=NOW))
+        return 2
+
+    assert store.write_soon(add, timeout=10) == 2
+    assert time.monotonic() - started >= 0.05
+    thread.join()
+    with store.read() as conn:
+        assert conn.execute(select(businesses.c.id).order_by("id")).scalars().all() == ["b1", "b2"]
+    with holder.write() as conn, pytest.raises(OperationalError, match="locked"):
+        store.write_soon(add, timeout=0.05)
+    store.dispose()
+    holder.dispose()

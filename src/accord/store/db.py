@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -112,11 +113,18 @@ def _sqlite_engine(
         # without waiting; taking the write lock up front makes writers queue.
         # Straight to the driver: through SQLAlchemy's statement machinery this cost
         # about a tenth of a single collection call's CPU.
+        # The driver's own error is raised as SQLAlchemy's, as a statement's would be:
+        # callers (the group commit's retry while locked, the full-disk answer) read it.
         dbapi_conn = conn.connection.dbapi_connection
         assert dbapi_conn is not None
+        statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
         cursor = dbapi_conn.cursor()
-        cursor.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
-        cursor.close()
+        try:
+            cursor.execute(statement)
+        except sqlite3.Error as exc:
+            raise OperationalError(statement, None, exc) from exc
+        finally:
+            cursor.close()
 
     return _guarded(engine)
 
