@@ -149,10 +149,10 @@ def step_rows(source: EventSource, spec: FunnelSpec, now: datetime) -> Any:
     events = between(source.events, spec.from_, spec.to + spec.window)
     names = sorted({s.event for s in (*spec.steps, *spec.exclusions)})
     events = events.filter(events.event.isin(names))
-    flags = {f"s{i}": matching(events, step, now) for i, step in enumerate(spec.steps)}
+    flags = {f"s{i}": matching(events, step) for i, step in enumerate(spec.steps)}
     excluded = ibis.literal(False)
     for step in spec.exclusions:
-        excluded = excluded | matching(events, step, now)
+        excluded = excluded | matching(events, step)
     group = events[spec.breakdown] if spec.breakdown else ibis.null().cast("string")
     rows = events.select(
         "user_id",

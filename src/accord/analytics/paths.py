@@ -158,7 +158,7 @@ def sequence(source: EventSource, spec: PathSpec, now: datetime) -> Any:
             "event",
             ts=instant_us(source, events),
             seq=events.inbox_seq,
-            anchor=matching(events, spec.step, now),
+            anchor=matching(events, spec.step),
         ),
     )
     starts = rows.filter(rows.anchor)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from accord.audiences.compile import (
     IDENTIFIER_SCHEMA,
     EngineTables,
-    _event_predicate,
+    event_matches,
     with_profile,
 )
 from accord.audiences.conditions import (
@@ -152,9 +152,9 @@ def identifier_table(rows: list[tuple[str, str, str]]) -> pa.Table:
     )
 
 
-def matching(events: Any, step: Step, now: datetime) -> Any:
+def matching(events: Any, step: Step) -> Any:
     """A boolean column: the event satisfies the step (the audience compiler's predicate)."""
-    return _event_predicate(events, step.condition(), now)
+    return event_matches(events, step.event, step.where)
 
 
 def between(events: Any, start: datetime, end: datetime) -> Any:

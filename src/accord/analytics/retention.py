@@ -112,7 +112,7 @@ def cohorts_and_returns(source: EventSource, spec: RetentionSpec, now: datetime)
     events = source.events
     first = events.filter(events.timestamp < spec.to)
     if spec.cohort_event is not None:
-        first = first.filter(matching(first, spec.cohort_event, now))
+        first = first.filter(matching(first, spec.cohort_event))
     cohort_rows = with_people(
         source, first.select("user_id", "anonymous_id", ts=instant_us(source, first))
     )
@@ -122,7 +122,7 @@ def cohorts_and_returns(source: EventSource, spec: RetentionSpec, now: datetime)
     # Returns can come up to `periods` whole periods after the last cohort's period.
     later = between(events, spec.from_, spec.to + length * (spec.periods + 1))
     if spec.return_event is not None:
-        later = later.filter(matching(later, spec.return_event, now))
+        later = later.filter(matching(later, spec.return_event))
     return_rows = with_people(
         source, later.select("user_id", "anonymous_id", ts=instant_us(source, later))
     )
