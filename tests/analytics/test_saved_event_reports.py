@@ -84,3 +84,83 @@ def test_a_saved_event_report_is_checked_when_saved(client: TestClient, keys: Bo
     )
     assert refused.status_code == 303 and "/analytics/retention" in refused.headers["location"]
     assert client.get("/api/analytics/reports", headers=api).json() == []
+
+
+def _links(page: str, list_id: str) -> dict[str, str]:
+    """The links of a list on a page: text → href."""
+    found = re.search(rf'id="{list_id}">(.*?)</ul>', page, re.S)
+    assert found, f"no list {list_id}"
+    return {
+        html.unescape(text): html.unescape(href)
+        for href, text in re.findall(r'<a href="([^"]*)">([^<]*)</a>', found.group(1))
+    }
+
+
+def test_the_builders_list_saved_reports_each_a_link_that_draws_it(
+    client: TestClient, keys: Bootstrap, store: Store, settings: Settings
+) -> None:
+    collect(client, keys, store, settings)
+    api = {"Authorization": f"Bearer {keys.admin_token}"}
+    jackets = {"event": VIEW, "where": [{"property": "category", "op": "=", "value": "jackets"}]}
+    saved = [
+        ("funnels", "Jacket checkout", {"steps": [jackets, {"event": ADD}, {"event": ORDER}],
+                                        "window_seconds": 86_400, "last_days": 28}),
+        ("funnels", "Excluding adders", {"steps": [{"event": VIEW}, {"event": ORDER}],
+                                         "window_seconds": 86_400, "last_days": 28,
+                                         "exclusions": [{"event": ADD}]}),
+        ("paths", "After a view", {"step": {"event": VIEW}, "depth": 2, "last_days": 28}),
+        ("retention", "Buyers", {"cohort_event": {"event": VIEW}, "return_event": {"event": ADD},
+                                 "period": "day", "periods": 5, "last_days": 28}),
+    ]  # fmt: skip
+    for kind, name, spec in saved:
+        made = client.post(
+            "/api/analytics/reports", headers=api, json={"kind": kind, "name": name, "spec": spec}
+        )
+        assert made.status_code == 201, made.text
+    kinds = {"analytics.reports": default_kinds()["analytics.reports"]}
+    Scheduler(store, settings, kinds).run_until_idle()
+    results = {
+        r["name"]: r["result"] for r in client.get("/api/analytics/reports", headers=api).json()
+    }
+
+    funnels = client.get("/analytics/funnels", headers={**api, **HTML}).text
+    listed = _links(funnels, "saved-reports")
+    assert set(listed) == {"Jacket checkout"}, "a spec the form cannot say is listed unlinked"
+    assert "Excluding adders" in funnels
+    drawn = client.get(listed["Jacket checkout"], headers={**api, **HTML})
+    assert drawn.status_code == 200, drawn.text
+    counts = [s["count"] for s in results["Jacket checkout"]["steps"]]
+    assert counts == [2, 1, 1], "a1 and a3 viewed jackets (a2 boots); a3 added two days on"
+    assert figure(drawn.text, "funnel-chart")["data"][0]["y"] == counts
+
+    paths = client.get("/analytics/paths", headers={**api, **HTML}).text
+    drawn = client.get(_links(paths, "saved-reports")["After a view"], headers={**api, **HTML})
+    assert drawn.status_code == 200, drawn.text
+    links = results["After a view"]["links"]
+    assert links and figure(drawn.text, "paths-chart")["data"][0]["link"]["value"] == [
+        x["people"] for x in links
+    ]
+
+    retention = client.get("/analytics/retention", headers={**api, **HTML}).text
+    drawn = client.get(_links(retention, "saved-reports")["Buyers"], headers={**api, **HTML})
+    assert drawn.status_code == 200, drawn.text
+    assert figure(drawn.text, "retention-curve")["data"][0]["y"] == results["Buyers"]["curve"]
+
+
+def test_each_builder_offers_an_example_that_draws_a_chart(
+    client: TestClient, keys: Bootstrap, store: Store, settings: Settings
+) -> None:
+    collect(client, keys, store, settings)
+    api = {"Authorization": f"Bearer {keys.admin_token}", **HTML}
+    for kind, chart in [
+        ("funnels", "funnel-chart"),
+        ("paths", "paths-chart"),
+        ("retention", "retention-curve"),
+    ]:
+        page = client.get(f"/analytics/{kind}", headers=api).text
+        assert 'id="saved-reports"' not in page, "nothing saved, nothing listed"
+        found = re.search(r'<a href="([^"]*)" id="example-report">', page)
+        assert found, f"{kind}: no example"
+        drawn = client.get(html.unescape(found.group(1)), headers=api)
+        assert drawn.status_code == 200, drawn.text
+        assert figure(drawn.text, chart)["data"], kind

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from typer.testing import CliRunner
 
+from accord.analytics import reports
 from accord.audiences.activation import export_audience
 from accord.audiences.definitions import definition_from, get_audience
 from accord.audiences.refresh import preview
@@ -21,6 +23,7 @@ from accord.core.clock import utcnow
 from accord.core.settings import Settings
 from accord.demo.activation import AUDIENCES, EXPERIMENT, JOURNEY
 from accord.demo.email import CAMPAIGN
+from accord.demo.generator import CATALOG
 from accord.engine.connection import connect
 from accord.experiments import service as experiments
 from accord.journeys import analytics as journey_analytics
@@ -28,6 +31,9 @@ from accord.journeys import service as journeys
 from accord.leads.submissions import list_leads
 from accord.messaging import campaigns, kpis
 from accord.predict.service import model_cards
+from accord.recommend import catalogue, serving
+from accord.recommend import service as recommend
+from accord.recommend.models import recommendation_histories
 from accord.store.db import Store, open_store
 from accord.web.app import create_app
 from tests.accounts.ui import Browser
@@ -95,13 +101,23 @@ def test_the_printed_sign_in_lands_on_the_demo_business_overview(seeded: Seeded)
 
 
 def test_running_again_changes_the_password_and_adds_nothing(seeded: Seeded) -> None:
+    def made(conn: Any) -> tuple[int, int, int, int]:
+        business_id = seeded.business_id
+        total, _, _ = catalogue.listing(conn, business_id=business_id, limit=1)
+        return (
+            len(list_leads(conn, business_id=business_id, limit=10_000)),
+            len(reports.list_reports(conn, business_id=business_id)),
+            len(recommend.runs(conn, business_id=business_id)),
+            total,
+        )
+
     with seeded.store.read() as conn:
-        before = len(list_leads(conn, business_id=seeded.business_id, limit=10_000))
+        before = made(conn)
     again = run_demo(seeded.env)
     assert again["business_id"] == seeded.business_id
     assert again["sign_in"]["password"] != seeded.printed["sign_in"]["password"]
     with seeded.store.read() as conn:
-        assert len(list_leads(conn, business_id=seeded.business_id, limit=10_000)) == before
+        assert made(conn) == before
         sent = [
             c
             for c in campaigns.list_campaigns(conn, business_id=seeded.business_id, limit=100)
@@ -208,3 +224,53 @@ def test_the_demo_audiences_were_computed_one_of_them_on_consent(seeded: Seeded)
             purpose="marketing",
         )
     assert export.included > 0
+
+
+def test_the_catalogue_holds_the_shops_products(seeded: Seeded) -> None:
+    with seeded.store.read() as conn:
+        total, items, _ = catalogue.listing(conn, business_id=seeded.business_id)
+    assert total == len(CATALOG)
+    shop = {p.product_id: p for p in CATALOG}
+    for item in items:
+        product = shop[item.product_id]
+        assert (item.name, item.category, item.price) == (
+            product.name,
+            product.category,
+            product.price,
+        )
+        assert item.url and item.url.endswith(f"/p/{product.slug}") and item.in_stock
+
+
+def test_recommendations_were_trained_once_and_serve_catalogue_products(seeded: Seeded) -> None:
+    with seeded.store.read() as conn:
+        runs = recommend.runs(conn, business_id=seeded.business_id)
+        someone = conn.execute(
+            select(recommendation_histories.c.profile_id)
+            .where(recommendation_histories.c.business_id == seeded.business_id)
+            .limit(1)
+        ).scalar_one()
+        answer = serving.recommend(conn, business_id=seeded.business_id, profile_id=someone)
+    [run] = runs
+    assert run.status == "ok" and run.model in recommend.SERVED
+    assert {m["model"] for m in run.evaluation["models"]} == {"popularity", "cooccurrence", "als"}
+    assert run.counts["products_with_neighbours"] > 0
+    assert answer.personalised and answer.items
+    assert {i.product_id for i in answer.items} <= set(answer.details), "named from the catalogue"
+
+
+def test_the_example_reports_are_saved_and_computed(seeded: Seeded) -> None:
+    with seeded.store.read() as conn:
+        saved = {r.kind: r for r in reports.list_reports(conn, business_id=seeded.business_id)}
+    assert set(saved) == {"funnels", "paths", "retention", "attribution"}
+    assert all(r.error is None and r.result and r.refreshed_at for r in saved.values()), saved
+    funnel = saved["funnels"]
+    assert funnel.spec["window_seconds"] == 7 * 86_400
+    steps = funnel.result["steps"] if funnel.result else []
+    assert [s["event"] for s in steps] == ["Product Viewed", "Product Added", "Order Completed"]
+    counts = [s["count"] for s in steps]
+    assert counts[0] >= counts[1] >= counts[2] > 0, counts
+    assert saved["paths"].spec["step"] == {"event": "Product Viewed"}
+    assert saved["paths"].result and saved["paths"].result["links"]
+    assert saved["retention"].spec["period"] == "week"
+    assert saved["retention"].result and saved["retention"].result["cohorts"]
+    assert saved["attribution"].spec["model"] == "last_touch"

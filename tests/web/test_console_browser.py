@@ -46,6 +46,22 @@ NO_NUMBERS = {
     "/leads/import": "an upload form for Lead Ads exports",
     "/email/campaigns": "campaigns and their state; each campaign's page charts its outcomes",
     "/experiments": "experiments and their state; each experiment's page charts its arms",
+    "/analytics/funnels": (
+        "a report builder: the chart appears once a funnel is asked (it lists the saved "
+        "ones and an example, one click each); saved ones are charted on the dashboard"
+    ),
+    "/analytics/paths": (
+        "a report builder: the chart appears once paths are asked (it lists the saved "
+        "ones and an example, one click each); saved ones are charted on the dashboard"
+    ),
+    "/analytics/retention": (
+        "a report builder: the chart appears once retention is asked (it lists the saved "
+        "ones and an example, one click each); saved ones are charted on the dashboard"
+    ),
+    "/recommendations/catalogue": (
+        "the product catalogue: a table of products to import and manage; what is "
+        "recommended from it is charted on /recommendations"
+    ),
     "/consent/scans": (
         "the demo has no website to scan (a scan drives Chromium over the site); each "
         "scan's page lists its findings"

@@ -149,6 +149,53 @@ class SavedReportIn(BaseModel):
     spec: dict[str, Any]
 
 
+def examples(last_days: int = 30) -> dict[str, SavedReportIn]:
+    """A first report of each kind over the latest `last_days` days, by kind, in the event
+    names of Segment's e-commerce spec (which the demo shop sends): the builder pages offer
+    them as examples and `accord demo` saves them."""
+    return {
+        "funnels": SavedReportIn(
+            kind="funnels",
+            name="Purchase funnel",
+            spec={
+                "steps": [
+                    {"event": "Product Viewed"},
+                    {"event": "Product Added"},
+                    {"event": "Order Completed"},
+                ],
+                "window_seconds": 7 * 86_400,
+                "last_days": last_days,
+            },
+        ),
+        "paths": SavedReportIn(
+            kind="paths",
+            name="After a product view",
+            spec={
+                "step": {"event": "Product Viewed"},
+                "direction": "after",
+                "depth": 3,
+                "width": 5,
+                "last_days": last_days,
+            },
+        ),
+        "retention": SavedReportIn(
+            kind="retention",
+            name="Weekly retention",
+            spec={"period": "week", "periods": max(1, last_days // 7), "last_days": last_days},
+        ),
+        "attribution": SavedReportIn(
+            kind="attribution",
+            name="Last-touch attribution",
+            spec={
+                "model": "last_touch",
+                "conversion_event": "Order Completed",
+                "lookback_days": last_days,
+                "last_days": last_days,
+            },
+        ),
+    }
+
+
 @dataclass
 class SavedReport:
     id: str

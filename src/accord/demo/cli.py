@@ -33,7 +33,8 @@ def demo(
     as_json: AsJson = False,
 ) -> None:
     """Seed the demo business (idempotent for the same seed) and give its administrator a
-    new password: consent, leads, email, journeys, experiments, predictions, audiences."""
+    new password: consent, leads, email, journeys, experiments, predictions, product
+    recommendations, saved reports, audiences."""
     from accord.demo.generator import generate_n_events
     from accord.demo.ledger import admin_sign_in, record_decisions
 
@@ -92,8 +93,9 @@ def _seed_areas(
     today: datetime,
     days: int,
 ) -> None:
-    """Leads, email, a journey, an experiment, predictions and audiences, each once."""
-    from accord.demo import activation, email, leads
+    """Leads, email, a journey, an experiment, predictions, the product catalogue and its
+    recommendations, saved reports and audiences, each once."""
+    from accord.demo import activation, email, leads, recommend, reports
     from accord.engine.connection import connect
     from accord.messaging.mailer import Mailer
 
@@ -162,6 +164,23 @@ def _seed_areas(
         step("model cards", began, f"{len(report.cards)} ({report.profiles_updated} profiles)")
         for name, reason in report.skipped.items():
             console.print(f"  not used: {name}: {reason}")
+    began = time.monotonic()
+    products = recommend.fill_catalogue(store, business_id=business_id)
+    step("catalogue products", began, "there before" if products is None else products)
+    began = time.monotonic()
+    run = recommend.train_recommendations(
+        store, business_id=business_id, backend=backend, lake_url=settings.resolved_lake_url()
+    )
+    step("recommendations", began, "trained before" if run is None else f"{run.model} served")
+    began = time.monotonic()
+    outcome = reports.save_reports(
+        store,
+        business_id=business_id,
+        backend=backend,
+        lake_url=settings.resolved_lake_url(),
+        days=days,
+    )
+    step("saved reports", began, "saved before" if outcome is None else outcome)
     began = time.monotonic()
     sizes = activation.refresh_audiences(
         store, business_id=business_id, backend=backend, lake_url=settings.resolved_lake_url()

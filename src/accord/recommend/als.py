@@ -60,17 +60,21 @@ def _indexed(table: pa.Table) -> tuple[list[str], list[str], Any]:
 def fit_implicit(strengths: pa.Table, settings: Settings = Settings()) -> Factors:
     """ALS of the `implicit` package on the strengths (profile_id, product_id, strength)."""
     from implicit.cpu.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
 
     people, products, matrix = _indexed(strengths)
-    model = AlternatingLeastSquares(
-        factors=settings.factors,
-        regularization=settings.regularization,
-        alpha=settings.alpha,
-        iterations=settings.iterations,
-        random_state=settings.seed,
-        num_threads=0,
-    )
-    model.fit(matrix, show_progress=False)
+    # `implicit` runs its own threads (num_threads=0: one per core); BLAS threads inside
+    # them would oversubscribe the cores, which `implicit` warns of unless BLAS has one.
+    with threadpool_limits(1, "blas"):
+        model = AlternatingLeastSquares(
+            factors=settings.factors,
+            regularization=settings.regularization,
+            alpha=settings.alpha,
+            iterations=settings.iterations,
+            random_state=settings.seed,
+            num_threads=0,
+        )
+        model.fit(matrix, show_progress=False)
     return Factors(
         people=people,
         person_factors=np.asarray(model.user_factors, dtype=np.float64),

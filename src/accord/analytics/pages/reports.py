@@ -4,8 +4,9 @@ written in the audience language), the chart, and a table of the same numbers as
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -16,6 +17,7 @@ from accord.analytics import reports, service
 from accord.analytics.people import Step
 from accord.audiences.conditions import EventCondition
 from accord.audiences.text import parse as parse_text
+from accord.audiences.text import render_condition
 from accord.core.clock import utcnow
 from accord.core.errors import InvalidInput
 from accord.web.auth import Caller, requires
@@ -43,6 +45,89 @@ def _step(text: str, field: str, problems: dict[str, str]) -> dict[str, Any] | N
         problems[field] = 'one event with optional filters: "Product Viewed" where category = "x"'
         return None
     return Step(event=condition.event, where=condition.where).model_dump(mode="json")
+
+
+def _step_text(step: Step) -> str:
+    """A step as the form takes it: the event clause of the audience language."""
+    return render_condition(step.condition()).removeprefix("did ")
+
+
+def _instant_text(value: datetime) -> str:
+    value = value.astimezone(UTC)
+    return value.date().isoformat() if value.time() == time() else value.isoformat()
+
+
+def builder_query(kind: str, spec: Mapping[str, Any], today: date) -> dict[str, Any] | None:
+    """The query of the builder page (`/analytics/{kind}`) that shows the report of a saved
+    spec, over its latest days counted from `today` when it has `last_days`; None when the
+    spec says what the form cannot (named steps, exclusions) or is no longer valid."""
+    try:
+        parsed = service.REPORTS[kind].parse(reports.dated(spec, today, to_excluded=True))
+    except InvalidInput:
+        return None
+    dates = {"from": _instant_text(parsed.from_), "to": _instant_text(parsed.to)}
+    if kind == "funnels":
+        if parsed.exclusions or any(step.name for step in parsed.steps):
+            return None
+        return {
+            "step": [_step_text(step) for step in parsed.steps],
+            "window_hours": f"{parsed.window_seconds / 3600:g}",
+            **dates,
+            "breakdown": parsed.breakdown or "",
+        }
+    if kind == "paths":
+        if parsed.step.name:
+            return None
+        return {
+            "step": _step_text(parsed.step),
+            "direction": parsed.direction,
+            "depth": str(parsed.depth),
+            "width": str(parsed.width),
+            **dates,
+        }
+    events = {f: getattr(parsed, f) for f in ("cohort_event", "return_event")}
+    if any(step is not None and step.name for step in events.values()):
+        return None
+    return {
+        **{f: "" if step is None else _step_text(step) for f, step in events.items()},
+        "period": parsed.period,
+        "periods": str(parsed.periods),
+        **dates,
+        "show": "1",
+    }
+
+
+EXAMPLE_NOTES = {
+    "funnels": "the event names of the Segment e-commerce spec",
+    "paths": "the event names of the Segment e-commerce spec",
+    "retention": "any event",
+}
+
+
+def _starting_points(state: State, caller: Caller, kind: str) -> dict[str, Any]:
+    """What the builder offers before a report is asked: the business's saved reports of
+    the kind, each a link that draws it, and an example."""
+    today = utcnow().date()
+    with state.store.read() as conn:
+        found = reports.list_reports(conn, business_id=caller.business_id)
+    path = f"/analytics/{kind}"
+
+    def link(spec: Mapping[str, Any]) -> str | None:
+        query = builder_query(kind, spec, today)
+        if query is None:
+            return None
+        return f"{path}?{urlencode({k: v for k, v in query.items() if v}, doseq=True)}"
+
+    example = reports.examples(DEFAULT_DAYS)[kind]
+    return {
+        "saved": [{"name": r.name, "href": link(r.spec)} for r in found if r.kind == kind],
+        "example": {
+            "name": example.name,
+            "href": link(example.spec),
+            "note": EXAMPLE_NOTES[kind],
+            "days": DEFAULT_DAYS,
+        },
+    }
 
 
 def _range(start: str | None, end: str | None) -> tuple[str, str]:
@@ -130,6 +215,7 @@ def funnels_page(
     problems: dict[str, str] = {}
     context: dict[str, Any] = {"form": form, "result": None, "chart": None}
     if not typed:
+        context |= _starting_points(state, caller, "funnels")
         return _page(request, caller, "analytics/funnels.html", {}, None, **context)
     steps = [_step(text, f"step{i}", problems) for i, text in enumerate(typed)]
     try:
@@ -200,6 +286,7 @@ def paths_page(
     form |= {"from": first, "to": last}
     context: dict[str, Any] = {"form": form, "result": None, "chart": None}
     if not step.strip():
+        context |= _starting_points(state, caller, "paths")
         return _page(request, caller, "analytics/paths.html", {}, None, **context)
     problems: dict[str, str] = {}
     anchor = _step(step, "step", problems)
@@ -270,6 +357,7 @@ def retention_page(
     form |= {"periods": periods, "from": first, "to": last}
     context: dict[str, Any] = {"form": form, "result": None, "triangle": None, "curve": None}
     if not show:
+        context |= _starting_points(state, caller, "retention")
         return _page(request, caller, "analytics/retention.html", {}, None, **context)
     problems: dict[str, str] = {}
     spec: dict[str, Any] = {"period": period, "periods": periods, "from": first, "to": last}
