@@ -1,12 +1,11 @@
 """Analytics benchmark: a 4-step funnel, a 12-week retention and a paths query over demo
 events, on DuckDB and (unless --no-spark) Spark local[2].
 
-The data set is a folder holding `lake/` (the event lake, one business) and
-`identifiers.parquet` (kind, value, profile_id), the layout bench/audiences.py caches:
-either `--data FOLDER` (any such folder, e.g. a prepared 10M-event / 1M-profile set) or
-`--events N`, which builds (once, cached under bench/results/data/audiences-N/) N demo
-events with bench/audiences.py's builder. Each report is timed as the median of --runs
-runs of the whole report (linking events to profiles included).
+The data set is the shared one of bench/dataset.py (`--events N`: built once and cached
+under bench/results/data/, see docs/benchmarks.md), or `--data FOLDER`, any folder holding
+`lake/` (the event lake, one business) and `identifiers.parquet` (kind, value,
+profile_id). Each report is timed as the median of --runs runs of the whole report
+(linking events to profiles included).
 
 Usage: .venv/bin/python bench/analytics.py --events 10000000 [--runs 3] [--no-spark]
        .venv/bin/python bench/analytics.py --data bench/results/data/big --business biz_bench
@@ -33,7 +32,7 @@ from accord.engine.connection import close, connect
 from accord.engine.lake import events
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from audiences import BUSINESS, DATA, DAYS, RESULTS, START, build
+from dataset import BUSINESS, DAYS, RESULTS, START, ensure
 
 END = START + timedelta(days=DAYS)
 
@@ -69,12 +68,18 @@ def specs(start: datetime, end: datetime) -> dict[str, tuple[Any, Any]]:
 
 
 def time_engine(
-    backend: Any, folder: Path, business_id: str, runs: int, start: datetime, end: datetime
+    backend: Any,
+    lake: Path,
+    identifiers: Path,
+    business_id: str,
+    runs: int,
+    start: datetime,
+    end: datetime,
 ) -> dict[str, Any]:
     source = source_on(
         backend,
-        events(backend, str(folder / "lake"), business_id=business_id),
-        pq.read_table(folder / "identifiers.parquet"),
+        events(backend, str(lake), business_id=business_id),
+        pq.read_table(identifiers),
     )
     out: dict[str, Any] = {}
     for name, (module, spec) in specs(start, end).items():
@@ -107,13 +112,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-spark", action="store_true")
     args = parser.parse_args()
-    folder = args.data
-    dataset: dict[str, Any] = {"folder": str(folder)}
-    if folder is None:
-        folder = DATA / f"audiences-{args.events}"
-        folder.mkdir(parents=True, exist_ok=True)
-        print(f"building {args.events} events in {folder} (cached)", flush=True)
-        dataset = build(folder, args.events)
+    if args.data is not None:
+        lake, identifiers = args.data / "lake", args.data / "identifiers.parquet"
+        dataset: dict[str, Any] = {"folder": str(args.data)}
+    else:
+        built = ensure(events=args.events)
+        lake, identifiers = built.lake, built.identifiers
+        dataset = {"folder": str(built.folder), **built.info}
     start = datetime.fromisoformat(args.start) if args.start else START
     end = datetime.fromisoformat(args.end) if args.end else END
     start, end = (d if d.tzinfo else d.replace(tzinfo=UTC) for d in (start, end))
@@ -130,12 +135,14 @@ def main() -> None:
     }
     print("DuckDB", flush=True)
     duck = connect("duckdb://")
-    report["duckdb"] = time_engine(duck, folder, args.business, args.runs, start, end)
+    report["duckdb"] = time_engine(duck, lake, identifiers, args.business, args.runs, start, end)
     close(duck)
     if not args.no_spark:
         print("Spark local[2]", flush=True)
         spark = connect("pyspark://local[2]")
-        report["spark"] = time_engine(spark, folder, args.business, args.runs, start, end)
+        report["spark"] = time_engine(
+            spark, lake, identifiers, args.business, args.runs, start, end
+        )
         close(spark)
     report["machine"]["load_average_after"] = os.getloadavg()
     RESULTS.mkdir(exist_ok=True)
