@@ -20,6 +20,7 @@ from accord.analytics.people import EventSource, identifier_table, source_on, tr
 from accord.analytics.volume import events_per_type_per_day
 from accord.audiences.compile import IDENTIFIER_SCHEMA
 from accord.audiences.computed import reads_computed, with_computed
+from accord.audiences.conditions import TraitType
 from accord.audiences.definitions import catalog
 from accord.core.clock import utcnow
 from accord.core.errors import FieldProblem, InvalidInput
@@ -107,13 +108,20 @@ def event_source(
     )
 
 
+def trait_type(conn: Connection, *, business_id: str, name: str) -> TraitType:
+    """The type audiences give a trait; 400 naming `breakdown_trait` for one the business's
+    catalog does not know."""
+    kind = catalog(conn, business_id=business_id).traits.get(name)
+    if kind is None:
+        raise InvalidInput([FieldProblem("breakdown_trait", f"unknown trait {name!r}")])
+    return kind
+
+
 def trait_values(conn: Connection, *, business_id: str, name: str, now: datetime) -> pa.Table:
     """profile_id, value: a trait of every profile, typed as audiences type it (the
     business's catalog; computed traits as at `now`); 400 naming `breakdown_trait` for a
     trait the catalog does not know."""
-    kind = catalog(conn, business_id=business_id).traits.get(name)
-    if kind is None:
-        raise InvalidInput([FieldProblem("breakdown_trait", f"unknown trait {name!r}")])
+    kind = trait_type(conn, business_id=business_id, name=name)
     computed = reads_computed([name])
     rows = profile_rows(conn, business_id=business_id, computed=computed)
     if computed:
