@@ -135,11 +135,15 @@ def _earliest_chain(spec: funnels.FunnelSpec, mine: list[Event], t0: int) -> lis
     return chain
 
 
-def funnel(events: list[Event], spec: funnels.FunnelSpec) -> funnels.FunnelResult:
+def funnel(
+    events: list[Event], spec: funnels.FunnelSpec, traits: dict[str, Any] | None = None
+) -> funnels.FunnelResult:
+    """`traits`: each profile's traits, for a breakdown by one (a value that is not text,
+    like a missing one, is the group null: the test's trait is a string)."""
     start, end = micros(spec.from_), micros(spec.to)
     late = micros(spec.to + spec.window)
     grouped: dict[Any, list[list[int]]] = {}
-    for mine in _by_person(events).values():
+    for person, mine in _by_person(events).items():
         if any(start <= e.us < late and _matches(x, e) for e in mine for x in spec.exclusions):
             continue
         best: dict[Any, tuple[int, int]] = {}  # group -> (level, t0)
@@ -147,6 +151,9 @@ def funnel(events: list[Event], spec: funnels.FunnelSpec) -> funnels.FunnelResul
             if not (start <= e.us < end and _matches(spec.steps[0], e)):
                 continue
             group = e.facts.properties.get(spec.breakdown) if spec.breakdown else None
+            if spec.breakdown_trait:
+                value = (traits or {}).get(person, {}).get(spec.breakdown_trait)
+                group = value if isinstance(value, str) else None
             level = _reachable(spec, mine, e.us)
             if group not in best or (-level, e.us) < (-best[group][0], best[group][1]):
                 best[group] = (level, e.us)
@@ -164,14 +171,16 @@ def funnel(events: list[Event], spec: funnels.FunnelSpec) -> funnels.FunnelResul
             medians.append(statistics.median(gaps) if gaps else None)
         return funnels.steps_of(spec, counts, medians)
 
-    everyone = [c for chains in grouped.values() for c in chains] if not spec.breakdown else []
-    if spec.breakdown is None:
+    everyone = [c for chains in grouped.values() for c in chains] if not spec.broken_down else []
+    if not spec.broken_down:
         return funnels.FunnelResult(steps=steps(everyone))
-    totals = funnel(events, spec.model_copy(update={"breakdown": None})).steps
+    plain = spec.model_copy(update={"breakdown": None, "breakdown_trait": None})
+    totals = funnel(events, plain).steps
     order = sorted(grouped, key=lambda v: (-len(grouped[v]), v is None, str(v)))
     return funnels.FunnelResult(
         steps=totals,
         breakdown=spec.breakdown,
+        breakdown_trait=spec.breakdown_trait,
         groups=[
             funnels.FunnelGroup(value=v, steps=steps(grouped[v]))
             for v in order[: funnels.MAX_GROUPS]

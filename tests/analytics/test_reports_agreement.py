@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accord.analytics import funnels, paths, retention
-from accord.analytics.people import source_on
+from accord.analytics.people import source_on, trait_table
 from accord.engine.connection import connect
 from accord.engine.lake import events as lake_events
 from tests.analytics import reference
@@ -35,19 +35,31 @@ wheres = st.sampled_from(
 steps = st.fixed_dictionaries({"event": st.sampled_from([*NAMES, "Never"]), "where": wheres})
 
 
+# Each person's traits: a `plan` of text, of another type (3: no value) or none.
+traits = st.fixed_dictionaries(
+    {
+        f"p{i}": st.sampled_from([{"plan": "free"}, {"plan": "pro"}, {"plan": 3}, {}])
+        for i in range(5)
+    }
+)
+
+
 @st.composite
 def funnel_specs(draw: Any) -> funnels.FunnelSpec:
     first = draw(st.integers(0, 40))
-    return funnels.parse_spec(
-        {
-            "steps": draw(st.lists(steps, min_size=1, max_size=4)),
-            "window_seconds": 60 * draw(st.integers(1, 40)),
-            "from": (BASE + MINUTE * first).isoformat(),
-            "to": (BASE + MINUTE * (first + draw(st.integers(0, 40)))).isoformat(),
-            "breakdown": draw(st.sampled_from([None, "category", "revenue"])),
-            "exclusions": draw(st.lists(steps, max_size=1)),
-        }
-    )
+    spec = {
+        "steps": draw(st.lists(steps, min_size=1, max_size=4)),
+        "window_seconds": 60 * draw(st.integers(1, 40)),
+        "from": (BASE + MINUTE * first).isoformat(),
+        "to": (BASE + MINUTE * (first + draw(st.integers(0, 40)))).isoformat(),
+        "exclusions": draw(st.lists(steps, max_size=1)),
+    }
+    breakdown = draw(st.sampled_from([None, "category", "revenue", "trait plan"]))
+    if breakdown == "trait plan":
+        spec["breakdown_trait"] = "plan"
+    elif breakdown is not None:
+        spec["breakdown"] = breakdown
+    return funnels.parse_spec(spec)
 
 
 @st.composite
@@ -85,15 +97,20 @@ def check(
     funnel_list: list[funnels.FunnelSpec],
     path_list: list[paths.PathSpec],
     retention_list: list[retention.RetentionSpec],
+    profile_traits: dict[str, Any] | None = None,
 ) -> None:
+    profile_traits = profile_traits or {}
     with tempfile.TemporaryDirectory() as folder:
         lake = Path(folder) / "lake"
         identifiers = reference.write(lake, events)
+        plans = trait_table(
+            [(pid, values, BASE, BASE) for pid, values in profile_traits.items()], "plan", "string"
+        )
         source = source_on(
-            backend, lake_events(backend, str(lake), business_id=BUSINESS), identifiers
+            backend, lake_events(backend, str(lake), business_id=BUSINESS), identifiers, plans
         )
         for spec in funnel_list:
-            expected = reference.funnel(events, spec).to_json()
+            expected = reference.funnel(events, spec, profile_traits).to_json()
             assert _rounded(funnels.run(source, spec, now=NOW).to_json()) == _rounded(expected), (
                 spec.to_json()
             )
@@ -123,11 +140,12 @@ days = event_sets(unit=DAY, span=40)
     events=minutes,
     funnel_list=st.lists(funnel_specs(), min_size=1, max_size=3),
     path_list=st.lists(path_specs(), min_size=1, max_size=2),
+    profile_traits=traits,
 )
 def test_duckdb_funnels_and_paths_equal_their_definitions(
-    events: list[Event], funnel_list: list[Any], path_list: list[Any]
+    events: list[Event], funnel_list: list[Any], path_list: list[Any], profile_traits: Any
 ) -> None:
-    check(connect("duckdb://"), events, funnel_list, path_list, [])
+    check(connect("duckdb://"), events, funnel_list, path_list, [], profile_traits)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -157,8 +175,34 @@ def test_spark_reports_equal_their_definitions(spark_backend: Any) -> None:
         funnel_list=st.lists(funnel_specs(), min_size=1, max_size=1),
         path_list=st.lists(path_specs(), min_size=1, max_size=1),
         retention_list=st.lists(retention_specs(), min_size=1, max_size=1),
+        profile_traits=traits,
     )
-    def run(events: list[Event], funnel_list: Any, path_list: Any, retention_list: Any) -> None:
-        check(spark_backend, events, funnel_list, path_list, retention_list)
+    def run(
+        events: list[Event],
+        funnel_list: Any,
+        path_list: Any,
+        retention_list: Any,
+        profile_traits: Any,
+    ) -> None:
+        check(spark_backend, events, funnel_list, path_list, retention_list, profile_traits)
+
+    run()
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_spark_funnel_by_trait_equals_its_definition(spark_backend: Any) -> None:
+    """The trait breakdown on Spark, every example broken down by the trait (the test
+    above draws it one time in four)."""
+
+    @settings(
+        max_examples=2,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(events=minutes, spec=funnel_specs(), profile_traits=traits)
+    def run(events: list[Event], spec: funnels.FunnelSpec, profile_traits: Any) -> None:
+        by_trait = spec.model_copy(update={"breakdown": None, "breakdown_trait": "plan"})
+        check(spark_backend, events, [by_trait], [], [], profile_traits)
 
     run()

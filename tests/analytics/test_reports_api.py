@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import UTC, datetime, timedelta
+from html import unescape
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -164,6 +166,95 @@ def test_reports_count_people_across_their_anonymous_and_known_events(
     )
     assert page.status_code == 200, page.text
     assert figure(page.text, "funnel-chart")["data"][0]["y"] == [s["count"] for s in steps]
+
+
+def _people(client: TestClient, keys: Bootstrap, query: str, body: Any) -> Any:
+    return client.post(
+        f"/api/analytics/funnels/people?{query}",
+        headers={"Authorization": f"Bearer {keys.admin_token}"},
+        json=body,
+    )
+
+
+def test_a_funnel_broken_down_by_a_profile_trait_and_the_people_of_a_step(
+    client: TestClient, keys: Bootstrap, store: Store, settings: Settings
+) -> None:
+    t = collect(client, keys, store, settings)
+    auth = "Basic " + base64.b64encode(f"{keys.write_key}:".encode()).decode()
+    traits = [
+        {"type": "identify", "userId": "u1", "traits": {"plan": "pro"}},
+        {"type": "identify", "anonymousId": "a2", "traits": {"plan": "free"}},
+    ]
+    answer = client.post("/v1/batch", headers={"Authorization": auth}, json={"batch": traits})
+    assert answer.status_code == 200, answer.text
+    drain(store, lake_url=settings.resolved_lake_url(), batch_size=100, lease=timedelta(seconds=60))
+
+    # u1 (a1) went through, a2 added and stopped, a3 only viewed (its add came too late).
+    by_plan = _post(client, keys, "funnels", funnel_body(t, breakdown_trait="plan"))
+    assert by_plan.status_code == 200, by_plan.text
+    result = by_plan.json()
+    assert result["breakdown_trait"] == "plan" and "breakdown" not in result
+    assert [s["count"] for s in result["steps"]] == [3, 2, 1]
+    assert [(g["value"], [s["count"] for s in g["steps"]]) for g in result["groups"]] == [
+        ("free", [1, 1, 0]),
+        ("pro", [1, 1, 1]),
+        (None, [1, 0, 0]),
+    ]
+    # An event breakdown may name a path into the event's JSON too (read as text).
+    by_path = _post(client, keys, "funnels", funnel_body(t, breakdown="properties.category"))
+    assert by_path.status_code == 200, by_path.text
+    groups = {g["value"]: [s["count"] for s in g["steps"]] for g in by_path.json()["groups"]}
+    assert groups == {"jackets": [2, 1, 1], "boots": [1, 1, 0]}
+    # A computed trait, as audiences read it: a number, as at the time of the report.
+    by_orders = _post(client, keys, "funnels", funnel_body(t, breakdown_trait="order_count"))
+    groups = {g["value"]: [s["count"] for s in g["steps"]] for g in by_orders.json()["groups"]}
+    assert groups == {1.0: [1, 1, 1], 0.0: [2, 1, 0]}
+
+    reached = _people(client, keys, "step=2", funnel_body(t, breakdown_trait="plan")).json()
+    dropped = _people(client, keys, "step=2&dropped=true", funnel_body(t)).json()
+    last = _people(client, keys, "step=3", funnel_body(t)).json()
+    assert (reached["count"], dropped["count"], last["count"]) == (2, 1, 1)
+    assert set(reached["profile_ids"]) == set(dropped["profile_ids"]) | set(last["profile_ids"])
+    refused = _people(client, keys, "step=3&dropped=true", funnel_body(t))
+    assert refused.status_code == 400 and "dropped" in refused.text
+
+    for change in (
+        {"breakdown_trait": "no_such_trait"},
+        {"breakdown": "category", "breakdown_trait": "plan"},
+    ):
+        response = _post(client, keys, "funnels", funnel_body(t, **change))
+        assert response.status_code == 400, response.text
+        assert "breakdown_trait" in response.text, response.text
+
+    query = {
+        "step": [f'"{VIEW}"', f'"{ADD}"', f'"{ORDER}"'],
+        "window_hours": "24",
+        "from": funnel_body(t)["from"],
+        "to": funnel_body(t)["to"],
+    }
+    headers = {"Authorization": f"Bearer {keys.admin_token}", "accept": "text/html"}
+    page = client.get(
+        "/analytics/funnels?" + urlencode({**query, "breakdown_trait": "plan"}, doseq=True),
+        headers=headers,
+    )
+    assert page.status_code == 200, page.text
+    table = page.text.split('id="funnel-breakdown"')[1].split("</table>")[0]
+    assert "By trait plan" in page.text
+    rows = [re.sub(r"<[^>]+>", " ", row).split() for row in table.split("<tr>")[2:]]
+    assert rows == [["free", "1", "1", "0"], ["pro", "1", "1", "1"], ["(none)", "1", "0", "0"]]
+    # Each step links its people as CSV: the same ids as the API's.
+    links = re.findall(r'href="(/analytics/funnels/people\.csv\?[^"]+)"', page.text)
+    stopped = next(unescape(link) for link in links if "people_step=2&amp;dropped=true" in link)
+    csv = client.get(stopped, headers={"Authorization": f"Bearer {keys.admin_token}"})
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    assert csv.text.split() == ["profile_id", *dropped["profile_ids"]]
+    assert len(links) == 5  # reached for steps 1 to 3, stopped here for steps 1 and 2
+    unknown = client.get(
+        "/analytics/funnels?" + urlencode({**query, "breakdown_trait": "nope"}, doseq=True),
+        headers=headers,
+    )
+    assert unknown.status_code == 400
+    assert "unknown trait" in unknown.text and 'name="breakdown_trait" value="nope"' in unknown.text
 
 
 BAD = [

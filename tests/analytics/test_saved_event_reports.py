@@ -73,6 +73,16 @@ def test_a_saved_event_report_is_checked_when_saved(client: TestClient, keys: Bo
         ("funnels", {"steps": [], "window_seconds": 60, "last_days": 7}, "spec.steps"),
         ("paths", {"step": {"event": VIEW}, "last_days": 0}, "spec.last_days"),
         ("retention", {"period": "fortnight", "periods": 4, "last_days": 30}, "spec.period"),
+        (
+            "funnels",
+            {
+                "steps": [{"event": VIEW}],
+                "window_seconds": 60,
+                "last_days": 7,
+                "breakdown_trait": "x",
+            },
+            "spec.breakdown_trait",
+        ),
     ]:
         answer = client.post(
             "/api/analytics/reports", headers=api, json={"kind": kind, "name": kind, "spec": spec}

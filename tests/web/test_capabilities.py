@@ -47,10 +47,7 @@ CAPABILITIES: dict[str, str | ApiOnly] = {
     ),
     "GET /api/reports/volume": "/analytics/volume",
     "POST /api/analytics/funnels": "/analytics/funnels",
-    "POST /api/analytics/funnels/people": ApiOnly(
-        "the profile ids of one funnel step, for scripts that save or export them "
-        "(the page shows the counts)"
-    ),
+    "POST /api/analytics/funnels/people": "/analytics/funnels",
     "POST /api/analytics/paths": "/analytics/paths",
     "POST /api/analytics/retention": "/analytics/retention",
     "POST /api/analytics/attribution": "/analytics/attribution",

@@ -80,13 +80,16 @@ def funnel(
 
 
 @analytics_router.post(
-    "/funnels/people", summary="The profile ids reaching at least one step of a funnel"
+    "/funnels/people", summary="The profile ids reaching (or dropping after) one step of a funnel"
 )
 def funnel_people(
     state: State,
     caller: Analyst,
     body: Annotated[dict[str, Any], Body(examples=[FUNNEL_EXAMPLE])],
     step: Annotated[int, Query(ge=1, le=funnels.MAX_STEPS, description="1-based step")],
+    dropped: Annotated[
+        bool, Query(description="Only the people whose furthest step this is")
+    ] = False,
 ) -> dict[str, Any]:
     settings = state.settings
     people = service.funnel_people(
@@ -96,8 +99,9 @@ def funnel_people(
         engine_url=settings.engine_url,
         lake_url=settings.resolved_lake_url(),
         business_id=caller.business_id,
+        dropped=dropped,
     )
-    return {"step": step, "count": len(people), "profile_ids": people}
+    return {"step": step, "dropped": dropped, "count": len(people), "profile_ids": people}
 
 
 @analytics_router.post("/paths", summary="The events people do next after (or before) one")

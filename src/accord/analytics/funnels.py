@@ -35,6 +35,8 @@ from accord.analytics.people import (
     utc,
     with_people,
 )
+from accord.audiences.compile import event_property
+from accord.core.clock import iso
 from accord.core.errors import FieldProblem, InvalidInput
 from accord.engine.tables import drop, materialise
 
@@ -55,6 +57,8 @@ class FunnelSpec(BaseModel):
     to: datetime
     # An event property of each person's first-step event (the audience language's names).
     breakdown: str | None = Field(default=None, min_length=1, max_length=200)
+    # Or a profile trait (as a `trait` condition names it): each person's current value.
+    breakdown_trait: str | None = Field(default=None, min_length=1, max_length=200)
     # People with any of these events in [from, to + window) are left out of the funnel.
     exclusions: list[Step] = Field(default_factory=list, max_length=MAX_EXCLUSIONS)
 
@@ -66,6 +70,10 @@ class FunnelSpec(BaseModel):
     @property
     def window(self) -> timedelta:
         return timedelta(seconds=self.window_seconds)
+
+    @property
+    def broken_down(self) -> bool:
+        return self.breakdown is not None or self.breakdown_trait is not None
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -81,6 +89,8 @@ def parse_spec(data: Any) -> FunnelSpec:
         problems += step_problems(step, f"exclusions[{i}]")
     if spec.breakdown is not None:
         problems += property_problems(spec.breakdown, "breakdown")
+        if spec.breakdown_trait is not None:
+            problems.append(FieldProblem("breakdown_trait", "give breakdown or breakdown_trait"))
     if problems:
         raise InvalidInput(problems)
     return spec
@@ -101,7 +111,8 @@ class FunnelStep:
 
 @dataclass(frozen=True)
 class FunnelGroup:
-    """The funnel of the people whose first-step event had this breakdown value."""
+    """The funnel of the people whose first-step event (or whose profile, for a trait)
+    had this breakdown value."""
 
     value: Any
     steps: list[FunnelStep]
@@ -111,14 +122,18 @@ class FunnelGroup:
 class FunnelResult:
     steps: list[FunnelStep]
     breakdown: str | None = None
+    breakdown_trait: str | None = None
     groups: list[FunnelGroup] | None = None
     # breakdown values left out of `groups` (beyond MAX_GROUPS)
     other_groups: int = 0
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        if self.breakdown is None:
-            del out["groups"], out["other_groups"], out["breakdown"]
+        for key in ("breakdown", "breakdown_trait"):
+            if out[key] is None:
+                del out[key]
+        if self.groups is None:
+            del out["groups"], out["other_groups"]
         return out
 
 
@@ -145,7 +160,8 @@ def steps_of(spec: FunnelSpec, counts: list[int], medians: list[float | None]) -
 
 def step_rows(source: EventSource, spec: FunnelSpec, now: datetime) -> Any:
     """One row per event of any step or exclusion in [from, to + window): profile_id,
-    `ts` (microseconds), `grp` (the breakdown value), `s<i>` per step, `excluded`."""
+    `ts` (microseconds), `grp` (the breakdown value: the event's property, or the
+    person's trait from `source.trait`), `s<i>` per step, `excluded`."""
     events = between(source.events, spec.from_, spec.to + spec.window)
     names = sorted({s.event for s in (*spec.steps, *spec.exclusions)})
     events = events.filter(events.event.isin(names))
@@ -153,7 +169,11 @@ def step_rows(source: EventSource, spec: FunnelSpec, now: datetime) -> Any:
     excluded = ibis.literal(False)
     for step in spec.exclusions:
         excluded = excluded | matching(events, step)
-    group = events[spec.breakdown] if spec.breakdown else ibis.null().cast("string")
+    if spec.breakdown:
+        # A path into the event's JSON is read as text.
+        group = event_property(events, spec.breakdown, "string")
+    else:
+        group = ibis.null().cast("string")
     rows = events.select(
         "user_id",
         "anonymous_id",
@@ -162,7 +182,15 @@ def step_rows(source: EventSource, spec: FunnelSpec, now: datetime) -> Any:
         excluded=excluded,
         **flags,
     )
-    return with_people(source, rows)
+    people = with_people(source, rows)
+    if spec.breakdown_trait is None:
+        return people
+    if source.trait is None:
+        raise ValueError("a trait breakdown needs the trait's values (source.trait)")
+    values = source.trait.select(trait_profile="profile_id", trait_value="value")
+    joined = people.left_join(values, people.profile_id == values.trait_profile)
+    kept = [c for c in people.columns if c != "grp"]
+    return joined.select(*kept, grp=joined.trait_value)
 
 
 def chains(rows: Any, spec: FunnelSpec) -> Any:
@@ -255,26 +283,34 @@ def _run_grouped(
         drop(backend, rows.get_name())
     out: dict[Any, tuple[list[int], list[float | None]]] = {}
     for row in counts:
-        out[row["grp"]] = ([int(row[f"reached_{k}"] or 0) for k in range(n)], [None] * n)
+        out[_value(row["grp"])] = ([int(row[f"reached_{k}"] or 0) for k in range(n)], [None] * n)
     for row in medians:
-        if row["grp"] in out and row["median_us"] is not None:
-            out[row["grp"]][1][int(row["step"])] = float(row["median_us"]) / MICROS
+        group = _value(row["grp"])
+        if group in out and row["median_us"] is not None:
+            out[group][1][int(row["step"])] = float(row["median_us"]) / MICROS
     return out
+
+
+def _value(group: Any) -> Any:
+    # A datetime trait's value as its ISO 8601 text, as the profile shows it.
+    return iso(group) if isinstance(group, datetime) else group
 
 
 def run(source: EventSource, spec: FunnelSpec, *, now: datetime) -> FunnelResult:
     """The funnel on the engine (`now` only resolves relative windows in step filters)."""
     n = len(spec.steps)
-    totals = _run_grouped(source, spec.model_copy(update={"breakdown": None}), now)
+    everyone = spec.model_copy(update={"breakdown": None, "breakdown_trait": None})
+    totals = _run_grouped(source, everyone, now)
     counts, medians = totals.get(None, ([0] * n, [None] * n))
     result = FunnelResult(steps=steps_of(spec, counts, medians))
-    if spec.breakdown is None:
+    if not spec.broken_down:
         return result
     grouped = _run_grouped(source, spec, now)
     order = sorted(grouped, key=lambda v: (-grouped[v][0][0], v is None, str(v)))
     return FunnelResult(
         steps=result.steps,
         breakdown=spec.breakdown,
+        breakdown_trait=spec.breakdown_trait,
         groups=[
             FunnelGroup(value=v, steps=steps_of(spec, *grouped[v])) for v in order[:MAX_GROUPS]
         ],
@@ -282,15 +318,23 @@ def run(source: EventSource, spec: FunnelSpec, *, now: datetime) -> FunnelResult
     )
 
 
-def people_at(source: EventSource, spec: FunnelSpec, step: int, *, now: datetime) -> list[str]:
+def people_at(
+    source: EventSource, spec: FunnelSpec, step: int, *, now: datetime, dropped: bool = False
+) -> list[str]:
     """The profile ids reaching at least step `step` (1-based): the people of one bar of
-    the funnel, to save as an audience or export."""
+    the funnel, to save as an audience or export; with `dropped`, those whose furthest
+    step is `step` (they reached it and not the next)."""
     if not 1 <= step <= len(spec.steps):
         raise InvalidInput([FieldProblem("step", f"must be 1 to {len(spec.steps)}")])
+    if dropped and step == len(spec.steps):
+        raise InvalidInput([FieldProblem("dropped", "no step follows the last one")])
     rows = materialise(source.backend, step_rows(source, spec, now))
     try:
         people = furthest(chains(rows, spec), len(spec.steps))
-        reached = people.filter(people.level >= step).select("profile_id").distinct()
+        # A trait breakdown keeps one group a person; an event property's may keep several.
+        best = people.group_by("profile_id").aggregate(level=people.level.max())
+        chosen = best.level == step if dropped else best.level >= step
+        reached = best.filter(chosen).select("profile_id")
         ids = source.backend.to_pyarrow(reached.order_by("profile_id")).column("profile_id")
         return [str(v) for v in ids.to_pylist()]
     finally:

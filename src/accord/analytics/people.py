@@ -15,6 +15,8 @@ from accord.audiences.compile import (
     IDENTIFIER_SCHEMA,
     EngineTables,
     event_matches,
+    profiles_table,
+    trait_column,
     with_profile,
 )
 from accord.audiences.conditions import (
@@ -22,6 +24,7 @@ from accord.audiences.conditions import (
     Definition,
     EventCondition,
     PropertyFilter,
+    TraitType,
     problems_of,
 )
 from accord.core.errors import FieldProblem, InvalidInput
@@ -129,15 +132,29 @@ class EventSource:
     events: Any
     # kind ('user_id' | 'anonymous_id'), value, profile_id
     identifiers: Any
+    # profile_id, value: one profile trait, for a funnel broken down by it (`trait_table`)
+    trait: Any = None
 
 
-def source_on(backend: Any, events: Any, identifiers: pa.Table) -> EventSource:
-    """The identifiers (from the state store) beside the business's lake events."""
+def source_on(
+    backend: Any, events: Any, identifiers: pa.Table, trait: pa.Table | None = None
+) -> EventSource:
+    """The identifiers (and a trait's values) from the state store beside the business's
+    lake events."""
     return EventSource(
         backend=backend,
         events=events,
         identifiers=register(backend, identifiers.cast(IDENTIFIER_SCHEMA)),
+        trait=None if trait is None else register(backend, trait),
     )
+
+
+def trait_table(rows: Any, name: str, kind: TraitType) -> pa.Table:
+    """profile_id, value: one trait of every profile, typed as the audience compiler types
+    it (`profiles_table`: a value of another type is null). `rows` are (profile_id, traits,
+    first_seen, last_seen)."""
+    table = profiles_table(rows, {name: kind})
+    return pa.table({"profile_id": table["profile_id"], "value": table[trait_column(name)]})
 
 
 def identifier_table(rows: list[tuple[str, str, str]]) -> pa.Table:

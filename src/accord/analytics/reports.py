@@ -222,6 +222,14 @@ def check_input(data: SavedReportIn, *, today: date) -> None:
 
 def save(conn: Connection, *, business_id: str, data: SavedReportIn) -> str:
     check_input(data, today=utcnow().date())
+    trait = data.spec.get("breakdown_trait") if data.kind == "funnels" else None
+    if isinstance(trait, str):
+        try:
+            service.trait_type(conn, business_id=business_id, name=trait)
+        except InvalidInput as exc:
+            raise InvalidInput(
+                [FieldProblem(f"spec.{p.field}", p.reason) for p in exc.problems]
+            ) from exc
     if len(list_reports(conn, business_id=business_id)) >= MAX_REPORTS:
         raise InvalidInput([FieldProblem("name", f"a business keeps at most {MAX_REPORTS}")])
     report_id = new_id("rpt")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, Protocol
 
@@ -16,15 +16,18 @@ from accord.analytics import funnels, paths, retention, spend
 from accord.analytics.attribution import AttributionSpec, attribution_table
 from accord.analytics.attribution import check as check_attribution
 from accord.analytics.channels import CHANNELS
-from accord.analytics.people import EventSource, identifier_table, source_on
+from accord.analytics.people import EventSource, identifier_table, source_on, trait_table
 from accord.analytics.volume import events_per_type_per_day
 from accord.audiences.compile import IDENTIFIER_SCHEMA
+from accord.audiences.computed import reads_computed, with_computed
+from accord.audiences.conditions import TraitType
+from accord.audiences.definitions import catalog
 from accord.core.clock import utcnow
 from accord.core.errors import FieldProblem, InvalidInput
 from accord.engine.connection import connect
 from accord.engine.lake import events
 from accord.engine.tables import register
-from accord.profiles.service import identifier_rows
+from accord.profiles.service import identifier_rows, profile_rows
 from accord.store.db import Store
 
 
@@ -84,14 +87,46 @@ REPORTS: dict[str, ReportKind] = {
 
 
 def event_source(
-    backend: BaseBackend, conn: Connection, *, lake_url: str, business_id: str
+    backend: BaseBackend,
+    conn: Connection,
+    *,
+    lake_url: str,
+    business_id: str,
+    trait: str | None = None,
+    now: datetime | None = None,
 ) -> EventSource:
-    """A business's lake events and its identifiers (from the state store) on the engine."""
+    """A business's lake events and its identifiers (from the state store) on the engine,
+    with the values of one profile trait when a funnel is broken down by it."""
+    values = None
+    if trait is not None:
+        values = trait_values(conn, business_id=business_id, name=trait, now=now or utcnow())
     return source_on(
         backend,
         events(backend, lake_url, business_id=business_id),
         identifier_table(identifier_rows(conn, business_id=business_id)),
+        values,
     )
+
+
+def trait_type(conn: Connection, *, business_id: str, name: str) -> TraitType:
+    """The type audiences give a trait; 400 naming `breakdown_trait` for one the business's
+    catalog does not know."""
+    kind = catalog(conn, business_id=business_id).traits.get(name)
+    if kind is None:
+        raise InvalidInput([FieldProblem("breakdown_trait", f"unknown trait {name!r}")])
+    return kind
+
+
+def trait_values(conn: Connection, *, business_id: str, name: str, now: datetime) -> pa.Table:
+    """profile_id, value: a trait of every profile, typed as audiences type it (the
+    business's catalog; computed traits as at `now`); 400 naming `breakdown_trait` for a
+    trait the catalog does not know."""
+    kind = trait_type(conn, business_id=business_id, name=name)
+    computed = reads_computed([name])
+    rows = profile_rows(conn, business_id=business_id, computed=computed)
+    if computed:
+        rows = [replace(r, traits=with_computed(r.traits, r.computed, now)) for r in rows]
+    return trait_table(((r.id, r.traits, r.first_seen, r.last_seen) for r in rows), name, kind)
 
 
 def run_report(
@@ -130,9 +165,17 @@ def report_on(
     `analytics.reports`, stores `kind` and `data` and calls this again)."""
     report = REPORTS[kind]
     spec = report.parse(data)
+    at = now or utcnow()
     with store.read() as conn:
-        source = event_source(backend, conn, lake_url=lake_url, business_id=business_id)
-    return report.run(source, spec, now=now or utcnow()).to_json()
+        source = event_source(
+            backend,
+            conn,
+            lake_url=lake_url,
+            business_id=business_id,
+            trait=getattr(spec, "breakdown_trait", None),
+            now=at,
+        )
+    return report.run(source, spec, now=at).to_json()
 
 
 def funnel_people(
@@ -144,13 +187,23 @@ def funnel_people(
     lake_url: str,
     business_id: str,
     now: datetime | None = None,
+    dropped: bool = False,
 ) -> list[str]:
-    """The profile ids reaching at least step `step` (1-based) of a funnel."""
+    """The profile ids reaching at least step `step` (1-based) of a funnel; with
+    `dropped`, those whose furthest step it is."""
     spec = funnels.parse_spec(data)
     backend = connect(engine_url)
+    at = now or utcnow()
     with store.read() as conn:
-        source = event_source(backend, conn, lake_url=lake_url, business_id=business_id)
-    return funnels.people_at(source, spec, step, now=now or utcnow())
+        source = event_source(
+            backend,
+            conn,
+            lake_url=lake_url,
+            business_id=business_id,
+            trait=spec.breakdown_trait,
+            now=at,
+        )
+    return funnels.people_at(source, spec, step, now=at, dropped=dropped)
 
 
 # -- attribution and acquisition cost --------------------------------------------------

@@ -4,13 +4,14 @@ written in the audience language), the chart, and a table of the same numbers as
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 
 from accord.analytics import reports, service
@@ -74,6 +75,7 @@ def builder_query(kind: str, spec: Mapping[str, Any], today: date) -> dict[str, 
             "window_hours": f"{parsed.window_seconds / 3600:g}",
             **dates,
             "breakdown": parsed.breakdown or "",
+            "breakdown_trait": parsed.breakdown_trait or "",
         }
     if kind == "paths":
         if parsed.step.name:
@@ -192,17 +194,26 @@ def funnel_chart(result: Mapping[str, Any]) -> Chart:
     )
 
 
-@router.get("/analytics/funnels")
-def funnels_page(
-    request: Request,
-    state: State,
-    caller: Analyst,
+@dataclass(frozen=True)
+class FunnelForm:
+    """The funnel page's query: what the form shows, the spec it asks (None until steps are
+    typed or while a field is wrong), the problems by form field, and the API's field
+    names as the form's."""
+
+    form: dict[str, Any]
+    spec: dict[str, Any] | None
+    problems: dict[str, str]
+    names: dict[str, str]
+
+
+def funnel_form(
     step: Annotated[list[str] | None, Query(max_length=20)] = None,
     window_hours: str = "168",
     start: Annotated[str | None, Query(alias="from")] = None,
     end: Annotated[str | None, Query(alias="to")] = None,
     breakdown: str = "",
-) -> HTMLResponse:
+    breakdown_trait: str = "",
+) -> FunnelForm:
     typed = [s for s in (step or []) if s.strip()]
     first, last = _range(start, end)
     form = {
@@ -211,12 +222,15 @@ def funnels_page(
         "from": first,
         "to": last,
         "breakdown": breakdown,
+        "breakdown_trait": breakdown_trait,
     }
+    names = {f"steps[{i}]": f"step{i}" for i in range(len(typed))}
+    names |= {"window_seconds": "window_hours", "from": "from", "to": "to"}
+    # The longer name first: `breakdown` is its prefix.
+    names |= {"breakdown_trait": "breakdown_trait", "breakdown": "breakdown"}
     problems: dict[str, str] = {}
-    context: dict[str, Any] = {"form": form, "result": None, "chart": None}
     if not typed:
-        context |= _starting_points(state, caller, "funnels")
-        return _page(request, caller, "analytics/funnels.html", {}, None, **context)
+        return FunnelForm(form, None, problems, names)
     steps = [_step(text, f"step{i}", problems) for i, text in enumerate(typed)]
     try:
         hours = float(window_hours)
@@ -224,7 +238,7 @@ def funnels_page(
         problems["window_hours"] = "must be a number of hours"
         hours = 0
     if problems:
-        return _page(request, caller, "analytics/funnels.html", problems, None, **context)
+        return FunnelForm(form, None, problems, names)
     spec: dict[str, Any] = {
         "steps": steps,
         "window_seconds": round(hours * 3600),
@@ -233,17 +247,68 @@ def funnels_page(
     }
     if breakdown.strip():
         spec["breakdown"] = breakdown.strip()
-    names = {f"steps[{i}]": f"step{i}" for i in range(len(steps))}
-    names |= {"window_seconds": "window_hours", "from": "from", "to": "to"}
-    names["breakdown"] = "breakdown"
+    if breakdown_trait.strip():
+        spec["breakdown_trait"] = breakdown_trait.strip()
+    return FunnelForm(form, spec, problems, names)
+
+
+@router.get("/analytics/funnels")
+def funnels_page(
+    request: Request,
+    state: State,
+    caller: Analyst,
+    asked: Annotated[FunnelForm, Depends(funnel_form)],
+) -> HTMLResponse:
+    context: dict[str, Any] = {"form": asked.form, "result": None, "chart": None}
+    template = "analytics/funnels.html"
+    if asked.spec is None:
+        if not asked.problems:
+            context |= _starting_points(state, caller, "funnels")
+        return _page(request, caller, template, asked.problems, None, **context)
     try:
-        result = _run(state, caller, "funnels", spec)
+        result = _run(state, caller, "funnels", asked.spec)
     except InvalidInput as exc:
-        return _page(
-            request, caller, "analytics/funnels.html", _problems_of(exc, names), spec, **context
+        problems = _problems_of(exc, asked.names)
+        return _page(request, caller, template, problems, asked.spec, **context)
+    context |= {
+        "result": result,
+        "chart": funnel_chart(result),
+        "people_href": f"/analytics/funnels/people.csv?{request.url.query}",
+    }
+    return _page(request, caller, template, {}, asked.spec, **context)
+
+
+@router.get("/analytics/funnels/people.csv")
+def funnel_people_csv(
+    state: State,
+    caller: Analyst,
+    asked: Annotated[FunnelForm, Depends(funnel_form)],
+    people_step: Annotated[int, Query(ge=1, le=20)],
+    dropped: bool = False,
+) -> Response:
+    """The profile ids of one step of the page's funnel (reaching it, or stopping there),
+    one a line under a `profile_id` header."""
+    if asked.spec is None:
+        reasons = asked.problems or {"step": "type the funnel's steps"}
+        return PlainTextResponse(
+            "".join(f"{field}: {reason}\n" for field, reason in reasons.items()), status_code=400
         )
-    context |= {"result": result, "chart": funnel_chart(result)}
-    return _page(request, caller, "analytics/funnels.html", {}, spec, **context)
+    settings = state.settings
+    ids = service.funnel_people(
+        asked.spec,
+        people_step,
+        store=state.store,
+        engine_url=settings.engine_url,
+        lake_url=settings.resolved_lake_url(),
+        business_id=caller.business_id,
+        dropped=dropped,
+    )
+    name = f"funnel-step-{people_step}{'-dropped' if dropped else ''}.csv"
+    return Response(
+        "".join(f"{line}\r\n" for line in ["profile_id", *ids]),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 def path_chart(result: Mapping[str, Any]) -> Chart:
