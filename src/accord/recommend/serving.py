@@ -248,19 +248,23 @@ def _in_stock(
     one query of `limit + LOOK_AHEAD` ids instead of the whole catalogue's stock."""
     known: dict[str, Product | None] = {}
     window = limit + LOOK_AHEAD
+    items = ranked(excluded, window)
     while True:
-        items = ranked(excluded, window)
         head = items[:limit]
         if all(i.product_id in known for i in head):
             details = {i.product_id: known[i.product_id] for i in head}
             return head, {k: v for k, v in details.items() if v is not None}
         unknown = [i.product_id for i in items if i.product_id not in known]
         found = by_ids(conn, business_id=business_id, ids=unknown)
+        gone = set()
         for product_id in unknown:
             product = known[product_id] = found.get(product_id)
             if product is not None and not product.in_stock:
-                excluded.add(product_id)
-        window *= 2
+                gone.add(product_id)
+        if any(i.product_id in gone for i in head):
+            excluded |= gone
+            window *= 2
+            items = ranked(excluded, window)
 
 
 def for_contact(
