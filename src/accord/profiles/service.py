@@ -6,9 +6,10 @@ Which identifiers belong together is decided by the identity context
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 import orjson
@@ -70,6 +71,72 @@ def owners(conn: Connection, *, business_id: str, keys: Iterable[Key]) -> dict[K
             for row in rows:
                 found[(kind, row.value)] = row.profile_id
     return found
+
+
+@cache
+def _owner_with_members(keys: int) -> Any:
+    owner = profile_identifiers.alias("found_by")
+    member = profile_identifiers.alias("same_profile")
+    return (
+        select(
+            owner.c.kind.label("owner_kind"),
+            owner.c.value.label("owner_value"),
+            member.c.profile_id,
+            member.c.kind,
+            member.c.value,
+        )
+        .join_from(
+            owner,
+            member,
+            (member.c.business_id == owner.c.business_id)
+            & (member.c.profile_id == owner.c.profile_id),
+        )
+        .where(
+            owner.c.business_id == bindparam("business_id"),
+            or_(
+                *(
+                    (owner.c.kind == bindparam(f"kind_{i}"))
+                    & (owner.c.value == bindparam(f"value_{i}"))
+                    for i in range(keys)
+                )
+            ),
+        )
+    )
+
+
+_MEMBERS_OF = select(profile_identifiers.c.kind, profile_identifiers.c.value).where(
+    profile_identifiers.c.business_id == bindparam("business_id"),
+    profile_identifiers.c.profile_id == bindparam("profile_id"),
+)
+
+
+def owner_with_identifiers(
+    conn: Connection,
+    *,
+    business_id: str,
+    keys: Sequence[Key] = (),
+    profile_id: str | None = None,
+) -> tuple[str | None, list[Key]]:
+    """The profile of the first of `keys` that has one (or the profile named), and every
+    identifier of that profile, in one query: a request path can afford no more."""
+    if profile_id is not None:
+        rows = conn.execute(_MEMBERS_OF, {"business_id": business_id, "profile_id": profile_id})
+        return profile_id, [(r.kind, r.value) for r in rows]
+    if not keys:
+        return None, []
+    parameters: dict[str, Any] = {"business_id": business_id}
+    for i, (kind, value) in enumerate(keys):
+        parameters |= {f"kind_{i}": kind, f"value_{i}": value}
+    owner: dict[Key, str] = {}
+    identifiers: dict[str, list[Key]] = {}
+    for row in conn.execute(_owner_with_members(len(keys)), parameters):
+        owner[(row.owner_kind, row.owner_value)] = row.profile_id
+        identifiers.setdefault(row.profile_id, []).append((row.kind, row.value))
+    found = next((owner[key] for key in keys if key in owner), None)
+    if found is None:
+        return None, []
+    # The owner row joins once per key it matched: one copy of each identifier.
+    return found, list(dict.fromkeys(identifiers[found]))
 
 
 def members(conn: Connection, *, profile_ids: Iterable[str]) -> dict[str, dict[Key, datetime]]:

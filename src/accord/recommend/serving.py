@@ -7,16 +7,16 @@ counts at once. Without it the answer is the popular products only, and says so.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from accord.consent.service import granted_purposes
 from accord.core.errors import FieldProblem, InvalidInput
-from accord.profiles.service import identifier_rows, owners
-from accord.recommend.catalogue import by_ids, out_of_stock
+from accord.profiles.service import owner_with_identifiers, owners
+from accord.recommend.catalogue import Product, by_ids
 from accord.recommend.models import (
     recommendation_histories,
     recommendation_neighbours,
@@ -28,6 +28,9 @@ PURPOSE = "preferences"
 MAX_LIMIT = 100
 POPULAR_READ = 200
 CONTEXT_PREFIX = "product:"
+# Products looked up beyond the list's length, so that a few out of stock among them
+# cost no second catalogue read.
+LOOK_AHEAD = 10
 
 
 @dataclass(frozen=True)
@@ -83,65 +86,78 @@ def parse_context(context: str | None) -> str | None:
 def find_profile(
     conn: Connection, *, business_id: str, user_id: str | None, anonymous_id: str | None
 ) -> str | None:
-    keys = [(k, v) for k, v in (("user_id", user_id), ("anonymous_id", anonymous_id)) if v]
-    found = owners(conn, business_id=business_id, keys=keys)
-    for key in keys:  # the userId's profile first, as the worker links events
-        if key in found:
-            return found[key]
-    return None
+    profile_id, _ = owner_with_identifiers(
+        conn, business_id=business_id, keys=_keys(user_id, anonymous_id)
+    )
+    return profile_id
+
+
+def _keys(user_id: str | None, anonymous_id: str | None) -> list[tuple[str, str]]:
+    # The userId's profile first, as the worker links events.
+    return [(k, v) for k, v in (("user_id", user_id), ("anonymous_id", anonymous_id)) if v]
 
 
 def may_personalise(
     conn: Connection,
     *,
     business_id: str,
-    profile_id: str | None,
-    user_ids: list[str],
-    anonymous_ids: list[str],
+    identifiers: list[tuple[str, str]],
 ) -> bool:
-    """Whether the person granted `preferences`, over every identifier of their profile."""
-    users, anonymous = set(user_ids), set(anonymous_ids)
-    if profile_id is not None:
-        for _, kind, value in identifier_rows(
-            conn, business_id=business_id, profile_ids=[profile_id]
-        ):
-            if kind == "user_id":
-                users.add(value)
-            elif kind == "anonymous_id":
-                anonymous.add(value)
+    """Whether the person granted `preferences`, over every identifier they are known by
+    (the ledger read collection uses, so a withdrawal counts at once)."""
+    users = sorted({v for k, v in identifiers if k == "user_id"})
+    anonymous = sorted({v for k, v in identifiers if k == "anonymous_id"})
     if not users and not anonymous:
         return False
     granted = granted_purposes(
-        conn, business_id=business_id, user_ids=sorted(users), anonymous_ids=sorted(anonymous)
+        conn, business_id=business_id, user_ids=users, anonymous_ids=anonymous
     )
     return granted.get(PURPOSE) is True
 
 
-def _popular(conn: Connection, business_id: str) -> list[tuple[str, float]]:
-    t = recommendation_popular.c
-    rows = conn.execute(
-        select(t.product_id, t.score)
-        .where(t.business_id == business_id)
-        .order_by(t.score.desc(), t.product_id)
-        .limit(POPULAR_READ)
+# Built once, like the ledger read: on a request path building a statement costs about as
+# much as running it. Rows come in key order so that sums of floats, and so ties, are the
+# same on every store.
+_t = recommendation_popular.c
+_POPULAR = (
+    select(_t.product_id, _t.score)
+    .where(_t.business_id == bindparam("business_id"))
+    .order_by(_t.score.desc(), _t.product_id)
+    .limit(POPULAR_READ)
+)
+_h = recommendation_histories.c
+_HISTORY = (
+    select(_h.product_id, _h.strength, _h.bought)
+    .where(_h.business_id == bindparam("business_id"), _h.profile_id == bindparam("profile_id"))
+    .order_by(_h.product_id)
+)
+_n = recommendation_neighbours.c
+_NEIGHBOURS = (
+    select(_n.product_id, _n.related_id, _n.score)
+    .where(
+        _n.business_id == bindparam("business_id"),
+        _n.product_id.in_(bindparam("products", expanding=True)),
     )
-    return [(r.product_id, float(r.score)) for r in rows]
+    .order_by(_n.product_id, _n.related_id)
+)
+
+
+def _popular(conn: Connection, business_id: str) -> list[tuple[str, float]]:
+    rows = conn.execute(_POPULAR, {"business_id": business_id}).all()
+    return [(product, float(score)) for product, score in rows]
 
 
 def _neighbours(
     conn: Connection, business_id: str, products: list[str]
 ) -> dict[str, list[tuple[str, float]]]:
-    t = recommendation_neighbours.c
     found: dict[str, list[tuple[str, float]]] = {}
     if not products:
         return found
-    rows = conn.execute(
-        select(t.product_id, t.related_id, t.score).where(
-            t.business_id == business_id, t.product_id.in_(products)
-        )
-    )
-    for row in rows:
-        found.setdefault(row.product_id, []).append((row.related_id, float(row.score)))
+    # All rows at once: fetched one by one they cost more than the query.
+    for product, related, score in conn.execute(
+        _NEIGHBOURS, {"business_id": business_id, "products": products}
+    ).all():
+        found.setdefault(product, []).append((related, float(score)))
     return found
 
 
@@ -160,19 +176,13 @@ def recommend(
     the page of one product."""
     check_limit(limit)
     notes: list[str] = []
-    if profile_id is None:
-        profile_id = find_profile(
-            conn, business_id=business_id, user_id=user_id, anonymous_id=anonymous_id
-        )
+    profile_id, identifiers = owner_with_identifiers(
+        conn, business_id=business_id, keys=_keys(user_id, anonymous_id), profile_id=profile_id
+    )
     personal = may_personalise(
-        conn,
-        business_id=business_id,
-        profile_id=profile_id,
-        user_ids=[user_id] if user_id else [],
-        anonymous_ids=[anonymous_id] if anonymous_id else [],
+        conn, business_id=business_id, identifiers=[*_keys(user_id, anonymous_id), *identifiers]
     )
     popular = _popular(conn, business_id)
-    excluded = out_of_stock(conn, business_id=business_id)
     if not popular:
         notes.append("no training has run yet: nothing to recommend")
     if not personal:
@@ -180,51 +190,81 @@ def recommend(
             f"no {PURPOSE} consent (personalization_storage): popular products only"
             + ("; the product context was not used" if context else "")
         )
-        items = rank(history={}, neighbours={}, popular=popular, exclude=excluded, limit=limit)
-        return _answer(conn, business_id, items, False, notes, profile_id, with_details)
+        items, details = _in_stock(
+            conn,
+            business_id,
+            lambda excluded, window: rank(
+                history={}, neighbours={}, popular=popular, exclude=excluded, limit=window
+            ),
+            set(),
+            limit,
+        )
+        return Answer(items, False, notes, profile_id, details if with_details else {})
     history: dict[str, float] = {}
+    excluded: set[str] = set()
     if profile_id is not None:
-        t = recommendation_histories.c
-        for row in conn.execute(
-            select(t.product_id, t.strength, t.bought).where(
-                t.business_id == business_id, t.profile_id == profile_id
-            )
-        ):
-            history[row.product_id] = float(row.strength)
-            if row.bought:
-                excluded.add(row.product_id)
+        for product, strength, bought in conn.execute(
+            _HISTORY, {"business_id": business_id, "profile_id": profile_id}
+        ).all():
+            history[product] = float(strength)
+            if bought:
+                excluded.add(product)
     if not history:
         notes.append("no product history for this person yet: popular products fill the list")
     neighbours = _neighbours(conn, business_id, sorted({*history, *([context] if context else [])}))
     if context is not None and context not in neighbours:
         notes.append(f"unknown product context {context!r}: ignored")
         context = None
-    items = rank(
-        history=history,
-        neighbours=neighbours,
-        popular=popular,
-        exclude=excluded,
-        context=context,
-        limit=limit,
+    items, details = _in_stock(
+        conn,
+        business_id,
+        lambda excluded, window: rank(
+            history=history,
+            neighbours=neighbours,
+            popular=popular,
+            exclude=excluded,
+            context=context,
+            limit=window,
+        ),
+        excluded,
+        limit,
     )
-    return _answer(conn, business_id, items, True, notes, profile_id, with_details)
+    return Answer(items, True, notes, profile_id, details if with_details else {})
 
 
-def _answer(
+def _in_stock(
     conn: Connection,
     business_id: str,
-    items: list[Ranked],
-    personalised: bool,
-    notes: list[str],
-    profile_id: str | None,
-    with_details: bool,
-) -> Answer:
-    details = (
-        by_ids(conn, business_id=business_id, ids=[i.product_id for i in items])
-        if with_details and items
-        else {}
-    )
-    return Answer(items, personalised, notes, profile_id, details)
+    ranked: Callable[[set[str], int], list[Ranked]],
+    excluded: set[str],
+    limit: int,
+) -> tuple[list[Ranked], dict[str, Product]]:
+    """The list of `limit` products `ranked` makes when every out-of-stock product is
+    excluded, and the catalogue entries of its products, reading only listed products.
+
+    The ranking is greedy: excluding a product the list does not hold changes nothing,
+    and a longer list starts with the shorter one. So it is enough to look up the listed
+    products, a few more ahead, and rank again while one of them is out of stock: usually
+    one query of `limit + LOOK_AHEAD` ids instead of the whole catalogue's stock."""
+    known: dict[str, Product | None] = {}
+    window = limit + LOOK_AHEAD
+    items = ranked(excluded, window)
+    while True:
+        head = items[:limit]
+        if all(i.product_id in known for i in head):
+            details = {i.product_id: known[i.product_id] for i in head}
+            return head, {k: v for k, v in details.items() if v is not None}
+        unknown = [i.product_id for i in items if i.product_id not in known]
+        found = by_ids(conn, business_id=business_id, ids=unknown)
+        gone = set()
+        for product_id in unknown:
+            product = known[product_id] = found.get(product_id)
+            if product is not None and not product.in_stock:
+                gone.add(product_id)
+        if any(i.product_id in gone for i in head):
+            excluded |= gone
+            window *= 2
+            items = ranked(excluded, window)
 
 
 def for_contact(
