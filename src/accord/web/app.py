@@ -120,10 +120,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.add_middleware(TrustedProxies, trusted=settings.trusted_proxies)
     # Routes are matched one by one in this order, each router walked in turn, so the
-    # public routes sites call at rate come first: /v1/recommendations, included last,
-    # spent more CPU finding its route (about 400 before it) than answering.
+    # public routes sites call at rate come first (collection, recommendations, the
+    # banner's script, config and decisions, the tag): /v1/recommendations, included
+    # last, spent more CPU finding its route (about 400 before it) than answering.
     app.include_router(collect_router)
     app.include_router(recommend_router)
+    app.include_router(consent_router)
+    app.include_router(cmp_router)
+    app.include_router(tag_router)
     app.include_router(profiles_router)
     app.include_router(rights_router)
     app.include_router(analytics_router)
@@ -148,9 +152,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             job_pages,
         ],
     )
-    app.include_router(cmp_router)
-    app.include_router(tag_router)
-    app.include_router(consent_router)
     app.include_router(consent_admin_router)
     app.include_router(identity_router)
     app.include_router(audiences_router)
