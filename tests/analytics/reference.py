@@ -23,6 +23,11 @@ BASE = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 NAMES = ("A", "B", "C", "D")
 
 
+def _period_index(us: int, period: str) -> int:
+    """The cohort period of an instant in microseconds: what the engine's column computes."""
+    return (us - retention.PERIOD_ORIGIN[period]) // retention.PERIOD_MICROS[period]
+
+
 @dataclass(frozen=True)
 class Event:
     seq: int
@@ -234,10 +239,10 @@ def retained(
         firsts = [e.us for e in mine if e.us < end and matches(spec.cohort_event, e)]
         if not firsts or min(firsts) < start:
             continue
-        cohort = retention.period_index(min(firsts), spec.period)
+        cohort = _period_index(min(firsts), spec.period)
         sizes[cohort] = sizes.get(cohort, 0) + 1
         came_back = {
-            retention.period_index(e.us, spec.period) - cohort
+            _period_index(e.us, spec.period) - cohort
             for e in mine
             if e.us >= start and matches(spec.return_event, e)
         }

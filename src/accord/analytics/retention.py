@@ -98,10 +98,6 @@ def period_start(index: int, period: str) -> datetime:
     return EPOCH + timedelta(microseconds=index * PERIOD_MICROS[period] + PERIOD_ORIGIN[period])
 
 
-def period_index(us: int, period: str) -> int:
-    return (us - PERIOD_ORIGIN[period]) // PERIOD_MICROS[period]
-
-
 def _index(column: Any, period: str) -> Any:
     return ((column - PERIOD_ORIGIN[period]) // PERIOD_MICROS[period]).cast("int64")
 
