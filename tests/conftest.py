@@ -107,9 +107,13 @@ def with_postal_address(store: Store, business_id: str) -> None:
 
 
 @pytest.fixture
-def keys(store: Store) -> Bootstrap:
+def keys(store: Store, request: pytest.FixtureRequest) -> Bootstrap:
+    """The test business; under `@pytest.mark.keeps_unknown_location` its visitors of
+    unknown location fall under the opt-out regime (see `opt_out_where_unknown`)."""
     made = bootstrap(store, name="Test Shop")
     with_postal_address(store, made.business_id)
+    if request.node.get_closest_marker("keeps_unknown_location") is not None:
+        opt_out_where_unknown(store, made.business_id)
     return made
 
 

@@ -24,12 +24,9 @@ from accord.store.db import Store
 from tests.analytics.pages import figure
 from tests.test_cli import Cli
 
-
-@pytest.fixture
-def keys(opt_out_keys: Bootstrap) -> Bootstrap:
-    # Events here carry no consent and no location; this business keeps them, as its
-    # rule for unknown locations ("XX") says (the default is the strictest regime).
-    return opt_out_keys
+# Events here carry no consent and no location; this business keeps them, as its
+# rule for unknown locations ("XX") says (the default is the strictest regime).
+pytestmark = pytest.mark.keeps_unknown_location
 
 
 VIEW, ADD, ORDER = "Product Viewed", "Product Added", "Order Completed"

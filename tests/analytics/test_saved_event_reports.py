@@ -18,12 +18,9 @@ from accord.store.db import Store
 from tests.analytics.pages import figure
 from tests.analytics.test_reports_api import ADD, ORDER, VIEW, collect
 
-
-@pytest.fixture
-def keys(opt_out_keys: Bootstrap) -> Bootstrap:
-    # Events here carry no consent and no location; this business keeps them, as its
-    # rule for unknown locations ("XX") says (the default is the strictest regime).
-    return opt_out_keys
+# Events here carry no consent and no location; this business keeps them, as its
+# rule for unknown locations ("XX") says (the default is the strictest regime).
+pytestmark = pytest.mark.keeps_unknown_location
 
 
 HTML = {"accept": "text/html"}

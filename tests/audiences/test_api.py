@@ -23,12 +23,9 @@ from accord.store.db import Store
 from tests.audiences.test_service import Grants, ago
 from tests.webhook_receiver import running_receiver
 
-
-@pytest.fixture
-def keys(opt_out_keys: Bootstrap) -> Bootstrap:
-    # Events here carry no consent and no location; this business keeps them, as its
-    # rule for unknown locations ("XX") says (item 14: the default is the strictest).
-    return opt_out_keys
+# Events here carry no consent and no location; this business keeps them, as its
+# rule for unknown locations ("XX") says (the default is the strictest regime).
+pytestmark = pytest.mark.keeps_unknown_location
 
 
 @pytest.fixture

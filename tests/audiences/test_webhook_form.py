@@ -17,12 +17,9 @@ from tests.audiences.test_pages import _save_pros
 from tests.profiles.test_pages import employee_session
 from tests.web.sessions import admin_session
 
-
-@pytest.fixture
-def keys(opt_out_keys: Bootstrap) -> Bootstrap:
-    # Events here carry no consent and no location; this business keeps them, as its
-    # rule for unknown locations ("XX") says (the default is the strictest regime).
-    return opt_out_keys
+# Events here carry no consent and no location; this business keeps them, as its
+# rule for unknown locations ("XX") says (the default is the strictest regime).
+pytestmark = pytest.mark.keeps_unknown_location
 
 
 def _webhooks(store: Store, business_id: str) -> list[WebhookView]:

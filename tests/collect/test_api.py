@@ -17,12 +17,9 @@ from accord.collect.models import inbox
 from accord.core.clock import iso, utcnow
 from accord.store.db import Store
 
-
-@pytest.fixture
-def keys(opt_out_keys: Bootstrap) -> Bootstrap:
-    # Events here carry no consent and no location; this business keeps them, as its
-    # rule for unknown locations ("XX") says (item 14: the default is the strictest).
-    return opt_out_keys
+# Events here carry no consent and no location; this business keeps them, as its
+# rule for unknown locations ("XX") says (the default is the strictest regime).
+pytestmark = pytest.mark.keeps_unknown_location
 
 
 def basic(write_key: str) -> dict[str, str]:

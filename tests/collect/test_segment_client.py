@@ -36,13 +36,9 @@ DRAIN_TIMEOUT = 60.0
 # the stored values can be off by that much from the one computed on exact values.
 MS = timedelta(milliseconds=1)
 
-
-@pytest.fixture
-def keys(opt_out_keys: Bootstrap) -> Bootstrap:
-    # The library's calls carry no consent and come from localhost, a location that cannot
-    # be told; this business keeps them, as its rule for unknown locations ("XX") says
-    # (item 19: the default there is the strictest regime, which keeps no identifier).
-    return opt_out_keys
+# Events here carry no consent and no location; this business keeps them, as its
+# rule for unknown locations ("XX") says (the default is the strictest regime).
+pytestmark = pytest.mark.keeps_unknown_location
 
 
 @pytest.fixture

@@ -18,12 +18,9 @@ from accord.experiments.models import cma_three_arm
 from accord.experiments.simulate import Scenario, simulate
 from accord.store.db import Store
 
-
-@pytest.fixture
-def keys(opt_out_keys: Bootstrap) -> Bootstrap:
-    # Events here carry no consent and no location; this business keeps them, as its
-    # rule for unknown locations ("XX") says (the default is the strictest regime).
-    return opt_out_keys
+# Events here carry no consent and no location; this business keeps them, as its
+# rule for unknown locations ("XX") says (the default is the strictest regime).
+pytestmark = pytest.mark.keeps_unknown_location
 
 
 def _admin(keys: Bootstrap) -> dict[str, str]:

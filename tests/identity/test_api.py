@@ -15,12 +15,9 @@ from accord.process.email import record_in_ledger
 from accord.process.worker import drain
 from accord.store.db import Store
 
-
-@pytest.fixture
-def keys(opt_out_keys: Bootstrap) -> Bootstrap:
-    # Events here carry no consent and no location; this business keeps them, as its
-    # rule for unknown locations ("XX") says (the default is the strictest regime).
-    return opt_out_keys
+# Events here carry no consent and no location; this business keeps them, as its
+# rule for unknown locations ("XX") says (the default is the strictest regime).
+pytestmark = pytest.mark.keeps_unknown_location
 
 
 def _send(client: TestClient, keys: Bootstrap, kind: str, body: dict[str, Any]) -> None:

@@ -17,15 +17,7 @@ from accord.accounts.models import Bootstrap
 from tests.identity.matching_data import MATCHING, base
 from tests.serverproc import ServerProcess, server_env
 
-
-@pytest.fixture
-def keys(opt_out_keys: Bootstrap) -> Bootstrap:
-    # Events here carry no consent and no location; this business keeps them, as its
-    # rule for unknown locations ("XX") says (the default is the strictest regime).
-    return opt_out_keys
-
-
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.keeps_unknown_location, pytest.mark.slow, pytest.mark.timeout(300)]
 
 # The server must run this worktree's code, whatever PYTHONPATH the caller has.
 SRC = Path(__file__).resolve().parents[2] / "src"

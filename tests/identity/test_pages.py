@@ -21,12 +21,9 @@ from accord.web.auth import SESSION_COOKIE
 from tests.identity.helpers import groups, profile_of
 from tests.profiles.test_pages import employee_session, html, reader_token
 
-
-@pytest.fixture
-def keys(opt_out_keys: Bootstrap) -> Bootstrap:
-    # Events here carry no consent and no location; this business keeps them, as its
-    # rule for unknown locations ("XX") says (item 14: the default is the strictest).
-    return opt_out_keys
+# Events here carry no consent and no location; this business keeps them, as its
+# rule for unknown locations ("XX") says (the default is the strictest regime).
+pytestmark = pytest.mark.keeps_unknown_location
 
 
 def send(

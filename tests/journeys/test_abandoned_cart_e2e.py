@@ -25,12 +25,9 @@ from accord.store.db import Store
 from tests.journeys.helpers import ABANDONED_CART
 from tests.smtp_sink import SmtpSink
 
-
-@pytest.fixture
-def keys(opt_out_keys: Bootstrap) -> Bootstrap:
-    # Events here carry no consent and no location; this business keeps them, as its
-    # rule for unknown locations ("XX") says (the default is the strictest regime).
-    return opt_out_keys
+# Events here carry no consent and no location; this business keeps them, as its
+# rule for unknown locations ("XX") says (the default is the strictest regime).
+pytestmark = pytest.mark.keeps_unknown_location
 
 
 def _basic(keys: Bootstrap) -> tuple[str, str]:

@@ -19,12 +19,9 @@ from accord.process.scheduler import Scheduler
 from accord.process.worker import drain
 from accord.store.db import Store
 
-
-@pytest.fixture
-def keys(opt_out_keys: Bootstrap) -> Bootstrap:
-    # Events here carry no consent and no location; this business keeps them, as its
-    # rule for unknown locations ("XX") says (item 14: the default is the strictest).
-    return opt_out_keys
+# Events here carry no consent and no location; this business keeps them, as its
+# rule for unknown locations ("XX") says (the default is the strictest regime).
+pytestmark = pytest.mark.keeps_unknown_location
 
 
 DAY = date(2027, 1, 15)

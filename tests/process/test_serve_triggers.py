@@ -38,15 +38,7 @@ from tests.serverproc import ServerProcess, server_env
 from tests.smtp_sink import running_sink
 from tests.webhook_receiver import Received, running_receiver
 
-
-@pytest.fixture
-def keys(opt_out_keys: Bootstrap) -> Bootstrap:
-    # Events here carry no consent and no location; this business keeps them, as its
-    # rule for unknown locations ("XX") says (the default is the strictest regime).
-    return opt_out_keys
-
-
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.keeps_unknown_location, pytest.mark.slow, pytest.mark.timeout(240)]
 
 T = TypeVar("T")
 

@@ -22,12 +22,9 @@ from accord.store.db import Store
 from accord.web.auth import SESSION_COOKIE
 from tests.messaging.helpers import grant
 
-
-@pytest.fixture
-def keys(opt_out_keys: Bootstrap) -> Bootstrap:
-    # Events here carry no consent and no location; this business keeps them, as its
-    # rule for unknown locations ("XX") says (item 14: the default is the strictest).
-    return opt_out_keys
+# Events here carry no consent and no location; this business keeps them, as its
+# rule for unknown locations ("XX") says (the default is the strictest regime).
+pytestmark = pytest.mark.keeps_unknown_location
 
 
 SYSTEM = Actor(kind="system", label="test")

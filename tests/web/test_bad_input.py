@@ -15,11 +15,9 @@ from accord.core.settings import Settings
 from accord.process.worker import drain
 from accord.store.db import Store
 
-
-@pytest.fixture
-def keys(opt_out_keys: Bootstrap) -> Bootstrap:
-    # Events here carry no consent and no location: this business keeps them (rule "XX").
-    return opt_out_keys
+# Events here carry no consent and no location; this business keeps them, as its
+# rule for unknown locations ("XX") says (the default is the strictest regime).
+pytestmark = pytest.mark.keeps_unknown_location
 
 
 def _write(keys: Bootstrap) -> dict[str, str]:
